@@ -1,0 +1,40 @@
+# The two commands of the README, and the few that help them. Every target makes its own virtual
+# environment inside the checkout (.venv) from the registries, so a fresh machine with Python 3.11 needs
+# nothing else.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test php bench chaos lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## make run: the service's main job on its embedded defaults.
+run: $(STAMP)
+	$(BIN)/wms-relay demo
+
+## make test: the whole test suite (the PHP differential tests run where php-cli is installed; `make php` installs it).
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make php: Debian's php-cli, the reference the signing tests compare against (needs root or sudo).
+php:
+	@command -v php >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq php-cli >/dev/null; }
+	@php --version | head -1
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/signing.py
+
+lint: $(STAMP)
+	$(BIN)/python -m pip install --quiet flake8
+	$(BIN)/python -m flake8 signing worker tasks tests benchmarks
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .hypothesis

@@ -1,0 +1,48 @@
+"""The ``wms-relay`` command: one argparse tree; each subcommand lives in its own module under
+``worker/commands/`` and contributes ``register(subparsers)``, which adds its parser and sets
+``handler(args) -> int`` as the default.  Settings are read here, once, and passed in."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from worker import __version__
+from worker.settings import SettingsError
+
+# One module per command family; add a line here when you add a module.
+COMMAND_MODULES = [
+    "worker.commands.sandbox",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wms-relay",
+        description="Delivers warehouse events to Trademax: validated, signed, exactly once.",
+    )
+    parser.add_argument("--version", action="version", version=f"wms-relay {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(handler(args) or 0)
+    except SettingsError as exc:
+        print(f"wms-relay: configuration problem: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the wms-relay CLI, one module per command family."""

@@ -1,0 +1,131 @@
+"""Settings: read once from the environment into a frozen object that is passed in everywhere.
+
+Library code never reads ``os.environ``; the entry points (the CLI, the Celery app module) call
+:func:`Settings.from_env` once.  A missing or malformed variable stops start-up with a
+:class:`SettingsError` that names the variable.  The Trademax secret is kept out of ``repr`` so it
+cannot reach a log line through a settings dump.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit
+
+DEFAULT_BASE_URL = "http://dashboard.trademax.se/api/"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value != value or value < minimum:
+        raise SettingsError(f"{name} must be a number >= {minimum:g}, got {raw!r}")
+    return value
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be >= {minimum}, got {raw!r}")
+    return value
+
+
+def _http_url(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = (env.get(name) or default).strip()
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"{name} must be an http(s) URL like {default}, got {raw!r}")
+    return raw if raw.endswith("/") else raw + "/"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about wms-relay.  Build with :meth:`from_env`; copy with :meth:`replace`."""
+
+    # Broker and store.  None: the embedded valkey-server under ``var_dir`` (see worker.embedded_redis).
+    redis_url: str | None = None
+    var_dir: Path = Path("var")
+
+    # Trademax.
+    trademax_base_url: str = DEFAULT_BASE_URL
+    trademax_api_key: str = ""
+    trademax_secret: str = field(default="", repr=False)
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+
+    # Retry policy (worker.retry_policy): full-jitter exponential backoff.  80 attempts capped at one
+    # hour add up to ~34 h on average (never less than ~24 h in practice): a day-long outage is ridden out.
+    retry_base_seconds: float = 1.0
+    retry_cap_seconds: float = 3600.0
+    retry_max_attempts: int = 80
+
+    # Ledger.
+    delivered_retention_days: float = 30.0
+    claim_lease_seconds: float = 120.0
+    # A dispatch update waiting for its create is re-checked this often, this many times.
+    dependency_wait_seconds: float = 30.0
+    dependency_wait_max_checks: int = 240
+
+    # Observability and operations.
+    sentry_dsn: str = field(default="", repr=False)
+    flower_basic_auth: str = field(default="", repr=False)
+    log_format: str = "text"
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Read settings from ``env`` (default: the process environment)."""
+        env = os.environ if env is None else env
+        log_format = (env.get("LOG_FORMAT") or "text").strip().lower()
+        if log_format not in ("text", "json"):
+            raise SettingsError(f"LOG_FORMAT must be 'text' or 'json', got {log_format!r}")
+        redis_url = (env.get("REDIS_URL") or "").strip() or None
+        if redis_url is not None and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise SettingsError(f"REDIS_URL must be a redis://, rediss:// or unix:// URL, got {redis_url!r}")
+        return cls(
+            redis_url=redis_url,
+            var_dir=Path(env.get("WMS_RELAY_VAR_DIR") or "var"),
+            trademax_base_url=_http_url(env, "TRADEMAX_BASE_URL", DEFAULT_BASE_URL),
+            trademax_api_key=(env.get("TRADEMAX_API_KEY") or "").strip(),
+            trademax_secret=env.get("TRADEMAX_SECRET") or "",
+            connect_timeout=_number(env, "TRADEMAX_CONNECT_TIMEOUT", 5.0, minimum=0.001),
+            read_timeout=_number(env, "TRADEMAX_READ_TIMEOUT", 30.0, minimum=0.001),
+            retry_base_seconds=_number(env, "RETRY_BASE_SECONDS", 1.0, minimum=0.001),
+            retry_cap_seconds=_number(env, "RETRY_CAP_SECONDS", 3600.0, minimum=0.001),
+            retry_max_attempts=_integer(env, "RETRY_MAX_ATTEMPTS", 80, minimum=1),
+            delivered_retention_days=_number(env, "DELIVERED_RETENTION_DAYS", 30.0, minimum=0.0),
+            claim_lease_seconds=_number(env, "CLAIM_LEASE_SECONDS", 120.0, minimum=1.0),
+            dependency_wait_seconds=_number(env, "DEPENDENCY_WAIT_SECONDS", 30.0, minimum=0.01),
+            dependency_wait_max_checks=_integer(env, "DEPENDENCY_WAIT_MAX_CHECKS", 240, minimum=1),
+            sentry_dsn=(env.get("SENTRY_DSN") or "").strip(),
+            flower_basic_auth=env.get("FLOWER_BASIC_AUTH") or "",
+            log_format=log_format,
+            log_level=(env.get("LOG_LEVEL") or "INFO").strip().upper(),
+        )
+
+    def require_trademax_credentials(self) -> "Settings":
+        """Fail with a message naming the variable unless the Trademax key and secret are set."""
+        if not self.trademax_api_key:
+            raise SettingsError("TRADEMAX_API_KEY is not set: the public api key Trademax gave you")
+        if not self.trademax_secret:
+            raise SettingsError("TRADEMAX_SECRET is not set: the secret key Trademax gave you")
+        return self
+
+    def replace(self, **changes) -> "Settings":
+        return replace(self, **changes)
