@@ -13,6 +13,9 @@ from worker.settings import SettingsError
 # One module per command family; add a line here when you add a module.
 COMMAND_MODULES = [
     "worker.commands.sandbox",
+    "worker.commands.processes",
+    "worker.commands.enqueue",
+    "worker.commands.flower",
 ]
 
 

@@ -78,6 +78,11 @@ class Settings:
     # Ledger.
     delivered_retention_days: float = 30.0
     claim_lease_seconds: float = 120.0
+    # Celery-on-Redis redelivers a message that is not acknowledged within this many seconds (a worker
+    # killed mid-task).  It must exceed the longest task (connect + read timeout and a few Redis calls),
+    # or a slow but live task would be delivered twice.
+    visibility_timeout_seconds: float = 300.0
+    worker_concurrency: int = 16
     # A dispatch update waiting for its create is re-checked this often, this many times.
     dependency_wait_seconds: float = 30.0
     dependency_wait_max_checks: int = 240
@@ -111,6 +116,8 @@ class Settings:
             retry_max_attempts=_integer(env, "RETRY_MAX_ATTEMPTS", 80, minimum=1),
             delivered_retention_days=_number(env, "DELIVERED_RETENTION_DAYS", 30.0, minimum=0.0),
             claim_lease_seconds=_number(env, "CLAIM_LEASE_SECONDS", 120.0, minimum=1.0),
+            visibility_timeout_seconds=_number(env, "VISIBILITY_TIMEOUT_SECONDS", 300.0, minimum=1.0),
+            worker_concurrency=_integer(env, "WORKER_CONCURRENCY", 16, minimum=1),
             dependency_wait_seconds=_number(env, "DEPENDENCY_WAIT_SECONDS", 30.0, minimum=0.01),
             dependency_wait_max_checks=_integer(env, "DEPENDENCY_WAIT_MAX_CHECKS", 240, minimum=1),
             sentry_dsn=(env.get("SENTRY_DSN") or "").strip(),
@@ -118,6 +125,19 @@ class Settings:
             log_format=log_format,
             log_level=(env.get("LOG_LEVEL") or "INFO").strip().upper(),
         )
+
+    def __post_init__(self) -> None:
+        longest_task = self.connect_timeout + self.read_timeout
+        if self.visibility_timeout_seconds <= longest_task + 5:
+            raise SettingsError(
+                f"VISIBILITY_TIMEOUT_SECONDS ({self.visibility_timeout_seconds:g}) must exceed the longest task: "
+                f"TRADEMAX_CONNECT_TIMEOUT + TRADEMAX_READ_TIMEOUT + 5 s = {longest_task + 5:g} s"
+            )
+        if self.claim_lease_seconds <= longest_task:
+            raise SettingsError(
+                f"CLAIM_LEASE_SECONDS ({self.claim_lease_seconds:g}) must exceed "
+                f"TRADEMAX_CONNECT_TIMEOUT + TRADEMAX_READ_TIMEOUT ({longest_task:g} s)"
+            )
 
     def require_trademax_credentials(self) -> "Settings":
         """Fail with a message naming the variable unless the Trademax key and secret are set."""

@@ -1,0 +1,23 @@
+"""The Celery app: ``celery -A worker ...`` finds it here.
+
+The app is configured lazily, on first use of its configuration (Celery's ``on_configure`` signal), from
+``Settings.from_env()``: importing this module (or ``tasks``) connects to nothing and starts nothing.
+Only then is the broker URL resolved, which starts the embedded valkey-server when REDIS_URL is unset."""
+from __future__ import annotations
+
+from celery import Celery
+
+from worker.celery_config import celery_config
+from worker.settings import Settings
+
+TASK_MODULES = ["tasks.dispatch", "tasks.receipt", "tasks.stock", "tasks.inventory", "tasks.orders"]
+
+app = Celery("wms_relay", include=TASK_MODULES)
+
+
+@app.on_configure.connect
+def _configure_from_settings(sender: Celery, **_: object) -> None:
+    from worker.redis_connection import redis_url  # deferred: may start the embedded server
+
+    settings = Settings.from_env()
+    sender.conf.update(celery_config(settings, broker_url=redis_url(settings)))

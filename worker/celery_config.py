@@ -1,0 +1,67 @@
+"""Celery configuration built from Settings: one function, every choice with the reason for it.
+
+Kept apart from ``worker.celery`` so it can be read (and tested) without creating an app."""
+from __future__ import annotations
+
+from kombu import Queue
+
+from worker.settings import Settings
+
+# One queue per Trademax resource, so an operator can see (and a deployment can scale) each backlog.
+QUEUES = ("trademax.dispatch", "trademax.receipt", "trademax.stock", "trademax.inventory", "trademax.orders")
+
+# Task name prefix -> queue.  Task names are the public contract with the WMS: trademax.<resource>.<verb>.
+ROUTES = {
+    "trademax.dispatch.*": {"queue": "trademax.dispatch"},
+    "trademax.vendor_dispatch.*": {"queue": "trademax.dispatch"},
+    "trademax.receipt.*": {"queue": "trademax.receipt"},
+    "trademax.stock.*": {"queue": "trademax.stock"},
+    "trademax.inventory.*": {"queue": "trademax.inventory"},
+    "trademax.order.*": {"queue": "trademax.orders"},
+}
+
+
+def queue_for(task_name: str) -> str:
+    """The queue a task name is routed to (the scheduler publishes retries with it)."""
+    resource = task_name.rsplit(".", 1)[0]
+    route = ROUTES.get(resource + ".*")
+    if route is None:
+        raise KeyError(f"no queue for task {task_name!r}")
+    return route["queue"]
+
+
+def celery_config(settings: Settings, broker_url: str) -> dict:
+    """The Celery settings for ``broker_url`` (the embedded server's or REDIS_URL)."""
+    return {
+        "broker_url": broker_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            # Unacknowledged messages come back after this long: longer than any task (Settings checks it).
+            "visibility_timeout": settings.visibility_timeout_seconds,
+            "socket_keepalive": True,
+            "health_check_interval": 25,
+        },
+        # A task is acknowledged only after it ran: a worker killed mid-task leaves its message unacked,
+        # and the broker hands it to another worker.  The ledger's claim keeps that from sending twice.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        # Reserve one message per pool slot and no more: a crash strands at most what was running.
+        "worker_prefetch_multiplier": 1,
+        # The ledger is the record of every event; Celery results would only duplicate it.
+        "task_ignore_result": True,
+        "task_store_errors_even_if_ignored": False,
+        # JSON only: the WMS publishes from any language, and pickle from the broker would be a hole.
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_queues": [Queue(name) for name in QUEUES],
+        "task_routes": ROUTES,
+        "task_default_queue": "trademax.dispatch",
+        "task_create_missing_queues": False,
+        # Flower needs task events; the argument summary is set per task (see tasks.base).
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+        "worker_concurrency": settings.worker_concurrency,
+        "timezone": "UTC",
+        "enable_utc": True,
+    }

@@ -1,0 +1,48 @@
+"""``wms-relay flower``: Flower, the operators' live view of workers and tasks.
+
+Basic auth comes from FLOWER_BASIC_AUTH (``user:password[,user2:password2]``), which Flower reads from the
+environment itself, so the password never appears on a command line.  Flower refuses to start on a
+non-loopback address without it.  What operators see there, and what they do in the CLI instead, is in
+the README ("Watching it: Flower")."""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+
+from worker.settings import Settings, SettingsError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("flower", help="run Flower (basic auth from FLOWER_BASIC_AUTH)")
+    p.add_argument("--address", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=5555, help="listen port (default 5555)")
+    p.set_defaults(handler=run)
+
+
+def is_loopback(address: str) -> bool:
+    if address in ("localhost", ""):
+        return address == "localhost"
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(address: str, basic_auth: str) -> None:
+    """Refuse a Flower reachable from other machines without a password."""
+    if not is_loopback(address) and ":" not in basic_auth:
+        raise SettingsError(
+            f"FLOWER_BASIC_AUTH must be set (user:password) to run Flower on {address}, which other "
+            "machines can reach; or use --address 127.0.0.1")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    check_exposure(args.address, settings.flower_basic_auth)
+    from worker.celery import app
+
+    if not settings.flower_basic_auth:
+        print("Flower without a password: listening on loopback only.", file=sys.stderr)
+    app.start(argv=["flower", f"--address={args.address}", f"--port={args.port}"])
+    return 0

@@ -1,0 +1,59 @@
+"""``wms-relay worker`` and ``wms-relay scheduler``: the two long-running processes of the Procfile."""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+
+from worker.settings import Settings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("worker", help="run a Celery worker (threads pool) that delivers events",
+                              description="Runs a Celery worker on every trademax.* queue with a threads "
+                                          "pool sized for I/O. `celery -A worker worker ...` also works.")
+    p.add_argument("--concurrency", type=int, default=None,
+                   help="threads in the pool (default: WORKER_CONCURRENCY, 16)")
+    p.add_argument("--loglevel", default=None, help="Celery log level (default: LOG_LEVEL)")
+    p.add_argument("--name", default=None, help="node name (default: relay-<pid>@<host>)")
+    p.set_defaults(handler=run_worker)
+
+    s = subparsers.add_parser("scheduler", help="move due retries back to their queues (run one or more)")
+    s.add_argument("--interval", type=float, default=0.25, help="seconds between ticks (default 0.25)")
+    s.set_defaults(handler=run_scheduler)
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from worker.celery import app
+    from worker.celery_config import QUEUES
+    from worker.logging_setup import configure
+
+    settings = Settings.from_env().require_trademax_credentials()
+    configure(settings)
+    argv = [
+        "worker", "--pool", "threads",
+        "--concurrency", str(args.concurrency or settings.worker_concurrency),
+        "--queues", ",".join(QUEUES),
+        "--loglevel", args.loglevel or settings.log_level,
+        "--hostname", args.name or f"relay-{os.getpid()}@%h",
+        "--task-events",
+    ]
+    app.worker_main(argv)
+    return 0
+
+
+def run_scheduler(args: argparse.Namespace) -> int:
+    from worker.celery import app
+    from worker.logging_setup import configure
+    from worker.relay import build_relay
+    from worker.scheduler import Scheduler, celery_publisher
+
+    settings = Settings.from_env()
+    configure(settings)
+    relay = build_relay(settings, sends=False)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    Scheduler(relay.schedule, celery_publisher(app), clock=relay.clock).run(stop, interval=args.interval)
+    return 0

@@ -1,0 +1,244 @@
+"""The delivery pipeline of one event: validate → accept → resolve dependencies → claim → send → classify.
+
+design.md, "Delivery pipeline", is the contract.  Every path ends in a ledger state a person can see:
+delivered, retrying (a durable entry in the retry schedule), waiting, superseded, uncertain or dead (a
+dead letter).  Failures of Redis itself are not caught here: they propagate, the Celery message stays
+unacknowledged, and the broker hands it out again after the visibility timeout.
+
+    deliver(relay, operation, message, owner=...) -> the state this run left the event in
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from tasks.events import DeliveryEvent, InvalidEvent, validate_event, OPERATIONS
+from worker.errors import OutcomeUnknownError, PermanentError, TrademaxError, TransientError
+from worker.relay import Relay
+from worker.trademax_calls import NEEDS_DISPATCH_ID, SENDERS, kept_result
+
+log = logging.getLogger("wms_relay.delivery")
+
+# A second absolute count of one SKU waits this long for the first to finish sending.
+STOCK_TURN_RETRY_SECONDS = 1.0
+
+
+def task_name(operation: str) -> str:
+    return f"trademax.{operation}"
+
+
+def entry_id(event: DeliveryEvent) -> str:
+    """The retry-schedule id of an event: one pending retry per event, whatever re-schedules it."""
+    return f"{event.operation}:{event.key}"
+
+
+# States in which a new copy of the event is not sent (a person, or nothing, moves it on).
+SETTLED = ("delivered", "superseded", "discarded", "dead", "uncertain")
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What became of an event at the door: its key, its ledger state, and the validated event."""
+
+    operation: str
+    key: str
+    state: str
+    detail: str = ""
+    event: DeliveryEvent | None = None
+    accepted: Any = None
+
+
+def admit(relay: Relay, operation: str, message: Any) -> Admission:
+    """Validate and record an event in the ledger (``wms-relay enqueue`` and every task start here).
+
+    Invalid → dead letter naming the fields; same key with another payload → conflict dead letter.
+    Both are never sent.  Otherwise the event is in the ledger (``accepted``, or the state it already had)."""
+    try:
+        event = validate_event(operation, message)
+    except InvalidEvent as exc:
+        reject_invalid(relay, operation, message, exc)
+        return Admission(operation, _best_key(message), "dead", f"invalid: {exc}")
+    accepted = relay.ledger.accept(event)
+    if accepted.conflict:
+        reject_conflict(relay, event, accepted)
+        return Admission(operation, event.key, "dead", "conflict: same key, different payload; not sent")
+    return Admission(operation, event.key, accepted.state, "", event, accepted)
+
+
+def deliver(relay: Relay, operation: str, message: Any, *, owner: str) -> str:
+    """Take one event from the queue to a state.  Safe to call any number of times for one event."""
+    admission = admit(relay, operation, message)
+    if admission.event is None or admission.state in SETTLED:
+        return admission.state
+    event, accepted = admission.event, admission.accepted
+
+    dispatch_id = None
+    if event.operation in NEEDS_DISPATCH_ID:
+        dispatch_id = relay.dependencies.dispatch_id_for(event.fields["transaction_id"])
+        if dispatch_id is None:
+            return _wait_for_create(relay, event)
+
+    claim = relay.ledger.claim(event.operation, event.key, accepted.fingerprint, owner)
+    if claim.status != "claimed":
+        return claim.state
+
+    if _is_absolute_count(event):
+        turn = relay.stock_order.acquire(event.fields["warehouse_id"], event.fields["artno"],
+                                         event.occurred_at, owner)
+        if turn.verdict == "superseded":
+            relay.ledger.transition(event.operation, event.key, "superseded", owner=owner,
+                                    reason=f"a newer absolute value (occurred_at {turn.detail}) was applied")
+            return "superseded"
+        if turn.verdict == "busy":
+            return _retry_later(relay, event, owner, STOCK_TURN_RETRY_SECONDS,
+                                reason="another count of this SKU is being sent")
+    try:
+        return _send(relay, event, claim.attempt, dispatch_id, owner)
+    finally:
+        if _is_absolute_count(event):
+            relay.stock_order.release(event.fields["warehouse_id"], event.fields["artno"], owner)
+
+
+def _is_absolute_count(event: DeliveryEvent) -> bool:
+    return event.operation == "stock.adjust" and event.fields.get("type") == "absolute"
+
+
+def _send(relay: Relay, event: DeliveryEvent, attempt: int, dispatch_id: Any, owner: str) -> str:
+    send = SENDERS[event.operation]
+    try:
+        reply = send(relay.client, event.fields, dispatch_id)
+    except TrademaxError as exc:
+        relay.observer.attempt(event, attempt, _outcome_name(exc), status=exc.status,
+                               error_code=exc.error_code, latency=getattr(exc, "latency_seconds", None))
+        relay.ledger.record_attempt(event.operation, event.key, attempt=attempt, outcome=_outcome_name(exc),
+                                    status=exc.status, error_code=exc.error_code,
+                                    messages=list(exc.error_messages or []) or [str(exc)])
+        return _after_failure(relay, event, attempt, exc, owner)
+
+    relay.observer.attempt(event, attempt, "duplicate" if reply.duplicate else "delivered",
+                           status=reply.status, error_code=reply.error_code, latency=reply.latency_seconds)
+    relay.ledger.record_attempt(event.operation, event.key, attempt=attempt,
+                                outcome="duplicate" if reply.duplicate else "delivered",
+                                status=reply.status, error_code=reply.error_code, messages=[])
+    result = kept_result(reply)
+    moved = relay.ledger.transition(
+        event.operation, event.key, "delivered", owner=owner, result=result,
+        reason="Trademax already had it (452 duplicate transaction_id)" if reply.duplicate else "delivered")
+    if not moved:
+        log.warning("delivered %s %s but the claim had passed to another worker", event.operation, event.key)
+    if _is_absolute_count(event):
+        relay.stock_order.applied(event.fields["warehouse_id"], event.fields["artno"], event.occurred_at, owner)
+    if event.operation == "dispatch.create":
+        waiters = relay.dependencies.take_waiters(event.fields["transaction_id"])
+        if waiters:
+            relay.schedule.run_now(waiters)
+    return "delivered"
+
+
+def _outcome_name(exc: TrademaxError) -> str:
+    if isinstance(exc, TransientError):
+        return "transient"
+    if isinstance(exc, OutcomeUnknownError):
+        return "outcome_unknown"
+    return "permanent"
+
+
+def _after_failure(relay: Relay, event: DeliveryEvent, attempt: int, exc: TrademaxError, owner: str) -> str:
+    if isinstance(exc, OutcomeUnknownError) and not OPERATIONS[event.operation].safe_to_resend(event):
+        moved = relay.ledger.transition(
+            event.operation, event.key, "uncertain", owner=owner,
+            reason=f"no answer after sending ({exc}); not safe to resend — a person must check Trademax")
+        if moved:
+            relay.observer.parked(event, "uncertain", str(exc))
+        return "uncertain"
+    if isinstance(exc, (TransientError, OutcomeUnknownError)):
+        if relay.policy.exhausted(attempt):
+            return _dead(relay, event, owner, reason="exhausted",
+                         detail=f"gave up after {attempt} attempts; last error: {exc}", exc=exc)
+        delay = relay.policy.delay(attempt, relay.rng, retry_after=getattr(exc, "retry_after", None))
+        return _retry_later(relay, event, owner, delay, reason=f"attempt {attempt} failed: {exc}")
+    assert isinstance(exc, PermanentError)
+    return _dead(relay, event, owner, reason="permanent", detail=f"Trademax refused it: {exc}", exc=exc)
+
+
+def _retry_later(relay: Relay, event: DeliveryEvent, owner: str, delay: float, *, reason: str) -> str:
+    due = relay.clock() + delay
+    relay.ledger.transition(event.operation, event.key, "retrying", owner=owner,
+                            reason=f"{reason}; next try in {delay:.1f} s")
+    relay.schedule.schedule(entry_id(event), {"task": task_name(event.operation), "event": event.to_message()}, due)
+    return "retrying"
+
+
+def _wait_for_create(relay: Relay, event: DeliveryEvent) -> str:
+    transaction_id = event.fields["transaction_id"]
+    record = relay.ledger.get(event.operation, event.key)
+    checks = sum(1 for h in (record.history if record else []) if h.get("to") == "waiting")
+    if checks >= relay.settings.dependency_wait_max_checks:
+        return _dead(relay, event, None, reason="dependency_timeout",
+                     detail=f"dispatch.create for transaction_id {transaction_id} was not delivered "
+                            f"after {checks} checks", exc=None)
+    relay.ledger.transition(event.operation, event.key, "waiting",
+                            expected_states=("accepted", "retrying", "waiting"),
+                            reason=f"waiting for dispatch.create of transaction_id {transaction_id} (check {checks + 1})")
+    eid = entry_id(event)
+    relay.dependencies.wait_for(transaction_id, eid)
+    relay.schedule.schedule(eid, {"task": task_name(event.operation), "event": event.to_message()},
+                            relay.clock() + relay.settings.dependency_wait_seconds)
+    # The create may have landed between the check and the registration: look once more.
+    if relay.dependencies.dispatch_id_for(transaction_id) is not None:
+        relay.schedule.run_now([eid])
+    return "waiting"
+
+
+def _dead(relay: Relay, event: DeliveryEvent, owner: str | None, *, reason: str, detail: str,
+          exc: TrademaxError | None) -> str:
+    moved = relay.ledger.transition(
+        event.operation, event.key, "dead", owner=owner, reason=f"{reason}: {detail}",
+        expected_states=None if owner else ("accepted", "retrying", "waiting"))
+    if not moved:
+        return relay.ledger.get(event.operation, event.key).state
+    record = relay.ledger.get(event.operation, event.key)
+    letter_id = relay.dead_letters.add(
+        event.operation, event.key, event.to_message(), reason,
+        messages=list(exc.error_messages or []) if exc is not None else [detail],
+        attempts_log=record.attempts_log if record else [], detail=detail)
+    relay.observer.parked(event, "dead", f"{reason}: {detail}", letter_id=letter_id)
+    return "dead"
+
+
+def reject_invalid(relay: Relay, operation: str, message: Any, exc: InvalidEvent) -> str:
+    key = _best_key(message)
+    letter_id = relay.dead_letters.add(operation, key, message if _jsonable(message) else repr(message)[:2000],
+                                       "invalid", messages=exc.messages, attempts_log=[], detail=str(exc))
+    relay.observer.invalid(operation, key, str(exc), letter_id=letter_id)
+    return "dead"
+
+
+def reject_conflict(relay: Relay, event: DeliveryEvent, accepted: Any) -> str:
+    detail = (f"key {event.key} was already used for a different {event.operation} event "
+              f"(fingerprint {accepted.existing_fingerprint[:12]} != {accepted.fingerprint[:12]}); not sent")
+    letter_id = relay.dead_letters.add(
+        event.operation, event.key, event.to_message(), "conflict", messages=[detail], attempts_log=[],
+        detail=detail, fingerprints=[accepted.existing_fingerprint, accepted.fingerprint])
+    relay.observer.parked(event, "dead", detail, letter_id=letter_id)
+    return "dead"
+
+
+def _best_key(message: Any) -> str:
+    if isinstance(message, dict):
+        for name in ("transaction_id", "event_id"):
+            value = message.get(name)
+            if isinstance(value, str) and 0 < len(value) <= 128:
+                return value
+    return "(no key)"
+
+
+def _jsonable(value: Any) -> bool:
+    import json
+
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return True

@@ -1,0 +1,81 @@
+"""The services one worker process delivers with, built once from Settings.
+
+``Relay`` is a plain bundle (ledger, retry schedule, dead letters, Trademax client, ...) so the delivery
+pipeline takes everything it touches as an argument: tests build one around fakes or a test server."""
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import redis
+
+from worker.dead_letters import DeadLetters
+from worker.ledger import Ledger
+from worker.observability import Observer
+from worker.retry_policy import RetryPolicy
+from worker.retry_schedule import RetrySchedule
+from worker.settings import Settings
+from worker.trademax_client import TrademaxClient
+
+
+@dataclass
+class Relay:
+    settings: Settings
+    redis: redis.Redis
+    ledger: Ledger
+    schedule: RetrySchedule
+    dead_letters: DeadLetters
+    client: TrademaxClient | None
+    stock_order: "StockOrder"
+    dependencies: "DispatchDependencies"
+    observer: Observer
+    policy: RetryPolicy
+    clock: Callable[[], float] = time.time
+    rng: random.Random = field(default_factory=random.Random)
+
+
+def build_relay(settings: Settings, *, redis_client: redis.Redis | None = None,
+                client: TrademaxClient | None = None, clock: Callable[[], float] = time.time,
+                sends: bool = True) -> Relay:
+    """Wire the services for ``settings``; pass ``redis_client``/``client`` to use your own.
+
+    ``sends=False`` (the support CLI, enqueue, the scheduler) builds no Trademax client and so needs no
+    Trademax credentials."""
+    from worker.dispatch_dependencies import DispatchDependencies
+    from worker.redis_connection import connect
+    from worker.stock_order import StockOrder
+
+    r = redis_client if redis_client is not None else connect(settings)
+    ledger = Ledger(r, lease_seconds=settings.claim_lease_seconds,
+                    delivered_retention_seconds=settings.delivered_retention_days * 86400, clock=clock)
+    return Relay(
+        settings=settings,
+        redis=r,
+        ledger=ledger,
+        schedule=RetrySchedule(r, clock=clock),
+        dead_letters=DeadLetters(r, clock=clock),
+        client=client if client is not None or not sends else TrademaxClient(
+            settings.require_trademax_credentials(), clock=clock),
+        stock_order=StockOrder(r, lock_seconds=settings.connect_timeout + settings.read_timeout + 5),
+        dependencies=DispatchDependencies(r, ledger),
+        observer=Observer.from_settings(settings),
+        policy=RetryPolicy.from_settings(settings),
+        clock=clock,
+    )
+
+
+_process_relay: Relay | None = None
+_process_lock = threading.Lock()
+
+
+def process_relay() -> Relay:
+    """The Relay of this worker process, built on first use (threads of the pool share it)."""
+    global _process_relay
+    if _process_relay is None:
+        with _process_lock:
+            if _process_relay is None:
+                _process_relay = build_relay(Settings.from_env())
+    return _process_relay
