@@ -38,7 +38,16 @@ def celery_config(settings: Settings, broker_url: str) -> dict:
         "broker_transport_options": {
             # Unacknowledged messages come back after this long: longer than any task (Settings checks it).
             "visibility_timeout": settings.visibility_timeout_seconds,
+            # ...and the sweep that hands them out runs every few seconds.  kombu's default (every 10th
+            # call of a 10 s timer, ~100 s) would leave a killed worker's event waiting far longer.
+            "unacked_restore_interval": max(1, min(10, int(settings.visibility_timeout_seconds // 5))),
+            "unacked_restore_throttle": 1,
+            # A worker killed while holding the sweep's mutex must not block sweeps for kombu's 300 s.
+            "unacked_mutex_expire": max(10, int(settings.visibility_timeout_seconds // 2)),
             "socket_keepalive": True,
+            # A publish to a broker that vanished without closing the connection must fail, not hang.
+            "socket_timeout": 30,
+            "socket_connect_timeout": 10,
             "health_check_interval": 25,
         },
         # A task is acknowledged only after it ran: a worker killed mid-task leaves its message unacked,
