@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "worker.commands.processes",
     "worker.commands.enqueue",
     "worker.commands.flower",
+    "worker.commands.demo",
 ]
 
 

@@ -1,0 +1,218 @@
+"""``wms-relay demo`` (what ``make run`` runs): the whole service on its embedded defaults.
+
+Starts the embedded Redis-compatible server, the sandbox Trademax, a worker, the scheduler and Flower on
+127.0.0.1; feeds the sample events in ``examples/`` — including a dispatch update sent before its create,
+one invalid event and one that fails transiently — and prints each event's outcome as it lands.  Ctrl-C
+stops every process it started.  Logs of the processes are under ``var/demo/``."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from worker.settings import Settings
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+# (operation, example file, changes): fed in this order; the update comes before its create on purpose.
+SCRIPT = [
+    ("dispatch.update", "dispatch.update.json", {}),
+    ("dispatch.create", "dispatch.create.json", {}),
+    ("receipt.create", "receipt.create.json", {}),
+    ("stock.adjust", "stock.adjust.json", {}),
+    ("inventory.update_packages", "inventory.update_packages.json", {}),
+    ("order.lock_lines", "order.lock_lines.json", {}),
+    ("vendor_dispatch.create", "vendor_dispatch.create.json", {}),
+    ("receipt.create", "invalid-receipt.json", {}),
+]
+FINAL = {"delivered", "superseded", "uncertain", "dead", "discarded"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("demo", help="run everything locally and feed the sample events (make run)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--exit-when-done", action="store_true",
+                   help="stop once every sample event has landed (for tests) instead of waiting for Ctrl-C")
+    p.add_argument("--flower-port", type=int, default=5555)
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the events to land")
+    p.set_defaults(handler=run)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _demo_env(settings_env: dict, sandbox_port: int, redis_url: str) -> dict:
+    env = dict(settings_env)
+    env.setdefault("TRADEMAX_API_KEY", "sandbox-demo-key")
+    env.setdefault("TRADEMAX_SECRET", secrets.token_hex(24))  # a fresh secret each run, never printed
+    env["TRADEMAX_BASE_URL"] = f"http://127.0.0.1:{sandbox_port}/api/"
+    env["REDIS_URL"] = redis_url
+    # Quick retries and re-checks, so the demo shows them within seconds.
+    env.setdefault("RETRY_BASE_SECONDS", "1")
+    env.setdefault("RETRY_CAP_SECONDS", "3")
+    env.setdefault("DEPENDENCY_WAIT_SECONDS", "2")
+    env.setdefault("TRADEMAX_READ_TIMEOUT", "10")
+    return env
+
+
+class Demo:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.log_dir = Path("var/demo")
+
+    def spawn(self, name: str, *argv: str) -> subprocess.Popen:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{name}.log", "wb")
+        proc = subprocess.Popen([sys.executable, "-m", "worker.cli", *argv], env=self.env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append((name, proc))
+        return proc
+
+    def stop(self) -> None:
+        for name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for name, proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        print("Stopped: worker, scheduler, Flower, sandbox.")
+
+    def wait_ready(self, name: str, check, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        proc = dict(self.procs)[name]
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"{name} exited early; see {self.log_dir / (name + '.log')}")
+            if check():
+                return
+            time.sleep(0.2)
+        raise SystemExit(f"{name} did not become ready in {timeout:.0f} s; see {self.log_dir / (name + '.log')}")
+
+    def run(self) -> int:
+        from worker.redis_connection import redis_url
+        from worker.relay import build_relay
+        from worker.celery import app
+        from worker.delivery import SETTLED, admit
+        from worker.scheduler import celery_publisher
+
+        settings = Settings.from_env()
+        url = redis_url(settings)
+        sandbox_port = _free_port()
+        self.env = _demo_env(dict(os.environ), sandbox_port, url)
+        os.environ.update({k: self.env[k] for k in ("REDIS_URL",)})
+        sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+        print(f"Redis-compatible server: {url} (data under {settings.var_dir}/)")
+
+        self.spawn("sandbox", "sandbox", "--host", "127.0.0.1", "--port", str(sandbox_port))
+        self.wait_ready("sandbox", lambda: _get(f"{sandbox_url}/_sandbox/state") is not None)
+        print(f"Sandbox Trademax:        {sandbox_url}/api/")
+        worker = self.spawn("worker", "worker", "--name", f"demo-{os.getpid()}@%h")
+        worker_log = self.log_dir / "worker.log"
+        self.wait_ready("worker", lambda: b"ready." in worker_log.read_bytes())
+        print("Worker:                  ready (threads pool)")
+        self.spawn("scheduler", "scheduler")
+        self.spawn("flower", "flower", "--address", "127.0.0.1", "--port", str(self.args.flower_port))
+        print(f"Flower:                  http://127.0.0.1:{self.args.flower_port}/ (loopback only)")
+        print()
+
+        relay = build_relay(Settings.from_env(self.env), sends=False)
+        publish = celery_publisher(app)
+        watched: list[tuple[str, str]] = []
+
+        def feed(operation: str, message: dict) -> None:
+            admission = admit(relay, operation, message)
+            if admission.event is not None and admission.state not in SETTLED:
+                publish({"task": f"trademax.{operation}", "event": admission.event.to_message()})
+            print(f"  fed  {operation:<26} {admission.key:<22} {admission.state}"
+                  + (f" — {admission.detail}" if admission.detail else ""))
+            watched.append((operation, admission.key))
+
+        print("Feeding the sample events in examples/:")
+        for operation, name, changes in SCRIPT:
+            message = {**json.loads((EXAMPLES / name).read_text()), **changes}
+            feed(operation, message)
+        self.watch(relay, watched)
+
+        print("\nNow one that fails transiently: the sandbox answers 500 for a few seconds.")
+        _post(f"{sandbox_url}/_sandbox/faults", {"fail_rate": 1.0})
+        flaky = json.loads((EXAMPLES / "receipt.create.json").read_text())
+        flaky["transaction_id"] = flaky["transaction_id"] + "-FLAKY"
+        feed("receipt.create", flaky)
+        self.watch(relay, watched[-1:], until=lambda states: "retrying" in states.values())
+        time.sleep(3)
+        _post(f"{sandbox_url}/_sandbox/faults", {"fail_rate": 0.0})
+        print("  the sandbox recovered")
+        self.watch(relay, watched[-1:])
+
+        print("\nOutcomes:")
+        for operation, key in watched:
+            record = relay.ledger.get(operation, key)
+            state = record.state if record else "dead (invalid: never entered the ledger)"
+            attempts = record.attempts if record else 0
+            print(f"  {operation:<26} {key:<22} {state:<10} attempts={attempts}")
+        print(f"\nDead letters: {relay.dead_letters.count()} "
+              "(the invalid receipt; `wms-relay dead list` shows why)")
+        if self.args.exit_when_done:
+            return 0
+        print("\nEverything is running. Open Flower, or try `.venv/bin/wms-relay enqueue ...`. Ctrl-C stops.")
+        signal.pause()
+        return 0
+
+    def watch(self, relay, watched, until=None) -> None:
+        """Print each state change until every watched event is final (or ``until`` says stop)."""
+        last: dict = {}
+        deadline = time.monotonic() + self.args.timeout
+        while time.monotonic() < deadline:
+            states = {}
+            for operation, key in watched:
+                record = relay.ledger.get(operation, key)
+                states[(operation, key)] = record.state if record else "dead"
+                if last.get((operation, key)) != states[(operation, key)]:
+                    extra = ""
+                    if record and record.result:
+                        extra = "  " + json.dumps(record.result, separators=(",", ":"))[:100]
+                    print(f"  now  {operation:<26} {key:<22} {states[(operation, key)]}{extra}")
+            last = states
+            if until is not None and until(states):
+                return
+            if until is None and all(s in FINAL for s in states.values()):
+                return
+            time.sleep(0.2)
+        print(f"  (not everything landed within {self.args.timeout:.0f} s; see var/demo/*.log)")
+
+
+def _get(url: str):
+    try:
+        return requests.get(url, timeout=2).json()
+    except (requests.RequestException, ValueError):
+        return None
+
+
+def _post(url: str, body: dict) -> None:
+    requests.post(url, json=body, timeout=5).raise_for_status()
+
+
+def run(args: argparse.Namespace) -> int:
+    demo = Demo(args)
+    try:
+        return demo.run()
+    except KeyboardInterrupt:
+        print("\nCtrl-C: stopping.")
+        return 0
+    finally:
+        demo.stop()
