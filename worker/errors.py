@@ -1,0 +1,98 @@
+"""The one exception tree of wms-relay.
+
+::
+
+    RelayError                      root of everything wms-relay raises
+     └── TrademaxError              a Trademax call did not deliver: operation, status, error_code,
+          │                         error_messages, detail, latency_seconds
+          ├── TransientError        retry later (connect failures, 5xx, 408, 429); retry_after in seconds
+          ├── OutcomeUnknownError   the request was (or may have been) sent and no answer came back:
+          │                         read timeout, connection lost mid-response.  Safe to resend only
+          │                         where Trademax deduplicates or the value is absolute.
+          └── PermanentError        do not retry: other 4xx, error codes 401–451 and 453–499, a request
+                                    we could not even build
+
+Every error pickles with all of its attributes (Celery and the dead-letter store move them between
+processes), and its ``str()`` names the operation, HTTP status, Trademax error code and messages.  Nothing
+here ever holds the secret or a signature: the client redacts both before building an error.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+
+class RelayError(Exception):
+    """Root of every exception wms-relay raises on purpose."""
+
+
+class TrademaxError(RelayError):
+    """A Trademax call that did not end in delivery; the subclass says what to do about it."""
+
+    #: The outcome name the classification gives this kind of failure (see worker.outcomes).
+    outcome = "failed"
+
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        operation: str = "",
+        status: int | None = None,
+        error_code: int | None = None,
+        error_messages: Iterable[str] = (),
+        latency_seconds: float | None = None,
+    ) -> None:
+        self.detail = detail
+        self.operation = operation
+        self.status = status
+        self.error_code = error_code
+        self.error_messages = [str(m) for m in error_messages]
+        self.latency_seconds = latency_seconds
+        super().__init__(detail)
+
+    def __reduce__(self):
+        # Exception's default pickling replays ``self.args`` only and would lose the keyword-only
+        # context; rebuild from the detail and restore every attribute from __dict__.
+        return (self.__class__, (self.detail,), self.__dict__.copy())
+
+    def __str__(self) -> str:
+        parts = [self.operation or "trademax"]
+        parts.append(f"HTTP {self.status}" if self.status is not None else "no HTTP status")
+        if self.error_code is not None:
+            parts.append(f"error_code {self.error_code}")
+        text = ", ".join(parts)
+        if self.error_messages:
+            text += ": " + "; ".join(self.error_messages)
+        if self.detail:
+            text += f" ({self.detail})"
+        return text
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+
+class TransientError(TrademaxError):
+    """Retry later: Trademax was unreachable, overloaded or asked us to slow down."""
+
+    outcome = "transient"
+
+    def __init__(self, detail: str = "", *, retry_after: float | None = None, **context) -> None:
+        super().__init__(detail, **context)
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.retry_after is not None:
+            text += f" [retry after {self.retry_after:g} s]"
+        return text
+
+
+class OutcomeUnknownError(TrademaxError):
+    """The request left (or may have left) and no answer arrived: Trademax may or may not have applied it."""
+
+    outcome = "outcome_unknown"
+
+
+class PermanentError(TrademaxError):
+    """Trademax refused the request for a reason that retrying will not change."""
+
+    outcome = "permanent"
