@@ -1,0 +1,1 @@
+"""Tests of signing/: reference vectors, PHP rules, properties and a differential run against real PHP."""
