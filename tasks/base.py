@@ -3,6 +3,8 @@ delivery pipeline in ``worker.delivery``.  Retry policy, dead letters and the le
 from __future__ import annotations
 
 import os
+import threading
+import uuid
 
 from celery import Task
 
@@ -30,7 +32,8 @@ def delivery_task(operation: str) -> DeliveryTask:
         if args or kwargs:
             # Not one JSON object: validation dead-letters it, naming the problem.
             event = {"_arguments": "a task takes exactly one JSON object"}
-        owner = f"{os.getpid()}:{self.request.id or 'direct'}"
+        # Unique per run: a redelivered copy of this very message is another owner, kept out by the lease.
+        owner = f"{os.getpid()}:{threading.get_ident()}:{self.request.id or 'direct'}:{uuid.uuid4().hex[:8]}"
         return deliver(process_relay(), operation, event, owner=owner)
 
     deliver_event.__name__ = operation.replace(".", "_")

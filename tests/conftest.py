@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fixtures.redis_server", "tests.fixtures.sandbox"]
+pytest_plugins = ["tests.fixtures.redis_server", "tests.fixtures.sandbox", "tests.fixtures.pipeline"]

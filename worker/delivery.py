@@ -82,6 +82,13 @@ def deliver(relay: Relay, operation: str, message: Any, *, owner: str) -> str:
     claim = relay.ledger.claim(event.operation, event.key, accepted.fingerprint, owner)
     if claim.status != "claimed":
         return claim.state
+    if claim.interrupted and not OPERATIONS[event.operation].safe_to_resend(event):
+        # A worker died mid-send (its lease ran out): Trademax may have applied it.  Resending is safe only
+        # where Trademax deduplicates or the value is absolute; otherwise a person decides.
+        reason = "a worker stopped while sending it; Trademax may have applied it — not resent automatically"
+        if relay.ledger.transition(event.operation, event.key, "uncertain", owner=owner, reason=reason):
+            relay.observer.parked(event, "uncertain", reason)
+        return "uncertain"
 
     if _is_absolute_count(event):
         turn = relay.stock_order.acquire(event.fields["warehouse_id"], event.fields["artno"],
@@ -94,7 +101,7 @@ def deliver(relay: Relay, operation: str, message: Any, *, owner: str) -> str:
             return _retry_later(relay, event, owner, STOCK_TURN_RETRY_SECONDS,
                                 reason="another count of this SKU is being sent")
     try:
-        return _send(relay, event, claim.attempt, dispatch_id, owner)
+        return _send(relay, event, claim, dispatch_id, owner)
     finally:
         if _is_absolute_count(event):
             relay.stock_order.release(event.fields["warehouse_id"], event.fields["artno"], owner)
@@ -104,8 +111,9 @@ def _is_absolute_count(event: DeliveryEvent) -> bool:
     return event.operation == "stock.adjust" and event.fields.get("type") == "absolute"
 
 
-def _send(relay: Relay, event: DeliveryEvent, attempt: int, dispatch_id: Any, owner: str) -> str:
+def _send(relay: Relay, event: DeliveryEvent, claim: Any, dispatch_id: Any, owner: str) -> str:
     send = SENDERS[event.operation]
+    attempt = claim.attempt
     try:
         reply = send(relay.client, event.fields, dispatch_id)
     except TrademaxError as exc:
@@ -114,7 +122,7 @@ def _send(relay: Relay, event: DeliveryEvent, attempt: int, dispatch_id: Any, ow
         relay.ledger.record_attempt(event.operation, event.key, attempt=attempt, outcome=_outcome_name(exc),
                                     status=exc.status, error_code=exc.error_code,
                                     messages=list(exc.error_messages or []) or [str(exc)])
-        return _after_failure(relay, event, attempt, exc, owner)
+        return _after_failure(relay, event, attempt, claim.round_attempt, exc, owner)
 
     relay.observer.attempt(event, attempt, "duplicate" if reply.duplicate else "delivered",
                            status=reply.status, error_code=reply.error_code, latency=reply.latency_seconds)
@@ -144,7 +152,10 @@ def _outcome_name(exc: TrademaxError) -> str:
     return "permanent"
 
 
-def _after_failure(relay: Relay, event: DeliveryEvent, attempt: int, exc: TrademaxError, owner: str) -> str:
+def _after_failure(relay: Relay, event: DeliveryEvent, attempt: int, round_attempt: int, exc: TrademaxError,
+                   owner: str) -> str:
+    """``attempt`` counts every try of the event; ``round_attempt`` only those since it was accepted or a
+    person last retried it, which is what the retry policy's limit applies to."""
     if isinstance(exc, OutcomeUnknownError) and not OPERATIONS[event.operation].safe_to_resend(event):
         moved = relay.ledger.transition(
             event.operation, event.key, "uncertain", owner=owner,
@@ -153,10 +164,10 @@ def _after_failure(relay: Relay, event: DeliveryEvent, attempt: int, exc: Tradem
             relay.observer.parked(event, "uncertain", str(exc))
         return "uncertain"
     if isinstance(exc, (TransientError, OutcomeUnknownError)):
-        if relay.policy.exhausted(attempt):
+        if relay.policy.exhausted(round_attempt):
             return _dead(relay, event, owner, reason="exhausted",
                          detail=f"gave up after {attempt} attempts; last error: {exc}", exc=exc)
-        delay = relay.policy.delay(attempt, relay.rng, retry_after=getattr(exc, "retry_after", None))
+        delay = relay.policy.delay(round_attempt, relay.rng, retry_after=getattr(exc, "retry_after", None))
         return _retry_later(relay, event, owner, delay, reason=f"attempt {attempt} failed: {exc}")
     assert isinstance(exc, PermanentError)
     return _dead(relay, event, owner, reason="permanent", detail=f"Trademax refused it: {exc}", exc=exc)
