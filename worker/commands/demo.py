@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import secrets
 import signal
@@ -71,7 +72,7 @@ class Demo:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.procs: list[tuple[str, subprocess.Popen]] = []
-        self.log_dir = Path("var/demo")
+        self.log_dir = Path("var/demo")  # settings.var_dir / "demo" once settings are read
 
     def spawn(self, name: str, *argv: str) -> subprocess.Popen:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -91,6 +92,11 @@ class Demo:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
         print("Stopped: worker, scheduler, Flower, sandbox.")
+        if getattr(self, "started_redis", False):
+            from worker import embedded_redis
+
+            embedded_redis.stop(self.var_dir)
+            print(f"Stopped the embedded Redis-compatible server (its data stays in {self.var_dir}/).")
 
     def wait_ready(self, name: str, check, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -111,6 +117,14 @@ class Demo:
         from worker.scheduler import celery_publisher
 
         settings = Settings.from_env()
+        self.log_dir = settings.var_dir / "demo"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        logging.basicConfig(filename=self.log_dir / "demo.log", level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        from worker import embedded_redis
+
+        self.started_redis = settings.redis_url is None and embedded_redis.running_url(settings.var_dir) is None
+        self.var_dir = settings.var_dir
         url = redis_url(settings)
         sandbox_port = _free_port()
         self.env = _demo_env(dict(os.environ), sandbox_port, url)
@@ -142,16 +156,19 @@ class Demo:
                   + (f" — {admission.detail}" if admission.detail else ""))
             watched.append((operation, admission.key))
 
-        print("Feeding the sample events in examples/:")
-        for operation, name, changes in SCRIPT:
-            message = {**json.loads((EXAMPLES / name).read_text()), **changes}
+        print("Feeding the sample events in examples/ (keys tagged with this run's tag, so every run shows "
+              "the whole story):")
+        tag = time.strftime("-%H%M%S")
+        for index, (operation, name, changes) in enumerate(SCRIPT):
+            message = _tagged({**json.loads((EXAMPLES / name).read_text()), **changes}, tag)
             feed(operation, message)
+            if index == 0:  # the update, before its create: show it waiting
+                self.watch(relay, watched[:1], until=lambda states: "waiting" in states.values())
         self.watch(relay, watched)
 
         print("\nNow one that fails transiently: the sandbox answers 500 for a few seconds.")
         _post(f"{sandbox_url}/_sandbox/faults", {"fail_rate": 1.0})
-        flaky = json.loads((EXAMPLES / "receipt.create.json").read_text())
-        flaky["transaction_id"] = flaky["transaction_id"] + "-FLAKY"
+        flaky = _tagged(json.loads((EXAMPLES / "receipt.create.json").read_text()), tag + "-FLAKY")
         feed("receipt.create", flaky)
         self.watch(relay, watched[-1:], until=lambda states: "retrying" in states.values())
         time.sleep(3)
@@ -194,6 +211,12 @@ class Demo:
                 return
             time.sleep(0.2)
         print(f"  (not everything landed within {self.args.timeout:.0f} s; see var/demo/*.log)")
+
+
+def _tagged(message: dict, tag: str) -> dict:
+    """The event with this run's tag on its keys (transaction_id, event_id)."""
+    return {k: (v + tag if k in ("transaction_id", "event_id") and isinstance(v, str) else v)
+            for k, v in message.items()}
 
 
 def _get(url: str):
