@@ -42,6 +42,6 @@ def test_demo_lands_every_sample_event_and_stops_cleanly(tmp_path):
     delivered = [line for line in outcomes.splitlines() if " delivered " in line]
     assert len(delivered) == 8, outcomes
     assert states["receipt.create"] in ("delivered", "dead")
-    assert "Dead letters: 1" in text
+    assert "Dead letters waiting for a person: 1 " in text
     assert "Stopped: worker, scheduler, Flower, sandbox." in text
     assert (tmp_path / "var" / "demo" / "worker.log").exists()

@@ -182,8 +182,8 @@ class Demo:
             state = record.state if record else "dead (invalid: never entered the ledger)"
             attempts = record.attempts if record else 0
             print(f"  {operation:<26} {key:<22} {state:<10} attempts={attempts}")
-        print(f"\nDead letters: {relay.dead_letters.count()} "
-              "(the invalid receipt; `wms-relay dead list` shows why)")
+        print(f"\nDead letters waiting for a person: {relay.dead_letters.count()} (this run added one: the "
+              "invalid receipt). `.venv/bin/wms-relay dead list` shows them and why.")
         if self.args.exit_when_done:
             return 0
         print("\nEverything is running. Open Flower, or try `.venv/bin/wms-relay enqueue ...`. Ctrl-C stops.")
