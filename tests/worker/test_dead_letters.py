@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import threading
 
-import fakeredis
 import pytest
 
 from worker.dead_letters import DeadLetters
@@ -34,13 +33,9 @@ ATTEMPTS = [
 ]
 
 
-@pytest.fixture(params=["fake-bytes", "fake-text", "valkey"])
-def client(request):
-    if request.param == "valkey":
-        real = request.getfixturevalue("shared_redis_server").client()
-        real.flushdb()
-        return real
-    return fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=request.param == "fake-text")
+@pytest.fixture
+def client(store_client):
+    return store_client
 
 
 @pytest.fixture

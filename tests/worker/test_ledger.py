@@ -7,7 +7,6 @@ import json
 import threading
 from decimal import Decimal
 
-import fakeredis
 import pytest
 
 from worker.ledger import AttemptEntry, Ledger, LedgerEvent, fingerprint
@@ -44,14 +43,9 @@ def clock():
     return Clock()
 
 
-@pytest.fixture(params=["fake-bytes", "fake-text", "valkey"])
-def client(request):
-    """fakeredis (bytes and text replies) for speed; the real server, so every script runs on valkey too."""
-    if request.param == "valkey":
-        real = request.getfixturevalue("shared_redis_server").client()
-        real.flushdb()
-        return real
-    return fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=request.param == "fake-text")
+@pytest.fixture
+def client(store_client):
+    return store_client
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import threading
 
-import fakeredis
 import pytest
 
 from worker.retry_schedule import RetrySchedule
@@ -16,13 +15,9 @@ def message(n: int = 1) -> dict:
             "event": {"operation": "dispatch.create", "key": f"TX-{n}", "fields": {"order_no": f"FO{n}"}}}
 
 
-@pytest.fixture(params=["fake-bytes", "fake-text", "valkey"])
-def client(request):
-    if request.param == "valkey":
-        real = request.getfixturevalue("shared_redis_server").client()
-        real.flushdb()
-        return real
-    return fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=request.param == "fake-text")
+@pytest.fixture
+def client(store_client):
+    return store_client
 
 
 @pytest.fixture
