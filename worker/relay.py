@@ -8,7 +8,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import redis
 
@@ -19,6 +19,10 @@ from worker.retry_policy import RetryPolicy
 from worker.retry_schedule import RetrySchedule
 from worker.settings import Settings
 from worker.trademax_client import TrademaxClient
+
+if TYPE_CHECKING:
+    from worker.dispatch_dependencies import DispatchDependencies
+    from worker.stock_order import StockOrder
 
 
 @dataclass

@@ -107,7 +107,8 @@ class Demo:
             if check():
                 return
             time.sleep(0.2)
-        raise SystemExit(f"{name} did not become ready in {timeout:.0f} s; see {self.log_dir / (name + '.log')}")
+        log = self.log_dir / f"{name}.log"
+        raise SystemExit(f"{name} did not become ready in {timeout:.0f} s; see {log}")
 
     def run(self) -> int:
         from worker.redis_connection import redis_url
@@ -123,7 +124,8 @@ class Demo:
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         from worker import embedded_redis
 
-        self.started_redis = settings.redis_url is None and embedded_redis.running_url(settings.var_dir) is None
+        self.started_redis = (settings.redis_url is None
+                              and embedded_redis.running_url(settings.var_dir) is None)
         self.var_dir = settings.var_dir
         url = redis_url(settings)
         sandbox_port = _free_port()
@@ -135,7 +137,7 @@ class Demo:
         self.spawn("sandbox", "sandbox", "--host", "127.0.0.1", "--port", str(sandbox_port))
         self.wait_ready("sandbox", lambda: _get(f"{sandbox_url}/_sandbox/state") is not None)
         print(f"Sandbox Trademax:        {sandbox_url}/api/")
-        worker = self.spawn("worker", "worker", "--name", f"demo-{os.getpid()}@%h")
+        self.spawn("worker", "worker", "--name", f"demo-{os.getpid()}@%h")
         worker_log = self.log_dir / "worker.log"
         self.wait_ready("worker", lambda: b"ready." in worker_log.read_bytes())
         print("Worker:                  ready (threads pool)")

@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
             note = admission.detail
         counts[state] = counts.get(state, 0) + 1
         if args.json:
-            print(json.dumps({"operation": args.operation, "key": admission.key, "state": state, "note": note}))
+            print(json.dumps({"operation": args.operation, "key": admission.key, "state": state,
+                              "note": note}))
         else:
             print(f"{args.operation} {admission.key}: {state} — {note}")
     if not args.json:
