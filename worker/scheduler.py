@@ -21,16 +21,23 @@ PUT_BACK_DELAY_SECONDS = 5.0
 
 class Scheduler:
     def __init__(self, schedule: RetrySchedule, publish: Publish, *, clock: Callable[[], float],
-                 batch: int = 500) -> None:
+                 batch: int = 500, sweep: Callable[[], int] | None = None,
+                 sweep_interval: float = 60.0) -> None:
         self._schedule = schedule
         self._publish = publish
         self._clock = clock
         self._batch = batch
+        self._sweep = sweep  # worker.stranded.StrandedSweep.sweep: housekeeping, once a minute
+        self._sweep_interval = sweep_interval
+        self._last_sweep = float("-inf")
 
     def tick(self) -> int:
         """Move every due entry once; return how many were published."""
         now = self._clock()
         self._schedule.recover_stale(now)
+        if self._sweep is not None and now - self._last_sweep >= self._sweep_interval:
+            self._last_sweep = now
+            self._sweep()
         published = 0
         while True:
             due = self._schedule.take_due(now, self._batch)

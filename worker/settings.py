@@ -83,6 +83,9 @@ class Settings:
     # or a slow but live task would be delivered twice.
     visibility_timeout_seconds: float = 300.0
     worker_concurrency: int = 16
+    # The scheduler re-sends an event that sat this long in an open state with nothing to move it
+    # (worker.stranded); longer than the visibility timeout, so Celery's own redelivery goes first.
+    stranded_after_seconds: float = 900.0
     # A dispatch update waiting for its create is re-checked this often, this many times.
     dependency_wait_seconds: float = 30.0
     dependency_wait_max_checks: int = 240
@@ -118,6 +121,7 @@ class Settings:
             claim_lease_seconds=_number(env, "CLAIM_LEASE_SECONDS", 120.0, minimum=1.0),
             visibility_timeout_seconds=_number(env, "VISIBILITY_TIMEOUT_SECONDS", 300.0, minimum=1.0),
             worker_concurrency=_integer(env, "WORKER_CONCURRENCY", 16, minimum=1),
+            stranded_after_seconds=_number(env, "STRANDED_AFTER_SECONDS", 900.0, minimum=1.0),
             dependency_wait_seconds=_number(env, "DEPENDENCY_WAIT_SECONDS", 30.0, minimum=0.01),
             dependency_wait_max_checks=_integer(env, "DEPENDENCY_WAIT_MAX_CHECKS", 240, minimum=1),
             sentry_dsn=(env.get("SENTRY_DSN") or "").strip(),
@@ -130,9 +134,14 @@ class Settings:
         longest_task = self.connect_timeout + self.read_timeout
         if self.visibility_timeout_seconds <= longest_task + 5:
             raise SettingsError(
-                f"VISIBILITY_TIMEOUT_SECONDS ({self.visibility_timeout_seconds:g}) must exceed the longest task: "
+                f"VISIBILITY_TIMEOUT_SECONDS ({self.visibility_timeout_seconds:g}) must exceed the longest "
+                "task: "
                 f"TRADEMAX_CONNECT_TIMEOUT + TRADEMAX_READ_TIMEOUT + 5 s = {longest_task + 5:g} s"
             )
+        if self.stranded_after_seconds <= self.visibility_timeout_seconds + self.claim_lease_seconds:
+            raise SettingsError(
+                f"STRANDED_AFTER_SECONDS ({self.stranded_after_seconds:g}) must exceed "
+                "VISIBILITY_TIMEOUT_SECONDS + CLAIM_LEASE_SECONDS, so Celery's own redelivery goes first")
         if self.claim_lease_seconds <= longest_task:
             raise SettingsError(
                 f"CLAIM_LEASE_SECONDS ({self.claim_lease_seconds:g}) must exceed "

@@ -48,6 +48,7 @@ def run_scheduler(args: argparse.Namespace) -> int:
     from worker.logging_setup import configure
     from worker.relay import build_relay
     from worker.scheduler import Scheduler, celery_publisher
+    from worker.stranded import StrandedSweep
 
     settings = Settings.from_env()
     configure(settings)
@@ -55,5 +56,8 @@ def run_scheduler(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    Scheduler(relay.schedule, celery_publisher(app), clock=relay.clock).run(stop, interval=args.interval)
+    sweep = StrandedSweep(relay.ledger, relay.schedule, clock=relay.clock,
+                          after_seconds=settings.stranded_after_seconds)
+    Scheduler(relay.schedule, celery_publisher(app), clock=relay.clock,
+              sweep=sweep.sweep).run(stop, interval=args.interval)
     return 0
