@@ -41,7 +41,8 @@ def kept_result(reply: TrademaxReply) -> dict:
     """The useful part of a delivered reply (never the whole body: the ledger stays small)."""
     data = reply.data if isinstance(reply.data, dict) else {}
     result = {name: data[name] for name in _KEPT if name in data}
-    labels = [p.get("label_url") for p in data.get("packages") or [] if isinstance(p, dict) and p.get("label_url")]
+    packages = data.get("packages") or []
+    labels = [p["label_url"] for p in packages if isinstance(p, dict) and p.get("label_url")]
     if labels:
         result["package_labels"] = labels
     if reply.duplicate:
