@@ -1,5 +1,10 @@
 """The one shape of every delivery task: it takes one JSON object (the WMS event) and hands it to the
-delivery pipeline in ``worker.delivery``.  Retry policy, dead letters and the ledger live there, not here."""
+delivery pipeline in ``worker.delivery``.  Retry policy, dead letters and the ledger live there, not here.
+
+What Flower and Celery's log lines show of a task's argument is ``worker.task_summary``'s short summary
+(operation, key, order_no/artno), never the payload: :class:`SummarizedRequest` sets it on every message
+the worker receives — whoever published it, with whatever ``argsrepr`` — and a ``before_task_publish``
+hook sets it on messages published through this app."""
 from __future__ import annotations
 
 import os
@@ -7,8 +12,37 @@ import threading
 import uuid
 
 from celery import Task
+from celery.signals import before_task_publish
+from celery.worker.request import Request
 
 from worker.celery import app
+from worker.task_summary import TASK_PREFIX, task_argument_summary
+
+NO_KEYWORDS = "{}"
+
+
+class SummarizedRequest(Request):
+    """A received task whose ``argsrepr`` is our summary.  The worker sends ``task-received`` events
+    (what Flower displays) and logs failures with ``argsrepr``; the publisher's header is not trusted:
+    a WMS publishing with plain Celery puts the repr of the whole event there."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._argsrepr = task_argument_summary(self._type, self._args, self._kwargs)
+        self._kwargsrepr = NO_KEYWORDS
+        # The trace reads the request dict (its failure log line prints argsrepr from there).
+        self._request_dict["argsrepr"] = self._argsrepr
+        self._request_dict["kwargsrepr"] = self._kwargsrepr
+
+
+@before_task_publish.connect
+def _summarize_published(sender=None, headers=None, body=None, **_: object) -> None:
+    """Messages published through this app carry the summary in their headers, whatever the caller passed."""
+    if not (isinstance(sender, str) and sender.startswith(TASK_PREFIX) and isinstance(headers, dict)):
+        return
+    if isinstance(body, (tuple, list)) and len(body) >= 2:
+        headers["argsrepr"] = task_argument_summary(sender, body[0], body[1])
+        headers["kwargsrepr"] = NO_KEYWORDS
 
 
 class DeliveryTask(Task):
@@ -20,6 +54,7 @@ class DeliveryTask(Task):
     reject_on_worker_lost = True
     # One JSON object, whatever the WMS sent: the schema, not the call signature, judges it.
     typing = False
+    Request = SummarizedRequest
 
 
 def delivery_task(operation: str) -> DeliveryTask:

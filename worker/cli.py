@@ -17,6 +17,12 @@ COMMAND_MODULES = [
     "worker.commands.enqueue",
     "worker.commands.flower",
     "worker.commands.demo",
+    "worker.commands.status",
+    "worker.commands.event",
+    "worker.commands.dead",
+    "worker.commands.retries",
+    "worker.commands.uncertain",
+    "worker.commands.check",
 ]
 
 

@@ -1,12 +1,18 @@
 """Process-wide logging for wms-relay's processes: plain text, or one JSON object a line (LOG_FORMAT=json).
 
-Only the entry points call ``configure``; libraries just use ``logging.getLogger``."""
+Only the entry points call ``configure``; libraries just use ``logging.getLogger``.  A line whose message
+is itself a JSON object (``Observer.attempt`` in JSON mode) is merged into the line's object, so each
+attempt is one flat JSON object: time, level, logger, msg, operation, key, attempt, outcome, status,
+error_code, latency_ms.  Every line — message and traceback — passes the secret scrubber last: the
+secret is kept out of log calls by construction, this catches what a library might add."""
 from __future__ import annotations
 
 import json
 import logging
 import sys
+from typing import TextIO
 
+from worker.observability import Scrubber
 from worker.settings import Settings
 
 
@@ -17,18 +23,39 @@ class _JsonFormatter(logging.Formatter):
             body = json.loads(message) if message.startswith("{") else {"msg": message}
         except ValueError:
             body = {"msg": message}
+        if not isinstance(body, dict):
+            body = {"msg": message}
         body = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name, **body}
         if record.exc_info:
             body["exc"] = self.formatException(record.exc_info)
         return json.dumps(body, default=str)
 
 
-def configure(settings: Settings) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+class _ScrubbingFormatter(logging.Formatter):
+    """Formats with ``inner``, then removes secrets from the finished line."""
+
+    def __init__(self, inner: logging.Formatter, scrubber: Scrubber) -> None:
+        super().__init__()
+        self._inner = inner
+        self._scrubber = scrubber
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._scrubber.text(self._inner.format(record))
+
+
+def formatter_for(settings: Settings) -> logging.Formatter:
+    """The formatter of LOG_FORMAT, with secret scrubbing."""
     if settings.log_format == "json":
-        handler.setFormatter(_JsonFormatter())
+        inner: logging.Formatter = _JsonFormatter()
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        inner = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return _ScrubbingFormatter(inner, Scrubber.from_settings(settings))
+
+
+def configure(settings: Settings, stream: TextIO | None = None) -> None:
+    """Send every log record of this process to ``stream`` (default stderr) in LOG_FORMAT at LOG_LEVEL."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(formatter_for(settings))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)

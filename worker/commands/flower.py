@@ -29,12 +29,21 @@ def is_loopback(address: str) -> bool:
         return False
 
 
+def valid_basic_auth(basic_auth: str) -> bool:
+    """``user:password[,user2:password2]``, no part empty."""
+    pairs = (basic_auth or "").split(",")
+    return all(user and colon and password for user, colon, password in (p.partition(":") for p in pairs))
+
+
 def check_exposure(address: str, basic_auth: str) -> None:
-    """Refuse a Flower reachable from other machines without a password."""
-    if not is_loopback(address) and ":" not in basic_auth:
+    """Refuse a Flower reachable from other machines without a password (and a malformed one anywhere)."""
+    if basic_auth and not valid_basic_auth(basic_auth):
+        raise SettingsError("FLOWER_BASIC_AUTH must be user:password (comma-separated for several users), "
+                            "with neither part empty")
+    if not is_loopback(address) and not basic_auth:
         raise SettingsError(
-            f"FLOWER_BASIC_AUTH must be set (user:password) to run Flower on {address}, which other "
-            "machines can reach; or use --address 127.0.0.1")
+            f"FLOWER_BASIC_AUTH must be set (user:password) to run Flower on {address or 'every address'}, "
+            "which other machines can reach; or use --address 127.0.0.1")
 
 
 def run(args: argparse.Namespace) -> int:

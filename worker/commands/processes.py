@@ -28,9 +28,12 @@ def run_worker(args: argparse.Namespace) -> int:
     from worker.celery import app
     from worker.celery_config import QUEUES
     from worker.logging_setup import configure
+    from worker.sentry_setup import start as start_sentry
 
     settings = Settings.from_env().require_trademax_credentials()
     configure(settings)
+    # Before the worker starts: the Celery integration wraps the task tracer it builds.
+    start_sentry(settings, celery=True)
     argv = [
         "worker", "--pool", "threads",
         "--concurrency", str(args.concurrency or settings.worker_concurrency),

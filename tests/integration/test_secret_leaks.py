@@ -1,0 +1,376 @@
+"""The Trademax secret and the request signatures never leave the request: not in a log line, a Redis key
+or value, a task's argument summary (message headers, task events, Flower) or a Sentry event.
+
+One end-to-end run with a distinctive secret, LOG_LEVEL=DEBUG and LOG_FORMAT=json, Sentry pointed at a
+small HTTP server on 127.0.0.1 and Flower watching: deliveries (POST, and a DELETE whose signature travels
+in the query string), a transient failure retried, a permanent refusal (dead letter), an invalid event, a
+relative stock adjustment left uncertain, a message published by a "foreign" WMS with plain Celery, and
+``wms-relay check`` (a signed GET).  Then every haystack is searched for the secret and for every
+signature the sandbox saw (recomputed from the params it logged: the sandbox never keeps them) — 0 hits.
+The same run shows one Sentry event per dead letter or uncertain event and none per retry, and one JSON
+log line per attempt."""
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote
+
+import pytest
+import requests
+from celery import Celery
+
+import signing
+from tests.fixtures.pipeline import FAST_SETTINGS, ROOT, Pipeline, wait_until
+from tests.integration.test_delivery_pipeline import EXAMPLES, example
+from worker.embedded_redis import free_port
+
+pytestmark = pytest.mark.integration
+
+SECRET = "leak-canary-" + secrets.token_hex(12)
+FLOWER_AUTH = ("ops", "flower-" + secrets.token_hex(6))
+
+
+class SentryInbox(ThreadingHTTPServer):
+    """A Sentry ingestion endpoint on 127.0.0.1 that keeps every envelope (decompressed)."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _EnvelopeHandler)
+        self.envelopes: list[bytes] = []
+        self.lock = threading.Lock()
+
+    @property
+    def dsn(self) -> str:
+        return f"http://leaktest@127.0.0.1:{self.server_address[1]}/1"
+
+    def events(self) -> list[dict]:
+        found = []
+        with self.lock:
+            envelopes = list(self.envelopes)
+        for raw in envelopes:
+            lines = raw.split(b"\n")
+            for header, payload in zip(lines[1::2], lines[2::2]):
+                if header.strip() and json.loads(header).get("type") == "event":
+                    found.append(json.loads(payload))
+        return found
+
+
+class _EnvelopeHandler(BaseHTTPRequestHandler):
+    server: SentryInbox
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        with self.server.lock:
+            self.server.envelopes.append(body)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class EventTap:
+    """Every Celery event (task-sent, task-received, ...) published on the broker, as it was sent."""
+
+    def __init__(self, broker_url: str) -> None:
+        self.app = Celery("leak-tap", broker=broker_url, set_as_current=False)
+        self.events: list[dict] = []
+        self.receiver = None
+        self.thread = threading.Thread(target=self._listen, daemon=True)
+        self.ready = threading.Event()
+
+    def _listen(self) -> None:
+        with self.app.connection() as connection:
+            self.receiver = self.app.events.Receiver(connection, handlers={"*": self.events.append})
+            self.ready.set()
+            self.receiver.capture(limit=None, timeout=None, wakeup=False)
+
+    def start(self) -> "EventTap":
+        self.thread.start()
+        self.ready.wait(30)
+        return self
+
+    def stop(self) -> None:
+        if self.receiver is not None:
+            self.receiver.should_stop = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def leak_run(redis_server, sandbox, tmp_path):
+    """The pipeline of tests/fixtures/pipeline.py with a distinctive secret, Sentry and Flower."""
+    inbox = SentryInbox()
+    threading.Thread(target=inbox.serve_forever, daemon=True).start()
+    sb = sandbox(secret=SECRET)
+    env = {**os.environ, **FAST_SETTINGS, "REDIS_URL": redis_server.url, "TRADEMAX_BASE_URL": sb.base_url,
+           "TRADEMAX_API_KEY": sb.api_key, "TRADEMAX_SECRET": sb.secret,
+           "WMS_RELAY_VAR_DIR": str(tmp_path / "var"), "SENTRY_DSN": inbox.dsn, "LOG_FORMAT": "json",
+           "LOG_LEVEL": "DEBUG"}
+    env.pop("FLOWER_BASIC_AUTH", None)
+    run = Pipeline(env=env, redis_server=redis_server, sandbox=sb, log_dir=tmp_path)
+    run.start_scheduler()
+    flower_port = free_port()
+    flower_log = open(tmp_path / "flower.log", "wb")
+    flower = subprocess.Popen([sys.executable, "-m", "worker.cli", "flower", "--port", str(flower_port)],
+                              cwd=ROOT, env={**env, "FLOWER_BASIC_AUTH": ":".join(FLOWER_AUTH)},
+                              stdout=flower_log, stderr=subprocess.STDOUT, start_new_session=True)
+    run.flower_url = f"http://127.0.0.1:{flower_port}"
+    run.inbox = inbox
+    run.cli_output = []
+    try:
+        yield run
+    finally:
+        run.stop()
+        os.killpg(flower.pid, signal.SIGTERM)
+        flower.wait(timeout=30)
+        flower_log.close()
+        inbox.shutdown()
+        inbox.server_close()
+
+
+def cli(run: Pipeline, *argv: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "worker.cli", *argv], cwd=ROOT, env=run.env, input=stdin,
+                          capture_output=True, text=True, timeout=120)
+    run.cli_output.append(done.stdout + done.stderr)
+    return done
+
+
+def publish_as_a_foreign_wms(run: Pipeline, event: dict) -> None:
+    """Publish as a WMS would with plain Celery, in a process of its own (nothing of wms-relay imported):
+    the message's argsrepr is the repr of the whole event."""
+    script = ("import json, sys; from celery import Celery; app = Celery('a-wms', broker=sys.argv[1]); "
+              "app.send_task('trademax.receipt.create', args=[json.loads(sys.argv[2])], "
+              "queue='trademax.receipt'); app.close()")
+    subprocess.run([sys.executable, "-c", script, run.redis_server.url, json.dumps(event)], check=True,
+                   timeout=60, cwd="/")
+
+
+def flower_tasks(run: Pipeline) -> dict:
+    answer = requests.get(f"{run.flower_url}/api/tasks", auth=FLOWER_AUTH, timeout=10)
+    answer.raise_for_status()
+    return answer.json()
+
+
+def redis_haystack(client) -> tuple[bytes, set[bytes]]:
+    """Every key and value in the server (GET/HGETALL/LRANGE/SMEMBERS/ZRANGE and DUMP of each), with the
+    base64 bodies of Celery messages (queues, the unacked hash) decoded."""
+    chunks, keys = [], set()
+    for key in client.scan_iter(count=1000):
+        keys.add(key)
+        kind = client.type(key)
+        values: list[bytes] = []
+        if kind == b"string":
+            values = [client.get(key) or b""]
+        elif kind == b"hash":
+            values = [part for pair in client.hgetall(key).items() for part in pair]
+        elif kind == b"list":
+            values = client.lrange(key, 0, -1)
+        elif kind == b"set":
+            values = list(client.smembers(key))
+        elif kind == b"zset":
+            values = [member for member, _ in client.zrange(key, 0, -1, withscores=True)]
+        chunks += [key, *values, client.dump(key) or b""]
+        chunks += [body for value in values for body in _message_bodies(value)]
+    return b"\n".join(chunks), keys
+
+
+def _message_bodies(value: bytes) -> list[bytes]:
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return []
+    found, pending = [], [data]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            encoding = (item.get("properties") or {}).get("body_encoding")
+            if isinstance(item.get("body"), str) and encoding == "base64":
+                found.append(base64.b64decode(item["body"]))
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return found
+
+
+def queued_messages(client, queue: str) -> list[dict]:
+    return [json.loads(raw) for raw in client.lrange(queue, 0, -1)]
+
+
+def test_no_secret_or_signature_reaches_logs_redis_flower_or_sentry_and_sentry_reports_once(leak_run):
+    run = leak_run
+    r = run.redis()
+    wait_until(lambda: _answers(run), 60, "Flower to listen")
+    tap = EventTap(run.redis_server.url).start()
+    haystacks: dict[str, bytes] = {}
+    try:
+        # Published before any worker runs: the messages wait in their queues, headers and all.
+        draft = example("dispatch.create", transaction_id="DRAFT-L", draft=True)
+        assert cli(run, "enqueue", "dispatch.create", "-", stdin=json.dumps(draft)).returncode == 0
+        assert cli(run, "enqueue", "receipt.create", "-",
+                   stdin=json.dumps(example("receipt.create", transaction_id="R-OK"))).returncode == 0
+        publish_as_a_foreign_wms(run, example("receipt.create", transaction_id="R-WMS"))
+        queued = sorted(m["headers"]["argsrepr"] for q in ("trademax.dispatch", "trademax.receipt")
+                        for m in queued_messages(r, q))
+        assert queued[:2] == ["(dispatch.create key=DRAFT-L order_no=FO123456 warehouse_id=nw)",
+                              "(receipt.create key=R-OK order_no=IO12345 warehouse_id=nw)"]
+        assert "'order_type': 'PO'" in queued[2]  # the foreign WMS's message: the repr of everything
+        haystacks["redis, queued"], _ = redis_haystack(r)
+
+        run.start_worker()
+        run.wait_for_state("dispatch.create", "DRAFT-L", "delivered")
+        cli(run, "enqueue", "dispatch.delete", "-",
+            stdin=json.dumps(example("dispatch.delete", transaction_id="DRAFT-L", event_id="del-L")))
+        for operation, key in [("dispatch.delete", "del-L"), ("receipt.create", "R-OK"),
+                               ("receipt.create", "R-WMS")]:
+            run.wait_for_state(operation, key, "delivered")
+        # Deleting it again is refused: a dead letter whose Sentry report carries the HTTP breadcrumb of a
+        # DELETE, whose query string held the signature.
+        cli(run, "enqueue", "dispatch.delete", "-",
+            stdin=json.dumps(example("dispatch.delete", transaction_id="DRAFT-L", event_id="del-L2")))
+        run.wait_for_state("dispatch.delete", "del-L2", "dead")
+
+        # A transient failure, retried from the schedule, then delivered: no Sentry report.
+        run.sandbox.set_faults(fail_rate=1.0)
+        flaky = example("receipt.create", transaction_id="R-FLAKY")
+        cli(run, "enqueue", "receipt.create", "-", stdin=json.dumps(flaky))
+        wait_until(lambda: r.zscore("wms:retry:due", "receipt.create:R-FLAKY"), 30, "a scheduled retry")
+        run.sandbox.set_faults(fail_rate=0.0)
+        run.wait_for_state("receipt.create", "R-FLAKY", "delivered")
+
+        # A permanent refusal, an invalid event (rejected by `enqueue` itself), an uncertain adjustment.
+        cli(run, "enqueue", "stock.adjust", "-",
+            stdin=json.dumps(example("stock.adjust", event_id="unknown-art", artno="UNKNOWN-1")))
+        run.wait_for_state("stock.adjust", "unknown-art", "dead")
+        invalid = cli(run, "enqueue", "receipt.create", str(EXAMPLES / "invalid-receipt.json"))
+        assert invalid.returncode == 1 and "dead" in invalid.stdout
+        run.sandbox.set_faults(timeout_after_apply_rate=1.0)
+        cli(run, "enqueue", "stock.adjust", "-", stdin=json.dumps(
+            example("stock.adjust", event_id="rel-L", type="relative", quantity=5, reason=2)))
+        wait_until(lambda: r.hlen("unacked"), 30, "the adjustment to be in flight")
+        haystacks["redis, in flight"], keys = redis_haystack(r)
+        assert b"unacked" in keys
+        run.wait_for_state("stock.adjust", "rel-L", "uncertain")
+        run.sandbox.set_faults(timeout_after_apply_rate=0.0)
+
+        # Support staff's view of all this, and a signed GET from `wms-relay check`.
+        assert cli(run, "check").returncode == 0, run.cli_output[-1]
+        for argv in (["status", "--json"], ["dead", "list", "--json"], ["uncertain", "list"],
+                     ["event", "receipt.create", "R-FLAKY", "--json"],
+                     ["event", "stock.adjust", "unknown-art"], ["dead", "show", "stock.adjust:unknown-art"]):
+            assert cli(run, *argv).returncode == 0, run.cli_output[-1]
+
+        expected = [("dispatch.delete", "del-L2", "dead"), ("receipt.create", "(no key)", "dead"),
+                    ("stock.adjust", "rel-L", "uncertain"), ("stock.adjust", "unknown-art", "dead")]
+        wait_until(lambda: len(run.inbox.events()) >= len(expected), 30, "the Sentry reports")
+        wait_until(lambda: _flower_saw(run, 6), 30, "Flower to see every task")
+        tasks = flower_tasks(run)
+    finally:
+        tap.stop()
+
+    # Sentry: one report per dead letter or uncertain event, none per retry, each tagged.
+    events = run.inbox.events()
+    assert sorted((e["tags"]["operation"], e["tags"]["key"], e["tags"]["state"]) for e in events) == expected
+    refused_delete = next(e for e in events if e["tags"]["key"] == "del-L2")
+    crumbs = [c["data"] for c in refused_delete["breadcrumbs"]["values"] if c.get("category") == "httplib"]
+    assert [c["http.method"] for c in crumbs] == ["DELETE"]
+    assert "signature=[Filtered]" in crumbs[0]["http.query"]  # scrubbed, not just absent
+
+    # One JSON log line per attempt.
+    worker_log = "\n".join(p.read_text(errors="replace") for p in sorted(run.log_dir.glob("worker*.log")))
+    lines = [line for line in map(_json_or_none, worker_log.splitlines()) if line]
+    attempts = [line for line in lines if line.get("msg") == "attempt"]
+    flaky = [a for a in attempts if a["key"] == "R-FLAKY"]
+    assert [(a["attempt"], a["outcome"], a["status"]) for a in flaky][-1] == (len(flaky), "delivered", 200)
+    assert len(flaky) == run.record("receipt.create", "R-FLAKY").attempts >= 2
+    assert all(a["status"] == 500 and a["error_code"] == 500 for a in flaky[:-1])
+    assert all(isinstance(a["latency_ms"], float) for a in flaky)
+
+    # Flower and the task events show summaries only.
+    summaries = [t["args"] for t in tasks.values()]
+    assert summaries and all(s.startswith("(") and " key=" in s for s in summaries), summaries
+    assert "(receipt.create key=R-WMS order_no=IO12345 warehouse_id=nw)" in summaries
+    received = [e for e in tap.events if e.get("type") == "task-received"]
+    assert received and all(e["args"].startswith("(") for e in received)
+    assert not any("order_type" in e["args"] for e in received)  # the foreign WMS's full repr never shows
+
+    # The haystacks.
+    haystacks["redis, after"], _ = redis_haystack(r)
+    for path in sorted(run.log_dir.glob("*.log")):
+        haystacks[f"log {path.name}"] = path.read_bytes()
+    haystacks["wms-relay output"] = "\n".join(run.cli_output).encode()
+    haystacks["flower tasks"] = json.dumps(tasks).encode()
+    haystacks["celery events"] = json.dumps(tap.events, default=str).encode()
+    haystacks["sentry envelopes"] = b"\n".join(run.inbox.envelopes)
+    needles = {"the secret": SECRET.encode(), "the secret, URL-quoted": quote(SECRET, safe="").encode(),
+               "the flower password": FLOWER_AUTH[1].encode()}
+    seen = _signatures_the_sandbox_saw(run)
+    assert {method for method, _, _ in seen} == {"GET", "POST", "PATCH", "DELETE"} and len(seen) >= 9
+    needles.update({f"signature of {method} {path}": sig.encode() for method, path, sig in seen})
+    hits = [(name, where) for name, needle in needles.items() for where, hay in haystacks.items()
+            if needle in hay]
+    assert hits == []
+    assert any(b"wms_relay.attempts" in hay for hay in haystacks.values())  # the logs were searched
+
+
+def _json_or_none(line: str) -> dict | None:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _answers(run: Pipeline) -> bool:
+    try:
+        return requests.get(f"{run.flower_url}/api/workers", auth=FLOWER_AUTH, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _flower_saw(run: Pipeline, count: int) -> bool:
+    tasks = flower_tasks(run)
+    return len([t for t in tasks.values() if t.get("args")]) >= count
+
+
+def _signatures_the_sandbox_saw(run: Pipeline) -> list[tuple[str, str, str]]:
+    """The signature of every authenticated request, recomputed: the sandbox logs the params without it."""
+    found = []
+    for entry in run.sandbox.requests():
+        params = entry["params"]
+        signed = all(name in params for name in ("api_key", "timestamp", "url"))
+        if entry["path"].startswith("/api/") and signed:
+            found.append((entry["method"], entry["path"], signing.sign(params, SECRET)))
+    return found
+
+
+def test_the_sandbox_request_log_gives_back_the_signatures_sent():
+    """The recomputation above is a search only if it yields what went on the wire: checked on one call."""
+    from worker.errors import TrademaxError
+    from worker.settings import Settings
+    from worker.trademax_client import TrademaxClient
+
+    sent = {}
+
+    class Recorder(requests.Session):
+        def request(self, method, url, **kwargs):
+            sent.update(json.loads(kwargs["data"]))
+            raise requests.ConnectionError("not sending")
+
+    settings = Settings(trademax_base_url="http://127.0.0.1:9/api/", trademax_api_key="k",
+                        trademax_secret=SECRET)
+    with pytest.raises(TrademaxError):
+        TrademaxClient(settings, clock=lambda: 1_700_000_000, session=Recorder()).create_receipt({"a": 1})
+    logged = {k: v for k, v in sent.items() if k != "signature"}  # what the sandbox's log keeps
+    assert signing.sign(logged, SECRET) == sent["signature"]

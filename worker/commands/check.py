@@ -1,0 +1,189 @@
+"""``wms-relay check``: is this machine set up to deliver?  Run it after changing any setting.
+
+1. Settings: every variable is read and validated; a missing or malformed one is named.
+2. Redis: the server named by REDIS_URL (or the embedded one) answers, and keeps data safely
+   (``appendonly yes``, ``maxmemory-policy noeviction``: warnings otherwise).
+3. Trademax: one signed, read-only request (GET the lines of a made-up outgoing order).  Any answer past
+   authentication — even "not found" — proves the api key and secret are accepted; 401 with error_code
+   404 means the api key is unknown, 405 that the signature was refused (the secret, or the base URL).
+
+Prints OK / WARN / FAIL per check and what to do about each failure; exit code 0 when nothing failed.
+Never prints the secret or the api key."""
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from worker.commands.presenting import print_json, say
+from worker.settings import Settings, SettingsError
+
+CHECK_ORDER_NO = "WMS-RELAY-CHECK"
+CHECK_WAREHOUSE = "wms-relay-check"
+MAX_READ_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    level: str  # OK | WARN | FAIL
+    what: str
+    message: str
+    next_step: str = ""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("check", help="validate settings, ping Redis, test the Trademax credentials",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--order-no", default=CHECK_ORDER_NO, help=f"order to read (default {CHECK_ORDER_NO})")
+    p.add_argument("--warehouse-id", default=CHECK_WAREHOUSE,
+                   help=f"warehouse alias sent with it (default {CHECK_WAREHOUSE})")
+    p.add_argument("--skip-trademax", action="store_true", help="do not call Trademax")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(handler=run)
+
+
+def settings_problems(settings: Settings) -> list[Verdict]:
+    """What Settings.from_env cannot see on its own: credentials, LOG_LEVEL, SENTRY_DSN, FLOWER_BASIC_AUTH."""
+    problems = []
+    if not settings.trademax_api_key:
+        problems.append(Verdict("FAIL", "TRADEMAX_API_KEY", "is not set", "set it to the public api key "
+                                "Trademax gave you"))
+    if not settings.trademax_secret:
+        problems.append(Verdict("FAIL", "TRADEMAX_SECRET", "is not set", "set it to the secret key Trademax "
+                                "gave you"))
+    if not isinstance(logging.getLevelName(settings.log_level), int):
+        problems.append(Verdict("FAIL", "LOG_LEVEL", f"{settings.log_level!r} is not a log level",
+                                "use DEBUG, INFO, WARNING or ERROR"))
+    if settings.sentry_dsn:
+        from sentry_sdk.utils import BadDsn, Dsn
+
+        try:
+            Dsn(settings.sentry_dsn)
+        except BadDsn as exc:
+            problems.append(Verdict("FAIL", "SENTRY_DSN", f"is not a Sentry DSN ({exc})",
+                                    "copy the DSN from the Sentry project's settings, or unset it"))
+    for pair in filter(None, (settings.flower_basic_auth or "").split(",")):
+        user, colon, password = pair.partition(":")
+        if not (user and colon and password):
+            problems.append(Verdict("FAIL", "FLOWER_BASIC_AUTH", "must be user:password (comma-separated for "
+                                    "several users), with neither part empty", "fix or unset it"))
+            break
+    return problems
+
+
+def shown_url(url: str) -> str:
+    """A URL with its password replaced, fit to print."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def check_redis(settings: Settings) -> list[Verdict]:
+    import redis
+
+    from worker.redis_connection import connect, redis_url
+
+    where = (shown_url(settings.redis_url) if settings.redis_url
+             else "the embedded valkey-server (REDIS_URL unset)")
+    try:
+        client = connect(settings)
+        client.ping()
+    except (redis.RedisError, OSError, RuntimeError) as exc:
+        return [Verdict("FAIL", "Redis", f"{where} does not answer ({type(exc).__name__}: {exc})",
+                        "start it, or fix REDIS_URL")]
+    verdicts = [Verdict("OK", "Redis", f"{where} answered PING"
+                        + ("" if settings.redis_url else f" ({shown_url(redis_url(settings))})"))]
+    try:
+        config = {**client.config_get("appendonly"), **client.config_get("maxmemory-policy")}
+    except redis.RedisError:
+        config = {}  # managed Redis often forbids CONFIG: nothing to say
+    if config.get("appendonly") == "no":
+        verdicts.append(Verdict("WARN", "Redis", "appendonly is off: a crash of the server loses recent "
+                                "events", "set `appendonly yes`"))
+    if config.get("maxmemory-policy") not in (None, "noeviction"):
+        verdicts.append(Verdict("WARN", "Redis", f"maxmemory-policy is {config['maxmemory-policy']}: a full "
+                                "server would silently drop events", "set `maxmemory-policy noeviction`"))
+    client.close()
+    return verdicts
+
+
+def judge_trademax(exc: Exception | None, status: int | None = None) -> Verdict:
+    """What an answer to the check request says about the credentials (``exc`` None: a 2xx answer)."""
+    from worker.errors import OutcomeUnknownError, PermanentError, TransientError
+
+    if exc is None:
+        return Verdict("OK", "Trademax", f"credentials accepted (HTTP {status})")
+    code = getattr(exc, "error_code", None)
+    status = getattr(exc, "status", None)
+    if isinstance(exc, TransientError):
+        return Verdict("FAIL", "Trademax", f"could not get an answer: {exc}",
+                       "check TRADEMAX_BASE_URL and this machine's network; if Trademax is down, try later")
+    if isinstance(exc, OutcomeUnknownError):
+        return Verdict("FAIL", "Trademax", f"no answer in time: {exc}", "check the network; try again")
+    if isinstance(exc, PermanentError) and status == 401:
+        if code == 404:
+            return Verdict("FAIL", "Trademax", "the api key is not known to Trademax (401, error_code 404)",
+                           "check TRADEMAX_API_KEY")
+        if code == 405:
+            return Verdict("FAIL", "Trademax", "the signature was refused (401, error_code 405): the secret "
+                           "does not belong to the api key, or Trademax sees another URL",
+                           "check TRADEMAX_SECRET (and that TRADEMAX_BASE_URL is the address Trademax gave)")
+        if code == 402:
+            return Verdict("FAIL", "Trademax", "the timestamp was refused (401, error_code 402): this "
+                           "machine's clock is off by more than 5 minutes", "fix the clock (NTP)")
+        return Verdict("FAIL", "Trademax", f"authentication failed (401, error_code {code}): {exc}",
+                       "check TRADEMAX_API_KEY and TRADEMAX_SECRET")
+    # Anything else came from past the authentication: the credentials were accepted.
+    return Verdict("OK", "Trademax", f"credentials accepted (the test request was answered HTTP {status}"
+                   + (f", error_code {code}" if code else "") + ", which is expected for a made-up order)")
+
+
+def check_trademax(settings: Settings, order_no: str, warehouse_id: str) -> Verdict:
+    from worker.errors import TrademaxError
+    from worker.trademax_client import TrademaxClient
+
+    settings = settings.replace(read_timeout=min(settings.read_timeout, MAX_READ_TIMEOUT))
+    with TrademaxClient(settings) as client:
+        try:
+            reply = client.get_order_lines(order_no, warehouse_id)
+        except TrademaxError as exc:
+            return judge_trademax(exc)
+    return judge_trademax(None, reply.status)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        return _report([Verdict("FAIL", "settings", str(exc), "fix that variable and run `wms-relay check` "
+                                "again")], args.json)
+    verdicts = settings_problems(settings)
+    if not verdicts:
+        where = shown_url(settings.trademax_base_url)
+        verdicts.append(Verdict("OK", "settings", f"read; Trademax at {where}"))
+    verdicts += check_redis(settings)
+    if args.skip_trademax:
+        verdicts.append(Verdict("WARN", "Trademax", "not checked (--skip-trademax)"))
+    elif settings.trademax_api_key and settings.trademax_secret:
+        verdicts.append(check_trademax(settings, args.order_no, args.warehouse_id))
+    else:
+        verdicts.append(Verdict("FAIL", "Trademax", "not checked: the credentials are not set",
+                                "set TRADEMAX_API_KEY and TRADEMAX_SECRET"))
+    return _report(verdicts, args.json)
+
+
+def _report(verdicts: list[Verdict], as_json: bool) -> int:
+    failed = sum(v.level == "FAIL" for v in verdicts)
+    if as_json:
+        print_json({"ok": not failed, "checks": [asdict(v) for v in verdicts]})
+        return 1 if failed else 0
+    for verdict in verdicts:
+        say(f"{verdict.level:<4}  {verdict.what}: {verdict.message}")
+        if verdict.next_step and verdict.level != "OK":
+            say(f"      what to do: {verdict.next_step}")
+    say("All checks passed." if not failed else f"{failed} check{'s' if failed > 1 else ''} failed: fix "
+        "what is named above and run `wms-relay check` again.")
+    return 1 if failed else 0

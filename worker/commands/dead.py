@@ -1,0 +1,175 @@
+"""``wms-relay dead list|show|retry|discard``: the dead letters — events wms-relay will not send on its own.
+
+    dead list [--operation OP] [--since 2h|2024-05-01] [--grep TEXT] [--json]
+    dead show ID [--json]
+    dead retry ID... | --all [--operation OP] [--since ...] [--grep TEXT]  [--dry-run] [--reason TEXT]
+    dead discard ID... --reason TEXT
+
+ID is a letter id (``dl-12``) or ``OPERATION:KEY`` (that event's newest letter).  Retrying is atomic: when
+two people retry one letter, it is sent once.  An invalid event is validated again first; if it is still
+invalid it stays a dead letter.  Who did it (``--actor``, default: your OS account), when and why are
+kept; ``wms-relay event OPERATION KEY`` shows them."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from worker.commands.presenting import (
+    age, complain, default_actor, friendly_errors, parse_since, print_json, run_actions, say, shorten, table,
+)
+from worker.settings import Settings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("dead", help="list, show, retry or discard dead letters", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
+    sub = p.add_subparsers(dest="dead_command", metavar="ACTION")
+
+    ls = sub.add_parser("list", help="open dead letters, newest first")
+    _filters(ls)
+    ls.add_argument("--include-closed", action="store_true", help="also letters already retried or discarded")
+    ls.add_argument("--json", action="store_true", help="print a JSON array")
+    ls.set_defaults(handler=run_list)
+
+    show = sub.add_parser("show", help="one dead letter in full: the event, every attempt, the errors")
+    show.add_argument("id", help="dl-N or OPERATION:KEY")
+    show.add_argument("--json", action="store_true", help="print one JSON object")
+    show.set_defaults(handler=run_show)
+
+    retry = sub.add_parser("retry", help="send dead letters again (atomic: each is sent once)")
+    retry.add_argument("ids", nargs="*", metavar="ID", help="dl-N or OPERATION:KEY")
+    retry.add_argument("--all", action="store_true", help="every open letter that matches the filters")
+    _filters(retry)
+    retry.add_argument("--dry-run", action="store_true", help="show what would be retried; change nothing")
+    retry.add_argument("--reason", default="", help="why (kept with the letter and in the event's history)")
+    retry.add_argument("--actor", default=None, help="who is acting (default: your OS account)")
+    retry.add_argument("--json", action="store_true", help="print the results as JSON")
+    retry.set_defaults(handler=run_retry)
+
+    discard = sub.add_parser("discard", help="give up on dead letters (kept for the record, never sent)")
+    discard.add_argument("ids", nargs="+", metavar="ID", help="dl-N or OPERATION:KEY")
+    discard.add_argument("--reason", required=True, help="why (required; kept with the letter)")
+    discard.add_argument("--actor", default=None, help="who is acting (default: your OS account)")
+    discard.add_argument("--json", action="store_true", help="print the results as JSON")
+    discard.set_defaults(handler=run_discard)
+
+
+def _filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--operation", help="only this operation, e.g. stock.adjust")
+    p.add_argument("--since", help="only letters written since: 30m, 2h, 3d or a date (2024-05-01)")
+    p.add_argument("--grep", help="only letters whose event, key or errors contain this text (any case)")
+
+
+def _select(place, args: argparse.Namespace, *, include_closed: bool = False) -> list:
+    since = parse_since(args.since, place.relay.clock()) if args.since else None
+    return place.relay.dead_letters.list(operation=args.operation, since=since, grep=args.grep,
+                                         include_closed=include_closed)
+
+
+@friendly_errors
+def run_list(args: argparse.Namespace) -> int:
+    from worker.commands.desk import workplace
+
+    with workplace(Settings.from_env()) as place:
+        letters = _select(place, args, include_closed=args.include_closed)
+        now = place.relay.clock()
+    if args.json:
+        print_json([letter.to_dict() for letter in letters])
+        return 0
+    if not letters:
+        say("No dead letters" + (" match those filters." if args.operation or args.since or args.grep
+                                 else ". Nothing needs a person."))
+        return 0
+    rows = [(letter.letter_id, age(letter.age(now)), letter.operation, letter.key, letter.reason,
+             letter.status, letter.detail or json.dumps(letter.messages, ensure_ascii=False))
+            for letter in letters]
+    say(table(["ID", "AGE", "OPERATION", "KEY", "REASON", "STATUS", "WHAT WENT WRONG"], rows,
+              widths={3: 32, 6: 70}))
+    say(f"{len(letters)} dead letter{'s' if len(letters) != 1 else ''}. Next: `wms-relay dead show ID` to "
+        "read one; `dead retry ID` once the cause is fixed; `dead discard ID --reason ...` to give up on it.")
+    return 0
+
+
+@friendly_errors
+def run_show(args: argparse.Namespace) -> int:
+    from worker.commands.desk import workplace
+    from worker.support_actions import find_letter
+
+    with workplace(Settings.from_env()) as place:
+        letter = find_letter(place.desk, args.id)
+        record = place.relay.ledger.get(letter.operation, letter.key) if letter else None
+        now = place.relay.clock()
+    if letter is None:
+        complain(f"no dead letter {args.id}. `wms-relay dead list` shows the open ones.")
+        return 1
+    view = letter.to_dict()
+    view["ledger_state"] = record.state if record else None
+    if args.json:
+        print_json(view)
+        return 0
+    say(f"Dead letter {letter.letter_id}: {letter.operation} {letter.key}")
+    say(f"  written:  {view['created_at']} ({age(letter.age(now))} ago)")
+    closed = f" by {letter.closed_by} at {view['closed_at']}: {letter.close_reason}"
+    say(f"  status:   {letter.status}" + (closed if letter.status != "open" else ""))
+    say(f"  reason:   {letter.reason}" + (f" — {letter.detail}" if letter.detail else ""))
+    say(f"  ledger:   {record.state if record else 'not in the ledger (never accepted)'}")
+    say("  errors:")
+    messages = letter.messages
+    items = ([f"{field}: {'; '.join(map(str, problems))}" for field, problems in messages.items()]
+             if isinstance(messages, dict) else [str(m) for m in messages or []])
+    for item in items or ["(none recorded)"]:
+        say(f"    - {shorten(item, 300)}")
+    if view["attempts"]:
+        say("  attempts:")
+        for a in view["attempts"]:
+            said = f"  {shorten('; '.join(map(str, a['messages'])), 120)}" if a.get("messages") else ""
+            say(f"    {a['at']}  #{a['attempt']} {a['outcome']}  HTTP {a['status']}  "
+                f"error_code {a['error_code']}{said}")
+    say("  event:")
+    for line in json.dumps(letter.event, indent=2, ensure_ascii=False).splitlines():
+        say(f"    {line}")
+    if letter.status == "open":
+        say(f"Next: fix the cause, then `wms-relay dead retry {letter.letter_id}` — or "
+            f"`wms-relay dead discard {letter.letter_id} --reason ...`.")
+    return 0
+
+
+@friendly_errors
+def run_retry(args: argparse.Namespace) -> int:
+    from worker.commands.desk import workplace
+    from worker.support_actions import retry_letter
+
+    if bool(args.ids) == bool(args.all):
+        complain("name the dead letters to retry (dl-N or OPERATION:KEY), or use --all (with filters).")
+        return 2
+    if args.ids and (args.operation or args.since or args.grep):
+        complain("--operation, --since and --grep go with --all; with IDs, name exactly what to retry.")
+        return 2
+    actor = args.actor or default_actor()
+    with workplace(Settings.from_env()) as place:
+        targets = args.ids or [letter.letter_id for letter in _select(place, args)]
+        if not targets:
+            if args.json:
+                print_json({"summary": {"retried": 0, "skipped": 0, "failed": 0}, "dry_run": args.dry_run,
+                            "results": []})
+            else:
+                say("Nothing to do: no open dead letters match.")
+            return 0
+        return run_actions(targets, lambda t: retry_letter(place.desk, t, actor=actor, reason=args.reason,
+                                                           dry_run=args.dry_run),
+                           verb="retried", as_json=args.json, dry_run=args.dry_run)
+
+
+@friendly_errors
+def run_discard(args: argparse.Namespace) -> int:
+    from worker.commands.desk import workplace
+    from worker.support_actions import discard_letter
+
+    if not args.reason.strip():
+        complain("--reason must say why the letter is given up.")
+        return 2
+    actor = args.actor or default_actor()
+    with workplace(Settings.from_env()) as place:
+        return run_actions(args.ids, lambda t: discard_letter(place.desk, t, actor=actor, reason=args.reason),
+                           verb="discarded", as_json=args.json)

@@ -1,0 +1,161 @@
+"""``wms-relay event OPERATION KEY [--json]``: one event's state, attempts, Trademax's answer and history.
+
+Also ``event OPERATION:KEY`` and ``event KEY`` (looked up under every operation).  The history interleaves
+state changes (with who did them, for a person's actions) and send attempts (outcome, HTTP status,
+Trademax error code and messages, latency).  ``--json`` prints one object with at least ``operation``,
+``key``, ``state``, ``attempts``, ``result`` and ``history`` — scripts rely on these names — plus the dead
+letter and the scheduled retry, if any."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from worker.commands.presenting import age, friendly_errors, print_json, say, shorten
+from worker.settings import Settings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("event", help="one event's state, attempts, Trademax result and history",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("operation", help="e.g. receipt.create (or OPERATION:KEY, or just the KEY)")
+    p.add_argument("key", nargs="?", help="the event's key: transaction_id or event_id")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=run)
+
+
+def describe(place, operation: str, key: str) -> dict | None:
+    """The JSON view of one event, or None when neither the ledger nor the dead letters know it."""
+    relay = place.relay
+    record = relay.ledger.get(operation, key)
+    letter = relay.dead_letters.latest_for(operation, key)
+    retry = relay.schedule.get(f"{operation}:{key}")
+    if record is None and letter is None:
+        return None
+    if record is not None:
+        view = record.to_dict()
+        view["in_ledger"] = True
+    else:  # an invalid event: dead-lettered at the door, never in the ledger
+        view = {"operation": operation, "key": key, "state": "dead" if letter.status == "open" else
+                letter.status, "attempts": 0, "result": None, "history": [], "attempts_log": [],
+                "event": letter.event, "in_ledger": False}
+    view["dead_letter"] = letter.to_dict() if letter is not None else None
+    view["scheduled_retry"] = None if retry is None else {
+        "due_at": _iso(retry.due_at), "due_in_seconds": round(retry.due_at - relay.clock(), 1),
+        "in_flight": retry.in_flight}
+    return view
+
+
+def _iso(moment_: float) -> str | None:
+    from worker.ledger import iso_time
+
+    return iso_time(moment_)
+
+
+def _candidates(place, operation: str, key: str | None) -> list[tuple[str, str]]:
+    from tasks.events import OPERATIONS
+
+    if key is not None:
+        return [(operation, key)]
+    op, colon, rest = operation.partition(":")
+    if colon and op in OPERATIONS:
+        return [(op, rest)]
+    return [(op_name, operation) for op_name in OPERATIONS]  # just a key: try every operation
+
+
+def next_step(view: dict) -> str:
+    op, key, state = view["operation"], view["key"], view["state"]
+    letter = view.get("dead_letter")
+    if state == "dead" and letter and letter["status"] == "open":
+        return (f"read the error above, fix its cause, then `wms-relay dead retry {letter['id']}` — or "
+                f"`wms-relay dead discard {letter['id']} --reason ...`")
+    if state == "uncertain":
+        return (f"check in Trademax whether it arrived, then `wms-relay uncertain resolve {op}:{key} "
+                "--delivered --reason ...` (it is there) or `--resend --reason ...` (it is not)")
+    if state in ("retrying", "waiting"):
+        return f"nothing; it is retried automatically (to try now: `wms-relay retries run-now {op}:{key}`)"
+    if state in ("accepted", "sending"):
+        return "nothing; a worker is on it (if it stays like this, see `wms-relay status`)"
+    return "nothing: this event is settled"
+
+
+def _order(kind: str, item: dict) -> int:
+    if kind == "t":
+        return 0 if item["to"] == "sending" else 2
+    return 1
+
+
+def _history_lines(view: dict) -> list[str]:
+    entries = [(h["at"] or "", "t", h) for h in view["history"]] + \
+              [(a["at"] or "", "a", a) for a in view.get("attempts_log", [])]
+    lines = []
+    # Same millisecond: the claim (→ sending) comes before its attempt, the attempt before what followed.
+    for at, kind, item in sorted(entries, key=lambda e: (e[0], _order(e[1], e[2]))):
+        if kind == "t":
+            who = f" by {item['actor']}" if item.get("actor") else ""
+            reason = shorten(item["reason"], 140)
+            lines.append(f"  {at}  {item['from'] or '(new)'} → {item['to']}{who}: {reason}")
+        else:
+            parts = [f"attempt {item['attempt']}: {item['outcome']}"]
+            if item.get("status") is not None:
+                parts.append(f"HTTP {item['status']}")
+            if item.get("error_code") not in (None, 0):
+                parts.append(f"error_code {item['error_code']}")
+            if item.get("latency") is not None:
+                parts.append(f"{item['latency'] * 1000:.0f} ms")
+            if item.get("messages"):
+                parts.append(shorten("; ".join(map(str, item["messages"])), 120))
+            lines.append(f"  {at}    " + ", ".join(parts))
+    return lines
+
+
+@friendly_errors
+def run(args: argparse.Namespace) -> int:
+    from worker.commands.desk import workplace
+
+    with workplace(Settings.from_env()) as place:
+        views = [v for op, key in _candidates(place, args.operation, args.key)
+                 if (v := describe(place, op, key)) is not None]
+    if not views:
+        shown = f"{args.operation} {args.key}" if args.key else args.operation
+        if args.json:
+            op, _, key = (args.operation, None, args.key) if args.key else args.operation.partition(":")
+            print_json({"operation": op if key else None, "key": key or args.operation, "state": None,
+                        "attempts": 0, "result": None, "history": [], "found": False})
+        else:
+            say(f"No event {shown} in the ledger or the dead letters. Check the operation and key; delivered "
+                "events are kept DELIVERED_RETENTION_DAYS (30 by default).")
+        return 1
+    if len(views) > 1:
+        say(f"Key {args.operation} is used by {len(views)} operations; name one:")
+        for view in views:
+            say(f"  wms-relay event {view['operation']} {view['key']}    ({view['state']})")
+        return 1
+    view = views[0]
+    if args.json:
+        print_json(view)
+        return 0
+    say(f"{view['operation']} {view['key']}: {view['state']}")
+    say(f"  attempts: {view['attempts']}")
+    if view.get("created_at"):
+        say(f"  first seen: {view['created_at']}, last change: {view['updated_at']}")
+    result = json.dumps(view["result"], ensure_ascii=False) if view["result"] else "none"
+    say(f"  Trademax result: {result}")
+    retry = view["scheduled_retry"]
+    if retry:
+        due = "on its way now" if retry["in_flight"] else "in " + age(retry["due_in_seconds"])
+        say(f"  next retry: {due}")
+    letter = view["dead_letter"]
+    if letter:
+        closed = f" by {letter['closed_by']} at {letter['closed_at']}: {letter['close_reason']}" \
+            if letter["status"] != "open" else ""
+        say(f"  dead letter {letter['id']} ({letter['status']}{closed}): {letter['reason']} — "
+            f"{shorten(letter['detail'] or letter['messages'], 200)}")
+    if not view["in_ledger"]:
+        say("  never entered the ledger: it was invalid (see the dead letter) and was never sent")
+    lines = _history_lines(view)
+    if lines:
+        say("History (UTC):")
+        for line in lines:
+            say(line)
+    say(f"Next: {next_step(view)}")
+    return 0

@@ -1,0 +1,150 @@
+"""How the support commands talk to people: ages, tables, ``--json``, progress lines and summaries.
+
+The readers are support staff, not developers: every command says in plain words what it did and what to
+do next.  Scripts use ``--json`` instead (one JSON document on stdout, nothing else)."""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import sys
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Sequence
+
+from worker.support_actions import DONE, FAILED, SKIPPED, ActionOutcome, tally
+
+
+class Refused(ValueError):
+    """A person's input the command cannot use (a bad --since): said in one sentence, exit code 2."""
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def age(seconds: float | None) -> str:
+    """``42 s``, ``5 min``, ``3 h 12 min``, ``2 d 4 h``; ``-`` for None."""
+    if seconds is None:
+        return "-"
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if seconds < 3600:
+        return f"{minutes} min"
+    if seconds < 86400:
+        return f"{hours} h {minutes % 60} min" if minutes % 60 else f"{hours} h"
+    return f"{days} d {hours % 24} h" if hours % 24 else f"{days} d"
+
+
+def parse_since(text: str, now: float) -> float:
+    """``--since``: a duration back from now (``30m``, ``2h``, ``3d``) or a date/time (``2024-05-01``,
+    ``2024-05-01T08:00``, UTC unless it says otherwise) → Unix seconds."""
+    match = _DURATION.match(text)
+    if match:
+        return now - float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise Refused(f"--since {text!r}: use a duration like 30m, 2h, 3d or a date like 2024-05-01") \
+            from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp()
+
+
+def default_actor() -> str:
+    """The person acting: the OS account running the command (``--actor`` overrides)."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        import getpass
+
+        try:
+            return getpass.getuser()
+        except Exception:  # noqa: BLE001 — no account name at all: still audit something
+            return f"uid-{os.getuid()}"
+
+
+def shorten(text: Any, width: int) -> str:
+    text = " ".join(str("" if text is None else text).split())
+    return text if len(text) <= width else text[: max(width - 1, 1)] + "…"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *,
+          widths: dict[int, int] | None = None) -> str:
+    """A plain text table: left-aligned columns, long cells shortened (``widths``: column → max width)."""
+    widths = widths or {}
+    cells = [[shorten(cell, widths.get(i, 60)) for i, cell in enumerate(row)] for row in rows]
+    sizes = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(sizes[i]) for i, h in enumerate(headers)).rstrip()]
+    lines += ["  ".join(c.ljust(sizes[i]) for i, c in enumerate(row)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def say(text: str = "") -> None:
+    print(text)
+
+
+def complain(text: str) -> None:
+    print(f"wms-relay: {text}", file=sys.stderr)
+
+
+def progress_line(index: int, total: int, outcome: ActionOutcome) -> str:
+    about = f" {outcome.operation} {outcome.key}" if outcome.operation and outcome.target != \
+        f"{outcome.operation}:{outcome.key}" else ""
+    mark = {DONE: "ok", SKIPPED: "skipped", FAILED: "FAILED"}[outcome.status]
+    line = f"[{index}/{total}] {outcome.target}{about}: {mark} — {outcome.message}"
+    if outcome.next_step and outcome.status != DONE:
+        line += f"\n        next: {outcome.next_step}"
+    return line
+
+
+def run_actions(targets: Sequence[str], act: Callable[[str], ActionOutcome], *, verb: str,
+                as_json: bool, dry_run: bool = False) -> int:
+    """Run ``act`` on each target with a progress line each, then a summary.  Exit code 1 if any failed."""
+    outcomes = []
+    for index, target in enumerate(targets, 1):
+        outcome = act(target)
+        outcomes.append(outcome)
+        if not as_json:
+            say(progress_line(index, len(targets), outcome))
+    counts = tally(outcomes)
+    if as_json:
+        print_json({"summary": {verb if not dry_run else f"would be {verb}": counts[DONE],
+                                "skipped": counts[SKIPPED], "failed": counts[FAILED]},
+                    "dry_run": dry_run, "results": [o.to_dict() for o in outcomes]})
+    else:
+        done = f"{counts[DONE]} would be {verb}" if dry_run else f"{counts[DONE]} {verb}"
+        say(f"Summary: {done}, {counts[SKIPPED]} skipped, {counts[FAILED]} failed."
+            + (" Dry run: nothing was changed." if dry_run else ""))
+        if len(outcomes) == 1 and outcomes[0].status == DONE and outcomes[0].next_step and not dry_run:
+            say(f"Follow it with: {outcomes[0].next_step}")
+    return 1 if counts[FAILED] else 0
+
+
+def friendly_errors(handler: Callable[[Any], int]) -> Callable[[Any], int]:
+    """Turn "Redis is not there" into one plain sentence and exit code 3 instead of a traceback."""
+
+    @functools.wraps(handler)
+    def run(args: Any) -> int:
+        import redis
+
+        try:
+            return handler(args)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            complain(f"cannot reach Redis ({type(exc).__name__}: {exc}). Is it running, and is REDIS_URL "
+                     "right? `wms-relay check` tests the settings.")
+            return 3
+        except Refused as exc:
+            complain(str(exc))
+            return 2
+
+    return run
