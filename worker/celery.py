@@ -6,6 +6,7 @@ Only then is the broker URL resolved, which starts the embedded valkey-server wh
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import celeryd_init
 
 from worker.celery_config import celery_config
 from worker.settings import Settings
@@ -21,3 +22,12 @@ def _configure_from_settings(sender: Celery, **_: object) -> None:
 
     settings = Settings.from_env()
     sender.conf.update(celery_config(settings, broker_url=redis_url(settings)))
+
+
+@celeryd_init.connect
+def _start_sentry_in_worker(**_: object) -> None:
+    """Sentry with its Celery integration in every worker, however started (``wms-relay worker`` or
+    ``celery -A worker worker``).  No-op without SENTRY_DSN, and when it is running already."""
+    from worker.sentry_setup import start
+
+    start(Settings.from_env(), celery=True)
