@@ -72,7 +72,7 @@ def parked(relay):
     relative = example("stock.adjust", event_id="rel-1", type="relative", quantity=-2, reason=2)
     assert park(relay, "stock.adjust", relative, OutcomeUnknownError("timeout", operation="adjust_stock")) \
         == "uncertain"
-    transient = TransientError("", operation="create_receipt", status=503)
+    transient = TransientError("", operation="create_receipt", status=503, retry_after=600.0)  # due later
     assert park(relay, "receipt.create", example("receipt.create", transaction_id="R-LATER"), transient) \
         == "retrying"
     return relay
