@@ -29,8 +29,14 @@ php:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq php-cli >/dev/null; }
 	@php --version | head -1
 
+## make bench: signing speed, then pipeline throughput through the real processes (~6 min; docs/benchmarks.md).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/signing.py
+	$(BIN)/python benchmarks/throughput.py
+
+## make chaos: 2,000 events through faults, SIGKILLed workers and a store restart (~1.5 min; exits 1 on a violation).
+chaos: $(STAMP)
+	$(BIN)/python benchmarks/chaos.py
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet flake8

@@ -3,7 +3,11 @@
 Kept apart from ``worker.celery`` so it can be read (and tested) without creating an app."""
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+import redis
 from kombu import Queue
+from kombu.transport import redis as kombu_redis
 
 from worker.settings import Settings
 
@@ -30,10 +34,34 @@ def queue_for(task_name: str) -> str:
     return route["queue"]
 
 
+class _RedisChannel(kombu_redis.Channel):
+    def _connparams(self, asynchronous=False):
+        if self.connection.client is None:
+            raise redis.ConnectionError("the broker connection is closed")
+        return super()._connparams(asynchronous=asynchronous)
+
+
+class RedisTransport(kombu_redis.Transport):
+    """kombu's Redis transport, except that a closed connection fails as a *connection* error.
+
+    When the broker stays away longer than redis-py's reconnect attempts (a Redis restart of a few
+    seconds), Celery closes the lost connection; kombu then tries to put the worker's unacknowledged
+    messages back and, looking up the closed connection's address, raises AttributeError — which Celery
+    treats as unrecoverable: the worker exits ("Unrecoverable error: AttributeError: 'NoneType' object has
+    no attribute 'hostname'"; kombu issues #582, #970).  The chaos run's Redis restart stopped every worker
+    so.  As a connection error it is ignored like the others: the worker reconnects when Redis is back,
+    and the messages come back through the unacked sweep (visibility timeout)."""
+
+    Channel = _RedisChannel
+
+
 def celery_config(settings: Settings, broker_url: str) -> dict:
     """The Celery settings for ``broker_url`` (the embedded server's or REDIS_URL)."""
     return {
         "broker_url": broker_url,
+        # redis:// through RedisTransport (above); rediss:// and unix:// keep kombu's own transport, whose
+        # URL handling (TLS defaults, sockets) depends on the scheme.
+        "broker_transport": f"{__name__}:RedisTransport" if urlsplit(broker_url).scheme == "redis" else None,
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
             # Unacknowledged messages come back after this long: longer than any task (Settings checks it).

@@ -2,19 +2,25 @@
 
 design.md, "Delivery pipeline", is the contract.  Every path ends in a ledger state a person can see:
 delivered, retrying (a durable entry in the retry schedule), waiting, superseded, uncertain or dead (a
-dead letter).  Failures of Redis itself are not caught here: they propagate, the Celery message stays
-unacknowledged, and the broker hands it out again after the visibility timeout.
+dead letter).  The store being unreachable (Redis restarting) does not end a delivery: ``deliver`` waits
+for it and runs the event again (see :func:`deliver`).
 
     deliver(relay, operation, message, owner=...) -> the state this run left the event in
 """
 from __future__ import annotations
 
+import json
 import logging
+import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
+import redis
+
 from tasks.events import DeliveryEvent, InvalidEvent, validate_event, OPERATIONS
 from worker.errors import OutcomeUnknownError, PermanentError, TrademaxError, TransientError
+from worker.ledger import AttemptEntry
 from worker.relay import Relay
 from worker.trademax_calls import NEEDS_DISPATCH_ID, SENDERS, kept_result
 
@@ -22,6 +28,10 @@ log = logging.getLogger("wms_relay.delivery")
 
 # A second absolute count of one SKU waits this long for the first to finish sending.
 STOCK_TURN_RETRY_SECONDS = 1.0
+# While the store is unreachable, a delivery looks again this often.
+STORE_OUTAGE_PAUSE_SECONDS = 1.0
+_STORE_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)  # BusyLoadingError (AOF loading) included
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def task_name(operation: str) -> str:
@@ -47,39 +57,70 @@ class Admission:
     detail: str = ""
     event: DeliveryEvent | None = None
     accepted: Any = None
+    claim: Any = None  # with ``claim_for``: the claim taken in the same step
 
 
-def admit(relay: Relay, operation: str, message: Any) -> Admission:
+def admit(relay: Relay, operation: str, message: Any, *, claim_for: str | None = None) -> Admission:
     """Validate and record an event in the ledger (``wms-relay enqueue`` and every task start here).
 
     Invalid → dead letter naming the fields; same key with another payload → conflict dead letter.
-    Both are never sent.  Otherwise the event is in the ledger (``accepted``, or the state it already had)."""
+    Both are never sent.  Otherwise the event is in the ledger (``accepted``, or the state it already had).
+    ``claim_for``: also claim it for that owner, in the same store call (the worker's fast path)."""
     try:
         event = validate_event(operation, message)
     except InvalidEvent as exc:
         reject_invalid(relay, operation, message, exc)
         return Admission(operation, _best_key(message), "dead", f"invalid: {exc}")
-    accepted = relay.ledger.accept(event)
+    if claim_for is None:
+        accepted, claim = relay.ledger.accept(event), None
+    else:
+        accepted, claim = relay.ledger.accept_and_claim(event, claim_for)
     if accepted.conflict:
         reject_conflict(relay, event, accepted)
         return Admission(operation, event.key, "dead", "conflict: same key, different payload; not sent")
-    return Admission(operation, event.key, accepted.state, "", event, accepted)
+    return Admission(operation, event.key, accepted.state, "", event, accepted, claim)
 
 
 def deliver(relay: Relay, operation: str, message: Any, *, owner: str) -> str:
-    """Take one event from the queue to a state.  Safe to call any number of times for one event."""
-    admission = admit(relay, operation, message)
+    """Take one event from the queue to a state.  Safe to call any number of times for one event.
+
+    If the store becomes unreachable midway, the event is run again (same owner, so its own claim is
+    taken back — as an interrupted send: resent only where that is safe, else ``uncertain``) once the
+    store answers, for up to the visibility timeout.  Letting the error end the task instead loses the
+    event: Celery acknowledges a failed task (acks_late acks failures too) as soon as the store is back,
+    and the event stays ``sending`` with no message left to finish it — the chaos run's Redis restart
+    left 16 of 60 receipts so.  Past the visibility timeout the error propagates (the broker hands the
+    message out again by then anyway)."""
+    give_up_at = relay.clock() + relay.settings.visibility_timeout_seconds
+    while True:
+        try:
+            return _deliver(relay, operation, message, owner=owner)
+        except _STORE_UNREACHABLE as exc:
+            if relay.clock() >= give_up_at:
+                raise
+            log.warning("store unreachable while delivering %s (%s: %s); trying again in %.0f s",
+                        operation, type(exc).__name__, exc, STORE_OUTAGE_PAUSE_SECONDS)
+            time.sleep(STORE_OUTAGE_PAUSE_SECONDS)
+
+
+def _deliver(relay: Relay, operation: str, message: Any, *, owner: str) -> str:
+    # An event that may have to wait for its dispatch is claimed only once it need not; any other is
+    # recorded and claimed in one store call.
+    waits = operation in NEEDS_DISPATCH_ID
+    admission = admit(relay, operation, message, claim_for=None if waits else owner)
     if admission.event is None or admission.state in SETTLED:
         return admission.state
     event, accepted = admission.event, admission.accepted
 
     dispatch_id = None
-    if event.operation in NEEDS_DISPATCH_ID:
+    if waits:
         dispatch_id = relay.dependencies.dispatch_id_for(event.fields["transaction_id"])
         if dispatch_id is None:
             return _wait_for_create(relay, event)
 
-    claim = relay.ledger.claim(event.operation, event.key, accepted.fingerprint, owner)
+    claim = admission.claim
+    if waits:
+        claim = relay.ledger.claim(event.operation, event.key, accepted.fingerprint, owner)
     if claim.status != "claimed":
         return claim.state
     if claim.interrupted and not OPERATIONS[event.operation].safe_to_resend(event):
@@ -91,11 +132,10 @@ def deliver(relay: Relay, operation: str, message: Any, *, owner: str) -> str:
         return "uncertain"
 
     if _is_absolute_count(event):
-        turn = relay.stock_order.acquire(event.fields["warehouse_id"], event.fields["artno"],
-                                         event.occurred_at, owner)
+        turn = _stock_turn(relay, event, owner)
         if turn.verdict == "superseded":
             relay.ledger.transition(event.operation, event.key, "superseded", owner=owner,
-                                    reason=f"a newer absolute value (occurred_at {turn.detail}) was applied")
+                                    reason=f"a newer absolute value (occurred_at {turn.detail}) was sent")
             return "superseded"
         if turn.verdict == "busy":
             return _retry_later(relay, event, owner, STOCK_TURN_RETRY_SECONDS,
@@ -111,37 +151,58 @@ def _is_absolute_count(event: DeliveryEvent) -> bool:
     return event.operation == "stock.adjust" and event.fields.get("type") == "absolute"
 
 
+def _stock_turn(relay: Relay, event: DeliveryEvent, owner: str):
+    """The turn to send an absolute count: no newer count sent before it, no other count on the wire.
+
+    The count is recorded as the SKU's latest *before* it may go out, then the turn is taken: once sent,
+    a count may be applied even if no answer comes back (read timeout) or its worker dies mid-send, and an
+    older count arriving after that must be superseded, not applied over it (the chaos run found both).
+    If another count holds the turn, this one waits and is sent later (or superseded, if a newer one came
+    meanwhile); an older count arriving in between is superseded by it — stale either way.  So nothing is
+    left to record once it is delivered: the caller's ``finally`` lets go of the turn."""
+    warehouse_id, artno = event.fields["warehouse_id"], event.fields["artno"]
+    # "applied" records it as the latest unless a newer one is; it holds no turn, so it lets go of none.
+    relay.stock_order.applied(warehouse_id, artno, event.occurred_at, owner)
+    return relay.stock_order.acquire(warehouse_id, artno, event.occurred_at, owner)
+
+
 def _send(relay: Relay, event: DeliveryEvent, claim: Any, dispatch_id: Any, owner: str) -> str:
+    """Send once and move the event on.  The attempt's outcome is written by the same ledger call as the
+    transition it leads to (one store round trip fewer per event than writing it first)."""
     send = SENDERS[event.operation]
     attempt = claim.attempt
     try:
         reply = send(relay.client, event.fields, dispatch_id)
     except TrademaxError as exc:
+        latency = getattr(exc, "latency_seconds", None)
         relay.observer.attempt(event, attempt, _outcome_name(exc), status=exc.status,
-                               error_code=exc.error_code, latency=getattr(exc, "latency_seconds", None))
-        relay.ledger.record_attempt(event.operation, event.key, attempt=attempt, outcome=_outcome_name(exc),
-                                    status=exc.status, error_code=exc.error_code,
-                                    messages=list(exc.error_messages or []) or [str(exc)])
-        return _after_failure(relay, event, attempt, claim.round_attempt, exc, owner)
+                               error_code=exc.error_code, latency=latency)
+        tried = AttemptEntry(attempt, _outcome_name(exc), exc.status, exc.error_code,
+                             tuple(exc.error_messages or []) or (str(exc),), at=relay.clock())
+        return _after_failure(relay, event, attempt, claim.round_attempt, exc, owner, tried)
 
-    relay.observer.attempt(event, attempt, "duplicate" if reply.duplicate else "delivered",
-                           status=reply.status, error_code=reply.error_code, latency=reply.latency_seconds)
-    relay.ledger.record_attempt(event.operation, event.key, attempt=attempt,
-                                outcome="duplicate" if reply.duplicate else "delivered",
-                                status=reply.status, error_code=reply.error_code, messages=[])
-    result = kept_result(reply)
+    outcome = "duplicate" if reply.duplicate else "delivered"
+    relay.observer.attempt(event, attempt, outcome, status=reply.status, error_code=reply.error_code,
+                           latency=reply.latency_seconds)
+    tried = AttemptEntry(attempt, outcome, reply.status, reply.error_code, at=relay.clock())
     moved = relay.ledger.transition(
-        event.operation, event.key, "delivered", owner=owner, result=result,
+        event.operation, event.key, "delivered", owner=owner, result=kept_result(reply), log=tried,
         reason="Trademax already had it (452 duplicate transaction_id)" if reply.duplicate else "delivered")
     if not moved:
+        _keep_attempt(relay, event, tried)
         log.warning("delivered %s %s but the claim had passed to another worker", event.operation, event.key)
-    if _is_absolute_count(event):
-        relay.stock_order.applied(event.fields["warehouse_id"], event.fields["artno"], event.occurred_at, owner)
     if event.operation == "dispatch.create":
         waiters = relay.dependencies.take_waiters(event.fields["transaction_id"])
         if waiters:
             relay.schedule.run_now(waiters)
     return "delivered"
+
+
+def _keep_attempt(relay: Relay, event: DeliveryEvent, tried: AttemptEntry) -> None:
+    """Log an attempt whose transition was refused (the claim had passed on): the story keeps every send."""
+    relay.ledger.record_attempt(event.operation, event.key, attempt=tried.attempt, outcome=tried.outcome,
+                                status=tried.status, error_code=tried.error_code, messages=tried.messages,
+                                latency=tried.latency)
 
 
 def _outcome_name(exc: TrademaxError) -> str:
@@ -153,30 +214,38 @@ def _outcome_name(exc: TrademaxError) -> str:
 
 
 def _after_failure(relay: Relay, event: DeliveryEvent, attempt: int, round_attempt: int, exc: TrademaxError,
-                   owner: str) -> str:
+                   owner: str, tried: AttemptEntry) -> str:
     """``attempt`` counts every try of the event; ``round_attempt`` only those since it was accepted or a
-    person last retried it, which is what the retry policy's limit applies to."""
+    person last retried it, which is what the retry policy's limit applies to.  ``tried`` is the attempt's
+    log entry, written with the transition."""
     if isinstance(exc, OutcomeUnknownError) and not OPERATIONS[event.operation].safe_to_resend(event):
         moved = relay.ledger.transition(
-            event.operation, event.key, "uncertain", owner=owner,
+            event.operation, event.key, "uncertain", owner=owner, log=tried,
             reason=f"no answer after sending ({exc}); not safe to resend — a person must check Trademax")
         if moved:
             relay.observer.parked(event, "uncertain", str(exc))
+        else:
+            _keep_attempt(relay, event, tried)
         return "uncertain"
     if isinstance(exc, (TransientError, OutcomeUnknownError)):
         if relay.policy.exhausted(round_attempt):
             return _dead(relay, event, owner, reason="exhausted",
-                         detail=f"gave up after {attempt} attempts; last error: {exc}", exc=exc)
+                         detail=f"gave up after {attempt} attempts; last error: {exc}", exc=exc, tried=tried)
         delay = relay.policy.delay(round_attempt, relay.rng, retry_after=getattr(exc, "retry_after", None))
-        return _retry_later(relay, event, owner, delay, reason=f"attempt {attempt} failed: {exc}")
+        return _retry_later(relay, event, owner, delay, reason=f"attempt {attempt} failed: {exc}",
+                            tried=tried)
     assert isinstance(exc, PermanentError)
-    return _dead(relay, event, owner, reason="permanent", detail=f"Trademax refused it: {exc}", exc=exc)
+    return _dead(relay, event, owner, reason="permanent", detail=f"Trademax refused it: {exc}", exc=exc,
+                 tried=tried)
 
 
-def _retry_later(relay: Relay, event: DeliveryEvent, owner: str, delay: float, *, reason: str) -> str:
+def _retry_later(relay: Relay, event: DeliveryEvent, owner: str, delay: float, *, reason: str,
+                 tried: AttemptEntry | None = None) -> str:
     due = relay.clock() + delay
-    relay.ledger.transition(event.operation, event.key, "retrying", owner=owner,
-                            reason=f"{reason}; next try in {delay:.1f} s")
+    moved = relay.ledger.transition(event.operation, event.key, "retrying", owner=owner, log=tried,
+                                    reason=f"{reason}; next try in {delay:.1f} s")
+    if tried is not None and not moved:
+        _keep_attempt(relay, event, tried)
     relay.schedule.schedule(entry_id(event), {"task": task_name(event.operation), "event": event.to_message()}, due)
     return "retrying"
 
@@ -203,11 +272,13 @@ def _wait_for_create(relay: Relay, event: DeliveryEvent) -> str:
 
 
 def _dead(relay: Relay, event: DeliveryEvent, owner: str | None, *, reason: str, detail: str,
-          exc: TrademaxError | None) -> str:
+          exc: TrademaxError | None, tried: AttemptEntry | None = None) -> str:
     moved = relay.ledger.transition(
-        event.operation, event.key, "dead", owner=owner, reason=f"{reason}: {detail}",
+        event.operation, event.key, "dead", owner=owner, reason=f"{reason}: {detail}", log=tried,
         expected_states=None if owner else ("accepted", "retrying", "waiting"))
     if not moved:
+        if tried is not None:
+            _keep_attempt(relay, event, tried)
         return relay.ledger.get(event.operation, event.key).state
     record = relay.ledger.get(event.operation, event.key)
     letter_id = relay.dead_letters.add(
@@ -220,8 +291,9 @@ def _dead(relay: Relay, event: DeliveryEvent, owner: str | None, *, reason: str,
 
 def reject_invalid(relay: Relay, operation: str, message: Any, exc: InvalidEvent) -> str:
     key = _best_key(message)
-    letter_id = relay.dead_letters.add(operation, key, message if _jsonable(message) else repr(message)[:2000],
-                                       "invalid", messages=exc.messages, attempts_log=[], detail=str(exc))
+    kept = _utf8_safe(message) if _jsonable(message) else repr(message)[:2000]
+    letter_id = relay.dead_letters.add(operation, key, kept, "invalid", messages=_utf8_safe(exc.messages),
+                                       attempts_log=[], detail=str(exc))
     relay.observer.invalid(operation, key, str(exc), letter_id=letter_id)
     return "dead"
 
@@ -241,13 +313,22 @@ def _best_key(message: Any) -> str:
         for name in ("transaction_id", "event_id"):
             value = message.get(name)
             if isinstance(value, str) and 0 < len(value) <= 128:
-                return value
+                return _utf8_safe(value)
     return "(no key)"
 
 
-def _jsonable(value: Any) -> bool:
-    import json
+def _utf8_safe(value: Any) -> Any:
+    """``value`` (JSON) with every string and key UTF-8 can encode: a lone surrogate, which JSON's
+    ``\\udc80`` escape can carry, becomes that escape as text.  The store takes UTF-8 only; without this an
+    invalid event holding one made its dead letter fail — the fuzz run found it — and the event vanished.
+    Done on the JSON text, so any nesting depth the JSON decoder took is fine here too."""
+    text = json.dumps(value, ensure_ascii=False)
+    if not _SURROGATE.search(text):
+        return value
+    return json.loads(_SURROGATE.sub(lambda m: f"\\\\u{ord(m.group()):04x}", text))
 
+
+def _jsonable(value: Any) -> bool:
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError, RecursionError):

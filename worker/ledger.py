@@ -131,6 +131,12 @@ class LedgerEvent:
                 "occurred_at": self.occurred_at, "event_id": self.event_id}
 
 
+def _accepted(reply: list, fingerprint_: str) -> AcceptResult:
+    status, state, stored, attempts = (text(v) for v in reply)
+    return AcceptResult(status=status, state=state, fingerprint=fingerprint_, existing_fingerprint=stored,
+                        attempts=int(attempts or 0))
+
+
 def _stamp(moment: float) -> str:
     """A time as the scripts want it: seconds with milliseconds, a valid JSON number."""
     return f"{moment:.3f}"
@@ -161,6 +167,7 @@ class Ledger:
         self._ns = namespace
         self._accept = redis_client.register_script(ledger_scripts.ACCEPT)
         self._claim = redis_client.register_script(ledger_scripts.CLAIM)
+        self._accept_and_claim = redis_client.register_script(ledger_scripts.ACCEPT_AND_CLAIM)
         self._transition = redis_client.register_script(ledger_scripts.TRANSITION)
         self._record_attempt = redis_client.register_script(ledger_scripts.RECORD_ATTEMPT)
         self._renew = redis_client.register_script(ledger_scripts.RENEW_LEASE)
@@ -199,9 +206,20 @@ class Ledger:
         body = event_json(print_, event.key, event.fields, event.occurred_at, event.event_id)
         reply = self._accept(keys=self._keys(event.operation, event.key),
                              args=[print_, body, _stamp(self._clock()), f"{event.operation}:{event.key}"])
-        status, state, stored, attempts = (text(v) for v in reply)
-        return AcceptResult(status=status, state=state, fingerprint=print_, existing_fingerprint=stored,
-                            attempts=int(attempts or 0))
+        return _accepted(reply, print_)
+
+    def accept_and_claim(self, event: Any, owner: str) -> tuple[AcceptResult, Claim | None]:
+        """:meth:`accept` and then :meth:`claim` for ``owner``, atomically and in one round trip (the
+        worker's path: it records an event and takes it for sending in the same step).  The claim is None
+        when the accept found a conflict."""
+        event = LedgerEvent.coerce(event)
+        print_ = fingerprint(event.fields)
+        body = event_json(print_, event.key, event.fields, event.occurred_at, event.event_id)
+        now = self._clock()
+        reply = self._accept_and_claim(keys=self._keys(event.operation, event.key), args=[
+            print_, body, _stamp(now), f"{event.operation}:{event.key}", owner, _stamp(now + self._lease)])
+        accepted = _accepted(reply[:4], print_)
+        return accepted, None if accepted.conflict else self._claim_reply(reply[4:], now)
 
     def claim(self, operation: str, key: str, fingerprint: str, owner: str) -> Claim:
         """Take the event for one send attempt (``status == "claimed"``), under a lease.
@@ -215,6 +233,9 @@ class Ledger:
         reply = self._claim(keys=self._keys(operation, key),
                             args=[fingerprint, owner, _stamp(now), _stamp(now + self._lease),
                                   f"{operation}:{key}"])
+        return self._claim_reply(reply, now)
+
+    def _claim_reply(self, reply: list, now: float) -> Claim:
         status = text(reply[0])
         if status == "claimed":
             return Claim(status, state="sending", previous_state=text(reply[1]), attempt=int(reply[2]),

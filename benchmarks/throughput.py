@@ -1,0 +1,282 @@
+"""Pipeline throughput and latency through the real processes, each against a baseline from the same run.
+
+Run: ``python benchmarks/throughput.py`` (or ``make bench``; ~6 minutes).  Two scenarios, each with its own
+valkey-server, sandbox Trademax and ``wms-relay worker`` process(es) (threads pool; ``--workers N`` splits
+the threads over N processes), started through ``benchmarks.noop_task`` so that the baseline tasks and the
+delivery tasks run in the same worker command with the same settings (the service's defaults,
+LOG_LEVEL=INFO):
+
+* **0 ms** — the sandbox answers at once; 16 threads.  Baseline: Celery no-op tasks (given the same
+  events) drained from the same queues.  Target: the pipeline delivers ≥ 50% of the no-op rate.
+* **200 ms** — every sandbox answer takes 200 ms; 64 threads.  Baseline: Little's law, 64 / 0.2 s =
+  320/s.  Target: ≥ 85% of it.  Also measured for reference: "bare Celery + requests" (one unsigned
+  POST per task, nothing else).
+
+Throughput is a *drain*: N messages are queued while no worker runs (the events through the real
+``wms-relay enqueue``), then the worker starts; the rate is N over the time from the first message taken
+to the last one acknowledged.  Baseline and pipeline drains alternate, ``--rounds`` of each (default 3);
+the medians are compared.  Latency (enqueue → delivered, from the ledger's own timestamps) is measured
+separately at a steady, paced load of half the measured rate: at a full drain it would only measure the
+queue.  Memory: ``MEMORY USAGE`` of every ledger record (and of the ledger's indexes) after the first 0 ms
+drain, per delivered event; target ≤ 1 KiB.  The event mix: dispatch creates, receipts, relative and
+absolute stock adjustments, a quarter each.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._harness import RelayRun, wait_until  # noqa: E402
+from benchmarks.noop_task import BARE_POST_TASK, NOOP_TASK  # noqa: E402
+
+QUEUES = ("trademax.dispatch", "trademax.receipt", "trademax.stock", "trademax.inventory", "trademax.orders")
+# The service's defaults (the harness starts from short test timeouts).
+DEFAULT_SETTINGS = {"TRADEMAX_CONNECT_TIMEOUT": "5", "TRADEMAX_READ_TIMEOUT": "30",
+                    "CLAIM_LEASE_SECONDS": "120", "VISIBILITY_TIMEOUT_SECONDS": "300",
+                    "RETRY_BASE_SECONDS": "1", "RETRY_CAP_SECONDS": "3600",
+                    "DEPENDENCY_WAIT_SECONDS": "30", "LOG_LEVEL": "INFO"}
+LAUNCHER = "benchmarks.noop_task"
+
+
+def events(count: int, tag: str) -> list[tuple[str, dict]]:
+    """``count`` independent events (no waits, no superseding), a quarter of each kind."""
+    made = []
+    for i in range(count):
+        at = f"2024-05-14T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z"
+        kind = i % 4
+        if kind == 0:
+            made.append(("dispatch.create", {
+                "transaction_id": f"{tag}-D{i}", "warehouse_id": "nw", "order_no": f"FO{i}",
+                "order_type": "SO",
+                "occurred_at": at, "packages": [{"package_id": 1, "weight": 12.5, "volume": 0.4,
+                                                 "products": [{"line_no": 1000, "artno": f"A{i % 97}"}]}],
+                "products": [{"line_no": 1000, "artno": f"A{i % 97}", "quantity": 2}]}))
+        elif kind == 1:
+            made.append(("receipt.create", {
+                "transaction_id": f"{tag}-R{i}", "warehouse_id": "nw", "order_no": f"IO{i}",
+                "order_type": "PO",
+                "received_date": "2024-05-13", "occurred_at": at,
+                "products": [{"line_no": 1000 * (n + 1), "artno": f"A{n}", "quantity": 3}
+                             for n in range(3)]}))
+        else:
+            stock = {"event_id": f"{tag}-S{i}", "warehouse_id": "nw", "artno": f"{tag}-{i}",
+                     "occurred_at": at}
+            if kind == 2:
+                stock.update(type="relative", quantity=-2, reason=2)
+            else:
+                stock.update(type="absolute", quantity=40)
+            made.append(("stock.adjust", stock))
+    return made
+
+
+def publisher(relay: RelayRun):
+    """A Celery client on the run's broker, configured as the service configures itself."""
+    from celery import Celery
+
+    from worker.celery_config import celery_config
+    from worker.settings import Settings
+
+    app = Celery("bench-wms", set_as_current=False)
+    app.conf.update(celery_config(Settings(), broker_url=relay.valkey.url))
+    return app
+
+
+def _backlog(client) -> int:
+    pipe = client.pipeline(transaction=False)
+    for queue in QUEUES:
+        pipe.llen(queue)
+    pipe.hlen("unacked")
+    return sum(pipe.execute())
+
+
+def drain(relay: RelayRun, count: int, concurrency: int, workers: int) -> float:
+    """Start the workers on full queues; seconds from the first message taken to the last acknowledged."""
+    client = relay.redis()
+    assert _backlog(client) == count, "the queues should hold exactly the prefilled messages"
+    queued = sum(client.llen(q) for q in QUEUES)
+    # All workers start together (each start waits for its own "ready"), while this thread watches for
+    # the first message taken.
+    options = {"concurrency": concurrency, "launcher": LAUNCHER}
+    starting = [threading.Thread(target=relay.start_worker, kwargs=options) for _ in range(workers)]
+    for thread in starting:
+        thread.start()
+    while sum(client.llen(q) for q in QUEUES) == queued:
+        time.sleep(0.002)
+    started = time.monotonic()
+    while _backlog(client):
+        time.sleep(0.005)
+    seconds = time.monotonic() - started
+    for thread in starting:
+        thread.join()
+    relay.stop_workers()
+    return seconds
+
+
+def baseline_rate(relay: RelayRun, task: str, count: int, concurrency: int, workers: int) -> float:
+    """Tasks per second of a benchmark task (benchmarks.noop_task) given the same events."""
+    app = publisher(relay)
+    for operation, event in events(count, "base"):
+        app.send_task(task, args=[event], queue="trademax.stock")
+    return count / drain(relay, count, concurrency, workers)
+
+
+def pipeline_rate(relay: RelayRun, count: int, concurrency: int, workers: int, tag: str) -> float:
+    batch = events(count, tag)
+    for operation in ("dispatch.create", "receipt.create", "stock.adjust"):
+        relay.enqueue(operation, [e for op, e in batch if op == operation])
+    before = relay.ledger().final_totals()["delivered"]
+    seconds = drain(relay, count, concurrency, workers)
+    delivered = relay.ledger().final_totals()["delivered"] - before
+    assert delivered == count, f"only {delivered} of {count} delivered"
+    return count / seconds
+
+
+def paced_latency(relay: RelayRun, count: int, rate: float, concurrency: int, workers: int,
+                  tag: str) -> tuple[float, float]:
+    """Enqueue→delivered p50 and p99 (seconds) with events arriving steadily at ``rate`` per second,
+    admitted and published as ``wms-relay enqueue`` does."""
+    from worker.celery_config import queue_for
+    from worker.delivery import admit
+    from worker.relay import build_relay
+    from worker.settings import Settings
+
+    for _ in range(workers):
+        relay.start_worker(concurrency=concurrency, launcher=LAUNCHER)
+    app = publisher(relay)
+    store = build_relay(Settings(redis_url=relay.valkey.url), sends=False)
+    batch = events(count, tag)
+    start = time.monotonic()
+    for n, (operation, event) in enumerate(batch):
+        pause = start + n / rate - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        admission = admit(store, operation, event)
+        task = f"trademax.{operation}"
+        app.send_task(task, args=[admission.event.to_message()], queue=queue_for(task))
+    ledger = relay.ledger()
+    keys = [(op, e.get("transaction_id") if op != "stock.adjust" else e["event_id"]) for op, e in batch]
+    wait_until(lambda: all(ledger.get(op, key).state == "delivered" for op, key in keys[-20:]), 120,
+               "the paced events to be delivered")
+    latencies = []
+    for op, key in keys:
+        record = wait_until(lambda: (r := ledger.get(op, key)) and r.state == "delivered" and r, 60, key)
+        delivered_at = next(h["at"] for h in record.history if h["to"] == "delivered")
+        latencies.append(delivered_at - record.created_at)
+    relay.stop_workers()
+    cuts = statistics.quantiles(latencies, n=100)
+    return cuts[49], cuts[98]
+
+
+def memory_per_event(relay: RelayRun) -> tuple[float, float, int]:
+    """Average ``MEMORY USAGE`` of a delivered event's record, and with the ledger's indexes added."""
+    client = relay.redis()
+    records = list(client.scan_iter("wms:event:*", count=1000))
+    record_bytes = sum(client.memory_usage(key, samples=0) or 0 for key in records)
+    index_bytes = sum(client.memory_usage(key, samples=0) or 0 for key in client.scan_iter("wms:ledger:*"))
+    return record_bytes / len(records), (record_bytes + index_bytes) / len(records), len(records)
+
+
+def scenario(workdir: Path, *, latency_ms: int, threads: int, workers: int, count: int, rounds: int,
+             say) -> dict:
+    """Alternating baseline and pipeline drains (``rounds`` of each; medians), then the paced latency."""
+    concurrency = threads // workers
+    settings = {**DEFAULT_SETTINGS, "WORKER_CONCURRENCY": str(concurrency)}
+    result = {"latency_ms": latency_ms, "threads": threads, "workers": workers, "count": count,
+              "baseline_runs": [], "bare_runs": [], "runs": []}
+    with RelayRun(workdir, settings=settings, sandbox_faults={"latency_ms": latency_ms}) as relay:
+        for n in range(rounds):
+            if latency_ms == 0:
+                result["baseline_runs"].append(baseline_rate(relay, NOOP_TASK, count, concurrency, workers))
+            else:
+                result["bare_runs"].append(baseline_rate(relay, BARE_POST_TASK, count, concurrency, workers))
+            result["runs"].append(pipeline_rate(relay, count, concurrency, workers, f"L{latency_ms}R{n}"))
+            if n == 0 and latency_ms == 0:
+                result["memory"] = memory_per_event(relay)
+            say(f"  round {n + 1}: baseline {(result['baseline_runs'] or result['bare_runs'])[-1]:.0f}/s, "
+                f"pipeline {result['runs'][-1]:.0f} delivered/s")
+            relay.sandbox.reset()  # the request log is never trimmed otherwise
+        result["baseline"] = (statistics.median(result["baseline_runs"]) if latency_ms == 0
+                              else threads / (latency_ms / 1000.0))
+        result["rate"] = statistics.median(result["runs"])
+        result["paced_rate"] = paced = result["rate"] / 2
+        result["p50"], result["p99"] = paced_latency(relay, int(min(count, paced * 20)), paced, concurrency,
+                                                     workers, f"P{latency_ms}")
+        say(f"  latency at {paced:.0f}/s: p50 {result['p50'] * 1000:.0f} ms, "
+            f"p99 {result['p99'] * 1000:.0f} ms")
+    return result
+
+
+def report(results: list[dict]) -> str:
+    lines = [f"machine: nproc={os.cpu_count()}, {_memory()}, Python {platform.python_version()}", "",
+             "| sandbox latency | workers × threads | events per drain | baseline /s | delivered /s (runs) "
+             "| % of baseline | target | paced at /s | p50 ms | p99 ms |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        target = 0.50 if r["latency_ms"] == 0 else 0.85
+        if r["latency_ms"] == 0:
+            base = f"no-op {r['baseline']:.0f} ({_runs(r['baseline_runs'])})"
+        else:
+            bare = statistics.median(r["bare_runs"])
+            base = f"ideal {r['baseline']:.0f}; bare Celery + requests {bare:.0f} ({_runs(r['bare_runs'])})"
+        share = 100 * r["rate"] / r["baseline"]
+        lines.append(f"| {r['latency_ms']} ms | {r['workers']} × {r['threads'] // r['workers']} "
+                     f"| {r['count']} | {base} | {r['rate']:.0f} ({_runs(r['runs'])}) | {share:.0f}% "
+                     f"| ≥ {target:.0%} | {r['paced_rate']:.0f} | {r['p50'] * 1000:.0f} "
+                     f"| {r['p99'] * 1000:.0f} |")
+    for r in results:
+        if "memory" in r:
+            record, with_indexes, n = r["memory"]
+            lines.append(f"\nRedis memory per delivered event ({n} events): {record:.0f} B (record), "
+                         f"{with_indexes:.0f} B with the ledger's indexes; target ≤ 1024 B")
+    for r in results:
+        target = 0.50 if r["latency_ms"] == 0 else 0.85
+        if r["rate"] < target * r["baseline"]:
+            lines.append(f"MISSED: {r['latency_ms']} ms, {r['workers']} worker(s): "
+                         f"{r['rate'] / r['baseline']:.0%} of baseline (target {target:.0%}; short by "
+                         f"{target * r['baseline'] - r['rate']:.0f}/s)")
+    return "\n".join(lines)
+
+
+def _runs(rates: list[float]) -> str:
+    return ", ".join(f"{rate:.0f}" for rate in rates)
+
+
+def _memory() -> str:
+    try:
+        kib = int(next(line for line in open("/proc/meminfo") if line.startswith("MemTotal")).split()[1])
+        return f"{kib / 1024 / 1024:.1f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        return "RAM unknown"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="pipeline throughput against same-run baselines")
+    parser.add_argument("--events", type=int, default=4000, help="per drain (default 4000)")
+    parser.add_argument("--rounds", type=int, default=3, help="drains of each kind per scenario (median)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the threads")
+    parser.add_argument("--only", choices=("0", "200"), default=None, help="run one scenario")
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="wms-bench-") as tmp:
+        for latency, threads in ((0, 16), (200, 64)):
+            if args.only is not None and int(args.only) != latency:
+                continue
+            print(f"scenario: sandbox latency {latency} ms, {args.workers} worker(s), "
+                  f"{threads} threads in all")
+            results.append(scenario(Path(tmp) / f"l{latency}", latency_ms=latency, threads=threads,
+                                    workers=args.workers, count=args.events, rounds=args.rounds, say=print))
+    print(report(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Chaos: nothing lost, nothing applied twice — the reduced run of ``benchmarks/chaos.py`` (~300 events,
+the same faults and process kills as the full 2,000-event run), a focused store outage, and the checks
+themselves shown to catch what they promise to."""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from types import SimpleNamespace
+
+import pytest
+
+from benchmarks.chaos import report, run
+from benchmarks.chaos_checks import judge
+from benchmarks.chaos_events import Planned, build_workload
+from tests.fixtures.pipeline import wait_until
+
+
+@pytest.mark.integration
+def test_reduced_chaos_run_loses_nothing_and_applies_nothing_twice(tmp_path):
+    result = run(300, seed=7, workdir=tmp_path, settle_timeout=150, say=lambda line: None)
+    table = report(result)
+    assert result.verdict.ok, table
+    assert sum(n for (_, state), n in result.verdict.states.items()) == result.events, table
+    # The chaos happened: three workers killed, the store restarted, every fault injected.
+    assert sum("SIGKILL" in a for a in result.actions) == 3, table
+    assert sum("restart valkey" in a for a in result.actions) == 1, table
+    assert all(result.verdict.faults[kind] > 0 for kind in ("server_error", "throttle", "stall")), table
+    # ...and reached the paths it is meant to: superseded counts and follow-ups waiting for their create.
+    assert result.verdict.states[("stock.adjust", "superseded")] > 0, table
+    assert result.waited > 0, table
+
+
+@pytest.mark.integration
+def test_a_store_outage_while_events_are_being_sent_loses_none_of_them(pipeline):
+    """Regression: a few seconds without Redis used to leave events ``sending`` until the stranded sweep
+    (their task failed, Celery acknowledged it once the store was back, nothing was left to finish them),
+    and made the worker exit."""
+    pipeline.sandbox.set_faults(latency_ms=1500)
+    worker = pipeline.start_worker()
+    events = [{"transaction_id": f"OUTAGE-{i}", "warehouse_id": "nw", "order_no": f"IO{i}",
+               "order_type": "PO",
+               "received_date": "2024-05-13", "occurred_at": "2024-05-13T10:00:00Z",
+               "products": [{"line_no": 1000, "artno": "113-11", "quantity": 1}]} for i in range(24)]
+    pipeline.enqueue("receipt.create", events)
+    wait_until(lambda: pipeline.state("receipt.create", "OUTAGE-0") == "sending", 30, "the first send")
+    pipeline.redis_server.stop()
+    time.sleep(3)  # a real outage: longer than redis-py's own reconnect attempts
+    pipeline.redis_server.start()
+    pipeline.sandbox.set_faults(latency_ms=0)
+    for event in events:
+        pipeline.wait_for_state("receipt.create", event["transaction_id"], "delivered", timeout=90)
+    receipts = Counter(r["transaction_id"] for r in pipeline.sandbox.state()["receipts"])
+    assert receipts == Counter(e["transaction_id"] for e in events)
+    # ...and the worker lived through it (kombu used to make it exit: worker.celery_config.RedisTransport).
+    assert worker.poll() is None, pipeline.logs()
+
+
+# -- the checks catch what they promise (pure: no processes) ---------------------------------------------
+
+def _record(state: str):
+    return SimpleNamespace(state=state)
+
+
+def _applied(planned: Planned, seq: int, **params) -> dict:
+    """A request-log entry of the sandbox applying ``planned`` (answered 200, no fault)."""
+    event = planned.event
+    if planned.operation == "stock.adjust":
+        path = f"/api/inventory/{event['artno']}/stock-adjustment"
+        params = {k: event[k] for k in ("warehouse_id", "type", "quantity")} | params
+    else:
+        path = "/api/receipt"
+        params = {"transaction_id": event["transaction_id"]} | params
+    method = "PATCH" if planned.operation == "stock.adjust" else "POST"
+    return {"seq": seq, "method": method, "path": path, "params": params, "status": 200, "error_code": 0,
+            "fault": None}
+
+
+def _log_entry(planned: Planned, seq: int, old: int) -> dict:
+    e = planned.event
+    new = e["quantity"] if e["type"] == "absolute" else old + e["quantity"]
+    return {"seq": seq, "warehouse_id": e["warehouse_id"], "artno": e["artno"], "type": e["type"],
+            "quantity": e["quantity"], "old_quantity": old, "new_quantity": new}
+
+
+def _sku_events():
+    planned = [p for p in build_workload(400, batches=4, seed=3) if p.operation == "stock.adjust"]
+    sku = Counter(p.sku for p in planned).most_common(1)[0][0]
+    counts = sorted((p for p in planned if p.sku == sku and p.event["type"] == "absolute"),
+                    key=lambda p: p.event["occurred_at"])
+    relatives = [p for p in planned if p.sku == sku and p.event["type"] == "relative"]
+    return sku, counts, relatives
+
+
+def test_the_checks_pass_a_consistent_history_and_name_each_kind_of_violation():
+    sku, counts, relatives = _sku_events()
+    older, newer, rel = counts[0], counts[1], relatives[0]
+    planned = [older, newer, rel]
+    log = [_log_entry(older, 1, 0), _log_entry(newer, 2, older.event["quantity"])]
+    log.append(_log_entry(rel, 3, log[-1]["new_quantity"]))
+    requests = [_applied(p, i + 1) for i, p in enumerate(planned)]
+    sandbox = {"stock_adjustments": log, "stock": [
+        {"warehouse_id": sku[0], "artno": sku[1], "quantity": log[-1]["new_quantity"]}]}
+    records = {(p.operation, p.key): _record("delivered") for p in planned}
+    assert judge(planned, records, sandbox, requests).ok
+
+    # The relative adjustment applied twice, the older count applied after the newer one, an event left
+    # sending, a request nobody sent, and a level that does not add up.
+    twice = [*requests, _applied(rel, 4)]
+    assert judge(planned, records, sandbox, twice).violations["once"]
+    reordered = {**sandbox, "stock_adjustments": [log[1], {**log[0], "seq": 4}, log[2]]}
+    verdict = judge(planned, records, reordered, requests)
+    assert verdict.violations["count_order"] and verdict.violations["stock"]
+    stuck = {**records, (rel.operation, rel.key): _record("sending")}
+    assert judge(planned, stuck, sandbox, requests).violations["final"]
+    stranger = [*requests, _applied(rel, 5, quantity=rel.event["quantity"] + 10_000)]
+    assert judge(planned, records, sandbox, stranger).violations["unknown"]
+    wrong_level = {**sandbox, "stock": [{"warehouse_id": sku[0], "artno": sku[1], "quantity": -1}]}
+    assert judge(planned, records, wrong_level, requests).violations["stock"]
+    # An uncertain relative adjustment may have been applied once, but not twice.
+    uncertain = {**records, (rel.operation, rel.key): _record("uncertain")}
+    assert judge(planned, uncertain, sandbox, requests).ok
+    assert judge(planned, uncertain, sandbox, twice).violations["once"]

@@ -1,0 +1,102 @@
+"""Delivery-pipeline regressions found by the chaos run (benchmarks/chaos.py) and the pipeline fuzz test
+(tests/integration/test_fuzz_pipeline.py), on the real ``worker.delivery.deliver`` over fakeredis with a
+scripted Trademax stub.
+
+- Absolute stock counts whose send may have reached Trademax without an answer (a read timeout, or the
+  worker dying mid-send) still order older counts after them: the older count is superseded, never
+  applied over the newer one.  The chaos run found the worker-death case: an older count was applied in
+  the seconds between the dead worker's stock lock expiring and its message coming back.
+- An invalid event carrying a lone surrogate (JSON's ``\\udc80`` escape) is dead-lettered like any other
+  (it used to make the dead letter itself fail on the store's UTF-8 encoding, and the event vanished).
+"""
+from __future__ import annotations
+
+import fakeredis
+import pytest
+
+from worker.delivery import deliver
+from worker.errors import OutcomeUnknownError
+from worker.relay import build_relay
+from worker.settings import Settings
+from worker.trademax_client import TrademaxReply
+
+T0 = 1_714_550_000.0
+
+
+class WorkerDied(BaseException):
+    """Stands for SIGKILL mid-send: nothing after the request runs (no outcome, no ledger transition)."""
+
+
+class StockTrademax:
+    """adjust_stock takes the next scripted answer (an exception to raise, or None: applied); every
+    call's quantity is recorded in ``sent``."""
+
+    def __init__(self, *answers) -> None:
+        self.answers = list(answers)
+        self.sent: list[int] = []
+
+    def adjust_stock(self, artno, fields):
+        self.sent.append(fields["quantity"])
+        answer = self.answers.pop(0) if self.answers else None
+        if answer is not None:
+            raise answer
+        return TrademaxReply(operation="adjust_stock", status=200, error_code=0,
+                             data={"artno": artno, "new_quantity": fields["quantity"]})
+
+
+def count(event_id: str, quantity: int, occurred_at: str) -> dict:
+    return {"event_id": event_id, "occurred_at": occurred_at, "artno": "123", "warehouse_id": "nw",
+            "quantity": quantity, "type": "absolute"}
+
+
+NEWER = count("count-newer", 50, "2024-05-14T10:00:00Z")
+OLDER = count("count-older", 99, "2024-05-14T08:00:00Z")
+NEWEST = count("count-newest", 7, "2024-05-14T12:00:00Z")
+
+
+@pytest.fixture
+def relay_with():
+    def build(trademax: StockTrademax):
+        settings = Settings(trademax_api_key="k", trademax_secret="s", retry_base_seconds=0.1)
+        return build_relay(settings, redis_client=fakeredis.FakeRedis(decode_responses=True), client=trademax,
+                           clock=lambda: T0)
+    return build
+
+
+def state(relay, key: str) -> str:
+    return relay.ledger.get("stock.adjust", key).state
+
+
+def test_an_older_count_after_a_newer_one_timed_out_is_superseded_and_not_sent(relay_with):
+    trademax = StockTrademax(OutcomeUnknownError("read timeout", operation="adjust_stock"))
+    relay = relay_with(trademax)
+    assert deliver(relay, "stock.adjust", NEWER, owner="w1") == "retrying"
+    assert deliver(relay, "stock.adjust", OLDER, owner="w2") == "superseded"
+    assert trademax.sent == [50]
+    # The newer count's own retry is not superseded by itself, and a still newer count goes out.
+    assert deliver(relay, "stock.adjust", NEWER, owner="w3") == "delivered"
+    assert deliver(relay, "stock.adjust", NEWEST, owner="w4") == "delivered"
+    assert trademax.sent == [50, 50, 7]
+
+
+def test_an_older_count_after_a_worker_died_sending_a_newer_one_is_superseded(relay_with):
+    trademax = StockTrademax(WorkerDied())
+    relay = relay_with(trademax)
+    with pytest.raises(WorkerDied):
+        deliver(relay, "stock.adjust", NEWER, owner="w1")
+    # The stock lock is gone (its TTL passed) before the newer count's message comes back.
+    for key in relay.redis.keys("wms:stock:lock:*"):
+        relay.redis.delete(key)
+    assert deliver(relay, "stock.adjust", OLDER, owner="w2") == "superseded"
+    assert trademax.sent == [50]
+    assert state(relay, "count-older") == "superseded"
+
+
+def test_an_invalid_event_with_lone_surrogates_is_a_dead_letter_naming_its_fields(relay_with):
+    relay = relay_with(StockTrademax())
+    event = {**NEWER, "event_id": "count-\udc80", "artno": "12\ud800", "note\udfff": 1}
+    assert deliver(relay, "stock.adjust", event, owner="w1") == "dead"
+    (letter,) = relay.dead_letters.list()
+    assert letter.reason == "invalid"
+    assert set(letter.messages) == {"artno", "event_id", "note\\udfff"}
+    assert letter.event["artno"] == "12\\ud800" and letter.key == "count-\\udc80"  # the escape, as text
