@@ -89,7 +89,7 @@ def test_one_event_published_fifty_times_to_two_workers_is_applied_once(pipeline
     pipeline.wait_for_state("receipt.create", "DUP-50", "delivered")
     # Let every copy run through the workers before counting.
     wait_until(lambda: pipeline.redis().llen("trademax.receipt") == 0, 30, "the receipt queue to drain")
-    wait_until(lambda: all(pipeline.redis().hlen(k) == 0 for k in [b"unacked"]), 30, "all copies acknowledged")
+    wait_until(lambda: pipeline.redis().hlen("unacked") == 0, 30, "all copies acknowledged")
     posts = api_requests(pipeline, "POST", "receipt")
     assert len(posts) == 1, posts
     assert [r["transaction_id"] for r in pipeline.sandbox.state()["receipts"]] == ["DUP-50"]
@@ -132,7 +132,8 @@ def test_permanent_refusal_and_invalid_event_become_dead_letters_and_nothing_inv
     invalid_text = json.dumps(by_reason["invalid"]["messages"])
     assert "received_date" in invalid_text or "quantity" in invalid_text
     assert api_requests(pipeline, "POST", "receipt") == []             # the invalid receipt: never sent
-    assert len(api_requests(pipeline, "PATCH", "UNKNOWN-1")) == 1       # the refused one: sent once, not retried
+    # The refused one: sent once, not retried.
+    assert len(api_requests(pipeline, "PATCH", "UNKNOWN-1")) == 1
 
 
 def test_dispatch_update_before_its_create_waits_then_goes_out_with_the_right_dispatch_id(pipeline):

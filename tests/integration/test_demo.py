@@ -25,7 +25,8 @@ def _free_port() -> int:
 def test_demo_lands_every_sample_event_and_stops_cleanly(tmp_path):
     from worker.embedded_redis import stop
 
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "TRADEMAX_SECRET", "TRADEMAX_API_KEY")}
+    unset = ("REDIS_URL", "TRADEMAX_SECRET", "TRADEMAX_API_KEY")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env["WMS_RELAY_VAR_DIR"] = str(tmp_path / "var")
     try:
         out = subprocess.run([sys.executable, "-m", "worker.cli", "demo", "--exit-when-done",
