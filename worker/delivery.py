@@ -250,10 +250,22 @@ def _retry_later(relay: Relay, event: DeliveryEvent, owner: str, delay: float, *
     return "retrying"
 
 
+def _waits_this_round(history) -> int:
+    """Dependency checks since the event was accepted or a person last reopened it (both enter
+    ``accepted``): a retried dependency_timeout dead letter gets a full set of checks again."""
+    checks = 0
+    for entry in history:
+        if entry.get("to") == "accepted":
+            checks = 0
+        elif entry.get("to") == "waiting":
+            checks += 1
+    return checks
+
+
 def _wait_for_create(relay: Relay, event: DeliveryEvent) -> str:
     transaction_id = event.fields["transaction_id"]
     record = relay.ledger.get(event.operation, event.key)
-    checks = sum(1 for h in (record.history if record else []) if h.get("to") == "waiting")
+    checks = _waits_this_round(record.history if record else ())
     if checks >= relay.settings.dependency_wait_max_checks:
         return _dead(relay, event, None, reason="dependency_timeout",
                      detail=f"dispatch.create for transaction_id {transaction_id} was not delivered "

@@ -100,3 +100,13 @@ def test_an_invalid_event_with_lone_surrogates_is_a_dead_letter_naming_its_field
     assert letter.reason == "invalid"
     assert set(letter.messages) == {"artno", "event_id", "note\\udfff"}
     assert letter.event["artno"] == "12\\ud800" and letter.key == "count-\\udc80"  # the escape, as text
+
+
+def test_dependency_checks_are_counted_from_the_last_reopen():
+    from worker.delivery import _waits_this_round
+
+    history = [{"to": "accepted"}, {"to": "waiting"}, {"to": "waiting"}, {"to": "dead"},
+               {"to": "accepted", "actor": "alice"}, {"to": "waiting"}]
+    assert _waits_this_round(history) == 1
+    assert _waits_this_round(history[:3]) == 2
+    assert _waits_this_round([]) == 0
