@@ -34,7 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/signing.py
 	$(BIN)/python benchmarks/throughput.py
 
-## make chaos: 2,000 events through faults, SIGKILLed workers and a store restart (~1.5 min; exits 1 on a violation).
+## make chaos: 2,000 events through faults, SIGKILLed workers and a store restart (~1-2 min; exits 1 on a violation).
 chaos: $(STAMP)
 	$(BIN)/python benchmarks/chaos.py
 
