@@ -21,6 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     s = subparsers.add_parser("scheduler", help="move due retries back to their queues (run one or more)")
     s.add_argument("--interval", type=float, default=0.25, help="seconds between ticks (default 0.25)")
+    s.add_argument("--sweep-interval", type=float, default=60.0,
+                   help="seconds between stranded-event sweeps (default 60)")
     s.set_defaults(handler=run_scheduler)
 
 
@@ -62,5 +64,5 @@ def run_scheduler(args: argparse.Namespace) -> int:
     sweep = StrandedSweep(relay.ledger, relay.schedule, clock=relay.clock,
                           after_seconds=settings.stranded_after_seconds)
     Scheduler(relay.schedule, celery_publisher(app), clock=relay.clock,
-              sweep=sweep.sweep).run(stop, interval=args.interval)
+              sweep=sweep.sweep, sweep_interval=args.sweep_interval).run(stop, interval=args.interval)
     return 0
