@@ -106,8 +106,8 @@ def _count_requests(verdict: Verdict, requests: Iterable[Mapping], dispatch_tx: 
         verdict.faults[fault] += 1
         if ident in by_identity:
             verdict.faulted_events[fault].add(ident)
-        if entry.get("fault") in ("server_error", "throttle"):
-            continue  # answered by the fault, nothing applied
+        if entry.get("fault") in ("server_error", "throttle", "interrupted"):
+            continue  # answered by the fault, or cut off mid-body by a killed worker: nothing applied
         verdict.answers[(entry["status"], entry.get("error_code"))] += 1
         if entry["status"] == 401:
             verdict.fail("unknown", f"request {entry['seq']} {entry['method']} {entry['path']} was not "

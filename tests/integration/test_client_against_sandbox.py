@@ -3,13 +3,17 @@ clock skew, read timeouts (latency and applied-then-stalled), 500 and 429 with R
 that fails "for a while" and recovers."""
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
+import signing
 from tests.fixtures.sandbox import ROOT, start_sandbox
 from worker.errors import OutcomeUnknownError, PermanentError, TransientError
 from worker.trademax_client import TrademaxClient
@@ -212,3 +216,24 @@ def test_sandbox_without_credentials_names_the_variable():
                           capture_output=True, timeout=60)
     assert done.returncode == 2
     assert b"TRADEMAX_API_KEY" in done.stderr
+
+
+def test_a_request_cut_off_mid_body_is_logged_as_interrupted_and_never_applied(client, sb):
+    """A worker killed between writing the headers and the body: the sandbox must not take the missing
+    body for an unsigned request (a 401 would read as "we sent something unauthentic")."""
+    url = sb.base_url + "receipt"
+    params = {**RECEIPT, "api_key": sb.api_key, "timestamp": str(int(time.time())), "method": "POST",
+              "url": url}
+    body = json.dumps({**params, "signature": signing.sign(params, sb.secret)}).encode()
+    where = urlsplit(url)
+    with socket.create_connection((where.hostname, where.port), timeout=5) as raw:
+        raw.sendall(f"POST {where.path} HTTP/1.1\r\nHost: {where.netloc}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                    + body[: len(body) // 2])
+        raw.shutdown(socket.SHUT_WR)
+        assert raw.recv(1024) == b""  # no answer: the connection is closed
+    [entry] = sb.requests()
+    assert (entry["fault"], entry["status"], entry["path"]) == ("interrupted", 400, "/api/receipt")
+    assert sb.state()["receipts"] == []
+    client.create_receipt(RECEIPT)  # the same transaction_id goes through afterwards: nothing was kept
+    assert len(sb.state()["receipts"]) == 1

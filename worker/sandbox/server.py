@@ -10,7 +10,7 @@ request is authenticated (worker.sandbox.auth) and may meet an injected fault (w
 ``GET /_sandbox/state``     everything applied: dispatches, deleted_dispatches, receipts, stock,
                             stock_adjustments, package_data, line_locks
 ``GET /_sandbox/requests``  every API request seen, in order: seq, method, path, params (no signature),
-                            status, error_code, fault.  Never trimmed: reset between benchmark rounds.
+                            status, error_code, fault (``interrupted``: the body ended early).  Never trimmed: reset between benchmark rounds.
 ``GET /_sandbox/faults``    the current fault plan
 ``POST /_sandbox/faults``   change it: JSON such as ``{"fail_rate": 1.0}`` (latency_ms, fail_rate,
                             throttle_rate, timeout_after_apply_rate, stall_seconds)
@@ -40,6 +40,7 @@ from worker.sandbox.state import SandboxState
 
 API_PREFIX = "/api/"
 CONTROL_PREFIX = "/_sandbox/"
+INTERRUPTED = "interrupted"  # request-log ``fault`` of a request whose body ended before its Content-Length
 _QUIET = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 
 
@@ -91,7 +92,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         path, _, query = self.path.partition("?")
         try:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            declared = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(declared)
+            if len(body) < declared:  # the client went away mid-body (a killed worker): nothing to apply
+                self._interrupted(path)
+                return
             if path.startswith(API_PREFIX):
                 answer, stall = self._api(path, query, body)
             elif path.startswith(CONTROL_PREFIX):
@@ -108,6 +113,13 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self._send(answer)
         except _QUIET:
             self.close_connection = True
+
+    def _interrupted(self, path: str) -> None:
+        """Log a request whose body ended early; it is never authenticated, applied or answered."""
+        self.close_connection = True
+        if path.startswith(API_PREFIX):
+            self.server.log.record(method=self.command, path=path, params={}, status=400,
+                                   error_code=PARAM_INVALID, fault=INTERRUPTED)
 
     def _api(self, path: str, query: str, body: bytes) -> tuple[Answer, float]:
         server, method = self.server, self.command
