@@ -9,7 +9,8 @@ its event by :func:`benchmarks.chaos_events.identity`.  The checks:
 ``once``         dispatch and receipt creates: exactly one applied create per delivered transaction_id,
                  at most one otherwise; vendor dispatches, dispatch deletes and relative adjustments (not
                  deduplicated by Trademax): exactly once if delivered, at most once if uncertain, never
-                 otherwise; every other delivered event applied at least once
+                 otherwise; a publish (one-way) never dead-lettered once applied; every other delivered
+                 event applied at least once
 ``unknown``      nothing applied that the ledger does not know; every request authentic (no 401)
 ``count_order``  absolute counts of a SKU applied in ``occurred_at`` order (the same count again is fine)
 ``stock``        per SKU, the sandbox's level equals the newest delivered count plus the relative
@@ -130,6 +131,8 @@ def _check_once(verdict: Verdict, planned: list[Planned], state_of: dict) -> Non
             bad = applied != 1 if state == "delivered" else applied > 1
         elif p.operation in NOT_DEDUPLICATED or _is_relative(p):
             bad = {"delivered": applied != 1, "uncertain": applied > 1}.get(state, applied != 0)
+        elif p.operation == "dispatch.publish":  # one-way: a resend after it landed is refused
+            bad = applied < 1 if state == "delivered" else (state == "dead" and applied > 0)
         else:  # stating a target value: applying it again is harmless
             bad = state == "delivered" and applied < 1
         if bad:

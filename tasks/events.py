@@ -87,7 +87,8 @@ def _deduplicated_by_transaction_id(event: DeliveryEvent) -> bool:
 def _same_state_again(event: DeliveryEvent) -> bool:
     # The request states a target (package data, line locks, dispatch header/package values, draft=false):
     # applying it twice leaves Trademax as applying it once.  A dispatch update names its packages by
-    # package_id, so a resent package replaces itself rather than adding a second one.
+    # package_id, so a resent package replaces itself rather than adding a second one.  Publishing is
+    # one-way: Trademax refuses a second draft=false, and the pipeline reads the dispatch back then.
     return True
 
 
@@ -98,9 +99,13 @@ def _absolute_stock_value(event: DeliveryEvent) -> bool:
 
 def _not_safe(event: DeliveryEvent) -> bool:
     # vendor_dispatch.create has no transaction_id, so a repeat would be a second dispatch.
-    # dispatch.delete: a resent delete of a draft that is already gone is answered with an error, which
-    # cannot be told apart from a delete that failed; a person looks instead.
     return False
+
+
+def _one_way_read_back(event: DeliveryEvent) -> bool:
+    # dispatch.delete: a resent delete of a draft that is already gone is refused (404); the pipeline then
+    # reads the dispatch back (worker.read_back) and a 404 there means the earlier attempt deleted it.
+    return True
 
 
 @dataclass(frozen=True)
@@ -135,7 +140,7 @@ OPERATIONS: dict[str, OperationSpec] = dict([
           "PATCH", "dispatch/{dispatch_id}", "dispatch"),
     _spec("dispatch.publish", dispatch.DispatchPublishSchema, "event_id", _same_state_again,
           "PATCH", "dispatch/{dispatch_id}", "dispatch"),
-    _spec("dispatch.delete", dispatch.DispatchDeleteSchema, "event_id", _not_safe,
+    _spec("dispatch.delete", dispatch.DispatchDeleteSchema, "event_id", _one_way_read_back,
           "DELETE", "dispatch/{dispatch_id}", "dispatch"),
     _spec("vendor_dispatch.create", dispatch.VendorDispatchCreateSchema, "event_id", _not_safe,
           "POST", "vendor/dispatch", "dispatch"),

@@ -21,6 +21,7 @@ import redis
 from tasks.events import DeliveryEvent, InvalidEvent, validate_event, OPERATIONS
 from worker.errors import OutcomeUnknownError, PermanentError, TrademaxError, TransientError
 from worker.ledger import AttemptEntry
+from worker.read_back import LANDED, UNREADABLE, earlier_attempt_may_have_landed, has_read_back, read_back
 from worker.relay import Relay
 from worker.trademax_calls import NEEDS_DISPATCH_ID, SENDERS, kept_result
 
@@ -179,7 +180,7 @@ def _send(relay: Relay, event: DeliveryEvent, claim: Any, dispatch_id: Any, owne
                                error_code=exc.error_code, latency=latency)
         tried = AttemptEntry(attempt, _outcome_name(exc), exc.status, exc.error_code,
                              tuple(exc.error_messages or []) or (str(exc),), at=relay.clock())
-        return _after_failure(relay, event, attempt, claim.round_attempt, exc, owner, tried)
+        return _after_failure(relay, event, attempt, claim.round_attempt, exc, owner, tried, dispatch_id)
 
     outcome = "duplicate" if reply.duplicate else "delivered"
     relay.observer.attempt(event, attempt, outcome, status=reply.status, error_code=reply.error_code,
@@ -214,7 +215,7 @@ def _outcome_name(exc: TrademaxError) -> str:
 
 
 def _after_failure(relay: Relay, event: DeliveryEvent, attempt: int, round_attempt: int, exc: TrademaxError,
-                   owner: str, tried: AttemptEntry) -> str:
+                   owner: str, tried: AttemptEntry, dispatch_id: Any = None) -> str:
     """``attempt`` counts every try of the event; ``round_attempt`` only those since it was accepted or a
     person last retried it, which is what the retry policy's limit applies to.  ``tried`` is the attempt's
     log entry, written with the transition."""
@@ -235,8 +236,37 @@ def _after_failure(relay: Relay, event: DeliveryEvent, attempt: int, round_attem
         return _retry_later(relay, event, owner, delay, reason=f"attempt {attempt} failed: {exc}",
                             tried=tried)
     assert isinstance(exc, PermanentError)
-    return _dead(relay, event, owner, reason="permanent", detail=f"Trademax refused it: {exc}", exc=exc,
-                 tried=tried)
+    detail = f"Trademax refused it: {exc}"
+    if attempt > 1 and has_read_back(event.operation):
+        state, found = _read_back_refusal(relay, event, round_attempt, exc, owner, tried, dispatch_id)
+        if state is not None:
+            return state
+        detail += f"; {found}" if found else ""
+    return _dead(relay, event, owner, reason="permanent", detail=detail, exc=exc, tried=tried)
+
+
+def _read_back_refusal(relay: Relay, event: DeliveryEvent, round_attempt: int, exc: TrademaxError,
+                       owner: str, tried: AttemptEntry, dispatch_id: Any) -> tuple[str | None, str]:
+    """A one-way dispatch change (publish, delete) refused on a resend: if an earlier attempt went
+    unanswered, it may be what made Trademax refuse this one — read the dispatch back (worker.read_back).
+    Returns the state the event moved to, or None and what the read found (the refusal then stands)."""
+    record = relay.ledger.get(event.operation, event.key)
+    if record is None or not earlier_attempt_may_have_landed(record.history, record.attempts_log):
+        return None, ""
+    reading = read_back(relay.client, event.operation, dispatch_id)
+    if reading.verdict == LANDED:
+        why = (f"an earlier attempt landed though its answer was lost: {reading.detail} "
+               f"(the resend was refused: {exc})")
+        moved = relay.ledger.transition(event.operation, event.key, "delivered", owner=owner, log=tried,
+                                        result=dict(reading.result or {}), reason=why)
+        if not moved:
+            _keep_attempt(relay, event, tried)
+        return "delivered", reading.detail
+    if reading.verdict == UNREADABLE and not relay.policy.exhausted(round_attempt):
+        delay = relay.policy.delay(round_attempt, relay.rng)
+        why = f"attempt {tried.attempt} was refused ({exc}) and {reading.detail}"
+        return _retry_later(relay, event, owner, delay, tried=tried, reason=why), reading.detail
+    return None, reading.detail
 
 
 def _retry_later(relay: Relay, event: DeliveryEvent, owner: str, delay: float, *, reason: str,
@@ -246,7 +276,8 @@ def _retry_later(relay: Relay, event: DeliveryEvent, owner: str, delay: float, *
                                     reason=f"{reason}; next try in {delay:.1f} s")
     if tried is not None and not moved:
         _keep_attempt(relay, event, tried)
-    relay.schedule.schedule(entry_id(event), {"task": task_name(event.operation), "event": event.to_message()}, due)
+    message = {"task": task_name(event.operation), "event": event.to_message()}
+    relay.schedule.schedule(entry_id(event), message, due)
     return "retrying"
 
 
@@ -272,7 +303,8 @@ def _wait_for_create(relay: Relay, event: DeliveryEvent) -> str:
                             f"after {checks} checks", exc=None)
     relay.ledger.transition(event.operation, event.key, "waiting",
                             expected_states=("accepted", "retrying", "waiting"),
-                            reason=f"waiting for dispatch.create of transaction_id {transaction_id} (check {checks + 1})")
+                            reason=f"waiting for dispatch.create of transaction_id {transaction_id} "
+                                   f"(check {checks + 1})")
     eid = entry_id(event)
     relay.dependencies.wait_for(transaction_id, eid)
     relay.schedule.schedule(eid, {"task": task_name(event.operation), "event": event.to_message()},

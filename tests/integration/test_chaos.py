@@ -120,3 +120,22 @@ def test_the_checks_pass_a_consistent_history_and_name_each_kind_of_violation():
     uncertain = {**records, (rel.operation, rel.key): _record("uncertain")}
     assert judge(planned, uncertain, sandbox, requests).ok
     assert judge(planned, uncertain, sandbox, twice).violations["once"]
+
+
+def test_a_publish_dead_lettered_after_it_landed_and_unauthentic_requests_are_violations():
+    publish = next(p for p in build_workload(400, batches=4, seed=3) if p.operation == "dispatch.publish")
+    dispatch_id = 90001
+    applied = {"seq": 1, "method": "PATCH", "path": f"/api/dispatch/{dispatch_id}", "status": 200,
+               "error_code": 0, "fault": None,
+               "params": {"external_reference": publish.event["external_reference"], "draft": False}}
+    sandbox = {"dispatches": [{"dispatch_id": dispatch_id,
+                               "transaction_id": publish.event["transaction_id"]}]}
+    key = (publish.operation, publish.key)
+    assert judge([publish], {key: _record("delivered")}, sandbox, [applied]).ok
+    assert judge([publish], {key: _record("dead")}, sandbox, []).ok  # refused, never applied: fair
+    assert judge([publish], {key: _record("dead")}, sandbox, [applied]).violations["once"]
+    # A body cut off by a killed worker is logged "interrupted" and applied nothing; a 401 is our fault.
+    cut = {**applied, "seq": 2, "params": {}, "status": 400, "error_code": 3, "fault": "interrupted"}
+    assert judge([publish], {key: _record("delivered")}, sandbox, [applied, cut]).ok
+    unsigned = {**cut, "status": 401, "error_code": 401, "fault": None}
+    assert judge([publish], {key: _record("delivered")}, sandbox, [applied, unsigned]).violations["unknown"]

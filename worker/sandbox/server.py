@@ -10,7 +10,8 @@ request is authenticated (worker.sandbox.auth) and may meet an injected fault (w
 ``GET /_sandbox/state``     everything applied: dispatches, deleted_dispatches, receipts, stock,
                             stock_adjustments, package_data, line_locks
 ``GET /_sandbox/requests``  every API request seen, in order: seq, method, path, params (no signature),
-                            status, error_code, fault (``interrupted``: the body ended early).  Never trimmed: reset between benchmark rounds.
+                            status, error_code, fault (``interrupted``: the body ended early, a client
+                            killed mid-send; never applied).  Never trimmed: reset between benchmark rounds.
 ``GET /_sandbox/faults``    the current fault plan
 ``POST /_sandbox/faults``   change it: JSON such as ``{"fail_rate": 1.0}`` (latency_ms, fail_rate,
                             throttle_rate, timeout_after_apply_rate, stall_seconds)
