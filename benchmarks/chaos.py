@@ -53,6 +53,7 @@ class ChaosResult:
     exits: list = field(default_factory=list)  # processes that exited by themselves
     rescued: int = 0  # events the scheduler's stranded-event sweep had to send again
     interrupted: int = 0  # events re-claimed after their sender died or lost the store mid-send
+    read_back: int = 0  # one-way dispatch changes found landed by reading the dispatch back
 
 
 def run(count: int = 2000, *, seed: int = 1, workdir: Path, batches: int | None = None,
@@ -96,6 +97,9 @@ def run(count: int = 2000, *, seed: int = 1, workdir: Path, batches: int | None 
         result.waited = sum(1 for h in stories if any(step["to"] == "waiting" for step in h))
         result.interrupted = sum(1 for h in stories if any(
             step["from"] == "sending" and step["to"] == "sending" for step in h))
+        result.read_back = sum(1 for h in stories if any(
+            step["to"] == "delivered" and "an earlier attempt landed" in (step.get("reason") or "")
+            for step in h))
     result.seconds = time.monotonic() - started
     return result
 
@@ -221,12 +225,14 @@ def report(result: ChaosResult) -> str:
         label = "**all**" if op == "all" else op
         lines.append(f"| {label} | " + " | ".join(str(c) for c in counts) + f" | {sum(counts)} |")
     lines += ["", "| injected fault | requests | events that met it |", "|---|---:|---:|"]
-    for fault in ("server_error", "throttle", "stall", "none"):
+    for fault in ("server_error", "throttle", "stall", "interrupted", "none"):
         lines.append(f"| {fault} | {v.faults[fault]} | {len(v.faulted_events[fault])} |")
     lines += ["", f"{result.waited} dispatch follow-ups waited for their create; {result.interrupted} events "
                   f"were taken over after their worker died or lost the store mid-send; "
                   f"{result.rescued} were "
-                  f"sent again by the stranded-event sweep (their message was lost by the broker)."]
+                  f"sent again by the stranded-event sweep (their message was lost by the broker); "
+                  f"{result.read_back} publishes/deletes whose resend Trademax refused were read back and "
+                  f"found landed."]
     if result.dead_reasons:
         letters = ", ".join(f"{k} ×{n}" for k, n in sorted(result.dead_reasons.items()))
         lines += ["", f"Dead letters: {letters}"]

@@ -137,5 +137,7 @@ def test_a_publish_dead_lettered_after_it_landed_and_unauthentic_requests_are_vi
     # A body cut off by a killed worker is logged "interrupted" and applied nothing; a 401 is our fault.
     cut = {**applied, "seq": 2, "params": {}, "status": 400, "error_code": 3, "fault": "interrupted"}
     assert judge([publish], {key: _record("delivered")}, sandbox, [applied, cut]).ok
+    read_back = {**applied, "seq": 3, "method": "GET", "params": {}}  # a read applies nothing
+    assert judge([publish], {key: _record("delivered")}, sandbox, [applied, read_back]).ok
     unsigned = {**cut, "status": 401, "error_code": 401, "fault": None}
     assert judge([publish], {key: _record("delivered")}, sandbox, [applied, unsigned]).violations["unknown"]
