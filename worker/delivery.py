@@ -6,12 +6,13 @@ dead letter).  The store being unreachable (Redis restarting) does not end a del
 for it and runs the event again (see :func:`deliver`).
 
     deliver(relay, operation, message, owner=...) -> the state this run left the event in
+
+Where a send does not deliver the event (retry later, read back, dead letter, uncertain):
+worker.delivery_failures.  Invalid and conflicting events at the door: worker.rejections.
 """
 from __future__ import annotations
 
-import json
 import logging
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,9 +20,11 @@ from typing import Any
 import redis
 
 from tasks.events import DeliveryEvent, InvalidEvent, validate_event, OPERATIONS
-from worker.errors import OutcomeUnknownError, PermanentError, TrademaxError, TransientError
+from worker.delivery_failures import after_failure, dead, entry_id, keep_attempt, outcome_name, retry_later
+from worker.delivery_failures import retry_message
+from worker.errors import TrademaxError
 from worker.ledger import AttemptEntry
-from worker.read_back import LANDED, UNREADABLE, earlier_attempt_may_have_landed, has_read_back, read_back
+from worker.rejections import best_key, reject_conflict, reject_invalid
 from worker.relay import Relay
 from worker.trademax_calls import NEEDS_DISPATCH_ID, SENDERS, kept_result
 
@@ -32,16 +35,6 @@ STOCK_TURN_RETRY_SECONDS = 1.0
 # While the store is unreachable, a delivery looks again this often.
 STORE_OUTAGE_PAUSE_SECONDS = 1.0
 _STORE_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)  # BusyLoadingError (AOF loading) included
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
-
-
-def task_name(operation: str) -> str:
-    return f"trademax.{operation}"
-
-
-def entry_id(event: DeliveryEvent) -> str:
-    """The retry-schedule id of an event: one pending retry per event, whatever re-schedules it."""
-    return f"{event.operation}:{event.key}"
 
 
 # States in which a new copy of the event is not sent (a person, or nothing, moves it on).
@@ -71,7 +64,7 @@ def admit(relay: Relay, operation: str, message: Any, *, claim_for: str | None =
         event = validate_event(operation, message)
     except InvalidEvent as exc:
         reject_invalid(relay, operation, message, exc)
-        return Admission(operation, _best_key(message), "dead", f"invalid: {exc}")
+        return Admission(operation, best_key(message), "dead", f"invalid: {exc}")
     if claim_for is None:
         accepted, claim = relay.ledger.accept(event), None
     else:
@@ -139,8 +132,8 @@ def _deliver(relay: Relay, operation: str, message: Any, *, owner: str) -> str:
                                     reason=f"a newer absolute value (occurred_at {turn.detail}) was sent")
             return "superseded"
         if turn.verdict == "busy":
-            return _retry_later(relay, event, owner, STOCK_TURN_RETRY_SECONDS,
-                                reason="another count of this SKU is being sent")
+            return retry_later(relay, event, owner, STOCK_TURN_RETRY_SECONDS,
+                               reason="another count of this SKU is being sent")
     try:
         return _send(relay, event, claim, dispatch_id, owner)
     finally:
@@ -176,11 +169,11 @@ def _send(relay: Relay, event: DeliveryEvent, claim: Any, dispatch_id: Any, owne
         reply = send(relay.client, event.fields, dispatch_id)
     except TrademaxError as exc:
         latency = getattr(exc, "latency_seconds", None)
-        relay.observer.attempt(event, attempt, _outcome_name(exc), status=exc.status,
+        relay.observer.attempt(event, attempt, outcome_name(exc), status=exc.status,
                                error_code=exc.error_code, latency=latency)
-        tried = AttemptEntry(attempt, _outcome_name(exc), exc.status, exc.error_code,
+        tried = AttemptEntry(attempt, outcome_name(exc), exc.status, exc.error_code,
                              tuple(exc.error_messages or []) or (str(exc),), at=relay.clock())
-        return _after_failure(relay, event, attempt, claim.round_attempt, exc, owner, tried, dispatch_id)
+        return after_failure(relay, event, attempt, claim.round_attempt, exc, owner, tried, dispatch_id)
 
     outcome = "duplicate" if reply.duplicate else "delivered"
     relay.observer.attempt(event, attempt, outcome, status=reply.status, error_code=reply.error_code,
@@ -190,95 +183,13 @@ def _send(relay: Relay, event: DeliveryEvent, claim: Any, dispatch_id: Any, owne
         event.operation, event.key, "delivered", owner=owner, result=kept_result(reply), log=tried,
         reason="Trademax already had it (452 duplicate transaction_id)" if reply.duplicate else "delivered")
     if not moved:
-        _keep_attempt(relay, event, tried)
+        keep_attempt(relay, event, tried)
         log.warning("delivered %s %s but the claim had passed to another worker", event.operation, event.key)
     if event.operation == "dispatch.create":
         waiters = relay.dependencies.take_waiters(event.fields["transaction_id"])
         if waiters:
             relay.schedule.run_now(waiters)
     return "delivered"
-
-
-def _keep_attempt(relay: Relay, event: DeliveryEvent, tried: AttemptEntry) -> None:
-    """Log an attempt whose transition was refused (the claim had passed on): the story keeps every send."""
-    relay.ledger.record_attempt(event.operation, event.key, attempt=tried.attempt, outcome=tried.outcome,
-                                status=tried.status, error_code=tried.error_code, messages=tried.messages,
-                                latency=tried.latency)
-
-
-def _outcome_name(exc: TrademaxError) -> str:
-    if isinstance(exc, TransientError):
-        return "transient"
-    if isinstance(exc, OutcomeUnknownError):
-        return "outcome_unknown"
-    return "permanent"
-
-
-def _after_failure(relay: Relay, event: DeliveryEvent, attempt: int, round_attempt: int, exc: TrademaxError,
-                   owner: str, tried: AttemptEntry, dispatch_id: Any = None) -> str:
-    """``attempt`` counts every try of the event; ``round_attempt`` only those since it was accepted or a
-    person last retried it, which is what the retry policy's limit applies to.  ``tried`` is the attempt's
-    log entry, written with the transition."""
-    if isinstance(exc, OutcomeUnknownError) and not OPERATIONS[event.operation].safe_to_resend(event):
-        moved = relay.ledger.transition(
-            event.operation, event.key, "uncertain", owner=owner, log=tried,
-            reason=f"no answer after sending ({exc}); not safe to resend — a person must check Trademax")
-        if moved:
-            relay.observer.parked(event, "uncertain", str(exc))
-        else:
-            _keep_attempt(relay, event, tried)
-        return "uncertain"
-    if isinstance(exc, (TransientError, OutcomeUnknownError)):
-        if relay.policy.exhausted(round_attempt):
-            return _dead(relay, event, owner, reason="exhausted",
-                         detail=f"gave up after {attempt} attempts; last error: {exc}", exc=exc, tried=tried)
-        delay = relay.policy.delay(round_attempt, relay.rng, retry_after=getattr(exc, "retry_after", None))
-        return _retry_later(relay, event, owner, delay, reason=f"attempt {attempt} failed: {exc}",
-                            tried=tried)
-    assert isinstance(exc, PermanentError)
-    detail = f"Trademax refused it: {exc}"
-    if attempt > 1 and has_read_back(event.operation):
-        state, found = _read_back_refusal(relay, event, round_attempt, exc, owner, tried, dispatch_id)
-        if state is not None:
-            return state
-        detail += f"; {found}" if found else ""
-    return _dead(relay, event, owner, reason="permanent", detail=detail, exc=exc, tried=tried)
-
-
-def _read_back_refusal(relay: Relay, event: DeliveryEvent, round_attempt: int, exc: TrademaxError,
-                       owner: str, tried: AttemptEntry, dispatch_id: Any) -> tuple[str | None, str]:
-    """A one-way dispatch change (publish, delete) refused on a resend: if an earlier attempt went
-    unanswered, it may be what made Trademax refuse this one — read the dispatch back (worker.read_back).
-    Returns the state the event moved to, or None and what the read found (the refusal then stands)."""
-    record = relay.ledger.get(event.operation, event.key)
-    if record is None or not earlier_attempt_may_have_landed(record.history, record.attempts_log):
-        return None, ""
-    reading = read_back(relay.client, event.operation, dispatch_id)
-    if reading.verdict == LANDED:
-        why = (f"an earlier attempt landed though its answer was lost: {reading.detail} "
-               f"(the resend was refused: {exc})")
-        moved = relay.ledger.transition(event.operation, event.key, "delivered", owner=owner, log=tried,
-                                        result=dict(reading.result or {}), reason=why)
-        if not moved:
-            _keep_attempt(relay, event, tried)
-        return "delivered", reading.detail
-    if reading.verdict == UNREADABLE and not relay.policy.exhausted(round_attempt):
-        delay = relay.policy.delay(round_attempt, relay.rng)
-        why = f"attempt {tried.attempt} was refused ({exc}) and {reading.detail}"
-        return _retry_later(relay, event, owner, delay, tried=tried, reason=why), reading.detail
-    return None, reading.detail
-
-
-def _retry_later(relay: Relay, event: DeliveryEvent, owner: str, delay: float, *, reason: str,
-                 tried: AttemptEntry | None = None) -> str:
-    due = relay.clock() + delay
-    moved = relay.ledger.transition(event.operation, event.key, "retrying", owner=owner, log=tried,
-                                    reason=f"{reason}; next try in {delay:.1f} s")
-    if tried is not None and not moved:
-        _keep_attempt(relay, event, tried)
-    message = {"task": task_name(event.operation), "event": event.to_message()}
-    relay.schedule.schedule(entry_id(event), message, due)
-    return "retrying"
 
 
 def _waits_this_round(history) -> int:
@@ -298,83 +209,18 @@ def _wait_for_create(relay: Relay, event: DeliveryEvent) -> str:
     record = relay.ledger.get(event.operation, event.key)
     checks = _waits_this_round(record.history if record else ())
     if checks >= relay.settings.dependency_wait_max_checks:
-        return _dead(relay, event, None, reason="dependency_timeout",
-                     detail=f"dispatch.create for transaction_id {transaction_id} was not delivered "
-                            f"after {checks} checks", exc=None)
+        return dead(relay, event, None, reason="dependency_timeout",
+                    detail=f"dispatch.create for transaction_id {transaction_id} was not delivered "
+                           f"after {checks} checks", exc=None)
     relay.ledger.transition(event.operation, event.key, "waiting",
                             expected_states=("accepted", "retrying", "waiting"),
                             reason=f"waiting for dispatch.create of transaction_id {transaction_id} "
                                    f"(check {checks + 1})")
     eid = entry_id(event)
     relay.dependencies.wait_for(transaction_id, eid)
-    relay.schedule.schedule(eid, {"task": task_name(event.operation), "event": event.to_message()},
+    relay.schedule.schedule(eid, retry_message(event),
                             relay.clock() + relay.settings.dependency_wait_seconds)
     # The create may have landed between the check and the registration: look once more.
     if relay.dependencies.dispatch_id_for(transaction_id) is not None:
         relay.schedule.run_now([eid])
     return "waiting"
-
-
-def _dead(relay: Relay, event: DeliveryEvent, owner: str | None, *, reason: str, detail: str,
-          exc: TrademaxError | None, tried: AttemptEntry | None = None) -> str:
-    moved = relay.ledger.transition(
-        event.operation, event.key, "dead", owner=owner, reason=f"{reason}: {detail}", log=tried,
-        expected_states=None if owner else ("accepted", "retrying", "waiting"))
-    if not moved:
-        if tried is not None:
-            _keep_attempt(relay, event, tried)
-        return relay.ledger.get(event.operation, event.key).state
-    record = relay.ledger.get(event.operation, event.key)
-    letter_id = relay.dead_letters.add(
-        event.operation, event.key, event.to_message(), reason,
-        messages=list(exc.error_messages or []) if exc is not None else [detail],
-        attempts_log=record.attempts_log if record else [], detail=detail)
-    relay.observer.parked(event, "dead", f"{reason}: {detail}", letter_id=letter_id)
-    return "dead"
-
-
-def reject_invalid(relay: Relay, operation: str, message: Any, exc: InvalidEvent) -> str:
-    key = _best_key(message)
-    kept = _utf8_safe(message) if _jsonable(message) else repr(message)[:2000]
-    letter_id = relay.dead_letters.add(operation, key, kept, "invalid", messages=_utf8_safe(exc.messages),
-                                       attempts_log=[], detail=str(exc))
-    relay.observer.invalid(operation, key, str(exc), letter_id=letter_id)
-    return "dead"
-
-
-def reject_conflict(relay: Relay, event: DeliveryEvent, accepted: Any) -> str:
-    detail = (f"key {event.key} was already used for a different {event.operation} event "
-              f"(fingerprint {accepted.existing_fingerprint[:12]} != {accepted.fingerprint[:12]}); not sent")
-    letter_id = relay.dead_letters.add(
-        event.operation, event.key, event.to_message(), "conflict", messages=[detail], attempts_log=[],
-        detail=detail, fingerprints=[accepted.existing_fingerprint, accepted.fingerprint])
-    relay.observer.parked(event, "dead", detail, letter_id=letter_id)
-    return "dead"
-
-
-def _best_key(message: Any) -> str:
-    if isinstance(message, dict):
-        for name in ("transaction_id", "event_id"):
-            value = message.get(name)
-            if isinstance(value, str) and 0 < len(value) <= 128:
-                return _utf8_safe(value)
-    return "(no key)"
-
-
-def _utf8_safe(value: Any) -> Any:
-    """``value`` (JSON) with every string and key UTF-8 can encode: a lone surrogate, which JSON's
-    ``\\udc80`` escape can carry, becomes that escape as text.  The store takes UTF-8 only; without this an
-    invalid event holding one made its dead letter fail — the fuzz run found it — and the event vanished.
-    Done on the JSON text, so any nesting depth the JSON decoder took is fine here too."""
-    text = json.dumps(value, ensure_ascii=False)
-    if not _SURROGATE.search(text):
-        return value
-    return json.loads(_SURROGATE.sub(lambda m: f"\\\\u{ord(m.group()):04x}", text))
-
-
-def _jsonable(value: Any) -> bool:
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError, RecursionError):
-        return False
-    return True

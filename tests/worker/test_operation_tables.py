@@ -1,5 +1,6 @@
-"""The two operation tables agree: what ``tasks.events.OPERATIONS`` documents for each WMS operation (method,
-path) is what ``worker.trademax_calls.SENDERS`` actually calls, as ``worker.trademax_operations`` defines it."""
+"""The two operation tables agree: what ``tasks.events.OPERATIONS`` documents for each WMS operation
+(method, path) is what ``worker.trademax_calls.SENDERS`` actually calls, as ``worker.trademax_operations``
+defines it."""
 from __future__ import annotations
 
 import pytest
