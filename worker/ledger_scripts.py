@@ -6,7 +6,8 @@ Every script gets the same KEYS, in this order (see ``worker.ledger.Ledger._keys
 
     KEYS[1]     the event's record (a hash; short field names, see below)
     KEYS[2]     lifetime totals of final states (a hash: delivered, superseded, discarded)
-    KEYS[3]     recently delivered (a sorted set by time, trimmed to a window)
+    KEYS[3]     deliveries per minute (a hash: Unix minute -> count; minutes older than the window are
+                dropped when a new minute starts) — a few fields in all, not one entry per event
     KEYS[4..9]  one sorted set per open state, scored by the time the event entered it:
                 accepted, sending, retrying, waiting, uncertain, dead
 
@@ -78,8 +79,13 @@ local function moved(member, from, to, now, retention, window)
     redis.call('PERSIST', KEYS[1])
   end
   if to == 'delivered' then
-    redis.call('ZADD', KEYS[3], now, member)
-    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (tonumber(now) - tonumber(window)))
+    local minute = math.floor(tonumber(now) / 60)
+    if redis.call('HINCRBY', KEYS[3], string.format('%d', minute), 1) == 1 then
+      local oldest = minute - math.ceil(tonumber(window) / 60)
+      for _, field in ipairs(redis.call('HKEYS', KEYS[3])) do
+        if tonumber(field) < oldest then redis.call('HDEL', KEYS[3], field) end
+      end
+    end
   end
 end
 """

@@ -324,19 +324,33 @@ def test_counts_lists_and_ages_follow_the_states(ledger, clock):
     assert ledger.oldest_in_state("retrying") is None
     assert ledger.final_totals() == {"delivered": 1, "superseded": 0, "discarded": 0}
     assert ledger.delivered_since(clock.now - 60) == 1
-    assert [r.key for r in ledger.list_in_state("delivered")] == ["TX-2"]
-    with pytest.raises(ValueError):
-        ledger.list_in_state("superseded")
+    for final in ("delivered", "superseded"):  # final states keep no per-event index
+        with pytest.raises(ValueError):
+            ledger.list_in_state(final)
 
 
 def test_recently_delivered_is_trimmed_to_its_window(ledger, clock):
     accept_and_claim(ledger, dispatch_event("TX-old"))
     ledger.transition("dispatch.create", "TX-old", "delivered", reason="x", owner="worker-a")
-    clock.advance(3601)
+    clock.advance(3601 + 60)
     accept_and_claim(ledger, dispatch_event("TX-new"))
     ledger.transition("dispatch.create", "TX-new", "delivered", reason="x", owner="worker-a")
     assert ledger.delivered_since(0) == 1
     assert ledger.final_totals()["delivered"] == 2
+    assert len(ledger._redis.hkeys("wms:ledger:delivered:per_minute")) == 1  # the old minute is gone
+
+
+def test_deliveries_are_counted_per_minute_not_per_event(ledger, clock):
+    clock.now = 60 * 28_000_000 + 5  # 5 s into a minute
+    for n in range(30):
+        accept_and_claim(ledger, dispatch_event(f"TX-{n}"))
+        ledger.transition("dispatch.create", f"TX-{n}", "delivered", reason="x", owner="worker-a")
+        clock.advance(3)  # 30 deliveries over 90 s: minutes m (19), m+1 (11)
+    assert ledger.delivered_since(clock.now - 3600) == 30
+    assert ledger.delivered_since(60 * 28_000_001) == 11  # from the start of the second minute
+    assert ledger.delivered_since(60 * 28_000_001 + 59) == 11  # to the minute: that minute counts whole
+    assert ledger.delivered_since(60 * 28_000_002) == 0
+    assert len(ledger._redis.hkeys("wms:ledger:delivered:per_minute")) == 2
 
 
 def test_to_dict_is_the_json_support_scripts_rely_on(ledger):
