@@ -34,10 +34,10 @@ FAULTS = {"fail_rate": 0.20, "throttle_rate": 0.05, "timeout_after_apply_rate": 
 KILL_AT = (0.15, 0.40, 0.65)  # fraction of events settled when a worker is killed
 RESTART_REDIS_AT = 0.52
 REDIS_DOWN_SECONDS = 3.0  # a real restart (loading a large AOF) takes seconds, not milliseconds
-# Like the harness's short timeouts: the scheduler's stranded-event sweep (once a minute) re-sends an event
-# nothing has moved for 30 s — the safety net for a message the broker itself lost (kombu takes a message
-# off the queue and records it as unacknowledged in two steps; a restart in between loses it).
-SETTINGS = {"STRANDED_AFTER_SECONDS": "30"}
+# The harness's short timeouts (benchmarks/_harness.py FAST_SETTINGS) apply, including the stranded-event
+# sweep: every second it re-sends an event nothing has moved for 30 s — the safety net for a message the
+# broker itself lost (kombu takes a message off the queue and records it as unacknowledged in two steps;
+# a store restart in between loses it).
 
 
 @dataclass
@@ -63,7 +63,7 @@ def run(count: int = 2000, *, seed: int = 1, workdir: Path, batches: int | None 
     planned = build_workload(count, batches=batches, seed=seed)
     started = time.monotonic()
     result = ChaosResult(verdict=Verdict(), events=len(planned))
-    with RelayRun(workdir, settings=SETTINGS, sandbox_faults=FAULTS, seed=seed) as relay:
+    with RelayRun(workdir, sandbox_faults=FAULTS, seed=seed) as relay:
         relay.start_scheduler()
         relay.start_worker()
         relay.start_worker()

@@ -18,8 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import requests
-
 from worker.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -115,6 +113,7 @@ class Demo:
         from worker.relay import build_relay
         from worker.celery import app
         from worker.delivery import SETTLED, admit
+        from worker.sandbox.control import SandboxControl
         from worker.scheduler import celery_publisher
 
         settings = Settings.from_env()
@@ -135,7 +134,8 @@ class Demo:
         print(f"Redis-compatible server: {url} (data under {settings.var_dir}/)")
 
         self.spawn("sandbox", "sandbox", "--host", "127.0.0.1", "--port", str(sandbox_port))
-        self.wait_ready("sandbox", lambda: _get(f"{sandbox_url}/_sandbox/state") is not None)
+        control = SandboxControl(sandbox_url, timeout=5)
+        self.wait_ready("sandbox", control.answering)
         print(f"Sandbox Trademax:        {sandbox_url}/api/")
         self.spawn("worker", "worker", "--name", f"demo-{os.getpid()}@%h")
         worker_log = self.log_dir / "worker.log"
@@ -169,12 +169,12 @@ class Demo:
         self.watch(relay, watched)
 
         print("\nNow one that fails transiently: the sandbox answers 500 for a few seconds.")
-        _post(f"{sandbox_url}/_sandbox/faults", {"fail_rate": 1.0})
+        control.set_faults(fail_rate=1.0)
         flaky = _tagged(json.loads((EXAMPLES / "receipt.create.json").read_text()), tag + "-FLAKY")
         feed("receipt.create", flaky)
         self.watch(relay, watched[-1:], until=lambda states: "retrying" in states.values())
         time.sleep(3)
-        _post(f"{sandbox_url}/_sandbox/faults", {"fail_rate": 0.0})
+        control.set_faults(fail_rate=0.0)
         print("  the sandbox recovered")
         self.watch(relay, watched[-1:])
 
@@ -219,17 +219,6 @@ def _tagged(message: dict, tag: str) -> dict:
     """The event with this run's tag on its keys (transaction_id, event_id)."""
     return {k: (v + tag if k in ("transaction_id", "event_id") and isinstance(v, str) else v)
             for k, v in message.items()}
-
-
-def _get(url: str):
-    try:
-        return requests.get(url, timeout=2).json()
-    except (requests.RequestException, ValueError):
-        return None
-
-
-def _post(url: str, body: dict) -> None:
-    requests.post(url, json=body, timeout=5).raise_for_status()
 
 
 def run(args: argparse.Namespace) -> int:

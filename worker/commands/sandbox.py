@@ -60,6 +60,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so that building the CLI's parser stays cheap.
+    from worker.sandbox.control import ready_line
     from worker.sandbox.faults import FaultPlan
     from worker.sandbox.server import SandboxServer
 
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     server = SandboxServer((args.host, args.port), keys={settings.trademax_api_key: settings.trademax_secret},
                            plan=plan, seed=args.seed)
     try:
-        print(f"sandbox listening on {server.base_url}", flush=True)
+        print(ready_line(server.base_url), flush=True)
         server.serve_forever()
     finally:
         server.server_close()
