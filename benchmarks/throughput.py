@@ -43,7 +43,7 @@ QUEUES = ("trademax.dispatch", "trademax.receipt", "trademax.stock", "trademax.i
 DEFAULT_SETTINGS = {"TRADEMAX_CONNECT_TIMEOUT": "5", "TRADEMAX_READ_TIMEOUT": "30",
                     "CLAIM_LEASE_SECONDS": "120", "VISIBILITY_TIMEOUT_SECONDS": "300",
                     "RETRY_BASE_SECONDS": "1", "RETRY_CAP_SECONDS": "3600",
-                    "DEPENDENCY_WAIT_SECONDS": "30", "LOG_LEVEL": "INFO"}
+                    "DEPENDENCY_WAIT_SECONDS": "30", "STRANDED_AFTER_SECONDS": "900", "LOG_LEVEL": "INFO"}
 LAUNCHER = "benchmarks.noop_task"
 
 
