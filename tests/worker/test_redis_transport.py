@@ -1,0 +1,56 @@
+"""worker.celery_config.RedisTransport against a real valkey-server: a channel shares one redis-py client
+(kombu built one per publish, event and ack) and still publishes, consumes and recovers from lost pools."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from kombu import Connection
+
+from worker.celery_config import RedisTransport
+
+
+@pytest.fixture
+def connection(shared_redis_server):
+    shared_redis_server.client().flushdb()
+    with Connection(shared_redis_server.url, transport=RedisTransport) as conn:
+        yield conn
+
+
+def test_a_channel_reuses_its_client_until_its_pool_is_replaced(connection):
+    channel = connection.channel()
+    with channel.conn_or_acquire() as first, channel.conn_or_acquire() as again:
+        assert first is again and first.ping()
+    given = object()
+    with channel.conn_or_acquire(given) as passed:
+        assert passed is given  # a caller's own client is used as it is
+    channel._disconnect_pools()  # what kombu does after a fork or a lost connection
+    with channel.conn_or_acquire() as after:
+        assert after is not first and after.ping()
+        assert after.connection_pool is channel.pool
+
+
+def test_messages_published_from_many_threads_through_the_shared_client_all_arrive(connection):
+    queue = connection.SimpleQueue("transport-test")
+    errors: list[BaseException] = []
+
+    def publish(n: int) -> None:
+        try:
+            for i in range(50):
+                queue.put({"n": n, "i": i})
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=publish, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    seen = set()
+    for _ in range(400):
+        message = queue.get(timeout=5)
+        seen.add((message.payload["n"], message.payload["i"]))
+        message.ack()
+    assert len(seen) == 400
+    queue.close()
