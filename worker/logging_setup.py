@@ -52,6 +52,9 @@ def formatter_for(settings: Settings) -> logging.Formatter:
     return _ScrubbingFormatter(inner, Scrubber.from_settings(settings))
 
 
+CELERY_PER_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+
+
 def configure(settings: Settings, stream: TextIO | None = None) -> None:
     """Send every log record of this process to ``stream`` (default stderr) in LOG_FORMAT at LOG_LEVEL."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
@@ -61,3 +64,10 @@ def configure(settings: Settings, stream: TextIO | None = None) -> None:
     root.setLevel(settings.log_level)
     # urllib3 logs request lines at DEBUG; they carry no secret (bodies are not logged), but keep it quiet.
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # Celery logs two INFO lines per task ("Task ... received", "Task ... succeeded"); the pipeline's own
+    # line per attempt (worker.observability: operation, key, outcome, status, latency) says more, and a
+    # parked event gets its own WARNING.  Celery's two cost ~6% of a busy worker's CPU (py-spy, 200 ms
+    # benchmark), so they are shown at LOG_LEVEL=DEBUG only.  Task errors (ERROR) always show.
+    per_task = logging.NOTSET if settings.log_level == "DEBUG" else logging.WARNING
+    for name in CELERY_PER_TASK_LOGGERS:
+        logging.getLogger(name).setLevel(per_task)
