@@ -142,6 +142,9 @@ def _stamp(moment: float) -> str:
     return f"{moment:.3f}"
 
 
+_LEGACY_KEYS = ("ledger:delivered:recent",)
+
+
 class Ledger:
     """The idempotency records of all events in one Redis (any client: bytes or text replies)."""
 
@@ -194,6 +197,16 @@ class Ledger:
             raise ValueError("an event needs a non-empty key")
         return [self.record_key(operation, key), f"{self._ns}:ledger:totals", self._per_minute_key,
                 *(self._index_key(s) for s in OPEN_STATES)]
+
+    def drop_legacy_keys(self) -> list[str]:
+        """Delete keys earlier versions kept and nothing reads any more; return the ones that existed.
+        The scheduler calls it at start.  ``ledger:delivered:recent``: the one-hour sorted set (one entry
+        per delivery) that the per-minute counts replaced."""
+        names = [f"{self._ns}:{name}" for name in _LEGACY_KEYS]
+        pipe = self._redis.pipeline(transaction=False)
+        for name in names:
+            pipe.delete(name)
+        return [name for name, gone in zip(names, pipe.execute()) if gone]
 
     @property
     def _per_minute_key(self) -> str:

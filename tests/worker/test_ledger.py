@@ -481,3 +481,10 @@ def test_memory_of_a_delivered_event(redis_server):
     print(f"MEMORY USAGE of a delivered record: {usage}")
     assert usage["stock.adjust"] <= 1024
     assert usage["dispatch.create"] <= 1536
+
+
+def test_the_legacy_delivered_index_is_dropped_once(ledger):
+    ledger._redis.zadd("wms:ledger:delivered:recent", {"dispatch.create:TX-old": 1.0})
+    assert ledger.drop_legacy_keys() == ["wms:ledger:delivered:recent"]
+    assert not ledger._redis.exists("wms:ledger:delivered:recent")
+    assert ledger.drop_legacy_keys() == []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import threading
@@ -58,6 +59,8 @@ def run_scheduler(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     configure(settings)
     relay = build_relay(settings, sends=False)
+    for name in relay.ledger.drop_legacy_keys():
+        logging.getLogger("wms_relay.scheduler").info("removed %s (an earlier version's, unused now)", name)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
