@@ -72,4 +72,4 @@ def delivery_task(operation: str) -> DeliveryTask:
         return deliver(process_relay(), operation, event, owner=owner)
 
     deliver_event.__name__ = operation.replace(".", "_")
-    return app.task(name=f"trademax.{operation}", base=DeliveryTask, bind=True)(deliver_event)
+    return app.task(name=TASK_PREFIX + operation, base=DeliveryTask, bind=True)(deliver_event)

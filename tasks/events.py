@@ -24,6 +24,12 @@ from tasks.schemas.messages import SCHEMA, flatten, readable_path, summarize
 TASK_PREFIX = "trademax."
 
 
+def task_message(operation: str, event_message: dict) -> dict:
+    """What a publisher puts on the queue for an event: the task to run and the one JSON object it takes
+    (``wms-relay enqueue``, the retry schedule, the stranded-event sweep and support actions all use it)."""
+    return {"task": TASK_PREFIX + operation, "event": event_message}
+
+
 @dataclass(frozen=True)
 class DeliveryEvent:
     """A validated event, ready for the ledger and the Trademax client."""
@@ -41,6 +47,10 @@ class DeliveryEvent:
             message["event_id"] = self.event_id
         message["occurred_at"] = self.occurred_at
         return message
+
+    def task_message(self) -> dict:
+        """:func:`task_message` of this event."""
+        return task_message(self.operation, self.to_message())
 
     @property
     def spec(self) -> "OperationSpec":
@@ -87,8 +97,9 @@ def _deduplicated_by_transaction_id(event: DeliveryEvent) -> bool:
 def _same_state_again(event: DeliveryEvent) -> bool:
     # The request states a target (package data, line locks, dispatch header/package values, draft=false):
     # applying it twice leaves Trademax as applying it once.  A dispatch update names its packages by
-    # package_id, so a resent package replaces itself rather than adding a second one.  Publishing is
-    # one-way: Trademax refuses a second draft=false, and the pipeline reads the dispatch back then.
+    # package_id, so a resent package replaces itself rather than adding a second one.  Publishing and
+    # deleting (target: the dispatch gone) are one-way: Trademax refuses the second time, and the pipeline
+    # then reads the dispatch back (worker.read_back) to tell a refusal from a change that already landed.
     return True
 
 
@@ -100,12 +111,6 @@ def _absolute_stock_value(event: DeliveryEvent) -> bool:
 def _not_safe(event: DeliveryEvent) -> bool:
     # vendor_dispatch.create has no transaction_id, so a repeat would be a second dispatch.
     return False
-
-
-def _one_way_read_back(event: DeliveryEvent) -> bool:
-    # dispatch.delete: a resent delete of a draft that is already gone is refused (404); the pipeline then
-    # reads the dispatch back (worker.read_back) and a 404 there means the earlier attempt deleted it.
-    return True
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,7 @@ OPERATIONS: dict[str, OperationSpec] = dict([
           "PATCH", "dispatch/{dispatch_id}", "dispatch"),
     _spec("dispatch.publish", dispatch.DispatchPublishSchema, "event_id", _same_state_again,
           "PATCH", "dispatch/{dispatch_id}", "dispatch"),
-    _spec("dispatch.delete", dispatch.DispatchDeleteSchema, "event_id", _one_way_read_back,
+    _spec("dispatch.delete", dispatch.DispatchDeleteSchema, "event_id", _same_state_again,
           "DELETE", "dispatch/{dispatch_id}", "dispatch"),
     _spec("vendor_dispatch.create", dispatch.VendorDispatchCreateSchema, "event_id", _not_safe,
           "POST", "vendor/dispatch", "dispatch"),

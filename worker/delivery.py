@@ -21,7 +21,6 @@ import redis
 
 from tasks.events import DeliveryEvent, InvalidEvent, validate_event, OPERATIONS
 from worker.delivery_failures import after_failure, dead, entry_id, keep_attempt, outcome_name, retry_later
-from worker.delivery_failures import retry_message
 from worker.errors import TrademaxError
 from worker.ledger import AttemptEntry
 from worker.rejections import best_key, reject_conflict, reject_invalid
@@ -218,7 +217,7 @@ def _wait_for_create(relay: Relay, event: DeliveryEvent) -> str:
                                    f"(check {checks + 1})")
     eid = entry_id(event)
     relay.dependencies.wait_for(transaction_id, eid)
-    relay.schedule.schedule(eid, retry_message(event),
+    relay.schedule.schedule(eid, event.task_message(),
                             relay.clock() + relay.settings.dependency_wait_seconds)
     # The create may have landed between the check and the registration: look once more.
     if relay.dependencies.dispatch_id_for(transaction_id) is not None:

@@ -16,17 +16,9 @@ from worker.read_back import LANDED, UNREADABLE, earlier_attempt_may_have_landed
 from worker.relay import Relay
 
 
-def task_name(operation: str) -> str:
-    return f"trademax.{operation}"
-
-
-def retry_message(event: DeliveryEvent) -> dict:
-    """What the retry schedule re-publishes for ``event``: its task and its message."""
-    return {"task": task_name(event.operation), "event": event.to_message()}
-
-
-def entry_id(event: DeliveryEvent) -> str:
-    """The retry-schedule id of an event: one pending retry per event, whatever re-schedules it."""
+def entry_id(event: Any) -> str:
+    """The retry-schedule id of an event (a DeliveryEvent or a ledger record: anything with ``operation``
+    and ``key``): one pending retry per event, whatever re-schedules it."""
     return f"{event.operation}:{event.key}"
 
 
@@ -107,7 +99,7 @@ def retry_later(relay: Relay, event: DeliveryEvent, owner: str, delay: float, *,
                                     reason=f"{reason}; next try in {delay:.1f} s")
     if tried is not None and not moved:
         keep_attempt(relay, event, tried)
-    relay.schedule.schedule(entry_id(event), retry_message(event), due)
+    relay.schedule.schedule(entry_id(event), event.task_message(), due)
     return "retrying"
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
+from tasks.events import task_message
+from worker.delivery_failures import entry_id
 from worker.ledger import Ledger
 from worker.retry_schedule import RetrySchedule
 
@@ -26,7 +28,7 @@ def message_of(record) -> dict:
     if event.get("event_id") is not None:
         body["event_id"] = event["event_id"]
     body["occurred_at"] = event["occurred_at"]
-    return {"task": f"trademax.{record.operation}", "event": body}
+    return task_message(record.operation, body)
 
 
 class StrandedSweep:
@@ -48,10 +50,10 @@ class StrandedSweep:
                     break
                 if state == "sending" and (record.lease_expires_at or 0) > now:
                     continue  # a live worker holds it
-                entry_id = f"{record.operation}:{record.key}"
-                if self._schedule.get(entry_id) is not None:
+                eid = entry_id(record)
+                if self._schedule.get(eid) is not None:
                     continue
-                self._schedule.schedule(entry_id, message_of(record), now)
+                self._schedule.schedule(eid, message_of(record), now)
                 log.warning("%s %s sat %s for %.0f s with nothing to move it; scheduled it again",
                             record.operation, record.key, state, now - record.updated_at)
                 moved += 1

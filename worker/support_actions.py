@@ -95,7 +95,7 @@ def follow(operation: str, key: str) -> str:
 def _queue(desk: SupportDesk, event: DeliveryEvent) -> str:
     """Publish the task; if the broker refuses, leave it in the durable retry schedule, due now (the
     scheduler publishes it).  Raises only when both fail."""
-    message = {"task": f"trademax.{event.operation}", "event": event.to_message()}
+    message = event.task_message()
     try:
         desk.publish(message)
         return "queued for delivery"

@@ -153,7 +153,7 @@ class Demo:
         def feed(operation: str, message: dict) -> None:
             admission = admit(relay, operation, message)
             if admission.event is not None and admission.state not in SETTLED:
-                publish({"task": f"trademax.{operation}", "event": admission.event.to_message()})
+                publish(admission.event.task_message())
             print(f"  fed  {operation:<26} {admission.key:<22} {admission.state}"
                   + (f" — {admission.detail}" if admission.detail else ""))
             watched.append((operation, admission.key))

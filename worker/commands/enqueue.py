@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         admission = admit(relay, args.operation, message)
         state = admission.state
         if admission.event is not None and state not in SETTLED:
-            publish({"task": f"trademax.{args.operation}", "event": admission.event.to_message()})
+            publish(admission.event.task_message())
             note = "queued" if state == "accepted" else f"already {state}; queued again (it is sent once)"
         elif admission.event is not None:
             note = f"already {state}; not sent again"
