@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._harness import RelayRun, wait_until  # noqa: E402
 from benchmarks.chaos_checks import FINAL, Verdict, judge  # noqa: E402
 from benchmarks.chaos_events import Planned, build_workload  # noqa: E402
+from worker.read_back import taken_over  # noqa: E402
 
 FAULTS = {"fail_rate": 0.20, "throttle_rate": 0.05, "timeout_after_apply_rate": 0.03,
           "stall_seconds": 2.5,  # a bit above the 2 s read timeout of FAST_SETTINGS
@@ -93,13 +94,10 @@ def run(count: int = 2000, *, seed: int = 1, workdir: Path, batches: int | None 
         scheduler_log = (Path(workdir) / "scheduler.log").read_text(errors="replace")
         result.rescued = scheduler_log.count("nothing to move it")  # worker.stranded's warning
         result.dead_reasons = _dead_reasons(relay)
-        stories = [r.history for r in records.values() if r is not None]
-        result.waited = sum(1 for h in stories if any(step["to"] == "waiting" for step in h))
-        result.interrupted = sum(1 for h in stories if any(
-            step["from"] == "sending" and step["to"] == "sending" for step in h))
-        result.read_back = sum(1 for h in stories if any(
-            step["to"] == "delivered" and "an earlier attempt landed" in (step.get("reason") or "")
-            for step in h))
+        found = [r for r in records.values() if r is not None]
+        result.waited = sum(1 for r in found if any(step["to"] == "waiting" for step in r.history))
+        result.interrupted = sum(1 for r in found if taken_over(r.history))
+        result.read_back = sum(1 for r in found if (r.result or {}).get("read_back"))
     result.seconds = time.monotonic() - started
     return result
 

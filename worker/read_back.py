@@ -70,12 +70,18 @@ def has_read_back(operation: str) -> bool:
     return operation in CHECKS
 
 
+def taken_over(history: Any) -> bool:
+    """A send was taken over after its worker died or lost the store mid-send: a ``sending`` →
+    ``sending`` step in the event's history."""
+    return any(step.get("from") == "sending" and step.get("to") == "sending" for step in history or ())
+
+
 def earlier_attempt_may_have_landed(history: Any, attempts_log: Any) -> bool:
-    """An earlier attempt went unanswered: a read timeout (outcome ``outcome_unknown``) or a send taken over
-    after its worker died or lost the store mid-send (a ``sending`` → ``sending`` step in the history)."""
+    """An earlier attempt went unanswered: a read timeout (outcome ``outcome_unknown``) or a send
+    :func:`taken_over`."""
     if any(entry.get("outcome") == "outcome_unknown" for entry in attempts_log or ()):
         return True
-    return any(step.get("from") == "sending" and step.get("to") == "sending" for step in history or ())
+    return taken_over(history)
 
 
 def read_back(client: TrademaxClient, operation: str, dispatch_id: Any) -> Reading:
