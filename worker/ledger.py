@@ -142,9 +142,6 @@ def _stamp(moment: float) -> str:
     return f"{moment:.3f}"
 
 
-_LEGACY_KEYS = ("ledger:delivered:recent",)
-
-
 class Ledger:
     """The idempotency records of all events in one Redis (any client: bytes or text replies)."""
 
@@ -202,11 +199,8 @@ class Ledger:
         """Delete keys earlier versions kept and nothing reads any more; return the ones that existed.
         The scheduler calls it at start.  ``ledger:delivered:recent``: the one-hour sorted set (one entry
         per delivery) that the per-minute counts replaced."""
-        names = [f"{self._ns}:{name}" for name in _LEGACY_KEYS]
-        pipe = self._redis.pipeline(transaction=False)
-        for name in names:
-            pipe.delete(name)
-        return [name for name, gone in zip(names, pipe.execute()) if gone]
+        name = f"{self._ns}:ledger:delivered:recent"
+        return [name] if self._redis.delete(name) else []
 
     @property
     def _per_minute_key(self) -> str:

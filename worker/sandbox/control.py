@@ -12,7 +12,6 @@ import re
 import select
 import subprocess
 import time
-import urllib.error
 import urllib.request
 from typing import Any
 
@@ -75,6 +74,6 @@ class SandboxControl:
         """Whether the sandbox answers its control endpoints yet."""
         try:
             self.faults()
-        except (OSError, urllib.error.URLError, ValueError):
+        except (OSError, ValueError):  # urllib's URLError is an OSError
             return False
         return True
