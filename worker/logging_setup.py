@@ -13,7 +13,7 @@ import sys
 from typing import TextIO
 
 from worker.observability import Scrubber
-from worker.settings import Settings
+from worker.settings import LOG_LEVELS, Settings, SettingsError, valid_log_level
 
 
 class _JsonFormatter(logging.Formatter):
@@ -57,6 +57,8 @@ CELERY_PER_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
 
 def configure(settings: Settings, stream: TextIO | None = None) -> None:
     """Send every log record of this process to ``stream`` (default stderr) in LOG_FORMAT at LOG_LEVEL."""
+    if not valid_log_level(settings.log_level):
+        raise SettingsError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {settings.log_level!r}")
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(formatter_for(settings))
     root = logging.getLogger()

@@ -20,6 +20,21 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the environment variable."""
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def valid_log_level(level: str) -> bool:
+    """LOG_LEVEL: one of :data:`LOG_LEVELS` (``wms-relay check`` and every process's logging use this)."""
+    return level in LOG_LEVELS
+
+
+def valid_basic_auth(basic_auth: str) -> bool:
+    """FLOWER_BASIC_AUTH: ``user:password[,user2:password2]``, no part empty (``wms-relay check`` and
+    ``wms-relay flower`` use this one rule)."""
+    pairs = (basic_auth or "").split(",")
+    return all(user and colon and password for user, colon, password in (p.partition(":") for p in pairs))
+
+
 def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -59,7 +74,7 @@ class Settings:
     """Everything configurable about wms-relay.  Build with :meth:`from_env`; copy with :meth:`replace`."""
 
     # Broker and store.  None: the embedded valkey-server under ``var_dir`` (see worker.embedded_redis).
-    redis_url: str | None = None
+    redis_url: str | None = field(default=None, repr=False)  # may hold the store's password
     var_dir: Path = Path("var")
 
     # Trademax.
@@ -105,7 +120,9 @@ class Settings:
             raise SettingsError(f"LOG_FORMAT must be 'text' or 'json', got {log_format!r}")
         redis_url = (env.get("REDIS_URL") or "").strip() or None
         if redis_url is not None and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
-            raise SettingsError(f"REDIS_URL must be a redis://, rediss:// or unix:// URL, got {redis_url!r}")
+            # Only the scheme: the rest of a URL may hold the store's password.
+            raise SettingsError("REDIS_URL must be a redis://, rediss:// or unix:// URL, got one starting "
+                                f"{urlsplit(redis_url).scheme or '(no scheme)'}://")
         return cls(
             redis_url=redis_url,
             var_dir=Path(env.get("WMS_RELAY_VAR_DIR") or "var"),

@@ -12,12 +12,11 @@ Never prints the secret or the api key."""
 from __future__ import annotations
 
 import argparse
-import logging
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from worker.commands.presenting import print_json, say
-from worker.settings import Settings, SettingsError
+from worker.settings import Settings, SettingsError, valid_basic_auth, valid_log_level
 
 CHECK_ORDER_NO = "WMS-RELAY-CHECK"
 CHECK_WAREHOUSE = "wms-relay-check"
@@ -52,7 +51,7 @@ def settings_problems(settings: Settings) -> list[Verdict]:
     if not settings.trademax_secret:
         problems.append(Verdict("FAIL", "TRADEMAX_SECRET", "is not set", "set it to the secret key Trademax "
                                 "gave you"))
-    if not isinstance(logging.getLevelName(settings.log_level), int):
+    if not valid_log_level(settings.log_level):
         problems.append(Verdict("FAIL", "LOG_LEVEL", f"{settings.log_level!r} is not a log level",
                                 "use DEBUG, INFO, WARNING or ERROR"))
     if settings.sentry_dsn:
@@ -63,12 +62,9 @@ def settings_problems(settings: Settings) -> list[Verdict]:
         except BadDsn as exc:
             problems.append(Verdict("FAIL", "SENTRY_DSN", f"is not a Sentry DSN ({exc})",
                                     "copy the DSN from the Sentry project's settings, or unset it"))
-    for pair in filter(None, (settings.flower_basic_auth or "").split(",")):
-        user, colon, password = pair.partition(":")
-        if not (user and colon and password):
-            problems.append(Verdict("FAIL", "FLOWER_BASIC_AUTH", "must be user:password (comma-separated for "
-                                    "several users), with neither part empty", "fix or unset it"))
-            break
+    if settings.flower_basic_auth and not valid_basic_auth(settings.flower_basic_auth):
+        problems.append(Verdict("FAIL", "FLOWER_BASIC_AUTH", "must be user:password (comma-separated for "
+                                "several users), with neither part empty", "fix or unset it"))
     return problems
 
 

@@ -10,7 +10,7 @@ import argparse
 import ipaddress
 import sys
 
-from worker.settings import Settings, SettingsError
+from worker.settings import Settings, SettingsError, valid_basic_auth
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,12 +27,6 @@ def is_loopback(address: str) -> bool:
         return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
-
-
-def valid_basic_auth(basic_auth: str) -> bool:
-    """``user:password[,user2:password2]``, no part empty."""
-    pairs = (basic_auth or "").split(",")
-    return all(user and colon and password for user, colon, password in (p.partition(":") for p in pairs))
 
 
 def check_exposure(address: str, basic_auth: str) -> None:

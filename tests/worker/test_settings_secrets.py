@@ -1,0 +1,34 @@
+"""Settings never show the store's password (in a REDIS_URL error or their repr), and one rule each for
+LOG_LEVEL and FLOWER_BASIC_AUTH serves `check`, `flower` and every process's logging."""
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from worker.commands.check import settings_problems
+from worker.logging_setup import configure
+from worker.settings import Settings, SettingsError, valid_basic_auth
+
+
+def test_a_bad_redis_url_is_named_without_its_password():
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"REDIS_URL": "reddis://:s3cretpw@store.example:6379/0"})
+    assert "REDIS_URL" in str(caught.value) and "reddis://" in str(caught.value)
+    assert "s3cretpw" not in str(caught.value)
+
+
+def test_settings_repr_hides_the_store_url():
+    settings = Settings.from_env({"REDIS_URL": "redis://:s3cretpw@store.example:6379/0"})
+    assert settings.redis_url.endswith("6379/0") and "s3cretpw" not in repr(settings)
+
+
+def test_an_unknown_log_level_is_a_settings_error_naming_the_variable():
+    with pytest.raises(SettingsError, match="LOG_LEVEL"):
+        configure(Settings(log_level="VERBOSE"), stream=io.StringIO())
+
+
+def test_check_and_flower_read_flower_basic_auth_alike():
+    assert valid_basic_auth("ops:pw,viewer:x") and not valid_basic_auth("ops:pw,")
+    flagged = [v.what for v in settings_problems(Settings(flower_basic_auth="ops:pw,"))]
+    assert "FLOWER_BASIC_AUTH" in flagged
