@@ -196,6 +196,11 @@ def test_empty_listings_say_so_plainly(cli, relay):
     assert cli_json(cli, "dead", "list") == []
     assert cli("retries", "run-now", "--all")[1].startswith("Nothing to do")
     assert cli_json(cli, "retries", "list") == [] and cli_json(cli, "uncertain", "list") == []
+    # An empty selection keeps the JSON summary's keys (a script reads the same keys either way).
+    assert cli_json(cli, "retries", "run-now", "--all")["summary"] == {
+        "made due now": 0, "skipped": 0, "failed": 0}
+    assert cli_json(cli, "dead", "retry", "--all", "--dry-run")["summary"] == {
+        "would be retried": 0, "skipped": 0, "failed": 0}
 
 
 def test_a_bad_since_is_one_plain_sentence(cli, relay):

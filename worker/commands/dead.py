@@ -149,16 +149,10 @@ def run_retry(args: argparse.Namespace) -> int:
     actor = args.actor or default_actor()
     with workplace(Settings.from_env()) as place:
         targets = args.ids or [letter.letter_id for letter in _select(place, args)]
-        if not targets:
-            if args.json:
-                print_json({"summary": {"retried": 0, "skipped": 0, "failed": 0}, "dry_run": args.dry_run,
-                            "results": []})
-            else:
-                say("Nothing to do: no open dead letters match.")
-            return 0
         return run_actions(targets, lambda t: retry_letter(place.desk, t, actor=actor, reason=args.reason,
                                                            dry_run=args.dry_run),
-                           verb="retried", as_json=args.json, dry_run=args.dry_run)
+                           verb="retried", as_json=args.json, dry_run=args.dry_run,
+                           nothing="Nothing to do: no open dead letters match.")
 
 
 @friendly_errors

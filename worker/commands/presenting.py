@@ -108,8 +108,12 @@ def progress_line(index: int, total: int, outcome: ActionOutcome) -> str:
 
 
 def run_actions(targets: Sequence[str], act: Callable[[str], ActionOutcome], *, verb: str,
-                as_json: bool, dry_run: bool = False) -> int:
-    """Run ``act`` on each target with a progress line each, then a summary.  Exit code 1 if any failed."""
+                as_json: bool, dry_run: bool = False, nothing: str = "Nothing to do.") -> int:
+    """Run ``act`` on each target with a progress line each, then a summary.  Exit code 1 if any failed.
+    No targets: ``nothing`` is said (the JSON summary keeps its keys, all 0) and the exit code is 0."""
+    if not targets and not as_json:
+        say(nothing)
+        return 0
     outcomes = []
     for index, target in enumerate(targets, 1):
         outcome = act(target)

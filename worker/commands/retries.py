@@ -88,12 +88,5 @@ def run_now(args: argparse.Namespace) -> int:
         return 2
     with workplace(Settings.from_env()) as place:
         targets = args.ids or [entry.entry_id for entry in place.relay.schedule.list(limit=None)]
-        if not targets:
-            if args.json:
-                print_json({"summary": {"due now": 0, "skipped": 0, "failed": 0}, "dry_run": False,
-                            "results": []})
-            else:
-                say("Nothing to do: no retries are scheduled.")
-            return 0
         return run_actions(targets, lambda t: run_retry_now(place.desk, t), verb="made due now",
-                           as_json=args.json)
+                           as_json=args.json, nothing="Nothing to do: no retries are scheduled.")
