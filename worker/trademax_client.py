@@ -42,7 +42,7 @@ from worker.outcomes import (
 )
 from worker.settings import Settings
 from worker.trademax_operations import AUTH_PARAMS, OPERATIONS, Operation
-from worker.trademax_responses import UnreadableBody, parse_body, read_envelope
+from worker.trademax_responses import UnreadableBody, excerpt, parse_body, read_envelope
 
 USER_AGENT = f"wms-relay/{__version__}"
 POOL_MAXSIZE = 64  # one connection per worker thread, with room to spare
@@ -208,9 +208,11 @@ class TrademaxClient:
         context: dict[str, Any] = {"operation": operation.name, "status": status, "latency_seconds": latency}
         try:
             envelope = read_envelope(parse_body(response.content))
-        except UnreadableBody as unreadable:
+        except UnreadableBody:
             outcome = classify_unreadable_reply(status)
-            detail = self._redact(f"unreadable body: {unreadable.excerpt!r}", signature)
+            # Redact the whole body, then cut: a secret cut in half by the excerpt would escape redaction.
+            whole = self._redact(response.content.decode("utf-8", errors="replace"), signature)
+            detail = f"unreadable body: {excerpt(whole.encode('utf-8'))!r}"
             raise self._error(outcome, detail, response, context) from None
         outcome = classify_reply(status, envelope.error_code)
         if outcome.delivered:
@@ -253,8 +255,9 @@ class TrademaxClient:
             linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
             pending.extend(item for item in linked if isinstance(item, BaseException))
             current.args = tuple(self._redact_arg(arg, signature) for arg in current.args)
-            if isinstance(getattr(current, "url", None), str):
-                current.url = self._redact(current.url, signature)
+            for name, value in list(vars(current).items()):  # url, urllib3's _message, ...
+                if isinstance(value, str):
+                    setattr(current, name, self._redact(value, signature))
             if getattr(current, "request", None) is not None:
                 current.request = None  # the PreparedRequest holds the signed body and URL
 

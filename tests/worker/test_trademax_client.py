@@ -16,6 +16,7 @@ from worker.errors import OutcomeUnknownError, PermanentError, TransientError
 from worker.settings import Settings, SettingsError
 from worker.trademax_client import TrademaxClient, TrademaxReply
 from worker.trademax_operations import OPERATIONS
+from worker.trademax_responses import EXCERPT_LIMIT
 
 BASE = "http://trademax.test/api/"
 SECRET = "s3cret-for-tests"
@@ -236,6 +237,15 @@ def test_an_unreadable_body_is_quoted_briefly(status, error):
     assert "<html>?<h1>Bad Gateway</h1>" in caught.value.detail
     assert "x" * 200 not in caught.value.detail and "x" * 150 in caught.value.detail
     assert caught.value.status == status
+
+
+@responses.activate
+def test_a_secret_cut_in_half_by_the_excerpt_is_still_redacted():
+    body = "<html>" + "x" * (EXCERPT_LIMIT - 10) + SECRET + " trailing"  # the secret straddles the cut
+    responses.add("PATCH", BASE + "inventory/1/stock-adjustment", status=500, body=body)
+    with pytest.raises(TransientError) as caught:
+        make_client().adjust_stock("1", ADJUST)
+    assert SECRET[:4] not in caught.value.detail and "x[red" in caught.value.detail
 
 
 @responses.activate

@@ -115,3 +115,13 @@ def test_refused_connection_is_transient():
     rendered = "".join(traceback.format_exception(caught.value))
     assert "signature=[redacted]" in rendered  # the URL in urllib3's message, scrubbed
     assert SECRET not in rendered
+    # ...and in every text attribute of the chained exceptions (urllib3's MaxRetryError keeps `_message`).
+    chain, pending = [], [caught.value]
+    while pending:
+        exc = pending.pop()
+        if exc is None or any(exc is seen for seen in chain):
+            continue
+        chain.append(exc)
+        pending += [exc.__cause__, exc.__context__, getattr(exc, "reason", None)]
+    texts = [v for exc in chain for v in vars(exc).values() if isinstance(v, str)]
+    assert texts and not [t for t in texts if "signature=" in t and "signature=[redacted]" not in t]
