@@ -31,6 +31,7 @@ may touch keeps the scripts correct on any Redis >= 6 / Valkey.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -225,6 +226,11 @@ def _screened(value: Any, where: str, redact: bool) -> Any:
     return value
 
 
+def redacted(value: Any) -> Any:
+    """``value`` with the values of secret-looking keys (``SECRET_KEYS``) replaced, at any depth."""
+    return _screened(value, "", True)
+
+
 def stored_json(value: Any, *, where: str = "a stored record", redact: bool = False) -> str:
     """Compact JSON for Redis (UTF-8 kept as is: fewer bytes than ``\\u`` escapes).
 
@@ -233,6 +239,21 @@ def stored_json(value: Any, *, where: str = "a stored record", redact: bool = Fa
     ``redact`` (raw input kept as evidence, e.g. an invalid event in a dead letter), blanked."""
     return json.dumps(_screened(value, where, redact), separators=(",", ":"), ensure_ascii=False,
                       default=_json_default)
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def utf8_safe(value: Any) -> Any:
+    """``value`` (JSON) with every string and key UTF-8 can encode: a lone surrogate, which JSON's
+    ``\\udc80`` escape can carry, becomes that escape as text.  The store takes UTF-8 only: an invalid event
+    holding one made its own dead letter fail (the fuzz run found it), and Trademax text holding one
+    (an error message, a tracking code) would fail every ledger write of its event.  Done on the JSON text,
+    so any nesting depth the JSON decoder took is fine here too."""
+    text = json.dumps(value, ensure_ascii=False)
+    if not _SURROGATE.search(text):
+        return value
+    return json.loads(_SURROGATE.sub(lambda m: f"\\\\u{ord(m.group()):04x}", text))
 
 
 def canonical_json(value: Any) -> str:

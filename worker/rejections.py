@@ -5,18 +5,16 @@ read, whatever the event held — even text the store cannot take as it is (:fun
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from tasks.events import DeliveryEvent, InvalidEvent
+from worker.ledger_scripts import redacted, utf8_safe
 from worker.relay import Relay
-
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def reject_invalid(relay: Relay, operation: str, message: Any, exc: InvalidEvent) -> str:
     key = best_key(message)
-    kept = utf8_safe(message) if jsonable(message) else repr(message)[:2000]
+    kept = utf8_safe(message) if jsonable(message) else _evidence(message)
     letter_id = relay.dead_letters.add(operation, key, kept, "invalid", messages=utf8_safe(exc.messages),
                                        attempts_log=[], detail=str(exc))
     relay.observer.invalid(operation, key, str(exc), letter_id=letter_id)
@@ -42,15 +40,13 @@ def best_key(message: Any) -> str:
     return "(no key)"
 
 
-def utf8_safe(value: Any) -> Any:
-    """``value`` (JSON) with every string and key UTF-8 can encode: a lone surrogate, which JSON's
-    ``\\udc80`` escape can carry, becomes that escape as text.  The store takes UTF-8 only; without this an
-    invalid event holding one made its dead letter fail — the fuzz run found it — and the event vanished.
-    Done on the JSON text, so any nesting depth the JSON decoder took is fine here too."""
-    text = json.dumps(value, ensure_ascii=False)
-    if not _SURROGATE.search(text):
-        return value
-    return json.loads(_SURROGATE.sub(lambda m: f"\\\\u{ord(m.group()):04x}", text))
+def _evidence(message: Any) -> str:
+    """What JSON cannot keep (NaN, bytes, objects), as text for the dead letter — secret-looking keys
+    redacted first: the store's own redaction works on keys, which a repr no longer has."""
+    try:
+        return repr(redacted(message))[:2000]
+    except RecursionError:
+        return f"(a {type(message).__name__} nested too deeply to keep)"
 
 
 def jsonable(value: Any) -> bool:

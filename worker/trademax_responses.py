@@ -12,8 +12,11 @@ error a person reads shows what came back instead of "invalid JSON".
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from worker.ledger_scripts import utf8_safe
 
 EXCERPT_LIMIT = 200
 
@@ -41,20 +44,25 @@ def excerpt(raw: bytes, limit: int = EXCERPT_LIMIT) -> str:
     return "".join(c if c.isprintable() else ("?" if c not in "\r\n\t" else " ") for c in text)
 
 
+# A JSON escape of a surrogate (\ud800-\udfff): the only way a body can carry a lone one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def parse_body(raw: bytes) -> Any:
-    """Parse an answer body: strict JSON, else relaxed JSON (single quotes, trailing commas)."""
+    """Parse an answer body: strict JSON, else relaxed JSON (single quotes, trailing commas).  A lone
+    surrogate in it becomes its escape as text (``utf8_safe``): the ledger stores Trademax's text."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise UnreadableBody(excerpt(raw)) from None
     try:
-        return json.loads(text)
+        parsed = json.loads(text)
     except ValueError:
-        pass
-    try:
-        return json.loads(relaxed_to_strict(text))
-    except ValueError:
-        raise UnreadableBody(excerpt(raw)) from None
+        try:
+            parsed = json.loads(relaxed_to_strict(text))
+        except ValueError:
+            raise UnreadableBody(excerpt(raw)) from None
+    return utf8_safe(parsed) if _SURROGATE_ESCAPE.search(text) else parsed
 
 
 def relaxed_to_strict(text: str) -> str:

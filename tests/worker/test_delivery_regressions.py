@@ -110,3 +110,31 @@ def test_dependency_checks_are_counted_from_the_last_reopen():
     assert _waits_this_round(history) == 1
     assert _waits_this_round(history[:3]) == 2
     assert _waits_this_round([]) == 0
+
+
+def test_trademax_text_with_a_lone_surrogate_ends_in_a_dead_letter_not_a_stuck_send():
+    """A refusal whose message holds JSON's ``\\udc80`` escape: the store takes UTF-8 only, so the text
+    is kept as the escape — before, every ledger write of the event failed and it stayed ``sending``."""
+    import responses
+
+    from worker.trademax_client import TrademaxClient
+
+    settings = Settings(trademax_base_url="http://trademax.test/api/", trademax_api_key="k",
+                        trademax_secret="s")
+    body = b'{"error": {"error_code": 3, "error_messages": ["artno \\udc80 unknown"]}}'
+    with responses.RequestsMock() as mock, TrademaxClient(settings) as client:
+        mock.add("PATCH", "http://trademax.test/api/inventory/123/stock-adjustment", status=400, body=body)
+        relay = build_relay(settings, redis_client=fakeredis.FakeRedis(decode_responses=True), client=client,
+                            clock=lambda: T0)
+        assert deliver(relay, "stock.adjust", NEWER, owner="w1") == "dead"
+    (letter,) = relay.dead_letters.list()
+    assert letter.messages == ["artno \\udc80 unknown"]  # the escape, as text
+
+
+def test_an_invalid_event_json_cannot_carry_keeps_no_secret_in_its_dead_letter(relay_with):
+    relay = relay_with(StockTrademax())
+    event = {**NEWER, "quantity": float("nan"), "signature": "s3cr3t-sig", "nested": [{"api_key": "k3y"}]}
+    assert deliver(relay, "stock.adjust", event, owner="w1") == "dead"
+    (letter,) = relay.dead_letters.list()
+    kept = str(letter.event)
+    assert "nan" in kept and "s3cr3t-sig" not in kept and "k3y" not in kept
