@@ -20,7 +20,8 @@ from typing import Any
 import redis
 
 from tasks.events import DeliveryEvent, InvalidEvent, validate_event, OPERATIONS
-from worker.delivery_failures import after_failure, dead, entry_id, keep_attempt, outcome_name, retry_later
+from worker.delivery_failures import after_failure, dead, ensure_dead_letter, entry_id, keep_attempt
+from worker.delivery_failures import outcome_name, retry_later
 from worker.errors import TrademaxError
 from worker.ledger import AttemptEntry
 from worker.rejections import best_key, reject_conflict, reject_invalid
@@ -102,6 +103,8 @@ def _deliver(relay: Relay, operation: str, message: Any, *, owner: str) -> str:
     waits = operation in NEEDS_DISPATCH_ID
     admission = admit(relay, operation, message, claim_for=None if waits else owner)
     if admission.event is None or admission.state in SETTLED:
+        if admission.event is not None and admission.state == "dead":
+            ensure_dead_letter(relay, admission.event)
         return admission.state
     event, accepted = admission.event, admission.accepted
 

@@ -103,6 +103,24 @@ def retry_later(relay: Relay, event: DeliveryEvent, owner: str, delay: float, *,
     return "retrying"
 
 
+def ensure_dead_letter(relay: Relay, event: DeliveryEvent) -> None:
+    """A ``dead`` event met again (its message redelivered, or its run repeated after a store outage):
+    if :func:`dead` moved it but never wrote its letter — the worker or the store went away between the
+    two — write it now from the ledger, so no dead event is without a letter a person can act on."""
+    letter = relay.dead_letters.latest_for(event.operation, event.key)
+    if letter is not None and letter.status == "open":
+        return
+    record = relay.ledger.get(event.operation, event.key)
+    if record is None or record.state != "dead":
+        return
+    why = next((step.get("reason") for step in reversed(record.history) if step.get("to") == "dead"), "")
+    reason, _, detail = (why or "dead: reason not recorded").partition(": ")
+    letter_id = relay.dead_letters.add(event.operation, event.key, event.to_message(), reason,
+                                       messages=[detail or reason], attempts_log=record.attempts_log,
+                                       detail=detail or reason)
+    relay.observer.parked(event, "dead", why, letter_id=letter_id)
+
+
 def dead(relay: Relay, event: DeliveryEvent, owner: str | None, *, reason: str, detail: str,
          exc: TrademaxError | None, tried: AttemptEntry | None = None) -> str:
     moved = relay.ledger.transition(

@@ -138,3 +138,18 @@ def test_an_invalid_event_json_cannot_carry_keeps_no_secret_in_its_dead_letter(r
     (letter,) = relay.dead_letters.list()
     kept = str(letter.event)
     assert "nan" in kept and "s3cr3t-sig" not in kept and "k3y" not in kept
+
+
+def test_a_dead_event_whose_letter_was_never_written_gets_one_when_it_comes_back(relay_with):
+    relay = relay_with(StockTrademax())
+    from tasks.events import validate_event
+
+    relay.ledger.accept(validate_event("stock.adjust", NEWER))
+    # dead() moved the ledger, then the worker died before the letter: no letter, nothing to retry.
+    relay.ledger.transition("stock.adjust", "count-newer", "dead", reason="permanent: Trademax refused it")
+    assert relay.dead_letters.list() == []
+    assert deliver(relay, "stock.adjust", NEWER, owner="w2") == "dead"  # the message comes back
+    (letter,) = relay.dead_letters.list()
+    assert (letter.reason, letter.detail) == ("permanent", "Trademax refused it")
+    assert deliver(relay, "stock.adjust", NEWER, owner="w3") == "dead"
+    assert len(relay.dead_letters.list()) == 1  # written once
