@@ -18,7 +18,7 @@ from worker.observability import Observer
 from worker.retry_policy import RetryPolicy
 from worker.retry_schedule import RetrySchedule
 from worker.settings import Settings
-from worker.trademax_client import TrademaxClient
+from worker.trademax_client import CONNECT_RETRIES, TrademaxClient
 
 if TYPE_CHECKING:
     from worker.dispatch_dependencies import DispatchDependencies
@@ -63,7 +63,9 @@ def build_relay(settings: Settings, *, redis_client: redis.Redis | None = None,
         dead_letters=DeadLetters(r, clock=clock),
         client=client if client is not None or not sends else TrademaxClient(
             settings.require_trademax_credentials(), clock=clock),
-        stock_order=StockOrder(r, lock_seconds=settings.connect_timeout + settings.read_timeout + 5),
+        # Held for one send: every connect attempt (urllib3 reconnects CONNECT_RETRIES times), the read.
+        stock_order=StockOrder(r, lock_seconds=(CONNECT_RETRIES + 1) * settings.connect_timeout
+                               + settings.read_timeout + 5),
         dependencies=DispatchDependencies(r, ledger),
         observer=Observer.from_settings(settings),
         policy=RetryPolicy.from_settings(settings),

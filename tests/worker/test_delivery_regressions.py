@@ -153,3 +153,12 @@ def test_a_dead_event_whose_letter_was_never_written_gets_one_when_it_comes_back
     assert (letter.reason, letter.detail) == ("permanent", "Trademax refused it")
     assert deliver(relay, "stock.adjust", NEWER, owner="w3") == "dead"
     assert len(relay.dead_letters.list()) == 1  # written once
+
+
+def test_a_stock_count_holds_its_turn_for_the_longest_send():
+    """Connect, one reconnect (urllib3), read: with 5 s and 30 s that is 40 s; the turn must outlast it,
+    or a second count of the SKU could go out while the first is still on the wire."""
+    settings = Settings(trademax_api_key="k", trademax_secret="s", connect_timeout=5.0, read_timeout=30.0)
+    relay = build_relay(settings, redis_client=fakeredis.FakeRedis(decode_responses=True),
+                        client=StockTrademax(), clock=lambda: T0)
+    assert relay.stock_order._lock_ms > (2 * 5.0 + 30.0) * 1000
