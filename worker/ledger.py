@@ -362,13 +362,13 @@ class Ledger:
         operation, _, key = text(found[0][0]).partition(":")
         return operation, key, float(found[0][1])
 
-    def list_in_state(self, state: str, limit: int | None = 100, *,
-                      oldest_first: bool = True) -> list[EventRecord]:
-        """Records in an open state, by the time they entered it."""
+    def list_in_state(self, state: str, limit: int | None = 100, *, oldest_first: bool = True,
+                      offset: int = 0) -> list[EventRecord]:
+        """Records in an open state, by the time they entered it (skipping the first ``offset``)."""
         index = self._state_index(state)
-        stop = -1 if limit is None else max(limit, 1) - 1
-        members = [text(m) for m in (self._redis.zrange(index, 0, stop) if oldest_first
-                                     else self._redis.zrevrange(index, 0, stop))]
+        stop = -1 if limit is None else offset + max(limit, 1) - 1
+        members = [text(m) for m in (self._redis.zrange(index, offset, stop) if oldest_first
+                                     else self._redis.zrevrange(index, offset, stop))]
         pipe = self._redis.pipeline(transaction=False)
         pairs = [member.partition(":")[::2] for member in members]
         for operation, key in pairs:

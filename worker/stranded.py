@@ -43,11 +43,17 @@ class StrandedSweep:
     def sweep(self) -> int:
         """Schedule every stranded event now; return how many."""
         now = self._clock()
-        moved = 0
-        for state in MOVING_STATES:
-            for record in self._ledger.list_in_state(state, self._batch):  # oldest first
+        return sum(self._sweep_state(state, now) for state in MOVING_STATES)
+
+    def _sweep_state(self, state: str, now: float) -> int:
+        """Page through ``state``, oldest first, until the records are younger than the threshold: the
+        many events that are merely scheduled (retrying after an outage) must not hide a stranded one."""
+        moved, offset = 0, 0
+        while True:
+            page = self._ledger.list_in_state(state, self._batch, offset=offset)
+            for record in page:
                 if record.updated_at is None or record.updated_at > now - self._after:
-                    break
+                    return moved
                 if state == "sending" and (record.lease_expires_at or 0) > now:
                     continue  # a live worker holds it
                 eid = entry_id(record)
@@ -57,4 +63,6 @@ class StrandedSweep:
                 log.warning("%s %s sat %s for %.0f s with nothing to move it; scheduled it again",
                             record.operation, record.key, state, now - record.updated_at)
                 moved += 1
-        return moved
+            if not page:
+                return moved
+            offset += self._batch

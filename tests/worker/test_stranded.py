@@ -65,3 +65,19 @@ def test_a_live_claim_and_a_scheduled_retry_are_left_alone(world):
     clock.now += 2000        # lease expired, threshold passed: the claim's message is gone too
     assert sweep.sweep() == 1
     assert schedule.get("receipt.create:TX-1") is not None
+
+
+def test_a_stranded_event_behind_more_scheduled_retries_than_one_page_is_found(world):
+    clock, ledger, schedule, _ = world
+    sweep = StrandedSweep(ledger, schedule, clock=clock, after_seconds=900, batch=3)
+    for n in range(8):  # seven scheduled retries (after an outage), then one whose entry was lost
+        e = event(n)
+        ledger.accept(e)
+        ledger.transition("receipt.create", f"TX-{n}", "retrying", reason="503",
+                          expected_states=("accepted",))
+        if n < 7:
+            schedule.schedule(f"receipt.create:TX-{n}", e.task_message(), clock.now + 3600)
+        clock.now += 1
+    clock.now += 1000
+    assert sweep.sweep() == 1
+    assert schedule.get("receipt.create:TX-7") is not None
