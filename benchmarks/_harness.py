@@ -258,7 +258,3 @@ class RelayRun:
         from worker.ledger import Ledger
 
         return Ledger(self.redis(decode_responses=True), lease_seconds=4, delivered_retention_seconds=86400)
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return "\n".join(f"==> {Path(log.name).name}\n{Path(log.name).read_text(errors='replace')[-chars:]}"
-                         for log in self._logs)

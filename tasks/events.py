@@ -52,10 +52,6 @@ class DeliveryEvent:
         """:func:`task_message` of this event."""
         return task_message(self.operation, self.to_message())
 
-    @property
-    def spec(self) -> "OperationSpec":
-        return OPERATIONS[self.operation]
-
     def describe(self) -> str:
         """A short, secret-free summary for Flower and logs: operation, key and what it is about."""
         about = [f"{name}={self.fields[name]}" for name in ("order_no", "artno") if name in self.fields]

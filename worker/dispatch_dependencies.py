@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import redis
 
-from worker.ledger import Ledger
+from worker.ledger import Ledger, text
 
 _TAKE_WAITERS = """
 local members = redis.call('SMEMBERS', KEYS[1])
@@ -40,4 +40,4 @@ class DispatchDependencies:
     def take_waiters(self, transaction_id: str) -> list[str]:
         """Entry ids of the events waiting for this shipment's create (each returned once)."""
         members = self._take(keys=[self._waiters_key(transaction_id)])
-        return [m.decode() if isinstance(m, bytes) else m for m in members]
+        return [text(m) for m in members]

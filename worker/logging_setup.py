@@ -68,7 +68,7 @@ def configure(settings: Settings, stream: TextIO | None = None) -> None:
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     # Celery logs two INFO lines per task ("Task ... received", "Task ... succeeded"); the pipeline's own
     # line per attempt (worker.observability: operation, key, outcome, status, latency) says more, and a
-    # parked event gets its own WARNING.  Celery's two cost ~6% of a busy worker's CPU (py-spy, 200 ms
+    # parked event gets its own ERROR line.  Celery's two cost ~6% of a busy worker's CPU (py-spy, 200 ms
     # benchmark), so they are shown at LOG_LEVEL=DEBUG only.  Task errors (ERROR) always show.
     per_task = logging.NOTSET if settings.log_level == "DEBUG" else logging.WARNING
     for name in CELERY_PER_TASK_LOGGERS:

@@ -53,8 +53,7 @@ def build_relay(settings: Settings, *, redis_client: redis.Redis | None = None,
     from worker.stock_order import StockOrder
 
     r = redis_client if redis_client is not None else connect(settings)
-    ledger = Ledger(r, lease_seconds=settings.claim_lease_seconds,
-                    delivered_retention_seconds=settings.delivered_retention_days * 86400, clock=clock)
+    ledger = Ledger.from_settings(r, settings, clock=clock)
     return Relay(
         settings=settings,
         redis=r,

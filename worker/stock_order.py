@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import redis
 
+from worker.ledger_scripts import text
+
 _ACQUIRE = """
 -- KEYS[1] last applied occurred_at, KEYS[2] the send lock; ARGV: occurred_at, owner, lock ms
 local last = redis.call('GET', KEYS[1])
@@ -57,14 +59,10 @@ class StockOrder:
     def acquire(self, warehouse_id: str, artno: str, occurred_at: str, owner: str) -> StockTurn:
         verdict, detail = self._acquire(keys=self._keys(warehouse_id, artno),
                                         args=[occurred_at, owner, self._lock_ms])
-        return StockTurn(_text(verdict), _text(detail))
+        return StockTurn(text(verdict), text(detail))
 
     def applied(self, warehouse_id: str, artno: str, occurred_at: str, owner: str) -> None:
         self._applied(keys=self._keys(warehouse_id, artno), args=[occurred_at, owner])
 
     def release(self, warehouse_id: str, artno: str, owner: str) -> None:
         self._release(keys=self._keys(warehouse_id, artno)[1:], args=[owner])
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -28,11 +28,11 @@ from worker.dead_letters import DeadLetter, DeadLetters
 from worker.ledger import Ledger, fingerprint, iso_time
 from worker.retry_schedule import RetrySchedule
 from worker.stranded import message_of
+from worker.trademax_calls import NEEDS_DISPATCH_ID
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 # Dead letters whose event has no ledger record of its own: rejected at the door, or someone else's key.
 _INVALID, _CONFLICT = "invalid", "conflict"
-_NEEDS_CREATE = ("dispatch.update", "dispatch.publish", "dispatch.delete")
 _NOT_QUEUED = ("is 'accepted' in the ledger but was not queued ({}); the scheduler's stranded-event sweep "
                "sends it once Redis is back (STRANDED_AFTER_SECONDS)")
 
@@ -144,7 +144,7 @@ def _plan_retry(desk: SupportDesk, letter: DeadLetter) -> _Plan:
     if record.state != "dead":
         return _Plan(refusal=f"nothing to retry: the event is {record.state} in the ledger, not dead",
                      next_step=look)
-    if (letter.reason == "dependency_timeout" and event.operation in _NEEDS_CREATE
+    if (letter.reason == "dependency_timeout" and event.operation in NEEDS_DISPATCH_ID
             and desk.dependencies is not None
             and desk.dependencies.dispatch_id_for(event.fields["transaction_id"]) is None):
         txid = event.fields["transaction_id"]

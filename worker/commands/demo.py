@@ -12,7 +12,6 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -44,12 +43,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--flower-port", type=int, default=5555)
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the events to land")
     p.set_defaults(handler=run)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _demo_env(settings_env: dict, sandbox_port: int, redis_url: str) -> dict:
@@ -127,7 +120,7 @@ class Demo:
                               and embedded_redis.running_url(settings.var_dir) is None)
         self.var_dir = settings.var_dir
         url = redis_url(settings)
-        sandbox_port = _free_port()
+        sandbox_port = embedded_redis.free_port()
         self.env = _demo_env(dict(os.environ), sandbox_port, url)
         os.environ.update({k: self.env[k] for k in ("REDIS_URL",)})
         sandbox_url = f"http://127.0.0.1:{sandbox_port}"
