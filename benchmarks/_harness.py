@@ -154,11 +154,22 @@ def _stop(process: subprocess.Popen | None, sig: int = signal.SIGTERM) -> None:
         pass
 
 
+def process_settings(settings: dict[str, str] | None, *, short_timeouts: bool) -> dict[str, str]:
+    """The settings a run's processes get: FAST_SETTINGS (or, without ``short_timeouts``, the service's
+    own defaults — every FAST_SETTINGS variable removed from the environment) and then ``settings``."""
+    if short_timeouts:
+        return {**os.environ, **FAST_SETTINGS, **(settings or {})}
+    inherited = {k: v for k, v in os.environ.items() if k not in FAST_SETTINGS}
+    return {**inherited, **(settings or {})}
+
+
 class RelayRun:
-    """Valkey + sandbox + scheduler + workers in ``workdir``; ``settings`` override FAST_SETTINGS."""
+    """Valkey + sandbox + scheduler + workers in ``workdir``; ``settings`` override FAST_SETTINGS (or the
+    service's defaults, with ``short_timeouts=False``)."""
 
     def __init__(self, workdir: Path, *, settings: dict[str, str] | None = None,
-                 sandbox_faults: dict[str, float] | None = None, seed: int = 0) -> None:
+                 sandbox_faults: dict[str, float] | None = None, seed: int = 0,
+                 short_timeouts: bool = True) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.valkey = Valkey(self.workdir / "valkey").start()
@@ -171,7 +182,7 @@ class RelayRun:
         except BaseException:
             self.valkey.kill()
             raise
-        self.env = {**os.environ, **FAST_SETTINGS, **(settings or {}),
+        self.env = {**process_settings(settings, short_timeouts=short_timeouts),
                     "REDIS_URL": self.valkey.url, "TRADEMAX_BASE_URL": self.sandbox.base_url,
                     "TRADEMAX_API_KEY": self.sandbox.api_key, "TRADEMAX_SECRET": self.sandbox.secret,
                     "WMS_RELAY_VAR_DIR": str(self.workdir / "var"), "PYTHONPATH": str(ROOT)}

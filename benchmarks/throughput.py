@@ -39,11 +39,8 @@ from benchmarks._harness import RelayRun, wait_until  # noqa: E402
 from benchmarks.noop_task import BARE_POST_TASK, NOOP_TASK  # noqa: E402
 
 QUEUES = ("trademax.dispatch", "trademax.receipt", "trademax.stock", "trademax.inventory", "trademax.orders")
-# The service's defaults (the harness starts from short test timeouts).
-DEFAULT_SETTINGS = {"TRADEMAX_CONNECT_TIMEOUT": "5", "TRADEMAX_READ_TIMEOUT": "30",
-                    "CLAIM_LEASE_SECONDS": "120", "VISIBILITY_TIMEOUT_SECONDS": "300",
-                    "RETRY_BASE_SECONDS": "1", "RETRY_CAP_SECONDS": "3600",
-                    "DEPENDENCY_WAIT_SECONDS": "30", "STRANDED_AFTER_SECONDS": "900", "LOG_LEVEL": "INFO"}
+# The service's own defaults (RelayRun(short_timeouts=False)), logging as in production.
+BENCH_SETTINGS = {"LOG_LEVEL": "INFO"}
 LAUNCHER = "benchmarks.noop_task"
 
 
@@ -189,10 +186,11 @@ def scenario(workdir: Path, *, latency_ms: int, threads: int, workers: int, coun
              say) -> dict:
     """Alternating baseline and pipeline drains (``rounds`` of each; medians), then the paced latency."""
     concurrency = threads // workers
-    settings = {**DEFAULT_SETTINGS, "WORKER_CONCURRENCY": str(concurrency)}
+    settings = {**BENCH_SETTINGS, "WORKER_CONCURRENCY": str(concurrency)}
     result = {"latency_ms": latency_ms, "threads": threads, "workers": workers, "count": count,
               "baseline_runs": [], "bare_runs": [], "runs": []}
-    with RelayRun(workdir, settings=settings, sandbox_faults={"latency_ms": latency_ms}) as relay:
+    with RelayRun(workdir, settings=settings, sandbox_faults={"latency_ms": latency_ms},
+                  short_timeouts=False) as relay:
         for n in range(rounds):
             if latency_ms == 0:
                 result["baseline_runs"].append(baseline_rate(relay, NOOP_TASK, count, concurrency, workers))
