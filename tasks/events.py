@@ -20,8 +20,7 @@ from tasks.schemas import dispatch, inventory, orders, receipt, stock
 from tasks.schemas.common import EventSchema
 from tasks.schemas.json_value import plain_json
 from tasks.schemas.messages import SCHEMA, flatten, readable_path, summarize
-
-TASK_PREFIX = "trademax."
+from worker.task_summary import TASK_PREFIX
 
 
 def task_message(operation: str, event_message: dict) -> dict:

@@ -69,12 +69,12 @@ class Scheduler:
 def celery_publisher(app) -> Publish:
     """Publish a schedule entry ({"task", "event"}) with its route and a secret-free argsrepr."""
     from worker.celery_config import queue_for
-    from worker.task_summary import argument_summary
+    from worker.task_summary import task_argument_summary
 
     def publish(message: dict) -> None:
         task = message["task"]
         app.send_task(task, args=[message["event"]], queue=queue_for(task),
-                      argsrepr=argument_summary(task.removeprefix("trademax."), message["event"]),
+                      argsrepr=task_argument_summary(task, [message["event"]], {}),
                       kwargsrepr="{}")
 
     return publish

@@ -75,7 +75,15 @@ class DispatchProductSchema(StrictSchema):
     quantity = quantity(required=True)
 
 
-class DispatchCreateSchema(EventSchema):
+class _UniquePackages:
+    """A dispatch names each package once (``package_id``): a repeat would replace itself at Trademax."""
+
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def _packages_unique(self, data, original, **kwargs):
+        require_unique(original, "packages", "package_id")
+
+
+class DispatchCreateSchema(_UniquePackages, EventSchema):
     """``dispatch.create`` -> ``POST dispatch``; keyed by ``transaction_id`` (a repeat gets error 452)."""
 
     warehouse_id = warehouse_id(required=True)
@@ -87,12 +95,8 @@ class DispatchCreateSchema(EventSchema):
     packages = Listing(fields.Nested(PackageSchema), max_items=MAX_PACKAGES, required=True)
     products = Listing(fields.Nested(DispatchProductSchema), max_items=MAX_PRODUCTS, required=True)
 
-    @validates_schema(pass_original=True, skip_on_field_errors=False)
-    def _packages_unique(self, data, original, **kwargs):
-        require_unique(original, "packages", "package_id")
 
-
-class DispatchChangeSchema(EventSchema):
+class DispatchChangeSchema(_UniquePackages, EventSchema):
     """What an update and a publish may carry: any dispatch field, the shipment named by ``transaction_id``.
 
     ``PATCH dispatch/{dispatch_id}`` adds packages (a new ``package_id``), replaces packages with a
@@ -109,10 +113,6 @@ class DispatchChangeSchema(EventSchema):
     external_reference = Text(255, min_length=0, identifier=False, allow_none=True)
     packages = Listing(fields.Nested(PackageSchema), max_items=MAX_PACKAGES)
     products = Listing(fields.Nested(DispatchProductSchema), max_items=MAX_PRODUCTS)
-
-    @validates_schema(pass_original=True, skip_on_field_errors=False)
-    def _packages_unique(self, data, original, **kwargs):
-        require_unique(original, "packages", "package_id")
 
 
 class DispatchUpdateSchema(DispatchChangeSchema):
