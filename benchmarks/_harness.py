@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from worker.sandbox.control import SandboxControl, wait_for_ready_line  # noqa: E402
-from worker.embedded_redis import (  # noqa: E402
+from worker.store.embedded import (  # noqa: E402
     HOST, direct_client, free_port, server_config, start_server_process)
 
 # Short timeouts (tests/fixtures/pipeline.py starts from these too): a killed worker's claim expires after
@@ -266,6 +266,6 @@ class RelayRun:
         return redis.Redis.from_url(self.valkey.url, **options)
 
     def ledger(self):
-        from worker.ledger import Ledger
+        from worker.store.ledger import Ledger
 
         return Ledger(self.redis(decode_responses=True), lease_seconds=4, delivered_retention_seconds=86400)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._harness import RelayRun, wait_until  # noqa: E402
 from benchmarks.chaos_checks import FINAL, Verdict, judge  # noqa: E402
 from benchmarks.chaos_events import Planned, build_workload  # noqa: E402
-from worker.read_back import taken_over  # noqa: E402
+from worker.destinations.trademax.read_back import taken_over  # noqa: E402
 
 FAULTS = {"fail_rate": 0.20, "throttle_rate": 0.05, "timeout_after_apply_rate": 0.03,
           "stall_seconds": 2.5,  # a bit above the 2 s read timeout of FAST_SETTINGS
@@ -92,7 +92,7 @@ def run(count: int = 2000, *, seed: int = 1, workdir: Path, batches: int | None 
         for problem in result.exits:
             result.verdict.fail("processes", problem)
         scheduler_log = (Path(workdir) / "scheduler.log").read_text(errors="replace")
-        result.rescued = scheduler_log.count("nothing to move it")  # worker.stranded's warning
+        result.rescued = scheduler_log.count("nothing to move it")  # worker.scheduling.stranded's warning
         result.dead_reasons = _dead_reasons(relay)
         found = [r for r in records.values() if r is not None]
         result.waited = sum(1 for r in found if any(step["to"] == "waiting" for step in r.history))
@@ -199,7 +199,7 @@ def _wait_quiet(relay: RelayRun) -> None:
 
 
 def _dead_reasons(relay: RelayRun) -> Counter:
-    from worker.dead_letters import DeadLetters
+    from worker.store.dead_letters import DeadLetters
 
     return Counter(f"{letter.operation}: {letter.reason}" for letter in DeadLetters(relay.redis()).list())
 

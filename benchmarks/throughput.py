@@ -142,8 +142,8 @@ def paced_latency(relay: RelayRun, count: int, rate: float, concurrency: int, wo
     """Enqueue→delivered p50 and p99 (seconds) with events arriving steadily at ``rate`` per second,
     admitted and published as ``wms-relay enqueue`` does."""
     from worker.celery_config import queue_for
-    from worker.delivery import admit
-    from worker.relay import build_relay
+    from worker.delivery.pipeline import admit
+    from worker.delivery.relay import build_relay
     from worker.settings import Settings
 
     for _ in range(workers):

@@ -1,7 +1,7 @@
 """The one shape of every delivery task: it takes one JSON object (the WMS event) and hands it to the
-delivery pipeline in ``worker.delivery``.  Retry policy, dead letters and the ledger live there, not here.
+delivery pipeline in ``worker.delivery.pipeline``.  Retry policy, dead letters and the ledger live there, not here.
 
-What Flower and Celery's log lines show of a task's argument is ``worker.task_summary``'s short summary
+What Flower and Celery's log lines show of a task's argument is ``tasks.summary``'s short summary
 (operation, key, order_no/artno), never the payload: :class:`SummarizedRequest` sets it on every message
 the worker receives — whoever published it, with whatever ``argsrepr`` — and a ``before_task_publish``
 hook sets it on messages published through this app."""
@@ -16,7 +16,7 @@ from celery.signals import before_task_publish
 from celery.worker.request import Request
 
 from worker.celery import app
-from worker.task_summary import TASK_PREFIX, task_argument_summary
+from tasks.summary import TASK_PREFIX, task_argument_summary
 
 NO_KEYWORDS = "{}"
 
@@ -61,8 +61,8 @@ def delivery_task(operation: str) -> DeliveryTask:
     """Register and return the task ``trademax.<operation>``."""
 
     def deliver_event(self: DeliveryTask, event=None, *args, **kwargs) -> str:
-        from worker.delivery import deliver
-        from worker.relay import process_relay
+        from worker.delivery.pipeline import deliver
+        from worker.delivery.relay import process_relay
 
         if args or kwargs:
             # Not one JSON object: validation dead-letters it, naming the problem.

@@ -20,7 +20,7 @@ from tasks.schemas import dispatch, inventory, orders, receipt, stock
 from tasks.schemas.common import EventSchema
 from tasks.schemas.json_value import plain_json
 from tasks.schemas.messages import SCHEMA, flatten, readable_path, summarize
-from worker.task_summary import TASK_PREFIX
+from tasks.summary import TASK_PREFIX
 
 
 def task_message(operation: str, event_message: dict) -> dict:
@@ -94,7 +94,7 @@ def _same_state_again(event: DeliveryEvent) -> bool:
     # applying it twice leaves Trademax as applying it once.  A dispatch update names its packages by
     # package_id, so a resent package replaces itself rather than adding a second one.  Publishing and
     # deleting (target: the dispatch gone) are one-way: Trademax refuses the second time, and the pipeline
-    # then reads the dispatch back (worker.read_back) to tell a refusal from a change that already landed.
+    # then reads the dispatch back (worker.destinations.trademax.read_back) to tell a refusal from a change that already landed.
     return True
 
 
@@ -116,7 +116,7 @@ class OperationSpec:
     schema: type[EventSchema]
     key_field: str  # "transaction_id" (Trademax deduplicates it) or "event_id"
     safe_to_resend_on_unknown_outcome: Callable[[DeliveryEvent], bool]
-    method: str  # the Trademax request (worker.trademax_calls builds it; these two say what it is)
+    method: str  # the Trademax request (worker.destinations.trademax.calls builds it; these two say what it is)
     path_template: str  # relative to TRADEMAX_BASE_URL; {dispatch_id} is resolved by the worker
     queue: str  # the Celery queue; one per Trademax resource
 

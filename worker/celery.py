@@ -18,7 +18,7 @@ app = Celery("wms_relay", include=TASK_MODULES)
 
 @app.on_configure.connect
 def _configure_from_settings(sender: Celery, **_: object) -> None:
-    from worker.redis_connection import redis_url  # deferred: may start the embedded server
+    from worker.store.connection import redis_url  # deferred: may start the embedded server
 
     settings = Settings.from_env()
     sender.conf.update(celery_config(settings, broker_url=redis_url(settings)))
@@ -28,6 +28,6 @@ def _configure_from_settings(sender: Celery, **_: object) -> None:
 def _start_sentry_in_worker(**_: object) -> None:
     """Sentry with its Celery integration in every worker, however started (``wms-relay worker`` or
     ``celery -A worker worker``).  No-op without SENTRY_DSN, and when it is running already."""
-    from worker.sentry_setup import start
+    from worker.observe.sentry import start
 
     start(Settings.from_env(), celery=True)

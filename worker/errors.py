@@ -28,7 +28,7 @@ class RelayError(Exception):
 class TrademaxError(RelayError):
     """A Trademax call that did not end in delivery; the subclass says what to do about it."""
 
-    #: The outcome name the classification gives this kind of failure (see worker.outcomes).
+    #: The outcome name the classification gives this kind of failure (see worker.destinations.trademax.outcomes).
     outcome = "failed"
 
     def __init__(

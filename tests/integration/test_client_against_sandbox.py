@@ -16,7 +16,7 @@ import pytest
 import signing
 from tests.fixtures.sandbox import ROOT, start_sandbox
 from worker.errors import OutcomeUnknownError, PermanentError, TransientError
-from worker.trademax_client import TrademaxClient
+from worker.destinations.trademax.client import TrademaxClient
 
 pytestmark = pytest.mark.integration
 

@@ -30,7 +30,7 @@ from celery import Celery
 import signing
 from tests.fixtures.pipeline import FAST_SETTINGS, ROOT, Pipeline, wait_until
 from tests.integration.test_delivery_pipeline import EXAMPLES, example
-from worker.embedded_redis import free_port
+from worker.store.embedded import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -359,7 +359,7 @@ def test_the_sandbox_request_log_gives_back_the_signatures_sent():
     """The recomputation above is a search only if it yields what went on the wire: checked on one call."""
     from worker.errors import TrademaxError
     from worker.settings import Settings
-    from worker.trademax_client import TrademaxClient
+    from worker.destinations.trademax.client import TrademaxClient
 
     sent = {}
 

@@ -498,7 +498,7 @@ def test_describe_names_operation_key_and_subject():
     ("order.lock_lines", {}, True),
     ("dispatch.update", {}, True),
     ("dispatch.publish", {}, True),
-    ("dispatch.delete", {}, True),  # resent; a refusal is read back (worker.read_back)
+    ("dispatch.delete", {}, True),  # resent; a refusal is read back (worker.destinations.trademax.read_back)
     ("vendor_dispatch.create", {}, False),
 ])
 def test_safe_to_resend_on_unknown_outcome(operation, changes, safe):

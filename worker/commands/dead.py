@@ -69,7 +69,7 @@ def _select(place, args: argparse.Namespace, *, include_closed: bool = False) ->
 
 @friendly_errors
 def run_list(args: argparse.Namespace) -> int:
-    from worker.commands.desk import workplace
+    from worker.support.desk import workplace
 
     with workplace(Settings.from_env()) as place:
         letters = _select(place, args, include_closed=args.include_closed)
@@ -93,8 +93,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_show(args: argparse.Namespace) -> int:
-    from worker.commands.desk import workplace
-    from worker.support_actions import find_letter
+    from worker.support.desk import workplace
+    from worker.support.actions import find_letter
 
     with workplace(Settings.from_env()) as place:
         letter = find_letter(place.desk, args.id)
@@ -137,8 +137,8 @@ def run_show(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_retry(args: argparse.Namespace) -> int:
-    from worker.commands.desk import workplace
-    from worker.support_actions import retry_letter
+    from worker.support.desk import workplace
+    from worker.support.actions import retry_letter
 
     if bool(args.ids) == bool(args.all):
         complain("name the dead letters to retry (dl-N or OPERATION:KEY), or use --all (with filters).")
@@ -157,8 +157,8 @@ def run_retry(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_discard(args: argparse.Namespace) -> int:
-    from worker.commands.desk import workplace
-    from worker.support_actions import discard_letter
+    from worker.support.desk import workplace
+    from worker.support.actions import discard_letter
 
     if not args.reason.strip():
         complain("--reason must say why the letter is given up.")

@@ -84,7 +84,7 @@ class Demo:
                 os.killpg(proc.pid, signal.SIGKILL)
         print("Stopped: worker, scheduler, Flower, sandbox.")
         if getattr(self, "started_redis", False):
-            from worker import embedded_redis
+            from worker.store import embedded as embedded_redis
 
             embedded_redis.stop(self.var_dir)
             print(f"Stopped the embedded Redis-compatible server (its data stays in {self.var_dir}/).")
@@ -102,19 +102,19 @@ class Demo:
         raise SystemExit(f"{name} did not become ready in {timeout:.0f} s; see {log}")
 
     def run(self) -> int:
-        from worker.redis_connection import redis_url
-        from worker.relay import build_relay
+        from worker.store.connection import redis_url
+        from worker.delivery.relay import build_relay
         from worker.celery import app
-        from worker.delivery import SETTLED, admit
+        from worker.delivery.pipeline import SETTLED, admit
         from worker.sandbox.control import SandboxControl
-        from worker.scheduler import celery_publisher
+        from worker.scheduling.scheduler import celery_publisher
 
         settings = Settings.from_env()
         self.log_dir = settings.var_dir / "demo"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         logging.basicConfig(filename=self.log_dir / "demo.log", level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        from worker import embedded_redis
+        from worker.store import embedded as embedded_redis
 
         self.started_redis = (settings.redis_url is None
                               and embedded_redis.running_url(settings.var_dir) is None)

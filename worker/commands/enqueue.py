@@ -43,9 +43,9 @@ def read_events(text: str) -> list:
 def run(args: argparse.Namespace) -> int:
     from tasks.events import OPERATIONS
     from worker.celery import app
-    from worker.delivery import SETTLED, admit
-    from worker.relay import build_relay
-    from worker.scheduler import celery_publisher
+    from worker.delivery.pipeline import SETTLED, admit
+    from worker.delivery.relay import build_relay
+    from worker.scheduling.scheduler import celery_publisher
 
     if args.operation not in OPERATIONS:
         print(f"wms-relay: unknown operation {args.operation!r}; one of: {', '.join(sorted(OPERATIONS))}",

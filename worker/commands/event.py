@@ -46,7 +46,7 @@ def describe(place, operation: str, key: str) -> dict | None:
 
 
 def _iso(moment_: float) -> str | None:
-    from worker.ledger import iso_time
+    from worker.store.ledger import iso_time
 
     return iso_time(moment_)
 
@@ -110,7 +110,7 @@ def _history_lines(view: dict) -> list[str]:
 
 @friendly_errors
 def run(args: argparse.Namespace) -> int:
-    from worker.commands.desk import workplace
+    from worker.support.desk import workplace
 
     with workplace(Settings.from_env()) as place:
         views = [v for op, key in _candidates(place, args.operation, args.key)

@@ -12,7 +12,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
-from worker.support_actions import DONE, FAILED, SKIPPED, ActionOutcome, tally
+from worker.support.actions import DONE, FAILED, SKIPPED, ActionOutcome, tally
 
 
 class Refused(ValueError):

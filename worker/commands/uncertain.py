@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 @friendly_errors
 def run_list(args: argparse.Namespace) -> int:
-    from worker.commands.desk import workplace
+    from worker.support.desk import workplace
 
     with workplace(Settings.from_env()) as place:
         records = place.relay.ledger.list_in_state("uncertain", limit=None)
@@ -66,8 +66,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_resolve(args: argparse.Namespace) -> int:
-    from worker.commands.desk import workplace
-    from worker.support_actions import resolve_uncertain, split_event_id
+    from worker.support.desk import workplace
+    from worker.support.actions import resolve_uncertain, split_event_id
 
     event = split_event_id(args.id)
     if event is None:

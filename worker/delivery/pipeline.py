@@ -1,0 +1,228 @@
+"""The delivery pipeline of one event: validate → accept → resolve dependencies → claim → send → classify.
+
+design.md, "Delivery pipeline", is the contract.  Every path ends in a ledger state a person can see:
+delivered, retrying (a durable entry in the retry schedule), waiting, superseded, uncertain or dead (a
+dead letter).  The store being unreachable (Redis restarting) does not end a delivery: ``deliver`` waits
+for it and runs the event again (see :func:`deliver`).
+
+    deliver(relay, operation, message, owner=...) -> the state this run left the event in
+
+Where a send does not deliver the event (retry later, read back, dead letter, uncertain):
+worker.delivery.failures.  Invalid and conflicting events at the door: worker.delivery.rejections.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from tasks.events import DeliveryEvent, InvalidEvent, validate_event, OPERATIONS
+from worker.delivery.failures import after_failure, dead, ensure_dead_letter, entry_id, keep_attempt
+from worker.delivery.failures import outcome_name, retry_later
+from worker.errors import TrademaxError
+from worker.store.ledger import AttemptEntry
+from worker.delivery.rejections import best_key, reject_conflict, reject_invalid
+from worker.delivery.relay import Relay
+from worker.destinations.trademax.calls import NEEDS_DISPATCH_ID, SENDERS, kept_result
+
+log = logging.getLogger("wms_relay.delivery")
+
+# A second absolute count of one SKU waits this long for the first to finish sending.
+STOCK_TURN_RETRY_SECONDS = 1.0
+# While the store is unreachable, a delivery looks again this often.
+STORE_OUTAGE_PAUSE_SECONDS = 1.0
+_STORE_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)  # BusyLoadingError (AOF loading) included
+
+
+# States in which a new copy of the event is not sent (a person, or nothing, moves it on).
+SETTLED = ("delivered", "superseded", "discarded", "dead", "uncertain")
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What became of an event at the door: its key, its ledger state, and the validated event."""
+
+    operation: str
+    key: str
+    state: str
+    detail: str = ""
+    event: DeliveryEvent | None = None
+    accepted: Any = None
+    claim: Any = None  # with ``claim_for``: the claim taken in the same step
+
+
+def admit(relay: Relay, operation: str, message: Any, *, claim_for: str | None = None) -> Admission:
+    """Validate and record an event in the ledger (``wms-relay enqueue`` and every task start here).
+
+    Invalid → dead letter naming the fields; same key with another payload → conflict dead letter.
+    Both are never sent.  Otherwise the event is in the ledger (``accepted``, or the state it already had).
+    ``claim_for``: also claim it for that owner, in the same store call (the worker's fast path)."""
+    try:
+        event = validate_event(operation, message)
+    except InvalidEvent as exc:
+        reject_invalid(relay, operation, message, exc)
+        return Admission(operation, best_key(message), "dead", f"invalid: {exc}")
+    if claim_for is None:
+        accepted, claim = relay.ledger.accept(event), None
+    else:
+        accepted, claim = relay.ledger.accept_and_claim(event, claim_for)
+    if accepted.conflict:
+        reject_conflict(relay, event, accepted)
+        return Admission(operation, event.key, "dead", "conflict: same key, different payload; not sent")
+    return Admission(operation, event.key, accepted.state, "", event, accepted, claim)
+
+
+def deliver(relay: Relay, operation: str, message: Any, *, owner: str) -> str:
+    """Take one event from the queue to a state.  Safe to call any number of times for one event.
+
+    If the store becomes unreachable midway, the event is run again (same owner, so its own claim is
+    taken back — as an interrupted send: resent only where that is safe, else ``uncertain``) once the
+    store answers, for up to the visibility timeout.  Letting the error end the task instead loses the
+    event: Celery acknowledges a failed task (acks_late acks failures too) as soon as the store is back,
+    and the event stays ``sending`` with no message left to finish it — the chaos run's Redis restart
+    left 16 of 60 receipts so.  Past the visibility timeout the error propagates (the broker hands the
+    message out again by then anyway)."""
+    give_up_at = relay.clock() + relay.settings.visibility_timeout_seconds
+    while True:
+        try:
+            return _deliver(relay, operation, message, owner=owner)
+        except _STORE_UNREACHABLE as exc:
+            if relay.clock() >= give_up_at:
+                raise
+            log.warning("store unreachable while delivering %s (%s: %s); trying again in %.0f s",
+                        operation, type(exc).__name__, exc, STORE_OUTAGE_PAUSE_SECONDS)
+            time.sleep(STORE_OUTAGE_PAUSE_SECONDS)
+
+
+def _deliver(relay: Relay, operation: str, message: Any, *, owner: str) -> str:
+    # An event that may have to wait for its dispatch is claimed only once it need not; any other is
+    # recorded and claimed in one store call.
+    waits = operation in NEEDS_DISPATCH_ID
+    admission = admit(relay, operation, message, claim_for=None if waits else owner)
+    if admission.event is None or admission.state in SETTLED:
+        if admission.event is not None and admission.state == "dead":
+            ensure_dead_letter(relay, admission.event)
+        return admission.state
+    event, accepted = admission.event, admission.accepted
+
+    dispatch_id = None
+    if waits:
+        dispatch_id = relay.dependencies.dispatch_id_for(event.fields["transaction_id"])
+        if dispatch_id is None:
+            return _wait_for_create(relay, event)
+
+    claim = admission.claim
+    if waits:
+        claim = relay.ledger.claim(event.operation, event.key, accepted.fingerprint, owner)
+    if claim.status != "claimed":
+        return claim.state
+    if claim.interrupted and not OPERATIONS[event.operation].safe_to_resend(event):
+        # A worker died mid-send (its lease ran out): Trademax may have applied it.  Resending is safe only
+        # where Trademax deduplicates or the value is absolute; otherwise a person decides.
+        reason = "a worker stopped while sending it; Trademax may have applied it — not resent automatically"
+        if relay.ledger.transition(event.operation, event.key, "uncertain", owner=owner, reason=reason):
+            relay.observer.parked(event, "uncertain", reason)
+        return "uncertain"
+
+    if _is_absolute_count(event):
+        turn = _stock_turn(relay, event, owner)
+        if turn.verdict == "superseded":
+            relay.ledger.transition(event.operation, event.key, "superseded", owner=owner,
+                                    reason=f"a newer absolute value (occurred_at {turn.detail}) was sent")
+            return "superseded"
+        if turn.verdict == "busy":
+            return retry_later(relay, event, owner, STOCK_TURN_RETRY_SECONDS,
+                               reason="another count of this SKU is being sent")
+    try:
+        return _send(relay, event, claim, dispatch_id, owner)
+    finally:
+        if _is_absolute_count(event):
+            relay.stock_order.release(event.fields["warehouse_id"], event.fields["artno"], owner)
+
+
+def _is_absolute_count(event: DeliveryEvent) -> bool:
+    return event.operation == "stock.adjust" and event.fields.get("type") == "absolute"
+
+
+def _stock_turn(relay: Relay, event: DeliveryEvent, owner: str):
+    """The turn to send an absolute count: no newer count sent before it, no other count on the wire.
+
+    The count is recorded as the SKU's latest *before* it may go out, then the turn is taken: once sent,
+    a count may be applied even if no answer comes back (read timeout) or its worker dies mid-send, and an
+    older count arriving after that must be superseded, not applied over it (the chaos run found both).
+    If another count holds the turn, this one waits and is sent later (or superseded, if a newer one came
+    meanwhile); an older count arriving in between is superseded by it — stale either way.  So nothing is
+    left to record once it is delivered: the caller's ``finally`` lets go of the turn."""
+    warehouse_id, artno = event.fields["warehouse_id"], event.fields["artno"]
+    # "applied" records it as the latest unless a newer one is; it holds no turn, so it lets go of none.
+    relay.stock_order.applied(warehouse_id, artno, event.occurred_at, owner)
+    return relay.stock_order.acquire(warehouse_id, artno, event.occurred_at, owner)
+
+
+def _send(relay: Relay, event: DeliveryEvent, claim: Any, dispatch_id: Any, owner: str) -> str:
+    """Send once and move the event on.  The attempt's outcome is written by the same ledger call as the
+    transition it leads to (one store round trip fewer per event than writing it first)."""
+    send = SENDERS[event.operation]
+    attempt = claim.attempt
+    try:
+        reply = send(relay.client, event.fields, dispatch_id)
+    except TrademaxError as exc:
+        latency = getattr(exc, "latency_seconds", None)
+        relay.observer.attempt(event, attempt, outcome_name(exc), status=exc.status,
+                               error_code=exc.error_code, latency=latency)
+        tried = AttemptEntry(attempt, outcome_name(exc), exc.status, exc.error_code,
+                             tuple(exc.error_messages or []) or (str(exc),), at=relay.clock())
+        return after_failure(relay, event, attempt, claim.round_attempt, exc, owner, tried, dispatch_id)
+
+    outcome = "duplicate" if reply.duplicate else "delivered"
+    relay.observer.attempt(event, attempt, outcome, status=reply.status, error_code=reply.error_code,
+                           latency=reply.latency_seconds)
+    tried = AttemptEntry(attempt, outcome, reply.status, reply.error_code, at=relay.clock())
+    moved = relay.ledger.transition(
+        event.operation, event.key, "delivered", owner=owner, result=kept_result(reply), log=tried,
+        reason="Trademax already had it (452 duplicate transaction_id)" if reply.duplicate else "delivered")
+    if not moved:
+        keep_attempt(relay, event, tried)
+        log.warning("delivered %s %s but the claim had passed to another worker", event.operation, event.key)
+    if event.operation == "dispatch.create":
+        waiters = relay.dependencies.take_waiters(event.fields["transaction_id"])
+        if waiters:
+            relay.schedule.run_now(waiters)
+    return "delivered"
+
+
+def _waits_this_round(history) -> int:
+    """Dependency checks since the event was accepted or a person last reopened it (both enter
+    ``accepted``): a retried dependency_timeout dead letter gets a full set of checks again."""
+    checks = 0
+    for entry in history:
+        if entry.get("to") == "accepted":
+            checks = 0
+        elif entry.get("to") == "waiting":
+            checks += 1
+    return checks
+
+
+def _wait_for_create(relay: Relay, event: DeliveryEvent) -> str:
+    transaction_id = event.fields["transaction_id"]
+    record = relay.ledger.get(event.operation, event.key)
+    checks = _waits_this_round(record.history if record else ())
+    if checks >= relay.settings.dependency_wait_max_checks:
+        return dead(relay, event, None, reason="dependency_timeout",
+                    detail=f"dispatch.create for transaction_id {transaction_id} was not delivered "
+                           f"after {checks} checks", exc=None)
+    relay.ledger.transition(event.operation, event.key, "waiting",
+                            expected_states=("accepted", "retrying", "waiting"),
+                            reason=f"waiting for dispatch.create of transaction_id {transaction_id} "
+                                   f"(check {checks + 1})")
+    eid = entry_id(event)
+    relay.dependencies.wait_for(transaction_id, eid)
+    relay.schedule.schedule(eid, event.task_message(),
+                            relay.clock() + relay.settings.dependency_wait_seconds)
+    # The create may have landed between the check and the registration: look once more.
+    if relay.dependencies.dispatch_id_for(transaction_id) is not None:
+        relay.schedule.run_now([eid])
+    return "waiting"
