@@ -122,7 +122,7 @@ def verdict(operation: str, payload: object) -> dict | None:
 def as_stored(messages: dict) -> str:
     """The schema's messages as a dead letter keeps them: lone surrogates as their escape text, the
     messages of secret-looking fields (``signature``, ``api_key``...) redacted; as canonical JSON."""
-    from worker.store.ledger import stored_json
+    from worker.encoding import stored_json
 
     def utf8_safe(value):
         if isinstance(value, str):

@@ -285,7 +285,7 @@ def test_no_secret_or_signature_reaches_logs_redis_flower_or_sentry_and_sentry_r
     refused_delete = next(e for e in events if e["tags"]["key"] == "del-L2")
     crumbs = [c["data"] for c in refused_delete["breadcrumbs"]["values"] if c.get("category") == "httplib"]
     assert [c["http.method"] for c in crumbs] == ["DELETE"]
-    assert "signature=[Filtered]" in crumbs[0]["http.query"]  # scrubbed, not just absent
+    assert "signature=[redacted]" in crumbs[0]["http.query"]  # scrubbed, not just absent
 
     # One JSON log line per attempt.
     worker_log = "\n".join(p.read_text(errors="replace") for p in sorted(run.log_dir.glob("worker*.log")))

@@ -11,6 +11,7 @@ import argparse
 import json
 
 from worker.commands.presenting import age, friendly_errors, print_json, say, shorten
+from worker.encoding import event_ref
 from worker.settings import Settings
 
 
@@ -28,7 +29,7 @@ def describe(place, operation: str, key: str) -> dict | None:
     relay = place.relay
     record = relay.ledger.get(operation, key)
     letter = relay.dead_letters.latest_for(operation, key)
-    retry = relay.schedule.get(f"{operation}:{key}")
+    retry = relay.schedule.get(event_ref(operation, key))
     if record is None and letter is None:
         return None
     if record is not None:
@@ -46,7 +47,7 @@ def describe(place, operation: str, key: str) -> dict | None:
 
 
 def _iso(moment_: float) -> str | None:
-    from worker.store.ledger import iso_time
+    from worker.encoding import iso_time
 
     return iso_time(moment_)
 

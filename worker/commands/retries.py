@@ -53,7 +53,7 @@ def scheduled(place) -> list[dict]:
 
 
 def _iso(moment: float):
-    from worker.store.ledger import iso_time
+    from worker.encoding import iso_time
 
     return iso_time(moment)
 

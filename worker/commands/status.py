@@ -49,7 +49,7 @@ def workers_seen(app, timeout: float) -> list[str]:
 
 def collect(place, ping_timeout: float) -> dict:
     """Everything ``status`` reports, as one JSON-ready dict."""
-    from worker.store.ledger import iso_time
+    from worker.encoding import iso_time
 
     relay, now = place.relay, place.relay.clock()
     ledger, schedule, letters = relay.ledger, relay.schedule, relay.dead_letters

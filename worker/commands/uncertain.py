@@ -67,9 +67,10 @@ def run_list(args: argparse.Namespace) -> int:
 @friendly_errors
 def run_resolve(args: argparse.Namespace) -> int:
     from worker.support.desk import workplace
-    from worker.support.actions import resolve_uncertain, split_event_id
+    from worker.encoding import split_event_ref
+    from worker.support.actions import resolve_uncertain
 
-    event = split_event_id(args.id)
+    event = split_event_ref(args.id)
     if event is None:
         complain(f"{args.id!r} is not OPERATION:KEY (e.g. stock.adjust:adj-42); see "
                  "`wms-relay uncertain list`.")

@@ -9,17 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from worker.encoding import event_ref
 from tasks.events import DeliveryEvent, OPERATIONS
 from worker.errors import OutcomeUnknownError, PermanentError, TrademaxError, TransientError
-from worker.store.ledger import AttemptEntry
+from worker.store.records import AttemptEntry
 from worker.destinations.trademax.read_back import LANDED, UNREADABLE, earlier_attempt_may_have_landed, has_read_back, read_back
 from worker.delivery.relay import Relay
-
-
-def entry_id(event: Any) -> str:
-    """The retry-schedule id of an event (a DeliveryEvent or a ledger record: anything with ``operation``
-    and ``key``): one pending retry per event, whatever re-schedules it."""
-    return f"{event.operation}:{event.key}"
 
 
 def keep_attempt(relay: Relay, event: DeliveryEvent, tried: AttemptEntry) -> None:
@@ -99,7 +94,7 @@ def retry_later(relay: Relay, event: DeliveryEvent, owner: str, delay: float, *,
                                     reason=f"{reason}; next try in {delay:.1f} s")
     if tried is not None and not moved:
         keep_attempt(relay, event, tried)
-    relay.schedule.schedule(entry_id(event), event.task_message(), due)
+    relay.schedule.schedule(event_ref(event.operation, event.key), event.task_message(), due)
     return "retrying"
 
 

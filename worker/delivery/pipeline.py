@@ -19,11 +19,12 @@ from typing import Any
 
 import redis
 
+from worker.encoding import event_ref
 from tasks.events import DeliveryEvent, InvalidEvent, validate_event, OPERATIONS
-from worker.delivery.failures import after_failure, dead, ensure_dead_letter, entry_id, keep_attempt
+from worker.delivery.failures import after_failure, dead, ensure_dead_letter, keep_attempt
 from worker.delivery.failures import outcome_name, retry_later
 from worker.errors import TrademaxError
-from worker.store.ledger import AttemptEntry
+from worker.store.records import AttemptEntry
 from worker.delivery.rejections import best_key, reject_conflict, reject_invalid
 from worker.delivery.relay import Relay
 from worker.destinations.trademax.calls import NEEDS_DISPATCH_ID, SENDERS, kept_result
@@ -218,7 +219,7 @@ def _wait_for_create(relay: Relay, event: DeliveryEvent) -> str:
                             expected_states=("accepted", "retrying", "waiting"),
                             reason=f"waiting for dispatch.create of transaction_id {transaction_id} "
                                    f"(check {checks + 1})")
-    eid = entry_id(event)
+    eid = event_ref(event.operation, event.key)
     relay.dependencies.wait_for(transaction_id, eid)
     relay.schedule.schedule(eid, event.task_message(),
                             relay.clock() + relay.settings.dependency_wait_seconds)

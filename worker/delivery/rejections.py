@@ -8,7 +8,8 @@ import json
 from typing import Any
 
 from tasks.events import DeliveryEvent, InvalidEvent
-from worker.store.ledger_scripts import redacted, utf8_safe
+from worker.encoding import utf8_safe
+from worker.redaction import redacted
 from worker.delivery.relay import Relay
 
 

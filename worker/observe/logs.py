@@ -12,7 +12,7 @@ import logging
 import sys
 from typing import TextIO
 
-from worker.observe.observer import Scrubber
+from worker.redaction import Scrubber
 from worker.settings import LOG_LEVELS, Settings, SettingsError, valid_log_level
 
 

@@ -6,74 +6,19 @@ becomes a dead letter or uncertain: it logs at ERROR and, with SENTRY_DSN set, s
 tagged with operation and key (not one per retry: retries are not reported at all).
 
 Callers pass WMS fields and Trademax's answers only, never the secret or a signature.  As a second line of
-defence, :class:`Scrubber` removes the secret's value, signatures and credentials from every log line
-(``worker.observe.logs``) and every Sentry event (``worker.observe.sentry``)."""
+defence, ``worker.redaction.Scrubber`` removes the secret's value, signatures and credentials from every
+log line (``worker.observe.logs``) and every Sentry event (``worker.observe.sentry``)."""
 from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable
-from urllib.parse import quote, quote_plus, urlsplit
+from typing import Any
 
 from worker.settings import Settings
 
 log = logging.getLogger("wms_relay.attempts")
 parked_log = logging.getLogger("wms_relay.parked")
-
-FILTERED = "[Filtered]"
-# Mapping keys whose values never leave the process, at any depth (compared lower-case).
-SENSITIVE_KEYS = frozenset({"signature", "api_key", "secret", "trademax_secret", "trademax_api_key",
-                            "password", "authorization", "flower_basic_auth"})
-# ``signature=abc`` in a query string or a log line, and ``"signature": "abc"`` in JSON text.
-_PARAM = re.compile(r"(?i)\b(signature|api_key|trademax_secret|secret)(=|%3D)[^&\s'\"]*")
-_JSON_FIELD = re.compile(r'(?i)("(?:signature|api_key|trademax_secret|secret)"\s*:\s*")[^"]*(")')
-
-
-class Scrubber:
-    """Removes known secret values (in plain and URL-encoded form), signature/api_key parameters and
-    sensitive mapping keys from text and nested data.  Pure: built from values, no I/O."""
-
-    def __init__(self, secret_values: Iterable[str]) -> None:
-        variants = set()
-        for value in secret_values:
-            if value and len(value) >= 4:  # a 1-3 character "secret" would blank half of every line
-                variants.update({value, quote(value, safe=""), quote_plus(value)})
-        self._values = sorted(variants, key=len, reverse=True)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "Scrubber":
-        """The Trademax secret, the Redis password and Flower's passwords.  (The api key is public — it
-        travels in every request — and is removed where it appears as ``api_key``, not by value.)"""
-        values = [settings.trademax_secret]
-        if settings.redis_url:
-            values.append(urlsplit(settings.redis_url).password or "")
-        for pair in (settings.flower_basic_auth or "").split(","):
-            values.append(pair.partition(":")[2])
-        return cls(values)
-
-    def text(self, value: str) -> str:
-        for secret in self._values:
-            if secret in value:
-                value = value.replace(secret, FILTERED)
-        if "=" in value or "%3D" in value or "%3d" in value:
-            value = _PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}{FILTERED}", value)
-        if '"' in value:
-            value = _JSON_FIELD.sub(lambda m: f"{m.group(1)}{FILTERED}{m.group(2)}", value)
-        return value
-
-    def scrub(self, value: Any) -> Any:
-        """A copy of ``value`` (dicts, lists, tuples, text) with every secret removed."""
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {k: FILTERED if isinstance(k, str) and k.lower() in SENSITIVE_KEYS else self.scrub(v)
-                    for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return type(value)(self.scrub(v) for v in value)
-        return value
-
 
 @dataclass
 class Observer:

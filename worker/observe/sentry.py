@@ -8,7 +8,7 @@ and log lines (the logging integration keeps them as breadcrumbs only: otherwise
 dead letter would be a second report).
 
 What never leaves the process: ``send_default_pii`` is off, frame locals are not sent (a signing frame
-holds the secret), and every event and breadcrumb passes :class:`worker.observe.observer.Scrubber` (the
+holds the secret), and every event and breadcrumb passes :class:`worker.redaction.Scrubber` (the
 secret's value, ``signature``/``api_key`` params — an HTTP breadcrumb of a GET/DELETE carries the signed
 query — and sensitive keys), then sentry-sdk's own recursive scrubber with ``signature`` added."""
 from __future__ import annotations
@@ -17,8 +17,9 @@ import logging
 import threading
 from typing import Any
 
+from worker.encoding import event_ref
 from worker import __version__
-from worker.observe.observer import Scrubber
+from worker.redaction import Scrubber
 from worker.settings import Settings
 
 _lock = threading.Lock()
@@ -100,5 +101,5 @@ def _next_step(fields: dict[str, Any]) -> str:
     if fields.get("dead_letter"):
         return f"wms-relay dead show {fields['dead_letter']}"
     if fields["state"] == "uncertain":
-        return f"check Trademax, then: wms-relay uncertain resolve {fields['operation']}:{fields['key']}"
+        return f"check Trademax, then: wms-relay uncertain resolve {event_ref(fields['operation'], fields['key'])}"
     return f"wms-relay event {fields['operation']} {fields['key']}"

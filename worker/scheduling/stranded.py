@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
+from worker.encoding import event_ref
 from tasks.events import task_message
-from worker.delivery.failures import entry_id
 from worker.store.ledger import Ledger
 from worker.store.retry_schedule import RetrySchedule
 
@@ -56,7 +56,7 @@ class StrandedSweep:
                     return moved
                 if state == "sending" and (record.lease_expires_at or 0) > now:
                     continue  # a live worker holds it
-                eid = entry_id(record)
+                eid = event_ref(record.operation, record.key)
                 if self._schedule.get(eid) is not None:
                     continue
                 self._schedule.schedule(eid, message_of(record), now)

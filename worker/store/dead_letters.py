@@ -21,17 +21,18 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from worker.store.ledger import AttemptEntry, iso_time, stored_json, text, with_iso_time
+from worker.encoding import event_ref, iso_time, stored_json, text
+from worker.store.records import AttemptEntry, with_iso_time
 
 # KEYS: the letter, the open set, the all set, the latest-per-event hash.  ARGV: id, operation, key,
-# event, reason, messages, attempts, fingerprints, now, detail.
+# event, reason, messages, attempts, fingerprints, now, detail, the event's ref (worker.encoding.event_ref).
 _ADD = """
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'operation', ARGV[2], 'key', ARGV[3], 'event', ARGV[4],
            'reason', ARGV[5], 'messages', ARGV[6], 'attempts', ARGV[7], 'fingerprints', ARGV[8],
            'created_at', ARGV[9], 'detail', ARGV[10], 'status', 'open')
 redis.call('ZADD', KEYS[2], ARGV[9], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[9], ARGV[1])
-redis.call('HSET', KEYS[4], ARGV[2] .. ':' .. ARGV[3], ARGV[1])
+redis.call('HSET', KEYS[4], ARGV[11], ARGV[1])
 return 1
 """
 
@@ -152,7 +153,7 @@ class DeadLetters:
             stored_json(messages, where=where, redact=True),
             stored_json([_attempt_dict(a) for a in attempts_log or ()], where=where, redact=True),
             stored_json(fingerprints, where=where) if fingerprints else "",
-            f"{self._clock():.3f}", detail or "",
+            f"{self._clock():.3f}", detail or "", event_ref(operation, key),
         ]
         keys = [self._letter_key(letter_id), self._open, f"{self._ns}:dead:all", f"{self._ns}:dead:latest"]
         self._add(keys=keys, args=args)
@@ -165,7 +166,7 @@ class DeadLetters:
 
     def latest_for(self, operation: str, key: str) -> DeadLetter | None:
         """The newest letter written for this event (open or closed), or None."""
-        letter_id = self._redis.hget(f"{self._ns}:dead:latest", f"{operation}:{key}")
+        letter_id = self._redis.hget(f"{self._ns}:dead:latest", event_ref(operation, key))
         return self.get(text(letter_id)) if letter_id else None
 
     def list(self, operation: str | None = None, since: float | None = None, grep: str | None = None,

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import redis
 
-from worker.store.ledger import Ledger, text
+from worker.encoding import text
+from worker.store.ledger import Ledger
 
 _TAKE_WAITERS = """
 local members = redis.call('SMEMBERS', KEYS[1])

@@ -27,24 +27,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
+from worker.encoding import canonical_json, event_ref, stored_json, text
 from worker.store import ledger_scripts
-from worker.store.ledger_scripts import (  # noqa: F401  (the record types are part of this module's API)
-    SECRET_KEYS,
-    AttemptEntry,
-    EventRecord,
-    canonical_json,
-    event_json,
-    iso_time,
-    parse_record,
-    stored_json,
-    text,
-    with_iso_time,
-)
-
-__all__ = [
-    "STATES", "OPEN_STATES", "FINAL_STATES", "SECRET_KEYS", "AcceptResult", "AttemptEntry", "Claim",
-    "EventRecord", "Ledger", "LedgerEvent", "fingerprint", "iso_time", "parse_record", "stored_json", "text",
-]
+from worker.store.records import AttemptEntry, EventRecord, event_json, parse_record
 
 OPEN_STATES = ledger_scripts.OPEN_STATES
 FINAL_STATES = ledger_scripts.FINAL_STATES
@@ -137,6 +122,12 @@ def _accepted(reply: list, fingerprint_: str) -> AcceptResult:
                         attempts=int(attempts or 0))
 
 
+def _split_member(member: Any) -> tuple[str, str]:
+    """(operation, key) of a state index's member (an :func:`~worker.encoding.event_ref`)."""
+    operation, _, key = text(member).partition(":")
+    return operation, key
+
+
 def _stamp(moment: float) -> str:
     """A time as the scripts want it: seconds with milliseconds, a valid JSON number."""
     return f"{moment:.3f}"
@@ -170,7 +161,6 @@ class Ledger:
         self._accept_and_claim = redis_client.register_script(ledger_scripts.ACCEPT_AND_CLAIM)
         self._transition = redis_client.register_script(ledger_scripts.TRANSITION)
         self._record_attempt = redis_client.register_script(ledger_scripts.RECORD_ATTEMPT)
-        self._renew = redis_client.register_script(ledger_scripts.RENEW_LEASE)
 
     @classmethod
     def from_settings(cls, redis_client, settings, *, clock: Callable[[], float] = time.time) -> "Ledger":
@@ -216,7 +206,7 @@ class Ledger:
         print_ = fingerprint(event.fields)
         body = event_json(print_, event.key, event.fields, event.occurred_at, event.event_id)
         reply = self._accept(keys=self._keys(event.operation, event.key),
-                             args=[print_, body, _stamp(self._clock()), f"{event.operation}:{event.key}"])
+                             args=[print_, body, _stamp(self._clock()), event_ref(event.operation, event.key)])
         return _accepted(reply, print_)
 
     def accept_and_claim(self, event: Any, owner: str) -> tuple[AcceptResult, Claim | None]:
@@ -228,7 +218,7 @@ class Ledger:
         body = event_json(print_, event.key, event.fields, event.occurred_at, event.event_id)
         now = self._clock()
         reply = self._accept_and_claim(keys=self._keys(event.operation, event.key), args=[
-            print_, body, _stamp(now), f"{event.operation}:{event.key}", owner, _stamp(now + self._lease)])
+            print_, body, _stamp(now), event_ref(event.operation, event.key), owner, _stamp(now + self._lease)])
         accepted = _accepted(reply[:4], print_)
         return accepted, None if accepted.conflict else self._claim_reply(reply[4:], now)
 
@@ -243,7 +233,7 @@ class Ledger:
         now = self._clock()
         reply = self._claim(keys=self._keys(operation, key),
                             args=[fingerprint, owner, _stamp(now), _stamp(now + self._lease),
-                                  f"{operation}:{key}"])
+                                  event_ref(operation, key)])
         return self._claim_reply(reply, now)
 
     def _claim_reply(self, reply: list, now: float) -> Claim:
@@ -261,11 +251,6 @@ class Ledger:
             return Claim(status, state=text(reply[1]), previous_owner=text(reply[2]),
                          lease_expires_at=float(text(reply[3]) or 0))
         return Claim(status, state=text(reply[1]) if len(reply) > 1 else None)
-
-    def renew_lease(self, operation: str, key: str, owner: str) -> bool:
-        """Extend a live claim by another lease period (a long send).  False if no longer the owner."""
-        expiry = _stamp(self._clock() + self._lease)
-        return bool(self._renew(keys=self._keys(operation, key), args=[owner, expiry]))
 
     def record_attempt(self, operation: str, key: str, *, attempt: int, outcome: str,
                        status: int | None = None, error_code: int | None = None,
@@ -321,7 +306,7 @@ class Ledger:
             to_state, reason, owner or "", actor or "",
             stored_json(result, where="a ledger result") if result is not None else "",
             "" if attempt is None else str(int(attempt)), expected, _stamp(self._clock()),
-            self._retention, self._window, f"{operation}:{key}",
+            self._retention, self._window, event_ref(operation, key),
             log.to_json(default_at=self._clock()) if log is not None else "", "1" if reopen else "0",
         ])
         return text(reply[0]) == "ok"
@@ -359,7 +344,7 @@ class Ledger:
         found = self._redis.zrange(self._state_index(state), 0, 0, withscores=True)
         if not found:
             return None
-        operation, _, key = text(found[0][0]).partition(":")
+        operation, key = _split_member(found[0][0])
         return operation, key, float(found[0][1])
 
     def list_in_state(self, state: str, limit: int | None = 100, *, oldest_first: bool = True,
@@ -370,7 +355,7 @@ class Ledger:
         members = [text(m) for m in (self._redis.zrange(index, offset, stop) if oldest_first
                                      else self._redis.zrevrange(index, offset, stop))]
         pipe = self._redis.pipeline(transaction=False)
-        pairs = [member.partition(":")[::2] for member in members]
+        pairs = [_split_member(member) for member in members]
         for operation, key in pairs:
             pipe.hgetall(self.record_key(operation, key))
         records = (parse_record(op, key, raw) for (op, key), raw in zip(pairs, pipe.execute()))

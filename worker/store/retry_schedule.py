@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from worker.store.ledger import stored_json, text
+from worker.encoding import stored_json, text
 
 _SCHEDULE = """
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import redis
 
-from worker.store.ledger_scripts import text
+from worker.encoding import text
 
 _ACQUIRE = """
 -- KEYS[1] last applied occurred_at, KEYS[2] the send lock; ARGV: occurred_at, owner, lock ms

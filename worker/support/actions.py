@@ -25,7 +25,8 @@ from typing import Any, Callable, Iterable
 
 from tasks.events import DeliveryEvent, InvalidEvent, validate_event
 from worker.store.dead_letters import DeadLetter, DeadLetters
-from worker.store.ledger import Ledger, fingerprint, iso_time
+from worker.encoding import event_ref, iso_time, split_event_ref
+from worker.store.ledger import Ledger, fingerprint
 from worker.store.retry_schedule import RetrySchedule
 from worker.scheduling.stranded import message_of
 from worker.destinations.trademax.calls import NEEDS_DISPATCH_ID
@@ -72,16 +73,9 @@ def tally(outcomes: Iterable[ActionOutcome]) -> dict[str, int]:
     return counts
 
 
-def split_event_id(ident: str) -> tuple[str, str] | None:
-    """``receipt.create:R-1`` → (operation, key); None for anything else (e.g. a letter id ``dl-3``).
-    Operation names have no colon, so a key may."""
-    operation, colon, key = ident.partition(":")
-    return (operation, key) if colon and operation and key else None
-
-
 def find_letter(desk: SupportDesk, ident: str) -> DeadLetter | None:
     """A dead letter by id (``dl-3``) or by event (``OPERATION:KEY``: its newest letter)."""
-    event = split_event_id(ident)
+    event = split_event_ref(ident)
     if event is not None:
         return desk.dead_letters.latest_for(*event)
     return desk.dead_letters.get(ident)
@@ -100,7 +94,7 @@ def _queue(desk: SupportDesk, event: DeliveryEvent) -> str:
         desk.publish(message)
         return "queued for delivery"
     except Exception as exc:  # noqa: BLE001 — any broker failure: fall back to the durable schedule
-        desk.schedule.schedule(f"{event.operation}:{event.key}", message, desk.clock())
+        desk.schedule.schedule(event_ref(event.operation, event.key), message, desk.clock())
         return f"handed to the scheduler (publishing failed: {type(exc).__name__})"
 
 
@@ -236,7 +230,7 @@ def resolve_uncertain(desk: SupportDesk, operation: str, key: str, *, delivered:
         raise ValueError("resolving needs a reason (what you saw in Trademax)")
 
     def outcome(status: str, message: str, next_step: str = "") -> ActionOutcome:
-        return ActionOutcome(f"{operation}:{key}", status, message, next_step, operation, key)
+        return ActionOutcome(event_ref(operation, key), status, message, next_step, operation, key)
 
     story = follow(operation, key)
     raced = "someone else resolved it a moment ago"
@@ -269,7 +263,7 @@ def resolve_uncertain(desk: SupportDesk, operation: str, key: str, *, delivered:
 
 def run_retry_now(desk: SupportDesk, entry_id: str) -> ActionOutcome:
     """Make one scheduled retry due now; the scheduler re-queues it within a second."""
-    event = split_event_id(entry_id)
+    event = split_event_ref(entry_id)
     operation, key = event if event else (None, None)
     story = follow(operation, key) if event else "wms-relay retries list"
     if desk.schedule.run_now([entry_id]):

@@ -16,7 +16,8 @@ from tests.worker.support.test_actions import Clock, ScriptedTrademax, example, 
 from worker.observe import sentry as sentry_setup
 from worker.delivery.pipeline import deliver
 from worker.errors import OutcomeUnknownError, TransientError
-from worker.observe.observer import FILTERED, Observer, Scrubber
+from worker.observe.observer import Observer
+from worker.redaction import REDACTED as FILTERED, Scrubber
 from worker.delivery.relay import build_relay
 from worker.settings import Settings
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from worker.store.dead_letters import DeadLetters
-from worker.store.ledger import AttemptEntry
+from worker.store.records import AttemptEntry
 
 T0 = 1_714_550_000.0
 

@@ -9,7 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from worker.store.ledger import AttemptEntry, Ledger, LedgerEvent, fingerprint
+from worker.store.ledger import Ledger, LedgerEvent, fingerprint
+from worker.store.records import AttemptEntry
 
 DAY = 86400.0
 
@@ -165,15 +166,6 @@ def test_a_crashed_workers_claim_expires_with_its_lease(ledger, clock):
     # The crashed worker, back from the dead, cannot overwrite the new owner's work.
     assert not ledger.transition("dispatch.create", "TX-1", "delivered", reason="late", owner="worker-a")
     assert ledger.transition("dispatch.create", "TX-1", "delivered", reason="ok", owner="worker-b")
-
-
-def test_renewing_a_lease(ledger, clock):
-    accepted, _ = accept_and_claim(ledger, owner="worker-a")
-    clock.advance(100)
-    assert ledger.renew_lease("dispatch.create", "TX-1", "worker-a")
-    assert not ledger.renew_lease("dispatch.create", "TX-1", "worker-b")
-    clock.advance(100)
-    assert ledger.claim("dispatch.create", "TX-1", accepted.fingerprint, "worker-b").status == "busy"
 
 
 def test_delivered_is_done_with_its_result(ledger, client):

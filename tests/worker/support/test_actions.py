@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from worker.encoding import split_event_ref
 from tasks.events import validate_event
 from worker.delivery.pipeline import deliver
 from worker.errors import OutcomeUnknownError, PermanentError, TransientError
@@ -17,7 +18,7 @@ from worker.delivery.relay import build_relay
 from worker.settings import Settings
 from worker.support.actions import (
     DONE, FAILED, SKIPPED, SupportDesk, discard_letter, find_letter, resolve_uncertain, retry_letter,
-    run_retry_now, split_event_id, tally,
+    run_retry_now, tally,
 )
 from worker.destinations.trademax.client import TrademaxReply
 
@@ -146,8 +147,8 @@ def test_dead_letters_are_found_by_id_or_by_operation_and_key(relay, desk):
     assert find_letter(desk, letter_id).letter_id == letter_id
     assert find_letter(desk, "receipt.create:R-9").letter_id == letter_id
     assert find_letter(desk, "receipt.create:R-404") is None
-    assert split_event_id("stock.adjust:a:b") == ("stock.adjust", "a:b")
-    assert split_event_id("dl-3") is None
+    assert split_event_ref("stock.adjust:a:b") == ("stock.adjust", "a:b")
+    assert split_event_ref("dl-3") is None
     outcome = retry_letter(desk, "dl-999", actor="alice")
     assert outcome.status == FAILED and "no such dead letter" in outcome.message
 

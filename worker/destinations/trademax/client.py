@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
-import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -40,6 +39,7 @@ from worker.destinations.trademax.outcomes import (
     parse_retry_after,
     transport_cause,
 )
+from worker.redaction import Scrubber
 from worker.settings import Settings
 from worker.destinations.trademax.operations import AUTH_PARAMS, OPERATIONS, Operation
 from worker.destinations.trademax.responses import UnreadableBody, excerpt, parse_body, read_envelope
@@ -53,7 +53,6 @@ _ERRORS: dict[Outcome, type[TrademaxError]] = {
     Outcome.OUTCOME_UNKNOWN: OutcomeUnknownError,
     Outcome.PERMANENT: PermanentError,
 }
-_SIGNATURE_IN_TEXT = re.compile(r"(signature=)[^&\s'\"]*")
 
 
 @dataclass(frozen=True)
@@ -196,8 +195,9 @@ class TrademaxClient:
         except requests.RequestException as exc:
             latency = time.monotonic() - started
             outcome = classify_transport_failure(exc)
-            detail = self._redact(_describe(exc), signed["signature"])
-            self._scrub(exc, signed["signature"])
+            scrubber = self._scrubber(signed["signature"])
+            detail = scrubber.text(_describe(exc))
+            scrubber.exception(exc)
             raise _ERRORS[outcome](detail, operation=operation.name, latency_seconds=latency) from exc
         latency = time.monotonic() - started
         return self._reply(operation, response, latency, signed["signature"])
@@ -211,7 +211,7 @@ class TrademaxClient:
         except UnreadableBody:
             outcome = classify_unreadable_reply(status)
             # Redact the whole body, then cut: a secret cut in half by the excerpt would escape redaction.
-            whole = self._redact(response.content.decode("utf-8", errors="replace"), signature)
+            whole = self._scrubber(signature).text(response.content.decode("utf-8", errors="replace"))
             detail = f"unreadable body: {excerpt(whole.encode('utf-8'))!r}"
             raise self._error(outcome, detail, response, context) from None
         outcome = classify_reply(status, envelope.error_code)
@@ -219,8 +219,9 @@ class TrademaxClient:
             return TrademaxReply(operation=operation.name, status=status, error_code=envelope.error_code,
                                  data=envelope.data, duplicate=outcome is Outcome.DUPLICATE,
                                  latency_seconds=latency)
+        scrubber = self._scrubber(signature)
         context.update(error_code=envelope.error_code,
-                       error_messages=[self._redact(m, signature) for m in envelope.error_messages])
+                       error_messages=[scrubber.text(m) for m in envelope.error_messages])
         raise self._error(outcome, "", response, context)
 
     def _error(self, outcome: Outcome, detail: str, response: requests.Response,
@@ -230,36 +231,9 @@ class TrademaxClient:
             return TransientError(detail, retry_after=retry_after, **context)
         return _ERRORS[outcome](detail, **context)
 
-    def _redact(self, text: str, signature: str) -> str:
-        text = _SIGNATURE_IN_TEXT.sub(r"\1[redacted]", text)
-        for value in (signature, self._secret):
-            if value:
-                text = text.replace(value, "[redacted]")
-        return text
-
-    def _redact_arg(self, arg: Any, signature: str) -> Any:
-        text = str(arg)
-        redacted = self._redact(text, signature)
-        return arg if redacted == text else redacted
-
-    def _scrub(self, exc: BaseException, signature: str) -> None:
-        """Redact the signature from the requests/urllib3 exceptions we chain (their text quotes the URL,
-        which for GET/DELETE carries the signed query), so a logged traceback does not leak it."""
-        seen: set[int] = set()
-        pending: list[BaseException] = [exc]
-        while pending:
-            current = pending.pop()
-            if id(current) in seen:
-                continue
-            seen.add(id(current))
-            linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
-            pending.extend(item for item in linked if isinstance(item, BaseException))
-            current.args = tuple(self._redact_arg(arg, signature) for arg in current.args)
-            for name, value in list(vars(current).items()):  # url, urllib3's _message, ...
-                if isinstance(value, str):
-                    setattr(current, name, self._redact(value, signature))
-            if getattr(current, "request", None) is not None:
-                current.request = None  # the PreparedRequest holds the signed body and URL
+    def _scrubber(self, signature: str) -> Scrubber:
+        """Removes this call's signature and the secret (and signature/api_key params) from text."""
+        return Scrubber([signature, self._secret])
 
 
 def _describe(exc: BaseException) -> str:

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.store.ledger_scripts import utf8_safe
+from worker.encoding import utf8_safe
 
 EXCERPT_LIMIT = 200
 
