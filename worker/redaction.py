@@ -74,9 +74,12 @@ class Scrubber:
 
     @classmethod
     def from_settings(cls, settings: Any) -> "Scrubber":
-        """The Trademax secret, the Redis password and Flower's passwords.  (The api key is public — it
-        travels in every request — and is removed where it appears as ``api_key``, not by value.)"""
-        values = [settings.trademax_secret]
+        """The Trademax secret, the other destinations' secrets (ka-ching's api key, StockTrim's
+        signature, Stock2Shop's password), the Redis password and Flower's passwords.  (The Trademax api
+        key is public — it travels in every request — and is removed where it appears as ``api_key``, not
+        by value.)"""
+        values = [settings.trademax_secret, settings.kaching_api_key, settings.stocktrim_auth_signature,
+                  settings.stock2shop_password]
         if settings.redis_url:
             values.append(urlsplit(settings.redis_url).password or "")
         for pair in (settings.flower_basic_auth or "").split(","):

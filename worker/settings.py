@@ -69,6 +69,19 @@ def _http_url(env: Mapping[str, str], name: str, default: str) -> str:
     return raw if raw.endswith("/") else raw + "/"
 
 
+# Each destination's credential variables (beyond Trademax's), with what to put there.
+_CREDENTIALS = {
+    "kaching": {"KACHING_ACCOUNT": "the ka-ching account id",
+                "KACHING_INTEGRATION": "the id of the import integration set up in ka-ching",
+                "KACHING_API_KEY": "the api key of that import integration"},
+    "stocktrim": {"STOCKTRIM_AUTH_ID": "StockTrim's api-auth-id (the tenant id, from StockTrim's Help page)",
+                  "STOCKTRIM_AUTH_SIGNATURE": "StockTrim's api-auth-signature (from StockTrim's Help page)"},
+    "stock2shop": {"STOCK2SHOP_USERNAME": "the Stock2Shop API user's name",
+                   "STOCK2SHOP_PASSWORD": "that user's password",
+                   "STOCK2SHOP_SOURCE_ID": "the id of the Stock2Shop source stock is pushed to"},
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable about wms-relay.  Build with :meth:`from_env`; copy with :meth:`replace`."""
@@ -83,6 +96,17 @@ class Settings:
     trademax_secret: str = field(default="", repr=False)
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
+
+    # The other stock channels' credentials (docs/destinations.md).  Read here so that the sandboxes
+    # (``wms-relay sandbox --api ...``) and the clients share one set of variables.
+    kaching_account: str = ""
+    kaching_integration: str = ""
+    kaching_api_key: str = field(default="", repr=False)
+    stocktrim_auth_id: str = ""
+    stocktrim_auth_signature: str = field(default="", repr=False)
+    stock2shop_username: str = ""
+    stock2shop_password: str = field(default="", repr=False)
+    stock2shop_source_id: str = ""
 
     # Retry policy (worker.delivery.retry_policy): full-jitter exponential backoff.  80 attempts capped at one
     # hour add up to ~34 h on average (never less than ~24 h in practice): a day-long outage is ridden out.
@@ -129,6 +153,14 @@ class Settings:
             trademax_base_url=_http_url(env, "TRADEMAX_BASE_URL", DEFAULT_BASE_URL),
             trademax_api_key=(env.get("TRADEMAX_API_KEY") or "").strip(),
             trademax_secret=env.get("TRADEMAX_SECRET") or "",
+            kaching_account=(env.get("KACHING_ACCOUNT") or "").strip(),
+            kaching_integration=(env.get("KACHING_INTEGRATION") or "").strip(),
+            kaching_api_key=env.get("KACHING_API_KEY") or "",
+            stocktrim_auth_id=(env.get("STOCKTRIM_AUTH_ID") or "").strip(),
+            stocktrim_auth_signature=env.get("STOCKTRIM_AUTH_SIGNATURE") or "",
+            stock2shop_username=(env.get("STOCK2SHOP_USERNAME") or "").strip(),
+            stock2shop_password=env.get("STOCK2SHOP_PASSWORD") or "",
+            stock2shop_source_id=(env.get("STOCK2SHOP_SOURCE_ID") or "").strip(),
             connect_timeout=_number(env, "TRADEMAX_CONNECT_TIMEOUT", 5.0, minimum=0.001),
             read_timeout=_number(env, "TRADEMAX_READ_TIMEOUT", 30.0, minimum=0.001),
             retry_base_seconds=_number(env, "RETRY_BASE_SECONDS", 1.0, minimum=0.001),
@@ -171,6 +203,16 @@ class Settings:
             raise SettingsError("TRADEMAX_API_KEY is not set: the public api key Trademax gave you")
         if not self.trademax_secret:
             raise SettingsError("TRADEMAX_SECRET is not set: the secret key Trademax gave you")
+        return self
+
+    def require_credentials(self, destination: str) -> "Settings":
+        """Fail with a message naming the first unset variable among ``destination``'s credentials
+        (``trademax``, ``kaching``, ``stocktrim``, ``stock2shop``)."""
+        if destination == "trademax":
+            return self.require_trademax_credentials()
+        for name in _CREDENTIALS[destination]:
+            if not getattr(self, name.lower()):
+                raise SettingsError(f"{name} is not set: {_CREDENTIALS[destination][name]}")
         return self
 
     def replace(self, **changes) -> "Settings":
