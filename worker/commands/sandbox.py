@@ -53,7 +53,8 @@ def register(subparsers) -> None:
         "sandbox", help="run a local fake Trademax, ka-ching, StockTrim or Stock2Shop (auth, state, faults)",
         description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--api", choices=APIS, default="trademax", help="which API to fake (default trademax)")
+    parser.add_argument("--api", choices=APIS, default="trademax",
+                        help="which API to fake (default trademax)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
     parser.add_argument("--latency-ms", type=_non_negative, default=0.0, help="added to every API request")
@@ -66,9 +67,11 @@ def register(subparsers) -> None:
                         help="how long those stall (default 35: past the default 30 s read timeout)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the fault draws (repeatable runs)")
     parser.add_argument("--token-ttl", type=_non_negative, default=3600.0,
-                        help="stock2shop: seconds a token lives after authenticate (default 3600; 0: forever)")
+                        help="stock2shop: seconds a token lives after authenticate "
+                             "(default 3600; 0: forever)")
     parser.add_argument("--max-rps", type=_non_negative, default=1.0,
-                        help="stock2shop: requests per second per client before 429 (default 1; 0: no limit)")
+                        help="stock2shop: requests per second per client above which it answers 429 "
+                             "(default 1; 0: no limit)")
     parser.set_defaults(handler=run)
 
 
@@ -84,7 +87,8 @@ def build_api(api: str, settings: Settings, args: argparse.Namespace):
                           api_key=settings.kaching_api_key)
     if api == "stocktrim":
         from worker.sandbox.stocktrim.api import StockTrimApi
-        return StockTrimApi(auth_id=settings.stocktrim_auth_id, auth_signature=settings.stocktrim_auth_signature)
+        return StockTrimApi(auth_id=settings.stocktrim_auth_id,
+                            auth_signature=settings.stocktrim_auth_signature)
     from worker.sandbox.stock2shop.api import Stock2ShopApi
     return Stock2ShopApi(username=settings.stock2shop_username, password=settings.stock2shop_password,
                          source_id=settings.stock2shop_source_id, token_ttl=args.token_ttl,

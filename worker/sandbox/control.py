@@ -51,7 +51,8 @@ class SandboxControl:
             return json.loads(response.read())
 
     def state(self) -> dict:
-        """``GET /_sandbox/state``: ``{"stock": {location: {product: qty}}, ...}`` and what else the API keeps."""
+        """``GET /_sandbox/state``: ``{"stock": {location: {product: qty}}, ...}`` and what else the API
+        keeps."""
         return self._call("GET", "_sandbox/state")
 
     def requests(self) -> list[dict]:

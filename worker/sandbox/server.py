@@ -60,6 +60,10 @@ class SandboxApi:
         """What the request log shows of a request (``hidden`` names are removed by the log)."""
         return request.query_params()
 
+    def logged_path(self, path: str) -> str:
+        """The path as the request log shows it (an API with a credential in its path blanks it)."""
+        return path
+
     def server_error(self, message: str) -> Reply:
         """A 500 in the API's error shape (injected, or the sandbox itself failed)."""
         return Reply(500, {"error": message})
@@ -168,8 +172,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
         api = self.server.api
         if path.startswith(api.prefix) and not path.startswith(CONTROL_PREFIX):
             refused = api.malformed("the body ended before its Content-Length")
-            self.server.log.record(method=self.command, path=path, params={}, status=refused.status,
-                                   error_code=refused.error_code, fault=INTERRUPTED)
+            self.server.log.record(method=self.command, path=api.logged_path(path), params={},
+                                   status=refused.status, error_code=refused.error_code, fault=INTERRUPTED)
 
     def _api(self, path: str, query: str, body: bytes) -> tuple[Any, float]:
         server, api = self.server, self.server.api
@@ -186,8 +190,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
             answer = api.throttled("too many requests (injected)", RETRY_AFTER_SECONDS)
         else:
             answer = api.answer(request)
-        server.log.record(method=request.method, path=path, params=params, status=answer.status,
-                          error_code=answer.error_code, fault=fault.kind)
+        server.log.record(method=request.method, path=api.logged_path(path), params=params,
+                          status=answer.status, error_code=answer.error_code, fault=fault.kind)
         return answer, (fault.stall_seconds if fault.kind == STALL else 0.0)
 
     def _control(self, path: str, body: bytes) -> Reply:
