@@ -52,6 +52,7 @@ def test_sandbox_process_per_api(api):
 
 def test_missing_credential_names_the_variable():
     env = {k: v for k, v in {**os.environ, **CREDENTIALS}.items() if k != "STOCKTRIM_AUTH_SIGNATURE"}
-    done = subprocess.run([sys.executable, "-m", "worker.cli", "sandbox", "--api", "stocktrim", "--port", "0"],
+    command = [sys.executable, "-m", "worker.cli", "sandbox", "--api", "stocktrim", "--port", "0"]
+    done = subprocess.run(command,
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "STOCKTRIM_AUTH_SIGNATURE" in done.stderr
