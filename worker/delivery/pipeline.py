@@ -20,14 +20,13 @@ from typing import Any
 import redis
 
 from worker.encoding import event_ref
-from tasks.events import DeliveryEvent, InvalidEvent, validate_event, OPERATIONS
+from tasks.events import OPERATIONS, DeliveryEvent, InvalidEvent, validate_event
 from worker.delivery.failures import after_failure, dead, ensure_dead_letter, keep_attempt
 from worker.delivery.failures import outcome_name, retry_later
 from worker.errors import TrademaxError
 from worker.store.records import AttemptEntry
 from worker.delivery.rejections import best_key, reject_conflict, reject_invalid
 from worker.delivery.relay import Relay
-from worker.destinations.trademax.calls import NEEDS_DISPATCH_ID, SENDERS, kept_result
 
 log = logging.getLogger("wms_relay.delivery")
 
@@ -101,7 +100,8 @@ def deliver(relay: Relay, operation: str, message: Any, *, owner: str) -> str:
 def _deliver(relay: Relay, operation: str, message: Any, *, owner: str) -> str:
     # An event that may have to wait for its dispatch is claimed only once it need not; any other is
     # recorded and claimed in one store call.
-    waits = operation in NEEDS_DISPATCH_ID
+    row = OPERATIONS.get(operation)
+    waits = row is not None and row.needs_dispatch_id
     admission = admit(relay, operation, message, claim_for=None if waits else owner)
     if admission.event is None or admission.state in SETTLED:
         if admission.event is not None and admission.state == "dead":
@@ -166,7 +166,7 @@ def _stock_turn(relay: Relay, event: DeliveryEvent, owner: str):
 def _send(relay: Relay, event: DeliveryEvent, claim: Any, dispatch_id: Any, owner: str) -> str:
     """Send once and move the event on.  The attempt's outcome is written by the same ledger call as the
     transition it leads to (one store round trip fewer per event than writing it first)."""
-    send = SENDERS[event.operation]
+    send = OPERATIONS[event.operation].send
     attempt = claim.attempt
     try:
         reply = send(relay.client, event.fields, dispatch_id)
@@ -183,7 +183,7 @@ def _send(relay: Relay, event: DeliveryEvent, claim: Any, dispatch_id: Any, owne
                            latency=reply.latency_seconds)
     tried = AttemptEntry(attempt, outcome, reply.status, reply.error_code, at=relay.clock())
     moved = relay.ledger.transition(
-        event.operation, event.key, "delivered", owner=owner, result=kept_result(reply), log=tried,
+        event.operation, event.key, "delivered", owner=owner, result=reply.ledger_result(), log=tried,
         reason="Trademax already had it (452 duplicate transaction_id)" if reply.duplicate else "delivered")
     if not moved:
         keep_attempt(relay, event, tried)

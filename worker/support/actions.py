@@ -23,13 +23,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
-from tasks.events import DeliveryEvent, InvalidEvent, validate_event
+from tasks.events import OPERATIONS, DeliveryEvent, InvalidEvent, validate_event
 from worker.store.dead_letters import DeadLetter, DeadLetters
 from worker.encoding import event_ref, iso_time, split_event_ref
 from worker.store.ledger import Ledger, fingerprint
 from worker.store.retry_schedule import RetrySchedule
 from worker.scheduling.stranded import message_of
-from worker.destinations.trademax.calls import NEEDS_DISPATCH_ID
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 # Dead letters whose event has no ledger record of its own: rejected at the door, or someone else's key.
@@ -138,7 +137,7 @@ def _plan_retry(desk: SupportDesk, letter: DeadLetter) -> _Plan:
     if record.state != "dead":
         return _Plan(refusal=f"nothing to retry: the event is {record.state} in the ledger, not dead",
                      next_step=look)
-    if (letter.reason == "dependency_timeout" and event.operation in NEEDS_DISPATCH_ID
+    if (letter.reason == "dependency_timeout" and OPERATIONS[event.operation].needs_dispatch_id
             and desk.dependencies is not None
             and desk.dependencies.dispatch_id_for(event.fields["transaction_id"]) is None):
         txid = event.fields["transaction_id"]

@@ -1,6 +1,6 @@
 """The Trademax HTTP client: build, sign, send, and turn the answer into a reply or one of our errors.
 
-One method per documented operation (see worker.destinations.trademax.operations).  Each call:
+One method per documented call (see worker.destinations.trademax.calls).  Each call:
 
 1. takes the operation's own fields and adds ``api_key``, ``timestamp`` (Unix seconds from the injected
    clock, fresh on every call, so a retry carries a new one), ``method`` and ``url``
@@ -41,13 +41,15 @@ from worker.destinations.trademax.outcomes import (
 )
 from worker.redaction import Scrubber
 from worker.settings import Settings
-from worker.destinations.trademax.operations import AUTH_PARAMS, OPERATIONS, Operation
+from worker.destinations.trademax.calls import AUTH_PARAMS, CALLS, Call
 from worker.destinations.trademax.responses import UnreadableBody, excerpt, parse_body, read_envelope
 
 USER_AGENT = f"wms-relay/{__version__}"
 POOL_MAXSIZE = 64  # one connection per worker thread, with room to spare
 CONNECT_RETRIES = 1  # one immediate reconnect: connect failures happen before anything is sent
 
+_KEPT = ("dispatch_id", "receipt_id", "tracking_code", "labels_url_pdf", "labels_url_web",
+         "shipping_agent_code", "dispatch_date", "draft", "old_quantity", "new_quantity", "quantity")
 _ERRORS: dict[Outcome, type[TrademaxError]] = {
     Outcome.TRANSIENT: TransientError,
     Outcome.OUTCOME_UNKNOWN: OutcomeUnknownError,
@@ -65,6 +67,20 @@ class TrademaxReply:
     data: Any
     duplicate: bool = False
     latency_seconds: float = 0.0
+
+    def ledger_result(self) -> dict:
+        """What the ledger keeps of this reply: the identifiers and links support staff and later events
+        need (never the whole body: the ledger stays small)."""
+        data = self.data if isinstance(self.data, dict) else {}
+        result = {name: data[name] for name in _KEPT if name in data}
+        packages = data.get("packages") or []
+        labels = [p["label_url"] for p in packages if isinstance(p, dict) and p.get("label_url")]
+        if labels:
+            result["package_labels"] = labels
+        if self.duplicate:
+            result["duplicate"] = True
+        result["status"] = self.status
+        return result
 
 
 def build_session(pool_maxsize: int = POOL_MAXSIZE) -> requests.Session:
@@ -167,7 +183,7 @@ class TrademaxClient:
     # -- the one path every operation takes ---------------------------------------------------------
     def call(self, name: str, fields: Mapping[str, Any], **path_values: Any) -> TrademaxReply:
         """Sign and send operation ``name`` with its own ``fields``; classify the answer."""
-        operation = OPERATIONS[name]
+        operation = CALLS[name]
         reserved = sorted(set(fields) & set(AUTH_PARAMS))
         if reserved:
             raise PermanentError(f"fields may not contain the authentication params {', '.join(reserved)}",
@@ -181,7 +197,7 @@ class TrademaxClient:
             raise PermanentError(f"the fields cannot be signed: {exc}", operation=name) from None
         return self._send(operation, url, {**params, "signature": signature})
 
-    def _send(self, operation: Operation, url: str, signed: dict[str, Any]) -> TrademaxReply:
+    def _send(self, operation: Call, url: str, signed: dict[str, Any]) -> TrademaxReply:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         request: dict[str, Any] = {"headers": headers, "timeout": self._timeout, "allow_redirects": False}
         if operation.params_in_query:
@@ -202,7 +218,7 @@ class TrademaxClient:
         latency = time.monotonic() - started
         return self._reply(operation, response, latency, signed["signature"])
 
-    def _reply(self, operation: Operation, response: requests.Response, latency: float,
+    def _reply(self, operation: Call, response: requests.Response, latency: float,
                signature: str) -> TrademaxReply:
         status = response.status_code
         context: dict[str, Any] = {"operation": operation.name, "status": status, "latency_seconds": latency}
