@@ -22,7 +22,8 @@ import redis
 from worker.encoding import event_ref
 from tasks.events import OPERATIONS, DeliveryEvent, InvalidEvent, validate_event
 from worker.delivery.failures import after_failure, dead, ensure_dead_letter, keep_attempt
-from worker.delivery.failures import outcome_name, retry_later
+from worker.delivery.failures import retry_later
+from worker.destinations.trademax.classification import classification_of
 from worker.errors import TrademaxError
 from worker.store.records import AttemptEntry
 from worker.delivery.rejections import best_key, reject_conflict, reject_invalid
@@ -111,7 +112,7 @@ def _deliver(relay: Relay, operation: str, message: Any, *, owner: str) -> str:
 
     dispatch_id = None
     if waits:
-        dispatch_id = relay.dependencies.dispatch_id_for(event.fields["transaction_id"])
+        dispatch_id = relay.dispatch_waiters.dispatch_id_for(event.fields["transaction_id"])
         if dispatch_id is None:
             return _wait_for_create(relay, event)
 
@@ -172,9 +173,10 @@ def _send(relay: Relay, event: DeliveryEvent, claim: Any, dispatch_id: Any, owne
         reply = send(relay.client, event.fields, dispatch_id)
     except TrademaxError as exc:
         latency = getattr(exc, "latency_seconds", None)
-        relay.observer.attempt(event, attempt, outcome_name(exc), status=exc.status,
+        outcome = classification_of(exc).value
+        relay.observer.attempt(event, attempt, outcome, status=exc.status,
                                error_code=exc.error_code, latency=latency)
-        tried = AttemptEntry(attempt, outcome_name(exc), exc.status, exc.error_code,
+        tried = AttemptEntry(attempt, outcome, exc.status, exc.error_code,
                              tuple(exc.error_messages or []) or (str(exc),), at=relay.clock())
         return after_failure(relay, event, attempt, claim.round_attempt, exc, owner, tried, dispatch_id)
 
@@ -189,7 +191,7 @@ def _send(relay: Relay, event: DeliveryEvent, claim: Any, dispatch_id: Any, owne
         keep_attempt(relay, event, tried)
         log.warning("delivered %s %s but the claim had passed to another worker", event.operation, event.key)
     if event.operation == "dispatch.create":
-        waiters = relay.dependencies.take_waiters(event.fields["transaction_id"])
+        waiters = relay.dispatch_waiters.take_waiters(event.fields["transaction_id"])
         if waiters:
             relay.schedule.run_now(waiters)
     return "delivered"
@@ -220,10 +222,10 @@ def _wait_for_create(relay: Relay, event: DeliveryEvent) -> str:
                             reason=f"waiting for dispatch.create of transaction_id {transaction_id} "
                                    f"(check {checks + 1})")
     eid = event_ref(event.operation, event.key)
-    relay.dependencies.wait_for(transaction_id, eid)
+    relay.dispatch_waiters.wait_for(transaction_id, eid)
     relay.schedule.schedule(eid, event.task_message(),
                             relay.clock() + relay.settings.dependency_wait_seconds)
     # The create may have landed between the check and the registration: look once more.
-    if relay.dependencies.dispatch_id_for(transaction_id) is not None:
+    if relay.dispatch_waiters.dispatch_id_for(transaction_id) is not None:
         relay.schedule.run_now([eid])
     return "waiting"

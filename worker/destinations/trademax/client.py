@@ -7,7 +7,7 @@ One method per documented call (see worker.destinations.trademax.calls).  Each c
    (``{protocol}://{host}/{path}``, no query, path parameters in their quoted form);
 2. signs exactly those params with :func:`signing.sign` and sends exactly them plus ``signature``: in the
    query string for GET/DELETE, as a JSON body for POST/PATCH;
-3. classifies the answer with worker.destinations.trademax.outcomes and returns a :class:`TrademaxReply` (delivered, or
+3. classifies the answer with worker.destinations.trademax.classification and returns a :class:`TrademaxReply` (delivered, or
    duplicate 452) or raises TransientError / OutcomeUnknownError / PermanentError.
 
 requests/urllib3 exceptions are translated in one place (:meth:`TrademaxClient._send`).  One pooled
@@ -31,8 +31,8 @@ from urllib3.util.retry import Retry
 import signing
 from worker import __version__
 from worker.errors import OutcomeUnknownError, PermanentError, TrademaxError, TransientError
-from worker.destinations.trademax.outcomes import (
-    Outcome,
+from worker.destinations.trademax.classification import (
+    Classification,
     classify_reply,
     classify_transport_failure,
     classify_unreadable_reply,
@@ -50,10 +50,10 @@ CONNECT_RETRIES = 1  # one immediate reconnect: connect failures happen before a
 
 _KEPT = ("dispatch_id", "receipt_id", "tracking_code", "labels_url_pdf", "labels_url_web",
          "shipping_agent_code", "dispatch_date", "draft", "old_quantity", "new_quantity", "quantity")
-_ERRORS: dict[Outcome, type[TrademaxError]] = {
-    Outcome.TRANSIENT: TransientError,
-    Outcome.OUTCOME_UNKNOWN: OutcomeUnknownError,
-    Outcome.PERMANENT: PermanentError,
+_ERRORS: dict[Classification, type[TrademaxError]] = {
+    Classification.TRANSIENT: TransientError,
+    Classification.OUTCOME_UNKNOWN: OutcomeUnknownError,
+    Classification.PERMANENT: PermanentError,
 }
 
 
@@ -210,11 +210,11 @@ class TrademaxClient:
             response = self._session.request(operation.method, url, **request)
         except requests.RequestException as exc:
             latency = time.monotonic() - started
-            outcome = classify_transport_failure(exc)
+            classification = classify_transport_failure(exc)
             scrubber = self._scrubber(signed["signature"])
             detail = scrubber.text(_describe(exc))
             scrubber.exception(exc)
-            raise _ERRORS[outcome](detail, operation=operation.name, latency_seconds=latency) from exc
+            raise _ERRORS[classification](detail, operation=operation.name, latency_seconds=latency) from exc
         latency = time.monotonic() - started
         return self._reply(operation, response, latency, signed["signature"])
 
@@ -225,27 +225,27 @@ class TrademaxClient:
         try:
             envelope = read_envelope(parse_body(response.content))
         except UnreadableBody:
-            outcome = classify_unreadable_reply(status)
+            classification = classify_unreadable_reply(status)
             # Redact the whole body, then cut: a secret cut in half by the excerpt would escape redaction.
             whole = self._scrubber(signature).text(response.content.decode("utf-8", errors="replace"))
             detail = f"unreadable body: {excerpt(whole.encode('utf-8'))!r}"
-            raise self._error(outcome, detail, response, context) from None
-        outcome = classify_reply(status, envelope.error_code)
-        if outcome.delivered:
+            raise self._error(classification, detail, response, context) from None
+        classification = classify_reply(status, envelope.error_code)
+        if classification.delivered:
             return TrademaxReply(operation=operation.name, status=status, error_code=envelope.error_code,
-                                 data=envelope.data, duplicate=outcome is Outcome.DUPLICATE,
+                                 data=envelope.data, duplicate=classification is Classification.DUPLICATE,
                                  latency_seconds=latency)
         scrubber = self._scrubber(signature)
         context.update(error_code=envelope.error_code,
                        error_messages=[scrubber.text(m) for m in envelope.error_messages])
-        raise self._error(outcome, "", response, context)
+        raise self._error(classification, "", response, context)
 
-    def _error(self, outcome: Outcome, detail: str, response: requests.Response,
+    def _error(self, classification: Classification, detail: str, response: requests.Response,
                context: dict[str, Any]) -> TrademaxError:
-        if outcome is Outcome.TRANSIENT:
+        if classification is Classification.TRANSIENT:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
             return TransientError(detail, retry_after=retry_after, **context)
-        return _ERRORS[outcome](detail, **context)
+        return _ERRORS[classification](detail, **context)
 
     def _scrubber(self, signature: str) -> Scrubber:
         """Removes this call's signature and the secret (and signature/api_key params) from text."""
