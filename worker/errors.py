@@ -3,18 +3,20 @@
 ::
 
     RelayError                      root of everything wms-relay raises
-     └── TrademaxError              a Trademax call did not deliver: operation, status, error_code,
-          │                         error_messages, detail, latency_seconds
+     └── DestinationError           a destination's call did not deliver: destination, operation, status,
+          │                         error_code, error_messages, detail, latency_seconds
           ├── TransientError        retry later (connect failures, 5xx, 408, 429); retry_after in seconds
           ├── OutcomeUnknownError   the request was (or may have been) sent and no answer came back:
           │                         read timeout, connection lost mid-response.  Safe to resend only
-          │                         where Trademax deduplicates or the value is absolute.
-          └── PermanentError        do not retry: other 4xx, error codes 401–451 and 453–499, a request
-                                    we could not even build
+          │                         where the destination deduplicates or the value is absolute.
+          └── PermanentError        do not retry: other 4xx (Trademax: error codes 401–451 and 453–499),
+                                    a request we could not even build
+
+Each destination's client decides which of the three an answer is (its ``classification`` module).
 
 Every error pickles with all of its attributes (Celery and the dead-letter store move them between
-processes), and its ``str()`` names the operation, HTTP status, Trademax error code and messages.  Nothing
-here ever holds the secret or a signature: the client redacts both before building an error.
+processes), and its ``str()`` names the operation, HTTP status, the destination's error code and messages.
+Nothing here ever holds a secret, a signature or a token: the client redacts them before building an error.
 """
 from __future__ import annotations
 
@@ -25,13 +27,14 @@ class RelayError(Exception):
     """Root of every exception wms-relay raises on purpose."""
 
 
-class TrademaxError(RelayError):
-    """A Trademax call that did not end in delivery; the subclass says what to do about it."""
+class DestinationError(RelayError):
+    """A destination's call that did not end in delivery; the subclass says what to do about it."""
 
     def __init__(
         self,
         detail: str = "",
         *,
+        destination: str = "trademax",
         operation: str = "",
         status: int | None = None,
         error_code: int | None = None,
@@ -39,6 +42,7 @@ class TrademaxError(RelayError):
         latency_seconds: float | None = None,
     ) -> None:
         self.detail = detail
+        self.destination = destination
         self.operation = operation
         self.status = status
         self.error_code = error_code
@@ -52,7 +56,7 @@ class TrademaxError(RelayError):
         return (self.__class__, (self.detail,), self.__dict__.copy())
 
     def __str__(self) -> str:
-        parts = [self.operation or "trademax"]
+        parts = [self.operation or self.destination]
         parts.append(f"HTTP {self.status}" if self.status is not None else "no HTTP status")
         if self.error_code is not None:
             parts.append(f"error_code {self.error_code}")
@@ -67,8 +71,12 @@ class TrademaxError(RelayError):
         return f"{type(self).__name__}({str(self)!r})"
 
 
-class TransientError(TrademaxError):
-    """Retry later: Trademax was unreachable, overloaded or asked us to slow down."""
+# The base's name from before there were other destinations (Trademax's client and its tests use it).
+TrademaxError = DestinationError
+
+
+class TransientError(DestinationError):
+    """Retry later: the destination was unreachable, overloaded or asked us to slow down."""
 
     def __init__(self, detail: str = "", *, retry_after: float | None = None, **context) -> None:
         super().__init__(detail, **context)
@@ -81,9 +89,10 @@ class TransientError(TrademaxError):
         return text
 
 
-class OutcomeUnknownError(TrademaxError):
-    """The request left (or may have left) and no answer arrived: Trademax may or may not have applied it."""
+class OutcomeUnknownError(DestinationError):
+    """The request left (or may have left) and no answer arrived: the destination may or may not have
+    applied it."""
 
 
-class PermanentError(TrademaxError):
-    """Trademax refused the request for a reason that retrying will not change."""
+class PermanentError(DestinationError):
+    """The destination refused the request for a reason that retrying will not change."""

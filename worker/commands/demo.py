@@ -107,7 +107,7 @@ class Demo:
         from worker.celery import app
         from worker.delivery.pipeline import SETTLED, admit
         from worker.sandbox.control import SandboxControl
-        from worker.scheduling.scheduler import celery_publisher
+        from tasks.publishing import celery_publisher
 
         settings = Settings.from_env()
         self.log_dir = settings.var_dir / "demo"

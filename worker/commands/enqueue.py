@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from worker.celery import app
     from worker.delivery.pipeline import SETTLED, admit
     from worker.delivery.relay import build_relay
-    from worker.scheduling.scheduler import celery_publisher
+    from tasks.publishing import celery_publisher
 
     if args.operation not in OPERATIONS:
         print(f"wms-relay: unknown operation {args.operation!r}; one of: {', '.join(sorted(OPERATIONS))}",

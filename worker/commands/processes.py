@@ -53,7 +53,8 @@ def run_scheduler(args: argparse.Namespace) -> int:
     from worker.celery import app
     from worker.observe.logs import configure
     from worker.delivery.relay import build_relay
-    from worker.scheduling.scheduler import Scheduler, celery_publisher
+    from tasks.publishing import celery_publisher
+    from worker.scheduling.scheduler import Scheduler
     from worker.scheduling.stranded import StrandedSweep
 
     settings = Settings.from_env()

@@ -64,17 +64,3 @@ class Scheduler:
                 log.warning("scheduler tick failed (%s: %s); retrying", type(exc).__name__, exc)
                 stop.wait(1.0)
             stop.wait(interval)
-
-
-def celery_publisher(app) -> Publish:
-    """Publish a schedule entry ({"task", "event"}) with its route and a secret-free argsrepr."""
-    from worker.destinations.table import queue_for
-    from tasks.summary import task_argument_summary
-
-    def publish(message: dict) -> None:
-        task = message["task"]
-        app.send_task(task, args=[message["event"]], queue=queue_for(task),
-                      argsrepr=task_argument_summary(task, [message["event"]], {}),
-                      kwargsrepr="{}")
-
-    return publish

@@ -9,7 +9,12 @@ trims or expires: a letter leaves the open list only when someone ``take``s it (
     wms:dead:letter:<id>      hash: the letter (readable field names: support staff use redis-cli too)
     wms:dead:open             sorted set  id -> created time: the letters still waiting for a person
     wms:dead:all              sorted set  id -> created time: every letter ever written
-    wms:dead:latest           hash  "operation:key" -> the newest letter id of that event
+    wms:dead:latest           hash  delivery ref -> the newest letter id of that delivery
+                              (``operation:key`` for the first destination, ``<destination>/operation:key``
+                              for the others: worker.destinations.contract.Destination.delivery_ref)
+
+One store for every destination: a letter names its destination in field ``destination`` (left out for
+the first destination, as letters were written before there were others; read back as that destination).
 
 ``take`` and ``discard`` are atomic (a Lua script removes the id from the open set first, as
 ``rq requeue`` does): when two people retry one letter, exactly one gets it.
@@ -21,15 +26,18 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from worker.encoding import event_ref, iso_time, stored_json, text
+from worker.destinations.table import INTAKE, destination as destination_named
+from worker.encoding import iso_time, stored_json, text
 from worker.store.records import AttemptEntry, with_iso_time
 
-# KEYS: the letter, the open set, the all set, the latest-per-event hash.  ARGV: id, operation, key,
-# event, reason, messages, attempts, fingerprints, now, detail, the event's ref (worker.encoding.event_ref).
+# KEYS: the letter, the open set, the all set, the latest-per-delivery hash.  ARGV: id, operation, key,
+# event, reason, messages, attempts, fingerprints, now, detail, the delivery's ref, destination ("" for
+# the first destination: its letters keep the fields they always had).
 _ADD = """
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'operation', ARGV[2], 'key', ARGV[3], 'event', ARGV[4],
            'reason', ARGV[5], 'messages', ARGV[6], 'attempts', ARGV[7], 'fingerprints', ARGV[8],
            'created_at', ARGV[9], 'detail', ARGV[10], 'status', 'open')
+if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'destination', ARGV[12]) end
 redis.call('ZADD', KEYS[2], ARGV[9], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[9], ARGV[1])
 redis.call('HSET', KEYS[4], ARGV[11], ARGV[1])
@@ -63,6 +71,12 @@ class DeadLetter:
     closed_at: float | None = None
     closed_by: str | None = None
     close_reason: str | None = None
+    destination: str = INTAKE.name
+
+    @property
+    def ref(self) -> str:
+        """The delivery this letter is about (``kaching/stock.adjust:E-1``)."""
+        return destination_named(self.destination).delivery_ref(self.operation, self.key)
 
     @classmethod
     def from_hash(cls, raw: Mapping) -> "DeadLetter":
@@ -77,6 +91,7 @@ class DeadLetter:
             status=fields.get("status", "open"),
             closed_at=float(fields["closed_at"]) if fields.get("closed_at") else None,
             closed_by=fields.get("closed_by") or None, close_reason=fields.get("close_reason") or None,
+            destination=fields.get("destination") or INTAKE.name,
         )
 
     def __getitem__(self, name: str) -> Any:
@@ -88,7 +103,8 @@ class DeadLetter:
 
     def to_dict(self) -> dict:
         return {
-            "id": self.letter_id, "operation": self.operation, "key": self.key, "reason": self.reason,
+            "id": self.letter_id, "destination": self.destination, "operation": self.operation,
+            "key": self.key, "reason": self.reason,
             "detail": self.detail, "messages": self.messages, "event": self.event,
             "attempts": [with_iso_time(a) for a in self.attempts_log if isinstance(a, Mapping)],
             "fingerprints": self.fingerprints, "created_at": iso_time(self.created_at), "status": self.status,
@@ -98,7 +114,8 @@ class DeadLetter:
 
     def matches(self, needle: str) -> bool:
         """Case-insensitive substring search over everything a person would grep for."""
-        haystack = " ".join([self.letter_id, self.operation, self.key, self.reason, self.detail or "",
+        haystack = " ".join([self.letter_id, self.destination, self.operation, self.key, self.reason,
+                             self.detail or "",
                              json.dumps(self.messages, ensure_ascii=False),
                              json.dumps(self.event, ensure_ascii=False)])
         return needle.lower() in haystack.lower()
@@ -131,12 +148,13 @@ class DeadLetters:
         return f"{self._ns}:dead:open"
 
     def add(self, operation: str, key: str, event: Any, reason: str, messages: Any,
-            attempts_log: Iterable[Any] = (), fingerprints: Any = None, detail: str | None = None) -> str:
-        """Write a dead letter; returns its id (``dl-<n>``).
+            attempts_log: Iterable[Any] = (), fingerprints: Any = None, detail: str | None = None, *,
+            destination: str = INTAKE.name) -> str:
+        """Write a dead letter about ``destination``'s delivery of an event; returns its id (``dl-<n>``).
 
         ``event``: the full event as received — a dict, or for input that was not even JSON-shaped, its
         text; secret-looking keys are blanked (it is evidence, kept as sent otherwise).  ``messages``:
-        Trademax's error messages (a list) or the schema's (a dict of field -> messages); ``attempts_log``:
+        the destination's error messages (a list) or the schema's (a dict of field -> messages); ``attempts_log``:
         every attempt (dicts, as the ledger's record gives them, or AttemptEntry); ``fingerprints``: for a
         conflict, the existing and the new one (a list or a dict); ``detail``: a one-line summary."""
         if hasattr(event, "to_dict"):
@@ -153,7 +171,8 @@ class DeadLetters:
             stored_json(messages, where=where, redact=True),
             stored_json([_attempt_dict(a) for a in attempts_log or ()], where=where, redact=True),
             stored_json(fingerprints, where=where) if fingerprints else "",
-            f"{self._clock():.3f}", detail or "", event_ref(operation, key),
+            f"{self._clock():.3f}", detail or "", destination_named(destination).delivery_ref(operation, key),
+            "" if destination == INTAKE.name else destination,
         ]
         keys = [self._letter_key(letter_id), self._open, f"{self._ns}:dead:all", f"{self._ns}:dead:latest"]
         self._add(keys=keys, args=args)
@@ -164,15 +183,17 @@ class DeadLetters:
         raw = self._redis.hgetall(self._letter_key(letter_id))
         return DeadLetter.from_hash(raw) if raw else None
 
-    def latest_for(self, operation: str, key: str) -> DeadLetter | None:
-        """The newest letter written for this event (open or closed), or None."""
-        letter_id = self._redis.hget(f"{self._ns}:dead:latest", event_ref(operation, key))
+    def latest_for(self, operation: str, key: str, destination: str = INTAKE.name) -> DeadLetter | None:
+        """The newest letter written for ``destination``'s delivery of this event (open or closed), or None."""
+        ref = destination_named(destination).delivery_ref(operation, key)
+        letter_id = self._redis.hget(f"{self._ns}:dead:latest", ref)
         return self.get(text(letter_id)) if letter_id else None
 
     def list(self, operation: str | None = None, since: float | None = None, grep: str | None = None,
-             limit: int | None = None, *, include_closed: bool = False) -> list[DeadLetter]:
-        """Open letters (or all, with ``include_closed``), newest first, filtered by operation, creation
-        time (``since``, Unix seconds) and a case-insensitive text search."""
+             limit: int | None = None, *, include_closed: bool = False,
+             destination: str | None = None) -> list[DeadLetter]:
+        """Open letters (or all, with ``include_closed``), newest first, filtered by operation, destination,
+        creation time (``since``, Unix seconds) and a case-insensitive text search."""
         index = f"{self._ns}:dead:all" if include_closed else self._open
         low = "-inf" if since is None else repr(float(since))
         found: list[DeadLetter] = []
@@ -190,6 +211,8 @@ class DeadLetters:
                     continue
                 letter = DeadLetter.from_hash(raw)
                 if operation is not None and letter.operation != operation:
+                    continue
+                if destination is not None and letter.destination != destination:
                     continue
                 if grep and not letter.matches(grep):
                     continue

@@ -14,8 +14,12 @@ every other state persists until something moves it — a dead, uncertain or wai
 The record is compact: one hash of five short-named fields, the history and attempts one JSON array.
 ``MEMORY USAGE`` of a delivered record on valkey 8.1: ~0.8 KiB for a stock adjustment, ~1.3 KiB for a
 dispatch create with its package and label URLs (``tests/worker/store/test_ledger.py`` measures both).
-The stored event holds only what the WMS sent (never the Trademax secret or a signature: ``stored_json``
-refuses keys that look like secrets).
+The stored event holds only what the WMS sent (never a destination's secret, a signature or a token:
+``stored_json`` refuses keys that look like secrets).
+
+One ledger per destination: each destination's deliveries live under its own namespace (``wms`` for the
+first destination — the keys as they were before there were others — ``wms:<destination>`` for the
+others; :meth:`sibling`), so each keeps its own records, state indexes, totals and per-minute counts.
 """
 from __future__ import annotations
 
@@ -151,6 +155,7 @@ class Ledger:
         per-minute delivery counts reach (``delivered_since``)."""
         self._redis = redis_client
         self._lease = float(lease_seconds)
+        self._retention_seconds = float(delivered_retention_seconds)
         retention = float(delivered_retention_seconds)
         self._retention = int(math.ceil(retention)) if retention > 0 else 0
         self._window = float(delivered_window_seconds)
@@ -167,6 +172,18 @@ class Ledger:
         """A ledger with the lease and retention configured in ``settings``."""
         return cls(redis_client, lease_seconds=settings.claim_lease_seconds,
                    delivered_retention_seconds=settings.delivered_retention_days * 86400.0, clock=clock)
+
+    def sibling(self, namespace: str) -> "Ledger":
+        """The same ledger (store, lease, retention, clock) for another destination's deliveries: its keys
+        under ``namespace`` (``worker.destinations.contract.Destination.namespace``)."""
+        if namespace == self._ns:
+            return self
+        return Ledger(self._redis, lease_seconds=self._lease, delivered_retention_seconds=self._retention_seconds,
+                      clock=self._clock, delivered_window_seconds=self._window, namespace=namespace)
+
+    @property
+    def namespace(self) -> str:
+        return self._ns
 
     # -- keys --------------------------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ def control_app(settings: Settings) -> Celery:
 def workplace(settings: Settings) -> Iterator[Workplace]:
     """Open the stores and the app for one command; closes their connections afterwards."""
     from worker.delivery.relay import build_relay
-    from worker.scheduling.scheduler import celery_publisher
+    from tasks.publishing import celery_publisher
 
     relay = build_relay(settings, sends=False)
     app = control_app(settings)
