@@ -6,12 +6,14 @@ Every door a secret could leave by uses this module:
   for raw input kept as evidence in a dead letter — blank it (:func:`redacted`);
 - log lines (``worker.observe.logs``) and Sentry events and breadcrumbs (``worker.observe.sentry``) pass
   :class:`Scrubber`, built from the configured secret values (:meth:`Scrubber.from_settings`);
-- the Trademax client (``worker.destinations.trademax.client``) scrubs error texts and the requests
-  exceptions it chains with a Scrubber of its secret and the request's signature.
+- every destination's client (``worker.destinations.trademax.client``, ``worker.destinations.json_api``)
+  scrubs error texts and the requests exceptions it chains with a Scrubber of its secrets (and the
+  request's signature, or the Stock2Shop token it carried).
 
 What is removed: the values of mapping keys named in :data:`SECRET_KEYS` (at any depth, compared
-lower-case), ``signature=…``/``api_key=…``/``secret=…`` parameters in text (plain or URL-encoded ``=``),
-``"signature": "…"`` fields in JSON text, and every known secret value, plain and URL-encoded.  Each
+lower-case), ``signature=…``/``api_key=…``/``apikey=…``/``token=…``/``secret=…`` parameters in text (plain
+or URL-encoded ``=``), ``"signature": "…"`` (``"token"``, ``"password"``...) fields in JSON text, and every
+known secret value, plain and URL-encoded.  Each
 becomes :data:`REDACTED`.  Pure: built from values, no I/O, no settings read from the environment.
 """
 from __future__ import annotations
@@ -26,10 +28,15 @@ REDACTED = "[redacted]"
 SECRET_KEYS = frozenset({
     "secret", "trademax_secret", "signature", "api_key", "trademax_api_key", "password", "authorization",
     "flower_basic_auth",
+    # the other destinations: ka-ching's query parameter, StockTrim's header, Stock2Shop's login token
+    "apikey", "kaching_api_key", "api-auth-signature", "stocktrim_auth_signature", "stock2shop_password",
+    "token",
 })
 # ``signature=abc`` in a query string or a log line, and ``"signature": "abc"`` in JSON text.
-_PARAM = re.compile(r"(?i)\b(signature|api_key|trademax_secret|secret)(=|%3D)[^&\s'\"]*")
-_JSON_FIELD = re.compile(r'(?i)("(?:signature|api_key|trademax_secret|secret)"\s*:\s*")[^"]*(")')
+_PARAM = re.compile(r"(?i)\b(signature|api_key|apikey|token|trademax_secret|secret)(=|%3D)[^&\s'\"]*")
+_JSON_FIELD = re.compile(
+    r'(?i)("(?:signature|api_key|apikey|token|password|api-auth-signature|trademax_secret|secret)"\s*:\s*")'
+    r'[^"]*(")')
 # A value shorter than this is not scrubbed by value: a 1-3 character "secret" would blank half a line.
 MIN_SECRET_LENGTH = 4
 
