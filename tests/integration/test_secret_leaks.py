@@ -223,8 +223,8 @@ def test_no_secret_or_signature_reaches_logs_redis_flower_or_sentry_and_sentry_r
         publish_as_a_foreign_wms(run, example("receipt.create", transaction_id="R-WMS"))
         queued = sorted(m["headers"]["argsrepr"] for q in ("trademax.dispatch", "trademax.receipt")
                         for m in queued_messages(r, q))
-        assert queued[:2] == ["(dispatch.create key=DRAFT-L order_no=FO123456 warehouse_id=nw)",
-                              "(receipt.create key=R-OK order_no=IO12345 warehouse_id=nw)"]
+        assert queued[:2] == ["(trademax dispatch.create key=DRAFT-L order_no=FO123456 warehouse_id=nw)",
+                              "(trademax receipt.create key=R-OK order_no=IO12345 warehouse_id=nw)"]
         assert "'order_type': 'PO'" in queued[2]  # the foreign WMS's message: the repr of everything
         haystacks["redis, queued"], _ = redis_haystack(r)
 
@@ -300,7 +300,7 @@ def test_no_secret_or_signature_reaches_logs_redis_flower_or_sentry_and_sentry_r
     # Flower and the task events show summaries only.
     summaries = [t["args"] for t in tasks.values()]
     assert summaries and all(s.startswith("(") and " key=" in s for s in summaries), summaries
-    assert "(receipt.create key=R-WMS order_no=IO12345 warehouse_id=nw)" in summaries
+    assert "(trademax receipt.create key=R-WMS order_no=IO12345 warehouse_id=nw)" in summaries
     received = [e for e in tap.events if e.get("type") == "task-received"]
     assert received and all(e["args"].startswith("(") for e in received)
     assert not any("order_type" in e["args"] for e in received)  # the foreign WMS's full repr never shows

@@ -1,42 +1,62 @@
-"""``wms-relay event OPERATION KEY [--json]``: one event's state, attempts, Trademax's answer and history.
+"""``wms-relay event OPERATION KEY [--destination D] [--json]``: one event's delivery to every destination —
+each one's state, attempts, the destination's answer and history.
 
 Also ``event OPERATION:KEY`` and ``event KEY`` (looked up under every operation).  The history interleaves
-state changes (with who did them, for a person's actions) and send attempts (outcome, HTTP status,
-Trademax error code and messages, latency).  ``--json`` prints one object with at least ``operation``,
-``key``, ``state``, ``attempts``, ``result`` and ``history`` — scripts rely on these names — plus the dead
-letter and the scheduled retry, if any."""
+state changes (with who did them, for a person's actions) and send attempts (outcome, HTTP status, the
+destination's error code and messages, latency).  ``--json`` prints one object with at least
+``operation``, ``key``, ``state``, ``attempts``, ``result`` and ``history`` — scripts rely on these names:
+they describe the delivery the WMS published (Trademax's) — plus its dead letter and scheduled retry, if
+any, and ``deliveries``: the same view of every destination's delivery of the event, each with its
+``destination``."""
 from __future__ import annotations
 
 import argparse
 import json
 
-from worker.commands.presenting import age, friendly_errors, print_json, say, shorten
-from worker.encoding import event_ref
+from worker.commands.presenting import (
+    add_destination_option, age, destination_title, friendly_errors, print_json, say, shorten,
+)
 from worker.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("event", help="one event's state, attempts, Trademax result and history",
+    p = subparsers.add_parser("event", help="one event's delivery to each destination: state, attempts, history",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("operation", help="e.g. receipt.create (or OPERATION:KEY, or just the KEY)")
     p.add_argument("key", nargs="?", help="the event's key: transaction_id or event_id")
+    add_destination_option(p, "show only this destination's delivery")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=run)
 
 
-def describe(place, operation: str, key: str) -> dict | None:
-    """The JSON view of one event, or None when neither the ledger nor the dead letters know it."""
+def describe(place, operation: str, key: str, destination: str | None = None) -> dict | None:
+    """The JSON view of one event (its deliveries to ``destination``, or to every destination), or None
+    when neither a ledger nor the dead letters know it."""
+    from worker.destinations.table import DESTINATIONS
+
+    deliveries = [view for name in DESTINATIONS if destination in (None, name)
+                  if (view := describe_delivery(place, name, operation, key)) is not None]
+    if not deliveries:
+        return None
+    return {**deliveries[0], "deliveries": deliveries}
+
+
+def describe_delivery(place, destination: str, operation: str, key: str) -> dict | None:
+    """The JSON view of ``destination``'s delivery of one event, or None when it has none."""
+    from worker.destinations.table import DESTINATIONS
+
     relay = place.relay
-    record = relay.ledger.get(operation, key)
-    letter = relay.dead_letters.latest_for(operation, key)
-    retry = relay.schedule.get(event_ref(operation, key))
+    record = relay.ledger_of(destination).get(operation, key)
+    letter = relay.dead_letters.latest_for(operation, key, destination)
+    retry = relay.schedule.get(DESTINATIONS[destination].delivery_ref(operation, key))
     if record is None and letter is None:
         return None
     if record is not None:
-        view = record.to_dict()
+        view = {"destination": destination, **record.to_dict()}
         view["in_ledger"] = True
     else:  # an invalid event: dead-lettered at the door, never in the ledger
-        view = {"operation": operation, "key": key, "state": "dead" if letter.status == "open" else
+        view = {"destination": destination, "operation": operation, "key": key,
+                "state": "dead" if letter.status == "open" else
                 letter.status, "attempts": 0, "result": None, "history": [], "attempts_log": [],
                 "event": letter.event, "in_ledger": False}
     view["dead_letter"] = letter.to_dict() if letter is not None else None
@@ -64,16 +84,20 @@ def _candidates(place, operation: str, key: str | None) -> list[tuple[str, str]]
 
 
 def next_step(view: dict) -> str:
-    op, key, state = view["operation"], view["key"], view["state"]
+    from worker.destinations.table import destination as destination_named
+
+    state = view["state"]
+    target = destination_named(view.get("destination") or "trademax")
+    ref = target.delivery_ref(view["operation"], view["key"])
     letter = view.get("dead_letter")
     if state == "dead" and letter and letter["status"] == "open":
         return (f"read the error above, fix its cause, then `wms-relay dead retry {letter['id']}` — or "
                 f"`wms-relay dead discard {letter['id']} --reason ...`")
     if state == "uncertain":
-        return (f"check in Trademax whether it arrived, then `wms-relay uncertain resolve {op}:{key} "
+        return (f"check in {target.title} whether it arrived, then `wms-relay uncertain resolve {ref} "
                 "--delivered --reason ...` (it is there) or `--resend --reason ...` (it is not)")
     if state in ("retrying", "waiting"):
-        return f"nothing; it is retried automatically (to try now: `wms-relay retries run-now {op}:{key}`)"
+        return f"nothing; it is retried automatically (to try now: `wms-relay retries run-now {ref}`)"
     if state in ("accepted", "sending"):
         return "nothing; a worker is on it (if it stays like this, see `wms-relay status`)"
     return "nothing: this event is settled"
@@ -115,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
 
     with workplace(Settings.from_env()) as place:
         views = [v for op, key in _candidates(place, args.operation, args.key)
-                 if (v := describe(place, op, key)) is not None]
+                 if (v := describe(place, op, key, args.destination)) is not None]
     if not views:
         shown = f"{args.operation} {args.key}" if args.key else args.operation
         if args.json:
@@ -135,12 +159,22 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(view)
         return 0
-    say(f"{view['operation']} {view['key']}: {view['state']}")
+    deliveries = view["deliveries"]
+    say(f"{view['operation']} {view['key']}: " + ", ".join(
+        f"{destination_title(d['destination'])} {d['state']}" for d in deliveries))
+    for delivery in deliveries:
+        _show_delivery(delivery)
+    return 0
+
+
+def _show_delivery(view: dict) -> None:
+    title = destination_title(view["destination"])
+    say(f"{title}: {view['state']}")
     say(f"  attempts: {view['attempts']}")
     if view.get("created_at"):
         say(f"  first seen: {view['created_at']}, last change: {view['updated_at']}")
     result = json.dumps(view["result"], ensure_ascii=False) if view["result"] else "none"
-    say(f"  Trademax result: {result}")
+    say(f"  {title}'s answer: {result}")
     retry = view["scheduled_retry"]
     if retry:
         due = "on its way now" if retry["in_flight"] else "in " + age(retry["due_in_seconds"])
@@ -155,8 +189,7 @@ def run(args: argparse.Namespace) -> int:
         say("  never entered the ledger: it was invalid (see the dead letter) and was never sent")
     lines = _history_lines(view)
     if lines:
-        say("History (UTC):")
+        say("  History (UTC):")
         for line in lines:
-            say(line)
-    say(f"Next: {next_step(view)}")
-    return 0
+            say("  " + line)
+    say(f"  Next: {next_step(view)}")

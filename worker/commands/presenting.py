@@ -152,3 +152,19 @@ def friendly_errors(handler: Callable[[Any], int]) -> Callable[[Any], int]:
             return 2
 
     return run
+
+
+def add_destination_option(parser, what: str = "only this destination's") -> None:
+    """``--destination NAME``: one of the destinations (trademax, kaching, stocktrim, stock2shop)."""
+    from worker.destinations.table import DESTINATIONS
+
+    parser.add_argument("--destination", choices=tuple(DESTINATIONS), default=None,
+                        help=f"{what} ({', '.join(DESTINATIONS)})")
+
+
+def destination_title(name: str) -> str:
+    """How people write a destination: ``ka-ching``."""
+    from worker.destinations.table import DESTINATIONS
+
+    found = DESTINATIONS.get(name)
+    return found.title if found is not None else name

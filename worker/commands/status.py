@@ -1,14 +1,16 @@
-"""``wms-relay status [--json]``: is anything stuck, and what needs a person?
+"""``wms-relay status [--destination D] [--json]``: is anything stuck, and what needs a person?
 
-Queue depths (the Redis lists of the five trademax.* queues, and messages workers hold unacknowledged),
-scheduled retries and the next one due, events waiting for their create, uncertain events, dead letters
+Queue depths (the Redis list of every destination's queues, and messages workers hold unacknowledged),
+scheduled retries and the next one due, events waiting for their create, uncertain deliveries, dead letters
 (count and oldest age), deliveries in the last hour, and the workers that answered a ping (Celery's
-``control.ping`` over the broker: works without Flower).  Ends with what to do next."""
+``control.ping`` over the broker: works without Flower); then the same per destination (whether it is on,
+its ledger's states, delivered in the last hour).  ``--destination`` narrows every figure to one
+destination.  Ends with what to do next."""
 from __future__ import annotations
 
 import argparse
 
-from worker.commands.presenting import age, friendly_errors, print_json, say
+from worker.commands.presenting import add_destination_option, age, friendly_errors, print_json, say
 from worker.settings import Settings
 
 PING_TIMEOUT_SECONDS = 1.0
@@ -20,22 +22,24 @@ UNACKED_HASH = "unacked"
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("status", help="queues, retries, dead letters, uncertain events, workers",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_destination_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
     p.add_argument("--ping-timeout", type=float, default=PING_TIMEOUT_SECONDS,
                    help=f"seconds to wait for workers to answer (default {PING_TIMEOUT_SECONDS:g})")
     p.set_defaults(handler=run)
 
 
-def queue_depths(redis_client) -> dict[str, int]:
+def queue_depths(redis_client, destination: str | None = None) -> dict[str, int]:
     from worker.destinations.table import QUEUES
 
+    queues = [q for q in QUEUES if destination is None or q.startswith(destination + ".")]
     pipe = redis_client.pipeline(transaction=False)
-    for queue in QUEUES:
+    for queue in queues:
         for suffix in _PRIORITY_SUFFIXES:
             pipe.llen(queue + suffix)
     counts = pipe.execute()
     step = len(_PRIORITY_SUFFIXES)
-    return {queue: sum(counts[i * step:(i + 1) * step]) for i, queue in enumerate(QUEUES)}
+    return {queue: sum(counts[i * step:(i + 1) * step]) for i, queue in enumerate(queues)}
 
 
 def workers_seen(app, timeout: float) -> list[str]:
@@ -47,31 +51,58 @@ def workers_seen(app, timeout: float) -> list[str]:
     return sorted(name for reply in replies for name in reply)
 
 
-def collect(place, ping_timeout: float) -> dict:
-    """Everything ``status`` reports, as one JSON-ready dict."""
+def per_destination(relay, now: float, destination: str | None = None) -> dict[str, dict]:
+    """Each destination's (or one's): on or off, its ledger's open states, oldest uncertain and dead,
+    delivered in the last hour."""
+    from worker.destinations.table import DESTINATIONS, INTAKE
+
+    found = {}
+    for target in DESTINATIONS.values():
+        if destination not in (None, target.name):
+            continue
+        ledger = relay.ledger_of(target.name)
+        oldest = {state: ledger.oldest_in_state(state) for state in ("uncertain", "dead")}
+        found[target.name] = {
+            "title": target.title, "on": target is INTAKE or bool(target.is_on(relay.settings)),
+            "ledger": ledger.count_by_state(), "delivered_last_hour": ledger.delivered_since(now - 3600),
+            **{f"oldest_{state}_age_seconds": None if oldest[state] is None else round(now - oldest[state][2], 1)
+               for state in oldest}}
+    return found
+
+
+def collect(place, ping_timeout: float, destination: str | None = None) -> dict:
+    """Everything ``status`` reports, as one JSON-ready dict (``destination``: narrowed to it)."""
     from worker.encoding import iso_time
 
     relay, now = place.relay, place.relay.clock()
-    ledger, schedule, letters = relay.ledger, relay.schedule, relay.dead_letters
-    by_state = ledger.count_by_state()
+    schedule, letters = relay.schedule, relay.dead_letters
+    destinations = per_destination(relay, now, destination)
+    by_state = {state: sum(d["ledger"][state] for d in destinations.values())
+                for state in next(iter(destinations.values()))["ledger"]}
     next_due = schedule.next_due()
-    oldest_dead = letters.oldest_age(now)
-    oldest_uncertain = ledger.oldest_in_state("uncertain")
+    ages = [d["oldest_uncertain_age_seconds"] for d in destinations.values()
+            if d["oldest_uncertain_age_seconds"] is not None]
+    if destination is None:
+        dead_count, oldest_dead = letters.count(), letters.oldest_age(now)
+    else:
+        open_letters = letters.list(destination=destination)
+        dead_count = len(open_letters)
+        oldest_dead = max((letter.age(now) for letter in open_letters), default=None)
     return {
         "checked_at": iso_time(now),
-        "queues": queue_depths(relay.redis),
+        "queues": queue_depths(relay.redis, destination),
         "in_progress": int(relay.redis.hlen(UNACKED_HASH)),
         "scheduled_retries": {
             "count": schedule.count(), "in_flight": schedule.in_flight_count(),
             "next_due_at": iso_time(next_due), "next_due_in_seconds": None if next_due is None else
             round(next_due - now, 1)},
         "waiting": by_state["waiting"],
-        "uncertain": {"count": by_state["uncertain"], "oldest_age_seconds": None if oldest_uncertain is None
-                      else round(now - oldest_uncertain[2], 1)},
-        "dead_letters": {"count": letters.count(),
+        "uncertain": {"count": by_state["uncertain"], "oldest_age_seconds": max(ages) if ages else None},
+        "dead_letters": {"count": dead_count,
                          "oldest_age_seconds": None if oldest_dead is None else round(oldest_dead, 1)},
         "ledger": by_state,
-        "delivered_last_hour": ledger.delivered_since(now - 3600),
+        "delivered_last_hour": sum(d["delivered_last_hour"] for d in destinations.values()),
+        "destinations": destinations,
         "workers": workers_seen(place.app, ping_timeout),
     }
 
@@ -82,8 +113,8 @@ def next_steps(report: dict) -> list[str]:
         steps.append("Dead letters wait for a person: `wms-relay dead list`, then `dead show ID`, "
                      "`dead retry ID` or `dead discard ID --reason ...`.")
     if report["uncertain"]["count"]:
-        steps.append("Uncertain events: check each in Trademax, then `wms-relay uncertain list` and "
-                     "`uncertain resolve OPERATION:KEY --delivered|--resend --reason ...`.")
+        steps.append("Uncertain deliveries: `wms-relay uncertain list`, check each at its destination, then "
+                     "`uncertain resolve ID --delivered|--resend --reason ...`.")
     queued = sum(report["queues"].values()) + report["scheduled_retries"]["count"]
     if not report["workers"] and queued:
         steps.append("No worker answered: events will not move. Start one (`wms-relay worker`, or "
@@ -96,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     from worker.support.desk import workplace
 
     with workplace(Settings.from_env()) as place:
-        report = collect(place, args.ping_timeout)
+        report = collect(place, args.ping_timeout, args.destination)
     if args.json:
         print_json(report)
         return 0
@@ -115,6 +146,11 @@ def run(args: argparse.Namespace) -> int:
         oldest = f" (oldest {age(part['oldest_age_seconds'])})" if part["count"] else ""
         say(f"{label} {part['count']}{oldest}")
     say(f"Delivered last hour:   {report['delivered_last_hour']}")
+    say("Per destination:        on   delivered/h  retrying  waiting  uncertain  dead")
+    for part in report["destinations"].values():
+        ledger = part["ledger"]
+        say(f"  {part['title']:<21} {'yes' if part['on'] else 'no':<4} {part['delivered_last_hour']:>11}  "
+            f"{ledger['retrying']:>8}  {ledger['waiting']:>7}  {ledger['uncertain']:>9}  {ledger['dead']:>4}")
     workers = report["workers"]
     say(f"Workers answering:     {len(workers)}" + (f" ({', '.join(workers)})" if workers else ""))
     say(f"Checked at {report['checked_at']}.")
