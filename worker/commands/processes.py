@@ -33,7 +33,11 @@ def run_worker(args: argparse.Namespace) -> int:
     from worker.observe.logs import configure
     from worker.observe.sentry import start as start_sentry
 
-    settings = Settings.from_env().require_trademax_credentials()
+    from worker.destinations.table import configured
+
+    settings = Settings.from_env()
+    for destination in configured(settings):  # a missing credential stops the start, naming it
+        settings.require_credentials(destination.name)
     configure(settings)
     # Before the worker starts: the Celery integration wraps the task tracer it builds.
     start_sentry(settings, celery=True)
@@ -67,6 +71,10 @@ def run_scheduler(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     sweep = StrandedSweep(relay.ledger, relay.schedule, clock=relay.clock,
                           after_seconds=settings.stranded_after_seconds)
-    Scheduler(relay.schedule, celery_publisher(app), clock=relay.clock,
-              sweep=sweep.sweep, sweep_interval=args.sweep_interval).run(stop, interval=args.interval)
+    from worker.destinations.table import configured
+
+    jobs = [job for d in configured(settings)
+            if (job := d.housekeeping(settings, redis=relay.redis, clock=relay.clock)) is not None]
+    Scheduler(relay.schedule, celery_publisher(app), clock=relay.clock, sweep=sweep.sweep,
+              sweep_interval=args.sweep_interval, housekeeping=jobs).run(stop, interval=args.interval)
     return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from typing import Callable, Sequence
 
 from worker.store.retry_schedule import RetrySchedule
 
@@ -17,12 +17,14 @@ log = logging.getLogger("wms_relay.scheduler")
 Publish = Callable[[dict], None]
 
 PUT_BACK_DELAY_SECONDS = 5.0
+HOUSEKEEPING_SECONDS = 5.0
 
 
 class Scheduler:
     def __init__(self, schedule: RetrySchedule, publish: Publish, *, clock: Callable[[], float],
                  batch: int = 500, sweep: Callable[[], int] | None = None,
-                 sweep_interval: float = 60.0) -> None:
+                 sweep_interval: float = 60.0, housekeeping: Sequence[Callable[[], object]] = (),
+                 housekeeping_interval: float = HOUSEKEEPING_SECONDS) -> None:
         self._schedule = schedule
         self._publish = publish
         self._clock = clock
@@ -30,6 +32,10 @@ class Scheduler:
         self._sweep = sweep  # worker.scheduling.stranded.StrandedSweep.sweep: housekeeping, once a minute
         self._sweep_interval = sweep_interval
         self._last_sweep = float("-inf")
+        # The destinations' periodic jobs (StockTrim's forecast run): each decides itself whether it is due.
+        self._housekeeping = tuple(housekeeping)
+        self._housekeeping_interval = housekeeping_interval
+        self._last_housekeeping = float("-inf")
 
     def tick(self) -> int:
         """Move every due entry once; return how many were published."""
@@ -38,6 +44,13 @@ class Scheduler:
         if self._sweep is not None and now - self._last_sweep >= self._sweep_interval:
             self._last_sweep = now
             self._sweep()
+        if self._housekeeping and now - self._last_housekeeping >= self._housekeeping_interval:
+            self._last_housekeeping = now
+            for job in self._housekeeping:
+                try:
+                    job()
+                except Exception as exc:  # noqa: BLE001 — a destination's job must not stop the retries
+                    log.warning("housekeeping %r failed (%s: %s)", job, type(exc).__name__, exc)
         published = 0
         while True:
             due = self._schedule.take_due(now, self._batch)
