@@ -20,6 +20,7 @@ from worker.settings import Settings
 log = logging.getLogger("wms_relay.attempts")
 parked_log = logging.getLogger("wms_relay.parked")
 
+
 @dataclass
 class Observer:
     log_format: str = "text"
