@@ -21,6 +21,7 @@ from worker.settings import Settings
 log = logging.getLogger("wms_relay.attempts")
 parked_log = logging.getLogger("wms_relay.parked")
 
+
 def _destination(delivery: Any) -> str:
     """The destination a delivery (``tasks.events.Delivery``) goes to; a bare event is the first's."""
     from worker.destinations.table import INTAKE

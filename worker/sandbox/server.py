@@ -57,8 +57,16 @@ class SandboxApi:
         raise NotImplementedError
 
     def logged_params(self, request: Request) -> Mapping[str, Any]:
-        """What the request log shows of a request (``hidden`` names are removed by the log)."""
-        return request.query_params()
+        """What the request log shows of a request (``hidden`` names are removed by the log): by default
+        the query's parameters and, when the body is a JSON object, its fields."""
+        params: dict[str, Any] = dict(request.query_params())
+        try:
+            body = request.json()
+        except ValueError:
+            return params
+        if isinstance(body, dict):
+            params.update(body)
+        return params
 
     def logged_path(self, path: str) -> str:
         """The path as the request log shows it (an API with a credential in its path blanks it)."""

@@ -176,7 +176,7 @@ def retry_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str = "",
 
     def report(status: str, message: str, next_step: str = "") -> ActionReport:
         return ActionReport(letter.letter_id, status, message, next_step, letter.operation, letter.key,
-                             dry_run, letter.destination)
+                            dry_run, letter.destination)
 
     if letter.status != "open":
         return report(SKIPPED, _closed_note(letter), follow(letter.operation, letter.key))
@@ -190,7 +190,7 @@ def retry_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str = "",
     if desk.dead_letters.take(letter.letter_id, actor=actor, reason=why) is None:
         now = desk.dead_letters.get(letter.letter_id)
         return report(SKIPPED, f"someone else acted first: {_closed_note(now)}",
-                       follow(event.operation, event.key))
+                      follow(event.operation, event.key))
     history_reason = f"dead letter {letter.letter_id} retried: {why}"
     ledger = desk.ledger_of(event.destination)
     if plan.in_ledger:
@@ -199,11 +199,11 @@ def retry_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str = "",
             record = ledger.get(event.operation, event.key)
             state = record.state if record else "gone"
             return report(FAILED, f"the letter was taken but the event is {state} in the ledger, not "
-                           "dead, so nothing was queued", follow(event.operation, event.key))
+                          "dead, so nothing was queued", follow(event.operation, event.key))
     else:
         if ledger.accept(event).conflict:
             return report(FAILED, "the letter was taken but its key now belongs to a different event; "
-                           "nothing was queued", follow(event.operation, event.key))
+                          "nothing was queued", follow(event.operation, event.key))
         # Record who let it in, as a reopen records who retried it.
         ledger.transition(event.operation, event.key, "accepted", actor=actor, reason=history_reason,
                           expected_states=("accepted",))
@@ -234,7 +234,7 @@ def discard_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str,
     if desk.dead_letters.discard(letter.letter_id, actor=actor, reason=reason) is None:
         now = desk.dead_letters.get(letter.letter_id)
         return report(SKIPPED, f"someone else acted first: {_closed_note(now)}",
-                       follow(letter.operation, letter.key))
+                      follow(letter.operation, letter.key))
     if letter.reason not in (_INVALID, _CONFLICT):  # those have no ledger record of their own
         desk.ledger_of(letter.destination).transition(letter.operation, letter.key, "discarded", actor=actor,
                                reason=f"dead letter {letter.letter_id} discarded: {reason}",
@@ -294,10 +294,10 @@ def run_retry_now(desk: SupportDesk, entry_id: str) -> ActionReport:
     story = follow(operation, key) if found else "wms-relay retries list"
     if desk.schedule.run_now([entry_id]):
         return ActionReport(entry_id, DONE, "due now: the scheduler puts it back on its queue", story,
-                             operation, key, destination=destination)
+                            operation, key, destination=destination)
     entry = desk.schedule.get(entry_id)
     if entry is not None and entry.in_flight:
         return ActionReport(entry_id, SKIPPED, "already on its way back to the queue", "", operation, key,
                             destination=destination)
     return ActionReport(entry_id, SKIPPED, "not in the retry schedule (delivered, parked or never "
-                         "scheduled)", story, operation, key, destination=destination)
+                        "scheduled)", story, operation, key, destination=destination)

@@ -22,11 +22,14 @@ from worker.settings import Settings
 INVENTORY_PATH = "api/Inventory"
 FORECAST_PATH = "api/RunForecastCalculations"
 STATUS_PATH = "api/ProcessingStatus"
+# Set after every delivered inventory post: worker.destinations.stocktrim.forecast runs the forecast when
+# it is newer than the last run.
+INVENTORY_CHANGED_KEY = "wms:stocktrim:forecast:changed_at"
 
 
 class StockTrimClient:
     """Calls StockTrim.  Thread-safe: one per process.  With ``redis``, a delivered inventory post marks
-    the inventory changed for the forecast run (``ForecastRuns.mark_changed``)."""
+    the inventory changed for the forecast run (INVENTORY_CHANGED_KEY)."""
 
     def __init__(self, settings: Settings, *, redis=None, clock: Callable[[], float] = time.time,
                  session: requests.Session | None = None) -> None:
@@ -40,11 +43,7 @@ class StockTrimClient:
                          "api-auth-signature": settings.stocktrim_auth_signature}
         self._locations = settings.stocktrim_locations
         self._clock = clock
-        self._forecasts = None
-        if redis is not None:
-            from worker.destinations.stocktrim.forecast import ForecastRuns
-
-            self._forecasts = ForecastRuns.from_settings(settings, redis=redis, clock=clock, client=self)
+        self._redis = redis
 
     def __repr__(self) -> str:
         return f"StockTrimClient(base_url={self._api.base_url!r})"
@@ -71,8 +70,8 @@ class StockTrimClient:
         reply = self._api.call("set_inventory", "POST", INVENTORY_PATH, headers=self._headers,
                                body={"inventory": items, "updateOverallAllOnHandToBeSumOfLocation": True},
                                classify=classify, messages=messages)
-        if self._forecasts is not None:
-            self._forecasts.mark_changed()
+        if self._redis is not None:
+            self._redis.set(INVENTORY_CHANGED_KEY, f"{self._clock():.3f}")
         return Reply(reply.destination, reply.operation, reply.status, None, reply.latency_seconds,
                      kept={"items": len(items)})
 

@@ -15,6 +15,7 @@ import logging
 import time
 from typing import Any, Callable
 
+from worker.destinations.stocktrim.client import INVENTORY_CHANGED_KEY, StockTrimClient
 from worker.encoding import text
 from worker.errors import DestinationError
 
@@ -46,23 +47,17 @@ class ForecastRuns:
         self._clock = clock
         self._client = client
         self._build_client = build_client
-        self._keys = [f"{NAMESPACE}:changed_at", f"{NAMESPACE}:ran_at", f"{NAMESPACE}:tried_at"]
+        self._keys = [INVENTORY_CHANGED_KEY, f"{NAMESPACE}:ran_at", f"{NAMESPACE}:tried_at"]
         self._take_turn = redis_client.register_script(_TAKE_TURN)
 
     @classmethod
     def from_settings(cls, settings, *, redis, clock: Callable[[], float] = time.time,
                       client: Any = None) -> "ForecastRuns":
         def build():
-            from worker.destinations.stocktrim.client import StockTrimClient
-
             return StockTrimClient(settings, clock=clock)
 
         return cls(redis, every_seconds=settings.stocktrim_forecast_every_minutes * 60, clock=clock,
                    client=client, build_client=build)
-
-    def mark_changed(self) -> None:
-        """A delivered inventory post: a forecast run is due (at most once per period)."""
-        self._redis.set(self._keys[0], f"{self._clock():.3f}")
 
     def state(self) -> dict:
         changed, ran, tried = (text(v) or None for v in self._redis.mget(self._keys))

@@ -30,7 +30,7 @@ from __future__ import annotations
 import hmac
 import re
 import time
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 from worker.sandbox.exchange import Reply, Request
 from worker.sandbox.server import SandboxApi
@@ -72,16 +72,6 @@ class Stock2ShopApi(SandboxApi):
 
     def logged_path(self, path: str) -> str:
         return _VALID_TOKEN_PATH.sub("/v1/users/valid_token/[token]", path)
-
-    def logged_params(self, request: Request) -> Mapping[str, Any]:
-        params: dict[str, Any] = dict(request.query_params())
-        try:
-            body = request.json()
-        except ValueError:
-            return params
-        if isinstance(body, dict):
-            params.update(body)
-        return params
 
     def answer(self, request: Request) -> Reply:
         admitted, wait = self.rate_limit.admit(self._client(request))

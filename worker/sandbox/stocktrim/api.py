@@ -65,15 +65,7 @@ class StockTrimApi(SandboxApi):
         self.inventory.reset()
 
     def logged_params(self, request: Request) -> Mapping[str, Any]:
-        params: dict[str, Any] = dict(request.query_params())
-        params["api-auth-id"] = request.header("api-auth-id")
-        try:
-            body = request.json()
-        except ValueError:
-            return params
-        if isinstance(body, dict):
-            params.update(body)
-        return params
+        return {**super().logged_params(request), "api-auth-id": request.header("api-auth-id")}
 
     def answer(self, request: Request) -> Reply:
         auth_id, signature = request.header("api-auth-id"), request.header("api-auth-signature")
