@@ -19,7 +19,7 @@ PACKAGES = ("signing", "worker", "tasks")
 LAYERS: list[tuple[str, ...]] = [
     ("signing", "worker", "worker.settings", "worker.errors", "worker.redaction", "worker.encoding",
      "tasks.schemas"),
-    ("worker.store", "worker.observe", "worker.destinations", "worker.sandbox"),
+    ("worker.store", "worker.observe", "worker.destinations", "worker.sandbox", "worker.flow"),
     ("tasks", "worker.celery", "worker.celery_config"),
     ("worker.delivery",),
     ("worker.scheduling", "worker.support"),

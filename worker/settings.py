@@ -56,6 +56,62 @@ class Locations:
         return ",".join(f"{warehouse}={location}" for warehouse, location in self.pairs)
 
 
+# Flow control per destination (worker.flow): each destination's variables start with its prefix.
+FLOW_PREFIXES = {"trademax": "TRADEMAX", "kaching": "KACHING", "stocktrim": "STOCKTRIM",
+                 "stock2shop": "STOCK2SHOP"}
+# The bulk APIs take many stock levels per request: their counts are batched (<PREFIX>_BATCH_MAX).
+BULK_DESTINATIONS = ("kaching", "stocktrim", "stock2shop")
+
+
+@dataclass(frozen=True)
+class FlowLimits:
+    """One destination's flow control (docs/flow-control.md): ``<PREFIX>_MAX_RPS`` (0 = no limit),
+    ``<PREFIX>_PROBE_SECONDS``, ``<PREFIX>_CIRCUIT_FAILURES`` within ``<PREFIX>_CIRCUIT_WINDOW_SECONDS``, and
+    for the bulk destinations ``<PREFIX>_BATCH_MAX`` (0 = every count sent on its own) and
+    ``<PREFIX>_BATCH_SECONDS``."""
+
+    max_rps: float = 0.0
+    probe_seconds: float = 30.0
+    circuit_failures: int = 10
+    circuit_window_seconds: float = 60.0
+    batch_max: int = 0
+    batch_seconds: float = 1.0
+
+    @property
+    def batched(self) -> bool:
+        return self.batch_max > 0
+
+
+def default_flow_limits(name: str) -> FlowLimits:
+    """The defaults: Stock2Shop at most 1 request per second ("Rate Limits": all our workers are one
+    client); the bulk destinations batched, up to 500 counts a request, at most one request a second."""
+    bulk = name in BULK_DESTINATIONS
+    return FlowLimits(max_rps=1.0 if name == "stock2shop" else 0.0, batch_max=500 if bulk else 0)
+
+
+def _default_flow() -> tuple[tuple[str, FlowLimits], ...]:
+    return tuple((name, default_flow_limits(name)) for name in FLOW_PREFIXES)
+
+
+def _flow_from_env(env: Mapping[str, str]) -> tuple[tuple[str, FlowLimits], ...]:
+    found = []
+    for name, prefix in FLOW_PREFIXES.items():
+        default = default_flow_limits(name)
+        batch = {}
+        if name in BULK_DESTINATIONS:
+            batch = {"batch_max": _integer(env, f"{prefix}_BATCH_MAX", default.batch_max, minimum=0),
+                     "batch_seconds": _number(env, f"{prefix}_BATCH_SECONDS", default.batch_seconds,
+                                              minimum=0.01)}
+        found.append((name, FlowLimits(
+            max_rps=_number(env, f"{prefix}_MAX_RPS", default.max_rps, minimum=0.0),
+            probe_seconds=_number(env, f"{prefix}_PROBE_SECONDS", default.probe_seconds, minimum=0.1),
+            circuit_failures=_integer(env, f"{prefix}_CIRCUIT_FAILURES", default.circuit_failures, minimum=1),
+            circuit_window_seconds=_number(env, f"{prefix}_CIRCUIT_WINDOW_SECONDS",
+                                           default.circuit_window_seconds, minimum=0.1),
+            **batch)))
+    return tuple(found)
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -177,6 +233,9 @@ class Settings:
     dependency_wait_seconds: float = 30.0
     dependency_wait_max_checks: int = 240
 
+    # Flow control per destination (worker.flow): (destination name, FlowLimits) for every destination.
+    flow: tuple[tuple[str, FlowLimits], ...] = field(default_factory=_default_flow)
+
     # Observability and operations.
     sentry_dsn: str = field(default="", repr=False)
     flower_basic_auth: str = field(default="", repr=False)
@@ -229,6 +288,7 @@ class Settings:
             stranded_after_seconds=_number(env, "STRANDED_AFTER_SECONDS", 900.0, minimum=1.0),
             dependency_wait_seconds=_number(env, "DEPENDENCY_WAIT_SECONDS", 30.0, minimum=0.01),
             dependency_wait_max_checks=_integer(env, "DEPENDENCY_WAIT_MAX_CHECKS", 240, minimum=1),
+            flow=_flow_from_env(env),
             sentry_dsn=(env.get("SENTRY_DSN") or "").strip(),
             flower_basic_auth=env.get("FLOWER_BASIC_AUTH") or "",
             log_format=log_format,
@@ -270,6 +330,17 @@ class Settings:
             if not getattr(self, name.lower()):
                 raise SettingsError(f"{name} is not set: {_CREDENTIALS[destination][name]}")
         return self
+
+    def flow_of(self, destination: str) -> FlowLimits:
+        """``destination``'s flow control (its defaults when it has no entry)."""
+        return next((limits for name, limits in self.flow if name == destination),
+                    default_flow_limits(destination))
+
+    def with_flow(self, destination: str, **changes) -> "Settings":
+        """A copy with some of ``destination``'s flow limits changed (tests, benchmarks)."""
+        changed = replace(self.flow_of(destination), **changes)
+        others = tuple((name, limits) for name, limits in self.flow if name != destination)
+        return replace(self, flow=others + ((destination, changed),))
 
     def replace(self, **changes) -> "Settings":
         return replace(self, **changes)

@@ -47,6 +47,8 @@ A destination (:class:`Destination`) adds what is not per row:
                     deliveries), ``wms:<name>`` for the others
 ``ref_prefix``      what comes before ``operation:key`` in a delivery's ref (retry entries, dead letters,
                     what people type): ``""`` for the first destination, ``<name>/`` for the others
+``batch``           a :class:`BatchSender` for a bulk API (many stock counts per request), else None:
+                    its counts are batched per ``<DEST>_BATCH_MAX`` / ``<DEST>_BATCH_SECONDS`` (worker.flow)
 ==================  ==========================================================================
 
 Queues, routes, task modules and the routing of one event to its destinations are built from the
@@ -118,6 +120,22 @@ class Operation:
         return self.resend_rule(event)
 
 
+@dataclass(frozen=True)
+class BatchSender:
+    """How a bulk destination takes many stock counts in one request (worker.flow.batches batches them;
+    worker.delivery.batch_delivery sends them).
+
+    ``entry(client, item) -> part``: one pending count's part of the request (``item`` has
+    ``warehouse_id``, ``artno``, ``quantity``, ``kind``); raises ``PermanentError`` when that count cannot be
+    sent (its warehouse has no location there).  ``send(client, kind, parts) -> reply``: one request
+    carrying ``parts``, all of one kind — ``level`` (an absolute count: replaces) or ``add`` (a relative
+    adjustment: adds; only where ``kinds`` has it)."""
+
+    entry: Callable[[Any, Any], Any]
+    send: Callable[[Any, str, list], Any]
+    kinds: tuple[str, ...] = ("level",)
+
+
 def _always(*_: Any, **__: Any) -> bool:
     return True
 
@@ -140,6 +158,7 @@ class Destination:
     housekeeping: Callable[..., Any] = _no_housekeeping
     namespace: str = ""
     ref_prefix: str | None = None
+    batch: BatchSender | None = None  # a bulk destination: its stock counts may be batched
     operation_names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:

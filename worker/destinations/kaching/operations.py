@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tasks.schemas import stock
-from worker.destinations.contract import Destination, Operation
+from worker.destinations.contract import BatchSender, Destination, Operation
 
 
 def absolute_stock_value(event: Any) -> bool:
@@ -50,5 +50,21 @@ def check(client) -> str:
     return client.check()
 
 
+def _import_entry(client, item):
+    return client.location_of(item.warehouse_id), item.artno, item.quantity
+
+
+def _import_batch(client, kind, entries):
+    """One stock import of many counts: ``{location: {product: count}}``.  Adjustments of one product add
+    up in one value (each adds; the sum adds the same); a replacement per product is one already (the
+    batch holds the newest count of each)."""
+    stock: dict = {}
+    for location, artno, quantity in entries:
+        counts = stock.setdefault(location, {})
+        counts[artno] = counts.get(artno, 0) + quantity if kind == "add" else quantity
+    return client.post_import(stock, adjustment=kind == "add")
+
+
 DESTINATION = Destination(name="kaching", title="ka-ching", operations=OPERATIONS, build_client=build_client,
-                          check=check, is_on=is_on, takes=takes)
+                          check=check, is_on=is_on, takes=takes,
+                          batch=BatchSender(entry=_import_entry, send=_import_batch, kinds=("level", "add")))

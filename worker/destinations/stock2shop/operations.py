@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tasks.schemas import stock
-from worker.destinations.contract import Destination, Operation
+from worker.destinations.contract import BatchSender, Destination, Operation
 
 
 def level(event: Any) -> bool:
@@ -50,5 +50,15 @@ def check(client) -> str:
     return client.check()
 
 
+def _queue_entry(client, item):
+    return client.stock_level(client.location_of(item.warehouse_id), item.artno, item.quantity)
+
+
+def _queue_batch(client, kind, entries):
+    """One ``POST v1/products/queue`` of many products' quantities (levels only)."""
+    return client.queue_products(entries)
+
+
 DESTINATION = Destination(name="stock2shop", title="Stock2Shop", operations=OPERATIONS,
-                          build_client=build_client, check=check, is_on=is_on, takes=takes)
+                          build_client=build_client, check=check, is_on=is_on, takes=takes,
+                          batch=BatchSender(entry=_queue_entry, send=_queue_batch))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tasks.schemas import stock
-from worker.destinations.contract import Destination, Operation
+from worker.destinations.contract import BatchSender, Destination, Operation
 
 
 def level(event: Any) -> bool:
@@ -50,6 +50,16 @@ def check(client) -> str:
     return client.check()
 
 
+def _inventory_entry(client, item):
+    return {"productId": item.artno, "locationCode": client.location_of(item.warehouse_id),
+            "stockOnHand": item.quantity}
+
+
+def _inventory_batch(client, kind, entries):
+    """One ``POST api/Inventory`` of many products' stock on hand (levels only)."""
+    return client.set_inventory(entries)
+
+
 def housekeeping(settings, *, redis, clock):
     """The forecast run the scheduler triggers (None when StockTrim is off)."""
     if not is_on(settings):
@@ -61,4 +71,5 @@ def housekeeping(settings, *, redis, clock):
 
 DESTINATION = Destination(name="stocktrim", title="StockTrim", operations=OPERATIONS,
                           build_client=build_client, check=check, is_on=is_on, takes=takes,
-                          housekeeping=housekeeping)
+                          housekeeping=housekeeping,
+                          batch=BatchSender(entry=_inventory_entry, send=_inventory_batch))

@@ -1,0 +1,83 @@
+"""The flow controls one process uses: per destination a gate (pause → circuit → rate limit), its parked
+deliveries and, for a bulk destination with batching on, its pending batches; the pauses of all; and
+what ``wms-relay status`` shows of each.  Built once per process from Settings (``worker.delivery.relay``
+holds one)."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from worker.destinations.table import DESTINATIONS
+from worker.flow.batches import Batches
+from worker.flow.gate import Gate
+from worker.flow.parking import Parking
+from worker.flow.pause import Pauses
+from worker.settings import Settings
+from worker.store.retry_schedule import RetrySchedule
+
+
+class FlowControls:
+    def __init__(self, redis_client, settings: Settings, schedule: RetrySchedule, *,
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._redis = redis_client
+        self.settings = settings
+        self._schedule = schedule
+        self._clock = clock
+        self._sleep = sleep
+        self.pauses = Pauses(redis_client, {name: d.namespace for name, d in DESTINATIONS.items()}, clock=clock)
+        self._gates: dict[str, Gate] = {}
+        self._parking: dict[str, Parking] = {}
+        self._batches: dict[str, Batches] = {}
+
+    def gate(self, destination: str) -> Gate:
+        found = self._gates.get(destination)
+        if found is None:
+            target = DESTINATIONS[destination]
+            found = self._gates[destination] = Gate(
+                self._redis, destination, target.namespace, self.settings.flow_of(destination),
+                title=target.title, clock=self._clock, sleep=self._sleep)
+        return found
+
+    def parking(self, destination: str) -> Parking:
+        found = self._parking.get(destination)
+        if found is None:
+            found = self._parking[destination] = Parking(self._redis, DESTINATIONS[destination].namespace,
+                                                         self._schedule, clock=self._clock)
+        return found
+
+    def batched(self, destination: str) -> bool:
+        """Does ``destination`` take its stock counts in batches (a bulk API, ``<DEST>_BATCH_MAX`` > 0)?"""
+        return DESTINATIONS[destination].batch is not None and self.settings.flow_of(destination).batched
+
+    def batches(self, destination: str) -> Batches:
+        found = self._batches.get(destination)
+        if found is None:
+            found = self._batches[destination] = Batches(self._redis, DESTINATIONS[destination].namespace,
+                                                         clock=self._clock)
+        return found
+
+    def status(self, destination: str) -> dict:
+        """What ``wms-relay status`` shows of one destination's flow: its rate limit and current rate, the
+        hold of a Retry-After, the circuit, the pause in force, parked deliveries and pending batches."""
+        limits = self.settings.flow_of(destination)
+        gate = self.gate(destination)
+        now = self._clock()
+        circuit = gate.circuit.state()
+        pause = self.pauses.in_force(destination)
+        next_slot = gate.rate.next_slot()
+        found = {
+            "max_rps": limits.max_rps or None,
+            "current_rps": round(gate.rate.sent_per_second(), 2),
+            "held_for_seconds": round(next_slot - now, 1) if next_slot and next_slot - now > 1 else None,
+            "circuit": {**circuit, "failures_to_open": limits.circuit_failures,
+                        "window_seconds": limits.circuit_window_seconds, "probe_seconds": limits.probe_seconds},
+            "paused": None if pause is None else pause.to_dict(),
+            "parked": self.parking(destination).count(),
+            "batching": None,
+        }
+        if self.batched(destination):
+            batches = self.batches(destination)
+            found["batching"] = {"max": limits.batch_max, "seconds": limits.batch_seconds,
+                                 "pending": batches.pending_count(), "in_flight": batches.in_flight(),
+                                 "failed_in_a_row": batches.failures()}
+        return found

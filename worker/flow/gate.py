@@ -1,0 +1,156 @@
+"""May a request leave for this destination now?  The one question every send asks first — a delivery of
+one event (worker.delivery.pipeline) or a batch (worker.delivery.batch_delivery) — answered in one round
+trip by one script that reads, in order:
+
+1. the **pause** (worker.flow.pause): paused → *park* (nothing sent, no attempt);
+2. the **circuit** (worker.flow.circuit): open or half-open → *park*; not known to be up and as many
+   sends out as failures could still open it → wait a little;
+3. the **rate limit** (worker.flow.rate_limit): the next slot at most ``max_wait`` (1 s) away → *send*
+   after sleeping until it; further → *later* (rescheduled for then, no attempt).
+
+After the send, :meth:`Gate.report` tells the circuit what came back (and a 429/503's ``Retry-After``
+holds the destination).  A send that never happened reports nothing but gives its ticket back
+(:meth:`Gate.report` with ``error=None, sent=False``).
+
+The keys are those of the three modules (each documents its own); the script's KEYS, in order:
+
+    KEYS[1]  <ns>:flow:pause            KEYS[2]  <ns>:flow:circuit       KEYS[3]  <ns>:flow:circuit:sending
+    KEYS[4]  <ns>:flow:rate:next        KEYS[5]  <ns>:flow:rate:sent
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Callable
+
+from worker.encoding import text
+from worker.flow import policy
+from worker.flow.circuit import CIRCUIT_LUA, Circuit, circuit_keys
+from worker.flow.pause import PAUSE_LUA, pause_key
+from worker.flow.rate_limit import RATE_LUA, RateLimit, rate_keys
+from worker.settings import FlowLimits
+
+SEND, LATER, PARK = "send", "later", "park"
+# How long a counted send may stay out before its ticket lapses (a worker that died mid-send).
+TICKET_SECONDS = 120.0
+# While a destination not known to be up has as many sends out as it may, a sender looks again this often.
+FULL_POLL_SECONDS = 0.05
+
+# ARGV: now, interval, max wait, failure threshold, window, ticket, ticket lease until.
+# Returns {'paused', until, by, reason} | {'open', probe_at} | {'later', wait} | {'full'} |
+#         {'send', wait, counted (0|1)}
+_ADMIT = PAUSE_LUA + CIRCUIT_LUA + RATE_LUA + """
+local now, interval, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local until_, by, reason = pause_of(KEYS[1], now)
+if by then return {'paused', string.format('%.3f', until_), by, reason} end
+local verdict, probe_at = circuit_admit(KEYS[2], KEYS[3], now, tonumber(ARGV[4]), tonumber(ARGV[5]))
+if verdict == 'open' then return {'open', string.format('%.3f', probe_at)} end
+local slot = rate_slot(KEYS[4], now)
+if slot - now > max_wait then return {'later', string.format('%.6f', slot - now)} end
+if verdict == 'full' then return {'full'} end
+rate_take(KEYS[4], KEYS[5], now, slot, interval)
+local counted = 0
+if verdict == 'count' then
+  redis.call('ZADD', KEYS[3], ARGV[7], ARGV[6])
+  counted = 1
+end
+return {'send', string.format('%.6f', slot - now), counted}
+"""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the gate said: ``send`` (after sleeping ``wait`` s; report with ``ticket``), ``later``
+    (reschedule ``wait`` s from now) or ``park`` (paused or circuit open: ``wait`` s is when to look again,
+    0 when nobody knows).  ``reason`` says why, for the ledger's story."""
+
+    action: str
+    wait: float = 0.0
+    reason: str = ""
+    ticket: str = ""
+
+    @property
+    def sends(self) -> bool:
+        return self.action == SEND
+
+
+class Gate:
+    """The flow gate of one destination (any redis-py client).  ``sleep`` is injected for tests."""
+
+    def __init__(self, redis_client, destination: str, namespace: str, limits: FlowLimits, *,
+                 title: str | None = None, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep, max_wait: float = 1.0) -> None:
+        self.destination = destination
+        self.title = title or destination
+        self.limits = limits
+        self._clock = clock
+        self._sleep = sleep
+        self._max_wait = float(max_wait)
+        self._keys = [pause_key(namespace), *circuit_keys(namespace), *rate_keys(namespace)]
+        self._admit = redis_client.register_script(_ADMIT)
+        self.circuit = Circuit(redis_client, namespace, failures=limits.circuit_failures,
+                               window_seconds=limits.circuit_window_seconds,
+                               probe_seconds=limits.probe_seconds, clock=clock)
+        self.rate = RateLimit(redis_client, namespace, clock=clock)
+
+    def ask(self) -> Verdict:
+        """One look, no sleeping: ``send`` with the wait still to sleep, ``later``, ``park`` — or
+        ``later`` with wait 0 and reason ``full`` (the caller may look again shortly)."""
+        ticket = uuid.uuid4().hex
+        now = self._clock()
+        reply = [text(part) for part in self._admit(keys=self._keys, args=[
+            f"{now:.6f}", f"{policy.emission_interval(self.limits.max_rps):.9f}", f"{self._max_wait:.6f}",
+            self.limits.circuit_failures, self.limits.circuit_window_seconds, ticket,
+            f"{now + TICKET_SECONDS:.3f}"])]
+        kind = reply[0]
+        if kind == "send":
+            return Verdict(SEND, float(reply[1]), ticket=ticket if reply[2] == "1" else "")
+        if kind == "paused":
+            until = float(reply[1])
+            end = f" until {_clock_text(until)}" if until > 0 else " until resumed"
+            return Verdict(PARK, max(0.0, until - now) if until > 0 else 0.0,
+                           f"{self.title} is paused{end} by {reply[2]}: {reply[3]}")
+        if kind == "open":
+            probe_at = float(reply[1])
+            return Verdict(PARK, max(0.0, probe_at - now),
+                           f"{self.title}'s circuit is open (it failed {self.limits.circuit_failures} times in "
+                           f"a row); probing it every {self.limits.probe_seconds:g} s")
+        if kind == "later":
+            return Verdict(LATER, float(reply[1]), f"{self.title}'s rate limit: the next free slot is "
+                                                   f"{float(reply[1]):.1f} s away")
+        return Verdict(LATER, 0.0, "full")
+
+    def admit(self) -> Verdict:
+        """:meth:`ask`, sleeping for a slot at most ``max_wait`` away (the verdict then has wait 0) and
+        looking again while the circuit's count of sends is full, for up to ``max_wait`` in all."""
+        deadline = self._clock() + self._max_wait
+        while True:
+            verdict = self.ask()
+            if verdict.action == LATER and verdict.reason == "full":
+                if self._clock() + FULL_POLL_SECONDS <= deadline:
+                    self._sleep(FULL_POLL_SECONDS)
+                    continue
+                return Verdict(LATER, self._max_wait,
+                               f"{self.title} is not known to be up and {self.limits.circuit_failures} sends "
+                               "are out waiting for an answer")
+            if verdict.sends and verdict.wait > 0:
+                self._sleep(verdict.wait)
+                return Verdict(SEND, 0.0, verdict.reason, verdict.ticket)
+            return verdict
+
+    def report(self, error: object = None, *, ticket: str = "", sent: bool = True) -> str:
+        """What came back from a send the gate let through (``error`` None: delivered).  Returns the
+        circuit's move (``opened``/``closed``) or state.  ``sent=False``: the send did not happen after
+        all (its ticket is given back, nothing else changes)."""
+        if not sent:
+            return self.circuit.report(policy.NEUTRAL, ticket=ticket)
+        hold = policy.hold_seconds(error)
+        if hold is not None:
+            self.rate.hold_until(self._clock() + hold)
+        return self.circuit.report(policy.circuit_outcome(error), ticket=ticket,
+                                   why="" if error is None else str(error))
+
+
+def _clock_text(moment: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))

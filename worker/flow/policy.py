@@ -1,0 +1,65 @@
+"""What a destination's answers mean for its flow (pure: no Redis, no clock, no I/O).
+
+==========================================  ==================================================================
+the answer (or its absence)                 what it does to the destination's flow
+==========================================  ==================================================================
+any answer but a 5xx, 408 or 429            ``ok``: the destination is up (a 4xx refuses the request, not the
+                                            service) — its consecutive failures start again from zero
+no connection, connect timeout (no status)  ``failed``: counts towards opening the circuit
+a read timeout, connection lost mid-answer  ``failed`` (outcome unknown: no answer came)
+5xx                                         ``failed``
+408, 429                                    ``neutral``: it answered, but asks us to slow down — a 429 or
+                                            503 with ``Retry-After`` holds the whole destination that long
+a request we could not even build           ``neutral`` (nothing reached the destination)
+==========================================  ==================================================================
+
+A refusal *for its content* (400, 422) of a batch of several items is split in halves to find the
+item(s) refused (:func:`refused_for_content`); any other refusal (401, 403, 404, ...) would refuse every
+half alike, so the batch fails whole.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from worker.errors import OutcomeUnknownError, PermanentError, TransientError
+
+OK, FAILED, NEUTRAL = "ok", "failed", "neutral"
+HOLDING_STATUSES = (429, 503)
+CONTENT_STATUSES = (400, 422)
+# A destination never holds itself longer than this on one Retry-After (a broken header must not stop
+# a destination for a day: a person can still pause it for longer).
+LONGEST_HOLD_SECONDS = 3600.0
+
+
+def circuit_outcome(error: Any) -> str:
+    """``ok``, ``failed`` or ``neutral`` for the circuit breaker; ``error`` None means delivered."""
+    if error is None:
+        return OK
+    if isinstance(error, OutcomeUnknownError):
+        return FAILED
+    if isinstance(error, TransientError):
+        if error.status is None or error.status >= 500:
+            return FAILED
+        return NEUTRAL
+    if isinstance(error, PermanentError):
+        return OK if error.status is not None else NEUTRAL
+    return NEUTRAL
+
+
+def hold_seconds(error: Any) -> float | None:
+    """How long a 429 or 503 with ``Retry-After`` holds its whole destination (None: no hold)."""
+    if not isinstance(error, TransientError) or error.status not in HOLDING_STATUSES:
+        return None
+    if error.retry_after is None or error.retry_after <= 0:
+        return None
+    return min(float(error.retry_after), LONGEST_HOLD_SECONDS)
+
+
+def refused_for_content(error: Any) -> bool:
+    """A whole request refused because of what it carried: splitting it can find the bad item(s)."""
+    return isinstance(error, PermanentError) and error.status in CONTENT_STATUSES
+
+
+def emission_interval(max_rps: float) -> float:
+    """Seconds between two requests at ``max_rps`` (0: no limit)."""
+    return 1.0 / max_rps if max_rps > 0 else 0.0
