@@ -88,12 +88,12 @@ end
 """
 
 # KEYS[1] state, KEYS[2] sending.  ARGV: ticket, outcome (ok|failed|neutral), now, threshold, window,
-# probe seconds, what failed.  Returns the state after it ('opened'/'closed' when this report moved it).
+# probe seconds, what failed.  Returns the state after it, or 'opened'/'reclosed' when this report moved it.
 _REPORT = CIRCUIT_LUA + """
 local before = redis.call('HGET', KEYS[1], 'state') or 'closed'
 local after = circuit_report(KEYS[1], KEYS[2], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]),
                              tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7])
-if after == 'closed' and before == 'closed' then return 'closed_already' end
+if after == 'closed' and before ~= 'closed' then return 'reclosed' end
 return after
 """
 
@@ -152,8 +152,8 @@ class Circuit:
 
     def report(self, outcome: str, *, ticket: str = "", why: str = "") -> str:
         """A send's outcome (``ok``/``failed``/``neutral``, worker.flow.policy); ``ticket``: the one the gate
-        gave it, if it was counted.  Returns ``opened`` or ``closed`` when this report moved the circuit,
-        else its state (``closed_already`` for a closed one)."""
+        gave it, if it was counted.  Returns ``opened`` or ``reclosed`` when this report moved the circuit,
+        else its state (``closed``, ``open``, ``half_open``)."""
         return text(self._report(keys=self._keys, args=[
             ticket, outcome, f"{self._clock():.6f}", self._threshold, self._window, self._probe_seconds,
             why[:300]]))

@@ -140,9 +140,9 @@ class Gate:
             return verdict
 
     def report(self, error: object = None, *, ticket: str = "", sent: bool = True) -> str:
-        """What came back from a send the gate let through (``error`` None: delivered).  Returns the
-        circuit's move (``opened``/``closed``) or state.  ``sent=False``: the send did not happen after
-        all (its ticket is given back, nothing else changes)."""
+        """What came back from a send the gate let through (``error`` None: delivered).  ``sent=False``: the send did not happen after
+        all (its ticket is given back, nothing else changes).  Returns the circuit's move (``opened``,
+        ``reclosed``) or its state."""
         if not sent:
             return self.circuit.report(policy.NEUTRAL, ticket=ticket)
         hold = policy.hold_seconds(error)

@@ -12,7 +12,8 @@ Every pause and resume is audited — who, when, why, until when — in one stre
 
 Key layout (``<ns>``: the destination's namespace):
 
-    <ns>:flow:pause     hash: by, at, reason, until ("" = until resumed); it expires at ``until``
+    <ns>:flow:pause     hash: by, at, reason, until ("" = until resumed); it expires a second after
+                        ``until`` (readers compare ``until`` with the injected clock: the expiry only tidies)
     wms:flow:pauses     stream, one entry per pause or resume of any destination: at, actor, action
                         (pause|resume), destination, reason, until, was (resume: the pause it ended)
 """
@@ -45,7 +46,9 @@ end
 _PAUSE = """
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'by', ARGV[1], 'at', ARGV[2], 'reason', ARGV[3], 'until', ARGV[4])
-if ARGV[4] ~= '' then redis.call('PEXPIREAT', KEYS[1], math.ceil(tonumber(ARGV[4]) * 1000)) end
+if ARGV[4] ~= '' then
+  redis.call('PEXPIRE', KEYS[1], math.ceil((tonumber(ARGV[4]) - tonumber(ARGV[2])) * 1000) + 1000)
+end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'at', ARGV[2], 'actor', ARGV[1], 'action', 'pause',
            'destination', ARGV[5], 'reason', ARGV[3], 'until', ARGV[4])
 return 1

@@ -1,0 +1,132 @@
+"""The circuit breaker's moves: closed → open after N failures in a row within the window (not on failures
+spread wider, not across a success); open → half-open for exactly one probe, once the probe period has
+passed; half-open → closed on an answer, → open again (another period) on a failure; a probe whose taker
+died is taken again after its lease.  While the destination is not known to be up, no more sends leave
+than failures could still open it."""
+from __future__ import annotations
+
+import pytest
+
+from tests.worker.flow.clock import HandClock
+from worker.flow.circuit import Circuit
+from worker.flow.gate import LATER, PARK, SEND, Gate
+from worker.settings import FlowLimits
+
+LIMITS = FlowLimits(circuit_failures=3, circuit_window_seconds=60, probe_seconds=30)
+
+
+@pytest.fixture
+def clock():
+    return HandClock()
+
+
+@pytest.fixture
+def circuit(store_client, clock):
+    return Circuit(store_client, "wms", failures=3, window_seconds=60, probe_seconds=30, clock=clock)
+
+
+@pytest.fixture
+def gate(store_client, clock):
+    return Gate(store_client, "trademax", "wms", LIMITS, title="Trademax", clock=clock, sleep=clock.sleep)
+
+
+def test_n_failures_in_a_row_open_it(circuit):
+    assert circuit.report("failed", why="HTTP 503") == "closed"
+    assert circuit.report("failed") == "closed"
+    assert circuit.report("failed", why="connection refused") == "opened"
+    state = circuit.state()
+    assert state["state"] == "open" and state["last_failure"] == "connection refused"
+    assert state["probe_at"] == pytest.approx(state["opened_at"] + 30)
+
+
+def test_an_answer_in_between_starts_the_count_again(circuit):
+    circuit.report("failed")
+    circuit.report("failed")
+    assert circuit.report("ok") == "closed"
+    circuit.report("failed")
+    circuit.report("neutral")  # a 429: neither
+    assert circuit.report("failed") == "closed"
+    assert circuit.state()["failures"] == 2
+
+
+def test_failures_spread_wider_than_the_window_do_not_open_it(circuit, clock):
+    circuit.report("failed")
+    circuit.report("failed")
+    clock.advance(61)
+    assert circuit.report("failed") == "closed"  # the first of the run is too old: a new run starts
+    assert circuit.state()["failures"] == 1
+
+
+def test_open_half_open_closed(circuit, clock):
+    for _ in range(3):
+        circuit.report("failed")
+    assert not circuit.take_probe(lease_seconds=10)  # not yet: one probe per period
+    clock.advance(30)
+    assert circuit.take_probe(lease_seconds=10)
+    assert not circuit.take_probe(lease_seconds=10)  # one probe at a time
+    assert circuit.state()["state"] == "half_open"
+    assert circuit.probe_result(False, why="HTTP 503") == "open"
+    assert not circuit.take_probe(lease_seconds=10)
+    clock.advance(30)
+    assert circuit.take_probe(lease_seconds=10)
+    assert circuit.probe_result(True) == "closed"
+    state = circuit.state()
+    assert state["state"] == "closed" and state["failures"] == 0 and state["probes"] == 2
+
+
+def test_a_probe_whose_taker_died_is_taken_again_after_its_lease(circuit, clock):
+    for _ in range(3):
+        circuit.report("failed")
+    clock.advance(30)
+    assert circuit.take_probe(lease_seconds=10)
+    clock.advance(5)
+    assert not circuit.take_probe(lease_seconds=10)
+    clock.advance(6)
+    assert circuit.take_probe(lease_seconds=10)
+
+
+def test_a_send_answered_while_open_closes_it(circuit):
+    for _ in range(3):
+        circuit.report("failed")
+    assert circuit.report("ok") == "reclosed"  # it left before the circuit opened, and came back: it is up
+
+
+def test_the_gate_parks_while_open_and_sends_once_closed(gate, clock):
+    for _ in range(3):
+        verdict = gate.admit()
+        assert verdict.action == SEND
+        gate.report(_server_error(), ticket=verdict.ticket)
+    parked = gate.admit()
+    assert parked.action == PARK and "circuit is open" in parked.reason
+    assert parked.wait == pytest.approx(30)
+    clock.advance(30)
+    assert gate.circuit.take_probe(lease_seconds=10)
+    assert gate.admit().action == PARK  # half-open: only the probe goes
+    gate.circuit.probe_result(True)
+    assert gate.admit().action == SEND
+
+
+def test_not_known_to_be_up_no_more_sends_leave_than_failures_could_open_it(gate, clock):
+    out = [gate.admit() for _ in range(3)]
+    assert all(v.action == SEND and v.ticket for v in out)  # counted: nothing answered yet
+    waited = gate.admit()  # a fourth would be one more than the failures that open it
+    assert waited.action == LATER and "not known to be up" in waited.reason
+    assert sum(clock.slept) == pytest.approx(1.0, abs=0.06)  # it looked again for up to max_wait
+    gate.report(_server_error(), ticket=out[0].ticket)
+    assert gate.admit().action == LATER  # 1 failure + 2 still out = 3
+    gate.report(None, ticket=out[1].ticket)  # an answer: it is up
+    known = [gate.admit() for _ in range(10)]
+    assert all(v.action == SEND and not v.ticket for v in known)  # no longer counted
+
+
+def test_counted_sends_of_a_dead_worker_lapse(gate, clock):
+    for _ in range(3):
+        gate.admit()
+    clock.advance(121)
+    assert gate.admit().action == SEND
+
+
+def _server_error():
+    from worker.errors import TransientError
+
+    return TransientError("boom", status=503)
