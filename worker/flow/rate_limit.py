@@ -80,11 +80,12 @@ return 1
 
 @dataclass(frozen=True)
 class Slot:
-    """The answer to "may a request leave?": ``taken`` (go after ``wait`` seconds) or not (the next slot
-    is ``wait`` seconds away, more than the caller would wait)."""
+    """The answer to "may a request leave?": ``taken`` (go after ``wait`` seconds, at ``at``) or not (the
+    next slot is ``wait`` seconds away, more than the caller would wait)."""
 
     taken: bool
     wait: float
+    at: float = 0.0
 
 
 def rate_keys(namespace: str) -> list[str]:
@@ -106,9 +107,10 @@ class RateLimit:
         """Take the next slot if it is at most ``max_wait`` seconds away (``max_rps`` 0: no limit, only a
         hold can make a request wait)."""
         interval = 1.0 / max_rps if max_rps > 0 else 0.0
-        taken, wait = self._take(keys=self._keys, args=[f"{self._clock():.6f}", f"{interval:.9f}",
-                                                        f"{max_wait:.6f}"])
-        return Slot(bool(int(taken)), max(0.0, float(text(wait))))
+        now = self._clock()
+        taken, wait = self._take(keys=self._keys, args=[f"{now:.6f}", f"{interval:.9f}", f"{max_wait:.6f}"])
+        wait = max(0.0, float(text(wait)))
+        return Slot(bool(int(taken)), wait, now + wait)
 
     def hold_until(self, until: float) -> bool:
         """No request leaves before ``until`` (a 429/503's Retry-After).  False if a later hold or slot
