@@ -123,7 +123,8 @@ class Valkey:
 OTHER_APIS = {
     "kaching": lambda: {"KACHING_ACCOUNT": "bench", "KACHING_INTEGRATION": "wms",
                         "KACHING_API_KEY": secrets.token_hex(12)},
-    "stocktrim": lambda: {"STOCKTRIM_AUTH_ID": "bench-tenant", "STOCKTRIM_AUTH_SIGNATURE": secrets.token_hex(12)},
+    "stocktrim": lambda: {"STOCKTRIM_AUTH_ID": "bench-tenant",
+                          "STOCKTRIM_AUTH_SIGNATURE": secrets.token_hex(12)},
     "stock2shop": lambda: {"STOCK2SHOP_USERNAME": "bench", "STOCK2SHOP_PASSWORD": secrets.token_hex(12),
                            "STOCK2SHOP_SOURCE_ID": "57"},
 }
@@ -206,7 +207,8 @@ class RelayRun:
         self.others: dict[str, Sandbox] = {}
         try:
             for api, extra in (others or {}).items():
-                self.others[api] = Sandbox(self.workdir / f"sandbox-{api}.log", seed=seed, api=api, extra=extra)
+                self.others[api] = Sandbox(self.workdir / f"sandbox-{api}.log", seed=seed, api=api,
+                                           extra=extra)
         except BaseException:
             self.sandbox.stop()
             for other in self.others.values():

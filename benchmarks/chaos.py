@@ -1,17 +1,18 @@
 """Chaos run: "nothing lost, nothing applied twice" measured through the real pipeline.
 
-Run: ``python benchmarks/chaos.py`` (or ``make chaos``): 2,000 mixed events (``--events N`` for another
-size), every operation, relative and absolute stock adjustments, dispatch follow-ups sent before their
-create.  The real processes (``benchmarks._harness``): a valkey-server with AOF, the four sandboxes —
-Trademax, ka-ching, StockTrim and Stock2Shop, every warehouse listed at each, so every absolute count is
-delivered four times and every relative adjustment twice (Trademax, ka-ching) — each answering 20% of
-requests with 500, 5% with 429 + Retry-After and applying 3% and then stalling past the read timeout,
-Stock2Shop's login tokens expiring every 5 s; two ``wms-relay worker`` processes and the scheduler.  Events arrive in batches through
-``wms-relay enqueue``.  While they flow, one worker at a time is SIGKILLed and replaced (3 times) and the
-valkey-server is restarted once.  Then the run waits (bounded) for every event to settle and judges the
-ledger against the sandbox (``benchmarks.chaos_checks``; the other destinations' ledgers against their
-sandboxes: ``benchmarks.chaos_destinations``); it prints counts by state and by fault, the table per
-destination, and exits 1 if any check failed.  ``--trademax-only`` runs without the other three.  The reduced run is ``tests/integration/test_chaos.py``.
+Run: ``python benchmarks/chaos.py`` (or ``make chaos``): 2,000 mixed events (``--events N`` for another size),
+every operation, relative and absolute stock adjustments, dispatch follow-ups sent before their create.  The
+real processes (``benchmarks._harness``): a valkey-server with AOF, the four sandboxes — Trademax, ka-ching,
+StockTrim and Stock2Shop, every warehouse listed at each, so every absolute count is delivered four times and
+every relative adjustment twice (Trademax, ka-ching) — each answering 20% of requests with 500, 5% with 429 +
+Retry-After and applying 3% and then stalling past the read timeout, Stock2Shop's login tokens expiring every
+5 s; two ``wms-relay worker`` processes and the scheduler. Events arrive in batches through ``wms-relay
+enqueue``.  While they flow, one worker at a time is SIGKILLed and replaced (3 times) and the valkey-server is
+restarted once.  Then the run waits (bounded) for every event to settle and judges the ledger against the
+sandbox (``benchmarks.chaos_checks``; the other destinations' ledgers against their sandboxes:
+``benchmarks.chaos_destinations``); it prints counts by state and by fault, the table per destination, and
+exits 1 if any check failed.  ``--trademax-only`` runs without the other three.  The reduced run is
+``tests/integration/test_chaos.py``.
 """
 from __future__ import annotations
 
@@ -300,7 +301,8 @@ def report(result: ChaosResult) -> str:
         for problem in problems[:20]:
             lines.append(f"VIOLATION {check}: {problem}")
     if result.destinations:
-        lines += ["", "The other destinations (each absolute count to each; relative adjustments to ka-ching; "
+        lines += ["", "The other destinations (each absolute count to each; relative adjustments to "
+                      "ka-ching; "
                       f"Stock2Shop logins: {result.logins}):"]
         lines += chaos_destinations.table(result.destinations)
     return "\n".join(lines)
@@ -312,7 +314,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep logs and data here (default: a temp dir)")
-    parser.add_argument("--trademax-only", action="store_true", help="without ka-ching, StockTrim, Stock2Shop")
+    parser.add_argument("--trademax-only", action="store_true",
+                        help="without ka-ching, StockTrim, Stock2Shop")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="wms-chaos-") as tmp:
         result = run(args.events, seed=args.seed, workdir=args.workdir or Path(tmp),

@@ -122,14 +122,16 @@ def judge_destination(destination: str, planned: list[Planned], records: Mapping
                 continue
             at = p.event["occurred_at"]
             if at < newest_seen:
-                verdict.fail("count_order", f"{sku}: count {p.key} ({at}) applied after a newer one ({newest_seen})")
+                verdict.fail("count_order",
+                             f"{sku}: count {p.key} ({at}) applied after a newer one ({newest_seen})")
             newest_seen = max(newest_seen, at)
             last_count, after = p, 0
         delivered = [p for p in mine if p.sku == sku and p.event["type"] == "absolute"
                      and state_of[p.key] == "delivered"]
         newest = max(delivered, key=lambda p: p.event["occurred_at"], default=None)
         if newest is not last_count:
-            verdict.fail("stock", f"{sku}: last count applied {last_count and last_count.key}, newest delivered "
+            verdict.fail("stock", f"{sku}: last count applied {last_count and last_count.key}, "
+                                  "newest delivered "
                                   f"{newest and newest.key}")
         expected = (newest.event["quantity"] if newest else 0) + after
         if _num(stock.get(sku, 0)) != expected:
@@ -146,8 +148,8 @@ def _num(value: Any) -> Any:
 
 def table(verdicts: list[DestinationVerdict]) -> list[str]:
     """The per-destination table of the run: deliveries by kind and state, applied values, the checks."""
-    lines = ["", "| destination | kind | delivered | superseded | uncertain | dead | other | values applied (all) |"
-                 " checks |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["", "| destination | kind | delivered | superseded | uncertain | dead | other "
+                 "| values applied (all) | checks |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for v in verdicts:
         failing = [name for name, problems in v.violations.items() if problems]
         checks = "ok" if not failing else "FAILED: " + ", ".join(failing)

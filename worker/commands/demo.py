@@ -39,7 +39,8 @@ FINAL = {"delivered", "superseded", "uncertain", "dead", "discarded"}
 OTHER_SANDBOXES = {
     "kaching": {"KACHING_ACCOUNT": "demo", "KACHING_INTEGRATION": "wms", "KACHING_LOCATIONS": "nw=shop-nw"},
     "stocktrim": {"STOCKTRIM_AUTH_ID": "demo-tenant", "STOCKTRIM_LOCATIONS": "nw=NW"},
-    "stock2shop": {"STOCK2SHOP_USERNAME": "demo", "STOCK2SHOP_SOURCE_ID": "57", "STOCK2SHOP_LOCATIONS": "nw=Main"},
+    "stock2shop": {"STOCK2SHOP_USERNAME": "demo", "STOCK2SHOP_SOURCE_ID": "57",
+                   "STOCK2SHOP_LOCATIONS": "nw=Main"},
 }
 OTHER_SECRETS = {"kaching": "KACHING_API_KEY", "stocktrim": "STOCKTRIM_AUTH_SIGNATURE",
                  "stock2shop": "STOCK2SHOP_PASSWORD"}

@@ -178,8 +178,9 @@ class Ledger:
         under ``namespace`` (``worker.destinations.contract.Destination.namespace``)."""
         if namespace == self._ns:
             return self
-        return Ledger(self._redis, lease_seconds=self._lease, delivered_retention_seconds=self._retention_seconds,
-                      clock=self._clock, delivered_window_seconds=self._window, namespace=namespace)
+        return Ledger(self._redis, lease_seconds=self._lease,
+                      delivered_retention_seconds=self._retention_seconds, clock=self._clock,
+                      delivered_window_seconds=self._window, namespace=namespace)
 
     @property
     def namespace(self) -> str:
