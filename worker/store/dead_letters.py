@@ -1,6 +1,6 @@
 """Dead letters: events wms-relay will not send again on its own, kept until a person decides.
 
-A letter keeps the full event, every attempt's outcome, Trademax's (or the schema's) messages and the
+A letter keeps the full event, every attempt's outcome, the destination's (or the schema's) messages and the
 reason: ``invalid``, ``permanent``, ``exhausted``, ``conflict``, ``dependency_timeout``...  Nothing here
 trims or expires: a letter leaves the open list only when someone ``take``s it (to retry) or
 ``discard``s it, and even then it is kept, marked, with who did it and why.
