@@ -10,7 +10,6 @@ four sandboxes (Trademax, ka-ching, StockTrim, Stock2Shop) as processes over loo
    added once)."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -82,7 +81,8 @@ def test_one_count_per_warehouse_reaches_all_four_and_their_states_agree(redis_s
                            "se": ("trademax", "kaching", "stocktrim")}
         for event in counts:
             for destination in expected_routes[event["warehouse_id"]]:
-                pipeline.wait_for_state("stock.adjust", event["event_id"], "delivered", destination=destination)
+                pipeline.wait_for_state("stock.adjust", event["event_id"], "delivered",
+                                        destination=destination)
             if event["warehouse_id"] == "se":
                 assert pipeline.record("stock.adjust", event["event_id"], "stock2shop") is None
         # After the count has landed everywhere: an adjustment (Trademax and ka-ching only).
@@ -94,7 +94,8 @@ def test_one_count_per_warehouse_reaches_all_four_and_their_states_agree(redis_s
 
         want = {(e["warehouse_id"], e["artno"]): e["quantity"] for e in counts}
         want[("nw", "A-1")] -= 3
-        trademax_stock = {(s["warehouse_id"], s["artno"]): s["quantity"] for s in pipeline.sandbox.state()["stock"]}
+        trademax_stock = {(s["warehouse_id"], s["artno"]): s["quantity"]
+                          for s in pipeline.sandbox.state()["stock"]}
         assert trademax_stock == want
         kaching_stock = kaching.state()["stock"]
         assert {(w, a): kaching_stock[f"shop-{w}"][a] for w, a in want} == want
@@ -147,7 +148,8 @@ def test_a_kaching_outage_delays_only_kaching(redis_server, sandbox, tmp_path, o
         # ka-ching is back where the relay looks for it.
         start("kaching", port=port)
         for event in events:
-            pipeline.wait_for_state("stock.adjust", event["event_id"], "delivered", destination="kaching", timeout=60)
+            pipeline.wait_for_state("stock.adjust", event["event_id"], "delivered", destination="kaching",
+                                    timeout=60)
         stock = started["kaching"].state()["stock"]["shop-nw"]
         assert stock == {**{f"B-{i}": i for i in range(6)}, "D-0": 5, **{f"C-{i}": 100 + i for i in range(3)}}
         # Trademax was sent each event exactly once, whatever ka-ching went through.

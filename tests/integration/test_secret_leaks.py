@@ -397,7 +397,8 @@ def test_no_destination_credential_or_stock2shop_token_leaks(redis_server, sandb
            "TRADEMAX_API_KEY": sb.api_key, "TRADEMAX_SECRET": sb.secret,
            "WMS_RELAY_VAR_DIR": str(tmp_path / "var"), "SENTRY_DSN": inbox.dsn, "LOG_FORMAT": "json",
            "LOG_LEVEL": "DEBUG", **{k: v for s in others for k, v in relay_environment(s).items()},
-           "KACHING_LOCATIONS": "nw=shop-nw", "STOCKTRIM_LOCATIONS": "nw=NW", "STOCK2SHOP_LOCATIONS": "nw=Main"}
+           "KACHING_LOCATIONS": "nw=shop-nw", "STOCKTRIM_LOCATIONS": "nw=NW",
+           "STOCK2SHOP_LOCATIONS": "nw=Main"}
     run = Pipeline(env=env, redis_server=redis_server, sandbox=sb, log_dir=tmp_path)
     run.cli_output = []
     r = run.redis()
@@ -450,7 +451,8 @@ def test_no_destination_credential_or_stock2shop_token_leaks(redis_server, sandb
         inbox.shutdown()
         inbox.server_close()
     assert len(tokens) >= 2, tokens
-    tags = sorted((e["tags"].get("destination"), e["tags"]["key"], e["tags"]["state"]) for e in inbox.events())
+    tags = sorted((e["tags"].get("destination"), e["tags"]["key"], e["tags"]["state"])
+                  for e in inbox.events())
     assert ("kaching", "lc-rel", "uncertain") in tags and ("stocktrim", "lc-bad", "dead") in tags
     assert ("trademax", "lc-bad", "dead") in tags  # Trademax refuses the unknown artno too
 
@@ -467,8 +469,10 @@ def test_no_destination_credential_or_stock2shop_token_leaks(redis_server, sandb
                 "STOCKTRIM_AUTH_SIGNATURE": CREDENTIALS["stocktrim"]["STOCKTRIM_AUTH_SIGNATURE"],
                 "STOCK2SHOP_PASSWORD": CREDENTIALS["stock2shop"]["STOCK2SHOP_PASSWORD"]}
     needles = {name: value.encode() for name, value in secrets_.items()}
-    needles.update({f"{name}, URL-quoted": quote(value, safe="").encode() for name, value in secrets_.items()})
-    needles.update({f"Stock2Shop token {i}": token for i, token in enumerate(sorted(tokens | {shared_token}))})
+    needles.update({f"{name}, URL-quoted": quote(value, safe="").encode()
+                    for name, value in secrets_.items()})
+    needles.update({f"Stock2Shop token {i}": token
+                    for i, token in enumerate(sorted(tokens | {shared_token}))})
     hits = [(name, where) for name, needle in needles.items() for where, hay in haystacks.items()
             if needle in hay]
     assert hits == []

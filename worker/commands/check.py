@@ -35,7 +35,8 @@ class Verdict:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("check", help="validate settings, ping Redis, test every destination's credentials",
+    p = subparsers.add_parser("check",
+                              help="validate settings, ping Redis, test every destination's credentials",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--order-no", default=CHECK_ORDER_NO, help=f"order to read (default {CHECK_ORDER_NO})")
     p.add_argument("--warehouse-id", default=CHECK_WAREHOUSE,
@@ -174,10 +175,11 @@ def check_destination(settings: Settings, destination) -> list[Verdict]:
         seen = destination.check(client)
     except TransientError as exc:
         return verdicts + [Verdict("FAIL", title, f"could not get an answer: {exc}",
-                                   f"check {destination.name.upper()}_BASE_URL and the network; if it is down, "
-                                   "try later")]
+                                   f"check {destination.name.upper()}_BASE_URL and the network; if it is "
+                                   "down, try later")]
     except OutcomeUnknownError as exc:
-        return verdicts + [Verdict("FAIL", title, f"no answer in time: {exc}", "check the network; try again")]
+        return verdicts + [Verdict("FAIL", title, f"no answer in time: {exc}",
+                                   "check the network; try again")]
     except PermanentError as exc:
         hint = ("check its credentials" if exc.status in (401, 403) else
                 f"check {destination.name.upper()}_BASE_URL and the settings named above")

@@ -9,9 +9,9 @@ own.  Each letter is one destination's delivery of one event; retrying it sends 
 
 ID is a letter id (``dl-12``), ``OPERATION:KEY`` (the newest letter of that event's delivery to
 ``--destination``, Trademax by default) or ``DESTINATION/OPERATION:KEY`` (``kaching/stock.adjust:E-1``).
-Retrying is atomic: when two people retry one letter, it is sent once.  An invalid event is validated again first; if it is still
-invalid it stays a dead letter.  Who did it (``--actor``, default: your OS account), when and why are
-kept; ``wms-relay event OPERATION KEY`` shows them."""
+Retrying is atomic: when two people retry one letter, it is sent once.  An invalid event is validated
+again first; if it is still invalid it stays a dead letter.  Who did it (``--actor``, default: your OS
+account), when and why are kept; ``wms-relay event OPERATION KEY`` shows them."""
 from __future__ import annotations
 
 import argparse
@@ -43,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.set_defaults(handler=run_show)
 
     retry = sub.add_parser("retry", help="send dead letters again (atomic: each is sent once)")
-    retry.add_argument("ids", nargs="*", metavar="ID", help="dl-N, OPERATION:KEY or DESTINATION/OPERATION:KEY")
+    retry.add_argument("ids", nargs="*", metavar="ID",
+                       help="dl-N, OPERATION:KEY or DESTINATION/OPERATION:KEY")
     retry.add_argument("--all", action="store_true", help="every open letter that matches the filters")
     _filters(retry)
     retry.add_argument("--dry-run", action="store_true", help="show what would be retried; change nothing")
@@ -53,7 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     retry.set_defaults(handler=run_retry)
 
     discard = sub.add_parser("discard", help="give up on dead letters (kept for the record, never sent)")
-    discard.add_argument("ids", nargs="+", metavar="ID", help="dl-N, OPERATION:KEY or DESTINATION/OPERATION:KEY")
+    discard.add_argument("ids", nargs="+", metavar="ID",
+                         help="dl-N, OPERATION:KEY or DESTINATION/OPERATION:KEY")
     add_destination_option(discard, "with OPERATION:KEY: that destination's letter")
     discard.add_argument("--reason", required=True, help="why (required; kept with the letter)")
     discard.add_argument("--actor", default=None, help="who is acting (default: your OS account)")
@@ -105,7 +107,8 @@ def run_show(args: argparse.Namespace) -> int:
 
     with workplace(Settings.from_env()) as place:
         letter = find_letter(place.desk, args.id, args.destination)
-        record = place.relay.ledger_of(letter.destination).get(letter.operation, letter.key) if letter else None
+        record = (place.relay.ledger_of(letter.destination).get(letter.operation, letter.key)
+                  if letter else None)
         now = place.relay.clock()
     if letter is None:
         complain(f"no dead letter {args.id}. `wms-relay dead list` shows the open ones.")
@@ -159,7 +162,8 @@ def run_retry(args: argparse.Namespace) -> int:
     with workplace(Settings.from_env()) as place:
         targets = args.ids or [letter.letter_id for letter in _select(place, args)]
         return run_actions(targets, lambda t: retry_letter(place.desk, t, actor=actor, reason=args.reason,
-                                                           dry_run=args.dry_run, destination=args.destination),
+                                                           dry_run=args.dry_run,
+                                                           destination=args.destination),
                            verb="retried", as_json=args.json, dry_run=args.dry_run,
                            nothing="Nothing to do: no open dead letters match.")
 

@@ -20,7 +20,8 @@ from worker.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("event", help="one event's delivery to each destination: state, attempts, history",
+    p = subparsers.add_parser("event",
+                              help="one event's delivery to each destination: state, attempts, history",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("operation", help="e.g. receipt.create (or OPERATION:KEY, or just the KEY)")
     p.add_argument("key", nargs="?", help="the event's key: transaction_id or event_id")

@@ -82,7 +82,8 @@ def run_list(args: argparse.Namespace) -> int:
     if not entries:
         say("No scheduled retries: nothing is waiting to be tried again.")
         return 0
-    rows = [(e["id"], e["destination"], "now" if e["due_in_seconds"] <= 0 else f"in {age(e['due_in_seconds'])}",
+    rows = [(e["id"], e["destination"],
+             "now" if e["due_in_seconds"] <= 0 else f"in {age(e['due_in_seconds'])}",
              e["state"] or "-", e["attempts"], shorten(e["last_error"] or "", 70)) for e in entries]
     say(table(["ID", "DESTINATION", "DUE", "STATE", "ATTEMPTS", "LAST ERROR"], rows, widths={0: 48}))
     say(f"{len(entries)} scheduled. They run on their own; `wms-relay retries run-now ID` (or --all "
@@ -96,8 +97,8 @@ def run_now(args: argparse.Namespace) -> int:
     from worker.support.actions import run_retry_now
 
     if bool(args.ids) == bool(args.all):
-        complain("name the retries to run now ([DESTINATION/]OPERATION:KEY, see `wms-relay retries list`), or "
-                 "use --all.")
+        complain("name the retries to run now ([DESTINATION/]OPERATION:KEY, see `wms-relay retries "
+                 "list`), or use --all.")
         return 2
     with workplace(Settings.from_env()) as place:
         targets = args.ids or [entry["id"] for entry in scheduled(place, args.destination)]

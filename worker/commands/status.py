@@ -65,8 +65,8 @@ def per_destination(relay, now: float, destination: str | None = None) -> dict[s
         found[target.name] = {
             "title": target.title, "on": target is INTAKE or bool(target.is_on(relay.settings)),
             "ledger": ledger.count_by_state(), "delivered_last_hour": ledger.delivered_since(now - 3600),
-            **{f"oldest_{state}_age_seconds": None if oldest[state] is None else round(now - oldest[state][2], 1)
-               for state in oldest}}
+            **{f"oldest_{state}_age_seconds":
+               None if oldest[state] is None else round(now - oldest[state][2], 1) for state in oldest}}
     return found
 
 

@@ -25,7 +25,8 @@ from worker.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("uncertain", help="deliveries that may or may not have reached their destination",
+    p = subparsers.add_parser("uncertain",
+                              help="deliveries that may or may not have reached their destination",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
     sub = p.add_subparsers(dest="uncertain_command", metavar="ACTION")
@@ -59,7 +60,8 @@ def run_list(args: argparse.Namespace) -> int:
         now = place.relay.clock()
     if args.json:
         print_json([{**record.to_dict(), "destination": destination.name,
-                     "id": destination.delivery_ref(record.operation, record.key)} for destination, record in found])
+                     "id": destination.delivery_ref(record.operation, record.key)}
+                    for destination, record in found])
         return 0
     if not found:
         say("No uncertain deliveries. Nothing to check at a destination.")

@@ -193,8 +193,8 @@ def _deliver(relay: Relay, operation: str, message: Any, *, owner: str, destinat
         return _send(relay, delivery, claim, dispatch_id, owner)
     finally:
         if counted:
-            relay.stock_order_of(destination).release(delivery.fields["warehouse_id"], delivery.fields["artno"],
-                                                      owner)
+            relay.stock_order_of(destination).release(delivery.fields["warehouse_id"],
+                                                      delivery.fields["artno"], owner)
 
 
 def _is_absolute_count(event: DeliveryEvent) -> bool:

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from worker.store.stock_order import StockOrder
 
 
-
 @dataclass
 class Relay:
     settings: Settings
@@ -96,7 +95,8 @@ def stock_lock_seconds(settings: Settings) -> float:
     return (CONNECT_RETRIES + 1) * settings.connect_timeout + settings.read_timeout + 5
 
 
-def build_clients(settings: Settings, redis_client: redis.Redis, clock: Callable[[], float]) -> dict[str, Any]:
+def build_clients(settings: Settings, redis_client: redis.Redis,
+                  clock: Callable[[], float]) -> dict[str, Any]:
     """One client per destination that is on (each checks its credentials: a SettingsError names the
     missing variable)."""
     return {d.name: d.build_client(settings, redis=redis_client, clock=clock) for d in configured(settings)}

@@ -101,8 +101,8 @@ class JsonApi:
         """Send one request to ``base_url + path``; a :class:`Reply` when ``classify`` says delivered,
         else the error it says.  ``secrets``: this call's own (a token) besides the client's."""
         sent_headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
-        request: dict[str, Any] = {"headers": sent_headers, "timeout": self._timeout, "allow_redirects": False,
-                                   "params": dict(params or {})}
+        request: dict[str, Any] = {"headers": sent_headers, "timeout": self._timeout,
+                                   "allow_redirects": False, "params": dict(params or {})}
         if body is not None:
             sent_headers["Content-Type"] = "application/json"
             request["data"] = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

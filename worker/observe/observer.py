@@ -6,9 +6,10 @@ error_code and latency
 becomes a dead letter or uncertain: it logs at ERROR and, with SENTRY_DSN set, sends one Sentry event
 tagged with destination, operation and key (not one per retry: retries are not reported at all).
 
-Callers pass WMS fields and the destinations' answers only, never a secret, a signature or a token.  As a second line of
-defence, ``worker.redaction.Scrubber`` removes the secret's value, signatures and credentials from every
-log line (``worker.observe.logs``) and every Sentry event (``worker.observe.sentry``)."""
+Callers pass WMS fields and the destinations' answers only, never a secret, a signature or a token.  As
+a second line of defence, ``worker.redaction.Scrubber`` removes the secrets' values, signatures and
+credentials from every log line (``worker.observe.logs``) and every Sentry event
+(``worker.observe.sentry``)."""
 from __future__ import annotations
 
 import json
@@ -53,7 +54,8 @@ class Observer:
         """One line per send attempt: destination, operation, key, attempt, outcome, status, error_code,
         latency_ms."""
         self._line(log, logging.INFO, "attempt", {
-            "destination": _destination(event), "operation": event.operation, "key": event.key, "attempt": attempt, "outcome": outcome,
+            "destination": _destination(event), "operation": event.operation, "key": event.key,
+            "attempt": attempt, "outcome": outcome,
             "status": status, "error_code": error_code,
             "latency_ms": None if latency is None else round(latency * 1000, 1),
         })

@@ -1,6 +1,6 @@
 """Dead letters: events wms-relay will not send again on its own, kept until a person decides.
 
-A letter keeps the full event, every attempt's outcome, Trademax's (or the schema's) messages and the
+A letter keeps the full event, every attempt's outcome, the destination's (or the schema's) messages and the
 reason: ``invalid``, ``permanent``, ``exhausted``, ``conflict``, ``dependency_timeout``...  Nothing here
 trims or expires: a letter leaves the open list only when someone ``take``s it (to retry) or
 ``discard``s it, and even then it is kept, marked, with who did it and why.
@@ -154,9 +154,10 @@ class DeadLetters:
 
         ``event``: the full event as received — a dict, or for input that was not even JSON-shaped, its
         text; secret-looking keys are blanked (it is evidence, kept as sent otherwise).  ``messages``:
-        the destination's error messages (a list) or the schema's (a dict of field -> messages); ``attempts_log``:
-        every attempt (dicts, as the ledger's record gives them, or AttemptEntry); ``fingerprints``: for a
-        conflict, the existing and the new one (a list or a dict); ``detail``: a one-line summary."""
+        the destination's error messages (a list) or the schema's (a dict of field -> messages);
+        ``attempts_log``: every attempt (dicts, as the ledger's record gives them, or AttemptEntry);
+        ``fingerprints``: for a conflict, the existing and the new one (a list or a dict); ``detail``: a
+        one-line summary."""
         if hasattr(event, "to_dict"):
             event = event.to_dict()
         if isinstance(messages, str):
@@ -184,7 +185,8 @@ class DeadLetters:
         return DeadLetter.from_hash(raw) if raw else None
 
     def latest_for(self, operation: str, key: str, destination: str = INTAKE.name) -> DeadLetter | None:
-        """The newest letter written for ``destination``'s delivery of this event (open or closed), or None."""
+        """The newest letter written for ``destination``'s delivery of this event (open or closed), or
+        None."""
         ref = destination_named(destination).delivery_ref(operation, key)
         letter_id = self._redis.hget(f"{self._ns}:dead:latest", ref)
         return self.get(text(letter_id)) if letter_id else None

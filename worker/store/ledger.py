@@ -84,7 +84,7 @@ class Claim:
 
     @property
     def interrupted(self) -> bool:
-        """The previous attempt died mid-send (its lease expired): Trademax may or may not have it."""
+        """The previous attempt died mid-send (its lease expired): the destination may or may not have it."""
         return self.claimed and self.previous_state == "sending"
 
 
@@ -178,8 +178,9 @@ class Ledger:
         under ``namespace`` (``worker.destinations.contract.Destination.namespace``)."""
         if namespace == self._ns:
             return self
-        return Ledger(self._redis, lease_seconds=self._lease, delivered_retention_seconds=self._retention_seconds,
-                      clock=self._clock, delivered_window_seconds=self._window, namespace=namespace)
+        return Ledger(self._redis, lease_seconds=self._lease,
+                      delivered_retention_seconds=self._retention_seconds, clock=self._clock,
+                      delivered_window_seconds=self._window, namespace=namespace)
 
     @property
     def namespace(self) -> str:
@@ -245,10 +246,10 @@ class Ledger:
         """Take the event for one send attempt (``status == "claimed"``), under a lease.
 
         Otherwise: ``unknown`` (never accepted), ``conflict`` (different fingerprint), ``done`` (final
-        state; ``result`` holds what Trademax answered), ``parked`` (dead or uncertain: a person
+        state; ``result`` holds what the destination answered), ``parked`` (dead or uncertain: a person
         decides), ``busy`` (another owner's lease is live).  A claim of an event still ``sending``
         under an expired lease succeeds and says so (``previous_state == "sending"``): the crashed
-        attempt may have reached Trademax.  ``owner`` should be unique per task execution."""
+        attempt may have reached the destination.  ``owner`` should be unique per task execution."""
         now = self._clock()
         reply = self._claim(keys=self._keys(operation, key),
                             args=[fingerprint, owner, _stamp(now), _stamp(now + self._lease),
@@ -290,7 +291,7 @@ class Ledger:
         ``owner`` holds the lease (if given).  True if it moved.
 
         Records the history entry (time, from, to, reason, actor, attempt), stores ``result`` (what
-        Trademax answered), appends ``log`` to the attempts log in the same step, and clears the lease.
+        the destination answered), appends ``log`` to the attempts log in the same step, and clears the lease.
         Final states get the retention TTL; any other state persists."""
         return self._move(operation, key, to_state, reason=reason, owner=owner, actor=actor, result=result,
                           attempt=attempt, expected_states=expected_states, log=log, reopen=False)

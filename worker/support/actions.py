@@ -1,7 +1,8 @@
 """What support staff do to parked deliveries: retry or discard a dead letter, resolve an uncertain
 delivery, run a scheduled retry now.  Each acts on one destination's delivery of an event (a letter names
 its destination; an uncertain delivery is named by its destination and ``operation:key``), never on the
-event's deliveries to the other destinations.  The ``wms-relay dead|uncertain|retries`` commands and the tests call these.
+event's deliveries to the other destinations.  The ``wms-relay dead|uncertain|retries`` commands and the
+tests call these.
 
 Each action is atomic where two people could race, and audited (who, when, why: the dead letter keeps
 ``closed_by``/``close_reason``, the ledger history keeps ``actor`` and ``reason``; ``wms-relay event``
@@ -138,8 +139,8 @@ def _plan_retry(desk: SupportDesk, letter: DeadLetter) -> _Plan:
     if letter.reason == _CONFLICT:
         return _Plan(refusal=taken_key, next_step=f"have the WMS send it with a new key, then: {discard}")
     try:
-        event = Delivery(ROWS[letter.destination, letter.operation], validate_event(letter.operation,
-                                                                                     letter.event))
+        validated = validate_event(letter.operation, letter.event)
+        event = Delivery(ROWS[letter.destination, letter.operation], validated)
     except InvalidEvent as exc:
         return _Plan(refusal=f"still invalid, kept as a dead letter: {exc.summary}",
                      next_step=f"fix the event in the WMS and send it again, then: {discard}")
@@ -236,9 +237,9 @@ def discard_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str,
         return report(SKIPPED, f"someone else acted first: {_closed_note(now)}",
                       follow(letter.operation, letter.key))
     if letter.reason not in (_INVALID, _CONFLICT):  # those have no ledger record of their own
-        desk.ledger_of(letter.destination).transition(letter.operation, letter.key, "discarded", actor=actor,
-                               reason=f"dead letter {letter.letter_id} discarded: {reason}",
-                               expected_states=("dead",))
+        desk.ledger_of(letter.destination).transition(
+            letter.operation, letter.key, "discarded", actor=actor,
+            reason=f"dead letter {letter.letter_id} discarded: {reason}", expected_states=("dead",))
     return report(DONE, "discarded (kept for the record; it will not be sent)")
 
 

@@ -4,7 +4,7 @@ schedule, dead letters), a Celery app to publish tasks and ask workers, and the 
 
 The Celery app here is built from the Settings passed in (not the process-wide ``worker.celery.app``,
 which configures itself from the environment once): each command talks to exactly the Redis its
-settings name.  It needs no Trademax credentials."""
+settings name.  It needs no destination's credentials."""
 from __future__ import annotations
 
 from contextlib import contextmanager

@@ -117,11 +117,13 @@ def test_every_other_destination_that_is_on_gets_one_harmless_request(check):
                "KACHING_API_KEY": "kaching-key-77", "KACHING_LOCATIONS": "nw=shop-1",
                "STOCKTRIM_BASE_URL": st_url, "STOCKTRIM_AUTH_ID": "tenant",
                "STOCKTRIM_AUTH_SIGNATURE": "stocktrim-sig-88", "STOCKTRIM_LOCATIONS": "nw=NW",
-               "STOCK2SHOP_BASE_URL": s_url, "STOCK2SHOP_USERNAME": "relay", "STOCK2SHOP_PASSWORD": "s2s-pass-99",
+               "STOCK2SHOP_BASE_URL": s_url, "STOCK2SHOP_USERNAME": "relay",
+               "STOCK2SHOP_PASSWORD": "s2s-pass-99",
                "STOCK2SHOP_SOURCE_ID": "57", "STOCK2SHOP_LOCATIONS": ""}
         code, out = check(**env)
         assert code == 0, out
-        assert "OK    ka-ching: credentials accepted" in out and "OK    StockTrim: credentials accepted" in out
+        assert "OK    ka-ching: credentials accepted" in out
+        assert "OK    StockTrim: credentials accepted" in out
         assert "OK    Stock2Shop: credentials accepted; source 57 listed" in out
         assert "WARN  Stock2Shop: STOCK2SHOP_LOCATIONS lists no warehouse" in out
         assert [r["path"] for r in k_control.requests()] == ["/imports/stock"]

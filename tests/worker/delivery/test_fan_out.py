@@ -69,8 +69,10 @@ NAMES = ("trademax", "kaching", "stocktrim", "stock2shop")
 def relay():
     settings = Settings(trademax_api_key="k", trademax_secret="s", retry_base_seconds=0.1,
                         kaching_base_url="http://k/", kaching_locations=Locations.parse("L", "nw=shop-1"),
-                        stocktrim_base_url="http://st/", stocktrim_locations=Locations.parse("L", "nw=NW,se=SE"),
-                        stock2shop_base_url="http://s2s/", stock2shop_locations=Locations.parse("L", "nw=Main"))
+                        stocktrim_base_url="http://st/",
+                        stocktrim_locations=Locations.parse("L", "nw=NW,se=SE"),
+                        stock2shop_base_url="http://s2s/",
+                        stock2shop_locations=Locations.parse("L", "nw=Main"))
     published: list[dict] = []
     relay = build_relay(settings, redis_client=fakeredis.FakeRedis(decode_responses=True),
                         clients={name: Scripted(name) for name in NAMES}, clock=lambda: T0,
@@ -141,7 +143,8 @@ def test_a_failing_destination_retries_on_its_own_and_never_resends_to_trademax(
     assert entry.entry_id == "kaching/stock.adjust:c-1" and entry.message["task"] == "kaching.stock.adjust"
     # The retry runs ka-ching's delivery only.
     destination, _, operation = entry.message["task"].partition(".")
-    assert deliver(relay, operation, entry.message["event"], owner="w2", destination=destination) == "delivered"
+    state = deliver(relay, operation, entry.message["event"], owner="w2", destination=destination)
+    assert state == "delivered"
     assert len(relay.clients["trademax"].sent) == 1 and len(relay.clients["kaching"].sent) == 2
     record = relay.ledger_of("kaching").get("stock.adjust", "c-1")
     assert [a["outcome"] for a in record.attempts_log] == ["transient", "delivered"]

@@ -110,6 +110,7 @@ def test_with_every_destination_on_the_old_events_are_trademax_deliveries(old_st
     assert [message["task"] for message in published] == ["trademax.receipt.create"]
     relay.publish = published.append
     relay.client = ScriptedTrademax()
-    assert deliver(relay, "stock.adjust", example("stock.adjust", event_id="new-1"), owner="w3") == "delivered"
+    count = example("stock.adjust", event_id="new-1")
+    assert deliver(relay, "stock.adjust", count, owner="w3") == "delivered"
     assert [m["task"] for m in published[1:]] == ["kaching.stock.adjust", "stocktrim.stock.adjust",
                                                   "stock2shop.stock.adjust"]

@@ -51,7 +51,8 @@ class KachingClient:
                                  destination="kaching", operation="import_stock")
         return location
 
-    def import_stock(self, warehouse_id: str, artno: str, quantity: Any, *, adjustment: bool = False) -> Reply:
+    def import_stock(self, warehouse_id: str, artno: str, quantity: Any, *,
+                     adjustment: bool = False) -> Reply:
         """One count of one product at the warehouse's location: replaces the stock, or (``adjustment``)
         is added to it."""
         return self.post_import({self.location_of(warehouse_id): {artno: quantity}}, adjustment=adjustment)

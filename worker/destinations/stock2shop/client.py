@@ -80,11 +80,12 @@ class Stock2ShopClient:
     # -- the calls ------------------------------------------------------------------------------------
     def authenticate(self) -> str:
         """Log in; the new token.  A refusal is permanent (wrong STOCK2SHOP_USERNAME/PASSWORD)."""
-        reply = self._api.call("authenticate", "POST", AUTHENTICATE_PATH, classify=classify, messages=messages,
-                               body={"system_user_auth": {"username": self._username,
-                                                          "password": self._password}})
+        login = {"system_user_auth": {"username": self._username, "password": self._password}}
+        reply = self._api.call("authenticate", "POST", AUTHENTICATE_PATH, classify=classify,
+                               messages=messages, body=login)
         data = reply.data if isinstance(reply.data, dict) else {}
-        token = (data.get("system_user") or {}).get("token") if isinstance(data.get("system_user"), dict) else None
+        user = data.get("system_user")
+        token = user.get("token") if isinstance(user, dict) else None
         if not isinstance(token, str) or not token:
             raise TransientError("the authenticate answer carried no token", destination="stock2shop",
                                  operation="authenticate", status=reply.status)
@@ -96,8 +97,8 @@ class Stock2ShopClient:
 
     def stock_level(self, location: str, artno: str, quantity: Any) -> dict:
         """One entry of ``system_products``: the product ``artno`` with its quantity at ``location``."""
-        return {"source": {"source_id": self.source_id, "source_product_code": artno, "product_active": "true",
-                           "sync_token": "0", "fetch_token": "0"},
+        return {"source": {"source_id": self.source_id, "source_product_code": artno,
+                           "product_active": "true", "sync_token": "0", "fetch_token": "0"},
                 "product": {"variants": {"source_variant_code": artno, "sku": artno,
                                          "qty_availability": [{"description": location, "qty": quantity}]}}}
 
@@ -127,7 +128,8 @@ class Stock2ShopClient:
         ids = [str(source.get("id")) for source in self.sources() if isinstance(source, dict)]
         if self.source_id not in ids:
             raise PermanentError(f"STOCK2SHOP_SOURCE_ID {self.source_id} is not one of this user's sources "
-                                 f"({', '.join(ids) or 'none'})", destination="stock2shop", operation="sources")
+                                 f"({', '.join(ids) or 'none'})", destination="stock2shop",
+                                 operation="sources")
         return f"credentials accepted; source {self.source_id} listed"
 
     def _with_token(self, call: Callable[[str], Reply]) -> Reply:
@@ -145,4 +147,5 @@ class Stock2ShopClient:
                 raise
             raise TransientError("a freshly issued token was refused too", destination="stock2shop",
                                  operation=exc.operation, status=exc.status,
-                                 error_messages=exc.error_messages, latency_seconds=exc.latency_seconds) from None
+                                 error_messages=exc.error_messages,
+                                 latency_seconds=exc.latency_seconds) from None

@@ -75,7 +75,8 @@ class ForecastRuns:
         try:
             self._client.run_forecast()
         except DestinationError as exc:
-            log.warning("StockTrim forecast run not triggered (%s); trying again in %.0f s", exc, RETRY_SECONDS)
+            log.warning("StockTrim forecast run not triggered (%s); trying again in %.0f s", exc,
+                        RETRY_SECONDS)
             return False
         self._redis.set(self._keys[1], f"{now:.3f}")
         log.info("StockTrim forecast run triggered (inventory changed since the last run)")

@@ -34,16 +34,19 @@ def test_an_absolute_count_replaces_and_a_relative_one_adjusts():
     reply = client.import_stock("nw", "A-1", 7)
     client.import_stock("se", "A-1", -2, adjustment=True)
     first, second = (call.request for call in responses.calls)
-    assert json.loads(first.body) == {"shop-1": {"A-1": 7}} and json.loads(second.body) == {"shop-2": {"A-1": -2}}
-    assert parse_qs(urlsplit(first.url).query) == {"account": ["acme"], "integration": ["wms"], "apikey": [API_KEY]}
+    assert json.loads(first.body) == {"shop-1": {"A-1": 7}}
+    assert json.loads(second.body) == {"shop-2": {"A-1": -2}}
+    assert parse_qs(urlsplit(first.url).query) == {"account": ["acme"], "integration": ["wms"],
+                                                   "apikey": [API_KEY]}
     assert parse_qs(urlsplit(second.url).query)["adjustment"] == ["true"]
     assert first.headers["Content-Type"] == "application/json"
-    assert reply.status == 200 and reply.ledger_result() == {"message": "Import of 1 stock value(s) initiated",
-                                                             "status": 200}
+    assert reply.status == 200
+    assert reply.ledger_result() == {"message": "Import of 1 stock value(s) initiated", "status": 200}
 
 
 @pytest.mark.parametrize("status, body, error", [
-    (400, {"status": "ERROR", "message": "Stock location(s) not found: shop-9", "stock_location_ids": ["shop-9"]},
+    (400, {"status": "ERROR", "message": "Stock location(s) not found: shop-9",
+           "stock_location_ids": ["shop-9"]},
      PermanentError),
     (401, {"status": "ERROR", "message": "Unauthorized"}, PermanentError),
     (200, {"status": "ERROR", "message": "no"}, PermanentError),
@@ -94,7 +97,8 @@ def test_against_the_sandbox_over_loopback():
         with pytest.raises(PermanentError) as caught:
             bad.import_stock("nw", "A-1", 1)
         assert caught.value.status == 401
-        unknown = KachingClient(settings(base_url).replace(kaching_locations=Locations.parse("L", "nw=UNKNOWN-1")))
+        unknown = KachingClient(settings(base_url).replace(
+            kaching_locations=Locations.parse("L", "nw=UNKNOWN-1")))
         with pytest.raises(PermanentError, match="not found"):
             unknown.import_stock("nw", "A-1", 1)
         assert control.state()["stock"] == {"shop-1": {"A-1": 7}}

@@ -93,7 +93,8 @@ def test_an_expired_token_costs_one_login_for_many_threads_and_processes():
     store = fakeredis.FakeRedis()
     with serving(api) as (base_url, control):
         api.products.process([{"source": {"source_product_code": f"P{i}"}, "product": {
-            "title": f"P{i}", "variants": {"source_variant_code": f"P{i}", "sku": f"P{i}"}}} for i in range(16)])
+            "title": f"P{i}", "variants": {"source_variant_code": f"P{i}", "sku": f"P{i}"}}}
+            for i in range(16)])
         # Two "processes" (clients) sharing one store, eight threads each.
         clients = [Stock2ShopClient(settings(base_url), redis=store) for _ in range(2)]
         assert "source 57 listed" in clients[0].check()

@@ -31,7 +31,8 @@ class Clock:
 
 
 def settings(base_url: str = BASE) -> Settings:
-    return Settings(stocktrim_base_url=base_url, stocktrim_auth_id="tenant-1", stocktrim_auth_signature=SIGNATURE,
+    return Settings(stocktrim_base_url=base_url, stocktrim_auth_id="tenant-1",
+                    stocktrim_auth_signature=SIGNATURE,
                     stocktrim_locations=Locations.parse("L", "nw=NW,se=SE"), read_timeout=5,
                     stocktrim_forecast_every_minutes=60)
 
@@ -72,7 +73,8 @@ def test_bad_auth_is_permanent_and_a_5xx_transient_without_the_signature():
 
 
 def test_forecast_runs_at_most_once_per_period_and_only_after_a_change():
-    api, clock, store = StockTrimApi(auth_id="tenant-1", auth_signature=SIGNATURE), Clock(), fakeredis.FakeRedis()
+    api, clock = StockTrimApi(auth_id="tenant-1", auth_signature=SIGNATURE), Clock()
+    store = fakeredis.FakeRedis()
     with serving(api) as (base_url, control):
         client = StockTrimClient(settings(base_url), redis=store, clock=clock)
         runs = ForecastRuns.from_settings(settings(base_url), redis=store, clock=clock)
