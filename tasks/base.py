@@ -14,7 +14,7 @@ import threading
 import uuid
 
 from celery import Task
-from celery.signals import before_task_publish
+from celery.signals import before_task_publish, worker_ready, worker_shutdown
 from celery.worker.request import Request
 
 from worker.celery import app
@@ -47,6 +47,23 @@ def _summarize_published(sender=None, headers=None, body=None, **_: object) -> N
     if isinstance(body, (tuple, list)) and len(body) >= 2:
         headers["argsrepr"] = task_argument_summary(sender, body[0], body[1])
         headers["kwargsrepr"] = NO_KEYWORDS
+
+
+@worker_ready.connect
+def _start_flow_keeper(**_: object) -> None:
+    """The worker's flow keeper (worker.delivery.flow_keeper): probes open circuits, releases parked
+    deliveries, flushes the bulk destinations' batches — from the moment the worker is ready, whether or
+    not a task arrives."""
+    from worker.delivery.flow_keeper import start_process_keeper
+
+    start_process_keeper()
+
+
+@worker_shutdown.connect
+def _stop_flow_keeper(**_: object) -> None:
+    from worker.delivery.flow_keeper import stop_process_keeper
+
+    stop_process_keeper()
 
 
 class DeliveryTask(Task):

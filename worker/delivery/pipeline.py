@@ -29,6 +29,8 @@ import redis
 from tasks.events import Delivery, DeliveryEvent, InvalidEvent, validate_event
 from worker.delivery.failures import after_failure, dead, ensure_dead_letter, keep_attempt
 from worker.delivery.failures import retry_later
+from worker.delivery.batch_delivery import add_to_batch
+from worker.delivery.held import hold_back
 from worker.delivery.rejections import best_key, reject_conflict, reject_invalid
 from worker.delivery.relay import Relay
 from worker.destinations.contract import Operation, classification_of
@@ -99,7 +101,10 @@ def fan_out(relay: Relay, event: DeliveryEvent) -> list[str]:
         if accepted.conflict:
             reject_conflict(relay, delivery, accepted)
         elif accepted.state == "accepted":
-            _queue(relay, delivery)
+            if relay.flow.batched(row.destination):
+                add_to_batch(relay, delivery, accepted)  # a bulk destination's count waits in its batch
+            else:
+                _queue(relay, delivery)
             queued.append(row.destination)
     return queued
 
@@ -140,11 +145,66 @@ def deliver(relay: Relay, operation: str, message: Any, *, owner: str, destinati
 
 
 def _deliver(relay: Relay, operation: str, message: Any, *, owner: str, destination: str) -> str:
-    # An event that may have to wait for its dispatch is claimed only once it need not; any other is
-    # recorded and claimed in one store call.
     row = ROWS.get((destination, operation))
     if row is None and destination != INTAKE.name:
         raise LookupError(f"{destination} takes no {operation!r} (no row in its table)")
+    # Flow control (worker.flow) first: a count for a bulk destination joins its batch; any other delivery
+    # asks its destination's gate (pause → circuit → rate limit) before it is claimed, so one held back
+    # costs no attempt.
+    batched = row is not None and relay.flow.batched(destination)
+    gate = relay.flow.gate(destination)
+    verdict = None if batched else gate.admit()
+    if batched or not verdict.sends:
+        return _accept_only(relay, operation, message, destination, row, verdict)
+    passage = _Passage(gate, verdict.ticket)
+    try:
+        return _deliver_now(relay, operation, message, owner=owner, destination=destination, row=row,
+                            passage=passage)
+    finally:
+        passage.give_back()
+
+
+class _Passage:
+    """A send the gate let through: its outcome goes back to the gate once (or, if no send happened
+    after all, its ticket)."""
+
+    def __init__(self, gate, ticket: str) -> None:
+        self._gate, self._ticket, self._done = gate, ticket, False
+
+    def report(self, error: Any) -> None:
+        self._done = True
+        self._gate.report(error, ticket=self._ticket)
+
+    def give_back(self) -> None:
+        if not self._done:
+            self._done = True
+            self._gate.report(ticket=self._ticket, sent=False)
+
+
+def _accept_only(relay: Relay, operation: str, message: Any, destination: str, row, verdict) -> str:
+    """Record the event (and fan it out) without claiming it: a count joins its destination's batch
+    (``verdict`` None), anything else is held back as the gate said (worker.delivery.held)."""
+    admission = admit(relay, operation, message, destination=destination)
+    if admission.event is None:
+        return admission.state
+    delivery = Delivery(row, admission.event)
+    if admission.state in SETTLED:
+        if admission.state == "dead":
+            ensure_dead_letter(relay, delivery)
+        return admission.state
+    if destination == INTAKE.name:
+        fan_out(relay, delivery.event)
+    if admission.state == "sending":
+        return "sending"  # claimed by a worker (or a batch) already: its lease decides
+    if verdict is None:
+        return add_to_batch(relay, delivery, admission.accepted)
+    return hold_back(relay, delivery, verdict)
+
+
+def _deliver_now(relay: Relay, operation: str, message: Any, *, owner: str, destination: str, row,
+                 passage: _Passage) -> str:
+    # An event that may have to wait for its dispatch is claimed only once it need not; any other is
+    # recorded and claimed in one store call.
     waits = row is not None and row.needs_dispatch_id
     admission = admit(relay, operation, message, claim_for=None if waits else owner, destination=destination)
     if admission.event is None:
@@ -190,7 +250,7 @@ def _deliver(relay: Relay, operation: str, message: Any, *, owner: str, destinat
             return retry_later(relay, delivery, owner, STOCK_TURN_RETRY_SECONDS,
                                reason="another count of this SKU is being sent")
     try:
-        return _send(relay, delivery, claim, dispatch_id, owner)
+        return _send(relay, delivery, claim, dispatch_id, owner, passage)
     finally:
         if counted:
             relay.stock_order_of(destination).release(delivery.fields["warehouse_id"],
@@ -227,13 +287,14 @@ def _call(relay: Relay, row: Operation, fields: dict, dispatch_id: Any) -> Any:
     return row.send(client, fields, dispatch_id)
 
 
-def _send(relay: Relay, delivery: Delivery, claim: Any, dispatch_id: Any, owner: str) -> str:
+def _send(relay: Relay, delivery: Delivery, claim: Any, dispatch_id: Any, owner: str, passage: _Passage) -> str:
     """Send once and move the delivery on.  The attempt's outcome is written by the same ledger call as
     the transition it leads to (one store round trip fewer per event than writing it first)."""
     attempt = claim.attempt
     try:
         reply = _call(relay, delivery.row, delivery.fields, dispatch_id)
     except DestinationError as exc:
+        passage.report(exc)
         latency = getattr(exc, "latency_seconds", None)
         outcome = classification_of(exc).value
         relay.observer.attempt(delivery, attempt, outcome, status=exc.status,
@@ -242,6 +303,7 @@ def _send(relay: Relay, delivery: Delivery, claim: Any, dispatch_id: Any, owner:
                              tuple(exc.error_messages or []) or (str(exc),), at=relay.clock())
         return after_failure(relay, delivery, attempt, claim.round_attempt, exc, owner, tried, dispatch_id)
 
+    passage.report(None)
     outcome = "duplicate" if reply.duplicate else "delivered"
     relay.observer.attempt(delivery, attempt, outcome, status=reply.status, error_code=reply.error_code,
                            latency=reply.latency_seconds)

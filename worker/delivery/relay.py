@@ -28,6 +28,7 @@ from worker.store.ledger import Ledger
 from worker.store.retry_schedule import RetrySchedule
 
 if TYPE_CHECKING:
+    from worker.flow.controls import FlowControls
     from worker.store.dispatch_waiters import DispatchWaiters
     from worker.store.stock_order import StockOrder
 
@@ -51,6 +52,7 @@ class Relay:
     publish: Callable[[dict], None] | None = None
     _ledgers: dict = field(default_factory=dict, repr=False)
     _stock_orders: dict = field(default_factory=dict, repr=False)
+    _flow: Any = field(default=None, repr=False)
 
     @property
     def client(self) -> Any:
@@ -67,6 +69,15 @@ class Relay:
             raise LookupError(f"no client for {destination}: it is not configured in this process "
                               f"({DESTINATIONS[destination].title}'s base URL is not set)")
         return found
+
+    @property
+    def flow(self) -> "FlowControls":
+        """The flow controls (worker.flow): each destination's gate, parked deliveries and batches."""
+        if self._flow is None:
+            from worker.flow.controls import FlowControls
+
+            self._flow = FlowControls(self.redis, self.settings, self.schedule, clock=self.clock)
+        return self._flow
 
     def ledger_of(self, destination: str) -> Ledger:
         """``destination``'s ledger (its deliveries' records)."""

@@ -24,7 +24,8 @@ Key layout (``<ns>``: the destination's namespace):
     <ns>:flow:batch:levels    hash: sku ("<warehouse>\\x1f<artno>") -> id of its pending level
     <ns>:flow:batch:seq       the last arrival number given
     <ns>:flow:batch:flight    hash: the batch in flight: id, owner (the ledger claims' owner), holder,
-                              lease (expiry), kind, taken_at, items (JSON [[arrival, item], ...])
+                              lease (expiry), kind, taken_at, items (JSON [[arrival, item], ...]),
+                              sent ("1" once a request of it may have left)
     <ns>:flow:batch:next      no batch is taken before this time (Unix seconds)
     <ns>:flow:batch:failures  failed batches in a row (the backoff's attempt number)
     <ns>:stock:last:<sku>     the newest occurred_at recorded for sending (worker.store.stock_order's key)
@@ -66,15 +67,15 @@ return {'added', replaced}
 
 # KEYS[1] queue, KEYS[2] items, KEYS[3] levels, KEYS[4] flight, KEYS[5] next.
 # ARGV: now, holder, lease until, max items, how many to look at, batch seconds, new batch id.
-# Returns {'busy', lease} | {'orphan', id, kind, items, taken_at, owner} | {'idle'} | {'wait', seconds} |
-#         {'taken', id, kind, items, taken_at, owner}
+# Returns {'busy', lease} | {'orphan', id, kind, items, taken_at, owner, sent} | {'idle'} |
+#         {'wait', seconds} | {'taken', id, kind, items, taken_at, owner}
 _TAKE = """
 local now = tonumber(ARGV[1])
-local f = redis.call('HMGET', KEYS[4], 'id', 'lease', 'kind', 'items', 'taken_at', 'owner')
+local f = redis.call('HMGET', KEYS[4], 'id', 'lease', 'kind', 'items', 'taken_at', 'owner', 'sent')
 if f[1] then
   if tonumber(f[2]) > now then return {'busy', f[2]} end
   redis.call('HSET', KEYS[4], 'holder', ARGV[2], 'lease', ARGV[3])
-  return {'orphan', f[1], f[3], f[4], f[5], f[6]}
+  return {'orphan', f[1], f[3], f[4], f[5], f[6], f[7] or ''}
 end
 if redis.call('ZCARD', KEYS[1]) == 0 then return {'idle'} end
 local nxt = tonumber(redis.call('GET', KEYS[5]) or '0') or 0
@@ -139,6 +140,13 @@ redis.call('SET', KEYS[6], failures)
 local reply = {failures}
 for _, id in ipairs(superseded) do reply[#reply + 1] = id end
 return reply
+"""
+
+# KEYS[1] flight.  ARGV: batch id.  Marks that a request of the batch is about to leave.
+_MARK_SENT = """
+if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'sent', '1')
+return 1
 """
 
 # KEYS[1] flight.  ARGV: batch id, holder, lease until.
@@ -218,7 +226,8 @@ class Batch:
     kind: str
     items: tuple[BatchItem, ...]
     taken_at: float
-    orphan: bool = False  # taken again after its flusher died: the answer to its last send was lost
+    orphan: bool = False  # taken again after its flusher died
+    sent: bool = False  # (an orphan) a request of it may have left: its answer was lost
 
 
 @dataclass(frozen=True)
@@ -250,6 +259,7 @@ class Batches:
         self._take = redis_client.register_script(_TAKE)
         self._settle = redis_client.register_script(_SETTLE)
         self._renew = redis_client.register_script(_RENEW)
+        self._mark_sent = redis_client.register_script(_MARK_SENT)
 
     def _stock_last(self, sku: str) -> str:
         return f"{self._ns}:stock:last:{sku}"
@@ -281,7 +291,7 @@ class Batches:
             parts = [text(part) for part in reply[1:]]
             items = tuple(BatchItem.from_stored(raw, arrival) for arrival, raw in json.loads(parts[2]))
             return Take(status, Batch(parts[0], parts[4], parts[1], items, float(parts[3]),
-                                      orphan=status == "orphan"))
+                                      orphan=status == "orphan", sent=len(parts) > 5 and parts[5] == "1"))
         if status == "wait":
             return Take(status, wait=float(text(reply[1])))
         return Take(status)
@@ -300,6 +310,23 @@ class Batches:
         reply = self._settle(keys=[self._queue, self._items, self._levels, self._flight, self._next,
                                    self._failures], args=args)
         return int(reply[0]), [text(ref) for ref in reply[1:]]
+
+    def mark_sent(self, batch: Batch) -> bool:
+        """A request of ``batch`` is about to leave: should its flusher die now, the answer is lost."""
+        return bool(int(self._mark_sent(keys=[self._flight], args=[batch.batch_id])))
+
+    def holds(self, ref: str) -> bool:
+        """Is delivery ``ref`` pending here?  (The stranded sweep leaves such deliveries alone.)"""
+        return bool(self._redis.hexists(self._items, ref))
+
+    def peek(self) -> tuple[int, float | None, float | None]:
+        """(pending items, the in-flight batch's lease expiry or None, the next take's earliest time or
+        None) in one round trip: what a flusher looks at before asking the gate."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zcard(self._queue).hget(self._flight, "lease").get(self._next)
+        pending, lease, next_at = pipe.execute()
+        return (int(pending), float(text(lease)) if lease is not None else None,
+                float(text(next_at)) if next_at is not None else None)
 
     def renew(self, batch: Batch, holder: str, lease_seconds: float) -> bool:
         """Extend the batch's lease (a long split); False if it is no longer in flight."""

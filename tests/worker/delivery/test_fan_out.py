@@ -25,7 +25,7 @@ from worker.delivery.relay import build_relay
 from worker.destinations.json_api import Reply
 from worker.destinations.trademax.client import TrademaxReply
 from worker.errors import OutcomeUnknownError, TransientError
-from worker.settings import Locations, Settings
+from worker.settings import BULK_DESTINATIONS, Locations, Settings
 
 T0 = 1_714_550_000.0
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -73,6 +73,8 @@ def relay():
                         stocktrim_locations=Locations.parse("L", "nw=NW,se=SE"),
                         stock2shop_base_url="http://s2s/",
                         stock2shop_locations=Locations.parse("L", "nw=Main"))
+    for bulk in BULK_DESTINATIONS:  # every count on its own here (batches: tests/worker/delivery/test_batches.py)
+        settings = settings.with_flow(bulk, batch_max=0)
     published: list[dict] = []
     relay = build_relay(settings, redis_client=fakeredis.FakeRedis(decode_responses=True),
                         clients={name: Scripted(name) for name in NAMES}, clock=lambda: T0,

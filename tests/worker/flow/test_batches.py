@@ -100,9 +100,10 @@ def test_a_batch_whose_flusher_died_is_taken_again_as_an_orphan(batches, clock):
     first = take(batches).batch
     clock.advance(29)
     assert take(batches).status == "busy"
+    assert batches.mark_sent(first)
     clock.advance(2)  # its lease (30 s) ran out
     again = take(batches)
-    assert again.status == "orphan" and again.batch.orphan
+    assert again.status == "orphan" and again.batch.orphan and again.batch.sent
     assert (again.batch.batch_id, again.batch.owner, [i.ref for i in again.batch.items]) == (
         first.batch_id, first.owner, ["E1"])
     assert take(batches).status == "busy"  # the new holder's lease
