@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "worker.commands.retries",
     "worker.commands.uncertain",
     "worker.commands.check",
+    "worker.commands.flow",
 ]
 
 

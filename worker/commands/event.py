@@ -176,6 +176,9 @@ def _show_delivery(view: dict) -> None:
         say(f"  first seen: {view['created_at']}, last change: {view['updated_at']}")
     result = json.dumps(view["result"], ensure_ascii=False) if view["result"] else "none"
     say(f"  {title}'s answer: {result}")
+    if view["result"] and view["result"].get("batch"):
+        say(f"  carried by batch {view['result']['batch']} ({view['result'].get('batch_size')} items in its "
+            "request; `wms-relay event` of any of them shows the same batch)")
     retry = view["scheduled_retry"]
     if retry:
         due = "on its way now" if retry["in_flight"] else "in " + age(retry["due_in_seconds"])

@@ -41,14 +41,26 @@ def age(seconds: float | None) -> str:
 def parse_since(text: str, now: float) -> float:
     """``--since``: a duration back from now (``30m``, ``2h``, ``3d``) or a date/time (``2024-05-01``,
     ``2024-05-01T08:00``, UTC unless it says otherwise) → Unix seconds."""
+    return _moment(text, now, -1, "--since", "a date like 2024-05-01")
+
+
+def parse_until(text: str, now: float) -> float:
+    """``--until``: a duration from now (``30m``, ``2h``) or a date/time (``2024-05-01T22:00``, UTC unless
+    it says otherwise) → Unix seconds, which must lie ahead."""
+    moment = _moment(text, now, 1, "--until", "a time like 2024-05-01T22:00")
+    if moment <= now:
+        raise Refused(f"--until {text!r} has passed already")
+    return moment
+
+
+def _moment(text: str, now: float, direction: int, option: str, example: str) -> float:
     match = _DURATION.match(text)
     if match:
-        return now - float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+        return now + direction * float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
     try:
         when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise Refused(f"--since {text!r}: use a duration like 30m, 2h, 3d or a date like 2024-05-01") \
-            from None
+        raise Refused(f"{option} {text!r}: use a duration like 30m, 2h, 3d or {example}") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return when.timestamp()

@@ -4,13 +4,15 @@ Queue depths (the Redis list of every destination's queues, and messages workers
 scheduled retries and the next one due, events waiting for their create, uncertain deliveries, dead letters
 (count and oldest age), deliveries in the last hour, and the workers that answered a ping (Celery's
 ``control.ping`` over the broker: works without Flower); then the same per destination (whether it is on,
-its ledger's states, delivered in the last hour).  ``--destination`` narrows every figure to one
+its ledger's states, delivered in the last hour) and its flow (worker.flow: rate limit and the current
+rate, a Retry-After hold, the circuit, a pause in force and who set it why, parked deliveries, pending
+batches).  ``--destination`` narrows every figure to one
 destination.  Ends with what to do next."""
 from __future__ import annotations
 
 import argparse
 
-from worker.commands.presenting import add_destination_option, age, friendly_errors, print_json, say
+from worker.commands.presenting import add_destination_option, age, friendly_errors, print_json, say, shorten
 from worker.settings import Settings
 
 PING_TIMEOUT_SECONDS = 1.0
@@ -62,8 +64,9 @@ def per_destination(relay, now: float, destination: str | None = None) -> dict[s
             continue
         ledger = relay.ledger_of(target.name)
         oldest = {state: ledger.oldest_in_state(state) for state in ("uncertain", "dead")}
+        on = target is INTAKE or bool(target.is_on(relay.settings))
         found[target.name] = {
-            "title": target.title, "on": target is INTAKE or bool(target.is_on(relay.settings)),
+            "title": target.title, "on": on, "flow": relay.flow.status(target.name) if on else None,
             "ledger": ledger.count_by_state(), "delivered_last_hour": ledger.delivered_since(now - 3600),
             **{f"oldest_{state}_age_seconds":
                None if oldest[state] is None else round(now - oldest[state][2], 1) for state in oldest}}
@@ -107,8 +110,54 @@ def collect(place, ping_timeout: float, destination: str | None = None) -> dict:
     }
 
 
+def report_now(report: dict) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(report["checked_at"].replace("Z", "+00:00")).timestamp()
+
+
+def flow_line(flow: dict, *, now: float) -> str:
+    """One destination's flow in one line: ``rate 1/s (now 0.9/s); circuit closed; not paused; ...``."""
+    from worker.encoding import iso_time
+
+    rate = f"rate {flow['max_rps']:g}/s" if flow["max_rps"] else "rate unlimited"
+    parts = [f"{rate} (now {flow['current_rps']:g}/s)"]
+    if flow["held_for_seconds"]:
+        parts.append(f"held {age(flow['held_for_seconds'])} (Retry-After)")
+    circuit = flow["circuit"]
+    if circuit["state"] == "closed":
+        failing = f", {circuit['failures']} failure(s) in a row" if circuit["failures"] else ""
+        parts.append(f"circuit closed{failing}")
+    else:
+        probe = circuit["probe_at"]
+        when = "now" if probe is None or probe <= now else f"in {age(probe - now)}"
+        parts.append(f"circuit {circuit['state'].replace('_', '-')} since {iso_time(circuit['opened_at'])} "
+                     f"(next probe {when}; last failure: {shorten(circuit['last_failure'] or '-', 80)})")
+    pause = flow["paused"]
+    if pause:
+        end = f"until {iso_time(pause['until'])}" if pause["until"] else "until resumed"
+        parts.append(f"PAUSED {end} by {pause['by']}: {shorten(pause['reason'], 80)}")
+    if flow["parked"]:
+        parts.append(f"{flow['parked']} parked")
+    batching = flow["batching"]
+    if batching is not None:
+        flight = batching["in_flight"]
+        out = f", batch of {flight['size']} in flight" if flight else ""
+        parts.append(f"batches of <= {batching['max']} every {batching['seconds']:g} s: "
+                     f"{batching['pending']} pending{out}")
+    return "; ".join(parts)
+
+
 def next_steps(report: dict) -> list[str]:
     steps = []
+    for name, part in report["destinations"].items():
+        flow = part.get("flow") or {}
+        if flow.get("paused"):
+            steps.append(f"{part['title']} is paused by {flow['paused']['by']}: `wms-relay resume {name}` "
+                         "sends to it again.")
+        if flow and flow["circuit"]["state"] != "closed":
+            steps.append(f"{part['title']} is failing (circuit {flow['circuit']['state']}): its deliveries wait "
+                         "without spending attempts; check it is up (`wms-relay check`).")
     if report["dead_letters"]["count"]:
         steps.append("Dead letters wait for a person: `wms-relay dead list`, then `dead show ID`, "
                      "`dead retry ID` or `dead discard ID --reason ...`.")
@@ -151,6 +200,10 @@ def run(args: argparse.Namespace) -> int:
         ledger = part["ledger"]
         say(f"  {part['title']:<21} {'yes' if part['on'] else 'no':<4} {part['delivered_last_hour']:>11}  "
             f"{ledger['retrying']:>8}  {ledger['waiting']:>7}  {ledger['uncertain']:>9}  {ledger['dead']:>4}")
+    say("Flow per destination (rate limit, circuit, pause, waiting):")
+    for part in report["destinations"].values():
+        if part["flow"] is not None:
+            say(f"  {part['title']:<21} " + flow_line(part["flow"], now=report_now(report)))
     workers = report["workers"]
     say(f"Workers answering:     {len(workers)}" + (f" ({', '.join(workers)})" if workers else ""))
     say(f"Checked at {report['checked_at']}.")

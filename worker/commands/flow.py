@@ -1,0 +1,123 @@
+"""``wms-relay pause DESTINATION [--until TIME] --reason TEXT`` / ``wms-relay resume DESTINATION`` /
+``wms-relay pauses``: stop sending to a destination for a while (a maintenance window, a stocktake, a
+destination misbehaving), start again, and see who did so when and why.
+
+While a destination is paused nothing is sent to it; events keep being accepted, its deliveries wait
+(``retrying``, no attempt counted), its batches keep collecting, and its retry clocks stand still.  On
+resume (or at ``--until``) the waiting deliveries are released gradually, through its rate limit.  Every
+pause and resume is audited (who, when, why; ``wms-relay pauses``), and ``wms-relay status`` shows the
+pause in force."""
+from __future__ import annotations
+
+import argparse
+
+from worker.commands.presenting import (
+    Refused,
+    default_actor,
+    destination_title,
+    friendly_errors,
+    parse_until,
+    print_json,
+    say,
+    table,
+)
+from worker.settings import Settings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from worker.destinations.table import DESTINATIONS
+
+    names = tuple(DESTINATIONS)
+    p = subparsers.add_parser("pause", help="stop sending to a destination (audited)", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("destination", choices=names, metavar="DESTINATION", help=", ".join(names))
+    p.add_argument("--reason", required=True, help="why (shown in status and kept in the audit trail)")
+    p.add_argument("--until", help="end the pause by itself: a time (2024-05-01T22:00, UTC unless it says "
+                                   "otherwise) or a duration from now (30m, 2h, 1d)")
+    p.add_argument("--actor", default=None, help="who is pausing (default: your account name)")
+    p.add_argument("--json", action="store_true", help="print the pause as JSON")
+    p.set_defaults(handler=run_pause)
+
+    r = subparsers.add_parser("resume", help="send to a paused destination again (audited)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("destination", choices=names, metavar="DESTINATION", help=", ".join(names))
+    r.add_argument("--reason", default="", help="why (kept in the audit trail)")
+    r.add_argument("--actor", default=None, help="who is resuming (default: your account name)")
+    r.add_argument("--json", action="store_true", help="print what was resumed as JSON")
+    r.set_defaults(handler=run_resume)
+
+    h = subparsers.add_parser("pauses", help="who paused and resumed which destination, when and why",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    h.add_argument("--destination", choices=names, default=None, help="only this destination's")
+    h.add_argument("--limit", type=int, default=50, help="at most this many, newest first (default 50)")
+    h.add_argument("--json", action="store_true", help="print a JSON array")
+    h.set_defaults(handler=run_history)
+
+
+def _when(moment: float | None) -> str:
+    from worker.encoding import iso_time
+
+    return iso_time(moment) if moment is not None else "until resumed"
+
+
+@friendly_errors
+def run_pause(args: argparse.Namespace) -> int:
+    from worker.support.desk import workplace
+
+    if not args.reason.strip():
+        raise Refused("--reason must say why: the next person needs to know")
+    with workplace(Settings.from_env()) as place:
+        until = parse_until(args.until, place.relay.clock()) if args.until else None
+        paused = place.relay.flow.pauses.pause(args.destination, by=args.actor or default_actor(),
+                                               reason=args.reason, until=until)
+    if args.json:
+        print_json({"destination": args.destination, **paused.to_dict()})
+        return 0
+    title = destination_title(args.destination)
+    say(f"{title} is paused {'until ' + _when(paused.until) if paused.until else 'until resumed'} "
+        f"(by {paused.by}: {paused.reason}).")
+    say(f"Nothing is sent to {title} meanwhile; its events are still accepted and wait. "
+        f"`wms-relay resume {args.destination}` ends it.")
+    return 0
+
+
+@friendly_errors
+def run_resume(args: argparse.Namespace) -> int:
+    from worker.support.desk import workplace
+
+    with workplace(Settings.from_env()) as place:
+        flow = place.relay.flow
+        ended = flow.pauses.resume(args.destination, by=args.actor or default_actor(), reason=args.reason)
+        parked = flow.parking(args.destination).count()
+    title = destination_title(args.destination)
+    if args.json:
+        print_json({"destination": args.destination, "resumed": ended is not None,
+                    "pause": None if ended is None else ended.to_dict(), "parked": parked})
+        return 0
+    if ended is None:
+        say(f"{title} was not paused: nothing to do.")
+        return 0
+    say(f"{title} resumed (it was paused by {ended.by}: {ended.reason}).")
+    if parked:
+        say(f"{parked} waiting deliveries are released gradually by the workers.")
+    return 0
+
+
+@friendly_errors
+def run_history(args: argparse.Namespace) -> int:
+    from worker.support.desk import workplace
+
+    with workplace(Settings.from_env()) as place:
+        entries = place.relay.flow.pauses.history(args.destination, limit=max(args.limit, 1))
+    if args.json:
+        print_json([entry.to_dict() for entry in entries])
+        return 0
+    if not entries:
+        say("No destination was ever paused" + (" (of those)." if args.destination else "."))
+        return 0
+    from worker.encoding import iso_time
+
+    rows = [(iso_time(e.at), e.actor, e.action, destination_title(e.destination),
+             _when(e.until) if e.action == "pause" else "", e.reason) for e in entries]
+    say(table(["AT (UTC)", "WHO", "ACTION", "DESTINATION", "UNTIL", "WHY"], rows))
+    return 0
