@@ -1,0 +1,207 @@
+"""Batches to a bulk destination, through the real pipeline (fakeredis) and the real StockTrim and ka-ching
+sandboxes over loopback:
+
+- 500 counts go out as one request; one bad item among them (StockTrim's 400 refuses the request whole)
+  is found by splitting in halves — it alone becomes a dead letter naming the batch, the 499 others are
+  delivered, each with the batch (id, size, answer) in its result;
+- counts coalesce: an older count of a product is superseded by a newer one pending, or arriving after a
+  newer one was sent; only the newest is sent;
+- a batch that failed (5xx) goes back to pending: ``retrying``, one attempt each, sent again after the
+  backoff, delivered with two;
+- a lost answer: absolute counts are resent; ka-ching's relative adjustments become ``uncertain``;
+- paused: nothing is sent, the batch waits; an open circuit: nothing is sent and no attempt counted until
+  a probe (the destination's check request, not a delivery) finds it up again.
+"""
+from __future__ import annotations
+
+import fakeredis
+import pytest
+
+from tests.worker.flow.clock import HandClock
+from tests.worker.sandbox.loopback import serving
+from worker.delivery.batch_delivery import BatchFlusher
+from worker.delivery.flow_keeper import DestinationKeeper
+from worker.delivery.pipeline import deliver
+from worker.delivery.relay import build_relay
+from worker.destinations.kaching.client import KachingClient
+from worker.destinations.stocktrim.client import StockTrimClient
+from worker.sandbox.faults import FaultPlan
+from worker.sandbox.kaching.api import KachingApi
+from worker.sandbox.stocktrim.api import StockTrimApi
+from worker.settings import Locations, Settings
+
+AUTH = {"stocktrim_auth_id": "tenant-42", "stocktrim_auth_signature": "Acme Tenant",
+        "kaching_account": "acme", "kaching_integration": "wms", "kaching_api_key": "kaching-key-1234"}
+
+
+@pytest.fixture
+def clock():
+    return HandClock()
+
+
+def relay_for(name, base_url, clock, **flow):
+    settings = Settings(retry_base_seconds=1.0, read_timeout=1.0, connect_timeout=1.0,
+                        stocktrim_base_url=base_url if name == "stocktrim" else "",
+                        kaching_base_url=base_url if name == "kaching" else "",
+                        stocktrim_locations=Locations.parse("L", "nw=NW"),
+                        kaching_locations=Locations.parse("L", "nw=shop-1"), **AUTH)
+    settings = settings.with_flow(name, **flow)
+    client = (StockTrimClient if name == "stocktrim" else KachingClient)(settings)
+    return build_relay(settings, redis_client=fakeredis.FakeRedis(decode_responses=True),
+                       clients={name: client}, clock=clock)
+
+
+@pytest.fixture
+def stocktrim():
+    api = StockTrimApi(auth_id="tenant-42", auth_signature="Acme Tenant")
+    with serving(api) as (base_url, control):
+        yield base_url, control
+
+
+@pytest.fixture
+def kaching():
+    api = KachingApi(account="acme", integration="wms", api_key="kaching-key-1234")
+    with serving(api) as (base_url, control):
+        yield base_url, control
+
+
+def count(n, artno=None, quantity=None, second=0, kind="absolute"):
+    event = {"event_id": f"C-{n}", "occurred_at": f"2024-05-14T10:{second // 60:02d}:{second % 60:02d}Z",
+             "artno": artno or f"SKU-{n}", "warehouse_id": "nw", "quantity": n if quantity is None else quantity,
+             "type": kind}
+    if kind == "relative":
+        event["reason"] = 3
+    return event
+
+
+def enter(relay, destination, *events):
+    return [deliver(relay, "stock.adjust", event, owner="w", destination=destination) for event in events]
+
+
+def record(relay, destination, n):
+    return relay.ledger_of(destination).get("stock.adjust", f"C-{n}")
+
+
+def posts(control):
+    return [r for r in control.requests() if r["path"].lower() == "/api/inventory"]
+
+
+def test_one_bad_item_among_500_is_isolated_by_splitting(stocktrim, clock):
+    base_url, control = stocktrim
+    relay = relay_for("stocktrim", base_url, clock)
+    events = [count(n) for n in range(500)]
+    events[137]["artno"] = "UNKNOWN-137"  # the sandbox's product that does not exist
+    assert set(enter(relay, "stocktrim", *events)) == {"accepted"}
+    assert relay.flow.batches("stocktrim").pending_count() == 500
+
+    BatchFlusher(relay, "stocktrim").flush_once()
+
+    assert len(posts(control)) == 19  # 1 + 2 x ceil(log2 500)
+    stock = control.state()["stock"]["NW"]
+    assert len(stock) == 499 and "UNKNOWN-137" not in stock and stock["SKU-499"] == 499
+    bad = record(relay, "stocktrim", 137)
+    assert bad.state == "dead" and bad.attempts == 1
+    letter = relay.dead_letters.latest_for("stock.adjust", "C-137", "stocktrim")
+    assert "refused it (batch " in letter.detail and "1 item(s)" in letter.detail
+    good = record(relay, "stocktrim", 3)
+    assert good.state == "delivered" and good.attempts == 1
+    assert good.result["batch"] and good.result["status"] == 200 and good.result["batch_size"] >= 1
+    batches = {record(relay, "stocktrim", n).result["batch"] for n in range(500) if n != 137}
+    assert len(batches) == 1  # one batch, delivered in parts
+    assert relay.flow.batches("stocktrim").pending_count() == 0 and relay.flow.batches("stocktrim").in_flight() is None
+
+
+def test_counts_coalesce_newest_wins(stocktrim, clock):
+    base_url, control = stocktrim
+    relay = relay_for("stocktrim", base_url, clock)
+    assert enter(relay, "stocktrim", count(1, "A", 5, second=1), count(2, "A", 7, second=2),
+                 count(3, "A", 6, second=0)) == ["accepted", "accepted", "superseded"]
+    assert record(relay, "stocktrim", 1).state == "superseded"
+    flusher = BatchFlusher(relay, "stocktrim")
+    flusher.flush_once()
+    assert [r["params"]["inventory"] for r in posts(control)] == [
+        [{"productId": "A", "locationCode": "NW", "stockOnHand": 7}]]
+    assert record(relay, "stocktrim", 2).state == "delivered"
+    assert enter(relay, "stocktrim", count(4, "A", 1, second=1)) == ["superseded"]  # older than the one sent
+    assert "newer absolute value" in record(relay, "stocktrim", 4).history[-1]["reason"]
+
+
+def test_a_failed_batch_goes_back_to_pending_and_is_sent_again(stocktrim, clock):
+    base_url, control = stocktrim
+    relay = relay_for("stocktrim", base_url, clock)
+    enter(relay, "stocktrim", count(1), count(2))
+    control.set_faults(fail_rate=1.0)
+    flusher = BatchFlusher(relay, "stocktrim")
+    flusher.flush_once()
+    assert [(record(relay, "stocktrim", n).state, record(relay, "stocktrim", n).attempts) for n in (1, 2)] == \
+        [("retrying", 1), ("retrying", 1)]
+    batches = relay.flow.batches("stocktrim")
+    assert batches.pending_count() == 2 and batches.failures() == 1 and batches.next_at() > clock()
+    control.set_faults(fail_rate=0.0)
+    flusher.flush_once()
+    assert len(posts(control)) == 1  # the backoff holds it
+    clock.advance(5)
+    flusher.flush_once()
+    assert [(record(relay, "stocktrim", n).state, record(relay, "stocktrim", n).attempts) for n in (1, 2)] == \
+        [("delivered", 2), ("delivered", 2)]
+    assert batches.failures() == 0
+
+
+def test_a_lost_answer_resends_levels_and_leaves_adjustments_uncertain(kaching, clock):
+    base_url, control = kaching
+    relay = relay_for("kaching", base_url, clock)
+    enter(relay, "kaching", count(2, "B", -2, second=1, kind="relative"), count(1, "A", 5, second=2))
+    control.set_faults(timeout_after_apply_rate=1.0, stall_seconds=2.0)
+    flusher = BatchFlusher(relay, "kaching")
+    flusher.flush_once()  # the adjustment (the older): applied, answer lost
+    adjustment = record(relay, "kaching", 2)
+    assert adjustment.state == "uncertain" and "not resent" in adjustment.history[-1]["reason"]
+    clock.advance(5)
+    flusher.flush_once()  # the level: applied, answer lost
+    assert record(relay, "kaching", 1).state == "retrying"
+    control.set_faults(timeout_after_apply_rate=0.0)
+    clock.advance(5)
+    flusher.flush_once()
+    assert record(relay, "kaching", 1).state == "delivered" and record(relay, "kaching", 1).attempts == 2
+    state = control.state()
+    assert state["stock"]["shop-1"]["A"] == 5
+
+
+def test_paused_nothing_is_sent_and_the_batch_waits(stocktrim, clock):
+    base_url, control = stocktrim
+    relay = relay_for("stocktrim", base_url, clock)
+    relay.flow.pauses.pause("stocktrim", by="alice", reason="StockTrim upgrade")
+    enter(relay, "stocktrim", count(1), count(2))
+    flusher = BatchFlusher(relay, "stocktrim")
+    assert flusher.flush_once() == 1.0
+    assert posts(control) == [] and relay.flow.batches("stocktrim").pending_count() == 2
+    assert record(relay, "stocktrim", 1).attempts == 0
+    relay.flow.pauses.resume("stocktrim", by="alice")
+    flusher.flush_once()
+    assert len(posts(control)) == 1 and record(relay, "stocktrim", 1).state == "delivered"
+
+
+def test_an_open_circuit_costs_no_attempts_and_a_probe_closes_it(stocktrim, clock):
+    base_url, control = stocktrim
+    relay = relay_for("stocktrim", base_url, clock, circuit_failures=2, probe_seconds=30)
+    enter(relay, "stocktrim", count(1))
+    control.set_faults(fail_rate=1.0)
+    keeper = DestinationKeeper(relay, "stocktrim")
+    for _ in range(2):
+        keeper.flusher.flush_once()
+        clock.advance(60)
+    assert relay.flow.gate("stocktrim").circuit.state()["state"] == "open"
+    sent = len(control.requests())
+    for _ in range(5):  # an hour of open circuit: no request but one probe per 30 s
+        keeper.flusher.flush_once()
+        clock.advance(10)
+    assert keeper.probe_if_due() is False  # the probe (GET ProcessingStatus) fails too
+    assert record(relay, "stocktrim", 1).attempts == 2
+    assert len(control.requests()) == sent + 1
+    control.set_faults(fail_rate=0.0)
+    clock.advance(30)
+    assert keeper.probe_if_due() is True
+    assert relay.flow.gate("stocktrim").circuit.is_closed()
+    keeper.flusher.flush_once()
+    one = record(relay, "stocktrim", 1)
+    assert one.state == "delivered" and one.attempts == 3
