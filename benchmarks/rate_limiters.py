@@ -68,7 +68,8 @@ def limiter(strategy: str, url: str, rps: int, key: str):
 
     store = storage.RedisStorage(url)
     counter = Counting(store.storage)
-    cls = strategies.MovingWindowRateLimiter if strategy == "limits-moving" else strategies.FixedWindowRateLimiter
+    cls = (strategies.MovingWindowRateLimiter if strategy == "limits-moving"
+           else strategies.FixedWindowRateLimiter)
     chosen, item = cls(store), RateLimitItemPerSecond(rps)
 
     def ask():
@@ -129,7 +130,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--child", nargs=4, metavar=("STRATEGY", "URL", "SECONDS", "KEY"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, metavar=("STRATEGY", "URL", "SECONDS", "KEY"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         strategy, url, seconds, key = args.child
@@ -162,10 +164,12 @@ def main() -> None:
             valkey.kill()
     print(f"{args.calls} allowed calls each; contention: 2 processes x 16 threads, {MAX_RPS} rps, "
           f"{args.seconds:g} s\n")
-    print("| limiter | µs per decision | sent | busiest 1-s window | achieved rps (% of limit) | Redis calls per send |")
+    print("| limiter | µs per decision | sent | busiest 1-s window | achieved rps (% of limit) "
+          "| Redis calls per send |")
     print("|---|---:|---:|---:|---:|---:|")
     for strategy, per_call, sent, busiest, rate, calls in rows:
-        print(f"| {strategy} | {per_call:.0f} | {sent} | {busiest} | {rate:.1f} ({rate / MAX_RPS:.0%}) | {calls:.1f} |")
+        print(f"| {strategy} | {per_call:.0f} | {sent} | {busiest} | {rate:.1f} ({rate / MAX_RPS:.0%}) "
+              f"| {calls:.1f} |")
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ MAX_RPS = 20.0
 
 
 def test_two_processes_share_one_limit(redis_server):
-    children = [subprocess.Popen([sys.executable, "-m", "tests.integration.rate_limit_child", redis_server.url,
-                                  "8", "2.5", str(MAX_RPS)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    child = [sys.executable, "-m", "tests.integration.rate_limit_child", redis_server.url, "8", "2.5",
+             str(MAX_RPS)]
+    children = [subprocess.Popen(child, cwd=ROOT, stdout=subprocess.PIPE, text=True)
                 for _ in range(2)]
     given = [json.loads(child.communicate(timeout=120)[0]) for child in children]
     assert all(child.returncode == 0 for child in children)

@@ -156,8 +156,8 @@ def next_steps(report: dict) -> list[str]:
             steps.append(f"{part['title']} is paused by {flow['paused']['by']}: `wms-relay resume {name}` "
                          "sends to it again.")
         if flow and flow["circuit"]["state"] != "closed":
-            steps.append(f"{part['title']} is failing (circuit {flow['circuit']['state']}): its deliveries wait "
-                         "without spending attempts; check it is up (`wms-relay check`).")
+            steps.append(f"{part['title']} is failing (circuit {flow['circuit']['state']}): its deliveries "
+                         "wait without spending attempts; check it is up (`wms-relay check`).")
     if report["dead_letters"]["count"]:
         steps.append("Dead letters wait for a person: `wms-relay dead list`, then `dead show ID`, "
                      "`dead retry ID` or `dead discard ID --reason ...`.")

@@ -72,7 +72,8 @@ def add_to_batch(relay: Relay, delivery: Delivery, accepted: Any) -> str:
     if added.status == "superseded":
         ledger.transition(delivery.operation, delivery.key, "superseded",
                           expected_states=("accepted", "retrying", "waiting"),
-                          reason=f"a newer absolute value (occurred_at {added.newer}) was recorded for sending")
+                          reason=f"a newer absolute value (occurred_at {added.newer}) was recorded for "
+                                 "sending")
         return "superseded"
     if added.replaced:
         _supersede(relay, delivery.destination, added.replaced, delivery.occurred_at)
@@ -144,7 +145,9 @@ class BatchFlusher:
                 return next_at - now
         verdict = self.gate.admit()
         if not verdict.sends:
-            return PARKED_LOOK_SECONDS if verdict.action == PARK else max(min(verdict.wait, 1.0), IDLE_SECONDS)
+            if verdict.action == PARK:
+                return PARKED_LOOK_SECONDS
+            return max(min(verdict.wait, 1.0), IDLE_SECONDS)
         taken = self.batches.take(self.holder, max_items=self.limits.batch_max, lease_seconds=LEASE_SECONDS,
                                   batch_seconds=self.limits.batch_seconds)
         if taken.batch is None:
@@ -210,7 +213,8 @@ class BatchFlusher:
             claim = ledger.claim(item.operation, item.key, item.fingerprint, batch.owner)
             if claim.status != "claimed":
                 continue  # settled meanwhile (a person, or an earlier copy), or another worker has it
-            carried.append(_Carried(item, delivery_of(self.destination, item), claim.attempt, claim.round_attempt))
+            carried.append(_Carried(item, delivery_of(self.destination, item), claim.attempt,
+                                    claim.round_attempt))
         return carried
 
     def _record(self, batch: Batch, parts: list[Part]) -> None:
@@ -254,14 +258,15 @@ class BatchFlusher:
                                  (f"batch {batch.batch_id} of {len(part.items)}",),
                                  latency=reply.latency_seconds, at=self.relay.clock())
             ledger.transition(one.item.operation, one.item.key, "delivered", owner=batch.owner, result=result,
-                              log=tried, reason=f"delivered in batch {batch.batch_id} ({len(part.items)} items)")
+                              log=tried,
+                              reason=f"delivered in batch {batch.batch_id} ({len(part.items)} items)")
 
     def _tried(self, batch: Batch, one: _Carried, exc: BaseException, size: int) -> AttemptEntry:
         outcome = "transient" if isinstance(exc, TransientError) else (
             "outcome_unknown" if isinstance(exc, OutcomeUnknownError) else "permanent")
         messages = tuple(getattr(exc, "error_messages", None) or []) or (str(exc),)
-        return AttemptEntry(one.attempt, outcome, getattr(exc, "status", None), getattr(exc, "error_code", None),
-                            (f"batch {batch.batch_id} of {size}", *messages),
+        status, code = getattr(exc, "status", None), getattr(exc, "error_code", None)
+        return AttemptEntry(one.attempt, outcome, status, code, (f"batch {batch.batch_id} of {size}", *messages),
                             latency=getattr(exc, "latency_seconds", None), at=self.relay.clock())
 
     def _dead(self, batch: Batch, carried: list[_Carried], exc: DestinationError, *, size: int) -> None:
@@ -275,8 +280,8 @@ class BatchFlusher:
                   f"person must check {self.title}")
         ledger = self.relay.ledger_of(self.destination)
         for one in carried:
-            if ledger.transition(one.item.operation, one.item.key, "uncertain", owner=batch.owner, reason=reason,
-                                 log=self._tried(batch, one, exc, len(carried))):
+            if ledger.transition(one.item.operation, one.item.key, "uncertain", owner=batch.owner,
+                                 reason=reason, log=self._tried(batch, one, exc, len(carried))):
                 self.relay.observer.parked(one.delivery, "uncertain", reason)
 
     def _retry(self, batch: Batch, part: Part) -> list[_Carried]:
@@ -293,8 +298,8 @@ class BatchFlusher:
                 dead(self.relay, one.delivery, batch.owner, reason="exhausted",
                      detail=f"gave up after {one.attempt} attempts; last error: {exc}", exc=exc, tried=tried)
                 continue
-            if ledger.transition(one.item.operation, one.item.key, "retrying", owner=batch.owner, reason=reason,
-                                 log=tried):
+            if ledger.transition(one.item.operation, one.item.key, "retrying", owner=batch.owner,
+                                 reason=reason, log=tried):
                 back.append(one)
         return back
 

@@ -58,7 +58,8 @@ class DestinationKeeper:
         return min(self.flusher.flush_once(), LOOK_SECONDS)
 
     def probe_if_due(self) -> bool | None:
-        """Send the probe if this keeper takes it: True (answered: closed), False (failed), None (no probe)."""
+        """Send the probe if this keeper takes it: True (answered: closed), False (failed), None (no
+        probe due, or another keeper took it)."""
         lease = self.relay.settings.connect_timeout * 2 + self.relay.settings.read_timeout + 5
         if not self.gate.circuit.take_probe(lease):
             return None
@@ -73,8 +74,8 @@ class DestinationKeeper:
             log.warning("%s probed: still failing (%s); next probe in %.0f s", self.title, error,
                         self.limits.probe_seconds)
         else:
-            log.warning("%s probed: it answered (%s); circuit closed, releasing parked deliveries", self.title,
-                        found or error)
+            log.warning("%s probed: it answered (%s); circuit closed, releasing parked deliveries",
+                        self.title, found or error)
         return not failed
 
     def release_if_open(self) -> int:

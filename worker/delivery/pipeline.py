@@ -287,7 +287,8 @@ def _call(relay: Relay, row: Operation, fields: dict, dispatch_id: Any) -> Any:
     return row.send(client, fields, dispatch_id)
 
 
-def _send(relay: Relay, delivery: Delivery, claim: Any, dispatch_id: Any, owner: str, passage: _Passage) -> str:
+def _send(relay: Relay, delivery: Delivery, claim: Any, dispatch_id: Any, owner: str,
+          passage: _Passage) -> str:
     """Send once and move the delivery on.  The attempt's outcome is written by the same ledger call as
     the transition it leads to (one store round trip fewer per event than writing it first)."""
     attempt = claim.attempt

@@ -203,8 +203,9 @@ class BatchItem:
 
     @classmethod
     def from_stored(cls, raw: Mapping[str, Any], arrival: int) -> "BatchItem":
-        return cls(ref=raw["ref"], kind=raw["kind"], operation=raw["op"], key=raw["key"], fingerprint=raw["fp"],
-                   message=raw["event"], enqueued_at=float(raw["enq"]), arrival=int(arrival))
+        return cls(ref=raw["ref"], kind=raw["kind"], operation=raw["op"], key=raw["key"],
+                   fingerprint=raw["fp"], message=raw["event"], enqueued_at=float(raw["enq"]),
+                   arrival=int(arrival))
 
 
 @dataclass(frozen=True)
@@ -350,4 +351,3 @@ class Batches:
     def next_at(self) -> float | None:
         raw = self._redis.get(self._next)
         return float(text(raw)) if raw is not None else None
-

@@ -64,7 +64,8 @@ local function circuit_report(k_state, k_sending, ticket, outcome, now, threshol
   local c = redis.call('HMGET', k_state, 'state', 'failures', 'first_failure_at')
   local state = c[1] or 'closed'
   if outcome == 'ok' then
-    redis.call('HSET', k_state, 'state', 'closed', 'failures', 0, 'last_success_at', string.format('%.3f', now))
+    redis.call('HSET', k_state, 'state', 'closed', 'failures', 0,
+               'last_success_at', string.format('%.3f', now))
     redis.call('HDEL', k_state, 'first_failure_at', 'probe_until')
     return 'closed'
   end
@@ -111,12 +112,13 @@ return 1
 
 # KEYS[1] state, KEYS[2] sending.  ARGV: outcome (ok|failed), now, probe seconds, what failed.
 _PROBE_RESULT = CIRCUIT_LUA + """
-if redis.call('HGET', KEYS[1], 'state') ~= 'half_open' then return redis.call('HGET', KEYS[1], 'state') or 'closed' end
+local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
+if state ~= 'half_open' then return state end
 if ARGV[1] == 'ok' then
   return circuit_report(KEYS[1], KEYS[2], '', 'ok', tonumber(ARGV[2]), 1, 0, 0, '')
 end
-redis.call('HSET', KEYS[1], 'state', 'open', 'probe_at', string.format('%.3f', tonumber(ARGV[2]) + tonumber(ARGV[3])),
-           'last_failure', ARGV[4])
+redis.call('HSET', KEYS[1], 'state', 'open',
+           'probe_at', string.format('%.3f', tonumber(ARGV[2]) + tonumber(ARGV[3])), 'last_failure', ARGV[4])
 redis.call('HDEL', KEYS[1], 'probe_until')
 return 'open'
 """
@@ -162,7 +164,8 @@ class Circuit:
         """Become the probe of an open circuit whose probe is due (half-open for ``lease_seconds``: if
         this caller dies, another takes the probe after that)."""
         now = self._clock()
-        return bool(int(self._take_probe(keys=self._keys[:1], args=[f"{now:.6f}", f"{now + lease_seconds:.3f}"])))
+        taken = self._take_probe(keys=self._keys[:1], args=[f"{now:.6f}", f"{now + lease_seconds:.3f}"])
+        return bool(int(taken))
 
     def probe_result(self, ok: bool, *, why: str = "") -> str:
         """The probe's answer: ``closed`` (it answered) or ``open`` (for another probe period)."""

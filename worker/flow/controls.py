@@ -24,7 +24,8 @@ class FlowControls:
         self._schedule = schedule
         self._clock = clock
         self._sleep = sleep
-        self.pauses = Pauses(redis_client, {name: d.namespace for name, d in DESTINATIONS.items()}, clock=clock)
+        namespaces = {name: d.namespace for name, d in DESTINATIONS.items()}
+        self.pauses = Pauses(redis_client, namespaces, clock=clock)
         self._gates: dict[str, Gate] = {}
         self._parking: dict[str, Parking] = {}
         self._batches: dict[str, Batches] = {}
@@ -70,7 +71,8 @@ class FlowControls:
             "current_rps": round(gate.rate.sent_per_second(), 2),
             "held_for_seconds": round(next_slot - now, 1) if next_slot and next_slot - now > 1 else None,
             "circuit": {**circuit, "failures_to_open": limits.circuit_failures,
-                        "window_seconds": limits.circuit_window_seconds, "probe_seconds": limits.probe_seconds},
+                        "window_seconds": limits.circuit_window_seconds,
+                        "probe_seconds": limits.probe_seconds},
             "paused": None if pause is None else pause.to_dict(),
             "parked": self.parking(destination).count(),
             "batching": None,

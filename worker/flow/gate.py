@@ -114,8 +114,8 @@ class Gate:
         if kind == "open":
             probe_at = float(reply[1])
             return Verdict(PARK, max(0.0, probe_at - now),
-                           f"{self.title}'s circuit is open (it failed {self.limits.circuit_failures} times in "
-                           f"a row); probing it every {self.limits.probe_seconds:g} s")
+                           f"{self.title}'s circuit is open (it failed {self.limits.circuit_failures} times "
+                           f"in a row); probing it every {self.limits.probe_seconds:g} s")
         if kind == "later":
             return Verdict(LATER, float(reply[1]), f"{self.title}'s rate limit: the next free slot is "
                                                    f"{float(reply[1]):.1f} s away")
@@ -140,9 +140,9 @@ class Gate:
             return verdict
 
     def report(self, error: object = None, *, ticket: str = "", sent: bool = True) -> str:
-        """What came back from a send the gate let through (``error`` None: delivered).  ``sent=False``: the send did not happen after
-        all (its ticket is given back, nothing else changes).  Returns the circuit's move (``opened``,
-        ``reclosed``) or its state."""
+        """What came back from a send the gate let through (``error`` None: delivered).  ``sent=False``:
+        the send did not happen after all (its ticket is given back, nothing else changes).  Returns the
+        circuit's move (``opened``, ``reclosed``) or its state."""
         if not sent:
             return self.circuit.report(policy.NEUTRAL, ticket=ticket)
         hold = policy.hold_seconds(error)

@@ -73,7 +73,8 @@ _HOLD = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
 local until_ = tonumber(ARGV[1])
 if until_ <= current then return 0 end
-redis.call('SET', KEYS[1], string.format('%.6f', until_), 'PX', math.ceil((until_ - tonumber(ARGV[2])) * 1000) + 1000)
+local ms = math.ceil((until_ - tonumber(ARGV[2])) * 1000) + 1000
+redis.call('SET', KEYS[1], string.format('%.6f', until_), 'PX', ms)
 return 1
 """
 

@@ -25,7 +25,6 @@ from worker.delivery.pipeline import deliver
 from worker.delivery.relay import build_relay
 from worker.destinations.kaching.client import KachingClient
 from worker.destinations.stocktrim.client import StockTrimClient
-from worker.sandbox.faults import FaultPlan
 from worker.sandbox.kaching.api import KachingApi
 from worker.sandbox.stocktrim.api import StockTrimApi
 from worker.settings import Locations, Settings
@@ -67,8 +66,8 @@ def kaching():
 
 def count(n, artno=None, quantity=None, second=0, kind="absolute"):
     event = {"event_id": f"C-{n}", "occurred_at": f"2024-05-14T10:{second // 60:02d}:{second % 60:02d}Z",
-             "artno": artno or f"SKU-{n}", "warehouse_id": "nw", "quantity": n if quantity is None else quantity,
-             "type": kind}
+             "artno": artno or f"SKU-{n}", "warehouse_id": "nw", "type": kind,
+             "quantity": n if quantity is None else quantity}
     if kind == "relative":
         event["reason"] = 3
     return event
@@ -80,6 +79,10 @@ def enter(relay, destination, *events):
 
 def record(relay, destination, n):
     return relay.ledger_of(destination).get("stock.adjust", f"C-{n}")
+
+
+def states(relay, destination, *numbers):
+    return [(record(relay, destination, n).state, record(relay, destination, n).attempts) for n in numbers]
 
 
 def posts(control):
@@ -108,7 +111,8 @@ def test_one_bad_item_among_500_is_isolated_by_splitting(stocktrim, clock):
     assert good.result["batch"] and good.result["status"] == 200 and good.result["batch_size"] >= 1
     batches = {record(relay, "stocktrim", n).result["batch"] for n in range(500) if n != 137}
     assert len(batches) == 1  # one batch, delivered in parts
-    assert relay.flow.batches("stocktrim").pending_count() == 0 and relay.flow.batches("stocktrim").in_flight() is None
+    batches = relay.flow.batches("stocktrim")
+    assert batches.pending_count() == 0 and batches.in_flight() is None
 
 
 def test_counts_coalesce_newest_wins(stocktrim, clock):
@@ -133,8 +137,7 @@ def test_a_failed_batch_goes_back_to_pending_and_is_sent_again(stocktrim, clock)
     control.set_faults(fail_rate=1.0)
     flusher = BatchFlusher(relay, "stocktrim")
     flusher.flush_once()
-    assert [(record(relay, "stocktrim", n).state, record(relay, "stocktrim", n).attempts) for n in (1, 2)] == \
-        [("retrying", 1), ("retrying", 1)]
+    assert states(relay, "stocktrim", 1, 2) == [("retrying", 1), ("retrying", 1)]
     batches = relay.flow.batches("stocktrim")
     assert batches.pending_count() == 2 and batches.failures() == 1 and batches.next_at() > clock()
     control.set_faults(fail_rate=0.0)
@@ -142,8 +145,7 @@ def test_a_failed_batch_goes_back_to_pending_and_is_sent_again(stocktrim, clock)
     assert len(posts(control)) == 1  # the backoff holds it
     clock.advance(5)
     flusher.flush_once()
-    assert [(record(relay, "stocktrim", n).state, record(relay, "stocktrim", n).attempts) for n in (1, 2)] == \
-        [("delivered", 2), ("delivered", 2)]
+    assert states(relay, "stocktrim", 1, 2) == [("delivered", 2), ("delivered", 2)]
     assert batches.failures() == 0
 
 

@@ -73,7 +73,7 @@ def relay():
                         stocktrim_locations=Locations.parse("L", "nw=NW,se=SE"),
                         stock2shop_base_url="http://s2s/",
                         stock2shop_locations=Locations.parse("L", "nw=Main"))
-    for bulk in BULK_DESTINATIONS:  # every count on its own here (batches: tests/worker/delivery/test_batches.py)
+    for bulk in BULK_DESTINATIONS:  # every count its own delivery here (batches: test_batches.py)
         settings = settings.with_flow(bulk, batch_max=0)
     published: list[dict] = []
     relay = build_relay(settings, redis_client=fakeredis.FakeRedis(decode_responses=True),

@@ -23,8 +23,8 @@ def batches(store_client, clock):
 
 def item(ref, artno="A", quantity=1, second=0, kind=LEVEL, warehouse="nw"):
     return BatchItem(ref=ref, kind=kind, operation="stock.adjust", key=ref, fingerprint="f" * 64,
-                     message={"warehouse_id": warehouse, "artno": artno, "quantity": quantity, "event_id": ref,
-                              "type": "absolute" if kind == LEVEL else "relative",
+                     message={"warehouse_id": warehouse, "artno": artno, "quantity": quantity,
+                              "event_id": ref, "type": "absolute" if kind == LEVEL else "relative",
                               "occurred_at": f"2024-05-01T10:00:{second:02d}.000000Z"}, enqueued_at=100.0)
 
 

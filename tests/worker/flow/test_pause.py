@@ -36,7 +36,8 @@ def test_pause_and_resume_are_audited(pauses, clock):
     assert pauses.in_force("kaching") is None
     trail = pauses.history()
     assert [(e.action, e.actor, e.destination, e.reason) for e in trail] == [
-        ("resume", "bob", "kaching", "window over"), ("pause", "alice", "kaching", "ka-ching maintenance window")]
+        ("resume", "bob", "kaching", "window over"),
+        ("pause", "alice", "kaching", "ka-ching maintenance window")]
     assert trail[0].at == clock() and trail[0].was["by"] == "alice"
     assert pauses.history("trademax") == []
 
