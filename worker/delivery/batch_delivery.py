@@ -262,11 +262,10 @@ class BatchFlusher:
                               reason=f"delivered in batch {batch.batch_id} ({len(part.items)} items)")
 
     def _tried(self, batch: Batch, one: _Carried, exc: BaseException, size: int) -> AttemptEntry:
-        outcome = "transient" if isinstance(exc, TransientError) else (
-            "outcome_unknown" if isinstance(exc, OutcomeUnknownError) else "permanent")
         messages = tuple(getattr(exc, "error_messages", None) or []) or (str(exc),)
         status, code = getattr(exc, "status", None), getattr(exc, "error_code", None)
-        return AttemptEntry(one.attempt, outcome, status, code, (f"batch {batch.batch_id} of {size}", *messages),
+        return AttemptEntry(one.attempt, _outcome(exc), status, code,
+                            (f"batch {batch.batch_id} of {size}", *messages),
                             latency=getattr(exc, "latency_seconds", None), at=self.relay.clock())
 
     def _dead(self, batch: Batch, carried: list[_Carried], exc: DestinationError, *, size: int) -> None:
@@ -314,8 +313,14 @@ class BatchFlusher:
 
     def _observe(self, batch: Batch, size: int, exc: BaseException | None, status: int | None,
                  latency: float | None) -> None:
-        outcome = "delivered" if exc is None else (
-            "transient" if isinstance(exc, TransientError) else
-            "outcome_unknown" if isinstance(exc, OutcomeUnknownError) else "permanent")
-        self.relay.observer.attempt(_Request(self.destination, batch.batch_id, size), 1, outcome,
+        self.relay.observer.attempt(_Request(self.destination, batch.batch_id, size), 1, _outcome(exc),
                                     status=status, error_code=None, latency=latency)
+
+
+def _outcome(exc: BaseException | None) -> str:
+    """An attempt's outcome, in the classification's words."""
+    if exc is None:
+        return "delivered"
+    if isinstance(exc, TransientError):
+        return "transient"
+    return "outcome_unknown" if isinstance(exc, OutcomeUnknownError) else "permanent"
