@@ -69,8 +69,12 @@ def run_scheduler(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+
+    def waits_in_batch(destination: str, ref: str) -> bool:
+        return relay.flow.batched(destination) and relay.flow.batches(destination).holds(ref)
+
     sweep = StrandedSweep(relay.ledger, relay.schedule, clock=relay.clock,
-                          after_seconds=settings.stranded_after_seconds)
+                          after_seconds=settings.stranded_after_seconds, waits_in_batch=waits_in_batch)
     from worker.destinations.table import configured
 
     jobs = [job for d in configured(settings)

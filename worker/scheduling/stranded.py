@@ -34,12 +34,17 @@ def message_of(record, destination: str = INTAKE.name) -> dict:
 
 class StrandedSweep:
     def __init__(self, ledger: Ledger, schedule: RetrySchedule, *, clock: Callable[[], float],
-                 after_seconds: float, batch: int = 200) -> None:
+                 after_seconds: float, batch: int = 200,
+                 waits_in_batch: Callable[[str, str], bool] | None = None) -> None:
+        """``waits_in_batch(destination, ref)``: is that delivery pending in its destination's batches
+        (worker.flow.batches)?  Such a delivery has something to move it — the batch flusher — however
+        long it waits (a paused destination)."""
         self._ledger = ledger
         self._schedule = schedule
         self._clock = clock
         self._after = after_seconds
         self._batch = batch
+        self._waits_in_batch = waits_in_batch
 
     def sweep(self) -> int:
         """Schedule every stranded delivery now (every destination's); return how many."""
@@ -63,6 +68,8 @@ class StrandedSweep:
                     continue  # not an operation it takes (any more): nothing could deliver it
                 eid = destination.delivery_ref(record.operation, record.key)
                 if self._schedule.get(eid) is not None:
+                    continue
+                if self._waits_in_batch is not None and self._waits_in_batch(destination.name, eid):
                     continue
                 self._schedule.schedule(eid, message_of(record, destination.name), now)
                 log.warning("%s sat %s for %.0f s with nothing to move it; scheduled it again",

@@ -81,3 +81,20 @@ def test_a_stranded_event_behind_more_scheduled_retries_than_one_page_is_found(w
     clock.now += 1000
     assert sweep.sweep() == 1
     assert schedule.get("receipt.create:TX-7") is not None
+
+
+def test_a_delivery_waiting_in_its_batch_is_not_stranded(world):
+    """A count pending in a bulk destination's batch (worker.flow.batches) has the flusher to move it,
+    however long it waits (a paused destination): the sweep leaves it alone."""
+    clock, ledger, schedule, _ = world
+    count = validate_event("stock.adjust", {"event_id": "C-1", "occurred_at": "2024-05-01T10:00:00Z",
+                                            "artno": "A-1", "warehouse_id": "nw", "quantity": 3,
+                                            "type": "absolute"})
+    ledger.sibling("wms:kaching").accept(count)
+    clock.now += 1000
+    in_batch = {("kaching", "kaching/stock.adjust:C-1")}
+    sweep = StrandedSweep(ledger, schedule, clock=clock, after_seconds=900,
+                          waits_in_batch=lambda destination, ref: (destination, ref) in in_batch)
+    assert sweep.sweep() == 0
+    in_batch.clear()
+    assert sweep.sweep() == 1
