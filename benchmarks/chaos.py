@@ -6,7 +6,8 @@ real processes (``benchmarks._harness``): a valkey-server with AOF, the four san
 StockTrim and Stock2Shop, every warehouse listed at each, so every absolute count is delivered four times and
 every relative adjustment twice (Trademax, ka-ching) — each answering 20% of requests with 500, 5% with 429 +
 Retry-After and applying 3% and then stalling past the read timeout, Stock2Shop's login tokens expiring every
-5 s; two ``wms-relay worker`` processes and the scheduler. Events arrive in batches through ``wms-relay
+5 s and its sandbox refusing more than 1 request/s, ka-ching down (500 to all) for 30 s once; the bulk
+destinations' counts in batches (the default); two ``wms-relay worker`` processes and the scheduler. Events arrive in batches through ``wms-relay
 enqueue``.  While they flow, one worker at a time is SIGKILLed and replaced (3 times) and the valkey-server is
 restarted once.  Then the run waits (bounded) for every event to settle and judges the ledger against the
 sandbox (``benchmarks.chaos_checks``; the other destinations' ledgers against their sandboxes:
@@ -39,8 +40,13 @@ FAULTS = {"fail_rate": 0.20, "throttle_rate": 0.05, "timeout_after_apply_rate": 
           "latency_ms": 5}  # so that a killed worker has requests on the wire
 KILL_AT = (0.15, 0.40, 0.65)  # fraction of deliveries settled when a worker is killed
 # The other destinations' sandboxes: Stock2Shop's tokens expire every few seconds (the relay logs in again,
-# once for all workers), and its 1 request/s limit is off here — issue 11 adds the relay's own limiter.
-OTHERS = {"kaching": (), "stocktrim": (), "stock2shop": ("--max-rps", "0", "--token-ttl", "5")}
+# once for all workers) and it answers 429 above 1 request/s (the relay's own limit: STOCK2SHOP_MAX_RPS,
+# default 1).  Their counts go in batches (the default).
+OTHERS = {"kaching": (), "stocktrim": (), "stock2shop": ("--max-rps", "1", "--token-ttl", "5")}
+# Flow control (docs/flow-control.md): at OUTAGE_AT of the deliveries settled, ka-ching's sandbox answers
+# 500 to everything for OUTAGE_SECONDS; its circuit opens and is probed every few seconds meanwhile.
+OUTAGE_AT, OUTAGE_SECONDS, OUTAGE_DESTINATION = 0.30, 30.0, "kaching"
+FLOW_SETTINGS = {"STOCK2SHOP_MAX_RPS": "1", "KACHING_PROBE_SECONDS": "5"}
 RESTART_REDIS_AT = 0.52
 REDIS_DOWN_SECONDS = 3.0  # a real restart (loading a large AOF) takes seconds, not milliseconds
 # The harness's short timeouts (benchmarks/_harness.py FAST_SETTINGS) apply, including the stranded-event
@@ -65,6 +71,7 @@ class ChaosResult:
     read_back: int = 0  # one-way dispatch changes found landed by reading the dispatch back
     destinations: list = field(default_factory=list)  # chaos_destinations.DestinationVerdict, one each
     logins: int = 0  # Stock2Shop logins (its tokens expire during the run)
+    flow: list = field(default_factory=list)  # what flow control did (circuit, probes, 429s at 1 rps)
 
     @property
     def ok(self) -> bool:
@@ -79,7 +86,7 @@ def run(count: int = 2000, *, seed: int = 1, workdir: Path, batches: int | None 
     started = time.monotonic()
     result = ChaosResult(verdict=Verdict(), events=len(planned))
     others = OTHERS if every_destination else {}
-    settings = chaos_destinations.settings_for_locations() if others else None
+    settings = {**chaos_destinations.settings_for_locations(), **FLOW_SETTINGS} if others else None
     with RelayRun(workdir, sandbox_faults=FAULTS, seed=seed, others=others, settings=settings) as relay:
         if others:
             _set_up_stock2shop(relay.others["stock2shop"], planned)
@@ -113,7 +120,16 @@ def run(count: int = 2000, *, seed: int = 1, workdir: Path, batches: int | None 
                 name, planned, {(p.operation, p.key): theirs.get(p.operation, p.key) for p in mine},
                 other.state()))
         if "stock2shop" in relay.others:
-            result.logins = len(relay.others["stock2shop"].state()["authentications"])
+            state = relay.others["stock2shop"].state()
+            result.logins = len(state["authentications"])
+            result.flow.append(f"Stock2Shop at 1 request/s: its sandbox refused {state['rate_limited']} "
+                               "request(s) with 429 (each holds it for its Retry-After)")
+        if others:
+            logs = "".join(p.read_text(errors="replace") for p in Path(workdir).glob("worker*.log"))
+            result.flow.append(f"circuits opened {logs.count('circuit opened')} time(s), closed again "
+                               f"{logs.count('circuit closed')} time(s); probes that found it still failing: "
+                               f"{logs.count('probed: still failing')}, that found it up: "
+                               f"{logs.count('probed: it answered')}")
         result.exits += [f"pid {p.pid} exited (code {p.returncode}) without being killed; see its log"
                          for p in [*relay.workers, relay.scheduler]
                          if p.poll() is not None and p.pid not in result.killed]
@@ -183,7 +199,8 @@ def _make_chaos(relay: RelayRun, planned: list[Planned], feeder: _Feeder, result
                 started: float, say) -> None:
     """Kill a worker at each KILL_AT fraction settled, restart valkey at RESTART_REDIS_AT; every action
     happens at the latest once the feeder is done and nothing more settles for a while."""
-    plan = sorted([(f, "kill") for f in KILL_AT] + [(RESTART_REDIS_AT, "restart")])
+    plan = sorted([(f, "kill") for f in KILL_AT] + [(RESTART_REDIS_AT, "restart")]
+                  + ([(OUTAGE_AT, "outage")] if OUTAGE_DESTINATION in relay.others else []))
     victim = 0
     expected = _expected(relay, planned)
     last_settled, last_change = -1, time.monotonic()
@@ -206,12 +223,24 @@ def _make_chaos(relay: RelayRun, planned: list[Planned], feeder: _Feeder, result
                 relay.start_worker()
                 victim += 1  # the oldest live worker is next
                 result.actions.append(f"SIGKILL worker pid {process.pid} and start another ({at})")
+            elif action == "outage":
+                _outage(relay.others[OUTAGE_DESTINATION])
+                result.actions.append(f"{OUTAGE_DESTINATION}'s sandbox answers 500 to all for "
+                                      f"{OUTAGE_SECONDS:g} s ({at})")
             else:
                 with feeder.paused:
                     relay.valkey.restart(REDIS_DOWN_SECONDS)
                 result.actions.append(f"restart valkey-server, AOF on, down {REDIS_DOWN_SECONDS:g} s ({at})")
             say(f"chaos: {result.actions[-1]}")
         time.sleep(0.2)
+
+
+def _outage(sandbox) -> None:
+    """Every request refused with 500 for OUTAGE_SECONDS, then the run's faults again."""
+    sandbox.set_faults(fail_rate=1.0, throttle_rate=0.0, timeout_after_apply_rate=0.0)
+    timer = threading.Timer(OUTAGE_SECONDS, lambda: sandbox.set_faults(**FAULTS))
+    timer.daemon = True
+    timer.start()
 
 
 def _wait_quiet(relay: RelayRun) -> None:
@@ -305,6 +334,8 @@ def report(result: ChaosResult) -> str:
                       "ka-ching; "
                       f"Stock2Shop logins: {result.logins}):"]
         lines += chaos_destinations.table(result.destinations)
+    if result.flow:
+        lines += ["", "Flow control:"] + [f"- {line}" for line in result.flow]
     return "\n".join(lines)
 
 

@@ -19,6 +19,7 @@ The keys are those of the three modules (each documents its own); the script's K
 """
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from worker.flow.circuit import CIRCUIT_LUA, Circuit, circuit_keys
 from worker.flow.pause import PAUSE_LUA, pause_key
 from worker.flow.rate_limit import RATE_LUA, RateLimit, rate_keys
 from worker.settings import FlowLimits
+
+log = logging.getLogger("wms_relay.flow")
 
 SEND, LATER, PARK = "send", "later", "park"
 # How long a counted send may stay out before its ticket lapses (a worker that died mid-send).
@@ -148,8 +151,15 @@ class Gate:
         hold = policy.hold_seconds(error)
         if hold is not None:
             self.rate.hold_until(self._clock() + hold)
-        return self.circuit.report(policy.circuit_outcome(error), ticket=ticket,
-                                   why="" if error is None else str(error))
+        moved = self.circuit.report(policy.circuit_outcome(error), ticket=ticket,
+                                    why="" if error is None else str(error))
+        if moved == "opened":
+            log.warning("%s's circuit opened: %d failures in a row (last: %s); nothing is sent to it but one "
+                        "probe every %g s", self.title, self.limits.circuit_failures, error,
+                        self.limits.probe_seconds)
+        elif moved == "reclosed":
+            log.warning("%s's circuit closed: it answered again", self.title)
+        return moved
 
 
 def _clock_text(moment: float) -> str:
