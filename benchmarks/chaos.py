@@ -7,8 +7,8 @@ StockTrim and Stock2Shop, every warehouse listed at each, so every absolute coun
 every relative adjustment twice (Trademax, ka-ching) — each answering 20% of requests with 500, 5% with 429 +
 Retry-After and applying 3% and then stalling past the read timeout, Stock2Shop's login tokens expiring every
 5 s and its sandbox refusing more than 1 request/s, ka-ching down (500 to all) for 30 s once; the bulk
-destinations' counts in batches (the default); two ``wms-relay worker`` processes and the scheduler. Events arrive in batches through ``wms-relay
-enqueue``.  While they flow, one worker at a time is SIGKILLed and replaced (3 times) and the valkey-server is
+destinations' counts in batches (the default); two ``wms-relay worker`` processes and the scheduler.
+Events arrive in batches through ``wms-relay enqueue``.  While they flow, one worker at a time is SIGKILLed and replaced (3 times) and the valkey-server is
 restarted once.  Then the run waits (bounded) for every event to settle and judges the ledger against the
 sandbox (``benchmarks.chaos_checks``; the other destinations' ledgers against their sandboxes:
 ``benchmarks.chaos_destinations``); it prints counts by state and by fault, the table per destination, and
