@@ -1,19 +1,19 @@
 """Chaos run: "nothing lost, nothing applied twice" measured through the real pipeline.
 
 Run: ``python benchmarks/chaos.py`` (or ``make chaos``): 2,000 mixed events (``--events N`` for another size),
-every operation, relative and absolute stock adjustments, dispatch follow-ups sent before their create.  The
+every operation, relative and absolute stock adjustments, dispatch follow-ups sent before their create. The
 real processes (``benchmarks._harness``): a valkey-server with AOF, the four sandboxes — Trademax, ka-ching,
 StockTrim and Stock2Shop, every warehouse listed at each, so every absolute count is delivered four times and
 every relative adjustment twice (Trademax, ka-ching) — each answering 20% of requests with 500, 5% with 429 +
 Retry-After and applying 3% and then stalling past the read timeout, Stock2Shop's login tokens expiring every
 5 s and its sandbox refusing more than 1 request/s, ka-ching down (500 to all) for 30 s once; the bulk
-destinations' counts in batches (the default); two ``wms-relay worker`` processes and the scheduler.
-Events arrive in batches through ``wms-relay enqueue``.  While they flow, one worker at a time is SIGKILLed and replaced (3 times) and the valkey-server is
-restarted once.  Then the run waits (bounded) for every event to settle and judges the ledger against the
-sandbox (``benchmarks.chaos_checks``; the other destinations' ledgers against their sandboxes:
-``benchmarks.chaos_destinations``); it prints counts by state and by fault, the table per destination, and
-exits 1 if any check failed.  ``--trademax-only`` runs without the other three.  The reduced run is
-``tests/integration/test_chaos.py``.
+destinations' counts in batches (the default); two ``wms-relay worker`` processes and the scheduler. Events
+arrive in batches through ``wms-relay enqueue``. While they flow, one worker at a time is SIGKILLed and
+replaced (3 times) and the valkey-server is restarted once. Then the run waits (bounded) for every event to
+settle and judges the ledger against the sandbox (``benchmarks.chaos_checks``; the other destinations' ledgers
+against their sandboxes: ``benchmarks.chaos_destinations``); it prints counts by state and by fault, the table
+per destination, and exits 1 if any check failed. ``--trademax-only`` runs without the other three. The
+reduced run is ``tests/integration/test_chaos.py``.
 """
 from __future__ import annotations
 
@@ -287,9 +287,13 @@ def _set_up_stock2shop(sandbox, planned: list[Planned]) -> None:
     token = token["system_user"]["token"]
     products = [{"source": {"source_product_code": a}, "product": {
         "title": f"Product {a}", "variants": {"source_variant_code": a, "sku": a}}} for a in artnos]
-    answer = requests.post(sandbox.base_url + "v1/products/queue", timeout=30,
-                           params={"token": token, "source_id": env["STOCK2SHOP_SOURCE_ID"]},
-                           json={"system_products": products})
+    for _ in range(10):  # its sandbox takes 1 request/s: the login just spent this second's
+        answer = requests.post(sandbox.base_url + "v1/products/queue", timeout=30,
+                               params={"token": token, "source_id": env["STOCK2SHOP_SOURCE_ID"]},
+                               json={"system_products": products})
+        if answer.status_code != 429:
+            break
+        time.sleep(float(answer.headers.get("Retry-After") or 1))
     answer.raise_for_status()
 
 

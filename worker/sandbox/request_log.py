@@ -1,14 +1,16 @@
 """Every request the sandbox saw, in arrival order, for tests, demos and benchmarks to count.
 
-Entries hold the method, path, params without the API's credentials (``hidden`` names, at any depth:
-Trademax's ``signature``, ka-ching's ``apikey``, Stock2Shop's ``token`` and ``password``...), the answer's
-status and error_code and the injected fault (if any).  Nothing is trimmed — tests count exact numbers —
-so a long benchmark run should call ``POST /_sandbox/reset`` between rounds to free the memory.
+Entries hold the arrival time (``at``, Unix seconds: benchmarks count requests per second), the method, path,
+params without the API's credentials (``hidden`` names, at any depth: Trademax's ``signature``, ka-ching's
+``apikey``, Stock2Shop's ``token`` and ``password``...), the answer's status and error_code and the injected
+fault (if any). Nothing is trimmed — tests count exact numbers — so a long benchmark run should call ``POST
+/_sandbox/reset`` between rounds to free the memory.
 """
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable, Mapping
+import time
+from typing import Any, Callable, Iterable, Mapping
 
 
 def _without(value: Any, hidden: frozenset[str]) -> Any:
@@ -20,7 +22,9 @@ def _without(value: Any, hidden: frozenset[str]) -> Any:
 
 
 class RequestLog:
-    def __init__(self, hidden: Iterable[str] = ("signature",)) -> None:
+    def __init__(self, hidden: Iterable[str] = ("signature",), *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self._entries: list[dict[str, Any]] = []
         self._hidden = frozenset(hidden) | {"signature"}
@@ -28,6 +32,7 @@ class RequestLog:
     def record(self, *, method: str, path: str, params: Mapping[str, Any], status: int,
                error_code: int | None, fault: str | None) -> None:
         entry = {
+            "at": round(self._clock(), 6),
             "method": method,
             "path": path,
             "params": _without(params, self._hidden),
