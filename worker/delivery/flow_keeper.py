@@ -68,7 +68,9 @@ class DestinationKeeper:
             error = None
         except Exception as exc:  # noqa: BLE001 — the errors tree, or a client that could not be built
             found, error = None, exc
-        failed = error is not None and policy.circuit_outcome(error) != policy.OK
+        failed = policy.circuit_outcome(error) == policy.FAILED  # any answer, even a 429, says it is up
+        if policy.hold_seconds(error) is not None:
+            self.gate.rate.hold_until(self.relay.clock() + policy.hold_seconds(error))
         self.gate.circuit.probe_result(not failed, why="" if error is None else str(error))
         if failed:
             log.warning("%s probed: still failing (%s); next probe in %.0f s", self.title, error,

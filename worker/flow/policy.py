@@ -3,14 +3,15 @@
 ==========================================  ==================================================================
 the answer (or its absence)                 what it does to the destination's flow
 ==========================================  ==================================================================
-any answer but a 5xx, 408 or 429            ``ok``: the destination is up (a 4xx refuses the request, not the
-                                            service) — its consecutive failures start again from zero
+any answer but a 5xx                        ``ok``: the destination is up (a 4xx refuses the request, not the
+                                            service; a 408 or 429 asks us to slow down, which a service that
+                                            is down does not) — its consecutive failures start again from 0
 no connection, connect timeout (no status)  ``failed``: counts towards opening the circuit
 a read timeout, connection lost mid-answer  ``failed`` (outcome unknown: no answer came)
 5xx                                         ``failed``
-408, 429                                    ``neutral``: it answered, but asks us to slow down — a 429 or
-                                            503 with ``Retry-After`` holds the whole destination that long
 a request we could not even build           ``neutral`` (nothing reached the destination)
+
+A 429 or 503 with ``Retry-After`` also holds the whole destination that long (:func:`hold_seconds`).
 ==========================================  ==================================================================
 
 A refusal *for its content* (400, 422) of a batch of several items is split in halves to find the
@@ -40,7 +41,7 @@ def circuit_outcome(error: Any) -> str:
     if isinstance(error, TransientError):
         if error.status is None or error.status >= 500:
             return FAILED
-        return NEUTRAL
+        return OK
     if isinstance(error, PermanentError):
         return OK if error.status is not None else NEUTRAL
     return NEUTRAL

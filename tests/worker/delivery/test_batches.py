@@ -25,6 +25,7 @@ from worker.delivery.pipeline import deliver
 from worker.delivery.relay import build_relay
 from worker.destinations.kaching.client import KachingClient
 from worker.destinations.stocktrim.client import StockTrimClient
+from worker.errors import TransientError
 from worker.sandbox.kaching.api import KachingApi
 from worker.sandbox.stocktrim.api import StockTrimApi
 from worker.settings import Locations, Settings
@@ -207,3 +208,14 @@ def test_an_open_circuit_costs_no_attempts_and_a_probe_closes_it(stocktrim, cloc
     keeper.flusher.flush_once()
     one = record(relay, "stocktrim", 1)
     assert one.state == "delivered" and one.attempts == 3
+
+
+def test_a_probe_answered_429_closes_the_circuit(stocktrim, clock):
+    base_url, control = stocktrim
+    relay = relay_for("stocktrim", base_url, clock, circuit_failures=1, probe_seconds=30)
+    relay.flow.gate("stocktrim").report(TransientError("down", status=503))
+    clock.advance(30)
+    control.set_faults(throttle_rate=1.0)  # it answers again, asking to slow down: it is up
+    assert DestinationKeeper(relay, "stocktrim").probe_if_due() is True
+    assert relay.flow.gate("stocktrim").circuit.is_closed()
+    assert relay.flow.gate("stocktrim").rate.next_slot() == pytest.approx(clock() + 1)  # its Retry-After

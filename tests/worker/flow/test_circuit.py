@@ -44,7 +44,7 @@ def test_an_answer_in_between_starts_the_count_again(circuit):
     circuit.report("failed")
     assert circuit.report("ok") == "closed"
     circuit.report("failed")
-    circuit.report("neutral")  # a 429: neither
+    circuit.report("neutral")  # a request that never left: neither
     assert circuit.report("failed") == "closed"
     assert circuit.state()["failures"] == 2
 

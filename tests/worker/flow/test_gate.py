@@ -57,9 +57,13 @@ def test_a_send_that_did_not_happen_gives_its_ticket_back(store_client, clock):
     assert gate.admit().action == SEND
 
 
-def test_a_refusal_is_an_answer(store_client, clock):
+@pytest.mark.parametrize("answer", [PermanentError("bad", status=400),
+                                    TransientError("slow down", status=429)])
+def test_a_refusal_or_a_429_is_an_answer(store_client, clock, answer):
     gate = gate_for(store_client, clock, circuit_failures=2)
     gate.report(TransientError("refused", status=None))
-    gate.report(PermanentError("bad", status=400))
+    gate.report(answer)  # the destination is up: the run of failures starts again
     gate.report(TransientError("refused", status=None))
     assert gate.circuit.is_closed()
+    gate.report(TransientError("boom", status=502))
+    assert not gate.circuit.is_closed()
