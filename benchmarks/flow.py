@@ -47,8 +47,8 @@ def iso(moment: float) -> str:
 
 def relative(event_id: str, i: int) -> dict:
     """A relative stock adjustment (Trademax only: no other destination is on in these runs)."""
-    return {"event_id": event_id, "occurred_at": iso(time.time()), "artno": f"A-{i % 50}", "warehouse_id": "nw",
-            "quantity": 1, "type": "relative", "reason": 2}
+    return {"event_id": event_id, "occurred_at": iso(time.time()), "artno": f"A-{i % 50}",
+            "warehouse_id": "nw", "quantity": 1, "type": "relative", "reason": 2}
 
 
 def percentile(values: list[float], p: float) -> float:
