@@ -77,6 +77,9 @@ class Relay:
             from worker.flow.controls import FlowControls
 
             self._flow = FlowControls(self.redis, self.settings, self.schedule, clock=self.clock)
+            for name, client in self.clients.items():
+                if hasattr(client, "pace"):  # a client that makes more than one request per send
+                    client.pace = self._flow.gate(name).pace
         return self._flow
 
     def ledger_of(self, destination: str) -> Ledger:

@@ -142,6 +142,13 @@ class Gate:
                 return Verdict(SEND, 0.0, verdict.reason, verdict.ticket)
             return verdict
 
+    def pace(self, longest: float = 5.0) -> None:
+        """Wait for a slot for a request a send makes beyond its first (Stock2Shop's login and the resend
+        after it: the destination counts them too).  Waits at most ``longest`` seconds, then goes anyway."""
+        slot = self.rate.take(self.limits.max_rps, max_wait=longest)
+        if slot.wait > 0:
+            self._sleep(min(slot.wait, longest))
+
     def report(self, error: object = None, *, ticket: str = "", sent: bool = True) -> str:
         """What came back from a send the gate let through (``error`` None: delivered).  ``sent=False``:
         the send did not happen after all (its ticket is given back, nothing else changes).  Returns the

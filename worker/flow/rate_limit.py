@@ -4,8 +4,9 @@ rate algorithm" (a token bucket of depth one, kept as one number).
 The store keeps the moment the next request may leave (the *next slot*).  A sender takes the slot: if it
 is now or past, it goes at once; if it is at most ``max_wait`` away, it is *reserved* for this sender,
 which sleeps until then and goes; further away, nothing is taken and the caller reschedules the delivery
-(no attempt counted).  Taking a slot moves the next one ``1 / max_rps`` seconds on.  So requests leave
-evenly spaced: in any one-second window at most ``max_rps`` of them, plus one on the window's edge.
+(no attempt counted).  Taking a slot moves the next one ``1.02 / max_rps`` seconds on (2% under the limit:
+``worker.flow.policy.SLOT_MARGIN``).  So requests leave evenly spaced: in any one-second window at most
+``max_rps`` of them, plus one on the window's edge.
 
 Why GCRA in Lua rather than the ``limits`` library (benchmarks/rate_limiters.py, docs/flow-control.md):
 one round trip per request that also says how long to wait, so 32 threads waiting for a 20 rps limit
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from worker.encoding import text
+from worker.flow.policy import emission_interval
 
 # Lua helpers the gate (worker.flow.gate) composes; the functions take their keys as arguments.
 #   rate_slot(k_next, now) -> the next free slot (>= now)
@@ -107,7 +109,7 @@ class RateLimit:
     def take(self, max_rps: float, *, max_wait: float = 1.0) -> Slot:
         """Take the next slot if it is at most ``max_wait`` seconds away (``max_rps`` 0: no limit, only a
         hold can make a request wait)."""
-        interval = 1.0 / max_rps if max_rps > 0 else 0.0
+        interval = emission_interval(max_rps)
         now = self._clock()
         taken, wait = self._take(keys=self._keys, args=[f"{now:.6f}", f"{interval:.9f}", f"{max_wait:.6f}"])
         wait = max(0.0, float(text(wait)))

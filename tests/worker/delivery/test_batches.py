@@ -219,3 +219,30 @@ def test_a_probe_answered_429_closes_the_circuit(stocktrim, clock):
     assert DestinationKeeper(relay, "stocktrim").probe_if_due() is True
     assert relay.flow.gate("stocktrim").circuit.is_closed()
     assert relay.flow.gate("stocktrim").rate.next_slot() == pytest.approx(clock() + 1)  # its Retry-After
+
+
+def test_stock2shop_at_one_request_a_second_with_an_expiring_token(tmp_path):
+    """Stock2Shop counts the login and the resend after it against its 1 request/s: the client paces both
+    through the shared limit, so an expired token costs a second or two, never a 429 loop."""
+    import time
+
+    from worker.destinations.stock2shop.client import Stock2ShopClient
+    from worker.sandbox.stock2shop.api import Stock2ShopApi
+
+    api = Stock2ShopApi(username="wms", password="s2s-password-1", source_id="57", token_ttl=2.5, max_rps=1)
+    with serving(api) as (base_url, control):
+        settings = Settings(stock2shop_base_url=base_url, stock2shop_username="wms",
+                            stock2shop_password="s2s-password-1", stock2shop_source_id="57",
+                            stock2shop_locations=Locations.parse("L", "nw=Main"), read_timeout=2.0)
+        client = Stock2ShopClient(settings, redis=fakeredis.FakeRedis())
+        relay = build_relay(settings, redis_client=fakeredis.FakeRedis(decode_responses=True),
+                            clients={"stock2shop": client})
+        flusher = BatchFlusher(relay, "stock2shop")
+        for round_ in range(3):
+            enter(relay, "stock2shop", count(round_, "A", round_, second=round_))
+            time.sleep(2.6)  # the token expires between batches
+            flusher.flush_once()
+            assert record(relay, "stock2shop", round_).state == "delivered", (
+                [(r["at"], r["path"], r["status"]) for r in control.requests()])
+        state = control.state()
+        assert state["rate_limited"] == 0 and len(state["authentications"]) >= 3

@@ -60,8 +60,13 @@ class Stock2ShopClient:
         self.source_id = settings.stock2shop_source_id
         self._locations = settings.stock2shop_locations
         wait = settings.connect_timeout * 2 + settings.read_timeout + 5
-        self.tokens = (SharedToken(redis, self.authenticate, lock_seconds=wait, wait_seconds=wait)
-                       if redis is not None else _LocalToken(self.authenticate))
+        # Every request beyond a send's first (a login, the resend after it) waits for a slot of the shared
+        # rate limit: Stock2Shop counts them all against its 1 request/s (worker.flow sets this; the gate
+        # already let the first through).  Without it, an expired token met at 1 request/s is a loop: the
+        # call (401), the login at once (429), the next call with the old token...
+        self.pace: Callable[[], None] = lambda: None
+        self.tokens = (SharedToken(redis, self._login, lock_seconds=wait, wait_seconds=wait)
+                       if redis is not None else _LocalToken(self._login))
 
     def __repr__(self) -> str:
         return f"Stock2ShopClient(base_url={self._api.base_url!r})"
@@ -78,6 +83,13 @@ class Stock2ShopClient:
         return location
 
     # -- the calls ------------------------------------------------------------------------------------
+    def _login(self) -> str:
+        """A paced login: it waits for a slot, and so does whatever request follows it."""
+        self.pace()
+        token = self.authenticate()
+        self.pace()
+        return token
+
     def authenticate(self) -> str:
         """Log in; the new token.  A refusal is permanent (wrong STOCK2SHOP_USERNAME/PASSWORD)."""
         login = {"system_user_auth": {"username": self._username, "password": self._password}}
@@ -140,6 +152,7 @@ class Stock2ShopClient:
             if exc.status != REFUSED_TOKEN:
                 raise
         token = self.tokens.renew(stale=token)  # expired (or revoked): one login for every worker
+        self.pace()
         try:
             return call(token)
         except PermanentError as exc:
