@@ -9,7 +9,9 @@ ka-ching only) is never coalesced: each adds.
 
 A flusher *takes* a batch — up to ``max_items`` pending items, oldest first, all of one kind (a level
 replaces, an add adds: they are different requests), skipping an item whose product has an older pending
-item of the other kind (so ka-ching applies a count and the adjustments after it in their order) — and
+item of the other kind (so ka-ching applies a count and the adjustments after it in their order), and at
+most one add per product (each adjustment stays one value the destination applies: one that was applied,
+or not, can be told apart from its neighbours — the next batch takes the next) — and
 holds it *in flight* under a lease: one batch per destination at a time, so two batches never cross on
 the wire and an older level can never land after a newer one.  The next batch is not taken before
 ``batch_seconds`` after this one was.  The flusher then *settles* it: items that were not delivered go
@@ -81,7 +83,7 @@ if redis.call('ZCARD', KEYS[1]) == 0 then return {'idle'} end
 local nxt = tonumber(redis.call('GET', KEYS[5]) or '0') or 0
 if nxt > now then return {'wait', string.format('%.6f', nxt - now)} end
 local found = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[5]) - 1, 'WITHSCORES')
-local kind, blocked, chosen, skus, parts = nil, {}, {}, {}, {}
+local kind, blocked, chosen, skus, parts, seen = nil, {}, {}, {}, {}, {}
 for i = 1, #found, 2 do
   local id, seq = found[i], found[i + 1]
   local raw = redis.call('HGET', KEYS[2], id)
@@ -90,9 +92,10 @@ for i = 1, #found, 2 do
   else
     local item = cjson.decode(raw)
     if kind == nil then kind = item.kind end
-    if item.kind ~= kind then
+    if item.kind ~= kind or (item.kind == 'add' and seen[item.sku]) then
       blocked[item.sku] = true
     elseif not blocked[item.sku] then
+      seen[item.sku] = true
       chosen[#chosen + 1], skus[#skus + 1] = id, item.sku
       parts[#parts + 1] = '[' .. seq .. ',' .. raw .. ']'
       if #chosen >= tonumber(ARGV[4]) then break end

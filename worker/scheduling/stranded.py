@@ -5,7 +5,10 @@ backed by an unacknowledged message (sending), or an entry in the retry schedule
 Redis server that dies without flushing its append-only file can lose the last second of writes — the
 message but not the ledger record, or the retry entry but not the transition.  This sweep finds records
 that have sat in an open state for longer than ``after_seconds`` with nothing to move them, and schedules
-them now.  A spare copy is harmless: the ledger's claim sends an event once.  Every destination's ledger is
+them now.  A spare copy is harmless: the ledger's claim sends an event once.  One it has sent again is not
+sent again before another ``after_seconds`` have passed: its copy may simply be waiting in a long queue
+(a destination held back by its flow control), and a copy every sweep would only make the queue longer —
+the chaos run with flow control on grew one to 33,000 copies of ~300 events that way.  Every destination's ledger is
 swept (a fanned-out delivery whose message was lost with its worker is found the same way)."""
 from __future__ import annotations
 
@@ -45,10 +48,12 @@ class StrandedSweep:
         self._after = after_seconds
         self._batch = batch
         self._waits_in_batch = waits_in_batch
+        self._sent_again: dict[str, float] = {}  # ref -> when this sweep last scheduled it
 
     def sweep(self) -> int:
         """Schedule every stranded delivery now (every destination's); return how many."""
         now = self._clock()
+        self._sent_again = {ref: at for ref, at in self._sent_again.items() if at > now - self._after}
         return sum(self._sweep_state(destination, state, now)
                    for destination in DESTINATIONS.values() for state in MOVING_STATES)
 
@@ -71,7 +76,10 @@ class StrandedSweep:
                     continue
                 if self._waits_in_batch is not None and self._waits_in_batch(destination.name, eid):
                     continue
+                if eid in self._sent_again:
+                    continue  # sent again less than after_seconds ago: its copy may still be queued
                 self._schedule.schedule(eid, message_of(record, destination.name), now)
+                self._sent_again[eid] = now
                 log.warning("%s sat %s for %.0f s with nothing to move it; scheduled it again",
                             eid, state, now - record.updated_at)
                 moved += 1

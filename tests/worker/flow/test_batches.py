@@ -52,11 +52,17 @@ def test_a_level_older_than_one_already_sent_is_superseded(batches):
     assert batches.add(item("E3", second=3)).status == "added"
 
 
-def test_adds_are_never_coalesced(batches):
+def test_adds_are_never_coalesced_and_go_one_per_product_a_batch(batches, clock):
     for n in range(3):
         assert batches.add(item(f"R{n}", quantity=-1, second=n, kind=ADD)).status == "added"
-    batch = take(batches).batch
-    assert batch.kind == ADD and [i.ref for i in batch.items] == ["R0", "R1", "R2"]
+    batches.add(item("B0", artno="B", quantity=2, second=3, kind=ADD))
+    taken = []
+    for _ in range(3):
+        batch = take(batches).batch
+        assert batch.kind == ADD
+        taken.append([i.ref for i in batch.items])
+        batches.settle(batch, failures="reset", next_at=0)
+    assert taken == [["R0", "B0"], ["R1"], ["R2"]]
 
 
 def test_a_batch_is_one_kind_and_keeps_each_products_order(batches):

@@ -98,3 +98,17 @@ def test_a_delivery_waiting_in_its_batch_is_not_stranded(world):
     assert sweep.sweep() == 0
     in_batch.clear()
     assert sweep.sweep() == 1
+
+
+def test_an_event_sent_again_is_not_sent_again_before_the_threshold_passes_again(world):
+    """Its copy may be waiting in a long queue: a copy every sweep would only lengthen the queue."""
+    clock, ledger, schedule, sweep = world
+    ledger.accept(event(1))
+    clock.now += 901
+    assert sweep.sweep() == 1
+    schedule.take_due(clock.now)  # the scheduler published it: it waits in the queue now
+    schedule.confirm("receipt.create:TX-1")
+    clock.now += 60
+    assert sweep.sweep() == 0
+    clock.now += 841
+    assert sweep.sweep() == 1

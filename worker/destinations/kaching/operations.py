@@ -55,9 +55,10 @@ def _import_entry(client, item):
 
 
 def _import_batch(client, kind, entries):
-    """One stock import of many counts: ``{location: {product: count}}``.  Adjustments of one product add
-    up in one value (each adds; the sum adds the same); a replacement per product is one already (the
-    batch holds the newest count of each)."""
+    """One stock import of many counts: ``{location: {product: count}}``.  A batch holds one count per
+    product (the newest level, or one adjustment: worker.flow.batches); only two warehouses mapped to one
+    ka-ching location can meet in one value — adjustments then add up (the sum adds the same), the later
+    level wins."""
     stock: dict = {}
     for location, artno, quantity in entries:
         counts = stock.setdefault(location, {})
