@@ -8,8 +8,8 @@ that have sat in an open state for longer than ``after_seconds`` with nothing to
 them now.  A spare copy is harmless: the ledger's claim sends an event once.  One it has sent again is not
 sent again before another ``after_seconds`` have passed: its copy may simply be waiting in a long queue
 (a destination held back by its flow control), and a copy every sweep would only make the queue longer —
-the chaos run with flow control on grew one to 33,000 copies of ~300 events that way.  Every destination's ledger is
-swept (a fanned-out delivery whose message was lost with its worker is found the same way)."""
+the chaos run with flow control on grew one to 33,000 copies of ~300 events that way.  Every destination's
+ledger is swept (a fanned-out delivery whose message was lost with its worker is found the same way)."""
 from __future__ import annotations
 
 import logging
