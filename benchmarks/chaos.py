@@ -79,7 +79,8 @@ class ChaosResult:
 
 
 def run(count: int = 2000, *, seed: int = 1, workdir: Path, batches: int | None = None,
-        settle_timeout: float = 240.0, say=print, every_destination: bool = True) -> ChaosResult:
+        settle_timeout: float = 240.0, say=print, every_destination: bool = True,
+        outage_seconds: float = OUTAGE_SECONDS) -> ChaosResult:
     """The whole run, bounded: enqueue, chaos, settle (at most ``settle_timeout`` s), judge."""
     batches = batches or max(4, min(10, count // 50))
     planned = build_workload(count, batches=batches, seed=seed)
@@ -98,7 +99,7 @@ def run(count: int = 2000, *, seed: int = 1, workdir: Path, batches: int | None 
         say(f"chaos: {len(planned)} events in {batches} batches; faults {FAULTS}")
         feeder = _Feeder(relay, planned)
         feeder.start()
-        _make_chaos(relay, planned, feeder, result, started, say)
+        _make_chaos(relay, planned, feeder, result, started, say, outage_seconds)
         feeder.join()
         if feeder.error:
             raise feeder.error
@@ -196,11 +197,12 @@ def _settled(relay: RelayRun, planned: list[Planned]) -> int:
 
 
 def _make_chaos(relay: RelayRun, planned: list[Planned], feeder: _Feeder, result: ChaosResult,
-                started: float, say) -> None:
+                started: float, say, outage_seconds: float) -> None:
     """Kill a worker at each KILL_AT fraction settled, restart valkey at RESTART_REDIS_AT; every action
     happens at the latest once the feeder is done and nothing more settles for a while."""
     plan = sorted([(f, "kill") for f in KILL_AT] + [(RESTART_REDIS_AT, "restart")]
-                  + ([(OUTAGE_AT, "outage")] if OUTAGE_DESTINATION in relay.others else []))
+                  + ([(OUTAGE_AT, "outage")] if OUTAGE_DESTINATION in relay.others and outage_seconds
+                     else []))
     victim = 0
     expected = _expected(relay, planned)
     last_settled, last_change = -1, time.monotonic()
@@ -224,9 +226,9 @@ def _make_chaos(relay: RelayRun, planned: list[Planned], feeder: _Feeder, result
                 victim += 1  # the oldest live worker is next
                 result.actions.append(f"SIGKILL worker pid {process.pid} and start another ({at})")
             elif action == "outage":
-                _outage(relay.others[OUTAGE_DESTINATION])
+                _outage(relay.others[OUTAGE_DESTINATION], outage_seconds)
                 result.actions.append(f"{OUTAGE_DESTINATION}'s sandbox answers 500 to all for "
-                                      f"{OUTAGE_SECONDS:g} s ({at})")
+                                      f"{outage_seconds:g} s ({at})")
             else:
                 with feeder.paused:
                     relay.valkey.restart(REDIS_DOWN_SECONDS)
@@ -235,10 +237,10 @@ def _make_chaos(relay: RelayRun, planned: list[Planned], feeder: _Feeder, result
         time.sleep(0.2)
 
 
-def _outage(sandbox) -> None:
-    """Every request refused with 500 for OUTAGE_SECONDS, then the run's faults again."""
+def _outage(sandbox, seconds: float) -> None:
+    """Every request refused with 500 for ``seconds``, then the run's faults again."""
     sandbox.set_faults(fail_rate=1.0, throttle_rate=0.0, timeout_after_apply_rate=0.0)
-    timer = threading.Timer(OUTAGE_SECONDS, lambda: sandbox.set_faults(**FAULTS))
+    timer = threading.Timer(seconds, lambda: sandbox.set_faults(**FAULTS))
     timer.daemon = True
     timer.start()
 

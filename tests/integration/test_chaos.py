@@ -1,6 +1,7 @@
 """Chaos: nothing lost, nothing applied twice — the reduced run of ``benchmarks/chaos.py`` (~300 events,
 the same faults and process kills as the full 2,000-event run, all four destinations on, Stock2Shop's
-tokens expiring), a focused store outage, and the checks themselves shown to catch what they promise
+tokens expiring and its 1 request/s, the bulk destinations batched, ka-ching down 8 s), a focused store
+outage, and the checks themselves shown to catch what they promise
 to."""
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tests.fixtures.pipeline import wait_until
 
 @pytest.mark.integration
 def test_reduced_chaos_run_loses_nothing_and_applies_nothing_twice(tmp_path):
-    result = run(300, seed=7, workdir=tmp_path, settle_timeout=150, say=lambda line: None)
+    result = run(300, seed=7, workdir=tmp_path, settle_timeout=150, say=lambda line: None, outage_seconds=8)
     table = report(result)
     assert result.verdict.ok and result.ok, table
     # Every other destination judged against its own sandbox: counts superseded there too, ka-ching's
