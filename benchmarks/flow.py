@@ -6,8 +6,8 @@
   StockTrim and Stock2Shop sandboxes (Stock2Shop's at 1 request/s, the relay's limit 1), batched (the
   defaults: 500 a request, one a second); two ``wms-relay worker`` processes flush them.  The counts enter
   as the intake task hands them on — ``worker.delivery.pipeline.fan_out``: accepted in each destination's
-  ledger and added to its batch — called by this process at the given rate (a Celery task per count could
-  not be fed at 1,000/s on this 2-core machine: the whole pipeline runs ~325 events/s per worker process,
+  ledger and added to its batch — called by this process's four threads at the given rate (a Celery task
+  per count could not be fed at 1,000/s on this 2-core machine: the whole pipeline runs ~325 events/s per worker process,
   "Throughput" above).  Reported per destination: requests per count, whether its final levels equal the
   newest counts, and enqueue→delivered p50/p99 of the delivered counts (from the ledger's own times) against
   BATCH_SECONDS + 2 × the sandbox's latency, that latency measured in the same run (the median latency of
@@ -26,6 +26,7 @@ import argparse
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._harness import RelayRun, wait_until  # noqa: E402
 
 BULK = ("kaching", "stocktrim", "stock2shop")
+FEEDERS = 4  # threads feeding the counts (100 SKUs: 25 each, so each SKU's counts come in order)
 LOCATIONS = {"KACHING_LOCATIONS": "nw=shop-1", "STOCKTRIM_LOCATIONS": "nw=NW",
              "STOCK2SHOP_LOCATIONS": "nw=Main"}
 STOCK_PATHS = {"kaching": "/imports/stock", "stocktrim": "/api/inventory", "stock2shop": "/v1/products/queue"}
@@ -90,17 +92,25 @@ def bulk(workdir: Path, rate: float, seconds: float, skus: int = 100) -> list[st
         run.start_worker()
         relay = build_relay(Settings.from_env(run.env), sends=False)
         newest: dict[str, int] = {}
-        total, started = int(rate * seconds), time.time()
-        for i in range(total):
-            due = started + i / rate
-            if due > time.time():
-                time.sleep(due - time.time())
-            artno, quantity = f"SKU-{i % skus}", (i * 7919) % 1000
-            event = validate_event("stock.adjust", {
-                "event_id": f"B-{i}", "occurred_at": iso(time.time()), "artno": artno, "warehouse_id": "nw",
-                "quantity": quantity, "type": "absolute"})
-            fan_out(relay, event)
-            newest[artno] = quantity
+        total, started = int(rate * seconds), time.time() + 0.5
+
+        def feed(part: int) -> None:  # count i goes to feeder i % FEEDERS: each feeder has its own SKUs
+            for i in range(part, total, FEEDERS):
+                due = started + i / rate
+                if due > time.time():
+                    time.sleep(due - time.time())
+                artno, quantity = f"SKU-{i % skus}", (i * 7919) % 1000
+                event = validate_event("stock.adjust", {
+                    "event_id": f"B-{i}", "occurred_at": iso(time.time()), "artno": artno,
+                    "warehouse_id": "nw", "quantity": quantity, "type": "absolute"})
+                fan_out(relay, event)
+                newest[artno] = quantity
+
+        feeders = [threading.Thread(target=feed, args=(part,)) for part in range(FEEDERS)]
+        for feeder in feeders:
+            feeder.start()
+        for feeder in feeders:
+            feeder.join()
         fed = time.time() - started
         client = run.redis(decode_responses=True)
         keys = [f"B-{i}" for i in range(total)]

@@ -48,6 +48,7 @@ log = logging.getLogger("wms_relay.batches")
 IDLE_SECONDS = 0.05  # how often an idle flusher looks for pending counts
 PARKED_LOOK_SECONDS = 1.0  # how often a flusher of a paused or open destination looks again
 LEASE_SECONDS = 60.0  # a batch's lease, renewed before every request of it
+LEAD_SECONDS = 0.25  # wake this long before the rate limit's slot: take and claim the batch meanwhile
 
 
 class NotNow(Exception):
@@ -143,7 +144,7 @@ class BatchFlusher:
                 return IDLE_SECONDS
             if next_at is not None and next_at > now:
                 return next_at - now
-        verdict = self.gate.admit()
+        verdict = self.gate.admit(lead=LEAD_SECONDS)
         if not verdict.sends:
             if verdict.action == PARK:
                 return PARKED_LOOK_SECONDS
@@ -157,12 +158,13 @@ class BatchFlusher:
             self.gate.report(ticket=verdict.ticket, sent=False)
             self._answer_lost(taken.batch)
             return 0.0
-        self.send(taken.batch, verdict.ticket)
+        self.send(taken.batch, verdict.ticket, at=verdict.at)
         return 0.0
 
     # -- one batch ---------------------------------------------------------------------------------------
-    def send(self, batch: Batch, ticket: str = "") -> None:
-        """Claim, send (splitting a refusal for content), record, settle."""
+    def send(self, batch: Batch, ticket: str = "", *, at: float = 0.0) -> None:
+        """Claim, send (splitting a refusal for content), record, settle.  The first request leaves at
+        ``at`` (its rate-limit slot), not before."""
         carried = self._claim(batch)
         if not carried:
             self.gate.report(ticket=ticket, sent=False)
@@ -185,6 +187,9 @@ class BatchFlusher:
         def request(chunk):
             if tickets:
                 first = tickets.pop()
+                early = at - self.relay.clock()
+                if early > 0:
+                    time.sleep(early)
             else:
                 verdict = self.gate.admit()
                 if not verdict.sends:

@@ -72,6 +72,7 @@ class Verdict:
     wait: float = 0.0
     reason: str = ""
     ticket: str = ""
+    at: float = 0.0  # send: the moment its slot comes (Unix seconds)
 
     @property
     def sends(self) -> bool:
@@ -108,7 +109,8 @@ class Gate:
             f"{now + TICKET_SECONDS:.3f}"])]
         kind = reply[0]
         if kind == "send":
-            return Verdict(SEND, float(reply[1]), ticket=ticket if reply[2] == "1" else "")
+            return Verdict(SEND, float(reply[1]), ticket=ticket if reply[2] == "1" else "",
+                           at=now + float(reply[1]))
         if kind == "paused":
             until = float(reply[1])
             end = f" until {_clock_text(until)}" if until > 0 else " until resumed"
@@ -124,9 +126,12 @@ class Gate:
                                                    f"{float(reply[1]):.1f} s away")
         return Verdict(LATER, 0.0, "full")
 
-    def admit(self) -> Verdict:
-        """:meth:`ask`, sleeping for a slot at most ``max_wait`` away (the verdict then has wait 0) and
-        looking again while the circuit's count of sends is full, for up to ``max_wait`` in all."""
+    def admit(self, *, lead: float = 0.0) -> Verdict:
+        """:meth:`ask`, sleeping for a slot at most ``max_wait`` away and looking again while the circuit's
+        count of sends is full, for up to ``max_wait`` in all.  ``lead``: wake this long before the slot
+        (the verdict's ``wait``, ``at`` say how long is left) — a batch is taken and claimed in that time,
+        so that its request still leaves on its slot: a request leaving late after one that left on time
+        is what a destination counting strictly refuses."""
         deadline = self._clock() + self._max_wait
         while True:
             verdict = self.ask()
@@ -137,9 +142,9 @@ class Gate:
                 return Verdict(LATER, self._max_wait,
                                f"{self.title} is not known to be up and {self.limits.circuit_failures} sends "
                                "are out waiting for an answer")
-            if verdict.sends and verdict.wait > 0:
-                self._sleep(verdict.wait)
-                return Verdict(SEND, 0.0, verdict.reason, verdict.ticket)
+            if verdict.sends and verdict.wait > lead:
+                self._sleep(verdict.wait - lead)
+                return Verdict(SEND, lead, verdict.reason, verdict.ticket, verdict.at)
             return verdict
 
     def pace(self, longest: float = 5.0) -> None:
