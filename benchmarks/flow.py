@@ -8,8 +8,8 @@
   as the intake task hands them on — ``worker.delivery.pipeline.fan_out``: accepted in each destination's
   ledger and added to its batch — called by this process's four threads at the given rate (a Celery task
   per count could not be fed at 1,000/s on this 2-core machine: the whole pipeline runs ~325 events/s per
-  worker process, "Throughput" above).  Reported per destination: requests per count, whether its final levels equal the
-  newest counts, and enqueue→delivered p50/p99 of the delivered counts (from the ledger's own times) against
+  worker process, "Throughput" above).  Reported per destination: requests per count, whether its final
+  levels equal the newest counts, and enqueue→delivered p50/p99 of the delivered counts (from the ledger's own times) against
   BATCH_SECONDS + 2 × the sandbox's latency, that latency measured in the same run (the median latency of
   the batch requests, from the workers' attempt lines).
 - **limit**: 2 worker processes × 16 threads against Trademax's sandbox with ``TRADEMAX_MAX_RPS=20``:
