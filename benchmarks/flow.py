@@ -4,21 +4,21 @@
 
 - **bulk**: absolute counts at ``--rate`` per second over 100 SKUs for ``--seconds`` into the ka-ching,
   StockTrim and Stock2Shop sandboxes (Stock2Shop's at 1 request/s, the relay's limit 1), batched (the
-  defaults: 500 a request, one a second); two ``wms-relay worker`` processes flush them.  The counts enter
-  as the intake task hands them on — ``worker.delivery.pipeline.fan_out``: accepted in each destination's
-  ledger and added to its batch — called by this process's four threads at the given rate (a Celery task
-  per count could not be fed at 1,000/s on this 2-core machine: the whole pipeline runs ~325 events/s per
-  worker process, "Throughput" above).  Reported per destination: requests per count, whether its final
-  levels equal the newest counts, and enqueue→delivered p50/p99 of the delivered counts (from the ledger's own times) against
-  BATCH_SECONDS + 2 × the sandbox's latency, that latency measured in the same run (the median latency of
-  the batch requests, from the workers' attempt lines).
-- **limit**: 2 worker processes × 16 threads against Trademax's sandbox with ``TRADEMAX_MAX_RPS=20``:
-  the requests the sandbox received in its busiest one-second window, and the achieved rate; the baseline
-  is the same workload, same workers, without the limit.
+  defaults: 500 a request, one a second); two ``wms-relay worker`` processes flush them.  The counts enter as
+  the intake task hands them on — ``worker.delivery.pipeline.fan_out``: accepted in each destination's ledger
+  and added to its batch — called by this process's four threads at the given rate (a Celery task per count
+  could not be fed at 1,000/s on this 2-core machine: the whole pipeline runs ~325 events/s per worker
+  process, "Throughput" above).  Reported per destination: requests per count, whether its final levels equal
+  the newest counts, and enqueue→delivered p50/p99 of the delivered counts (from the ledger's own times)
+  against BATCH_SECONDS + 2 × the sandbox's latency, that latency measured in the same run (the median latency
+  of the batch requests, from the workers' attempt lines).
+- **limit**: 2 worker processes × 16 threads against Trademax's sandbox with ``TRADEMAX_MAX_RPS=20``: the
+  requests the sandbox received in its busiest one-second window, and the achieved rate; the baseline is the
+  same workload, same workers, without the limit.
 - **outage**: the Trademax sandbox answers 500 to everything for ``--outage-seconds`` while 2,000 events are
-  queued and two workers run: requests it received during the outage against the probes sent; after it,
-  every event delivered and the attempts counted beyond one per event.  Baseline: the same with the circuit
-  breaker off (``TRADEMAX_CIRCUIT_FAILURES`` = 10⁹), 500 events, a third of the outage.
+  queued and two workers run: requests it received during the outage against the probes sent; after it, every
+  event delivered and the attempts counted beyond one per event.  Baseline: the same with the circuit breaker
+  off (``TRADEMAX_CIRCUIT_FAILURES`` = 10⁹), 500 events, a third of the outage.
 """
 from __future__ import annotations
 
