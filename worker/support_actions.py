@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable
 from tasks.events import DeliveryEvent, InvalidEvent, validate_event
 from worker.dead_letters import DeadLetter, DeadLetters
 from worker.ledger import Ledger, fingerprint, iso_time
+from worker.raw_messages import REASON as MALFORMED
 from worker.retry_schedule import RetrySchedule
 from worker.stranded import message_of
 from worker.trademax_calls import NEEDS_DISPATCH_ID
@@ -130,6 +131,11 @@ def _plan_retry(desk: SupportDesk, letter: DeadLetter) -> _Plan:
                  "event (same key, other content)")
     if letter.reason == _CONFLICT:
         return _Plan(refusal=taken_key, next_step=f"have the WMS send it with a new key, then: {discard}")
+    if letter.reason == MALFORMED:
+        return _Plan(refusal="cannot be retried: it is a malformed raw message, not an event wms-relay can "
+                             f"send ({letter.detail or 'see dead show'}); nothing in it was validated or "
+                             "recorded", next_step=f"fix the publisher and have the WMS send the event again, "
+                                                   f"then: {discard}")
     try:
         event = validate_event(letter.operation, letter.event)
     except InvalidEvent as exc:
