@@ -44,11 +44,16 @@ class Scrubber:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Scrubber":
-        """The Trademax secret, the Redis password and Flower's passwords.  (The api key is public — it
+        """The Trademax secret, the Redis password (REDIS_URL's, or the embedded store's) and Flower's
+        passwords.  (The api key is public — it
         travels in every request — and is removed where it appears as ``api_key``, not by value.)"""
         values = [settings.trademax_secret]
         if settings.redis_url:
             values.append(urlsplit(settings.redis_url).password or "")
+        else:  # the embedded store's password (read, never made, here)
+            from worker.embedded_redis import checkout_password
+
+            values.append(checkout_password(settings.var_dir) or "")
         for pair in (settings.flower_basic_auth or "").split(","):
             values.append(pair.partition(":")[2])
         return cls(values)
