@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from tasks.events import DeliveryEvent, OPERATIONS
-from worker.errors import OutcomeUnknownError, PermanentError, TrademaxError, TransientError
+from worker import clock_skew
+from worker.errors import ClockSkewError, OutcomeUnknownError, PermanentError, TrademaxError, TransientError
 from worker.ledger import AttemptEntry
 from worker.read_back import LANDED, UNREADABLE, earlier_attempt_may_have_landed, has_read_back, read_back
 from worker.relay import Relay
@@ -51,6 +52,10 @@ def after_failure(relay: Relay, event: DeliveryEvent, attempt: int, round_attemp
         else:
             keep_attempt(relay, event, tried)
         return "uncertain"
+    if isinstance(exc, ClockSkewError):  # our configuration, not the event: wait, alert, never give up
+        clock_skew.alert(exc.skew_seconds)
+        return retry_later(relay, event, owner, exc.retry_after or 60.0, reason=f"attempt {attempt}: {exc}",
+                           tried=tried)
     if isinstance(exc, (TransientError, OutcomeUnknownError)):
         if relay.policy.exhausted(round_attempt):
             return dead(relay, event, owner, reason="exhausted",

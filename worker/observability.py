@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 from urllib.parse import quote, quote_plus, urlsplit
 
+from worker.printable_text import one_line
 from worker.settings import Settings
 
 log = logging.getLogger("wms_relay.attempts")
@@ -97,7 +98,8 @@ class Observer:
         if self.log_format == "json":
             logger.log(level, json.dumps({"msg": message, **fields}, default=str, sort_keys=True))
         else:
-            logger.log(level, "%s %s", message, " ".join(f"{k}={v}" for k, v in fields.items()))
+            # One line per record, whatever a key holds (worker.printable_text).
+            logger.log(level, "%s %s", message, " ".join(f"{k}={one_line(v)}" for k, v in fields.items()))
 
     def attempt(self, event: Any, attempt: int, outcome: str, *, status: int | None,
                 error_code: int | None, latency: float | None) -> None:

@@ -31,7 +31,8 @@ from urllib3.util.retry import Retry
 
 import signing
 from worker import __version__
-from worker.errors import OutcomeUnknownError, PermanentError, TrademaxError, TransientError
+from worker.clock_skew import describe, refused_for_clock
+from worker.errors import ClockSkewError, OutcomeUnknownError, PermanentError, TrademaxError, TransientError
 from worker.outcomes import (
     Outcome,
     classify_reply,
@@ -225,6 +226,10 @@ class TrademaxClient:
 
     def _error(self, outcome: Outcome, detail: str, response: requests.Response,
                context: dict[str, Any]) -> TrademaxError:
+        clock_fault, skew = refused_for_clock(response.status_code, context.get("error_messages", ()),
+                                              response.headers.get("Date"), self._clock())
+        if clock_fault:
+            return ClockSkewError(describe(skew), skew_seconds=skew, **context)
         if outcome is Outcome.TRANSIENT:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
             return TransientError(detail, retry_after=retry_after, **context)

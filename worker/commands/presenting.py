@@ -12,6 +12,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
+from worker.printable_text import lines, one_line
 from worker.support_actions import DONE, FAILED, SKIPPED, ActionOutcome, tally
 
 
@@ -70,7 +71,7 @@ def default_actor() -> str:
 
 
 def shorten(text: Any, width: int) -> str:
-    text = " ".join(str("" if text is None else text).split())
+    text = " ".join(one_line(text).split())
     return text if len(text) <= width else text[: max(width - 1, 1)] + "…"
 
 
@@ -90,18 +91,20 @@ def print_json(value: Any) -> None:
 
 
 def say(text: str = "") -> None:
-    print(text)
+    """Print for a person: control characters escaped (keys are printed through :func:`one_line`, so a
+    newline in one cannot split its line either)."""
+    print(lines(text))
 
 
 def complain(text: str) -> None:
-    print(f"wms-relay: {text}", file=sys.stderr)
+    print(f"wms-relay: {lines(text)}", file=sys.stderr)
 
 
 def progress_line(index: int, total: int, outcome: ActionOutcome) -> str:
-    about = f" {outcome.operation} {outcome.key}" if outcome.operation and outcome.target != \
+    about = f" {outcome.operation} {one_line(outcome.key)}" if outcome.operation and outcome.target != \
         f"{outcome.operation}:{outcome.key}" else ""
     mark = {DONE: "ok", SKIPPED: "skipped", FAILED: "FAILED"}[outcome.status]
-    line = f"[{index}/{total}] {outcome.target}{about}: {mark} — {outcome.message}"
+    line = f"[{index}/{total}] {one_line(outcome.target)}{about}: {mark} — {one_line(outcome.message)}"
     if outcome.next_step and outcome.status != DONE:
         line += f"\n        next: {outcome.next_step}"
     return line
