@@ -114,6 +114,14 @@ class Valkey:
         time.sleep(down_seconds)
         self.start()
 
+    def freeze(self, seconds: float) -> None:
+        """SIGSTOP the server for ``seconds``, then SIGCONT: a stall, not a restart (connections stay)."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            os.kill(self.process.pid, signal.SIGCONT)
+
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()

@@ -4,6 +4,7 @@ push these onto the queues' Redis lists.
 
     celery_message(task, event, queue, **headers) -> bytes   the documented layout (good)
     POISON: dict[name, (queue, now) -> bytes]                 one malformed shape each
+    push_poison(client) -> int                                 every shape onto every queue
 """
 from __future__ import annotations
 
@@ -82,3 +83,20 @@ POISON: dict[str, Callable[[str, float], bytes]] = {
     "secret_in_body": lambda q, now: _with(q, body=encoded(
         '[[{"api_key": "leaked-key", "secret": "leaked-secret"}], {}, {"callbacks": 1}]x')),
 }
+
+
+QUEUES = ("trademax.dispatch", "trademax.receipt", "trademax.stock", "trademax.inventory", "trademax.orders")
+
+
+def push_poison(client) -> int:
+    """LPUSH every malformed shape onto every queue (one pipeline); how many were pushed."""
+    import time
+
+    pipe = client.pipeline(transaction=False)
+    pushed = 0
+    for queue in QUEUES:
+        for make in POISON.values():
+            pipe.lpush(queue, make(queue, time.time()))
+            pushed += 1
+    pipe.execute()
+    return pushed
