@@ -164,8 +164,8 @@ def _make_chaos(relay: RelayRun, planned: list[Planned], feeder: _Feeder, result
                 started: float, say) -> None:
     """Kill a worker at each KILL_AT fraction settled, restart valkey at RESTART_REDIS_AT; every action
     happens at the latest once the feeder is done and nothing more settles for a while."""
-    plan = sorted([(f, "kill") for f in KILL_AT] + [(RESTART_REDIS_AT, "restart"), (FREEZE_REDIS_AT, "freeze")]
-                  + [(f, "poison") for f in POISON_AT])
+    plan = sorted([(f, "kill") for f in KILL_AT] + [(f, "poison") for f in POISON_AT]
+                  + [(RESTART_REDIS_AT, "restart"), (FREEZE_REDIS_AT, "freeze")])
     victim = 0
     last_settled, last_change = -1, time.monotonic()
     while plan:

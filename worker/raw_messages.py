@@ -33,7 +33,7 @@ import binascii
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -160,7 +160,7 @@ def _body(envelope: dict, operation: str | None) -> list:
                        f"not {_kind(strict) if not isinstance(strict, list) else f'{len(strict)} items'}",
                        operation)
     args, kwargs, embed = strict
-    if not isinstance(args, list) or not isinstance(kwargs, dict) or not isinstance(embed, (dict, type(None))):
+    if not (isinstance(args, list) and isinstance(kwargs, dict) and isinstance(embed, (dict, type(None)))):
         raise _Refused("body must be [args (an array), kwargs (an object), embed (an object or null)]",
                        operation)
     del kombu_view  # only asked whether kombu can decode it: what Celery will read is the same text
@@ -227,7 +227,9 @@ def _rebuilt(envelope: dict, task: str, args_kwargs: list, queue: str) -> dict:
 
 
 def _cut(text: str) -> str:
-    return text if len(text) <= KEPT_CHARS else text[:KEPT_CHARS] + f"… ({len(text) - KEPT_CHARS} more characters)"
+    if len(text) <= KEPT_CHARS:
+        return text
+    return text[:KEPT_CHARS] + f"… ({len(text) - KEPT_CHARS} more characters)"
 
 
 def evidence(raw: bytes, queue: str) -> dict:

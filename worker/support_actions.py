@@ -134,8 +134,8 @@ def _plan_retry(desk: SupportDesk, letter: DeadLetter) -> _Plan:
     if letter.reason == MALFORMED:
         return _Plan(refusal="cannot be retried: it is a malformed raw message, not an event wms-relay can "
                              f"send ({letter.detail or 'see dead show'}); nothing in it was validated or "
-                             "recorded", next_step=f"fix the publisher and have the WMS send the event again, "
-                                                   f"then: {discard}")
+                             "recorded",
+                     next_step=f"fix the publisher and have the WMS send the event again, then: {discard}")
     try:
         event = validate_event(letter.operation, letter.event)
     except InvalidEvent as exc:

@@ -1,5 +1,6 @@
 """Chaos: nothing lost, nothing applied twice — the reduced run of ``benchmarks/chaos.py`` (~300 events,
-the same faults, process kills, store restart and freeze and poison messages as the full 2,000-event run), a focused store outage, and the checks
+the same faults, process kills, store restart and freeze and poison messages as the full
+2,000-event run), a focused store outage, and the checks
 themselves shown to catch what they promise to."""
 from __future__ import annotations
 

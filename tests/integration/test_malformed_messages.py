@@ -115,8 +115,8 @@ def test_secrets_in_a_malformed_message_are_not_kept(relay):
 def test_dead_retry_of_a_malformed_letter_says_it_cannot_be_retried(relay):
     client = relay.redis()
     client.lpush("trademax.receipt", b"[1,2,3]")
-    letter = wait_until(lambda: next((x for x in malformed_letters(relay) if "[1,2,3]" in json.dumps(x.event)),
-                                     None), 60, "the letter")
+    letter = wait_until(lambda: next(
+        (x for x in malformed_letters(relay) if "[1,2,3]" in json.dumps(x.event)), None), 60, "the letter")
     out = subprocess.run([sys.executable, "-m", "worker.cli", "dead", "retry", letter.letter_id, "--json"],
                          cwd=ROOT, env=relay.env, capture_output=True, timeout=120)
     reply = json.loads(out.stdout)

@@ -1,4 +1,5 @@
-"""The Trademax secret, the request signatures and the store's password never leave where they belong: not in a log line, a Redis key
+"""The Trademax secret, the request signatures and the store's password never leave where they belong
+(the request, the store's own files): not in a log line, a Redis key
 or value, a task's argument summary (message headers, task events, Flower) or a Sentry event.
 
 One end-to-end run with a distinctive secret, LOG_LEVEL=DEBUG and LOG_FORMAT=json, Sentry pointed at a

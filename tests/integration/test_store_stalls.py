@@ -25,7 +25,8 @@ pytestmark = pytest.mark.integration
 
 EXAMPLES = ROOT / "examples"
 # Leases and redelivery longer than the outages: what is tested is the store calls, not lease expiry.
-LONG_LEASES = {"CLAIM_LEASE_SECONDS": "40", "VISIBILITY_TIMEOUT_SECONDS": "60", "STRANDED_AFTER_SECONDS": "200"}
+LONG_LEASES = {"CLAIM_LEASE_SECONDS": "40", "VISIBILITY_TIMEOUT_SECONDS": "60",
+               "STRANDED_AFTER_SECONDS": "200"}
 
 
 def relative(n: int) -> dict:
@@ -54,8 +55,8 @@ def test_a_store_frozen_past_the_socket_timeout_runs_no_claim_or_transition_twic
     pipeline.env.update(LONG_LEASES)
     pipeline.sandbox.set_faults(latency_ms=300)
     worker = pipeline.start_worker()
-    events = [("stock.adjust", relative(n)) for n in range(24)] + [("vendor_dispatch.create", vendor(n))
-                                                                  for n in range(16)]
+    events = [("stock.adjust", relative(n)) for n in range(24)]
+    events += [("vendor_dispatch.create", vendor(n)) for n in range(16)]
     client = pipeline.redis()
     from worker.celery_config import QUEUES  # noqa: F401  (the queues the messages go to)
     from benchmarks.poison import celery_message
