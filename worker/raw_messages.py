@@ -206,7 +206,7 @@ def _rebuilt(envelope: dict, task: str, args_kwargs: list, queue: str) -> dict:
     headers = envelope["headers"]
     task_id = headers["id"]
     args, kwargs = args_kwargs
-    body = json.dumps([args, kwargs, NEUTRAL_EMBED], ensure_ascii=False)
+    body = json.dumps([args, kwargs, NEUTRAL_EMBED])  # ASCII: a lone surrogate stays a JSON escape
     origin = headers.get("origin")
     return {
         "body": base64.b64encode(body.encode("utf-8")).decode("ascii"),

@@ -69,3 +69,12 @@ def test_evidence_decodes_the_body_and_is_capped():
     huge = screen(b"x" * (10 * KEPT_CHARS), "trademax.receipt", now=NOW)
     assert len(huge.evidence["raw_text"]) < KEPT_CHARS + 100
     assert huge.evidence["size_bytes"] == 10 * KEPT_CHARS
+
+
+def test_an_event_holding_a_lone_surrogate_passes_for_its_schema_to_judge():
+    """JSON can carry "\\ud800"; UTF-8 cannot: the rebuilt body keeps it as its escape (the fuzz run
+    found such events dead-lettered as malformed instead of invalid)."""
+    raw = celery_message("trademax.receipt.create", {"transaction_id": "\ud800"}, "trademax.receipt")
+    verdict = screen(raw, "trademax.receipt", now=NOW)
+    assert isinstance(verdict, Passed)
+    assert body_of(verdict.envelope)[0] == [{"transaction_id": "\ud800"}]
