@@ -80,13 +80,14 @@ class Scrubber:
         self._values = sorted(variants, key=len, reverse=True)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "Scrubber":
+    def from_settings(cls, settings: Any, *, store_password: str | None = None) -> "Scrubber":
         """The Trademax secret, the other destinations' secrets (ka-ching's api key, StockTrim's
-        signature, Stock2Shop's password), the Redis password and Flower's passwords.  (The Trademax api
-        key is public — it travels in every request — and is removed where it appears as ``api_key``, not
-        by value.)"""
+        signature, Stock2Shop's password), the store's password (REDIS_URL's; ``store_password``: the
+        embedded store's too, which ``worker.store.connection.store_password`` reads) and Flower's
+        passwords.  (The Trademax api key is public — it travels in every request — and is removed where
+        it appears as ``api_key``, not by value.)"""
         values = [settings.trademax_secret, settings.kaching_api_key, settings.stocktrim_auth_signature,
-                  settings.stock2shop_password]
+                  settings.stock2shop_password, store_password or ""]
         if settings.redis_url:
             values.append(urlsplit(settings.redis_url).password or "")
         for pair in (settings.flower_basic_auth or "").split(","):

@@ -135,7 +135,10 @@ class Demo:
         self.env = _demo_env(dict(os.environ), sandbox_port, url)
         os.environ.update({k: self.env[k] for k in ("REDIS_URL",)})
         sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-        print(f"Redis-compatible server: {url} (data under {settings.var_dir}/)")
+        from worker.commands.check import shown_url
+
+        print(f"Redis-compatible server: {shown_url(url)} (data under {settings.var_dir}/; "
+              "password in its valkey/password file)")
 
         self.spawn("sandbox", "sandbox", "--host", "127.0.0.1", "--port", str(sandbox_port))
         control = SandboxControl(sandbox_url, timeout=5)

@@ -16,6 +16,7 @@ import json
 from worker.commands.presenting import (
     add_destination_option, age, destination_title, friendly_errors, print_json, say, shorten,
 )
+from worker.encoding import one_line
 from worker.settings import Settings
 
 
@@ -142,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         views = [v for op, key in _candidates(place, args.operation, args.key)
                  if (v := describe(place, op, key, args.destination)) is not None]
     if not views:
-        shown = f"{args.operation} {args.key}" if args.key else args.operation
+        shown = one_line(f"{args.operation} {args.key}" if args.key else args.operation)
         if args.json:
             op, _, key = (args.operation, None, args.key) if args.key else args.operation.partition(":")
             print_json({"operation": op if key else None, "key": key or args.operation, "state": None,
@@ -154,14 +155,14 @@ def run(args: argparse.Namespace) -> int:
     if len(views) > 1:
         say(f"Key {args.operation} is used by {len(views)} operations; name one:")
         for view in views:
-            say(f"  wms-relay event {view['operation']} {view['key']}    ({view['state']})")
+            say(f"  wms-relay event {view['operation']} {one_line(view['key'])}    ({view['state']})")
         return 1
     view = views[0]
     if args.json:
         print_json(view)
         return 0
     deliveries = view["deliveries"]
-    say(f"{view['operation']} {view['key']}: " + ", ".join(
+    say(f"{view['operation']} {one_line(view['key'])}: " + ", ".join(
         f"{destination_title(d['destination'])} {d['state']}" for d in deliveries))
     for delivery in deliveries:
         _show_delivery(delivery)

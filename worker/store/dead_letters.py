@@ -12,6 +12,8 @@ trims or expires: a letter leaves the open list only when someone ``take``s it (
     wms:dead:latest           hash  delivery ref -> the newest letter id of that delivery
                               (``operation:key`` for the first destination, ``<destination>/operation:key``
                               for the others: worker.destinations.contract.Destination.delivery_ref)
+    wms:request:<id>          the reply of an id allocation or a take/discard, replayed if the call is
+                              resent after a timeout (``worker.store.requests``)
 
 One store for every destination: a letter names its destination in field ``destination`` (left out for
 the first destination, as letters were written before there were others; read back as that destination).
@@ -29,6 +31,7 @@ from typing import Any, Callable, Iterable, Mapping
 from worker.destinations.table import INTAKE, destination as destination_named
 from worker.encoding import iso_time, stored_json, text
 from worker.store.records import AttemptEntry, with_iso_time
+from worker.store.requests import replaying, reply_key, request_id
 
 # KEYS: the letter, the open set, the all set, the latest-per-delivery hash.  ARGV: id, operation, key,
 # event, reason, messages, attempts, fingerprints, now, detail, the delivery's ref, destination ("" for
@@ -44,13 +47,18 @@ redis.call('HSET', KEYS[4], ARGV[11], ARGV[1])
 return 1
 """
 
-# KEYS: the letter, the open set.  ARGV: id, new status, now, actor, reason.
-_CLOSE = """
+# KEYS: the letter, the open set, the reply key.  ARGV: id, new status, now, actor, reason.
+_CLOSE = replaying("""
 if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return false end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'closed_at', ARGV[3], 'closed_by', ARGV[4],
            'close_reason', ARGV[5])
 return redis.call('HGETALL', KEYS[1])
-"""
+""")
+
+# KEYS: the id counter, the reply key.  The next letter id, replayed if the call is resent.
+_NEXT_ID = replaying("""
+return redis.call('INCR', KEYS[1])
+""")
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,7 @@ class DeadLetters:
         self._ns = namespace
         self._add = redis_client.register_script(_ADD)
         self._close = redis_client.register_script(_CLOSE)
+        self._next_id = redis_client.register_script(_NEXT_ID)
 
     def _letter_key(self, letter_id: str) -> str:
         return f"{self._ns}:dead:letter:{letter_id}"
@@ -166,7 +175,8 @@ class DeadLetters:
             messages = list(messages or [])
         where = f"dead letter {operation} {key}"
         # The id comes first (INCR is atomic); a crash before the letter is written only skips a number.
-        letter_id = f"dl-{int(self._redis.incr(f'{self._ns}:dead:seq'))}"
+        next_id = self._next_id(keys=[f"{self._ns}:dead:seq", reply_key(self._ns, request_id())])
+        letter_id = f"dl-{int(next_id)}"
         args = [
             letter_id, operation, key, stored_json(event, where=where, redact=True), reason,
             stored_json(messages, where=where, redact=True),
@@ -246,7 +256,7 @@ class DeadLetters:
     def _close_letter(self, letter_id: str, status: str, actor: str, reason: str) -> DeadLetter | None:
         if not actor:
             raise ValueError("a person's action on a dead letter needs the actor's name")
-        reply = self._close(keys=[self._letter_key(letter_id), self._open],
+        reply = self._close(keys=[self._letter_key(letter_id), self._open, reply_key(self._ns, request_id())],
                             args=[letter_id, status, f"{self._clock():.3f}", actor, reason or ""])
         if not reply:
             return None

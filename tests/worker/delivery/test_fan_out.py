@@ -20,7 +20,8 @@ import fakeredis
 import pytest
 
 from tasks.events import validate_event
-from worker.delivery.pipeline import deliver, fan_out
+from worker.delivery.fan_out import fan_out
+from worker.delivery.pipeline import deliver
 from worker.delivery.relay import build_relay
 from worker.destinations.json_api import Reply
 from worker.destinations.trademax.client import TrademaxReply
