@@ -24,6 +24,7 @@ from worker.delivery_failures import after_failure, dead, ensure_dead_letter, en
 from worker.delivery_failures import outcome_name, retry_later
 from worker.errors import TrademaxError
 from worker.ledger import AttemptEntry
+from worker.ledger_scripts import utf8_safe
 from worker.rejections import best_key, reject_conflict, reject_invalid
 from worker.relay import Relay
 from worker.trademax_calls import NEEDS_DISPATCH_ID, SENDERS, kept_result
@@ -52,6 +53,8 @@ class Admission:
     event: DeliveryEvent | None = None
     accepted: Any = None
     claim: Any = None  # with ``claim_for``: the claim taken in the same step
+    refusal: str = ""  # "invalid" or "conflict" when the event was turned away (a dead letter), else ""
+    problems: dict | None = None  # invalid: field path -> messages, as the dead letter keeps them
 
 
 def admit(relay: Relay, operation: str, message: Any, *, claim_for: str | None = None) -> Admission:
@@ -64,14 +67,16 @@ def admit(relay: Relay, operation: str, message: Any, *, claim_for: str | None =
         event = validate_event(operation, message)
     except InvalidEvent as exc:
         reject_invalid(relay, operation, message, exc)
-        return Admission(operation, best_key(message), "dead", f"invalid: {exc}")
+        return Admission(operation, best_key(message), "dead", f"invalid: {exc}", refusal="invalid",
+                         problems=utf8_safe(exc.messages))
     if claim_for is None:
         accepted, claim = relay.ledger.accept(event), None
     else:
         accepted, claim = relay.ledger.accept_and_claim(event, claim_for)
     if accepted.conflict:
         reject_conflict(relay, event, accepted)
-        return Admission(operation, event.key, "dead", "conflict: same key, different payload; not sent")
+        return Admission(operation, event.key, "dead", "conflict: same key, different payload; not sent",
+                         refusal="conflict")
     return Admission(operation, event.key, accepted.state, "", event, accepted, claim)
 
 

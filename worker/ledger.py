@@ -171,6 +171,7 @@ class Ledger:
         self._transition = redis_client.register_script(ledger_scripts.TRANSITION)
         self._record_attempt = redis_client.register_script(ledger_scripts.RECORD_ATTEMPT)
         self._renew = redis_client.register_script(ledger_scripts.RENEW_LEASE)
+        self._withdraw = redis_client.register_script(ledger_scripts.WITHDRAW)
 
     @classmethod
     def from_settings(cls, redis_client, settings, *, clock: Callable[[], float] = time.time) -> "Ledger":
@@ -231,6 +232,15 @@ class Ledger:
             print_, body, _stamp(now), f"{event.operation}:{event.key}", owner, _stamp(now + self._lease)])
         accepted = _accepted(reply[:4], print_)
         return accepted, None if accepted.conflict else self._claim_reply(reply[4:], now)
+
+    def withdraw(self, event: Any) -> bool:
+        """Undo an :meth:`accept` whose event could not be queued (the door answers "not admitted, send
+        it again"): remove the record if it is still exactly as accept left it — ``accepted``, never
+        claimed, same fields.  True if removed.  Harmless if a copy of the event is queued after all: the
+        worker records it again when it takes the message."""
+        event = LedgerEvent.coerce(event)
+        return bool(self._withdraw(keys=self._keys(event.operation, event.key),
+                                   args=[fingerprint(event.fields), f"{event.operation}:{event.key}"]))
 
     def claim(self, operation: str, key: str, fingerprint: str, owner: str) -> Claim:
         """Take the event for one send attempt (``status == "claimed"``), under a lease.

@@ -186,6 +186,16 @@ return 1
 """
 
 # ARGV: owner, new lease expiry
+# Take back a record this door has just created and could not queue: only while it is still as ACCEPT
+# left it (accepted, never claimed, same fingerprint).  ARGV: fingerprint, member.  Returns 1 if removed.
+WITHDRAW = _PRELUDE + """
+local r = redis.call('HMGET', KEYS[1], 's', 'e', 'n')
+if r[1] ~= 'accepted' or r[3] ~= '0' or fingerprint_of(r[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[OPEN.accepted], ARGV[2])
+return 1
+"""
+
 RENEW_LEASE = _PRELUDE + """
 local r = redis.call('HMGET', KEYS[1], 's', 'l')
 local _, holder = lease_of(r[2])
