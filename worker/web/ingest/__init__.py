@@ -86,15 +86,18 @@ def create_app(settings: Settings, *, relay=None, publish: Publish | None = None
         return routes.problem(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"),
                               exc.description or exc.name)
 
-    @app.errorhandler(STORE_UNREACHABLE)
     def store_unreachable(exc: Exception):
         log.warning("ingest: the store did not answer (%s)", type(exc).__name__)
         return routes.problem(503, "store_unreachable", "The store did not answer; try again shortly.")
 
+    for kind in STORE_UNREACHABLE:
+        app.register_error_handler(kind, store_unreachable)
+
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         log.exception("ingest: unexpected error")
-        return routes.problem(500, "internal_error", "Something went wrong in the relay; nothing was "
-                              "admitted by this request unless its answer said so. See the ingest log.")
+        return routes.problem(500, "internal_error", "Something went wrong in the relay (see the ingest "
+                              "log). Send the request again: events already admitted are recognised by "
+                              "their key.")
 
     return app
