@@ -50,10 +50,11 @@ class Ingest:
         fields = {"operation": operation, "client": caller.client, "status": status, "events": len(intakes),
                   **{f"n_{verdict}": n for verdict, n in sorted(verdicts.items())},
                   "latency_ms": round(seconds * 1000, 1)}
+        level = logging.WARNING if status >= 500 else logging.INFO
         if self.settings.log_format == "json":
-            log.info(json.dumps({"msg": "ingest", **fields}, sort_keys=True))
+            log.log(level, json.dumps({"msg": "ingest", **fields}, sort_keys=True))
         else:
-            log.info("ingest %s", " ".join(f"{k}={v}" for k, v in fields.items()))
+            log.log(level, "ingest %s", " ".join(f"{k}={v}" for k, v in fields.items()))
 
 
 def create_app(settings: Settings, *, relay=None, publish: Publish | None = None,

@@ -1,0 +1,117 @@
+"""The real ingest process (``wms-relay ingest`` on waitress) against a real valkey-server: the README's curl
+example works as written and answers what the README shows; the event lands in the ledger and on its
+Celery queue; a signed request gets in once; a store that stops answering is 503 with Retry-After, and
+events sent again once it is back are admitted."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from tests.fixtures.pipeline import ROOT, wait_until
+from worker.embedded_redis import free_port
+from worker.web.ingest.auth import sign
+
+pytestmark = pytest.mark.integration
+
+SECRET = "ingest-hmac-" + "s" * 24
+
+
+def readme_example() -> tuple[str, dict]:
+    """The curl command of the README's ingest example, and the answer the README says it gets."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- ingest-example:", 1)[1]
+    script = block.split("```sh", 1)[1].split("```", 1)[0]
+    curl = re.search(r"^curl .*?[^\\]$", script, flags=re.M | re.S).group(0)
+    answer = json.loads(block.split("```json", 1)[1].split("```", 1)[0])
+    return curl, answer
+
+
+@pytest.fixture
+def ingest(redis_server, tmp_path):
+    tokens_file = tmp_path / "tokens"
+    env = {**os.environ, "REDIS_URL": redis_server.url, "WMS_RELAY_VAR_DIR": str(tmp_path / "var"),
+           "INGEST_TOKENS_FILE": str(tokens_file), "INGEST_HMAC_SECRETS": f"signer:{SECRET}"}
+    env.pop("SENTRY_DSN", None)
+    made = subprocess.run([sys.executable, "-m", "worker.cli", "ingest", "add-token", "nw-wms"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
+    port = free_port()
+    log = open(tmp_path / "ingest.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "worker.cli", "ingest", "--port", str(port)], cwd=ROOT,
+                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def ready():
+        assert proc.poll() is None, (tmp_path / "ingest.log").read_text()
+        try:
+            return requests.get(f"{url}/healthz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_until(ready, 60, "the ingest door to answer")
+        yield {"url": url, "token": token, "env": env, "redis": redis_server, "log": tmp_path / "ingest.log"}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_the_readmes_curl_example_answers_what_the_readme_shows(ingest):
+    curl, documented = readme_example()
+    done = subprocess.run(["bash", "-c", curl + " -w '\\n%{http_code}'"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60,
+                          env={**os.environ, "INGEST_URL": ingest["url"], "INGEST_TOKEN": ingest["token"]})
+    body, _, status = done.stdout.rpartition("\n")
+    assert (done.returncode, status) == (0, "202"), done.stdout + done.stderr
+    assert json.loads(body) == documented
+    client = ingest["redis"].client(decode_responses=True)
+    key = documented["events"][0]["key"]
+    assert client.hget(f"wms:event:stock.adjust:{key}", "s") == "accepted"
+    [message] = client.lrange("trademax.stock", 0, -1)
+    assert json.loads(message)["headers"]["task"] == "trademax.stock.adjust"
+    view = requests.get(f"{ingest['url']}/v1/events/stock.adjust/{key}", timeout=10,
+                        headers={"Authorization": f"Bearer {ingest['token']}"}).json()
+    assert (view["state"], view["key"]) == ("accepted", key)
+    assert ingest["token"] not in ingest["log"].read_text()
+
+
+def test_a_signed_request_gets_in_once_over_the_wire(ingest):
+    body = (ROOT / "examples" / "receipt.create.json").read_bytes()
+    timestamp = str(int(time.time()))
+    headers = {"Content-Type": "application/json", "X-WMS-Timestamp": timestamp,
+               "X-WMS-Signature": sign(SECRET, timestamp, "POST", "/v1/events/receipt.create", body)}
+    url = f"{ingest['url']}/v1/events/receipt.create"
+    assert requests.post(url, data=body, headers=headers, timeout=10).status_code == 202
+    again = requests.post(url, data=body, headers=headers, timeout=10)
+    assert (again.status_code, again.json()["error"]) == (401, "replayed")
+    assert requests.post(url, data=body, timeout=10).status_code == 401
+
+
+def test_a_store_that_stops_answering_is_503_and_the_events_sent_again_are_admitted(ingest):
+    url = f"{ingest['url']}/v1/events/stock.adjust"
+    auth = {"Authorization": f"Bearer {ingest['token']}"}
+    event = json.loads((ROOT / "examples" / "stock.adjust.json").read_text())
+    batch = [{**event, "event_id": f"outage-{n}"} for n in range(3)]
+    ingest["redis"].stop()
+    try:
+        down = requests.post(url, json=batch, headers=auth, timeout=60)
+        assert down.status_code == 503 and down.headers["Retry-After"] == "5"
+        assert [e["status"] for e in down.json()["events"]] == [503, 503, 503]
+        log = ingest["log"].read_text()
+        assert "WARNING wms_relay.ingest: ingest operation=stock.adjust" in log and "status=503" in log
+        assert "Traceback" not in log
+    finally:
+        ingest["redis"].start()
+    back = wait_until(lambda: (r := requests.post(url, json=batch, headers=auth, timeout=60)).status_code == 202
+                      and r, 60, "the door to admit again once the store is back")
+    assert [e["state"] for e in back.json()["events"]] == ["accepted"] * 3
