@@ -25,10 +25,13 @@ parked_log = logging.getLogger("wms_relay.parked")
 FILTERED = "[Filtered]"
 # Mapping keys whose values never leave the process, at any depth (compared lower-case).
 SENSITIVE_KEYS = frozenset({"signature", "api_key", "secret", "trademax_secret", "trademax_api_key",
-                            "password", "authorization", "flower_basic_auth"})
+                            "password", "authorization", "flower_basic_auth", "x-wms-signature",
+                            "ingest_hmac_secrets"})
 # ``signature=abc`` in a query string or a log line, and ``"signature": "abc"`` in JSON text.
 _PARAM = re.compile(r"(?i)\b(signature|api_key|trademax_secret|secret)(=|%3D)[^&\s'\"]*")
 _JSON_FIELD = re.compile(r'(?i)("(?:signature|api_key|trademax_secret|secret)"\s*:\s*")[^"]*(")')
+# An ingest bearer token (``wmsr_`` + 43 URL-safe characters), and whatever follows ``Bearer``.
+_TOKEN = re.compile(r"(?i)\b(?:bearer\s+[A-Za-z0-9._~+/=-]{8,}|wmsr_[A-Za-z0-9_-]{8,})")
 
 
 class Scrubber:
@@ -44,9 +47,11 @@ class Scrubber:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Scrubber":
-        """The Trademax secret, the Redis password and Flower's passwords.  (The api key is public — it
-        travels in every request — and is removed where it appears as ``api_key``, not by value.)"""
+        """The Trademax secret, the Redis password, Flower's passwords and the ingest's HMAC secrets.
+        (The api key is public — it travels in every request — and is removed where it appears as
+        ``api_key``, not by value; ingest tokens are known here by their shape only.)"""
         values = [settings.trademax_secret]
+        values += [pair.partition(":")[2] for pair in (settings.ingest_hmac_secrets or "").split(",")]
         if settings.redis_url:
             values.append(urlsplit(settings.redis_url).password or "")
         for pair in (settings.flower_basic_auth or "").split(","):
@@ -61,6 +66,8 @@ class Scrubber:
             value = _PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}{FILTERED}", value)
         if '"' in value:
             value = _JSON_FIELD.sub(lambda m: f"{m.group(1)}{FILTERED}{m.group(2)}", value)
+        if "wmsr_" in value or "earer" in value or "EARER" in value:
+            value = _TOKEN.sub(FILTERED, value)
         return value
 
     def scrub(self, value: Any) -> Any:
