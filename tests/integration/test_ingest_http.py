@@ -115,3 +115,22 @@ def test_a_store_that_stops_answering_is_503_and_the_events_sent_again_are_admit
     back = wait_until(lambda: (r := requests.post(url, json=batch, headers=auth, timeout=60)).status_code == 202
                       and r, 60, "the door to admit again once the store is back")
     assert [e["state"] for e in back.json()["events"]] == ["accepted"] * 3
+
+
+def test_every_curl_example_in_the_events_guide_works(ingest):
+    """docs/events.md: one curl per operation (all 202), and the openssl signing recipe (202 once)."""
+    guide = (ROOT / "docs" / "events.md").read_text()
+    section = guide.split("## Sending events over HTTP", 1)[1].split("\n## ", 1)[0]
+    blocks = [b.split("```", 1)[0] for b in section.split("```sh")[1:]]
+    per_operation, signing_recipe = blocks
+    env = {**os.environ, "INGEST_TOKEN": ingest["token"], "INGEST_HMAC_SECRET": SECRET}
+    script = per_operation.replace("INGEST_URL=http://127.0.0.1:8081", f"INGEST_URL={ingest['url']}")
+    lines = [line for line in script.splitlines() if line.startswith("curl ")]
+    assert len(lines) == 9
+    for line in lines:
+        script = script.replace(line, line + " -o /dev/null -w '%{http_code}\\n'")
+    done = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["202"] * 9, done.stdout + done.stderr
+    signed = f"INGEST_URL={ingest['url']}\n{signing_recipe.strip()} -w '\\n%{{http_code}}'"
+    done = subprocess.run(["bash", "-c", signed], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.stdout.rsplit("\n", 1)[1] == "202", done.stdout + done.stderr
