@@ -1,8 +1,9 @@
 """The ingest door's admission rate and latency, against ``wms-relay enqueue`` measured in the same run.
 
-Run: ``python benchmarks/ingest.py`` (~1 minute; ``make bench`` runs it too).  One valkey-server (AOF on, as in production) and one
-``wms-relay ingest`` process (waitress, 8 threads, LOG_LEVEL=INFO: one log line per request); no worker,
-so what is measured is admission alone — validate, record in the ledger, publish to the Celery queue.
+Run: ``python benchmarks/ingest.py`` (~1 minute; ``make bench`` runs it too).  One valkey-server (AOF
+on, as in production) and one ``wms-relay ingest`` process (waitress, 8 threads, LOG_LEVEL=INFO: one log
+line per request); no worker, so what is measured is admission alone — validate, record in the ledger,
+publish to the Celery queue.
 
 * **Rate** — the same event mix as the throughput benchmark (dispatch creates, receipts, relative and
   absolute stock adjustments), new keys every round:
@@ -46,8 +47,8 @@ CLIENT_THREADS = 4
 
 
 def start_ingest(workdir: Path, redis_url: str) -> tuple[subprocess.Popen, str]:
-    env = {**os.environ, "REDIS_URL": redis_url, "WMS_RELAY_VAR_DIR": str(workdir / "var"), "LOG_LEVEL": "INFO",
-           "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "REDIS_URL": redis_url, "WMS_RELAY_VAR_DIR": str(workdir / "var"),
+           "LOG_LEVEL": "INFO", "PYTHONPATH": str(ROOT)}
     for name in ("INGEST_TOKENS_FILE", "INGEST_HMAC_SECRETS", "SENTRY_DSN"):
         env.pop(name, None)
     port = free_port()
@@ -209,7 +210,7 @@ def main() -> int:
           f"{os.getloadavg()[0]:.2f}")
     print(f"events per round {args.events}, {args.rounds} rounds, HTTP batches of {BATCH}, "
           f"{CLIENT_THREADS} client threads")
-    print(f"| enqueue /s (median) | HTTP /s (median) | HTTP / enqueue | target |")
+    print("| enqueue /s (median) | HTTP /s (median) | HTTP / enqueue | target |")
     print(f"| {enqueue:.0f} ({', '.join(f'{r:.0f}' for r in enqueue_rates)}) | "
           f"{http:.0f} ({', '.join(f'{r:.0f}' for r in http_rates)}) | **{http / enqueue:.0%}** | ≥ 80% |")
     print(f"single-event POST at {args.rate:.0f}/s for {args.seconds:.0f} s ({len(latencies)} requests): "

@@ -112,8 +112,12 @@ def test_a_store_that_stops_answering_is_503_and_the_events_sent_again_are_admit
         assert "Traceback" not in log
     finally:
         ingest["redis"].start()
-    back = wait_until(lambda: (r := requests.post(url, json=batch, headers=auth, timeout=60)).status_code == 202
-                      and r, 60, "the door to admit again once the store is back")
+
+    def admitted():
+        answer = requests.post(url, json=batch, headers=auth, timeout=60)
+        return answer.status_code == 202 and answer
+
+    back = wait_until(admitted, 60, "the door to admit again once the store is back")
     assert [e["state"] for e in back.json()["events"]] == ["accepted"] * 3
 
 
@@ -129,8 +133,10 @@ def test_every_curl_example_in_the_events_guide_works(ingest):
     assert len(lines) == 9
     for line in lines:
         script = script.replace(line, line + " -o /dev/null -w '%{http_code}\\n'")
-    done = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
     assert done.stdout.split() == ["202"] * 9, done.stdout + done.stderr
     signed = f"INGEST_URL={ingest['url']}\n{signing_recipe.strip()} -w '\\n%{{http_code}}'"
-    done = subprocess.run(["bash", "-c", signed], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(["bash", "-c", signed], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
     assert done.stdout.rsplit("\n", 1)[1] == "202", done.stdout + done.stderr

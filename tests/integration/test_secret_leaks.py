@@ -343,7 +343,8 @@ def test_no_secret_or_signature_reaches_logs_redis_flower_or_sentry_and_sentry_r
             if needle in hay]
     assert hits == []
     assert any(b"wms_relay.attempts" in hay for hay in haystacks.values())  # the logs were searched
-    assert any(b"reason=unknown_token" in hay for name, hay in haystacks.items() if name.startswith("log ingest"))
+    assert any(b"reason=unknown_token" in hay for name, hay in haystacks.items()
+               if name.startswith("log ingest"))  # the ingest's log was searched
 
 
 def through_the_ingest_door(run: Pipeline) -> list[str]:
@@ -364,11 +365,12 @@ def through_the_ingest_door(run: Pipeline) -> list[str]:
         timestamp = str(int(moment))
         signature = sign(INGEST_HMAC_SECRET, timestamp, "POST", "/v1/events/receipt.create", body)
         signatures.append(signature.partition("=")[2])
-        headers = {"Content-Type": "application/json", "X-WMS-Timestamp": timestamp, "X-WMS-Signature": signature}
+        headers = {"Content-Type": "application/json", "X-WMS-Timestamp": timestamp,
+                   "X-WMS-Signature": signature}
         answers += [requests.post(url + "receipt.create", data=body, headers=headers, timeout=30)
                     for _ in range(2)]  # the second is a replay
-    answers.append(requests.post(url + "stock.adjust", json=example("stock.adjust", event_id="bad-http",
-                                                                    quantity="lots"), headers=bearer, timeout=30))
+    invalid = example("stock.adjust", event_id="bad-http", quantity="lots")
+    answers.append(requests.post(url + "stock.adjust", json=invalid, headers=bearer, timeout=30))
     answers.append(requests.get(url + "receipt.create/R-HTTP", headers=bearer, timeout=30))
     assert [a.status_code for a in answers] == [202, 401, 202, 401, 401, 401, 422, 200]
     assert [a.json().get("error") for a in answers[3:6]] == ["replayed", "stale", "stale"]

@@ -35,7 +35,8 @@ def body_of(event: dict) -> bytes:
 
 def test_a_known_token_gets_in(guarded):
     door, tokens = guarded
-    assert door.post("stock.adjust", example("stock.adjust"), headers=bearer(tokens["nw-wms"])).status_code == 202
+    answer = door.post("stock.adjust", example("stock.adjust"), headers=bearer(tokens["nw-wms"]))
+    assert answer.status_code == 202
 
 
 @pytest.mark.parametrize("headers, reason", [
@@ -54,10 +55,11 @@ def test_a_missing_or_wrong_token_is_401_and_nothing_is_admitted(guarded, header
 
 def test_a_token_limited_to_some_operations_is_403_for_the_others(guarded):
     door, tokens = guarded
-    assert door.post("stock.adjust", example("stock.adjust"), headers=bearer(tokens["stock-only"])).status_code == 202
-    answer = door.post("receipt.create", example("receipt.create"), headers=bearer(tokens["stock-only"]))
+    stock_only = bearer(tokens["stock-only"])
+    assert door.post("stock.adjust", example("stock.adjust"), headers=stock_only).status_code == 202
+    answer = door.post("receipt.create", example("receipt.create"), headers=stock_only)
     assert answer.status_code == 403 and answer.get_json()["error"] == "forbidden_operation"
-    assert door.client.get("/v1/events/receipt.create/x", headers=bearer(tokens["stock-only"])).status_code == 403
+    assert door.client.get("/v1/events/receipt.create/x", headers=stock_only).status_code == 403
 
 
 def test_get_needs_credentials_too(guarded):
@@ -184,3 +186,28 @@ def test_an_open_door_lets_anyone_in(tmp_path):
     door = Door(tmp_path)
     assert door.app.extensions["wms_relay_ingest"].keeper.is_open
     assert door.post("stock.adjust", example("stock.adjust")).status_code == 202
+
+
+def test_log_scrubbing_knows_the_ingest_credentials():
+    from worker.observability import Scrubber
+
+    scrub = Scrubber.from_settings(Settings(ingest_hmac_secrets=f"signer:{HMAC_SECRET}"))
+    token = "wmsr_" + "Ab3_-" * 9
+    line = f"headers Authorization: Bearer {token} secret={HMAC_SECRET} raw {token} sig {HMAC_SECRET}"
+    cleaned = scrub.text(line)
+    assert token not in cleaned and HMAC_SECRET not in cleaned
+    assert scrub.scrub({"X-WMS-Signature": "sha256=" + "a" * 64})["X-WMS-Signature"] != "sha256=" + "a" * 64
+
+
+def test_add_token_prints_the_token_once_and_keeps_its_hash(tokens_file, monkeypatch, capsys):
+    from worker.cli import main
+
+    monkeypatch.setenv("INGEST_TOKENS_FILE", str(tokens_file))
+    assert main(["ingest", "add-token", "nw-wms", "--operations", "stock.adjust"]) == 0
+    out, err = capsys.readouterr()
+    token = out.strip()
+    assert token.startswith("wmsr_") and "shown only now" in err and token not in err
+    assert TokenFile(tokens_file).match(token).operations == frozenset({"stock.adjust"})
+    assert main(["ingest", "add-token", "nw-wms", "--operations", "stock.adjst"]) == 2
+    monkeypatch.delenv("INGEST_TOKENS_FILE")
+    assert main(["ingest", "add-token", "x"]) == 2

@@ -49,8 +49,8 @@ def test_a_new_event_is_recorded_and_queued_once_and_known_afterwards(relay):
 
 def test_invalid_and_conflicting_events_become_dead_letters_and_are_not_queued(relay):
     queued: list[dict] = []
-    bad = take_in(relay, queued.append, "receipt.create", json.loads((EXAMPLES / "invalid-receipt.json")
-                                                                       .read_text()))
+    invalid = json.loads((EXAMPLES / "invalid-receipt.json").read_text())
+    bad = take_in(relay, queued.append, "receipt.create", invalid)
     assert (bad.verdict, bad.state, bad.key) == ("invalid", "dead", "(no key)")
     assert set(bad.problems) == {"order_type", "received_date", "products.0.quantity", "products.1.colour",
                                  "transaction_id"}
@@ -78,7 +78,8 @@ def test_a_store_failure_in_the_middle_of_a_batch_leaves_nothing_half_admitted(s
     assert [i.key for i in intakes] == [f"adj-{n}" for n in range(6)]
     assert all(i.state is None and "send it again" in i.note for i in intakes[3:])
     assert [m["event"]["event_id"] for m in queued] == ["adj-0", "adj-1", "adj-2"]
-    assert [relay.ledger.get("stock.adjust", f"adj-{n}") is not None for n in range(6)] == [True] * 3 + [False] * 3
+    in_ledger = [relay.ledger.get("stock.adjust", f"adj-{n}") is not None for n in range(6)]
+    assert in_ledger == [True] * 3 + [False] * 3
     # Sending the whole batch again admits the rest; the first three are recognised, not duplicated.
     again = take_in_all(relay, queued.append, "stock.adjust", adjustments(6))
     assert [i.verdict for i in again] == ["queued_again"] * 3 + ["queued"] * 3

@@ -144,8 +144,8 @@ class Demo:
         ingest_url = f"http://127.0.0.1:{self.args.ingest_port}"
         self.spawn("ingest", "ingest", "--host", "127.0.0.1", "--port", str(self.args.ingest_port))
         self.wait_ready("ingest", lambda: _answers(f"{ingest_url}/healthz"))
-        print(f"Ingest (HTTP door):      {ingest_url}/v1/events/OPERATION  (contract: {ingest_url}/openapi.json; "
-              "open on loopback)")
+        print(f"Ingest (HTTP door):      {ingest_url}/v1/events/OPERATION  (contract: "
+              f"{ingest_url}/openapi.json; open on loopback)")
         print()
 
         relay = build_relay(Settings.from_env(self.env), sends=False)
@@ -160,8 +160,8 @@ class Demo:
                   + (f" — {detail}" if detail else ""))
             watched.append((operation, event["key"]))
 
-        print(f"Feeding the sample events in examples/ through {ingest_url} (keys tagged with this run's tag, "
-              "so every run shows the whole story):")
+        print(f"Feeding the sample events in examples/ through {ingest_url} (keys tagged with this run's "
+              "tag, so every run shows the whole story):")
         tag = time.strftime("-%H%M%S")
         for index, (operation, name, changes) in enumerate(SCRIPT):
             message = _tagged({**json.loads((EXAMPLES / name).read_text()), **changes}, tag)

@@ -22,8 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("ingest", help="the HTTP door for the WMS (and add-token)", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"listen port (default {DEFAULT_PORT}; 0: any "
-                   "free port, printed at start)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT,
+                   help=f"listen port (default {DEFAULT_PORT}; 0: any free port, printed at start)")
     p.add_argument("--threads", type=int, default=8, help="request threads (default 8)")
     p.set_defaults(handler=run)
     actions = p.add_subparsers(dest="action", metavar="ACTION")

@@ -82,8 +82,9 @@ def create_app(settings: Settings, *, relay=None, publish: Publish | None = None
     @app.errorhandler(HTTPException)
     def http_problem(exc: HTTPException):
         if exc.code == 413:
-            return routes.problem(413, "too_large", f"The body is larger than {settings.ingest_max_body_bytes} "
-                                  "bytes (INGEST_MAX_BODY_BYTES): send fewer events per request.")
+            return routes.problem(413, "too_large", f"The body is larger than "
+                                  f"{settings.ingest_max_body_bytes} bytes (INGEST_MAX_BODY_BYTES): send "
+                                  "fewer events per request.")
         return routes.problem(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"),
                               exc.description or exc.name)
 

@@ -176,8 +176,9 @@ def document() -> dict:
     for name, op in OPERATIONS.items():
         spec.components.schema(name, {"description": inspect.cleandoc(op.schema.__doc__ or "")},
                                schema=op.schema)
-    for name, schema in (("EventAnswer", EventAnswerSchema), ("BatchAnswer", BatchAnswerSchema),
-                         ("Problem", ProblemSchema), ("Health", HealthSchema), ("EventView", EventViewSchema)):
+    answers = {"EventAnswer": EventAnswerSchema, "BatchAnswer": BatchAnswerSchema, "Problem": ProblemSchema,
+               "Health": HealthSchema, "EventView": EventViewSchema}
+    for name, schema in answers.items():
         spec.components.schema(name, schema=schema)
     for name in OPERATIONS:
         spec.path(path=f"/v1/events/{name}", operations=_post(name))

@@ -94,7 +94,8 @@ class TokenFile:
                 return self._entries  # gone while running: keep what was read (and say so in check)
             stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
             if stamp != self._stamp:
-                self._entries = parse(self.path.read_text(encoding="utf-8"), f"INGEST_TOKENS_FILE {self.path}")
+                text = self.path.read_text(encoding="utf-8")
+                self._entries = parse(text, f"INGEST_TOKENS_FILE {self.path}")
                 self._stamp = stamp
             return self._entries
 
