@@ -38,7 +38,8 @@ def readme_example() -> tuple[str, dict]:
 def ingest(redis_server, tmp_path):
     tokens_file = tmp_path / "tokens"
     env = {**os.environ, "REDIS_URL": redis_server.url, "WMS_RELAY_VAR_DIR": str(tmp_path / "var"),
-           "INGEST_TOKENS_FILE": str(tokens_file), "INGEST_HMAC_SECRETS": f"signer:{SECRET}"}
+           "INGEST_TOKENS_FILE": str(tokens_file), "INGEST_HMAC_SECRETS": f"signer:{SECRET}",
+           "INGEST_MAX_BODY_BYTES": "65536"}
     env.pop("SENTRY_DSN", None)
     made = subprocess.run([sys.executable, "-m", "worker.cli", "ingest", "add-token", "nw-wms"], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=60)
@@ -140,3 +141,17 @@ def test_every_curl_example_in_the_events_guide_works(ingest):
     done = subprocess.run(["bash", "-c", signed], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=60)
     assert done.stdout.rsplit("\n", 1)[1] == "202", done.stdout + done.stderr
+
+
+def test_a_body_over_the_cap_is_413_from_the_real_server(ingest):
+    url = f"{ingest['url']}/v1/events/stock.adjust"
+    headers = {"Authorization": f"Bearer {ingest['token']}", "Content-Type": "application/json"}
+    event = json.loads((ROOT / "examples" / "stock.adjust.json").read_text())
+    over = json.dumps([{**event, "event_id": f"big-{n}"} for n in range(600)])  # ~84 KB > 64 KiB
+    assert 65536 < len(over) < 2 * 65536  # over the app's cap, under waitress's
+    answer = requests.post(url, data=over, headers=headers, timeout=30)
+    assert answer.status_code == 413, answer.text[:300]
+    assert answer.json()["error"] == "too_large"
+    far_over = "[" + ",".join([json.dumps(event)] * 2000) + "]"  # ~400 KB: waitress stops it unread
+    assert requests.post(url, data=far_over, headers=headers, timeout=30).status_code == 413
+    assert ingest["redis"].client().llen("trademax.stock") == 0

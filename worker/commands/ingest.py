@@ -52,8 +52,10 @@ def run(args: argparse.Namespace) -> int:
         print("wms-relay ingest: no INGEST_TOKENS_FILE or INGEST_HMAC_SECRETS: open to any caller on "
               "loopback only.", file=sys.stderr)
     try:
+        # waitress refuses (413, plain text) a body of twice the cap before reading it; between the two,
+        # the app answers its own JSON 413.
         serve(app, host=args.host, port=args.port, name="wms-relay ingest", threads=args.threads,
-              max_body_bytes=settings.ingest_max_body_bytes)
+              max_body_bytes=2 * settings.ingest_max_body_bytes)
     except OSError as exc:
         print(f"wms-relay ingest: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 2
