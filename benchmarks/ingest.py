@@ -40,7 +40,7 @@ import requests  # noqa: E402
 
 from benchmarks._harness import START_TIMEOUT, Valkey, _stop, wait_until  # noqa: E402
 from benchmarks.throughput import events  # noqa: E402
-from worker.embedded_redis import free_port  # noqa: E402
+from worker.store.embedded import free_port  # noqa: E402
 
 BATCH = 100
 CLIENT_THREADS = 4

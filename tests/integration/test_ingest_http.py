@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.fixtures.pipeline import ROOT, wait_until
-from worker.embedded_redis import free_port
+from worker.store.embedded import free_port
 from worker.web.ingest.auth import sign
 
 pytestmark = pytest.mark.integration

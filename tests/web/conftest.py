@@ -7,7 +7,7 @@ from pathlib import Path
 import fakeredis
 import pytest
 
-from worker.relay import build_relay
+from worker.delivery.relay import build_relay
 from worker.settings import Settings
 from worker.web.ingest import create_app
 

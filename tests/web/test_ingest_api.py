@@ -112,6 +112,8 @@ def test_unreadable_bodies_are_refused_naming_the_problem(door):
     assert door.post("stock.adjust", "{not json").get_json()["error"] == "not_json"
     assert door.post("stock.adjust", b"\xff\xfe{}").get_json()["error"] == "not_utf8"
     assert door.post("stock.adjust", "[]").get_json()["error"] == "no_events"
+    twice = door.post("stock.adjust", '{"event_id": "e", "quantity": 1, "quantity": 2}')
+    assert twice.status_code == 400 and "duplicate key 'quantity'" in twice.get_json()["message"]
     form = door.post("stock.adjust", "a=1", content_type="application/x-www-form-urlencoded")
     assert form.status_code == 415 and "application/json" in form.get_json()["message"]
     assert door.queued == []

@@ -189,7 +189,7 @@ def test_an_open_door_lets_anyone_in(tmp_path):
 
 
 def test_log_scrubbing_knows_the_ingest_credentials():
-    from worker.observability import Scrubber
+    from worker.redaction import Scrubber
 
     scrub = Scrubber.from_settings(Settings(ingest_hmac_secrets=f"signer:{HMAC_SECRET}"))
     token = "wmsr_" + "Ab3_-" * 9

@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 
+from worker.encoding import one_line
 from worker.settings import Settings
 
 
@@ -23,10 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tasks.events import OPERATIONS
-    from worker.admission import read_events, take_in_all
+    from worker.delivery.admission import read_events, take_in_all
     from worker.celery import app
-    from worker.relay import build_relay
-    from worker.scheduler import celery_publisher
+    from worker.delivery.relay import build_relay
+    from worker.scheduling.scheduler import celery_publisher
 
     if args.operation not in OPERATIONS:
         print(f"wms-relay: unknown operation {args.operation!r}; one of: {', '.join(sorted(OPERATIONS))}",
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps({"operation": args.operation, "key": intake.key, "state": intake.state,
                               "note": intake.note}))
         else:
-            print(f"{args.operation} {intake.key}: {shown} — {intake.note}")
+            print(f"{args.operation} {one_line(intake.key)}: {shown} — {one_line(intake.note)}")
     if not args.json:
         print("Summary: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     if counts.get("not admitted"):

@@ -11,7 +11,8 @@ import argparse
 import json
 
 from worker.commands.presenting import age, friendly_errors, print_json, say, shorten
-from worker.event_view import describe
+from worker.encoding import one_line
+from worker.support.event_view import describe
 from worker.settings import Settings
 
 
@@ -83,13 +84,13 @@ def _history_lines(view: dict) -> list[str]:
 
 @friendly_errors
 def run(args: argparse.Namespace) -> int:
-    from worker.commands.desk import workplace
+    from worker.support.desk import workplace
 
     with workplace(Settings.from_env()) as place:
         views = [v for op, key in _candidates(place, args.operation, args.key)
                  if (v := describe(place.relay, op, key)) is not None]
     if not views:
-        shown = f"{args.operation} {args.key}" if args.key else args.operation
+        shown = one_line(f"{args.operation} {args.key}" if args.key else args.operation)
         if args.json:
             op, _, key = (args.operation, None, args.key) if args.key else args.operation.partition(":")
             print_json({"operation": op if key else None, "key": key or args.operation, "state": None,
@@ -101,13 +102,13 @@ def run(args: argparse.Namespace) -> int:
     if len(views) > 1:
         say(f"Key {args.operation} is used by {len(views)} operations; name one:")
         for view in views:
-            say(f"  wms-relay event {view['operation']} {view['key']}    ({view['state']})")
+            say(f"  wms-relay event {view['operation']} {one_line(view['key'])}    ({view['state']})")
         return 1
     view = views[0]
     if args.json:
         print_json(view)
         return 0
-    say(f"{view['operation']} {view['key']}: {view['state']}")
+    say(f"{view['operation']} {one_line(view['key'])}: {view['state']}")
     say(f"  attempts: {view['attempts']}")
     if view.get("created_at"):
         say(f"  first seen: {view['created_at']}, last change: {view['updated_at']}")

@@ -34,13 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from worker import logging_setup
+    from worker.observe.logs import configure
     from worker.web.ingest import create_app
     from worker.web.ingest.tokens import TokenFileError
     from worker.web.serving import refuse_exposure, serve
 
     settings = Settings.from_env()
-    logging_setup.configure(settings)
+    configure(settings)
     try:
         app = create_app(settings)
     except TokenFileError as exc:

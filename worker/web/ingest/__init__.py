@@ -1,5 +1,5 @@
 """The HTTP door for the WMS (``wms-relay ingest``): events in over HTTP, validated and admitted by the
-same code as ``wms-relay enqueue`` (``worker.admission``), answered per event with its key and state.
+same code as ``wms-relay enqueue`` (``worker.delivery.admission``), answered per event with its key and state.
 
 :func:`create_app` builds the Flask app from Settings; tests pass their own relay and publisher.  The
 routes are in ``routes.py``, credentials in ``auth.py`` and ``tokens.py``, the contract in ``openapi.py``.
@@ -17,7 +17,7 @@ from typing import Callable
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
-from worker.admission import STORE_UNREACHABLE, Publish
+from worker.delivery.admission import STORE_UNREACHABLE, Publish
 from worker.settings import Settings
 from worker.web.ingest.auth import Doorkeeper
 
@@ -29,7 +29,7 @@ class Ingest:
     """What the routes work with: one per app, shared by the server's threads."""
 
     settings: Settings
-    relay: object  # worker.relay.Relay (sends=False)
+    relay: object  # worker.delivery.relay.Relay (sends=False)
     publish: Publish
     keeper: Doorkeeper
     openapi: dict
@@ -64,12 +64,12 @@ def create_app(settings: Settings, *, relay=None, publish: Publish | None = None
     from worker.web.ingest.openapi import document
 
     if relay is None:
-        from worker.relay import build_relay
+        from worker.delivery.relay import build_relay
 
         relay = build_relay(settings, sends=False, clock=clock)
     if publish is None:
-        from worker.commands.desk import control_app
-        from worker.scheduler import celery_publisher
+        from worker.support.desk import control_app
+        from worker.scheduling.scheduler import celery_publisher
 
         publish = celery_publisher(control_app(settings))
     app = Flask("wms_relay.ingest")

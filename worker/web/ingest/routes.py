@@ -6,10 +6,10 @@
     GET  /openapi.json                  the contract, generated from the schemas that validate
     GET  /healthz                       the store answers; counts of refused credentials
 
-Every event goes through ``worker.admission.take_in_all`` — the code ``wms-relay enqueue`` runs — and is
-answered on its own: ``{"index", "key", "state", "status", "note"}`` plus ``errors`` (field path →
-messages) when it was invalid.  The response's status is the events' common one (202 admitted, 422
-invalid, 409 conflict); 207 when they differ; 503 with Retry-After as soon as one could not be admitted
+Every event goes through ``worker.delivery.admission.take_in_all`` — the code ``wms-relay enqueue`` runs —
+and is answered on its own: ``{"index", "key", "state", "status", "note"}`` plus ``errors`` (field path →
+messages) when it was invalid. The response's status is the events' common one (202 admitted, 422 invalid,
+409 conflict); 207 when they differ; 503 with Retry-After as soon as one could not be admitted
 because the store did not answer (send those again: admitted ones are recognised by their key).
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ import time
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from tasks.events import OPERATIONS
-from worker.admission import STORE_UNREACHABLE, read_events, take_in_all
-from worker.event_view import describe, without_payload
+from worker.delivery.admission import STORE_UNREACHABLE, read_events, take_in_all
+from worker.support.event_view import describe, without_payload
 from worker.web.ingest.auth import Refusal
 
 log = logging.getLogger("wms_relay.ingest")
@@ -95,7 +95,7 @@ def post_events(operation: str):
     except UnicodeDecodeError:
         return problem(400, "not_utf8", "The body must be UTF-8 text.")
     except ValueError as exc:
-        return problem(400, "not_json", f"The body is not JSON or JSON lines: {exc}")
+        return problem(400, "not_json", f"The body cannot be read as JSON or JSON lines: {exc}")
     if not events:
         return problem(400, "no_events", "The body holds no event.")
     ingest = door()
