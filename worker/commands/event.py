@@ -17,6 +17,7 @@ from worker.commands.presenting import (
     add_destination_option, age, destination_title, friendly_errors, print_json, say, shorten,
 )
 from worker.encoding import one_line
+from worker.support.event_view import describe
 from worker.settings import Settings
 
 
@@ -29,49 +30,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_destination_option(p, "show only this destination's delivery")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=run)
-
-
-def describe(place, operation: str, key: str, destination: str | None = None) -> dict | None:
-    """The JSON view of one event (its deliveries to ``destination``, or to every destination), or None
-    when neither a ledger nor the dead letters know it."""
-    from worker.destinations.table import DESTINATIONS
-
-    deliveries = [view for name in DESTINATIONS if destination in (None, name)
-                  if (view := describe_delivery(place, name, operation, key)) is not None]
-    if not deliveries:
-        return None
-    return {**deliveries[0], "deliveries": deliveries}
-
-
-def describe_delivery(place, destination: str, operation: str, key: str) -> dict | None:
-    """The JSON view of ``destination``'s delivery of one event, or None when it has none."""
-    from worker.destinations.table import DESTINATIONS
-
-    relay = place.relay
-    record = relay.ledger_of(destination).get(operation, key)
-    letter = relay.dead_letters.latest_for(operation, key, destination)
-    retry = relay.schedule.get(DESTINATIONS[destination].delivery_ref(operation, key))
-    if record is None and letter is None:
-        return None
-    if record is not None:
-        view = {"destination": destination, **record.to_dict()}
-        view["in_ledger"] = True
-    else:  # an invalid event: dead-lettered at the door, never in the ledger
-        view = {"destination": destination, "operation": operation, "key": key,
-                "state": "dead" if letter.status == "open" else
-                letter.status, "attempts": 0, "result": None, "history": [], "attempts_log": [],
-                "event": letter.event, "in_ledger": False}
-    view["dead_letter"] = letter.to_dict() if letter is not None else None
-    view["scheduled_retry"] = None if retry is None else {
-        "due_at": _iso(retry.due_at), "due_in_seconds": round(retry.due_at - relay.clock(), 1),
-        "in_flight": retry.in_flight}
-    return view
-
-
-def _iso(moment_: float) -> str | None:
-    from worker.encoding import iso_time
-
-    return iso_time(moment_)
 
 
 def _candidates(place, operation: str, key: str | None) -> list[tuple[str, str]]:
@@ -141,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
 
     with workplace(Settings.from_env()) as place:
         views = [v for op, key in _candidates(place, args.operation, args.key)
-                 if (v := describe(place, op, key, args.destination)) is not None]
+                 if (v := describe(place.relay, op, key, args.destination)) is not None]
     if not views:
         shown = one_line(f"{args.operation} {args.key}" if args.key else args.operation)
         if args.json:

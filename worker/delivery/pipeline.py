@@ -28,6 +28,7 @@ from typing import Any, Callable
 import redis
 
 from tasks.events import Delivery, DeliveryEvent, InvalidEvent, validate_event
+from worker.encoding import utf8_safe
 from worker.delivery.failures import after_failure, dead, ensure_dead_letter, keep_attempt
 from worker.delivery.failures import retry_later
 from worker.delivery.fan_out import fan_out
@@ -63,6 +64,8 @@ class Admission:
     event: DeliveryEvent | None = None
     accepted: Any = None
     claim: Any = None  # with ``claim_for``: the claim taken in the same step
+    refusal: str = ""  # "invalid" or "conflict" when the event was turned away (a dead letter), else ""
+    problems: dict | None = None  # invalid: field path -> messages, as the dead letter keeps them
 
 
 def admit(relay: Relay, operation: str, message: Any, *, claim_for: str | None = None,
@@ -77,7 +80,8 @@ def admit(relay: Relay, operation: str, message: Any, *, claim_for: str | None =
         event = validate_event(operation, message)
     except InvalidEvent as exc:
         reject_invalid(relay, operation, message, exc, destination=destination)
-        return Admission(operation, best_key(message), "dead", f"invalid: {exc}")
+        return Admission(operation, best_key(message), "dead", f"invalid: {exc}", refusal="invalid",
+                         problems=utf8_safe(exc.messages))
     ledger = relay.ledger_of(destination)
     if claim_for is None:
         accepted, claim = ledger.accept(event), None
@@ -85,7 +89,8 @@ def admit(relay: Relay, operation: str, message: Any, *, claim_for: str | None =
         accepted, claim = ledger.accept_and_claim(event, claim_for)
     if accepted.conflict:
         reject_conflict(relay, Delivery(ROWS[destination, operation], event), accepted)
-        return Admission(operation, event.key, "dead", "conflict: same key, different payload; not sent")
+        return Admission(operation, event.key, "dead", "conflict: same key, different payload; not sent",
+                         refusal="conflict")
     return Admission(operation, event.key, accepted.state, "", event, accepted, claim)
 
 
