@@ -47,8 +47,9 @@ def workers_seen(app, timeout: float) -> list[str]:
     return sorted(name for reply in replies for name in reply)
 
 
-def collect(place, ping_timeout: float) -> dict:
-    """Everything ``status`` reports, as one JSON-ready dict."""
+def collect(place, ping_timeout: float, *, workers: list[str] | None = None) -> dict:
+    """Everything ``status`` reports, as one JSON-ready dict (``workers``: names already known to answer,
+    instead of pinging now — the desk pings in the background)."""
     from worker.ledger import iso_time
 
     relay, now = place.relay, place.relay.clock()
@@ -72,23 +73,36 @@ def collect(place, ping_timeout: float) -> dict:
                          "oldest_age_seconds": None if oldest_dead is None else round(oldest_dead, 1)},
         "ledger": by_state,
         "delivered_last_hour": ledger.delivered_since(now - 3600),
-        "workers": workers_seen(place.app, ping_timeout),
+        "workers": workers_seen(place.app, ping_timeout) if workers is None else workers,
     }
 
 
-def next_steps(report: dict) -> list[str]:
-    steps = []
+def needs_a_person(report: dict) -> list[str]:
+    """What needs a person, in order: ``dead_letters``, ``uncertain``, ``no_worker`` (the CLI says each in
+    words, the desk links each to its page)."""
+    needs = []
     if report["dead_letters"]["count"]:
-        steps.append("Dead letters wait for a person: `wms-relay dead list`, then `dead show ID`, "
-                     "`dead retry ID` or `dead discard ID --reason ...`.")
+        needs.append("dead_letters")
     if report["uncertain"]["count"]:
-        steps.append("Uncertain events: check each in Trademax, then `wms-relay uncertain list` and "
-                     "`uncertain resolve OPERATION:KEY --delivered|--resend --reason ...`.")
+        needs.append("uncertain")
     queued = sum(report["queues"].values()) + report["scheduled_retries"]["count"]
     if not report["workers"] and queued:
-        steps.append("No worker answered: events will not move. Start one (`wms-relay worker`, or "
-                     "`honcho start`) and check its log.")
-    return steps
+        needs.append("no_worker")
+    return needs
+
+
+_NEXT_STEPS = {
+    "dead_letters": "Dead letters wait for a person: `wms-relay dead list`, then `dead show ID`, "
+                    "`dead retry ID` or `dead discard ID --reason ...`.",
+    "uncertain": "Uncertain events: check each in Trademax, then `wms-relay uncertain list` and "
+                 "`uncertain resolve OPERATION:KEY --delivered|--resend --reason ...`.",
+    "no_worker": "No worker answered: events will not move. Start one (`wms-relay worker`, or "
+                 "`honcho start`) and check its log.",
+}
+
+
+def next_steps(report: dict) -> list[str]:
+    return [_NEXT_STEPS[need] for need in needs_a_person(report)]
 
 
 @friendly_errors
