@@ -84,7 +84,7 @@ def preview():
 def act():
     s = services()
     action = request.form.get("action")
-    reason = (request.form.get("reason") or "").strip()
+    reason = (request.form.get("why") or "").strip()
     if action not in ("retry", "discard"):
         abort(400)
     if not reason:

@@ -57,7 +57,7 @@ def page(operation: str, key: str):
                            moving=view["state"] in MOVING)
 
 
-@bp.get("/dead-letters/<letter_id>")
+@bp.get("/dead-letter/<letter_id>")
 def letter(letter_id: str):
     found = services().relay.dead_letters.get(letter_id)
     if found is None:

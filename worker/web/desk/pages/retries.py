@@ -41,7 +41,7 @@ def run_now():
 @operator_only
 def discard():
     s = services()
-    reason = (request.form.get("reason") or "").strip()
+    reason = (request.form.get("why") or "").strip()
     targets = _ids()
     if not targets or not reason:
         return render_template("error.html", title="Nothing to do yet",

@@ -26,7 +26,7 @@ def page():
 def resolve():
     s = services()
     operation, key = request.form.get("operation", ""), request.form.get("key", "")
-    verdict, reason = request.form.get("verdict"), (request.form.get("reason") or "").strip()
+    verdict, reason = request.form.get("verdict"), (request.form.get("why") or "").strip()
     if verdict not in ("delivered", "resend") or not operation or not key:
         abort(400)
     if not reason:
