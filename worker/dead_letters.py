@@ -21,6 +21,10 @@ letters is found without reading them into Python:
     wms:dead:facets           hash  id -> "operation<TAB>reason<TAB>destination<TAB>status"
     wms:dead:text             hash  id -> what a text search looks in (id, operation, key, reason, detail,
                               messages, event), lower-cased: roughly the letter's size again
+    wms:dead:terms            hash  identifier -> the ids of every letter (open or closed) it names, in the
+                              order written, space-separated; identifiers: the letter's key and the
+                              event's transaction_id, order_no, artno and event_id values (any depth),
+                              lower-cased — so "find IO12345" is a lookup, not a walk of every letter
     wms:dead:indexed          "1" once every letter written before the indexes existed is in them
 
 ``take`` and ``discard`` are atomic (a Lua script removes the id from the open set first, as
@@ -37,8 +41,8 @@ from worker.ledger import AttemptEntry, iso_time, stored_json, text, with_iso_ti
 
 # KEYS: the letter, the open set, the all set, the latest-per-event hash, the facets hash, the text hash,
 # the open sets of its operation, reason and destination, the value sets of operation, reason and
-# destination.  ARGV: id, operation, key, event, reason, messages, attempts, fingerprints, now, detail,
-# destination, facets, text.
+# destination, the terms hash.  ARGV: id, operation, key, event, reason, messages, attempts, fingerprints,
+# now, detail, destination, facets, text, then the letter's identifiers (terms).
 _ADD = """
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'operation', ARGV[2], 'key', ARGV[3], 'event', ARGV[4],
            'reason', ARGV[5], 'messages', ARGV[6], 'attempts', ARGV[7], 'fingerprints', ARGV[8],
@@ -52,6 +56,10 @@ for i = 7, 9 do redis.call('ZADD', KEYS[i], ARGV[9], ARGV[1]) end
 redis.call('SADD', KEYS[10], ARGV[2])
 redis.call('SADD', KEYS[11], ARGV[5])
 redis.call('SADD', KEYS[12], ARGV[11])
+for i = 14, #ARGV do
+  local ids = redis.call('HGET', KEYS[13], ARGV[i])
+  redis.call('HSET', KEYS[13], ARGV[i], ids and (ids .. ' ' .. ARGV[1]) or ARGV[1])
+end
 return 1
 """
 
@@ -67,13 +75,17 @@ return redis.call('HGETALL', KEYS[1])
 """
 
 # Index one letter written before the indexes existed.  KEYS: the open set, the facets hash, the text
-# hash, the open sets of its operation, reason and destination, the value sets of the three.  ARGV: id,
-# created time, facets, text, operation, reason, destination.  The facet sets get it only if it is still
-# open (a person may close it while the index is built).
+# hash, the open sets of its operation, reason and destination, the value sets of the three, the terms
+# hash.  ARGV: id, created time, facets, text, operation, reason, destination, then its terms.  The facet
+# sets get it only if it is still open (a person may close it while the index is built).
 _INDEX = """
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
 for i = 7, 9 do redis.call('SADD', KEYS[i], ARGV[i - 2]) end
+for i = 8, #ARGV do
+  local ids = redis.call('HGET', KEYS[10], ARGV[i])
+  redis.call('HSET', KEYS[10], ARGV[i], ids and (ids .. ' ' .. ARGV[1]) or ARGV[1])
+end
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   for i = 4, 6 do redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1]) end
 end
@@ -82,6 +94,9 @@ return 1
 
 DEFAULT_DESTINATION = "trademax"
 FACETS = ("operation", "reason", "destination")
+# The event fields whose values a person searches for exactly (at any depth of the event).
+TERM_FIELDS = frozenset({"transaction_id", "order_no", "artno", "event_id"})
+MAX_TERMS = 64
 
 
 @dataclass(frozen=True)
@@ -145,6 +160,9 @@ class DeadLetter:
     def facets(self) -> str:
         return facets(self.operation, self.reason, self.destination, self.status)
 
+    def terms(self) -> list[str]:
+        return terms(self.key, self.event)
+
     def matches(self, needle: str) -> bool:
         """Case-insensitive substring search over everything a person would grep for."""
         return needle.lower() in self.search_text()
@@ -154,6 +172,29 @@ def search_text(letter_id: str, operation: str, key: str, reason: str, detail: s
                 event: Any) -> str:
     return " ".join([letter_id, operation, key, reason, detail or "",
                      json.dumps(messages, ensure_ascii=False), json.dumps(event, ensure_ascii=False)]).lower()
+
+
+def term(value: Any) -> str:
+    """An identifier as the terms index keeps it (and as a search for it is looked up)."""
+    return " ".join(str(value).split()).lower()[:100]
+
+
+def terms(key: str, event: Any) -> list[str]:
+    """The identifiers a letter is found by: its key and the event's TERM_FIELDS values, at any depth."""
+    found = {term(key): None} if key and not key.startswith("(") else {}
+    pending = [event]
+    while pending and len(found) < MAX_TERMS:
+        item = pending.pop()
+        if isinstance(item, Mapping):
+            for name, value in item.items():
+                if name in TERM_FIELDS and isinstance(value, (str, int)) and not isinstance(value, bool) \
+                        and str(value).strip():
+                    found.setdefault(term(value), None)
+                elif isinstance(value, (Mapping, list)):
+                    pending.append(value)
+        elif isinstance(item, list):
+            pending.extend(item)
+    return list(found)[:MAX_TERMS]
 
 
 def facets(operation: str, reason: str, destination: str, status: str) -> str:
@@ -245,9 +286,10 @@ class DeadLetters:
             search_text(letter_id, operation, key, reason, detail, json.loads(kept_messages),
                         json.loads(kept_event)),
         ]
+        args += terms(key, json.loads(kept_event))
         keys = [self._letter_key(letter_id), self._open, self.key_of("all"), self.key_of("latest"),
                 self.key_of("facets"), self.key_of("text"), *self._facet_keys(operation, reason, destination),
-                *self._value_keys()]
+                *self._value_keys(), self.key_of("terms")]
         self._add(keys=keys, args=args)
         return letter_id
 
@@ -296,9 +338,9 @@ class DeadLetters:
             for letter in self.get_many(ids):
                 index(keys=[self._open, self.key_of("facets"), self.key_of("text"),
                             *self._facet_keys(letter.operation, letter.reason, letter.destination),
-                            *self._value_keys()],
+                            *self._value_keys(), self.key_of("terms")],
                       args=[letter.letter_id, f"{letter.created_at:.3f}", letter.facets(), letter.search_text(),
-                            letter.operation, letter.reason, letter.destination])
+                            letter.operation, letter.reason, letter.destination, *letter.terms()])
                 indexed += 1
         self._redis.set(done_key, "1")
         return indexed

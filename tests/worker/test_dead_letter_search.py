@@ -122,7 +122,8 @@ def test_letters_written_before_the_indexes_are_indexed_once(letters, store_clie
     # What an earlier version left: the letters, the open/all sets, no indexes.
     for key in store_client.scan_iter("wms:dead:*"):
         name = key.decode() if isinstance(key, bytes) else key
-        if name.startswith(("wms:dead:open:", "wms:dead:facets", "wms:dead:text", "wms:dead:indexed")):
+        if name.startswith(("wms:dead:open:", "wms:dead:facets", "wms:dead:text", "wms:dead:indexed",
+                            "wms:dead:terms", "wms:dead:values:")):
             store_client.delete(name)
     fresh = DeadLetters(store_client, clock)
     assert search(fresh, LetterQuery(operation="stock.adjust", text="art-1")).total == len(expected)
@@ -136,3 +137,42 @@ def test_the_cli_list_is_the_search(letters, clock):
     fill(letters, clock, n=10)
     assert [x.letter_id for x in letters.list(grep="IO1003")] == ["dl-4"]
     assert len(letters.list(limit=3)) == 3
+
+
+def test_an_identifier_is_a_lookup_that_finds_exactly_the_letters_it_names(letters, clock):
+    fill(letters, clock, n=40)
+    letters.add("receipt.create", "R-9", {"products": [{"artno": "ART-3"}], "order_no": "X"}, "permanent",
+                ["nested artno"])
+    from worker.dead_letter_search import has_identifier
+
+    assert has_identifier(letters, " art-3 ") and has_identifier(letters, "K-7")
+    assert not has_identifier(letters, "art") and not has_identifier(letters, "")
+    everyone = [x for x in letters.get_many(f"dl-{n}" for n in range(1, 60))
+                if "art-3" in (x.event.get("fields", {}).get("artno", "").lower(),
+                               *(p.get("artno", "").lower() for p in x.event.get("products", [])))]
+    letters.take(everyone[0].letter_id, actor="a", reason="b")
+    found = search(letters, LetterQuery(identifier="ART-3"), limit=100)
+    expected = sorted((x for x in everyone[1:]), key=lambda x: -x.created_at)
+    assert [x.letter_id for x in found.letters] == [x.letter_id for x in expected]
+    assert found.total == len(expected) > 2
+    only_stock = search(letters, LetterQuery(identifier="art-3", operation="stock.adjust", status="any"))
+    assert {x.operation for x in only_stock.letters} <= {"stock.adjust"}
+    assert search(letters, LetterQuery(identifier="io1005")).total == 1
+
+
+def test_a_bounded_text_walk_pages_on_from_where_it_stopped(letters, clock, monkeypatch):
+    monkeypatch.setattr(dead_letter_search, "CHUNK", 5)
+    fill(letters, clock, n=60)
+    query = LetterQuery(text="åre")  # every letter
+    expected = reference(letters, query)
+    seen, start, walks = [], 0, 0
+    while start is not None:
+        page = dead_letter_search.search_walk(letters, query, start=start, limit=7, scan_limit=12)
+        assert len(page.letters) <= 7 and page.candidates == 60
+        seen += [x.letter_id for x in page.letters]
+        start, walks = page.next_from, walks + 1
+    assert seen == expected and walks == 9
+    rare = dead_letter_search.search_walk(letters, LetterQuery(text="io1000"), scan_limit=25)
+    assert rare.letters == [] and rare.total is None and rare.next_from == 25 and rare.searched == 25
+    whole = dead_letter_search.search_walk(letters, LetterQuery(text="io1000"), scan_limit=100)
+    assert [x.letter_id for x in whole.letters] == ["dl-1"] and whole.total == 1 and whole.next_from is None

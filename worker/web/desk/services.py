@@ -15,7 +15,9 @@ from worker.commands.desk import Workplace, workplace  # noqa: F401
 from worker.commands.event import describe, next_step, timeline  # noqa: F401
 from worker.commands.retries import scheduled  # noqa: F401
 from worker.commands.status import collect, needs_a_person, workers_seen
-from worker.dead_letter_search import LetterQuery, all_matching_ids, search  # noqa: F401
+from worker.dead_letter_search import (  # noqa: F401
+    LetterQuery, all_matching_ids, has_identifier, search, search_walk,
+)
 from worker.ledger import FINAL_STATES, OPEN_STATES, iso_time  # noqa: F401
 from worker.support_actions import (  # noqa: F401
     DONE, FAILED, SKIPPED, ActionOutcome, discard_letter, discard_retry, find_letter, resolve_uncertain,
