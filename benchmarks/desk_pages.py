@@ -67,7 +67,8 @@ def seed(url: str, letters: int, threads: int = 6) -> dict:
     for n in range(letters):
         operation = OPERATIONS[n % len(OPERATIONS)]
         reason = rng.choices([r for r, _ in REASONS], [w for _, w in REASONS])[0]
-        destination = "stocktrim" if n % 20 == 0 else "trademax"  # synthetic: a second destination to filter by
+        # Synthetic: a second destination to filter by.
+        destination = "stocktrim" if n % 20 == 0 else "trademax"
         plan.append((n, operation, reason, destination, now - (letters - n) * 2.5))  # ~3 days of letters
 
     def work(part: list) -> None:
@@ -146,7 +147,8 @@ def p95(times: list[float]) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--letters", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--target-ms", type=float, default=300.0)

@@ -60,7 +60,8 @@ class AuditFilter:
 class AuditLog:
     """The audit stream in one Redis (any client: bytes or text replies)."""
 
-    def __init__(self, redis_client, clock: Callable[[], float] = time.time, *, namespace: str = "wms") -> None:
+    def __init__(self, redis_client, clock: Callable[[], float] = time.time, *,
+                 namespace: str = "wms") -> None:
         self._redis = redis_client
         self._clock = clock
         self._key = f"{namespace}:audit"

@@ -49,7 +49,8 @@ for _, id in ipairs(ids) do
     if not f then
       ok = false
     else
-      local f_op, f_reason, f_dest, f_status = string.match(f, '^([^\\t]*)\\t([^\\t]*)\\t([^\\t]*)\\t([^\\t]*)$')
+      local f_op, f_reason, f_dest, f_status =
+        string.match(f, '^([^\\t]*)\\t([^\\t]*)\\t([^\\t]*)\\t([^\\t]*)$')
       ok = (op == '' or op == f_op) and (reason == '' or reason == f_reason)
            and (dest == '' or dest == f_dest) and (status == '' or status == f_status)
     end
@@ -245,8 +246,9 @@ def search_walk(letters, query: LetterQuery, *, start: int = 0, limit: int = 50,
     while position < candidates and position - start < scan_limit and len(ids) < limit:
         chunk = min(CHUNK, start + scan_limit - position)
         reply = script(keys=[walked_set, letters.key_of("facets"), letters.key_of("text")],
-                       args=[high, low, position, chunk, facets.get("operation", ""), facets.get("reason", ""),
-                             facets.get("destination", ""), status, query.needle, 0, limit - len(ids)])
+                       args=[high, low, position, chunk, facets.get("operation", ""),
+                             facets.get("reason", ""), facets.get("destination", ""), status, query.needle, 0,
+                             limit - len(ids)])
         walked_now, matched_now = int(reply[0]), int(reply[1])
         found = [as_text(i) for i in reply[2:]]
         if walked_now == 0:

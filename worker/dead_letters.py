@@ -339,8 +339,9 @@ class DeadLetters:
                 index(keys=[self._open, self.key_of("facets"), self.key_of("text"),
                             *self._facet_keys(letter.operation, letter.reason, letter.destination),
                             *self._value_keys(), self.key_of("terms")],
-                      args=[letter.letter_id, f"{letter.created_at:.3f}", letter.facets(), letter.search_text(),
-                            letter.operation, letter.reason, letter.destination, *letter.terms()])
+                      args=[letter.letter_id, f"{letter.created_at:.3f}", letter.facets(),
+                            letter.search_text(), letter.operation, letter.reason, letter.destination,
+                            *letter.terms()])
                 indexed += 1
         self._redis.set(done_key, "1")
         return indexed

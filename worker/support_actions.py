@@ -83,9 +83,10 @@ def _audited(action: str | Callable[[dict], str]):
             outcome = act(desk, *args, **kwargs)
             if desk.audit is not None and not outcome.dry_run:
                 try:
-                    desk.audit.record(actor=kwargs["actor"], action=action if isinstance(action, str) else
-                                      action(kwargs), target=outcome.target, operation=outcome.operation,
-                                      key=outcome.key, reason=kwargs.get("reason") or "", status=outcome.status,
+                    name = action if isinstance(action, str) else action(kwargs)
+                    desk.audit.record(actor=kwargs["actor"], action=name, target=outcome.target,
+                                      operation=outcome.operation, key=outcome.key,
+                                      reason=kwargs.get("reason") or "", status=outcome.status,
                                       message=outcome.message, via=desk.via)
                 except Exception:  # noqa: BLE001 — the action is done; say so rather than fail it now
                     logging.getLogger("wms_relay.audit").exception("could not write the audit entry")
@@ -341,7 +342,8 @@ def discard_retry(desk: SupportDesk, entry_id: str, *, actor: str, reason: str) 
             last = record.history[-1] if record and record.history else {}
             who = f" by {last['actor']}" if last.get("actor") else ""
             state = record.state if record else "gone"
-            return outcome(SKIPPED, f"it is {state}{who} now, not waiting for a retry", follow(operation, key))
+            return outcome(SKIPPED, f"it is {state}{who} now, not waiting for a retry",
+                           follow(operation, key))
     desk.schedule.remove(entry_id)
     return outcome(DONE, "discarded (kept for the record; it will not be sent)",
                    follow(operation, key) if event else "")

@@ -1,9 +1,10 @@
 """``wms-relay demo`` (what ``make run`` runs): the whole service on its embedded defaults.
 
 Starts the embedded Redis-compatible server, the sandbox Trademax, a worker, the scheduler, Flower and the
-support desk on 127.0.0.1 (a desk user ``demo`` with a fresh password, printed once); feeds the sample events in ``examples/`` — including a dispatch update sent before its create,
-one invalid event and one that fails transiently — and prints each event's outcome as it lands.  Ctrl-C
-stops every process it started.  Logs of the processes are under ``var/demo/``."""
+support desk on 127.0.0.1 (a desk user ``demo`` with a fresh password, printed once); feeds the sample
+events in ``examples/`` — including a dispatch update sent before its create, one invalid event and
+one that fails transiently — and prints each event's outcome as it lands.  Ctrl-C stops every process
+it started.  Logs of the processes are under ``var/demo/``."""
 from __future__ import annotations
 
 import argparse

@@ -23,8 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("desk", help="run the support desk web app (add-user: add a desk user)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"listen port (default {DEFAULT_PORT}; 0: any "
-                                                                   "free port, named in the first line)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT,
+                   help=f"listen port (default {DEFAULT_PORT}; 0: any free port, named in the first line)")
     p.add_argument("--threads", type=int, default=8, help="request threads (default 8)")
     p.set_defaults(handler=run)
     sub = p.add_subparsers(dest="desk_command", metavar="ACTION")

@@ -60,8 +60,8 @@ def test_an_operator_finds_previews_and_retries_a_letter_once_as_themselves(oper
 def test_a_retry_without_a_reason_changes_nothing(operator, desk_services):
     letter_id = dead_receipt(desk_services, "R-1")
     token = form_token(operator, "/dead-letters")
-    answer = operator.post("/dead-letters/act", data={"csrf_token": token, "action": "retry", "ids": letter_id,
-                                                      "why": "  "})
+    answer = operator.post("/dead-letters/act", data={"csrf_token": token, "action": "retry",
+                                                      "ids": letter_id, "why": "  "})
     assert answer.status_code == 400 and desk_services.published == []
 
 
@@ -131,8 +131,9 @@ def test_discard_needs_a_reason_and_keeps_the_letter(operator, desk_services):
     preview = operator.post("/dead-letters/preview", data={"csrf_token": token, "action": "discard",
                                                            "ids": letter_id})
     assert "kept for the record" in preview.get_data(as_text=True)
-    done = operator.post("/dead-letters/act", data={"csrf_token": token, "action": "discard", "ids": letter_id,
-                                                    "why": "order cancelled"}, follow_redirects=True)
+    done = operator.post("/dead-letters/act", data={"csrf_token": token, "action": "discard",
+                                                    "ids": letter_id, "why": "order cancelled"},
+                         follow_redirects=True)
     assert "1 done" in done.get_data(as_text=True)
     letter = desk_services.relay.dead_letters.get(letter_id)
     assert (letter.status, letter.closed_by, letter.close_reason) == ("discarded", "olga", "order cancelled")

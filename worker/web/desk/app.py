@@ -19,7 +19,8 @@ from worker.web.desk.services import DeskServices
 _CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 _ERRORS = {
-    400: ("The form could not be used", "It was incomplete or malformed. Go back, reload the page and try again."),
+    400: ("The form could not be used",
+          "It was incomplete or malformed. Go back, reload the page and try again."),
     401: ("Please sign in", "Your session has ended. Sign in again, then repeat what you were doing."),
     403: ("Not allowed for your role", "Viewers can look at everything but cannot retry, discard, resolve or "
                                        "run anything. Ask an operator."),

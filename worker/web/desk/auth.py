@@ -101,14 +101,15 @@ def sign_in():
     if wait:
         desk.audit(actor=name if known else "(unknown name)", action="sign-in-refused",
                    message=f"too many failed sign-ins; blocked for {wait} s more", target=address)
-        return render_template("sign_in.html", next=target, name=name,
+        return render_template("sign_in.html", next=target, name=name if known else "",
                                error=f"Too many failed sign-ins. Try again in {(wait + 59) // 60} min."), 429
     user = desk.users.verify(name, password)
     if user is None:
         _count_failure(name, address)
         desk.audit(actor=name if known else "(unknown name)", action="sign-in-refused",
                    message="wrong name or password", target=address)
-        return render_template("sign_in.html", next=target, name=name,
+        # An unknown name is not shown again (it may be a password typed into the wrong box).
+        return render_template("sign_in.html", next=target, name=name if known else "",
                                error="That name and password do not match a desk user."), 401
     _redis().delete(f"wms:desk:failures:user:{name}")
     session.clear()  # a fresh session: nothing from before the sign-in carries over

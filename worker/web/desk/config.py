@@ -1,12 +1,11 @@
 """The desk's settings, read once from the environment into a frozen object (beside ``Settings``, which
-the desk also reads for its Redis).
+the desk also reads for its Redis).  docs/operations.md explains each:
 
-| variable | default | meaning |
-|---|---|---|
-| ``DESK_USERS_FILE`` | ``<WMS_RELAY_VAR_DIR>/desk-users`` | the users: name, role, Argon2 hash (``wms-relay desk add-user``) |
-| ``DESK_SECRET_KEY`` | a random key kept in ``<WMS_RELAY_VAR_DIR>/desk-secret-key`` (mode 0600) | signs the session cookies |
-| ``DESK_PUBLIC_URL`` | unset | the address people use, e.g. ``https://desk.example.com/``: ``https`` makes the cookies Secure and trusts one proxy's X-Forwarded-For/-Proto |
-| ``DESK_SESSION_HOURS`` | 8 | a sign-in lasts this long |
+    DESK_USERS_FILE      the users: name, role, Argon2 hash (default <WMS_RELAY_VAR_DIR>/desk-users)
+    DESK_SECRET_KEY      signs the session cookies (default: a random key kept in
+                         <WMS_RELAY_VAR_DIR>/desk-secret-key, mode 0600)
+    DESK_PUBLIC_URL      the address people use (https: Secure cookies, one proxy's X-Forwarded-* trusted)
+    DESK_SESSION_HOURS   how long a sign-in lasts (default 8)
 """
 from __future__ import annotations
 
@@ -36,7 +35,8 @@ class DeskSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str], var_dir: Path) -> "DeskSettings":
         public_url = (env.get("DESK_PUBLIC_URL") or "").strip()
-        if public_url and (urlsplit(public_url).scheme not in ("http", "https") or not urlsplit(public_url).netloc):
+        parts = urlsplit(public_url)
+        if public_url and (parts.scheme not in ("http", "https") or not parts.netloc):
             raise SettingsError(f"DESK_PUBLIC_URL must be an http(s) URL like https://desk.example.com/, "
                                 f"got {public_url!r}")
         raw_hours = (env.get("DESK_SESSION_HOURS") or "8").strip()

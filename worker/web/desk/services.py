@@ -14,7 +14,7 @@ from worker.audit_log import AuditFilter  # noqa: F401
 from worker.commands.desk import Workplace, workplace  # noqa: F401
 from worker.commands.event import describe, next_step, timeline  # noqa: F401
 from worker.commands.retries import scheduled  # noqa: F401
-from worker.commands.status import collect, needs_a_person, workers_seen
+from worker.commands.status import collect, needs_a_person, workers_seen  # noqa: F401
 from worker.dead_letter_search import (  # noqa: F401
     LetterQuery, all_matching_ids, has_identifier, search, search_walk,
 )

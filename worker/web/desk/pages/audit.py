@@ -16,7 +16,8 @@ SINCE = {"": None, "1h": 3600, "1d": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 @bp.get("/audit")
 def page():
     s = services()
-    args = {name: (request.args.get(name) or "").strip() for name in ("actor", "action", "q", "since", "before")}
+    args = {name: (request.args.get(name) or "").strip()
+            for name in ("actor", "action", "q", "since", "before")}
     since = SINCE.get(args["since"])
     which = AuditFilter(actor=args["actor"] or None, action=args["action"] or None, text=args["q"] or None,
                         since=None if since is None else s.now() - since)

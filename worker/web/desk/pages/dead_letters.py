@@ -76,7 +76,8 @@ def _selection(form) -> tuple[list[str], bool, dict[str, str]]:
     """The letters a form names: its ticked ids, or every letter matching its filters."""
     filters = _filters(form)
     if form.get("all_matching") == "1":
-        return all_matching_ids(services().relay.dead_letters, query_of(filters, services().now())), True, filters
+        query = query_of(filters, services().now())
+        return all_matching_ids(services().relay.dead_letters, query), True, filters
     ids = [i for i in form.getlist("ids") if i]
     return list(dict.fromkeys(ids)), False, filters
 
@@ -112,14 +113,15 @@ def act():
         abort(400)
     if not reason:
         return render_template("error.html", title="A reason is needed",
-                               text="Say why (it is kept with the letter and in the event's history). Go back "
-                                    "and fill in the reason."), 400
+                               text="Say why (it is kept with the letter and in the event's history). "
+                                    "Go back and fill in the reason."), 400
     targets, _, _ = _selection(request.form)
     user = g.user.name
     if action == "retry":
         job = s.jobs.run("retry", user, targets, lambda t: retry_letter(s.desk, t, actor=user, reason=reason))
     else:
-        job = s.jobs.run("discard", user, targets, lambda t: discard_letter(s.desk, t, actor=user, reason=reason))
+        job = s.jobs.run("discard", user, targets,
+                         lambda t: discard_letter(s.desk, t, actor=user, reason=reason))
     return redirect(url_for("dead_letters.job", job_id=job.job_id), code=303)
 
 

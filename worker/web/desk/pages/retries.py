@@ -32,7 +32,8 @@ def run_now():
     targets = _ids() if request.form.get("all") != "1" else \
         [entry.entry_id for entry in s.relay.schedule.list(limit=None)]
     if not targets:
-        return render_template("error.html", title="Nothing selected", text="Tick the retries to run now."), 400
+        return render_template("error.html", title="Nothing selected",
+                               text="Tick the retries to run now."), 400
     job = s.jobs.run("run now", user, targets, lambda t: run_retry_now(s.desk, t, actor=user))
     return render_template("outcomes.html", job=job)
 
