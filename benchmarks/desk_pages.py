@@ -109,9 +109,10 @@ def seed(url: str, letters: int, threads: int = 6) -> dict:
         if not n % 2:
             schedule.schedule(f"stock.adjust:{key}", {"task": "trademax.stock.adjust"}, now + n)
     minute = int(now // 60)
+    delivered = {str(minute - m): rng.randint(20, 400) for m in range(360)}
     client.hset("wms:ledger:delivered:per_minute", mapping={
-        **{str(minute - m): rng.randint(20, 400) for m in range(360)},
-        **{f"f{minute - m}": rng.randint(0, 30) for m in range(360)}})
+        **delivered, **{f"f{minute - m}": rng.randint(0, 30) for m in range(360)}})
+    client.hincrby("wms:ledger:totals", "delivered", sum(delivered.values()))
     audit = AuditLog(client)
     for n in range(2000):
         audit.record(actor=f"person{n % 7}", action="retry", target=f"dl-{n + 1}", reason="bench",

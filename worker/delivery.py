@@ -174,13 +174,14 @@ def _send(relay: Relay, event: DeliveryEvent, claim: Any, dispatch_id: Any, owne
         relay.observer.attempt(event, attempt, outcome_name(exc), status=exc.status,
                                error_code=exc.error_code, latency=latency)
         tried = AttemptEntry(attempt, outcome_name(exc), exc.status, exc.error_code,
-                             tuple(exc.error_messages or []) or (str(exc),), at=relay.clock())
+                             tuple(exc.error_messages or []) or (str(exc),), latency=latency, at=relay.clock())
         return after_failure(relay, event, attempt, claim.round_attempt, exc, owner, tried, dispatch_id)
 
     outcome = "duplicate" if reply.duplicate else "delivered"
     relay.observer.attempt(event, attempt, outcome, status=reply.status, error_code=reply.error_code,
                            latency=reply.latency_seconds)
-    tried = AttemptEntry(attempt, outcome, reply.status, reply.error_code, at=relay.clock())
+    tried = AttemptEntry(attempt, outcome, reply.status, reply.error_code, latency=reply.latency_seconds,
+                         at=relay.clock())
     moved = relay.ledger.transition(
         event.operation, event.key, "delivered", owner=owner, result=kept_result(reply), log=tried,
         reason="Trademax already had it (452 duplicate transaction_id)" if reply.duplicate else "delivered")

@@ -6,6 +6,7 @@ retrying one letter at once send it exactly once (the sandbox's request count). 
 pages are written to var/screenshots/ (tests/fixtures/browser.py)."""
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -74,7 +75,7 @@ def sign_in(driver, desk_url: str, name: str) -> None:
     driver.find_element(By.NAME, "name").send_keys(name)
     driver.find_element(By.NAME, "password").send_keys(PEOPLE[name][1])
     driver.find_element(By.CSS_SELECTOR, "button[type=submit].primary").click()
-    assert driver.find_element(By.CSS_SELECTOR, "header .who span").text.startswith(name)
+    shows(driver, "header .who span", name)
 
 
 def make_dead_receipt(service, key: str, order_no: str) -> str:
@@ -93,14 +94,25 @@ def receipt_posts(service, key: str) -> list[int]:
             if r["params"].get("transaction_id") == key]
 
 
-def state_shown(driver) -> str:
+def text_of(driver, css: str) -> str:
+    """The text of the element, or "" while the page is loading (after a click, or its own refresh)."""
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
     try:
-        return driver.find_element(By.ID, "event-state").text
+        return driver.find_element(By.CSS_SELECTOR, css).text
     except (NoSuchElementException, StaleElementReferenceException):
-        return ""  # the page is reloading (it refreshes itself while the event moves)
+        return ""
+
+
+def shows(driver, css: str, wanted: str, timeout: float = 30) -> str:
+    """Wait until the element's text contains ``wanted`` (pages load after a click); return the text."""
+    return wait_until(lambda: wanted in (found := text_of(driver, css)) and found, timeout,
+                      f"{css} to show {wanted!r} (it shows {text_of(driver, css)!r})")
+
+
+def state_shown(driver) -> str:
+    return text_of(driver, "#event-state")
 
 
 def test_find_a_dead_letter_by_order_no_retry_it_with_a_reason_and_watch_it_delivered(service, browser):
@@ -111,7 +123,7 @@ def test_find_a_dead_letter_by_order_no_retry_it_with_a_reason_and_watch_it_deli
     assert "dead letter" in browser.find_element(By.CSS_SELECTOR, ".needs").text
     screenshot(browser, "overview")
     browser.find_element(By.LINK_TEXT, "Dead letters").click()
-    search = browser.find_element(By.NAME, "q")
+    search = browser.find_element(By.CSS_SELECTOR, "form.filters input[name=q]")
     search.send_keys("io-find-me-42")
     search.submit()
     rows = browser.find_elements(By.CSS_SELECTOR, "table.list tbody tr")
@@ -121,16 +133,18 @@ def test_find_a_dead_letter_by_order_no_retry_it_with_a_reason_and_watch_it_deli
     assert state_shown(browser) == "dead"
     screenshot(browser, "event-dead")
     browser.find_element(By.ID, "retry-letter").click()
-    assert "would be retried (dry run: nothing changed)" in browser.page_source
+    shows(browser, "main", "would be retried (dry run: nothing changed)")
     assert receipt_posts(service, "R-BROWSER") == [500]  # the preview sent nothing
     browser.find_element(By.NAME, "why").send_keys("Trademax is back")
     screenshot(browser, "retry-preview")
     browser.find_element(By.CSS_SELECTOR, "form.confirm button[type=submit]").click()
-    assert "1 done, 0 skipped, 0 failed" in browser.find_element(By.ID, "summary").text
+    shows(browser, "#summary", "1 done, 0 skipped, 0 failed")
     browser.find_element(By.CSS_SELECTOR, "table.list tbody a").click()
     wait_until(lambda: state_shown(browser) == "delivered", 60, "the event page to show delivered")
     page = browser.find_element(By.TAG_NAME, "main").text
     assert "by alice" in page and "Trademax is back" in page and "receipt_id" in page
+    latencies = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "tr.attempt-delivered td")]
+    assert latencies and latencies[-1].endswith(" ms")  # each attempt's latency
     screenshot(browser, "event-delivered")
     assert receipt_posts(service, "R-BROWSER") == [500, 200]
 
@@ -153,7 +167,7 @@ def test_a_viewer_cannot_retry(service, browser):
         add('csrf_token', document.querySelector('input[name=csrf_token]').value);
         add('action', 'retry'); add('ids', arguments[0]); add('why', 'a viewer tries');
         document.body.appendChild(form); form.submit();""", letter_id)
-    assert "Not allowed for your role" in browser.find_element(By.TAG_NAME, "h1").text
+    shows(browser, "h1", "Not allowed for your role")
     time.sleep(1)
     assert service.state("receipt.create", "R-VIEWER") == "dead"
     assert receipt_posts(service, "R-VIEWER") == [500]
@@ -166,12 +180,13 @@ def test_a_form_without_its_csrf_token_is_refused(service, browser):
     sign_in(browser, service.desk_url, "alice")
     browser.get(f"{service.desk_url}dead-letter/{letter_id}")
     browser.find_element(By.ID, "retry-letter").click()
+    shows(browser, "main", "would be retried")
     browser.find_element(By.NAME, "why").send_keys("no token")
     browser.execute_script("document.querySelectorAll('form.confirm input[name=csrf_token]')"
                            ".forEach(i => i.remove())")
     browser.find_element(By.CSS_SELECTOR, "form.confirm button[type=submit]").click()
-    assert browser.find_element(By.TAG_NAME, "h1").text == "This form was refused"
-    assert "CSRF" in browser.find_element(By.TAG_NAME, "main").text
+    shows(browser, "h1", "This form was refused")
+    assert "CSRF" in text_of(browser, "main")
     time.sleep(1)
     assert service.state("receipt.create", "R-CSRF") == "dead"
 
@@ -185,8 +200,9 @@ def test_an_xss_payload_in_an_event_is_shown_as_text(service, browser):
     sign_in(browser, service.desk_url, "alice")
     browser.get(f"{service.desk_url}dead-letters?q=onerror")
     browser.find_element(By.CSS_SELECTOR, "table.list tbody tr td a").click()
+    shows(browser, "h1", "R-XSS")
     assert browser.execute_script("return window.__xss === undefined")
-    assert XSS in browser.find_element(By.CSS_SELECTOR, "pre.event").text
+    assert json.dumps(XSS, ensure_ascii=False) in text_of(browser, "pre.event")  # as text, quoted as JSON
     assert not browser.find_elements(By.CSS_SELECTOR, "pre.event img, pre.event script")
     screenshot(browser, "event-invalid-xss")
 
@@ -202,6 +218,7 @@ def test_two_people_retrying_one_letter_at_once_retry_it_exactly_once(service, b
         for driver, who in ((browser, "alice"), (other, "bob")):
             driver.get(f"{service.desk_url}dead-letter/{letter_id}")
             driver.find_element(By.ID, "retry-letter").click()
+            shows(driver, "main", "would be retried")
             driver.find_element(By.NAME, "why").send_keys(f"{who}: Trademax is back")
         start = threading.Barrier(2)
 
@@ -214,7 +231,7 @@ def test_two_people_retrying_one_letter_at_once_retry_it_exactly_once(service, b
             click.start()
         for click in clicks:
             click.join(60)
-        said = sorted(d.find_element(By.ID, "summary").text for d in (browser, other))
+        said = sorted(shows(d, "#summary", "done,") for d in (browser, other))
         assert said == ["0 done, 1 skipped, 0 failed.", "1 done, 0 skipped, 0 failed."]
         loser = next(d for d in (browser, other) if "1 skipped" in d.find_element(By.ID, "summary").text)
         winner = "bob" if loser is browser else "alice"
