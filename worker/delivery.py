@@ -174,7 +174,8 @@ def _send(relay: Relay, event: DeliveryEvent, claim: Any, dispatch_id: Any, owne
         relay.observer.attempt(event, attempt, outcome_name(exc), status=exc.status,
                                error_code=exc.error_code, latency=latency)
         tried = AttemptEntry(attempt, outcome_name(exc), exc.status, exc.error_code,
-                             tuple(exc.error_messages or []) or (str(exc),), latency=latency, at=relay.clock())
+                             tuple(exc.error_messages or []) or (str(exc),), latency=latency,
+                             at=relay.clock())
         return after_failure(relay, event, attempt, claim.round_attempt, exc, owner, tried, dispatch_id)
 
     outcome = "duplicate" if reply.duplicate else "delivered"
