@@ -6,12 +6,15 @@ nothing afterwards) and removing a user from the users file ends theirs at the n
 a fresh session (no fixation).  Failed sign-ins are limited per user name and per client address.
 
     wms:desk:session:<sid>              string: the user name, expires after DESK_SESSION_HOURS
-    wms:desk:failures:user:<name>       counter of failed sign-ins for a name, expires FAILURE_WINDOW s
+    wms:desk:failures:user:<hmac>       counter of failed sign-ins for a name (an HMAC under the session
+                                        key: what someone typed as a name may be a password), expires
+                                        FAILURE_WINDOW s
     wms:desk:failures:address:<addr>    counter of failed sign-ins from an address, expires likewise
 """
 from __future__ import annotations
 
 import functools
+import hmac
 import secrets
 from urllib.parse import urlsplit
 
@@ -68,10 +71,15 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def _name_key(name: str) -> str:
+    key = current_app.config["SECRET_KEY"].encode()
+    return "wms:desk:failures:user:" + hmac.new(key, name.encode("utf-8", "replace"), "sha256").hexdigest()
+
+
 def _blocked(name: str, address: str) -> int:
     """Seconds until a sign-in may be tried again (0: now)."""
     r = _redis()
-    keys = [(f"wms:desk:failures:user:{name}", MAX_FAILURES_PER_USER),
+    keys = [(_name_key(name), MAX_FAILURES_PER_USER),
             (f"wms:desk:failures:address:{address}", MAX_FAILURES_PER_ADDRESS)]
     waits = [max(int(r.ttl(key)), 1) for key, limit in keys if int(r.get(key) or 0) >= limit]
     return max(waits, default=0)
@@ -79,7 +87,7 @@ def _blocked(name: str, address: str) -> int:
 
 def _count_failure(name: str, address: str) -> None:
     pipe = _redis().pipeline()
-    for key in (f"wms:desk:failures:user:{name}", f"wms:desk:failures:address:{address}"):
+    for key in (_name_key(name), f"wms:desk:failures:address:{address}"):
         pipe.incr(key)
         pipe.expire(key, FAILURE_WINDOW, nx=True)
     pipe.execute()
@@ -111,7 +119,7 @@ def sign_in():
         # An unknown name is not shown again (it may be a password typed into the wrong box).
         return render_template("sign_in.html", next=target, name=name if known else "",
                                error="That name and password do not match a desk user."), 401
-    _redis().delete(f"wms:desk:failures:user:{name}")
+    _redis().delete(_name_key(name))
     session.clear()  # a fresh session: nothing from before the sign-in carries over
     sid = secrets.token_urlsafe(24)
     _redis().set(f"wms:desk:session:{sid}", user.name, ex=int(desk.settings.session_hours * 3600))
