@@ -16,7 +16,10 @@ its event by :func:`benchmarks.chaos_events.identity`.  The checks:
 ``stock``        per SKU, the sandbox's level equals the newest delivered count plus the relative
                  adjustments applied after its last application (each of them delivered or uncertain),
                  and the newest delivered count is the last one applied
-``processes``    (filled in by the run, not here) no worker or scheduler exited unless the run killed it
+``processes``    (filled in by the run, not here) no worker or scheduler exited unless the run killed it:
+                 every worker pid was replaced only by the run's own kills
+``poison``       (filled in by the run) every malformed raw message pushed is a malformed_message dead
+                 letter (and, by ``unknown``, none reached Trademax)
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from benchmarks.chaos_events import Planned, identity, planned_identity
 
 FINAL = ("delivered", "superseded", "uncertain", "dead")
 NOT_DEDUPLICATED = ("vendor_dispatch.create", "dispatch.delete")
-CHECKS = ("final", "once", "unknown", "count_order", "stock", "processes")
+CHECKS = ("final", "once", "unknown", "count_order", "stock", "processes", "poison")
 
 
 @dataclass
@@ -114,7 +117,8 @@ def _count_requests(verdict: Verdict, requests: Iterable[Mapping], dispatch_tx: 
             verdict.fail("unknown", f"request {entry['seq']} {entry['method']} {entry['path']} was not "
                                     f"authentic (error_code {entry.get('error_code')})")
         if not 200 <= entry["status"] < 300 or entry["method"] == "GET":
-            continue  # refused, or a read (the worker reads a dispatch back: worker.read_back)
+            # refused, or a read (the worker reads a dispatch back: worker.destinations.trademax.read_back)
+            continue
         if ident not in by_identity:
             verdict.fail("unknown", f"request {entry['seq']} {entry['method']} {entry['path']} was applied "
                                     f"but matches no event the WMS sent ({ident!r})")

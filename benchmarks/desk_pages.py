@@ -31,10 +31,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks._harness import Desk, Valkey  # noqa: E402
-from worker.audit_log import AuditLog  # noqa: E402
-from worker.dead_letters import DeadLetters  # noqa: E402
-from worker.ledger import AttemptEntry, Ledger, LedgerEvent  # noqa: E402
-from worker.retry_schedule import RetrySchedule  # noqa: E402
+from worker.store.audit_log import AuditLog  # noqa: E402
+from worker.store.dead_letters import DeadLetters  # noqa: E402
+from worker.store.ledger import Ledger, LedgerEvent  # noqa: E402
+from worker.store.records import AttemptEntry  # noqa: E402
+from worker.store.retry_schedule import RetrySchedule  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
 OPERATIONS = ["receipt.create", "stock.adjust", "dispatch.create", "inventory.update_packages",

@@ -9,16 +9,16 @@ from celery import Celery
 from celery.signals import celeryd_init
 
 from worker.celery_config import celery_config
+from worker.destinations.table import TASK_MODULES
 from worker.settings import Settings
 
-TASK_MODULES = ["tasks.dispatch", "tasks.receipt", "tasks.stock", "tasks.inventory", "tasks.orders"]
-
-app = Celery("wms_relay", include=TASK_MODULES)
+# The task modules come from the operation table: one per destination resource.
+app = Celery("wms_relay", include=list(TASK_MODULES))
 
 
 @app.on_configure.connect
 def _configure_from_settings(sender: Celery, **_: object) -> None:
-    from worker.redis_connection import redis_url  # deferred: may start the embedded server
+    from worker.store.connection import redis_url  # deferred: may start the embedded server
 
     settings = Settings.from_env()
     sender.conf.update(celery_config(settings, broker_url=redis_url(settings)))
@@ -28,6 +28,6 @@ def _configure_from_settings(sender: Celery, **_: object) -> None:
 def _start_sentry_in_worker(**_: object) -> None:
     """Sentry with its Celery integration in every worker, however started (``wms-relay worker`` or
     ``celery -A worker worker``).  No-op without SENTRY_DSN, and when it is running already."""
-    from worker.sentry_setup import start
+    from worker.observe.sentry import start
 
     start(Settings.from_env(), celery=True)

@@ -6,6 +6,7 @@
      └── TrademaxError              a Trademax call did not deliver: operation, status, error_code,
           │                         error_messages, detail, latency_seconds
           ├── TransientError        retry later (connect failures, 5xx, 408, 429); retry_after in seconds
+          │    └── ClockSkewError   our clock is off Trademax's: a 401 that is a configuration error
           ├── OutcomeUnknownError   the request was (or may have been) sent and no answer came back:
           │                         read timeout, connection lost mid-response.  Safe to resend only
           │                         where Trademax deduplicates or the value is absolute.
@@ -27,9 +28,6 @@ class RelayError(Exception):
 
 class TrademaxError(RelayError):
     """A Trademax call that did not end in delivery; the subclass says what to do about it."""
-
-    #: The outcome name the classification gives this kind of failure (see worker.outcomes).
-    outcome = "failed"
 
     def __init__(
         self,
@@ -73,8 +71,6 @@ class TrademaxError(RelayError):
 class TransientError(TrademaxError):
     """Retry later: Trademax was unreachable, overloaded or asked us to slow down."""
 
-    outcome = "transient"
-
     def __init__(self, detail: str = "", *, retry_after: float | None = None, **context) -> None:
         super().__init__(detail, **context)
         self.retry_after = retry_after
@@ -86,13 +82,21 @@ class TransientError(TrademaxError):
         return text
 
 
+class ClockSkewError(TransientError):
+    """A configuration error, not the event's: this machine's clock is too far from Trademax's for the
+    signed ``timestamp`` to be accepted, so every request is refused (401) until the clock is fixed.  The
+    event waits in the retry schedule (never a dead letter, never counted towards the attempt limit) and
+    the worker alerts (``worker.destinations.trademax.clock_skew``)."""
+
+    def __init__(self, detail: str = "", *, skew_seconds: float | None = None, **context) -> None:
+        context.setdefault("retry_after", 60.0)
+        super().__init__(detail, **context)
+        self.skew_seconds = skew_seconds
+
+
 class OutcomeUnknownError(TrademaxError):
     """The request left (or may have left) and no answer arrived: Trademax may or may not have applied it."""
-
-    outcome = "outcome_unknown"
 
 
 class PermanentError(TrademaxError):
     """Trademax refused the request for a reason that retrying will not change."""
-
-    outcome = "permanent"

@@ -73,7 +73,7 @@ def _http_url(env: Mapping[str, str], name: str, default: str) -> str:
 class Settings:
     """Everything configurable about wms-relay.  Build with :meth:`from_env`; copy with :meth:`replace`."""
 
-    # Broker and store.  None: the embedded valkey-server under ``var_dir`` (see worker.embedded_redis).
+    # Broker and store.  None: the embedded valkey-server under ``var_dir`` (see worker.store.embedded).
     redis_url: str | None = field(default=None, repr=False)  # may hold the store's password
     var_dir: Path = Path("var")
 
@@ -84,7 +84,7 @@ class Settings:
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
 
-    # Retry policy (worker.retry_policy): full-jitter exponential backoff.  80 attempts capped at one
+    # Retry policy (worker.delivery.retry_policy): full-jitter exponential backoff.  80 attempts capped at one
     # hour add up to ~34 h on average (never less than ~24 h in practice): a day-long outage is ridden out.
     retry_base_seconds: float = 1.0
     retry_cap_seconds: float = 3600.0
@@ -99,7 +99,7 @@ class Settings:
     visibility_timeout_seconds: float = 300.0
     worker_concurrency: int = 16
     # The scheduler re-sends an event that sat this long in an open state with nothing to move it
-    # (worker.stranded); longer than the visibility timeout, so Celery's own redelivery goes first.
+    # (worker.scheduling.stranded); longer than the visibility timeout, so Celery's own redelivery goes first.
     stranded_after_seconds: float = 900.0
     # A dispatch update waiting for its create is re-checked this often, this many times.
     dependency_wait_seconds: float = 30.0

@@ -114,7 +114,7 @@ def test_transient_failures_are_retried_from_the_sorted_set_then_delivered(pipel
 
 
 def test_permanent_refusal_and_invalid_event_become_dead_letters_and_nothing_invalid_is_sent(pipeline):
-    from worker.dead_letters import DeadLetters
+    from worker.store.dead_letters import DeadLetters
 
     pipeline.start_worker()
     refused = example("stock.adjust", event_id="unknown-art", artno="UNKNOWN-1")

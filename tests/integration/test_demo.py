@@ -23,7 +23,7 @@ def _free_port() -> int:
 
 
 def test_demo_lands_every_sample_event_and_stops_cleanly(tmp_path):
-    from worker.embedded_redis import stop
+    from worker.store.embedded import stop
 
     unset = ("REDIS_URL", "TRADEMAX_SECRET", "TRADEMAX_API_KEY")
     env = {k: v for k, v in os.environ.items() if k not in unset}

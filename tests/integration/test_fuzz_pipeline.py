@@ -122,7 +122,7 @@ def verdict(operation: str, payload: object) -> dict | None:
 def as_stored(messages: dict) -> str:
     """The schema's messages as a dead letter keeps them: lone surrogates as their escape text, the
     messages of secret-looking fields (``signature``, ``api_key``...) redacted; as canonical JSON."""
-    from worker.ledger import stored_json
+    from worker.encoding import stored_json
 
     def utf8_safe(value):
         if isinstance(value, str):
@@ -229,7 +229,7 @@ def test_fuzzed_events_through_enqueue_and_the_tasks(pipeline):
     app.send_task("trademax.receipt.create", args=[sentinel])
     pipeline.wait_for_state("receipt.create", "FZ-SENTINEL", "delivered", timeout=180)
 
-    from worker.dead_letters import DeadLetters
+    from worker.store.dead_letters import DeadLetters
 
     def invalid_letters() -> Counter:
         return Counter((letter.operation, json.dumps(letter.messages, sort_keys=True))

@@ -1,4 +1,5 @@
-"""The Trademax secret and the request signatures never leave the request: not in a log line, a Redis key
+"""The Trademax secret, the request signatures and the store's password never leave where they belong
+(the request, the store's own files): not in a log line, a Redis key
 or value, a task's argument summary (message headers, task events, Flower) or a Sentry event.
 
 One end-to-end run with a distinctive secret, LOG_LEVEL=DEBUG and LOG_FORMAT=json, Sentry pointed at a
@@ -33,7 +34,7 @@ import signing
 from benchmarks._harness import Desk
 from tests.fixtures.pipeline import FAST_SETTINGS, ROOT, Pipeline, wait_until
 from tests.integration.test_delivery_pipeline import EXAMPLES, example
-from worker.embedded_redis import free_port
+from worker.store.embedded import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -298,7 +299,7 @@ def test_no_secret_or_signature_reaches_logs_redis_flower_or_sentry_and_sentry_r
     refused_delete = next(e for e in events if e["tags"]["key"] == "del-L2")
     crumbs = [c["data"] for c in refused_delete["breadcrumbs"]["values"] if c.get("category") == "httplib"]
     assert [c["http.method"] for c in crumbs] == ["DELETE"]
-    assert "signature=[Filtered]" in crumbs[0]["http.query"]  # scrubbed, not just absent
+    assert "signature=[redacted]" in crumbs[0]["http.query"]  # scrubbed, not just absent
 
     # One JSON log line per attempt.
     worker_log = "\n".join(p.read_text(errors="replace") for p in sorted(run.log_dir.glob("worker*.log")))
@@ -332,7 +333,8 @@ def test_no_secret_or_signature_reaches_logs_redis_flower_or_sentry_and_sentry_r
     haystacks["sentry envelopes"] = b"\n".join(run.inbox.envelopes)
     needles = {"the secret": SECRET.encode(), "the secret, URL-quoted": quote(SECRET, safe="").encode(),
                "the flower password": FLOWER_AUTH[1].encode(), "a desk password": DESK_PASSWORD.encode(),
-               "the desk's session key": DESK_SESSION_KEY.encode()}
+               "the desk's session key": DESK_SESSION_KEY.encode(),
+               "the store password": run.redis_server.password.encode()}
     desk_hash = run.desk_users.read_text().split()[-1]
     assert desk_hash.startswith("$argon2id$")
     needles["a desk password's hash"] = desk_hash.encode()
@@ -418,7 +420,7 @@ def test_the_sandbox_request_log_gives_back_the_signatures_sent():
     """The recomputation above is a search only if it yields what went on the wire: checked on one call."""
     from worker.errors import TrademaxError
     from worker.settings import Settings
-    from worker.trademax_client import TrademaxClient
+    from worker.destinations.trademax.client import TrademaxClient
 
     sent = {}
 

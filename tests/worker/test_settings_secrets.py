@@ -7,7 +7,7 @@ import io
 import pytest
 
 from worker.commands.check import settings_problems
-from worker.logging_setup import configure
+from worker.observe.logs import configure
 from worker.settings import Settings, SettingsError, valid_basic_auth
 
 

@@ -1,6 +1,6 @@
 """``wms-relay audit [--actor NAME] [--action ACTION] [--since 2h] [--grep TEXT] [--limit N] [--json]``:
 every person's action — retries, discards, resolutions, run-nows, desk sign-ins — newest first, whether
-done in this CLI or on the support desk (``worker.audit_log``)."""
+done in this CLI or on the support desk (``worker.store.audit_log``)."""
 from __future__ import annotations
 
 import argparse
@@ -24,8 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 @friendly_errors
 def run(args: argparse.Namespace) -> int:
-    from worker.audit_log import AuditFilter
-    from worker.commands.desk import workplace
+    from worker.store.audit_log import AuditFilter
+    from worker.support.desk import workplace
 
     with workplace(Settings.from_env()) as place:
         since = parse_since(args.since, place.relay.clock()) if args.since else None

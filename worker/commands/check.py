@@ -80,7 +80,7 @@ def shown_url(url: str) -> str:
 def check_redis(settings: Settings) -> list[Verdict]:
     import redis
 
-    from worker.redis_connection import connect, redis_url
+    from worker.store.connection import connect, redis_url
 
     where = (shown_url(settings.redis_url) if settings.redis_url
              else "the embedded valkey-server (REDIS_URL unset)")
@@ -139,7 +139,7 @@ def judge_trademax(exc: Exception | None, status: int | None = None) -> Verdict:
 
 def check_trademax(settings: Settings, order_no: str, warehouse_id: str) -> Verdict:
     from worker.errors import TrademaxError
-    from worker.trademax_client import TrademaxClient
+    from worker.destinations.trademax.client import TrademaxClient
 
     settings = settings.replace(read_timeout=min(settings.read_timeout, MAX_READ_TIMEOUT))
     with TrademaxClient(settings) as client:

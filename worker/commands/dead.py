@@ -17,6 +17,7 @@ import json
 from worker.commands.presenting import (
     age, complain, default_actor, friendly_errors, parse_since, print_json, run_actions, say, shorten, table,
 )
+from worker.encoding import one_line
 from worker.settings import Settings
 
 
@@ -69,7 +70,7 @@ def _select(place, args: argparse.Namespace, *, include_closed: bool = False) ->
 
 @friendly_errors
 def run_list(args: argparse.Namespace) -> int:
-    from worker.commands.desk import workplace
+    from worker.support.desk import workplace
 
     with workplace(Settings.from_env()) as place:
         letters = _select(place, args, include_closed=args.include_closed)
@@ -93,8 +94,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_show(args: argparse.Namespace) -> int:
-    from worker.commands.desk import workplace
-    from worker.support_actions import find_letter
+    from worker.support.desk import workplace
+    from worker.support.actions import find_letter
 
     with workplace(Settings.from_env()) as place:
         letter = find_letter(place.desk, args.id)
@@ -108,7 +109,7 @@ def run_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json(view)
         return 0
-    say(f"Dead letter {letter.letter_id}: {letter.operation} {letter.key}")
+    say(f"Dead letter {letter.letter_id}: {letter.operation} {one_line(letter.key)}")
     say(f"  written:  {view['created_at']} ({age(letter.age(now))} ago)")
     closed = f" by {letter.closed_by} at {view['closed_at']}: {letter.close_reason}"
     say(f"  status:   {letter.status}" + (closed if letter.status != "open" else ""))
@@ -137,8 +138,8 @@ def run_show(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_retry(args: argparse.Namespace) -> int:
-    from worker.commands.desk import workplace
-    from worker.support_actions import retry_letter
+    from worker.support.desk import workplace
+    from worker.support.actions import retry_letter
 
     if bool(args.ids) == bool(args.all):
         complain("name the dead letters to retry (dl-N or OPERATION:KEY), or use --all (with filters).")
@@ -157,8 +158,8 @@ def run_retry(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_discard(args: argparse.Namespace) -> int:
-    from worker.commands.desk import workplace
-    from worker.support_actions import discard_letter
+    from worker.support.desk import workplace
+    from worker.support.actions import discard_letter
 
     if not args.reason.strip():
         complain("--reason must say why the letter is given up.")

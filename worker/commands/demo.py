@@ -86,7 +86,7 @@ class Demo:
                 os.killpg(proc.pid, signal.SIGKILL)
         print("Stopped: worker, scheduler, Flower, desk, sandbox.")
         if getattr(self, "started_redis", False):
-            from worker import embedded_redis
+            from worker.store import embedded as embedded_redis
 
             embedded_redis.stop(self.var_dir)
             print(f"Stopped the embedded Redis-compatible server (its data stays in {self.var_dir}/).")
@@ -113,19 +113,19 @@ class Demo:
         raise SystemExit(f"{name} did not become ready in {timeout:.0f} s; see {log}")
 
     def run(self) -> int:
-        from worker.redis_connection import redis_url
-        from worker.relay import build_relay
+        from worker.store.connection import redis_url
+        from worker.delivery.relay import build_relay
         from worker.celery import app
-        from worker.delivery import SETTLED, admit
+        from worker.delivery.pipeline import SETTLED, admit
         from worker.sandbox.control import SandboxControl
-        from worker.scheduler import celery_publisher
+        from worker.scheduling.scheduler import celery_publisher
 
         settings = Settings.from_env()
         self.log_dir = settings.var_dir / "demo"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         logging.basicConfig(filename=self.log_dir / "demo.log", level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        from worker import embedded_redis
+        from worker.store import embedded as embedded_redis
 
         self.started_redis = (settings.redis_url is None
                               and embedded_redis.running_url(settings.var_dir) is None)
@@ -135,7 +135,10 @@ class Demo:
         self.env = _demo_env(dict(os.environ), sandbox_port, url)
         os.environ.update({k: self.env[k] for k in ("REDIS_URL",)})
         sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-        print(f"Redis-compatible server: {url} (data under {settings.var_dir}/)")
+        from worker.commands.check import shown_url
+
+        print(f"Redis-compatible server: {shown_url(url)} (data under {settings.var_dir}/; "
+              "password in its valkey/password file)")
 
         self.spawn("sandbox", "sandbox", "--host", "127.0.0.1", "--port", str(sandbox_port))
         control = SandboxControl(sandbox_url, timeout=5)

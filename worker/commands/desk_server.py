@@ -76,10 +76,10 @@ def _stop(*_args) -> None:
 
 @friendly_errors
 def run(args: argparse.Namespace) -> int:
-    from worker.commands.desk import workplace
-    from worker.logging_setup import configure
-    from worker.web.desk import DeskServices, create_app
-    from worker.web.desk.services import WorkerWatch
+    from worker.observe.logs import configure
+    from worker.support.desk import workplace
+    from worker.web.desk.app import create_app
+    from worker.web.desk.services import DeskServices, WorkerWatch
     from worker.web.desk.users import UsersFile
     from worker.web.serving import refuse_exposure, serve
 

@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 
+from worker.encoding import one_line
 from worker.settings import Settings
 
 
@@ -22,20 +23,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def read_events(text: str) -> list:
-    """One JSON value (object or array) or JSON lines → a list of events."""
+    """One JSON value (object or array) or JSON lines → a list of events.  A key given twice in one object
+    is refused (ValueError naming it): JSON parsers disagree on which one wins, so the event is ambiguous."""
+    from tasks.raw_messages import strict_json
+
     stripped = text.strip()
     if not stripped:
         return []
     try:
-        value = json.loads(stripped)
+        value = strict_json(stripped)
     except json.JSONDecodeError:
         events = []
         for number, line in enumerate(stripped.splitlines(), 1):
             if line.strip():
                 try:
-                    events.append(json.loads(line))
+                    events.append(strict_json(line))
                 except json.JSONDecodeError as exc:
                     raise ValueError(f"line {number} is not JSON: {exc.msg}") from None
+                except ValueError as exc:
+                    raise ValueError(f"line {number}: {exc}") from None
         return events
     return value if isinstance(value, list) else [value]
 
@@ -43,9 +49,9 @@ def read_events(text: str) -> list:
 def run(args: argparse.Namespace) -> int:
     from tasks.events import OPERATIONS
     from worker.celery import app
-    from worker.delivery import SETTLED, admit
-    from worker.relay import build_relay
-    from worker.scheduler import celery_publisher
+    from worker.delivery.pipeline import SETTLED, admit
+    from worker.delivery.relay import build_relay
+    from worker.scheduling.scheduler import celery_publisher
 
     if args.operation not in OPERATIONS:
         print(f"wms-relay: unknown operation {args.operation!r}; one of: {', '.join(sorted(OPERATIONS))}",
@@ -78,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps({"operation": args.operation, "key": admission.key, "state": state,
                               "note": note}))
         else:
-            print(f"{args.operation} {admission.key}: {state} — {note}")
+            print(f"{args.operation} {one_line(admission.key)}: {state} — {one_line(note)}")
     if not args.json:
         print("Summary: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     return 1 if counts.get("dead") else 0

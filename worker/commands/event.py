@@ -11,6 +11,7 @@ import argparse
 import json
 
 from worker.commands.presenting import age, friendly_errors, print_json, say, shorten
+from worker.encoding import event_ref, one_line
 from worker.settings import Settings
 
 
@@ -28,7 +29,7 @@ def describe(place, operation: str, key: str) -> dict | None:
     relay = place.relay
     record = relay.ledger.get(operation, key)
     letter = relay.dead_letters.latest_for(operation, key)
-    retry = relay.schedule.get(f"{operation}:{key}")
+    retry = relay.schedule.get(event_ref(operation, key))
     if record is None and letter is None:
         return None
     if record is not None:
@@ -46,7 +47,7 @@ def describe(place, operation: str, key: str) -> dict | None:
 
 
 def _iso(moment_: float) -> str | None:
-    from worker.ledger import iso_time
+    from worker.encoding import iso_time
 
     return iso_time(moment_)
 
@@ -116,13 +117,13 @@ def _history_lines(view: dict) -> list[str]:
 
 @friendly_errors
 def run(args: argparse.Namespace) -> int:
-    from worker.commands.desk import workplace
+    from worker.support.desk import workplace
 
     with workplace(Settings.from_env()) as place:
         views = [v for op, key in _candidates(place, args.operation, args.key)
                  if (v := describe(place, op, key)) is not None]
     if not views:
-        shown = f"{args.operation} {args.key}" if args.key else args.operation
+        shown = one_line(f"{args.operation} {args.key}" if args.key else args.operation)
         if args.json:
             op, _, key = (args.operation, None, args.key) if args.key else args.operation.partition(":")
             print_json({"operation": op if key else None, "key": key or args.operation, "state": None,
@@ -134,13 +135,13 @@ def run(args: argparse.Namespace) -> int:
     if len(views) > 1:
         say(f"Key {args.operation} is used by {len(views)} operations; name one:")
         for view in views:
-            say(f"  wms-relay event {view['operation']} {view['key']}    ({view['state']})")
+            say(f"  wms-relay event {view['operation']} {one_line(view['key'])}    ({view['state']})")
         return 1
     view = views[0]
     if args.json:
         print_json(view)
         return 0
-    say(f"{view['operation']} {view['key']}: {view['state']}")
+    say(f"{view['operation']} {one_line(view['key'])}: {view['state']}")
     say(f"  attempts: {view['attempts']}")
     if view.get("created_at"):
         say(f"  first seen: {view['created_at']}, last change: {view['updated_at']}")

@@ -12,7 +12,8 @@ import sys
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
-from worker.support_actions import DONE, FAILED, SKIPPED, ActionOutcome, tally
+from worker.encoding import lines, one_line
+from worker.support.actions import DONE, FAILED, SKIPPED, ActionReport, tally
 
 
 class Refused(ValueError):
@@ -70,7 +71,7 @@ def default_actor() -> str:
 
 
 def shorten(text: Any, width: int) -> str:
-    text = " ".join(str("" if text is None else text).split())
+    text = " ".join(one_line(text).split())
     return text if len(text) <= width else text[: max(width - 1, 1)] + "…"
 
 
@@ -90,47 +91,49 @@ def print_json(value: Any) -> None:
 
 
 def say(text: str = "") -> None:
-    print(text)
+    """Print for a person: control characters escaped (keys are printed through :func:`one_line`, so a
+    newline in one cannot split its line either)."""
+    print(lines(text))
 
 
 def complain(text: str) -> None:
-    print(f"wms-relay: {text}", file=sys.stderr)
+    print(f"wms-relay: {lines(text)}", file=sys.stderr)
 
 
-def progress_line(index: int, total: int, outcome: ActionOutcome) -> str:
-    about = f" {outcome.operation} {outcome.key}" if outcome.operation and outcome.target != \
-        f"{outcome.operation}:{outcome.key}" else ""
-    mark = {DONE: "ok", SKIPPED: "skipped", FAILED: "FAILED"}[outcome.status]
-    line = f"[{index}/{total}] {outcome.target}{about}: {mark} — {outcome.message}"
-    if outcome.next_step and outcome.status != DONE:
-        line += f"\n        next: {outcome.next_step}"
+def progress_line(index: int, total: int, report: ActionReport) -> str:
+    about = f" {report.operation} {one_line(report.key)}" if report.operation and report.target != \
+        f"{report.operation}:{report.key}" else ""
+    mark = {DONE: "ok", SKIPPED: "skipped", FAILED: "FAILED"}[report.status]
+    line = f"[{index}/{total}] {one_line(report.target)}{about}: {mark} — {one_line(report.message)}"
+    if report.next_step and report.status != DONE:
+        line += f"\n        next: {report.next_step}"
     return line
 
 
-def run_actions(targets: Sequence[str], act: Callable[[str], ActionOutcome], *, verb: str,
+def run_actions(targets: Sequence[str], act: Callable[[str], ActionReport], *, verb: str,
                 as_json: bool, dry_run: bool = False, nothing: str = "Nothing to do.") -> int:
     """Run ``act`` on each target with a progress line each, then a summary.  Exit code 1 if any failed.
     No targets: ``nothing`` is said (the JSON summary keeps its keys, all 0) and the exit code is 0."""
     if not targets and not as_json:
         say(nothing)
         return 0
-    outcomes = []
+    reports = []
     for index, target in enumerate(targets, 1):
-        outcome = act(target)
-        outcomes.append(outcome)
+        report = act(target)
+        reports.append(report)
         if not as_json:
-            say(progress_line(index, len(targets), outcome))
-    counts = tally(outcomes)
+            say(progress_line(index, len(targets), report))
+    counts = tally(reports)
     if as_json:
         print_json({"summary": {verb if not dry_run else f"would be {verb}": counts[DONE],
                                 "skipped": counts[SKIPPED], "failed": counts[FAILED]},
-                    "dry_run": dry_run, "results": [o.to_dict() for o in outcomes]})
+                    "dry_run": dry_run, "results": [o.to_dict() for o in reports]})
     else:
         done = f"{counts[DONE]} would be {verb}" if dry_run else f"{counts[DONE]} {verb}"
         say(f"Summary: {done}, {counts[SKIPPED]} skipped, {counts[FAILED]} failed."
             + (" Dry run: nothing was changed." if dry_run else ""))
-        if len(outcomes) == 1 and outcomes[0].status == DONE and outcomes[0].next_step and not dry_run:
-            say(f"Follow it with: {outcomes[0].next_step}")
+        if len(reports) == 1 and reports[0].status == DONE and reports[0].next_step and not dry_run:
+            say(f"Follow it with: {reports[0].next_step}")
     return 1 if counts[FAILED] else 0
 
 

@@ -29,9 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_worker(args: argparse.Namespace) -> int:
     from worker.celery import app
-    from worker.celery_config import QUEUES
-    from worker.logging_setup import configure
-    from worker.sentry_setup import start as start_sentry
+    from worker.destinations.table import QUEUES
+    from worker.observe.logs import configure
+    from worker.observe.sentry import start as start_sentry
 
     settings = Settings.from_env().require_trademax_credentials()
     configure(settings)
@@ -51,10 +51,10 @@ def run_worker(args: argparse.Namespace) -> int:
 
 def run_scheduler(args: argparse.Namespace) -> int:
     from worker.celery import app
-    from worker.logging_setup import configure
-    from worker.relay import build_relay
-    from worker.scheduler import Scheduler, celery_publisher
-    from worker.stranded import StrandedSweep
+    from worker.observe.logs import configure
+    from worker.delivery.relay import build_relay
+    from worker.scheduling.scheduler import Scheduler, celery_publisher
+    from worker.scheduling.stranded import StrandedSweep
 
     settings = Settings.from_env()
     configure(settings)

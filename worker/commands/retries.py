@@ -63,14 +63,14 @@ def scheduled(place, *, offset: int = 0, limit: int | None = None) -> list[dict]
 
 
 def _iso(moment: float):
-    from worker.ledger import iso_time
+    from worker.encoding import iso_time
 
     return iso_time(moment)
 
 
 @friendly_errors
 def run_list(args: argparse.Namespace) -> int:
-    from worker.commands.desk import workplace
+    from worker.support.desk import workplace
 
     with workplace(Settings.from_env()) as place:
         entries = scheduled(place)
@@ -90,8 +90,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_now(args: argparse.Namespace) -> int:
-    from worker.commands.desk import workplace
-    from worker.support_actions import run_retry_now
+    from worker.support.desk import workplace
+    from worker.support.actions import run_retry_now
 
     if bool(args.ids) == bool(args.all):
         complain("name the retries to run now (OPERATION:KEY, see `wms-relay retries list`), or use --all.")
@@ -105,8 +105,8 @@ def run_now(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_discard(args: argparse.Namespace) -> int:
-    from worker.commands.desk import workplace
-    from worker.support_actions import discard_retry
+    from worker.support.actions import discard_retry
+    from worker.support.desk import workplace
 
     if not args.reason.strip():
         complain("--reason must say why the retry is given up.")

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     # Imported here so that building the CLI's parser stays cheap.
     from worker.sandbox.control import ready_line
     from worker.sandbox.faults import FaultPlan
-    from worker.sandbox.server import SandboxServer
+    from worker.sandbox.trademax.server import SandboxServer
 
     settings = Settings.from_env().require_trademax_credentials()
     try:

@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def queue_depths(redis_client) -> dict[str, int]:
-    from worker.celery_config import QUEUES
+    from worker.destinations.table import QUEUES
 
     pipe = redis_client.pipeline(transaction=False)
     for queue in QUEUES:
@@ -50,7 +50,7 @@ def workers_seen(app, timeout: float) -> list[str]:
 def collect(place, ping_timeout: float, *, workers: list[str] | None = None) -> dict:
     """Everything ``status`` reports, as one JSON-ready dict (``workers``: names already known to answer,
     instead of pinging now — the desk pings in the background)."""
-    from worker.ledger import iso_time
+    from worker.encoding import iso_time
 
     relay, now = place.relay, place.relay.clock()
     ledger, schedule, letters = relay.ledger, relay.schedule, relay.dead_letters
@@ -107,7 +107,7 @@ def next_steps(report: dict) -> list[str]:
 
 @friendly_errors
 def run(args: argparse.Namespace) -> int:
-    from worker.commands.desk import workplace
+    from worker.support.desk import workplace
 
     with workplace(Settings.from_env()) as place:
         report = collect(place, args.ping_timeout)

@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 @friendly_errors
 def run_list(args: argparse.Namespace) -> int:
-    from worker.commands.desk import workplace
+    from worker.support.desk import workplace
 
     with workplace(Settings.from_env()) as place:
         records = place.relay.ledger.list_in_state("uncertain", limit=None)
@@ -66,10 +66,11 @@ def run_list(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_resolve(args: argparse.Namespace) -> int:
-    from worker.commands.desk import workplace
-    from worker.support_actions import resolve_uncertain, split_event_id
+    from worker.support.desk import workplace
+    from worker.encoding import split_event_ref
+    from worker.support.actions import resolve_uncertain
 
-    event = split_event_id(args.id)
+    event = split_event_ref(args.id)
     if event is None:
         complain(f"{args.id!r} is not OPERATION:KEY (e.g. stock.adjust:adj-42); see "
                  "`wms-relay uncertain list`.")

@@ -1,4 +1,3 @@
-"""The web processes: the support desk (``desk/``, people in browsers) and the WMS ingest API (``ingest/``,
-machines).  Separate processes with separate auth; both call the same support / admission code as the CLI.
-``serving`` is what they share: the production WSGI server and the refusal to listen in the open without
-credentials."""
+"""The web processes: the support desk (``desk/``, people in browsers), which calls the same support
+actions as the CLI.  ``serving`` is what every web process shares (Flower's launch uses its loopback rule
+too): the production WSGI server and the refusal to listen in the open without credentials."""

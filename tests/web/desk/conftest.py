@@ -8,13 +8,14 @@ from pathlib import Path
 import fakeredis
 import pytest
 
-from worker.audit_log import AuditLog
-from worker.commands.desk import Workplace
-from worker.relay import build_relay
+from worker.delivery.relay import build_relay
 from worker.settings import Settings
-from worker.support_actions import SupportDesk
-from worker.web.desk import DeskServices, create_app
+from worker.store.audit_log import AuditLog
+from worker.support.actions import SupportDesk
+from worker.support.desk import Workplace
+from worker.web.desk.app import create_app
 from worker.web.desk.config import DeskSettings
+from worker.web.desk.services import DeskServices
 from worker.web.desk.users import UsersFile
 
 PASSWORDS = {"olga": "operator-pass-1", "vic": "viewer-pass-12"}
@@ -54,7 +55,7 @@ def desk_services(users_path, clock):
     relay = build_relay(Settings(), redis_client=client, clock=clock, sends=False)
     published = Published()
     support = SupportDesk(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
-                          publish=published, dependencies=relay.dependencies, clock=clock,
+                          publish=published, dispatch_waiters=relay.dispatch_waiters, clock=clock,
                           audit=AuditLog(client, clock), via="desk")
     place = Workplace(Settings(), relay, None, support)
     services = DeskServices(place=place, users=UsersFile(users_path),

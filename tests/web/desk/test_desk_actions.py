@@ -10,8 +10,8 @@ import time
 import pytest
 
 from tests.web.desk.conftest import csrf_of, sign_in
-from tests.worker.test_support_actions import ScriptedTrademax, example, refused
-from worker.delivery import deliver
+from tests.worker.support.test_actions import ScriptedTrademax, example, refused
+from worker.delivery.pipeline import deliver
 from worker.errors import OutcomeUnknownError, TransientError
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -224,7 +224,7 @@ def test_cookies_are_httponly_samesite_and_secure_behind_tls(app, desk_services)
     assert cookie.http_only and cookie.same_site == "Lax" and not cookie.secure
     from dataclasses import replace
 
-    from worker.web.desk import create_app
+    from worker.web.desk.app import create_app
 
     desk_services.settings = replace(desk_services.settings, public_url="https://desk.example.com/")
     tls = create_app(desk_services).test_client()

@@ -6,8 +6,7 @@ the same support actions as the ``wms-relay`` CLI (retry, discard, resolve, run 
     services.py    what pages work with (the one import seam) jobs.py     bulk actions in the background
     pages/         one blueprint per page                   templates/, static/
     chart.py       the per-minute chart as SVG shapes       signing_view.py  the signing explanation
-"""
-from worker.web.desk.app import create_app
-from worker.web.desk.services import DeskServices
 
-__all__ = ["create_app", "DeskServices"]
+``worker.web.desk.app.create_app(services)`` builds the app on a ``worker.web.desk.services.DeskServices``
+(``wms-relay desk`` serves it with ``worker.web.serving``).
+"""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 INLINE_LIMIT = 50
-SHOWN = 500  # outcomes kept to show (the counts cover every target)
+SHOWN = 500  # reports kept to show (the counts cover every target)
 KEPT = 50
 
 
@@ -26,7 +26,7 @@ class BulkJob:
     actor: str
     total: int
     dry_run: bool = False
-    outcomes: list = field(default_factory=list)
+    reports: list = field(default_factory=list)  # the support actions' ActionReports, first SHOWN
     counts: dict = field(default_factory=lambda: {"done": 0, "skipped": 0, "failed": 0})
     finished: bool = False
     error: str = ""
@@ -36,10 +36,10 @@ class BulkJob:
     def processed(self) -> int:
         return sum(self.counts.values())
 
-    def take(self, outcome) -> None:
-        self.counts[outcome.status] += 1
-        if len(self.outcomes) < SHOWN:
-            self.outcomes.append(outcome)
+    def take(self, report) -> None:
+        self.counts[report.status] += 1
+        if len(self.reports) < SHOWN:
+            self.reports.append(report)
 
 
 class BulkJobs:

@@ -10,19 +10,20 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 # The support layer, shared with the CLI: one implementation of every action and every view.
-from worker.audit_log import AuditFilter  # noqa: F401
-from worker.commands.desk import Workplace, workplace  # noqa: F401
 from worker.commands.event import describe, next_step, timeline  # noqa: F401
 from worker.commands.retries import scheduled  # noqa: F401
 from worker.commands.status import collect, needs_a_person, workers_seen  # noqa: F401
-from worker.dead_letter_search import (  # noqa: F401
+from worker.encoding import iso_time, split_event_ref  # noqa: F401
+from worker.store.audit_log import AuditFilter  # noqa: F401
+from worker.store.dead_letter_search import (  # noqa: F401
     LetterQuery, all_matching_ids, has_identifier, search, search_walk,
 )
-from worker.ledger import FINAL_STATES, OPEN_STATES, iso_time  # noqa: F401
-from worker.support_actions import (  # noqa: F401
-    DONE, FAILED, SKIPPED, ActionOutcome, discard_letter, discard_retry, find_letter, resolve_uncertain,
-    retry_letter, run_retry_now, split_event_id, tally,
+from worker.store.ledger import FINAL_STATES, OPEN_STATES  # noqa: F401
+from worker.support.actions import (  # noqa: F401
+    DONE, FAILED, SKIPPED, ActionReport, discard_letter, discard_retry, find_letter, resolve_uncertain,
+    retry_letter, run_retry_now, tally,
 )
+from worker.support.desk import Workplace, workplace  # noqa: F401
 from worker.web.desk.config import DeskSettings
 from worker.web.desk.jobs import BulkJobs
 from worker.web.desk.users import UsersFile
@@ -59,7 +60,7 @@ class WorkerWatch:
 
 @dataclass
 class DeskServices:
-    place: Any  # worker.commands.desk.Workplace, acting via="desk"
+    place: Any  # worker.support.desk.Workplace, acting via="desk"
     users: UsersFile
     settings: DeskSettings
     workers: Callable[[], list[str] | None]

@@ -130,4 +130,4 @@ def job(job_id: str):
     found = services().jobs.get(job_id)
     if found is None:
         abort(404)
-    return render_template("outcomes.html", job=found)
+    return render_template("reports.html", job=found)

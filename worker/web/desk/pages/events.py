@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from worker.web.desk.pages import services
-from worker.web.desk.services import describe, next_step, split_event_id, timeline
+from worker.web.desk.services import describe, next_step, split_event_ref, timeline
 from worker.web.desk.signing_view import explain
 
 bp = Blueprint("events", __name__)
@@ -25,7 +25,7 @@ def find():
     wanted = (request.args.get("q") or "").strip()
     if not wanted:
         return render_template("find_event.html", q="", found=[])
-    named = split_event_id(wanted)
+    named = split_event_ref(wanted)
     candidates = [named] if named and named[0] in _operations() else [(op, wanted) for op in _operations()]
     found = [view for op, key in candidates if (view := describe(s.place, op, key)) is not None]
     if len(found) == 1:
@@ -50,8 +50,8 @@ def page(operation: str, key: str):
     # Only a validated event (one in the ledger) becomes a request; an invalid one was never sent.
     fields = view["event"].get("fields") if view["in_ledger"] else None
     dispatch_id = None
-    if isinstance(fields, dict) and fields.get("transaction_id") and s.relay.dependencies is not None:
-        dispatch_id = s.relay.dependencies.dispatch_id_for(fields["transaction_id"])
+    if isinstance(fields, dict) and fields.get("transaction_id") and s.relay.dispatch_waiters is not None:
+        dispatch_id = s.relay.dispatch_waiters.dispatch_id_for(fields["transaction_id"])
     return render_template("event.html", view=view, story=timeline(view), next=next_step(view),
                            signing=explain(operation, fields, dispatch_id) if fields else None,
                            moving=view["state"] in MOVING)

@@ -35,7 +35,7 @@ def run_now():
         return render_template("error.html", title="Nothing selected",
                                text="Tick the retries to run now."), 400
     job = s.jobs.run("run now", user, targets, lambda t: run_retry_now(s.desk, t, actor=user))
-    return render_template("outcomes.html", job=job)
+    return render_template("reports.html", job=job)
 
 
 @bp.post("/retries/discard")
@@ -50,4 +50,4 @@ def discard():
     user = g.user.name
     job = s.jobs.run("discard retry", user, targets,
                      lambda t: discard_retry(s.desk, t, actor=user, reason=reason))
-    return render_template("outcomes.html", job=job)
+    return render_template("reports.html", job=job)

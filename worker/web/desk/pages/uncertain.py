@@ -35,4 +35,4 @@ def resolve():
     user = g.user.name
     job = s.jobs.run(f"resolve: {verdict}", user, [f"{operation}:{key}"], lambda _: resolve_uncertain(
         s.desk, operation, key, delivered=verdict == "delivered", actor=user, reason=reason))
-    return render_template("outcomes.html", job=job)
+    return render_template("reports.html", job=job)

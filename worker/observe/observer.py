@@ -1,0 +1,76 @@
+"""What people see of deliveries: one structured log line per attempt, one report per parked event.
+
+``Observer.attempt`` logs operation, key, attempt, outcome, HTTP status, Trademax error_code and latency
+(JSON when LOG_FORMAT=json).  ``Observer.parked`` (and ``invalid``) is called exactly once when an event
+becomes a dead letter or uncertain: it logs at ERROR and, with SENTRY_DSN set, sends one Sentry event
+tagged with operation and key (not one per retry: retries are not reported at all).
+
+Callers pass WMS fields and Trademax's answers only, never the secret or a signature.  As a second line of
+defence, ``worker.redaction.Scrubber`` removes the secret's value, signatures and credentials from every
+log line (``worker.observe.logs``) and every Sentry event (``worker.observe.sentry``)."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker.encoding import one_line
+from worker.settings import Settings
+
+log = logging.getLogger("wms_relay.attempts")
+parked_log = logging.getLogger("wms_relay.parked")
+
+
+@dataclass
+class Observer:
+    log_format: str = "text"
+    sentry_enabled: bool = False
+    # Lets a process that never started Sentry (``wms-relay enqueue`` dead-lettering an invalid event)
+    # start it on its first report.
+    settings: Settings | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Observer":
+        return cls(log_format=settings.log_format, sentry_enabled=bool(settings.sentry_dsn),
+                   settings=settings)
+
+    def _line(self, logger: logging.Logger, level: int, message: str, fields: dict[str, Any]) -> None:
+        if self.log_format == "json":
+            logger.log(level, json.dumps({"msg": message, **fields}, default=str, sort_keys=True))
+        else:
+            # One line per record, whatever a key holds (worker.encoding).
+            logger.log(level, "%s %s", message, " ".join(f"{k}={one_line(v)}" for k, v in fields.items()))
+
+    def attempt(self, event: Any, attempt: int, outcome: str, *, status: int | None,
+                error_code: int | None, latency: float | None) -> None:
+        """One line per send attempt: operation, key, attempt, outcome, status, error_code, latency_ms."""
+        self._line(log, logging.INFO, "attempt", {
+            "operation": event.operation, "key": event.key, "attempt": attempt, "outcome": outcome,
+            "status": status, "error_code": error_code,
+            "latency_ms": None if latency is None else round(latency * 1000, 1),
+        })
+
+    def parked(self, event: Any, state: str, reason: str, *, letter_id: str | None = None) -> None:
+        """The event became a dead letter or uncertain: a person must act.  Called once per event."""
+        fields = {"operation": event.operation, "key": event.key, "state": state, "reason": reason}
+        if letter_id:
+            fields["dead_letter"] = letter_id
+        self._line(parked_log, logging.ERROR, state, fields)
+        self._report(fields)
+
+    def invalid(self, operation: str, key: str, reason: str, *, letter_id: str) -> None:
+        """An invalid event became a dead letter (never sent)."""
+        fields = {"operation": operation, "key": key, "state": "dead", "reason": reason,
+                  "dead_letter": letter_id}
+        self._line(parked_log, logging.ERROR, "invalid", fields)
+        self._report(fields)
+
+    def _report(self, fields: dict[str, Any]) -> None:
+        if not self.sentry_enabled:
+            return
+        from worker.observe import sentry as sentry_setup
+
+        if self.settings is not None:
+            sentry_setup.start(self.settings)  # no-op where Sentry already runs (the worker)
+        sentry_setup.report_parked(fields)

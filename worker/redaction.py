@@ -1,0 +1,133 @@
+"""Keeping secrets in: the ONE list of secret-bearing names and the one scrubber.
+
+Every door a secret could leave by uses this module:
+
+- the stores (``worker.encoding.stored_json``) refuse a record that carries a secret-bearing key, or —
+  for raw input kept as evidence in a dead letter — blank it (:func:`redacted`);
+- log lines (``worker.observe.logs``) and Sentry events and breadcrumbs (``worker.observe.sentry``) pass
+  :class:`Scrubber`, built from the configured secret values (:meth:`Scrubber.from_settings`);
+- the Trademax client (``worker.destinations.trademax.client``) scrubs error texts and the requests
+  exceptions it chains with a Scrubber of its secret and the request's signature.
+
+What is removed: the values of mapping keys named in :data:`SECRET_KEYS` (at any depth, compared
+lower-case), ``signature=…``/``api_key=…``/``secret=…`` parameters in text (plain or URL-encoded ``=``),
+``"signature": "…"`` fields in JSON text, and every known secret value, plain and URL-encoded.  Each
+becomes :data:`REDACTED`.  Pure: built from values, no I/O, no settings read from the environment.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable, Mapping
+from urllib.parse import quote, quote_plus, urlsplit
+
+REDACTED = "[redacted]"
+
+# Mapping keys whose values never leave the process and are never stored, at any depth (lower-case).
+SECRET_KEYS = frozenset({
+    "secret", "trademax_secret", "signature", "api_key", "trademax_api_key", "password", "authorization",
+    "flower_basic_auth",
+})
+# ``signature=abc`` in a query string or a log line, and ``"signature": "abc"`` in JSON text.
+_PARAM = re.compile(r"(?i)\b(signature|api_key|trademax_secret|secret)(=|%3D)[^&\s'\"]*")
+_JSON_FIELD = re.compile(r'(?i)("(?:signature|api_key|trademax_secret|secret)"\s*:\s*")[^"]*(")')
+# A value shorter than this is not scrubbed by value: a 1-3 character "secret" would blank half a line.
+MIN_SECRET_LENGTH = 4
+
+
+class SecretKeyError(ValueError):
+    """A record to be stored carries a secret-bearing key (see :func:`screened`)."""
+
+
+def screened(value: Any, *, where: str, redact: bool) -> Any:
+    """``value`` with secret-bearing keys refused (:class:`SecretKeyError`) or, with ``redact``, their
+    values replaced by :data:`REDACTED`; lists and tuples become lists."""
+    if isinstance(value, Mapping):
+        kept = {}
+        for name, inner in value.items():
+            if str(name).lower() in SECRET_KEYS:
+                if not redact:
+                    raise SecretKeyError(f"{where} must not carry {name!r}: secrets are never stored")
+                kept[name] = REDACTED
+            else:
+                kept[name] = screened(inner, where=where, redact=redact)
+        return kept
+    if isinstance(value, (list, tuple)):
+        return [screened(inner, where=where, redact=redact) for inner in value]
+    return value
+
+
+def redacted(value: Any) -> Any:
+    """``value`` with the values of secret-bearing keys (:data:`SECRET_KEYS`) replaced, at any depth."""
+    return screened(value, where="", redact=True)
+
+
+class Scrubber:
+    """Removes known secret values (plain and URL-encoded), secret parameters and secret-bearing mapping
+    keys from text and nested data."""
+
+    def __init__(self, secret_values: Iterable[str]) -> None:
+        variants = set()
+        for value in secret_values:
+            if value and len(value) >= MIN_SECRET_LENGTH:
+                variants.update({value, quote(value, safe=""), quote_plus(value)})
+        self._values = sorted(variants, key=len, reverse=True)
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, store_password: str | None = None) -> "Scrubber":
+        """The Trademax secret, the store's password (REDIS_URL's; ``store_password``: the embedded
+        store's too, which ``worker.store.connection.store_password`` reads) and Flower's passwords.  (The
+        api key is public — it travels in every request — and is removed where it appears as
+        ``api_key``, not by value.)"""
+        values = [settings.trademax_secret, store_password or ""]
+        if settings.redis_url:
+            values.append(urlsplit(settings.redis_url).password or "")
+        for pair in (settings.flower_basic_auth or "").split(","):
+            values.append(pair.partition(":")[2])
+        return cls(values)
+
+    def text(self, value: str) -> str:
+        for secret in self._values:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        if "=" in value or "%3D" in value or "%3d" in value:
+            value = _PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", value)
+        if '"' in value:
+            value = _JSON_FIELD.sub(lambda m: f"{m.group(1)}{REDACTED}{m.group(2)}", value)
+        return value
+
+    def scrub(self, value: Any) -> Any:
+        """A copy of ``value`` (dicts, lists, tuples, text) with every secret removed."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: REDACTED if isinstance(k, str) and k.lower() in SECRET_KEYS else self.scrub(v)
+                    for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.scrub(v) for v in value)
+        return value
+
+    def exception(self, exc: BaseException) -> None:
+        """Scrub ``exc`` and every exception it links to (cause, context, urllib3's ``reason``, its
+        args), in place: their text quotes URLs, which for GET/DELETE carry the signed query, so a logged
+        traceback would leak it.  A ``request`` attribute (requests' PreparedRequest: the signed body
+        and URL) is dropped."""
+        seen: set[int] = set()
+        pending: list[BaseException] = [exc]
+        while pending:
+            current = pending.pop()
+            if id(current) in seen:
+                continue
+            seen.add(id(current))
+            linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+            pending.extend(item for item in linked if isinstance(item, BaseException))
+            current.args = tuple(self._arg(arg) for arg in current.args)
+            for name, value in list(vars(current).items()):  # url, urllib3's _message, ...
+                if isinstance(value, str):
+                    setattr(current, name, self.text(value))
+            if getattr(current, "request", None) is not None:
+                current.request = None
+
+    def _arg(self, arg: Any) -> Any:
+        text = str(arg)
+        cleaned = self.text(text)
+        return arg if cleaned == text else cleaned

@@ -1,0 +1,80 @@
+"""The scheduler process: moves due retries from the retry schedule back to their queues.
+
+Each tick takes the due entries atomically (each entry once, even with two schedulers running), publishes
+each as a Celery task, and confirms it; an entry whose publish fails is put back and tried again.  Entries
+a crashed scheduler had taken but not confirmed are recovered once their lease passes.  Publishing an
+entry twice is harmless: the ledger's claim sends an event once."""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+from worker.store.retry_schedule import RetrySchedule
+
+log = logging.getLogger("wms_relay.scheduler")
+
+Publish = Callable[[dict], None]
+
+PUT_BACK_DELAY_SECONDS = 5.0
+
+
+class Scheduler:
+    def __init__(self, schedule: RetrySchedule, publish: Publish, *, clock: Callable[[], float],
+                 batch: int = 500, sweep: Callable[[], int] | None = None,
+                 sweep_interval: float = 60.0) -> None:
+        self._schedule = schedule
+        self._publish = publish
+        self._clock = clock
+        self._batch = batch
+        self._sweep = sweep  # worker.scheduling.stranded.StrandedSweep.sweep: housekeeping, once a minute
+        self._sweep_interval = sweep_interval
+        self._last_sweep = float("-inf")
+
+    def tick(self) -> int:
+        """Move every due entry once; return how many were published."""
+        now = self._clock()
+        self._schedule.recover_stale(now)
+        if self._sweep is not None and now - self._last_sweep >= self._sweep_interval:
+            self._last_sweep = now
+            self._sweep()
+        published = 0
+        while True:
+            due = self._schedule.take_due(now, self._batch)
+            for entry_id, message in due:
+                try:
+                    self._publish(message)
+                except Exception as exc:  # the broker is down or refused: keep the entry, try later
+                    log.warning("could not publish retry %s (%s); put back", entry_id, exc)
+                    self._schedule.put_back(entry_id, now + PUT_BACK_DELAY_SECONDS)
+                else:
+                    self._schedule.confirm(entry_id)
+                    published += 1
+            if len(due) < self._batch:
+                return published
+
+    def run(self, stop: threading.Event, *, interval: float = 0.25) -> None:
+        log.info("scheduler running: moving due retries every %.2f s", interval)
+        while not stop.is_set():
+            try:
+                moved = self.tick()
+                if moved:
+                    log.info("moved %d due retries back to their queues", moved)
+            except Exception as exc:  # Redis restarting: wait and go on, nothing is lost
+                log.warning("scheduler tick failed (%s: %s); retrying", type(exc).__name__, exc)
+                stop.wait(1.0)
+            stop.wait(interval)
+
+
+def celery_publisher(app) -> Publish:
+    """Publish a schedule entry ({"task", "event"}) with its route and a secret-free argsrepr."""
+    from worker.destinations.table import queue_for
+    from tasks.summary import task_argument_summary
+
+    def publish(message: dict) -> None:
+        task = message["task"]
+        app.send_task(task, args=[message["event"]], queue=queue_for(task),
+                      argsrepr=task_argument_summary(task, [message["event"]], {}),
+                      kwargsrepr="{}")
+
+    return publish

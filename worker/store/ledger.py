@@ -1,0 +1,392 @@
+"""The ledger: one idempotency record per event, keyed by ``(operation, key)``, in Redis.
+
+It is what makes delivery exactly-once.  ``accept`` records an event (or recognises it, or spots a
+different payload under the same key: a conflict); ``claim`` lets one worker at a time send it, under a
+lease that a crashed worker's claim loses when it expires; ``transition`` moves it on (compare-and-set,
+so a worker whose lease was taken over cannot overwrite the new owner's work); support staff ``reopen``
+parked events.  Each of these is one Lua script (``worker.store.ledger_scripts``): atomic on the server, and
+carrying a request id, so that a call resent after a timeout replays its first reply instead of running
+twice (the store-call rule: ``worker.store.requests``).
+
+States: ``accepted`` → ``sending`` → ``delivered`` | ``superseded`` | ``retrying`` | ``waiting`` |
+``uncertain`` | ``dead``; ``discarded`` by a person.  Final states (delivered, superseded, discarded) keep
+the record for the retention period (default 30 days), so a re-published event is still recognised;
+every other state persists until something moves it — a dead, uncertain or waiting event never expires.
+
+The record is compact: one hash of five short-named fields, the history and attempts one JSON array.
+``MEMORY USAGE`` of a delivered record on valkey 8.1: ~0.8 KiB for a stock adjustment, ~1.3 KiB for a
+dispatch create with its package and label URLs (``tests/worker/store/test_ledger.py`` measures both).
+The stored event holds only what the WMS sent (never the Trademax secret or a signature: ``stored_json``
+refuses keys that look like secrets).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
+
+from worker.encoding import canonical_json, event_ref, stored_json, text
+from worker.store import ledger_scripts
+from worker.store.records import AttemptEntry, EventRecord, event_json, parse_record
+from worker.store.requests import reply_key, request_id
+
+OPEN_STATES = ledger_scripts.OPEN_STATES
+FINAL_STATES = ledger_scripts.FINAL_STATES
+STATES = OPEN_STATES + FINAL_STATES
+_OPERATION = re.compile(r"^[a-z][a-z0-9_.-]*$")
+# How far back the per-minute counts of deliveries and failures reach (the support desk charts them).
+PER_MINUTE_WINDOW_SECONDS = 6 * 3600.0
+
+
+def fingerprint(fields: Mapping[str, Any]) -> str:
+    """sha256 (hex) of the canonical JSON of an event's validated fields: key order does not matter,
+    any changed value does.  Two events under one key with different fingerprints are a conflict."""
+    return hashlib.sha256(canonical_json(fields).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class AcceptResult:
+    """``status``: ``accepted`` (new record), ``known`` (same event seen before; ``state`` says where it
+    is) or ``conflict`` (same key, different fields: ``fingerprint`` vs ``existing_fingerprint``)."""
+
+    status: str
+    state: str
+    fingerprint: str
+    existing_fingerprint: str
+    attempts: int = 0
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == "conflict"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The answer to a claim; see :meth:`Ledger.claim`.  ``attempt`` counts every claim of the event;
+    ``round_attempt`` only those since it was accepted or last reopened (what the retry policy counts)."""
+
+    status: str
+    state: str | None = None
+    previous_state: str | None = None
+    attempt: int = 0
+    round_attempt: int = 0
+    previous_owner: str | None = None
+    lease_expires_at: float | None = None
+    result: dict | None = None
+    existing_fingerprint: str | None = None
+
+    @property
+    def claimed(self) -> bool:
+        return self.status == "claimed"
+
+    @property
+    def interrupted(self) -> bool:
+        """The previous attempt died mid-send (its lease expired): Trademax may or may not have it."""
+        return self.claimed and self.previous_state == "sending"
+
+
+@dataclass(frozen=True)
+class LedgerEvent:
+    """What the ledger keeps of an event: the WMS's validated fields and where they came from."""
+
+    operation: str
+    key: str
+    fields: Mapping[str, Any]
+    occurred_at: str | None = None
+    event_id: str | None = None
+
+    @classmethod
+    def coerce(cls, event: Any) -> "LedgerEvent":
+        """From a LedgerEvent, a mapping, or any object with those attributes."""
+        if isinstance(event, cls):
+            return event
+        if isinstance(event, Mapping):
+            get = event.get
+        else:
+            def get(name, default=None):
+                return getattr(event, name, default)
+        occurred_at = get("occurred_at")
+        if occurred_at is not None and hasattr(occurred_at, "isoformat"):
+            occurred_at = occurred_at.isoformat()
+        event_id = get("event_id")
+        return cls(operation=str(get("operation")), key=str(get("key")), fields=dict(get("fields") or {}),
+                   occurred_at=occurred_at, event_id=None if event_id is None else str(event_id))
+
+    def to_dict(self) -> dict:
+        return {"operation": self.operation, "key": self.key, "fields": dict(self.fields),
+                "occurred_at": self.occurred_at, "event_id": self.event_id}
+
+
+def _accepted(reply: list, fingerprint_: str) -> AcceptResult:
+    status, state, stored, attempts = (text(v) for v in reply)
+    return AcceptResult(status=status, state=state, fingerprint=fingerprint_, existing_fingerprint=stored,
+                        attempts=int(attempts or 0))
+
+
+def _split_member(member: Any) -> tuple[str, str]:
+    """(operation, key) of a state index's member (an :func:`~worker.encoding.event_ref`)."""
+    operation, _, key = text(member).partition(":")
+    return operation, key
+
+
+def _stamp(moment: float) -> str:
+    """A time as the scripts want it: seconds with milliseconds, a valid JSON number."""
+    return f"{moment:.3f}"
+
+
+class Ledger:
+    """The idempotency records of all events in one Redis (any client: bytes or text replies)."""
+
+    def __init__(
+        self,
+        redis_client,
+        *,
+        lease_seconds: float,
+        delivered_retention_seconds: float,
+        clock: Callable[[], float] = time.time,
+        delivered_window_seconds: float = 3600.0,
+        namespace: str = "wms",
+    ) -> None:
+        """``delivered_retention_seconds`` <= 0 keeps final records forever (never "expire at once": a
+        forgotten delivery would be sent again).  ``delivered_window_seconds``: how far back the
+        per-minute counts of deliveries and failures reach (``delivered_since``, ``per_minute``)."""
+        self._redis = redis_client
+        self._lease = float(lease_seconds)
+        retention = float(delivered_retention_seconds)
+        self._retention = int(math.ceil(retention)) if retention > 0 else 0
+        self._window = float(delivered_window_seconds)
+        self._clock = clock
+        self._ns = namespace
+        self._accept = redis_client.register_script(ledger_scripts.ACCEPT)
+        self._claim = redis_client.register_script(ledger_scripts.CLAIM)
+        self._accept_and_claim = redis_client.register_script(ledger_scripts.ACCEPT_AND_CLAIM)
+        self._transition = redis_client.register_script(ledger_scripts.TRANSITION)
+        self._record_attempt = redis_client.register_script(ledger_scripts.RECORD_ATTEMPT)
+
+    @classmethod
+    def from_settings(cls, redis_client, settings, *, clock: Callable[[], float] = time.time) -> "Ledger":
+        """A ledger with the lease and retention configured in ``settings``, counting deliveries and
+        failures per minute over :data:`PER_MINUTE_WINDOW_SECONDS` (the support desk's chart)."""
+        return cls(redis_client, lease_seconds=settings.claim_lease_seconds,
+                   delivered_retention_seconds=settings.delivered_retention_days * 86400.0, clock=clock,
+                   delivered_window_seconds=PER_MINUTE_WINDOW_SECONDS)
+
+    # -- keys --------------------------------------------------------------------------------------
+
+    def record_key(self, operation: str, key: str) -> str:
+        """The Redis key of one event's record (for support staff with redis-cli)."""
+        return f"{self._ns}:event:{operation}:{key}"
+
+    def _index_key(self, state: str) -> str:
+        return f"{self._ns}:ledger:in:{state}"
+
+    def _keys(self, operation: str, key: str) -> list[str]:
+        if not _OPERATION.match(operation or ""):
+            raise ValueError(f"operation names are lower-case words with dots, got {operation!r}")
+        if not key:
+            raise ValueError("an event needs a non-empty key")
+        return [self.record_key(operation, key), f"{self._ns}:ledger:totals", self._per_minute_key,
+                *(self._index_key(s) for s in OPEN_STATES)]
+
+    def _request_keys(self, operation: str, key: str) -> list[str]:
+        """:meth:`_keys` and, last, the reply key of a new request id: a state-changing script resent
+        after a timeout replays its first reply (``worker.store.requests``)."""
+        return [*self._keys(operation, key), reply_key(self._ns, request_id())]
+
+    def drop_legacy_keys(self) -> list[str]:
+        """Delete keys earlier versions kept and nothing reads any more; return the ones that existed.
+        The scheduler calls it at start.  ``ledger:delivered:recent``: the one-hour sorted set (one entry
+        per delivery) that the per-minute counts replaced."""
+        name = f"{self._ns}:ledger:delivered:recent"
+        return [name] if self._redis.delete(name) else []
+
+    @property
+    def _per_minute_key(self) -> str:
+        return f"{self._ns}:ledger:delivered:per_minute"
+
+    # -- the delivery pipeline -----------------------------------------------------------------------
+
+    def accept(self, event: Any) -> AcceptResult:
+        """Record a new event in ``accepted``; or report it is already known (same fingerprint: its state
+        says whether anything is left to do); or a ``conflict`` (same key, different fields), record
+        untouched."""
+        event = LedgerEvent.coerce(event)
+        print_ = fingerprint(event.fields)
+        body = event_json(print_, event.key, event.fields, event.occurred_at, event.event_id)
+        reply = self._accept(keys=self._request_keys(event.operation, event.key),
+                             args=[print_, body, _stamp(self._clock()),
+                                   event_ref(event.operation, event.key)])
+        return _accepted(reply, print_)
+
+    def accept_and_claim(self, event: Any, owner: str) -> tuple[AcceptResult, Claim | None]:
+        """:meth:`accept` and then :meth:`claim` for ``owner``, atomically and in one round trip (the
+        worker's path: it records an event and takes it for sending in the same step).  The claim is None
+        when the accept found a conflict."""
+        event = LedgerEvent.coerce(event)
+        print_ = fingerprint(event.fields)
+        body = event_json(print_, event.key, event.fields, event.occurred_at, event.event_id)
+        now = self._clock()
+        reply = self._accept_and_claim(keys=self._request_keys(event.operation, event.key), args=[
+            print_, body, _stamp(now), event_ref(event.operation, event.key), owner,
+            _stamp(now + self._lease)])
+        accepted = _accepted(reply[:4], print_)
+        return accepted, None if accepted.conflict else self._claim_reply(reply[4:], now)
+
+    def claim(self, operation: str, key: str, fingerprint: str, owner: str) -> Claim:
+        """Take the event for one send attempt (``status == "claimed"``), under a lease.
+
+        Otherwise: ``unknown`` (never accepted), ``conflict`` (different fingerprint), ``done`` (final
+        state; ``result`` holds what Trademax answered), ``parked`` (dead or uncertain: a person
+        decides), ``busy`` (another owner's lease is live).  A claim of an event still ``sending``
+        under an expired lease succeeds and says so (``previous_state == "sending"``): the crashed
+        attempt may have reached Trademax.  ``owner`` should be unique per task execution."""
+        now = self._clock()
+        reply = self._claim(keys=self._request_keys(operation, key),
+                            args=[fingerprint, owner, _stamp(now), _stamp(now + self._lease),
+                                  event_ref(operation, key)])
+        return self._claim_reply(reply, now)
+
+    def _claim_reply(self, reply: list, now: float) -> Claim:
+        status = text(reply[0])
+        if status == "claimed":
+            return Claim(status, state="sending", previous_state=text(reply[1]), attempt=int(reply[2]),
+                         round_attempt=int(reply[3]), previous_owner=text(reply[4]) or None,
+                         lease_expires_at=round(now + self._lease, 3))
+        if status == "conflict":
+            return Claim(status, state=text(reply[1]), existing_fingerprint=text(reply[2]))
+        if status == "done":
+            raw = text(reply[2])
+            return Claim(status, state=text(reply[1]), result=json.loads(raw) if raw else None)
+        if status == "busy":
+            return Claim(status, state=text(reply[1]), previous_owner=text(reply[2]),
+                         lease_expires_at=float(text(reply[3]) or 0))
+        return Claim(status, state=text(reply[1]) if len(reply) > 1 else None)
+
+    def record_attempt(self, operation: str, key: str, *, attempt: int, outcome: str,
+                       status: int | None = None, error_code: int | None = None,
+                       messages: Iterable[Any] = (), latency: float | None = None,
+                       owner: str | None = None) -> bool:
+        """Append one send attempt to the event's attempts log (only while ``owner`` holds the lease,
+        if given).  Outcomes are the classifier's words: delivered, transient, unknown, permanent..."""
+        entry = AttemptEntry(attempt=attempt, outcome=outcome, status=status, error_code=error_code,
+                             messages=tuple(messages), latency=latency, at=self._clock())
+        return bool(self._record_attempt(keys=self._request_keys(operation, key),
+                                         args=[owner or "", entry.to_json()]))
+
+    def transition(self, operation: str, key: str, to_state: str, *, reason: str, owner: str | None = None,
+                   actor: str | None = None, result: Mapping[str, Any] | None = None,
+                   attempt: int | None = None, expected_states: Iterable[str] | None = None,
+                   log: AttemptEntry | None = None) -> bool:
+        """Move the event to ``to_state`` — only from ``expected_states`` (if given) and only while
+        ``owner`` holds the lease (if given).  True if it moved.
+
+        Records the history entry (time, from, to, reason, actor, attempt), stores ``result`` (what
+        Trademax answered), appends ``log`` to the attempts log in the same step, and clears the lease.
+        Final states get the retention TTL; any other state persists."""
+        return self._move(operation, key, to_state, reason=reason, owner=owner, actor=actor, result=result,
+                          attempt=attempt, expected_states=expected_states, log=log, reopen=False)
+
+    # -- support staff -------------------------------------------------------------------------------
+
+    def reopen(self, operation: str, key: str, *, actor: str, reason: str,
+               from_states: Iterable[str]) -> bool:
+        """Put a parked event back to ``accepted`` for another round of attempts — only from
+        ``from_states`` (e.g. dead, uncertain), so when two people retry one event exactly one wins.
+        The attempt count goes on (the log keeps numbering), ``round_attempt`` starts again."""
+        from_states = list(from_states)
+        if not from_states:
+            raise ValueError("reopen needs the states it may reopen from")
+        return self._move(operation, key, "accepted", reason=reason, owner=None, actor=actor, result=None,
+                          attempt=None, expected_states=from_states, log=None, reopen=True)
+
+    def _move(self, operation, key, to_state, *, reason, owner, actor, result, attempt, expected_states,
+              log, reopen) -> bool:
+        if to_state not in STATES:
+            raise ValueError(f"unknown state {to_state!r}")
+        if to_state == "sending":
+            raise ValueError("only claim() puts an event in 'sending' (it takes the lease)")
+        expected = ""
+        if expected_states is not None:
+            expected = list(expected_states)
+            unknown = set(expected) - set(STATES)
+            if unknown or not expected:
+                raise ValueError(f"expected_states must be known states, got {expected!r}")
+            expected = "," + ",".join(expected) + ","
+        reply = self._transition(keys=self._request_keys(operation, key), args=[
+            to_state, reason, owner or "", actor or "",
+            stored_json(result, where="a ledger result") if result is not None else "",
+            "" if attempt is None else str(int(attempt)), expected, _stamp(self._clock()),
+            self._retention, self._window, event_ref(operation, key),
+            log.to_json(default_at=self._clock()) if log is not None else "", "1" if reopen else "0",
+        ])
+        return text(reply[0]) == "ok"
+
+    # -- reading ----------------------------------------------------------------------------------------
+
+    def get(self, operation: str, key: str) -> EventRecord | None:
+        """The event's record, or None (never accepted, or expired after its retention)."""
+        return parse_record(operation, key, self._redis.hgetall(self._keys(operation, key)[0]))
+
+    def count_by_state(self) -> dict[str, int]:
+        """Exact number of events in each open state (accepted, sending, retrying, waiting, uncertain,
+        dead).  Final states are counted by :meth:`final_totals` and :meth:`delivered_since`."""
+        pipe = self._redis.pipeline(transaction=False)
+        for state in OPEN_STATES:
+            pipe.zcard(self._index_key(state))
+        return dict(zip(OPEN_STATES, (int(n) for n in pipe.execute())))
+
+    def final_totals(self) -> dict[str, int]:
+        """How many events ever entered each final state (lifetime counters, not current records)."""
+        raw = self._redis.hgetall(f"{self._ns}:ledger:totals")
+        counts = {text(k): int(v) for k, v in raw.items()}
+        return {state: counts.get(state, 0) for state in FINAL_STATES}
+
+    def delivered_since(self, since: float) -> int:
+        """Events delivered since ``since``, to the minute: the minute ``since`` falls in counts whole.
+        Reaches back ``delivered_window_seconds`` (counts per minute, not one index entry per event: an
+        entry per delivery cost ~110 bytes an event for an hour, for the sake of one number)."""
+        first = math.floor(since / 60)
+        return sum(delivered for minute, (delivered, _) in self.per_minute().items() if minute >= first)
+
+    def per_minute(self) -> dict[int, tuple[int, int]]:
+        """Unix minute -> (deliveries, failures) for the minutes of the window that saw any.  A failure is
+        a move to retrying, uncertain or dead (one per failed attempt, and one per event given up on)."""
+        found: dict[int, tuple[int, int]] = {}
+        for raw_field, raw_count in self._redis.hgetall(self._per_minute_key).items():
+            name, count = text(raw_field), int(raw_count)
+            failed = name.startswith("f")
+            minute = int(name[1:] if failed else name)
+            delivered_n, failed_n = found.get(minute, (0, 0))
+            found[minute] = (delivered_n, failed_n + count) if failed else (delivered_n + count, failed_n)
+        return found
+
+    def oldest_in_state(self, state: str) -> tuple[str, str, float] | None:
+        """(operation, key, entered_at) of the event longest in an open state, or None."""
+        found = self._redis.zrange(self._state_index(state), 0, 0, withscores=True)
+        if not found:
+            return None
+        operation, key = _split_member(found[0][0])
+        return operation, key, float(found[0][1])
+
+    def list_in_state(self, state: str, limit: int | None = 100, *, oldest_first: bool = True,
+                      offset: int = 0) -> list[EventRecord]:
+        """Records in an open state, by the time they entered it (skipping the first ``offset``)."""
+        index = self._state_index(state)
+        stop = -1 if limit is None else offset + max(limit, 1) - 1
+        members = [text(m) for m in (self._redis.zrange(index, offset, stop) if oldest_first
+                                     else self._redis.zrevrange(index, offset, stop))]
+        pipe = self._redis.pipeline(transaction=False)
+        pairs = [_split_member(member) for member in members]
+        for operation, key in pairs:
+            pipe.hgetall(self.record_key(operation, key))
+        records = (parse_record(op, key, raw) for (op, key), raw in zip(pairs, pipe.execute()))
+        return [record for record in records if record is not None]
+
+    def _state_index(self, state: str) -> str:
+        if state not in OPEN_STATES:
+            raise ValueError(f"only open states are indexed, not {state!r}")
+        return self._index_key(state)

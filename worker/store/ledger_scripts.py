@@ -1,0 +1,189 @@
+"""The ledger's Lua scripts: each state change of a record is one script, so it is atomic on the server.
+``worker.store.records`` decodes what they store and ``worker.store.ledger`` is the API; all three
+follow the key and field layout below.
+
+Every script gets the same KEYS, in this order (see ``worker.store.ledger.Ledger._keys``):
+
+    KEYS[1]     the event's record (a hash; short field names, see below)
+    KEYS[2]     lifetime totals of final states (a hash: delivered, superseded, discarded)
+    KEYS[3]     deliveries and failures per minute (a hash: Unix minute -> deliveries, "f" + Unix minute
+                -> failures, i.e. moves to retrying, uncertain or dead; minutes older than the window are
+                dropped when a new minute starts) — a few hundred fields in all, not one entry per event
+    KEYS[4..9]  one sorted set per open state, scored by the time the event entered it:
+                accepted, sending, retrying, waiting, uncertain, dead
+    KEYS[10]    (accept, claim, transition, attempt log) the request's reply key: a resent call replays
+                its first reply instead of running twice (``worker.store.requests``)
+
+The record hash keeps as few fields as it can (each field of a hash that holds a long value costs
+Redis ~25-40 bytes of bookkeeping, more when its table grows), so a delivered event has five:
+
+    s   state                      n   attempts (claims) so far
+    e   the event, fixed at accept: {"fp": fingerprint, "f": fields, "at": occurred_at, "id": event_id}
+        ("fp" first, so a script reads it with one pattern; "id" left out when it equals the key)
+    rs  the stored Trademax result (JSON)
+    h   the event's story, oldest first, one JSON array of two kinds of entry:
+        [t, from, to, reason, actor?, attempt?]                     a transition ("" from: created)
+        {"n": attempt, "t": t, "o": outcome, "st": status, "ec": error_code, "ms": messages, "l": latency}
+                                                                    a send attempt (empty parts left out)
+    l   the lease, "expiry owner" (only while sending)     b  attempts when last reopened (after a reopen)
+
+Times are Unix seconds with milliseconds, passed in by the caller (the clock is injected; the scripts
+never read the server's), as text that is already a valid JSON number.  Declaring every key a script
+may touch keeps the scripts correct on any Redis >= 6 / Valkey.
+"""
+from __future__ import annotations
+
+from worker.store.requests import replaying
+
+OPEN_STATES = ("accepted", "sending", "retrying", "waiting", "uncertain", "dead")
+FINAL_STATES = ("delivered", "superseded", "discarded")
+
+_PRELUDE = """
+local OPEN = {accepted=4, sending=5, retrying=6, waiting=7, uncertain=8, dead=9}
+local FINAL = {delivered=true, superseded=true, discarded=true}
+
+local function enc(text) return cjson.encode(text) end
+local function fingerprint_of(event) return string.match(event or '', '^{"fp":"(%x+)"') end
+-- The lease field is "expiry owner": (expiry, owner), or ('0', '') when there is none.
+local function lease_of(lease)
+  if not lease then return '0', '' end
+  local expiry, owner = string.match(lease, '^(%S+) (.*)$')
+  return expiry or '0', owner or ''
+end
+
+-- Append a ready-made JSON value to the event's story (field h, a JSON array).
+local function tell(entry)
+  local current = redis.call('HGET', KEYS[1], 'h')
+  if current and #current > 2 then
+    redis.call('HSET', KEYS[1], 'h', string.sub(current, 1, -2) .. ',' .. entry .. ']')
+  else
+    redis.call('HSET', KEYS[1], 'h', '[' .. entry .. ']')
+  end
+end
+
+local function history(now, from, to, reason, actor, attempt)
+  local parts = {now, enc(from), enc(to), enc(reason)}
+  if actor ~= '' then parts[5] = enc(actor) elseif attempt ~= '' then parts[5] = 'null' end
+  if attempt ~= '' then parts[6] = attempt end
+  tell('[' .. table.concat(parts, ',') .. ']')
+end
+
+-- Keep the indexes, totals and expiry in step with a state change.
+local function moved(member, from, to, now, retention, window)
+  if from and OPEN[from] then redis.call('ZREM', KEYS[OPEN[from]], member) end
+  if OPEN[to] then redis.call('ZADD', KEYS[OPEN[to]], now, member) end
+  if FINAL[to] and from ~= to then redis.call('HINCRBY', KEYS[2], to, 1) end
+  if FINAL[to] and tonumber(retention) > 0 then
+    redis.call('EXPIRE', KEYS[1], retention)
+  else
+    redis.call('PERSIST', KEYS[1])
+  end
+  local prefix = nil
+  if to == 'delivered' then prefix = '' elseif to == 'retrying' or to == 'uncertain' or to == 'dead' then
+    prefix = 'f'
+  end
+  if prefix then
+    local minute = math.floor(tonumber(now) / 60)
+    if redis.call('HINCRBY', KEYS[3], prefix .. string.format('%d', minute), 1) == 1 then
+      local oldest = minute - math.ceil(tonumber(window) / 60)
+      for _, field in ipairs(redis.call('HKEYS', KEYS[3])) do
+        if tonumber(string.match(field, '%d+$')) < oldest then redis.call('HDEL', KEYS[3], field) end
+      end
+    end
+  end
+end
+"""
+
+# ARGV: fingerprint, event JSON (starting with the fingerprint), now, member
+ACCEPT = _PRELUDE + replaying("""
+local found = redis.call('HMGET', KEYS[1], 's', 'e', 'n')
+if found[1] then
+  local stored = fingerprint_of(found[2]) or ''
+  if stored == ARGV[1] then return {'known', found[1], stored, found[3]} end
+  return {'conflict', found[1], stored, found[3]}
+end
+redis.call('HSET', KEYS[1], 's', 'accepted', 'n', 0, 'e', ARGV[2])
+history(ARGV[3], '', 'accepted', 'accepted', '', '')
+moved(ARGV[4], nil, 'accepted', ARGV[3], 0, 0)
+return {'accepted', 'accepted', ARGV[1], '0'}
+""")
+
+# Claim a record that exists and whose fingerprint matched.  r: HMGET of s, e, l, b, rs (false if missing).
+_CLAIM_RECORD = """
+local function claim_record(r, owner, now, expiry, member)
+  local state = r[1]
+  local held_until, holder = lease_of(r[3])
+  if FINAL[state] then return {'done', state, r[5] or ''} end
+  if state == 'dead' or state == 'uncertain' then return {'parked', state} end
+  if state == 'sending' and holder ~= owner and tonumber(held_until) > tonumber(now) then
+    return {'busy', state, holder, held_until}
+  end
+  local reason = 'claimed'
+  if state == 'sending' then
+    if holder == owner then reason = 'claimed again' else reason = 'claimed: previous lease expired' end
+  end
+  local attempts = redis.call('HINCRBY', KEYS[1], 'n', 1)
+  redis.call('HSET', KEYS[1], 's', 'sending', 'l', expiry .. ' ' .. owner)
+  history(now, state, 'sending', reason, '', tostring(attempts))
+  moved(member, state, 'sending', now, 0, 0)
+  return {'claimed', state, attempts, attempts - tonumber(r[4] or '0'), holder}
+end
+"""
+
+# ARGV: fingerprint, owner, now, lease expiry, member
+CLAIM = _PRELUDE + _CLAIM_RECORD + replaying("""
+local r = redis.call('HMGET', KEYS[1], 's', 'e', 'l', 'b', 'rs')
+if not r[1] then return {'unknown'} end
+local stored = fingerprint_of(r[2]) or ''
+if stored ~= ARGV[1] then return {'conflict', r[1], stored} end
+return claim_record(r, ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+""")
+
+# ACCEPT then CLAIM in one step (one round trip for the worker).  ARGV: fingerprint, event JSON, now,
+# member, owner, lease expiry.  Returns ACCEPT's four values, then (unless a conflict) CLAIM's reply.
+ACCEPT_AND_CLAIM = _PRELUDE + _CLAIM_RECORD + replaying("""
+local r = redis.call('HMGET', KEYS[1], 's', 'e', 'l', 'b', 'rs', 'n')
+local status = 'known'
+if r[1] then
+  local stored = fingerprint_of(r[2]) or ''
+  if stored ~= ARGV[1] then return {'conflict', r[1], stored, r[6]} end
+else
+  redis.call('HSET', KEYS[1], 's', 'accepted', 'n', 0, 'e', ARGV[2])
+  history(ARGV[3], '', 'accepted', 'accepted', '', '')
+  moved(ARGV[4], nil, 'accepted', ARGV[3], 0, 0)
+  status = 'accepted'
+  r = {'accepted', ARGV[2], false, false, false, '0'}
+end
+local reply = {status, r[1], ARGV[1], r[6] or '0'}
+for _, part in ipairs(claim_record(r, ARGV[5], ARGV[3], ARGV[6], ARGV[4])) do reply[#reply + 1] = part end
+return reply
+""")
+
+# ARGV: to, reason, owner, actor, result JSON, attempt, expected states (",a,b,"), now, retention,
+#       window, member, attempt entry JSON, reopen ("1": a new round of attempts starts)
+TRANSITION = _PRELUDE + replaying("""
+local r = redis.call('HMGET', KEYS[1], 's', 'l', 'n')
+local state, to = r[1], ARGV[1]
+if not state then return {'missing', ''} end
+if ARGV[7] ~= '' and not string.find(ARGV[7], ',' .. state .. ',', 1, true) then return {'refused', state} end
+local _, holder = lease_of(r[2])
+if ARGV[3] ~= '' and holder ~= ARGV[3] then return {'refused', state} end
+redis.call('HDEL', KEYS[1], 'l')
+redis.call('HSET', KEYS[1], 's', to)
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'rs', ARGV[5]) end
+if ARGV[13] == '1' then redis.call('HSET', KEYS[1], 'b', r[3] or '0') end
+if ARGV[12] ~= '' then tell(ARGV[12]) end
+history(ARGV[8], state, to, ARGV[2], ARGV[4], ARGV[6])
+moved(ARGV[11], state, to, ARGV[8], ARGV[9], ARGV[10])
+return {'ok', state}
+""")
+
+# ARGV: owner, attempt entry JSON
+RECORD_ATTEMPT = _PRELUDE + replaying("""
+local r = redis.call('HMGET', KEYS[1], 's', 'l')
+if not r[1] then return 0 end
+local _, holder = lease_of(r[2])
+if ARGV[1] ~= '' and holder ~= ARGV[1] then return 0 end
+tell(ARGV[2])
+return 1
+""")

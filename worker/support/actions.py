@@ -1,0 +1,348 @@
+"""What support staff do to parked events: retry or discard a dead letter, resolve an uncertain event, run
+a scheduled retry now.  The ``wms-relay dead|uncertain|retries`` commands and the tests call these.
+
+Each action is atomic where two people could race, and audited (who, when, why: the dead letter keeps
+``closed_by``/``close_reason``, the ledger history keeps ``actor`` and ``reason``; ``wms-relay event``
+shows both):
+
+- retry a dead letter: take it (``DeadLetters.take``: off the open list in one Lua step, so of two people
+  retrying one letter exactly one gets it), reopen the ledger record from ``dead`` (compare-and-set), then
+  publish the task again.  An invalid event never entered the ledger: it is validated again first and, if
+  still invalid, stays a dead letter untouched.  A conflict (same key, other payload) is never retried.
+- discard a dead letter: take it as ``discarded``; the ledger record (if any) moves ``dead → discarded``.
+- resolve an uncertain event: ``uncertain → delivered`` (a person saw it in Trademax) or reopened and
+  published again (a person saw it is not there) — either is one compare-and-set: one person wins.
+- run a scheduled retry now, or discard it (``retrying|waiting → discarded`` in the ledger, one
+  compare-and-set, then off the schedule; a copy already on its way finds the event settled).
+
+Every action but a dry run is also written to the audit log (``worker.store.audit_log``: who, what, why,
+how it ended, and whether from the CLI or the desk) when the desk has one.
+
+Every action returns an :class:`ActionReport` — done, skipped (nothing to do, or not allowed: the message
+says why) or failed — with one plain sentence and the next step, and never raises for a person's mistake
+(an empty reason is the caller's to refuse: ValueError).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable
+
+from tasks.events import OPERATIONS, DeliveryEvent, InvalidEvent, validate_event
+from tasks.raw_messages import REASON as MALFORMED
+from worker.store.dead_letters import DeadLetter, DeadLetters
+from worker.encoding import event_ref, iso_time, split_event_ref
+from worker.store.ledger import Ledger, fingerprint
+from worker.store.retry_schedule import RetrySchedule
+from worker.scheduling.stranded import message_of
+
+DONE, SKIPPED, FAILED = "done", "skipped", "failed"
+# Dead letters whose event has no ledger record of its own: rejected at the door, or someone else's key.
+_INVALID, _CONFLICT = "invalid", "conflict"
+_NOT_QUEUED = ("is 'accepted' in the ledger but was not queued ({}); the scheduler's stranded-event sweep "
+               "sends it once Redis is back (STRANDED_AFTER_SECONDS)")
+
+
+@dataclass
+class SupportDesk:
+    """The stores a support action touches and how it publishes a task (``celery_publisher(app)``)."""
+
+    ledger: Ledger
+    dead_letters: DeadLetters
+    schedule: RetrySchedule
+    publish: Callable[[dict], None]
+    dispatch_waiters: Any = None  # worker.store.dispatch_waiters.DispatchWaiters, when available
+    clock: Callable[[], float] = field(default=time.time)
+    audit: Any = None  # worker.store.audit_log.AuditLog: every action is recorded there too
+    via: str = "cli"  # where people act from: cli or desk (kept in the audit log)
+
+
+@dataclass(frozen=True)
+class ActionReport:
+    """What one action did to one target (a dead letter id or ``operation:key``)."""
+
+    target: str
+    status: str  # done | skipped | failed
+    message: str
+    next_step: str = ""
+    operation: str | None = None
+    key: str | None = None
+    dry_run: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _audited(action: str | Callable[[dict], str]):
+    """Record the report of a person's action in the desk's audit log (dry runs are not actions)."""
+
+    def wrap(act: Callable[..., ActionReport]) -> Callable[..., ActionReport]:
+        @functools.wraps(act)
+        def audited(desk: SupportDesk, *args: Any, **kwargs: Any) -> ActionReport:
+            report = act(desk, *args, **kwargs)
+            if desk.audit is not None and not report.dry_run:
+                try:
+                    name = action if isinstance(action, str) else action(kwargs)
+                    desk.audit.record(actor=kwargs["actor"], action=name, target=report.target,
+                                      operation=report.operation, key=report.key,
+                                      reason=kwargs.get("reason") or "", status=report.status,
+                                      message=report.message, via=desk.via)
+                except Exception:  # noqa: BLE001 — the action is done; say so rather than fail it now
+                    logging.getLogger("wms_relay.audit").exception("could not write the audit entry")
+            return report
+
+        return audited
+
+    return wrap
+
+
+def tally(reports: Iterable[ActionReport]) -> dict[str, int]:
+    counts = {DONE: 0, SKIPPED: 0, FAILED: 0}
+    for report in reports:
+        counts[report.status] += 1
+    return counts
+
+
+def find_letter(desk: SupportDesk, ident: str) -> DeadLetter | None:
+    """A dead letter by id (``dl-3``) or by event (``OPERATION:KEY``: its newest letter)."""
+    event = split_event_ref(ident)
+    if event is not None:
+        return desk.dead_letters.latest_for(*event)
+    return desk.dead_letters.get(ident)
+
+
+def follow(operation: str, key: str) -> str:
+    """The command that shows an event's story (none for an event without a key)."""
+    return "" if key.startswith("(") else f"wms-relay event {operation} {key}"
+
+
+def _queue(desk: SupportDesk, event: DeliveryEvent) -> str:
+    """Publish the task; if the broker refuses, leave it in the durable retry schedule, due now (the
+    scheduler publishes it).  Raises only when both fail."""
+    message = event.task_message()
+    try:
+        desk.publish(message)
+        return "queued for delivery"
+    except Exception as exc:  # noqa: BLE001 — any broker failure: fall back to the durable schedule
+        desk.schedule.schedule(event_ref(event.operation, event.key), message, desk.clock())
+        return f"handed to the scheduler (publishing failed: {type(exc).__name__})"
+
+
+def _closed_note(letter: DeadLetter | None) -> str:
+    if letter is None:
+        return "it is gone"
+    who = f" by {letter.closed_by}" if letter.closed_by else ""
+    when = f" at {iso_time(letter.closed_at)}" if letter.closed_at else ""
+    why = f" ({letter.close_reason})" if letter.close_reason else ""
+    return f"already {letter.status}{who}{when}{why}"
+
+
+# -- retry a dead letter ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Plan:
+    event: DeliveryEvent | None = None
+    in_ledger: bool = True
+    refusal: str = ""
+    next_step: str = ""
+
+
+def _plan_retry(desk: SupportDesk, letter: DeadLetter) -> _Plan:
+    """Decide, without changing anything, whether and how ``letter`` can be retried."""
+    discard = f'wms-relay dead discard {letter.letter_id} --reason "..."'
+    taken_key = (f"cannot be retried: key {letter.key} already belongs to a different {letter.operation} "
+                 "event (same key, other content)")
+    if letter.reason == _CONFLICT:
+        return _Plan(refusal=taken_key, next_step=f"have the WMS send it with a new key, then: {discard}")
+    if letter.reason == MALFORMED:
+        return _Plan(refusal="cannot be retried: it is a malformed raw message, not an event wms-relay can "
+                             f"send ({letter.detail or 'see dead show'}); nothing in it was validated or "
+                             "recorded",
+                     next_step=f"fix the publisher and have the WMS send the event again, then: {discard}")
+    try:
+        event = validate_event(letter.operation, letter.event)
+    except InvalidEvent as exc:
+        return _Plan(refusal=f"still invalid, kept as a dead letter: {exc.summary}",
+                     next_step=f"fix the event in the WMS and send it again, then: {discard}")
+    record = desk.ledger.get(event.operation, event.key)
+    look = f"{follow(event.operation, event.key)}; then: {discard}"
+    if record is not None and record.fingerprint != fingerprint(event.fields):
+        return _Plan(refusal=taken_key, next_step=discard)
+    if record is None:  # rejected at the door (now valid: e.g. after a schema fix), or never recorded
+        return _Plan(event=event, in_ledger=False)
+    if record.state != "dead":
+        return _Plan(refusal=f"nothing to retry: the event is {record.state} in the ledger, not dead",
+                     next_step=look)
+    if (letter.reason == "dependency_timeout" and OPERATIONS[event.operation].needs_dispatch_id
+            and desk.dispatch_waiters is not None
+            and desk.dispatch_waiters.dispatch_id_for(event.fields["transaction_id"]) is None):
+        txid = event.fields["transaction_id"]
+        return _Plan(refusal=f"not retried: its dispatch.create (transaction_id {txid}) is still not "
+                             "delivered, so it would wait and fail again",
+                     next_step=f"wms-relay event dispatch.create {txid} (deliver or retry that first), "
+                               f"then: wms-relay dead retry {letter.letter_id}")
+    return _Plan(event=event)
+
+
+@_audited("retry")
+def retry_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str = "",
+                 dry_run: bool = False) -> ActionReport:
+    """Retry one dead letter (id or ``OPERATION:KEY``): see the module docstring."""
+    letter = find_letter(desk, ident)
+    if letter is None:
+        return ActionReport(ident, FAILED, "no such dead letter", "wms-relay dead list")
+
+    def report(status: str, message: str, next_step: str = "") -> ActionReport:
+        return ActionReport(letter.letter_id, status, message, next_step, letter.operation, letter.key,
+                            dry_run)
+
+    if letter.status != "open":
+        return report(SKIPPED, _closed_note(letter), follow(letter.operation, letter.key))
+    plan = _plan_retry(desk, letter)
+    if plan.event is None:
+        return report(SKIPPED, plan.refusal, plan.next_step)
+    event = plan.event
+    if dry_run:
+        return report(DONE, "would be retried (dry run: nothing changed)")
+    why = reason or "retried by a person"
+    if desk.dead_letters.take(letter.letter_id, actor=actor, reason=why) is None:
+        now = desk.dead_letters.get(letter.letter_id)
+        return report(SKIPPED, f"someone else acted first: {_closed_note(now)}",
+                      follow(event.operation, event.key))
+    history_reason = f"dead letter {letter.letter_id} retried: {why}"
+    if plan.in_ledger:
+        if not desk.ledger.reopen(event.operation, event.key, actor=actor, reason=history_reason,
+                                  from_states=("dead",)):
+            record = desk.ledger.get(event.operation, event.key)
+            state = record.state if record else "gone"
+            return report(FAILED, f"the letter was taken but the event is {state} in the ledger, not "
+                          "dead, so nothing was queued", follow(event.operation, event.key))
+    else:
+        if desk.ledger.accept(event).conflict:
+            return report(FAILED, "the letter was taken but its key now belongs to a different event; "
+                          "nothing was queued", follow(event.operation, event.key))
+        # Record who let it in, as a reopen records who retried it.
+        desk.ledger.transition(event.operation, event.key, "accepted", actor=actor, reason=history_reason,
+                               expected_states=("accepted",))
+    try:
+        how = _queue(desk, event)
+    except Exception as exc:  # noqa: BLE001 — Redis is gone: say exactly where the event stands
+        return report(FAILED, "it " + _NOT_QUEUED.format(f"{type(exc).__name__}: {exc}"), "wms-relay check")
+    return report(DONE, f"retried: {how}", follow(event.operation, event.key))
+
+
+# -- discard a dead letter ----------------------------------------------------------------------------
+
+@_audited("discard")
+def discard_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str) -> ActionReport:
+    """Give up on one dead letter (kept, marked discarded, with who and why)."""
+    if not reason or not reason.strip():
+        raise ValueError("discarding needs a reason")
+    letter = find_letter(desk, ident)
+    if letter is None:
+        return ActionReport(ident, FAILED, "no such dead letter", "wms-relay dead list")
+
+    def report(status: str, message: str, next_step: str = "") -> ActionReport:
+        return ActionReport(letter.letter_id, status, message, next_step, letter.operation, letter.key)
+
+    if letter.status != "open":
+        return report(SKIPPED, _closed_note(letter), follow(letter.operation, letter.key))
+    if desk.dead_letters.discard(letter.letter_id, actor=actor, reason=reason) is None:
+        now = desk.dead_letters.get(letter.letter_id)
+        return report(SKIPPED, f"someone else acted first: {_closed_note(now)}",
+                      follow(letter.operation, letter.key))
+    if letter.reason not in (_INVALID, _CONFLICT):  # those have no ledger record of their own
+        desk.ledger.transition(letter.operation, letter.key, "discarded", actor=actor,
+                               reason=f"dead letter {letter.letter_id} discarded: {reason}",
+                               expected_states=("dead",))
+    return report(DONE, "discarded (kept for the record; it will not be sent)")
+
+
+# -- uncertain events ---------------------------------------------------------------------------------
+
+@_audited(lambda kwargs: "resolve-delivered" if kwargs["delivered"] else "resolve-resend")
+def resolve_uncertain(desk: SupportDesk, operation: str, key: str, *, delivered: bool, actor: str,
+                      reason: str) -> ActionReport:
+    """A person checked Trademax: it has the event (``delivered``) or it does not (resend it once)."""
+    if not reason or not reason.strip():
+        raise ValueError("resolving needs a reason (what you saw in Trademax)")
+
+    def report(status: str, message: str, next_step: str = "") -> ActionReport:
+        return ActionReport(event_ref(operation, key), status, message, next_step, operation, key)
+
+    story = follow(operation, key)
+    raced = "someone else resolved it a moment ago"
+    record = desk.ledger.get(operation, key)
+    if record is None:
+        return report(FAILED, "no such event in the ledger", "wms-relay uncertain list")
+    if record.state != "uncertain":
+        return report(SKIPPED, f"it is {record.state}, not uncertain (resolved already?)", story)
+    if delivered:
+        if not desk.ledger.transition(operation, key, "delivered", actor=actor,
+                                      reason=f"confirmed in Trademax by a person: {reason}",
+                                      result={"confirmed_manually": True}, expected_states=("uncertain",)):
+            return report(SKIPPED, raced, story)
+        return report(DONE, "marked delivered; it will not be sent again", story)
+    try:
+        event = validate_event(operation, message_of(record)["event"])
+    except InvalidEvent as exc:
+        return report(FAILED, f"the stored event no longer validates: {exc.summary}", story)
+    if not desk.ledger.reopen(operation, key, actor=actor, from_states=("uncertain",),
+                              reason=f"not found in Trademax by a person; resend: {reason}"):
+        return report(SKIPPED, raced, story)
+    try:
+        how = _queue(desk, event)
+    except Exception as exc:  # noqa: BLE001
+        return report(FAILED, "it " + _NOT_QUEUED.format(f"{type(exc).__name__}: {exc}"), "wms-relay check")
+    return report(DONE, f"will be sent once more: {how}", story)
+
+
+# -- scheduled retries --------------------------------------------------------------------------------
+
+@_audited("run-now")
+def run_retry_now(desk: SupportDesk, entry_id: str, *, actor: str) -> ActionReport:
+    """Make one scheduled retry due now; the scheduler re-queues it within a second."""
+    event = split_event_ref(entry_id)
+    operation, key = event if event else (None, None)
+    story = follow(operation, key) if event else "wms-relay retries list"
+    if desk.schedule.run_now([entry_id]):
+        return ActionReport(entry_id, DONE, "due now: the scheduler puts it back on its queue", story,
+                            operation, key)
+    entry = desk.schedule.get(entry_id)
+    if entry is not None and entry.in_flight:
+        return ActionReport(entry_id, SKIPPED, "already on its way back to the queue", "", operation, key)
+    return ActionReport(entry_id, SKIPPED, "not in the retry schedule (delivered, parked or never "
+                        "scheduled)", story, operation, key)
+
+
+@_audited("discard-retry")
+def discard_retry(desk: SupportDesk, entry_id: str, *, actor: str, reason: str) -> ActionReport:
+    """Give up on a scheduled retry (or a dispatch update waiting for its create): the event becomes
+    ``discarded`` in the ledger (kept, never sent) and leaves the schedule.  The ledger's compare-and-set
+    decides between two people; a copy the scheduler already published finds the event settled."""
+    if not reason or not reason.strip():
+        raise ValueError("discarding needs a reason")
+    event = split_event_ref(entry_id)
+    operation, key = event if event else (None, None)
+
+    def report(status: str, message: str, next_step: str = "") -> ActionReport:
+        return ActionReport(entry_id, status, message, next_step, operation, key)
+
+    if desk.schedule.get(entry_id) is None:
+        return report(SKIPPED, "not in the retry schedule (delivered, parked, discarded or never "
+                      "scheduled)", follow(operation, key) if event else "wms-relay retries list")
+    if event is not None and desk.ledger.get(operation, key) is not None:
+        if not desk.ledger.transition(operation, key, "discarded", actor=actor,
+                                      reason=f"scheduled retry discarded: {reason}",
+                                      expected_states=("retrying", "waiting")):
+            record = desk.ledger.get(operation, key)
+            last = record.history[-1] if record and record.history else {}
+            who = f" by {last['actor']}" if last.get("actor") else ""
+            state = record.state if record else "gone"
+            return report(SKIPPED, f"it is {state}{who} now, not waiting for a retry",
+                          follow(operation, key))
+    desk.schedule.remove(entry_id)
+    return report(DONE, "discarded (kept for the record; it will not be sent)",
+                  follow(operation, key) if event else "")
