@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "worker.commands.sandbox",
     "worker.commands.processes",
     "worker.commands.enqueue",
+    "worker.commands.ingest",
     "worker.commands.flower",
     "worker.commands.demo",
     "worker.commands.status",

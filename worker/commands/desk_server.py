@@ -87,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     desk_settings = _desk_settings(settings)
     users = UsersFile(desk_settings.users_file)
     refuse_exposure(args.host, has_credentials=bool(users.users()), what="the support desk",
-                    setting=f"DESK_USERS_FILE ({desk_settings.users_file})")
+                    credentials=f"at least one user in DESK_USERS_FILE ({desk_settings.users_file}; "
+                                "`wms-relay desk add-user`)")
     configure(settings)
     signal.signal(signal.SIGTERM, _stop)
     with workplace(settings, via="desk") as place:
@@ -96,7 +97,6 @@ def run(args: argparse.Namespace) -> int:
         if not users.users():
             print(f"No desk users yet: add one with `wms-relay desk add-user NAME --role operator` "
                   f"(writes {desk_settings.users_file}).", file=sys.stderr, flush=True)
-        serve(app, args.host, args.port, name="wms-relay desk", threads=args.threads,
-              announce=lambda line: print(line, flush=True))
+        serve(app, host=args.host, port=args.port, name="wms-relay desk", threads=args.threads)
         watch.stop()
     return 0

@@ -11,7 +11,8 @@ import argparse
 import json
 
 from worker.commands.presenting import age, friendly_errors, print_json, say, shorten
-from worker.encoding import event_ref, one_line
+from worker.encoding import one_line
+from worker.support.event_view import describe
 from worker.settings import Settings
 
 
@@ -22,34 +23,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("key", nargs="?", help="the event's key: transaction_id or event_id")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=run)
-
-
-def describe(place, operation: str, key: str) -> dict | None:
-    """The JSON view of one event, or None when neither the ledger nor the dead letters know it."""
-    relay = place.relay
-    record = relay.ledger.get(operation, key)
-    letter = relay.dead_letters.latest_for(operation, key)
-    retry = relay.schedule.get(event_ref(operation, key))
-    if record is None and letter is None:
-        return None
-    if record is not None:
-        view = record.to_dict()
-        view["in_ledger"] = True
-    else:  # an invalid event: dead-lettered at the door, never in the ledger
-        view = {"operation": operation, "key": key, "state": "dead" if letter.status == "open" else
-                letter.status, "attempts": 0, "result": None, "history": [], "attempts_log": [],
-                "event": letter.event, "in_ledger": False}
-    view["dead_letter"] = letter.to_dict() if letter is not None else None
-    view["scheduled_retry"] = None if retry is None else {
-        "due_at": _iso(retry.due_at), "due_in_seconds": round(retry.due_at - relay.clock(), 1),
-        "in_flight": retry.in_flight}
-    return view
-
-
-def _iso(moment_: float) -> str | None:
-    from worker.encoding import iso_time
-
-    return iso_time(moment_)
 
 
 def _candidates(place, operation: str, key: str | None) -> list[tuple[str, str]]:
@@ -121,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
     with workplace(Settings.from_env()) as place:
         views = [v for op, key in _candidates(place, args.operation, args.key)
-                 if (v := describe(place, op, key)) is not None]
+                 if (v := describe(place.relay, op, key)) is not None]
     if not views:
         shown = one_line(f"{args.operation} {args.key}" if args.key else args.operation)
         if args.json:

@@ -1,3 +1,3 @@
-"""The web processes: the support desk (``desk/``, people in browsers), which calls the same support
-actions as the CLI.  ``serving`` is what every web process shares (Flower's launch uses its loopback rule
-too): the production WSGI server and the refusal to listen in the open without credentials."""
+"""wms-relay's HTTP processes: ``ingest`` (the WMS's door, machines) and the support ``desk`` (people,
+in browsers; the same support actions as the CLI).  Separate processes with separate auth; both serve
+through :mod:`worker.web.serving`, whose loopback rule Flower's launch keeps too."""

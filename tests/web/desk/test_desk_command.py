@@ -63,8 +63,8 @@ def test_the_desk_will_not_listen_in_the_open_without_users(users_file, capsys):
 def test_what_counts_as_loopback(host, loopback):
     assert is_loopback(host) is loopback
     if loopback:
-        refuse_exposure(host, has_credentials=False, what="x", setting="Y")
+        refuse_exposure(host, has_credentials=False, what="x", credentials="Y")
     else:
         with pytest.raises(SettingsError):
-            refuse_exposure(host, has_credentials=False, what="x", setting="Y")
-        refuse_exposure(host, has_credentials=True, what="x", setting="Y")
+            refuse_exposure(host, has_credentials=False, what="x", credentials="Y")
+        refuse_exposure(host, has_credentials=True, what="x", credentials="Y")

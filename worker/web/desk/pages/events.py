@@ -27,7 +27,7 @@ def find():
         return render_template("find_event.html", q="", found=[])
     named = split_event_ref(wanted)
     candidates = [named] if named and named[0] in _operations() else [(op, wanted) for op in _operations()]
-    found = [view for op, key in candidates if (view := describe(s.place, op, key)) is not None]
+    found = [view for op, key in candidates if (view := describe(s.relay, op, key)) is not None]
     if len(found) == 1:
         return redirect(url_for("events.page", operation=found[0]["operation"], key=found[0]["key"]))
     return render_template("find_event.html", q=wanted, found=found)
@@ -38,7 +38,7 @@ def page(operation: str, key: str):
     s = services()
     if operation not in _operations():
         abort(404)
-    view = describe(s.place, operation, key)
+    view = describe(s.relay, operation, key)
     if view is None:
         abort(404)
     letter_id = request.args.get("letter")
