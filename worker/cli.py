@@ -25,6 +25,8 @@ COMMAND_MODULES = [
     "worker.commands.retries",
     "worker.commands.uncertain",
     "worker.commands.check",
+    "worker.commands.audit",
+    "worker.commands.desk_server",
 ]
 
 

@@ -244,7 +244,8 @@ def _send(relay: Relay, delivery: Delivery, claim: Any, dispatch_id: Any, owner:
         relay.observer.attempt(delivery, attempt, outcome, status=exc.status,
                                error_code=exc.error_code, latency=latency)
         tried = AttemptEntry(attempt, outcome, exc.status, exc.error_code,
-                             tuple(exc.error_messages or []) or (str(exc),), at=relay.clock())
+                             tuple(exc.error_messages or []) or (str(exc),), latency=latency,
+                             at=relay.clock())
         failure = exc  # ``exc`` is unbound when the except block ends
 
         def record() -> str:
@@ -254,7 +255,8 @@ def _send(relay: Relay, delivery: Delivery, claim: Any, dispatch_id: Any, owner:
         outcome = "duplicate" if reply.duplicate else "delivered"
         relay.observer.attempt(delivery, attempt, outcome, status=reply.status, error_code=reply.error_code,
                                latency=reply.latency_seconds)
-        tried = AttemptEntry(attempt, outcome, reply.status, reply.error_code, at=relay.clock())
+        tried = AttemptEntry(attempt, outcome, reply.status, reply.error_code,
+                             latency=reply.latency_seconds, at=relay.clock())
 
         def record() -> str:
             return _record_delivery(relay, delivery, reply, tried, owner)

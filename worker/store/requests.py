@@ -10,9 +10,10 @@ passed to another worker" and a duplicate attempt entry).  The rule, for every s
 1. **Reads** (GET, HGETALL, ZRANGE...) may be resent freely.
 2. **Plain writes** are idempotent by construction — SET / HSET / ZADD / SADD / DEL of a given value —
    so a resend lands the same state.
-3. **Every Lua script that changes state and whose reply matters** (the ledger's accept, claim,
-   transition, attempt log, withdraw — in every destination's ledger, the fan-out's accepts included; a
-   dead letter's id and its take/discard; StockTrim's forecast turn) carries a **request id**: the script
+3. **Every Lua script that changes state and whose reply matters, or whose rerun would not land the same
+   state** (the ledger's accept, claim, transition, attempt log, withdraw — in every destination's ledger,
+   the fan-out's accepts included; a dead letter's id, its take/discard, and its write and indexing, which
+   append to the search's terms index; StockTrim's forecast turn) carries a **request id**: the script
    stores its reply under ``<namespace>:request:<id>`` (``wms:request:<id>``, or the destination's
    namespace ``wms:kaching:request:<id>``; kept :data:`REPLY_TTL_SECONDS`) and a second run with that
    id returns the stored reply without doing anything.  A resend — by redis-py, or by our own code once
