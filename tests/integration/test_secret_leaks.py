@@ -1,14 +1,19 @@
-"""The Trademax secret and the request signatures never leave the request: not in a log line, a Redis key
+"""The Trademax secret, the request signatures and the store's password never leave where they belong
+(the request, the store's own files): not in a log line, a Redis key
 or value, a task's argument summary (message headers, task events, Flower) or a Sentry event.
 
 One end-to-end run with a distinctive secret, LOG_LEVEL=DEBUG and LOG_FORMAT=json, Sentry pointed at a
 small HTTP server on 127.0.0.1 and Flower watching: deliveries (POST, and a DELETE whose signature travels
 in the query string), a transient failure retried, a permanent refusal (dead letter), an invalid event, a
 relative stock adjustment left uncertain, a message published by a "foreign" WMS with plain Celery, and
-``wms-relay check`` (a signed GET).  Then every haystack is searched for the secret and for every
-signature the sandbox saw (recomputed from the params it logged: the sandbox never keeps them) — 0 hits.
+``wms-relay check`` (a signed GET), and the ingest door (events in with a bearer token and with HMAC
+signatures; a wrong token, a replayed and a stale signature; an invalid event).  Then every haystack is
+searched for the secret, every signature the sandbox saw (recomputed from the params it logged: the
+sandbox never keeps them), the ingest tokens, the HMAC secret and every ingest signature — 0 hits.
 The same run shows one Sentry event per dead letter or uncertain event and none per retry, and one JSON
-log line per attempt."""
+log line per attempt.  The support desk runs too: a person signs in (once with the wrong password, once
+typing the password into the name box) and reads every page; the desk users' passwords, their Argon2
+hashes and the desk's session key are searched for in the pages, the logs and Redis as well."""
 from __future__ import annotations
 
 import base64
@@ -20,6 +25,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
 
@@ -28,6 +34,7 @@ import requests
 from celery import Celery
 
 import signing
+from benchmarks._harness import Desk
 from tests.fixtures.pipeline import FAST_SETTINGS, ROOT, Pipeline, wait_until
 from tests.integration.test_delivery_pipeline import EXAMPLES, example
 from worker.store.embedded import free_port
@@ -36,6 +43,9 @@ pytestmark = pytest.mark.integration
 
 SECRET = "leak-canary-" + secrets.token_hex(12)
 FLOWER_AUTH = ("ops", "flower-" + secrets.token_hex(6))
+DESK_PASSWORD = "desk-canary-" + secrets.token_hex(8)
+DESK_SESSION_KEY = "desk-session-key-canary-" + secrets.token_hex(16)
+INGEST_HMAC_SECRET = "ingest-hmac-canary-" + secrets.token_hex(12)
 
 
 class SentryInbox(ThreadingHTTPServer):
@@ -117,10 +127,17 @@ def leak_run(redis_server, sandbox, tmp_path):
     env = {**os.environ, **FAST_SETTINGS, "REDIS_URL": redis_server.url, "TRADEMAX_BASE_URL": sb.base_url,
            "TRADEMAX_API_KEY": sb.api_key, "TRADEMAX_SECRET": sb.secret,
            "WMS_RELAY_VAR_DIR": str(tmp_path / "var"), "SENTRY_DSN": inbox.dsn, "LOG_FORMAT": "json",
-           "LOG_LEVEL": "DEBUG"}
+           "LOG_LEVEL": "DEBUG", "INGEST_TOKENS_FILE": str(tmp_path / "ingest-tokens"),
+           "INGEST_HMAC_SECRETS": f"leak-wms:{INGEST_HMAC_SECRET}"}
     env.pop("FLOWER_BASIC_AUTH", None)
     run = Pipeline(env=env, redis_server=redis_server, sandbox=sb, log_dir=tmp_path)
     run.start_scheduler()
+    made = subprocess.run([sys.executable, "-m", "worker.cli", "ingest", "add-token", "leak-wms"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=60, check=True)
+    run.ingest_token = made.stdout.strip()
+    ingest_port = free_port()
+    ingest = run._spawn("ingest", "ingest", "--port", str(ingest_port))
+    run.ingest_url = f"http://127.0.0.1:{ingest_port}"
     flower_port = free_port()
     flower_log = open(tmp_path / "flower.log", "wb")
     flower = subprocess.Popen([sys.executable, "-m", "worker.cli", "flower", "--port", str(flower_port)],
@@ -129,9 +146,19 @@ def leak_run(redis_server, sandbox, tmp_path):
     run.flower_url = f"http://127.0.0.1:{flower_port}"
     run.inbox = inbox
     run.cli_output = []
+    from worker.web.desk.users import UsersFile
+
+    UsersFile(tmp_path / "desk-users").add("dora", "operator", DESK_PASSWORD)
+    desk = Desk({**env, "DESK_USERS_FILE": str(tmp_path / "desk-users"), "DESK_SECRET_KEY": DESK_SESSION_KEY},
+                tmp_path / "desk.log")
+    run.desk_url = desk.url
+    run.desk_users = tmp_path / "desk-users"
     try:
         yield run
     finally:
+        desk.stop()
+        os.killpg(ingest.pid, signal.SIGTERM)
+        ingest.wait(timeout=30)
         run.stop()
         os.killpg(flower.pid, signal.SIGTERM)
         flower.wait(timeout=30)
@@ -271,8 +298,13 @@ def test_no_secret_or_signature_reaches_logs_redis_flower_or_sentry_and_sentry_r
                      ["event", "stock.adjust", "unknown-art"], ["dead", "show", "stock.adjust:unknown-art"]):
             assert cli(run, *argv).returncode == 0, run.cli_output[-1]
 
+        ingest_signatures = through_the_ingest_door(run)
+        for key in ("R-HTTP", "R-HMAC"):
+            run.wait_for_state("receipt.create", key, "delivered")
+
         expected = [("dispatch.delete", "del-L2", "dead"), ("receipt.create", "(no key)", "dead"),
-                    ("stock.adjust", "rel-L", "uncertain"), ("stock.adjust", "unknown-art", "dead")]
+                    ("stock.adjust", "bad-http", "dead"), ("stock.adjust", "rel-L", "uncertain"),
+                    ("stock.adjust", "unknown-art", "dead")]
         wait_until(lambda: len(run.inbox.events()) >= len(expected), 30, "the Sentry reports")
         wait_until(lambda: _flower_saw(run, 6), 30, "Flower to see every task")
         tasks = flower_tasks(run)
@@ -311,10 +343,24 @@ def test_no_secret_or_signature_reaches_logs_redis_flower_or_sentry_and_sentry_r
         haystacks[f"log {path.name}"] = path.read_bytes()
     haystacks["wms-relay output"] = "\n".join(run.cli_output).encode()
     haystacks["flower tasks"] = json.dumps(tasks).encode()
+    haystacks["desk pages"] = desk_pages(run)
+    haystacks["redis, after the desk"], _ = redis_haystack(r)
+    for path in sorted(run.log_dir.glob("*.log")):
+        haystacks[f"log {path.name}, after the desk"] = path.read_bytes()
     haystacks["celery events"] = json.dumps(tap.events, default=str).encode()
     haystacks["sentry envelopes"] = b"\n".join(run.inbox.envelopes)
     needles = {"the secret": SECRET.encode(), "the secret, URL-quoted": quote(SECRET, safe="").encode(),
-               "the flower password": FLOWER_AUTH[1].encode()}
+               "the flower password": FLOWER_AUTH[1].encode(), "a desk password": DESK_PASSWORD.encode(),
+               "the desk's session key": DESK_SESSION_KEY.encode(),
+               "the store password": run.redis_server.password.encode(),
+               "the ingest token": run.ingest_token.encode(),
+               "the ingest HMAC secret": INGEST_HMAC_SECRET.encode()}
+    desk_hash = run.desk_users.read_text().split()[-1]
+    assert desk_hash.startswith("$argon2id$")
+    needles["a desk password's hash"] = desk_hash.encode()
+    needles["a desk password's hash, its digest part"] = desk_hash.rsplit("$", 1)[1].encode()
+    needles.update({f"ingest signature {n}": sig.encode() for n, sig in enumerate(ingest_signatures)})
+    assert len(ingest_signatures) == 2 and run.ingest_token.startswith("wmsr_")
     seen = _signatures_the_sandbox_saw(run)
     assert {method for method, _, _ in seen} == {"GET", "POST", "PATCH", "DELETE"} and len(seen) >= 9
     needles.update({f"signature of {method} {path}": sig.encode() for method, path, sig in seen})
@@ -322,6 +368,83 @@ def test_no_secret_or_signature_reaches_logs_redis_flower_or_sentry_and_sentry_r
             if needle in hay]
     assert hits == []
     assert any(b"wms_relay.attempts" in hay for hay in haystacks.values())  # the logs were searched
+    assert any(b"reason=unknown_token" in hay for name, hay in haystacks.items()
+               if name.startswith("log ingest"))  # the ingest's log was searched
+
+
+def through_the_ingest_door(run: Pipeline) -> list[str]:
+    """Events in over HTTP: with the token, with HMAC (then replayed), a wrong token, a stale signature, an
+    invalid event; the answers join the CLI output haystack.  Returns the hex signatures sent."""
+    from worker.web.ingest.auth import sign
+
+    wait_until(lambda: _answers_at(f"{run.ingest_url}/healthz"), 60, "the ingest door to listen")
+    url = f"{run.ingest_url}/v1/events/"
+    bearer = {"Authorization": f"Bearer {run.ingest_token}"}
+    answers = [requests.post(url + "receipt.create", json=example("receipt.create", transaction_id="R-HTTP"),
+                             headers=bearer, timeout=30)]
+    answers.append(requests.post(url + "receipt.create", json=example("receipt.create", transaction_id="R-X"),
+                                 headers={"Authorization": "Bearer wmsr_" + "x" * 43}, timeout=30))
+    body = json.dumps(example("receipt.create", transaction_id="R-HMAC")).encode()
+    signatures = []
+    for moment in (time.time(), time.time() - 3600):
+        timestamp = str(int(moment))
+        signature = sign(INGEST_HMAC_SECRET, timestamp, "POST", "/v1/events/receipt.create", body)
+        signatures.append(signature.partition("=")[2])
+        headers = {"Content-Type": "application/json", "X-WMS-Timestamp": timestamp,
+                   "X-WMS-Signature": signature}
+        answers += [requests.post(url + "receipt.create", data=body, headers=headers, timeout=30)
+                    for _ in range(2)]  # the second is a replay
+    invalid = example("stock.adjust", event_id="bad-http", quantity="lots")
+    answers.append(requests.post(url + "stock.adjust", json=invalid, headers=bearer, timeout=30))
+    answers.append(requests.get(url + "receipt.create/R-HTTP", headers=bearer, timeout=30))
+    assert [a.status_code for a in answers] == [202, 401, 202, 401, 401, 401, 422, 200]
+    assert [a.json().get("error") for a in answers[3:6]] == ["replayed", "stale", "stale"]
+    run.cli_output.append("\n".join(a.text for a in answers))
+    return signatures
+
+
+def _answers_at(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def desk_pages(run: Pipeline) -> bytes:
+    """Sign in to the desk (after two mistakes: a wrong password, and the password typed as the name) and
+    read every page, every dead letter's and uncertain event's page included; all the HTML, concatenated."""
+    import re
+
+    session = requests.Session()
+    pages = []
+
+    def token(html: str) -> str:
+        return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+    def sign_in(name: str, password: str) -> requests.Response:
+        form = session.get(run.desk_url + "sign-in", timeout=30).text
+        pages.append(form)
+        return session.post(run.desk_url + "sign-in", timeout=30,
+                            data={"name": name, "password": password, "csrf_token": token(form)})
+
+    assert sign_in("dora", "wrong-" + DESK_PASSWORD).status_code == 401
+    typed_wrong = sign_in(DESK_PASSWORD, "dora")
+    assert typed_wrong.status_code == 401
+    assert sign_in("dora", DESK_PASSWORD).url.rstrip("/") == run.desk_url.rstrip("/")
+    paths = ["", "dead-letters", "dead-letters?status=any", "uncertain", "retries", "audit",
+             "events/receipt.create/R-FLAKY", "events/stock.adjust/rel-L"]
+    listing = session.get(run.desk_url + "dead-letters?status=any", timeout=30).text
+    paths += sorted(set(re.findall(r'href="/(dead-letter/dl-\d+)"', listing)))
+    for path in paths:
+        answer = session.get(run.desk_url + path, timeout=30)
+        assert answer.status_code == 200, (path, answer.status_code)
+        pages.append(answer.text)
+        pages.append(json.dumps(dict(answer.headers)))
+    assert any("rel-L" in page for page in pages) and any("dead-letter/dl-" in p for p in pages)
+    last_page = pages[-2]
+    signed_out = session.post(run.desk_url + "sign-out", data={"csrf_token": token(last_page)}, timeout=30)
+    pages.append(signed_out.text)
+    return "\n".join(pages).encode()
 
 
 def _json_or_none(line: str) -> dict | None:

@@ -21,6 +21,7 @@ from worker.commands.presenting import (
     add_destination_option, age, complain, default_actor, destination_title, friendly_errors, parse_since,
     print_json, run_actions, say, shorten, table,
 )
+from worker.encoding import one_line
 from worker.settings import Settings
 
 
@@ -118,7 +119,7 @@ def run_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json(view)
         return 0
-    say(f"Dead letter {letter.letter_id}: {letter.operation} {letter.key} to "
+    say(f"Dead letter {letter.letter_id}: {letter.operation} {one_line(letter.key)} to "
         f"{destination_title(letter.destination)}")
     say(f"  written:  {view['created_at']} ({age(letter.age(now))} ago)")
     closed = f" by {letter.closed_by} at {view['closed_at']}: {letter.close_reason}"

@@ -1,10 +1,11 @@
 """``wms-relay demo`` (what ``make run`` runs): the whole service on its embedded defaults.
 
 Starts the embedded Redis-compatible server, the four sandboxes (Trademax, ka-ching, StockTrim,
-Stock2Shop), a worker, the scheduler and Flower on 127.0.0.1; feeds the sample events in ``examples/`` —
-including a dispatch update sent before its create, one invalid event and one that fails transiently —
-and prints each event's outcome as it lands, then how the sample stock count reached every channel.  Ctrl-C
-stops every process it started.  Logs of the processes are under ``var/demo/``."""
+Stock2Shop), a worker, the scheduler, Flower, the support desk and the ingest door on 127.0.0.1 (a desk
+user ``demo`` with a fresh password, printed once); feeds the sample events in ``examples/`` through the
+ingest door (HTTP) — including a dispatch update sent before its create, one invalid event and one that
+fails transiently — and prints each event's outcome as it lands, then how the sample stock count reached
+every channel.  Ctrl-C stops every process it started.  Logs of the processes are under ``var/demo/``."""
 from __future__ import annotations
 
 import argparse
@@ -52,6 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--exit-when-done", action="store_true",
                    help="stop once every sample event has landed (for tests) instead of waiting for Ctrl-C")
     p.add_argument("--flower-port", type=int, default=5555)
+    p.add_argument("--desk-port", type=int, default=8080)
+    p.add_argument("--ingest-port", type=int, default=8081)
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the events to land")
     p.set_defaults(handler=run)
 
@@ -62,6 +65,9 @@ def _demo_env(settings_env: dict, sandbox_port: int, redis_url: str) -> dict:
     env.setdefault("TRADEMAX_SECRET", secrets.token_hex(24))  # a fresh secret each run, never printed
     env["TRADEMAX_BASE_URL"] = f"http://127.0.0.1:{sandbox_port}/api/"
     env["REDIS_URL"] = redis_url
+    # The demo's ingest door is open on loopback (the demo feeds it without credentials).
+    env.pop("INGEST_TOKENS_FILE", None)
+    env.pop("INGEST_HMAC_SECRETS", None)
     # Quick retries and re-checks, so the demo shows them within seconds.
     env.setdefault("RETRY_BASE_SECONDS", "1")
     env.setdefault("RETRY_CAP_SECONDS", "3")
@@ -93,12 +99,21 @@ class Demo:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
-        print("Stopped: worker, scheduler, Flower, sandboxes.")
+        print("Stopped: worker, scheduler, Flower, desk, ingest, sandboxes.")
         if getattr(self, "started_redis", False):
             from worker.store import embedded as embedded_redis
 
             embedded_redis.stop(self.var_dir)
             print(f"Stopped the embedded Redis-compatible server (its data stays in {self.var_dir}/).")
+
+    def desk_user(self, users_file: Path) -> str:
+        """A desk operator ``demo`` with a fresh password for this run (the desk asks everyone to sign in)."""
+        from worker.web.desk.users import UsersFile
+
+        password = secrets.token_urlsafe(12)
+        UsersFile(users_file).add("demo", "operator", password)
+        self.env["DESK_USERS_FILE"] = str(users_file)
+        return password
 
     def wait_ready(self, name: str, check, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -113,12 +128,11 @@ class Demo:
         raise SystemExit(f"{name} did not become ready in {timeout:.0f} s; see {log}")
 
     def run(self) -> int:
-        from worker.store.connection import redis_url
+        import requests
+
         from worker.delivery.relay import build_relay
-        from worker.celery import app
-        from worker.delivery.pipeline import SETTLED, admit
         from worker.sandbox.control import SandboxControl
-        from tasks.publishing import celery_publisher
+        from worker.store.connection import redis_url
 
         settings = Settings.from_env()
         self.log_dir = settings.var_dir / "demo"
@@ -135,7 +149,10 @@ class Demo:
         self.env = _demo_env(dict(os.environ), sandbox_port, url)
         os.environ.update({k: self.env[k] for k in ("REDIS_URL",)})
         sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-        print(f"Redis-compatible server: {url} (data under {settings.var_dir}/)")
+        from worker.commands.check import shown_url
+
+        print(f"Redis-compatible server: {shown_url(url)} (data under {settings.var_dir}/; "
+              "password in its valkey/password file)")
 
         self.spawn("sandbox", "sandbox", "--host", "127.0.0.1", "--port", str(sandbox_port))
         control = SandboxControl(sandbox_url, timeout=5)
@@ -149,22 +166,33 @@ class Demo:
         self.spawn("scheduler", "scheduler")
         self.spawn("flower", "flower", "--address", "127.0.0.1", "--port", str(self.args.flower_port))
         print(f"Flower:                  http://127.0.0.1:{self.args.flower_port}/ (loopback only)")
+        desk_password = self.desk_user(settings.var_dir / "demo" / "desk-users")
+        self.spawn("desk", "desk", "--host", "127.0.0.1", "--port", str(self.args.desk_port))
+        desk_log = self.log_dir / "desk.log"
+        self.wait_ready("desk", lambda: b"listening on" in desk_log.read_bytes())
+        print(f"Support desk:            http://127.0.0.1:{self.args.desk_port}/ (sign in as demo, password "
+              f"{desk_password}: made for this run)")
+        ingest_url = f"http://127.0.0.1:{self.args.ingest_port}"
+        self.spawn("ingest", "ingest", "--host", "127.0.0.1", "--port", str(self.args.ingest_port))
+        self.wait_ready("ingest", lambda: _answers(f"{ingest_url}/healthz"))
+        print(f"Ingest (HTTP door):      {ingest_url}/v1/events/OPERATION  (contract: "
+              f"{ingest_url}/openapi.json; open on loopback)")
         print()
 
         relay = build_relay(Settings.from_env(self.env), sends=False)
-        publish = celery_publisher(app)
         watched: list[tuple[str, str]] = []
+        session = requests.Session()
 
         def feed(operation: str, message: dict) -> None:
-            admission = admit(relay, operation, message)
-            if admission.event is not None and admission.state not in SETTLED:
-                publish(admission.event.task_message())
-            print(f"  fed  {operation:<26} {admission.key:<22} {admission.state}"
-                  + (f" — {admission.detail}" if admission.detail else ""))
-            watched.append((operation, admission.key))
+            answer = session.post(f"{ingest_url}/v1/events/{operation}", json=message, timeout=30)
+            event = answer.json()["events"][0]
+            detail = event["note"] if event["status"] != 202 else ""
+            print(f"  fed  {operation:<26} {event['key']:<22} {event['state']} (HTTP {answer.status_code})"
+                  + (f" — {detail}" if detail else ""))
+            watched.append((operation, event["key"]))
 
-        print("Feeding the sample events in examples/ (keys tagged with this run's tag, so every run shows "
-              "the whole story):")
+        print(f"Feeding the sample events in examples/ through {ingest_url} (keys tagged with this run's "
+              "tag, so every run shows the whole story):")
         tag = time.strftime("-%H%M%S")
         for index, (operation, name, changes) in enumerate(SCRIPT):
             message = _tagged({**json.loads((EXAMPLES / name).read_text()), **changes}, tag)
@@ -195,7 +223,10 @@ class Demo:
               "invalid receipt). `.venv/bin/wms-relay dead list` shows them and why.")
         if self.args.exit_when_done:
             return 0
-        print("\nEverything is running. Open Flower, or try `.venv/bin/wms-relay enqueue ...`. Ctrl-C stops.")
+        print("\nEverything is running. Open the support desk or Flower, or send an event yourself "
+              "(Ctrl-C stops):\n"
+              f"  curl -sS -X POST {ingest_url}/v1/events/stock.adjust -H 'Content-Type: application/json' "
+              "--data-binary @examples/stock.adjust.json")
         signal.pause()
         return 0
 
@@ -279,6 +310,15 @@ class Demo:
                 return
             time.sleep(0.2)
         print(f"  (not everything landed within {self.args.timeout:.0f} s; see var/demo/*.log)")
+
+
+def _answers(url: str) -> bool:
+    import requests
+
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def _tagged(message: dict, tag: str) -> dict:

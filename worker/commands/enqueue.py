@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 
+from worker.encoding import one_line
 from worker.settings import Settings
 
 
@@ -21,29 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def read_events(text: str) -> list:
-    """One JSON value (object or array) or JSON lines → a list of events."""
-    stripped = text.strip()
-    if not stripped:
-        return []
-    try:
-        value = json.loads(stripped)
-    except json.JSONDecodeError:
-        events = []
-        for number, line in enumerate(stripped.splitlines(), 1):
-            if line.strip():
-                try:
-                    events.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"line {number} is not JSON: {exc.msg}") from None
-        return events
-    return value if isinstance(value, list) else [value]
-
-
 def run(args: argparse.Namespace) -> int:
     from tasks.events import OPERATIONS
+    from worker.delivery.admission import read_events, take_in_all
     from worker.celery import app
-    from worker.delivery.pipeline import SETTLED, admit
     from worker.delivery.relay import build_relay
     from tasks.publishing import celery_publisher
 
@@ -61,24 +43,19 @@ def run(args: argparse.Namespace) -> int:
         print("Nothing to do: no events in the input.")
         return 0
     relay = build_relay(Settings.from_env(), sends=False)
-    publish = celery_publisher(app)
     counts: dict[str, int] = {}
-    for message in events:
-        admission = admit(relay, args.operation, message)
-        state = admission.state
-        if admission.event is not None and state not in SETTLED:
-            publish(admission.event.task_message())
-            note = "queued" if state == "accepted" else f"already {state}; queued again (it is sent once)"
-        elif admission.event is not None:
-            note = f"already {state}; not sent again"
-        else:
-            note = admission.detail
-        counts[state] = counts.get(state, 0) + 1
+    for intake in take_in_all(relay, celery_publisher(app), args.operation, events):
+        shown = intake.state or "not admitted"
+        counts[shown] = counts.get(shown, 0) + 1
         if args.json:
-            print(json.dumps({"operation": args.operation, "key": admission.key, "state": state,
-                              "note": note}))
+            print(json.dumps({"operation": args.operation, "key": intake.key, "state": intake.state,
+                              "note": intake.note}))
         else:
-            print(f"{args.operation} {admission.key}: {state} — {note}")
+            print(f"{args.operation} {one_line(intake.key)}: {shown} — {one_line(intake.note)}")
     if not args.json:
         print("Summary: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    if counts.get("not admitted"):
+        print("wms-relay: the store did not answer; the events not admitted can be sent again as they are "
+              "(an admitted one is recognised by its key)", file=sys.stderr)
+        return 3
     return 1 if counts.get("dead") else 0

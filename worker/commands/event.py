@@ -16,6 +16,8 @@ import json
 from worker.commands.presenting import (
     add_destination_option, age, destination_title, friendly_errors, print_json, say, shorten,
 )
+from worker.encoding import one_line
+from worker.support.event_view import describe
 from worker.settings import Settings
 
 
@@ -28,49 +30,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_destination_option(p, "show only this destination's delivery")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=run)
-
-
-def describe(place, operation: str, key: str, destination: str | None = None) -> dict | None:
-    """The JSON view of one event (its deliveries to ``destination``, or to every destination), or None
-    when neither a ledger nor the dead letters know it."""
-    from worker.destinations.table import DESTINATIONS
-
-    deliveries = [view for name in DESTINATIONS if destination in (None, name)
-                  if (view := describe_delivery(place, name, operation, key)) is not None]
-    if not deliveries:
-        return None
-    return {**deliveries[0], "deliveries": deliveries}
-
-
-def describe_delivery(place, destination: str, operation: str, key: str) -> dict | None:
-    """The JSON view of ``destination``'s delivery of one event, or None when it has none."""
-    from worker.destinations.table import DESTINATIONS
-
-    relay = place.relay
-    record = relay.ledger_of(destination).get(operation, key)
-    letter = relay.dead_letters.latest_for(operation, key, destination)
-    retry = relay.schedule.get(DESTINATIONS[destination].delivery_ref(operation, key))
-    if record is None and letter is None:
-        return None
-    if record is not None:
-        view = {"destination": destination, **record.to_dict()}
-        view["in_ledger"] = True
-    else:  # an invalid event: dead-lettered at the door, never in the ledger
-        view = {"destination": destination, "operation": operation, "key": key,
-                "state": "dead" if letter.status == "open" else
-                letter.status, "attempts": 0, "result": None, "history": [], "attempts_log": [],
-                "event": letter.event, "in_ledger": False}
-    view["dead_letter"] = letter.to_dict() if letter is not None else None
-    view["scheduled_retry"] = None if retry is None else {
-        "due_at": _iso(retry.due_at), "due_in_seconds": round(retry.due_at - relay.clock(), 1),
-        "in_flight": retry.in_flight}
-    return view
-
-
-def _iso(moment_: float) -> str | None:
-    from worker.encoding import iso_time
-
-    return iso_time(moment_)
 
 
 def _candidates(place, operation: str, key: str | None) -> list[tuple[str, str]]:
@@ -110,12 +69,18 @@ def _order(kind: str, item: dict) -> int:
     return 1
 
 
-def _history_lines(view: dict) -> list[str]:
+def timeline(view: dict) -> list[tuple[str, str, dict]]:
+    """The event's story in order: (ISO time, ``t`` for a state change or ``a`` for a send attempt, the
+    entry).  In one millisecond the claim (→ sending) comes before its attempt, the attempt before what
+    followed."""
     entries = [(h["at"] or "", "t", h) for h in view["history"]] + \
               [(a["at"] or "", "a", a) for a in view.get("attempts_log", [])]
+    return sorted(entries, key=lambda e: (e[0], _order(e[1], e[2])))
+
+
+def _history_lines(view: dict) -> list[str]:
     lines = []
-    # Same millisecond: the claim (→ sending) comes before its attempt, the attempt before what followed.
-    for at, kind, item in sorted(entries, key=lambda e: (e[0], _order(e[1], e[2]))):
+    for at, kind, item in timeline(view):
         if kind == "t":
             who = f" by {item['actor']}" if item.get("actor") else ""
             reason = shorten(item["reason"], 140)
@@ -140,9 +105,9 @@ def run(args: argparse.Namespace) -> int:
 
     with workplace(Settings.from_env()) as place:
         views = [v for op, key in _candidates(place, args.operation, args.key)
-                 if (v := describe(place, op, key, args.destination)) is not None]
+                 if (v := describe(place.relay, op, key, args.destination)) is not None]
     if not views:
-        shown = f"{args.operation} {args.key}" if args.key else args.operation
+        shown = one_line(f"{args.operation} {args.key}" if args.key else args.operation)
         if args.json:
             op, _, key = (args.operation, None, args.key) if args.key else args.operation.partition(":")
             print_json({"operation": op if key else None, "key": key or args.operation, "state": None,
@@ -154,14 +119,14 @@ def run(args: argparse.Namespace) -> int:
     if len(views) > 1:
         say(f"Key {args.operation} is used by {len(views)} operations; name one:")
         for view in views:
-            say(f"  wms-relay event {view['operation']} {view['key']}    ({view['state']})")
+            say(f"  wms-relay event {view['operation']} {one_line(view['key'])}    ({view['state']})")
         return 1
     view = views[0]
     if args.json:
         print_json(view)
         return 0
     deliveries = view["deliveries"]
-    say(f"{view['operation']} {view['key']}: " + ", ".join(
+    say(f"{view['operation']} {one_line(view['key'])}: " + ", ".join(
         f"{destination_title(d['destination'])} {d['state']}" for d in deliveries))
     for delivery in deliveries:
         _show_delivery(delivery)

@@ -7,10 +7,10 @@ the README ("Watching it: Flower")."""
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import sys
 
 from worker.settings import Settings, SettingsError, valid_basic_auth
+from worker.web.serving import refuse_exposure
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,24 +20,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def is_loopback(address: str) -> bool:
-    if address in ("localhost", ""):
-        return address == "localhost"
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
-
 def check_exposure(address: str, basic_auth: str) -> None:
     """Refuse a Flower reachable from other machines without a password (and a malformed one anywhere)."""
     if basic_auth and not valid_basic_auth(basic_auth):
         raise SettingsError("FLOWER_BASIC_AUTH must be user:password (comma-separated for several users), "
                             "with neither part empty")
-    if not is_loopback(address) and not basic_auth:
-        raise SettingsError(
-            f"FLOWER_BASIC_AUTH must be set (user:password) to run Flower on {address or 'every address'}, "
-            "which other machines can reach; or use --address 127.0.0.1")
+    refuse_exposure(address, has_credentials=bool(basic_auth), what="Flower",
+                    credentials="FLOWER_BASIC_AUTH (user:password)", address_option="--address")
 
 
 def run(args: argparse.Namespace) -> int:

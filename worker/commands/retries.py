@@ -3,17 +3,20 @@ wait for their dispatch.create) and will be tried again on their own, each to it
 
     retries list [--destination D] [--json]
     retries run-now ID... | --all [--destination D]
+    retries discard ID... --reason TEXT    give up on them: the delivery is discarded (kept, never sent)
                      (ID: OPERATION:KEY for Trademax, DESTINATION/OPERATION:KEY for the others, as
                       `retries list` shows it)
 
 ``run-now`` makes an entry due at once; the scheduler puts it back on its queue within a second.  It does
-not change the retry limit: an event that keeps failing still becomes a dead letter."""
+not change the retry limit: an event that keeps failing still becomes a dead letter.  Both are audited
+(``--actor``, default your OS account; ``wms-relay audit`` lists every person's actions)."""
 from __future__ import annotations
 
 import argparse
 
 from worker.commands.presenting import (
-    add_destination_option, age, complain, friendly_errors, print_json, run_actions, say, shorten, table,
+    add_destination_option, age, complain, default_actor, friendly_errors, print_json, run_actions, say,
+    shorten, table,
 )
 from worker.settings import Settings
 
@@ -31,19 +34,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     now.add_argument("ids", nargs="*", metavar="ID", help="[DESTINATION/]OPERATION:KEY")
     now.add_argument("--all", action="store_true", help="every scheduled retry (of --destination)")
     add_destination_option(now, "with --all: only this destination's")
+    now.add_argument("--actor", default=None, help="who is acting (default: your OS account)")
     now.add_argument("--json", action="store_true", help="print the results as JSON")
     now.set_defaults(handler=run_now)
+    discard = sub.add_parser("discard", help="give up on scheduled retries (the deliveries are discarded)")
+    discard.add_argument("ids", nargs="+", metavar="ID", help="[DESTINATION/]OPERATION:KEY")
+    discard.add_argument("--reason", required=True, help="why (required; kept in the event's history)")
+    discard.add_argument("--actor", default=None, help="who is acting (default: your OS account)")
+    discard.add_argument("--json", action="store_true", help="print the results as JSON")
+    discard.set_defaults(handler=run_discard)
 
 
-def scheduled(place, destination: str | None = None) -> list[dict]:
-    """Every scheduled retry (of ``destination``) with what its ledger says of the delivery (state,
-    attempts, last error)."""
+def scheduled(place, destination: str | None = None, *, offset: int = 0,
+              limit: int | None = None) -> list[dict]:
+    """Scheduled retries (of ``destination``), soonest first (from ``offset``, at most ``limit``), with
+    what its ledger says of each delivery (state, attempts, last error)."""
     from worker.destinations.table import split_delivery_ref
 
     relay = place.relay
     now = relay.clock()
     found = []
-    for entry in relay.schedule.list(limit=None):
+    # One destination's: walk them all and page after filtering; every destination's: page in the store.
+    entries = relay.schedule.list(limit=limit, offset=offset) if destination is None else \
+        relay.schedule.list(limit=None)
+    for entry in entries:
         ref = split_delivery_ref(entry.entry_id)
         if ref is None:
             continue
@@ -61,6 +75,8 @@ def scheduled(place, destination: str | None = None) -> list[dict]:
                       "due_at": _iso(entry.due_at), "due_in_seconds": round(entry.due_at - now, 1),
                       "state": record.state if record else None, "attempts": record.attempts if record else 0,
                       "last_error": last_error})
+    if destination is not None:
+        found = found[offset:] if limit is None else found[offset:offset + limit]
     return found
 
 
@@ -102,5 +118,20 @@ def run_now(args: argparse.Namespace) -> int:
         return 2
     with workplace(Settings.from_env()) as place:
         targets = args.ids or [entry["id"] for entry in scheduled(place, args.destination)]
-        return run_actions(targets, lambda t: run_retry_now(place.desk, t), verb="made due now",
+        actor = args.actor or default_actor()
+        return run_actions(targets, lambda t: run_retry_now(place.desk, t, actor=actor), verb="made due now",
                            as_json=args.json, nothing="Nothing to do: no retries are scheduled.")
+
+
+@friendly_errors
+def run_discard(args: argparse.Namespace) -> int:
+    from worker.support.actions import discard_retry
+    from worker.support.desk import workplace
+
+    if not args.reason.strip():
+        complain("--reason must say why the retry is given up.")
+        return 2
+    actor = args.actor or default_actor()
+    with workplace(Settings.from_env()) as place:
+        return run_actions(args.ids, lambda t: discard_retry(place.desk, t, actor=actor, reason=args.reason),
+                           verb="discarded", as_json=args.json)

@@ -73,8 +73,11 @@ def per_destination(relay, now: float, destination: str | None = None) -> dict[s
     return found
 
 
-def collect(place, ping_timeout: float, destination: str | None = None) -> dict:
-    """Everything ``status`` reports, as one JSON-ready dict (``destination``: narrowed to it)."""
+def collect(place, ping_timeout: float, destination: str | None = None, *,
+            workers: list[str] | None = None) -> dict:
+    """Everything ``status`` reports, as one JSON-ready dict (``destination``: narrowed to it;
+    ``workers``: names already known to answer, instead of pinging now — the desk pings in the
+    background)."""
     from worker.encoding import iso_time
 
     relay, now = place.relay, place.relay.clock()
@@ -106,7 +109,7 @@ def collect(place, ping_timeout: float, destination: str | None = None) -> dict:
         "ledger": by_state,
         "delivered_last_hour": sum(d["delivered_last_hour"] for d in destinations.values()),
         "destinations": destinations,
-        "workers": workers_seen(place.app, ping_timeout),
+        "workers": workers_seen(place.app, ping_timeout) if workers is None else workers,
     }
 
 
@@ -148,7 +151,8 @@ def flow_line(flow: dict, *, now: float) -> str:
     return "; ".join(parts)
 
 
-def next_steps(report: dict) -> list[str]:
+def flow_steps(report: dict) -> list[str]:
+    """What a person should know of the destinations' flow: a pause in force, a circuit open."""
     steps = []
     for name, part in report["destinations"].items():
         flow = part.get("flow") or {}
@@ -158,17 +162,35 @@ def next_steps(report: dict) -> list[str]:
         if flow and flow["circuit"]["state"] != "closed":
             steps.append(f"{part['title']} is failing (circuit {flow['circuit']['state']}): its deliveries "
                          "wait without spending attempts; check it is up (`wms-relay check`).")
+    return steps
+
+
+def needs_a_person(report: dict) -> list[str]:
+    """What needs a person, in order: ``dead_letters``, ``uncertain``, ``no_worker`` (the CLI says each in
+    words, the desk links each to its page)."""
+    needs = []
     if report["dead_letters"]["count"]:
-        steps.append("Dead letters wait for a person: `wms-relay dead list`, then `dead show ID`, "
-                     "`dead retry ID` or `dead discard ID --reason ...`.")
+        needs.append("dead_letters")
     if report["uncertain"]["count"]:
-        steps.append("Uncertain deliveries: `wms-relay uncertain list`, check each at its destination, then "
-                     "`uncertain resolve ID --delivered|--resend --reason ...`.")
+        needs.append("uncertain")
     queued = sum(report["queues"].values()) + report["scheduled_retries"]["count"]
     if not report["workers"] and queued:
-        steps.append("No worker answered: events will not move. Start one (`wms-relay worker`, or "
-                     "`honcho start`) and check its log.")
-    return steps
+        needs.append("no_worker")
+    return needs
+
+
+_NEXT_STEPS = {
+    "dead_letters": "Dead letters wait for a person: `wms-relay dead list`, then `dead show ID`, "
+                    "`dead retry ID` or `dead discard ID --reason ...`.",
+    "uncertain": "Uncertain deliveries: `wms-relay uncertain list`, check each at its destination, then "
+                 "`uncertain resolve ID --delivered|--resend --reason ...`.",
+    "no_worker": "No worker answered: events will not move. Start one (`wms-relay worker`, or "
+                 "`honcho start`) and check its log.",
+}
+
+
+def next_steps(report: dict) -> list[str]:
+    return [_NEXT_STEPS[need] for need in needs_a_person(report)] + flow_steps(report)
 
 
 @friendly_errors

@@ -15,7 +15,10 @@ from worker.delivery.relay import Relay
 from worker.destinations.table import DESTINATIONS
 from worker.destinations.trademax import read_back as trademax_read_back
 from worker.destinations.trademax.read_back import LANDED, UNREADABLE, earlier_attempt_may_have_landed
-from worker.errors import DestinationError, OutcomeUnknownError, PermanentError, TransientError
+from worker.destinations.trademax import clock_skew
+from worker.errors import (
+    ClockSkewError, DestinationError, OutcomeUnknownError, PermanentError, TransientError,
+)
 from worker.store.records import AttemptEntry
 
 
@@ -46,6 +49,10 @@ def after_failure(relay: Relay, delivery: Delivery, attempt: int, round_attempt:
         else:
             keep_attempt(relay, delivery, tried)
         return "uncertain"
+    if isinstance(exc, ClockSkewError):  # our configuration, not the event: wait, alert, never give up
+        clock_skew.alert(exc.skew_seconds)
+        return retry_later(relay, delivery, owner, exc.retry_after or 60.0,
+                           reason=f"attempt {attempt}: {exc}", tried=tried)
     if isinstance(exc, (TransientError, OutcomeUnknownError)):
         if relay.policy.exhausted(round_attempt):
             return dead(relay, delivery, owner, reason="exhausted",

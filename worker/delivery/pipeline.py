@@ -9,9 +9,9 @@ for it and runs the event again (see :func:`deliver`).
     deliver(relay, operation, message, owner=..., destination=...) -> the state this run left it in
 
 The WMS publishes to the first destination (``worker.destinations.table.INTAKE``).  Its run *fans out*
-before it sends: every other destination that is on and takes the event (``table.routes``) gets the
-event accepted in its own ledger and its own task message on its own queue (:func:`fan_out`), so each
-destination's delivery is claimed, retried and parked on its own — a destination that is down delays
+before it sends (``worker.delivery.fan_out``): every other destination that is on and takes the event
+(``table.routes``) gets the event accepted in its own ledger and its own task message on its own queue,
+so each destination's delivery is claimed, retried and parked on its own — a destination that is down delays
 only its own deliveries (docs/architecture.md, "One event, several destinations").
 
 Where a send does not deliver the event (retry later, read back, dead letter, uncertain):
@@ -21,22 +21,26 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import redis
 
 from tasks.events import Delivery, DeliveryEvent, InvalidEvent, validate_event
+from worker.encoding import utf8_safe
 from worker.delivery.failures import after_failure, dead, ensure_dead_letter, keep_attempt
 from worker.delivery.failures import retry_later
 from worker.delivery.batch_delivery import add_to_batch
+from worker.delivery.fan_out import fan_out
 from worker.delivery.held import hold_back
 from worker.delivery.rejections import best_key, reject_conflict, reject_invalid
 from worker.delivery.relay import Relay
 from worker.destinations.contract import Operation, classification_of
-from worker.destinations.table import DESTINATIONS, INTAKE, ROWS, routes
+from worker.destinations.table import DESTINATIONS, INTAKE, ROWS
 from worker.errors import DestinationError, TransientError
 from worker.store.records import AttemptEntry
+from worker.store.requests import replayable
 
 log = logging.getLogger("wms_relay.delivery")
 
@@ -62,6 +66,8 @@ class Admission:
     event: DeliveryEvent | None = None
     accepted: Any = None
     claim: Any = None  # with ``claim_for``: the claim taken in the same step
+    refusal: str = ""  # "invalid" or "conflict" when the event was turned away (a dead letter), else ""
+    problems: dict | None = None  # invalid: field path -> messages, as the dead letter keeps them
 
 
 def admit(relay: Relay, operation: str, message: Any, *, claim_for: str | None = None,
@@ -76,7 +82,8 @@ def admit(relay: Relay, operation: str, message: Any, *, claim_for: str | None =
         event = validate_event(operation, message)
     except InvalidEvent as exc:
         reject_invalid(relay, operation, message, exc, destination=destination)
-        return Admission(operation, best_key(message), "dead", f"invalid: {exc}")
+        return Admission(operation, best_key(message), "dead", f"invalid: {exc}", refusal="invalid",
+                         problems=utf8_safe(exc.messages))
     ledger = relay.ledger_of(destination)
     if claim_for is None:
         accepted, claim = ledger.accept(event), None
@@ -84,67 +91,58 @@ def admit(relay: Relay, operation: str, message: Any, *, claim_for: str | None =
         accepted, claim = ledger.accept_and_claim(event, claim_for)
     if accepted.conflict:
         reject_conflict(relay, Delivery(ROWS[destination, operation], event), accepted)
-        return Admission(operation, event.key, "dead", "conflict: same key, different payload; not sent")
+        return Admission(operation, event.key, "dead", "conflict: same key, different payload; not sent",
+                         refusal="conflict")
     return Admission(operation, event.key, accepted.state, "", event, accepted, claim)
 
 
-def fan_out(relay: Relay, event: DeliveryEvent) -> list[str]:
-    """Give every other destination that takes ``event`` its own delivery: accepted in its ledger, then
-    its task published (or, if the broker refuses, left in the retry schedule, due now).  Idempotent: a
-    delivery already known is published again only while it is still ``accepted`` (its first message may
-    have been lost with a worker killed in between; a spare copy is harmless — its claim sends it once).
-    Returns the destinations whose delivery was queued by this call."""
-    queued = []
-    for row in routes(event, relay.settings)[1:]:
-        delivery = Delivery(row, event)
-        accepted = relay.ledger_of(row.destination).accept(event)
-        if accepted.conflict:
-            reject_conflict(relay, delivery, accepted)
-        elif accepted.state == "accepted":
-            if relay.flow.batched(row.destination):
-                add_to_batch(relay, delivery, accepted)  # a bulk destination's count waits in its batch
-            else:
-                _queue(relay, delivery)
-            queued.append(row.destination)
-    return queued
+@dataclass
+class _Run:
+    """What one delivery did that the store may not know yet: ``sent`` once the request left; ``finish``
+    then records its outcome (the destination's answer or error), and is what runs again after a store
+    outage."""
 
-
-def _queue(relay: Relay, delivery: Delivery) -> None:
-    message = delivery.task_message()
-    if relay.publish is not None:
-        try:
-            relay.publish(message)
-            return
-        except Exception as exc:  # noqa: BLE001 — any broker failure: the durable schedule takes it
-            log.warning("could not publish %s (%s: %s); the scheduler will", delivery.ref, type(exc).__name__,
-                        exc)
-    relay.schedule.schedule(delivery.ref, message, relay.clock())
+    sent: bool = False
+    finish: Callable[[], str] | None = None
+    # The request-id base of the recording: unique per delivery (owners are unique per task in a worker,
+    # but not in every caller).
+    nonce: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 def deliver(relay: Relay, operation: str, message: Any, *, owner: str, destination: str = INTAKE.name) -> str:
     """Take one event from the queue to a state of ``destination``'s delivery.  Safe to call any number
     of times for one event.
 
-    If the store becomes unreachable midway, the event is run again (same owner, so its own claim is
-    taken back — as an interrupted send: resent only where that is safe, else ``uncertain``) once the
-    store answers, for up to the visibility timeout.  Letting the error end the task instead loses the
-    event: Celery acknowledges a failed task (acks_late acks failures too) as soon as the store is back,
-    and the event stays ``sending`` with no message left to finish it — the chaos run's Redis restart
-    left 16 of 60 receipts so.  Past the visibility timeout the error propagates (the broker hands the
-    message out again by then anyway)."""
+    If the store becomes unreachable midway, the event is run again (same owner) once the store answers,
+    for up to the visibility timeout.  Letting the error end the task instead loses the event: Celery
+    acknowledges a failed task (acks_late acks failures too) as soon as the store is back, and the event
+    stays ``sending`` with no message left to finish it — the chaos run's Redis restart left 16 of 60
+    receipts so.  Past the visibility timeout the error propagates (the broker hands the message out again
+    by then anyway).
+
+    Before the send, running again takes back this run's own claim — not an interrupted send: nothing
+    left.  After the send, the outcome is known and is kept here until the store takes it, however long
+    that is: only its recording runs again, each store call replaying its first reply
+    (``worker.store.requests``), so a 200 is recorded ``delivered`` with the destination's answer, never
+    ``uncertain``, and no attempt is logged twice."""
     give_up_at = relay.clock() + relay.settings.visibility_timeout_seconds
+    run = _Run()
     while True:
         try:
-            return _deliver(relay, operation, message, owner=owner, destination=destination)
+            if run.finish is not None:
+                return run.finish()
+            return _deliver(relay, operation, message, owner=owner, destination=destination, run=run)
         except _STORE_UNREACHABLE as exc:
-            if relay.clock() >= give_up_at:
+            if run.finish is None and relay.clock() >= give_up_at:
                 raise
-            log.warning("store unreachable while delivering %s (%s: %s); trying again in %.0f s",
-                        operation, type(exc).__name__, exc, STORE_OUTAGE_PAUSE_SECONDS)
+            log.warning("store unreachable while delivering %s to %s (%s: %s)%s; trying again in %.0f s",
+                        operation, destination, type(exc).__name__, exc,
+                        ": the send's outcome is kept until it is recorded" if run.finish else "",
+                        STORE_OUTAGE_PAUSE_SECONDS)
             time.sleep(STORE_OUTAGE_PAUSE_SECONDS)
 
 
-def _deliver(relay: Relay, operation: str, message: Any, *, owner: str, destination: str) -> str:
+def _deliver(relay: Relay, operation: str, message: Any, *, owner: str, destination: str, run: _Run) -> str:
     row = ROWS.get((destination, operation))
     if row is None and destination != INTAKE.name:
         raise LookupError(f"{destination} takes no {operation!r} (no row in its table)")
@@ -159,26 +157,33 @@ def _deliver(relay: Relay, operation: str, message: Any, *, owner: str, destinat
     passage = _Passage(gate, verdict.ticket)
     try:
         return _deliver_now(relay, operation, message, owner=owner, destination=destination, row=row,
-                            passage=passage)
+                            run=run, passage=passage)
     finally:
         passage.give_back()
 
 
 class _Passage:
     """A send the gate let through: its outcome goes back to the gate once (or, if no send happened
-    after all, its ticket)."""
+    after all, its ticket).  Best effort: the store unreachable at that moment costs the circuit one
+    report, never the send's outcome (which :func:`deliver` keeps until the ledger has it)."""
 
     def __init__(self, gate, ticket: str) -> None:
         self._gate, self._ticket, self._done = gate, ticket, False
 
     def report(self, error: Any) -> None:
         self._done = True
-        self._gate.report(error, ticket=self._ticket)
+        try:
+            self._gate.report(error, ticket=self._ticket)
+        except _STORE_UNREACHABLE as exc:
+            log.warning("could not tell the flow gate of %s how a send went (%s)", self._gate.title, exc)
 
     def give_back(self) -> None:
         if not self._done:
             self._done = True
-            self._gate.report(ticket=self._ticket, sent=False)
+            try:
+                self._gate.report(ticket=self._ticket, sent=False)
+            except _STORE_UNREACHABLE:
+                pass  # the ticket lapses by itself
 
 
 def _accept_only(relay: Relay, operation: str, message: Any, destination: str, row, verdict) -> str:
@@ -201,7 +206,7 @@ def _accept_only(relay: Relay, operation: str, message: Any, destination: str, r
     return hold_back(relay, delivery, verdict)
 
 
-def _deliver_now(relay: Relay, operation: str, message: Any, *, owner: str, destination: str, row,
+def _deliver_now(relay: Relay, operation: str, message: Any, *, owner: str, destination: str, row, run: _Run,
                  passage: _Passage) -> str:
     # An event that may have to wait for its dispatch is claimed only once it need not; any other is
     # recorded and claimed in one store call.
@@ -230,7 +235,9 @@ def _deliver_now(relay: Relay, operation: str, message: Any, *, owner: str, dest
     if claim.status != "claimed":
         return claim.state
     title = DESTINATIONS[destination].title
-    if claim.interrupted and not row.safe_to_resend(delivery.event):
+    # Our own claim again (the store went away after taking it, before anything was sent): not interrupted.
+    interrupted = claim.interrupted and claim.previous_owner != owner
+    if interrupted and not row.safe_to_resend(delivery.event):
         # A worker died mid-send (its lease ran out): the destination may have applied it.  Resending is
         # safe only where it deduplicates or the value is absolute; otherwise a person decides.
         reason = (f"a worker stopped while sending it; {title} may have applied it — not resent "
@@ -250,11 +257,10 @@ def _deliver_now(relay: Relay, operation: str, message: Any, *, owner: str, dest
             return retry_later(relay, delivery, owner, STOCK_TURN_RETRY_SECONDS,
                                reason="another count of this SKU is being sent")
     try:
-        return _send(relay, delivery, claim, dispatch_id, owner, passage)
+        return _send(relay, delivery, claim, dispatch_id, owner, run, passage)
     finally:
-        if counted:
-            relay.stock_order_of(destination).release(delivery.fields["warehouse_id"],
-                                                      delivery.fields["artno"], owner)
+        if counted and run.finish is None:
+            _release_turn(relay, delivery, owner)
 
 
 def _is_absolute_count(event: DeliveryEvent) -> bool:
@@ -287,11 +293,14 @@ def _call(relay: Relay, row: Operation, fields: dict, dispatch_id: Any) -> Any:
     return row.send(client, fields, dispatch_id)
 
 
-def _send(relay: Relay, delivery: Delivery, claim: Any, dispatch_id: Any, owner: str,
+def _send(relay: Relay, delivery: Delivery, claim: Any, dispatch_id: Any, owner: str, run: _Run,
           passage: _Passage) -> str:
     """Send once and move the delivery on.  The attempt's outcome is written by the same ledger call as
-    the transition it leads to (one store round trip fewer per event than writing it first)."""
+    the transition it leads to (one store round trip fewer per event than writing it first); that
+    recording is ``run.finish``, run again after a store outage with the same request ids (see
+    :func:`deliver`)."""
     attempt = claim.attempt
+    run.sent = True
     try:
         reply = _call(relay, delivery.row, delivery.fields, dispatch_id)
     except DestinationError as exc:
@@ -301,14 +310,53 @@ def _send(relay: Relay, delivery: Delivery, claim: Any, dispatch_id: Any, owner:
         relay.observer.attempt(delivery, attempt, outcome, status=exc.status,
                                error_code=exc.error_code, latency=latency)
         tried = AttemptEntry(attempt, outcome, exc.status, exc.error_code,
-                             tuple(exc.error_messages or []) or (str(exc),), at=relay.clock())
-        return after_failure(relay, delivery, attempt, claim.round_attempt, exc, owner, tried, dispatch_id)
+                             tuple(exc.error_messages or []) or (str(exc),), latency=latency,
+                             at=relay.clock())
+        failure = exc  # ``exc`` is unbound when the except block ends
 
-    passage.report(None)
-    outcome = "duplicate" if reply.duplicate else "delivered"
-    relay.observer.attempt(delivery, attempt, outcome, status=reply.status, error_code=reply.error_code,
-                           latency=reply.latency_seconds)
-    tried = AttemptEntry(attempt, outcome, reply.status, reply.error_code, at=relay.clock())
+        def record() -> str:
+            return after_failure(relay, delivery, attempt, claim.round_attempt, failure, owner, tried,
+                                 dispatch_id)
+    else:
+        passage.report(None)
+        outcome = "duplicate" if reply.duplicate else "delivered"
+        relay.observer.attempt(delivery, attempt, outcome, status=reply.status, error_code=reply.error_code,
+                               latency=reply.latency_seconds)
+        tried = AttemptEntry(attempt, outcome, reply.status, reply.error_code,
+                             latency=reply.latency_seconds, at=relay.clock())
+
+        def record() -> str:
+            return _record_delivery(relay, delivery, reply, tried, owner)
+    return _keep_until_recorded(relay, delivery, owner, attempt, record, run)
+
+
+def _keep_until_recorded(relay: Relay, delivery: Delivery, owner: str, attempt: int,
+                         record: Callable[[], str], run: _Run) -> str:
+    """Record a send's outcome; if the store is gone meanwhile, ``run.finish`` keeps it (in this worker)
+    for :func:`deliver` to record once the store is back, in ``delivery.destination``'s ledger, each store
+    call replaying its first reply."""
+    def recorded() -> str:
+        with replayable(f"{run.nonce}:{attempt}"):
+            return record()
+
+    def recorded_later() -> str:  # after an outage: the stock turn is let go here, not by _deliver
+        state = recorded()
+        if _is_absolute_count(delivery.event):
+            _release_turn(relay, delivery, owner)
+        return state
+
+    run.finish = recorded_later
+    state = recorded()
+    run.finish = None  # recorded at once: _deliver lets go of the stock turn as usual
+    return state
+
+
+def _release_turn(relay: Relay, delivery: Delivery, owner: str) -> None:
+    relay.stock_order_of(delivery.destination).release(delivery.fields["warehouse_id"],
+                                                       delivery.fields["artno"], owner)
+
+
+def _record_delivery(relay: Relay, delivery: Delivery, reply: Any, tried: AttemptEntry, owner: str) -> str:
     title = DESTINATIONS[delivery.destination].title
     moved = relay.ledger_of(delivery.destination).transition(
         delivery.operation, delivery.key, "delivered", owner=owner, result=reply.ledger_result(), log=tried,

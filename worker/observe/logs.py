@@ -13,6 +13,7 @@ import sys
 from typing import TextIO
 
 from worker.redaction import Scrubber
+from worker.store.connection import store_password
 from worker.settings import LOG_LEVELS, Settings, SettingsError, valid_log_level
 
 
@@ -49,7 +50,8 @@ def formatter_for(settings: Settings) -> logging.Formatter:
         inner: logging.Formatter = _JsonFormatter()
     else:
         inner = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return _ScrubbingFormatter(inner, Scrubber.from_settings(settings))
+    scrubber = Scrubber.from_settings(settings, store_password=store_password(settings))
+    return _ScrubbingFormatter(inner, scrubber)
 
 
 CELERY_PER_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")

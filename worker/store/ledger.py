@@ -4,7 +4,10 @@ It is what makes delivery exactly-once.  ``accept`` records an event (or recogni
 different payload under the same key: a conflict); ``claim`` lets one worker at a time send it, under a
 lease that a crashed worker's claim loses when it expires; ``transition`` moves it on (compare-and-set,
 so a worker whose lease was taken over cannot overwrite the new owner's work); support staff ``reopen``
-parked events.  Each of these is one Lua script (``worker.store.ledger_scripts``): atomic on the server.
+parked events; the ingest door may ``withdraw`` an accept whose event it could not queue.  Each of
+these is one Lua script (``worker.store.ledger_scripts``): atomic on the server, and carrying a request
+id, so that a call resent after a timeout replays its first reply instead of running twice (the
+store-call rule: ``worker.store.requests``).
 
 States: ``accepted`` → ``sending`` → ``delivered`` | ``superseded`` | ``retrying`` | ``waiting`` |
 ``uncertain`` | ``dead``; ``discarded`` by a person.  Final states (delivered, superseded, discarded) keep
@@ -34,11 +37,14 @@ from typing import Any, Callable, Iterable, Mapping
 from worker.encoding import canonical_json, event_ref, stored_json, text
 from worker.store import ledger_scripts
 from worker.store.records import AttemptEntry, EventRecord, event_json, parse_record
+from worker.store.requests import reply_key, request_id
 
 OPEN_STATES = ledger_scripts.OPEN_STATES
 FINAL_STATES = ledger_scripts.FINAL_STATES
 STATES = OPEN_STATES + FINAL_STATES
 _OPERATION = re.compile(r"^[a-z][a-z0-9_.-]*$")
+# How far back the per-minute counts of deliveries and failures reach (the support desk charts them).
+PER_MINUTE_WINDOW_SECONDS = 6 * 3600.0
 
 
 def fingerprint(fields: Mapping[str, Any]) -> str:
@@ -152,7 +158,7 @@ class Ledger:
     ) -> None:
         """``delivered_retention_seconds`` <= 0 keeps final records forever (never "expire at once": a
         forgotten delivery would be sent again).  ``delivered_window_seconds``: how far back the
-        per-minute delivery counts reach (``delivered_since``)."""
+        per-minute counts of deliveries and failures reach (``delivered_since``, ``per_minute``)."""
         self._redis = redis_client
         self._lease = float(lease_seconds)
         self._retention_seconds = float(delivered_retention_seconds)
@@ -166,12 +172,15 @@ class Ledger:
         self._accept_and_claim = redis_client.register_script(ledger_scripts.ACCEPT_AND_CLAIM)
         self._transition = redis_client.register_script(ledger_scripts.TRANSITION)
         self._record_attempt = redis_client.register_script(ledger_scripts.RECORD_ATTEMPT)
+        self._withdraw = redis_client.register_script(ledger_scripts.WITHDRAW)
 
     @classmethod
     def from_settings(cls, redis_client, settings, *, clock: Callable[[], float] = time.time) -> "Ledger":
-        """A ledger with the lease and retention configured in ``settings``."""
+        """A ledger with the lease and retention configured in ``settings``, counting deliveries and
+        failures per minute over :data:`PER_MINUTE_WINDOW_SECONDS` (the support desk's chart)."""
         return cls(redis_client, lease_seconds=settings.claim_lease_seconds,
-                   delivered_retention_seconds=settings.delivered_retention_days * 86400.0, clock=clock)
+                   delivered_retention_seconds=settings.delivered_retention_days * 86400.0, clock=clock,
+                   delivered_window_seconds=PER_MINUTE_WINDOW_SECONDS)
 
     def sibling(self, namespace: str) -> "Ledger":
         """The same ledger (store, lease, retention, clock) for another destination's deliveries: its keys
@@ -203,6 +212,11 @@ class Ledger:
         return [self.record_key(operation, key), f"{self._ns}:ledger:totals", self._per_minute_key,
                 *(self._index_key(s) for s in OPEN_STATES)]
 
+    def _request_keys(self, operation: str, key: str) -> list[str]:
+        """:meth:`_keys` and, last, the reply key of a new request id: a state-changing script resent
+        after a timeout replays its first reply (``worker.store.requests``)."""
+        return [*self._keys(operation, key), reply_key(self._ns, request_id())]
+
     def drop_legacy_keys(self) -> list[str]:
         """Delete keys earlier versions kept and nothing reads any more; return the ones that existed.
         The scheduler calls it at start.  ``ledger:delivered:recent``: the one-hour sorted set (one entry
@@ -223,7 +237,7 @@ class Ledger:
         event = LedgerEvent.coerce(event)
         print_ = fingerprint(event.fields)
         body = event_json(print_, event.key, event.fields, event.occurred_at, event.event_id)
-        reply = self._accept(keys=self._keys(event.operation, event.key),
+        reply = self._accept(keys=self._request_keys(event.operation, event.key),
                              args=[print_, body, _stamp(self._clock()),
                                    event_ref(event.operation, event.key)])
         return _accepted(reply, print_)
@@ -236,11 +250,20 @@ class Ledger:
         print_ = fingerprint(event.fields)
         body = event_json(print_, event.key, event.fields, event.occurred_at, event.event_id)
         now = self._clock()
-        reply = self._accept_and_claim(keys=self._keys(event.operation, event.key), args=[
+        reply = self._accept_and_claim(keys=self._request_keys(event.operation, event.key), args=[
             print_, body, _stamp(now), event_ref(event.operation, event.key), owner,
             _stamp(now + self._lease)])
         accepted = _accepted(reply[:4], print_)
         return accepted, None if accepted.conflict else self._claim_reply(reply[4:], now)
+
+    def withdraw(self, event: Any) -> bool:
+        """Undo an :meth:`accept` whose event could not be queued (the door answers "not admitted, send
+        it again"): remove the record if it is still exactly as accept left it — ``accepted``, never
+        claimed, same fields.  True if removed.  Harmless if a copy of the event is queued after all: the
+        worker records it again when it takes the message."""
+        event = LedgerEvent.coerce(event)
+        return bool(self._withdraw(keys=self._request_keys(event.operation, event.key),
+                                   args=[fingerprint(event.fields), event_ref(event.operation, event.key)]))
 
     def claim(self, operation: str, key: str, fingerprint: str, owner: str) -> Claim:
         """Take the event for one send attempt (``status == "claimed"``), under a lease.
@@ -251,7 +274,7 @@ class Ledger:
         under an expired lease succeeds and says so (``previous_state == "sending"``): the crashed
         attempt may have reached the destination.  ``owner`` should be unique per task execution."""
         now = self._clock()
-        reply = self._claim(keys=self._keys(operation, key),
+        reply = self._claim(keys=self._request_keys(operation, key),
                             args=[fingerprint, owner, _stamp(now), _stamp(now + self._lease),
                                   event_ref(operation, key)])
         return self._claim_reply(reply, now)
@@ -280,7 +303,7 @@ class Ledger:
         if given).  Outcomes are the classifier's words: delivered, transient, unknown, permanent..."""
         entry = AttemptEntry(attempt=attempt, outcome=outcome, status=status, error_code=error_code,
                              messages=tuple(messages), latency=latency, at=self._clock())
-        return bool(self._record_attempt(keys=self._keys(operation, key),
+        return bool(self._record_attempt(keys=self._request_keys(operation, key),
                                          args=[owner or "", entry.to_json()]))
 
     def transition(self, operation: str, key: str, to_state: str, *, reason: str, owner: str | None = None,
@@ -322,7 +345,7 @@ class Ledger:
             if unknown or not expected:
                 raise ValueError(f"expected_states must be known states, got {expected!r}")
             expected = "," + ",".join(expected) + ","
-        reply = self._transition(keys=self._keys(operation, key), args=[
+        reply = self._transition(keys=self._request_keys(operation, key), args=[
             to_state, reason, owner or "", actor or "",
             stored_json(result, where="a ledger result") if result is not None else "",
             "" if attempt is None else str(int(attempt)), expected, _stamp(self._clock()),
@@ -356,8 +379,19 @@ class Ledger:
         Reaches back ``delivered_window_seconds`` (counts per minute, not one index entry per event: an
         entry per delivery cost ~110 bytes an event for an hour, for the sake of one number)."""
         first = math.floor(since / 60)
-        counts = self._redis.hgetall(self._per_minute_key)
-        return sum(int(n) for minute, n in counts.items() if int(minute) >= first)
+        return sum(delivered for minute, (delivered, _) in self.per_minute().items() if minute >= first)
+
+    def per_minute(self) -> dict[int, tuple[int, int]]:
+        """Unix minute -> (deliveries, failures) for the minutes of the window that saw any.  A failure is
+        a move to retrying, uncertain or dead (one per failed attempt, and one per event given up on)."""
+        found: dict[int, tuple[int, int]] = {}
+        for raw_field, raw_count in self._redis.hgetall(self._per_minute_key).items():
+            name, count = text(raw_field), int(raw_count)
+            failed = name.startswith("f")
+            minute = int(name[1:] if failed else name)
+            delivered_n, failed_n = found.get(minute, (0, 0))
+            found[minute] = (delivered_n, failed_n + count) if failed else (delivered_n + count, failed_n)
+        return found
 
     def oldest_in_state(self, state: str) -> tuple[str, str, float] | None:
         """(operation, key, entered_at) of the event longest in an open state, or None."""

@@ -16,6 +16,12 @@ shows both):
 - resolve an uncertain delivery: ``uncertain → delivered`` (a person saw it at the destination) or
   reopened and published again (a person saw it is not there) — either is one compare-and-set: one
   person wins.
+- run a scheduled retry now, or discard it (``retrying|waiting → discarded`` in that destination's
+  ledger, one compare-and-set, then off the schedule; a copy already on its way finds it settled).
+
+Every action but a dry run is also written to the audit log (``worker.store.audit_log``: who, what, why,
+how it ended, and whether from the CLI or the desk) when the desk has one; its target names the
+destination's delivery (``kaching/stock.adjust:E-1``) for any destination but the first.
 
 Every action returns an :class:`ActionReport` — done, skipped (nothing to do, or not allowed: the message
 says why) or failed — with one plain sentence and the next step, and never raises for a person's mistake
@@ -23,11 +29,14 @@ says why) or failed — with one plain sentence and the next step, and never rai
 """
 from __future__ import annotations
 
+import functools
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
 from tasks.events import Delivery, InvalidEvent, validate_event
+from tasks.raw_messages import REASON as MALFORMED
 from worker.destinations.table import DESTINATIONS, INTAKE, ROWS, split_delivery_ref
 from worker.store.dead_letters import DeadLetter, DeadLetters
 from worker.encoding import iso_time
@@ -53,6 +62,8 @@ class SupportDesk:
     publish: Callable[[dict], None]
     dispatch_waiters: Any = None  # worker.store.dispatch_waiters.DispatchWaiters, when available
     clock: Callable[[], float] = field(default=time.time)
+    audit: Any = None  # worker.store.audit_log.AuditLog: every action is recorded there too
+    via: str = "cli"  # where people act from: cli or desk (kept in the audit log)
 
     def ledger_of(self, destination: str) -> Ledger:
         return self.ledger.sibling(DESTINATIONS[destination].namespace)
@@ -73,6 +84,29 @@ class ActionReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _audited(action: str | Callable[[dict], str]):
+    """Record the report of a person's action in the desk's audit log (dry runs are not actions)."""
+
+    def wrap(act: Callable[..., ActionReport]) -> Callable[..., ActionReport]:
+        @functools.wraps(act)
+        def audited(desk: SupportDesk, *args: Any, **kwargs: Any) -> ActionReport:
+            report = act(desk, *args, **kwargs)
+            if desk.audit is not None and not report.dry_run:
+                try:
+                    name = action if isinstance(action, str) else action(kwargs)
+                    desk.audit.record(actor=kwargs["actor"], action=name, target=report.target,
+                                      operation=report.operation, key=report.key,
+                                      reason=kwargs.get("reason") or "", status=report.status,
+                                      message=report.message, via=desk.via)
+                except Exception:  # noqa: BLE001 — the action is done; say so rather than fail it now
+                    logging.getLogger("wms_relay.audit").exception("could not write the audit entry")
+            return report
+
+        return audited
+
+    return wrap
 
 
 def tally(reports: Iterable[ActionReport]) -> dict[str, int]:
@@ -138,6 +172,11 @@ def _plan_retry(desk: SupportDesk, letter: DeadLetter) -> _Plan:
                  "event (same key, other content)")
     if letter.reason == _CONFLICT:
         return _Plan(refusal=taken_key, next_step=f"have the WMS send it with a new key, then: {discard}")
+    if letter.reason == MALFORMED:
+        return _Plan(refusal="cannot be retried: it is a malformed raw message, not an event wms-relay can "
+                             f"send ({letter.detail or 'see dead show'}); nothing in it was validated or "
+                             "recorded",
+                     next_step=f"fix the publisher and have the WMS send the event again, then: {discard}")
     try:
         validated = validate_event(letter.operation, letter.event)
         event = Delivery(ROWS[letter.destination, letter.operation], validated)
@@ -167,6 +206,7 @@ def _plan_retry(desk: SupportDesk, letter: DeadLetter) -> _Plan:
     return _Plan(event=event)
 
 
+@_audited("retry")
 def retry_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str = "",
                  dry_run: bool = False, destination: str | None = None) -> ActionReport:
     """Retry one dead letter (id, or a delivery: ``OPERATION:KEY`` of ``destination``): the module
@@ -217,6 +257,7 @@ def retry_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str = "",
 
 # -- discard a dead letter ----------------------------------------------------------------------------
 
+@_audited("discard")
 def discard_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str,
                    destination: str | None = None) -> ActionReport:
     """Give up on one dead letter (kept, marked discarded, with who and why)."""
@@ -245,6 +286,7 @@ def discard_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str,
 
 # -- uncertain events ---------------------------------------------------------------------------------
 
+@_audited(lambda kwargs: "resolve-delivered" if kwargs["delivered"] else "resolve-resend")
 def resolve_uncertain(desk: SupportDesk, operation: str, key: str, *, delivered: bool, actor: str,
                       reason: str, destination: str = INTAKE.name) -> ActionReport:
     """A person checked the destination: it has the event (``delivered``) or it does not (resend it
@@ -288,7 +330,8 @@ def resolve_uncertain(desk: SupportDesk, operation: str, key: str, *, delivered:
 
 # -- scheduled retries --------------------------------------------------------------------------------
 
-def run_retry_now(desk: SupportDesk, entry_id: str) -> ActionReport:
+@_audited("run-now")
+def run_retry_now(desk: SupportDesk, entry_id: str, *, actor: str) -> ActionReport:
     """Make one scheduled retry (a delivery ref) due now; the scheduler re-queues it within a second."""
     found = split_delivery_ref(entry_id)
     destination, operation, key = (found[0].name, found[1], found[2]) if found else (None, None, None)
@@ -302,3 +345,36 @@ def run_retry_now(desk: SupportDesk, entry_id: str) -> ActionReport:
                             destination=destination)
     return ActionReport(entry_id, SKIPPED, "not in the retry schedule (delivered, parked or never "
                         "scheduled)", story, operation, key, destination=destination)
+
+
+@_audited("discard-retry")
+def discard_retry(desk: SupportDesk, entry_id: str, *, actor: str, reason: str) -> ActionReport:
+    """Give up on a scheduled retry (a delivery ref; or a dispatch update waiting for its create): that
+    destination's delivery becomes ``discarded`` in its ledger (kept, never sent) and leaves the schedule.
+    The ledger's compare-and-set decides between two people; a copy the scheduler already published finds
+    the delivery settled."""
+    if not reason or not reason.strip():
+        raise ValueError("discarding needs a reason")
+    found = split_delivery_ref(entry_id)
+    destination, operation, key = (found[0].name, found[1], found[2]) if found else (None, None, None)
+
+    def report(status: str, message: str, next_step: str = "") -> ActionReport:
+        return ActionReport(entry_id, status, message, next_step, operation, key, destination=destination)
+
+    if desk.schedule.get(entry_id) is None:
+        return report(SKIPPED, "not in the retry schedule (delivered, parked, discarded or never "
+                      "scheduled)", follow(operation, key) if found else "wms-relay retries list")
+    if found is not None:
+        ledger = desk.ledger_of(destination)
+        if ledger.get(operation, key) is not None and not ledger.transition(
+                operation, key, "discarded", actor=actor, reason=f"scheduled retry discarded: {reason}",
+                expected_states=("retrying", "waiting")):
+            record = ledger.get(operation, key)
+            last = record.history[-1] if record and record.history else {}
+            who = f" by {last['actor']}" if last.get("actor") else ""
+            state = record.state if record else "gone"
+            return report(SKIPPED, f"it is {state}{who} now, not waiting for a retry",
+                          follow(operation, key))
+    desk.schedule.remove(entry_id)
+    return report(DONE, "discarded (kept for the record; it will not be sent)",
+                  follow(operation, key) if found else "")

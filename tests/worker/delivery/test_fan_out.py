@@ -18,9 +18,11 @@ from pathlib import Path
 
 import fakeredis
 import pytest
+import redis
 
 from tasks.events import validate_event
-from worker.delivery.pipeline import deliver, fan_out
+from worker.delivery.fan_out import fan_out
+from worker.delivery.pipeline import deliver
 from worker.delivery.relay import build_relay
 from worker.destinations.json_api import Reply
 from worker.destinations.trademax.client import TrademaxReply
@@ -191,3 +193,26 @@ def test_a_dead_letter_names_its_destination_and_is_found_by_its_ref(relay):
     assert (letter.destination, letter.ref) == ("stock2shop", "stock2shop/stock.adjust:c-1")
     assert relay.dead_letters.latest_for("stock.adjust", "c-1", "stock2shop").letter_id == letter.letter_id
     assert relay.dead_letters.latest_for("stock.adjust", "c-1") is None
+
+
+def test_an_event_taken_in_at_the_door_fans_out_as_one_the_wms_published(relay):
+    """``enqueue`` and the HTTP ingest (worker.delivery.admission) queue the WMS's own task; its run fans
+    out, so the door routes exactly as a message the WMS published itself — and a door that could not
+    queue the event (withdrawn: not admitted) has left nothing at any other destination."""
+    from worker.delivery.admission import take_in
+
+    queued: list[dict] = []
+    intake = take_in(relay, queued.append, "stock.adjust", count("door-1"))
+    assert intake.verdict == "queued" and [m["task"] for m in queued] == ["trademax.stock.adjust"]
+    assert all(relay.ledger_of(name).get("stock.adjust", "door-1") is None for name in NAMES[1:])
+    (message,) = queued
+    assert deliver(relay, "stock.adjust", message["event"], owner="w1") == "delivered"
+    assert set(run_published(relay).values()) == {"delivered"}
+    assert states(relay, "door-1") == dict.fromkeys(NAMES, "delivered")
+
+    def refused(message):
+        raise redis.ConnectionError("broker down")
+
+    failed = take_in(relay, refused, "stock.adjust", count("door-2"))
+    assert failed.verdict == "store_down"
+    assert all(relay.ledger_of(name).get("stock.adjust", "door-2") is None for name in NAMES)

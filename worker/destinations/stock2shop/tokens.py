@@ -10,6 +10,11 @@ the per-client request budget).
     wms:stock2shop:token         the current token (a secret: only here and in the request itself — never
                                  in the ledger, a log line, an error text or a task)
     wms:stock2shop:login         the lock held by the one thread logging in (SET NX PX, owner id)
+
+The store-call rule (``worker.store.requests``): the lock's SET NX may be resent by redis-py after a
+timeout, and the resend answers "not set" when the first one did set it — so a thread that is refused
+the lock looks whether it holds it after all (its own owner id) before it waits.  The release
+(compare-and-delete) is idempotent by nature, and the token's SET writes a given value.
 """
 from __future__ import annotations
 
@@ -58,7 +63,8 @@ class SharedToken:
             token = text(self._redis.get(TOKEN_KEY))
             if token and token != stale:
                 return token
-            if self._redis.set(LOCK_KEY, owner, nx=True, px=self._lock_ms):
+            if self._redis.set(LOCK_KEY, owner, nx=True, px=self._lock_ms) or \
+                    text(self._redis.get(LOCK_KEY)) == owner:
                 try:
                     token = text(self._redis.get(TOKEN_KEY))
                     if token and token != stale:  # renewed between our look and the lock

@@ -8,6 +8,9 @@ turn triggers the run, once.
     wms:stocktrim:forecast:ran_at       when the last run was triggered (StockTrim answered 2xx)
     wms:stocktrim:forecast:tried_at     when a scheduler last took the turn (a failed trigger is tried
                                         again a minute later, not on every tick)
+    wms:stocktrim:request:<id>          the turn's reply, replayed if the call is resent after a timeout
+                                        (``worker.store.requests``: a resent turn that had been taken
+                                        must still say so, or the run waits a minute for nothing)
 """
 from __future__ import annotations
 
@@ -18,15 +21,17 @@ from typing import Any, Callable
 from worker.destinations.stocktrim.client import INVENTORY_CHANGED_KEY, StockTrimClient
 from worker.encoding import text
 from worker.errors import DestinationError
+from worker.store.requests import replaying, reply_key, request_id
 
 log = logging.getLogger("wms_relay.stocktrim")
 
-NAMESPACE = "wms:stocktrim:forecast"
+STORE_NAMESPACE = "wms:stocktrim"
+NAMESPACE = f"{STORE_NAMESPACE}:forecast"
 RETRY_SECONDS = 60.0
 
-# KEYS: changed_at, ran_at, tried_at.  ARGV: now, every (s), retry (s).  Returns 1 when the caller has the
-# turn (and tried_at is now), else 0.
-_TAKE_TURN = """
+# KEYS: changed_at, ran_at, tried_at, the reply key.  ARGV: now, every (s), retry (s).  Returns 1 when the
+# caller has the turn (and tried_at is now), else 0.
+_TAKE_TURN = replaying("""
 local changed = tonumber(redis.call('GET', KEYS[1]) or '-1')
 local ran = tonumber(redis.call('GET', KEYS[2]) or '-1')
 local tried = tonumber(redis.call('GET', KEYS[3]) or '-1')
@@ -36,7 +41,7 @@ if ran >= 0 and now - ran < tonumber(ARGV[2]) then return 0 end
 if tried >= 0 and now - tried < tonumber(ARGV[3]) and tried > ran then return 0 end
 redis.call('SET', KEYS[3], ARGV[1])
 return 1
-"""
+""")
 
 
 class ForecastRuns:
@@ -68,7 +73,8 @@ class ForecastRuns:
         """Trigger the run if the inventory changed since the last one and the period has passed; True if
         StockTrim took it.  A failed trigger is logged and tried again after RETRY_SECONDS."""
         now = self._clock()
-        if not int(self._take_turn(keys=self._keys, args=[f"{now:.3f}", self._every, RETRY_SECONDS])):
+        keys = [*self._keys, reply_key(STORE_NAMESPACE, request_id())]
+        if not int(self._take_turn(keys=keys, args=[f"{now:.3f}", self._every, RETRY_SECONDS])):
             return False
         if self._client is None:
             self._client = self._build_client()

@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 import requests
 
 import signing
-from worker.errors import OutcomeUnknownError, PermanentError, TrademaxError, TransientError
+from worker.destinations.trademax import clock_skew
+from worker.errors import ClockSkewError, OutcomeUnknownError, PermanentError, TrademaxError, TransientError
 from worker.destinations.trademax.classification import (
     Classification,
     classify_reply,
@@ -223,6 +224,11 @@ class TrademaxClient:
 
     def _error(self, classification: Classification, detail: str, response: requests.Response,
                context: dict[str, Any]) -> TrademaxError:
+        clock_fault, skew = clock_skew.refused_for_clock(
+            response.status_code, context.get("error_messages", ()), response.headers.get("Date"),
+            self._clock())
+        if clock_fault:
+            return ClockSkewError(clock_skew.describe(skew), skew_seconds=skew, **context)
         if classification is Classification.TRANSIENT:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
             return TransientError(detail, retry_after=retry_after, **context)
