@@ -5,9 +5,9 @@ other destination that is on and takes the event (``worker.destinations.table.ro
 accepted in its own ledger — a state-changing store call with a request id, so a resend after a store
 timeout replays its reply (``worker.store.requests``) — and its own task message on its own queue
 (``<destination>.<operation>`` on ``<destination>.<resource>``) — or, for a bulk destination that batches
-(docs/flow-control.md), its place among that destination's pending counts.  If the broker refuses the message, the
-delivery is left in the retry schedule, due now: the scheduler publishes it.  Whatever takes WMS events
-in (the task path, and any other door) fans out through here, so every door routes alike.
+(docs/flow-control.md), its place among that destination's pending counts.  If the broker refuses the
+message, the delivery is left in the retry schedule, due now: the scheduler publishes it.  Whatever takes
+WMS events in (the task path, and any other door) fans out through here, so every door routes alike.
 """
 from __future__ import annotations
 

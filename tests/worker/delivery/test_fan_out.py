@@ -76,7 +76,7 @@ def relay():
                         stock2shop_base_url="http://s2s/",
                         stock2shop_locations=Locations.parse("L", "nw=Main"))
     for bulk in BULK_DESTINATIONS:  # every count its own delivery here (batches: test_batches.py)
-        settings = settings.with_flow(bulk, batch_max=0)
+        settings = settings.with_flow(bulk, batch_max=0, max_rps=0)  # the clock stands still here
     published: list[dict] = []
     relay = build_relay(settings, redis_client=fakeredis.FakeRedis(decode_responses=True),
                         clients={name: Scripted(name) for name in NAMES}, clock=lambda: T0,

@@ -25,7 +25,7 @@ from worker.destinations.stock2shop.tokens import SharedToken
 from worker.destinations.stocktrim.client import INVENTORY_CHANGED_KEY
 from worker.destinations.stocktrim.forecast import ForecastRuns
 from worker.destinations.trademax.client import TrademaxReply
-from worker.settings import Locations, Settings
+from worker.settings import BULK_DESTINATIONS, Locations, Settings
 
 T0 = 1_714_550_000.0
 NAMES = ("trademax", "kaching", "stocktrim", "stock2shop")
@@ -67,10 +67,14 @@ class Scripted:
 
 
 def every_destination() -> Settings:
-    return Settings(trademax_api_key="k", trademax_secret="s", retry_base_seconds=0.1,
-                    kaching_base_url="http://k/", kaching_locations=Locations.parse("L", "nw=shop-1"),
-                    stocktrim_base_url="http://st/", stocktrim_locations=Locations.parse("L", "nw=NW"),
-                    stock2shop_base_url="http://s2s/", stock2shop_locations=Locations.parse("L", "nw=Main"))
+    settings = Settings(trademax_api_key="k", trademax_secret="s", retry_base_seconds=0.1,
+                        kaching_base_url="http://k/", kaching_locations=Locations.parse("L", "nw=shop-1"),
+                        stocktrim_base_url="http://st/", stocktrim_locations=Locations.parse("L", "nw=NW"),
+                        stock2shop_base_url="http://s2s/",
+                        stock2shop_locations=Locations.parse("L", "nw=Main"))
+    for bulk in BULK_DESTINATIONS:  # every count its own delivery here (batches: test_batches.py)
+        settings = settings.with_flow(bulk, batch_max=0, max_rps=0)
+    return settings
 
 
 def make_relay(store) -> object:
