@@ -5,8 +5,8 @@ destination misbehaving), start again, and see who did so when and why.
 While a destination is paused nothing is sent to it; events keep being accepted, its deliveries wait
 (``retrying``, no attempt counted), its batches keep collecting, and its retry clocks stand still.  On
 resume (or at ``--until``) the waiting deliveries are released gradually, through its rate limit.  Every
-pause and resume is audited (who, when, why; ``wms-relay pauses``), and ``wms-relay status`` shows the
-pause in force."""
+pause and resume is audited (who, when, why, until when; ``wms-relay pauses``, and with every other
+person's action in ``wms-relay audit``), and ``wms-relay status`` shows the pause in force."""
 from __future__ import annotations
 
 import argparse
@@ -54,6 +54,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     h.set_defaults(handler=run_history)
 
 
+def _audit(place, action: str, destination: str, actor: str, reason: str, status: str, message: str) -> None:
+    """Also in the audit log of every person's action (``wms-relay audit``, the desk's audit page)."""
+    audit = getattr(place.desk, "audit", None)
+    if audit is not None:
+        audit.record(actor=actor, action=action, target=destination, reason=reason, status=status,
+                     message=message, via=getattr(place.desk, "via", "cli"))
+
+
 def _when(moment: float | None) -> str:
     from worker.encoding import iso_time
 
@@ -70,6 +78,8 @@ def run_pause(args: argparse.Namespace) -> int:
         until = parse_until(args.until, place.relay.clock()) if args.until else None
         paused = place.relay.flow.pauses.pause(args.destination, by=args.actor or default_actor(),
                                                reason=args.reason, until=until)
+        _audit(place, "pause", args.destination, paused.by, paused.reason, "done",
+               f"paused {'until ' + _when(paused.until) if paused.until else 'until resumed'}")
     if args.json:
         print_json({"destination": args.destination, **paused.to_dict()})
         return 0
@@ -87,8 +97,11 @@ def run_resume(args: argparse.Namespace) -> int:
 
     with workplace(Settings.from_env()) as place:
         flow = place.relay.flow
-        ended = flow.pauses.resume(args.destination, by=args.actor or default_actor(), reason=args.reason)
+        actor = args.actor or default_actor()
+        ended = flow.pauses.resume(args.destination, by=actor, reason=args.reason)
         parked = flow.parking(args.destination).count()
+        _audit(place, "resume", args.destination, actor, args.reason, "done" if ended else "skipped",
+               f"ended {ended.by}'s pause" if ended else "it was not paused")
     title = destination_title(args.destination)
     if args.json:
         print_json({"destination": args.destination, "resumed": ended is not None,

@@ -2,7 +2,8 @@
 and how it ended — whether done in the ``wms-relay`` CLI or on the support desk.
 
     wms:audit     stream, one entry per action: at, actor, action (retry, discard, resolve, run-now,
-                  discard-retry, sign-in, sign-in-refused, sign-out), target (dl-12 or OPERATION:KEY),
+                  discard-retry, sign-in, sign-in-refused, sign-out, pause, resume), target (dl-12,
+                  OPERATION:KEY, or a destination for pause/resume),
                   operation, key, reason, status (done, skipped, failed), message, via (cli, desk)
 
 The event's own history (the ledger) and the dead letter keep the same facts for one event; this log is

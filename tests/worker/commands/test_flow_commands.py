@@ -43,6 +43,10 @@ def test_pause_status_resume_with_audit(cli, relay):  # noqa: F811
     history = cli_json(cli, "pauses")
     assert [(e["action"], e["actor"], e["reason"]) for e in history] == [
         ("resume", "bob", "done early"), ("pause", "alice", "Trademax maintenance window")]
+    audit = cli_json(cli, "audit")  # with every other person's action
+    assert [(e["action"], e["actor"], e["target"], e["status"]) for e in audit] == [
+        ("resume", "bob", "trademax", "skipped"), ("resume", "bob", "trademax", "done"),
+        ("pause", "alice", "trademax", "done")]
 
     assert DestinationKeeper(relay, "trademax").release_if_open() == 1  # the workers' keeper lets it go
     entry = relay.schedule.get("receipt.create:R-PAUSED")
