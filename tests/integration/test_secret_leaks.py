@@ -521,7 +521,13 @@ def test_no_destination_credential_or_stock2shop_token_leaks(redis_server, sandb
            "WMS_RELAY_VAR_DIR": str(tmp_path / "var"), "SENTRY_DSN": inbox.dsn, "LOG_FORMAT": "json",
            "LOG_LEVEL": "DEBUG", **{k: v for s in others for k, v in relay_environment(s).items()},
            "KACHING_LOCATIONS": "nw=shop-nw", "STOCKTRIM_LOCATIONS": "nw=NW",
-           "STOCK2SHOP_LOCATIONS": "nw=Main"}
+           "STOCK2SHOP_LOCATIONS": "nw=Main",
+           # Its sandbox does not limit here, and its tokens last a second: the relay's 1 request/s (which
+           # paces the login and the resend after it) would always find the fresh token expired.
+           "STOCK2SHOP_MAX_RPS": "0",
+           # ka-ching fails every request here on purpose (its api key rides in the URL of each): its
+           # circuit must not open and stop those requests (the flow tests cover the circuit).
+           "KACHING_CIRCUIT_FAILURES": "1000"}
     run = Pipeline(env=env, redis_server=redis_server, sandbox=sb, log_dir=tmp_path)
     run.cli_output = []
     r = run.redis()

@@ -30,6 +30,7 @@ Key layout (``<ns>``: the destination's namespace):
                               sent ("1" once a request of it may have left)
     <ns>:flow:batch:next      no batch is taken before this time (Unix seconds)
     <ns>:flow:batch:failures  failed batches in a row (the backoff's attempt number)
+    <ns>:flow:batch:failed    the kind of the last batch, if it failed (the other kind goes first next)
     <ns>:stock:last:<sku>     the newest occurred_at recorded for sending (worker.store.stock_order's key)
 """
 from __future__ import annotations
@@ -68,7 +69,8 @@ return {'added', replaced}
 """
 
 # KEYS[1] queue, KEYS[2] items, KEYS[3] levels, KEYS[4] flight, KEYS[5] next.
-# ARGV: now, holder, lease until, max items, how many to look at, batch seconds, new batch id.
+# ARGV: now, holder, lease until, max items, how many to look at, batch seconds, new batch id, the kind
+# of the last batch if it failed ('' otherwise).
 # Returns {'busy', lease} | {'orphan', id, kind, items, taken_at, owner, sent} | {'idle'} |
 #         {'wait', seconds} | {'taken', id, kind, items, taken_at, owner}
 _TAKE = """
@@ -83,24 +85,44 @@ if redis.call('ZCARD', KEYS[1]) == 0 then return {'idle'} end
 local nxt = tonumber(redis.call('GET', KEYS[5]) or '0') or 0
 if nxt > now then return {'wait', string.format('%.6f', nxt - now)} end
 local found = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[5]) - 1, 'WITHSCORES')
-local kind, blocked, chosen, skus, parts, seen = nil, {}, {}, {}, {}, {}
+local items_of, first = {}, nil
 for i = 1, #found, 2 do
-  local id, seq = found[i], found[i + 1]
-  local raw = redis.call('HGET', KEYS[2], id)
+  local raw = redis.call('HGET', KEYS[2], found[i])
   if not raw then
-    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZREM', KEYS[1], found[i])
   else
     local item = cjson.decode(raw)
-    if kind == nil then kind = item.kind end
-    if item.kind ~= kind or (item.kind == 'add' and seen[item.sku]) then
-      blocked[item.sku] = true
-    elseif not blocked[item.sku] then
-      seen[item.sku] = true
-      chosen[#chosen + 1], skus[#skus + 1] = id, item.sku
+    items_of[#items_of + 1] = {found[i], found[i + 1], raw, item.kind, item.sku}
+    first = first or item.kind
+  end
+end
+if first == nil then return {'idle'} end
+-- One kind per batch, oldest first; never past a product's older item of the other kind; one add per
+-- product.  After a failed batch of one kind, the other kind goes first if it can (ARGV[8]: the failed
+-- kind), so that a request failing again and again cannot hold back the other kind's forever.
+local function walk(kind)
+  local blocked, chosen, skus, parts, seen = {}, {}, {}, {}, {}
+  for _, it in ipairs(items_of) do
+    local id, seq, raw, item_kind, sku = it[1], it[2], it[3], it[4], it[5]
+    if item_kind ~= kind or (item_kind == 'add' and seen[sku]) then
+      blocked[sku] = true
+    elseif not blocked[sku] then
+      seen[sku] = true
+      chosen[#chosen + 1], skus[#skus + 1] = id, sku
       parts[#parts + 1] = '[' .. seq .. ',' .. raw .. ']'
       if #chosen >= tonumber(ARGV[4]) then break end
     end
   end
+  return chosen, skus, parts
+end
+local kind = first
+if ARGV[8] ~= '' and first == ARGV[8] then
+  if first == 'add' then kind = 'level' else kind = 'add' end
+end
+local chosen, skus, parts = walk(kind)
+if #chosen == 0 and kind ~= first then
+  kind = first
+  chosen, skus, parts = walk(kind)
 end
 if #chosen == 0 then return {'idle'} end
 for i, id in ipairs(chosen) do
@@ -116,12 +138,14 @@ redis.call('SET', KEYS[5], string.format('%.6f', now + tonumber(ARGV[6])))
 return {'taken', ARGV[7], kind, items, ARGV[1], owner}
 """
 
-# KEYS[1] queue, KEYS[2] items, KEYS[3] levels, KEYS[4] flight, KEYS[5] next, KEYS[6] failures.
-# ARGV: batch id, next (Unix s; '' = leave it), failures change (reset|add|keep), then per returned item:
+# KEYS[1] queue, KEYS[2] items, KEYS[3] levels, KEYS[4] flight, KEYS[5] next, KEYS[6] failures, KEYS[7] the
+# kind of the last failed batch.  ARGV: batch id, next (Unix s; '' = leave it), failures change
+# (reset|add|keep), then per returned item:
 #       id, arrival, kind, sku, item JSON.
 # Returns {failures in a row, superseded id, ...}: items that found a newer pending level are not put back.
 _SETTLE = """
 if redis.call('HGET', KEYS[4], 'id') ~= ARGV[1] then return {-1} end
+local kind = redis.call('HGET', KEYS[4], 'kind')
 redis.call('DEL', KEYS[4])
 local superseded = {}
 for i = 4, #ARGV, 5 do
@@ -140,6 +164,11 @@ if ARGV[2] ~= '' then redis.call('SET', KEYS[5], ARGV[2]) end
 local failures = tonumber(redis.call('GET', KEYS[6]) or '0') or 0
 if ARGV[3] == 'reset' then failures = 0 elseif ARGV[3] == 'add' then failures = failures + 1 end
 redis.call('SET', KEYS[6], failures)
+if ARGV[3] == 'add' then
+  redis.call('SET', KEYS[7], kind)
+elseif ARGV[3] == 'reset' then
+  redis.call('DEL', KEYS[7])
+end
 local reply = {failures}
 for _, id in ipairs(superseded) do reply[#reply + 1] = id end
 return reply
@@ -247,7 +276,7 @@ class Take:
 def batch_keys(namespace: str) -> list[str]:
     """[queue, items, levels, seq, flight, next, failures] of the destination with ``namespace``."""
     return [f"{namespace}:flow:batch:{name}"
-            for name in ("queue", "items", "levels", "seq", "flight", "next", "failures")]
+            for name in ("queue", "items", "levels", "seq", "flight", "next", "failures", "failed")]
 
 
 class Batches:
@@ -256,8 +285,8 @@ class Batches:
     def __init__(self, redis_client, namespace: str, *, clock: Callable[[], float] = time.time) -> None:
         self._redis = redis_client
         self._ns = namespace
-        self._queue, self._items, self._levels, self._seq, self._flight, self._next, self._failures = \
-            batch_keys(namespace)
+        (self._queue, self._items, self._levels, self._seq, self._flight, self._next, self._failures,
+         self._failed) = batch_keys(namespace)
         self._clock = clock
         self._add = redis_client.register_script(_ADD)
         self._take = redis_client.register_script(_TAKE)
@@ -287,9 +316,10 @@ class Batches:
         may look at to fill it (default 4 × max_items)."""
         now = self._clock()
         batch_id = f"{int(now)}-{uuid.uuid4().hex[:10]}"
+        failed = text(self._redis.get(self._failed)) or ""
         reply = self._take(keys=[self._queue, self._items, self._levels, self._flight, self._next], args=[
             f"{now:.6f}", holder, f"{now + lease_seconds:.6f}", int(max_items),
-            int(look_at or max_items * 4), f"{batch_seconds:.6f}", batch_id])
+            int(look_at or max_items * 4), f"{batch_seconds:.6f}", batch_id, failed])
         status = text(reply[0])
         if status in ("taken", "orphan"):
             parts = [text(part) for part in reply[1:]]
@@ -312,7 +342,7 @@ class Batches:
         for item in returned:
             args += [item.ref, item.arrival, item.kind, item.sku, item.to_json()]
         reply = self._settle(keys=[self._queue, self._items, self._levels, self._flight, self._next,
-                                   self._failures], args=args)
+                                   self._failures, self._failed], args=args)
         return int(reply[0]), [text(ref) for ref in reply[1:]]
 
     def mark_sent(self, batch: Batch) -> bool:

@@ -137,3 +137,16 @@ def test_settling_a_batch_no_longer_in_flight_does_nothing(batches, clock):
     batches.settle(batch, failures="reset")
     assert batches.settle(batch, batch.items, failures="add") == (-1, [])
     assert batches.pending_count() == 0
+
+
+def test_after_a_failed_batch_the_other_kind_goes_first(batches, clock):
+    """A level whose request fails again and again must not hold back the adjustments behind it."""
+    batches.add(item("L-A", artno="A", second=1))
+    batches.add(item("R-B", artno="B", second=2, kind=ADD))
+    first = take(batches).batch
+    assert first.kind == LEVEL
+    batches.settle(first, first.items, next_at=0, failures="add")  # it failed: back to pending
+    second = take(batches).batch
+    assert (second.kind, [i.ref for i in second.items]) == (ADD, ["R-B"])
+    batches.settle(second, failures="reset", next_at=0)
+    assert [i.ref for i in take(batches).batch.items] == ["L-A"]
