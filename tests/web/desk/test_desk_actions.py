@@ -268,3 +268,19 @@ def test_another_destinations_deliveries_are_settled_on_their_own_ledger(operato
                                                    "why": "ka-ching shop closed"})
     assert "1 done" in gone.get_data(as_text=True)
     assert kaching.get("stock.adjust", "k-retry").state == "discarded"
+
+
+def test_the_overview_counts_every_destinations_deliveries(operator, desk_services):
+    """The chart and the lifetime totals add every destination's ledger up (each keeps its own)."""
+    from worker.web.desk.pages.overview import final_totals, per_minute
+
+    relay = desk_services.relay
+    for name in ("trademax", "kaching"):
+        ledger = relay.ledger_of(name)
+        event = {"operation": "stock.adjust", "key": f"{name}-1", "fields": example("stock.adjust")}
+        ledger.accept(event)
+        ledger.claim("stock.adjust", f"{name}-1", ledger.get("stock.adjust", f"{name}-1").fingerprint, "w")
+        ledger.transition("stock.adjust", f"{name}-1", "delivered", owner="w", reason="delivered")
+    assert sum(delivered for delivered, _ in per_minute(relay).values()) == 2
+    assert final_totals(relay)["delivered"] == 2
+    assert operator.get("/").status_code == 200
