@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from typing import Any, Iterable, Mapping
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 REDACTED = "[redacted]"
 
@@ -59,6 +59,16 @@ def screened(value: Any, *, where: str, redact: bool) -> Any:
 def redacted(value: Any) -> Any:
     """``value`` with the values of secret-bearing keys (:data:`SECRET_KEYS`) replaced, at any depth."""
     return screened(value, where="", redact=True)
+
+
+def url_without_password(url: str) -> str:
+    """``url`` with its password (``redis://:pw@host``, ``user:pw@host``) shown as ``***``, fit to print."""
+    parts = urlsplit(url)
+    if parts.password:
+        user = parts.username or ""
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    return url
 
 
 class Scrubber:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict, dataclass
-from urllib.parse import urlsplit, urlunsplit
 
-from worker.commands.presenting import print_json, say
+from worker.commands.presenting import described, print_json, say
+from worker.redaction import url_without_password
 from worker.settings import Settings, SettingsError, valid_basic_auth, valid_log_level
 
 CHECK_ORDER_NO = "WMS-RELAY-CHECK"
@@ -33,7 +33,7 @@ class Verdict:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("check", help="validate settings, ping Redis, test the Trademax credentials",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              **described(__doc__))
     p.add_argument("--order-no", default=CHECK_ORDER_NO, help=f"order to read (default {CHECK_ORDER_NO})")
     p.add_argument("--warehouse-id", default=CHECK_WAREHOUSE,
                    help=f"warehouse alias sent with it (default {CHECK_WAREHOUSE})")
@@ -68,30 +68,23 @@ def settings_problems(settings: Settings) -> list[Verdict]:
     return problems
 
 
-def shown_url(url: str) -> str:
-    """A URL with its password replaced, fit to print."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
-
-
 def check_redis(settings: Settings) -> list[Verdict]:
     import redis
 
-    from worker.store.connection import connect, redis_url
+    from worker.store.connection import StoreNotFound, connect, describe, store_url
 
-    where = (shown_url(settings.redis_url) if settings.redis_url
-             else "the embedded valkey-server (REDIS_URL unset)")
+    where = describe(settings)
     try:
         client = connect(settings)
         client.ping()
+    except StoreNotFound as exc:
+        return [Verdict("FAIL", "Redis", str(exc), "start the service (`wms-relay worker`, `make run`) or "
+                        "point WMS_RELAY_VAR_DIR / REDIS_URL at its store")]
     except (redis.RedisError, OSError, RuntimeError) as exc:
         return [Verdict("FAIL", "Redis", f"{where} does not answer ({type(exc).__name__}: {exc})",
                         "start it, or fix REDIS_URL")]
     verdicts = [Verdict("OK", "Redis", f"{where} answered PING"
-                        + ("" if settings.redis_url else f" ({shown_url(redis_url(settings))})"))]
+                        + ("" if settings.redis_url else f" ({store_url(settings)})"))]
     try:
         config = {**client.config_get("appendonly"), **client.config_get("maxmemory-policy")}
     except redis.RedisError:
@@ -158,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
                                 "again")], args.json)
     verdicts = settings_problems(settings)
     if not verdicts:
-        where = shown_url(settings.trademax_base_url)
+        where = url_without_password(settings.trademax_base_url)
         verdicts.append(Verdict("OK", "settings", f"read; Trademax at {where}"))
     verdicts += check_redis(settings)
     if args.skip_trademax:

@@ -15,14 +15,14 @@ import argparse
 import json
 
 from worker.commands.presenting import (
-    age, complain, default_actor, friendly_errors, parse_since, print_json, run_actions, say, shorten, table,
+    age, complain, default_actor, described, friendly_errors, parse_since, print_json, run_actions, say,
+    say_store, shorten, table,
 )
 from worker.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("dead", help="list, show, retry or discard dead letters", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser("dead", help="list, show, retry or discard dead letters", **described(__doc__))
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
     sub = p.add_subparsers(dest="dead_command", metavar="ACTION")
 
@@ -77,6 +77,7 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json([letter.to_dict() for letter in letters])
         return 0
+    say_store(place.store)
     if not letters:
         say("No dead letters" + (" match those filters." if args.operation or args.since or args.grep
                                  else ". Nothing needs a person."))
@@ -105,9 +106,11 @@ def run_show(args: argparse.Namespace) -> int:
         return 1
     view = letter.to_dict()
     view["ledger_state"] = record.state if record else None
+    view["store"] = place.store
     if args.json:
         print_json(view)
         return 0
+    say_store(place.store)
     say(f"Dead letter {letter.letter_id}: {letter.operation} {letter.key}")
     say(f"  written:  {view['created_at']} ({age(letter.age(now))} ago)")
     closed = f" by {letter.closed_by} at {view['closed_at']}: {letter.close_reason}"
@@ -151,7 +154,7 @@ def run_retry(args: argparse.Namespace) -> int:
         targets = args.ids or [letter.letter_id for letter in _select(place, args)]
         return run_actions(targets, lambda t: retry_letter(place.desk, t, actor=actor, reason=args.reason,
                                                            dry_run=args.dry_run),
-                           verb="retried", as_json=args.json, dry_run=args.dry_run,
+                           verb="retried", as_json=args.json, store=place.store, dry_run=args.dry_run,
                            nothing="Nothing to do: no open dead letters match.")
 
 
@@ -166,4 +169,4 @@ def run_discard(args: argparse.Namespace) -> int:
     actor = args.actor or default_actor()
     with workplace(Settings.from_env()) as place:
         return run_actions(args.ids, lambda t: discard_letter(place.desk, t, actor=actor, reason=args.reason),
-                           verb="discarded", as_json=args.json)
+                           verb="discarded", as_json=args.json, store=place.store)

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from worker.commands.presenting import described
 from worker.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -37,7 +38,7 @@ FINAL = {"delivered", "superseded", "uncertain", "dead", "discarded"}
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("demo", help="run everything locally and feed the sample events (make run)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              **described(__doc__))
     p.add_argument("--exit-when-done", action="store_true",
                    help="stop once every sample event has landed (for tests) instead of waiting for Ctrl-C")
     p.add_argument("--flower-port", type=int, default=5555)
@@ -102,7 +103,7 @@ class Demo:
         raise SystemExit(f"{name} did not become ready in {timeout:.0f} s; see {log}")
 
     def run(self) -> int:
-        from worker.store.connection import redis_url
+        from worker.store.connection import store_url
         from worker.delivery.relay import build_relay
         from worker.celery import app
         from worker.delivery.pipeline import SETTLED, admit
@@ -119,7 +120,7 @@ class Demo:
         self.started_redis = (settings.redis_url is None
                               and embedded_redis.running_url(settings.var_dir) is None)
         self.var_dir = settings.var_dir
-        url = redis_url(settings)
+        url = store_url(settings, start=True)
         sandbox_port = embedded_redis.free_port()
         self.env = _demo_env(dict(os.environ), sandbox_port, url)
         os.environ.update({k: self.env[k] for k in ("REDIS_URL",)})

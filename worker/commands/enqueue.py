@@ -9,12 +9,13 @@ import argparse
 import json
 import sys
 
+from worker.commands.presenting import friendly_errors, described, say_store
 from worker.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("enqueue", help="enqueue WMS events from a JSON file (or - for stdin)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              **described(__doc__))
     p.add_argument("operation", help="e.g. dispatch.create, receipt.create, stock.adjust")
     p.add_argument("file", help="a JSON file: one event, an array of events, or JSON lines; - for stdin")
     p.add_argument("--json", action="store_true", help="print one JSON object per event")
@@ -40,12 +41,13 @@ def read_events(text: str) -> list:
     return value if isinstance(value, list) else [value]
 
 
+@friendly_errors
 def run(args: argparse.Namespace) -> int:
     from tasks.events import OPERATIONS
-    from worker.celery import app
-    from worker.delivery.pipeline import SETTLED, admit
     from worker.delivery.relay import build_relay
     from worker.scheduling.scheduler import celery_publisher
+    from worker.store.connection import describe
+    from worker.support.desk import control_app
 
     if args.operation not in OPERATIONS:
         print(f"wms-relay: unknown operation {args.operation!r}; one of: {', '.join(sorted(OPERATIONS))}",
@@ -60,11 +62,30 @@ def run(args: argparse.Namespace) -> int:
     if not events:
         print("Nothing to do: no events in the input.")
         return 0
-    relay = build_relay(Settings.from_env(), sends=False)
+    settings = Settings.from_env()
+    relay = build_relay(settings, sends=False)  # never starts a store: StoreNotFound, exit 3
+    app = control_app(settings)
     publish = celery_publisher(app)
+    store = describe(settings)
+    if not args.json:
+        say_store(store)
+    try:
+        counts = _admit_all(relay, publish, args.operation, events, store=store, as_json=args.json)
+    finally:
+        app.close()
+        relay.redis.close()
+    if not args.json:
+        print("Summary: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    return 1 if counts.get("dead") else 0
+
+
+def _admit_all(relay, publish, operation: str, events: list, *, store: str, as_json: bool) -> dict[str, int]:
+    """Admit and queue each event, printing one line each; the count of events by state."""
+    from worker.delivery.pipeline import SETTLED, admit
+
     counts: dict[str, int] = {}
     for message in events:
-        admission = admit(relay, args.operation, message)
+        admission = admit(relay, operation, message)
         state = admission.state
         if admission.event is not None and state not in SETTLED:
             publish(admission.event.task_message())
@@ -74,11 +95,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             note = admission.detail
         counts[state] = counts.get(state, 0) + 1
-        if args.json:
-            print(json.dumps({"operation": args.operation, "key": admission.key, "state": state,
-                              "note": note}))
+        if as_json:
+            print(json.dumps({"operation": operation, "key": admission.key, "state": state, "note": note,
+                              "store": store}))
         else:
-            print(f"{args.operation} {admission.key}: {state} — {note}")
-    if not args.json:
-        print("Summary: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    return 1 if counts.get("dead") else 0
+            print(f"{operation} {admission.key}: {state} — {note}")
+    return counts

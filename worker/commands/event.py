@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from worker.commands.presenting import age, friendly_errors, print_json, say, shorten
+from worker.commands.presenting import age, friendly_errors, described, print_json, say, say_store, shorten
 from worker.encoding import event_ref
 from worker.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("event", help="one event's state, attempts, Trademax result and history",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              **described(__doc__))
     p.add_argument("operation", help="e.g. receipt.create (or OPERATION:KEY, or just the KEY)")
     p.add_argument("key", nargs="?", help="the event's key: transaction_id or event_id")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -116,12 +116,15 @@ def run(args: argparse.Namespace) -> int:
     with workplace(Settings.from_env()) as place:
         views = [v for op, key in _candidates(place, args.operation, args.key)
                  if (v := describe(place, op, key)) is not None]
+    store = place.store
+    if not args.json:
+        say_store(store)
     if not views:
         shown = f"{args.operation} {args.key}" if args.key else args.operation
         if args.json:
             op, _, key = (args.operation, None, args.key) if args.key else args.operation.partition(":")
             print_json({"operation": op if key else None, "key": key or args.operation, "state": None,
-                        "attempts": 0, "result": None, "history": [], "found": False})
+                        "attempts": 0, "result": None, "history": [], "found": False, "store": store})
         else:
             say(f"No event {shown} in the ledger or the dead letters. Check the operation and key; delivered "
                 "events are kept DELIVERED_RETENTION_DAYS (30 by default).")
@@ -131,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         for view in views:
             say(f"  wms-relay event {view['operation']} {view['key']}    ({view['state']})")
         return 1
-    view = views[0]
+    view = {**views[0], "store": store}
     if args.json:
         print_json(view)
         return 0

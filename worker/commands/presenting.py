@@ -23,6 +23,21 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*$", re.IGNO
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
+
+
+def plain(doc: str | None) -> str:
+    """A module docstring made fit for ``--help``: reST's double backticks and roles become plain text."""
+    return _ROLE.sub(r"\1", doc or "").replace("``", "")
+
+
+def described(doc: str | None) -> dict:
+    """The ``add_parser`` keywords that show a module docstring as a command's ``--help`` text."""
+    import argparse
+
+    return {"description": plain(doc), "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+
 def age(seconds: float | None) -> str:
     """``42 s``, ``5 min``, ``3 h 12 min``, ``2 d 4 h``; ``-`` for None."""
     if seconds is None:
@@ -107,10 +122,18 @@ def progress_line(index: int, total: int, outcome: ActionOutcome) -> str:
     return line
 
 
+def say_store(store: str) -> None:
+    """The first line of every support command's text output: which store it reads."""
+    say(f"Store: {store}")
+
+
 def run_actions(targets: Sequence[str], act: Callable[[str], ActionOutcome], *, verb: str,
-                as_json: bool, dry_run: bool = False, nothing: str = "Nothing to do.") -> int:
+                as_json: bool, store: str, dry_run: bool = False, nothing: str = "Nothing to do.") -> int:
     """Run ``act`` on each target with a progress line each, then a summary.  Exit code 1 if any failed.
-    No targets: ``nothing`` is said (the JSON summary keeps its keys, all 0) and the exit code is 0."""
+    No targets: ``nothing`` is said (the JSON summary keeps its keys, all 0) and the exit code is 0.
+    ``store`` (which store was acted on) heads the text and is carried in the JSON."""
+    if not as_json:
+        say_store(store)
     if not targets and not as_json:
         say(nothing)
         return 0
@@ -124,7 +147,7 @@ def run_actions(targets: Sequence[str], act: Callable[[str], ActionOutcome], *, 
     if as_json:
         print_json({"summary": {verb if not dry_run else f"would be {verb}": counts[DONE],
                                 "skipped": counts[SKIPPED], "failed": counts[FAILED]},
-                    "dry_run": dry_run, "results": [o.to_dict() for o in outcomes]})
+                    "dry_run": dry_run, "store": store, "results": [o.to_dict() for o in outcomes]})
     else:
         done = f"{counts[DONE]} would be {verb}" if dry_run else f"{counts[DONE]} {verb}"
         say(f"Summary: {done}, {counts[SKIPPED]} skipped, {counts[FAILED]} failed."
@@ -135,14 +158,20 @@ def run_actions(targets: Sequence[str], act: Callable[[str], ActionOutcome], *, 
 
 
 def friendly_errors(handler: Callable[[Any], int]) -> Callable[[Any], int]:
-    """Turn "Redis is not there" into one plain sentence and exit code 3 instead of a traceback."""
+    """Turn "Redis is not there" (or "no store to read here") into one plain sentence and exit code 3
+    instead of a traceback."""
 
     @functools.wraps(handler)
     def run(args: Any) -> int:
         import redis
 
+        from worker.errors import StoreNotFound
+
         try:
             return handler(args)
+        except StoreNotFound as exc:
+            complain(str(exc))
+            return 3
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             complain(f"cannot reach Redis ({type(exc).__name__}: {exc}). Is it running, and is REDIS_URL "
                      "right? `wms-relay check` tests the settings.")

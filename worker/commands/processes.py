@@ -58,7 +58,7 @@ def run_scheduler(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     configure(settings)
-    relay = build_relay(settings, sends=False)
+    relay = build_relay(settings, sends=False, start_store=True)
     for name in relay.ledger.drop_legacy_keys():
         logging.getLogger("wms_relay.scheduler").info("removed %s (an earlier version's, unused now)", name)
     stop = threading.Event()

@@ -11,14 +11,13 @@ from __future__ import annotations
 import argparse
 
 from worker.commands.presenting import (
-    age, complain, friendly_errors, print_json, run_actions, say, shorten, table,
+    age, complain, friendly_errors, described, print_json, run_actions, say, say_store, shorten, table,
 )
 from worker.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("retries", help="list scheduled retries, or run them now", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser("retries", help="list scheduled retries, or run them now", **described(__doc__))
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
     sub = p.add_subparsers(dest="retries_command", metavar="ACTION")
     ls = sub.add_parser("list", help="scheduled retries, soonest first")
@@ -67,6 +66,7 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json(entries)
         return 0
+    say_store(place.store)
     if not entries:
         say("No scheduled retries: nothing is waiting to be tried again.")
         return 0
@@ -89,4 +89,5 @@ def run_now(args: argparse.Namespace) -> int:
     with workplace(Settings.from_env()) as place:
         targets = args.ids or [entry.entry_id for entry in place.relay.schedule.list(limit=None)]
         return run_actions(targets, lambda t: run_retry_now(place.desk, t), verb="made due now",
-                           as_json=args.json, nothing="Nothing to do: no retries are scheduled.")
+                           as_json=args.json, store=place.store,
+                           nothing="Nothing to do: no retries are scheduled.")

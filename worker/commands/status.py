@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from worker.commands.presenting import age, friendly_errors, print_json, say
+from worker.commands.presenting import age, friendly_errors, described, print_json, say, say_store
 from worker.settings import Settings
 
 PING_TIMEOUT_SECONDS = 1.0
@@ -19,7 +19,7 @@ UNACKED_HASH = "unacked"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("status", help="queues, retries, dead letters, uncertain events, workers",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              **described(__doc__))
     p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
     p.add_argument("--ping-timeout", type=float, default=PING_TIMEOUT_SECONDS,
                    help=f"seconds to wait for workers to answer (default {PING_TIMEOUT_SECONDS:g})")
@@ -58,6 +58,7 @@ def collect(place, ping_timeout: float) -> dict:
     oldest_dead = letters.oldest_age(now)
     oldest_uncertain = ledger.oldest_in_state("uncertain")
     return {
+        "store": place.store,
         "checked_at": iso_time(now),
         "queues": queue_depths(relay.redis),
         "in_progress": int(relay.redis.hlen(UNACKED_HASH)),
@@ -100,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report)
         return 0
+    say_store(report["store"])
     queues = report["queues"]
     say("Queues (waiting to be picked up by a worker):")
     for name, depth in queues.items():

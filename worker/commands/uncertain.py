@@ -14,14 +14,15 @@ from __future__ import annotations
 import argparse
 
 from worker.commands.presenting import (
-    age, complain, default_actor, friendly_errors, print_json, run_actions, say, shorten, table,
+    age, complain, default_actor, described, friendly_errors, print_json, run_actions, say, say_store,
+    shorten, table,
 )
 from worker.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("uncertain", help="events that may or may not have reached Trademax",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              **described(__doc__))
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
     sub = p.add_subparsers(dest="uncertain_command", metavar="ACTION")
     ls = sub.add_parser("list", help="uncertain events, oldest first")
@@ -48,6 +49,7 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json([{**record.to_dict(), "id": f"{record.operation}:{record.key}"} for record in records])
         return 0
+    say_store(place.store)
     if not records:
         say("No uncertain events. Nothing to check in Trademax.")
         return 0
@@ -82,4 +84,4 @@ def run_resolve(args: argparse.Namespace) -> int:
     with workplace(Settings.from_env()) as place:
         return run_actions([args.id], lambda _: resolve_uncertain(
             place.desk, event[0], event[1], delivered=args.delivered, actor=actor, reason=args.reason),
-            verb="resolved", as_json=args.json)
+            verb="resolved", as_json=args.json, store=place.store)

@@ -43,16 +43,17 @@ class Relay:
 
 def build_relay(settings: Settings, *, redis_client: redis.Redis | None = None,
                 client: TrademaxClient | None = None, clock: Callable[[], float] = time.time,
-                sends: bool = True) -> Relay:
+                sends: bool = True, start_store: bool = False) -> Relay:
     """Wire the services for ``settings``; pass ``redis_client``/``client`` to use your own.
 
     ``sends=False`` (the support CLI, enqueue, the scheduler) builds no Trademax client and so needs no
-    Trademax credentials."""
+    Trademax credentials.  ``start_store``: a service process (worker, scheduler) may start the embedded
+    server; everyone else only finds a running one (``worker.store.connection``)."""
     from worker.store.dispatch_waiters import DispatchDependencies
     from worker.store.connection import connect
     from worker.store.stock_order import StockOrder
 
-    r = redis_client if redis_client is not None else connect(settings)
+    r = redis_client if redis_client is not None else connect(settings, start=start_store)
     ledger = Ledger.from_settings(r, settings, clock=clock)
     return Relay(
         settings=settings,
@@ -82,5 +83,5 @@ def process_relay() -> Relay:
     if _process_relay is None:
         with _process_lock:
             if _process_relay is None:
-                _process_relay = build_relay(Settings.from_env())
+                _process_relay = build_relay(Settings.from_env(), start_store=True)
     return _process_relay

@@ -1,24 +1,66 @@
-"""The one way wms-relay code gets a Redis client: from the settings, never from the environment.
+"""The one way wms-relay code finds its store and gets a Redis client: from the settings, never from the
+environment.
 
 ``REDIS_URL`` set → that server (production: Redis >= 6 or Valkey with ``appendonly yes`` and
-``maxmemory-policy noeviction``).  Unset → the checkout's embedded valkey-server, started on first use
-(see :mod:`worker.store.embedded`).  Nothing here runs at import time."""
+``maxmemory-policy noeviction``).  Unset → the embedded valkey-server under ``WMS_RELAY_VAR_DIR``
+(see :mod:`worker.store.embedded`).
+
+Who may start the embedded server: only the service processes (``wms-relay worker``, ``scheduler``,
+``flower``, ``demo``), which pass ``start=True``.  Everything else — every support command — only finds
+a running one, and raises :class:`~worker.errors.StoreNotFound` when there is none: a fresh, empty server
+started in the wrong directory would answer "nothing needs a person" while the real store holds the work.
+:func:`describe` says in one line which store a command reads, for people (never the password).
+Nothing here runs at import time."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import redis
 
-from worker.store.embedded import redis_url
+from worker.errors import StoreNotFound
+from worker.redaction import url_without_password
+from worker.store import embedded
 
-__all__ = ["connect", "redis_url"]
+__all__ = ["connect", "describe", "store_url", "StoreNotFound"]
 
 
-def connect(settings, *, decode_responses: bool = True) -> redis.Redis:
-    """A pooled client for the store named by ``settings`` (starts the embedded server if needed).
+def describe(settings) -> str:
+    """Which store ``settings`` name, for people: ``redis://host:6379/0 (REDIS_URL)`` (password shown as
+    ``***``) or ``embedded server under /abs/path/var``."""
+    if settings.redis_url:
+        return f"{url_without_password(settings.redis_url)} (REDIS_URL)"
+    return f"embedded server under {Path(settings.var_dir).resolve()}"
+
+
+def not_found_message(settings) -> str:
+    """What a support command says when there is no store to read (exit code 3)."""
+    var_dir = Path(settings.var_dir).resolve()
+    return (f"no store to read: REDIS_URL is unset and no embedded server is running under {var_dir}. "
+            "Run this command from the directory where the service runs (the one holding its var/), set "
+            "WMS_RELAY_VAR_DIR to that var/ directory's absolute path, or set REDIS_URL to the service's "
+            "Redis. (Support commands never start a server: an empty one would hide the real work.)")
+
+
+def store_url(settings, *, start: bool = False) -> str:
+    """The URL of the store ``settings`` name.  With REDIS_URL unset: the embedded server's URL if it
+    runs; ``start=True`` (service processes only) starts it, otherwise :class:`StoreNotFound`."""
+    if settings.redis_url:
+        return settings.redis_url
+    if start:
+        return embedded.ensure_running(settings.var_dir)
+    url = embedded.running_url(settings.var_dir)
+    if url is None:
+        raise StoreNotFound(not_found_message(settings))
+    return url
+
+
+def connect(settings, *, start: bool = False, decode_responses: bool = True) -> redis.Redis:
+    """A pooled client for the store named by ``settings`` (see :func:`store_url` for ``start``).
 
     Text replies by default; the ledger, retry schedule and dead-letter store accept either kind of
     client.  A health check every 30 s notices a connection that a restarted server dropped."""
     return redis.Redis.from_url(
-        redis_url(settings),
+        store_url(settings, start=start),
         decode_responses=decode_responses,
         health_check_interval=30,
         socket_connect_timeout=5,

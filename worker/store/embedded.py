@@ -192,6 +192,17 @@ def running_url(var_dir: Path) -> str | None:
     return None
 
 
+def whereabouts(var_dir: Path) -> dict:
+    """Where the checkout's embedded server lives and whether it runs (never starts one): ``running``,
+    ``url``, ``pid``, ``port``, ``data_dir``, ``log`` — for ``wms-relay store status``."""
+    paths = _Paths.under(var_dir)
+    port = _read_int(paths.port)
+    state, pid = _probe(paths, port) if port is not None else ("absent", None)
+    return {"running": state == "ready", "state": state if state != "absent" else "not running",
+            "url": _url(port) if state == "ready" else None, "pid": pid or _own_live_pid(paths),
+            "port": port, "data_dir": str(paths.root), "log": str(paths.log)}
+
+
 @contextmanager
 def _start_lock(paths: _Paths) -> Iterator[None]:
     paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -331,10 +342,3 @@ def stop(var_dir: Path, *, timeout: float = 10.0) -> bool:
             time.sleep(0.02)
         _STARTED.pop(pid, None)
         return True
-
-
-def redis_url(settings) -> str:
-    """``settings.redis_url`` if set (production), else the embedded server's URL (started on first use)."""
-    if settings.redis_url:
-        return settings.redis_url
-    return ensure_running(settings.var_dir)

@@ -4,7 +4,8 @@ schedule, dead letters), a Celery app to publish tasks and ask workers, and the 
 
 The Celery app here is built from the Settings passed in (not the process-wide ``worker.celery.app``,
 which configures itself from the environment once): each command talks to exactly the Redis its
-settings name.  It needs no Trademax credentials."""
+settings name, and never starts one (``StoreNotFound`` when there is none to read: exit code 3).  It
+needs no Trademax credentials.  ``Workplace.store`` says which store it is, for the command to print."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from worker.support.actions import SupportDesk
 @dataclass
 class Workplace:
     settings: Settings
+    store: str  # worker.store.connection.describe: which store, without the password
     relay: object  # worker.delivery.relay.Relay (sends=False)
     app: Celery
     desk: SupportDesk
@@ -28,10 +30,10 @@ class Workplace:
 def control_app(settings: Settings) -> Celery:
     """A Celery app for publishing and ``control.ping``, configured like the service's."""
     from worker.celery_config import celery_config
-    from worker.store.connection import redis_url
+    from worker.store.connection import store_url
 
     app = Celery("wms_relay_support", set_as_current=False)
-    app.conf.update(celery_config(settings, broker_url=redis_url(settings)))
+    app.conf.update(celery_config(settings, broker_url=store_url(settings)))
     return app
 
 
@@ -40,13 +42,14 @@ def workplace(settings: Settings) -> Iterator[Workplace]:
     """Open the stores and the app for one command; closes their connections afterwards."""
     from worker.delivery.relay import build_relay
     from worker.scheduling.scheduler import celery_publisher
+    from worker.store.connection import describe
 
     relay = build_relay(settings, sends=False)
     app = control_app(settings)
     desk = SupportDesk(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
                        publish=celery_publisher(app), dependencies=relay.dependencies, clock=relay.clock)
     try:
-        yield Workplace(settings, relay, app, desk)
+        yield Workplace(settings, describe(settings), relay, app, desk)
     finally:
         app.close()
         relay.redis.close()

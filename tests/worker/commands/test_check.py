@@ -85,7 +85,7 @@ def test_check_json_lists_each_check(check, monkeypatch, capsys):
 
 def test_an_unreachable_redis_fails_its_check(check):
     code, out = check(REDIS_URL="redis://127.0.0.1:1/0")
-    assert code == 1 and "FAIL  Redis: redis://127.0.0.1:1/0 does not answer" in out
+    assert code == 1 and "FAIL  Redis: redis://127.0.0.1:1/0 (REDIS_URL) does not answer" in out
 
 
 def test_what_each_trademax_answer_means():

@@ -137,14 +137,15 @@ def test_retry_all_shows_progress_and_a_summary_then_there_is_nothing_to_do(cli,
     code, out, _ = cli("dead", "retry", "--all", "--actor", "alice", "--reason", "order type fixed")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].startswith("[1/2] ") and any(line.startswith("[2/2] ") for line in lines)
+    assert lines[0] == f"Store: {env.url} (REDIS_URL)"
+    assert lines[1].startswith("[1/2] ") and any(line.startswith("[2/2] ") for line in lines)
     assert "still invalid, kept as a dead letter" in out
     assert lines[-1] == "Summary: 1 retried, 1 skipped, 0 failed."
     assert env.client().llen("trademax.receipt") == 1
     assert parked.ledger.get("receipt.create", "R-DEAD").history[-1]["actor"] == "alice"
 
     code, out, _ = cli("dead", "retry", "--all", "--operation", "stock.adjust")
-    assert (code, out.strip()) == (0, "Nothing to do: no open dead letters match.")
+    assert (code, out.splitlines()[-1]) == (0, "Nothing to do: no open dead letters match.")
     summary = cli_json(cli, "dead", "retry", "receipt.create:R-DEAD")
     assert summary["summary"] == {"retried": 0, "skipped": 1, "failed": 0}
     assert "already retried by alice" in summary["results"][0]["message"]
@@ -191,10 +192,11 @@ def test_retries_list_and_run_now(cli, parked):
     assert code == 0 and "not in the retry schedule" in out
 
 
-def test_empty_listings_say_so_plainly(cli, relay):
-    assert cli("dead", "list") == (0, "No dead letters. Nothing needs a person.\n", "")
+def test_empty_listings_say_so_plainly(cli, relay, env):
+    store = f"Store: {env.url} (REDIS_URL)\n"
+    assert cli("dead", "list") == (0, store + "No dead letters. Nothing needs a person.\n", "")
     assert cli_json(cli, "dead", "list") == []
-    assert cli("retries", "run-now", "--all")[1].startswith("Nothing to do")
+    assert cli("retries", "run-now", "--all")[1].startswith(store + "Nothing to do")
     assert cli_json(cli, "retries", "list") == [] and cli_json(cli, "uncertain", "list") == []
     # An empty selection keeps the JSON summary's keys (a script reads the same keys either way).
     assert cli_json(cli, "retries", "run-now", "--all")["summary"] == {
