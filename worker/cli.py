@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "worker.commands.enqueue",
     "worker.commands.check",
     "worker.commands.store",
+    "worker.commands.health",
     "worker.commands.processes",
     "worker.commands.flower",
     "worker.commands.demo",

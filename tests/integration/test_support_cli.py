@@ -41,6 +41,10 @@ def test_a_dead_letter_retried_by_two_people_at_once_is_sent_once(pipeline):
 
     report = wms_relay_json(pipeline, "status")
     assert report["dead_letters"]["count"] == 1 and len(report["workers"]) == 1
+    assert report["scheduler"]["alive"] and [a["flag"] for a in report["attention"]] == ["dead_letters"]
+    for role in ("worker", "scheduler"):  # the real processes' heartbeats, as a probe reads them
+        probe = wms_relay(pipeline, "health", role)
+        assert probe.returncode == 0 and probe.stdout.startswith("OK: "), probe.stdout + probe.stderr
     letters = wms_relay_json(pipeline, "dead", "list")
     assert [(letter["key"], letter["reason"]) for letter in letters] == [("R-TWICE", "exhausted")]
 

@@ -55,6 +55,7 @@ def run_scheduler(args: argparse.Namespace) -> int:
     from worker.delivery.relay import build_relay
     from worker.scheduling.scheduler import Scheduler, celery_publisher
     from worker.scheduling.stranded import StrandedSweep
+    from worker.store.heartbeats import Heartbeats, node_name
 
     settings = Settings.from_env()
     configure(settings)
@@ -66,6 +67,12 @@ def run_scheduler(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     sweep = StrandedSweep(relay.ledger, relay.schedule, clock=relay.clock,
                           after_seconds=settings.stranded_after_seconds)
-    Scheduler(relay.schedule, celery_publisher(app), clock=relay.clock,
-              sweep=sweep.sweep, sweep_interval=args.sweep_interval).run(stop, interval=args.interval)
+    beats, name = Heartbeats(relay.redis, relay.clock), node_name("scheduler")
+    Scheduler(relay.schedule, celery_publisher(app), clock=relay.clock, sweep=sweep.sweep,
+              sweep_interval=args.sweep_interval,
+              heartbeat=lambda: beats.beat("scheduler", name)).run(stop, interval=args.interval)
+    try:
+        beats.leave("scheduler", name)
+    except Exception as exc:  # noqa: BLE001 — the store is gone: the beat goes stale on its own
+        logging.getLogger("wms_relay.scheduler").warning("heartbeat not removed (%s)", exc)
     return 0

@@ -1,28 +1,33 @@
-"""``wms-relay status [--json]``: is anything stuck, and what needs a person?
+"""``wms-relay status [--json] [--fail-on-attention]``: is anything stuck, and what needs a person?
 
 Queue depths (the Redis lists of the five trademax.* queues, and messages workers hold unacknowledged),
-scheduled retries and the next one due, events waiting for their create, uncertain events, dead letters
-(count and oldest age), deliveries in the last hour, and the workers that answered a ping (Celery's
-``control.ping`` over the broker: works without Flower).  Ends with what to do next."""
+scheduled retries and the most overdue one, events waiting for their create, uncertain events, dead
+letters (count and oldest age), deliveries in the last hour, the workers alive and the scheduler's last
+tick (from their heartbeats in the store: no Celery ping, no Flower).  Ends with what needs a person:
+no live worker, no live scheduler, retries overdue by more than a minute, open dead letters, uncertain
+events.  ``--fail-on-attention`` exits 1 when anything does (for cron and Nagios); otherwise the exit
+code is 0 whatever the report says (3: the store does not answer)."""
 from __future__ import annotations
 
 import argparse
 
-from worker.commands.presenting import age, friendly_errors, described, print_json, say, say_store
+from worker.commands.presenting import age, described, friendly_errors, print_json, say, say_store
 from worker.settings import Settings
+from worker.store.heartbeats import STALE_AFTER_SECONDS
 
-PING_TIMEOUT_SECONDS = 1.0
 # kombu's Redis transport keeps messages with a priority in extra lists: name + "\x06\x16" + priority.
 _PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 UNACKED_HASH = "unacked"
+# A retry this late has no scheduler moving it (the scheduler moves due retries within a second).
+OVERDUE_AFTER_SECONDS = 60.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("status", help="queues, retries, dead letters, uncertain events, workers",
-                              **described(__doc__))
+    p = subparsers.add_parser("status", help="queues, retries, dead letters, workers, scheduler: what needs "
+                              "a person", **described(__doc__))
     p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
-    p.add_argument("--ping-timeout", type=float, default=PING_TIMEOUT_SECONDS,
-                   help=f"seconds to wait for workers to answer (default {PING_TIMEOUT_SECONDS:g})")
+    p.add_argument("--fail-on-attention", action="store_true",
+                   help="exit 1 when something needs a person (for cron and Nagios)")
     p.set_defaults(handler=run)
 
 
@@ -38,78 +43,109 @@ def queue_depths(redis_client) -> dict[str, int]:
     return {queue: sum(counts[i * step:(i + 1) * step]) for i, queue in enumerate(QUEUES)}
 
 
-def workers_seen(app, timeout: float) -> list[str]:
-    """Names of the workers that answered a ping within ``timeout`` seconds."""
-    try:
-        replies = app.control.ping(timeout=timeout) or []
-    except Exception:  # noqa: BLE001 — a broker hiccup: report no answer rather than fail the status
-        return []
-    return sorted(name for reply in replies for name in reply)
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
-def collect(place, ping_timeout: float) -> dict:
-    """Everything ``status`` reports, as one JSON-ready dict."""
+def collect(place) -> dict:
+    """Everything ``status`` reports, as one JSON-ready dict; ``attention`` lists what needs a person."""
     from worker.encoding import iso_time
+    from worker.store.heartbeats import Heartbeats
 
     relay, now = place.relay, place.relay.clock()
     ledger, schedule, letters = relay.ledger, relay.schedule, relay.dead_letters
+    beats = Heartbeats(relay.redis, relay.clock)
     by_state = ledger.count_by_state()
     next_due = schedule.next_due()
     oldest_dead = letters.oldest_age(now)
     oldest_uncertain = ledger.oldest_in_state("uncertain")
-    return {
+    workers = beats.beats("worker")
+    ticks = beats.beats("scheduler")
+    report = {
         "store": place.store,
         "checked_at": iso_time(now),
         "queues": queue_depths(relay.redis),
         "in_progress": int(relay.redis.hlen(UNACKED_HASH)),
         "scheduled_retries": {
             "count": schedule.count(), "in_flight": schedule.in_flight_count(),
-            "next_due_at": iso_time(next_due), "next_due_in_seconds": None if next_due is None else
-            round(next_due - now, 1)},
+            "next_due_at": iso_time(next_due),
+            "next_due_in_seconds": None if next_due is None else round(next_due - now, 1),
+            "most_overdue_seconds": None if next_due is None else round(max(0.0, now - next_due), 1)},
         "waiting": by_state["waiting"],
-        "uncertain": {"count": by_state["uncertain"], "oldest_age_seconds": None if oldest_uncertain is None
-                      else round(now - oldest_uncertain[2], 1)},
-        "dead_letters": {"count": letters.count(),
-                         "oldest_age_seconds": None if oldest_dead is None else round(oldest_dead, 1)},
+        "uncertain": {"count": by_state["uncertain"],
+                      "oldest_age_seconds": _seconds(None if oldest_uncertain is None
+                                                     else now - oldest_uncertain[2])},
+        "dead_letters": {"count": letters.count(), "oldest_age_seconds": _seconds(oldest_dead)},
         "ledger": by_state,
         "delivered_last_hour": ledger.delivered_since(now - 3600),
-        "workers": workers_seen(place.app, ping_timeout),
+        "workers": [b.name for b in workers if b.age <= STALE_AFTER_SECONDS],
+        "worker_heartbeats": [{"name": b.name, "age_seconds": _seconds(b.age),
+                               "alive": b.age <= STALE_AFTER_SECONDS} for b in workers],
+        "scheduler": {"name": ticks[0].name if ticks else None,
+                      "last_tick_at": iso_time(ticks[0].at) if ticks else None,
+                      "last_tick_age_seconds": _seconds(ticks[0].age) if ticks else None,
+                      "alive": bool(ticks) and ticks[0].age <= STALE_AFTER_SECONDS},
     }
+    report["attention"] = [{"flag": flag, "message": _say(flag, report)} for flag in needs_a_person(report)]
+    return report
+
+
+def needs_a_person(report: dict) -> list[str]:
+    """What needs a person, most urgent first: ``no_worker``, ``no_scheduler``, ``overdue_retries``,
+    ``dead_letters``, ``uncertain`` (the CLI says each in words; a desk can link each to its page)."""
+    needs = []
+    if not report["workers"]:
+        needs.append("no_worker")
+    if not report["scheduler"]["alive"]:
+        needs.append("no_scheduler")
+    overdue = report["scheduled_retries"]["most_overdue_seconds"]
+    if overdue is not None and overdue > OVERDUE_AFTER_SECONDS:
+        needs.append("overdue_retries")
+    if report["dead_letters"]["count"]:
+        needs.append("dead_letters")
+    if report["uncertain"]["count"]:
+        needs.append("uncertain")
+    return needs
+
+
+def _say(flag: str, report: dict) -> str:
+    """One sentence per flag: what is wrong and what to do."""
+    if flag == "no_worker":
+        seen = report["worker_heartbeats"]
+        last = f" (last heartbeat {age(seen[0]['age_seconds'])} ago, {seen[0]['name']})" if seen else ""
+        return (f"No worker is alive{last}: events will not move. Start one (`wms-relay worker`) and check "
+                "its log.")
+    if flag == "no_scheduler":
+        tick = report["scheduler"]
+        when = (f"has not ticked for {age(tick['last_tick_age_seconds'])}" if tick["name"]
+                else "has never ticked")
+        return (f"The scheduler {when}: retries and dispatch updates waiting for their create will not be "
+                "sent. Start it (`wms-relay scheduler`) and check its log.")
+    if flag == "overdue_retries":
+        late = age(report["scheduled_retries"]["most_overdue_seconds"])
+        return (f"A scheduled retry is {late} overdue: the scheduler is not moving retries. Check that it "
+                "runs (`wms-relay health scheduler`) and can reach the store.")
+    if flag == "dead_letters":
+        return ("Dead letters wait for a person: `wms-relay dead list`, then `dead show ID`, `dead retry ID` "
+                "or `dead discard ID --reason ...`.")
+    return ("Uncertain events: check each in Trademax, then `wms-relay uncertain list` and "
+            "`uncertain resolve OPERATION:KEY --delivered|--resend --reason ...`.")
 
 
 def next_steps(report: dict) -> list[str]:
-    steps = []
-    if report["dead_letters"]["count"]:
-        steps.append("Dead letters wait for a person: `wms-relay dead list`, then `dead show ID`, "
-                     "`dead retry ID` or `dead discard ID --reason ...`.")
-    if report["uncertain"]["count"]:
-        steps.append("Uncertain events: check each in Trademax, then `wms-relay uncertain list` and "
-                     "`uncertain resolve OPERATION:KEY --delivered|--resend --reason ...`.")
-    queued = sum(report["queues"].values()) + report["scheduled_retries"]["count"]
-    if not report["workers"] and queued:
-        steps.append("No worker answered: events will not move. Start one (`wms-relay worker`, or "
-                     "`honcho start`) and check its log.")
-    return steps
+    return [item["message"] for item in report["attention"]]
 
 
-@friendly_errors
-def run(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
-
-    with workplace(Settings.from_env()) as place:
-        report = collect(place, args.ping_timeout)
-    if args.json:
-        print_json(report)
-        return 0
+def _print(report: dict) -> None:
     say_store(report["store"])
-    queues = report["queues"]
     say("Queues (waiting to be picked up by a worker):")
-    for name, depth in queues.items():
+    for name, depth in report["queues"].items():
         say(f"  {name:<20} {depth}")
     say(f"  being worked on now  {report['in_progress']}")
     retries = report["scheduled_retries"]
     due = retries["next_due_in_seconds"]
-    when = "-" if due is None else ("now" if due <= 0 else f"in {age(due)}")
+    when = "-" if due is None else (f"in {age(due)}" if due > 0 else
+                                    "now" if -due <= OVERDUE_AFTER_SECONDS else f"{age(-due)} ago")
     say(f"Scheduled retries:     {retries['count']} (next due {when})")
     say(f"Waiting for a create:  {report['waiting']}")
     for label, part in (("Uncertain:            ", report["uncertain"]),
@@ -117,9 +153,29 @@ def run(args: argparse.Namespace) -> int:
         oldest = f" (oldest {age(part['oldest_age_seconds'])})" if part["count"] else ""
         say(f"{label} {part['count']}{oldest}")
     say(f"Delivered last hour:   {report['delivered_last_hour']}")
-    workers = report["workers"]
-    say(f"Workers answering:     {len(workers)}" + (f" ({', '.join(workers)})" if workers else ""))
+    alive = [b for b in report["worker_heartbeats"] if b["alive"]]
+    say(f"Workers alive:         {len(alive)}"
+        + (" (" + ", ".join(f"{b['name']} {age(b['age_seconds'])} ago" for b in alive) + ")" if alive else ""))
+    tick = report["scheduler"]
+    say("Scheduler:             " + (f"last tick {age(tick['last_tick_age_seconds'])} ago ({tick['name']})"
+                                     if tick["name"] else "never ticked"))
     say(f"Checked at {report['checked_at']}.")
-    steps = next_steps(report)
-    say("Next: " + " ".join(steps) if steps else "Nothing needs a person right now.")
-    return 0
+    if not report["attention"]:
+        say("Nothing needs a person right now.")
+        return
+    say("Needs a person:")
+    for item in report["attention"]:
+        say(f"  ! {item['message']}")
+
+
+@friendly_errors
+def run(args: argparse.Namespace) -> int:
+    from worker.support.desk import workplace
+
+    with workplace(Settings.from_env()) as place:
+        report = collect(place)
+    if args.json:
+        print_json(report)
+    else:
+        _print(report)
+    return 1 if args.fail_on_attention and report["attention"] else 0

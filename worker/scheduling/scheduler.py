@@ -22,7 +22,8 @@ PUT_BACK_DELAY_SECONDS = 5.0
 class Scheduler:
     def __init__(self, schedule: RetrySchedule, publish: Publish, *, clock: Callable[[], float],
                  batch: int = 500, sweep: Callable[[], int] | None = None,
-                 sweep_interval: float = 60.0) -> None:
+                 sweep_interval: float = 60.0, heartbeat: Callable[[], object] | None = None,
+                 heartbeat_interval: float = 1.0) -> None:
         self._schedule = schedule
         self._publish = publish
         self._clock = clock
@@ -30,6 +31,11 @@ class Scheduler:
         self._sweep = sweep  # worker.scheduling.stranded.StrandedSweep.sweep: housekeeping, once a minute
         self._sweep_interval = sweep_interval
         self._last_sweep = float("-inf")
+        # Heartbeats.beat("scheduler", name): written after a tick completed, at most once a
+        # ``heartbeat_interval``, so "last tick 2 s ago" in `wms-relay status` means a tick that worked.
+        self._heartbeat = heartbeat
+        self._heartbeat_interval = heartbeat_interval
+        self._last_beat = float("-inf")
 
     def tick(self) -> int:
         """Move every due entry once; return how many were published."""
@@ -51,7 +57,11 @@ class Scheduler:
                     self._schedule.confirm(entry_id)
                     published += 1
             if len(due) < self._batch:
-                return published
+                break
+        if self._heartbeat is not None and now - self._last_beat >= self._heartbeat_interval:
+            self._heartbeat()
+            self._last_beat = now
+        return published
 
     def run(self, stop: threading.Event, *, interval: float = 0.25) -> None:
         log.info("scheduler running: moving due retries every %.2f s", interval)

@@ -16,6 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from worker.errors import StoreNotFound
 from worker.redaction import url_without_password
@@ -54,11 +56,17 @@ def store_url(settings, *, start: bool = False) -> str:
     return url
 
 
-def connect(settings, *, start: bool = False, decode_responses: bool = True) -> redis.Redis:
+def connect(settings, *, start: bool = False, decode_responses: bool = True,
+            probe_timeout: float | None = None) -> redis.Redis:
     """A pooled client for the store named by ``settings`` (see :func:`store_url` for ``start``).
 
     Text replies by default; the ledger, retry schedule and dead-letter store accept either kind of
-    client.  A health check every 30 s notices a connection that a restarted server dropped."""
+    client.  A health check every 30 s notices a connection that a restarted server dropped.
+    ``probe_timeout`` (health probes): every call gives up after that many seconds, with no retry."""
+    if probe_timeout is not None:
+        return redis.Redis.from_url(store_url(settings, start=start), decode_responses=decode_responses,
+                                    socket_connect_timeout=probe_timeout, socket_timeout=probe_timeout,
+                                    retry=Retry(NoBackoff(), 0))
     return redis.Redis.from_url(
         store_url(settings, start=start),
         decode_responses=decode_responses,

@@ -1,0 +1,67 @@
+"""The worker's heartbeat: a Celery consumer bootstep that writes ``wms:heartbeat:worker`` (see
+:mod:`worker.store.heartbeats`) every few seconds, and removes it when the worker shuts down cleanly.
+
+The beat runs on the consumer's own timer — the event loop that takes messages off the queues — so it
+stops when that loop stops (a stuck or disconnected worker), not merely when the process dies; that is
+what a liveness probe wants to know.  The step is stopped while the broker connection is lost and
+started again with it.
+
+Registered on the service's Celery app (``worker.celery``), so ``wms-relay worker`` and ``celery -A
+worker worker`` both beat."""
+from __future__ import annotations
+
+import logging
+
+from celery import bootsteps
+
+from worker.store.heartbeats import BEAT_INTERVAL_SECONDS, Heartbeats
+
+log = logging.getLogger("wms_relay.heartbeat")
+
+
+class StoreHeartbeat(bootsteps.StartStopStep):
+    """Beat under the worker's node name (``relay-123@host``) every BEAT_INTERVAL_SECONDS."""
+
+    def __init__(self, c, **kwargs) -> None:
+        self._timer_entry = None
+        self._failing = False
+        super().__init__(c, **kwargs)
+
+    def start(self, c) -> None:
+        self._beat(c)
+        self._timer_entry = c.timer.call_repeatedly(BEAT_INTERVAL_SECONDS, self._beat, (c,), priority=10)
+
+    def stop(self, c) -> None:
+        if self._timer_entry is not None:
+            self._timer_entry.cancel()
+            self._timer_entry = None
+
+    def shutdown(self, c) -> None:
+        """A clean stop (SIGTERM, Ctrl-C): the worker is no longer expected to beat."""
+        self.stop(c)
+        try:
+            relay = _relay()
+            Heartbeats(relay.redis, relay.clock).leave("worker", c.hostname)
+        except Exception as exc:  # noqa: BLE001 — the store is gone: the beat goes stale on its own
+            log.warning("could not remove the worker's heartbeat (%s: %s)", type(exc).__name__, exc)
+
+    def _beat(self, c) -> None:
+        try:
+            relay = _relay()
+            Heartbeats(relay.redis, relay.clock).beat("worker", c.hostname)
+        except Exception as exc:  # noqa: BLE001 — Redis away: say so once, beat again next time
+            if not self._failing:
+                log.warning("heartbeat not written (%s: %s); the worker looks dead to `wms-relay health` "
+                            "until the store answers again", type(exc).__name__, exc)
+            self._failing = True
+        else:
+            if self._failing:
+                log.info("heartbeat written again")
+            self._failing = False
+
+
+def _relay():
+    from worker.delivery.relay import process_relay
+
+    return process_relay()
+
