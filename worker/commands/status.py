@@ -154,8 +154,8 @@ def _print(report: dict) -> None:
         say(f"{label} {part['count']}{oldest}")
     say(f"Delivered last hour:   {report['delivered_last_hour']}")
     alive = [b for b in report["worker_heartbeats"] if b["alive"]]
-    say(f"Workers alive:         {len(alive)}"
-        + (" (" + ", ".join(f"{b['name']} {age(b['age_seconds'])} ago" for b in alive) + ")" if alive else ""))
+    names = ", ".join(f"{b['name']} {age(b['age_seconds'])} ago" for b in alive)
+    say(f"Workers alive:         {len(alive)}" + (f" ({names})" if alive else ""))
     tick = report["scheduler"]
     say("Scheduler:             " + (f"last tick {age(tick['last_tick_age_seconds'])} ago ({tick['name']})"
                                      if tick["name"] else "never ticked"))

@@ -64,4 +64,3 @@ def _relay():
     from worker.delivery.relay import process_relay
 
     return process_relay()
-

@@ -50,8 +50,8 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize("argv", SUPPORT_COMMANDS, ids=lambda argv: " ".join(argv[:2]))
-def test_a_support_command_in_the_wrong_directory_exits_3_and_starts_nothing(checkout, tmp_path, monkeypatch,
-                                                                            capsys, argv):
+def test_a_support_command_in_the_wrong_directory_exits_3_and_starts_nothing(
+        checkout, tmp_path, monkeypatch, capsys, argv):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -67,16 +67,16 @@ def test_enqueue_and_check_in_the_wrong_directory_start_nothing(checkout, tmp_pa
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    code, _, err = run(capsys, "enqueue", "receipt.create", str(Path(__file__).parents[3] / "examples" /
-                                                                  "receipt.create.json"))
+    example = Path(__file__).parents[3] / "examples" / "receipt.create.json"
+    code, _, err = run(capsys, "enqueue", "receipt.create", str(example))
     assert code == 3 and "no embedded server is running under" in err
     code, out, _ = run(capsys, "check", "--skip-trademax")
     assert code == 1 and "FAIL  Redis: no store to read" in out
     assert list(elsewhere.iterdir()) == []
 
 
-def test_the_right_directory_or_var_dir_finds_the_store_and_says_which(checkout, tmp_path, monkeypatch,
-                                                                     capsys):
+def test_the_right_directory_or_var_dir_finds_the_store_and_says_which(
+        checkout, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(checkout)
     code, out, _ = run(capsys, "dead", "list")
     assert code == 0
