@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._harness import RelayRun, wait_until  # noqa: E402
 from benchmarks.noop_task import BARE_POST_TASK, NOOP_TASK  # noqa: E402
 
-QUEUES = ("trademax.dispatch", "trademax.receipt", "trademax.stock", "trademax.inventory", "trademax.orders")
+from worker.destinations.table import QUEUES  # noqa: E402
 # The service's own defaults (RelayRun(short_timeouts=False)), logging as in production.
 BENCH_SETTINGS = {"LOG_LEVEL": "INFO"}
 LAUNCHER = "benchmarks.noop_task"
@@ -141,7 +141,7 @@ def paced_latency(relay: RelayRun, count: int, rate: float, concurrency: int, wo
                   tag: str) -> tuple[float, float]:
     """Enqueue→delivered p50 and p99 (seconds) with events arriving steadily at ``rate`` per second,
     admitted and published as ``wms-relay enqueue`` does."""
-    from worker.celery_config import queue_for
+    from worker.destinations.table import queue_for
     from worker.delivery.pipeline import admit
     from worker.delivery.relay import build_relay
     from worker.settings import Settings

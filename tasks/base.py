@@ -1,5 +1,6 @@
 """The one shape of every delivery task: it takes one JSON object (the WMS event) and hands it to the
-delivery pipeline in ``worker.delivery.pipeline``.  Retry policy, dead letters and the ledger live there, not here.
+delivery pipeline in ``worker.delivery.pipeline``.  One task per row of the operation table
+(``worker.destinations.table``), registered by the row's task module (:func:`register_tasks`).  Retry policy, dead letters and the ledger live there, not here.
 
 What Flower and Celery's log lines show of a task's argument is ``tasks.summary``'s short summary
 (operation, key, order_no/artno), never the payload: :class:`SummarizedRequest` sets it on every message
@@ -16,7 +17,9 @@ from celery.signals import before_task_publish
 from celery.worker.request import Request
 
 from worker.celery import app
-from tasks.summary import TASK_PREFIX, task_argument_summary
+from tasks.summary import task_argument_summary
+from worker.destinations.contract import Operation
+from worker.destinations.table import OPERATIONS, TASKS
 
 NO_KEYWORDS = "{}"
 
@@ -38,7 +41,7 @@ class SummarizedRequest(Request):
 @before_task_publish.connect
 def _summarize_published(sender=None, headers=None, body=None, **_: object) -> None:
     """Messages published through this app carry the summary in their headers, whatever the caller passed."""
-    if not (isinstance(sender, str) and sender.startswith(TASK_PREFIX) and isinstance(headers, dict)):
+    if not (isinstance(sender, str) and sender in TASKS and isinstance(headers, dict)):
         return
     if isinstance(body, (tuple, list)) and len(body) >= 2:
         headers["argsrepr"] = task_argument_summary(sender, body[0], body[1])
@@ -57,8 +60,9 @@ class DeliveryTask(Task):
     Request = SummarizedRequest
 
 
-def delivery_task(operation: str) -> DeliveryTask:
-    """Register and return the task ``trademax.<operation>``."""
+def delivery_task(row: Operation) -> DeliveryTask:
+    """Register and return the task of one operation table row (``row.task_name``)."""
+    operation = row.name
 
     def deliver_event(self: DeliveryTask, event=None, *args, **kwargs) -> str:
         from worker.delivery.pipeline import deliver
@@ -72,4 +76,10 @@ def delivery_task(operation: str) -> DeliveryTask:
         return deliver(process_relay(), operation, event, owner=owner)
 
     deliver_event.__name__ = operation.replace(".", "_")
-    return app.task(name=TASK_PREFIX + operation, base=DeliveryTask, bind=True)(deliver_event)
+    deliver_event.__module__ = row.task_module
+    return app.task(name=row.task_name, base=DeliveryTask, bind=True)(deliver_event)
+
+
+def register_tasks(module: str) -> dict[str, DeliveryTask]:
+    """Register the task of every operation whose ``task_module`` is ``module``; operation → task."""
+    return {row.name: delivery_task(row) for row in OPERATIONS.values() if row.task_module == module}

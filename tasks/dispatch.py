@@ -1,8 +1,5 @@
 """Dispatch tasks: a shipment packed (create, vendor create), changed, published or withdrawn."""
-from tasks.base import delivery_task
+from tasks.base import register_tasks
 
-create = delivery_task("dispatch.create")
-update = delivery_task("dispatch.update")
-publish = delivery_task("dispatch.publish")
-delete = delivery_task("dispatch.delete")
-vendor_create = delivery_task("vendor_dispatch.create")
+# One task per row of the operation table whose resource is dispatch (see worker.destinations).
+TASKS = register_tasks(__name__)

@@ -1,4 +1,5 @@
 """Inventory task: package data (weight, volume, dimensions) of one article."""
-from tasks.base import delivery_task
+from tasks.base import register_tasks
 
-update_packages = delivery_task("inventory.update_packages")
+# One task per row of the operation table whose resource is inventory (see worker.destinations).
+TASKS = register_tasks(__name__)

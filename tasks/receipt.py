@@ -1,4 +1,5 @@
 """Receipt task: goods received at the warehouse."""
-from tasks.base import delivery_task
+from tasks.base import register_tasks
 
-create = delivery_task("receipt.create")
+# One task per row of the operation table whose resource is receipt (see worker.destinations).
+TASKS = register_tasks(__name__)

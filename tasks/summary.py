@@ -7,16 +7,18 @@ warehouse), never the rest of the payload.  Our publishers pass it (``worker.sch
 and the worker recomputes it for every message it receives (``tasks.base.SummarizedRequest``), so a
 message published by any WMS is shown the same way.
 
-Pure: no I/O, nothing from Celery.  The operation table comes from ``tasks.events`` (pure as well).
+Pure: no I/O, nothing from Celery.  The operation table comes from ``worker.destinations.table`` (pure as
+well).
 """
 from __future__ import annotations
 
 from typing import Any
 
+from worker.destinations.table import OPERATIONS, TASKS
+
 # Shown after the key, in this order, when present (the key's own field is not repeated).
 _SHOWN = ("transaction_id", "order_no", "artno", "warehouse_id", "type")
 _MAX_VALUE = 40
-TASK_PREFIX = "trademax."
 
 
 def _shown_value(value: Any) -> str | None:
@@ -28,8 +30,6 @@ def _shown_value(value: Any) -> str | None:
 
 
 def _key_field(operation: str) -> str:
-    from tasks.events import OPERATIONS
-
     spec = OPERATIONS.get(operation)
     return spec.key_field if spec is not None else "event_id"
 
@@ -56,7 +56,8 @@ def task_argument_summary(task_name: Any, args: Any, kwargs: Any) -> str:
 
     A delivery task takes exactly one JSON object; anything else is summarised by its shape only."""
     name = task_name if isinstance(task_name, str) else "?"
-    operation = name[len(TASK_PREFIX):] if name.startswith(TASK_PREFIX) else name
+    row = TASKS.get(name)
+    operation = row.name if row is not None else name
     if isinstance(args, (list, tuple)) and len(args) == 1 and not kwargs:
         return argument_summary(operation, args[0])
     count = len(args) if isinstance(args, (list, tuple)) else "?"

@@ -1,1 +1,18 @@
+"""Fixtures shared by the whole suite, and Hypothesis' profiles.
+
+Hypothesis runs with the ``ci`` profile when ``CI`` is set (``.ci/run`` sets it): derandomized, so a CI
+run generates the same examples every time and a failure reproduces with the same command, with no example
+database; elsewhere the ``dev`` profile draws fresh examples each run and prints the seed of a failure
+(``--hypothesis-seed=N`` reruns it).  ``HYPOTHESIS_PROFILE`` picks one explicitly."""
+import os
+
+from hypothesis import settings
+
+# Both from Hypothesis' "default" profile: Hypothesis itself switches to its own "ci" profile when CI is
+# set, and "dev" must not inherit that.
+settings.register_profile("ci", parent=settings.get_profile("default"), derandomize=True, database=None,
+                          print_blob=True)
+settings.register_profile("dev", parent=settings.get_profile("default"), print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
+
 pytest_plugins = ["tests.fixtures.redis_server", "tests.fixtures.sandbox", "tests.fixtures.pipeline"]

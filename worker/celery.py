@@ -11,12 +11,12 @@ from celery import Celery
 from celery.signals import celeryd_init
 
 from worker.celery_config import celery_config
+from worker.destinations.table import TASK_MODULES
 from worker.observe.heartbeat import StoreHeartbeat
 from worker.settings import Settings
 
-TASK_MODULES = ["tasks.dispatch", "tasks.receipt", "tasks.stock", "tasks.inventory", "tasks.orders"]
-
-app = Celery("wms_relay", include=TASK_MODULES)
+# The task modules come from the operation table: one per destination resource.
+app = Celery("wms_relay", include=list(TASK_MODULES))
 app.steps["consumer"].add(StoreHeartbeat)  # wms:heartbeat:worker, for status and `wms-relay health`
 
 

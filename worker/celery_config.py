@@ -10,30 +10,8 @@ import redis
 from kombu import Queue
 from kombu.transport import redis as kombu_redis
 
+from worker.destinations import table
 from worker.settings import Settings
-
-# One queue per Trademax resource, so an operator can see (and a deployment can scale) each backlog.
-QUEUES = ("trademax.dispatch", "trademax.receipt", "trademax.stock", "trademax.inventory", "trademax.orders")
-
-# Task name prefix -> queue.  Task names are the public contract with the WMS: trademax.<resource>.<verb>.
-ROUTES = {
-    "trademax.dispatch.*": {"queue": "trademax.dispatch"},
-    "trademax.vendor_dispatch.*": {"queue": "trademax.dispatch"},
-    "trademax.receipt.*": {"queue": "trademax.receipt"},
-    "trademax.stock.*": {"queue": "trademax.stock"},
-    "trademax.inventory.*": {"queue": "trademax.inventory"},
-    "trademax.order.*": {"queue": "trademax.orders"},
-}
-
-
-def queue_for(task_name: str) -> str:
-    """The queue a task name is routed to (the scheduler publishes retries with it)."""
-    resource = task_name.rsplit(".", 1)[0]
-    route = ROUTES.get(resource + ".*")
-    if route is None:
-        raise KeyError(f"no queue for task {task_name!r}")
-    return route["queue"]
-
 
 class _RedisChannel(kombu_redis.Channel):
     def _connparams(self, asynchronous=False):
@@ -110,9 +88,11 @@ def celery_config(settings: Settings, broker_url: str) -> dict:
         # JSON only: the WMS publishes from any language, and pickle from the broker would be a hole.
         "task_serializer": "json",
         "accept_content": ["json"],
-        "task_queues": [Queue(name) for name in QUEUES],
-        "task_routes": ROUTES,
-        "task_default_queue": "trademax.dispatch",
+        # One queue per destination resource, so an operator can see (and a deployment can scale) each
+        # backlog; one route per task.  Both are built from the operation table (worker.destinations.table).
+        "task_queues": [Queue(name) for name in table.QUEUES],
+        "task_routes": table.ROUTES,
+        "task_default_queue": table.QUEUES[0],
         "task_create_missing_queues": False,
         # Flower needs task events; the argument summary is set per task (see tasks.base).
         "worker_send_task_events": True,

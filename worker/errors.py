@@ -38,9 +38,6 @@ class StoreNotFound(RelayError):
 class TrademaxError(RelayError):
     """A Trademax call that did not end in delivery; the subclass says what to do about it."""
 
-    #: The outcome name the classification gives this kind of failure (see worker.destinations.trademax.outcomes).
-    outcome = "failed"
-
     def __init__(
         self,
         detail: str = "",
@@ -83,8 +80,6 @@ class TrademaxError(RelayError):
 class TransientError(TrademaxError):
     """Retry later: Trademax was unreachable, overloaded or asked us to slow down."""
 
-    outcome = "transient"
-
     def __init__(self, detail: str = "", *, retry_after: float | None = None, **context) -> None:
         super().__init__(detail, **context)
         self.retry_after = retry_after
@@ -99,10 +94,6 @@ class TransientError(TrademaxError):
 class OutcomeUnknownError(TrademaxError):
     """The request left (or may have left) and no answer arrived: Trademax may or may not have applied it."""
 
-    outcome = "outcome_unknown"
-
 
 class PermanentError(TrademaxError):
     """Trademax refused the request for a reason that retrying will not change."""
-
-    outcome = "permanent"

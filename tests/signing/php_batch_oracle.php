@@ -1,7 +1,7 @@
 <?php
 /*
  * Batch oracle for the differential signing tests: real PHP answers many questions in one run.
- * Same rules as shared/tools/php-signing-oracle.php, variant a_uksort_strnatcmp.
+ * The rules the reference cases in reference/ were computed with (uksort with strnatcmp, hash_hmac).
  *
  * stdin : {"compare": [[a, b], ...],            pairs for strnatcmp
  *          "sort": [[key, ...], ...],           batches of distinct keys for uksort(..., 'strnatcmp')

@@ -56,5 +56,5 @@ def test_signing_case(case):
 
 def test_missing_vectors_fail_loudly_with_the_path_looked_at():
     (param,) = vector_params("no-such-vectors.json")
-    with pytest.raises(pytest.fail.Exception, match=r"shared[/\\]vectors[/\\]no-such-vectors\.json"):
+    with pytest.raises(pytest.fail.Exception, match=r"reference[/\\]no-such-vectors\.json"):
         require_case(param.values[0])

@@ -1,8 +1,7 @@
-"""The reference cases computed by real PHP 8.2 (``shared/vectors``), as pytest params.
+"""The reference cases computed by real PHP 8.2 (``tests/signing/reference/``), as pytest params.
 
-The vectors live beside the repository, not in it: ``<repository root>/../shared/vectors`` (CI clones the
-repository with ``shared/`` next to it). When they are missing the tests *fail* with the path they looked
-at; a skipped golden test would let a broken signer through unnoticed.
+They are data in the repository (see reference/README.md).  When a file is missing or unreadable the tests
+*fail* with the path they looked at; a skipped golden test would let a broken signer through unnoticed.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
-VECTORS_DIR = REPOSITORY_ROOT.parent / "shared" / "vectors"
+VECTORS_DIR = Path(__file__).resolve().with_name("reference")
 
 
 def vector_params(filename: str) -> list:
@@ -22,8 +21,7 @@ def vector_params(filename: str) -> list:
     try:
         cases = json.loads(path.read_text(encoding="utf-8"))["cases"]
     except (OSError, ValueError, KeyError) as error:
-        problem = (f"reference vectors {filename} not found or unreadable at {path} ({error}); they are "
-                   f"looked for in ../shared/vectors relative to the repository root {REPOSITORY_ROOT}")
+        problem = f"reference vectors {filename} not found or unreadable at {path} ({error})"
         return [pytest.param(problem, id=f"{filename}-missing")]
     return [pytest.param(case, id=case["name"]) for case in cases]
 

@@ -6,6 +6,12 @@ The generated events start from the valid examples and are mutated (wrong types,
 fields, huge and unicode strings, negative and enormous numbers, non-JSON values, deep nesting), so a
 good share stays valid and the rest fails in many different places.  A second test feeds arbitrary
 values and operation names.
+
+What the strategies build is bounded (:data:`MAX_WEIGHT`): a list is multiplied (×1001, ×5001) only while
+the whole event stays under it, counting every occurrence of a shared value.  Unbounded, four such
+multiplications on top of 200,000-character strings and 3,000-deep nesting built events of billions of
+nodes, and the pytest process grew past 20 GB (``--hypothesis-seed=21``).  The validator's own bounds
+(5,000,000 products are refused in 0.3 s) are tested in test_schemas.py, not here.
 """
 from __future__ import annotations
 
@@ -74,6 +80,26 @@ values = st.recursive(
 )
 
 
+# Nodes plus string characters, every occurrence counted: ~a few MB of JSON at most.
+MAX_WEIGHT = 2_000_000
+
+
+def _weight(node, limit: int = MAX_WEIGHT) -> int:
+    """The size of ``node`` (containers, leaves and string characters, each occurrence counted), walked
+    only until it passes ``limit`` (a shared list multiplied 5001 times is never walked in full)."""
+    total, pending = 0, [node]
+    while pending and total <= limit:
+        item = pending.pop()
+        total += 1
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend(item)
+    return total
+
+
 def _containers(node, path=()):
     """Every (path, container) of a payload down to where events end, to pick a place to mutate."""
     if len(path) > 6:
@@ -86,6 +112,14 @@ def _containers(node, path=()):
         yield path, node
         for index, value in enumerate(node):
             yield from _containers(value, path + (index,))
+
+
+def _factor(draw, payload, items) -> int:
+    """How many times to repeat a list: drawn, then cut to what keeps the event under MAX_WEIGHT."""
+    wanted = draw(st.sampled_from([2, 3, 1001, 5001]))
+    weight = _weight(payload) + _weight(items)
+    fitting = [f for f in (5001, 1001, 3, 2) if f <= wanted and weight * f <= MAX_WEIGHT]
+    return fitting[0] if fitting else 1
 
 
 def _mutate(draw, payload):
@@ -104,7 +138,7 @@ def _mutate(draw, payload):
         elif kind == "retype":
             node[key] = _retyped(node[key])
         elif kind == "duplicate" and isinstance(node[key], list):
-            node[key] = node[key] * draw(st.sampled_from([2, 3, 1001, 5001]))
+            node[key] = node[key] * _factor(draw, payload, node[key])
         else:
             node[key] = draw(values)
     else:
@@ -117,7 +151,8 @@ def _mutate(draw, payload):
         elif kind == "delete":
             del node[index]
         elif kind == "duplicate":
-            node.append(node[index])  # the same object twice: the validator must not care
+            if _weight(payload) + _weight(node[index]) <= MAX_WEIGHT:
+                node.append(node[index])  # the same object twice: the validator must not care
         elif kind == "retype":
             node[index] = _retyped(node[index])
         else:
@@ -240,6 +275,28 @@ def test_mutated_examples_give_an_event_or_a_readable_refusal():
     print(f"mutated examples: {outcomes}")
     # Both branches were exercised in earnest, not just one.
     assert outcomes["valid"] >= total // 20 and outcomes["invalid"] >= total // 4, outcomes
+
+
+# Past MAX_WEIGHT only by what "add"/"replace" put on top after the last multiplication: at most four
+# drawn values of up to 12 leaves (200,000-character strings, 3,000-deep nesting) each.
+GENERATED_BOUND = MAX_WEIGHT + 4 * 12 * (200_000 + 2 * 3_000 + 2)
+
+
+@settings(max_examples=300, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(mutated_events())
+def test_what_the_strategies_build_stays_bounded(case):
+    _, payload = case
+    assert _weight(payload, limit=GENERATED_BOUND) <= GENERATED_BOUND
+
+
+def test_a_list_is_multiplied_only_while_the_event_stays_small():
+    small, big = ["x"], ["x" * 500]
+    assert _weight(["x"] * 5001) == 1 + 5001 * 2
+    assert _weight([big] * 5001, limit=10_000) <= 10_000 + 502  # the walk stops past the limit
+    assert _factor(lambda _: 5001, {"a": small}, small) == 5001
+    assert _factor(lambda _: 5001, {"a": big}, big) == 1001
+    assert _factor(lambda _: 2, {"a": ["x" * 1_500_000]}, ["x" * 1_500_000]) == 1
 
 
 def test_arbitrary_values_and_operation_names_give_an_event_or_a_refusal():

@@ -61,6 +61,8 @@ def test_transport_error_without_status():
     assert repr(error) == f"OutcomeUnknownError({str(error)!r})"
 
 
-def test_outcome_names():
-    assert (TransientError.outcome, OutcomeUnknownError.outcome, PermanentError.outcome) == (
-        "transient", "outcome_unknown", "permanent")
+def test_each_error_stands_for_its_classification():
+    from worker.destinations.trademax.classification import classification_of
+
+    assert [classification_of(cls("x")).value for cls in (TransientError, OutcomeUnknownError, PermanentError)] == [
+        "transient", "outcome_unknown", "permanent"]

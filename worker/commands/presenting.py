@@ -12,7 +12,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
-from worker.support.actions import DONE, FAILED, SKIPPED, ActionOutcome, tally
+from worker.support.actions import DONE, FAILED, SKIPPED, ActionReport, tally
 
 
 class Refused(ValueError):
@@ -112,13 +112,13 @@ def complain(text: str) -> None:
     print(f"wms-relay: {text}", file=sys.stderr)
 
 
-def progress_line(index: int, total: int, outcome: ActionOutcome) -> str:
-    about = f" {outcome.operation} {outcome.key}" if outcome.operation and outcome.target != \
-        f"{outcome.operation}:{outcome.key}" else ""
-    mark = {DONE: "ok", SKIPPED: "skipped", FAILED: "FAILED"}[outcome.status]
-    line = f"[{index}/{total}] {outcome.target}{about}: {mark} — {outcome.message}"
-    if outcome.next_step and outcome.status != DONE:
-        line += f"\n        next: {outcome.next_step}"
+def progress_line(index: int, total: int, report: ActionReport) -> str:
+    about = f" {report.operation} {report.key}" if report.operation and report.target != \
+        f"{report.operation}:{report.key}" else ""
+    mark = {DONE: "ok", SKIPPED: "skipped", FAILED: "FAILED"}[report.status]
+    line = f"[{index}/{total}] {report.target}{about}: {mark} — {report.message}"
+    if report.next_step and report.status != DONE:
+        line += f"\n        next: {report.next_step}"
     return line
 
 
@@ -127,7 +127,7 @@ def say_store(store: str) -> None:
     say(f"Store: {store}")
 
 
-def run_actions(targets: Sequence[str], act: Callable[[str], ActionOutcome], *, verb: str,
+def run_actions(targets: Sequence[str], act: Callable[[str], ActionReport], *, verb: str,
                 as_json: bool, store: str, dry_run: bool = False, nothing: str = "Nothing to do.") -> int:
     """Run ``act`` on each target with a progress line each, then a summary.  Exit code 1 if any failed.
     No targets: ``nothing`` is said (the JSON summary keeps its keys, all 0) and the exit code is 0.
@@ -137,23 +137,23 @@ def run_actions(targets: Sequence[str], act: Callable[[str], ActionOutcome], *, 
     if not targets and not as_json:
         say(nothing)
         return 0
-    outcomes = []
+    reports = []
     for index, target in enumerate(targets, 1):
-        outcome = act(target)
-        outcomes.append(outcome)
+        report = act(target)
+        reports.append(report)
         if not as_json:
-            say(progress_line(index, len(targets), outcome))
-    counts = tally(outcomes)
+            say(progress_line(index, len(targets), report))
+    counts = tally(reports)
     if as_json:
         print_json({"summary": {verb if not dry_run else f"would be {verb}": counts[DONE],
                                 "skipped": counts[SKIPPED], "failed": counts[FAILED]},
-                    "dry_run": dry_run, "store": store, "results": [o.to_dict() for o in outcomes]})
+                    "dry_run": dry_run, "store": store, "results": [o.to_dict() for o in reports]})
     else:
         done = f"{counts[DONE]} would be {verb}" if dry_run else f"{counts[DONE]} {verb}"
         say(f"Summary: {done}, {counts[SKIPPED]} skipped, {counts[FAILED]} failed."
             + (" Dry run: nothing was changed." if dry_run else ""))
-        if len(outcomes) == 1 and outcomes[0].status == DONE and outcomes[0].next_step and not dry_run:
-            say(f"Follow it with: {outcomes[0].next_step}")
+        if len(reports) == 1 and reports[0].status == DONE and reports[0].next_step and not dry_run:
+            say(f"Follow it with: {reports[0].next_step}")
     return 1 if counts[FAILED] else 0
 
 

@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_worker(args: argparse.Namespace) -> int:
     from worker.celery import app
-    from worker.celery_config import QUEUES
+    from worker.destinations.table import QUEUES
     from worker.observe.logs import configure
     from worker.observe.sentry import start as start_sentry
 

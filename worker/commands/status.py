@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def queue_depths(redis_client) -> dict[str, int]:
-    from worker.celery_config import QUEUES
+    from worker.destinations.table import QUEUES
 
     pipe = redis_client.pipeline(transaction=False)
     for queue in QUEUES:

@@ -24,14 +24,6 @@ def keep_attempt(relay: Relay, event: DeliveryEvent, tried: AttemptEntry) -> Non
                                 latency=tried.latency)
 
 
-def outcome_name(exc: TrademaxError) -> str:
-    if isinstance(exc, TransientError):
-        return "transient"
-    if isinstance(exc, OutcomeUnknownError):
-        return "outcome_unknown"
-    return "permanent"
-
-
 def after_failure(relay: Relay, event: DeliveryEvent, attempt: int, round_attempt: int, exc: TrademaxError,
                   owner: str, tried: AttemptEntry, dispatch_id: Any = None) -> str:
     """``attempt`` counts every try of the event; ``round_attempt`` only those since it was accepted or a

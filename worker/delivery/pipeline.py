@@ -20,14 +20,14 @@ from typing import Any
 import redis
 
 from worker.encoding import event_ref
-from tasks.events import DeliveryEvent, InvalidEvent, validate_event, OPERATIONS
+from tasks.events import OPERATIONS, DeliveryEvent, InvalidEvent, validate_event
 from worker.delivery.failures import after_failure, dead, ensure_dead_letter, keep_attempt
-from worker.delivery.failures import outcome_name, retry_later
+from worker.delivery.failures import retry_later
+from worker.destinations.trademax.classification import classification_of
 from worker.errors import TrademaxError
 from worker.store.records import AttemptEntry
 from worker.delivery.rejections import best_key, reject_conflict, reject_invalid
 from worker.delivery.relay import Relay
-from worker.destinations.trademax.calls import NEEDS_DISPATCH_ID, SENDERS, kept_result
 
 log = logging.getLogger("wms_relay.delivery")
 
@@ -101,7 +101,8 @@ def deliver(relay: Relay, operation: str, message: Any, *, owner: str) -> str:
 def _deliver(relay: Relay, operation: str, message: Any, *, owner: str) -> str:
     # An event that may have to wait for its dispatch is claimed only once it need not; any other is
     # recorded and claimed in one store call.
-    waits = operation in NEEDS_DISPATCH_ID
+    row = OPERATIONS.get(operation)
+    waits = row is not None and row.needs_dispatch_id
     admission = admit(relay, operation, message, claim_for=None if waits else owner)
     if admission.event is None or admission.state in SETTLED:
         if admission.event is not None and admission.state == "dead":
@@ -111,7 +112,7 @@ def _deliver(relay: Relay, operation: str, message: Any, *, owner: str) -> str:
 
     dispatch_id = None
     if waits:
-        dispatch_id = relay.dependencies.dispatch_id_for(event.fields["transaction_id"])
+        dispatch_id = relay.dispatch_waiters.dispatch_id_for(event.fields["transaction_id"])
         if dispatch_id is None:
             return _wait_for_create(relay, event)
 
@@ -166,15 +167,16 @@ def _stock_turn(relay: Relay, event: DeliveryEvent, owner: str):
 def _send(relay: Relay, event: DeliveryEvent, claim: Any, dispatch_id: Any, owner: str) -> str:
     """Send once and move the event on.  The attempt's outcome is written by the same ledger call as the
     transition it leads to (one store round trip fewer per event than writing it first)."""
-    send = SENDERS[event.operation]
+    send = OPERATIONS[event.operation].send
     attempt = claim.attempt
     try:
         reply = send(relay.client, event.fields, dispatch_id)
     except TrademaxError as exc:
         latency = getattr(exc, "latency_seconds", None)
-        relay.observer.attempt(event, attempt, outcome_name(exc), status=exc.status,
+        outcome = classification_of(exc).value
+        relay.observer.attempt(event, attempt, outcome, status=exc.status,
                                error_code=exc.error_code, latency=latency)
-        tried = AttemptEntry(attempt, outcome_name(exc), exc.status, exc.error_code,
+        tried = AttemptEntry(attempt, outcome, exc.status, exc.error_code,
                              tuple(exc.error_messages or []) or (str(exc),), at=relay.clock())
         return after_failure(relay, event, attempt, claim.round_attempt, exc, owner, tried, dispatch_id)
 
@@ -183,13 +185,13 @@ def _send(relay: Relay, event: DeliveryEvent, claim: Any, dispatch_id: Any, owne
                            latency=reply.latency_seconds)
     tried = AttemptEntry(attempt, outcome, reply.status, reply.error_code, at=relay.clock())
     moved = relay.ledger.transition(
-        event.operation, event.key, "delivered", owner=owner, result=kept_result(reply), log=tried,
+        event.operation, event.key, "delivered", owner=owner, result=reply.ledger_result(), log=tried,
         reason="Trademax already had it (452 duplicate transaction_id)" if reply.duplicate else "delivered")
     if not moved:
         keep_attempt(relay, event, tried)
         log.warning("delivered %s %s but the claim had passed to another worker", event.operation, event.key)
     if event.operation == "dispatch.create":
-        waiters = relay.dependencies.take_waiters(event.fields["transaction_id"])
+        waiters = relay.dispatch_waiters.take_waiters(event.fields["transaction_id"])
         if waiters:
             relay.schedule.run_now(waiters)
     return "delivered"
@@ -220,10 +222,10 @@ def _wait_for_create(relay: Relay, event: DeliveryEvent) -> str:
                             reason=f"waiting for dispatch.create of transaction_id {transaction_id} "
                                    f"(check {checks + 1})")
     eid = event_ref(event.operation, event.key)
-    relay.dependencies.wait_for(transaction_id, eid)
+    relay.dispatch_waiters.wait_for(transaction_id, eid)
     relay.schedule.schedule(eid, event.task_message(),
                             relay.clock() + relay.settings.dependency_wait_seconds)
     # The create may have landed between the check and the registration: look once more.
-    if relay.dependencies.dispatch_id_for(transaction_id) is not None:
+    if relay.dispatch_waiters.dispatch_id_for(transaction_id) is not None:
         relay.schedule.run_now([eid])
     return "waiting"

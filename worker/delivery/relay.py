@@ -21,7 +21,7 @@ from worker.settings import Settings
 from worker.destinations.trademax.client import CONNECT_RETRIES, TrademaxClient
 
 if TYPE_CHECKING:
-    from worker.store.dispatch_waiters import DispatchDependencies
+    from worker.store.dispatch_waiters import DispatchWaiters
     from worker.store.stock_order import StockOrder
 
 
@@ -34,7 +34,7 @@ class Relay:
     dead_letters: DeadLetters
     client: TrademaxClient | None
     stock_order: "StockOrder"
-    dependencies: "DispatchDependencies"
+    dispatch_waiters: "DispatchWaiters"
     observer: Observer
     policy: RetryPolicy
     clock: Callable[[], float] = time.time
@@ -49,7 +49,7 @@ def build_relay(settings: Settings, *, redis_client: redis.Redis | None = None,
     ``sends=False`` (the support CLI, enqueue, the scheduler) builds no Trademax client and so needs no
     Trademax credentials.  ``start_store``: a service process (worker, scheduler) may start the embedded
     server; everyone else only finds a running one (``worker.store.connection``)."""
-    from worker.store.dispatch_waiters import DispatchDependencies
+    from worker.store.dispatch_waiters import DispatchWaiters
     from worker.store.connection import connect
     from worker.store.stock_order import StockOrder
 
@@ -66,7 +66,7 @@ def build_relay(settings: Settings, *, redis_client: redis.Redis | None = None,
         # Held for one send: every connect attempt (urllib3 reconnects CONNECT_RETRIES times), the read.
         stock_order=StockOrder(r, lock_seconds=(CONNECT_RETRIES + 1) * settings.connect_timeout
                                + settings.read_timeout + 5),
-        dependencies=DispatchDependencies(r, ledger),
+        dispatch_waiters=DispatchWaiters(r, ledger),
         observer=Observer.from_settings(settings),
         policy=RetryPolicy.from_settings(settings),
         clock=clock,

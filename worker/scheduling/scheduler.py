@@ -78,7 +78,7 @@ class Scheduler:
 
 def celery_publisher(app) -> Publish:
     """Publish a schedule entry ({"task", "event"}) with its route and a secret-free argsrepr."""
-    from worker.celery_config import queue_for
+    from worker.destinations.table import queue_for
     from tasks.summary import task_argument_summary
 
     def publish(message: dict) -> None:

@@ -18,7 +18,7 @@ return members
 """
 
 
-class DispatchDependencies:
+class DispatchWaiters:
     def __init__(self, client: redis.Redis, ledger: Ledger) -> None:
         self._client = client
         self._ledger = ledger

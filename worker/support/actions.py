@@ -13,7 +13,7 @@ shows both):
 - resolve an uncertain event: ``uncertain → delivered`` (a person saw it in Trademax) or reopened and
   published again (a person saw it is not there) — either is one compare-and-set: one person wins.
 
-Every action returns an :class:`ActionOutcome` — done, skipped (nothing to do, or not allowed: the message
+Every action returns an :class:`ActionReport` — done, skipped (nothing to do, or not allowed: the message
 says why) or failed — with one plain sentence and the next step, and never raises for a person's mistake
 (an empty reason is the caller's to refuse: ValueError).
 """
@@ -23,13 +23,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
-from tasks.events import DeliveryEvent, InvalidEvent, validate_event
+from tasks.events import OPERATIONS, DeliveryEvent, InvalidEvent, validate_event
 from worker.store.dead_letters import DeadLetter, DeadLetters
 from worker.encoding import event_ref, iso_time, split_event_ref
 from worker.store.ledger import Ledger, fingerprint
 from worker.store.retry_schedule import RetrySchedule
 from worker.scheduling.stranded import message_of
-from worker.destinations.trademax.calls import NEEDS_DISPATCH_ID
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 # Dead letters whose event has no ledger record of its own: rejected at the door, or someone else's key.
@@ -46,12 +45,12 @@ class SupportDesk:
     dead_letters: DeadLetters
     schedule: RetrySchedule
     publish: Callable[[dict], None]
-    dependencies: Any = None  # worker.store.dispatch_waiters.DispatchDependencies, when available
+    dispatch_waiters: Any = None  # worker.store.dispatch_waiters.DispatchWaiters, when available
     clock: Callable[[], float] = field(default=time.time)
 
 
 @dataclass(frozen=True)
-class ActionOutcome:
+class ActionReport:
     """What one action did to one target (a dead letter id or ``operation:key``)."""
 
     target: str
@@ -66,10 +65,10 @@ class ActionOutcome:
         return asdict(self)
 
 
-def tally(outcomes: Iterable[ActionOutcome]) -> dict[str, int]:
+def tally(reports: Iterable[ActionReport]) -> dict[str, int]:
     counts = {DONE: 0, SKIPPED: 0, FAILED: 0}
-    for outcome in outcomes:
-        counts[outcome.status] += 1
+    for report in reports:
+        counts[report.status] += 1
     return counts
 
 
@@ -138,9 +137,9 @@ def _plan_retry(desk: SupportDesk, letter: DeadLetter) -> _Plan:
     if record.state != "dead":
         return _Plan(refusal=f"nothing to retry: the event is {record.state} in the ledger, not dead",
                      next_step=look)
-    if (letter.reason == "dependency_timeout" and event.operation in NEEDS_DISPATCH_ID
-            and desk.dependencies is not None
-            and desk.dependencies.dispatch_id_for(event.fields["transaction_id"]) is None):
+    if (letter.reason == "dependency_timeout" and OPERATIONS[event.operation].needs_dispatch_id
+            and desk.dispatch_waiters is not None
+            and desk.dispatch_waiters.dispatch_id_for(event.fields["transaction_id"]) is None):
         txid = event.fields["transaction_id"]
         return _Plan(refusal=f"not retried: its dispatch.create (transaction_id {txid}) is still not "
                              "delivered, so it would wait and fail again",
@@ -150,28 +149,28 @@ def _plan_retry(desk: SupportDesk, letter: DeadLetter) -> _Plan:
 
 
 def retry_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str = "",
-                 dry_run: bool = False) -> ActionOutcome:
+                 dry_run: bool = False) -> ActionReport:
     """Retry one dead letter (id or ``OPERATION:KEY``): see the module docstring."""
     letter = find_letter(desk, ident)
     if letter is None:
-        return ActionOutcome(ident, FAILED, "no such dead letter", "wms-relay dead list")
+        return ActionReport(ident, FAILED, "no such dead letter", "wms-relay dead list")
 
-    def outcome(status: str, message: str, next_step: str = "") -> ActionOutcome:
-        return ActionOutcome(letter.letter_id, status, message, next_step, letter.operation, letter.key,
+    def report(status: str, message: str, next_step: str = "") -> ActionReport:
+        return ActionReport(letter.letter_id, status, message, next_step, letter.operation, letter.key,
                              dry_run)
 
     if letter.status != "open":
-        return outcome(SKIPPED, _closed_note(letter), follow(letter.operation, letter.key))
+        return report(SKIPPED, _closed_note(letter), follow(letter.operation, letter.key))
     plan = _plan_retry(desk, letter)
     if plan.event is None:
-        return outcome(SKIPPED, plan.refusal, plan.next_step)
+        return report(SKIPPED, plan.refusal, plan.next_step)
     event = plan.event
     if dry_run:
-        return outcome(DONE, "would be retried (dry run: nothing changed)")
+        return report(DONE, "would be retried (dry run: nothing changed)")
     why = reason or "retried by a person"
     if desk.dead_letters.take(letter.letter_id, actor=actor, reason=why) is None:
         now = desk.dead_letters.get(letter.letter_id)
-        return outcome(SKIPPED, f"someone else acted first: {_closed_note(now)}",
+        return report(SKIPPED, f"someone else acted first: {_closed_note(now)}",
                        follow(event.operation, event.key))
     history_reason = f"dead letter {letter.letter_id} retried: {why}"
     if plan.in_ledger:
@@ -179,11 +178,11 @@ def retry_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str = "",
                                   from_states=("dead",)):
             record = desk.ledger.get(event.operation, event.key)
             state = record.state if record else "gone"
-            return outcome(FAILED, f"the letter was taken but the event is {state} in the ledger, not "
+            return report(FAILED, f"the letter was taken but the event is {state} in the ledger, not "
                            "dead, so nothing was queued", follow(event.operation, event.key))
     else:
         if desk.ledger.accept(event).conflict:
-            return outcome(FAILED, "the letter was taken but its key now belongs to a different event; "
+            return report(FAILED, "the letter was taken but its key now belongs to a different event; "
                            "nothing was queued", follow(event.operation, event.key))
         # Record who let it in, as a reopen records who retried it.
         desk.ledger.transition(event.operation, event.key, "accepted", actor=actor, reason=history_reason,
@@ -191,86 +190,86 @@ def retry_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str = "",
     try:
         how = _queue(desk, event)
     except Exception as exc:  # noqa: BLE001 — Redis is gone: say exactly where the event stands
-        return outcome(FAILED, "it " + _NOT_QUEUED.format(f"{type(exc).__name__}: {exc}"), "wms-relay check")
-    return outcome(DONE, f"retried: {how}", follow(event.operation, event.key))
+        return report(FAILED, "it " + _NOT_QUEUED.format(f"{type(exc).__name__}: {exc}"), "wms-relay check")
+    return report(DONE, f"retried: {how}", follow(event.operation, event.key))
 
 
 # -- discard a dead letter ----------------------------------------------------------------------------
 
-def discard_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str) -> ActionOutcome:
+def discard_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str) -> ActionReport:
     """Give up on one dead letter (kept, marked discarded, with who and why)."""
     if not reason or not reason.strip():
         raise ValueError("discarding needs a reason")
     letter = find_letter(desk, ident)
     if letter is None:
-        return ActionOutcome(ident, FAILED, "no such dead letter", "wms-relay dead list")
+        return ActionReport(ident, FAILED, "no such dead letter", "wms-relay dead list")
 
-    def outcome(status: str, message: str, next_step: str = "") -> ActionOutcome:
-        return ActionOutcome(letter.letter_id, status, message, next_step, letter.operation, letter.key)
+    def report(status: str, message: str, next_step: str = "") -> ActionReport:
+        return ActionReport(letter.letter_id, status, message, next_step, letter.operation, letter.key)
 
     if letter.status != "open":
-        return outcome(SKIPPED, _closed_note(letter), follow(letter.operation, letter.key))
+        return report(SKIPPED, _closed_note(letter), follow(letter.operation, letter.key))
     if desk.dead_letters.discard(letter.letter_id, actor=actor, reason=reason) is None:
         now = desk.dead_letters.get(letter.letter_id)
-        return outcome(SKIPPED, f"someone else acted first: {_closed_note(now)}",
+        return report(SKIPPED, f"someone else acted first: {_closed_note(now)}",
                        follow(letter.operation, letter.key))
     if letter.reason not in (_INVALID, _CONFLICT):  # those have no ledger record of their own
         desk.ledger.transition(letter.operation, letter.key, "discarded", actor=actor,
                                reason=f"dead letter {letter.letter_id} discarded: {reason}",
                                expected_states=("dead",))
-    return outcome(DONE, "discarded (kept for the record; it will not be sent)")
+    return report(DONE, "discarded (kept for the record; it will not be sent)")
 
 
 # -- uncertain events ---------------------------------------------------------------------------------
 
 def resolve_uncertain(desk: SupportDesk, operation: str, key: str, *, delivered: bool, actor: str,
-                      reason: str) -> ActionOutcome:
+                      reason: str) -> ActionReport:
     """A person checked Trademax: it has the event (``delivered``) or it does not (resend it once)."""
     if not reason or not reason.strip():
         raise ValueError("resolving needs a reason (what you saw in Trademax)")
 
-    def outcome(status: str, message: str, next_step: str = "") -> ActionOutcome:
-        return ActionOutcome(event_ref(operation, key), status, message, next_step, operation, key)
+    def report(status: str, message: str, next_step: str = "") -> ActionReport:
+        return ActionReport(event_ref(operation, key), status, message, next_step, operation, key)
 
     story = follow(operation, key)
     raced = "someone else resolved it a moment ago"
     record = desk.ledger.get(operation, key)
     if record is None:
-        return outcome(FAILED, "no such event in the ledger", "wms-relay uncertain list")
+        return report(FAILED, "no such event in the ledger", "wms-relay uncertain list")
     if record.state != "uncertain":
-        return outcome(SKIPPED, f"it is {record.state}, not uncertain (resolved already?)", story)
+        return report(SKIPPED, f"it is {record.state}, not uncertain (resolved already?)", story)
     if delivered:
         if not desk.ledger.transition(operation, key, "delivered", actor=actor,
                                       reason=f"confirmed in Trademax by a person: {reason}",
                                       result={"confirmed_manually": True}, expected_states=("uncertain",)):
-            return outcome(SKIPPED, raced, story)
-        return outcome(DONE, "marked delivered; it will not be sent again", story)
+            return report(SKIPPED, raced, story)
+        return report(DONE, "marked delivered; it will not be sent again", story)
     try:
         event = validate_event(operation, message_of(record)["event"])
     except InvalidEvent as exc:
-        return outcome(FAILED, f"the stored event no longer validates: {exc.summary}", story)
+        return report(FAILED, f"the stored event no longer validates: {exc.summary}", story)
     if not desk.ledger.reopen(operation, key, actor=actor, from_states=("uncertain",),
                               reason=f"not found in Trademax by a person; resend: {reason}"):
-        return outcome(SKIPPED, raced, story)
+        return report(SKIPPED, raced, story)
     try:
         how = _queue(desk, event)
     except Exception as exc:  # noqa: BLE001
-        return outcome(FAILED, "it " + _NOT_QUEUED.format(f"{type(exc).__name__}: {exc}"), "wms-relay check")
-    return outcome(DONE, f"will be sent once more: {how}", story)
+        return report(FAILED, "it " + _NOT_QUEUED.format(f"{type(exc).__name__}: {exc}"), "wms-relay check")
+    return report(DONE, f"will be sent once more: {how}", story)
 
 
 # -- scheduled retries --------------------------------------------------------------------------------
 
-def run_retry_now(desk: SupportDesk, entry_id: str) -> ActionOutcome:
+def run_retry_now(desk: SupportDesk, entry_id: str) -> ActionReport:
     """Make one scheduled retry due now; the scheduler re-queues it within a second."""
     event = split_event_ref(entry_id)
     operation, key = event if event else (None, None)
     story = follow(operation, key) if event else "wms-relay retries list"
     if desk.schedule.run_now([entry_id]):
-        return ActionOutcome(entry_id, DONE, "due now: the scheduler puts it back on its queue", story,
+        return ActionReport(entry_id, DONE, "due now: the scheduler puts it back on its queue", story,
                              operation, key)
     entry = desk.schedule.get(entry_id)
     if entry is not None and entry.in_flight:
-        return ActionOutcome(entry_id, SKIPPED, "already on its way back to the queue", "", operation, key)
-    return ActionOutcome(entry_id, SKIPPED, "not in the retry schedule (delivered, parked or never "
+        return ActionReport(entry_id, SKIPPED, "already on its way back to the queue", "", operation, key)
+    return ActionReport(entry_id, SKIPPED, "not in the retry schedule (delivered, parked or never "
                          "scheduled)", story, operation, key)

@@ -94,7 +94,7 @@ def published():
 @pytest.fixture
 def desk(relay, published, clock):
     return SupportDesk(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
-                       publish=published, dependencies=relay.dependencies, clock=clock)
+                       publish=published, dispatch_waiters=relay.dispatch_waiters, clock=clock)
 
 
 def run(relay, operation: str, event: dict, *answers) -> str:
@@ -301,7 +301,7 @@ def test_twenty_people_retrying_one_letter_at_once_queue_it_once(shared_redis_se
     outcomes = []
 
     def person(n: int) -> None:
-        desk = SupportDesk(relay.ledger, relay.dead_letters, relay.schedule, published, relay.dependencies,
+        desk = SupportDesk(relay.ledger, relay.dead_letters, relay.schedule, published, relay.dispatch_waiters,
                            clock)
         start.wait()
         outcomes.append(retry_letter(desk, letter_id, actor=f"person-{n}"))

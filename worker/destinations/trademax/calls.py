@@ -1,51 +1,60 @@
-"""How each WMS operation becomes one Trademax call, and what of the reply the ledger keeps.
+"""The Trademax calls: one row per documented request (HTTP method and path template), as Trademax's API
+documentation lists them under "Resourses".
 
-The table is the seam between the delivery pipeline (which knows nothing of URLs) and the Trademax client
-(which knows nothing of WMS events).  A later channel (ka-ching, StockTrim...) gets a table of its own."""
+The client has one method per row (``TrademaxClient.call(name, ...)`` takes the row); a WMS operation is
+delivered by one of them (its sender in ``operations``).  Path parameters (artno, order_no, ids) are URL-quoted with nothing left safe, so an artno such
+as ``12/3`` stays one path segment; the quoted form is both sent and signed.
+"""
 from __future__ import annotations
 
-from typing import Any, Callable
-
-from worker.destinations.trademax.client import TrademaxClient, TrademaxReply
-
-Send = Callable[[TrademaxClient, dict, Any], TrademaxReply]
-
-
-def _without(fields: dict, *names: str) -> dict:
-    return {k: v for k, v in fields.items() if k not in names}
+import string
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
 
 
-# operation -> send(client, fields, dispatch_id).  dispatch_id is filled in by the pipeline from the
-# delivered dispatch.create of the same transaction_id (None for operations that do not need it).
-SENDERS: dict[str, Send] = {
-    "dispatch.create": lambda c, f, _: c.create_dispatch(f),
-    "dispatch.update": lambda c, f, d: c.update_dispatch(d, f),
-    "dispatch.publish": lambda c, f, d: c.publish_dispatch(d, f),
-    "dispatch.delete": lambda c, f, d: c.delete_dispatch(d),
-    "vendor_dispatch.create": lambda c, f, _: c.create_vendor_dispatch(f),
-    "receipt.create": lambda c, f, _: c.create_receipt(f),
-    "stock.adjust": lambda c, f, _: c.adjust_stock(f["artno"], _without(f, "artno")),
-    "inventory.update_packages": lambda c, f, _: c.update_package_data(f["artno"], _without(f, "artno")),
-    "order.lock_lines": lambda c, f, _: c.lock_order_lines(f["order_no"], _without(f, "order_no")),
+@dataclass(frozen=True)
+class Call:
+    name: str
+    method: str
+    path: str  # relative to the base URL, with {placeholders} for path parameters
+
+    @property
+    def params_in_query(self) -> bool:
+        """Params go in the query string (GET/DELETE) or in a JSON body (POST/PATCH)."""
+        return self.method in ("GET", "DELETE")
+
+    @property
+    def path_parameters(self) -> tuple[str, ...]:
+        return tuple(name for _, name, _, _ in string.Formatter().parse(self.path) if name)
+
+    def render_path(self, **values: Any) -> str:
+        """The path with every parameter quoted as one segment (``quote(str(x), safe="")``)."""
+        missing = set(self.path_parameters) - values.keys()
+        if missing:
+            raise KeyError(f"{self.name} needs {', '.join(sorted(missing))}")
+        return self.path.format(**{name: quote(str(values[name]), safe="") for name in self.path_parameters})
+
+
+CALLS: dict[str, Call] = {
+    op.name: op
+    for op in (
+        Call("create_dispatch", "POST", "dispatch"),
+        Call("update_dispatch", "PATCH", "dispatch/{dispatch_id}"),
+        Call("publish_dispatch", "PATCH", "dispatch/{dispatch_id}"),
+        Call("delete_dispatch", "DELETE", "dispatch/{dispatch_id}"),
+        Call("get_dispatch", "GET", "dispatch/{dispatch_id}"),
+        Call("create_vendor_dispatch", "POST", "vendor/dispatch"),
+        Call("create_receipt", "POST", "receipt"),
+        Call("get_receipt", "GET", "receipt/{receipt_id}"),
+        Call("adjust_stock", "PATCH", "inventory/{artno}/stock-adjustment"),
+        Call("get_stock", "GET", "inventory/{artno}/stock-adjustment"),
+        Call("get_package_data", "GET", "inventory/{artno}"),
+        Call("update_package_data", "PATCH", "inventory/{artno}"),
+        Call("lock_order_lines", "PATCH", "order/outgoing/{order_no}"),
+        Call("get_order_lines", "GET", "order/outgoing/{order_no}"),
+    )
 }
 
-# Operations that name a shipment by transaction_id and need Trademax's dispatch_id first.
-NEEDS_DISPATCH_ID = frozenset({"dispatch.update", "dispatch.publish", "dispatch.delete"})
-
-# What the ledger keeps of a reply: the identifiers and links support staff and later events need.
-_KEPT = ("dispatch_id", "receipt_id", "tracking_code", "labels_url_pdf", "labels_url_web",
-         "shipping_agent_code", "dispatch_date", "draft", "old_quantity", "new_quantity", "quantity")
-
-
-def kept_result(reply: TrademaxReply) -> dict:
-    """The useful part of a delivered reply (never the whole body: the ledger stays small)."""
-    data = reply.data if isinstance(reply.data, dict) else {}
-    result = {name: data[name] for name in _KEPT if name in data}
-    packages = data.get("packages") or []
-    labels = [p["label_url"] for p in packages if isinstance(p, dict) and p.get("label_url")]
-    if labels:
-        result["package_labels"] = labels
-    if reply.duplicate:
-        result["duplicate"] = True
-    result["status"] = reply.status
-    return result
+# The authentication params the client adds to every request; an operation's own fields may not use them.
+AUTH_PARAMS = ("api_key", "timestamp", "method", "url", "signature")

@@ -1,13 +1,13 @@
 """The Trademax HTTP client: build, sign, send, and turn the answer into a reply or one of our errors.
 
-One method per documented operation (see worker.destinations.trademax.operations).  Each call:
+One method per documented call (see worker.destinations.trademax.calls).  Each call:
 
 1. takes the operation's own fields and adds ``api_key``, ``timestamp`` (Unix seconds from the injected
    clock, fresh on every call, so a retry carries a new one), ``method`` and ``url``
    (``{protocol}://{host}/{path}``, no query, path parameters in their quoted form);
 2. signs exactly those params with :func:`signing.sign` and sends exactly them plus ``signature``: in the
    query string for GET/DELETE, as a JSON body for POST/PATCH;
-3. classifies the answer with worker.destinations.trademax.outcomes and returns a :class:`TrademaxReply` (delivered, or
+3. classifies the answer with worker.destinations.trademax.classification and returns a :class:`TrademaxReply` (delivered, or
    duplicate 452) or raises TransientError / OutcomeUnknownError / PermanentError.
 
 requests/urllib3 exceptions are translated in one place (:meth:`TrademaxClient._send`).  One pooled
@@ -31,8 +31,8 @@ from urllib3.util.retry import Retry
 import signing
 from worker import __version__
 from worker.errors import OutcomeUnknownError, PermanentError, TrademaxError, TransientError
-from worker.destinations.trademax.outcomes import (
-    Outcome,
+from worker.destinations.trademax.classification import (
+    Classification,
     classify_reply,
     classify_transport_failure,
     classify_unreadable_reply,
@@ -41,17 +41,19 @@ from worker.destinations.trademax.outcomes import (
 )
 from worker.redaction import Scrubber
 from worker.settings import Settings
-from worker.destinations.trademax.operations import AUTH_PARAMS, OPERATIONS, Operation
+from worker.destinations.trademax.calls import AUTH_PARAMS, CALLS, Call
 from worker.destinations.trademax.responses import UnreadableBody, excerpt, parse_body, read_envelope
 
 USER_AGENT = f"wms-relay/{__version__}"
 POOL_MAXSIZE = 64  # one connection per worker thread, with room to spare
 CONNECT_RETRIES = 1  # one immediate reconnect: connect failures happen before anything is sent
 
-_ERRORS: dict[Outcome, type[TrademaxError]] = {
-    Outcome.TRANSIENT: TransientError,
-    Outcome.OUTCOME_UNKNOWN: OutcomeUnknownError,
-    Outcome.PERMANENT: PermanentError,
+_KEPT = ("dispatch_id", "receipt_id", "tracking_code", "labels_url_pdf", "labels_url_web",
+         "shipping_agent_code", "dispatch_date", "draft", "old_quantity", "new_quantity", "quantity")
+_ERRORS: dict[Classification, type[TrademaxError]] = {
+    Classification.TRANSIENT: TransientError,
+    Classification.OUTCOME_UNKNOWN: OutcomeUnknownError,
+    Classification.PERMANENT: PermanentError,
 }
 
 
@@ -65,6 +67,20 @@ class TrademaxReply:
     data: Any
     duplicate: bool = False
     latency_seconds: float = 0.0
+
+    def ledger_result(self) -> dict:
+        """What the ledger keeps of this reply: the identifiers and links support staff and later events
+        need (never the whole body: the ledger stays small)."""
+        data = self.data if isinstance(self.data, dict) else {}
+        result = {name: data[name] for name in _KEPT if name in data}
+        packages = data.get("packages") or []
+        labels = [p["label_url"] for p in packages if isinstance(p, dict) and p.get("label_url")]
+        if labels:
+            result["package_labels"] = labels
+        if self.duplicate:
+            result["duplicate"] = True
+        result["status"] = self.status
+        return result
 
 
 def build_session(pool_maxsize: int = POOL_MAXSIZE) -> requests.Session:
@@ -167,7 +183,7 @@ class TrademaxClient:
     # -- the one path every operation takes ---------------------------------------------------------
     def call(self, name: str, fields: Mapping[str, Any], **path_values: Any) -> TrademaxReply:
         """Sign and send operation ``name`` with its own ``fields``; classify the answer."""
-        operation = OPERATIONS[name]
+        operation = CALLS[name]
         reserved = sorted(set(fields) & set(AUTH_PARAMS))
         if reserved:
             raise PermanentError(f"fields may not contain the authentication params {', '.join(reserved)}",
@@ -181,7 +197,7 @@ class TrademaxClient:
             raise PermanentError(f"the fields cannot be signed: {exc}", operation=name) from None
         return self._send(operation, url, {**params, "signature": signature})
 
-    def _send(self, operation: Operation, url: str, signed: dict[str, Any]) -> TrademaxReply:
+    def _send(self, operation: Call, url: str, signed: dict[str, Any]) -> TrademaxReply:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         request: dict[str, Any] = {"headers": headers, "timeout": self._timeout, "allow_redirects": False}
         if operation.params_in_query:
@@ -194,42 +210,42 @@ class TrademaxClient:
             response = self._session.request(operation.method, url, **request)
         except requests.RequestException as exc:
             latency = time.monotonic() - started
-            outcome = classify_transport_failure(exc)
+            classification = classify_transport_failure(exc)
             scrubber = self._scrubber(signed["signature"])
             detail = scrubber.text(_describe(exc))
             scrubber.exception(exc)
-            raise _ERRORS[outcome](detail, operation=operation.name, latency_seconds=latency) from exc
+            raise _ERRORS[classification](detail, operation=operation.name, latency_seconds=latency) from exc
         latency = time.monotonic() - started
         return self._reply(operation, response, latency, signed["signature"])
 
-    def _reply(self, operation: Operation, response: requests.Response, latency: float,
+    def _reply(self, operation: Call, response: requests.Response, latency: float,
                signature: str) -> TrademaxReply:
         status = response.status_code
         context: dict[str, Any] = {"operation": operation.name, "status": status, "latency_seconds": latency}
         try:
             envelope = read_envelope(parse_body(response.content))
         except UnreadableBody:
-            outcome = classify_unreadable_reply(status)
+            classification = classify_unreadable_reply(status)
             # Redact the whole body, then cut: a secret cut in half by the excerpt would escape redaction.
             whole = self._scrubber(signature).text(response.content.decode("utf-8", errors="replace"))
             detail = f"unreadable body: {excerpt(whole.encode('utf-8'))!r}"
-            raise self._error(outcome, detail, response, context) from None
-        outcome = classify_reply(status, envelope.error_code)
-        if outcome.delivered:
+            raise self._error(classification, detail, response, context) from None
+        classification = classify_reply(status, envelope.error_code)
+        if classification.delivered:
             return TrademaxReply(operation=operation.name, status=status, error_code=envelope.error_code,
-                                 data=envelope.data, duplicate=outcome is Outcome.DUPLICATE,
+                                 data=envelope.data, duplicate=classification is Classification.DUPLICATE,
                                  latency_seconds=latency)
         scrubber = self._scrubber(signature)
         context.update(error_code=envelope.error_code,
                        error_messages=[scrubber.text(m) for m in envelope.error_messages])
-        raise self._error(outcome, "", response, context)
+        raise self._error(classification, "", response, context)
 
-    def _error(self, outcome: Outcome, detail: str, response: requests.Response,
+    def _error(self, classification: Classification, detail: str, response: requests.Response,
                context: dict[str, Any]) -> TrademaxError:
-        if outcome is Outcome.TRANSIENT:
+        if classification is Classification.TRANSIENT:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
             return TransientError(detail, retry_after=retry_after, **context)
-        return _ERRORS[outcome](detail, **context)
+        return _ERRORS[classification](detail, **context)
 
     def _scrubber(self, signature: str) -> Scrubber:
         """Removes this call's signature and the secret (and signature/api_key params) from text."""

@@ -1,59 +1,119 @@
-"""The Trademax operations: one row per documented call (HTTP method and path template).
+"""The WMS operations delivered to Trademax: one row each (``worker.destinations.contract.Operation``).
 
-The client has one method per row; this table is what tests and the sandbox's documentation are checked
-against.  Path parameters (artno, order_no, ids) are URL-quoted with nothing left safe, so an artno such
-as ``12/3`` stays one path segment; the quoted form is both sent and signed.
+A row names the WMS event's schema and key, the Trademax call that delivers it (its sender: one method of
+``TrademaxClient``, see ``calls`` for the documented method and path), whether it needs the dispatch_id
+of its shipment's delivered create, and whether it may be resent after an unknown outcome.  The task
+(``trademax.<operation>``), queue (``trademax.<resource>``) and task module (``tasks.<resource>``) follow
+from the row.
+
+Resending after an unknown outcome: a read timeout leaves it unknown whether Trademax applied the
+request.  The rules below say whether sending it again is harmless; where it is not, the pipeline parks
+the event as ``uncertain`` for a person.
 """
 from __future__ import annotations
 
-import string
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+
+from tasks.schemas import dispatch, inventory, orders, receipt, stock
+from worker.destinations.contract import Operation
 
 
-@dataclass(frozen=True)
-class Operation:
-    name: str
-    method: str
-    path: str  # relative to the base URL, with {placeholders} for path parameters
+# -- may it be resent after an unknown outcome? -------------------------------------------------------
 
-    @property
-    def params_in_query(self) -> bool:
-        """Params go in the query string (GET/DELETE) or in a JSON body (POST/PATCH)."""
-        return self.method in ("GET", "DELETE")
-
-    @property
-    def path_parameters(self) -> tuple[str, ...]:
-        return tuple(name for _, name, _, _ in string.Formatter().parse(self.path) if name)
-
-    def render_path(self, **values: Any) -> str:
-        """The path with every parameter quoted as one segment (``quote(str(x), safe="")``)."""
-        missing = set(self.path_parameters) - values.keys()
-        if missing:
-            raise KeyError(f"{self.name} needs {', '.join(sorted(missing))}")
-        return self.path.format(**{name: quote(str(values[name]), safe="") for name in self.path_parameters})
+def deduplicated_by_transaction_id(event: Any) -> bool:
+    # Trademax answers 452 to a repeated transaction_id, which the pipeline counts as delivered.
+    return True
 
 
-OPERATIONS: dict[str, Operation] = {
-    op.name: op
-    for op in (
-        Operation("create_dispatch", "POST", "dispatch"),
-        Operation("update_dispatch", "PATCH", "dispatch/{dispatch_id}"),
-        Operation("publish_dispatch", "PATCH", "dispatch/{dispatch_id}"),
-        Operation("delete_dispatch", "DELETE", "dispatch/{dispatch_id}"),
-        Operation("get_dispatch", "GET", "dispatch/{dispatch_id}"),
-        Operation("create_vendor_dispatch", "POST", "vendor/dispatch"),
-        Operation("create_receipt", "POST", "receipt"),
-        Operation("get_receipt", "GET", "receipt/{receipt_id}"),
-        Operation("adjust_stock", "PATCH", "inventory/{artno}/stock-adjustment"),
-        Operation("get_stock", "GET", "inventory/{artno}/stock-adjustment"),
-        Operation("get_package_data", "GET", "inventory/{artno}"),
-        Operation("update_package_data", "PATCH", "inventory/{artno}"),
-        Operation("lock_order_lines", "PATCH", "order/outgoing/{order_no}"),
-        Operation("get_order_lines", "GET", "order/outgoing/{order_no}"),
-    )
-}
+def same_state_again(event: Any) -> bool:
+    # The request states a target (package data, line locks, dispatch header/package values, draft=false):
+    # applying it twice leaves Trademax as applying it once.  A dispatch update names its packages by
+    # package_id, so a resent package replaces itself rather than adding a second one.  Publishing and
+    # deleting (target: the dispatch gone) are one-way: Trademax refuses the second time, and the pipeline
+    # then reads the dispatch back (worker.destinations.trademax.read_back) to tell a refusal from a change
+    # that already landed.
+    return True
 
-# The authentication params the client adds to every request; an operation's own fields may not use them.
-AUTH_PARAMS = ("api_key", "timestamp", "method", "url", "signature")
+
+def absolute_stock_value(event: Any) -> bool:
+    # "absolute" sets the quantity (idempotent); "relative" adds to it, and twice is double.
+    return event.fields.get("type") == stock.ABSOLUTE
+
+
+def never(event: Any) -> bool:
+    # vendor_dispatch.create has no transaction_id, so a repeat would be a second dispatch.
+    return False
+
+
+# -- senders: send(client, fields, dispatch_id) ------------------------------------------------------
+# dispatch_id is filled in by the pipeline from the delivered dispatch.create of the same transaction_id
+# (None for operations that do not need it).
+
+def _without(fields: dict, *names: str) -> dict:
+    return {k: v for k, v in fields.items() if k not in names}
+
+
+def _create_dispatch(client, fields, _):
+    return client.create_dispatch(fields)
+
+
+def _update_dispatch(client, fields, dispatch_id):
+    return client.update_dispatch(dispatch_id, fields)
+
+
+def _publish_dispatch(client, fields, dispatch_id):
+    return client.publish_dispatch(dispatch_id, fields)
+
+
+def _delete_dispatch(client, fields, dispatch_id):
+    return client.delete_dispatch(dispatch_id)
+
+
+def _create_vendor_dispatch(client, fields, _):
+    return client.create_vendor_dispatch(fields)
+
+
+def _create_receipt(client, fields, _):
+    return client.create_receipt(fields)
+
+
+def _adjust_stock(client, fields, _):
+    return client.adjust_stock(fields["artno"], _without(fields, "artno"))
+
+
+def _update_package_data(client, fields, _):
+    return client.update_package_data(fields["artno"], _without(fields, "artno"))
+
+
+def _lock_order_lines(client, fields, _):
+    return client.lock_order_lines(fields["order_no"], _without(fields, "order_no"))
+
+
+def _row(name, resource, key_field, schema, send, resend_rule, *, needs_dispatch_id=False) -> Operation:
+    return Operation(name=name, destination="trademax", resource=resource, key_field=key_field, schema=schema,
+                     send=send, resend_rule=resend_rule, needs_dispatch_id=needs_dispatch_id)
+
+
+TX, EV = "transaction_id", "event_id"
+
+OPERATIONS: tuple[Operation, ...] = (
+    # operation, resource, key, schema, sender, resend rule
+    _row("dispatch.create", "dispatch", TX, dispatch.DispatchCreateSchema, _create_dispatch,
+         deduplicated_by_transaction_id),
+    _row("dispatch.update", "dispatch", EV, dispatch.DispatchUpdateSchema, _update_dispatch,
+         same_state_again, needs_dispatch_id=True),
+    _row("dispatch.publish", "dispatch", EV, dispatch.DispatchPublishSchema, _publish_dispatch,
+         same_state_again, needs_dispatch_id=True),
+    _row("dispatch.delete", "dispatch", EV, dispatch.DispatchDeleteSchema, _delete_dispatch,
+         same_state_again, needs_dispatch_id=True),
+    _row("vendor_dispatch.create", "dispatch", EV, dispatch.VendorDispatchCreateSchema, _create_vendor_dispatch,
+         never),
+    _row("receipt.create", "receipt", TX, receipt.ReceiptCreateSchema, _create_receipt,
+         deduplicated_by_transaction_id),
+    _row("stock.adjust", "stock", EV, stock.StockAdjustmentSchema, _adjust_stock,
+         absolute_stock_value),
+    _row("inventory.update_packages", "inventory", EV, inventory.PackageDataSchema, _update_package_data,
+         same_state_again),
+    _row("order.lock_lines", "orders", EV, orders.LineLocksSchema, _lock_order_lines,
+         same_state_again),
+)

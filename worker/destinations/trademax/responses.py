@@ -142,3 +142,4 @@ def _messages(value: Any) -> list[str]:
     if isinstance(value, (list, tuple)):
         return [text for item in value for text in _messages(item)]
     return [str(value)]
+

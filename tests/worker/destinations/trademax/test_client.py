@@ -15,7 +15,7 @@ from worker import __version__
 from worker.errors import OutcomeUnknownError, PermanentError, TransientError
 from worker.settings import Settings, SettingsError
 from worker.destinations.trademax.client import TrademaxClient, TrademaxReply
-from worker.destinations.trademax.operations import OPERATIONS
+from worker.destinations.trademax.calls import CALLS
 from worker.destinations.trademax.responses import EXCERPT_LIMIT
 
 BASE = "http://trademax.test/api/"
@@ -81,7 +81,7 @@ def sent_params(request) -> dict:
 
 
 def test_every_operation_is_covered():
-    assert sorted(case[0] for case in CASES) == sorted(OPERATIONS)
+    assert sorted(case[0] for case in CASES) == sorted(CALLS)
 
 
 @pytest.mark.parametrize("name, call, method, path, own", CASES, ids=[c[0] for c in CASES])

@@ -1,13 +1,15 @@
-"""The two operation tables agree: what ``tasks.events.OPERATIONS`` documents for each WMS operation
-(method, path) is what ``worker.destinations.trademax.calls.SENDERS`` actually calls, as ``worker.destinations.trademax.operations``
-defines it."""
+"""Each row of Trademax's operation table sends the request Trademax documents for it: its sender calls
+exactly one client method, and that call's method and path (``calls.CALLS``) are the documented ones; the
+table and what is built from it (tasks, queues, routes, task modules) agree."""
 from __future__ import annotations
+
+import importlib
 
 import pytest
 
-from tasks.events import OPERATIONS as EVENT_OPERATIONS
-from worker.destinations.trademax.calls import SENDERS
-from worker.destinations.trademax.operations import OPERATIONS as TRADEMAX_OPERATIONS
+from worker.destinations import table
+from worker.destinations.trademax.calls import CALLS
+from worker.destinations.trademax.operations import OPERATIONS
 
 
 class RecordingClient:
@@ -17,7 +19,7 @@ class RecordingClient:
         self.called: list[str] = []
 
     def __getattr__(self, name: str):
-        if name not in TRADEMAX_OPERATIONS:
+        if name not in CALLS:
             raise AttributeError(name)
 
         def call(*args, **kwargs):
@@ -25,14 +27,40 @@ class RecordingClient:
         return call
 
 
-def test_every_event_operation_has_a_sender():
-    assert set(SENDERS) == set(EVENT_OPERATIONS)
+DOCUMENTED = {  # operation -> (method, path) from the resource pages of Trademax's API documentation
+    "dispatch.create": ("POST", "dispatch"),
+    "dispatch.update": ("PATCH", "dispatch/{dispatch_id}"),
+    "dispatch.publish": ("PATCH", "dispatch/{dispatch_id}"),
+    "dispatch.delete": ("DELETE", "dispatch/{dispatch_id}"),
+    "vendor_dispatch.create": ("POST", "vendor/dispatch"),
+    "receipt.create": ("POST", "receipt"),
+    "stock.adjust": ("PATCH", "inventory/{artno}/stock-adjustment"),
+    "inventory.update_packages": ("PATCH", "inventory/{artno}"),
+    "order.lock_lines": ("PATCH", "order/outgoing/{order_no}"),
+}
 
 
-@pytest.mark.parametrize("operation", sorted(EVENT_OPERATIONS))
-def test_the_documented_request_is_the_one_sent(operation):
+def test_every_row_is_documented():
+    assert sorted(row.name for row in OPERATIONS) == sorted(DOCUMENTED)
+
+
+@pytest.mark.parametrize("row", OPERATIONS, ids=lambda row: row.name)
+def test_the_documented_request_is_the_one_sent(row):
     client = RecordingClient()
-    SENDERS[operation](client, {"artno": "123", "order_no": "FO1"}, 4711)
+    row.send(client, {"artno": "123", "order_no": "FO1"}, 4711)
     (called,) = client.called
-    spec, sent = EVENT_OPERATIONS[operation], TRADEMAX_OPERATIONS[called]
-    assert (spec.method, spec.path_template) == (sent.method, sent.path), called
+    assert (CALLS[called].method, CALLS[called].path) == DOCUMENTED[row.name], called
+
+
+@pytest.mark.parametrize("row", OPERATIONS, ids=lambda row: row.name)
+def test_routes_queues_and_task_modules_come_from_the_row(row):
+    assert table.OPERATIONS[row.name] is row and table.TASKS[row.task_name] is row
+    assert table.queue_for(row.task_name) == row.queue and row.queue in table.QUEUES
+    assert table.ROUTES[row.task_name] == {"queue": row.queue}
+    module = importlib.import_module(row.task_module)
+    assert module.TASKS[row.name].name == row.task_name
+
+
+def test_an_unknown_task_has_no_queue():
+    with pytest.raises(KeyError):
+        table.queue_for("trademax.nothing.here")

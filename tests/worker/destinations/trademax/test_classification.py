@@ -1,4 +1,4 @@
-"""The classification table (worker.destinations.trademax.outcomes), with plain numbers and constructed exceptions."""
+"""The classification table (worker.destinations.trademax.classification), with plain numbers and constructed exceptions."""
 from __future__ import annotations
 
 import http.client
@@ -16,16 +16,16 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
-from worker.destinations.trademax.outcomes import (
-    Outcome,
+from worker.destinations.trademax.classification import (
+    Classification,
     classify_reply,
     classify_transport_failure,
     classify_unreadable_reply,
     parse_retry_after,
 )
 
-D, DUP, T, U, P = (Outcome.DELIVERED, Outcome.DUPLICATE, Outcome.TRANSIENT, Outcome.OUTCOME_UNKNOWN,
-                   Outcome.PERMANENT)
+D, DUP, T, U, P = (Classification.DELIVERED, Classification.DUPLICATE, Classification.TRANSIENT, Classification.OUTCOME_UNKNOWN,
+                   Classification.PERMANENT)
 
 
 @pytest.mark.parametrize(
@@ -63,7 +63,7 @@ def test_classify_unreadable_reply(status, expected):
 
 
 def test_only_delivered_and_duplicate_count_as_delivered():
-    assert {o for o in Outcome if o.delivered} == {D, DUP}
+    assert {o for o in Classification if o.delivered} == {D, DUP}
 
 
 def _connection_error(reason):

@@ -2,16 +2,20 @@
 
 Pure functions over plain values, so the whole policy is a table test:
 
-- :func:`classify_reply` — an HTTP status and Trademax ``error_code`` → an :class:`Outcome`;
-- :func:`classify_transport_failure` — a requests exception → an :class:`Outcome` (transient when the
+- :func:`classify_reply` — an HTTP status and Trademax ``error_code`` → a :class:`Classification`;
+- :func:`classify_transport_failure` — a requests exception → a :class:`Classification` (transient when the
   request provably never left, outcome-unknown when it may have been sent);
 - :func:`parse_retry_after` — a ``Retry-After`` header (delta-seconds or HTTP-date) → seconds, using the
   caller's clock.
 
-The rules (Trademax API document, "Http status codes" and "Error codes"; the design brief, step 5):
+- :func:`classification_of` — a failed call's error → the Classification it stands for (what the
+  attempt log records as the attempt's ``outcome``).
+
+The rules (Trademax's API documentation, sections "Http status codes" and "Error codes"; where it is
+silent, the decisions below, explained in the comments of each function):
 
 =====================================================  ===============
-answer                                                 outcome
+answer                                                 classification
 =====================================================  ===============
 error_code 452 (duplicate transaction_id), any status  DUPLICATE (delivered: Trademax has it)
 status 5xx, 408, 429                                   TRANSIENT
@@ -36,8 +40,10 @@ from urllib3.exceptions import (
     NewConnectionError,
 )
 
+from worker.errors import OutcomeUnknownError, TrademaxError, TransientError
 
-class Outcome(str, enum.Enum):
+
+class Classification(str, enum.Enum):
     DELIVERED = "delivered"
     DUPLICATE = "duplicate"
     TRANSIENT = "transient"
@@ -46,32 +52,41 @@ class Outcome(str, enum.Enum):
 
     @property
     def delivered(self) -> bool:
-        return self in (Outcome.DELIVERED, Outcome.DUPLICATE)
+        return self in (Classification.DELIVERED, Classification.DUPLICATE)
+
+
+def classification_of(error: TrademaxError) -> Classification:
+    """The classification a failed call's error stands for: what its attempt's ``outcome`` records."""
+    if isinstance(error, TransientError):
+        return Classification.TRANSIENT
+    if isinstance(error, OutcomeUnknownError):
+        return Classification.OUTCOME_UNKNOWN
+    return Classification.PERMANENT
 
 
 DUPLICATE_ERROR_CODE = 452
 TRANSIENT_STATUSES = frozenset({408, 429})
 
 
-def classify_reply(status: int, error_code: int | None) -> Outcome:
+def classify_reply(status: int, error_code: int | None) -> Classification:
     """Classify one HTTP answer.  ``error_code`` is None when the body had no ``error`` envelope."""
     if error_code == DUPLICATE_ERROR_CODE:
-        return Outcome.DUPLICATE
+        return Classification.DUPLICATE
     if status >= 500 or status in TRANSIENT_STATUSES:
-        return Outcome.TRANSIENT
+        return Classification.TRANSIENT
     if error_code is not None and 500 <= error_code <= 599:
-        return Outcome.TRANSIENT
+        return Classification.TRANSIENT
     if 200 <= status < 300:
         # The order-lines answer has no envelope at all: a 2xx without one is a success.  Any other
         # code with a 2xx (1 "general error", 401–451, 453–499, undocumented ones) is Trademax saying
         # no; a person should look rather than the pipeline retrying for a day.
-        return Outcome.DELIVERED if error_code in (0, None) else Outcome.PERMANENT
+        return Classification.DELIVERED if error_code in (0, None) else Classification.PERMANENT
     # Other 4xx; also 3xx (redirects are never followed: a POST must not silently become a GET, and a
     # moved base URL is a configuration fix) and anything stranger.
-    return Outcome.PERMANENT
+    return Classification.PERMANENT
 
 
-def classify_unreadable_reply(status: int) -> Outcome:
+def classify_unreadable_reply(status: int) -> Classification:
     """Classify an answer whose body was not JSON (an HTML error page, a truncated or garbled body).
 
     The status still speaks for 5xx/408/429 (transient) and 4xx (permanent).  A 2xx with an unreadable
@@ -79,7 +94,7 @@ def classify_unreadable_reply(status: int) -> Outcome:
     and resending a relative stock adjustment on that guess would apply it twice.
     """
     if 200 <= status < 300:
-        return Outcome.OUTCOME_UNKNOWN
+        return Classification.OUTCOME_UNKNOWN
     return classify_reply(status, None)
 
 
@@ -101,7 +116,7 @@ def transport_cause(exc: BaseException) -> BaseException | None:
     return cause
 
 
-def classify_transport_failure(exc: BaseException) -> Outcome:
+def classify_transport_failure(exc: BaseException) -> Classification:
     """Classify an exception from ``requests`` (no HTTP answer was read).
 
     requests raises ``ConnectionError`` both for a refused connect (nothing sent: transient) and for a
@@ -109,26 +124,26 @@ def classify_transport_failure(exc: BaseException) -> Outcome:
     apart.  Anything not recognised counts as possibly sent.
     """
     if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return Outcome.TRANSIENT
+        return Classification.TRANSIENT
     if isinstance(exc, requests.exceptions.ReadTimeout):
-        return Outcome.OUTCOME_UNKNOWN
+        return Classification.OUTCOME_UNKNOWN
     if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
-        return Outcome.OUTCOME_UNKNOWN
+        return Classification.OUTCOME_UNKNOWN
     if isinstance(exc, _NEVER_SENT):
-        return Outcome.PERMANENT
+        return Classification.PERMANENT
     if isinstance(exc, (requests.exceptions.SSLError, requests.exceptions.ProxyError)):
-        return Outcome.TRANSIENT  # handshake with the server or the proxy: before the request
+        return Classification.TRANSIENT  # handshake with the server or the proxy: before the request
     if isinstance(exc, requests.exceptions.RetryError):
-        return Outcome.TRANSIENT  # urllib3 gave up on retryable statuses (we configure none)
+        return Classification.TRANSIENT  # urllib3 gave up on retryable statuses (we configure none)
     if isinstance(exc, requests.exceptions.ConnectionError):
         cause = transport_cause(exc)
         # NameResolutionError is a NewConnectionError, which is a ConnectTimeoutError in urllib3 2.
         if isinstance(cause, (NewConnectionError, ConnectTimeoutError)):
-            return Outcome.TRANSIENT
+            return Classification.TRANSIENT
         # ProtocolError (RemoteDisconnected, ConnectionResetError, IncompleteRead), a ReadTimeoutError
         # while reading the body, a bare OSError: the request may have been sent.
-        return Outcome.OUTCOME_UNKNOWN
-    return Outcome.OUTCOME_UNKNOWN
+        return Classification.OUTCOME_UNKNOWN
+    return Classification.OUTCOME_UNKNOWN
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
