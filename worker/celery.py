@@ -12,12 +12,21 @@ from celery.signals import celeryd_init
 
 from worker.celery_config import celery_config
 from worker.destinations.table import TASK_MODULES
-from worker.observe.heartbeat import StoreHeartbeat
+from worker.observe.heartbeat import heartbeat_step
 from worker.settings import Settings
 
 # The task modules come from the operation table: one per destination resource.
 app = Celery("wms_relay", include=list(TASK_MODULES))
-app.steps["consumer"].add(StoreHeartbeat)  # wms:heartbeat:worker, for status and `wms-relay health`
+
+
+def _store_client():
+    """The worker's own Redis client for its heartbeat (a worker may start the embedded server)."""
+    from worker.store.connection import connect
+
+    return connect(Settings.from_env(), start=True)
+
+
+app.steps["consumer"].add(heartbeat_step(_store_client))  # wms:heartbeat:worker: status, `wms-relay health`
 
 
 @app.on_configure.connect

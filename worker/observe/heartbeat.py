@@ -11,6 +11,8 @@ worker worker`` both beat."""
 from __future__ import annotations
 
 import logging
+import time
+from typing import Callable
 
 from celery import bootsteps
 
@@ -19,48 +21,52 @@ from worker.store.heartbeats import BEAT_INTERVAL_SECONDS, Heartbeats
 log = logging.getLogger("wms_relay.heartbeat")
 
 
-class StoreHeartbeat(bootsteps.StartStopStep):
-    """Beat under the worker's node name (``relay-123@host``) every BEAT_INTERVAL_SECONDS."""
+def heartbeat_step(store_client: Callable[[], object], clock: Callable[[], float] = time.time) -> type:
+    """The bootstep class, beating through the Redis client ``store_client()`` returns (built once, on
+    the step's first start: the worker's process builds it, not the module that registers the step)."""
 
-    def __init__(self, c, **kwargs) -> None:
-        self._timer_entry = None
-        self._failing = False
-        super().__init__(c, **kwargs)
+    class StoreHeartbeat(bootsteps.StartStopStep):
+        """Beat under the worker's node name (``relay-123@host``) every BEAT_INTERVAL_SECONDS."""
 
-    def start(self, c) -> None:
-        self._beat(c)
-        self._timer_entry = c.timer.call_repeatedly(BEAT_INTERVAL_SECONDS, self._beat, (c,), priority=10)
-
-    def stop(self, c) -> None:
-        if self._timer_entry is not None:
-            self._timer_entry.cancel()
+        def __init__(self, c, **kwargs) -> None:
             self._timer_entry = None
-
-    def shutdown(self, c) -> None:
-        """A clean stop (SIGTERM, Ctrl-C): the worker is no longer expected to beat."""
-        self.stop(c)
-        try:
-            relay = _relay()
-            Heartbeats(relay.redis, relay.clock).leave("worker", c.hostname)
-        except Exception as exc:  # noqa: BLE001 — the store is gone: the beat goes stale on its own
-            log.warning("could not remove the worker's heartbeat (%s: %s)", type(exc).__name__, exc)
-
-    def _beat(self, c) -> None:
-        try:
-            relay = _relay()
-            Heartbeats(relay.redis, relay.clock).beat("worker", c.hostname)
-        except Exception as exc:  # noqa: BLE001 — Redis away: say so once, beat again next time
-            if not self._failing:
-                log.warning("heartbeat not written (%s: %s); the worker looks dead to `wms-relay health` "
-                            "until the store answers again", type(exc).__name__, exc)
-            self._failing = True
-        else:
-            if self._failing:
-                log.info("heartbeat written again")
             self._failing = False
+            self._beats: Heartbeats | None = None
+            super().__init__(c, **kwargs)
 
+        def _store(self) -> Heartbeats:
+            if self._beats is None:
+                self._beats = Heartbeats(store_client(), clock)
+            return self._beats
 
-def _relay():
-    from worker.delivery.relay import process_relay
+        def start(self, c) -> None:
+            self._beat(c)
+            self._timer_entry = c.timer.call_repeatedly(BEAT_INTERVAL_SECONDS, self._beat, (c,), priority=10)
 
-    return process_relay()
+        def stop(self, c) -> None:
+            if self._timer_entry is not None:
+                self._timer_entry.cancel()
+                self._timer_entry = None
+
+        def shutdown(self, c) -> None:
+            """A clean stop (SIGTERM, Ctrl-C): the worker is no longer expected to beat."""
+            self.stop(c)
+            try:
+                self._store().leave("worker", c.hostname)
+            except Exception as exc:  # noqa: BLE001 — the store is gone: the beat goes stale on its own
+                log.warning("could not remove the worker's heartbeat (%s: %s)", type(exc).__name__, exc)
+
+        def _beat(self, c) -> None:
+            try:
+                self._store().beat("worker", c.hostname)
+            except Exception as exc:  # noqa: BLE001 — Redis away: say so once, beat again next time
+                if not self._failing:
+                    log.warning("heartbeat not written (%s: %s); the worker looks dead to `wms-relay health` "
+                                "until the store answers again", type(exc).__name__, exc)
+                self._failing = True
+            else:
+                if self._failing:
+                    log.info("heartbeat written again")
+                self._failing = False
+
+    return StoreHeartbeat
