@@ -10,7 +10,6 @@ defence, ``worker.redaction.Scrubber`` removes the secret's value, signatures an
 log line (``worker.observe.logs``) and every Sentry event (``worker.observe.sentry``)."""
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ from worker.settings import Settings
 
 log = logging.getLogger("wms_relay.attempts")
 parked_log = logging.getLogger("wms_relay.parked")
+
 
 @dataclass
 class Observer:
@@ -34,8 +34,8 @@ class Observer:
                    settings=settings)
 
     def _line(self, logger: logging.Logger, level: int, message: str, fields: dict[str, Any]) -> None:
-        if self.log_format == "json":
-            logger.log(level, json.dumps({"msg": message, **fields}, default=str, sort_keys=True))
+        if self.log_format == "json":  # the fields become top-level keys of the JSON line
+            logger.log(level, message, extra=fields)
         else:
             logger.log(level, "%s %s", message, " ".join(f"{k}={v}" for k, v in fields.items()))
 
