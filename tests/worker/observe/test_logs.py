@@ -60,15 +60,15 @@ def test_json_lines_carry_utc_time_with_offset_and_every_extra_field(restore_log
     Observer.from_settings(settings).attempt(event, 2, "transient", status=503, error_code=None, latency=0.25)
     logging.getLogger("wms_relay.other").warning("plain %s", "words", extra={"queue": "trademax.stock"})
     attempt, plain = _json_lines(out)
-    assert attempt["msg"] == "attempt" and attempt["level"] == "INFO" and attempt["logger"] == "wms_relay.attempts"
-    assert {k: attempt[k] for k in ("operation", "key", "attempt", "outcome", "status", "error_code",
-                                    "latency_ms")} == {
+    assert (attempt["msg"], attempt["level"], attempt["logger"]) == ("attempt", "INFO", "wms_relay.attempts")
+    names = ("operation", "key", "attempt", "outcome", "status", "error_code", "latency_ms")
+    assert {k: attempt[k] for k in names} == {
         "operation": "stock.adjust", "key": "adj-1", "attempt": 2, "outcome": "transient", "status": 503,
         "error_code": None, "latency_ms": 250.0}
     when = datetime.fromisoformat(attempt["time"])
     assert when.utcoffset() == timedelta(0) and attempt["time"].endswith("+00:00")
     assert abs((datetime.now(when.tzinfo) - when).total_seconds()) < 3600
-    assert plain["msg"] == "plain words" and plain["queue"] == "trademax.stock" and plain["level"] == "WARNING"
+    assert (plain["msg"], plain["queue"], plain["level"]) == ("plain words", "trademax.stock", "WARNING")
 
 
 def test_text_lines_carry_utc_time_with_offset(restore_logging):
@@ -95,7 +95,7 @@ def test_the_scrubber_still_cleans_json_lines_fields_and_tracebacks(restore_logg
     text = out.getvalue()
     assert "ret\\\\with" not in text and "sec\\\"ret" not in text and "abc123" not in text
     first, second = _json_lines(out)
-    assert first["msg"] == "sent [redacted]" and first["detail"] == {"secret": "[redacted]",
-                                                                      "note": "[redacted]"}
+    assert first["msg"] == "sent [redacted]"
+    assert first["detail"] == {"secret": "[redacted]", "note": "[redacted]"}
     assert "signature=[redacted]" in first["url"]
     assert "boom [redacted]" in second["exc_info"] and second["msg"] == "failed"
