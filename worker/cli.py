@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "worker.commands.health",
     "worker.commands.processes",
     "worker.commands.flower",
+    "worker.commands.metrics",
     "worker.commands.demo",
     "worker.commands.sandbox",
 ]

@@ -70,6 +70,17 @@ def test_a_dead_letter_retried_by_two_people_at_once_is_sent_once(pipeline):
     assert len(reopened) == 1 and reopened[0]["actor"] in ("alice", "bob")
     assert "Trademax is back" in reopened[0]["reason"]
     assert view["dead_letter"]["status"] == "retried"
+    # The worker's attempt tally reaches the store with its heartbeat (every few seconds), for the metrics.
+    from worker.store.attempt_counts import AttemptCounts
+
+    counts = AttemptCounts(pipeline.redis())
+
+    def receipt():
+        return {(o, s): n for (_, op, o, s), n in counts.attempts().items() if op == "receipt.create"}
+
+    wait_until(lambda: sum(receipt().values()) == 3, 30, "the worker's attempt counts in the store")
+    assert receipt()[("delivered", "200")] == 1
+    assert sum(n for (o, s), n in receipt().items() if s == "500") == 2
     after = wms_relay_json(pipeline, "status")
     assert after["dead_letters"]["count"] == 0 and after["delivered_last_hour"] == 1
     nothing = wms_relay(pipeline, "dead", "retry", "--all")

@@ -15,9 +15,6 @@ from worker.commands.presenting import age, described, friendly_errors, print_js
 from worker.settings import Settings
 from worker.store.heartbeats import STALE_AFTER_SECONDS
 
-# kombu's Redis transport keeps messages with a priority in extra lists: name + "\x06\x16" + priority.
-_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
-UNACKED_HASH = "unacked"
 # A retry this late has no scheduler moving it (the scheduler moves due retries within a second).
 OVERDUE_AFTER_SECONDS = 60.0
 
@@ -31,18 +28,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def queue_depths(redis_client) -> dict[str, int]:
-    from worker.destinations.table import QUEUES
-
-    pipe = redis_client.pipeline(transaction=False)
-    for queue in QUEUES:
-        for suffix in _PRIORITY_SUFFIXES:
-            pipe.llen(queue + suffix)
-    counts = pipe.execute()
-    step = len(_PRIORITY_SUFFIXES)
-    return {queue: sum(counts[i * step:(i + 1) * step]) for i, queue in enumerate(QUEUES)}
-
-
 def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
@@ -50,6 +35,7 @@ def _seconds(value: float | None) -> float | None:
 def collect(place) -> dict:
     """Everything ``status`` reports, as one JSON-ready dict; ``attention`` lists what needs a person."""
     from worker.encoding import iso_time
+    from worker.store.broker_queues import queue_depths, unacked
     from worker.store.heartbeats import Heartbeats
 
     relay, now = place.relay, place.relay.clock()
@@ -65,7 +51,7 @@ def collect(place) -> dict:
         "store": place.store,
         "checked_at": iso_time(now),
         "queues": queue_depths(relay.redis),
-        "in_progress": int(relay.redis.hlen(UNACKED_HASH)),
+        "in_progress": unacked(relay.redis),
         "scheduled_retries": {
             "count": schedule.count(), "in_flight": schedule.in_flight_count(),
             "next_due_at": iso_time(next_due),

@@ -4,7 +4,8 @@
 The beat runs on the consumer's own timer — the event loop that takes messages off the queues — so it
 stops when that loop stops (a stuck or disconnected worker), not merely when the process dies; that is
 what a liveness probe wants to know.  The step is stopped while the broker connection is lost and
-started again with it.
+started again with it.  Each beat also hands the attempts this process counted since the last one to
+the store (:class:`worker.observe.metrics.AttemptTally`), where ``wms-relay metrics`` reads them.
 
 Registered on the service's Celery app (``worker.celery``), so ``wms-relay worker`` and ``celery -A
 worker worker`` both beat."""
@@ -16,6 +17,7 @@ from typing import Callable
 
 from celery import bootsteps
 
+from worker.observe.metrics import process_tally
 from worker.store.heartbeats import BEAT_INTERVAL_SECONDS, Heartbeats
 
 log = logging.getLogger("wms_relay.heartbeat")
@@ -31,13 +33,16 @@ def heartbeat_step(store_client: Callable[[], object], clock: Callable[[], float
         def __init__(self, c, **kwargs) -> None:
             self._timer_entry = None
             self._failing = False
-            self._beats: Heartbeats | None = None
+            self._client = None
             super().__init__(c, **kwargs)
 
+        def _store_client(self):
+            if self._client is None:
+                self._client = store_client()
+            return self._client
+
         def _store(self) -> Heartbeats:
-            if self._beats is None:
-                self._beats = Heartbeats(store_client(), clock)
-            return self._beats
+            return Heartbeats(self._store_client(), clock)
 
         def start(self, c) -> None:
             self._beat(c)
@@ -52,6 +57,7 @@ def heartbeat_step(store_client: Callable[[], object], clock: Callable[[], float
             """A clean stop (SIGTERM, Ctrl-C): the worker is no longer expected to beat."""
             self.stop(c)
             try:
+                process_tally().flush(self._store_client())
                 self._store().leave("worker", c.hostname)
             except Exception as exc:  # noqa: BLE001 — the store is gone: the beat goes stale on its own
                 log.warning("could not remove the worker's heartbeat (%s: %s)", type(exc).__name__, exc)
@@ -59,6 +65,7 @@ def heartbeat_step(store_client: Callable[[], object], clock: Callable[[], float
         def _beat(self, c) -> None:
             try:
                 self._store().beat("worker", c.hostname)
+                process_tally().flush(self._store_client())
             except Exception as exc:  # noqa: BLE001 — Redis away: say so once, beat again next time
                 if not self._failing:
                     log.warning("heartbeat not written (%s: %s); the worker looks dead to `wms-relay health` "

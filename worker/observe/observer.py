@@ -41,7 +41,14 @@ class Observer:
 
     def attempt(self, event: Any, attempt: int, outcome: str, *, status: int | None,
                 error_code: int | None, latency: float | None) -> None:
-        """One line per send attempt: operation, key, attempt, outcome, status, error_code, latency_ms."""
+        """One line per send attempt: operation, key, attempt, outcome, status, error_code, latency_ms; and
+        one count in this process's metrics tally (``worker.observe.metrics``)."""
+        from worker.destinations.table import OPERATIONS
+        from worker.observe.metrics import process_tally
+
+        row = OPERATIONS.get(event.operation)
+        destination = row.destination if row else "unknown"
+        process_tally().record(destination, event.operation, outcome, status, latency)
         self._line(log, logging.INFO, "attempt", {
             "operation": event.operation, "key": event.key, "attempt": attempt, "outcome": outcome,
             "status": status, "error_code": error_code,
