@@ -90,8 +90,11 @@ class Settings:
     retry_cap_seconds: float = 3600.0
     retry_max_attempts: int = 80
 
-    # Ledger.
+    # Ledger and dead letters.
     delivered_retention_days: float = 30.0
+    # Closed (retried or discarded) dead letters are deleted this long after they were closed; 0 keeps
+    # them forever.  Open letters are never deleted.
+    dead_letter_retention_days: float = 90.0
     claim_lease_seconds: float = 120.0
     # Celery-on-Redis redelivers a message that is not acknowledged within this many seconds (a worker
     # killed mid-task).  It must exceed the longest task (connect + read timeout and a few Redis calls),
@@ -135,6 +138,7 @@ class Settings:
             retry_cap_seconds=_number(env, "RETRY_CAP_SECONDS", 3600.0, minimum=0.001),
             retry_max_attempts=_integer(env, "RETRY_MAX_ATTEMPTS", 80, minimum=1),
             delivered_retention_days=_number(env, "DELIVERED_RETENTION_DAYS", 30.0, minimum=0.0),
+            dead_letter_retention_days=_number(env, "DEAD_LETTER_RETENTION_DAYS", 90.0, minimum=0.0),
             claim_lease_seconds=_number(env, "CLAIM_LEASE_SECONDS", 120.0, minimum=1.0),
             visibility_timeout_seconds=_number(env, "VISIBILITY_TIMEOUT_SECONDS", 300.0, minimum=1.0),
             worker_concurrency=_integer(env, "WORKER_CONCURRENCY", 16, minimum=1),

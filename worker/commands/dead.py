@@ -4,11 +4,14 @@
     dead show ID [--json]
     dead retry ID... | --all [--operation OP] [--since ...] [--grep TEXT]  [--dry-run] [--reason TEXT]
     dead discard ID... --reason TEXT
+    dead purge --closed [--older-than 90d|2024-05-01] [--dry-run]
 
 ID is a letter id (``dl-12``) or ``OPERATION:KEY`` (that event's newest letter).  Retrying is atomic: when
 two people retry one letter, it is sent once.  An invalid event is validated again first; if it is still
 invalid it stays a dead letter.  Who did it (``--actor``, default: your OS account), when and why are
-kept; ``wms-relay event OPERATION KEY`` shows them."""
+kept; ``wms-relay event OPERATION KEY`` shows them.  Letters already retried or discarded are deleted
+DEAD_LETTER_RETENTION_DAYS (default 90) after they were closed — by the scheduler, or now with ``dead
+purge``; an open letter is never deleted."""
 from __future__ import annotations
 
 import argparse
@@ -53,6 +56,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     discard.add_argument("--actor", default=None, help="who is acting (default: your OS account)")
     discard.add_argument("--json", action="store_true", help="print the results as JSON")
     discard.set_defaults(handler=run_discard)
+
+    purge = sub.add_parser("purge", help="delete closed letters (retried or discarded) older than a time")
+    purge.add_argument("--closed", action="store_true", required=True,
+                       help="required: only letters already retried or discarded (never open ones)")
+    purge.add_argument("--older-than", default=None,
+                       help="closed before: 90d, 12w, or a date (default: DEAD_LETTER_RETENTION_DAYS days)")
+    purge.add_argument("--dry-run", action="store_true", help="show what would be deleted; change nothing")
+    purge.add_argument("--json", action="store_true", help="print the result as JSON")
+    purge.set_defaults(handler=run_purge)
 
 
 def _filters(p: argparse.ArgumentParser) -> None:
@@ -170,3 +182,32 @@ def run_discard(args: argparse.Namespace) -> int:
     with workplace(Settings.from_env()) as place:
         return run_actions(args.ids, lambda t: discard_letter(place.desk, t, actor=actor, reason=args.reason),
                            verb="discarded", as_json=args.json, store=place.store)
+
+
+@friendly_errors
+def run_purge(args: argparse.Namespace) -> int:
+    from worker.encoding import iso_time
+    from worker.support.desk import workplace
+
+    settings = Settings.from_env()
+    with workplace(settings) as place:
+        now = place.relay.clock()
+        if args.older_than:
+            cutoff = parse_since(args.older_than, now)
+        elif settings.dead_letter_retention_days > 0:
+            cutoff = now - settings.dead_letter_retention_days * 86400.0
+        else:
+            complain("DEAD_LETTER_RETENTION_DAYS is 0 (keep closed letters forever): say --older-than.")
+            return 2
+        letters = place.relay.dead_letters.purge_closed(cutoff, dry_run=args.dry_run)
+    ids = [letter.letter_id for letter in letters]
+    if args.json:
+        print_json({"store": place.store, "closed_before": iso_time(cutoff), "dry_run": args.dry_run,
+                    "deleted" if not args.dry_run else "would_delete": ids})
+        return 0
+    say_store(place.store)
+    verb = "Would delete" if args.dry_run else "Deleted"
+    say(f"{verb} {len(ids)} closed dead letter{'s' if len(ids) != 1 else ''} (closed before "
+        f"{iso_time(cutoff)})" + (f": {', '.join(ids)}" if ids else "") + ". Open letters are never deleted."
+        + (" Dry run: nothing was changed." if args.dry_run else ""))
+    return 0

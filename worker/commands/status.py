@@ -5,8 +5,9 @@ scheduled retries and the most overdue one, events waiting for their create, unc
 letters (count and oldest age), deliveries in the last hour, the workers alive and the scheduler's last
 tick (from their heartbeats in the store: no Celery ping, no Flower).  Ends with what needs a person:
 no live worker, no live scheduler, retries overdue by more than a minute, open dead letters, uncertain
-events.  ``--fail-on-attention`` exits 1 when anything does (for cron and Nagios); otherwise the exit
-code is 0 whatever the report says (3: the store does not answer)."""
+events, Redis at 80 % of its maxmemory or more.  ``--fail-on-attention`` exits 1 when anything does
+(for cron and Nagios); otherwise the exit code is 0 whatever the report says (3: the store does not
+answer)."""
 from __future__ import annotations
 
 import argparse
@@ -17,6 +18,8 @@ from worker.store.heartbeats import STALE_AFTER_SECONDS
 
 # A retry this late has no scheduler moving it (the scheduler moves due retries within a second).
 OVERDUE_AFTER_SECONDS = 60.0
+# Under maxmemory-policy noeviction a full Redis refuses writes: new events could not be accepted.
+MEMORY_ATTENTION_FRACTION = 0.8
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,6 +50,8 @@ def collect(place) -> dict:
     oldest_uncertain = ledger.oldest_in_state("uncertain")
     workers = beats.beats("worker")
     ticks = beats.beats("scheduler")
+    memory = relay.redis.info("memory")
+    used, limit = int(memory.get("used_memory", 0)), int(memory.get("maxmemory", 0))
     report = {
         "store": place.store,
         "checked_at": iso_time(now),
@@ -71,6 +76,8 @@ def collect(place) -> dict:
                       "last_tick_at": iso_time(ticks[0].at) if ticks else None,
                       "last_tick_age_seconds": _seconds(ticks[0].age) if ticks else None,
                       "alive": bool(ticks) and ticks[0].age <= STALE_AFTER_SECONDS},
+        "redis_memory": {"used_bytes": used, "max_bytes": limit,
+                         "used_fraction": round(used / limit, 4) if limit else None},
     }
     report["attention"] = [{"flag": flag, "message": _say(flag, report)} for flag in needs_a_person(report)]
     return report
@@ -78,7 +85,8 @@ def collect(place) -> dict:
 
 def needs_a_person(report: dict) -> list[str]:
     """What needs a person, most urgent first: ``no_worker``, ``no_scheduler``, ``overdue_retries``,
-    ``dead_letters``, ``uncertain`` (the CLI says each in words; a desk can link each to its page)."""
+    ``dead_letters``, ``uncertain``, ``memory`` (the CLI says each in words; a desk can link each to its
+    page)."""
     needs = []
     if not report["workers"]:
         needs.append("no_worker")
@@ -91,6 +99,9 @@ def needs_a_person(report: dict) -> list[str]:
         needs.append("dead_letters")
     if report["uncertain"]["count"]:
         needs.append("uncertain")
+    fraction = report["redis_memory"]["used_fraction"]
+    if fraction is not None and fraction >= MEMORY_ATTENTION_FRACTION:
+        needs.append("memory")
     return needs
 
 
@@ -114,8 +125,17 @@ def _say(flag: str, report: dict) -> str:
     if flag == "dead_letters":
         return ("Dead letters wait for a person: `wms-relay dead list`, then `dead show ID`, `dead retry ID` "
                 "or `dead discard ID --reason ...`.")
-    return ("Uncertain events: check each in Trademax, then `wms-relay uncertain list` and "
-            "`uncertain resolve OPERATION:KEY --delivered|--resend --reason ...`.")
+    if flag == "uncertain":
+        return ("Uncertain events: check each in Trademax, then `wms-relay uncertain list` and "
+                "`uncertain resolve OPERATION:KEY --delivered|--resend --reason ...`.")
+    memory = report["redis_memory"]
+    return (f"Redis uses {memory['used_fraction']:.0%} of its maxmemory ({_mib(memory['used_bytes'])} of "
+            f"{_mib(memory['max_bytes'])}): when full it refuses new events. Raise maxmemory, or purge "
+            "closed dead letters (`wms-relay dead purge --closed --older-than 30d`).")
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1048576:.1f} MiB"
 
 
 def next_steps(report: dict) -> list[str]:
@@ -143,6 +163,10 @@ def _print(report: dict) -> None:
     names = ", ".join(f"{b['name']} {age(b['age_seconds'])} ago" for b in alive)
     say(f"Workers alive:         {len(alive)}" + (f" ({names})" if alive else ""))
     tick = report["scheduler"]
+    memory = report["redis_memory"]
+    say(f"Redis memory:          {_mib(memory['used_bytes'])} of "
+        + (f"{_mib(memory['max_bytes'])} ({memory['used_fraction']:.0%})" if memory["max_bytes"]
+           else "no maxmemory set"))
     say("Scheduler:             " + (f"last tick {age(tick['last_tick_age_seconds'])} ago ({tick['name']})"
                                      if tick["name"] else "never ticked"))
     say(f"Checked at {report['checked_at']}.")

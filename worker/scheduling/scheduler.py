@@ -23,7 +23,8 @@ class Scheduler:
     def __init__(self, schedule: RetrySchedule, publish: Publish, *, clock: Callable[[], float],
                  batch: int = 500, sweep: Callable[[], int] | None = None,
                  sweep_interval: float = 60.0, heartbeat: Callable[[], object] | None = None,
-                 heartbeat_interval: float = 1.0) -> None:
+                 heartbeat_interval: float = 1.0, purge: Callable[[], object] | None = None,
+                 purge_interval: float = 3600.0) -> None:
         self._schedule = schedule
         self._publish = publish
         self._clock = clock
@@ -36,6 +37,10 @@ class Scheduler:
         self._heartbeat = heartbeat
         self._heartbeat_interval = heartbeat_interval
         self._last_beat = float("-inf")
+        # Retention (closed dead letters past DEAD_LETTER_RETENTION_DAYS): once an ``purge_interval``.
+        self._purge = purge
+        self._purge_interval = purge_interval
+        self._last_purge = float("-inf")
 
     def tick(self) -> int:
         """Move every due entry once; return how many were published."""
@@ -58,6 +63,13 @@ class Scheduler:
                     published += 1
             if len(due) < self._batch:
                 break
+        if self._purge is not None and now - self._last_purge >= self._purge_interval:
+            self._last_purge = now
+            try:
+                self._purge()
+            except Exception as exc:  # housekeeping: never let it hold up the retries
+                log.warning("retention purge failed (%s: %s); next try in %.0f s", type(exc).__name__, exc,
+                            self._purge_interval)
         if self._heartbeat is not None and now - self._last_beat >= self._heartbeat_interval:
             self._heartbeat()
             self._last_beat = now

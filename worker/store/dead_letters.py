@@ -13,6 +13,12 @@ trims or expires: a letter leaves the open list only when someone ``take``s it (
 
 ``take`` and ``discard`` are atomic (a Lua script removes the id from the open set first, as
 ``rq requeue`` does): when two people retry one letter, exactly one gets it.
+
+Retention: an OPEN letter is never removed.  A CLOSED one (retried or discarded) is evidence of what a
+person did; ``purge_closed`` deletes those closed before a cutoff — the scheduler does it once an hour
+for DEAD_LETTER_RETENTION_DAYS (default 90), ``wms-relay dead purge`` on demand — with its entries in
+``dead:all`` and ``dead:latest``.  The event's ledger record has its own retention (a final state's
+DELIVERED_RETENTION_DAYS), so a purged letter's event is not forgotten any sooner.
 """
 from __future__ import annotations
 
@@ -42,6 +48,24 @@ if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return false end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'closed_at', ARGV[3], 'closed_by', ARGV[4],
            'close_reason', ARGV[5])
 return redis.call('HGETALL', KEYS[1])
+"""
+
+
+# KEYS: the letter, the open set, the all set, the latest-per-event hash.  ARGV: id, cutoff (Unix seconds).
+# Deletes a letter closed before the cutoff (never an open one); 1 if it did.
+_PURGE = """
+local fields = redis.call('HMGET', KEYS[1], 'status', 'closed_at', 'operation', 'key')
+if not fields[1] then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  return 0
+end
+if fields[1] == 'open' or redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
+if (tonumber(fields[2]) or 0) >= tonumber(ARGV[2]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+local ref = fields[3] .. ':' .. fields[4]
+if redis.call('HGET', KEYS[4], ref) == ARGV[1] then redis.call('HDEL', KEYS[4], ref) end
+return 1
 """
 
 
@@ -122,6 +146,7 @@ class DeadLetters:
         self._ns = namespace
         self._add = redis_client.register_script(_ADD)
         self._close = redis_client.register_script(_CLOSE)
+        self._purge = redis_client.register_script(_PURGE)
 
     def _letter_key(self, letter_id: str) -> str:
         return f"{self._ns}:dead:letter:{letter_id}"
@@ -226,3 +251,36 @@ class DeadLetters:
         if not reply:
             return None
         return DeadLetter.from_hash(dict(zip(reply[::2], reply[1::2])))
+
+    def purge_closed(self, closed_before: float, *, dry_run: bool = False,
+                     batch: int = 500) -> list[DeadLetter]:
+        """Delete the letters retried or discarded before ``closed_before`` (Unix seconds); open letters are
+        never touched.  Returns what was deleted (or, with ``dry_run``, what would be).  A letter is
+        closed after it was written, so only letters written before the cutoff are read."""
+        index = f"{self._ns}:dead:all"
+        cutoff = float(closed_before)
+        found: list[DeadLetter] = []
+        offset = 0
+        while True:
+            ids = [text(i) for i in self._redis.zrangebyscore(index, "-inf", repr(cutoff), start=offset,
+                                                              num=batch)]
+            if not ids:
+                return found
+            pipe = self._redis.pipeline(transaction=False)
+            for letter_id in ids:
+                pipe.hgetall(self._letter_key(letter_id))
+            kept = 0
+            for letter_id, raw in zip(ids, pipe.execute()):
+                letter = DeadLetter.from_hash(raw) if raw else None
+                closed = letter is not None and letter.status != "open" and (letter.closed_at or 0) < cutoff
+                if closed and dry_run:
+                    found.append(letter)
+                elif not dry_run and (closed or letter is None):
+                    keys = [self._letter_key(letter_id), self._open, index, f"{self._ns}:dead:latest"]
+                    if self._purge(keys=keys, args=[letter_id, repr(cutoff)]) and letter is not None:
+                        found.append(letter)
+                        continue
+                    kept += letter is not None
+                else:
+                    kept += 1
+            offset += kept if not dry_run else len(ids)

@@ -108,3 +108,30 @@ def test_status_with_live_processes_and_nothing_parked_needs_no_one(store, capsy
     assert code == 0, out
     assert "Scheduler:             last tick 2 s ago" in out and "Workers alive:         1 (relay-1@" in out
     assert out.rstrip().endswith("Nothing needs a person right now.")
+
+
+def test_status_flags_redis_memory_at_80_percent_of_maxmemory(store, capsys):
+    used = int(store.info("memory")["used_memory"])
+    store.config_set("maxmemory", str(int(used / 0.9)))
+    try:
+        report = json.loads(run(capsys, "status", "--json")[1])
+    finally:
+        store.config_set("maxmemory", "0")
+    assert report["redis_memory"]["used_fraction"] >= 0.8
+    assert "memory" in [a["flag"] for a in report["attention"]]
+    assert "no maxmemory set" in run(capsys, "status")[1]
+
+
+def test_dead_purge_deletes_only_closed_letters_past_the_cutoff(store, capsys):
+    letters = DeadLetters(store, clock=lambda: time.time() - 100 * 86400)
+    old = letters.add("receipt.create", "R-1", {}, "permanent", ["refused"])
+    letters.discard(old, actor="ann", reason="cancelled")
+    kept = letters.add("receipt.create", "R-2", {}, "permanent", ["refused"])
+    with pytest.raises(SystemExit) as refused:  # --closed is required
+        main(["dead", "purge", "--older-than", "90d"])
+    assert refused.value.code == 2
+    code, out, _ = run(capsys, "dead", "purge", "--closed", "--dry-run")
+    assert code == 0 and "Would delete 1 closed dead letter" in out and old in out and "Dry run" in out
+    report = json.loads(run(capsys, "dead", "purge", "--closed", "--older-than", "90d", "--json")[1])
+    assert report["deleted"] == [old] and not report["dry_run"]
+    assert DeadLetters(store).get(old) is None and DeadLetters(store).get(kept).status == "open"

@@ -1,0 +1,98 @@
+"""Retention: a closed dead letter (retried or discarded) is deleted DEAD_LETTER_RETENTION_DAYS after it was
+closed — by the scheduler's hourly chore, or by ``wms-relay dead purge`` — with its index entries; an open
+letter is never deleted, whatever its age; a dry run changes nothing.  Time is an injected clock."""
+from __future__ import annotations
+
+import fakeredis
+
+from worker.commands.processes import purge_closed_letters
+from worker.delivery.relay import build_relay
+from worker.scheduling.scheduler import Scheduler
+from worker.settings import Settings
+from worker.store.dead_letters import DeadLetters
+from worker.store.retry_schedule import RetrySchedule
+
+DAY = 86400.0
+T0 = 1_714_550_000.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def letter(letters: DeadLetters, key: str) -> str:
+    return letters.add("receipt.create", key, {"transaction_id": key}, "permanent", ["refused"])
+
+
+def test_only_letters_closed_before_the_cutoff_go(store_client):
+    clock = Clock()
+    letters = DeadLetters(store_client, clock=clock)
+    never_touched = letter(letters, "R-OPEN")
+    retried_early, discarded_early, discarded_late = (letter(letters, k) for k in ("R-1", "R-2", "R-3"))
+    clock.now += DAY
+    letters.take(retried_early, actor="ann", reason="fixed")
+    letters.discard(discarded_early, actor="ann", reason="cancelled")
+    clock.now += 50 * DAY
+    letters.discard(discarded_late, actor="bo", reason="cancelled")
+    cutoff = T0 + 10 * DAY
+
+    preview = letters.purge_closed(cutoff, dry_run=True)
+    assert sorted(x.letter_id for x in preview) == sorted([retried_early, discarded_early])
+    assert letters.get(retried_early) is not None  # a dry run changes nothing
+
+    purged = letters.purge_closed(cutoff, batch=1)  # batch 1: the walk survives its own deletions
+    assert sorted(x.letter_id for x in purged) == sorted([retried_early, discarded_early])
+    assert letters.get(retried_early) is None and letters.get(discarded_early) is None
+    assert letters.latest_for("receipt.create", "R-1") is None
+    assert letters.get(discarded_late).status == "discarded" and letters.get(never_touched).status == "open"
+    assert [x.letter_id for x in letters.list(include_closed=True)] == [discarded_late, never_touched]
+    assert [x.letter_id for x in letters.purge_closed(T0 + 1000 * DAY)] == [discarded_late]
+    assert letters.get(never_touched).status == "open" and letters.count() == 1
+
+
+def test_a_newer_letter_of_the_same_event_keeps_its_latest_entry(store_client):
+    clock = Clock()
+    letters = DeadLetters(store_client, clock=clock)
+    first = letter(letters, "R-1")
+    letters.take(first, actor="ann", reason="fixed")
+    clock.now += DAY
+    second = letter(letters, "R-1")  # it failed again
+    letters.purge_closed(T0 + DAY / 2)
+    assert letters.get(first) is None and letters.latest_for("receipt.create", "R-1").letter_id == second
+
+
+def test_the_scheduler_chore_expires_closed_letters_after_the_retention_period():
+    clock = Clock()
+    redis_client = fakeredis.FakeRedis(decode_responses=True)
+    settings = Settings(dead_letter_retention_days=90)
+    relay = build_relay(settings, redis_client=redis_client, clock=clock, sends=False)
+    kept_open = letter(relay.dead_letters, "R-OPEN")
+    closed = letter(relay.dead_letters, "R-1")
+    relay.dead_letters.discard(closed, actor="ann", reason="cancelled")
+    purges = []
+    scheduler = Scheduler(RetrySchedule(redis_client, clock=clock), lambda m: None, clock=clock,
+                          purge=lambda: purges.append(purge_closed_letters(relay, settings)),
+                          purge_interval=3600)
+    clock.now += 89 * DAY
+    scheduler.tick()
+    clock.now += 1800
+    scheduler.tick()  # within the hour: the chore does not run again
+    assert purges == [0] and relay.dead_letters.get(closed) is not None
+    clock.now += DAY + 1800
+    scheduler.tick()
+    assert purges == [0, 1] and relay.dead_letters.get(closed) is None
+    assert relay.dead_letters.get(kept_open).status == "open"
+
+
+def test_retention_zero_keeps_closed_letters_forever():
+    clock = Clock()
+    relay = build_relay(Settings(dead_letter_retention_days=0), redis_client=fakeredis.FakeRedis(),
+                        clock=clock, sends=False)
+    closed = letter(relay.dead_letters, "R-1")
+    relay.dead_letters.discard(closed, actor="ann", reason="x")
+    clock.now += 10_000 * DAY
+    assert purge_closed_letters(relay, relay.settings) == 0 and relay.dead_letters.get(closed) is not None
