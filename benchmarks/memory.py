@@ -96,7 +96,8 @@ def measure(count: int) -> dict:
             after = int(client.info("memory")["used_memory"])
             records = [k for k in client.scan_iter("wms:event:*", count=1000) if "warm-up" not in k]
             record_bytes = sum(client.memory_usage(k, samples=0) or 0 for k in records)
-            index_bytes = sum(client.memory_usage(k, samples=0) or 0 for k in client.scan_iter("wms:ledger:*"))
+            indexes = client.scan_iter("wms:ledger:*")
+            index_bytes = sum(client.memory_usage(k, samples=0) or 0 for k in indexes)
             return {"events": count, "states": states, "record_bytes": round(record_bytes / len(records)),
                     "record_and_index_bytes": round((record_bytes + index_bytes) / len(records)),
                     "used_memory_bytes": round((after - before) / count),
