@@ -114,7 +114,8 @@ def _count_requests(verdict: Verdict, requests: Iterable[Mapping], dispatch_tx: 
             verdict.fail("unknown", f"request {entry['seq']} {entry['method']} {entry['path']} was not "
                                     f"authentic (error_code {entry.get('error_code')})")
         if not 200 <= entry["status"] < 300 or entry["method"] == "GET":
-            continue  # refused, or a read (the worker reads a dispatch back: worker.destinations.trademax.read_back)
+            # refused, or a read (the worker reads a dispatch back: worker.destinations.trademax.read_back)
+            continue
         if ident not in by_identity:
             verdict.fail("unknown", f"request {entry['seq']} {entry['method']} {entry['path']} was applied "
                                     f"but matches no event the WMS sent ({ident!r})")

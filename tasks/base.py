@@ -1,6 +1,7 @@
 """The one shape of every delivery task: it takes one JSON object (the WMS event) and hands it to the
 delivery pipeline in ``worker.delivery.pipeline``.  One task per row of the operation table
-(``worker.destinations.table``), registered by the row's task module (:func:`register_tasks`).  Retry policy, dead letters and the ledger live there, not here.
+(``worker.destinations.table``), registered by the row's task module (:func:`register_tasks`).  Retry
+policy, dead letters and the ledger live there, not here.
 
 What Flower and Celery's log lines show of a task's argument is ``tasks.summary``'s short summary
 (operation, key, order_no/artno), never the payload: :class:`SummarizedRequest` sets it on every message

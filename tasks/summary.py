@@ -3,7 +3,8 @@
 Celery puts ``argsrepr`` — by default the repr of every argument, i.e. the whole WMS event — into the
 message headers, the ``task-sent``/``task-received`` events Flower displays, and its own log lines.  We
 replace it with this summary: the operation, the event's key and what it is about (order_no, artno,
-warehouse), never the rest of the payload.  Our publishers pass it (``worker.scheduling.scheduler.celery_publisher``)
+warehouse), never the rest of the payload.  Our publishers pass it
+(``worker.scheduling.scheduler.celery_publisher``)
 and the worker recomputes it for every message it receives (``tasks.base.SummarizedRequest``), so a
 message published by any WMS is shown the same way.
 

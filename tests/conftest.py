@@ -6,13 +6,15 @@ database; elsewhere the ``dev`` profile draws fresh examples each run and prints
 (``--hypothesis-seed=N`` reruns it).  ``HYPOTHESIS_PROFILE`` picks one explicitly."""
 import os
 
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
 # Both from Hypothesis' "default" profile: Hypothesis itself switches to its own "ci" profile when CI is
-# set, and "dev" must not inherit that.
+# set, and "dev" must not inherit that.  Neither judges wall-clock time (no deadline, no "too slow" health
+# check): the machines are shared and the suite never asserts speed.
+_UNTIMED = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
 settings.register_profile("ci", parent=settings.get_profile("default"), derandomize=True, database=None,
-                          print_blob=True)
-settings.register_profile("dev", parent=settings.get_profile("default"), print_blob=True)
+                          print_blob=True, **_UNTIMED)
+settings.register_profile("dev", parent=settings.get_profile("default"), print_blob=True, **_UNTIMED)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 pytest_plugins = ["tests.fixtures.redis_server", "tests.fixtures.sandbox", "tests.fixtures.pipeline"]

@@ -13,6 +13,7 @@ from kombu.transport import redis as kombu_redis
 from worker.destinations import table
 from worker.settings import Settings
 
+
 class _RedisChannel(kombu_redis.Channel):
     def _connparams(self, asynchronous=False):
         if self.connection.client is None:

@@ -1,7 +1,8 @@
 """Differential tests against real PHP (Debian php-cli): our strnatcmp and sign against PHP's own.
 
 PHP runs once per test, on a batch (``php_batch_oracle.php`` beside this file: ``uksort($flat,
-'strnatcmp')`` and ``hash_hmac``, the rules the reference cases in ``reference/`` were computed with). Inputs come from
+'strnatcmp')`` and ``hash_hmac``, the rules the reference cases in ``reference/`` were computed with).
+Inputs come from
 a seeded ``random.Random``, so a failure reproduces. Where ``php`` is missing the tests skip loudly, except
 in CI (``CI`` set), where they fail: CI must compare against PHP (``make php`` installs it).
 """

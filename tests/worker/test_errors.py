@@ -64,5 +64,5 @@ def test_transport_error_without_status():
 def test_each_error_stands_for_its_classification():
     from worker.destinations.trademax.classification import classification_of
 
-    assert [classification_of(cls("x")).value for cls in (TransientError, OutcomeUnknownError, PermanentError)] == [
-        "transient", "outcome_unknown", "permanent"]
+    errors = (TransientError("x"), OutcomeUnknownError("x"), PermanentError("x"))
+    assert [classification_of(e).value for e in errors] == ["transient", "outcome_unknown", "permanent"]

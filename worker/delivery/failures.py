@@ -1,5 +1,6 @@
 """Where an event goes when a send did not deliver it: later (the retry schedule), a read-back of a
-refused one-way change (worker.destinations.trademax.read_back), ``uncertain`` (a person checks Trademax) or a dead letter.
+refused one-way change (worker.destinations.trademax.read_back), ``uncertain`` (a person checks Trademax)
+or a dead letter.
 
 Every ledger write here carries the attempt's log entry (``tried``) with the transition it leads to; an
 attempt whose transition is refused (the claim passed to another worker) is still logged
@@ -13,7 +14,9 @@ from worker.encoding import event_ref
 from tasks.events import DeliveryEvent, OPERATIONS
 from worker.errors import OutcomeUnknownError, PermanentError, TrademaxError, TransientError
 from worker.store.records import AttemptEntry
-from worker.destinations.trademax.read_back import LANDED, UNREADABLE, earlier_attempt_may_have_landed, has_read_back, read_back
+from worker.destinations.trademax.read_back import (
+    LANDED, UNREADABLE, earlier_attempt_may_have_landed, has_read_back, read_back,
+)
 from worker.delivery.relay import Relay
 
 
@@ -58,7 +61,8 @@ def after_failure(relay: Relay, event: DeliveryEvent, attempt: int, round_attemp
 def read_back_refusal(relay: Relay, event: DeliveryEvent, round_attempt: int, exc: TrademaxError,
                       owner: str, tried: AttemptEntry, dispatch_id: Any) -> tuple[str | None, str]:
     """A one-way dispatch change (publish, delete) refused on a resend: if an earlier attempt went
-    unanswered, it may be what made Trademax refuse this one — read the dispatch back (worker.destinations.trademax.read_back).
+    unanswered, it may be what made Trademax refuse this one — read the dispatch back
+    (worker.destinations.trademax.read_back).
     Returns the state the event moved to, or None and what the read found (the refusal then stands)."""
     record = relay.ledger.get(event.operation, event.key)
     if record is None or not earlier_attempt_may_have_landed(record.history, record.attempts_log):

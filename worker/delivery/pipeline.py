@@ -1,6 +1,6 @@
 """The delivery pipeline of one event: validate → accept → resolve dependencies → claim → send → classify.
 
-design.md, "Delivery pipeline", is the contract.  Every path ends in a ledger state a person can see:
+docs/architecture.md draws where it sits.  Every path ends in a ledger state a person can see:
 delivered, retrying (a durable entry in the retry schedule), waiting, superseded, uncertain or dead (a
 dead letter).  The store being unreachable (Redis restarting) does not end a delivery: ``deliver`` waits
 for it and runs the event again (see :func:`deliver`).

@@ -101,5 +101,6 @@ def _next_step(fields: dict[str, Any]) -> str:
     if fields.get("dead_letter"):
         return f"wms-relay dead show {fields['dead_letter']}"
     if fields["state"] == "uncertain":
-        return f"check Trademax, then: wms-relay uncertain resolve {event_ref(fields['operation'], fields['key'])}"
+        ref = event_ref(fields["operation"], fields["key"])
+        return f"check Trademax, then: wms-relay uncertain resolve {ref}"
     return f"wms-relay event {fields['operation']} {fields['key']}"

@@ -1,4 +1,5 @@
-"""A client for a running sandbox's SANDBOX-ONLY endpoints (``/_sandbox/...``, see worker.sandbox.trademax.server):
+"""A client for a running sandbox's SANDBOX-ONLY endpoints (``/_sandbox/...``, see
+worker.sandbox.trademax.server):
 what it applied, every request it saw, its fault plan.  The demo, the tests and the benchmarks all drive a
 sandbox through this one class.  Real Trademax has no such endpoints.
 

@@ -206,7 +206,8 @@ class Ledger:
         print_ = fingerprint(event.fields)
         body = event_json(print_, event.key, event.fields, event.occurred_at, event.event_id)
         reply = self._accept(keys=self._keys(event.operation, event.key),
-                             args=[print_, body, _stamp(self._clock()), event_ref(event.operation, event.key)])
+                             args=[print_, body, _stamp(self._clock()),
+                                   event_ref(event.operation, event.key)])
         return _accepted(reply, print_)
 
     def accept_and_claim(self, event: Any, owner: str) -> tuple[AcceptResult, Claim | None]:
@@ -218,7 +219,8 @@ class Ledger:
         body = event_json(print_, event.key, event.fields, event.occurred_at, event.event_id)
         now = self._clock()
         reply = self._accept_and_claim(keys=self._keys(event.operation, event.key), args=[
-            print_, body, _stamp(now), event_ref(event.operation, event.key), owner, _stamp(now + self._lease)])
+            print_, body, _stamp(now), event_ref(event.operation, event.key), owner,
+            _stamp(now + self._lease)])
         accepted = _accepted(reply[:4], print_)
         return accepted, None if accepted.conflict else self._claim_reply(reply[4:], now)
 

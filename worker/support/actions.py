@@ -157,7 +157,7 @@ def retry_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str = "",
 
     def report(status: str, message: str, next_step: str = "") -> ActionReport:
         return ActionReport(letter.letter_id, status, message, next_step, letter.operation, letter.key,
-                             dry_run)
+                            dry_run)
 
     if letter.status != "open":
         return report(SKIPPED, _closed_note(letter), follow(letter.operation, letter.key))
@@ -171,7 +171,7 @@ def retry_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str = "",
     if desk.dead_letters.take(letter.letter_id, actor=actor, reason=why) is None:
         now = desk.dead_letters.get(letter.letter_id)
         return report(SKIPPED, f"someone else acted first: {_closed_note(now)}",
-                       follow(event.operation, event.key))
+                      follow(event.operation, event.key))
     history_reason = f"dead letter {letter.letter_id} retried: {why}"
     if plan.in_ledger:
         if not desk.ledger.reopen(event.operation, event.key, actor=actor, reason=history_reason,
@@ -179,11 +179,11 @@ def retry_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str = "",
             record = desk.ledger.get(event.operation, event.key)
             state = record.state if record else "gone"
             return report(FAILED, f"the letter was taken but the event is {state} in the ledger, not "
-                           "dead, so nothing was queued", follow(event.operation, event.key))
+                          "dead, so nothing was queued", follow(event.operation, event.key))
     else:
         if desk.ledger.accept(event).conflict:
             return report(FAILED, "the letter was taken but its key now belongs to a different event; "
-                           "nothing was queued", follow(event.operation, event.key))
+                          "nothing was queued", follow(event.operation, event.key))
         # Record who let it in, as a reopen records who retried it.
         desk.ledger.transition(event.operation, event.key, "accepted", actor=actor, reason=history_reason,
                                expected_states=("accepted",))
@@ -212,7 +212,7 @@ def discard_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str) ->
     if desk.dead_letters.discard(letter.letter_id, actor=actor, reason=reason) is None:
         now = desk.dead_letters.get(letter.letter_id)
         return report(SKIPPED, f"someone else acted first: {_closed_note(now)}",
-                       follow(letter.operation, letter.key))
+                      follow(letter.operation, letter.key))
     if letter.reason not in (_INVALID, _CONFLICT):  # those have no ledger record of their own
         desk.ledger.transition(letter.operation, letter.key, "discarded", actor=actor,
                                reason=f"dead letter {letter.letter_id} discarded: {reason}",
@@ -267,9 +267,9 @@ def run_retry_now(desk: SupportDesk, entry_id: str) -> ActionReport:
     story = follow(operation, key) if event else "wms-relay retries list"
     if desk.schedule.run_now([entry_id]):
         return ActionReport(entry_id, DONE, "due now: the scheduler puts it back on its queue", story,
-                             operation, key)
+                            operation, key)
     entry = desk.schedule.get(entry_id)
     if entry is not None and entry.in_flight:
         return ActionReport(entry_id, SKIPPED, "already on its way back to the queue", "", operation, key)
     return ActionReport(entry_id, SKIPPED, "not in the retry schedule (delivered, parked or never "
-                         "scheduled)", story, operation, key)
+                        "scheduled)", story, operation, key)

@@ -47,7 +47,8 @@ def workplace(settings: Settings) -> Iterator[Workplace]:
     relay = build_relay(settings, sends=False)
     app = control_app(settings)
     desk = SupportDesk(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
-                       publish=celery_publisher(app), dispatch_waiters=relay.dispatch_waiters, clock=relay.clock)
+                       publish=celery_publisher(app), dispatch_waiters=relay.dispatch_waiters,
+                       clock=relay.clock)
     try:
         yield Workplace(settings, describe(settings), relay, app, desk)
     finally:

@@ -1,5 +1,6 @@
 """Delivery-pipeline regressions found by the chaos run (benchmarks/chaos.py) and the pipeline fuzz test
-(tests/integration/test_fuzz_pipeline.py), on the real ``worker.delivery.pipeline.deliver`` over fakeredis with a
+(tests/integration/test_fuzz_pipeline.py), on the real ``worker.delivery.pipeline.deliver`` over fakeredis
+with a
 scripted Trademax stub.
 
 - Absolute stock counts whose send may have reached Trademax without an answer (a read timeout, or the

@@ -1,6 +1,7 @@
 """Sentry: one report per dead letter or uncertain event, none per retry, tagged, and no secret inside.
 
-The real pipeline (``worker.delivery.pipeline.deliver``, scripted Trademax, fakeredis) runs with Sentry started by
+The real pipeline (``worker.delivery.pipeline.deliver``, scripted Trademax, fakeredis) runs with Sentry
+started by
 ``worker.observe.sentry.start`` and a transport that keeps every envelope in memory."""
 from __future__ import annotations
 

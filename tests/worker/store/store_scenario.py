@@ -99,7 +99,8 @@ def write_story(relay) -> dict[str, str]:
         "relative adjustment uncertain": run(
             relay, "stock.adjust", example("stock.adjust", type="relative", quantity="-2", event_id="adj-2"),
             OutcomeUnknownError("ReadTimeout", operation="adjust_stock")),
-        "receipt refused": run(relay, "receipt.create", example("receipt.create", transaction_id="R-2"), refused),
+        "receipt refused": run(relay, "receipt.create", example("receipt.create", transaction_id="R-2"),
+                               refused),
         "receipt retrying": run(relay, "receipt.create", example("receipt.create", transaction_id="R-3"),
                                 TransientError("", operation="create_receipt", status=503)),
         "invalid receipt": run(relay, "receipt.create", {"transaction_id": "R-4", "order_no": 7}),

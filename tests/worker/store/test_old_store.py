@@ -37,7 +37,8 @@ def test_todays_code_writes_the_same_keys_and_values(old_store, shared_redis_ser
     fresh = shared_redis_server.client(decode_responses=True)
     fresh.flushdb()
     states = write_story(relay_for(fresh, Clock()))
-    assert states["receipt delivered"] == "delivered" and states["relative adjustment uncertain"] == "uncertain"
+    assert states["receipt delivered"] == "delivered"
+    assert states["relative adjustment uncertain"] == "uncertain"
     assert dump(fresh) == dump(old_store)
 
 
@@ -66,8 +67,8 @@ def test_todays_code_carries_the_old_events_on(old_store):
     assert relay.client.calls == []
     # The waiting update goes out now that its create is delivered; the retrying receipt too.
     relay.client = ScriptedTrademax()
-    assert deliver(relay, "dispatch.update", example("dispatch.update", transaction_id="TX-1"), owner="w2") == \
-        "delivered"
+    update = example("dispatch.update", transaction_id="TX-1")
+    assert deliver(relay, "dispatch.update", update, owner="w2") == "delivered"
     assert relay.client.calls == ["update_dispatch"]
     # Support staff act on the old dead letter and the old uncertain event.
     published = []

@@ -1,6 +1,7 @@
 """Support actions on parked events (worker.support.actions): atomic, audited, and plain about what they did.
 
-The parked events are made by the real delivery pipeline (``worker.delivery.pipeline.deliver``) with a scripted
+The parked events are made by the real delivery pipeline (``worker.delivery.pipeline.deliver``) with a
+scripted
 Trademax stub, over fakeredis (bytes and text) and a real valkey-server (``store_client``)."""
 from __future__ import annotations
 
@@ -301,8 +302,8 @@ def test_twenty_people_retrying_one_letter_at_once_queue_it_once(shared_redis_se
     outcomes = []
 
     def person(n: int) -> None:
-        desk = SupportDesk(relay.ledger, relay.dead_letters, relay.schedule, published, relay.dispatch_waiters,
-                           clock)
+        desk = SupportDesk(relay.ledger, relay.dead_letters, relay.schedule, published,
+                           relay.dispatch_waiters, clock)
         start.wait()
         outcomes.append(retry_letter(desk, letter_id, actor=f"person-{n}"))
 

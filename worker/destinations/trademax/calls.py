@@ -2,7 +2,8 @@
 documentation lists them under "Resourses".
 
 The client has one method per row (``TrademaxClient.call(name, ...)`` takes the row); a WMS operation is
-delivered by one of them (its sender in ``operations``).  Path parameters (artno, order_no, ids) are URL-quoted with nothing left safe, so an artno such
+delivered by one of them (its sender in ``operations``).  Path parameters (artno, order_no, ids) are
+URL-quoted with nothing left safe, so an artno such
 as ``12/3`` stays one path segment; the quoted form is both sent and signed.
 """
 from __future__ import annotations

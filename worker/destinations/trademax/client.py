@@ -7,7 +7,8 @@ One method per documented call (see worker.destinations.trademax.calls).  Each c
    (``{protocol}://{host}/{path}``, no query, path parameters in their quoted form);
 2. signs exactly those params with :func:`signing.sign` and sends exactly them plus ``signature``: in the
    query string for GET/DELETE, as a JSON body for POST/PATCH;
-3. classifies the answer with worker.destinations.trademax.classification and returns a :class:`TrademaxReply` (delivered, or
+3. classifies the answer with worker.destinations.trademax.classification and returns a
+:class:`TrademaxReply` (delivered, or
    duplicate 452) or raises TransientError / OutcomeUnknownError / PermanentError.
 
 requests/urllib3 exceptions are translated in one place (:meth:`TrademaxClient._send`).  One pooled

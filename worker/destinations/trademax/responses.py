@@ -142,4 +142,3 @@ def _messages(value: Any) -> list[str]:
     if isinstance(value, (list, tuple)):
         return [text for item in value for text in _messages(item)]
     return [str(value)]
-

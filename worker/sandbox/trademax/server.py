@@ -1,8 +1,10 @@
 """The sandbox's HTTP layer: a threaded HTTP/1.1 server that answers like Trademax.
 
-``/api/...`` — the Trademax API (see worker.sandbox.trademax.routes): params from the query string for GET/DELETE
+``/api/...`` — the Trademax API (see worker.sandbox.trademax.routes): params from the query string for
+GET/DELETE
 (bracket keys kept flat, which is what verification needs), from a JSON body for POST/PATCH; every
-request is authenticated (worker.sandbox.trademax.auth) and may meet an injected fault (worker.sandbox.faults).
+request is authenticated (worker.sandbox.trademax.auth) and may meet an injected fault
+(worker.sandbox.faults).
 
 ``/_sandbox/...`` — SANDBOX-ONLY control endpoints, unsigned, never faulted; real Trademax has none:
 

@@ -1,4 +1,5 @@
-"""The classification table (worker.destinations.trademax.classification), with plain numbers and constructed exceptions."""
+"""The classification table (worker.destinations.trademax.classification), with plain numbers and
+constructed exceptions."""
 from __future__ import annotations
 
 import http.client
@@ -24,8 +25,8 @@ from worker.destinations.trademax.classification import (
     parse_retry_after,
 )
 
-D, DUP, T, U, P = (Classification.DELIVERED, Classification.DUPLICATE, Classification.TRANSIENT, Classification.OUTCOME_UNKNOWN,
-                   Classification.PERMANENT)
+D, DUP, T, U, P = (Classification.DELIVERED, Classification.DUPLICATE, Classification.TRANSIENT,
+                   Classification.OUTCOME_UNKNOWN, Classification.PERMANENT)
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """A one-way dispatch change (publish, delete) whose first attempt landed unanswered: the resend is refused
 by Trademax, and the pipeline reads the dispatch back instead of dead-lettering a change that landed
-(worker/destinations/trademax/read_back.py).  The real ``worker.delivery.pipeline.deliver`` over fakeredis, with a scripted Trademax that
+(worker/destinations/trademax/read_back.py).  The real ``worker.delivery.pipeline.deliver`` over fakeredis,
+with a scripted Trademax that
 keeps a dispatch's draft flag the way Trademax does."""
 from __future__ import annotations
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from worker.destinations.trademax.responses import Envelope, UnreadableBody, excerpt, parse_body, read_envelope
+from worker.destinations.trademax.responses import (
+    Envelope, UnreadableBody, excerpt, parse_body, read_envelope,
+)
 
 
 @pytest.mark.parametrize(
