@@ -145,8 +145,9 @@ def run_show(args: argparse.Namespace) -> int:
     for line in json.dumps(letter.event, indent=2, ensure_ascii=False).splitlines():
         say(f"    {line}")
     if letter.status == "open":
-        say(f"Next: fix the cause, then `wms-relay dead retry {letter.letter_id}` — or "
-            f"`wms-relay dead discard {letter.letter_id} --reason ...`.")
+        from worker.commands.event import letter_next_step
+
+        say(f"Next: {letter_next_step(letter.letter_id, letter.reason)}.")
     return 0
 
 

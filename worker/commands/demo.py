@@ -131,13 +131,18 @@ class Demo:
         control = SandboxControl(sandbox_url, timeout=5)
         self.wait_ready("sandbox", control.answering)
         print(f"Sandbox Trademax:        {sandbox_url}/api/")
-        self.spawn("worker", "worker", "--name", f"demo-{os.getpid()}@%h")
+        worker_name = f"demo-{os.getpid()}@%h"
+        self.spawn("worker", "worker", "--name", worker_name)
         worker_log = self.log_dir / "worker.log"
         self.wait_ready("worker", lambda: b"ready." in worker_log.read_bytes())
         print("Worker:                  ready (threads pool)")
         self.spawn("scheduler", "scheduler")
         self.spawn("flower", "flower", "--address", "127.0.0.1", "--port", str(self.args.flower_port))
-        print(f"Flower:                  http://127.0.0.1:{self.args.flower_port}/ (loopback only)")
+        # Feed only once Flower listens AND its event receiver has seen the worker: events published
+        # before Flower connects to the broker never appear in its task list.
+        self.wait_ready("flower", lambda: _flower_sees(self.args.flower_port, worker_name.split("@")[0]))
+        print(f"Flower:                  http://127.0.0.1:{self.args.flower_port}/ (loopback only; "
+              "/tasks lists each task with its event's state)")
         print()
 
         relay = build_relay(Settings.from_env(self.env), sends=False)
@@ -207,6 +212,18 @@ class Demo:
                 return
             time.sleep(0.2)
         print(f"  (not everything landed within {self.args.timeout:.0f} s; see var/demo/*.log)")
+
+
+def _flower_sees(port: int, worker_prefix: str) -> bool:
+    """True once Flower answers and lists the worker (``/workers?json=1`` comes from its event receiver)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/workers?json=1", timeout=2) as answer:
+            workers = json.loads(answer.read())["data"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return any(str(w.get("hostname", "")).startswith(worker_prefix + "@") for w in workers)
 
 
 def _tagged(message: dict, tag: str) -> dict:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
 from worker.commands.presenting import friendly_errors, described, say_store
@@ -63,6 +64,11 @@ def run(args: argparse.Namespace) -> int:
         print("Nothing to do: no events in the input.")
         return 0
     settings = Settings.from_env()
+    # Each event's line below says what became of it; the pipeline's "parked" log line (meant for the
+    # worker's log) would repeat an invalid event's on stderr through Python's last-resort handler.
+    parked = logging.getLogger("wms_relay.parked")
+    parked.addHandler(logging.NullHandler())
+    parked.propagate = False
     relay = build_relay(settings, sends=False)  # never starts a store: StoreNotFound, exit 3
     app = control_app(settings)
     publish = celery_publisher(app)

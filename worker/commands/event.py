@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def describe(place, operation: str, key: str) -> dict | None:
     """The JSON view of one event, or None when neither the ledger nor the dead letters know it."""
+    from worker.store.heartbeats import Heartbeats
+
     relay = place.relay
     record = relay.ledger.get(operation, key)
     letter = relay.dead_letters.latest_for(operation, key)
@@ -40,6 +42,9 @@ def describe(place, operation: str, key: str) -> dict | None:
                 letter.status, "attempts": 0, "result": None, "history": [], "attempts_log": [],
                 "event": letter.event, "in_ledger": False}
     view["dead_letter"] = letter.to_dict() if letter is not None else None
+    beats = Heartbeats(relay.redis, relay.clock)
+    view["workers_alive"] = [beat.name for beat in beats.alive("worker")]
+    view["scheduler_alive"] = bool(beats.alive("scheduler"))
     view["scheduled_retry"] = None if retry is None else {
         "due_at": _iso(retry.due_at), "due_in_seconds": round(retry.due_at - relay.clock(), 1),
         "in_flight": retry.in_flight}
@@ -67,16 +72,31 @@ def next_step(view: dict) -> str:
     op, key, state = view["operation"], view["key"], view["state"]
     letter = view.get("dead_letter")
     if state == "dead" and letter and letter["status"] == "open":
-        return (f"read the error above, fix its cause, then `wms-relay dead retry {letter['id']}` — or "
-                f"`wms-relay dead discard {letter['id']} --reason ...`")
+        return letter_next_step(letter["id"], letter["reason"])
     if state == "uncertain":
         return (f"check in Trademax whether it arrived, then `wms-relay uncertain resolve {op}:{key} "
                 "--delivered --reason ...` (it is there) or `--resend --reason ...` (it is not)")
     if state in ("retrying", "waiting"):
+        if view.get("scheduler_alive") is False:
+            return ("start the scheduler (`wms-relay scheduler`): no scheduler is running, so its next try "
+                    "will not happen; `wms-relay status` shows what else is stuck")
         return f"nothing; it is retried automatically (to try now: `wms-relay retries run-now {op}:{key}`)"
     if state in ("accepted", "sending"):
+        if view.get("workers_alive") == []:
+            return ("start a worker (`wms-relay worker`): no worker is running, so nothing will send it; it "
+                    "waits on its queue until one does")
         return "nothing; a worker is on it (if it stays like this, see `wms-relay status`)"
     return "nothing: this event is settled"
+
+
+def letter_next_step(letter_id: str, reason: str) -> str:
+    """What to do about an open dead letter: a retry cannot help an invalid or conflicting event."""
+    if reason in ("invalid", "conflict"):
+        what = "is invalid" if reason == "invalid" else "reuses a key another event already has"
+        return (f"the event {what}: retrying cannot help. Fix it in the WMS and send it again (a new key for "
+                f"a conflict), then `wms-relay dead discard {letter_id} --reason ...`")
+    return (f"read the error above, fix its cause, then `wms-relay dead retry {letter_id}` — or "
+            f"`wms-relay dead discard {letter_id} --reason ...`")
 
 
 def _order(kind: str, item: dict) -> int:
