@@ -232,7 +232,15 @@ def _tagged(message: dict, tag: str) -> dict:
             for k, v in message.items()}
 
 
+def _stop_request(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
+    # SIGTERM (a supervisor, `kill`) stops it as Ctrl-C does: every process it started is stopped too.  A
+    # shell that starts it in the background ignores SIGINT for it; Ctrl-C's handler is put back.
+    signal.signal(signal.SIGTERM, _stop_request)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     demo = Demo(args)
     try:
         return demo.run()
