@@ -11,10 +11,12 @@ from kombu import Queue
 from kombu.transport import redis as kombu_redis
 
 from worker.destinations import table
-from worker.settings import Settings
+from worker.settings import SentinelAddress, Settings
 
 
-class _RedisChannel(kombu_redis.Channel):
+class _ChannelFixes:
+    """What our channels change of kombu's (mixed into the plain and the Sentinel channel)."""
+
     def _connparams(self, asynchronous=False):
         if self.connection.client is None:
             raise redis.ConnectionError("the broker connection is closed")
@@ -39,6 +41,14 @@ class _RedisChannel(kombu_redis.Channel):
         yield shared
 
 
+class _RedisChannel(_ChannelFixes, kombu_redis.Channel):
+    pass
+
+
+class _SentinelChannel(_ChannelFixes, kombu_redis.SentinelChannel):
+    pass
+
+
 class RedisTransport(kombu_redis.Transport):
     """kombu's Redis transport, except that a closed connection fails as a *connection* error, and a
     channel reuses its redis-py client (see ``_RedisChannel.conn_or_acquire``).
@@ -54,13 +64,43 @@ class RedisTransport(kombu_redis.Transport):
     Channel = _RedisChannel
 
 
+class SentinelTransport(kombu_redis.SentinelTransport):
+    """kombu's Sentinel transport with the same two changes: a failover drops the broker connection the
+    way a Redis restart does, and must not stop the worker either."""
+
+    Channel = _SentinelChannel
+
+
+def _broker(broker_url: str) -> tuple[str, str | None, dict, dict | None]:
+    """(kombu URL, transport, extra transport options, broker_use_ssl) for REDIS_URL's scheme.
+
+    redis:// and sentinel:// go through our transports (above); rediss:// and unix:// keep kombu's own,
+    whose URL handling (TLS, sockets) depends on the scheme.  rediss:// verifies the server's certificate
+    unless the URL says otherwise (``?ssl_cert_reqs=...``: kombu refuses a rediss:// URL that says
+    nothing)."""
+    scheme = urlsplit(broker_url).scheme
+    if scheme == "redis":
+        return broker_url, f"{__name__}:RedisTransport", {}, None
+    if scheme == "sentinel":
+        address = SentinelAddress.parse(broker_url)
+        options: dict = {"master_name": address.master_name}
+        if address.sentinel_password:
+            options["sentinel_kwargs"] = {"password": address.sentinel_password}
+        return address.broker_url(), f"{__name__}:SentinelTransport", options, None
+    if scheme == "rediss" and "ssl_cert_reqs" not in urlsplit(broker_url).query:
+        import ssl
+
+        return broker_url, None, {}, {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+    return broker_url, None, {}, None
+
+
 def celery_config(settings: Settings, broker_url: str) -> dict:
     """The Celery settings for ``broker_url`` (the embedded server's or REDIS_URL)."""
+    kombu_url, transport, transport_options, use_ssl = _broker(broker_url)
     return {
-        "broker_url": broker_url,
-        # redis:// through RedisTransport (above); rediss:// and unix:// keep kombu's own transport, whose
-        # URL handling (TLS defaults, sockets) depends on the scheme.
-        "broker_transport": f"{__name__}:RedisTransport" if urlsplit(broker_url).scheme == "redis" else None,
+        "broker_url": kombu_url,
+        "broker_transport": transport,
+        "broker_use_ssl": use_ssl,
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
             # Unacknowledged messages come back after this long: longer than any task (Settings checks it).
@@ -76,6 +116,7 @@ def celery_config(settings: Settings, broker_url: str) -> dict:
             "socket_timeout": 30,
             "socket_connect_timeout": 10,
             "health_check_interval": 25,
+            **transport_options,
         },
         # A task is acknowledged only after it ran: a worker killed mid-task leaves its message unacked,
         # and the broker hands it to another worker.  The ledger's claim keeps that from sending twice.

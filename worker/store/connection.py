@@ -2,7 +2,10 @@
 environment.
 
 ``REDIS_URL`` set → that server (production: Redis >= 6 or Valkey with ``appendonly yes`` and
-``maxmemory-policy noeviction``).  Unset → the embedded valkey-server under ``WMS_RELAY_VAR_DIR``
+``maxmemory-policy noeviction``): ``redis://``, ``rediss://`` (TLS), ``unix://`` (a socket), or
+``sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/DB?master_name=NAME`` — the Sentinels to
+ask which server is the primary of NAME now (``worker.settings.SentinelAddress``); the client follows a
+failover.  Unset → the embedded valkey-server under ``WMS_RELAY_VAR_DIR``
 (see :mod:`worker.store.embedded`).
 
 Who may start the embedded server: only the service processes (``wms-relay worker``, ``scheduler``,
@@ -14,6 +17,7 @@ Nothing here runs at import time."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -21,9 +25,21 @@ from redis.retry import Retry
 
 from worker.errors import StoreNotFound
 from worker.redaction import url_without_password
+from worker.settings import SentinelAddress
 from worker.store import embedded
 
 __all__ = ["connect", "describe", "store_url", "StoreNotFound"]
+
+
+def _sentinel_client(address: SentinelAddress, **client_options) -> redis.Redis:
+    from redis.sentinel import Sentinel
+
+    sentinel_kwargs = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+    if address.sentinel_password:
+        sentinel_kwargs["password"] = address.sentinel_password
+    sentinel = Sentinel(list(address.sentinels), sentinel_kwargs=sentinel_kwargs, db=address.db,
+                        username=address.username, password=address.password)
+    return sentinel.master_for(address.master_name, **client_options)
 
 
 def describe(settings) -> str:
@@ -63,15 +79,15 @@ def connect(settings, *, start: bool = False, decode_responses: bool = True,
     Text replies by default; the ledger, retry schedule and dead-letter store accept either kind of
     client.  A health check every 30 s notices a connection that a restarted server dropped.
     ``probe_timeout`` (health probes): every call gives up after that many seconds, with no retry."""
+    url = store_url(settings, start=start)
     if probe_timeout is not None:
-        return redis.Redis.from_url(store_url(settings, start=start), decode_responses=decode_responses,
-                                    socket_connect_timeout=probe_timeout, socket_timeout=probe_timeout,
-                                    retry=Retry(NoBackoff(), 0))
-    return redis.Redis.from_url(
-        store_url(settings, start=start),
-        decode_responses=decode_responses,
-        health_check_interval=30,
-        socket_connect_timeout=5,
-        socket_keepalive=True,
-        retry_on_timeout=True,
-    )
+        options = {"decode_responses": decode_responses, "socket_connect_timeout": probe_timeout,
+                   "socket_timeout": probe_timeout, "retry": Retry(NoBackoff(), 0)}
+    else:
+        options = {"decode_responses": decode_responses, "health_check_interval": 30,
+                   "socket_connect_timeout": 5, "socket_keepalive": True, "retry_on_timeout": True}
+    if urlsplit(url).scheme == "sentinel":
+        # A client of whichever server the Sentinels name the primary now: on a failover its connections
+        # fail (or the old primary answers READONLY), and the next command asks the Sentinels again.
+        return _sentinel_client(SentinelAddress.parse(url), **options)
+    return redis.Redis.from_url(url, **options)
