@@ -54,7 +54,8 @@ def test_a_failover_in_the_middle_of_1000_events_loses_none_and_applies_none_twi
         pipeline.start_worker()
         sb.set_faults(latency_ms=20)
         keys = [f"R-FO-{n}" for n in range(EVENTS)]
-        lines = pipeline.enqueue("receipt.create", [example("receipt.create", transaction_id=k) for k in keys])
+        events = [example("receipt.create", transaction_id=k) for k in keys]
+        lines = pipeline.enqueue("receipt.create", events)
         assert Counter(line["state"] for line in lines) == {"accepted": EVENTS}
 
         def delivered() -> int:
