@@ -4,7 +4,7 @@ Kept apart from ``worker.celery`` so it can be read (and tested) without creatin
 from __future__ import annotations
 
 from contextlib import contextmanager
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import redis
 from kombu import Queue
@@ -87,6 +87,12 @@ def _broker(broker_url: str) -> tuple[str, str | None, dict, dict | None]:
         if address.sentinel_password:
             options["sentinel_kwargs"] = {"password": address.sentinel_password}
         return address.broker_url(), f"{__name__}:SentinelTransport", options, None
+    if scheme == "unix":
+        # kombu names a socket redis+socket:///path, its database ?virtual_host=N (redis-py: unix://...?db=N).
+        parts = urlsplit(broker_url)
+        db = (parse_qs(parts.query).get("db") or ["0"])[0]
+        auth = f"{parts.netloc.rpartition('@')[0]}@" if "@" in parts.netloc else ""
+        return f"redis+socket://{auth}{parts.path}?virtual_host={db}", None, {}, None
     if scheme == "rediss" and "ssl_cert_reqs" not in urlsplit(broker_url).query:
         import ssl
 

@@ -86,6 +86,8 @@ def connect(settings, *, start: bool = False, decode_responses: bool = True,
     else:
         options = {"decode_responses": decode_responses, "health_check_interval": 30,
                    "socket_connect_timeout": 5, "socket_keepalive": True, "retry_on_timeout": True}
+    if urlsplit(url).scheme == "unix":
+        options.pop("socket_keepalive", None)  # a TCP option: a socket connection refuses it
     if urlsplit(url).scheme == "sentinel":
         # A client of whichever server the Sentinels name the primary now: on a failover its connections
         # fail (or the old primary answers READONLY), and the next command asks the Sentinels again.
