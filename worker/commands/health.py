@@ -20,7 +20,7 @@ PROBE_TIMEOUT_SECONDS = 2.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("health", help="exit 0 if the worker or scheduler on this host is alive (probes)",
+    p = subparsers.add_parser("health", help="exit 0 if this host's worker or scheduler is alive (probes)",
                               **described(__doc__))
     p.add_argument("role", choices=ROLES, help="which process to ask about")
     which = p.add_mutually_exclusive_group()

@@ -181,3 +181,19 @@ def friendly_errors(handler: Callable[[Any], int]) -> Callable[[Any], int]:
             return 2
 
     return run
+
+
+def add_list_filters(p) -> None:
+    """``--operation``, ``--grep`` and ``--limit`` of a listing."""
+    p.add_argument("--operation", help="only this operation, e.g. stock.adjust")
+    p.add_argument("--grep", help="only entries whose id, event or error contain this text (any case)")
+    p.add_argument("--limit", type=int, default=None, help="show at most this many")
+
+
+def filtered(items: list, args: Any, *, operation: Callable[[Any], str], text: Callable[[Any], str]) -> list:
+    """``items`` kept by ``--operation`` and ``--grep`` (over ``text(item)``), cut at ``--limit``."""
+    if args.limit is not None and args.limit < 1:
+        raise Refused("--limit must be 1 or more")
+    kept = [item for item in items if (not args.operation or operation(item) == args.operation)
+            and (not args.grep or args.grep.lower() in text(item).lower())]
+    return kept if args.limit is None else kept[:args.limit]

@@ -1,7 +1,7 @@
 """``wms-relay retries list|run-now``: the durable retry schedule — events that failed transiently (or wait
 for their dispatch.create) and will be tried again on their own.
 
-    retries list [--json]
+    retries list [--operation OP] [--grep TEXT] [--limit N] [--json]
     retries run-now ID... | --all          (ID: OPERATION:KEY, as `retries list` shows it)
 
 ``run-now`` makes an entry due at once; the scheduler puts it back on its queue within a second.  It does
@@ -9,9 +9,11 @@ not change the retry limit: an event that keeps failing still becomes a dead let
 from __future__ import annotations
 
 import argparse
+import json
 
 from worker.commands.presenting import (
-    age, complain, friendly_errors, described, print_json, run_actions, say, say_store, shorten, table,
+    add_list_filters, age, complain, described, filtered, friendly_errors, print_json, run_actions, say,
+    say_store, shorten, table,
 )
 from worker.settings import Settings
 
@@ -21,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
     sub = p.add_subparsers(dest="retries_command", metavar="ACTION")
     ls = sub.add_parser("list", help="scheduled retries, soonest first")
+    add_list_filters(ls)
     ls.add_argument("--json", action="store_true", help="print a JSON array")
     ls.set_defaults(handler=run_list)
     now = sub.add_parser("run-now", help="make scheduled retries due now")
@@ -62,7 +65,8 @@ def run_list(args: argparse.Namespace) -> int:
     from worker.support.desk import workplace
 
     with workplace(Settings.from_env()) as place:
-        entries = scheduled(place)
+        entries = filtered(scheduled(place), args, operation=lambda e: e["operation"],
+                           text=lambda e: json.dumps(e, ensure_ascii=False))
     if args.json:
         print_json(entries)
         return 0

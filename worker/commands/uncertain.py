@@ -4,7 +4,7 @@ A read timeout (or a worker dying mid-send) leaves it unknown whether Trademax a
 second copy would do harm (a relative stock adjustment adds twice), wms-relay does not guess: the event is
 ``uncertain`` until a person checks Trademax and says which it is.
 
-    uncertain list [--json]
+    uncertain list [--operation OP] [--grep TEXT] [--limit N] [--json]
     uncertain resolve OPERATION:KEY --delivered --reason TEXT   it is in Trademax: never send it again
     uncertain resolve OPERATION:KEY --resend --reason TEXT      it is not: send it once more
 
@@ -12,10 +12,11 @@ Resolving is atomic: if two people resolve one event, the first one counts."""
 from __future__ import annotations
 
 import argparse
+import json
 
 from worker.commands.presenting import (
-    age, complain, default_actor, described, friendly_errors, print_json, run_actions, say, say_store,
-    shorten, table,
+    add_list_filters, age, complain, default_actor, described, filtered, friendly_errors, print_json,
+    run_actions, say, say_store, shorten, table,
 )
 from worker.settings import Settings
 
@@ -26,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
     sub = p.add_subparsers(dest="uncertain_command", metavar="ACTION")
     ls = sub.add_parser("list", help="uncertain events, oldest first")
+    add_list_filters(ls)
     ls.add_argument("--json", action="store_true", help="print a JSON array")
     ls.set_defaults(handler=run_list)
     resolve = sub.add_parser("resolve", help="say what you found in Trademax")
@@ -44,7 +46,9 @@ def run_list(args: argparse.Namespace) -> int:
     from worker.support.desk import workplace
 
     with workplace(Settings.from_env()) as place:
-        records = place.relay.ledger.list_in_state("uncertain", limit=None)
+        records = filtered(place.relay.ledger.list_in_state("uncertain", limit=None), args,
+                           operation=lambda r: r.operation,
+                           text=lambda r: json.dumps(r.to_dict(), ensure_ascii=False, default=str))
         now = place.relay.clock()
     if args.json:
         print_json([{**record.to_dict(), "id": f"{record.operation}:{record.key}"} for record in records])

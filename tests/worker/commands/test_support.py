@@ -235,3 +235,17 @@ def test_two_people_retrying_one_letter_at_once_queue_it_once(parked, env, tmp_p
     ledger = Ledger(env.client(), lease_seconds=120, delivered_retention_seconds=0)
     record = ledger.get("receipt.create", "R-DEAD")
     assert [h["to"] for h in record.history].count("accepted") == 2  # accepted once, reopened once
+
+
+def test_retries_and_uncertain_lists_filter_by_operation_text_and_limit(cli, parked):
+    assert [e["id"] for e in cli_json(cli, "retries", "list", "--operation", "receipt.create")] == [
+        "receipt.create:R-LATER"]
+    assert cli_json(cli, "retries", "list", "--operation", "stock.adjust") == []
+    found = cli_json(cli, "retries", "list", "--grep", "http 503")
+    assert [e["id"] for e in found] == ["receipt.create:R-LATER"]
+    assert cli_json(cli, "retries", "list", "--grep", "no-such-text") == []
+    assert [u["id"] for u in cli_json(cli, "uncertain", "list", "--grep", "REL-1", "--limit", "1")] == [
+        "stock.adjust:rel-1"]
+    assert cli_json(cli, "uncertain", "list", "--operation", "receipt.create") == []
+    code, _, err = cli("uncertain", "list", "--limit", "0")
+    assert code == 2 and "--limit must be 1 or more" in err
