@@ -161,14 +161,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         verdicts.append(Verdict("FAIL", "Trademax", "not checked: the credentials are not set",
                                 "set TRADEMAX_API_KEY and TRADEMAX_SECRET"))
-    return _report(verdicts, args.json)
+    from worker.store.connection import describe
+
+    return _report(verdicts, args.json, store=describe(settings))
 
 
-def _report(verdicts: list[Verdict], as_json: bool) -> int:
+def _report(verdicts: list[Verdict], as_json: bool, store: str | None = None) -> int:
     failed = sum(v.level == "FAIL" for v in verdicts)
     if as_json:
-        print_json({"ok": not failed, "checks": [asdict(v) for v in verdicts]})
+        print_json({"ok": not failed, "store": store, "checks": [asdict(v) for v in verdicts]})
         return 1 if failed else 0
+    if store:
+        say(f"Store: {store}")
     for verdict in verdicts:
         say(f"{verdict.level:<4}  {verdict.what}: {verdict.message}")
         if verdict.next_step and verdict.level != "OK":
