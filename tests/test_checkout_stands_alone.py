@@ -1,7 +1,7 @@
-"""The checkout stands on its own: no file in it names a file it does not contain — no ``../shared``, no
-local copy of an API document, no design brief — and every repository path a doc or docstring mentions
-(``worker/...``, ``tests/...``, ``docs/...``) exists.  (.ci/run also runs the signing tests from a fresh
-clone in an empty directory.)"""
+"""The checkout stands on its own: no file in it names a file it does not contain — no sibling directory,
+no local copy of an API document, no brief kept elsewhere — and every repository path a doc or docstring
+mentions (``worker/...``, ``tests/...``, ``docs/...``) exists.  (.ci/run also runs the signing tests
+from a fresh clone in an empty directory.)"""
 from __future__ import annotations
 
 import re
