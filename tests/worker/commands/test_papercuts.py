@@ -60,7 +60,8 @@ def test_event_says_no_worker_runs_instead_of_a_worker_is_on_it(store, capsys):
 
 def test_help_lists_support_commands_first_without_rest_markup(capsys):
     text = build_parser().format_help()
-    order = [text.index(f"    {name} ") for name in ("status", "dead", "store", "health", "worker", "sandbox")]
+    names = ("status", "dead", "store", "health", "worker", "sandbox")
+    order = [text.index(f"    {name} ") for name in names]
     assert order == sorted(order)
     for command in ("status", "dead", "event", "health", "metrics", "store"):
         with pytest.raises(SystemExit):
