@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
 
 from worker.sandbox.control import SandboxControl, wait_for_ready_line  # noqa: E402
 from worker.store.embedded import (  # noqa: E402
-    HOST, direct_client, free_port, server_config, start_server_process)
+    HOST, direct_client, free_port, new_password, server_config, start_server_process, store_url)
 
 # Short timeouts (tests/fixtures/pipeline.py starts from these too): a killed worker's claim expires after
 # 4 s and its unacknowledged messages come back after 9 s, so recovery takes seconds, not minutes.
@@ -74,17 +74,18 @@ class Valkey:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory, self.port = directory, free_port()
         self.process: subprocess.Popen | None = None
+        self.password = new_password()  # as the embedded store: no other local account gets in
 
     @property
     def url(self) -> str:
-        return f"redis://{HOST}:{self.port}/0"
+        return store_url(self.port, self.password)
 
     def start(self) -> "Valkey":
         config = self.directory / "valkey.conf"
         config.write_text(server_config(port=self.port, data_dir=self.directory, pidfile=None,
-                                        logfile=self.directory / "valkey.log"))
+                                        logfile=self.directory / "valkey.log", password=self.password))
         self.process = start_server_process(config, detach=True)
-        probe = direct_client(self.port)
+        probe = direct_client(self.port, password=self.password)
         try:
             wait_until(lambda: self._answers(probe), START_TIMEOUT, "valkey-server to answer", 0.02)
         finally:
@@ -102,7 +103,7 @@ class Valkey:
     def restart(self, down_seconds: float = 0.0) -> None:
         """SHUTDOWN (the AOF is flushed), stay down ``down_seconds``, then start again on the same port:
         the AOF must bring every key back."""
-        client = direct_client(self.port, timeout=30)
+        client = direct_client(self.port, timeout=30, password=self.password)
         try:
             client.shutdown()
         except redis.ConnectionError:
@@ -112,6 +113,14 @@ class Valkey:
         self.process.wait(timeout=START_TIMEOUT)
         time.sleep(down_seconds)
         self.start()
+
+    def freeze(self, seconds: float) -> None:
+        """SIGSTOP the server for ``seconds``, then SIGCONT: a stall, not a restart (connections stay)."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            os.kill(self.process.pid, signal.SIGCONT)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

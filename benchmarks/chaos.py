@@ -5,8 +5,10 @@ size), every operation, relative and absolute stock adjustments, dispatch follow
 create.  The real processes (``benchmarks._harness``): a valkey-server with AOF, the sandbox Trademax
 answering 20% of requests with 500, 5% with 429 + Retry-After and applying 3% and then stalling past the
 read timeout; two ``wms-relay worker`` processes and the scheduler.  Events arrive in batches through
-``wms-relay enqueue``.  While they flow, one worker at a time is SIGKILLed and replaced (3 times) and the
-valkey-server is restarted once.  Then the run waits (bounded) for every event to settle and judges the
+``wms-relay enqueue``.  While they flow, one worker at a time is SIGKILLed and replaced (3 times), the
+valkey-server is restarted once and frozen once (SIGSTOP past the store socket timeout, then SIGCONT),
+and twice a batch of malformed raw messages ("poison", ``benchmarks/poison.py``: every shape onto every
+queue) is pushed.  Then the run waits (bounded) for every event to settle and judges the
 ledger against the sandbox (``benchmarks.chaos_checks``); it prints counts by state and by fault and
 exits 1 if any check failed.  The reduced run is ``tests/integration/test_chaos.py``.
 """
@@ -27,7 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._harness import RelayRun, wait_until  # noqa: E402
 from benchmarks.chaos_checks import FINAL, Verdict, judge  # noqa: E402
 from benchmarks.chaos_events import Planned, build_workload  # noqa: E402
+from benchmarks.poison import push_poison  # noqa: E402
 from worker.destinations.trademax.read_back import taken_over  # noqa: E402
+from worker.store.connection import STORE_SOCKET_TIMEOUT_SECONDS  # noqa: E402
 
 FAULTS = {"fail_rate": 0.20, "throttle_rate": 0.05, "timeout_after_apply_rate": 0.03,
           "stall_seconds": 2.5,  # a bit above the 2 s read timeout of FAST_SETTINGS
@@ -35,6 +39,9 @@ FAULTS = {"fail_rate": 0.20, "throttle_rate": 0.05, "timeout_after_apply_rate": 
 KILL_AT = (0.15, 0.40, 0.65)  # fraction of events settled when a worker is killed
 RESTART_REDIS_AT = 0.52
 REDIS_DOWN_SECONDS = 3.0  # a real restart (loading a large AOF) takes seconds, not milliseconds
+FREEZE_REDIS_AT = 0.30
+FREEZE_SECONDS = STORE_SOCKET_TIMEOUT_SECONDS + 2
+POISON_AT = (0.10, 0.58)
 # The harness's short timeouts (benchmarks/_harness.py FAST_SETTINGS) apply, including the stranded-event
 # sweep: every second it re-sends an event nothing has moved for 30 s — the safety net for a message the
 # broker itself lost (kombu takes a message off the queue and records it as unacknowledged in two steps;
@@ -52,6 +59,8 @@ class ChaosResult:
     waited: int = 0  # dispatch follow-ups that waited for their create
     killed: set = field(default_factory=set)  # pids the run SIGKILLed
     exits: list = field(default_factory=list)  # processes that exited by themselves
+    started_workers: list = field(default_factory=list)  # pid of every worker the run started
+    poison: int = 0  # malformed raw messages pushed
     rescued: int = 0  # events the scheduler's stranded-event sweep had to send again
     interrupted: int = 0  # events re-claimed after their sender died or lost the store mid-send
     read_back: int = 0  # one-way dispatch changes found landed by reading the dispatch back
@@ -89,8 +98,19 @@ def run(count: int = 2000, *, seed: int = 1, workdir: Path, batches: int | None 
         result.exits += [f"pid {p.pid} exited (code {p.returncode}) without being killed; see its log"
                          for p in [*relay.workers, relay.scheduler]
                          if p.poll() is not None and p.pid not in result.killed]
+        # Every worker pid replaced only by the run's own kills: the live ones are exactly those started
+        # and not killed.
+        result.started_workers = [p.pid for p in relay.workers]
+        alive = {p.pid for p in relay.workers if p.poll() is None}
+        if alive != set(result.started_workers) - result.killed:
+            result.exits.append(f"workers alive {sorted(alive)} != started {result.started_workers} minus "
+                                f"killed {sorted(result.killed)}")
         for problem in result.exits:
             result.verdict.fail("processes", problem)
+        malformed = _malformed_letters(relay)
+        if malformed != result.poison:
+            result.verdict.fail("poison", f"{result.poison} malformed messages pushed, {malformed} "
+                                          "malformed_message dead letters")
         scheduler_log = (Path(workdir) / "scheduler.log").read_text(errors="replace")
         result.rescued = scheduler_log.count("nothing to move it")  # worker.scheduling.stranded's warning
         result.dead_reasons = _dead_reasons(relay)
@@ -144,7 +164,8 @@ def _make_chaos(relay: RelayRun, planned: list[Planned], feeder: _Feeder, result
                 started: float, say) -> None:
     """Kill a worker at each KILL_AT fraction settled, restart valkey at RESTART_REDIS_AT; every action
     happens at the latest once the feeder is done and nothing more settles for a while."""
-    plan = sorted([(f, "kill") for f in KILL_AT] + [(RESTART_REDIS_AT, "restart")])
+    plan = sorted([(f, "kill") for f in KILL_AT] + [(f, "poison") for f in POISON_AT]
+                  + [(RESTART_REDIS_AT, "restart"), (FREEZE_REDIS_AT, "freeze")])
     victim = 0
     last_settled, last_change = -1, time.monotonic()
     while plan:
@@ -166,6 +187,15 @@ def _make_chaos(relay: RelayRun, planned: list[Planned], feeder: _Feeder, result
                 relay.start_worker()
                 victim += 1  # the oldest live worker is next
                 result.actions.append(f"SIGKILL worker pid {process.pid} and start another ({at})")
+            elif action == "poison":
+                pushed = push_poison(relay.redis())
+                result.poison += pushed
+                result.actions.append(f"push {pushed} malformed raw messages onto the queues ({at})")
+            elif action == "freeze":
+                with feeder.paused:
+                    relay.valkey.freeze(FREEZE_SECONDS)
+                result.actions.append(f"freeze valkey-server (SIGSTOP) {FREEZE_SECONDS:g} s, past the "
+                                      f"{STORE_SOCKET_TIMEOUT_SECONDS:g} s store socket timeout ({at})")
             else:
                 with feeder.paused:
                     relay.valkey.restart(REDIS_DOWN_SECONDS)
@@ -196,6 +226,12 @@ def _wait_quiet(relay: RelayRun) -> None:
         seen = count
         time.sleep(2.0)
     raise TimeoutError("the sandbox still received requests after 60 s")
+
+
+def _malformed_letters(relay: RelayRun) -> int:
+    from worker.store.dead_letters import DeadLetters
+
+    return sum(1 for letter in DeadLetters(relay.redis()).list() if letter.reason == "malformed_message")
 
 
 def _dead_reasons(relay: RelayRun) -> Counter:
@@ -230,7 +266,8 @@ def report(result: ChaosResult) -> str:
                   f"{result.rescued} were "
                   f"sent again by the stranded-event sweep (their message was lost by the broker); "
                   f"{result.read_back} publishes/deletes whose resend Trademax refused were read back and "
-                  f"found landed."]
+                  f"found landed. {result.poison} malformed raw messages were pushed; workers started: "
+                  f"{len(result.started_workers)}, killed by the run: {len(result.killed)}."]
     if result.dead_reasons:
         letters = ", ".join(f"{k} ×{n}" for k, n in sorted(result.dead_reasons.items()))
         lines += ["", f"Dead letters: {letters}"]

@@ -16,7 +16,10 @@ its event by :func:`benchmarks.chaos_events.identity`.  The checks:
 ``stock``        per SKU, the sandbox's level equals the newest delivered count plus the relative
                  adjustments applied after its last application (each of them delivered or uncertain),
                  and the newest delivered count is the last one applied
-``processes``    (filled in by the run, not here) no worker or scheduler exited unless the run killed it
+``processes``    (filled in by the run, not here) no worker or scheduler exited unless the run killed it:
+                 every worker pid was replaced only by the run's own kills
+``poison``       (filled in by the run) every malformed raw message pushed is a malformed_message dead
+                 letter (and, by ``unknown``, none reached Trademax)
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from benchmarks.chaos_events import Planned, identity, planned_identity
 
 FINAL = ("delivered", "superseded", "uncertain", "dead")
 NOT_DEDUPLICATED = ("vendor_dispatch.create", "dispatch.delete")
-CHECKS = ("final", "once", "unknown", "count_order", "stock", "processes")
+CHECKS = ("final", "once", "unknown", "count_order", "stock", "processes", "poison")
 
 
 @dataclass

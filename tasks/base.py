@@ -32,7 +32,10 @@ class SummarizedRequest(Request):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._argsrepr = task_argument_summary(self._type, self._args, self._kwargs)
+        try:
+            self._argsrepr = task_argument_summary(self._type, self._args, self._kwargs)
+        except Exception:  # noqa: BLE001 — a summary must never stop a message (the worker exited so)
+            self._argsrepr = f"({self._type}: arguments not summarized)"
         self._kwargsrepr = NO_KEYWORDS
         # The trace reads the request dict (its failure log line prints argsrepr from there).
         self._request_dict["argsrepr"] = self._argsrepr
@@ -65,11 +68,13 @@ def delivery_task(row: Operation) -> DeliveryTask:
     """Register and return the task of one operation table row (``row.task_name``)."""
     operation = row.name
 
-    def deliver_event(self: DeliveryTask, event=None, *args, **kwargs) -> str:
+    def deliver_event(self: DeliveryTask, /, *args, **kwargs) -> str:
         from worker.delivery.pipeline import deliver
         from worker.delivery.relay import process_relay
 
-        if args or kwargs:
+        # ``self`` is positional-only: a keyword argument named "self" must not break the call.
+        event = args[0] if len(args) == 1 else None
+        if len(args) > 1 or kwargs:
             # Not one JSON object: validation dead-letters it, naming the problem.
             event = {"_arguments": "a task takes exactly one JSON object"}
         # Unique per run: a redelivered copy of this very message is another owner, kept out by the lease.

@@ -3,19 +3,75 @@
 Kept apart from ``worker.celery`` so it can be read (and tested) without creating an app."""
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from urllib.parse import parse_qs, urlsplit
 
 import redis
 from kombu import Queue
 from kombu.transport import redis as kombu_redis
+from kombu.utils.encoding import bytes_to_str
+from kombu.transport.virtual import Empty
 
+from tasks import malformed_messages
+from tasks.raw_messages import Passed, screen
 from worker.destinations import table
 from worker.settings import SentinelAddress, Settings
 
 
 class _ChannelFixes:
-    """What our channels change of kombu's (mixed into the plain and the Sentinel channel)."""
+    """What our channels change of kombu's (mixed into the plain and the Sentinel channel): every message
+    popped from a task queue is screened first (issue 9's malformed-message dead letters), a closed
+    connection fails as a connection error, and a channel reuses its redis-py client."""
+
+    def _admit(self, item, queue: str):
+        """The popped message as kombu's ``loads`` would give it, if :func:`tasks.raw_messages.screen`
+        passes it (rebuilt on our terms); else None, and it is a dead letter (``tasks.malformed_messages``).
+        Only our task queues are screened: control replies (``*.reply.celery.pidbox``) are kombu's own."""
+        if queue not in table.QUEUES:
+            return kombu_redis.loads(bytes_to_str(item))
+        verdict = screen(item, queue, now=time.time())
+        if isinstance(verdict, Passed):
+            return verdict.envelope
+        with self.conn_or_acquire() as client:
+            malformed_messages.record(client, verdict, queue)
+        return None
+
+    def _brpop_read(self, **options):
+        """kombu 5.7's ``_brpop_read``, with the popped message screened before it is decoded: kombu's own
+        ``loads`` and ``Message`` raised on a malformed one, and the worker exited (see raw_messages)."""
+        try:
+            try:
+                dest__item = self.client.parse_response(self.client.connection, "BRPOP", **options)
+            except self.connection_errors:
+                self.client.connection.disconnect()
+                raise
+            if not dest__item:
+                raise Empty()
+            dest, item = dest__item
+            dest = bytes_to_str(dest).rsplit(self.sep, 1)[0]
+            self._queue_cycle.rotate(dest)
+            envelope = self._admit(item, dest)
+            if envelope is not None:
+                self.connection._deliver(envelope, dest)
+            return True
+        finally:
+            self._in_poll = None
+            self._flush_brpop_reauth()
+
+    def _get(self, queue):
+        """kombu's ``_get`` (basic_get), screened as ``_brpop_read`` is."""
+        with self.conn_or_acquire() as client:
+            for pri in self.priority_steps:
+                item = client.rpop(self._q_for_pri(queue, pri))
+                if item:
+                    self._maybe_update_queues_expire(client, queue)
+                    envelope = self._admit(item, queue)
+                    if envelope is None:
+                        raise Empty()
+                    return envelope
+            self._maybe_update_queues_expire(client, queue)
+            raise Empty()
 
     def _connparams(self, asynchronous=False):
         if self.connection.client is None:

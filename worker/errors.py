@@ -8,6 +8,7 @@
      └── TrademaxError              a Trademax call did not deliver: operation, status, error_code,
           │                         error_messages, detail, latency_seconds
           ├── TransientError        retry later (connect failures, 5xx, 408, 429); retry_after in seconds
+          │    └── ClockSkewError   our clock is off Trademax's: a 401 that is a configuration error
           ├── OutcomeUnknownError   the request was (or may have been) sent and no answer came back:
           │                         read timeout, connection lost mid-response.  Safe to resend only
           │                         where Trademax deduplicates or the value is absolute.
@@ -89,6 +90,18 @@ class TransientError(TrademaxError):
         if self.retry_after is not None:
             text += f" [retry after {self.retry_after:g} s]"
         return text
+
+
+class ClockSkewError(TransientError):
+    """A configuration error, not the event's: this machine's clock is too far from Trademax's for the
+    signed ``timestamp`` to be accepted, so every request is refused (401) until the clock is fixed.  The
+    event waits in the retry schedule (never a dead letter, never counted towards the attempt limit) and
+    the worker alerts (``worker.destinations.trademax.clock_skew``)."""
+
+    def __init__(self, detail: str = "", *, skew_seconds: float | None = None, **context) -> None:
+        context.setdefault("retry_after", 60.0)
+        super().__init__(detail, **context)
+        self.skew_seconds = skew_seconds
 
 
 class OutcomeUnknownError(TrademaxError):

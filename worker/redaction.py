@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from typing import Any, Iterable, Mapping
-from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, quote_plus, urlsplit, urlunsplit
 
 REDACTED = "[redacted]"
 
@@ -30,6 +30,8 @@ SECRET_KEYS = frozenset({
 # ``signature=abc`` in a query string or a log line, and ``"signature": "abc"`` in JSON text.
 _PARAM = re.compile(r"(?i)\b(signature|api_key|trademax_secret|secret)(=|%3D)[^&\s'\"]*")
 _JSON_FIELD = re.compile(r'(?i)("(?:signature|api_key|trademax_secret|secret)"\s*:\s*")[^"]*(")')
+# A password in a URL's query (``sentinel_password=...``), for printing a URL.
+_QUERY_PASSWORD = re.compile(r"(?i)([?&][a-z_]*password=)[^&#]*")
 # A value shorter than this is not scrubbed by value: a 1-3 character "secret" would blank half a line.
 MIN_SECRET_LENGTH = 4
 
@@ -67,7 +69,9 @@ def url_without_password(url: str) -> str:
     if parts.password:
         user = parts.username or ""
         host = parts.netloc.rpartition("@")[2]
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+        url = urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    if "password=" in parts.query.lower():  # sentinel://...?sentinel_password=...
+        url = _QUERY_PASSWORD.sub(r"\1***", url)
     return url
 
 
@@ -83,12 +87,16 @@ class Scrubber:
         self._values = sorted(variants, key=len, reverse=True)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "Scrubber":
-        """The Trademax secret, the Redis password and Flower's passwords.  (The api key is public — it
-        travels in every request — and is removed where it appears as ``api_key``, not by value.)"""
-        values = [settings.trademax_secret]
+    def from_settings(cls, settings: Any, *, store_password: str | None = None) -> "Scrubber":
+        """The Trademax secret, the store's password (REDIS_URL's; ``store_password``: the embedded
+        store's too, which ``worker.store.connection.store_password`` reads) and Flower's passwords.  (The
+        api key is public — it travels in every request — and is removed where it appears as
+        ``api_key``, not by value.)"""
+        values = [settings.trademax_secret, store_password or ""]
         if settings.redis_url:
-            values.append(urlsplit(settings.redis_url).password or "")
+            parts = urlsplit(settings.redis_url)
+            values.append(parts.password or "")
+            values.extend(parse_qs(parts.query).get("sentinel_password", []))
         for pair in (settings.flower_basic_auth or "").split(","):
             values.append(pair.partition(":")[2])
         return cls(values)

@@ -52,14 +52,18 @@ class Text(fields.Field):
 
     ``identifier=True`` (the default) also rejects control characters and surrounding whitespace:
     ids, article numbers and warehouse aliases never carry them, so their presence is a WMS bug.
-    ``min_length=0`` allows the empty string (free text).
+    ``min_length=0`` allows the empty string (free text).  ``path_segment=True``: the value goes into a
+    URL path (artno, order_no), where ``.`` and ``..`` are dot-segments that urllib3 removes — the request
+    would go to another route than the one signed — so they are refused.
     """
 
-    def __init__(self, max_length: int, *, min_length: int = 1, identifier: bool = True, **kwargs):
+    def __init__(self, max_length: int, *, min_length: int = 1, identifier: bool = True,
+                 path_segment: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.max_length = max_length
         self.min_length = min_length
         self.identifier = identifier
+        self.path_segment = path_segment
 
     def _deserialize(self, value, attr, data, **kwargs) -> str:
         if not isinstance(value, str):
@@ -70,6 +74,9 @@ class Text(fields.Field):
             raise ValidationError("Must not be empty.")
         if not value.isascii() and _SURROGATE.search(value):
             raise ValidationError("Not valid Unicode text (lone surrogate).")
+        if self.path_segment and value in (".", ".."):
+            raise ValidationError(f"Must not be '{value}': it goes into the URL path, where it would name "
+                                  "another route.")
         if self.identifier:
             if _CONTROL.search(value):
                 raise ValidationError("Must not contain control characters.")
@@ -239,13 +246,13 @@ def warehouse_id(**kwargs) -> Text:
 
 
 def order_no(**kwargs) -> Text:
-    """A Trademax order number (``"FO123456"``)."""
-    return Text(64, **kwargs)
+    """A Trademax order number (``"FO123456"``); a URL path segment of ``order.lock_lines``."""
+    return Text(64, path_segment=True, **kwargs)
 
 
 def artno(**kwargs) -> Text:
-    """A Trademax article number (``"123-45"``)."""
-    return Text(64, **kwargs)
+    """A Trademax article number (``"123-45"``); a URL path segment of the inventory calls."""
+    return Text(64, path_segment=True, **kwargs)
 
 
 def transaction_id(**kwargs) -> Text:

@@ -1,5 +1,6 @@
 """Chaos: nothing lost, nothing applied twice — the reduced run of ``benchmarks/chaos.py`` (~300 events,
-the same faults and process kills as the full 2,000-event run), a focused store outage, and the checks
+the same faults, process kills, store restart and freeze and poison messages as the full
+2,000-event run), a focused store outage, and the checks
 themselves shown to catch what they promise to."""
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ def test_reduced_chaos_run_loses_nothing_and_applies_nothing_twice(tmp_path):
     # The chaos happened: three workers killed, the store restarted, every fault injected.
     assert sum("SIGKILL" in a for a in result.actions) == 3, table
     assert sum("restart valkey" in a for a in result.actions) == 1, table
+    assert sum("freeze valkey" in a for a in result.actions) == 1, table
+    assert sum("malformed raw messages" in a for a in result.actions) == 2 and result.poison > 0, table
     assert all(result.verdict.faults[kind] > 0 for kind in ("server_error", "throttle", "stall")), table
     # ...and reached the paths it is meant to: superseded counts and follow-ups waiting for their create.
     assert result.verdict.states[("stock.adjust", "superseded")] > 0, table

@@ -1,4 +1,5 @@
-"""The Trademax secret and the request signatures never leave the request: not in a log line, a Redis key
+"""The Trademax secret, the request signatures and the store's password never leave where they belong
+(the request, the store's own files): not in a log line, a Redis key
 or value, a task's argument summary (message headers, task events, Flower) or a Sentry event.
 
 One end-to-end run with a distinctive secret, LOG_LEVEL=DEBUG and LOG_FORMAT=json, Sentry pointed at a
@@ -314,7 +315,8 @@ def test_no_secret_or_signature_reaches_logs_redis_flower_or_sentry_and_sentry_r
     haystacks["celery events"] = json.dumps(tap.events, default=str).encode()
     haystacks["sentry envelopes"] = b"\n".join(run.inbox.envelopes)
     needles = {"the secret": SECRET.encode(), "the secret, URL-quoted": quote(SECRET, safe="").encode(),
-               "the flower password": FLOWER_AUTH[1].encode()}
+               "the flower password": FLOWER_AUTH[1].encode(),
+               "the store password": run.redis_server.password.encode()}
     seen = _signatures_the_sandbox_saw(run)
     assert {method for method, _, _ in seen} == {"GET", "POST", "PATCH", "DELETE"} and len(seen) >= 9
     needles.update({f"signature of {method} {path}": sig.encode() for method, path, sig in seen})

@@ -531,3 +531,17 @@ def test_importing_the_schemas_imports_no_celery_redis_or_http():
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("operation, field", [("stock.adjust", "artno"), ("order.lock_lines", "order_no"),
+                                              ("inventory.update_packages", "artno")])
+@pytest.mark.parametrize("dots", [".", ".."])
+def test_dot_segments_are_refused_where_the_value_goes_into_the_url_path(operation, field, dots):
+    """urllib3 removes '.' and '..' from a path: the request would reach another route than the one signed."""
+    from tasks.events import InvalidEvent, validate_event
+
+    event = json.loads((Path(__file__).resolve().parents[2] / "examples" / f"{operation}.json").read_text())
+    event[field] = dots
+    with pytest.raises(InvalidEvent) as caught:
+        validate_event(operation, event)
+    assert list(caught.value.messages) == [field]

@@ -84,7 +84,7 @@ def check_redis(settings: Settings) -> list[Verdict]:
         return [Verdict("FAIL", "Redis", f"{where} does not answer ({type(exc).__name__}: {exc})",
                         "start it, or fix REDIS_URL")]
     verdicts = [Verdict("OK", "Redis", f"{where} answered PING"
-                        + ("" if settings.redis_url else f" ({store_url(settings)})"))]
+                        + ("" if settings.redis_url else f" ({url_without_password(store_url(settings))})"))]
     try:
         config = {**client.config_get("appendonly"), **client.config_get("maxmemory-policy")}
     except redis.RedisError:

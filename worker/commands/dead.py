@@ -21,6 +21,7 @@ from worker.commands.presenting import (
     age, complain, default_actor, described, friendly_errors, parse_since, print_json, run_actions, say,
     say_store, shorten, table,
 )
+from worker.encoding import one_line
 from worker.settings import Settings
 
 
@@ -123,7 +124,7 @@ def run_show(args: argparse.Namespace) -> int:
         print_json(view)
         return 0
     say_store(place.store)
-    say(f"Dead letter {letter.letter_id}: {letter.operation} {letter.key}")
+    say(f"Dead letter {letter.letter_id}: {letter.operation} {one_line(letter.key)}")
     say(f"  written:  {view['created_at']} ({age(letter.age(now))} ago)")
     closed = f" by {letter.closed_by} at {view['closed_at']}: {letter.close_reason}"
     say(f"  status:   {letter.status}" + (closed if letter.status != "open" else ""))

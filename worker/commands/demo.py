@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from worker.commands.presenting import described
+from worker.redaction import url_without_password
 from worker.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -125,7 +126,8 @@ class Demo:
         self.env = _demo_env(dict(os.environ), sandbox_port, url)
         os.environ.update({k: self.env[k] for k in ("REDIS_URL",)})
         sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-        print(f"Redis-compatible server: {url} (data under {settings.var_dir}/)")
+        print(f"Redis-compatible server: {url_without_password(url)} (data under {settings.var_dir}/; "
+              "password in its valkey/password file)")
 
         self.spawn("sandbox", "sandbox", "--host", "127.0.0.1", "--port", str(sandbox_port))
         control = SandboxControl(sandbox_url, timeout=5)

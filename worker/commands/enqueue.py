@@ -11,6 +11,7 @@ import logging
 import sys
 
 from worker.commands.presenting import friendly_errors, described, say_store
+from worker.encoding import one_line
 from worker.settings import Settings
 
 
@@ -24,20 +25,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def read_events(text: str) -> list:
-    """One JSON value (object or array) or JSON lines → a list of events."""
+    """One JSON value (object or array) or JSON lines → a list of events.  A key given twice in one object
+    is refused (ValueError naming it): JSON parsers disagree on which one wins, so the event is ambiguous."""
+    from tasks.raw_messages import strict_json
+
     stripped = text.strip()
     if not stripped:
         return []
     try:
-        value = json.loads(stripped)
+        value = strict_json(stripped)
     except json.JSONDecodeError:
         events = []
         for number, line in enumerate(stripped.splitlines(), 1):
             if line.strip():
                 try:
-                    events.append(json.loads(line))
+                    events.append(strict_json(line))
                 except json.JSONDecodeError as exc:
                     raise ValueError(f"line {number} is not JSON: {exc.msg}") from None
+                except ValueError as exc:
+                    raise ValueError(f"line {number}: {exc}") from None
         return events
     return value if isinstance(value, list) else [value]
 
@@ -105,5 +111,5 @@ def _admit_all(relay, publish, operation: str, events: list, *, store: str, as_j
             print(json.dumps({"operation": operation, "key": admission.key, "state": state, "note": note,
                               "store": store}))
         else:
-            print(f"{operation} {admission.key}: {state} — {note}")
+            print(f"{operation} {one_line(admission.key)}: {state} — {one_line(note)}")
     return counts

@@ -11,7 +11,7 @@ import argparse
 import json
 
 from worker.commands.presenting import age, friendly_errors, described, print_json, say, say_store, shorten
-from worker.encoding import event_ref
+from worker.encoding import event_ref, one_line
 from worker.settings import Settings
 
 
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:
         say_store(store)
     if not views:
-        shown = f"{args.operation} {args.key}" if args.key else args.operation
+        shown = one_line(f"{args.operation} {args.key}" if args.key else args.operation)
         if args.json:
             op, _, key = (args.operation, None, args.key) if args.key else args.operation.partition(":")
             print_json({"operation": op if key else None, "key": key or args.operation, "state": None,
@@ -152,13 +152,13 @@ def run(args: argparse.Namespace) -> int:
     if len(views) > 1:
         say(f"Key {args.operation} is used by {len(views)} operations; name one:")
         for view in views:
-            say(f"  wms-relay event {view['operation']} {view['key']}    ({view['state']})")
+            say(f"  wms-relay event {view['operation']} {one_line(view['key'])}    ({view['state']})")
         return 1
     view = {**views[0], "store": store}
     if args.json:
         print_json(view)
         return 0
-    say(f"{view['operation']} {view['key']}: {view['state']}")
+    say(f"{view['operation']} {one_line(view['key'])}: {view['state']}")
     say(f"  attempts: {view['attempts']}")
     if view.get("created_at"):
         say(f"  first seen: {view['created_at']}, last change: {view['updated_at']}")

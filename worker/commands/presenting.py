@@ -12,6 +12,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
+from worker.encoding import lines, one_line
 from worker.support.actions import DONE, FAILED, SKIPPED, ActionReport, tally
 
 
@@ -85,7 +86,7 @@ def default_actor() -> str:
 
 
 def shorten(text: Any, width: int) -> str:
-    text = " ".join(str("" if text is None else text).split())
+    text = " ".join(one_line(text).split())
     return text if len(text) <= width else text[: max(width - 1, 1)] + "…"
 
 
@@ -105,18 +106,20 @@ def print_json(value: Any) -> None:
 
 
 def say(text: str = "") -> None:
-    print(text)
+    """Print for a person: control characters escaped (keys are printed through :func:`one_line`, so a
+    newline in one cannot split its line either)."""
+    print(lines(text))
 
 
 def complain(text: str) -> None:
-    print(f"wms-relay: {text}", file=sys.stderr)
+    print(f"wms-relay: {lines(text)}", file=sys.stderr)
 
 
 def progress_line(index: int, total: int, report: ActionReport) -> str:
-    about = f" {report.operation} {report.key}" if report.operation and report.target != \
+    about = f" {report.operation} {one_line(report.key)}" if report.operation and report.target != \
         f"{report.operation}:{report.key}" else ""
     mark = {DONE: "ok", SKIPPED: "skipped", FAILED: "FAILED"}[report.status]
-    line = f"[{index}/{total}] {report.target}{about}: {mark} — {report.message}"
+    line = f"[{index}/{total}] {one_line(report.target)}{about}: {mark} — {one_line(report.message)}"
     if report.next_step and report.status != DONE:
         line += f"\n        next: {report.next_step}"
     return line
@@ -166,10 +169,11 @@ def friendly_errors(handler: Callable[[Any], int]) -> Callable[[Any], int]:
         import redis
 
         from worker.errors import StoreNotFound
+        from worker.store.embedded import EmbeddedRedisError
 
         try:
             return handler(args)
-        except StoreNotFound as exc:
+        except (StoreNotFound, EmbeddedRedisError) as exc:
             complain(str(exc))
             return 3
         except (redis.ConnectionError, redis.TimeoutError) as exc:

@@ -12,7 +12,8 @@ from typing import Any
 
 from worker.encoding import event_ref
 from tasks.events import DeliveryEvent, OPERATIONS
-from worker.errors import OutcomeUnknownError, PermanentError, TrademaxError, TransientError
+from worker.destinations.trademax import clock_skew
+from worker.errors import ClockSkewError, OutcomeUnknownError, PermanentError, TrademaxError, TransientError
 from worker.store.records import AttemptEntry
 from worker.destinations.trademax.read_back import (
     LANDED, UNREADABLE, earlier_attempt_may_have_landed, has_read_back, read_back,
@@ -41,6 +42,10 @@ def after_failure(relay: Relay, event: DeliveryEvent, attempt: int, round_attemp
         else:
             keep_attempt(relay, event, tried)
         return "uncertain"
+    if isinstance(exc, ClockSkewError):  # our configuration, not the event: wait, alert, never give up
+        clock_skew.alert(exc.skew_seconds)
+        return retry_later(relay, event, owner, exc.retry_after or 60.0, reason=f"attempt {attempt}: {exc}",
+                           tried=tried)
     if isinstance(exc, (TransientError, OutcomeUnknownError)):
         if relay.policy.exhausted(round_attempt):
             return dead(relay, event, owner, reason="exhausted",

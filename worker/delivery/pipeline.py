@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import redis
 
@@ -28,6 +29,7 @@ from worker.errors import TrademaxError
 from worker.store.records import AttemptEntry
 from worker.delivery.rejections import best_key, reject_conflict, reject_invalid
 from worker.delivery.relay import Relay
+from worker.store.requests import replayable
 
 log = logging.getLogger("wms_relay.delivery")
 
@@ -76,29 +78,51 @@ def admit(relay: Relay, operation: str, message: Any, *, claim_for: str | None =
     return Admission(operation, event.key, accepted.state, "", event, accepted, claim)
 
 
+@dataclass
+class _Run:
+    """What one delivery did that the store may not know yet: ``sent`` once the request left; ``finish``
+    then records its outcome (Trademax's answer or error), and is what runs again after a store outage."""
+
+    sent: bool = False
+    finish: Callable[[], str] | None = None
+    # The request-id base of the recording: unique per delivery (owners are unique per task in a worker,
+    # but not in every caller).
+    nonce: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
 def deliver(relay: Relay, operation: str, message: Any, *, owner: str) -> str:
     """Take one event from the queue to a state.  Safe to call any number of times for one event.
 
-    If the store becomes unreachable midway, the event is run again (same owner, so its own claim is
-    taken back — as an interrupted send: resent only where that is safe, else ``uncertain``) once the
-    store answers, for up to the visibility timeout.  Letting the error end the task instead loses the
-    event: Celery acknowledges a failed task (acks_late acks failures too) as soon as the store is back,
-    and the event stays ``sending`` with no message left to finish it — the chaos run's Redis restart
-    left 16 of 60 receipts so.  Past the visibility timeout the error propagates (the broker hands the
-    message out again by then anyway)."""
+    If the store becomes unreachable midway, the event is run again (same owner) once the store answers,
+    for up to the visibility timeout.  Letting the error end the task instead loses the event: Celery
+    acknowledges a failed task (acks_late acks failures too) as soon as the store is back, and the event
+    stays ``sending`` with no message left to finish it — the chaos run's Redis restart left 16 of 60
+    receipts so.  Past the visibility timeout the error propagates (the broker hands the message out again
+    by then anyway).
+
+    Before the send, running again takes back this run's own claim — not an interrupted send: nothing
+    left.  After the send, the outcome is known and is kept here until the store takes it, however long
+    that is: only its recording runs again, each store call replaying its first reply
+    (``worker.store.requests``), so a 200 is recorded ``delivered`` with Trademax's answer, never
+    ``uncertain``, and no attempt is logged twice."""
     give_up_at = relay.clock() + relay.settings.visibility_timeout_seconds
+    run = _Run()
     while True:
         try:
-            return _deliver(relay, operation, message, owner=owner)
+            if run.finish is not None:
+                return run.finish()
+            return _deliver(relay, operation, message, owner=owner, run=run)
         except _STORE_UNREACHABLE as exc:
-            if relay.clock() >= give_up_at:
+            if run.finish is None and relay.clock() >= give_up_at:
                 raise
-            log.warning("store unreachable while delivering %s (%s: %s); trying again in %.0f s",
-                        operation, type(exc).__name__, exc, STORE_OUTAGE_PAUSE_SECONDS)
+            log.warning("store unreachable while delivering %s (%s: %s)%s; trying again in %.0f s",
+                        operation, type(exc).__name__, exc,
+                        ": the send's outcome is kept until it is recorded" if run.finish else "",
+                        STORE_OUTAGE_PAUSE_SECONDS)
             time.sleep(STORE_OUTAGE_PAUSE_SECONDS)
 
 
-def _deliver(relay: Relay, operation: str, message: Any, *, owner: str) -> str:
+def _deliver(relay: Relay, operation: str, message: Any, *, owner: str, run: _Run) -> str:
     # An event that may have to wait for its dispatch is claimed only once it need not; any other is
     # recorded and claimed in one store call.
     row = OPERATIONS.get(operation)
@@ -121,7 +145,9 @@ def _deliver(relay: Relay, operation: str, message: Any, *, owner: str) -> str:
         claim = relay.ledger.claim(event.operation, event.key, accepted.fingerprint, owner)
     if claim.status != "claimed":
         return claim.state
-    if claim.interrupted and not OPERATIONS[event.operation].safe_to_resend(event):
+    # Our own claim again (the store went away after taking it, before anything was sent): not interrupted.
+    interrupted = claim.interrupted and claim.previous_owner != owner
+    if interrupted and not OPERATIONS[event.operation].safe_to_resend(event):
         # A worker died mid-send (its lease ran out): Trademax may have applied it.  Resending is safe only
         # where Trademax deduplicates or the value is absolute; otherwise a person decides.
         reason = "a worker stopped while sending it; Trademax may have applied it — not resent automatically"
@@ -139,9 +165,9 @@ def _deliver(relay: Relay, operation: str, message: Any, *, owner: str) -> str:
             return retry_later(relay, event, owner, STOCK_TURN_RETRY_SECONDS,
                                reason="another count of this SKU is being sent")
     try:
-        return _send(relay, event, claim, dispatch_id, owner)
+        return _send(relay, event, claim, dispatch_id, owner, run)
     finally:
-        if _is_absolute_count(event):
+        if _is_absolute_count(event) and run.finish is None:
             relay.stock_order.release(event.fields["warehouse_id"], event.fields["artno"], owner)
 
 
@@ -164,11 +190,13 @@ def _stock_turn(relay: Relay, event: DeliveryEvent, owner: str):
     return relay.stock_order.acquire(warehouse_id, artno, event.occurred_at, owner)
 
 
-def _send(relay: Relay, event: DeliveryEvent, claim: Any, dispatch_id: Any, owner: str) -> str:
+def _send(relay: Relay, event: DeliveryEvent, claim: Any, dispatch_id: Any, owner: str, run: _Run) -> str:
     """Send once and move the event on.  The attempt's outcome is written by the same ledger call as the
-    transition it leads to (one store round trip fewer per event than writing it first)."""
+    transition it leads to (one store round trip fewer per event than writing it first); that recording
+    is ``run.finish``, run again after a store outage with the same request ids (see :func:`deliver`)."""
     send = OPERATIONS[event.operation].send
     attempt = claim.attempt
+    run.sent = True
     try:
         reply = send(relay.client, event.fields, dispatch_id)
     except TrademaxError as exc:
@@ -178,12 +206,41 @@ def _send(relay: Relay, event: DeliveryEvent, claim: Any, dispatch_id: Any, owne
                                error_code=exc.error_code, latency=latency)
         tried = AttemptEntry(attempt, outcome, exc.status, exc.error_code,
                              tuple(exc.error_messages or []) or (str(exc),), at=relay.clock())
-        return after_failure(relay, event, attempt, claim.round_attempt, exc, owner, tried, dispatch_id)
+        failure = exc  # ``exc`` is unbound when the except block ends
 
-    outcome = "duplicate" if reply.duplicate else "delivered"
-    relay.observer.attempt(event, attempt, outcome, status=reply.status, error_code=reply.error_code,
-                           latency=reply.latency_seconds)
-    tried = AttemptEntry(attempt, outcome, reply.status, reply.error_code, at=relay.clock())
+        def record() -> str:
+            return after_failure(relay, event, attempt, claim.round_attempt, failure, owner, tried,
+                                 dispatch_id)
+    else:
+        outcome = "duplicate" if reply.duplicate else "delivered"
+        relay.observer.attempt(event, attempt, outcome, status=reply.status, error_code=reply.error_code,
+                               latency=reply.latency_seconds)
+        tried = AttemptEntry(attempt, outcome, reply.status, reply.error_code, at=relay.clock())
+
+        def record() -> str:
+            return _record_delivery(relay, event, reply, tried, owner)
+    return _keep_until_recorded(relay, event, owner, attempt, record, run)
+
+
+def _keep_until_recorded(relay: Relay, event: DeliveryEvent, owner: str, attempt: int,
+                         record: Callable[[], str], run: _Run) -> str:
+    def recorded() -> str:
+        with replayable(f"{run.nonce}:{attempt}"):
+            return record()
+
+    def recorded_later() -> str:  # after an outage: the stock turn is let go here, not by _deliver
+        state = recorded()
+        if _is_absolute_count(event):
+            relay.stock_order.release(event.fields["warehouse_id"], event.fields["artno"], owner)
+        return state
+
+    run.finish = recorded_later
+    state = recorded()
+    run.finish = None  # recorded at once: _deliver lets go of the stock turn as usual
+    return state
+
+
+def _record_delivery(relay: Relay, event: DeliveryEvent, reply: Any, tried: AttemptEntry, owner: str) -> str:
     moved = relay.ledger.transition(
         event.operation, event.key, "delivered", owner=owner, result=reply.ledger_result(), log=tried,
         reason="Trademax already had it (452 duplicate transaction_id)" if reply.duplicate else "delivered")

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from pythonjsonlogger.json import JsonFormatter
 
 from worker.redaction import Scrubber
+from worker.store.connection import store_password
 from worker.settings import LOG_LEVELS, Settings, SettingsError, valid_log_level
 
 # The record attributes every JSON line carries, and the names they carry them under.
@@ -60,7 +61,7 @@ class _ScrubbingFormatter(logging.Formatter):
 
 def formatter_for(settings: Settings) -> logging.Formatter:
     """The formatter of LOG_FORMAT, with secret scrubbing."""
-    scrubber = Scrubber.from_settings(settings)
+    scrubber = Scrubber.from_settings(settings, store_password=store_password(settings))
     if settings.log_format == "json":
         inner: logging.Formatter = _JsonFormatter(scrubber)
     else:

@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from worker.encoding import one_line
 from worker.settings import Settings
 
 log = logging.getLogger("wms_relay.attempts")
@@ -37,7 +38,8 @@ class Observer:
         if self.log_format == "json":  # the fields become top-level keys of the JSON line
             logger.log(level, message, extra=fields)
         else:
-            logger.log(level, "%s %s", message, " ".join(f"{k}={v}" for k, v in fields.items()))
+            # One line per record, whatever a key holds (worker.encoding).
+            logger.log(level, "%s %s", message, " ".join(f"{k}={one_line(v)}" for k, v in fields.items()))
 
     def attempt(self, event: Any, attempt: int, outcome: str, *, status: int | None,
                 error_code: int | None, latency: float | None) -> None:

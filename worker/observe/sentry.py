@@ -20,6 +20,7 @@ from typing import Any
 from worker.encoding import event_ref
 from worker import __version__
 from worker.redaction import Scrubber
+from worker.store.connection import store_password
 from worker.settings import Settings
 
 _lock = threading.Lock()
@@ -31,7 +32,7 @@ def options(settings: Settings, *, celery: bool, transport: Any = None) -> dict:
     from sentry_sdk.integrations.logging import LoggingIntegration
     from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
-    scrubber = Scrubber.from_settings(settings)
+    scrubber = Scrubber.from_settings(settings, store_password=store_password(settings))
     integrations: list = [LoggingIntegration(level=logging.INFO, event_level=None)]
     if celery:
         # No trace headers in task messages: messages stay what the WMS contract documents.

@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import redis
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.retry import Retry
 
 from worker.errors import StoreNotFound
@@ -28,7 +28,22 @@ from worker.redaction import url_without_password
 from worker.settings import SentinelAddress
 from worker.store import embedded
 
-__all__ = ["connect", "describe", "store_url", "StoreNotFound"]
+__all__ = ["connect", "describe", "store_password", "store_url", "StoreNotFound"]
+
+
+# A call to a stalled store fails after this long instead of hanging a worker thread.
+STORE_SOCKET_TIMEOUT_SECONDS = 5.0
+# redis-py resends a call that failed on its connection or timed out this many times, backing off.
+STORE_RESENDS = 2
+
+
+def store_retry() -> Retry:
+    """What redis-py may resend, and how often: any call, on a connection error or a timeout — safe only
+    because of the store-call rule (``worker.store.requests``): reads and plain writes are idempotent, and
+    every state-changing script carries a request id, so a resend of one that already ran replays its
+    reply.  (redis-py's ``retry_on_timeout``, once set here, resent the scripts blind.)"""
+    return Retry(ExponentialWithJitterBackoff(base=0.2, cap=1.0), STORE_RESENDS,
+                 supported_errors=(redis.ConnectionError, redis.TimeoutError))
 
 
 def _sentinel_client(address: SentinelAddress, **client_options) -> redis.Redis:
@@ -73,11 +88,15 @@ def store_url(settings, *, start: bool = False) -> str:
 
 
 def connect(settings, *, start: bool = False, decode_responses: bool = True,
+            socket_timeout: float = STORE_SOCKET_TIMEOUT_SECONDS,
             probe_timeout: float | None = None) -> redis.Redis:
-    """A pooled client for the store named by ``settings`` (see :func:`store_url` for ``start``).
+    """A pooled client for the store named by ``settings`` (see :func:`store_url` for ``start``): the
+    embedded server's URL carries its password (``var/valkey/password``), REDIS_URL its own.
 
     Text replies by default; the ledger, retry schedule and dead-letter store accept either kind of
     client.  A health check every 30 s notices a connection that a restarted server dropped.
+    ``socket_timeout``: per call (a client for blocking commands passes a longer one); resends follow
+    :func:`store_retry` — the same for redis://, rediss://, unix:// and sentinel:// stores.
     ``probe_timeout`` (health probes): every call gives up after that many seconds, with no retry."""
     url = store_url(settings, start=start)
     if probe_timeout is not None:
@@ -85,7 +104,8 @@ def connect(settings, *, start: bool = False, decode_responses: bool = True,
                    "socket_timeout": probe_timeout, "retry": Retry(NoBackoff(), 0)}
     else:
         options = {"decode_responses": decode_responses, "health_check_interval": 30,
-                   "socket_connect_timeout": 5, "socket_keepalive": True, "retry_on_timeout": True}
+                   "socket_connect_timeout": 5, "socket_timeout": socket_timeout, "socket_keepalive": True,
+                   "retry": store_retry()}
     if urlsplit(url).scheme == "unix":
         options.pop("socket_keepalive", None)  # a TCP option: a socket connection refuses it
     if urlsplit(url).scheme == "sentinel":
@@ -93,3 +113,13 @@ def connect(settings, *, start: bool = False, decode_responses: bool = True,
         # fail (or the old primary answers READONLY), and the next command asks the Sentinels again.
         return _sentinel_client(SentinelAddress.parse(url), **options)
     return redis.Redis.from_url(url, **options)
+
+
+def store_password(settings) -> str | None:
+    """The password of the store ``settings`` name — REDIS_URL's, or the checkout's embedded store's (read,
+    never made, here) — for the scrubber of logs and Sentry (``worker.redaction.Scrubber.from_settings``)."""
+    if settings.redis_url:
+        if urlsplit(settings.redis_url).scheme == "sentinel":
+            return SentinelAddress.parse(settings.redis_url).password
+        return urlsplit(settings.redis_url).password
+    return embedded.checkout_password(settings.var_dir)

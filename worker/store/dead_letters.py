@@ -10,6 +10,8 @@ trims or expires: a letter leaves the open list only when someone ``take``s it (
     wms:dead:open             sorted set  id -> created time: the letters still waiting for a person
     wms:dead:all              sorted set  id -> created time: every letter ever written
     wms:dead:latest           hash  "operation:key" -> the newest letter id of that event
+    wms:request:<id>          the reply of an id allocation, a take/discard or a purge, replayed if the
+                              call is resent after a timeout (``worker.store.requests``)
 
 ``take`` and ``discard`` are atomic (a Lua script removes the id from the open set first, as
 ``rq requeue`` does): when two people retry one letter, exactly one gets it.
@@ -29,6 +31,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from worker.encoding import event_ref, iso_time, stored_json, text
 from worker.store.records import AttemptEntry, with_iso_time
+from worker.store.requests import replaying, reply_key, request_id
 
 # KEYS: the letter, the open set, the all set, the latest-per-event hash.  ARGV: id, operation, key,
 # event, reason, messages, attempts, fingerprints, now, detail, the event's ref (worker.encoding.event_ref).
@@ -42,18 +45,24 @@ redis.call('HSET', KEYS[4], ARGV[11], ARGV[1])
 return 1
 """
 
-# KEYS: the letter, the open set.  ARGV: id, new status, now, actor, reason.
-_CLOSE = """
+# KEYS: the letter, the open set, the reply key.  ARGV: id, new status, now, actor, reason.
+_CLOSE = replaying("""
 if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return false end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'closed_at', ARGV[3], 'closed_by', ARGV[4],
            'close_reason', ARGV[5])
 return redis.call('HGETALL', KEYS[1])
-"""
+""")
+
+# KEYS: the id counter, the reply key.  The next letter id, replayed if the call is resent.
+_NEXT_ID = replaying("""
+return redis.call('INCR', KEYS[1])
+""")
 
 
-# KEYS: the letter, the open set, the all set, the latest-per-event hash.  ARGV: id, cutoff (Unix seconds).
-# Deletes a letter closed before the cutoff (never an open one); 1 if it did.
-_PURGE = """
+# KEYS: the letter, the open set, the all set, the latest-per-event hash, the reply key.  ARGV: id, cutoff
+# (Unix seconds).  Deletes a letter closed before the cutoff (never an open one); 1 if it did, replayed if
+# the call is resent (a resend must not count a deleted letter as kept).
+_PURGE = replaying("""
 local fields = redis.call('HMGET', KEYS[1], 'status', 'closed_at', 'operation', 'key')
 if not fields[1] then
   redis.call('ZREM', KEYS[3], ARGV[1])
@@ -66,7 +75,7 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 local ref = fields[3] .. ':' .. fields[4]
 if redis.call('HGET', KEYS[4], ref) == ARGV[1] then redis.call('HDEL', KEYS[4], ref) end
 return 1
-"""
+""")
 
 
 @dataclass(frozen=True)
@@ -146,6 +155,7 @@ class DeadLetters:
         self._ns = namespace
         self._add = redis_client.register_script(_ADD)
         self._close = redis_client.register_script(_CLOSE)
+        self._next_id = redis_client.register_script(_NEXT_ID)
         self._purge = redis_client.register_script(_PURGE)
 
     def _letter_key(self, letter_id: str) -> str:
@@ -172,7 +182,8 @@ class DeadLetters:
             messages = list(messages or [])
         where = f"dead letter {operation} {key}"
         # The id comes first (INCR is atomic); a crash before the letter is written only skips a number.
-        letter_id = f"dl-{int(self._redis.incr(f'{self._ns}:dead:seq'))}"
+        next_id = self._next_id(keys=[f"{self._ns}:dead:seq", reply_key(self._ns, request_id())])
+        letter_id = f"dl-{int(next_id)}"
         args = [
             letter_id, operation, key, stored_json(event, where=where, redact=True), reason,
             stored_json(messages, where=where, redact=True),
@@ -246,7 +257,7 @@ class DeadLetters:
     def _close_letter(self, letter_id: str, status: str, actor: str, reason: str) -> DeadLetter | None:
         if not actor:
             raise ValueError("a person's action on a dead letter needs the actor's name")
-        reply = self._close(keys=[self._letter_key(letter_id), self._open],
+        reply = self._close(keys=[self._letter_key(letter_id), self._open, reply_key(self._ns, request_id())],
                             args=[letter_id, status, f"{self._clock():.3f}", actor, reason or ""])
         if not reply:
             return None
@@ -276,7 +287,8 @@ class DeadLetters:
                 if closed and dry_run:
                     found.append(letter)
                 elif not dry_run and (closed or letter is None):
-                    keys = [self._letter_key(letter_id), self._open, index, f"{self._ns}:dead:latest"]
+                    keys = [self._letter_key(letter_id), self._open, index, f"{self._ns}:dead:latest",
+                            reply_key(self._ns, request_id())]
                     if self._purge(keys=keys, args=[letter_id, repr(cutoff)]) and letter is not None:
                         found.append(letter)
                         continue

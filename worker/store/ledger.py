@@ -4,7 +4,9 @@ It is what makes delivery exactly-once.  ``accept`` records an event (or recogni
 different payload under the same key: a conflict); ``claim`` lets one worker at a time send it, under a
 lease that a crashed worker's claim loses when it expires; ``transition`` moves it on (compare-and-set,
 so a worker whose lease was taken over cannot overwrite the new owner's work); support staff ``reopen``
-parked events.  Each of these is one Lua script (``worker.store.ledger_scripts``): atomic on the server.
+parked events.  Each of these is one Lua script (``worker.store.ledger_scripts``): atomic on the server, and
+carrying a request id, so that a call resent after a timeout replays its first reply instead of running
+twice (the store-call rule: ``worker.store.requests``).
 
 States: ``accepted`` → ``sending`` → ``delivered`` | ``superseded`` | ``retrying`` | ``waiting`` |
 ``uncertain`` | ``dead``; ``discarded`` by a person.  Final states (delivered, superseded, discarded) keep
@@ -30,6 +32,7 @@ from typing import Any, Callable, Iterable, Mapping
 from worker.encoding import canonical_json, event_ref, stored_json, text
 from worker.store import ledger_scripts
 from worker.store.records import AttemptEntry, EventRecord, event_json, parse_record
+from worker.store.requests import reply_key, request_id
 
 OPEN_STATES = ledger_scripts.OPEN_STATES
 FINAL_STATES = ledger_scripts.FINAL_STATES
@@ -185,6 +188,11 @@ class Ledger:
         return [self.record_key(operation, key), f"{self._ns}:ledger:totals", self._per_minute_key,
                 *(self._index_key(s) for s in OPEN_STATES)]
 
+    def _request_keys(self, operation: str, key: str) -> list[str]:
+        """:meth:`_keys` and, last, the reply key of a new request id: a state-changing script resent
+        after a timeout replays its first reply (``worker.store.requests``)."""
+        return [*self._keys(operation, key), reply_key(self._ns, request_id())]
+
     def drop_legacy_keys(self) -> list[str]:
         """Delete keys earlier versions kept and nothing reads any more; return the ones that existed.
         The scheduler calls it at start.  ``ledger:delivered:recent``: the one-hour sorted set (one entry
@@ -205,7 +213,7 @@ class Ledger:
         event = LedgerEvent.coerce(event)
         print_ = fingerprint(event.fields)
         body = event_json(print_, event.key, event.fields, event.occurred_at, event.event_id)
-        reply = self._accept(keys=self._keys(event.operation, event.key),
+        reply = self._accept(keys=self._request_keys(event.operation, event.key),
                              args=[print_, body, _stamp(self._clock()),
                                    event_ref(event.operation, event.key)])
         return _accepted(reply, print_)
@@ -218,7 +226,7 @@ class Ledger:
         print_ = fingerprint(event.fields)
         body = event_json(print_, event.key, event.fields, event.occurred_at, event.event_id)
         now = self._clock()
-        reply = self._accept_and_claim(keys=self._keys(event.operation, event.key), args=[
+        reply = self._accept_and_claim(keys=self._request_keys(event.operation, event.key), args=[
             print_, body, _stamp(now), event_ref(event.operation, event.key), owner,
             _stamp(now + self._lease)])
         accepted = _accepted(reply[:4], print_)
@@ -233,7 +241,7 @@ class Ledger:
         under an expired lease succeeds and says so (``previous_state == "sending"``): the crashed
         attempt may have reached Trademax.  ``owner`` should be unique per task execution."""
         now = self._clock()
-        reply = self._claim(keys=self._keys(operation, key),
+        reply = self._claim(keys=self._request_keys(operation, key),
                             args=[fingerprint, owner, _stamp(now), _stamp(now + self._lease),
                                   event_ref(operation, key)])
         return self._claim_reply(reply, now)
@@ -262,7 +270,7 @@ class Ledger:
         if given).  Outcomes are the classifier's words: delivered, transient, unknown, permanent..."""
         entry = AttemptEntry(attempt=attempt, outcome=outcome, status=status, error_code=error_code,
                              messages=tuple(messages), latency=latency, at=self._clock())
-        return bool(self._record_attempt(keys=self._keys(operation, key),
+        return bool(self._record_attempt(keys=self._request_keys(operation, key),
                                          args=[owner or "", entry.to_json()]))
 
     def transition(self, operation: str, key: str, to_state: str, *, reason: str, owner: str | None = None,
@@ -304,7 +312,7 @@ class Ledger:
             if unknown or not expected:
                 raise ValueError(f"expected_states must be known states, got {expected!r}")
             expected = "," + ",".join(expected) + ","
-        reply = self._transition(keys=self._keys(operation, key), args=[
+        reply = self._transition(keys=self._request_keys(operation, key), args=[
             to_state, reason, owner or "", actor or "",
             stored_json(result, where="a ledger result") if result is not None else "",
             "" if attempt is None else str(int(attempt)), expected, _stamp(self._clock()),

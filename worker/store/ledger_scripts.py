@@ -10,6 +10,8 @@ Every script gets the same KEYS, in this order (see ``worker.store.ledger.Ledger
                 dropped when a new minute starts) — a few fields in all, not one entry per event
     KEYS[4..9]  one sorted set per open state, scored by the time the event entered it:
                 accepted, sending, retrying, waiting, uncertain, dead
+    KEYS[10]    (accept, claim, transition, attempt log) the request's reply key: a resent call replays
+                its first reply instead of running twice (``worker.store.requests``)
 
 The record hash keeps as few fields as it can (each field of a hash that holds a long value costs
 Redis ~25-40 bytes of bookkeeping, more when its table grows), so a delivered event has five:
@@ -29,6 +31,8 @@ never read the server's), as text that is already a valid JSON number.  Declarin
 may touch keeps the scripts correct on any Redis >= 6 / Valkey.
 """
 from __future__ import annotations
+
+from worker.store.requests import replaying
 
 OPEN_STATES = ("accepted", "sending", "retrying", "waiting", "uncertain", "dead")
 FINAL_STATES = ("delivered", "superseded", "discarded")
@@ -86,7 +90,7 @@ end
 """
 
 # ARGV: fingerprint, event JSON (starting with the fingerprint), now, member
-ACCEPT = _PRELUDE + """
+ACCEPT = _PRELUDE + replaying("""
 local found = redis.call('HMGET', KEYS[1], 's', 'e', 'n')
 if found[1] then
   local stored = fingerprint_of(found[2]) or ''
@@ -97,7 +101,7 @@ redis.call('HSET', KEYS[1], 's', 'accepted', 'n', 0, 'e', ARGV[2])
 history(ARGV[3], '', 'accepted', 'accepted', '', '')
 moved(ARGV[4], nil, 'accepted', ARGV[3], 0, 0)
 return {'accepted', 'accepted', ARGV[1], '0'}
-"""
+""")
 
 # Claim a record that exists and whose fingerprint matched.  r: HMGET of s, e, l, b, rs (false if missing).
 _CLAIM_RECORD = """
@@ -122,17 +126,17 @@ end
 """
 
 # ARGV: fingerprint, owner, now, lease expiry, member
-CLAIM = _PRELUDE + _CLAIM_RECORD + """
+CLAIM = _PRELUDE + _CLAIM_RECORD + replaying("""
 local r = redis.call('HMGET', KEYS[1], 's', 'e', 'l', 'b', 'rs')
 if not r[1] then return {'unknown'} end
 local stored = fingerprint_of(r[2]) or ''
 if stored ~= ARGV[1] then return {'conflict', r[1], stored} end
 return claim_record(r, ARGV[2], ARGV[3], ARGV[4], ARGV[5])
-"""
+""")
 
 # ACCEPT then CLAIM in one step (one round trip for the worker).  ARGV: fingerprint, event JSON, now,
 # member, owner, lease expiry.  Returns ACCEPT's four values, then (unless a conflict) CLAIM's reply.
-ACCEPT_AND_CLAIM = _PRELUDE + _CLAIM_RECORD + """
+ACCEPT_AND_CLAIM = _PRELUDE + _CLAIM_RECORD + replaying("""
 local r = redis.call('HMGET', KEYS[1], 's', 'e', 'l', 'b', 'rs', 'n')
 local status = 'known'
 if r[1] then
@@ -148,11 +152,11 @@ end
 local reply = {status, r[1], ARGV[1], r[6] or '0'}
 for _, part in ipairs(claim_record(r, ARGV[5], ARGV[3], ARGV[6], ARGV[4])) do reply[#reply + 1] = part end
 return reply
-"""
+""")
 
 # ARGV: to, reason, owner, actor, result JSON, attempt, expected states (",a,b,"), now, retention,
 #       window, member, attempt entry JSON, reopen ("1": a new round of attempts starts)
-TRANSITION = _PRELUDE + """
+TRANSITION = _PRELUDE + replaying("""
 local r = redis.call('HMGET', KEYS[1], 's', 'l', 'n')
 local state, to = r[1], ARGV[1]
 if not state then return {'missing', ''} end
@@ -167,14 +171,14 @@ if ARGV[12] ~= '' then tell(ARGV[12]) end
 history(ARGV[8], state, to, ARGV[2], ARGV[4], ARGV[6])
 moved(ARGV[11], state, to, ARGV[8], ARGV[9], ARGV[10])
 return {'ok', state}
-"""
+""")
 
 # ARGV: owner, attempt entry JSON
-RECORD_ATTEMPT = _PRELUDE + """
+RECORD_ATTEMPT = _PRELUDE + replaying("""
 local r = redis.call('HMGET', KEYS[1], 's', 'l')
 if not r[1] then return 0 end
 local _, holder = lease_of(r[2])
 if ARGV[1] ~= '' and holder ~= ARGV[1] then return 0 end
 tell(ARGV[2])
 return 1
-"""
+""")

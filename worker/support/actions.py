@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
 from tasks.events import OPERATIONS, DeliveryEvent, InvalidEvent, validate_event
+from tasks.raw_messages import REASON as MALFORMED
 from worker.store.dead_letters import DeadLetter, DeadLetters
 from worker.encoding import event_ref, iso_time, split_event_ref
 from worker.store.ledger import Ledger, fingerprint
@@ -123,6 +124,11 @@ def _plan_retry(desk: SupportDesk, letter: DeadLetter) -> _Plan:
                  "event (same key, other content)")
     if letter.reason == _CONFLICT:
         return _Plan(refusal=taken_key, next_step=f"have the WMS send it with a new key, then: {discard}")
+    if letter.reason == MALFORMED:
+        return _Plan(refusal="cannot be retried: it is a malformed raw message, not an event wms-relay can "
+                             f"send ({letter.detail or 'see dead show'}); nothing in it was validated or "
+                             "recorded",
+                     next_step=f"fix the publisher and have the WMS send the event again, then: {discard}")
     try:
         event = validate_event(letter.operation, letter.event)
     except InvalidEvent as exc:

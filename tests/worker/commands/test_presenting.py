@@ -29,7 +29,8 @@ def test_since_takes_a_duration_or_a_date():
 def test_tables_align_columns_and_shorten_long_cells():
     text = table(["ID", "WHAT"], [("dl-1", "short"), ("dl-10", "x" * 100)], widths={1: 10})
     assert text.splitlines() == ["ID     WHAT", "dl-1   short", "dl-10  xxxxxxxxx…"]
-    assert shorten("a\n  b", 10) == "a b"
+    assert shorten("a  b", 10) == "a b"
+    assert shorten("a\n b", 10) == "a\\n b"  # a newline is shown, escaped, never splits the row
 
 
 def test_the_default_actor_is_the_os_account():

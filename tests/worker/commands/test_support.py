@@ -20,6 +20,7 @@ from worker.errors import OutcomeUnknownError, TransientError
 from worker.store.ledger import Ledger
 from worker.delivery.relay import build_relay
 from worker.settings import Settings
+from worker.redaction import url_without_password
 
 ROOT = Path(__file__).resolve().parents[3]
 CLEARED = ("TRADEMAX_API_KEY", "TRADEMAX_SECRET", "SENTRY_DSN", "FLOWER_BASIC_AUTH", "LOG_FORMAT",
@@ -139,7 +140,7 @@ def test_retry_all_shows_progress_and_a_summary_then_there_is_nothing_to_do(cli,
     code, out, _ = cli("dead", "retry", "--all", "--actor", "alice", "--reason", "order type fixed")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0] == f"Store: {env.url} (REDIS_URL)"
+    assert lines[0] == f"Store: {url_without_password(env.url)} (REDIS_URL)"
     assert lines[1].startswith("[1/2] ") and any(line.startswith("[2/2] ") for line in lines)
     assert "still invalid, kept as a dead letter" in out
     assert lines[-1] == "Summary: 1 retried, 1 skipped, 0 failed."
@@ -195,7 +196,7 @@ def test_retries_list_and_run_now(cli, parked):
 
 
 def test_empty_listings_say_so_plainly(cli, relay, env):
-    store = f"Store: {env.url} (REDIS_URL)\n"
+    store = f"Store: {url_without_password(env.url)} (REDIS_URL)\n"
     assert cli("dead", "list") == (0, store + "No dead letters. Nothing needs a person.\n", "")
     assert cli_json(cli, "dead", "list") == []
     assert cli("retries", "run-now", "--all")[1].startswith(store + "Nothing to do")

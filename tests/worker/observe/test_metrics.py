@@ -50,8 +50,10 @@ def test_the_tally_reaches_the_store_as_counters_and_a_cumulative_histogram(stor
 
 def test_a_failed_flush_keeps_the_counts_for_the_next_one(store_client):
     class Down:
-        def pipeline(self, transaction=False):
-            raise ConnectionError("store away")
+        def register_script(self, body):
+            def run(**_):
+                raise ConnectionError("store away")
+            return run
 
     tally = AttemptTally()
     tally.record("trademax", "stock.adjust", "delivered", 200, 0.1)
@@ -61,6 +63,20 @@ def test_a_failed_flush_keeps_the_counts_for_the_next_one(store_client):
     tally.flush(store_client)
     assert AttemptCounts(store_client).attempts() == {("trademax", "stock.adjust", "delivered", "200"): 2}
     assert AttemptCounts(store_client).latency()[0].count == 2
+
+
+def test_a_batch_resent_after_a_store_timeout_is_counted_once(store_client):
+    """The store-call rule (worker.store.requests): a batch resent with its request id is a replay."""
+    from worker.store.requests import replayable
+
+    counts = AttemptCounts(store_client)
+    batch = {("trademax", "stock.adjust", "delivered", "200"): 3}
+    latency = {("trademax", "stock.adjust"): ([1] + [0] * 10, 0.04, 1)}
+    for _ in range(2):  # the same logical call, twice (redis-py's resend after a timeout)
+        with replayable("flush-1"):
+            counts.add(batch, latency)
+    assert counts.attempts() == {("trademax", "stock.adjust", "delivered", "200"): 3}
+    assert counts.latency()[0].count == 1 and counts.latency()[0].sum == pytest.approx(0.04)
 
 
 def scrape(port: int) -> dict:

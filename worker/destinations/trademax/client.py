@@ -31,7 +31,8 @@ from urllib3.util.retry import Retry
 
 import signing
 from worker import __version__
-from worker.errors import OutcomeUnknownError, PermanentError, TrademaxError, TransientError
+from worker.destinations.trademax.clock_skew import describe, refused_for_clock
+from worker.errors import ClockSkewError, OutcomeUnknownError, PermanentError, TrademaxError, TransientError
 from worker.destinations.trademax.classification import (
     Classification,
     classify_reply,
@@ -243,6 +244,10 @@ class TrademaxClient:
 
     def _error(self, classification: Classification, detail: str, response: requests.Response,
                context: dict[str, Any]) -> TrademaxError:
+        clock_fault, skew = refused_for_clock(response.status_code, context.get("error_messages", ()),
+                                              response.headers.get("Date"), self._clock())
+        if clock_fault:
+            return ClockSkewError(describe(skew), skew_seconds=skew, **context)
         if classification is Classification.TRANSIENT:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
             return TransientError(detail, retry_after=retry_after, **context)

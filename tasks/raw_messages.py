@@ -1,0 +1,291 @@
+"""The door every broker message passes before kombu or Celery reads it: :func:`screen`.
+
+A WMS that is not written in Python pushes Celery's message layout onto a Redis list by hand
+(docs/events.md), so anything may arrive there.  Left to kombu and Celery, a malformed message either
+stopped the worker ("Unrecoverable error": not JSON, a JSON array, a body that is not base64 or not
+``[args, kwargs, embed]``) — and was restored and stopped the next worker too — or was dropped with a log
+line and nothing else (no ``headers.task``, an unknown task, a pickle content type, a 5,000-digit number,
+an ``expires`` in the past), or was held by the worker for good (an ``eta`` in 2099).
+
+So the Redis channel (``worker.celery_config``) hands every popped message to :func:`screen` first:
+
+- **Passed**: a message of one of our tasks in the documented layout.  It goes on *rebuilt on our terms*:
+  a fresh delivery tag, ``delivery_info`` naming the queue it came from (so a restore after a crash puts it
+  back where it was), no ``eta``/``expires``/time limits/links/chain/callbacks, ``shadow`` and ``group``
+  cleared.  Nothing downstream can then fail on its shape; the event inside is judged by its schema as
+  usual (invalid → a dead letter naming the fields).
+- **Malformed**: anything else — with one sentence saying what is wrong and the evidence (the message,
+  size-capped, its base64 body decoded so that secret-looking keys can be blanked).  The channel writes it
+  as a dead letter with reason ``malformed_message`` (``tasks.malformed_messages``).
+
+On ``eta``/``countdown`` and ``expires`` (wms-relay never holds a message for later: a held message is
+invisible and, on Redis, redelivered and run twice): an ``eta`` or ``countdown`` still in the future →
+malformed (publish the event when it is due); one already passed is dropped.  An ``expires`` already
+passed → malformed (the publisher said not to run it after then; a person decides); one in the future is
+dropped — once taken, the event is the ledger's and is delivered whatever the time.
+
+Pure: no I/O; the clock is passed in.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from kombu.utils.json import loads as kombu_loads
+
+from worker.destinations.table import TASKS
+
+REASON = "malformed_message"
+TASK_NAMES = frozenset(TASKS)
+KEPT_CHARS = 8_192  # of each piece of evidence (the raw message, the decoded body) kept in the letter
+_MAX_ID = 255
+NEUTRAL_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+
+
+@dataclass(frozen=True)
+class Passed:
+    """A message fit for Celery: the rebuilt envelope (a dict, as kombu's ``loads`` would give it)."""
+
+    envelope: dict
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A message no task can take: ``problem`` says why in one sentence; ``evidence`` is what the dead
+    letter keeps (queue, size, the message cut to :data:`KEPT_CHARS`); ``operation``: the task's, if it
+    named one of ours; ``fingerprint``: sha256 of the raw bytes (the same message twice, the same key)."""
+
+    problem: str
+    evidence: dict
+    operation: str | None = None
+    fingerprint: str = ""
+
+    @property
+    def key(self) -> str:
+        """The dead letter's key: in brackets, so nothing takes it for an event key."""
+        return f"(raw message {self.fingerprint[:12]})"
+
+
+class _Refused(Exception):
+    def __init__(self, problem: str, operation: str | None = None) -> None:
+        super().__init__(problem)
+        self.problem, self.operation = problem, operation
+
+
+class DuplicateKey(ValueError):
+    """A JSON object names a key twice (the last would silently win)."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    found: dict = {}
+    for name, value in pairs:
+        if name in found:
+            raise DuplicateKey(f"duplicate key {name!r} in one JSON object")
+        found[name] = value
+    return found
+
+
+def strict_json(text: str) -> Any:
+    """``json.loads`` that refuses a key given twice in one object (:class:`DuplicateKey`) — and, as
+    ``json.loads`` does, NaN-free numbers only up to 4,300 digits (ValueError)."""
+    return json.loads(text, object_pairs_hook=_no_duplicates,
+                      parse_constant=lambda name: _raise(ValueError(f"{name} is not JSON")))
+
+
+def _raise(exc: Exception) -> Any:
+    raise exc
+
+
+def _kind(value: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null", dict: "an object"}.get(
+        type(value), "a number")
+
+
+def _json_problem(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if "digits" in str(exc):
+        return "a number has more than 4300 digits"
+    if exc.args and exc.args[0] == "Unsupported type":
+        return "an object of only __type__ and __value__ names no type kombu knows"
+    return str(exc).splitlines()[0][:200]
+
+
+def _when(value: Any, name: str, now: float) -> float | None:
+    """``eta``/``expires``/``countdown`` as Unix seconds (None: absent)."""
+    if value is None:
+        return None
+    if name == "countdown":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _Refused(f"headers.countdown must be a number of seconds, not {_kind(value)}")
+        return now + float(value)
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise _Refused(f"headers.{name} must be an ISO-8601 time, not {_kind(value)}")
+    if isinstance(value, (int, float)):
+        return now + float(value) if name == "expires" else float(value)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _Refused(f"headers.{name} is not an ISO-8601 time: {value[:40]!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def _id(value: Any) -> str | None:
+    return value if isinstance(value, str) and 0 < len(value) <= _MAX_ID and value.isprintable() else None
+
+
+def _body(envelope: dict, operation: str | None) -> list:
+    body = envelope.get("body")
+    if not isinstance(body, str):
+        raise _Refused(f"body must be base64 text, not {_kind(body)}", operation)
+    try:
+        decoded = base64.b64decode(body, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise _Refused("body is not base64 of UTF-8 text", operation) from None
+    try:
+        strict, kombu_view = strict_json(decoded), kombu_loads(decoded)
+    except (ValueError, RecursionError) as exc:
+        raise _Refused(f"body is not JSON: {_json_problem(exc)}", operation) from None
+    if not (isinstance(strict, list) and len(strict) == 3):
+        raise _Refused("body must be a JSON array [args, kwargs, embed] (Celery protocol 2), "
+                       f"not {_kind(strict) if not isinstance(strict, list) else f'{len(strict)} items'}",
+                       operation)
+    args, kwargs, embed = strict
+    if not (isinstance(args, list) and isinstance(kwargs, dict) and isinstance(embed, (dict, type(None)))):
+        raise _Refused("body must be [args (an array), kwargs (an object), embed (an object or null)]",
+                       operation)
+    del kombu_view  # only asked whether kombu can decode it: what Celery will read is the same text
+    return [args, kwargs]
+
+
+def _check(envelope: Any, queue: str, now: float) -> tuple[str, list]:
+    """(task name, [args, kwargs]) of a message fit to pass; raises _Refused."""
+    if not isinstance(envelope, dict):
+        raise _Refused(f"not a Celery message: the JSON is {_kind(envelope)}, not an object")
+    headers, properties = envelope.get("headers"), envelope.get("properties")
+    if not isinstance(headers, dict) or not isinstance(properties, dict):
+        raise _Refused("not a Celery message: 'headers' and 'properties' must be JSON objects")
+    task = headers.get("task")
+    if task is None:
+        raise _Refused("headers.task is missing: which task should run it?")
+    if not isinstance(task, str) or task not in TASK_NAMES:
+        shown = task[:80] if isinstance(task, str) else f"<{_kind(task)}>"
+        raise _Refused(f"unknown task name {shown!r}: tasks are trademax.<operation> (docs/events.md)")
+    operation = TASKS[task].name
+    for name, wanted in (("content-type", "application/json"), ("content-encoding", "utf-8")):
+        if envelope.get(name) != wanted:
+            raise _Refused(f"{name} must be {wanted!r}, not {str(envelope.get(name))[:60]!r}", operation)
+    if properties.get("body_encoding") != "base64":
+        raise _Refused("properties.body_encoding must be 'base64'", operation)
+    if _id(headers.get("id")) is None:
+        raise _Refused("headers.id (the task id) must be printable text of 1-255 characters", operation)
+    try:
+        for name in ("eta", "countdown"):
+            due = _when(headers.get(name), name, now)
+            if due is not None and due > now + 1:
+                raise _Refused(f"headers.{name} asks to run it later: wms-relay does not hold messages "
+                               "for later (publish the event when it is due)", operation)
+        expires = _when(headers.get("expires"), "expires", now)
+    except _Refused as exc:
+        raise _Refused(exc.problem, operation) from None
+    if expires is not None and expires <= now:
+        raise _Refused("headers.expires has passed: the publisher said not to run it after then", operation)
+    return task, _body(envelope, operation)
+
+
+def _rebuilt(envelope: dict, task: str, args_kwargs: list, queue: str) -> dict:
+    headers = envelope["headers"]
+    task_id = headers["id"]
+    args, kwargs = args_kwargs
+    body = json.dumps([args, kwargs, NEUTRAL_EMBED])  # ASCII: a lone surrogate stays a JSON escape
+    origin = headers.get("origin")
+    return {
+        "body": base64.b64encode(body.encode("utf-8")).decode("ascii"),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": {
+            "lang": "py", "task": task, "id": task_id, "root_id": _id(headers.get("root_id")) or task_id,
+            "parent_id": _id(headers.get("parent_id")), "group": None, "shadow": None, "eta": None,
+            "expires": None, "retries": 0, "timelimit": [None, None], "argsrepr": "", "kwargsrepr": "{}",
+            "origin": origin[:120] if isinstance(origin, str) and origin.isprintable() else "unknown",
+        },
+        "properties": {
+            "correlation_id": task_id, "reply_to": "", "delivery_mode": 2, "priority": 0,
+            "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
+            "delivery_info": {"exchange": "", "routing_key": queue},
+        },
+    }
+
+
+def _cut(text: str) -> str:
+    if len(text) <= KEPT_CHARS:
+        return text
+    return text[:KEPT_CHARS] + f"… ({len(text) - KEPT_CHARS} more characters)"
+
+
+def evidence(raw: bytes, queue: str) -> dict:
+    """What a dead letter keeps of a raw message: its queue, size and content cut to KEPT_CHARS.  A JSON
+    envelope of modest size is kept as JSON (so the store blanks secret-looking keys) with its base64 body
+    decoded beside it (base64 would hide a secret from that); anything else as text."""
+    kept: dict[str, Any] = {"queue": queue, "size_bytes": len(raw)}
+    text = raw.decode("utf-8", "replace")
+    envelope = None
+    if len(text) <= 4 * KEPT_CHARS:
+        try:
+            envelope = json.loads(text)
+        except (ValueError, RecursionError):
+            envelope = None
+    if not isinstance(envelope, dict):
+        kept["raw_text"] = _cut(text)
+        return kept
+    body = envelope.get("body")
+    decoded = None
+    if isinstance(body, str):
+        try:
+            decoded = base64.b64decode(body, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            decoded = None
+    if decoded is not None:
+        envelope = {**envelope, "body": f"(base64, {len(body)} characters: decoded in body_decoded)"}
+        try:
+            kept["body_decoded"] = json.loads(decoded)
+        except (ValueError, RecursionError):
+            kept["body_decoded"] = _cut(decoded)
+    kept["envelope"] = envelope
+    return kept
+
+
+def screen(raw: bytes | str, queue: str, *, now: float) -> Passed | Malformed:
+    """Judge one raw message popped from ``queue`` (see the module docstring).  Never raises."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    digest = hashlib.sha256(raw).hexdigest()
+    operation = None
+    try:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Refused("not UTF-8 text") from None
+        try:
+            envelope = strict_json(text)
+        except (ValueError, RecursionError) as exc:
+            raise _Refused(f"not JSON: {_json_problem(exc)}") from None
+        task, args_kwargs = _check(envelope, queue, now)
+        return Passed(_rebuilt(envelope, task, args_kwargs, queue))
+    except _Refused as refused:
+        problem, operation = refused.problem, refused.operation
+    except Exception as exc:  # noqa: BLE001 — the door never fails: whatever slipped through is malformed
+        problem = f"could not be read ({type(exc).__name__})"
+    try:
+        kept = evidence(raw, queue)
+    except Exception:  # noqa: BLE001
+        kept = {"queue": queue, "size_bytes": len(raw), "raw_text": _cut(raw.decode("utf-8", "replace"))}
+    return Malformed(problem=problem, evidence=kept, operation=operation, fingerprint=digest)

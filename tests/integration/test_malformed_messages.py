@@ -1,0 +1,175 @@
+"""Every message a worker takes ends somewhere a person can see, and none stops it (issue 9): each
+malformed shape a non-Python WMS could push (not JSON, not UTF-8, a JSON array, JSON that is not Celery's
+envelope, a body that is not base64 / not JSON / not ``[args, kwargs, embed]``, a 5,000-digit number,
+duplicate keys, no ``headers.task``, an unknown task, pickle, an ``expires`` passed, an ``eta`` in 2099, a
+countdown), LPUSHed raw onto every queue of a real valkey-server, becomes a dead letter with reason
+``malformed_message`` naming the queue — with the same worker process still running (pid unchanged) and
+the next good event on that queue delivered; ``dead retry`` refuses such a letter, saying why; and 1,000
+random raw messages (Hypothesis, pinned seed) leave the worker alive and delivering.
+
+One worker for the whole module; messages are pushed in batches."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from benchmarks.poison import POISON, celery_message, encoded, envelope
+from tests.fixtures.pipeline import FAST_SETTINGS, ROOT, Pipeline, wait_until
+from tests.fixtures.redis_server import RedisServer
+from tests.fixtures.sandbox import start_sandbox
+from worker.destinations.table import QUEUES
+from worker.store.dead_letters import DeadLetters
+
+pytestmark = pytest.mark.integration
+
+EXAMPLES = ROOT / "examples"
+GOOD = {  # one good event per queue: (task, example file, key field)
+    "trademax.dispatch": ("dispatch.create", "transaction_id"),
+    "trademax.receipt": ("receipt.create", "transaction_id"),
+    "trademax.stock": ("stock.adjust", "event_id"),
+    "trademax.inventory": ("inventory.update_packages", "event_id"),
+    "trademax.orders": ("order.lock_lines", "event_id"),
+}
+
+
+@pytest.fixture(scope="module")
+def relay(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("malformed")
+    (directory / "valkey").mkdir()
+    server = RedisServer(directory / "valkey").start()
+    sandbox = start_sandbox()
+    env = {**os.environ, **FAST_SETTINGS, "REDIS_URL": server.url, "TRADEMAX_BASE_URL": sandbox.base_url,
+           "TRADEMAX_API_KEY": sandbox.api_key, "TRADEMAX_SECRET": sandbox.secret,
+           "WMS_RELAY_VAR_DIR": str(directory / "var")}
+    env.pop("SENTRY_DSN", None)
+    pipeline = Pipeline(env=env, redis_server=server, sandbox=sandbox, log_dir=directory)
+    try:
+        pipeline.start_worker()
+        yield pipeline
+    finally:
+        pipeline.stop()
+        sandbox.stop()
+        server.kill()
+
+
+_serial = iter(range(10**9))
+
+
+def push_good(relay, queue: str) -> tuple[str, str]:
+    """Push one good event onto ``queue``; (operation, key)."""
+    operation, key_field = GOOD[queue]
+    event = json.loads((EXAMPLES / f"{operation}.json").read_text())
+    key = f"GOOD-{next(_serial)}-{time.monotonic_ns()}"
+    event[key_field] = key
+    relay.redis().lpush(queue, celery_message(f"trademax.{operation}", event, queue))
+    return operation, key
+
+
+def malformed_letters(relay) -> list:
+    return [letter for letter in DeadLetters(relay.redis()).list() if letter.reason == "malformed_message"]
+
+
+def assert_worker_is_the_same(relay, pid: int) -> None:
+    worker = relay.workers[0]
+    assert worker.pid == pid and worker.poll() is None, f"the worker exited:\n{relay.logs()}"
+
+
+@pytest.mark.parametrize("shape", sorted(POISON))
+def test_a_malformed_message_on_any_queue_is_a_dead_letter_and_the_worker_carries_on(relay, shape):
+    pid = relay.workers[0].pid
+    before = {letter.letter_id for letter in malformed_letters(relay)}
+    client = relay.redis()
+    for queue in QUEUES:
+        client.lpush(queue, POISON[shape](queue, time.time()))
+    goods = [push_good(relay, queue) for queue in QUEUES]
+    for operation, key in goods:
+        relay.wait_for_state(operation, key, "delivered", timeout=90)
+
+    new = wait_until(lambda: (found := [letter for letter in malformed_letters(relay)
+                                        if letter.letter_id not in before]) and len(found) >= len(QUEUES)
+                     and found, 60, f"{len(QUEUES)} dead letters for {shape}")
+    assert sorted(letter.event["queue"] for letter in new) == sorted(QUEUES)
+    for letter in new:
+        assert letter.key.startswith("(raw message ") and letter.detail.startswith("from queue ")
+        assert letter.messages and letter.event["size_bytes"] > 0
+    assert_worker_is_the_same(relay, pid)
+    assert all(client.llen(queue) == 0 for queue in QUEUES)
+
+
+def test_secrets_in_a_malformed_message_are_not_kept(relay):
+    client = relay.redis()
+    client.lpush("trademax.stock", POISON["secret_in_body"]("trademax.stock", time.time()))
+    operation, key = push_good(relay, "trademax.stock")
+    relay.wait_for_state(operation, key, "delivered", timeout=90)
+    stored = b"".join(client.hget(k, "event") or b"" for k in client.scan_iter("wms:dead:letter:*"))
+    assert b"leaked-key" not in stored and b"leaked-secret" not in stored
+
+
+def test_dead_retry_of_a_malformed_letter_says_it_cannot_be_retried(relay):
+    client = relay.redis()
+    client.lpush("trademax.receipt", b"[1,2,3]")
+    letter = wait_until(lambda: next(
+        (x for x in malformed_letters(relay) if "[1,2,3]" in json.dumps(x.event)), None), 60, "the letter")
+    out = subprocess.run([sys.executable, "-m", "worker.cli", "dead", "retry", letter.letter_id, "--json"],
+                         cwd=ROOT, env=relay.env, capture_output=True, timeout=120)
+    reply = json.loads(out.stdout)
+    outcome = reply["outcomes"][0] if "outcomes" in reply else reply
+    assert "cannot be retried" in json.dumps(reply) and "malformed raw message" in json.dumps(reply), reply
+    assert DeadLetters(client).get(letter.letter_id).status == "open", outcome
+
+
+_text = st.text(max_size=40)
+_json = st.recursive(st.none() | st.booleans() | st.integers() | _text,
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+                     max_leaves=8)
+
+
+@st.composite
+def raw_messages(draw):
+    """Raw bytes; envelopes with random parts; good-looking envelopes around random bodies."""
+    queue = draw(st.sampled_from(QUEUES))
+    kind = draw(st.integers(0, 3))
+    if kind == 0:
+        return queue, draw(st.binary(max_size=200))
+    if kind == 1:
+        return queue, json.dumps(draw(_json)).encode()
+    task = draw(st.sampled_from(["trademax.receipt.create", "trademax.stock.adjust", "nope", None]))
+    body = draw(st.one_of(st.binary(max_size=120).map(lambda b: encoded(b)), _json.map(
+        lambda v: encoded(json.dumps(v))), st.text(max_size=40)))
+    message = envelope(task, body, queue)
+    if kind == 3:
+        for part in draw(st.lists(st.sampled_from(["headers", "properties", "content-type", "body"]),
+                                  max_size=2)):
+            message[part] = draw(_json)
+    return queue, json.dumps(message).encode()
+
+
+def test_a_thousand_random_raw_messages_leave_the_worker_alive_and_delivering(relay):
+    pid = relay.workers[0].pid
+    batch: list = []
+
+    @settings(max_examples=1000, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(raw_messages())
+    def collect(item):
+        batch.append(item)
+
+    collect()
+    client = relay.redis()
+    pipe = client.pipeline(transaction=False)
+    for queue, raw in batch:
+        pipe.lpush(queue, raw)
+    pipe.execute()
+    goods = [push_good(relay, queue) for queue in QUEUES]
+    for operation, key in goods:
+        relay.wait_for_state(operation, key, "delivered", timeout=300)
+    assert len(batch) == 1000
+    assert_worker_is_the_same(relay, pid)
+    assert all(client.llen(queue) == 0 for queue in QUEUES)

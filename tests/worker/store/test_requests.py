@@ -1,0 +1,48 @@
+"""The store-call rule (worker.store.requests): a state-changing script resent with the same request id —
+by redis-py after a timeout, or by the delivery once the store is back — replays its first reply and
+changes nothing more: a claim resent is not a second claim, a transition resent is not refused, a dead
+letter's id resent is the same id.  Runs on fakeredis and on valkey (``store_client``)."""
+from __future__ import annotations
+
+from worker.store.dead_letters import DeadLetters
+from worker.store.ledger import Ledger
+from worker.store.requests import replayable
+
+
+def event(key: str = "S-1") -> dict:
+    return {"operation": "stock.adjust", "key": key, "fields": {"artno": "1", "quantity": 1}}
+
+
+def test_a_claim_and_a_transition_run_again_in_the_same_block_replay(store_client):
+    ledger = Ledger(store_client, lease_seconds=30, delivered_retention_seconds=60)
+    ledger.accept(event())
+    fingerprint = ledger.get("stock.adjust", "S-1").fingerprint
+    with replayable("run-1"):
+        first = ledger.claim("stock.adjust", "S-1", fingerprint, "w1")
+        moved = ledger.transition("stock.adjust", "S-1", "delivered", owner="w1", reason="delivered")
+    with replayable("run-1"):  # the same calls again, e.g. after a timeout
+        again = ledger.claim("stock.adjust", "S-1", fingerprint, "w1")
+        moved_again = ledger.transition("stock.adjust", "S-1", "delivered", owner="w1", reason="delivered")
+    seen = [(c.status, c.attempt, c.previous_state) for c in (first, again)]
+    assert seen == [("claimed", 1, "accepted")] * 2
+    assert not again.interrupted
+    assert moved and moved_again
+    record = ledger.get("stock.adjust", "S-1")
+    assert record.attempts == 1 and [h["to"] for h in record.history] == ["accepted", "sending", "delivered"]
+
+
+def test_without_a_shared_block_each_call_is_its_own(store_client):
+    ledger = Ledger(store_client, lease_seconds=30, delivered_retention_seconds=60)
+    ledger.accept(event("S-2"))
+    fingerprint = ledger.get("stock.adjust", "S-2").fingerprint
+    ledger.claim("stock.adjust", "S-2", fingerprint, "w1")
+    assert ledger.claim("stock.adjust", "S-2", fingerprint, "w1").attempt == 2
+
+
+def test_a_dead_letter_id_resent_is_the_same_id(store_client):
+    letters = DeadLetters(store_client)
+    with replayable("letter"):
+        first = letters.add("stock.adjust", "S-3", {"a": 1}, "permanent", messages=["no"])
+    with replayable("letter"):
+        again = letters.add("stock.adjust", "S-3", {"a": 1}, "permanent", messages=["no"])
+    assert first == again and letters.count() == 1

@@ -1,0 +1,80 @@
+"""The store-call rule: no command that changes state is ever re-sent blind after a timeout.
+
+A call to Redis that times out (the server stalled, e.g. SIGSTOP or a long fsync) or loses its connection
+after sending may or may not have run.  redis-py resends such calls by default (three retries, on
+ConnectionError and TimeoutError), and ``deliver`` runs an event again once the store answers: a claim
+resent so was recorded twice and looked "interrupted" (a relative stock adjustment parked ``uncertain``
+without ever being sent), and a transition resent so was refused the second time (a spurious "claim had
+passed to another worker" and a duplicate attempt entry).  The rule, for every store module:
+
+1. **Reads** (GET, HGETALL, ZRANGE...) may be resent freely.
+2. **Plain writes** are idempotent by construction — SET / HSET / ZADD / SADD / DEL of a given value —
+   so a resend lands the same state.
+3. **Every Lua script that changes state and whose reply matters** (the ledger's accept, claim,
+   transition, attempt log; a dead letter's id, its take/discard and its purge; a batch of attempt
+   counts for the metrics) carries a **request id**: the script
+   stores its reply under ``wms:request:<id>`` (kept :data:`REPLY_TTL_SECONDS`) and a second run with that
+   id returns the stored reply without doing anything.  A resend — by redis-py, or by our own code once
+   the store is back — is then a *replay*, never a second execution.
+4. The request id is fixed per logical call.  Within :func:`replayable` (``deliver`` wraps the part after a
+   send in one), the ids are ``<base>:<n>`` for the n-th such call, so running the same code path again
+   after an outage replays every store call the first run made and carries on where it stopped.
+5. Socket timeouts are explicit (``worker.store.connection``): a stalled store fails a call within
+   seconds instead of hanging a worker thread; the retry above makes that safe.
+
+Scripts that are idempotent by nature (the stock turn: same owner → same answer; the retry schedule's
+ZADD/HSET; taking dispatch waiters, which are rescheduled anyway) need no request id.
+
+    wms:request:<id>    string: the JSON reply of the script run with that id (expires after 10 min)
+"""
+from __future__ import annotations
+
+import uuid
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator
+
+REPLY_TTL_SECONDS = 600
+
+_scope: ContextVar[list | None] = ContextVar("wms_store_request_scope", default=None)
+
+
+@contextmanager
+def replayable(base: str) -> Iterator[None]:
+    """Within this block the n-th request id is ``<base>:<n>``: run the block again with the same base
+    and every state-changing script replays its first reply (see rule 4)."""
+    token = _scope.set([base, 0])
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+def request_id() -> str:
+    """A fresh id for one state-changing call (or the next of the current :func:`replayable` block)."""
+    scope = _scope.get()
+    if scope is None:
+        return uuid.uuid4().hex
+    scope[1] += 1
+    return f"{scope[0]}:{scope[1]}"
+
+
+def reply_key(namespace: str, rid: str) -> str:
+    return f"{namespace}:request:{rid}"
+
+
+def replaying(body: str) -> str:
+    """A Lua script body (which may ``return`` anywhere) made to replay its reply by request id.
+
+    KEYS: the script's own keys, then LAST the reply key (:func:`reply_key`).  The reply is kept as JSON
+    (cjson), which carries the strings, integers, false and arrays our scripts answer with."""
+    return f"""
+local function run()
+{body}
+end
+local seen = redis.call('GET', KEYS[#KEYS])
+if seen then return cjson.decode(seen) end
+local reply = run()
+redis.call('SET', KEYS[#KEYS], cjson.encode(reply), 'EX', {REPLY_TTL_SECONDS})
+return reply
+"""
