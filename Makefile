@@ -29,10 +29,11 @@ php:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq php-cli >/dev/null; }
 	@php --version | head -1
 
-## make bench: signing speed, then pipeline throughput through the real processes (~6 min; docs/benchmarks.md).
+## make bench: signing speed, pipeline throughput through the real processes, then the ingest door (~7 min; docs/benchmarks.md).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/signing.py
 	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/ingest.py
 
 ## make chaos: 2,000 events through faults, SIGKILLed workers and a store restart (~1-2 min; exits 1 on a violation).
 chaos: $(STAMP)

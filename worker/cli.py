@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "worker.commands.store",
     "worker.commands.health",
     "worker.commands.processes",
+    "worker.commands.ingest",
     "worker.commands.flower",
     "worker.commands.metrics",
     "worker.commands.demo",

@@ -11,8 +11,9 @@ Every door a secret could leave by uses this module:
 
 What is removed: the values of mapping keys named in :data:`SECRET_KEYS` (at any depth, compared
 lower-case), ``signature=…``/``api_key=…``/``secret=…`` parameters in text (plain or URL-encoded ``=``),
-``"signature": "…"`` fields in JSON text, and every known secret value, plain and URL-encoded.  Each
-becomes :data:`REDACTED`.  Pure: built from values, no I/O, no settings read from the environment.
+``"signature": "…"`` fields in JSON text, an ingest bearer token (by its shape: ``wmsr_…``, or whatever
+follows ``Bearer``), and every known secret value, plain and URL-encoded.  Each becomes :data:`REDACTED`.
+Pure: built from values, no I/O, no settings read from the environment.
 """
 from __future__ import annotations
 
@@ -25,13 +26,15 @@ REDACTED = "[redacted]"
 # Mapping keys whose values never leave the process and are never stored, at any depth (lower-case).
 SECRET_KEYS = frozenset({
     "secret", "trademax_secret", "signature", "api_key", "trademax_api_key", "password", "authorization",
-    "flower_basic_auth",
+    "flower_basic_auth", "x-wms-signature", "ingest_hmac_secrets",
 })
 # ``signature=abc`` in a query string or a log line, and ``"signature": "abc"`` in JSON text.
 _PARAM = re.compile(r"(?i)\b(signature|api_key|trademax_secret|secret)(=|%3D)[^&\s'\"]*")
 _JSON_FIELD = re.compile(r'(?i)("(?:signature|api_key|trademax_secret|secret)"\s*:\s*")[^"]*(")')
 # A password in a URL's query (``sentinel_password=...``), for printing a URL.
 _QUERY_PASSWORD = re.compile(r"(?i)([?&][a-z_]*password=)[^&#]*")
+# An ingest bearer token (``wmsr_`` + 43 URL-safe characters), and whatever follows ``Bearer``.
+_TOKEN = re.compile(r"(?i)\b(?:bearer\s+[A-Za-z0-9._~+/=-]{8,}|wmsr_[A-Za-z0-9_-]{8,})")
 # A value shorter than this is not scrubbed by value: a 1-3 character "secret" would blank half a line.
 MIN_SECRET_LENGTH = 4
 
@@ -89,10 +92,11 @@ class Scrubber:
     @classmethod
     def from_settings(cls, settings: Any, *, store_password: str | None = None) -> "Scrubber":
         """The Trademax secret, the store's password (REDIS_URL's; ``store_password``: the embedded
-        store's too, which ``worker.store.connection.store_password`` reads) and Flower's passwords.  (The
-        api key is public — it travels in every request — and is removed where it appears as
-        ``api_key``, not by value.)"""
+        store's too, which ``worker.store.connection.store_password`` reads), Flower's passwords and the
+        ingest's HMAC secrets.  (The api key is public — it travels in every request — and is removed
+        where it appears as ``api_key``, not by value; ingest tokens are known by their shape only.)"""
         values = [settings.trademax_secret, store_password or ""]
+        values += [pair.partition(":")[2] for pair in (settings.ingest_hmac_secrets or "").split(",")]
         if settings.redis_url:
             parts = urlsplit(settings.redis_url)
             values.append(parts.password or "")
@@ -109,6 +113,8 @@ class Scrubber:
             value = _PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", value)
         if '"' in value:
             value = _JSON_FIELD.sub(lambda m: f"{m.group(1)}{REDACTED}{m.group(2)}", value)
+        if "wmsr_" in value or "earer" in value or "EARER" in value:
+            value = _TOKEN.sub(REDACTED, value)
         return value
 
     def scrub(self, value: Any) -> Any:

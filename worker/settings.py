@@ -61,6 +61,23 @@ def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int = 
     return value
 
 
+# A shared HMAC secret shorter than this is guessable offline from one signed request.
+MIN_HMAC_SECRET_LENGTH = 16
+
+
+def _pairs(env: Mapping[str, str], name: str) -> str:
+    """``client:secret[,client2:secret2]``, no part empty, each secret at least
+    :data:`MIN_HMAC_SECRET_LENGTH` characters; the message never quotes the value (it is secret)."""
+    raw = env.get(name) or ""
+    if raw and not valid_basic_auth(raw):
+        raise SettingsError(f"{name} must be client:secret (comma-separated for several), with neither part "
+                            "empty")
+    if raw and any(len(pair.partition(":")[2]) < MIN_HMAC_SECRET_LENGTH for pair in raw.split(",")):
+        raise SettingsError(f"{name}: each secret must be at least {MIN_HMAC_SECRET_LENGTH} characters "
+                            "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)")
+    return raw
+
+
 def _http_url(env: Mapping[str, str], name: str, default: str) -> str:
     raw = (env.get(name) or default).strip()
     parts = urlsplit(raw)
@@ -160,6 +177,13 @@ class Settings:
     log_format: str = "text"
     log_level: str = "INFO"
 
+    # The HTTP ingest door (worker.web.ingest).  Bearer tokens: a file of client names and token hashes
+    # (``wms-relay ingest add-token`` writes it).  HMAC: ``client:secret`` pairs, comma-separated (one
+    # client may have two, while its secret is rotated).  A body larger than the cap is answered 413.
+    ingest_tokens_file: Path | None = None
+    ingest_hmac_secrets: str = field(default="", repr=False)
+    ingest_max_body_bytes: int = 5 * 1024 * 1024
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         """Read settings from ``env`` (default: the process environment)."""
@@ -168,6 +192,7 @@ class Settings:
         if log_format not in ("text", "json"):
             raise SettingsError(f"LOG_FORMAT must be 'text' or 'json', got {log_format!r}")
         redis_url = (env.get("REDIS_URL") or "").strip() or None
+        tokens_file = (env.get("INGEST_TOKENS_FILE") or "").strip()
         scheme = urlsplit(redis_url).scheme if redis_url is not None else None
         if redis_url is not None and scheme not in ("redis", "rediss", "unix", "sentinel"):
             # Only the scheme: the rest of a URL may hold the store's password.
@@ -202,6 +227,9 @@ class Settings:
             flower_basic_auth=env.get("FLOWER_BASIC_AUTH") or "",
             log_format=log_format,
             log_level=(env.get("LOG_LEVEL") or "INFO").strip().upper(),
+            ingest_tokens_file=Path(tokens_file) if tokens_file else None,
+            ingest_hmac_secrets=_pairs(env, "INGEST_HMAC_SECRETS"),
+            ingest_max_body_bytes=_integer(env, "INGEST_MAX_BODY_BYTES", 5 * 1024 * 1024, minimum=1024),
         )
 
     def __post_init__(self) -> None:

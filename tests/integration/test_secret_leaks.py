@@ -6,8 +6,10 @@ One end-to-end run with a distinctive secret, LOG_LEVEL=DEBUG and LOG_FORMAT=jso
 small HTTP server on 127.0.0.1 and Flower watching: deliveries (POST, and a DELETE whose signature travels
 in the query string), a transient failure retried, a permanent refusal (dead letter), an invalid event, a
 relative stock adjustment left uncertain, a message published by a "foreign" WMS with plain Celery, and
-``wms-relay check`` (a signed GET).  Then every haystack is searched for the secret and for every
-signature the sandbox saw (recomputed from the params it logged: the sandbox never keeps them) — 0 hits.
+``wms-relay check`` (a signed GET), and the ingest door (events in with a bearer token and with HMAC
+signatures; a wrong token, a replayed and a stale signature; an invalid event).  Then every haystack is
+searched for the secret, every signature the sandbox saw (recomputed from the params it logged: the
+sandbox never keeps them), the ingest tokens, the HMAC secret and every ingest signature — 0 hits.
 The same run shows one Sentry event per dead letter or uncertain event and none per retry, and one JSON
 log line per attempt."""
 from __future__ import annotations
@@ -21,6 +23,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
 
@@ -37,6 +40,7 @@ pytestmark = pytest.mark.integration
 
 SECRET = "leak-canary-" + secrets.token_hex(12)
 FLOWER_AUTH = ("ops", "flower-" + secrets.token_hex(6))
+INGEST_HMAC_SECRET = "ingest-hmac-canary-" + secrets.token_hex(12)
 
 
 class SentryInbox(ThreadingHTTPServer):
@@ -118,10 +122,17 @@ def leak_run(redis_server, sandbox, tmp_path):
     env = {**os.environ, **FAST_SETTINGS, "REDIS_URL": redis_server.url, "TRADEMAX_BASE_URL": sb.base_url,
            "TRADEMAX_API_KEY": sb.api_key, "TRADEMAX_SECRET": sb.secret,
            "WMS_RELAY_VAR_DIR": str(tmp_path / "var"), "SENTRY_DSN": inbox.dsn, "LOG_FORMAT": "json",
-           "LOG_LEVEL": "DEBUG"}
+           "LOG_LEVEL": "DEBUG", "INGEST_TOKENS_FILE": str(tmp_path / "ingest-tokens"),
+           "INGEST_HMAC_SECRETS": f"leak-wms:{INGEST_HMAC_SECRET}"}
     env.pop("FLOWER_BASIC_AUTH", None)
     run = Pipeline(env=env, redis_server=redis_server, sandbox=sb, log_dir=tmp_path)
     run.start_scheduler()
+    made = subprocess.run([sys.executable, "-m", "worker.cli", "ingest", "add-token", "leak-wms"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=60, check=True)
+    run.ingest_token = made.stdout.strip()
+    ingest_port = free_port()
+    ingest = run._spawn("ingest", "ingest", "--port", str(ingest_port))
+    run.ingest_url = f"http://127.0.0.1:{ingest_port}"
     flower_port = free_port()
     flower_log = open(tmp_path / "flower.log", "wb")
     flower = subprocess.Popen([sys.executable, "-m", "worker.cli", "flower", "--port", str(flower_port)],
@@ -133,6 +144,8 @@ def leak_run(redis_server, sandbox, tmp_path):
     try:
         yield run
     finally:
+        os.killpg(ingest.pid, signal.SIGTERM)
+        ingest.wait(timeout=30)
         run.stop()
         os.killpg(flower.pid, signal.SIGTERM)
         flower.wait(timeout=30)
@@ -272,8 +285,13 @@ def test_no_secret_or_signature_reaches_logs_redis_flower_or_sentry_and_sentry_r
                      ["event", "stock.adjust", "unknown-art"], ["dead", "show", "stock.adjust:unknown-art"]):
             assert cli(run, *argv).returncode == 0, run.cli_output[-1]
 
+        ingest_signatures = through_the_ingest_door(run)
+        for key in ("R-HTTP", "R-HMAC"):
+            run.wait_for_state("receipt.create", key, "delivered")
+
         expected = [("dispatch.delete", "del-L2", "dead"), ("receipt.create", "(no key)", "dead"),
-                    ("stock.adjust", "rel-L", "uncertain"), ("stock.adjust", "unknown-art", "dead")]
+                    ("stock.adjust", "bad-http", "dead"), ("stock.adjust", "rel-L", "uncertain"),
+                    ("stock.adjust", "unknown-art", "dead")]
         wait_until(lambda: len(run.inbox.events()) >= len(expected), 30, "the Sentry reports")
         wait_until(lambda: _flower_saw(run, 6), 30, "Flower to see every task")
         tasks = flower_tasks(run)
@@ -316,7 +334,11 @@ def test_no_secret_or_signature_reaches_logs_redis_flower_or_sentry_and_sentry_r
     haystacks["sentry envelopes"] = b"\n".join(run.inbox.envelopes)
     needles = {"the secret": SECRET.encode(), "the secret, URL-quoted": quote(SECRET, safe="").encode(),
                "the flower password": FLOWER_AUTH[1].encode(),
-               "the store password": run.redis_server.password.encode()}
+               "the store password": run.redis_server.password.encode(),
+               "the ingest token": run.ingest_token.encode(),
+               "the ingest HMAC secret": INGEST_HMAC_SECRET.encode()}
+    needles.update({f"ingest signature {n}": sig.encode() for n, sig in enumerate(ingest_signatures)})
+    assert len(ingest_signatures) == 2 and run.ingest_token.startswith("wmsr_")
     seen = _signatures_the_sandbox_saw(run)
     assert {method for method, _, _ in seen} == {"GET", "POST", "PATCH", "DELETE"} and len(seen) >= 9
     needles.update({f"signature of {method} {path}": sig.encode() for method, path, sig in seen})
@@ -324,6 +346,46 @@ def test_no_secret_or_signature_reaches_logs_redis_flower_or_sentry_and_sentry_r
             if needle in hay]
     assert hits == []
     assert any(b"wms_relay.attempts" in hay for hay in haystacks.values())  # the logs were searched
+    assert any(b"reason=unknown_token" in hay for name, hay in haystacks.items()
+               if name.startswith("log ingest"))  # the ingest's log was searched
+
+
+def through_the_ingest_door(run: Pipeline) -> list[str]:
+    """Events in over HTTP: with the token, with HMAC (then replayed), a wrong token, a stale signature, an
+    invalid event; the answers join the CLI output haystack.  Returns the hex signatures sent."""
+    from worker.web.ingest.auth import sign
+
+    wait_until(lambda: _answers_at(f"{run.ingest_url}/healthz"), 60, "the ingest door to listen")
+    url = f"{run.ingest_url}/v1/events/"
+    bearer = {"Authorization": f"Bearer {run.ingest_token}"}
+    answers = [requests.post(url + "receipt.create", json=example("receipt.create", transaction_id="R-HTTP"),
+                             headers=bearer, timeout=30)]
+    answers.append(requests.post(url + "receipt.create", json=example("receipt.create", transaction_id="R-X"),
+                                 headers={"Authorization": "Bearer wmsr_" + "x" * 43}, timeout=30))
+    body = json.dumps(example("receipt.create", transaction_id="R-HMAC")).encode()
+    signatures = []
+    for moment in (time.time(), time.time() - 3600):
+        timestamp = str(int(moment))
+        signature = sign(INGEST_HMAC_SECRET, timestamp, "POST", "/v1/events/receipt.create", body)
+        signatures.append(signature.partition("=")[2])
+        headers = {"Content-Type": "application/json", "X-WMS-Timestamp": timestamp,
+                   "X-WMS-Signature": signature}
+        answers += [requests.post(url + "receipt.create", data=body, headers=headers, timeout=30)
+                    for _ in range(2)]  # the second is a replay
+    invalid = example("stock.adjust", event_id="bad-http", quantity="lots")
+    answers.append(requests.post(url + "stock.adjust", json=invalid, headers=bearer, timeout=30))
+    answers.append(requests.get(url + "receipt.create/R-HTTP", headers=bearer, timeout=30))
+    assert [a.status_code for a in answers] == [202, 401, 202, 401, 401, 401, 422, 200]
+    assert [a.json().get("error") for a in answers[3:6]] == ["replayed", "stale", "stale"]
+    run.cli_output.append("\n".join(a.text for a in answers))
+    return signatures
+
+
+def _answers_at(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def _json_or_none(line: str) -> dict | None:

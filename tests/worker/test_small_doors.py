@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.commands.enqueue import read_events
+from worker.delivery.admission import read_events
 from worker.commands.presenting import say, table
 from worker.observe.observer import Observer
 from worker.encoding import one_line

@@ -1,8 +1,9 @@
 """``wms-relay demo`` (what ``make run`` runs): the whole service on its embedded defaults.
 
-Starts the embedded Redis-compatible server, the sandbox Trademax, a worker, the scheduler and Flower on
-127.0.0.1; feeds the sample events in ``examples/`` — including a dispatch update sent before its create,
-one invalid event and one that fails transiently — and prints each event's outcome as it lands.  Ctrl-C
+Starts the embedded Redis-compatible server, the sandbox Trademax, a worker, the scheduler, Flower and the
+ingest door on 127.0.0.1; feeds the sample events in ``examples/`` through the ingest door (HTTP) —
+including a dispatch update sent before its create, one invalid event and one that fails transiently —
+and prints each event's outcome as it lands.  Ctrl-C
 stops every process it started.  Logs of the processes are under ``var/demo/``."""
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--exit-when-done", action="store_true",
                    help="stop once every sample event has landed (for tests) instead of waiting for Ctrl-C")
     p.add_argument("--flower-port", type=int, default=5555)
+    p.add_argument("--ingest-port", type=int, default=8081)
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the events to land")
     p.set_defaults(handler=run)
 
@@ -53,6 +55,9 @@ def _demo_env(settings_env: dict, sandbox_port: int, redis_url: str) -> dict:
     env.setdefault("TRADEMAX_SECRET", secrets.token_hex(24))  # a fresh secret each run, never printed
     env["TRADEMAX_BASE_URL"] = f"http://127.0.0.1:{sandbox_port}/api/"
     env["REDIS_URL"] = redis_url
+    # The demo's ingest door is open on loopback (the demo feeds it without credentials).
+    env.pop("INGEST_TOKENS_FILE", None)
+    env.pop("INGEST_HMAC_SECRETS", None)
     # Quick retries and re-checks, so the demo shows them within seconds.
     env.setdefault("RETRY_BASE_SECONDS", "1")
     env.setdefault("RETRY_CAP_SECONDS", "3")
@@ -84,7 +89,7 @@ class Demo:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
-        print("Stopped: worker, scheduler, Flower, sandbox.")
+        print("Stopped: worker, scheduler, Flower, ingest, sandbox.")
         if getattr(self, "started_redis", False):
             from worker.store import embedded as embedded_redis
 
@@ -104,12 +109,11 @@ class Demo:
         raise SystemExit(f"{name} did not become ready in {timeout:.0f} s; see {log}")
 
     def run(self) -> int:
-        from worker.store.connection import store_url
+        import requests
+
         from worker.delivery.relay import build_relay
-        from worker.celery import app
-        from worker.delivery.pipeline import SETTLED, admit
         from worker.sandbox.control import SandboxControl
-        from worker.scheduling.scheduler import celery_publisher
+        from worker.store.connection import store_url
 
         settings = Settings.from_env()
         self.log_dir = settings.var_dir / "demo"
@@ -145,22 +149,27 @@ class Demo:
         self.wait_ready("flower", lambda: _flower_sees(self.args.flower_port, worker_name.split("@")[0]))
         print(f"Flower:                  http://127.0.0.1:{self.args.flower_port}/ (loopback only; "
               "/tasks lists each task with its event's state)")
+        ingest_url = f"http://127.0.0.1:{self.args.ingest_port}"
+        self.spawn("ingest", "ingest", "--host", "127.0.0.1", "--port", str(self.args.ingest_port))
+        self.wait_ready("ingest", lambda: _answers(f"{ingest_url}/healthz"))
+        print(f"Ingest (HTTP door):      {ingest_url}/v1/events/OPERATION  (contract: "
+              f"{ingest_url}/openapi.json; open on loopback)")
         print()
 
         relay = build_relay(Settings.from_env(self.env), sends=False)
-        publish = celery_publisher(app)
         watched: list[tuple[str, str]] = []
+        session = requests.Session()
 
         def feed(operation: str, message: dict) -> None:
-            admission = admit(relay, operation, message)
-            if admission.event is not None and admission.state not in SETTLED:
-                publish(admission.event.task_message())
-            print(f"  fed  {operation:<26} {admission.key:<22} {admission.state}"
-                  + (f" — {admission.detail}" if admission.detail else ""))
-            watched.append((operation, admission.key))
+            answer = session.post(f"{ingest_url}/v1/events/{operation}", json=message, timeout=30)
+            event = answer.json()["events"][0]
+            detail = event["note"] if event["status"] != 202 else ""
+            print(f"  fed  {operation:<26} {event['key']:<22} {event['state']} (HTTP {answer.status_code})"
+                  + (f" — {detail}" if detail else ""))
+            watched.append((operation, event["key"]))
 
-        print("Feeding the sample events in examples/ (keys tagged with this run's tag, so every run shows "
-              "the whole story):")
+        print(f"Feeding the sample events in examples/ through {ingest_url} (keys tagged with this run's "
+              "tag, so every run shows the whole story):")
         tag = time.strftime("-%H%M%S")
         for index, (operation, name, changes) in enumerate(SCRIPT):
             message = _tagged({**json.loads((EXAMPLES / name).read_text()), **changes}, tag)
@@ -189,7 +198,9 @@ class Demo:
               "invalid receipt). `.venv/bin/wms-relay dead list` shows them and why.")
         if self.args.exit_when_done:
             return 0
-        print("\nEverything is running. Open Flower, or try `.venv/bin/wms-relay enqueue ...`. Ctrl-C stops.")
+        print("\nEverything is running. Open Flower, or send an event yourself (Ctrl-C stops):\n"
+              f"  curl -sS -X POST {ingest_url}/v1/events/stock.adjust -H 'Content-Type: application/json' "
+              "--data-binary @examples/stock.adjust.json")
         signal.pause()
         return 0
 
@@ -226,6 +237,15 @@ def _flower_sees(port: int, worker_prefix: str) -> bool:
     except (OSError, ValueError, KeyError):
         return False
     return any(str(w.get("hostname", "")).startswith(worker_prefix + "@") for w in workers)
+
+
+def _answers(url: str) -> bool:
+    import requests
+
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def _tagged(message: dict, tag: str) -> dict:

@@ -24,33 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def read_events(text: str) -> list:
-    """One JSON value (object or array) or JSON lines → a list of events.  A key given twice in one object
-    is refused (ValueError naming it): JSON parsers disagree on which one wins, so the event is ambiguous."""
-    from tasks.raw_messages import strict_json
-
-    stripped = text.strip()
-    if not stripped:
-        return []
-    try:
-        value = strict_json(stripped)
-    except json.JSONDecodeError:
-        events = []
-        for number, line in enumerate(stripped.splitlines(), 1):
-            if line.strip():
-                try:
-                    events.append(strict_json(line))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"line {number} is not JSON: {exc.msg}") from None
-                except ValueError as exc:
-                    raise ValueError(f"line {number}: {exc}") from None
-        return events
-    return value if isinstance(value, list) else [value]
-
-
 @friendly_errors
 def run(args: argparse.Namespace) -> int:
     from tasks.events import OPERATIONS
+    from worker.delivery.admission import read_events, take_in_all
     from worker.delivery.relay import build_relay
     from worker.scheduling.scheduler import celery_publisher
     from worker.store.connection import describe
@@ -76,40 +53,27 @@ def run(args: argparse.Namespace) -> int:
     parked.addHandler(logging.NullHandler())
     parked.propagate = False
     relay = build_relay(settings, sends=False)  # never starts a store: StoreNotFound, exit 3
-    app = control_app(settings)
-    publish = celery_publisher(app)
+    app = control_app(settings)  # nor does this app (worker.celery's would start the embedded one)
     store = describe(settings)
     if not args.json:
         say_store(store)
+    counts: dict[str, int] = {}
     try:
-        counts = _admit_all(relay, publish, args.operation, events, store=store, as_json=args.json)
+        for intake in take_in_all(relay, celery_publisher(app), args.operation, events):
+            shown = intake.state or "not admitted"
+            counts[shown] = counts.get(shown, 0) + 1
+            if args.json:
+                print(json.dumps({"operation": args.operation, "key": intake.key, "state": intake.state,
+                                  "note": intake.note, "store": store}))
+            else:
+                print(f"{args.operation} {one_line(intake.key)}: {shown} — {one_line(intake.note)}")
     finally:
         app.close()
         relay.redis.close()
     if not args.json:
         print("Summary: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    if counts.get("not admitted"):
+        print("wms-relay: the store did not answer; the events not admitted can be sent again as they are "
+              "(an admitted one is recognised by its key)", file=sys.stderr)
+        return 3
     return 1 if counts.get("dead") else 0
-
-
-def _admit_all(relay, publish, operation: str, events: list, *, store: str, as_json: bool) -> dict[str, int]:
-    """Admit and queue each event, printing one line each; the count of events by state."""
-    from worker.delivery.pipeline import SETTLED, admit
-
-    counts: dict[str, int] = {}
-    for message in events:
-        admission = admit(relay, operation, message)
-        state = admission.state
-        if admission.event is not None and state not in SETTLED:
-            publish(admission.event.task_message())
-            note = "queued" if state == "accepted" else f"already {state}; queued again (it is sent once)"
-        elif admission.event is not None:
-            note = f"already {state}; not sent again"
-        else:
-            note = admission.detail
-        counts[state] = counts.get(state, 0) + 1
-        if as_json:
-            print(json.dumps({"operation": operation, "key": admission.key, "state": state, "note": note,
-                              "store": store}))
-        else:
-            print(f"{operation} {one_line(admission.key)}: {state} — {one_line(note)}")
-    return counts

@@ -11,7 +11,8 @@ import argparse
 import json
 
 from worker.commands.presenting import age, friendly_errors, described, print_json, say, say_store, shorten
-from worker.encoding import event_ref, one_line
+from worker.encoding import one_line
+from worker.support.event_view import describe
 from worker.settings import Settings
 
 
@@ -24,37 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def describe(place, operation: str, key: str) -> dict | None:
-    """The JSON view of one event, or None when neither the ledger nor the dead letters know it."""
+def with_liveness(place, view: dict) -> dict:
+    """``view`` with the workers and the scheduler alive now (heartbeats), for the next step to name."""
     from worker.store.heartbeats import Heartbeats
 
-    relay = place.relay
-    record = relay.ledger.get(operation, key)
-    letter = relay.dead_letters.latest_for(operation, key)
-    retry = relay.schedule.get(event_ref(operation, key))
-    if record is None and letter is None:
-        return None
-    if record is not None:
-        view = record.to_dict()
-        view["in_ledger"] = True
-    else:  # an invalid event: dead-lettered at the door, never in the ledger
-        view = {"operation": operation, "key": key, "state": "dead" if letter.status == "open" else
-                letter.status, "attempts": 0, "result": None, "history": [], "attempts_log": [],
-                "event": letter.event, "in_ledger": False}
-    view["dead_letter"] = letter.to_dict() if letter is not None else None
-    beats = Heartbeats(relay.redis, relay.clock)
-    view["workers_alive"] = [beat.name for beat in beats.alive("worker")]
-    view["scheduler_alive"] = bool(beats.alive("scheduler"))
-    view["scheduled_retry"] = None if retry is None else {
-        "due_at": _iso(retry.due_at), "due_in_seconds": round(retry.due_at - relay.clock(), 1),
-        "in_flight": retry.in_flight}
-    return view
-
-
-def _iso(moment_: float) -> str | None:
-    from worker.encoding import iso_time
-
-    return iso_time(moment_)
+    beats = Heartbeats(place.relay.redis, place.relay.clock)
+    return {**view, "workers_alive": [beat.name for beat in beats.alive("worker")],
+            "scheduler_alive": bool(beats.alive("scheduler"))}
 
 
 def _candidates(place, operation: str, key: str | None) -> list[tuple[str, str]]:
@@ -135,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
 
     with workplace(Settings.from_env()) as place:
         views = [v for op, key in _candidates(place, args.operation, args.key)
-                 if (v := describe(place, op, key)) is not None]
+                 if (v := describe(place.relay, op, key)) is not None]
+        views = [with_liveness(place, view) for view in views]
     store = place.store
     if not args.json:
         say_store(store)

@@ -12,10 +12,10 @@ that returned, whatever became of its event)."""
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import sys
 
 from worker.settings import Settings, SettingsError, valid_basic_auth
+from worker.web.serving import is_loopback
 
 # Flower's ``tasks_columns``: slugs of the /tasks page's columns, in order (Flower hides args and result by
 # default).
@@ -27,15 +27,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--address", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=5555, help="listen port (default 5555)")
     p.set_defaults(handler=run)
-
-
-def is_loopback(address: str) -> bool:
-    if address in ("localhost", ""):
-        return address == "localhost"
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 def check_exposure(address: str, basic_auth: str) -> None:

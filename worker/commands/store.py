@@ -6,7 +6,7 @@ embedded one.
                             exit code 0 when it answers, 3 when it does not (or none runs here)
     store stop              shut the embedded server down (SHUTDOWN: its data is flushed to disk first)
 
-Support commands never start a server; the service processes (worker, scheduler, flower, demo) start
+Support commands never start a server; the service processes (worker, scheduler, flower, ingest, demo) start
 the embedded one when REDIS_URL is unset.  A server named by REDIS_URL is never stopped from here."""
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import redis
 
-from worker.encoding import event_ref
+from worker.encoding import event_ref, utf8_safe
 from tasks.events import OPERATIONS, DeliveryEvent, InvalidEvent, validate_event
 from worker.delivery.failures import after_failure, dead, ensure_dead_letter, keep_attempt
 from worker.delivery.failures import retry_later
@@ -55,6 +55,8 @@ class Admission:
     event: DeliveryEvent | None = None
     accepted: Any = None
     claim: Any = None  # with ``claim_for``: the claim taken in the same step
+    refusal: str = ""  # "invalid" or "conflict" when the event was turned away (a dead letter), else ""
+    problems: dict | None = None  # invalid: field path -> messages, as the dead letter keeps them
 
 
 def admit(relay: Relay, operation: str, message: Any, *, claim_for: str | None = None) -> Admission:
@@ -67,14 +69,16 @@ def admit(relay: Relay, operation: str, message: Any, *, claim_for: str | None =
         event = validate_event(operation, message)
     except InvalidEvent as exc:
         reject_invalid(relay, operation, message, exc)
-        return Admission(operation, best_key(message), "dead", f"invalid: {exc}")
+        return Admission(operation, best_key(message), "dead", f"invalid: {exc}", refusal="invalid",
+                         problems=utf8_safe(exc.messages))
     if claim_for is None:
         accepted, claim = relay.ledger.accept(event), None
     else:
         accepted, claim = relay.ledger.accept_and_claim(event, claim_for)
     if accepted.conflict:
         reject_conflict(relay, event, accepted)
-        return Admission(operation, event.key, "dead", "conflict: same key, different payload; not sent")
+        return Admission(operation, event.key, "dead", "conflict: same key, different payload; not sent",
+                         refusal="conflict")
     return Admission(operation, event.key, accepted.state, "", event, accepted, claim)
 
 

@@ -9,9 +9,10 @@ failover.  Unset → the embedded valkey-server under ``WMS_RELAY_VAR_DIR``
 (see :mod:`worker.store.embedded`).
 
 Who may start the embedded server: only the service processes (``wms-relay worker``, ``scheduler``,
-``flower``, ``demo``), which pass ``start=True``.  Everything else — every support command — only finds
-a running one, and raises :class:`~worker.errors.StoreNotFound` when there is none: a fresh, empty server
-started in the wrong directory would answer "nothing needs a person" while the real store holds the work.
+``ingest``, ``flower``, ``demo``), which pass ``start=True``.  Everything else — every support command —
+only finds a running one, and raises :class:`~worker.errors.StoreNotFound` when there is none: a fresh,
+empty server started in the wrong directory would answer "nothing needs a person" while the real store
+holds the work.
 :func:`describe` says in one line which store a command reads, for people (never the password).
 Nothing here runs at import time."""
 from __future__ import annotations

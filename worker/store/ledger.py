@@ -4,9 +4,10 @@ It is what makes delivery exactly-once.  ``accept`` records an event (or recogni
 different payload under the same key: a conflict); ``claim`` lets one worker at a time send it, under a
 lease that a crashed worker's claim loses when it expires; ``transition`` moves it on (compare-and-set,
 so a worker whose lease was taken over cannot overwrite the new owner's work); support staff ``reopen``
-parked events.  Each of these is one Lua script (``worker.store.ledger_scripts``): atomic on the server, and
-carrying a request id, so that a call resent after a timeout replays its first reply instead of running
-twice (the store-call rule: ``worker.store.requests``).
+parked events; the ingest door may ``withdraw`` an accept whose event it could not queue.  Each of
+these is one Lua script (``worker.store.ledger_scripts``): atomic on the server, and carrying a request
+id, so that a call resent after a timeout replays its first reply instead of running twice (the
+store-call rule: ``worker.store.requests``).
 
 States: ``accepted`` → ``sending`` → ``delivered`` | ``superseded`` | ``retrying`` | ``waiting`` |
 ``uncertain`` | ``dead``; ``discarded`` by a person.  Final states (delivered, superseded, discarded) keep
@@ -164,6 +165,7 @@ class Ledger:
         self._accept_and_claim = redis_client.register_script(ledger_scripts.ACCEPT_AND_CLAIM)
         self._transition = redis_client.register_script(ledger_scripts.TRANSITION)
         self._record_attempt = redis_client.register_script(ledger_scripts.RECORD_ATTEMPT)
+        self._withdraw = redis_client.register_script(ledger_scripts.WITHDRAW)
 
     @classmethod
     def from_settings(cls, redis_client, settings, *, clock: Callable[[], float] = time.time) -> "Ledger":
@@ -231,6 +233,15 @@ class Ledger:
             _stamp(now + self._lease)])
         accepted = _accepted(reply[:4], print_)
         return accepted, None if accepted.conflict else self._claim_reply(reply[4:], now)
+
+    def withdraw(self, event: Any) -> bool:
+        """Undo an :meth:`accept` whose event could not be queued (the door answers "not admitted, send
+        it again"): remove the record if it is still exactly as accept left it — ``accepted``, never
+        claimed, same fields.  True if removed.  Harmless if a copy of the event is queued after all: the
+        worker records it again when it takes the message."""
+        event = LedgerEvent.coerce(event)
+        return bool(self._withdraw(keys=self._request_keys(event.operation, event.key),
+                                   args=[fingerprint(event.fields), event_ref(event.operation, event.key)]))
 
     def claim(self, operation: str, key: str, fingerprint: str, owner: str) -> Claim:
         """Take the event for one send attempt (``status == "claimed"``), under a lease.

@@ -10,8 +10,8 @@ Every script gets the same KEYS, in this order (see ``worker.store.ledger.Ledger
                 dropped when a new minute starts) — a few fields in all, not one entry per event
     KEYS[4..9]  one sorted set per open state, scored by the time the event entered it:
                 accepted, sending, retrying, waiting, uncertain, dead
-    KEYS[10]    (accept, claim, transition, attempt log) the request's reply key: a resent call replays
-                its first reply instead of running twice (``worker.store.requests``)
+    KEYS[10]    (accept, claim, transition, attempt log, withdraw) the request's reply key: a resent
+                call replays its first reply instead of running twice (``worker.store.requests``)
 
 The record hash keeps as few fields as it can (each field of a hash that holds a long value costs
 Redis ~25-40 bytes of bookkeeping, more when its table grows), so a delivered event has five:
@@ -180,5 +180,16 @@ if not r[1] then return 0 end
 local _, holder = lease_of(r[2])
 if ARGV[1] ~= '' and holder ~= ARGV[1] then return 0 end
 tell(ARGV[2])
+return 1
+""")
+
+# Take back a record the ingest door has just created and could not queue: only while it is still as
+# ACCEPT left it (accepted, never claimed, same fingerprint).  ARGV: fingerprint, member.  Returns 1 if
+# removed.  With a request id: resent after a timeout, it answers its first reply (1), not 0.
+WITHDRAW = _PRELUDE + replaying("""
+local r = redis.call('HMGET', KEYS[1], 's', 'e', 'n')
+if r[1] ~= 'accepted' or r[3] ~= '0' or fingerprint_of(r[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[OPEN.accepted], ARGV[2])
 return 1
 """)

@@ -46,3 +46,15 @@ def test_a_dead_letter_id_resent_is_the_same_id(store_client):
     with replayable("letter"):
         again = letters.add("stock.adjust", "S-3", {"a": 1}, "permanent", messages=["no"])
     assert first == again and letters.count() == 1
+
+
+def test_a_withdrawal_resent_replays_that_it_removed_the_record(store_client):
+    ledger = Ledger(store_client, lease_seconds=30, delivered_retention_seconds=60)
+    ledger.accept(event("S-4"))
+    with replayable("withdraw"):
+        first = ledger.withdraw(event("S-4"))
+    with replayable("withdraw"):  # resent after a timeout: the first reply, not "nothing to remove"
+        again = ledger.withdraw(event("S-4"))
+    assert first is True and again is True
+    assert ledger.get("stock.adjust", "S-4") is None
+    assert ledger.withdraw(event("S-4")) is False  # a new request: there is nothing left to take back

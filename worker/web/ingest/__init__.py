@@ -1,0 +1,106 @@
+"""The HTTP door for the WMS (``wms-relay ingest``): events in over HTTP, validated and admitted by the
+same code as ``wms-relay enqueue`` (``worker.delivery.admission``), answered per event with its key and state.
+
+:func:`create_app` builds the Flask app from Settings; tests pass their own relay and publisher.  The
+routes are in ``routes.py``, credentials in ``auth.py`` and ``tokens.py``, the contract in ``openapi.py``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+from flask import Flask
+from werkzeug.exceptions import HTTPException
+
+from worker.delivery.admission import STORE_UNREACHABLE, Publish
+from worker.settings import Settings
+from worker.web.ingest.auth import Doorkeeper
+
+log = logging.getLogger("wms_relay.ingest")
+
+
+@dataclass
+class Ingest:
+    """What the routes work with: one per app, shared by the server's threads."""
+
+    settings: Settings
+    relay: object  # worker.delivery.relay.Relay (sends=False)
+    publish: Publish
+    keeper: Doorkeeper
+    openapi: dict
+    refusals: Counter = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count_refusal(self, reason: str) -> None:
+        with self.lock:
+            self.refusals[reason] += 1
+
+    def refusal_counts(self) -> dict[str, int]:
+        with self.lock:
+            return dict(self.refusals)
+
+    def log_request(self, operation: str, caller, status: int, intakes, seconds: float) -> None:
+        """One line per POST: who, what, how many of each verdict, the status and the time taken."""
+        verdicts = Counter(intake.verdict for intake in intakes)
+        fields = {"operation": operation, "client": caller.client, "status": status, "events": len(intakes),
+                  **{f"n_{verdict}": n for verdict, n in sorted(verdicts.items())},
+                  "latency_ms": round(seconds * 1000, 1)}
+        level = logging.WARNING if status >= 500 else logging.INFO
+        if self.settings.log_format == "json":
+            log.log(level, json.dumps({"msg": "ingest", **fields}, sort_keys=True))
+        else:
+            log.log(level, "ingest %s", " ".join(f"{k}={v}" for k, v in fields.items()))
+
+
+def create_app(settings: Settings, *, relay=None, publish: Publish | None = None,
+               clock: Callable[[], float] = time.time) -> Flask:
+    """The ingest app.  Without ``relay``/``publish``: the store and a Celery publisher from ``settings``."""
+    from worker.web.ingest import routes
+    from worker.web.ingest.openapi import document
+
+    if relay is None:
+        from worker.delivery.relay import build_relay
+
+        # A service process, like the worker: with REDIS_URL unset it may start the embedded server.
+        relay = build_relay(settings, sends=False, clock=clock, start_store=True)
+    if publish is None:
+        from worker.support.desk import control_app
+        from worker.scheduling.scheduler import celery_publisher
+
+        publish = celery_publisher(control_app(settings))
+    app = Flask("wms_relay.ingest")
+    app.config["MAX_CONTENT_LENGTH"] = settings.ingest_max_body_bytes
+    app.json.sort_keys = False
+    keeper = Doorkeeper.from_settings(settings, relay.redis, clock)
+    app.extensions["wms_relay_ingest"] = Ingest(settings, relay, publish, keeper, document())
+    app.register_blueprint(routes.blueprint)
+
+    @app.errorhandler(HTTPException)
+    def http_problem(exc: HTTPException):
+        if exc.code == 413:
+            return routes.problem(413, "too_large", f"The body is larger than "
+                                  f"{settings.ingest_max_body_bytes} bytes (INGEST_MAX_BODY_BYTES): send "
+                                  "fewer events per request.")
+        return routes.problem(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"),
+                              exc.description or exc.name)
+
+    def store_unreachable(exc: Exception):
+        log.warning("ingest: the store did not answer (%s)", type(exc).__name__)
+        return routes.problem(503, "store_unreachable", "The store did not answer; try again shortly.")
+
+    for kind in STORE_UNREACHABLE:
+        app.register_error_handler(kind, store_unreachable)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("ingest: unexpected error")
+        return routes.problem(500, "internal_error", "Something went wrong in the relay (see the ingest "
+                              "log). Send the request again: events already admitted are recognised by "
+                              "their key.")
+
+    return app

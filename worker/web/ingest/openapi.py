@@ -1,0 +1,203 @@
+"""The ingest door's contract, OpenAPI 3.1, generated from the marshmallow schemas that validate events.
+
+apispec's MarshmallowPlugin turns each operation's schema (``tasks.events.OPERATIONS``) into a JSON Schema
+component: nested schemas, required fields, unknown fields refused (``additionalProperties: false``).  Our
+own field types (``tasks/schemas/common.py``) are described by :func:`field_properties` — their type and
+limits read from the field instances, so a changed limit changes the document.  Rules that span fields
+(``@validates_schema``: a relative adjustment needs a reason, package ids are unique, ...) cannot be
+written in JSON Schema; they are in each schema's description, and the 422 answer names them.
+The answers are marshmallow schemas too (below).  ``tests/web/test_ingest_openapi.py`` validates the
+document (openapi-spec-validator), every file in ``examples/`` against it, and real answers against it.
+"""
+from __future__ import annotations
+
+import inspect
+from functools import lru_cache
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema, fields
+
+from tasks.events import OPERATIONS
+from tasks.schemas import common
+from worker import __version__
+from worker.web.ingest.auth import MAX_AGE_SECONDS, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from worker.web.ingest.routes import RETRY_AFTER_SECONDS
+
+_NO_CONTROL = r"\x00-\x1f\x7f-\x9f"
+# Text(identifier=True): no control characters, nothing that str.strip() removes at either end.
+IDENTIFIER_PATTERN = rf"^[^{_NO_CONTROL}\s]([^{_NO_CONTROL}]*[^{_NO_CONTROL}\s])?$"
+
+
+def field_properties(self, field, **kwargs) -> dict:
+    """The JSON Schema of one of our field types (an apispec attribute function; ``self`` is apispec's
+    converter).  Runs after apispec's own, so what it returns wins."""
+    found: dict = {}
+    if isinstance(field, common.Text):
+        found = {"type": "string", "maxLength": field.max_length, "minLength": field.min_length}
+        if field.identifier:
+            found["pattern"] = IDENTIFIER_PATTERN
+    elif isinstance(field, common.Integer):
+        found = {"type": "integer", "minimum": field.minimum, "maximum": field.maximum}
+        if field.digit_string:
+            found = {**found, "type": ["integer", "string"], "pattern": r"^[+-]?[0-9]{1,20}$",
+                     "description": "An integer, or a string of digits (the range applies to both)."}
+    elif isinstance(field, common.Measure):
+        found = {"type": "number", "minimum": 0, "maximum": common.MAX_MEASURE}
+    elif isinstance(field, common.Flag):
+        found = {"type": "boolean"}
+    elif isinstance(field, common.Choice):
+        found = {"type": "string", "enum": list(field.choices)}
+    elif isinstance(field, common.CalendarDate):
+        found = {"type": "string", "format": "date", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+    elif isinstance(field, common.Timestamp):
+        found = {"type": "string", "format": "date-time", "maxLength": 40,
+                 "pattern": "^" + common._TIMESTAMP.pattern + "$",
+                 "description": "ISO-8601 with a timezone offset or Z, years 2000-2099."}
+    elif isinstance(field, common.ExternalId):
+        found = {"type": ["string", "integer"], "maxLength": field.text.max_length, "minimum": 0,
+                 "maximum": 10**18, "description": "A string, or a whole number (sent as its digits)."}
+    elif isinstance(field, common.Forbidden):
+        return {"not": {}, "description": field.message}
+    elif isinstance(field, common.Listing):
+        found = {"minItems": field.min_items, "maxItems": field.max_items}
+    if found and field.allow_none and "type" in found:
+        kinds = found["type"] if isinstance(found["type"], list) else [found["type"]]
+        found["type"] = [*kinds, "null"]
+    return found
+
+
+# -- the answers -----------------------------------------------------------------------------------------
+
+class EventAnswerSchema(Schema):
+    index = fields.Integer(required=True, metadata={"description": "The event's place in the request."})
+    key = fields.String(required=True, metadata={"description": "transaction_id or event_id; '(no key)' "
+                                                 "when an invalid event carried none"})
+    state = fields.String(required=True, allow_none=True, metadata={
+        "description": "The event's ledger state (accepted, sending, retrying, waiting, delivered, "
+                       "superseded, uncertain, dead, discarded); null when it was not admitted."})
+    status = fields.Integer(required=True, metadata={
+        "description": "202 admitted, 422 invalid, 409 conflict, 503 not admitted (send it again)."})
+    note = fields.String(required=True)
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), metadata={
+        "description": "422: field path -> messages, as the dead letter keeps them."})
+
+
+class BatchAnswerSchema(Schema):
+    operation = fields.String(required=True)
+    events = fields.List(fields.Nested(EventAnswerSchema), required=True)
+    error = fields.String()
+    message = fields.String()
+
+
+class ProblemSchema(Schema):
+    error = fields.String(required=True, metadata={"description": "One word: what went wrong."})
+    message = fields.String(required=True)
+    operations = fields.List(fields.String())
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True)
+    store = fields.String(required=True)
+    refused_credentials = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+
+
+class EventViewSchema(Schema):
+    """What ``wms-relay event --json`` shows, less the payload (the event's fields)."""
+
+    operation = fields.String(required=True)
+    key = fields.String(required=True)
+    state = fields.String(required=True)
+    attempts = fields.Integer(required=True)
+    result = fields.Dict(allow_none=True, required=True, metadata={"description": "What Trademax answered."})
+    history = fields.List(fields.Dict(), required=True)
+    attempts_log = fields.List(fields.Dict(), required=True)
+    in_ledger = fields.Boolean(required=True)
+    dead_letter = fields.Dict(allow_none=True, required=True)
+    scheduled_retry = fields.Dict(allow_none=True, required=True)
+
+    class Meta:
+        unknown = "include"
+
+
+def _json(ref: str) -> dict:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}
+
+
+def _problem(description: str) -> dict:
+    return {"description": description, "content": _json("Problem")}
+
+
+def _post(name: str) -> dict:
+    spec = OPERATIONS[name]
+    event = {"$ref": f"#/components/schemas/{name}"}
+    batch = {"description": "", "content": _json("BatchAnswer")}
+    return {"post": {
+        "operationId": "post_" + name.replace(".", "_"),
+        "summary": f"Send {name} events (Celery task {spec.task_name})",
+        "description": f"Keyed by `{spec.key_field}`. " + inspect.cleandoc(spec.schema.__doc__ or ""),
+        "requestBody": {"required": True, "content": {
+            "application/json": {"schema": {"oneOf": [event, {"type": "array", "items": event,
+                                                              "minItems": 1}]}},
+            "application/x-ndjson": {"schema": {"type": "string",
+                                                "description": f"One {name} event per line."}}}},
+        "responses": {
+            "202": {**batch, "description": "Every event admitted: in the ledger and queued (or known)."},
+            "207": {**batch, "description": "The events' answers differ: see each one's status."},
+            "409": {**batch, "description": "The key belongs to another payload (kept as a dead letter)."},
+            "422": {**batch, "description": "Invalid: `errors` names each field (kept as a dead letter)."},
+            "503": {**batch, "description": f"The store did not answer; Retry-After {RETRY_AFTER_SECONDS}. "
+                                            "Send the events marked 503 again.",
+                    "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
+            "400": _problem("Not JSON (or a key given twice), not UTF-8, or no event."),
+            "401": _problem("Credentials missing, wrong, stale or replayed."),
+            "403": _problem("This client's token does not allow this operation."),
+            "413": _problem("The body is larger than INGEST_MAX_BODY_BYTES."),
+            "415": _problem("Not application/json or application/x-ndjson."),
+        },
+    }}
+
+
+@lru_cache(maxsize=1)
+def document() -> dict:
+    """The OpenAPI 3.1 document (built once per process: the schemas do not change while it runs)."""
+    plugin = MarshmallowPlugin()
+    spec = APISpec(title="wms-relay ingest", version=__version__, openapi_version="3.1.0", plugins=[plugin],
+                   info={"description": "The HTTP door for warehouse events: each event is validated and "
+                                        "admitted as `wms-relay enqueue` does, and answered on its own."})
+    plugin.converter.add_attribute_function(field_properties)
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer",
+                                               "description": "A token from `wms-relay ingest add-token`."})
+    spec.components.security_scheme("hmac", {
+        "type": "apiKey", "in": "header", "name": SIGNATURE_HEADER,
+        "description": f"`sha256=` + hex HMAC-SHA256(secret, \"{{timestamp}}\\n{{METHOD}}\\n{{path}}\\n\" + "
+                       f"body), with the Unix time in {TIMESTAMP_HEADER} (at most {MAX_AGE_SECONDS} s "
+                       "old; each signature is accepted once)."})
+    for name, op in OPERATIONS.items():
+        spec.components.schema(name, {"description": inspect.cleandoc(op.schema.__doc__ or "")},
+                               schema=op.schema)
+    answers = {"EventAnswer": EventAnswerSchema, "BatchAnswer": BatchAnswerSchema, "Problem": ProblemSchema,
+               "Health": HealthSchema, "EventView": EventViewSchema}
+    for name, schema in answers.items():
+        spec.components.schema(name, schema=schema)
+    for name in OPERATIONS:
+        spec.path(path=f"/v1/events/{name}", operations=_post(name))
+    spec.path(path="/v1/events/{operation}/{key}", operations={"get": {
+        "operationId": "get_event", "summary": "One event's state, attempts and history",
+        "parameters": [
+            {"name": "operation", "in": "path", "required": True,
+             "schema": {"type": "string", "enum": list(OPERATIONS)}},
+            {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "The event", "content": _json("EventView")},
+                      "401": _problem("Credentials missing or wrong."),
+                      "404": _problem("No such operation or event.")}}})
+    spec.path(path="/healthz", operations={"get": {
+        "operationId": "healthz", "summary": "Whether the store answers", "security": [],
+        "responses": {"200": {"description": "Ready", "content": _json("Health")},
+                      "503": {"description": "The store does not answer", "content": _json("Health")}}}})
+    spec.path(path="/openapi.json", operations={"get": {
+        "operationId": "openapi", "summary": "This document", "security": [],
+        "responses": {"200": {"description": "OpenAPI 3.1"}}}})
+    result = spec.to_dict()
+    result["security"] = [{"bearer": []}, {"hmac": []}]
+    return result
