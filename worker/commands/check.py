@@ -1,6 +1,7 @@
 """``wms-relay check``: is this machine set up to deliver?  Run it after changing any setting.
 
-1. Settings: every variable is read and validated; a missing or malformed one is named.
+1. Settings: every variable is read and validated; a missing or malformed one is named
+   (INGEST_TOKENS_FILE, when set: readable, well formed, holding at least one token).
 2. Redis: the server named by REDIS_URL (or the embedded one) answers, and keeps data safely
    (``appendonly yes``, ``maxmemory-policy noeviction``: warnings otherwise).
 3. Trademax: one signed, read-only request (GET the lines of a made-up outgoing order).  Any answer past
@@ -66,6 +67,30 @@ def settings_problems(settings: Settings) -> list[Verdict]:
         problems.append(Verdict("FAIL", "FLOWER_BASIC_AUTH", "must be user:password (comma-separated for "
                                 "several users), with neither part empty", "fix or unset it"))
     return problems
+
+
+def ingest_problems(settings: Settings) -> list[Verdict]:
+    """INGEST_TOKENS_FILE, when set: readable, every line well formed, at least one token.  (The door
+    itself refuses to start on a non-loopback address without credentials; this says why before.)"""
+    if not settings.ingest_tokens_file:
+        return []
+    from worker.web.ingest.tokens import TokenFileError, parse
+
+    path = settings.ingest_tokens_file
+    try:
+        entries = parse(path.read_text(encoding="utf-8"), f"INGEST_TOKENS_FILE {path}")
+    except OSError as exc:
+        return [Verdict("FAIL", "INGEST_TOKENS_FILE", f"{path} cannot be read ({exc.strerror})",
+                        "create it with `wms-relay ingest add-token CLIENT`, or fix the path")]
+    except (TokenFileError, UnicodeDecodeError) as exc:
+        return [Verdict("FAIL", "INGEST_TOKENS_FILE", str(exc), "fix that line, or make the file again with "
+                        "`wms-relay ingest add-token CLIENT`")]
+    if not entries:
+        return [Verdict("WARN", "INGEST_TOKENS_FILE", f"{path} holds no token: the ingest door refuses "
+                        "every bearer token", "`wms-relay ingest add-token CLIENT` makes one")]
+    clients = sorted({entry.client for entry in entries})
+    return [Verdict("OK", "INGEST_TOKENS_FILE", f"{len(entries)} token{'s' if len(entries) != 1 else ''} "
+                    f"for {', '.join(clients)}")]
 
 
 def check_redis(settings: Settings) -> list[Verdict]:
@@ -153,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
     if not verdicts:
         where = url_without_password(settings.trademax_base_url)
         verdicts.append(Verdict("OK", "settings", f"read; Trademax at {where}"))
+    verdicts += ingest_problems(settings)
     verdicts += check_redis(settings)
     if args.skip_trademax:
         verdicts.append(Verdict("WARN", "Trademax", "not checked (--skip-trademax)"))
