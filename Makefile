@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test php bench chaos lint clean
+.PHONY: run test php chromium bench chaos lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/wms-relay demo
 
-## make test: the whole test suite (the PHP differential tests run where php-cli is installed; `make php` installs it).
+## make test: the whole test suite (the PHP differential tests run where php-cli is installed, `make php` installs it;
+## the desk's browser tests where Debian's chromium is, `make chromium` installs it).
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -29,11 +30,20 @@ php:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq php-cli >/dev/null; }
 	@php --version | head -1
 
-## make bench: signing speed, pipeline throughput through the real processes, then the ingest door (~7 min; docs/benchmarks.md).
+## make chromium: Debian's headless chromium and its chromedriver, for the desk's browser tests (needs root or sudo).
+chromium:
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	@chromium --version | head -1
+
+## make bench: signing speed, pipeline throughput through the real processes, the ingest door, then the desk's
+## page times with 100,000 dead letters (~12 min; docs/benchmarks.md).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/signing.py
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/desk_pages.py
 
 ## make chaos: 2,000 events through faults, SIGKILLed workers and a store restart (~1-2 min; exits 1 on a violation).
 chaos: $(STAMP)

@@ -149,6 +149,31 @@ class Sandbox(SandboxControl):
         self._log.close()
 
 
+class Desk:
+    """The support desk process (``wms-relay desk --port 0``): its ``url`` comes from its first line."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, *, host: str = HOST) -> None:
+        self._log = open(log_path, "wb")
+        self.process = subprocess.Popen([sys.executable, "-m", "worker.cli", "desk", "--host", host, "--port",
+                                         "0"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self._log,
+                                        start_new_session=True)
+        deadline = time.monotonic() + START_TIMEOUT
+        line = b""
+        while b"listening on" not in line:
+            line = self.process.stdout.readline()
+            if (not line and self.process.poll() is not None) or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the desk did not start; see {log_path}:\n"
+                                   f"{log_path.read_text(errors='replace')[-2000:]}")
+        self.url = line.decode().split("listening on ", 1)[1].strip()
+
+    def stop(self) -> None:
+        _stop(self.process)
+        if self.process.stdout:
+            self.process.stdout.close()
+        self._log.close()
+
+
 def _stop(process: subprocess.Popen | None, sig: int = signal.SIGTERM) -> None:
     """Signal the process's session (it was started in its own) and wait; SIGKILL if it lingers."""
     if process is None or process.poll() is not None:

@@ -30,7 +30,8 @@ def test_demo_lands_every_sample_event_and_stops_cleanly(tmp_path):
     env["WMS_RELAY_VAR_DIR"] = str(tmp_path / "var")
     try:
         out = subprocess.run([sys.executable, "-m", "worker.cli", "demo", "--exit-when-done",
-                              "--flower-port", str(_free_port()), "--ingest-port", str(_free_port())],
+                              "--flower-port", str(_free_port()), "--desk-port", str(_free_port()),
+                              "--ingest-port", str(_free_port())],
                              cwd=ROOT, env=env, capture_output=True, timeout=240)
     finally:
         stop(tmp_path / "var")
@@ -44,7 +45,8 @@ def test_demo_lands_every_sample_event_and_stops_cleanly(tmp_path):
     assert len(delivered) == 8, outcomes
     assert states["receipt.create"] in ("delivered", "dead")
     assert "Dead letters waiting for a person: 1 " in text
-    assert "Stopped: worker, scheduler, Flower, ingest, sandbox." in text
+    assert "Stopped: worker, scheduler, Flower, desk, ingest, sandbox." in text
+    assert re.search(r"Support desk: +http://127\.0\.0\.1:\d+/ \(sign in as demo", text)
     assert "Ingest (HTTP door):      http://127.0.0.1:" in text        # fed through the HTTP door
     assert "(HTTP 422)" in text and "(HTTP 202)" in text
     assert (tmp_path / "var" / "demo" / "worker.log").exists()

@@ -11,7 +11,9 @@ signatures; a wrong token, a replayed and a stale signature; an invalid event). 
 searched for the secret, every signature the sandbox saw (recomputed from the params it logged: the
 sandbox never keeps them), the ingest tokens, the HMAC secret and every ingest signature — 0 hits.
 The same run shows one Sentry event per dead letter or uncertain event and none per retry, and one JSON
-log line per attempt."""
+log line per attempt.  The support desk runs too: a person signs in (once with the wrong password, once
+typing the password into the name box) and reads every page; the desk users' passwords, their Argon2
+hashes and the desk's session key are searched for in the pages, the logs and Redis as well."""
 from __future__ import annotations
 
 import base64
@@ -32,6 +34,7 @@ import requests
 from celery import Celery
 
 import signing
+from benchmarks._harness import Desk
 from tests.fixtures.pipeline import FAST_SETTINGS, ROOT, Pipeline, wait_until
 from tests.integration.test_delivery_pipeline import EXAMPLES, example
 from worker.store.embedded import free_port
@@ -40,6 +43,8 @@ pytestmark = pytest.mark.integration
 
 SECRET = "leak-canary-" + secrets.token_hex(12)
 FLOWER_AUTH = ("ops", "flower-" + secrets.token_hex(6))
+DESK_PASSWORD = "desk-canary-" + secrets.token_hex(8)
+DESK_SESSION_KEY = "desk-session-key-canary-" + secrets.token_hex(16)
 INGEST_HMAC_SECRET = "ingest-hmac-canary-" + secrets.token_hex(12)
 
 
@@ -141,9 +146,17 @@ def leak_run(redis_server, sandbox, tmp_path):
     run.flower_url = f"http://127.0.0.1:{flower_port}"
     run.inbox = inbox
     run.cli_output = []
+    from worker.web.desk.users import UsersFile
+
+    UsersFile(tmp_path / "desk-users").add("dora", "operator", DESK_PASSWORD)
+    desk = Desk({**env, "DESK_USERS_FILE": str(tmp_path / "desk-users"), "DESK_SECRET_KEY": DESK_SESSION_KEY},
+                tmp_path / "desk.log")
+    run.desk_url = desk.url
+    run.desk_users = tmp_path / "desk-users"
     try:
         yield run
     finally:
+        desk.stop()
         os.killpg(ingest.pid, signal.SIGTERM)
         ingest.wait(timeout=30)
         run.stop()
@@ -330,13 +343,22 @@ def test_no_secret_or_signature_reaches_logs_redis_flower_or_sentry_and_sentry_r
         haystacks[f"log {path.name}"] = path.read_bytes()
     haystacks["wms-relay output"] = "\n".join(run.cli_output).encode()
     haystacks["flower tasks"] = json.dumps(tasks).encode()
+    haystacks["desk pages"] = desk_pages(run)
+    haystacks["redis, after the desk"], _ = redis_haystack(r)
+    for path in sorted(run.log_dir.glob("*.log")):
+        haystacks[f"log {path.name}, after the desk"] = path.read_bytes()
     haystacks["celery events"] = json.dumps(tap.events, default=str).encode()
     haystacks["sentry envelopes"] = b"\n".join(run.inbox.envelopes)
     needles = {"the secret": SECRET.encode(), "the secret, URL-quoted": quote(SECRET, safe="").encode(),
-               "the flower password": FLOWER_AUTH[1].encode(),
+               "the flower password": FLOWER_AUTH[1].encode(), "a desk password": DESK_PASSWORD.encode(),
+               "the desk's session key": DESK_SESSION_KEY.encode(),
                "the store password": run.redis_server.password.encode(),
                "the ingest token": run.ingest_token.encode(),
                "the ingest HMAC secret": INGEST_HMAC_SECRET.encode()}
+    desk_hash = run.desk_users.read_text().split()[-1]
+    assert desk_hash.startswith("$argon2id$")
+    needles["a desk password's hash"] = desk_hash.encode()
+    needles["a desk password's hash, its digest part"] = desk_hash.rsplit("$", 1)[1].encode()
     needles.update({f"ingest signature {n}": sig.encode() for n, sig in enumerate(ingest_signatures)})
     assert len(ingest_signatures) == 2 and run.ingest_token.startswith("wmsr_")
     seen = _signatures_the_sandbox_saw(run)
@@ -386,6 +408,43 @@ def _answers_at(url: str) -> bool:
         return requests.get(url, timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+def desk_pages(run: Pipeline) -> bytes:
+    """Sign in to the desk (after two mistakes: a wrong password, and the password typed as the name) and
+    read every page, every dead letter's and uncertain event's page included; all the HTML, concatenated."""
+    import re
+
+    session = requests.Session()
+    pages = []
+
+    def token(html: str) -> str:
+        return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+    def sign_in(name: str, password: str) -> requests.Response:
+        form = session.get(run.desk_url + "sign-in", timeout=30).text
+        pages.append(form)
+        return session.post(run.desk_url + "sign-in", timeout=30,
+                            data={"name": name, "password": password, "csrf_token": token(form)})
+
+    assert sign_in("dora", "wrong-" + DESK_PASSWORD).status_code == 401
+    typed_wrong = sign_in(DESK_PASSWORD, "dora")
+    assert typed_wrong.status_code == 401
+    assert sign_in("dora", DESK_PASSWORD).url.rstrip("/") == run.desk_url.rstrip("/")
+    paths = ["", "dead-letters", "dead-letters?status=any", "uncertain", "retries", "audit",
+             "events/receipt.create/R-FLAKY", "events/stock.adjust/rel-L"]
+    listing = session.get(run.desk_url + "dead-letters?status=any", timeout=30).text
+    paths += sorted(set(re.findall(r'href="/(dead-letter/dl-\d+)"', listing)))
+    for path in paths:
+        answer = session.get(run.desk_url + path, timeout=30)
+        assert answer.status_code == 200, (path, answer.status_code)
+        pages.append(answer.text)
+        pages.append(json.dumps(dict(answer.headers)))
+    assert any("rel-L" in page for page in pages) and any("dead-letter/dl-" in p for p in pages)
+    last_page = pages[-2]
+    signed_out = session.post(run.desk_url + "sign-out", data={"csrf_token": token(last_page)}, timeout=30)
+    pages.append(signed_out.text)
+    return "\n".join(pages).encode()
 
 
 def _json_or_none(line: str) -> dict | None:

@@ -166,10 +166,11 @@ def test_hmac_secrets_setting_is_checked_without_quoting_it():
 def test_no_credentials_means_loopback_only():
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("") and not is_loopback("10.0.0.5")
-    refuse_exposure("127.0.0.1", False, "the ingest door", "INGEST_TOKENS_FILE")
-    refuse_exposure("0.0.0.0", True, "the ingest door", "INGEST_TOKENS_FILE")
+    door = {"what": "the ingest door", "credentials": "INGEST_TOKENS_FILE"}
+    refuse_exposure("127.0.0.1", has_credentials=False, **door)
+    refuse_exposure("0.0.0.0", has_credentials=True, **door)
     with pytest.raises(SettingsError, match="INGEST_TOKENS_FILE"):
-        refuse_exposure("0.0.0.0", False, "the ingest door", "INGEST_TOKENS_FILE")
+        refuse_exposure("0.0.0.0", has_credentials=False, **door)
 
 
 def test_the_ingest_command_refuses_a_public_address_without_credentials(tmp_path, monkeypatch, capsys):

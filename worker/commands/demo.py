@@ -1,10 +1,11 @@
 """``wms-relay demo`` (what ``make run`` runs): the whole service on its embedded defaults.
 
-Starts the embedded Redis-compatible server, the sandbox Trademax, a worker, the scheduler, Flower and the
-ingest door on 127.0.0.1; feeds the sample events in ``examples/`` through the ingest door (HTTP) —
-including a dispatch update sent before its create, one invalid event and one that fails transiently —
-and prints each event's outcome as it lands.  Ctrl-C
-stops every process it started.  Logs of the processes are under ``var/demo/``."""
+Starts the embedded Redis-compatible server, the sandbox Trademax, a worker, the scheduler, Flower, the
+support desk and the ingest door on 127.0.0.1 (a desk user ``demo`` with a fresh password, printed
+once); feeds the sample events in ``examples/`` through the ingest door (HTTP) — including a dispatch
+update sent before its create, one invalid event and one that fails transiently — and prints each event's
+outcome as it lands.  Ctrl-C stops every process it started.  Logs of the processes are under
+``var/demo/``."""
 from __future__ import annotations
 
 import argparse
@@ -44,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--exit-when-done", action="store_true",
                    help="stop once every sample event has landed (for tests) instead of waiting for Ctrl-C")
     p.add_argument("--flower-port", type=int, default=5555)
+    p.add_argument("--desk-port", type=int, default=8080)
     p.add_argument("--ingest-port", type=int, default=8081)
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the events to land")
     p.set_defaults(handler=run)
@@ -89,12 +91,21 @@ class Demo:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
-        print("Stopped: worker, scheduler, Flower, ingest, sandbox.")
+        print("Stopped: worker, scheduler, Flower, desk, ingest, sandbox.")
         if getattr(self, "started_redis", False):
             from worker.store import embedded as embedded_redis
 
             embedded_redis.stop(self.var_dir)
             print(f"Stopped the embedded Redis-compatible server (its data stays in {self.var_dir}/).")
+
+    def desk_user(self, users_file: Path) -> str:
+        """A desk operator ``demo`` with a fresh password for this run (the desk asks everyone to sign in)."""
+        from worker.web.desk.users import UsersFile
+
+        password = secrets.token_urlsafe(12)
+        UsersFile(users_file).add("demo", "operator", password)
+        self.env["DESK_USERS_FILE"] = str(users_file)
+        return password
 
     def wait_ready(self, name: str, check, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -149,6 +160,12 @@ class Demo:
         self.wait_ready("flower", lambda: _flower_sees(self.args.flower_port, worker_name.split("@")[0]))
         print(f"Flower:                  http://127.0.0.1:{self.args.flower_port}/ (loopback only; "
               "/tasks lists each task with its event's state)")
+        desk_password = self.desk_user(settings.var_dir / "demo" / "desk-users")
+        self.spawn("desk", "desk", "--host", "127.0.0.1", "--port", str(self.args.desk_port))
+        desk_log = self.log_dir / "desk.log"
+        self.wait_ready("desk", lambda: b"listening on" in desk_log.read_bytes())
+        print(f"Support desk:            http://127.0.0.1:{self.args.desk_port}/ (sign in as demo, password "
+              f"{desk_password}: made for this run)")
         ingest_url = f"http://127.0.0.1:{self.args.ingest_port}"
         self.spawn("ingest", "ingest", "--host", "127.0.0.1", "--port", str(self.args.ingest_port))
         self.wait_ready("ingest", lambda: _answers(f"{ingest_url}/healthz"))
@@ -198,7 +215,8 @@ class Demo:
               "invalid receipt). `.venv/bin/wms-relay dead list` shows them and why.")
         if self.args.exit_when_done:
             return 0
-        print("\nEverything is running. Open Flower, or send an event yourself (Ctrl-C stops):\n"
+        print("\nEverything is running. Open the support desk or Flower, or send an event yourself "
+              "(Ctrl-C stops):\n"
               f"  curl -sS -X POST {ingest_url}/v1/events/stock.adjust -H 'Content-Type: application/json' "
               "--data-binary @examples/stock.adjust.json")
         signal.pause()

@@ -82,12 +82,18 @@ def _order(kind: str, item: dict) -> int:
     return 1
 
 
-def _history_lines(view: dict) -> list[str]:
+def timeline(view: dict) -> list[tuple[str, str, dict]]:
+    """The event's story in order: (ISO time, ``t`` for a state change or ``a`` for a send attempt, the
+    entry).  In one millisecond the claim (→ sending) comes before its attempt, the attempt before what
+    followed."""
     entries = [(h["at"] or "", "t", h) for h in view["history"]] + \
               [(a["at"] or "", "a", a) for a in view.get("attempts_log", [])]
+    return sorted(entries, key=lambda e: (e[0], _order(e[1], e[2])))
+
+
+def _history_lines(view: dict) -> list[str]:
     lines = []
-    # Same millisecond: the claim (→ sending) comes before its attempt, the attempt before what followed.
-    for at, kind, item in sorted(entries, key=lambda e: (e[0], _order(e[1], e[2]))):
+    for at, kind, item in timeline(view):
         if kind == "t":
             who = f" by {item['actor']}" if item.get("actor") else ""
             reason = shorten(item["reason"], 140)

@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from worker.settings import Settings, SettingsError, valid_basic_auth
-from worker.web.serving import is_loopback
+from worker.web.serving import refuse_exposure
 
 # Flower's ``tasks_columns``: slugs of the /tasks page's columns, in order (Flower hides args and result by
 # default).
@@ -34,10 +34,8 @@ def check_exposure(address: str, basic_auth: str) -> None:
     if basic_auth and not valid_basic_auth(basic_auth):
         raise SettingsError("FLOWER_BASIC_AUTH must be user:password (comma-separated for several users), "
                             "with neither part empty")
-    if not is_loopback(address) and not basic_auth:
-        raise SettingsError(
-            f"FLOWER_BASIC_AUTH must be set (user:password) to run Flower on {address or 'every address'}, "
-            "which other machines can reach; or use --address 127.0.0.1")
+    refuse_exposure(address, has_credentials=bool(basic_auth), what="Flower",
+                    credentials="FLOWER_BASIC_AUTH (user:password)", address_option="--address")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -46,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
     except TokenFileError as exc:
         raise SettingsError(str(exc)) from None
     keeper = app.extensions["wms_relay_ingest"].keeper
-    refuse_exposure(args.host, keeper.has_credentials, "the ingest door",
-                    "INGEST_TOKENS_FILE (with at least one token) or INGEST_HMAC_SECRETS")
+    refuse_exposure(args.host, has_credentials=keeper.has_credentials, what="the ingest door",
+                    credentials="INGEST_TOKENS_FILE (with at least one token) or INGEST_HMAC_SECRETS")
     if keeper.is_open:
         print("wms-relay ingest: no INGEST_TOKENS_FILE or INGEST_HMAC_SECRETS: open to any caller on "
               "loopback only.", file=sys.stderr)

@@ -3,17 +3,19 @@ for their dispatch.create) and will be tried again on their own.
 
     retries list [--operation OP] [--grep TEXT] [--limit N] [--json]
     retries run-now ID... | --all          (ID: OPERATION:KEY, as `retries list` shows it)
+    retries discard ID... --reason TEXT    give up on them: the event is discarded (kept, never sent)
 
 ``run-now`` makes an entry due at once; the scheduler puts it back on its queue within a second.  It does
-not change the retry limit: an event that keeps failing still becomes a dead letter."""
+not change the retry limit: an event that keeps failing still becomes a dead letter.  Both are audited
+(``--actor``, default your OS account; ``wms-relay audit`` lists every person's actions)."""
 from __future__ import annotations
 
 import argparse
 import json
 
 from worker.commands.presenting import (
-    add_list_filters, age, complain, described, filtered, friendly_errors, print_json, run_actions, say,
-    say_store, shorten, table,
+    add_list_filters, age, complain, default_actor, described, filtered, friendly_errors, print_json,
+    run_actions, say, say_store, shorten, table,
 )
 from worker.settings import Settings
 
@@ -29,16 +31,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     now = sub.add_parser("run-now", help="make scheduled retries due now")
     now.add_argument("ids", nargs="*", metavar="ID", help="OPERATION:KEY")
     now.add_argument("--all", action="store_true", help="every scheduled retry")
+    now.add_argument("--actor", default=None, help="who is acting (default: your OS account)")
     now.add_argument("--json", action="store_true", help="print the results as JSON")
     now.set_defaults(handler=run_now)
+    discard = sub.add_parser("discard", help="give up on scheduled retries (the events are discarded)")
+    discard.add_argument("ids", nargs="+", metavar="ID", help="OPERATION:KEY")
+    discard.add_argument("--reason", required=True, help="why (required; kept in the event's history)")
+    discard.add_argument("--actor", default=None, help="who is acting (default: your OS account)")
+    discard.add_argument("--json", action="store_true", help="print the results as JSON")
+    discard.set_defaults(handler=run_discard)
 
 
-def scheduled(place) -> list[dict]:
-    """Every scheduled retry with what the ledger says of its event (state, attempts, last error)."""
+def scheduled(place, *, offset: int = 0, limit: int | None = None) -> list[dict]:
+    """Scheduled retries, soonest first (from ``offset``, at most ``limit``), with what the ledger says of
+    each event (state, attempts, last error)."""
     relay = place.relay
     now = relay.clock()
     found = []
-    for entry in relay.schedule.list(limit=None):
+    for entry in relay.schedule.list(limit=limit, offset=offset):
         operation, _, key = entry.entry_id.partition(":")
         record = relay.ledger.get(operation, key) if key else None
         last = record.attempts_log[-1] if record and record.attempts_log else None
@@ -92,6 +102,21 @@ def run_now(args: argparse.Namespace) -> int:
         return 2
     with workplace(Settings.from_env()) as place:
         targets = args.ids or [entry.entry_id for entry in place.relay.schedule.list(limit=None)]
-        return run_actions(targets, lambda t: run_retry_now(place.desk, t), verb="made due now",
+        actor = args.actor or default_actor()
+        return run_actions(targets, lambda t: run_retry_now(place.desk, t, actor=actor), verb="made due now",
                            as_json=args.json, store=place.store,
                            nothing="Nothing to do: no retries are scheduled.")
+
+
+@friendly_errors
+def run_discard(args: argparse.Namespace) -> int:
+    from worker.support.actions import discard_retry
+    from worker.support.desk import workplace
+
+    if not args.reason.strip():
+        complain("--reason must say why the retry is given up.")
+        return 2
+    actor = args.actor or default_actor()
+    with workplace(Settings.from_env()) as place:
+        return run_actions(args.ids, lambda t: discard_retry(place.desk, t, actor=actor, reason=args.reason),
+                           verb="discarded", as_json=args.json, store=place.store)

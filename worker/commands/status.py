@@ -37,6 +37,8 @@ def _seconds(value: float | None) -> float | None:
 
 def collect(place) -> dict:
     """Everything ``status`` reports, as one JSON-ready dict; ``attention`` lists what needs a person."""
+    import redis
+
     from worker.encoding import iso_time
     from worker.store.broker_queues import queue_depths, unacked
     from worker.store.heartbeats import Heartbeats
@@ -50,8 +52,12 @@ def collect(place) -> dict:
     oldest_uncertain = ledger.oldest_in_state("uncertain")
     workers = beats.beats("worker")
     ticks = beats.beats("scheduler")
-    memory = relay.redis.info("memory")
-    used, limit = int(memory.get("used_memory", 0)), int(memory.get("maxmemory", 0))
+    try:
+        memory = relay.redis.info("memory")
+    except redis.ResponseError:  # INFO disabled (some managed Redis; fakeredis): memory not known
+        memory = {}
+    used = int(memory["used_memory"]) if "used_memory" in memory else None
+    limit = int(memory.get("maxmemory", 0))
     report = {
         "store": place.store,
         "checked_at": iso_time(now),
@@ -77,7 +83,7 @@ def collect(place) -> dict:
                       "last_tick_age_seconds": _seconds(ticks[0].age) if ticks else None,
                       "alive": bool(ticks) and ticks[0].age <= STALE_AFTER_SECONDS},
         "redis_memory": {"used_bytes": used, "max_bytes": limit,
-                         "used_fraction": round(used / limit, 4) if limit else None},
+                         "used_fraction": round(used / limit, 4) if limit and used is not None else None},
     }
     report["attention"] = [{"flag": flag, "message": _say(flag, report)} for flag in needs_a_person(report)]
     return report
@@ -164,9 +170,12 @@ def _print(report: dict) -> None:
     say(f"Workers alive:         {len(alive)}" + (f" ({names})" if alive else ""))
     tick = report["scheduler"]
     memory = report["redis_memory"]
-    say(f"Redis memory:          {_mib(memory['used_bytes'])} of "
-        + (f"{_mib(memory['max_bytes'])} ({memory['used_fraction']:.0%})" if memory["max_bytes"]
-           else "no maxmemory set"))
+    if memory["used_bytes"] is None:
+        say("Redis memory:          not known (the server refuses INFO)")
+    else:
+        say(f"Redis memory:          {_mib(memory['used_bytes'])} of "
+            + (f"{_mib(memory['max_bytes'])} ({memory['used_fraction']:.0%})" if memory["max_bytes"]
+               else "no maxmemory set"))
     say("Scheduler:             " + (f"last tick {age(tick['last_tick_age_seconds'])} ago ({tick['name']})"
                                      if tick["name"] else "never ticked"))
     say(f"Checked at {report['checked_at']}.")

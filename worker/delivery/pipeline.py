@@ -209,7 +209,8 @@ def _send(relay: Relay, event: DeliveryEvent, claim: Any, dispatch_id: Any, owne
         relay.observer.attempt(event, attempt, outcome, status=exc.status,
                                error_code=exc.error_code, latency=latency)
         tried = AttemptEntry(attempt, outcome, exc.status, exc.error_code,
-                             tuple(exc.error_messages or []) or (str(exc),), at=relay.clock())
+                             tuple(exc.error_messages or []) or (str(exc),), latency=latency,
+                             at=relay.clock())
         failure = exc  # ``exc`` is unbound when the except block ends
 
         def record() -> str:
@@ -219,7 +220,8 @@ def _send(relay: Relay, event: DeliveryEvent, claim: Any, dispatch_id: Any, owne
         outcome = "duplicate" if reply.duplicate else "delivered"
         relay.observer.attempt(event, attempt, outcome, status=reply.status, error_code=reply.error_code,
                                latency=reply.latency_seconds)
-        tried = AttemptEntry(attempt, outcome, reply.status, reply.error_code, at=relay.clock())
+        tried = AttemptEntry(attempt, outcome, reply.status, reply.error_code,
+                             latency=reply.latency_seconds, at=relay.clock())
 
         def record() -> str:
             return _record_delivery(relay, event, reply, tried, owner)

@@ -17,6 +17,7 @@ holds the work.
 Nothing here runs at import time."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,7 +30,7 @@ from worker.redaction import url_without_password
 from worker.settings import SentinelAddress
 from worker.store import embedded
 
-__all__ = ["connect", "describe", "store_password", "store_url", "StoreNotFound"]
+__all__ = ["connect", "describe", "store_password", "store_url", "wait_for_store", "StoreNotFound"]
 
 
 # A call to a stalled store fails after this long instead of hanging a worker thread.
@@ -86,6 +87,20 @@ def store_url(settings, *, start: bool = False) -> str:
     if url is None:
         raise StoreNotFound(not_found_message(settings))
     return url
+
+
+def wait_for_store(settings, timeout: float, *, poll: float = 0.5) -> str:
+    """:func:`store_url` once the store is there — for a long-running reader started alongside the service
+    (the desk under ``honcho start``, racing the worker that starts the embedded server).  Never starts
+    one; :class:`StoreNotFound` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return store_url(settings)
+        except StoreNotFound:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(poll)
 
 
 def connect(settings, *, start: bool = False, decode_responses: bool = True,

@@ -1,17 +1,34 @@
 """Dead letters: events wms-relay will not send again on its own, kept until a person decides.
 
 A letter keeps the full event, every attempt's outcome, Trademax's (or the schema's) messages and the
-reason: ``invalid``, ``permanent``, ``exhausted``, ``conflict``, ``dependency_timeout``...  Nothing here
-trims or expires: a letter leaves the open list only when someone ``take``s it (to retry) or
-``discard``s it, and even then it is kept, marked, with who did it and why.
+reason: ``invalid``, ``permanent``, ``exhausted``, ``conflict``, ``dependency_timeout``...  Nothing
+trims or expires an open letter: it leaves the open list only when someone ``take``s it (to retry) or
+``discard``s it, and even then it is kept, marked, with who did it and why (until the retention below).
 
     wms:dead:seq              counter behind the ids: dl-1, dl-2, ... (short, readable, time-ordered)
     wms:dead:letter:<id>      hash: the letter (readable field names: support staff use redis-cli too)
     wms:dead:open             sorted set  id -> created time: the letters still waiting for a person
     wms:dead:all              sorted set  id -> created time: every letter ever written
     wms:dead:latest           hash  "operation:key" -> the newest letter id of that event
-    wms:request:<id>          the reply of an id allocation, a take/discard or a purge, replayed if the
-                              call is resent after a timeout (``worker.store.requests``)
+    wms:request:<id>          the reply of an id allocation, a write, an indexing, a take/discard or a
+                              purge, replayed if the call is resent after a timeout
+                              (``worker.store.requests``)
+
+and the indexes the search (``worker.store.dead_letter_search``) walks on the server, so a page of 100,000
+letters is found without reading them into Python:
+
+    wms:dead:open:operation:<op>          sorted set id -> created time: the open letters of one operation
+    wms:dead:open:reason:<reason>         ... of one reason
+    wms:dead:open:destination:<name>      ... of one destination (``trademax`` unless the letter says)
+    wms:dead:values:<facet>               set: every value the facet has had (the desk's filter choices)
+    wms:dead:facets           hash  id -> "operation<TAB>reason<TAB>destination<TAB>status"
+    wms:dead:text             hash  id -> what a text search looks in (id, operation, key, reason, detail,
+                              messages, event), lower-cased: roughly the letter's size again
+    wms:dead:terms            hash  identifier -> the ids of every letter (open or closed) it names, in the
+                              order written, space-separated; identifiers: the letter's key and the
+                              event's transaction_id, order_no, artno and event_id values (any depth),
+                              lower-cased — so "find IO12345" is a lookup, not a walk of every letter
+    wms:dead:indexed          "1" once every letter written before the indexes existed is in them
 
 ``take`` and ``discard`` are atomic (a Lua script removes the id from the open set first, as
 ``rq requeue`` does): when two people retry one letter, exactly one gets it.
@@ -19,7 +36,8 @@ trims or expires: a letter leaves the open list only when someone ``take``s it (
 Retention: an OPEN letter is never removed.  A CLOSED one (retried or discarded) is evidence of what a
 person did; ``purge_closed`` deletes those closed before a cutoff — the scheduler does it once an hour
 for DEAD_LETTER_RETENTION_DAYS (default 90), ``wms-relay dead purge`` on demand — with its entries in
-``dead:all`` and ``dead:latest``.  The event's ledger record has its own retention (a final state's
+``dead:all``, ``dead:latest`` and the search's indexes (facets, text, terms; the value sets keep every
+value ever seen).  The event's ledger record has its own retention (a final state's
 DELIVERED_RETENTION_DAYS), so a purged letter's event is not forgotten any sooner.
 """
 from __future__ import annotations
@@ -30,26 +48,44 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 from worker.encoding import event_ref, iso_time, stored_json, text
+from worker.store.dead_letter_search import LetterQuery, search, term
 from worker.store.records import AttemptEntry, with_iso_time
 from worker.store.requests import replaying, reply_key, request_id
 
-# KEYS: the letter, the open set, the all set, the latest-per-event hash.  ARGV: id, operation, key,
-# event, reason, messages, attempts, fingerprints, now, detail, the event's ref (worker.encoding.event_ref).
-_ADD = """
+# KEYS: the letter, the open set, the all set, the latest-per-event hash, the facets hash, the text hash,
+# the open sets of its operation, reason and destination, the value sets of operation, reason and
+# destination, the terms hash, the reply key.  ARGV: id, operation, key, event, reason, messages,
+# attempts, fingerprints, now, detail, destination, facets, text, the event's ref
+# (worker.encoding.event_ref), then the letter's identifiers (terms).  The terms are appended to, so the
+# script carries a request id: a resend replays instead of naming the letter twice.
+_ADD = replaying("""
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'operation', ARGV[2], 'key', ARGV[3], 'event', ARGV[4],
            'reason', ARGV[5], 'messages', ARGV[6], 'attempts', ARGV[7], 'fingerprints', ARGV[8],
-           'created_at', ARGV[9], 'detail', ARGV[10], 'status', 'open')
+           'created_at', ARGV[9], 'detail', ARGV[10], 'status', 'open', 'destination', ARGV[11])
 redis.call('ZADD', KEYS[2], ARGV[9], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[9], ARGV[1])
-redis.call('HSET', KEYS[4], ARGV[11], ARGV[1])
+redis.call('HSET', KEYS[4], ARGV[14], ARGV[1])
+redis.call('HSET', KEYS[5], ARGV[1], ARGV[12])
+redis.call('HSET', KEYS[6], ARGV[1], ARGV[13])
+for i = 7, 9 do redis.call('ZADD', KEYS[i], ARGV[9], ARGV[1]) end
+redis.call('SADD', KEYS[10], ARGV[2])
+redis.call('SADD', KEYS[11], ARGV[5])
+redis.call('SADD', KEYS[12], ARGV[11])
+for i = 15, #ARGV do
+  local ids = redis.call('HGET', KEYS[13], ARGV[i])
+  redis.call('HSET', KEYS[13], ARGV[i], ids and (ids .. ' ' .. ARGV[1]) or ARGV[1])
+end
 return 1
-"""
+""")
 
-# KEYS: the letter, the open set, the reply key.  ARGV: id, new status, now, actor, reason.
+# KEYS: the letter, the open set, the facets hash, the open sets of its operation, reason and
+# destination, the reply key.  ARGV: id, new status, now, actor, reason, the facets with the new status.
 _CLOSE = replaying("""
 if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return false end
+for i = 4, 6 do redis.call('ZREM', KEYS[i], ARGV[1]) end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'closed_at', ARGV[3], 'closed_by', ARGV[4],
            'close_reason', ARGV[5])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[6])
 return redis.call('HGETALL', KEYS[1])
 """)
 
@@ -58,20 +94,65 @@ _NEXT_ID = replaying("""
 return redis.call('INCR', KEYS[1])
 """)
 
+# Index one letter written before the indexes existed.  KEYS: the open set, the facets hash, the text
+# hash, the open sets of its operation, reason and destination, the value sets of the three, the terms
+# hash, the reply key.  ARGV: id, created time, facets, text, operation, reason, destination, then its
+# terms.  The facet sets get it only if it is still open (a person may close it while the index is
+# built).  The terms are appended to, so a resend replays (request id) instead of running twice.
+_INDEX = replaying("""
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+for i = 7, 9 do redis.call('SADD', KEYS[i], ARGV[i - 2]) end
+for i = 8, #ARGV do
+  local ids = redis.call('HGET', KEYS[10], ARGV[i])
+  redis.call('HSET', KEYS[10], ARGV[i], ids and (ids .. ' ' .. ARGV[1]) or ARGV[1])
+end
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  for i = 4, 6 do redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1]) end
+end
+return 1
+""")
 
-# KEYS: the letter, the open set, the all set, the latest-per-event hash, the reply key.  ARGV: id, cutoff
-# (Unix seconds).  Deletes a letter closed before the cutoff (never an open one); 1 if it did, replayed if
-# the call is resent (a resend must not count a deleted letter as kept).
+DEFAULT_DESTINATION = "trademax"
+FACETS = ("operation", "reason", "destination")
+# The event fields whose values a person searches for exactly (at any depth of the event).
+TERM_FIELDS = frozenset({"transaction_id", "order_no", "artno", "event_id"})
+MAX_TERMS = 64
+
+
+# KEYS: the letter, the open set, the all set, the latest-per-event hash, the facets hash, the text hash,
+# the open sets of its operation, reason and destination, the terms hash, the reply key.  ARGV: id, cutoff
+# (Unix seconds), then the letter's identifiers (terms).  Deletes a letter closed before the cutoff (never
+# an open one) with every index entry of it — the search's facets, text and terms too — and returns 1;
+# replayed if the call is resent (a resend must not count a deleted letter as kept).  A letter already
+# gone loses its leftover entries (0).
 _PURGE = replaying("""
+local function unindex()
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('HDEL', KEYS[5], ARGV[1])
+  redis.call('HDEL', KEYS[6], ARGV[1])
+  for i = 7, 9 do redis.call('ZREM', KEYS[i], ARGV[1]) end
+  for i = 3, #ARGV do
+    local ids = redis.call('HGET', KEYS[10], ARGV[i])
+    if ids then
+      local kept = {}
+      for id in string.gmatch(ids, '%S+') do
+        if id ~= ARGV[1] then kept[#kept + 1] = id end
+      end
+      if #kept == 0 then redis.call('HDEL', KEYS[10], ARGV[i])
+      else redis.call('HSET', KEYS[10], ARGV[i], table.concat(kept, ' ')) end
+    end
+  end
+end
 local fields = redis.call('HMGET', KEYS[1], 'status', 'closed_at', 'operation', 'key')
 if not fields[1] then
-  redis.call('ZREM', KEYS[3], ARGV[1])
+  unindex()
   return 0
 end
 if fields[1] == 'open' or redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
 if (tonumber(fields[2]) or 0) >= tonumber(ARGV[2]) then return 0 end
 redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
+unindex()
 local ref = fields[3] .. ':' .. fields[4]
 if redis.call('HGET', KEYS[4], ref) == ARGV[1] then redis.call('HDEL', KEYS[4], ref) end
 return 1
@@ -96,6 +177,7 @@ class DeadLetter:
     closed_at: float | None = None
     closed_by: str | None = None
     close_reason: str | None = None
+    destination: str = DEFAULT_DESTINATION
 
     @classmethod
     def from_hash(cls, raw: Mapping) -> "DeadLetter":
@@ -110,6 +192,7 @@ class DeadLetter:
             status=fields.get("status", "open"),
             closed_at=float(fields["closed_at"]) if fields.get("closed_at") else None,
             closed_by=fields.get("closed_by") or None, close_reason=fields.get("close_reason") or None,
+            destination=fields.get("destination") or DEFAULT_DESTINATION,
         )
 
     def __getitem__(self, name: str) -> Any:
@@ -126,15 +209,52 @@ class DeadLetter:
             "attempts": [with_iso_time(a) for a in self.attempts_log if isinstance(a, Mapping)],
             "fingerprints": self.fingerprints, "created_at": iso_time(self.created_at), "status": self.status,
             "closed_at": iso_time(self.closed_at), "closed_by": self.closed_by,
-            "close_reason": self.close_reason,
+            "close_reason": self.close_reason, "destination": self.destination,
         }
+
+    def search_text(self) -> str:
+        """What a text search looks in (lower-cased): id, operation, key, reason, detail, messages, event."""
+        return search_text(self.letter_id, self.operation, self.key, self.reason, self.detail,
+                           self.messages, self.event)
+
+    def facets(self) -> str:
+        return facets(self.operation, self.reason, self.destination, self.status)
+
+    def terms(self) -> list[str]:
+        return terms(self.key, self.event)
 
     def matches(self, needle: str) -> bool:
         """Case-insensitive substring search over everything a person would grep for."""
-        haystack = " ".join([self.letter_id, self.operation, self.key, self.reason, self.detail or "",
-                             json.dumps(self.messages, ensure_ascii=False),
-                             json.dumps(self.event, ensure_ascii=False)])
-        return needle.lower() in haystack.lower()
+        return needle.lower() in self.search_text()
+
+
+def search_text(letter_id: str, operation: str, key: str, reason: str, detail: str | None, messages: Any,
+                event: Any) -> str:
+    return " ".join([letter_id, operation, key, reason, detail or "",
+                     json.dumps(messages, ensure_ascii=False), json.dumps(event, ensure_ascii=False)]).lower()
+
+
+def terms(key: str, event: Any) -> list[str]:
+    """The identifiers a letter is found by: its key and the event's TERM_FIELDS values, at any depth."""
+    found = {term(key): None} if key and not key.startswith("(") else {}
+    pending = [event]
+    while pending and len(found) < MAX_TERMS:
+        item = pending.pop()
+        if isinstance(item, Mapping):
+            for name, value in item.items():
+                if name in TERM_FIELDS and isinstance(value, (str, int)) and not isinstance(value, bool) \
+                        and str(value).strip():
+                    found.setdefault(term(value), None)
+                elif isinstance(value, (Mapping, list)):
+                    pending.append(value)
+        elif isinstance(item, list):
+            pending.extend(item)
+    return list(found)[:MAX_TERMS]
+
+
+def facets(operation: str, reason: str, destination: str, status: str) -> str:
+    """The facets entry of a letter (tabs never occur in these names)."""
+    return "\t".join(part.replace("\t", " ") for part in (operation, reason, destination, status))
 
 
 def _attempt_dict(entry: Any) -> dict:
@@ -165,15 +285,44 @@ class DeadLetters:
     def _open(self) -> str:
         return f"{self._ns}:dead:open"
 
+    def key_of(self, name: str) -> str:
+        """The Redis key of one of the store's own structures (``open``, ``all``, ``facets``, ``text``)."""
+        return f"{self._ns}:dead:{name}"
+
+    def facet_key(self, facet: str, value: str) -> str:
+        """The sorted set of the open letters with ``facet`` (operation, reason, destination) = ``value``."""
+        if facet not in FACETS:
+            raise ValueError(f"dead letters are indexed by {', '.join(FACETS)}, not {facet!r}")
+        return f"{self._ns}:dead:open:{facet}:{value}"
+
+    def _facet_keys(self, operation: str, reason: str, destination: str) -> list[str]:
+        return [self.facet_key("operation", operation), self.facet_key("reason", reason),
+                self.facet_key("destination", destination)]
+
+    def _value_keys(self) -> list[str]:
+        return [self.key_of(f"values:{facet}") for facet in FACETS]
+
+    def facet_counts(self, facet: str) -> dict[str, int]:
+        """Open letters per value of ``facet`` (operation, reason or destination), every value the facet
+        has had (0 for those with no open letter), sorted by name."""
+        self.ensure_indexed()
+        values = sorted(text(v) for v in self._redis.smembers(self.key_of(f"values:{facet}")))
+        pipe = self._redis.pipeline(transaction=False)
+        for value in values:
+            pipe.zcard(self.facet_key(facet, value))
+        return dict(zip(values, (int(n) for n in pipe.execute())))
+
     def add(self, operation: str, key: str, event: Any, reason: str, messages: Any,
-            attempts_log: Iterable[Any] = (), fingerprints: Any = None, detail: str | None = None) -> str:
+            attempts_log: Iterable[Any] = (), fingerprints: Any = None, detail: str | None = None,
+            destination: str = DEFAULT_DESTINATION) -> str:
         """Write a dead letter; returns its id (``dl-<n>``).
 
         ``event``: the full event as received — a dict, or for input that was not even JSON-shaped, its
         text; secret-looking keys are blanked (it is evidence, kept as sent otherwise).  ``messages``:
         Trademax's error messages (a list) or the schema's (a dict of field -> messages); ``attempts_log``:
         every attempt (dicts, as the ledger's record gives them, or AttemptEntry); ``fingerprints``: for a
-        conflict, the existing and the new one (a list or a dict); ``detail``: a one-line summary."""
+        conflict, the existing and the new one (a list or a dict); ``detail``: a one-line summary;
+        ``destination``: the retail API it was for."""
         if hasattr(event, "to_dict"):
             event = event.to_dict()
         if isinstance(messages, str):
@@ -184,14 +333,22 @@ class DeadLetters:
         # The id comes first (INCR is atomic); a crash before the letter is written only skips a number.
         next_id = self._next_id(keys=[f"{self._ns}:dead:seq", reply_key(self._ns, request_id())])
         letter_id = f"dl-{int(next_id)}"
+        kept_event = stored_json(event, where=where, redact=True)
+        kept_messages = stored_json(messages, where=where, redact=True)
         args = [
-            letter_id, operation, key, stored_json(event, where=where, redact=True), reason,
-            stored_json(messages, where=where, redact=True),
+            letter_id, operation, key, kept_event, reason, kept_messages,
             stored_json([_attempt_dict(a) for a in attempts_log or ()], where=where, redact=True),
             stored_json(fingerprints, where=where) if fingerprints else "",
-            f"{self._clock():.3f}", detail or "", event_ref(operation, key),
+            f"{self._clock():.3f}", detail or "", destination,
+            facets(operation, reason, destination, "open"),
+            search_text(letter_id, operation, key, reason, detail, json.loads(kept_messages),
+                        json.loads(kept_event)),
+            event_ref(operation, key),
         ]
-        keys = [self._letter_key(letter_id), self._open, f"{self._ns}:dead:all", f"{self._ns}:dead:latest"]
+        args += terms(key, json.loads(kept_event))
+        keys = [self._letter_key(letter_id), self._open, self.key_of("all"), self.key_of("latest"),
+                self.key_of("facets"), self.key_of("text"), *self._facet_keys(operation, reason, destination),
+                *self._value_keys(), self.key_of("terms"), reply_key(self._ns, request_id())]
         self._add(keys=keys, args=args)
         return letter_id
 
@@ -205,32 +362,51 @@ class DeadLetters:
         letter_id = self._redis.hget(f"{self._ns}:dead:latest", event_ref(operation, key))
         return self.get(text(letter_id)) if letter_id else None
 
+    def get_many(self, letter_ids: Iterable[str]) -> list[DeadLetter]:
+        """The letters with these ids, in that order (ids that name no letter are left out)."""
+        ids = [text(i) for i in letter_ids]
+        pipe = self._redis.pipeline(transaction=False)
+        for letter_id in ids:
+            pipe.hgetall(self._letter_key(letter_id))
+        return [DeadLetter.from_hash(raw) for raw in pipe.execute() if raw]
+
     def list(self, operation: str | None = None, since: float | None = None, grep: str | None = None,
              limit: int | None = None, *, include_closed: bool = False) -> list[DeadLetter]:
         """Open letters (or all, with ``include_closed``), newest first, filtered by operation, creation
-        time (``since``, Unix seconds) and a case-insensitive text search."""
-        index = f"{self._ns}:dead:all" if include_closed else self._open
-        low = "-inf" if since is None else repr(float(since))
-        found: list[DeadLetter] = []
-        offset, batch = 0, 200
-        while limit is None or len(found) < limit:
-            ids = self._redis.zrevrangebyscore(index, "+inf", low, start=offset, num=batch)
+        time (``since``, Unix seconds) and a case-insensitive text search.  (The search in
+        ``worker.store.dead_letter_search`` does the filtering on the server; this is its simple form.)"""
+        query = LetterQuery(operation=operation, since=since, text=grep,
+                            status="any" if include_closed else "open")
+        return search(self, query, limit=limit, count=False).letters
+
+    def ensure_indexed(self, batch: int = 500) -> int:
+        """Put letters written before the search indexes existed into them (once; later calls only read
+        one key).  Returns how many it indexed."""
+        done_key = self.key_of("indexed")
+        if self._redis.get(done_key):
+            return 0
+        index = self._redis.register_script(_INDEX)
+        indexed, cursor = 0, 0
+        while True:
+            ids = [text(i) for i in self._redis.zrange(self.key_of("all"), cursor, cursor + batch - 1)]
             if not ids:
                 break
-            offset += len(ids)
-            pipe = self._redis.pipeline(transaction=False)
-            for letter_id in ids:
-                pipe.hgetall(self._letter_key(text(letter_id)))
-            for raw in pipe.execute():
-                if not raw:
-                    continue
-                letter = DeadLetter.from_hash(raw)
-                if operation is not None and letter.operation != operation:
-                    continue
-                if grep and not letter.matches(grep):
-                    continue
-                found.append(letter)
-        return found if limit is None else found[:limit]
+            cursor += len(ids)
+            for letter in self.get_many(ids):
+                index(keys=[self._open, self.key_of("facets"), self.key_of("text"),
+                            *self._facet_keys(letter.operation, letter.reason, letter.destination),
+                            *self._value_keys(), self.key_of("terms"), reply_key(self._ns, request_id())],
+                      args=[letter.letter_id, f"{letter.created_at:.3f}", letter.facets(),
+                            letter.search_text(), letter.operation, letter.reason, letter.destination,
+                            *letter.terms()])
+                indexed += 1
+        self._redis.set(done_key, "1")
+        return indexed
+
+    @property
+    def redis(self):
+        """The client (the search runs its script on it)."""
+        return self._redis
 
     def count(self) -> int:
         """Open letters (waiting for a person)."""
@@ -257,11 +433,34 @@ class DeadLetters:
     def _close_letter(self, letter_id: str, status: str, actor: str, reason: str) -> DeadLetter | None:
         if not actor:
             raise ValueError("a person's action on a dead letter needs the actor's name")
-        reply = self._close(keys=[self._letter_key(letter_id), self._open, reply_key(self._ns, request_id())],
-                            args=[letter_id, status, f"{self._clock():.3f}", actor, reason or ""])
+        # The facets never change once written, so reading them first is safe.
+        raw = self._redis.hmget(self._letter_key(letter_id), ["operation", "reason", "destination"])
+        if raw[0] is None:
+            return None
+        operation, reason_, destination = text(raw[0]), text(raw[1]), text(raw[2] or DEFAULT_DESTINATION)
+        reply = self._close(keys=[self._letter_key(letter_id), self._open, self.key_of("facets"),
+                                  *self._facet_keys(operation, reason_, destination),
+                                  reply_key(self._ns, request_id())],
+                            args=[letter_id, status, f"{self._clock():.3f}", actor, reason or "",
+                                  facets(operation, reason_, destination, status)])
         if not reply:
             return None
         return DeadLetter.from_hash(dict(zip(reply[::2], reply[1::2])))
+
+    def _purge_one(self, letter_id: str, letter: DeadLetter | None, cutoff: float) -> bool:
+        """Run the purge script for one letter (``letter``: as read; None when its hash is gone, and then
+        its facets come from the facets hash, if it is still there)."""
+        if letter is not None:
+            operation, reason, destination, terms_ = (letter.operation, letter.reason, letter.destination,
+                                                      letter.terms())
+        else:
+            entry = text(self._redis.hget(self.key_of("facets"), letter_id) or "")
+            operation, reason, destination = (entry.split("\t") + ["", "", ""])[:3]
+            terms_ = []
+        keys = [self._letter_key(letter_id), self._open, self.key_of("all"), self.key_of("latest"),
+                self.key_of("facets"), self.key_of("text"), *self._facet_keys(operation, reason, destination),
+                self.key_of("terms"), reply_key(self._ns, request_id())]
+        return bool(self._purge(keys=keys, args=[letter_id, repr(cutoff), *terms_]))
 
     def purge_closed(self, closed_before: float, *, dry_run: bool = False,
                      batch: int = 500) -> list[DeadLetter]:
@@ -287,9 +486,7 @@ class DeadLetters:
                 if closed and dry_run:
                     found.append(letter)
                 elif not dry_run and (closed or letter is None):
-                    keys = [self._letter_key(letter_id), self._open, index, f"{self._ns}:dead:latest",
-                            reply_key(self._ns, request_id())]
-                    if self._purge(keys=keys, args=[letter_id, repr(cutoff)]) and letter is not None:
+                    if self._purge_one(letter_id, letter, cutoff) and letter is not None:
                         found.append(letter)
                         continue
                     kept += letter is not None

@@ -39,6 +39,8 @@ OPEN_STATES = ledger_scripts.OPEN_STATES
 FINAL_STATES = ledger_scripts.FINAL_STATES
 STATES = OPEN_STATES + FINAL_STATES
 _OPERATION = re.compile(r"^[a-z][a-z0-9_.-]*$")
+# How far back the per-minute counts of deliveries and failures reach (the support desk charts them).
+PER_MINUTE_WINDOW_SECONDS = 6 * 3600.0
 
 
 def fingerprint(fields: Mapping[str, Any]) -> str:
@@ -152,7 +154,7 @@ class Ledger:
     ) -> None:
         """``delivered_retention_seconds`` <= 0 keeps final records forever (never "expire at once": a
         forgotten delivery would be sent again).  ``delivered_window_seconds``: how far back the
-        per-minute delivery counts reach (``delivered_since``)."""
+        per-minute counts of deliveries and failures reach (``delivered_since``, ``per_minute``)."""
         self._redis = redis_client
         self._lease = float(lease_seconds)
         retention = float(delivered_retention_seconds)
@@ -169,9 +171,11 @@ class Ledger:
 
     @classmethod
     def from_settings(cls, redis_client, settings, *, clock: Callable[[], float] = time.time) -> "Ledger":
-        """A ledger with the lease and retention configured in ``settings``."""
+        """A ledger with the lease and retention configured in ``settings``, counting deliveries and
+        failures per minute over :data:`PER_MINUTE_WINDOW_SECONDS` (the support desk's chart)."""
         return cls(redis_client, lease_seconds=settings.claim_lease_seconds,
-                   delivered_retention_seconds=settings.delivered_retention_days * 86400.0, clock=clock)
+                   delivered_retention_seconds=settings.delivered_retention_days * 86400.0, clock=clock,
+                   delivered_window_seconds=PER_MINUTE_WINDOW_SECONDS)
 
     # -- keys --------------------------------------------------------------------------------------
 
@@ -357,8 +361,19 @@ class Ledger:
         Reaches back ``delivered_window_seconds`` (counts per minute, not one index entry per event: an
         entry per delivery cost ~110 bytes an event for an hour, for the sake of one number)."""
         first = math.floor(since / 60)
-        counts = self._redis.hgetall(self._per_minute_key)
-        return sum(int(n) for minute, n in counts.items() if int(minute) >= first)
+        return sum(delivered for minute, (delivered, _) in self.per_minute().items() if minute >= first)
+
+    def per_minute(self) -> dict[int, tuple[int, int]]:
+        """Unix minute -> (deliveries, failures) for the minutes of the window that saw any.  A failure is
+        a move to retrying, uncertain or dead (one per failed attempt, and one per event given up on)."""
+        found: dict[int, tuple[int, int]] = {}
+        for raw_field, raw_count in self._redis.hgetall(self._per_minute_key).items():
+            name, count = text(raw_field), int(raw_count)
+            failed = name.startswith("f")
+            minute = int(name[1:] if failed else name)
+            delivered_n, failed_n = found.get(minute, (0, 0))
+            found[minute] = (delivered_n, failed_n + count) if failed else (delivered_n + count, failed_n)
+        return found
 
     def oldest_in_state(self, state: str) -> tuple[str, str, float] | None:
         """(operation, key, entered_at) of the event longest in an open state, or None."""

@@ -6,8 +6,9 @@ Every script gets the same KEYS, in this order (see ``worker.store.ledger.Ledger
 
     KEYS[1]     the event's record (a hash; short field names, see below)
     KEYS[2]     lifetime totals of final states (a hash: delivered, superseded, discarded)
-    KEYS[3]     deliveries per minute (a hash: Unix minute -> count; minutes older than the window are
-                dropped when a new minute starts) — a few fields in all, not one entry per event
+    KEYS[3]     deliveries and failures per minute (a hash: Unix minute -> deliveries, "f" + Unix minute
+                -> failures, i.e. moves to retrying, uncertain or dead; minutes older than the window are
+                dropped when a new minute starts) — a few hundred fields in all, not one entry per event
     KEYS[4..9]  one sorted set per open state, scored by the time the event entered it:
                 accepted, sending, retrying, waiting, uncertain, dead
     KEYS[10]    (accept, claim, transition, attempt log, withdraw) the request's reply key: a resent
@@ -77,12 +78,16 @@ local function moved(member, from, to, now, retention, window)
   else
     redis.call('PERSIST', KEYS[1])
   end
-  if to == 'delivered' then
+  local prefix = nil
+  if to == 'delivered' then prefix = '' elseif to == 'retrying' or to == 'uncertain' or to == 'dead' then
+    prefix = 'f'
+  end
+  if prefix then
     local minute = math.floor(tonumber(now) / 60)
-    if redis.call('HINCRBY', KEYS[3], string.format('%d', minute), 1) == 1 then
+    if redis.call('HINCRBY', KEYS[3], prefix .. string.format('%d', minute), 1) == 1 then
       local oldest = minute - math.ceil(tonumber(window) / 60)
       for _, field in ipairs(redis.call('HKEYS', KEYS[3])) do
-        if tonumber(field) < oldest then redis.call('HDEL', KEYS[3], field) end
+        if tonumber(string.match(field, '%d+$')) < oldest then redis.call('HDEL', KEYS[3], field) end
       end
     end
   end

@@ -10,11 +10,12 @@ passed to another worker" and a duplicate attempt entry).  The rule, for every s
 1. **Reads** (GET, HGETALL, ZRANGE...) may be resent freely.
 2. **Plain writes** are idempotent by construction — SET / HSET / ZADD / SADD / DEL of a given value —
    so a resend lands the same state.
-3. **Every Lua script that changes state and whose reply matters** (the ledger's accept, claim, transition,
-   attempt log, withdraw; a dead letter's id, its take/discard and its purge; a batch of attempt counts for
-   the metrics) carries a **request id**: the script
-   stores its reply under ``wms:request:<id>`` (kept :data:`REPLY_TTL_SECONDS`) and a second run with that
-   id returns the stored reply without doing anything. A resend — by redis-py, or by our own code once the
+3. **Every Lua script that changes state and whose reply matters, or whose rerun would not land the same
+   state** (the ledger's accept, claim, transition, attempt log, withdraw; a dead letter's id, its
+   take/discard, its write and indexing, which append to the search's terms index, and its purge; a batch
+   of attempt counts for the metrics) carries a **request id**: the script stores its reply under
+   ``wms:request:<id>`` (kept :data:`REPLY_TTL_SECONDS`) and a second run with that id returns the stored
+   reply without doing anything. A resend — by redis-py, or by our own code once the
    store is back — is then a *replay*, never a second execution.
 4. The request id is fixed per logical call.  Within :func:`replayable` (``deliver`` wraps the part after a
    send in one), the ids are ``<base>:<n>`` for the n-th such call, so running the same code path again

@@ -180,10 +180,11 @@ class RetrySchedule:
         return ScheduledRetry(entry_id, float(due if due is not None else flight), json.loads(text(message)),
                               in_flight=due is None)
 
-    def list(self, limit: int | None = 100) -> list[ScheduledRetry]:
-        """Scheduled entries, soonest due first (in-flight ones are not listed: they are on their way)."""
-        stop = -1 if limit is None else max(int(limit), 1) - 1
-        found = self._redis.zrange(self._keys[0], 0, stop, withscores=True)
+    def list(self, limit: int | None = 100, offset: int = 0) -> list[ScheduledRetry]:
+        """Scheduled entries, soonest due first, skipping the first ``offset`` (in-flight ones are not
+        listed: they are on their way)."""
+        stop = -1 if limit is None else offset + max(int(limit), 1) - 1
+        found = self._redis.zrange(self._keys[0], offset, stop, withscores=True)
         if not found:
             return []
         ids = [text(member) for member, _ in found]

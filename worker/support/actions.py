@@ -12,6 +12,11 @@ shows both):
 - discard a dead letter: take it as ``discarded``; the ledger record (if any) moves ``dead → discarded``.
 - resolve an uncertain event: ``uncertain → delivered`` (a person saw it in Trademax) or reopened and
   published again (a person saw it is not there) — either is one compare-and-set: one person wins.
+- run a scheduled retry now, or discard it (``retrying|waiting → discarded`` in the ledger, one
+  compare-and-set, then off the schedule; a copy already on its way finds the event settled).
+
+Every action but a dry run is also written to the audit log (``worker.store.audit_log``: who, what, why,
+how it ended, and whether from the CLI or the desk) when the desk has one.
 
 Every action returns an :class:`ActionReport` — done, skipped (nothing to do, or not allowed: the message
 says why) or failed — with one plain sentence and the next step, and never raises for a person's mistake
@@ -19,6 +24,8 @@ says why) or failed — with one plain sentence and the next step, and never rai
 """
 from __future__ import annotations
 
+import functools
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
@@ -48,6 +55,8 @@ class SupportDesk:
     publish: Callable[[dict], None]
     dispatch_waiters: Any = None  # worker.store.dispatch_waiters.DispatchWaiters, when available
     clock: Callable[[], float] = field(default=time.time)
+    audit: Any = None  # worker.store.audit_log.AuditLog: every action is recorded there too
+    via: str = "cli"  # where people act from: cli or desk (kept in the audit log)
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,29 @@ class ActionReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _audited(action: str | Callable[[dict], str]):
+    """Record the report of a person's action in the desk's audit log (dry runs are not actions)."""
+
+    def wrap(act: Callable[..., ActionReport]) -> Callable[..., ActionReport]:
+        @functools.wraps(act)
+        def audited(desk: SupportDesk, *args: Any, **kwargs: Any) -> ActionReport:
+            report = act(desk, *args, **kwargs)
+            if desk.audit is not None and not report.dry_run:
+                try:
+                    name = action if isinstance(action, str) else action(kwargs)
+                    desk.audit.record(actor=kwargs["actor"], action=name, target=report.target,
+                                      operation=report.operation, key=report.key,
+                                      reason=kwargs.get("reason") or "", status=report.status,
+                                      message=report.message, via=desk.via)
+                except Exception:  # noqa: BLE001 — the action is done; say so rather than fail it now
+                    logging.getLogger("wms_relay.audit").exception("could not write the audit entry")
+            return report
+
+        return audited
+
+    return wrap
 
 
 def tally(reports: Iterable[ActionReport]) -> dict[str, int]:
@@ -154,6 +186,7 @@ def _plan_retry(desk: SupportDesk, letter: DeadLetter) -> _Plan:
     return _Plan(event=event)
 
 
+@_audited("retry")
 def retry_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str = "",
                  dry_run: bool = False) -> ActionReport:
     """Retry one dead letter (id or ``OPERATION:KEY``): see the module docstring."""
@@ -202,6 +235,7 @@ def retry_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str = "",
 
 # -- discard a dead letter ----------------------------------------------------------------------------
 
+@_audited("discard")
 def discard_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str) -> ActionReport:
     """Give up on one dead letter (kept, marked discarded, with who and why)."""
     if not reason or not reason.strip():
@@ -228,6 +262,7 @@ def discard_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str) ->
 
 # -- uncertain events ---------------------------------------------------------------------------------
 
+@_audited(lambda kwargs: "resolve-delivered" if kwargs["delivered"] else "resolve-resend")
 def resolve_uncertain(desk: SupportDesk, operation: str, key: str, *, delivered: bool, actor: str,
                       reason: str) -> ActionReport:
     """A person checked Trademax: it has the event (``delivered``) or it does not (resend it once)."""
@@ -266,7 +301,8 @@ def resolve_uncertain(desk: SupportDesk, operation: str, key: str, *, delivered:
 
 # -- scheduled retries --------------------------------------------------------------------------------
 
-def run_retry_now(desk: SupportDesk, entry_id: str) -> ActionReport:
+@_audited("run-now")
+def run_retry_now(desk: SupportDesk, entry_id: str, *, actor: str) -> ActionReport:
     """Make one scheduled retry due now; the scheduler re-queues it within a second."""
     event = split_event_ref(entry_id)
     operation, key = event if event else (None, None)
@@ -279,3 +315,34 @@ def run_retry_now(desk: SupportDesk, entry_id: str) -> ActionReport:
         return ActionReport(entry_id, SKIPPED, "already on its way back to the queue", "", operation, key)
     return ActionReport(entry_id, SKIPPED, "not in the retry schedule (delivered, parked or never "
                         "scheduled)", story, operation, key)
+
+
+@_audited("discard-retry")
+def discard_retry(desk: SupportDesk, entry_id: str, *, actor: str, reason: str) -> ActionReport:
+    """Give up on a scheduled retry (or a dispatch update waiting for its create): the event becomes
+    ``discarded`` in the ledger (kept, never sent) and leaves the schedule.  The ledger's compare-and-set
+    decides between two people; a copy the scheduler already published finds the event settled."""
+    if not reason or not reason.strip():
+        raise ValueError("discarding needs a reason")
+    event = split_event_ref(entry_id)
+    operation, key = event if event else (None, None)
+
+    def report(status: str, message: str, next_step: str = "") -> ActionReport:
+        return ActionReport(entry_id, status, message, next_step, operation, key)
+
+    if desk.schedule.get(entry_id) is None:
+        return report(SKIPPED, "not in the retry schedule (delivered, parked, discarded or never "
+                      "scheduled)", follow(operation, key) if event else "wms-relay retries list")
+    if event is not None and desk.ledger.get(operation, key) is not None:
+        if not desk.ledger.transition(operation, key, "discarded", actor=actor,
+                                      reason=f"scheduled retry discarded: {reason}",
+                                      expected_states=("retrying", "waiting")):
+            record = desk.ledger.get(operation, key)
+            last = record.history[-1] if record and record.history else {}
+            who = f" by {last['actor']}" if last.get("actor") else ""
+            state = record.state if record else "gone"
+            return report(SKIPPED, f"it is {state}{who} now, not waiting for a retry",
+                          follow(operation, key))
+    desk.schedule.remove(entry_id)
+    return report(DONE, "discarded (kept for the record; it will not be sent)",
+                  follow(operation, key) if event else "")

@@ -38,17 +38,19 @@ def control_app(settings: Settings) -> Celery:
 
 
 @contextmanager
-def workplace(settings: Settings) -> Iterator[Workplace]:
-    """Open the stores and the app for one command; closes their connections afterwards."""
+def workplace(settings: Settings, *, via: str = "cli") -> Iterator[Workplace]:
+    """Open the stores and the app for one command (or the desk: ``via="desk"``); closes their
+    connections afterwards."""
     from worker.delivery.relay import build_relay
     from worker.scheduling.scheduler import celery_publisher
     from worker.store.connection import describe
+    from worker.store.audit_log import AuditLog
 
     relay = build_relay(settings, sends=False)
     app = control_app(settings)
     desk = SupportDesk(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
                        publish=celery_publisher(app), dispatch_waiters=relay.dispatch_waiters,
-                       clock=relay.clock)
+                       clock=relay.clock, audit=AuditLog(relay.redis, relay.clock), via=via)
     try:
         yield Workplace(settings, describe(settings), relay, app, desk)
     finally:

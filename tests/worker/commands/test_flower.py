@@ -15,8 +15,9 @@ import pytest
 
 from tests.fixtures.pipeline import wait_until
 from worker.cli import main
-from worker.commands.flower import check_exposure, is_loopback, valid_basic_auth
+from worker.commands.flower import check_exposure, valid_basic_auth
 from worker.store.embedded import free_port
+from worker.web.serving import is_loopback
 from worker.settings import SettingsError
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -43,7 +44,7 @@ def test_the_command_refuses_to_start_on_a_public_address_without_a_password(mon
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # never reached: it stops before
     assert main(["flower", "--address", "0.0.0.0"]) == 2
     err = capsys.readouterr().err
-    assert "FLOWER_BASIC_AUTH must be set" in err and "0.0.0.0" in err
+    assert "give it FLOWER_BASIC_AUTH" in err and "0.0.0.0" in err and "--address 127.0.0.1" in err
 
 
 def test_flower_demands_the_password_from_flower_basic_auth(shared_redis_server, tmp_path):

@@ -195,6 +195,25 @@ def test_retries_list_and_run_now(cli, parked):
     assert code == 0 and "not in the retry schedule" in out
 
 
+def test_retries_discard_and_the_audit_of_every_persons_action(cli, parked):
+    code, _, err = cli("retries", "discard", "receipt.create:R-LATER", "--reason", " ")
+    assert code == 2 and "--reason" in err
+    result = cli_json(cli, "retries", "discard", "receipt.create:R-LATER", "--reason", "order cancelled",
+                      "--actor", "erin")
+    assert result["summary"]["discarded"] == 1
+    assert cli_json(cli, "retries", "list") == []
+    assert cli_json(cli, "event", "receipt.create", "R-LATER")["state"] == "discarded"
+    cli("retries", "run-now", "receipt.create:R-GONE", "--actor", "erin")
+    entries = cli_json(cli, "audit", "--actor", "erin")
+    assert [(e["action"], e["target"], e["status"], e["via"]) for e in entries] == [
+        ("run-now", "receipt.create:R-GONE", "skipped", "cli"),
+        ("discard-retry", "receipt.create:R-LATER", "done", "cli")]
+    assert entries[1]["reason"] == "order cancelled"
+    assert cli_json(cli, "audit", "--action", "retry") == []
+    code, out, _ = cli("audit", "--since", "1h")
+    assert code == 0 and "discard-retry" in out and "erin" in out
+
+
 def test_empty_listings_say_so_plainly(cli, relay, env):
     store = f"Store: {url_without_password(env.url)} (REDIS_URL)\n"
     assert cli("dead", "list") == (0, store + "No dead letters. Nothing needs a person.\n", "")

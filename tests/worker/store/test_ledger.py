@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import threading
 from decimal import Decimal
 
@@ -480,3 +481,21 @@ def test_the_legacy_delivered_index_is_dropped_once(ledger):
     assert ledger.drop_legacy_keys() == ["wms:ledger:delivered:recent"]
     assert not ledger._redis.exists("wms:ledger:delivered:recent")
     assert ledger.drop_legacy_keys() == []
+
+
+def test_failures_are_counted_per_minute_beside_deliveries(ledger, clock):
+    """The desk's chart: per minute, deliveries and failures (moves to retrying, uncertain or dead)."""
+    clock.now = 60 * 28_000_000 + 5
+    minute = 28_000_000
+    for n, to in enumerate(["retrying", "dead", "uncertain", "delivered", "waiting"]):
+        accept_and_claim(ledger, dispatch_event(f"TX-{n}"))
+        ledger.transition("dispatch.create", f"TX-{n}", to, reason="x", owner="worker-a")
+    clock.advance(60)
+    accept_and_claim(ledger, dispatch_event("TX-late"))
+    ledger.transition("dispatch.create", "TX-late", "retrying", reason="x", owner="worker-a")
+    assert ledger.per_minute() == {minute: (1, 3), minute + 1: (0, 1)}
+    assert ledger.delivered_since(0) == 1
+    clock.advance(3600 + 120)  # past the window: a new minute drops the old ones, failures too
+    accept_and_claim(ledger, dispatch_event("TX-new"))
+    ledger.transition("dispatch.create", "TX-new", "retrying", reason="x", owner="worker-a")
+    assert list(ledger.per_minute()) == [math.floor(clock.now / 60)]

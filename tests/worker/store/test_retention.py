@@ -7,8 +7,10 @@ import fakeredis
 
 from worker.commands.processes import purge_closed_letters
 from worker.delivery.relay import build_relay
+from worker.encoding import text
 from worker.scheduling.scheduler import Scheduler
 from worker.settings import Settings
+from worker.store.dead_letter_search import LetterQuery, search
 from worker.store.dead_letters import DeadLetters
 from worker.store.retry_schedule import RetrySchedule
 
@@ -63,6 +65,42 @@ def test_a_newer_letter_of_the_same_event_keeps_its_latest_entry(store_client):
     second = letter(letters, "R-1")  # it failed again
     letters.purge_closed(T0 + DAY / 2)
     assert letters.get(first) is None and letters.latest_for("receipt.create", "R-1").letter_id == second
+
+
+def test_a_purged_letter_leaves_no_entry_in_the_search_indexes(store_client):
+    """The search's facets, text and terms (issue 12) lose the purged letter; a shared identifier keeps
+    the other letter that names it; the facet value sets keep every value ever seen."""
+    clock = Clock()
+    letters = DeadLetters(store_client, clock=clock)
+    gone = letters.add("receipt.create", "R-1", {"transaction_id": "R-1", "order_no": "IO-7"}, "permanent",
+                       ["refused"])
+    stays = letters.add("dispatch.create", "D-1", {"transaction_id": "D-1", "order_no": "IO-7"}, "invalid",
+                        ["bad"])
+    letters.discard(gone, actor="ann", reason="cancelled")
+    clock.now += 2 * DAY
+    assert [x.letter_id for x in letters.purge_closed(T0 + DAY)] == [gone]
+
+    def keys_naming(letter_id: str) -> list[str]:
+        """Every index key with the id as a member, a field, or a word of a value (the letter's own hash
+        names it in its "id" field)."""
+        found = []
+        for key in map(text, store_client.scan_iter("wms:dead:*")):
+            kind = text(store_client.type(key))
+            if kind == "hash":
+                entries = {text(k): text(v) for k, v in store_client.hgetall(key).items()}
+                if letter_id in entries or any(letter_id in v.split() for v in entries.values()):
+                    found.append(key)
+            elif kind == "zset" and store_client.zscore(key, letter_id) is not None:
+                found.append(key)
+        return sorted(found)
+
+    assert keys_naming(gone) == []
+    indexes = {"wms:dead:facets", "wms:dead:text", "wms:dead:terms",
+               "wms:dead:open:operation:dispatch.create"}
+    assert indexes <= set(keys_naming(stays))
+    found = search(letters, LetterQuery(identifier="IO-7", status="any")).letters
+    assert [x.letter_id for x in found] == [stays]
+    assert store_client.sismember("wms:dead:values:operation", "receipt.create")
 
 
 def test_the_scheduler_chore_expires_closed_letters_after_the_retention_period():

@@ -18,9 +18,10 @@ from worker.errors import OutcomeUnknownError, PermanentError, TransientError
 from worker.delivery.relay import build_relay
 from worker.settings import Settings
 from worker.support.actions import (
-    DONE, FAILED, SKIPPED, SupportDesk, discard_letter, find_letter, resolve_uncertain, retry_letter,
-    run_retry_now, tally,
+    DONE, FAILED, SKIPPED, SupportDesk, discard_letter, discard_retry, find_letter, resolve_uncertain,
+    retry_letter, run_retry_now, tally,
 )
+from worker.store.audit_log import AuditFilter, AuditLog
 from worker.destinations.trademax.client import TrademaxReply
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -95,7 +96,8 @@ def published():
 @pytest.fixture
 def desk(relay, published, clock):
     return SupportDesk(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
-                       publish=published, dispatch_waiters=relay.dispatch_waiters, clock=clock)
+                       publish=published, dispatch_waiters=relay.dispatch_waiters, clock=clock,
+                       audit=AuditLog(relay.redis, clock))
 
 
 def run(relay, operation: str, event: dict, *answers) -> str:
@@ -285,11 +287,58 @@ def test_run_now_makes_a_scheduled_retry_due_and_skips_what_is_not_scheduled(rel
     receipt = example("receipt.create", transaction_id="R-T")
     assert run(relay, "receipt.create", receipt, transient) == "retrying"
     assert relay.schedule.get("receipt.create:R-T").due_at > clock.now
-    assert run_retry_now(desk, "receipt.create:R-T").status == DONE
+    assert run_retry_now(desk, "receipt.create:R-T", actor="erin").status == DONE
     assert relay.schedule.get("receipt.create:R-T").due_at == clock.now
-    missing = run_retry_now(desk, "receipt.create:R-NONE")
+    missing = run_retry_now(desk, "receipt.create:R-NONE", actor="erin")
     assert missing.status == SKIPPED and "not in the retry schedule" in missing.message
-    assert tally([missing, run_retry_now(desk, "receipt.create:R-T")]) == {DONE: 1, SKIPPED: 1, FAILED: 0}
+    assert tally([missing, run_retry_now(desk, "receipt.create:R-T", actor="erin")]) == \
+        {DONE: 1, SKIPPED: 1, FAILED: 0}
+
+
+def test_discarding_a_scheduled_retry_settles_the_event_once_and_says_who(relay, desk, clock, published):
+    transient = TransientError("", operation="create_receipt", status=503)
+    assert run(relay, "receipt.create", example("receipt.create", transaction_id="R-D"), transient) == \
+        "retrying"
+    with pytest.raises(ValueError):
+        discard_retry(desk, "receipt.create:R-D", actor="erin", reason=" ")
+    first = discard_retry(desk, "receipt.create:R-D", actor="erin", reason="order cancelled")
+    assert first.status == DONE
+    record = relay.ledger.get("receipt.create", "R-D")
+    assert record.state == "discarded" and record.history[-1]["actor"] == "erin"
+    assert "order cancelled" in record.history[-1]["reason"]
+    assert relay.schedule.get("receipt.create:R-D") is None
+    second = discard_retry(desk, "receipt.create:R-D", actor="frank", reason="me too")
+    assert second.status == SKIPPED and "not in the retry schedule" in second.message
+    # A copy already published meets a settled event: nothing is sent.
+    assert run(relay, "receipt.create", example("receipt.create", transaction_id="R-D")) == "discarded"
+    assert published == []
+
+
+def test_a_scheduled_retry_already_being_sent_is_not_discarded(relay, desk):
+    transient = TransientError("", operation="create_receipt", status=503)
+    run(relay, "receipt.create", example("receipt.create", transaction_id="R-S"), transient)
+    relay.ledger.reopen("receipt.create", "R-S", actor="gina", reason="by hand", from_states=("retrying",))
+    raced = discard_retry(desk, "receipt.create:R-S", actor="erin", reason="late")
+    assert raced.status == SKIPPED and "accepted by gina" in raced.message
+    assert relay.schedule.get("receipt.create:R-S") is not None
+
+
+def test_every_action_but_a_dry_run_is_in_the_audit_log(relay, desk, clock):
+    letter_id = refused_receipt(relay, "R-A")
+    retry_letter(desk, letter_id, actor="alice", reason="dry", dry_run=True)
+    retry_letter(desk, letter_id, actor="alice", reason="fixed the order type")
+    retry_letter(desk, letter_id, actor="bob", reason="me too")
+    entries, more = desk.audit.page()
+    assert more is None
+    assert [(e.actor, e.action, e.target, e.status, e.via) for e in entries] == [
+        ("bob", "retry", letter_id, SKIPPED, "cli"), ("alice", "retry", letter_id, DONE, "cli")]
+    assert entries[0].message.startswith("already retried by alice")
+    assert entries[1].reason == "fixed the order type" and entries[1].key == "R-A"
+    assert [e.actor for e in desk.audit.page(AuditFilter(actor="alice"))[0]] == ["alice"]
+    assert [e.actor for e in desk.audit.page(AuditFilter(text="ME TOO"))[0]] == ["bob"]
+    older, cursor = desk.audit.page(limit=1)
+    assert [e.actor for e in older] == ["bob"] and cursor == older[0].entry_id
+    assert [e.actor for e in desk.audit.page(before=cursor, limit=1)[0]] == ["alice"]
 
 
 def test_twenty_people_retrying_one_letter_at_once_queue_it_once(shared_redis_server, clock):

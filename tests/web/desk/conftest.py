@@ -1,0 +1,101 @@
+"""A desk app over fakeredis (text replies, as the desk's own client) with the relay's real stores and
+support actions, a recording publisher, and a users file holding one operator and one viewer."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import fakeredis
+import pytest
+
+from worker.delivery.relay import build_relay
+from worker.settings import Settings
+from worker.store.audit_log import AuditLog
+from worker.store.heartbeats import Heartbeats
+from worker.support.actions import SupportDesk
+from worker.support.desk import Workplace
+from worker.web.desk.app import create_app
+from worker.web.desk.config import DeskSettings
+from worker.web.desk.services import DeskServices
+from worker.web.desk.users import UsersFile
+
+PASSWORDS = {"olga": "operator-pass-1", "vic": "viewer-pass-12"}
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+class Published(list):
+    def __call__(self, message: dict) -> None:
+        self.append(message)
+
+
+class Clock:
+    def __init__(self, now: float = 1_714_550_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="session")
+def users_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("desk") / "desk-users"
+    users = UsersFile(path)
+    users.add("olga", "operator", PASSWORDS["olga"])
+    users.add("vic", "viewer", PASSWORDS["vic"])
+    return path
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def desk_services(users_path, clock):
+    client = fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
+    relay = build_relay(Settings(), redis_client=client, clock=clock, sends=False)
+    published = Published()
+    support = SupportDesk(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
+                          publish=published, dispatch_waiters=relay.dispatch_waiters, clock=clock,
+                          audit=AuditLog(client, clock), via="desk")
+    place = Workplace(Settings(), "fakeredis (test)", relay, None, support)
+    # A worker and the scheduler alive, as their heartbeats say (the status report reads them).
+    Heartbeats(client, clock).beat("worker", "relay-1@test")
+    Heartbeats(client, clock).beat("scheduler", "scheduler-1@test")
+    services = DeskServices(place=place, users=UsersFile(users_path),
+                            settings=DeskSettings(users_file=users_path, secret_key="k" * 40))
+    services.published = published
+    return services
+
+
+@pytest.fixture
+def app(desk_services):
+    flask_app = create_app(desk_services)
+    flask_app.config["TESTING"] = True
+    return flask_app
+
+
+def csrf_of(html: str) -> str:
+    found = _CSRF.search(html)
+    assert found, "the page has no CSRF token"
+    return found.group(1)
+
+
+def sign_in(client, name: str, password: str | None = None):
+    page = client.get("/sign-in")
+    return client.post("/sign-in", data={"name": name, "password": password or PASSWORDS[name],
+                                         "csrf_token": csrf_of(page.get_data(as_text=True))})
+
+
+@pytest.fixture
+def operator(app):
+    client = app.test_client()
+    assert sign_in(client, "olga").status_code == 302
+    return client
+
+
+@pytest.fixture
+def viewer(app):
+    client = app.test_client()
+    assert sign_in(client, "vic").status_code == 302
+    return client

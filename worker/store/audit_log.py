@@ -1,0 +1,114 @@
+"""The audit log: every person's action, across all events, in one Redis stream — who, when, what, why,
+and how it ended — whether done in the ``wms-relay`` CLI or on the support desk.
+
+    wms:audit     stream, one entry per action: at, actor, action (retry, discard, resolve, run-now,
+                  discard-retry, sign-in, sign-in-refused, sign-out), target (dl-12 or OPERATION:KEY),
+                  operation, key, reason, status (done, skipped, failed), message, via (cli, desk)
+
+The event's own history (the ledger) and the dead letter keep the same facts for one event; this log is
+the cross-cutting view ("what did bob do this morning?").  Dry runs are not actions and are not logged.
+It is capped at ``MAX_ENTRIES`` (approximately: Redis trims whole nodes), a few hundred bytes an entry.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from worker.encoding import iso_time, text
+
+MAX_ENTRIES = 1_000_000
+FIELDS = ("at", "actor", "action", "target", "operation", "key", "reason", "status", "message", "via")
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    entry_id: str
+    at: float
+    actor: str
+    action: str
+    target: str = ""
+    operation: str = ""
+    key: str = ""
+    reason: str = ""
+    status: str = ""
+    message: str = ""
+    via: str = ""
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "at": iso_time(self.at)}
+
+    def matches(self, needle: str) -> bool:
+        haystack = " ".join([self.actor, self.action, self.target, self.reason, self.message]).lower()
+        return needle.lower() in haystack
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    actor: str | None = None
+    action: str | None = None
+    text: str | None = None
+    since: float | None = None
+
+    def keeps(self, entry: AuditEntry) -> bool:
+        return ((not self.actor or entry.actor == self.actor)
+                and (not self.action or entry.action == self.action)
+                and (not self.text or entry.matches(self.text))
+                and (self.since is None or entry.at >= self.since))
+
+
+class AuditLog:
+    """The audit stream in one Redis (any client: bytes or text replies)."""
+
+    def __init__(self, redis_client, clock: Callable[[], float] = time.time, *,
+                 namespace: str = "wms") -> None:
+        self._redis = redis_client
+        self._clock = clock
+        self._key = f"{namespace}:audit"
+
+    def record(self, *, actor: str, action: str, target: str = "", operation: str | None = None,
+               key: str | None = None, reason: str = "", status: str = "", message: str = "",
+               via: str = "") -> str:
+        """Append one action; returns the entry's id."""
+        if not actor:
+            raise ValueError("an audited action needs the actor's name")
+        values = {"at": f"{self._clock():.3f}", "actor": actor, "action": action, "target": target,
+                  "operation": operation or "", "key": key or "", "reason": reason or "", "status": status,
+                  "message": message, "via": via}
+        return text(self._redis.xadd(self._key, values, maxlen=MAX_ENTRIES, approximate=True))
+
+    def page(self, which: AuditFilter = AuditFilter(), *, before: str | None = None, limit: int = 50,
+             scan_limit: int = 100_000) -> tuple[list[AuditEntry], str | None]:
+        """Matching entries, newest first, older than entry id ``before``; and the cursor of the next page
+        (None when there is no older match).  Looks at no more than ``scan_limit`` entries per call."""
+        found: list[AuditEntry] = []
+        high = f"({before}" if before else "+"
+        scanned, last, exhausted = 0, None, False
+        while len(found) <= limit:
+            if scanned >= scan_limit:  # let the person page on from where this call stopped looking
+                return found[:limit], (found[limit - 1].entry_id if len(found) > limit else last)
+            batch = self._redis.xrevrange(self._key, max=high, min="-", count=500)
+            if not batch:
+                exhausted = True
+                break
+            for raw_id, raw in batch:
+                last = _entry(text(raw_id), raw)
+                if which.keeps(last):
+                    found.append(last)
+            scanned += len(batch)
+            if which.since is not None and last.at < which.since:
+                exhausted = True
+                break
+            high = f"({last.entry_id}"
+        more = len(found) > limit and not (exhausted and len(found) <= limit)
+        found = found[:limit]
+        return found, (found[-1].entry_id if more and found else None)
+
+    def count(self) -> int:
+        return int(self._redis.xlen(self._key))
+
+
+def _entry(entry_id: str, raw) -> AuditEntry:
+    values = {text(k): text(v) for k, v in raw.items()}
+    return AuditEntry(entry_id=entry_id, at=float(values.get("at") or 0),
+                      **{name: values.get(name, "") for name in FIELDS if name != "at"})

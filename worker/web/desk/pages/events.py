@@ -1,0 +1,65 @@
+"""One event: its state, every attempt, the whole history as a timeline, Trademax's stored answer, the
+signing explanation, its dead letter or scheduled retry — and the actions that fit its state."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+
+from worker.web.desk.pages import services
+from worker.web.desk.services import describe, next_step, split_event_ref, timeline
+from worker.web.desk.signing_view import explain
+
+bp = Blueprint("events", __name__)
+MOVING = ("accepted", "sending", "retrying", "waiting")
+
+
+def _operations() -> list[str]:
+    from tasks.events import OPERATIONS
+
+    return sorted(OPERATIONS)
+
+
+@bp.get("/events")
+def find():
+    """Find an event by its key (or OPERATION:KEY) under every operation."""
+    s = services()
+    wanted = (request.args.get("q") or "").strip()
+    if not wanted:
+        return render_template("find_event.html", q="", found=[])
+    named = split_event_ref(wanted)
+    candidates = [named] if named and named[0] in _operations() else [(op, wanted) for op in _operations()]
+    found = [view for op, key in candidates if (view := describe(s.relay, op, key)) is not None]
+    if len(found) == 1:
+        return redirect(url_for("events.page", operation=found[0]["operation"], key=found[0]["key"]))
+    return render_template("find_event.html", q=wanted, found=found)
+
+
+@bp.get("/events/<operation>/<path:key>")
+def page(operation: str, key: str):
+    s = services()
+    if operation not in _operations():
+        abort(404)
+    view = describe(s.relay, operation, key)
+    if view is None:
+        abort(404)
+    letter_id = request.args.get("letter")
+    if letter_id:  # one letter of several (an invalid event's "(no key)" is shared by many)
+        letter = s.relay.dead_letters.get(letter_id)
+        if letter is None or (letter.operation, letter.key) != (operation, key):
+            abort(404)
+        view["dead_letter"] = letter.to_dict()
+    # Only a validated event (one in the ledger) becomes a request; an invalid one was never sent.
+    fields = view["event"].get("fields") if view["in_ledger"] else None
+    dispatch_id = None
+    if isinstance(fields, dict) and fields.get("transaction_id") and s.relay.dispatch_waiters is not None:
+        dispatch_id = s.relay.dispatch_waiters.dispatch_id_for(fields["transaction_id"])
+    return render_template("event.html", view=view, story=timeline(view), next=next_step(view),
+                           signing=explain(operation, fields, dispatch_id) if fields else None,
+                           moving=view["state"] in MOVING)
+
+
+@bp.get("/dead-letter/<letter_id>")
+def letter(letter_id: str):
+    found = services().relay.dead_letters.get(letter_id)
+    if found is None:
+        abort(404)
+    return redirect(url_for("events.page", operation=found.operation, key=found.key, letter=letter_id))

@@ -1,0 +1,53 @@
+"""Scheduled retries: events that failed transiently (or wait for their dispatch.create) and will be tried
+again on their own — run one now, or discard it with a reason."""
+from __future__ import annotations
+
+from flask import Blueprint, g, render_template, request
+
+from worker.web.desk.auth import operator_only
+from worker.web.desk.pages import services
+from worker.web.desk.presenting import Pager, page_number
+from worker.web.desk.services import discard_retry, run_retry_now, scheduled
+
+bp = Blueprint("retries", __name__)
+
+
+@bp.get("/retries")
+def page():
+    s = services()
+    pager = Pager(page_number(), s.relay.schedule.count())
+    entries = scheduled(s.place, offset=pager.offset, limit=pager.per_page)
+    return render_template("retries.html", entries=entries, pager=pager)
+
+
+def _ids() -> list[str]:
+    return list(dict.fromkeys(i for i in request.form.getlist("ids") if i))
+
+
+@bp.post("/retries/run-now")
+@operator_only
+def run_now():
+    s = services()
+    user = g.user.name
+    targets = _ids() if request.form.get("all") != "1" else \
+        [entry.entry_id for entry in s.relay.schedule.list(limit=None)]
+    if not targets:
+        return render_template("error.html", title="Nothing selected",
+                               text="Tick the retries to run now."), 400
+    job = s.jobs.run("run now", user, targets, lambda t: run_retry_now(s.desk, t, actor=user))
+    return render_template("reports.html", job=job)
+
+
+@bp.post("/retries/discard")
+@operator_only
+def discard():
+    s = services()
+    reason = (request.form.get("why") or "").strip()
+    targets = _ids()
+    if not targets or not reason:
+        return render_template("error.html", title="Nothing to do yet",
+                               text="Tick the retries to discard and say why."), 400
+    user = g.user.name
+    job = s.jobs.run("discard retry", user, targets,
+                     lambda t: discard_retry(s.desk, t, actor=user, reason=reason))
+    return render_template("reports.html", job=job)

@@ -1,0 +1,62 @@
+"""What the desk's pages work with: the support workplace (the same stores and support actions as the
+``wms-relay`` CLI, acting ``via="desk"``), the users file, the settings and the bulk jobs.  Every import
+of the relay's own modules that the pages need is made here (and in ``signing_view``), so a
+reorganisation of ``worker/`` is ported in two places."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# The support layer, shared with the CLI: one implementation of every action and every view.
+from worker.commands.event import next_step, timeline  # noqa: F401
+from worker.commands.retries import scheduled  # noqa: F401
+from worker.commands.status import collect, needs_a_person  # noqa: F401
+from worker.encoding import iso_time, split_event_ref  # noqa: F401
+from worker.store.audit_log import AuditFilter  # noqa: F401
+from worker.store.dead_letter_search import (  # noqa: F401
+    LetterQuery, all_matching_ids, has_identifier, search, search_walk,
+)
+from worker.store.ledger import FINAL_STATES, OPEN_STATES  # noqa: F401
+from worker.support.actions import (  # noqa: F401
+    DONE, FAILED, SKIPPED, ActionReport, discard_letter, discard_retry, find_letter, resolve_uncertain,
+    retry_letter, run_retry_now, tally,
+)
+from worker.support.desk import Workplace, workplace  # noqa: F401
+from worker.support.event_view import describe  # noqa: F401
+from worker.web.desk.config import DeskSettings
+from worker.web.desk.jobs import BulkJobs
+from worker.web.desk.users import UsersFile
+
+
+@dataclass
+class DeskServices:
+    place: Any  # worker.support.desk.Workplace, acting via="desk"
+    users: UsersFile
+    settings: DeskSettings
+    jobs: BulkJobs = field(default_factory=BulkJobs)
+
+    @property
+    def relay(self):
+        return self.place.relay
+
+    @property
+    def desk(self):
+        """The SupportDesk: the actions' stores, publisher and audit log."""
+        return self.place.desk
+
+    @property
+    def redis(self):
+        return self.place.relay.redis
+
+    def now(self) -> float:
+        return self.place.relay.clock()
+
+    def audit(self, *, actor: str, action: str, message: str = "", target: str = "") -> None:
+        """Record a desk event that is not a support action (sign-in, sign-out)."""
+        self.desk.audit.record(actor=actor, action=action, message=message, target=target, status="done",
+                               via="desk")
+
+    def status_report(self) -> dict:
+        """``wms-relay status``'s report: the workers and the scheduler come from their heartbeats in the
+        store (no ping over the broker, so no page waits for one)."""
+        return collect(self.place)
