@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from worker.web.desk.pages import services
-from worker.web.desk.services import describe, next_step, split_event_ref, timeline
+from worker.web.desk.services import describe, next_step, split_event_ref, timeline, with_liveness
 from worker.web.desk.signing_view import explain
 
 bp = Blueprint("events", __name__)
@@ -41,6 +41,7 @@ def page(operation: str, key: str):
     view = describe(s.relay, operation, key)
     if view is None:
         abort(404)
+    view = with_liveness(s.place, view)  # the next step says when no worker (or scheduler) runs
     letter_id = request.args.get("letter")
     if letter_id:  # one letter of several (an invalid event's "(no key)" is shared by many)
         letter = s.relay.dead_letters.get(letter_id)
