@@ -128,21 +128,41 @@ class Valkey:
             self.process.wait()
 
 
-class Sandbox(SandboxControl):
-    """The sandbox Trademax process and its sandbox-only views and controls (SandboxControl)."""
+# The other destinations' sandboxes: their credentials (fresh secrets per run) and base URL variable.
+OTHER_APIS = {
+    "kaching": lambda: {"KACHING_ACCOUNT": "bench", "KACHING_INTEGRATION": "wms",
+                        "KACHING_API_KEY": secrets.token_hex(12)},
+    "stocktrim": lambda: {"STOCKTRIM_AUTH_ID": "bench-tenant",
+                          "STOCKTRIM_AUTH_SIGNATURE": secrets.token_hex(12)},
+    "stock2shop": lambda: {"STOCK2SHOP_USERNAME": "bench", "STOCK2SHOP_PASSWORD": secrets.token_hex(12),
+                           "STOCK2SHOP_SOURCE_ID": "57"},
+}
 
-    def __init__(self, log_path: Path, *, seed: int = 0, **faults: float) -> None:
+
+class Sandbox(SandboxControl):
+    """A sandbox process (Trademax's, or ``api``'s) and its sandbox-only views and controls
+    (SandboxControl); ``env`` holds the variables that point the relay at it."""
+
+    def __init__(self, log_path: Path, *, seed: int = 0, api: str = "trademax", extra: tuple = (),
+                 **faults: float) -> None:
+        self.api = api
         self.api_key, self.secret = "bench-key", secrets.token_hex(16)
-        args = [sys.executable, "-m", "worker.cli", "sandbox", "--host", HOST, "--port", "0",
-                "--seed", str(seed)]
+        args = [sys.executable, "-m", "worker.cli", "sandbox", "--api", api, "--host", HOST, "--port", "0",
+                "--seed", str(seed), *extra]
         for name, value in faults.items():
             args += [f"--{name.replace('_', '-')}", str(value)]
-        env = {**os.environ, "TRADEMAX_API_KEY": self.api_key, "TRADEMAX_SECRET": self.secret}
+        if api == "trademax":
+            self.env = {"TRADEMAX_API_KEY": self.api_key, "TRADEMAX_SECRET": self.secret}
+        else:
+            self.env = OTHER_APIS[api]()
+        env = {**os.environ, **self.env}
         self._log = open(log_path, "wb")
         self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self._log,
                                         start_new_session=True)
         self.base_url = wait_for_ready_line(self.process, START_TIMEOUT)
         super().__init__(self.base_url)
+        if api != "trademax":
+            self.env[f"{api.upper()}_BASE_URL"] = self.base_url
 
     def stop(self) -> None:
         _stop(self.process)
@@ -203,7 +223,9 @@ class RelayRun:
 
     def __init__(self, workdir: Path, *, settings: dict[str, str] | None = None,
                  sandbox_faults: dict[str, float] | None = None, seed: int = 0,
-                 short_timeouts: bool = True) -> None:
+                 short_timeouts: bool = True, others: dict[str, tuple] | None = None) -> None:
+        """``others``: the other destinations to turn on, api -> extra sandbox arguments (their
+        sandboxes start without faults: ``set_faults`` once they are set up)."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.valkey = Valkey(self.workdir / "valkey").start()
@@ -216,10 +238,22 @@ class RelayRun:
         except BaseException:
             self.valkey.kill()
             raise
+        self.others: dict[str, Sandbox] = {}
+        try:
+            for api, extra in (others or {}).items():
+                self.others[api] = Sandbox(self.workdir / f"sandbox-{api}.log", seed=seed, api=api,
+                                           extra=extra)
+        except BaseException:
+            self.sandbox.stop()
+            for other in self.others.values():
+                other.stop()
+            self.valkey.kill()
+            raise
         self.env = {**process_settings(settings, short_timeouts=short_timeouts),
                     "REDIS_URL": self.valkey.url, "TRADEMAX_BASE_URL": self.sandbox.base_url,
                     "TRADEMAX_API_KEY": self.sandbox.api_key, "TRADEMAX_SECRET": self.sandbox.secret,
-                    "WMS_RELAY_VAR_DIR": str(self.workdir / "var"), "PYTHONPATH": str(ROOT)}
+                    "WMS_RELAY_VAR_DIR": str(self.workdir / "var"), "PYTHONPATH": str(ROOT),
+                    **{k: v for other in self.others.values() for k, v in other.env.items()}}
         self.env.pop("SENTRY_DSN", None)
 
     def __enter__(self) -> "RelayRun":
@@ -273,6 +307,8 @@ class RelayRun:
         for process in [*self.workers, self.scheduler]:
             _stop(process)
         self.sandbox.stop()
+        for other in self.others.values():
+            other.stop()
         self.valkey.kill()
         for log in self._logs:
             log.close()
@@ -299,7 +335,9 @@ class RelayRun:
     def redis(self, **options: Any) -> redis.Redis:
         return redis.Redis.from_url(self.valkey.url, **options)
 
-    def ledger(self):
+    def ledger(self, destination: str = "trademax"):
+        from worker.destinations.table import DESTINATIONS
         from worker.store.ledger import Ledger
 
-        return Ledger(self.redis(decode_responses=True), lease_seconds=4, delivered_retention_seconds=86400)
+        return Ledger(self.redis(decode_responses=True), lease_seconds=4, delivered_retention_seconds=86400,
+                      namespace=DESTINATIONS[destination].namespace)

@@ -1,16 +1,20 @@
 """Chaos run: "nothing lost, nothing applied twice" measured through the real pipeline.
 
-Run: ``python benchmarks/chaos.py`` (or ``make chaos``): 2,000 mixed events (``--events N`` for another
-size), every operation, relative and absolute stock adjustments, dispatch follow-ups sent before their
-create.  The real processes (``benchmarks._harness``): a valkey-server with AOF, the sandbox Trademax
-answering 20% of requests with 500, 5% with 429 + Retry-After and applying 3% and then stalling past the
-read timeout; two ``wms-relay worker`` processes and the scheduler.  Events arrive in batches through
-``wms-relay enqueue``.  While they flow, one worker at a time is SIGKILLed and replaced (3 times), the
-valkey-server is restarted once and frozen once (SIGSTOP past the store socket timeout, then SIGCONT),
-and twice a batch of malformed raw messages ("poison", ``benchmarks/poison.py``: every shape onto every
-queue) is pushed.  Then the run waits (bounded) for every event to settle and judges the
-ledger against the sandbox (``benchmarks.chaos_checks``); it prints counts by state and by fault and
-exits 1 if any check failed.  The reduced run is ``tests/integration/test_chaos.py``.
+Run: ``python benchmarks/chaos.py`` (or ``make chaos``): 2,000 mixed events (``--events N`` for another size),
+every operation, relative and absolute stock adjustments, dispatch follow-ups sent before their create.  The
+real processes (``benchmarks._harness``): a valkey-server with AOF, the four sandboxes — Trademax, ka-ching,
+StockTrim and Stock2Shop, every warehouse listed at each, so every absolute count is delivered four times and
+every relative adjustment twice (Trademax, ka-ching) — each answering 20% of requests with 500, 5% with 429 +
+Retry-After and applying 3% and then stalling past the read timeout, Stock2Shop's login tokens expiring every
+5 s; two ``wms-relay worker`` processes and the scheduler. Events arrive in batches through ``wms-relay
+enqueue``.  While they flow, one worker at a time is SIGKILLed and replaced (3 times), the valkey-server is
+restarted once and frozen once (SIGSTOP past the store socket timeout, then SIGCONT), and twice a batch of
+malformed raw messages ("poison", ``benchmarks/poison.py``: every shape onto every queue, each
+destination's too) is pushed.  Then the run waits (bounded) for every event to settle and judges the ledger
+against the sandbox (``benchmarks.chaos_checks``; the other destinations' ledgers against their sandboxes:
+``benchmarks.chaos_destinations``); it prints counts by state and by fault, the table per destination, and
+exits 1 if any check failed.  ``--trademax-only`` runs without the other three.  The reduced run is
+``tests/integration/test_chaos.py``.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._harness import RelayRun, wait_until  # noqa: E402
+from benchmarks import chaos_destinations  # noqa: E402
 from benchmarks.chaos_checks import FINAL, Verdict, judge  # noqa: E402
 from benchmarks.chaos_events import Planned, build_workload  # noqa: E402
 from benchmarks.poison import push_poison  # noqa: E402
@@ -36,7 +41,10 @@ from worker.store.connection import STORE_SOCKET_TIMEOUT_SECONDS  # noqa: E402
 FAULTS = {"fail_rate": 0.20, "throttle_rate": 0.05, "timeout_after_apply_rate": 0.03,
           "stall_seconds": 2.5,  # a bit above the 2 s read timeout of FAST_SETTINGS
           "latency_ms": 5}  # so that a killed worker has requests on the wire
-KILL_AT = (0.15, 0.40, 0.65)  # fraction of events settled when a worker is killed
+KILL_AT = (0.15, 0.40, 0.65)  # fraction of deliveries settled when a worker is killed
+# The other destinations' sandboxes: Stock2Shop's tokens expire every few seconds (the relay logs in again,
+# once for all workers), and its 1 request/s limit is off here — issue 11 adds the relay's own limiter.
+OTHERS = {"kaching": (), "stocktrim": (), "stock2shop": ("--max-rps", "0", "--token-ttl", "5")}
 RESTART_REDIS_AT = 0.52
 REDIS_DOWN_SECONDS = 3.0  # a real restart (loading a large AOF) takes seconds, not milliseconds
 FREEZE_REDIS_AT = 0.30
@@ -64,16 +72,28 @@ class ChaosResult:
     rescued: int = 0  # events the scheduler's stranded-event sweep had to send again
     interrupted: int = 0  # events re-claimed after their sender died or lost the store mid-send
     read_back: int = 0  # one-way dispatch changes found landed by reading the dispatch back
+    destinations: list = field(default_factory=list)  # chaos_destinations.DestinationVerdict, one each
+    logins: int = 0  # Stock2Shop logins (its tokens expire during the run)
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict.ok and all(v.ok for v in self.destinations)
 
 
 def run(count: int = 2000, *, seed: int = 1, workdir: Path, batches: int | None = None,
-        settle_timeout: float = 240.0, say=print) -> ChaosResult:
+        settle_timeout: float = 240.0, say=print, every_destination: bool = True) -> ChaosResult:
     """The whole run, bounded: enqueue, chaos, settle (at most ``settle_timeout`` s), judge."""
     batches = batches or max(4, min(10, count // 50))
     planned = build_workload(count, batches=batches, seed=seed)
     started = time.monotonic()
     result = ChaosResult(verdict=Verdict(), events=len(planned))
-    with RelayRun(workdir, sandbox_faults=FAULTS, seed=seed) as relay:
+    others = OTHERS if every_destination else {}
+    settings = chaos_destinations.settings_for_locations() if others else None
+    with RelayRun(workdir, sandbox_faults=FAULTS, seed=seed, others=others, settings=settings) as relay:
+        if others:
+            _set_up_stock2shop(relay.others["stock2shop"], planned)
+            for other in relay.others.values():
+                other.set_faults(**FAULTS)
         relay.start_scheduler()
         relay.start_worker()
         relay.start_worker()
@@ -86,8 +106,8 @@ def run(count: int = 2000, *, seed: int = 1, workdir: Path, batches: int | None 
             raise feeder.error
         settle_start = time.monotonic()
         try:
-            wait_until(lambda: _settled(relay, planned) == len(planned), settle_timeout,
-                       "every event to settle", 0.5)
+            wait_until(lambda: _settled(relay, planned) == _expected(relay, planned), settle_timeout,
+                       "every delivery to settle", 0.5)
             _wait_quiet(relay)
         except TimeoutError as exc:
             say(f"chaos: {exc}; judging what there is")
@@ -95,6 +115,14 @@ def run(count: int = 2000, *, seed: int = 1, workdir: Path, batches: int | None 
         ledger = relay.ledger()
         records = {(p.operation, p.key): ledger.get(p.operation, p.key) for p in planned}
         result.verdict = judge(planned, records, relay.sandbox.state(), relay.sandbox.requests())
+        for name, other in relay.others.items():
+            theirs = relay.ledger(name)
+            mine = chaos_destinations.deliveries(planned, name)
+            result.destinations.append(chaos_destinations.judge_destination(
+                name, planned, {(p.operation, p.key): theirs.get(p.operation, p.key) for p in mine},
+                other.state()))
+        if "stock2shop" in relay.others:
+            result.logins = len(relay.others["stock2shop"].state()["authentications"])
         result.exits += [f"pid {p.pid} exited (code {p.returncode}) without being killed; see its log"
                          for p in [*relay.workers, relay.scheduler]
                          if p.poll() is not None and p.pid not in result.killed]
@@ -146,13 +174,24 @@ class _Feeder(threading.Thread):
             self.done.set()
 
 
+def _expected(relay: RelayRun, planned: list[Planned]) -> int:
+    """Deliveries the run makes: one per planned event (Trademax), plus each other destination's."""
+    return len(planned) + sum(len(chaos_destinations.deliveries(planned, name)) for name in relay.others)
+
+
 def _settled(relay: RelayRun, planned: list[Planned]) -> int:
-    """How many planned events are in a final state (0 while the store is unreachable)."""
+    """How many planned deliveries (every destination's) are in a final state (0 while the store is
+    unreachable)."""
+    from worker.destinations.table import DESTINATIONS
+
     try:
         client = relay.redis(decode_responses=True)
         pipe = client.pipeline(transaction=False)
         for p in planned:
             pipe.hget(f"wms:event:{p.operation}:{p.key}", "s")
+        for name in relay.others:
+            for p in chaos_destinations.deliveries(planned, name):
+                pipe.hget(f"{DESTINATIONS[name].namespace}:event:{p.operation}:{p.key}", "s")
         states = pipe.execute()
         client.close()
     except Exception:  # the store is restarting
@@ -167,6 +206,7 @@ def _make_chaos(relay: RelayRun, planned: list[Planned], feeder: _Feeder, result
     plan = sorted([(f, "kill") for f in KILL_AT] + [(f, "poison") for f in POISON_AT]
                   + [(RESTART_REDIS_AT, "restart"), (FREEZE_REDIS_AT, "freeze")])
     victim = 0
+    expected = _expected(relay, planned)
     last_settled, last_change = -1, time.monotonic()
     while plan:
         settled = _settled(relay, planned)
@@ -174,9 +214,9 @@ def _make_chaos(relay: RelayRun, planned: list[Planned], feeder: _Feeder, result
             last_settled, last_change = settled, time.monotonic()
         stalled = feeder.done.is_set() and time.monotonic() - last_change > 5
         fraction, action = plan[0]
-        if settled >= fraction * len(planned) or stalled:
+        if settled >= fraction * expected or stalled:
             plan.pop(0)
-            at = f"t={time.monotonic() - started:.1f}s, {settled}/{len(planned)} settled"
+            at = f"t={time.monotonic() - started:.1f}s, {settled}/{expected} deliveries settled"
             if action == "kill":
                 process = relay.workers[victim]
                 if process.poll() is not None:
@@ -207,12 +247,13 @@ def _make_chaos(relay: RelayRun, planned: list[Planned], feeder: _Feeder, result
 def _wait_quiet(relay: RelayRun) -> None:
     """Queues, unacknowledged messages and the retry schedule empty, and the sandbox sees no new
     request for 2 s: nothing is still on its way that could change what we judge."""
+    from worker.destinations.table import QUEUES
+
     client = relay.redis()
 
     def quiet() -> bool:
         pipe = client.pipeline(transaction=False)
-        for queue in ("trademax.dispatch", "trademax.receipt", "trademax.stock", "trademax.inventory",
-                      "trademax.orders"):
+        for queue in QUEUES:
             pipe.llen(queue)
         pipe.hlen("unacked").zcard("wms:retry:due").zcard("wms:retry:in-flight")
         return not any(pipe.execute())
@@ -220,7 +261,7 @@ def _wait_quiet(relay: RelayRun) -> None:
     wait_until(quiet, 60, "queues and the retry schedule to empty", 0.2)
     seen = -1
     for _ in range(30):
-        count = len(relay.sandbox.requests())
+        count = sum(len(s.requests()) for s in [relay.sandbox, *relay.others.values()])
         if count == seen:
             return
         seen = count
@@ -237,7 +278,26 @@ def _malformed_letters(relay: RelayRun) -> int:
 def _dead_reasons(relay: RelayRun) -> Counter:
     from worker.store.dead_letters import DeadLetters
 
-    return Counter(f"{letter.operation}: {letter.reason}" for letter in DeadLetters(relay.redis()).list())
+    return Counter(f"{letter.destination} {letter.operation}: {letter.reason}"
+                   for letter in DeadLetters(relay.redis()).list())
+
+
+def _set_up_stock2shop(sandbox, planned: list[Planned]) -> None:
+    """Stock2Shop ignores stock for products it does not have: set the workload's up first, with titles
+    (as the merchant's ERP would), before any fault is on."""
+    import requests
+
+    artnos = sorted({p.event["artno"] for p in planned if p.operation == "stock.adjust"})
+    env = sandbox.env
+    token = requests.post(sandbox.base_url + "v1/users/authenticate", timeout=30, json={"system_user_auth": {
+        "username": env["STOCK2SHOP_USERNAME"], "password": env["STOCK2SHOP_PASSWORD"]}}).json()
+    token = token["system_user"]["token"]
+    products = [{"source": {"source_product_code": a}, "product": {
+        "title": f"Product {a}", "variants": {"source_variant_code": a, "sku": a}}} for a in artnos]
+    answer = requests.post(sandbox.base_url + "v1/products/queue", timeout=30,
+                           params={"token": token, "source_id": env["STOCK2SHOP_SOURCE_ID"]},
+                           json={"system_products": products})
+    answer.raise_for_status()
 
 
 def report(result: ChaosResult) -> str:
@@ -271,12 +331,17 @@ def report(result: ChaosResult) -> str:
     if result.dead_reasons:
         letters = ", ".join(f"{k} ×{n}" for k, n in sorted(result.dead_reasons.items()))
         lines += ["", f"Dead letters: {letters}"]
-    lines += ["", "| check | result |", "|---|---|"]
+    lines += ["", "| check (Trademax) | result |", "|---|---|"]
     for check, problems in v.violations.items():
         lines.append(f"| {check} | {'ok' if not problems else f'{len(problems)} violation(s)'} |")
     for check, problems in v.violations.items():
         for problem in problems[:20]:
             lines.append(f"VIOLATION {check}: {problem}")
+    if result.destinations:
+        lines += ["", "The other destinations (each absolute count to each; relative adjustments to "
+                      "ka-ching; "
+                      f"Stock2Shop logins: {result.logins}):"]
+        lines += chaos_destinations.table(result.destinations)
     return "\n".join(lines)
 
 
@@ -286,11 +351,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep logs and data here (default: a temp dir)")
+    parser.add_argument("--trademax-only", action="store_true",
+                        help="without ka-ching, StockTrim, Stock2Shop")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="wms-chaos-") as tmp:
-        result = run(args.events, seed=args.seed, workdir=args.workdir or Path(tmp))
+        result = run(args.events, seed=args.seed, workdir=args.workdir or Path(tmp),
+                     every_destination=not args.trademax_only)
     print(report(result))
-    return 0 if result.verdict.ok else 1
+    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":

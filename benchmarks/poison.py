@@ -4,7 +4,8 @@ push these onto the queues' Redis lists.
 
     celery_message(task, event, queue, **headers) -> bytes   the documented layout (good)
     POISON: dict[name, (queue, now) -> bytes]                 one malformed shape each
-    push_poison(client) -> int                                 every shape onto every queue
+    push_poison(client) -> int                                 every shape onto every queue (every
+                                                               destination's: kaching.stock too)
 """
 from __future__ import annotations
 
@@ -55,8 +56,20 @@ _EVENT = {"transaction_id": "POISON-1", "warehouse_id": "nw", "order_no": "PO1",
           "occurred_at": "2024-05-14T10:00:00Z"}
 
 
-def _with(queue: str, *, task: str | None = _RECEIPT, body: str | None = None, **kw: Any) -> bytes:
+def own_task(queue: str) -> str:
+    """A task of ours that arrives on ``queue``: the receipt on the WMS's queues (as before there were
+    other destinations), the destination's own task on its queue (``kaching.stock`` → kaching.stock.adjust:
+    what the fan-out publishes there)."""
+    from worker.destinations.table import TASKS
+
+    if queue.startswith("trademax."):
+        return _RECEIPT
+    return next(name for name, row in TASKS.items() if row.queue == queue)
+
+
+def _with(queue: str, *, task: str | None = "", body: str | None = None, **kw: Any) -> bytes:
     body = encoded(json.dumps([[_EVENT], {}, NEUTRAL_EMBED])) if body is None else body
+    task = own_task(queue) if task == "" else task
     return json.dumps(envelope(task, body, queue, **kw)).encode("utf-8")
 
 
@@ -65,7 +78,8 @@ POISON: dict[str, Callable[[str, float], bytes]] = {
     "not_utf8": lambda q, now: b"\xff\xfe\x00garbage",
     "json_list": lambda q, now: b"[1,2,3]",
     "json_not_envelope": lambda q, now: b'{"a": 1}',
-    "body_not_a_string": lambda q, now: json.dumps({**envelope(_RECEIPT, "", q), "body": {"a": 1}}).encode(),
+    "body_not_a_string": lambda q, now: json.dumps(
+        {**envelope(own_task(q), "", q), "body": {"a": 1}}).encode(),
     "body_not_base64": lambda q, now: _with(q, body="%%% not base64 %%%"),
     "body_not_json": lambda q, now: _with(q, body=encoded("this is not json {{{")),
     "body_an_object": lambda q, now: _with(q, body=encoded('{"a": 1}')),
@@ -85,12 +99,12 @@ POISON: dict[str, Callable[[str, float], bytes]] = {
 }
 
 
-QUEUES = ("trademax.dispatch", "trademax.receipt", "trademax.stock", "trademax.inventory", "trademax.orders")
-
-
 def push_poison(client) -> int:
-    """LPUSH every malformed shape onto every queue (one pipeline); how many were pushed."""
+    """LPUSH every malformed shape onto every queue, every destination's (one pipeline); how many were
+    pushed."""
     import time
+
+    from worker.destinations.table import QUEUES
 
     pipe = client.pipeline(transaction=False)
     pushed = 0

@@ -20,7 +20,7 @@ from celery.worker.request import Request
 from worker.celery import app
 from tasks.summary import task_argument_summary
 from worker.destinations.contract import Operation
-from worker.destinations.table import OPERATIONS, TASKS
+from worker.destinations.table import ROWS, TASKS
 
 NO_KEYWORDS = "{}"
 
@@ -53,7 +53,8 @@ def _summarize_published(sender=None, headers=None, body=None, **_: object) -> N
 
 
 class DeliveryTask(Task):
-    """Base class of the trademax.* tasks."""
+    """Base class of every delivery task (one per row of every destination: ``trademax.receipt.create``,
+    ``kaching.stock.adjust``, ...)."""
 
     # Retries are durable records in the retry schedule, never Celery's own retry/countdown.
     max_retries = 0
@@ -66,7 +67,7 @@ class DeliveryTask(Task):
 
 def delivery_task(row: Operation) -> DeliveryTask:
     """Register and return the task of one operation table row (``row.task_name``)."""
-    operation = row.name
+    operation, destination = row.name, row.destination
 
     def deliver_event(self: DeliveryTask, /, *args, **kwargs) -> str:
         from worker.delivery.pipeline import deliver
@@ -79,13 +80,14 @@ def delivery_task(row: Operation) -> DeliveryTask:
             event = {"_arguments": "a task takes exactly one JSON object"}
         # Unique per run: a redelivered copy of this very message is another owner, kept out by the lease.
         owner = f"{os.getpid()}:{threading.get_ident()}:{self.request.id or 'direct'}:{uuid.uuid4().hex[:8]}"
-        return deliver(process_relay(), operation, event, owner=owner)
+        return deliver(process_relay(), operation, event, owner=owner, destination=destination)
 
-    deliver_event.__name__ = operation.replace(".", "_")
+    deliver_event.__name__ = f"{destination}_{operation.replace('.', '_')}"
     deliver_event.__module__ = row.task_module
     return app.task(name=row.task_name, base=DeliveryTask, bind=True)(deliver_event)
 
 
 def register_tasks(module: str) -> dict[str, DeliveryTask]:
-    """Register the task of every operation whose ``task_module`` is ``module``; operation → task."""
-    return {row.name: delivery_task(row) for row in OPERATIONS.values() if row.task_module == module}
+    """Register the task of every row (every destination's) whose ``task_module`` is ``module``; task
+    name → task."""
+    return {row.task_name: delivery_task(row) for row in ROWS.values() if row.task_module == module}

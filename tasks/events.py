@@ -19,7 +19,7 @@ from marshmallow import ValidationError
 from tasks.schemas.json_value import plain_json
 from tasks.schemas.messages import SCHEMA, flatten, readable_path, summarize
 from worker.destinations.contract import Operation
-from worker.destinations.table import OPERATIONS
+from worker.destinations.table import OPERATIONS, delivery_ref
 
 
 def task_message(operation: str, event_message: dict) -> dict:
@@ -49,6 +49,52 @@ class DeliveryEvent:
     def task_message(self) -> dict:
         """:func:`task_message` of this event."""
         return task_message(self.operation, self.to_message())
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One destination's delivery of one event: the row that sends it (``row.destination``) and the
+    validated event.  Each has its own ledger record (the destination's), retries and dead letters."""
+
+    row: Operation
+    event: DeliveryEvent
+
+    @property
+    def destination(self) -> str:
+        return self.row.destination
+
+    @property
+    def operation(self) -> str:
+        return self.event.operation
+
+    @property
+    def key(self) -> str:
+        return self.event.key
+
+    @property
+    def fields(self) -> dict:
+        return self.event.fields
+
+    @property
+    def occurred_at(self) -> str:
+        return self.event.occurred_at
+
+    @property
+    def event_id(self) -> str | None:
+        return self.event.event_id
+
+    @property
+    def ref(self) -> str:
+        """``kaching/stock.adjust:E-1`` (``stock.adjust:E-1`` for the first destination): the retry
+        schedule's entry id, the dead letters' index, what people type."""
+        return delivery_ref(self.row, self.event.key)
+
+    def to_message(self) -> dict:
+        return self.event.to_message()
+
+    def task_message(self) -> dict:
+        """What re-delivers it: this row's task and the event (``kaching.stock.adjust``)."""
+        return {"task": self.row.task_name, "event": self.event.to_message()}
 
 
 class InvalidEvent(Exception):

@@ -2,9 +2,11 @@
 :func:`tasks.raw_messages.screen` turned away.
 
 The letter has reason ``malformed_message``; its operation is the one the message's ``headers.task``
-named, if it named one of ours, else ``unknown``; its key is ``(raw message <sha256 prefix>)``; its event
-is the evidence (queue, size, the message cut to 8 KiB with its base64 body decoded, secret-looking keys
-blanked and ``signature=``/``"secret": ...`` text scrubbed); its detail the one-sentence problem.
+named, if it named one of ours, else ``unknown``; its destination the one whose queue the message came
+from (a message on ``kaching.stock`` is ka-ching's: ``dead list --destination kaching``); its key is
+``(raw message <sha256 prefix>)``; its event is the evidence (queue, size, the message cut to 8 KiB with
+its base64 body decoded, secret-looking keys blanked and ``signature=``/``"secret": ...`` text scrubbed);
+its detail the one-sentence problem.
 ``wms-relay dead list`` shows it, ``dead show`` shows the evidence, and ``dead retry`` refuses it — it is
 no event wms-relay could send — saying so (``worker.support.actions``).
 
@@ -40,7 +42,8 @@ def record(client: redis.Redis, malformed: Malformed, queue: str) -> str | None:
     detail = f"from queue {queue}: {malformed.problem}"
     try:
         letter_id = DeadLetters(client).add(operation, malformed.key, kept, REASON,
-                                            messages=[malformed.problem], attempts_log=[], detail=detail)
+                                            messages=[malformed.problem], attempts_log=[], detail=detail,
+                                            destination=malformed.destination)
     except redis.RedisError as exc:
         log.error("malformed message from queue %s could not be kept as a dead letter (%s: %s): %s; "
                   "the message was: %s", queue, type(exc).__name__, exc, malformed.problem,

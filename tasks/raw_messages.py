@@ -39,10 +39,12 @@ from typing import Any
 
 from kombu.utils.json import loads as kombu_loads
 
-from worker.destinations.table import TASKS
+from worker.destinations.table import INTAKE, ROWS, TASKS
 
 REASON = "malformed_message"
-TASK_NAMES = frozenset(TASKS)
+TASK_NAMES = frozenset(TASKS)  # every destination's: the WMS publishes trademax.*, fan-out the others
+# Queue -> the destination whose queue it is (a malformed message's dead letter is that destination's).
+QUEUE_DESTINATIONS = {row.queue: row.destination for row in ROWS.values()}
 KEPT_CHARS = 8_192  # of each piece of evidence (the raw message, the decoded body) kept in the letter
 _MAX_ID = 255
 NEUTRAL_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
@@ -59,12 +61,15 @@ class Passed:
 class Malformed:
     """A message no task can take: ``problem`` says why in one sentence; ``evidence`` is what the dead
     letter keeps (queue, size, the message cut to :data:`KEPT_CHARS`); ``operation``: the task's, if it
-    named one of ours; ``fingerprint``: sha256 of the raw bytes (the same message twice, the same key)."""
+    named one of ours; ``fingerprint``: sha256 of the raw bytes (the same message twice, the same key);
+    ``destination``: the one whose queue it came from (``kaching.stock`` → ka-ching), the first one for
+    a queue that is no destination's."""
 
     problem: str
     evidence: dict
     operation: str | None = None
     fingerprint: str = ""
+    destination: str = INTAKE.name
 
     @property
     def key(self) -> str:
@@ -178,7 +183,8 @@ def _check(envelope: Any, queue: str, now: float) -> tuple[str, list]:
         raise _Refused("headers.task is missing: which task should run it?")
     if not isinstance(task, str) or task not in TASK_NAMES:
         shown = task[:80] if isinstance(task, str) else f"<{_kind(task)}>"
-        raise _Refused(f"unknown task name {shown!r}: tasks are trademax.<operation> (docs/events.md)")
+        raise _Refused(f"unknown task name {shown!r}: the WMS's tasks are trademax.<operation> "
+                       "(docs/events.md); the relay's own are <destination>.<operation>")
     operation = TASKS[task].name
     for name, wanted in (("content-type", "application/json"), ("content-encoding", "utf-8")):
         if envelope.get(name) != wanted:
@@ -288,4 +294,5 @@ def screen(raw: bytes | str, queue: str, *, now: float) -> Passed | Malformed:
         kept = evidence(raw, queue)
     except Exception:  # noqa: BLE001
         kept = {"queue": queue, "size_bytes": len(raw), "raw_text": _cut(raw.decode("utf-8", "replace"))}
-    return Malformed(problem=problem, evidence=kept, operation=operation, fingerprint=digest)
+    return Malformed(problem=problem, evidence=kept, operation=operation, fingerprint=digest,
+                     destination=QUEUE_DESTINATIONS.get(queue, INTAKE.name))

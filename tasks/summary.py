@@ -2,9 +2,9 @@
 
 Celery puts ``argsrepr`` — by default the repr of every argument, i.e. the whole WMS event — into the
 message headers, the ``task-sent``/``task-received`` events Flower displays, and its own log lines.  We
-replace it with this summary: the operation, the event's key and what it is about (order_no, artno,
-warehouse), never the rest of the payload.  Our publishers pass it
-(``worker.scheduling.scheduler.celery_publisher``)
+replace it with this summary: the destination, the operation, the event's key and what it is about
+(order_no, artno, warehouse), never the rest of the payload: ``(kaching stock.adjust key=E-1 artno=123
+warehouse_id=nw type=absolute)``.  Our publishers pass it (``tasks.publishing.celery_publisher``)
 and the worker recomputes it for every message it receives (``tasks.base.SummarizedRequest``), so a
 message published by any WMS is shown the same way.
 
@@ -35,12 +35,14 @@ def _key_field(operation: str) -> str:
     return spec.key_field if spec is not None else "event_id"
 
 
-def argument_summary(operation: str, event: Any) -> str:
-    """``(receipt.create key=R-1 warehouse_id=nw)`` for one event of ``operation``."""
+def argument_summary(operation: str, event: Any, destination: str | None = None) -> str:
+    """``(receipt.create key=R-1 warehouse_id=nw)`` for one event of ``operation``; with ``destination``,
+    ``(trademax receipt.create key=R-1 ...)``."""
+    named = f"{destination} {operation}" if destination else operation
     if not isinstance(event, dict):
-        return f"({operation}: not a JSON object)"
+        return f"({named}: not a JSON object)"
     key_field = _key_field(operation)
-    parts = [operation]
+    parts = [named]
     key = _shown_value(event.get(key_field))
     parts.append(f"key={key}" if key is not None else f"key=(no {key_field})")
     for name in _SHOWN:
@@ -59,8 +61,10 @@ def task_argument_summary(task_name: Any, args: Any, kwargs: Any) -> str:
     name = task_name if isinstance(task_name, str) else "?"
     row = TASKS.get(name)
     operation = row.name if row is not None else name
+    destination = row.destination if row is not None else None
     if isinstance(args, (list, tuple)) and len(args) == 1 and not kwargs:
-        return argument_summary(operation, args[0])
+        return argument_summary(operation, args[0], destination)
     count = len(args) if isinstance(args, (list, tuple)) else "?"
     named = len(kwargs) if isinstance(kwargs, dict) else "?"
-    return f"({operation}: {count} positional and {named} keyword arguments — not one JSON object)"
+    shown = f"{destination} {operation}" if destination else operation
+    return f"({shown}: {count} positional and {named} keyword arguments — not one JSON object)"

@@ -42,8 +42,16 @@ def stored_json(value: Any, *, where: str = "a stored record", redact: bool = Fa
     (``worker.redaction.SECRET_KEYS``) are refused — so the ledger and the retry schedule can never be
     made to store a secret — or, with ``redact`` (raw input kept as evidence, e.g. an invalid event in a
     dead letter), blanked."""
-    return json.dumps(screened(value, where=where, redact=redact), separators=(",", ":"), ensure_ascii=False,
-                      default=_json_default)
+    try:
+        kept = screened(value, where=where, redact=redact)
+    except RecursionError:
+        if not redact:
+            raise
+        # Evidence nested deeper than the screening can walk (JSON's C encoder goes deeper than Python's
+        # recursion): kept as a note, so the dead letter is still written (the fuzz run found an
+        # invalid event ~500 lists deep failing its own dead letter).
+        kept = f"(a {type(value).__name__} nested too deeply to keep)"
+    return json.dumps(kept, separators=(",", ":"), ensure_ascii=False, default=_json_default)
 
 
 def canonical_json(value: Any) -> str:

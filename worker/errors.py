@@ -5,19 +5,21 @@
     RelayError                      root of everything wms-relay raises
      ├── StoreNotFound              no REDIS_URL and no embedded server running for this directory: a
      │                              support command never starts one (it would read an empty store)
-     └── TrademaxError              a Trademax call did not deliver: operation, status, error_code,
-          │                         error_messages, detail, latency_seconds
+     └── DestinationError           a destination's call did not deliver: destination, operation, status,
+          │                         error_code, error_messages, detail, latency_seconds
           ├── TransientError        retry later (connect failures, 5xx, 408, 429); retry_after in seconds
           │    └── ClockSkewError   our clock is off Trademax's: a 401 that is a configuration error
           ├── OutcomeUnknownError   the request was (or may have been) sent and no answer came back:
           │                         read timeout, connection lost mid-response.  Safe to resend only
-          │                         where Trademax deduplicates or the value is absolute.
-          └── PermanentError        do not retry: other 4xx, error codes 401–451 and 453–499, a request
-                                    we could not even build
+          │                         where the destination deduplicates or the value is absolute.
+          └── PermanentError        do not retry: other 4xx (Trademax: error codes 401–451 and 453–499),
+                                    a request we could not even build
+
+Each destination's client decides which of the three an answer is (its ``classification`` module).
 
 Every error pickles with all of its attributes (Celery and the dead-letter store move them between
-processes), and its ``str()`` names the operation, HTTP status, Trademax error code and messages.  Nothing
-here ever holds the secret or a signature: the client redacts both before building an error.
+processes), and its ``str()`` names the operation, HTTP status, the destination's error code and messages.
+Nothing here ever holds a secret, a signature or a token: the client redacts them before building an error.
 """
 from __future__ import annotations
 
@@ -36,13 +38,14 @@ class StoreNotFound(RelayError):
     store.  The CLI exits 3 (the store is unreachable)."""
 
 
-class TrademaxError(RelayError):
-    """A Trademax call that did not end in delivery; the subclass says what to do about it."""
+class DestinationError(RelayError):
+    """A destination's call that did not end in delivery; the subclass says what to do about it."""
 
     def __init__(
         self,
         detail: str = "",
         *,
+        destination: str = "trademax",
         operation: str = "",
         status: int | None = None,
         error_code: int | None = None,
@@ -50,6 +53,7 @@ class TrademaxError(RelayError):
         latency_seconds: float | None = None,
     ) -> None:
         self.detail = detail
+        self.destination = destination
         self.operation = operation
         self.status = status
         self.error_code = error_code
@@ -63,7 +67,7 @@ class TrademaxError(RelayError):
         return (self.__class__, (self.detail,), self.__dict__.copy())
 
     def __str__(self) -> str:
-        parts = [self.operation or "trademax"]
+        parts = [self.operation or self.destination]
         parts.append(f"HTTP {self.status}" if self.status is not None else "no HTTP status")
         if self.error_code is not None:
             parts.append(f"error_code {self.error_code}")
@@ -78,8 +82,12 @@ class TrademaxError(RelayError):
         return f"{type(self).__name__}({str(self)!r})"
 
 
-class TransientError(TrademaxError):
-    """Retry later: Trademax was unreachable, overloaded or asked us to slow down."""
+# The base's name from before there were other destinations (Trademax's client and its tests use it).
+TrademaxError = DestinationError
+
+
+class TransientError(DestinationError):
+    """Retry later: the destination was unreachable, overloaded or asked us to slow down."""
 
     def __init__(self, detail: str = "", *, retry_after: float | None = None, **context) -> None:
         super().__init__(detail, **context)
@@ -95,7 +103,7 @@ class TransientError(TrademaxError):
 class ClockSkewError(TransientError):
     """A configuration error, not the event's: this machine's clock is too far from Trademax's for the
     signed ``timestamp`` to be accepted, so every request is refused (401) until the clock is fixed.  The
-    event waits in the retry schedule (never a dead letter, never counted towards the attempt limit) and
+    delivery waits in the retry schedule (never a dead letter, never counted towards the attempt limit) and
     the worker alerts (``worker.destinations.trademax.clock_skew``)."""
 
     def __init__(self, detail: str = "", *, skew_seconds: float | None = None, **context) -> None:
@@ -104,9 +112,10 @@ class ClockSkewError(TransientError):
         self.skew_seconds = skew_seconds
 
 
-class OutcomeUnknownError(TrademaxError):
-    """The request left (or may have left) and no answer arrived: Trademax may or may not have applied it."""
+class OutcomeUnknownError(DestinationError):
+    """The request left (or may have left) and no answer arrived: the destination may or may not have
+    applied it."""
 
 
-class PermanentError(TrademaxError):
-    """Trademax refused the request for a reason that retrying will not change."""
+class PermanentError(DestinationError):
+    """The destination refused the request for a reason that retrying will not change."""

@@ -6,14 +6,16 @@ Every door a secret could leave by uses this module:
   for raw input kept as evidence in a dead letter — blank it (:func:`redacted`);
 - log lines (``worker.observe.logs``) and Sentry events and breadcrumbs (``worker.observe.sentry``) pass
   :class:`Scrubber`, built from the configured secret values (:meth:`Scrubber.from_settings`);
-- the Trademax client (``worker.destinations.trademax.client``) scrubs error texts and the requests
-  exceptions it chains with a Scrubber of its secret and the request's signature.
+- every destination's client (``worker.destinations.trademax.client``, ``worker.destinations.json_api``)
+  scrubs error texts and the requests exceptions it chains with a Scrubber of its secrets (and the
+  request's signature, or the Stock2Shop token it carried).
 
 What is removed: the values of mapping keys named in :data:`SECRET_KEYS` (at any depth, compared
-lower-case), ``signature=…``/``api_key=…``/``secret=…`` parameters in text (plain or URL-encoded ``=``),
-``"signature": "…"`` fields in JSON text, an ingest bearer token (by its shape: ``wmsr_…``, or whatever
-follows ``Bearer``), and every known secret value, plain and URL-encoded.  Each becomes :data:`REDACTED`.
-Pure: built from values, no I/O, no settings read from the environment.
+lower-case), ``signature=…``/``api_key=…``/``apikey=…``/``token=…``/``secret=…`` parameters in text (plain
+or URL-encoded ``=``), ``"signature": "…"`` (``"token"``, ``"password"``...) fields in JSON text, an ingest
+bearer token (by its shape: ``wmsr_…``, or whatever follows ``Bearer``), and every known secret value,
+plain and URL-encoded.  Each becomes :data:`REDACTED`.  Pure: built from values, no I/O, no settings read
+from the environment.
 """
 from __future__ import annotations
 
@@ -27,10 +29,15 @@ REDACTED = "[redacted]"
 SECRET_KEYS = frozenset({
     "secret", "trademax_secret", "signature", "api_key", "trademax_api_key", "password", "authorization",
     "flower_basic_auth", "x-wms-signature", "ingest_hmac_secrets",
+    # the other destinations: ka-ching's query parameter, StockTrim's header, Stock2Shop's login token
+    "apikey", "kaching_api_key", "api-auth-signature", "stocktrim_auth_signature", "stock2shop_password",
+    "token",
 })
 # ``signature=abc`` in a query string or a log line, and ``"signature": "abc"`` in JSON text.
-_PARAM = re.compile(r"(?i)\b(signature|api_key|trademax_secret|secret)(=|%3D)[^&\s'\"]*")
-_JSON_FIELD = re.compile(r'(?i)("(?:signature|api_key|trademax_secret|secret)"\s*:\s*")[^"]*(")')
+_PARAM = re.compile(r"(?i)\b(signature|api_key|apikey|token|trademax_secret|secret)(=|%3D)[^&\s'\"]*")
+_JSON_FIELD = re.compile(
+    r'(?i)("(?:signature|api_key|apikey|token|password|api-auth-signature|trademax_secret|secret)"\s*:\s*")'
+    r'[^"]*(")')
 # A password in a URL's query (``sentinel_password=...``), for printing a URL.
 _QUERY_PASSWORD = re.compile(r"(?i)([?&][a-z_]*password=)[^&#]*")
 # An ingest bearer token (``wmsr_`` + 43 URL-safe characters), and whatever follows ``Bearer``.
@@ -114,11 +121,14 @@ class Scrubber:
 
     @classmethod
     def from_settings(cls, settings: Any, *, store_password: str | None = None) -> "Scrubber":
-        """The Trademax secret, the store's password (REDIS_URL's; ``store_password``: the embedded
-        store's too, which ``worker.store.connection.store_password`` reads), Flower's passwords and the
-        ingest's HMAC secrets.  (The api key is public — it travels in every request — and is removed
-        where it appears as ``api_key``, not by value; ingest tokens are known by their shape only.)"""
-        values = [settings.trademax_secret, store_password or ""]
+        """The Trademax secret, the other destinations' secrets (ka-ching's api key, StockTrim's
+        signature, Stock2Shop's password), the store's password (REDIS_URL's; ``store_password``: the
+        embedded store's too, which ``worker.store.connection.store_password`` reads), Flower's passwords
+        and the ingest's HMAC secrets.  (The Trademax api key is public — it travels in every request — and
+        is removed where it appears as ``api_key``, not by value; ingest tokens are known by their shape
+        only.)"""
+        values = [settings.trademax_secret, settings.kaching_api_key, settings.stocktrim_auth_signature,
+                  settings.stock2shop_password, store_password or ""]
         values += [pair.partition(":")[2] for pair in (settings.ingest_hmac_secrets or "").split(",")]
         if settings.redis_url:
             parts = urlsplit(settings.redis_url)

@@ -20,6 +20,42 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the environment variable."""
 
 
+@dataclass(frozen=True)
+class Locations:
+    """A ``*_LOCATIONS`` setting: WMS ``warehouse_id`` → the destination's location (``nw=shop-1,se=shop-2``).
+    A warehouse not listed is not sent to that destination."""
+
+    pairs: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, name: str, raw: str | None) -> "Locations":
+        pairs: dict[str, str] = {}
+        for part in (raw or "").split(","):
+            if not part.strip():
+                continue
+            warehouse, equals, location = (piece.strip() for piece in part.partition("="))
+            if not (equals and warehouse and location):
+                raise SettingsError(f"{name} must be warehouse=location pairs separated by commas "
+                                    f"(nw=shop-1,se=shop-2), got {part.strip()!r}")
+            if warehouse in pairs:
+                raise SettingsError(f"{name} lists warehouse {warehouse!r} twice")
+            pairs[warehouse] = location
+        return cls(tuple(pairs.items()))
+
+    def get(self, warehouse_id: str) -> str | None:
+        """The destination's location of ``warehouse_id``, or None when it is not listed."""
+        return next((location for warehouse, location in self.pairs if warehouse == warehouse_id), None)
+
+    def __contains__(self, warehouse_id: object) -> bool:
+        return any(warehouse == warehouse_id for warehouse, _ in self.pairs)
+
+    def __bool__(self) -> bool:
+        return bool(self.pairs)
+
+    def __str__(self) -> str:
+        return ",".join(f"{warehouse}={location}" for warehouse, location in self.pairs)
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -79,11 +115,28 @@ def _pairs(env: Mapping[str, str], name: str) -> str:
 
 
 def _http_url(env: Mapping[str, str], name: str, default: str) -> str:
+    """An http(s) URL ending in ``/``; ``default`` when unset ("" for a destination that is off)."""
     raw = (env.get(name) or default).strip()
+    if not raw:
+        return ""
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SettingsError(f"{name} must be an http(s) URL like {default}, got {raw!r}")
+        like = default or "https://api.example.com/"
+        raise SettingsError(f"{name} must be an http(s) URL like {like}, got {raw!r}")
     return raw if raw.endswith("/") else raw + "/"
+
+
+# Each destination's credential variables (beyond Trademax's), with what to put there.
+_CREDENTIALS = {
+    "kaching": {"KACHING_ACCOUNT": "the ka-ching account id",
+                "KACHING_INTEGRATION": "the id of the import integration set up in ka-ching",
+                "KACHING_API_KEY": "the api key of that import integration"},
+    "stocktrim": {"STOCKTRIM_AUTH_ID": "StockTrim's api-auth-id (the tenant id, from StockTrim's Help page)",
+                  "STOCKTRIM_AUTH_SIGNATURE": "StockTrim's api-auth-signature (from StockTrim's Help page)"},
+    "stock2shop": {"STOCK2SHOP_USERNAME": "the Stock2Shop API user's name",
+                   "STOCK2SHOP_PASSWORD": "that user's password",
+                   "STOCK2SHOP_SOURCE_ID": "the id of the Stock2Shop source stock is pushed to"},
+}
 
 
 @dataclass(frozen=True)
@@ -146,6 +199,25 @@ class Settings:
     trademax_secret: str = field(default="", repr=False)
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
+
+    # The other stock channels (docs/destinations.md).  A destination is on when its base URL is set.
+    # Read here so that the sandboxes (``wms-relay sandbox --api ...``) and the clients share one set of
+    # variables.  ``*_locations``: WMS warehouse_id -> the destination's location.
+    kaching_base_url: str = ""
+    kaching_locations: Locations = Locations()
+    stocktrim_base_url: str = ""
+    stocktrim_locations: Locations = Locations()
+    stocktrim_forecast_every_minutes: float = 60.0
+    stock2shop_base_url: str = ""
+    stock2shop_locations: Locations = Locations()
+    kaching_account: str = ""
+    kaching_integration: str = ""
+    kaching_api_key: str = field(default="", repr=False)
+    stocktrim_auth_id: str = ""
+    stocktrim_auth_signature: str = field(default="", repr=False)
+    stock2shop_username: str = ""
+    stock2shop_password: str = field(default="", repr=False)
+    stock2shop_source_id: str = ""
 
     # Retry policy (worker.delivery.retry_policy): full-jitter exponential backoff.  80 attempts capped at one
     # hour add up to ~34 h on average (never less than ~24 h in practice): a day-long outage is ridden out.
@@ -210,6 +282,22 @@ class Settings:
             trademax_base_url=_http_url(env, "TRADEMAX_BASE_URL", DEFAULT_BASE_URL),
             trademax_api_key=(env.get("TRADEMAX_API_KEY") or "").strip(),
             trademax_secret=env.get("TRADEMAX_SECRET") or "",
+            kaching_base_url=_http_url(env, "KACHING_BASE_URL", ""),
+            kaching_locations=Locations.parse("KACHING_LOCATIONS", env.get("KACHING_LOCATIONS")),
+            stocktrim_base_url=_http_url(env, "STOCKTRIM_BASE_URL", ""),
+            stocktrim_locations=Locations.parse("STOCKTRIM_LOCATIONS", env.get("STOCKTRIM_LOCATIONS")),
+            stocktrim_forecast_every_minutes=_number(env, "STOCKTRIM_FORECAST_EVERY_MINUTES", 60.0,
+                                                     minimum=0.01),
+            stock2shop_base_url=_http_url(env, "STOCK2SHOP_BASE_URL", ""),
+            stock2shop_locations=Locations.parse("STOCK2SHOP_LOCATIONS", env.get("STOCK2SHOP_LOCATIONS")),
+            kaching_account=(env.get("KACHING_ACCOUNT") or "").strip(),
+            kaching_integration=(env.get("KACHING_INTEGRATION") or "").strip(),
+            kaching_api_key=env.get("KACHING_API_KEY") or "",
+            stocktrim_auth_id=(env.get("STOCKTRIM_AUTH_ID") or "").strip(),
+            stocktrim_auth_signature=env.get("STOCKTRIM_AUTH_SIGNATURE") or "",
+            stock2shop_username=(env.get("STOCK2SHOP_USERNAME") or "").strip(),
+            stock2shop_password=env.get("STOCK2SHOP_PASSWORD") or "",
+            stock2shop_source_id=(env.get("STOCK2SHOP_SOURCE_ID") or "").strip(),
             connect_timeout=_number(env, "TRADEMAX_CONNECT_TIMEOUT", 5.0, minimum=0.001),
             read_timeout=_number(env, "TRADEMAX_READ_TIMEOUT", 30.0, minimum=0.001),
             retry_base_seconds=_number(env, "RETRY_BASE_SECONDS", 1.0, minimum=0.001),
@@ -256,6 +344,16 @@ class Settings:
             raise SettingsError("TRADEMAX_API_KEY is not set: the public api key Trademax gave you")
         if not self.trademax_secret:
             raise SettingsError("TRADEMAX_SECRET is not set: the secret key Trademax gave you")
+        return self
+
+    def require_credentials(self, destination: str) -> "Settings":
+        """Fail with a message naming the first unset variable among ``destination``'s credentials
+        (``trademax``, ``kaching``, ``stocktrim``, ``stock2shop``)."""
+        if destination == "trademax":
+            return self.require_trademax_credentials()
+        for name in _CREDENTIALS[destination]:
+            if not getattr(self, name.lower()):
+                raise SettingsError(f"{name} is not set: {_CREDENTIALS[destination][name]}")
         return self
 
     def replace(self, **changes) -> "Settings":

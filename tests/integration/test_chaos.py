@@ -1,6 +1,6 @@
 """Chaos: nothing lost, nothing applied twice — the reduced run of ``benchmarks/chaos.py`` (~300 events,
-the same faults, process kills, store restart and freeze and poison messages as the full
-2,000-event run), a focused store outage, and the checks
+the same faults, process kills, store restart and freeze and poison messages as the full 2,000-event
+run, all four destinations on, Stock2Shop's tokens expiring), a focused store outage, and the checks
 themselves shown to catch what they promise to."""
 from __future__ import annotations
 
@@ -20,7 +20,13 @@ from tests.fixtures.pipeline import wait_until
 def test_reduced_chaos_run_loses_nothing_and_applies_nothing_twice(tmp_path):
     result = run(300, seed=7, workdir=tmp_path, settle_timeout=150, say=lambda line: None)
     table = report(result)
-    assert result.verdict.ok, table
+    assert result.verdict.ok and result.ok, table
+    # Every other destination judged against its own sandbox: counts superseded there too, ka-ching's
+    # adjustments delivered, Stock2Shop's token renewed.
+    assert [v.destination for v in result.destinations] == ["kaching", "stocktrim", "stock2shop"], table
+    assert all(v.states[("absolute", "superseded")] > 0 and v.skus_checked > 0 for v in result.destinations)
+    assert result.destinations[0].states[("relative", "delivered")] > 0, table
+    assert result.logins >= 2, table
     assert sum(n for (_, state), n in result.verdict.states.items()) == result.events, table
     # The chaos happened: three workers killed, the store restarted, every fault injected.
     assert sum("SIGKILL" in a for a in result.actions) == 3, table
@@ -144,3 +150,51 @@ def test_a_publish_dead_lettered_after_it_landed_and_unauthentic_requests_are_vi
     assert judge([publish], {key: _record("delivered")}, sandbox, [applied, read_back]).ok
     unsigned = {**cut, "status": 401, "error_code": 401, "fault": None}
     assert judge([publish], {key: _record("delivered")}, sandbox, [applied, unsigned]).violations["unknown"]
+
+
+def test_the_destination_checks_pass_a_consistent_history_and_catch_each_violation():
+    """benchmarks.chaos_destinations on a hand-made ka-ching history: consistent passes; an adjustment
+    applied twice, a count applied out of order, a value nobody sent, a stuck delivery and a wrong level
+    each fail their check."""
+    from benchmarks.chaos_destinations import LOCATIONS, deliveries, judge_destination
+
+    planned = [p for p in build_workload(60, batches=2, seed=3) if p.operation == "stock.adjust"]
+    mine = deliveries(planned, "kaching")
+    records = {(p.operation, p.key): _record("delivered") for p in mine}
+    newest = {}
+    for p in sorted((p for p in mine if p.event["type"] == "absolute"), key=lambda p: p.event["occurred_at"]):
+        newest[p.sku] = p
+    events, level = [], Counter()
+    for p in mine:  # counts oldest first, then every adjustment: a history the checks must accept
+        if p.event["type"] == "absolute" and newest[p.sku] is not p:
+            records[(p.operation, p.key)] = _record("superseded")
+    ordered = sorted(newest.values(), key=lambda p: p.event["occurred_at"]) + \
+        [p for p in mine if p.event["type"] == "relative"]
+    for p in ordered:
+        kind = "external_reset" if p.event["type"] == "absolute" else "external_adjustment"
+        events.append({"type": kind, "location": LOCATIONS["kaching"][p.sku[0]], "product": p.sku[1],
+                       "count": p.event["quantity"]})
+        level[p.sku] = p.event["quantity"] if kind == "external_reset" else level[p.sku] + p.event["quantity"]
+
+    def state(log):
+        stock = {}
+        for sku, qty in level.items():
+            stock.setdefault(LOCATIONS["kaching"][sku[0]], {})[sku[1]] = qty
+        return {"events": log, "stock": stock}
+
+    assert judge_destination("kaching", planned, records, state(events)).ok
+    relative = next(e for e in events if e["type"] == "external_adjustment")
+    assert judge_destination("kaching", planned, records, state(events + [relative])).violations["once"]
+    stranger = {**relative, "count": 999_999}
+    assert judge_destination("kaching", planned, records, state(events + [stranger])).violations["unknown"]
+    stuck = {**records, (mine[0].operation, mine[0].key): _record("retrying")}
+    assert judge_destination("kaching", planned, stuck, state(events)).violations["final"]
+    wrong = state(events)
+    location = next(iter(wrong["stock"]))
+    product = next(iter(wrong["stock"][location]))
+    wrong["stock"][location][product] += 1
+    assert judge_destination("kaching", planned, records, wrong).violations["stock"]
+    older = next(p for p in mine if records[(p.operation, p.key)].state == "superseded")
+    late = {"type": "external_reset", "location": LOCATIONS["kaching"][older.sku[0]], "product": older.sku[1],
+            "count": older.event["quantity"]}  # an older count applied after the newest
+    assert judge_destination("kaching", planned, records, state(events + [late])).violations["count_order"]

@@ -25,7 +25,8 @@ def _free_port() -> int:
 def test_demo_lands_every_sample_event_and_stops_cleanly(tmp_path):
     from worker.store.embedded import stop
 
-    unset = ("REDIS_URL", "TRADEMAX_SECRET", "TRADEMAX_API_KEY")
+    unset = ("REDIS_URL", "TRADEMAX_SECRET", "TRADEMAX_API_KEY", "KACHING_BASE_URL", "STOCKTRIM_BASE_URL",
+             "STOCK2SHOP_BASE_URL")
     env = {k: v for k, v in os.environ.items() if k not in unset}
     env["WMS_RELAY_VAR_DIR"] = str(tmp_path / "var")
     try:
@@ -37,7 +38,7 @@ def test_demo_lands_every_sample_event_and_stops_cleanly(tmp_path):
         stop(tmp_path / "var")
     text = out.stdout.decode()
     assert out.returncode == 0, text + out.stderr.decode()
-    outcomes = text.split("Outcomes:")[1]
+    outcomes = text.split("Outcomes:")[1].split("One count, every channel")[0]
     states = dict(re.findall(r"^\s+(\S+)\s+\S+\s+(\w+)", outcomes, flags=re.M))
     assert "waiting" in text.split("Outcomes:")[0]                  # the update waited for its create
     assert "retrying" in text.split("Outcomes:")[0]                 # the flaky receipt was retried
@@ -45,8 +46,12 @@ def test_demo_lands_every_sample_event_and_stops_cleanly(tmp_path):
     assert len(delivered) == 8, outcomes
     assert states["receipt.create"] in ("delivered", "dead")
     assert "Dead letters waiting for a person: 1 " in text
-    assert "Stopped: worker, scheduler, Flower, desk, ingest, sandbox." in text
+    assert "Stopped: worker, scheduler, Flower, desk, ingest, sandboxes." in text
     assert re.search(r"Support desk: +http://127\.0\.0\.1:\d+/ \(sign in as demo", text)
     assert "Ingest (HTTP door):      http://127.0.0.1:" in text        # fed through the HTTP door
     assert "(HTTP 422)" in text and "(HTTP 202)" in text
+    # The sample count reached all four channels, and each sandbox holds it.
+    channels = text.split("One count, every channel")[1].split("Dead letters")[0]
+    for title in ("Trademax", "ka-ching", "StockTrim", "Stock2Shop"):
+        assert re.search(rf"^\s+{title}\s+delivered\s+.*its stock now: .*77", channels, flags=re.M), channels
     assert (tmp_path / "var" / "demo" / "worker.log").exists()

@@ -250,8 +250,8 @@ def test_no_secret_or_signature_reaches_logs_redis_flower_or_sentry_and_sentry_r
         publish_as_a_foreign_wms(run, example("receipt.create", transaction_id="R-WMS"))
         queued = sorted(m["headers"]["argsrepr"] for q in ("trademax.dispatch", "trademax.receipt")
                         for m in queued_messages(r, q))
-        assert queued[:2] == ["(dispatch.create key=DRAFT-L order_no=FO123456 warehouse_id=nw)",
-                              "(receipt.create key=R-OK order_no=IO12345 warehouse_id=nw)"]
+        assert queued[:2] == ["(trademax dispatch.create key=DRAFT-L order_no=FO123456 warehouse_id=nw)",
+                              "(trademax receipt.create key=R-OK order_no=IO12345 warehouse_id=nw)"]
         assert "'order_type': 'PO'" in queued[2]  # the foreign WMS's message: the repr of everything
         haystacks["redis, queued"], _ = redis_haystack(r)
 
@@ -332,7 +332,7 @@ def test_no_secret_or_signature_reaches_logs_redis_flower_or_sentry_and_sentry_r
     # Flower and the task events show summaries only.
     summaries = [t["args"] for t in tasks.values()]
     assert summaries and all(s.startswith("(") and " key=" in s for s in summaries), summaries
-    assert "(receipt.create key=R-WMS order_no=IO12345 warehouse_id=nw)" in summaries
+    assert "(trademax receipt.create key=R-WMS order_no=IO12345 warehouse_id=nw)" in summaries
     received = [e for e in tap.events if e.get("type") == "task-received"]
     assert received and all(e["args"].startswith("(") for e in received)
     assert not any("order_type" in e["args"] for e in received)  # the foreign WMS's full repr never shows
@@ -497,3 +497,106 @@ def test_the_sandbox_request_log_gives_back_the_signatures_sent():
         TrademaxClient(settings, clock=lambda: 1_700_000_000, session=Recorder()).create_receipt({"a": 1})
     logged = {k: v for k, v in sent.items() if k != "signature"}  # what the sandbox's log keeps
     assert signing.sign(logged, SECRET) == sent["signature"]
+
+
+def test_no_destination_credential_or_stock2shop_token_leaks(redis_server, sandbox, tmp_path):
+    """The same search for the other destinations' secrets: ka-ching's api key (a query parameter),
+    StockTrim's signature (a header), Stock2Shop's password and every login token it issued (tokens
+    expire every second here, so several are issued).  A run with counts and adjustments to all three, a
+    ka-ching 500 retried, a ka-ching adjustment left uncertain, a StockTrim item refused (dead letter),
+    `check`, and the support commands; then logs, Redis (the shared token's own key aside: that is where
+    it lives), CLI output, Celery events and Sentry are searched — 0 hits."""
+    from tests.fixtures.sandbox import CREDENTIALS, relay_environment, start_destination_sandbox
+
+    inbox = SentryInbox()
+    threading.Thread(target=inbox.serve_forever, daemon=True).start()
+    others = [start_destination_sandbox("kaching"), start_destination_sandbox("stocktrim"),
+              start_destination_sandbox("stock2shop", "--token-ttl", "1", "--max-rps", "0")]
+    kaching, stocktrim, stock2shop = others
+    tokens: set[bytes] = set()
+    stop_polling = threading.Event()
+    sb = sandbox(secret=SECRET)
+    env = {**os.environ, **FAST_SETTINGS, "REDIS_URL": redis_server.url, "TRADEMAX_BASE_URL": sb.base_url,
+           "TRADEMAX_API_KEY": sb.api_key, "TRADEMAX_SECRET": sb.secret,
+           "WMS_RELAY_VAR_DIR": str(tmp_path / "var"), "SENTRY_DSN": inbox.dsn, "LOG_FORMAT": "json",
+           "LOG_LEVEL": "DEBUG", **{k: v for s in others for k, v in relay_environment(s).items()},
+           "KACHING_LOCATIONS": "nw=shop-nw", "STOCKTRIM_LOCATIONS": "nw=NW",
+           "STOCK2SHOP_LOCATIONS": "nw=Main"}
+    run = Pipeline(env=env, redis_server=redis_server, sandbox=sb, log_dir=tmp_path)
+    run.cli_output = []
+    r = run.redis()
+
+    def poll_tokens():  # every token a login stored for the workers to share
+        while not stop_polling.wait(0.02):
+            token = r.get("wms:stock2shop:token")
+            if token:
+                tokens.add(token)
+
+    poller = threading.Thread(target=poll_tokens, daemon=True)
+    poller.start()
+    tap = EventTap(redis_server.url).start()
+    try:
+        run.start_scheduler()
+        run.start_worker()
+        counts = [example("stock.adjust", event_id=f"lc-{i}", artno=f"L-{i}", quantity=i) for i in range(6)]
+        kaching.set_faults(fail_rate=1.0)
+        for event in counts:  # one at a time, a second apart: the Stock2Shop token expires in between
+            assert cli(run, "enqueue", "stock.adjust", "-", stdin=json.dumps(event)).returncode == 0
+            run.wait_for_state("stock.adjust", event["event_id"], "delivered", destination="stock2shop")
+            wait_until(lambda: r.zcard("wms:retry:due") or run.state(
+                "stock.adjust", event["event_id"], "kaching") == "retrying", 30, "ka-ching to fail")
+        kaching.set_faults(fail_rate=0.0)
+        for event in counts:
+            for destination in ("trademax", "kaching", "stocktrim"):
+                run.wait_for_state("stock.adjust", event["event_id"], "delivered", destination=destination)
+        cli(run, "enqueue", "stock.adjust", "-",
+            stdin=json.dumps(example("stock.adjust", event_id="lc-bad", artno="UNKNOWN-9")))
+        run.wait_for_state("stock.adjust", "lc-bad", "dead", destination="stocktrim")
+        kaching.set_faults(timeout_after_apply_rate=1.0)
+        cli(run, "enqueue", "stock.adjust", "-", stdin=json.dumps(
+            example("stock.adjust", event_id="lc-rel", type="relative", quantity=5, reason=2)))
+        run.wait_for_state("stock.adjust", "lc-rel", "uncertain", destination="kaching")
+        kaching.set_faults(timeout_after_apply_rate=0.0)
+        assert cli(run, "check").returncode == 0, run.cli_output[-1]
+        for argv in (["status", "--json"], ["dead", "list", "--json"], ["uncertain", "list"],
+                     ["event", "stock.adjust", "lc-0", "--json"], ["event", "stock.adjust", "lc-bad"],
+                     ["dead", "show", "stocktrim/stock.adjust:lc-bad"], ["retries", "list"]):
+            assert cli(run, *argv).returncode == 0, run.cli_output[-1]
+        wait_until(lambda: len(inbox.events()) >= 2, 30, "the Sentry reports")
+        assert len(stock2shop.state()["authentications"]) >= 3  # the token did expire and was renewed
+    finally:
+        stop_polling.set()
+        poller.join(timeout=5)
+        tap.stop()
+        run.stop()
+        for other in others:
+            other.stop()
+        inbox.shutdown()
+        inbox.server_close()
+    assert len(tokens) >= 2, tokens
+    tags = sorted((e["tags"].get("destination"), e["tags"]["key"], e["tags"]["state"])
+                  for e in inbox.events())
+    assert ("kaching", "lc-rel", "uncertain") in tags and ("stocktrim", "lc-bad", "dead") in tags
+    assert ("trademax", "lc-bad", "dead") in tags  # Trademax refuses the unknown artno too
+
+    haystacks: dict[str, bytes] = {}
+    shared_token = r.get("wms:stock2shop:token")
+    r.delete("wms:stock2shop:token")  # its one home; everything else is searched
+    haystacks["redis"], _ = redis_haystack(r)
+    for path in sorted(run.log_dir.glob("*.log")):
+        haystacks[f"log {path.name}"] = path.read_bytes()
+    haystacks["wms-relay output"] = "\n".join(run.cli_output).encode()
+    haystacks["celery events"] = json.dumps(tap.events, default=str).encode()
+    haystacks["sentry envelopes"] = b"\n".join(inbox.envelopes)
+    secrets_ = {"KACHING_API_KEY": CREDENTIALS["kaching"]["KACHING_API_KEY"],
+                "STOCKTRIM_AUTH_SIGNATURE": CREDENTIALS["stocktrim"]["STOCKTRIM_AUTH_SIGNATURE"],
+                "STOCK2SHOP_PASSWORD": CREDENTIALS["stock2shop"]["STOCK2SHOP_PASSWORD"]}
+    needles = {name: value.encode() for name, value in secrets_.items()}
+    needles.update({f"{name}, URL-quoted": quote(value, safe="").encode()
+                    for name, value in secrets_.items()})
+    needles.update({f"Stock2Shop token {i}": token
+                    for i, token in enumerate(sorted(tokens | {shared_token}))})
+    hits = [(name, where) for name, needle in needles.items() for where, hay in haystacks.items()
+            if needle in hay]
+    assert hits == []
+    assert any(b'"destination": "kaching"' in hay for hay in haystacks.values())  # the logs were searched

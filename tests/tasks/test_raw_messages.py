@@ -78,3 +78,21 @@ def test_an_event_holding_a_lone_surrogate_passes_for_its_schema_to_judge():
     verdict = screen(raw, "trademax.receipt", now=NOW)
     assert isinstance(verdict, Passed)
     assert body_of(verdict.envelope)[0] == [{"transaction_id": "\ud800"}]
+
+
+def test_every_destinations_queue_and_task_are_known():
+    """The fan-out publishes ``<destination>.stock.adjust`` on ``<destination>.stock``: it passes; a
+    malformed message there is that destination's (its dead letter is listed under it)."""
+    from worker.destinations.table import QUEUES
+
+    assert {"kaching.stock", "stocktrim.stock", "stock2shop.stock"} <= set(QUEUES)
+    for destination in ("kaching", "stocktrim", "stock2shop"):
+        queue = f"{destination}.stock"
+        raw = celery_message(f"{destination}.stock.adjust", {"event_id": "E-1"}, queue)
+        passed = screen(raw, queue, now=NOW)
+        assert isinstance(passed, Passed)
+        assert passed.envelope["headers"]["task"] == f"{destination}.stock.adjust"
+        malformed = screen(POISON["eta_in_2099"](queue, NOW), queue, now=NOW)
+        assert isinstance(malformed, Malformed)
+        assert (malformed.destination, malformed.operation) == (destination, "stock.adjust")
+    assert screen(b"[1]", "trademax.stock", now=NOW).destination == "trademax"

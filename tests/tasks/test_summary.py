@@ -38,7 +38,10 @@ def test_the_summary_names_operation_key_and_what_it_is_about():
         "(receipt.create key=(no transaction_id) order_no=a?b?c)"
     assert argument_summary("receipt.create", [1, 2]) == "(receipt.create: not a JSON object)"
     assert task_argument_summary("trademax.stock.adjust", [{}, {}], {}).startswith(
-        "(stock.adjust: 2 positional and 0 keyword arguments")
+        "(trademax stock.adjust: 2 positional and 0 keyword arguments")
+    # Each destination's task names its destination (what Flower's args column shows).
+    assert task_argument_summary("kaching.stock.adjust", [example("stock.adjust")], {}) == \
+        "(kaching stock.adjust key=nw-stock-count-123-20240514-0600 artno=123 warehouse_id=nw type=absolute)"
 
 
 def received(task_name: str, args: list, argsrepr: str | None = None) -> SummarizedRequest:
@@ -56,7 +59,7 @@ def test_a_message_from_any_publisher_is_shown_by_its_summary_not_its_payload():
     receipt = example("receipt.create")
     request = received("trademax.receipt.create", [receipt])
     assert "order_type" in request.message.headers["argsrepr"]  # what plain Celery put there: the event
-    summary = "(receipt.create key=8723GYSFD52F32T123 order_no=IO12345 warehouse_id=nw)"
+    summary = "(trademax receipt.create key=8723GYSFD52F32T123 order_no=IO12345 warehouse_id=nw)"
     assert request.argsrepr == summary and request.kwargsrepr == "{}"
     assert request.info(safe=True)["args"] == summary
     assert request.request_dict["argsrepr"] == summary
@@ -71,7 +74,7 @@ def test_messages_published_through_the_app_carry_the_summary_in_their_headers()
     headers = {"argsrepr": "[{'everything': 1}]", "kwargsrepr": "{}"}
     event = example("stock.adjust")
     before_task_publish.send(sender="trademax.stock.adjust", headers=headers, body=([event], {}, {}))
-    assert headers["argsrepr"] == argument_summary("stock.adjust", event)
+    assert headers["argsrepr"] == argument_summary("stock.adjust", event, "trademax")
     other = {"argsrepr": "[1]"}
     before_task_publish.send(sender="celery.ping", headers=other, body=([1], {}, {}))
     assert other == {"argsrepr": "[1]"}  # not ours: untouched

@@ -7,9 +7,12 @@
 3. Trademax: one signed, read-only request (GET the lines of a made-up outgoing order).  Any answer past
    authentication — even "not found" — proves the api key and secret are accepted; 401 with error_code
    404 means the api key is unknown, 405 that the signature was refused (the secret, or the base URL).
+4. Every other destination that is on (its base URL set): one harmless request each — ka-ching an empty
+   stock import, StockTrim ``GET api/ProcessingStatus``, Stock2Shop a login and its sources (the source id
+   must be listed) — and a warning when its ``*_LOCATIONS`` lists no warehouse (nothing would be sent).
 
 Prints OK / WARN / FAIL per check and what to do about each failure; exit code 0 when nothing failed.
-Never prints the secret or the api key."""
+Never prints a secret, an api key, a password or a token."""
 from __future__ import annotations
 
 import argparse
@@ -33,12 +36,14 @@ class Verdict:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("check", help="validate settings, ping Redis, test the Trademax credentials",
+    p = subparsers.add_parser("check",
+                              help="validate settings, ping Redis, test every destination's credentials",
                               **described(__doc__))
     p.add_argument("--order-no", default=CHECK_ORDER_NO, help=f"order to read (default {CHECK_ORDER_NO})")
     p.add_argument("--warehouse-id", default=CHECK_WAREHOUSE,
                    help=f"warehouse alias sent with it (default {CHECK_WAREHOUSE})")
     p.add_argument("--skip-trademax", action="store_true", help="do not call Trademax")
+    p.add_argument("--skip-others", action="store_true", help="do not call ka-ching, StockTrim or Stock2Shop")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(handler=run)
 
@@ -168,6 +173,44 @@ def check_trademax(settings: Settings, order_no: str, warehouse_id: str) -> Verd
     return judge_trademax(None, reply.status)
 
 
+def check_destination(settings: Settings, destination) -> list[Verdict]:
+    """One harmless request to ``destination`` (not Trademax) with a client built from ``settings``."""
+    from worker.errors import DestinationError, OutcomeUnknownError, PermanentError, TransientError
+    from worker.settings import SettingsError as MissingSetting
+
+    title = destination.title
+    verdicts = []
+    locations = getattr(settings, f"{destination.name}_locations")
+    if not locations:
+        verdicts.append(Verdict("WARN", title, f"{destination.name.upper()}_LOCATIONS lists no warehouse: "
+                                "nothing will be sent to it", "set it to warehouse=location pairs"))
+    settings = settings.replace(read_timeout=min(settings.read_timeout, MAX_READ_TIMEOUT))
+    try:
+        client = destination.build_client(settings, redis=None)
+    except MissingSetting as exc:
+        return verdicts + [Verdict("FAIL", title, f"not checked: {exc}", "set that variable")]
+    try:
+        seen = destination.check(client)
+    except TransientError as exc:
+        return verdicts + [Verdict("FAIL", title, f"could not get an answer: {exc}",
+                                   f"check {destination.name.upper()}_BASE_URL and the network; if it is "
+                                   "down, try later")]
+    except OutcomeUnknownError as exc:
+        return verdicts + [Verdict("FAIL", title, f"no answer in time: {exc}",
+                                   "check the network; try again")]
+    except PermanentError as exc:
+        hint = ("check its credentials" if exc.status in (401, 403) else
+                f"check {destination.name.upper()}_BASE_URL and the settings named above")
+        return verdicts + [Verdict("FAIL", title, f"refused the check: {exc}", hint)]
+    except DestinationError as exc:  # pragma: no cover — the three above are the whole tree
+        return verdicts + [Verdict("FAIL", title, str(exc))]
+    finally:
+        close = getattr(client, "close", None)
+        if close is not None:
+            close()
+    return verdicts + [Verdict("OK", title, seen)]
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env()
@@ -187,8 +230,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         verdicts.append(Verdict("FAIL", "Trademax", "not checked: the credentials are not set",
                                 "set TRADEMAX_API_KEY and TRADEMAX_SECRET"))
+    from worker.destinations.table import INTAKE, configured
     from worker.store.connection import describe
 
+    for destination in configured(settings):
+        if destination is INTAKE:
+            continue
+        if args.skip_others:
+            verdicts.append(Verdict("WARN", destination.title, "not checked (--skip-others)"))
+        else:
+            verdicts += check_destination(settings, destination)
     return _report(verdicts, args.json, store=describe(settings))
 
 

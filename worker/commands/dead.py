@@ -1,25 +1,28 @@
-"""``wms-relay dead list|show|retry|discard``: the dead letters — events wms-relay will not send on its own.
+"""``wms-relay dead list|show|retry|discard``: the dead letters — deliveries wms-relay will not send on its
+own.  Each letter is one destination's delivery of one event; retrying it sends to that destination only.
 
-    dead list [--operation OP] [--since 2h|2024-05-01] [--grep TEXT] [--json]
-    dead show ID [--json]
-    dead retry ID... | --all [--operation OP] [--since ...] [--grep TEXT]  [--dry-run] [--reason TEXT]
+    dead list [--destination D] [--operation OP] [--since 2h|2024-05-01] [--grep TEXT] [--json]
+    dead show ID [--destination D] [--json]
+    dead retry ID... | --all [--destination D] [--operation OP] [--since ...] [--grep TEXT]  [--dry-run]
+               [--reason TEXT]
     dead discard ID... --reason TEXT
     dead purge --closed [--older-than 90d|2024-05-01] [--dry-run]
 
-ID is a letter id (``dl-12``) or ``OPERATION:KEY`` (that event's newest letter).  Retrying is atomic: when
-two people retry one letter, it is sent once.  An invalid event is validated again first; if it is still
-invalid it stays a dead letter.  Who did it (``--actor``, default: your OS account), when and why are
-kept; ``wms-relay event OPERATION KEY`` shows them.  Letters already retried or discarded are deleted
-DEAD_LETTER_RETENTION_DAYS (default 90) after they were closed — by the scheduler, or now with ``dead
-purge``; an open letter is never deleted."""
+ID is a letter id (``dl-12``), ``OPERATION:KEY`` (the newest letter of that event's delivery to
+``--destination``, Trademax by default) or ``DESTINATION/OPERATION:KEY`` (``kaching/stock.adjust:E-1``).
+Retrying is atomic: when two people retry one letter, it is sent once.  An invalid event is validated
+again first; if it is still invalid it stays a dead letter.  Who did it (``--actor``, default: your OS
+account), when and why are kept; ``wms-relay event OPERATION KEY`` shows them.  Letters already retried
+or discarded are deleted DEAD_LETTER_RETENTION_DAYS (default 90) after they were closed — by the
+scheduler, or now with ``dead purge``; an open letter is never deleted."""
 from __future__ import annotations
 
 import argparse
 import json
 
 from worker.commands.presenting import (
-    age, complain, default_actor, described, friendly_errors, parse_since, print_json, run_actions, say,
-    say_store, shorten, table,
+    add_destination_option, age, complain, default_actor, described, destination_title, friendly_errors,
+    parse_since, print_json, run_actions, say, say_store, shorten, table,
 )
 from worker.encoding import one_line
 from worker.settings import Settings
@@ -37,12 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ls.set_defaults(handler=run_list)
 
     show = sub.add_parser("show", help="one dead letter in full: the event, every attempt, the errors")
-    show.add_argument("id", help="dl-N or OPERATION:KEY")
+    show.add_argument("id", help="dl-N, OPERATION:KEY or DESTINATION/OPERATION:KEY")
+    add_destination_option(show, "with OPERATION:KEY: that destination's letter")
     show.add_argument("--json", action="store_true", help="print one JSON object")
     show.set_defaults(handler=run_show)
 
     retry = sub.add_parser("retry", help="send dead letters again (atomic: each is sent once)")
-    retry.add_argument("ids", nargs="*", metavar="ID", help="dl-N or OPERATION:KEY")
+    retry.add_argument("ids", nargs="*", metavar="ID",
+                       help="dl-N, OPERATION:KEY or DESTINATION/OPERATION:KEY")
     retry.add_argument("--all", action="store_true", help="every open letter that matches the filters")
     _filters(retry)
     retry.add_argument("--dry-run", action="store_true", help="show what would be retried; change nothing")
@@ -52,7 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     retry.set_defaults(handler=run_retry)
 
     discard = sub.add_parser("discard", help="give up on dead letters (kept for the record, never sent)")
-    discard.add_argument("ids", nargs="+", metavar="ID", help="dl-N or OPERATION:KEY")
+    discard.add_argument("ids", nargs="+", metavar="ID",
+                         help="dl-N, OPERATION:KEY or DESTINATION/OPERATION:KEY")
+    add_destination_option(discard, "with OPERATION:KEY: that destination's letter")
     discard.add_argument("--reason", required=True, help="why (required; kept with the letter)")
     discard.add_argument("--actor", default=None, help="who is acting (default: your OS account)")
     discard.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -69,6 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _filters(p: argparse.ArgumentParser) -> None:
+    add_destination_option(p, "only letters of this destination (with IDs OPERATION:KEY: its letter)")
     p.add_argument("--operation", help="only this operation, e.g. stock.adjust")
     p.add_argument("--since", help="only letters written since: 30m, 2h, 3d or a date (2024-05-01)")
     p.add_argument("--grep", help="only letters whose event, key or errors contain this text (any case)")
@@ -77,7 +85,7 @@ def _filters(p: argparse.ArgumentParser) -> None:
 def _select(place, args: argparse.Namespace, *, include_closed: bool = False) -> list:
     since = parse_since(args.since, place.relay.clock()) if args.since else None
     return place.relay.dead_letters.list(operation=args.operation, since=since, grep=args.grep,
-                                         include_closed=include_closed)
+                                         include_closed=include_closed, destination=args.destination)
 
 
 @friendly_errors
@@ -93,13 +101,13 @@ def run_list(args: argparse.Namespace) -> int:
     say_store(place.store)
     if not letters:
         say("No dead letters" + (" match those filters." if args.operation or args.since or args.grep
-                                 else ". Nothing needs a person."))
+                                 or args.destination else ". Nothing needs a person."))
         return 0
-    rows = [(letter.letter_id, age(letter.age(now)), letter.operation, letter.key, letter.reason,
-             letter.status, letter.detail or json.dumps(letter.messages, ensure_ascii=False))
+    rows = [(letter.letter_id, age(letter.age(now)), letter.destination, letter.operation, letter.key,
+             letter.reason, letter.status, letter.detail or json.dumps(letter.messages, ensure_ascii=False))
             for letter in letters]
-    say(table(["ID", "AGE", "OPERATION", "KEY", "REASON", "STATUS", "WHAT WENT WRONG"], rows,
-              widths={3: 32, 6: 70}))
+    say(table(["ID", "AGE", "DESTINATION", "OPERATION", "KEY", "REASON", "STATUS", "WHAT WENT WRONG"], rows,
+              widths={4: 32, 7: 70}))
     say(f"{len(letters)} dead letter{'s' if len(letters) != 1 else ''}. Next: `wms-relay dead show ID` to "
         "read one; `dead retry ID` once the cause is fixed; `dead discard ID --reason ...` to give up on it.")
     return 0
@@ -111,8 +119,9 @@ def run_show(args: argparse.Namespace) -> int:
     from worker.support.actions import find_letter
 
     with workplace(Settings.from_env()) as place:
-        letter = find_letter(place.desk, args.id)
-        record = place.relay.ledger.get(letter.operation, letter.key) if letter else None
+        letter = find_letter(place.desk, args.id, args.destination)
+        record = (place.relay.ledger_of(letter.destination).get(letter.operation, letter.key)
+                  if letter else None)
         now = place.relay.clock()
     if letter is None:
         complain(f"no dead letter {args.id}. `wms-relay dead list` shows the open ones.")
@@ -124,7 +133,8 @@ def run_show(args: argparse.Namespace) -> int:
         print_json(view)
         return 0
     say_store(place.store)
-    say(f"Dead letter {letter.letter_id}: {letter.operation} {one_line(letter.key)}")
+    say(f"Dead letter {letter.letter_id}: {letter.operation} {one_line(letter.key)} to "
+        f"{destination_title(letter.destination)}")
     say(f"  written:  {view['created_at']} ({age(letter.age(now))} ago)")
     closed = f" by {letter.closed_by} at {view['closed_at']}: {letter.close_reason}"
     say(f"  status:   {letter.status}" + (closed if letter.status != "open" else ""))
@@ -158,7 +168,8 @@ def run_retry(args: argparse.Namespace) -> int:
     from worker.support.actions import retry_letter
 
     if bool(args.ids) == bool(args.all):
-        complain("name the dead letters to retry (dl-N or OPERATION:KEY), or use --all (with filters).")
+        complain("name the dead letters to retry (dl-N or [DESTINATION/]OPERATION:KEY), or use --all (with "
+                 "filters).")
         return 2
     if args.ids and (args.operation or args.since or args.grep):
         complain("--operation, --since and --grep go with --all; with IDs, name exactly what to retry.")
@@ -167,7 +178,8 @@ def run_retry(args: argparse.Namespace) -> int:
     with workplace(Settings.from_env()) as place:
         targets = args.ids or [letter.letter_id for letter in _select(place, args)]
         return run_actions(targets, lambda t: retry_letter(place.desk, t, actor=actor, reason=args.reason,
-                                                           dry_run=args.dry_run),
+                                                           dry_run=args.dry_run,
+                                                           destination=args.destination),
                            verb="retried", as_json=args.json, store=place.store, dry_run=args.dry_run,
                            nothing="Nothing to do: no open dead letters match.")
 
@@ -182,7 +194,8 @@ def run_discard(args: argparse.Namespace) -> int:
         return 2
     actor = args.actor or default_actor()
     with workplace(Settings.from_env()) as place:
-        return run_actions(args.ids, lambda t: discard_letter(place.desk, t, actor=actor, reason=args.reason),
+        return run_actions(args.ids, lambda t: discard_letter(place.desk, t, actor=actor, reason=args.reason,
+                                                              destination=args.destination),
                            verb="discarded", as_json=args.json, store=place.store)
 
 

@@ -1,11 +1,11 @@
 """``wms-relay demo`` (what ``make run`` runs): the whole service on its embedded defaults.
 
-Starts the embedded Redis-compatible server, the sandbox Trademax, a worker, the scheduler, Flower, the
-support desk and the ingest door on 127.0.0.1 (a desk user ``demo`` with a fresh password, printed
-once); feeds the sample events in ``examples/`` through the ingest door (HTTP) — including a dispatch
-update sent before its create, one invalid event and one that fails transiently — and prints each event's
-outcome as it lands.  Ctrl-C stops every process it started.  Logs of the processes are under
-``var/demo/``."""
+Starts the embedded Redis-compatible server, the four sandboxes (Trademax, ka-ching, StockTrim,
+Stock2Shop), a worker, the scheduler, Flower, the support desk and the ingest door on 127.0.0.1 (a desk
+user ``demo`` with a fresh password, printed once); feeds the sample events in ``examples/`` through the
+ingest door (HTTP) — including a dispatch update sent before its create, one invalid event and one that
+fails transiently — and prints each event's outcome as it lands, then how the sample stock count reached
+every channel.  Ctrl-C stops every process it started.  Logs of the processes are under ``var/demo/``."""
 from __future__ import annotations
 
 import argparse
@@ -37,6 +37,16 @@ SCRIPT = [
     ("receipt.create", "invalid-receipt.json", {}),
 ]
 FINAL = {"delivered", "superseded", "uncertain", "dead", "discarded"}
+# The other channels' sandboxes, with the demo's own credentials (fresh secrets each run) and where the
+# sample warehouse "nw" is at each.
+OTHER_SANDBOXES = {
+    "kaching": {"KACHING_ACCOUNT": "demo", "KACHING_INTEGRATION": "wms", "KACHING_LOCATIONS": "nw=shop-nw"},
+    "stocktrim": {"STOCKTRIM_AUTH_ID": "demo-tenant", "STOCKTRIM_LOCATIONS": "nw=NW"},
+    "stock2shop": {"STOCK2SHOP_USERNAME": "demo", "STOCK2SHOP_SOURCE_ID": "57",
+                   "STOCK2SHOP_LOCATIONS": "nw=Main"},
+}
+OTHER_SECRETS = {"kaching": "KACHING_API_KEY", "stocktrim": "STOCKTRIM_AUTH_SIGNATURE",
+                 "stock2shop": "STOCK2SHOP_PASSWORD"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -91,7 +101,7 @@ class Demo:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
-        print("Stopped: worker, scheduler, Flower, desk, ingest, sandbox.")
+        print("Stopped: worker, scheduler, Flower, desk, ingest, sandboxes.")
         if getattr(self, "started_redis", False):
             from worker.store import embedded as embedded_redis
 
@@ -148,6 +158,7 @@ class Demo:
         control = SandboxControl(sandbox_url, timeout=5)
         self.wait_ready("sandbox", control.answering)
         print(f"Sandbox Trademax:        {sandbox_url}/api/")
+        others = self.start_other_sandboxes()
         worker_name = f"demo-{os.getpid()}@%h"
         self.spawn("worker", "worker", "--name", worker_name)
         worker_log = self.log_dir / "worker.log"
@@ -211,6 +222,8 @@ class Demo:
             state = record.state if record else "dead (invalid: never entered the ledger)"
             attempts = record.attempts if record else 0
             print(f"  {operation:<26} {key:<22} {state:<10} attempts={attempts}")
+        count_key = next(key for operation, key in watched if operation == "stock.adjust")
+        self.show_every_channel(relay, count_key, control, others)
         print(f"\nDead letters waiting for a person: {relay.dead_letters.count()} (this run added one: the "
               "invalid receipt). `.venv/bin/wms-relay dead list` shows them and why.")
         if self.args.exit_when_done:
@@ -221,6 +234,65 @@ class Demo:
               "--data-binary @examples/stock.adjust.json")
         signal.pause()
         return 0
+
+    def start_other_sandboxes(self) -> dict:
+        """ka-ching, StockTrim and Stock2Shop, each with fresh demo credentials; the relay's variables point
+        at them (a destination is on when its base URL is set).  Stock2Shop gets the sample product set up
+        first, as the merchant's ERP would (it ignores stock for products it does not have)."""
+        from worker.sandbox.control import SandboxControl
+        from worker.store import embedded as embedded_redis
+
+        found = {}
+        for api, variables in OTHER_SANDBOXES.items():
+            port = embedded_redis.free_port()
+            self.env.update(variables)
+            self.env.setdefault(OTHER_SECRETS[api], secrets.token_hex(16))
+            base_url = f"http://127.0.0.1:{port}/"
+            self.env[f"{api.upper()}_BASE_URL"] = base_url
+            self.spawn(f"sandbox-{api}", "sandbox", "--api", api, "--host", "127.0.0.1", "--port", str(port))
+            control = SandboxControl(base_url, timeout=5)
+            self.wait_ready(f"sandbox-{api}", control.answering)
+            found[api] = control
+            print(f"Sandbox {api + ':':<16}{base_url}")
+        self._seed_stock2shop(self.env["STOCK2SHOP_BASE_URL"])
+        return found
+
+    def _seed_stock2shop(self, base_url: str) -> None:
+        import requests
+
+        sample = json.loads((EXAMPLES / "stock.adjust.json").read_text())["artno"]
+        login = requests.post(base_url + "v1/users/authenticate", timeout=10, json={"system_user_auth": {
+            "username": self.env["STOCK2SHOP_USERNAME"], "password": self.env["STOCK2SHOP_PASSWORD"]}})
+        token = login.json()["system_user"]["token"]
+        time.sleep(1.1)  # its limit: one request a second per client
+        requests.post(base_url + "v1/products/queue", timeout=10,
+                      params={"token": token, "source_id": self.env["STOCK2SHOP_SOURCE_ID"]},
+                      json={"system_products": [{"source": {"source_product_code": sample}, "product": {
+                          "title": f"Sample product {sample}",
+                          "variants": {"source_variant_code": sample, "sku": sample}}}]})
+
+    def show_every_channel(self, relay, key: str, trademax, others: dict) -> None:
+        """The sample count's delivery to each destination, and the stock each sandbox now holds."""
+        from worker.destinations.table import DESTINATIONS
+
+        print(f"\nOne count, every channel (stock.adjust {key}):")
+        deadline = time.monotonic() + self.args.timeout
+        while time.monotonic() < deadline:
+            records = {name: relay.ledger_of(name).get("stock.adjust", key) for name in DESTINATIONS}
+            if all(r is not None and r.state in FINAL for r in records.values()):
+                break
+            time.sleep(0.2)
+        sample = json.loads((EXAMPLES / "stock.adjust.json").read_text())
+        artno, warehouse = sample["artno"], sample["warehouse_id"]
+        levels = {"trademax": next((s["quantity"] for s in trademax.state()["stock"]
+                                    if (s["warehouse_id"], s["artno"]) == (warehouse, artno)), None)}
+        for api, control in others.items():
+            levels[api] = {location: stock.get(artno) for location, stock in control.state()["stock"].items()}
+        for name, destination in DESTINATIONS.items():
+            record = records[name]
+            state = record.state if record else "not sent"
+            print(f"  {destination.title:<11} {state:<10} attempts={record.attempts if record else 0:<3} "
+                  f"its stock now: {levels[name]}")
 
     def watch(self, relay, watched, until=None) -> None:
         """Print each state change until every watched event is final (or ``until`` says stop)."""

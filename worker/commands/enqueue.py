@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from tasks.events import OPERATIONS
     from worker.delivery.admission import read_events, take_in_all
     from worker.delivery.relay import build_relay
-    from worker.scheduling.scheduler import celery_publisher
+    from tasks.publishing import celery_publisher
     from worker.store.connection import describe
     from worker.support.desk import control_app
 

@@ -1,26 +1,34 @@
-"""``wms-relay event OPERATION KEY [--json]``: one event's state, attempts, Trademax's answer and history.
+"""``wms-relay event OPERATION KEY [--destination D] [--json]``: one event's delivery to every destination —
+each one's state, attempts, the destination's answer and history.
 
 Also ``event OPERATION:KEY`` and ``event KEY`` (looked up under every operation).  The history interleaves
-state changes (with who did them, for a person's actions) and send attempts (outcome, HTTP status,
-Trademax error code and messages, latency).  ``--json`` prints one object with at least ``operation``,
-``key``, ``state``, ``attempts``, ``result`` and ``history`` — scripts rely on these names — plus the dead
-letter and the scheduled retry, if any."""
+state changes (with who did them, for a person's actions) and send attempts (outcome, HTTP status, the
+destination's error code and messages, latency).  ``--json`` prints one object with at least
+``operation``, ``key``, ``state``, ``attempts``, ``result`` and ``history`` — scripts rely on these names:
+they describe the delivery the WMS published (Trademax's) — plus its dead letter and scheduled retry, if
+any, and ``deliveries``: the same view of every destination's delivery of the event, each with its
+``destination``."""
 from __future__ import annotations
 
 import argparse
 import json
 
-from worker.commands.presenting import age, friendly_errors, described, print_json, say, say_store, shorten
+from worker.commands.presenting import (
+    add_destination_option, age, described, destination_title, friendly_errors, print_json, say, say_store,
+    shorten,
+)
 from worker.encoding import one_line
 from worker.support.event_view import describe
 from worker.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("event", help="one event's state, attempts, Trademax result and history",
+    p = subparsers.add_parser("event",
+                              help="one event's delivery to each destination: state, attempts, history",
                               **described(__doc__))
     p.add_argument("operation", help="e.g. receipt.create (or OPERATION:KEY, or just the KEY)")
     p.add_argument("key", nargs="?", help="the event's key: transaction_id or event_id")
+    add_destination_option(p, "show only this destination's delivery")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=run)
 
@@ -30,8 +38,12 @@ def with_liveness(place, view: dict) -> dict:
     from worker.store.heartbeats import Heartbeats
 
     beats = Heartbeats(place.relay.redis, place.relay.clock)
-    return {**view, "workers_alive": [beat.name for beat in beats.alive("worker")],
-            "scheduler_alive": bool(beats.alive("scheduler"))}
+    alive = {"workers_alive": [beat.name for beat in beats.alive("worker")],
+             "scheduler_alive": bool(beats.alive("scheduler"))}
+    deliveries = view.get("deliveries")
+    if deliveries is not None:  # every destination's delivery names them too (its own next step)
+        return {**view, **alive, "deliveries": [{**d, **alive} for d in deliveries]}
+    return {**view, **alive}
 
 
 def _candidates(place, operation: str, key: str | None) -> list[tuple[str, str]]:
@@ -46,18 +58,22 @@ def _candidates(place, operation: str, key: str | None) -> list[tuple[str, str]]
 
 
 def next_step(view: dict) -> str:
-    op, key, state = view["operation"], view["key"], view["state"]
+    from worker.destinations.table import destination as destination_named
+
+    state = view["state"]
+    target = destination_named(view.get("destination") or "trademax")
+    ref = target.delivery_ref(view["operation"], view["key"])
     letter = view.get("dead_letter")
     if state == "dead" and letter and letter["status"] == "open":
         return letter_next_step(letter["id"], letter["reason"])
     if state == "uncertain":
-        return (f"check in Trademax whether it arrived, then `wms-relay uncertain resolve {op}:{key} "
+        return (f"check in {target.title} whether it arrived, then `wms-relay uncertain resolve {ref} "
                 "--delivered --reason ...` (it is there) or `--resend --reason ...` (it is not)")
     if state in ("retrying", "waiting"):
         if view.get("scheduler_alive") is False:
             return ("start the scheduler (`wms-relay scheduler`): no scheduler is running, so its next try "
                     "will not happen; `wms-relay status` shows what else is stuck")
-        return f"nothing; it is retried automatically (to try now: `wms-relay retries run-now {op}:{key}`)"
+        return f"nothing; it is retried automatically (to try now: `wms-relay retries run-now {ref}`)"
     if state in ("accepted", "sending"):
         if view.get("workers_alive") == []:
             return ("start a worker (`wms-relay worker`): no worker is running, so nothing will send it; it "
@@ -118,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
     with workplace(Settings.from_env()) as place:
         views = [v for op, key in _candidates(place, args.operation, args.key)
-                 if (v := describe(place.relay, op, key)) is not None]
+                 if (v := describe(place.relay, op, key, args.destination)) is not None]
         views = [with_liveness(place, view) for view in views]
     store = place.store
     if not args.json:
@@ -142,12 +158,22 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(view)
         return 0
-    say(f"{view['operation']} {one_line(view['key'])}: {view['state']}")
+    deliveries = view["deliveries"]
+    say(f"{view['operation']} {one_line(view['key'])}: " + ", ".join(
+        f"{destination_title(d['destination'])} {d['state']}" for d in deliveries))
+    for delivery in deliveries:
+        _show_delivery(delivery)
+    return 0
+
+
+def _show_delivery(view: dict) -> None:
+    title = destination_title(view["destination"])
+    say(f"{title}: {view['state']}")
     say(f"  attempts: {view['attempts']}")
     if view.get("created_at"):
         say(f"  first seen: {view['created_at']}, last change: {view['updated_at']}")
     result = json.dumps(view["result"], ensure_ascii=False) if view["result"] else "none"
-    say(f"  Trademax result: {result}")
+    say(f"  {title}'s answer: {result}")
     retry = view["scheduled_retry"]
     if retry:
         due = "on its way now" if retry["in_flight"] else "in " + age(retry["due_in_seconds"])
@@ -162,8 +188,7 @@ def run(args: argparse.Namespace) -> int:
         say("  never entered the ledger: it was invalid (see the dead letter) and was never sent")
     lines = _history_lines(view)
     if lines:
-        say("History (UTC):")
+        say("  History (UTC):")
         for line in lines:
-            say(line)
-    say(f"Next: {next_step(view)}")
-    return 0
+            say("  " + line)
+    say(f"  Next: {next_step(view)}")

@@ -201,3 +201,17 @@ def filtered(items: list, args: Any, *, operation: Callable[[Any], str], text: C
     kept = [item for item in items if (not args.operation or operation(item) == args.operation)
             and (not args.grep or args.grep.lower() in text(item).lower())]
     return kept if args.limit is None else kept[:args.limit]
+def add_destination_option(parser, what: str = "only this destination's") -> None:
+    """``--destination NAME``: one of the destinations (trademax, kaching, stocktrim, stock2shop)."""
+    from worker.destinations.table import DESTINATIONS
+
+    parser.add_argument("--destination", choices=tuple(DESTINATIONS), default=None,
+                        help=f"{what} ({', '.join(DESTINATIONS)})")
+
+
+def destination_title(name: str) -> str:
+    """How people write a destination: ``ka-ching``."""
+    from worker.destinations.table import DESTINATIONS
+
+    found = DESTINATIONS.get(name)
+    return found.title if found is not None else name

@@ -33,7 +33,11 @@ def run_worker(args: argparse.Namespace) -> int:
     from worker.observe.logs import configure
     from worker.observe.sentry import start as start_sentry
 
-    settings = Settings.from_env().require_trademax_credentials()
+    from worker.destinations.table import configured
+
+    settings = Settings.from_env()
+    for destination in configured(settings):  # a missing credential stops the start, naming it
+        settings.require_credentials(destination.name)
     configure(settings)
     # Before the worker starts: the Celery integration wraps the task tracer it builds.
     start_sentry(settings, celery=True)
@@ -53,7 +57,8 @@ def run_scheduler(args: argparse.Namespace) -> int:
     from worker.celery import app
     from worker.observe.logs import configure
     from worker.delivery.relay import build_relay
-    from worker.scheduling.scheduler import Scheduler, celery_publisher
+    from tasks.publishing import celery_publisher
+    from worker.scheduling.scheduler import Scheduler
     from worker.scheduling.stranded import StrandedSweep
     from worker.store.heartbeats import Heartbeats, node_name
 
@@ -67,9 +72,14 @@ def run_scheduler(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     sweep = StrandedSweep(relay.ledger, relay.schedule, clock=relay.clock,
                           after_seconds=settings.stranded_after_seconds)
+    from worker.destinations.table import configured
+
+    jobs = [job for d in configured(settings)
+            if (job := d.housekeeping(settings, redis=relay.redis, clock=relay.clock)) is not None]
     beats, name = Heartbeats(relay.redis, relay.clock), node_name("scheduler")
     Scheduler(relay.schedule, celery_publisher(app), clock=relay.clock, sweep=sweep.sweep,
-              sweep_interval=args.sweep_interval, heartbeat=lambda: beats.beat("scheduler", name),
+              sweep_interval=args.sweep_interval, housekeeping=jobs,
+              heartbeat=lambda: beats.beat("scheduler", name),
               purge=lambda: purge_closed_letters(relay, settings)).run(stop, interval=args.interval)
     try:
         beats.leave("scheduler", name)

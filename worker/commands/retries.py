@@ -1,9 +1,11 @@
-"""``wms-relay retries list|run-now``: the durable retry schedule — events that failed transiently (or wait
-for their dispatch.create) and will be tried again on their own.
+"""``wms-relay retries list|run-now``: the durable retry schedule — deliveries that failed transiently (or
+wait for their dispatch.create) and will be tried again on their own, each to its own destination.
 
-    retries list [--operation OP] [--grep TEXT] [--limit N] [--json]
-    retries run-now ID... | --all          (ID: OPERATION:KEY, as `retries list` shows it)
-    retries discard ID... --reason TEXT    give up on them: the event is discarded (kept, never sent)
+    retries list [--destination D] [--operation OP] [--grep TEXT] [--limit N] [--json]
+    retries run-now ID... | --all [--destination D]
+    retries discard ID... --reason TEXT    give up on them: the delivery is discarded (kept, never sent)
+                     (ID: OPERATION:KEY for Trademax, DESTINATION/OPERATION:KEY for the others, as
+                      `retries list` shows it)
 
 ``run-now`` makes an entry due at once; the scheduler puts it back on its queue within a second.  It does
 not change the retry limit: an event that keeps failing still becomes a dead letter.  Both are audited
@@ -14,8 +16,8 @@ import argparse
 import json
 
 from worker.commands.presenting import (
-    add_list_filters, age, complain, default_actor, described, filtered, friendly_errors, print_json,
-    run_actions, say, say_store, shorten, table,
+    add_destination_option, add_list_filters, age, complain, default_actor, described, filtered,
+    friendly_errors, print_json, run_actions, say, say_store, shorten, table,
 )
 from worker.settings import Settings
 
@@ -25,42 +27,57 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
     sub = p.add_subparsers(dest="retries_command", metavar="ACTION")
     ls = sub.add_parser("list", help="scheduled retries, soonest first")
+    add_destination_option(ls)
     add_list_filters(ls)
     ls.add_argument("--json", action="store_true", help="print a JSON array")
     ls.set_defaults(handler=run_list)
     now = sub.add_parser("run-now", help="make scheduled retries due now")
-    now.add_argument("ids", nargs="*", metavar="ID", help="OPERATION:KEY")
-    now.add_argument("--all", action="store_true", help="every scheduled retry")
+    now.add_argument("ids", nargs="*", metavar="ID", help="[DESTINATION/]OPERATION:KEY")
+    now.add_argument("--all", action="store_true", help="every scheduled retry (of --destination)")
+    add_destination_option(now, "with --all: only this destination's")
     now.add_argument("--actor", default=None, help="who is acting (default: your OS account)")
     now.add_argument("--json", action="store_true", help="print the results as JSON")
     now.set_defaults(handler=run_now)
-    discard = sub.add_parser("discard", help="give up on scheduled retries (the events are discarded)")
-    discard.add_argument("ids", nargs="+", metavar="ID", help="OPERATION:KEY")
+    discard = sub.add_parser("discard", help="give up on scheduled retries (the deliveries are discarded)")
+    discard.add_argument("ids", nargs="+", metavar="ID", help="[DESTINATION/]OPERATION:KEY")
     discard.add_argument("--reason", required=True, help="why (required; kept in the event's history)")
     discard.add_argument("--actor", default=None, help="who is acting (default: your OS account)")
     discard.add_argument("--json", action="store_true", help="print the results as JSON")
     discard.set_defaults(handler=run_discard)
 
 
-def scheduled(place, *, offset: int = 0, limit: int | None = None) -> list[dict]:
-    """Scheduled retries, soonest first (from ``offset``, at most ``limit``), with what the ledger says of
-    each event (state, attempts, last error)."""
+def scheduled(place, destination: str | None = None, *, offset: int = 0,
+              limit: int | None = None) -> list[dict]:
+    """Scheduled retries (of ``destination``), soonest first (from ``offset``, at most ``limit``), with
+    what its ledger says of each delivery (state, attempts, last error)."""
+    from worker.destinations.table import split_delivery_ref
+
     relay = place.relay
     now = relay.clock()
     found = []
-    for entry in relay.schedule.list(limit=limit, offset=offset):
-        operation, _, key = entry.entry_id.partition(":")
-        record = relay.ledger.get(operation, key) if key else None
+    # One destination's: walk them all and page after filtering; every destination's: page in the store.
+    entries = relay.schedule.list(limit=limit, offset=offset) if destination is None else \
+        relay.schedule.list(limit=None)
+    for entry in entries:
+        ref = split_delivery_ref(entry.entry_id)
+        if ref is None:
+            continue
+        target, operation, key = ref
+        if destination is not None and target.name != destination:
+            continue
+        record = relay.ledger_of(target.name).get(operation, key)
         last = record.attempts_log[-1] if record and record.attempts_log else None
         last_error = None
         if last is not None and last.get("outcome") not in ("delivered", "duplicate"):
             status = f"HTTP {last['status']}" if last.get("status") else None
             last_error = " ".join(str(p) for p in [last.get("outcome"), status, *(last.get("messages") or [])]
                                   if p)
-        found.append({"id": entry.entry_id, "operation": operation, "key": key,
+        found.append({"id": entry.entry_id, "destination": target.name, "operation": operation, "key": key,
                       "due_at": _iso(entry.due_at), "due_in_seconds": round(entry.due_at - now, 1),
                       "state": record.state if record else None, "attempts": record.attempts if record else 0,
                       "last_error": last_error})
+    if destination is not None:
+        found = found[offset:] if limit is None else found[offset:offset + limit]
     return found
 
 
@@ -75,7 +92,7 @@ def run_list(args: argparse.Namespace) -> int:
     from worker.support.desk import workplace
 
     with workplace(Settings.from_env()) as place:
-        entries = filtered(scheduled(place), args, operation=lambda e: e["operation"],
+        entries = filtered(scheduled(place, args.destination), args, operation=lambda e: e["operation"],
                            text=lambda e: json.dumps(e, ensure_ascii=False))
     if args.json:
         print_json(entries)
@@ -84,11 +101,12 @@ def run_list(args: argparse.Namespace) -> int:
     if not entries:
         say("No scheduled retries: nothing is waiting to be tried again.")
         return 0
-    rows = [(e["id"], "now" if e["due_in_seconds"] <= 0 else f"in {age(e['due_in_seconds'])}",
+    rows = [(e["id"], e["destination"],
+             "now" if e["due_in_seconds"] <= 0 else f"in {age(e['due_in_seconds'])}",
              e["state"] or "-", e["attempts"], shorten(e["last_error"] or "", 70)) for e in entries]
-    say(table(["ID", "DUE", "STATE", "ATTEMPTS", "LAST ERROR"], rows, widths={0: 48}))
-    say(f"{len(entries)} scheduled. They run on their own; `wms-relay retries run-now ID` (or --all) tries "
-        "now, e.g. once Trademax is back.")
+    say(table(["ID", "DESTINATION", "DUE", "STATE", "ATTEMPTS", "LAST ERROR"], rows, widths={0: 48}))
+    say(f"{len(entries)} scheduled. They run on their own; `wms-relay retries run-now ID` (or --all "
+        "[--destination D]) tries now, e.g. once the destination is back.")
     return 0
 
 
@@ -98,10 +116,11 @@ def run_now(args: argparse.Namespace) -> int:
     from worker.support.actions import run_retry_now
 
     if bool(args.ids) == bool(args.all):
-        complain("name the retries to run now (OPERATION:KEY, see `wms-relay retries list`), or use --all.")
+        complain("name the retries to run now ([DESTINATION/]OPERATION:KEY, see `wms-relay retries "
+                 "list`), or use --all.")
         return 2
     with workplace(Settings.from_env()) as place:
-        targets = args.ids or [entry.entry_id for entry in place.relay.schedule.list(limit=None)]
+        targets = args.ids or [entry["id"] for entry in scheduled(place, args.destination)]
         actor = args.actor or default_actor()
         return run_actions(targets, lambda t: run_retry_now(place.desk, t, actor=actor), verb="made due now",
                            as_json=args.json, store=place.store,

@@ -1,4 +1,4 @@
-"""``wms-relay sandbox``: run the local fake Trademax (worker.sandbox) until interrupted."""
+"""``wms-relay sandbox``: run one local fake API (worker.sandbox) until interrupted."""
 from __future__ import annotations
 
 import argparse
@@ -6,22 +6,31 @@ import sys
 
 from worker.settings import Settings
 
-DESCRIPTION = """\
-Run a local fake Trademax on HOST:PORT for demos, tests and benchmarks. The API is served under /api/
-(base URL http://HOST:PORT/api/) and verifies requests signed with TRADEMAX_API_KEY / TRADEMAX_SECRET
-(both required in the environment).
+APIS = ("trademax", "kaching", "stocktrim", "stock2shop")
 
-Sandbox-only endpoints (unsigned; real Trademax has none):
-  GET  /_sandbox/state      what was applied: dispatches, receipts, stock, stock_adjustments,
-                            package_data, line_locks
-  GET  /_sandbox/requests   every API request seen (params without signature, status, error_code,
+DESCRIPTION = """\
+Run a local fake API on HOST:PORT for demos, tests and benchmarks (--api, default trademax). It checks
+credentials exactly like the real API, keeps state, refuses what the real API refuses and injects faults.
+Credentials come from the same variables the relay's clients use (all required for the chosen API):
+
+  trademax    TRADEMAX_API_KEY, TRADEMAX_SECRET          base URL http://HOST:PORT/api/
+  kaching     KACHING_ACCOUNT, KACHING_INTEGRATION,      base URL http://HOST:PORT/
+              KACHING_API_KEY                            (POST/DELETE /imports/stock)
+  stocktrim   STOCKTRIM_AUTH_ID, STOCKTRIM_AUTH_SIGNATURE base URL http://HOST:PORT/
+                                                         (POST /api/Inventory, /api/RunForecastCalculations)
+  stock2shop  STOCK2SHOP_USERNAME, STOCK2SHOP_PASSWORD,  base URL http://HOST:PORT/
+              STOCK2SHOP_SOURCE_ID                       (POST /v1/users/authenticate, /v1/products/queue)
+
+Sandbox-only endpoints (unauthenticated; the real APIs have none):
+  GET  /_sandbox/state      what was applied; always {"stock": {"<location>": {"<product>": qty}}, ...}
+  GET  /_sandbox/requests   every API request seen (params without credentials, status, error_code,
                             injected fault); kept until reset
   GET  /_sandbox/faults     the current fault plan
   POST /_sandbox/faults     change it at run time, e.g. {"fail_rate": 1.0} ... {"fail_rate": 0}
   POST /_sandbox/reset      forget state and requests; faults back to the command-line values
 
-Sandbox conventions: an artno starting with UNKNOWN answers 404 / error_code 1; a repeated
-transaction_id on dispatch or receipt creation answers 400 / error_code 452 with the original record.
+Sandbox conventions (docs/destinations.md says why): a Trademax artno, a ka-ching stock location or a
+StockTrim productId starting with UNKNOWN does not exist; a repeated Trademax transaction_id answers 452.
 """
 
 
@@ -34,16 +43,18 @@ def _rate(text: str) -> float:
 
 def _non_negative(text: str) -> float:
     value = float(text)
-    if value < 0:
+    if not value >= 0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
     return value
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "sandbox", help="run a local fake Trademax (signatures, state, fault injection)",
+        "sandbox", help="run a local fake Trademax, ka-ching, StockTrim or Stock2Shop (auth, state, faults)",
         description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--api", choices=APIS, default="trademax",
+                        help="which API to fake (default trademax)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
     parser.add_argument("--latency-ms", type=_non_negative, default=0.0, help="added to every API request")
@@ -55,16 +66,42 @@ def register(subparsers) -> None:
     parser.add_argument("--stall-seconds", type=_non_negative, default=35.0,
                         help="how long those stall (default 35: past the default 30 s read timeout)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the fault draws (repeatable runs)")
+    parser.add_argument("--token-ttl", type=_non_negative, default=3600.0,
+                        help="stock2shop: seconds a token lives after authenticate "
+                             "(default 3600; 0: forever)")
+    parser.add_argument("--max-rps", type=_non_negative, default=1.0,
+                        help="stock2shop: requests per second per client above which it answers 429 "
+                             "(default 1; 0: no limit)")
     parser.set_defaults(handler=run)
+
+
+def build_api(api: str, settings: Settings, args: argparse.Namespace):
+    """The SandboxApi for ``--api``, its credentials from ``settings`` (SettingsError names a missing one)."""
+    settings.require_credentials(api)
+    if api == "trademax":
+        from worker.sandbox.trademax.api import TrademaxApi
+        return TrademaxApi(keys={settings.trademax_api_key: settings.trademax_secret})
+    if api == "kaching":
+        from worker.sandbox.kaching.api import KachingApi
+        return KachingApi(account=settings.kaching_account, integration=settings.kaching_integration,
+                          api_key=settings.kaching_api_key)
+    if api == "stocktrim":
+        from worker.sandbox.stocktrim.api import StockTrimApi
+        return StockTrimApi(auth_id=settings.stocktrim_auth_id,
+                            auth_signature=settings.stocktrim_auth_signature)
+    from worker.sandbox.stock2shop.api import Stock2ShopApi
+    return Stock2ShopApi(username=settings.stock2shop_username, password=settings.stock2shop_password,
+                         source_id=settings.stock2shop_source_id, token_ttl=args.token_ttl,
+                         max_rps=args.max_rps)
 
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so that building the CLI's parser stays cheap.
     from worker.sandbox.control import ready_line
     from worker.sandbox.faults import FaultPlan
-    from worker.sandbox.trademax.server import SandboxServer
+    from worker.sandbox.server import SandboxServer
 
-    settings = Settings.from_env().require_trademax_credentials()
+    api = build_api(args.api, Settings.from_env(), args)
     try:
         plan = FaultPlan(
             latency_ms=args.latency_ms, fail_rate=args.fail_rate, throttle_rate=args.throttle_rate,
@@ -73,8 +110,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"wms-relay sandbox: {exc}", file=sys.stderr)
         return 2
-    server = SandboxServer((args.host, args.port), keys={settings.trademax_api_key: settings.trademax_secret},
-                           plan=plan, seed=args.seed)
+    server = SandboxServer((args.host, args.port), api, plan=plan, seed=args.seed)
     try:
         print(ready_line(server.base_url), flush=True)
         server.serve_forever()

@@ -1,9 +1,12 @@
-"""``wms-relay status [--json] [--fail-on-attention]``: is anything stuck, and what needs a person?
+"""``wms-relay status [--destination D] [--json] [--fail-on-attention]``: is anything stuck, and what needs
+a person?
 
-Queue depths (the Redis lists of the five trademax.* queues, and messages workers hold unacknowledged),
-scheduled retries and the most overdue one, events waiting for their create, uncertain events, dead
+Queue depths (the Redis list of every destination's queues, and messages workers hold unacknowledged),
+scheduled retries and the most overdue one, events waiting for their create, uncertain deliveries, dead
 letters (count and oldest age), deliveries in the last hour, the workers alive and the scheduler's last
-tick (from their heartbeats in the store: no Celery ping, no Flower).  Ends with what needs a person:
+tick (from their heartbeats in the store: no Celery ping, no Flower); then the same per destination
+(whether it is on, its ledger's states, delivered in the last hour).  ``--destination`` narrows every
+figure to one destination.  Ends with what needs a person:
 no live worker, no live scheduler, retries overdue by more than a minute, open dead letters, uncertain
 events, Redis at 80 % of its maxmemory or more.  ``--fail-on-attention`` exits 1 when anything does
 (for cron and Nagios); otherwise the exit code is 0 whatever the report says (3: the store does not
@@ -12,7 +15,8 @@ from __future__ import annotations
 
 import argparse
 
-from worker.commands.presenting import age, described, friendly_errors, print_json, say, say_store
+from worker.commands.presenting import add_destination_option, age, described, friendly_errors, print_json, say, \
+    say_store
 from worker.settings import Settings
 from worker.store.heartbeats import STALE_AFTER_SECONDS
 
@@ -25,6 +29,7 @@ MEMORY_ATTENTION_FRACTION = 0.8
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("status", help="queues, retries, dead letters, workers, scheduler: what needs "
                               "a person", **described(__doc__))
+    add_destination_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
     p.add_argument("--fail-on-attention", action="store_true",
                    help="exit 1 when something needs a person (for cron and Nagios)")
@@ -35,8 +40,28 @@ def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def collect(place) -> dict:
-    """Everything ``status`` reports, as one JSON-ready dict; ``attention`` lists what needs a person."""
+def per_destination(relay, now: float, destination: str | None = None) -> dict[str, dict]:
+    """Each destination's (or one's): on or off, its ledger's open states, oldest uncertain and dead,
+    delivered in the last hour."""
+    from worker.destinations.table import DESTINATIONS, INTAKE
+
+    found = {}
+    for target in DESTINATIONS.values():
+        if destination not in (None, target.name):
+            continue
+        ledger = relay.ledger_of(target.name)
+        oldest = {state: ledger.oldest_in_state(state) for state in ("uncertain", "dead")}
+        found[target.name] = {
+            "title": target.title, "on": target is INTAKE or bool(target.is_on(relay.settings)),
+            "ledger": ledger.count_by_state(), "delivered_last_hour": ledger.delivered_since(now - 3600),
+            **{f"oldest_{state}_age_seconds":
+               None if oldest[state] is None else round(now - oldest[state][2], 1) for state in oldest}}
+    return found
+
+
+def collect(place, destination: str | None = None) -> dict:
+    """Everything ``status`` reports, as one JSON-ready dict (``destination``: narrowed to it);
+    ``attention`` lists what needs a person."""
     import redis
 
     from worker.encoding import iso_time
@@ -44,12 +69,20 @@ def collect(place) -> dict:
     from worker.store.heartbeats import Heartbeats
 
     relay, now = place.relay, place.relay.clock()
-    ledger, schedule, letters = relay.ledger, relay.schedule, relay.dead_letters
+    schedule, letters = relay.schedule, relay.dead_letters
     beats = Heartbeats(relay.redis, relay.clock)
-    by_state = ledger.count_by_state()
+    destinations = per_destination(relay, now, destination)
+    by_state = {state: sum(d["ledger"][state] for d in destinations.values())
+                for state in next(iter(destinations.values()))["ledger"]}
     next_due = schedule.next_due()
-    oldest_dead = letters.oldest_age(now)
-    oldest_uncertain = ledger.oldest_in_state("uncertain")
+    ages = [d["oldest_uncertain_age_seconds"] for d in destinations.values()
+            if d["oldest_uncertain_age_seconds"] is not None]
+    if destination is None:
+        dead_count, oldest_dead = letters.count(), letters.oldest_age(now)
+    else:
+        open_letters = letters.list(destination=destination)
+        dead_count = len(open_letters)
+        oldest_dead = max((letter.age(now) for letter in open_letters), default=None)
     workers = beats.beats("worker")
     ticks = beats.beats("scheduler")
     try:
@@ -61,7 +94,7 @@ def collect(place) -> dict:
     report = {
         "store": place.store,
         "checked_at": iso_time(now),
-        "queues": queue_depths(relay.redis),
+        "queues": queue_depths(relay.redis, destination),
         "in_progress": unacked(relay.redis),
         "scheduled_retries": {
             "count": schedule.count(), "in_flight": schedule.in_flight_count(),
@@ -69,12 +102,11 @@ def collect(place) -> dict:
             "next_due_in_seconds": None if next_due is None else round(next_due - now, 1),
             "most_overdue_seconds": None if next_due is None else round(max(0.0, now - next_due), 1)},
         "waiting": by_state["waiting"],
-        "uncertain": {"count": by_state["uncertain"],
-                      "oldest_age_seconds": _seconds(None if oldest_uncertain is None
-                                                     else now - oldest_uncertain[2])},
-        "dead_letters": {"count": letters.count(), "oldest_age_seconds": _seconds(oldest_dead)},
+        "uncertain": {"count": by_state["uncertain"], "oldest_age_seconds": max(ages) if ages else None},
+        "dead_letters": {"count": dead_count, "oldest_age_seconds": _seconds(oldest_dead)},
         "ledger": by_state,
-        "delivered_last_hour": ledger.delivered_since(now - 3600),
+        "delivered_last_hour": sum(d["delivered_last_hour"] for d in destinations.values()),
+        "destinations": destinations,
         "workers": [b.name for b in workers if b.age <= STALE_AFTER_SECONDS],
         "worker_heartbeats": [{"name": b.name, "age_seconds": _seconds(b.age),
                                "alive": b.age <= STALE_AFTER_SECONDS} for b in workers],
@@ -132,8 +164,8 @@ def _say(flag: str, report: dict) -> str:
         return ("Dead letters wait for a person: `wms-relay dead list`, then `dead show ID`, `dead retry ID` "
                 "or `dead discard ID --reason ...`.")
     if flag == "uncertain":
-        return ("Uncertain events: check each in Trademax, then `wms-relay uncertain list` and "
-                "`uncertain resolve OPERATION:KEY --delivered|--resend --reason ...`.")
+        return ("Uncertain deliveries: `wms-relay uncertain list`, check each at its destination, then "
+                "`uncertain resolve ID --delivered|--resend --reason ...`.")
     memory = report["redis_memory"]
     return (f"Redis uses {memory['used_fraction']:.0%} of its maxmemory ({_mib(memory['used_bytes'])} of "
             f"{_mib(memory['max_bytes'])}): when full it refuses new events. Raise maxmemory, or purge "
@@ -165,6 +197,11 @@ def _print(report: dict) -> None:
         oldest = f" (oldest {age(part['oldest_age_seconds'])})" if part["count"] else ""
         say(f"{label} {part['count']}{oldest}")
     say(f"Delivered last hour:   {report['delivered_last_hour']}")
+    say("Per destination:        on   delivered/h  retrying  waiting  uncertain  dead")
+    for part in report["destinations"].values():
+        ledger = part["ledger"]
+        say(f"  {part['title']:<21} {'yes' if part['on'] else 'no':<4} {part['delivered_last_hour']:>11}  "
+            f"{ledger['retrying']:>8}  {ledger['waiting']:>7}  {ledger['uncertain']:>9}  {ledger['dead']:>4}")
     alive = [b for b in report["worker_heartbeats"] if b["alive"]]
     names = ", ".join(f"{b['name']} {age(b['age_seconds'])} ago" for b in alive)
     say(f"Workers alive:         {len(alive)}" + (f" ({names})" if alive else ""))
@@ -192,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
     from worker.support.desk import workplace
 
     with workplace(Settings.from_env()) as place:
-        report = collect(place)
+        report = collect(place, args.destination)
     if args.json:
         print_json(report)
     else:

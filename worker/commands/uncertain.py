@@ -1,12 +1,16 @@
-"""``wms-relay uncertain list|resolve``: events that may or may not have reached Trademax.
+"""``wms-relay uncertain list|resolve``: deliveries that may or may not have reached their destination.
 
-A read timeout (or a worker dying mid-send) leaves it unknown whether Trademax applied a request.  Where a
-second copy would do harm (a relative stock adjustment adds twice), wms-relay does not guess: the event is
-``uncertain`` until a person checks Trademax and says which it is.
+A read timeout (or a worker dying mid-send) leaves it unknown whether the destination applied a request.
+Where a second copy would do harm (a relative stock adjustment adds twice, at Trademax or at ka-ching),
+wms-relay does not guess: the delivery is ``uncertain`` until a person checks the destination and says
+which it is.  Only that destination's delivery is affected.
 
-    uncertain list [--operation OP] [--grep TEXT] [--limit N] [--json]
-    uncertain resolve OPERATION:KEY --delivered --reason TEXT   it is in Trademax: never send it again
-    uncertain resolve OPERATION:KEY --resend --reason TEXT      it is not: send it once more
+    uncertain list [--destination D] [--operation OP] [--grep TEXT] [--limit N] [--json]
+    uncertain resolve ID --delivered --reason TEXT   it is at the destination: never send it again
+    uncertain resolve ID --resend --reason TEXT      it is not: send it once more (there only)
+
+ID is ``OPERATION:KEY`` (Trademax's delivery, or ``--destination``'s) or ``DESTINATION/OPERATION:KEY``
+(``kaching/stock.adjust:adj-42``), as `uncertain list` shows it.
 
 Resolving is atomic: if two people resolve one event, the first one counts."""
 from __future__ import annotations
@@ -15,27 +19,30 @@ import argparse
 import json
 
 from worker.commands.presenting import (
-    add_list_filters, age, complain, default_actor, described, filtered, friendly_errors, print_json,
-    run_actions, say, say_store, shorten, table,
+    add_destination_option, add_list_filters, age, complain, default_actor, described, destination_title,
+    filtered, friendly_errors, print_json, run_actions, say, say_store, shorten, table,
 )
 from worker.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("uncertain", help="events that may or may not have reached Trademax",
+    p = subparsers.add_parser("uncertain",
+                              help="deliveries that may or may not have reached their destination",
                               **described(__doc__))
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
     sub = p.add_subparsers(dest="uncertain_command", metavar="ACTION")
-    ls = sub.add_parser("list", help="uncertain events, oldest first")
+    ls = sub.add_parser("list", help="uncertain deliveries, oldest first")
+    add_destination_option(ls)
     add_list_filters(ls)
     ls.add_argument("--json", action="store_true", help="print a JSON array")
     ls.set_defaults(handler=run_list)
-    resolve = sub.add_parser("resolve", help="say what you found in Trademax")
-    resolve.add_argument("id", metavar="OPERATION:KEY", help="as `uncertain list` shows it")
+    resolve = sub.add_parser("resolve", help="say what you found at the destination")
+    resolve.add_argument("id", metavar="ID", help="[DESTINATION/]OPERATION:KEY, as `uncertain list` shows it")
+    add_destination_option(resolve, "with OPERATION:KEY: that destination's delivery (default Trademax)")
     choice = resolve.add_mutually_exclusive_group(required=True)
-    choice.add_argument("--delivered", action="store_true", help="Trademax has it: mark it delivered")
-    choice.add_argument("--resend", action="store_true", help="Trademax does not have it: send it once more")
-    resolve.add_argument("--reason", required=True, help="what you saw in Trademax (kept in the history)")
+    choice.add_argument("--delivered", action="store_true", help="the destination has it: mark it delivered")
+    choice.add_argument("--resend", action="store_true", help="it does not have it: send it once more")
+    resolve.add_argument("--reason", required=True, help="what you saw there (kept in the history)")
     resolve.add_argument("--actor", default=None, help="who is acting (default: your OS account)")
     resolve.add_argument("--json", action="store_true", help="print the result as JSON")
     resolve.set_defaults(handler=run_resolve)
@@ -45,47 +52,59 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_list(args: argparse.Namespace) -> int:
     from worker.support.desk import workplace
 
+    from worker.destinations.table import DESTINATIONS
+
     with workplace(Settings.from_env()) as place:
-        records = filtered(place.relay.ledger.list_in_state("uncertain", limit=None), args,
-                           operation=lambda r: r.operation,
-                           text=lambda r: json.dumps(r.to_dict(), ensure_ascii=False, default=str))
+        found = filtered([(destination, record)
+                          for destination in DESTINATIONS.values()
+                          if args.destination in (None, destination.name)
+                          for record in place.relay.ledger_of(destination.name).list_in_state("uncertain",
+                                                                                             limit=None)],
+                         args, operation=lambda found: found[1].operation,
+                         text=lambda found: json.dumps(found[1].to_dict(), ensure_ascii=False, default=str))
         now = place.relay.clock()
     if args.json:
-        print_json([{**record.to_dict(), "id": f"{record.operation}:{record.key}"} for record in records])
+        print_json([{**record.to_dict(), "destination": destination.name,
+                     "id": destination.delivery_ref(record.operation, record.key)}
+                    for destination, record in found])
         return 0
     say_store(place.store)
-    if not records:
-        say("No uncertain events. Nothing to check in Trademax.")
+    if not found:
+        say("No uncertain deliveries. Nothing to check at a destination.")
         return 0
     rows = []
-    for record in records:
+    for destination, record in found:
         fields = record.event["fields"]
         about = " ".join(f"{k}={fields[k]}" for k in ("artno", "warehouse_id", "type", "quantity", "order_no")
                          if k in fields)
-        rows.append((f"{record.operation}:{record.key}", age(now - record.updated_at), record.attempts,
-                     about, shorten(record.history[-1]["reason"] if record.history else "", 60)))
-    say(table(["ID", "SINCE", "ATTEMPTS", "WHAT", "WHY"], rows, widths={0: 48}))
-    say("Next: check each in Trademax, then `wms-relay uncertain resolve ID --delivered --reason ...` if it "
-        "arrived, or `--resend --reason ...` if it did not.")
+        rows.append((destination.delivery_ref(record.operation, record.key), destination.title,
+                     age(now - record.updated_at), record.attempts, about,
+                     shorten(record.history[-1]["reason"] if record.history else "", 60)))
+    say(table(["ID", "DESTINATION", "SINCE", "ATTEMPTS", "WHAT", "WHY"], rows, widths={0: 48}))
+    say("Next: check each at its destination, then `wms-relay uncertain resolve ID --delivered --reason ...` "
+        "if it arrived, or `--resend --reason ...` if it did not.")
     return 0
 
 
 @friendly_errors
 def run_resolve(args: argparse.Namespace) -> int:
     from worker.support.desk import workplace
-    from worker.encoding import split_event_ref
+    from worker.destinations.table import destination as destination_named, split_delivery_ref
     from worker.support.actions import resolve_uncertain
 
-    event = split_event_ref(args.id)
-    if event is None:
-        complain(f"{args.id!r} is not OPERATION:KEY (e.g. stock.adjust:adj-42); see "
-                 "`wms-relay uncertain list`.")
+    found = split_delivery_ref(args.id)
+    if found is None:
+        complain(f"{args.id!r} is not [DESTINATION/]OPERATION:KEY (e.g. stock.adjust:adj-42 or "
+                 "kaching/stock.adjust:adj-42); see `wms-relay uncertain list`.")
         return 2
+    destination, operation, key = found
+    if args.destination and "/" not in args.id.partition(":")[0]:
+        destination = destination_named(args.destination)
     if not args.reason.strip():
-        complain("--reason must say what you saw in Trademax.")
+        complain(f"--reason must say what you saw at {destination_title(destination.name)}.")
         return 2
     actor = args.actor or default_actor()
     with workplace(Settings.from_env()) as place:
         return run_actions([args.id], lambda _: resolve_uncertain(
-            place.desk, event[0], event[1], delivered=args.delivered, actor=actor, reason=args.reason),
-            verb="resolved", as_json=args.json, store=place.store)
+            place.desk, operation, key, delivered=args.delivered, actor=actor, reason=args.reason,
+            destination=destination.name), verb="resolved", as_json=args.json, store=place.store)

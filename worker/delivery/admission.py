@@ -39,7 +39,7 @@ from worker.delivery.relay import Relay
 # (a restarting server loading its AOF) is a ConnectionError.
 STORE_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OperationalError)
 
-# What a publisher is: worker.scheduling.scheduler.celery_publisher(app) in the service, a list's append
+# What a publisher is: tasks.publishing.celery_publisher(app) in the service, a list's append
 # in tests.
 Publish = Callable[[dict], None]
 

@@ -1,11 +1,18 @@
-"""The delivery pipeline of one event: validate → accept → resolve dependencies → claim → send → classify.
+"""The delivery pipeline of one event to one destination: validate → accept → fan out → resolve
+dependencies → claim → send → classify.
 
 docs/architecture.md draws where it sits.  Every path ends in a ledger state a person can see:
 delivered, retrying (a durable entry in the retry schedule), waiting, superseded, uncertain or dead (a
 dead letter).  The store being unreachable (Redis restarting) does not end a delivery: ``deliver`` waits
 for it and runs the event again (see :func:`deliver`).
 
-    deliver(relay, operation, message, owner=...) -> the state this run left the event in
+    deliver(relay, operation, message, owner=..., destination=...) -> the state this run left it in
+
+The WMS publishes to the first destination (``worker.destinations.table.INTAKE``).  Its run *fans out*
+before it sends (``worker.delivery.fan_out``): every other destination that is on and takes the event
+(``table.routes``) gets the event accepted in its own ledger and its own task message on its own queue,
+so each destination's delivery is claimed, retried and parked on its own — a destination that is down delays
+only its own deliveries (docs/architecture.md, "One event, several destinations").
 
 Where a send does not deliver the event (retry later, read back, dead letter, uncertain):
 worker.delivery.failures.  Invalid and conflicting events at the door: worker.delivery.rejections.
@@ -20,15 +27,17 @@ from typing import Any, Callable
 
 import redis
 
-from worker.encoding import event_ref, utf8_safe
-from tasks.events import OPERATIONS, DeliveryEvent, InvalidEvent, validate_event
+from tasks.events import Delivery, DeliveryEvent, InvalidEvent, validate_event
+from worker.encoding import utf8_safe
 from worker.delivery.failures import after_failure, dead, ensure_dead_letter, keep_attempt
 from worker.delivery.failures import retry_later
-from worker.destinations.trademax.classification import classification_of
-from worker.errors import TrademaxError
-from worker.store.records import AttemptEntry
+from worker.delivery.fan_out import fan_out
 from worker.delivery.rejections import best_key, reject_conflict, reject_invalid
 from worker.delivery.relay import Relay
+from worker.destinations.contract import Operation, classification_of
+from worker.destinations.table import DESTINATIONS, INTAKE, ROWS
+from worker.errors import DestinationError, TransientError
+from worker.store.records import AttemptEntry
 from worker.store.requests import replayable
 
 log = logging.getLogger("wms_relay.delivery")
@@ -59,8 +68,10 @@ class Admission:
     problems: dict | None = None  # invalid: field path -> messages, as the dead letter keeps them
 
 
-def admit(relay: Relay, operation: str, message: Any, *, claim_for: str | None = None) -> Admission:
-    """Validate and record an event in the ledger (``wms-relay enqueue`` and every task start here).
+def admit(relay: Relay, operation: str, message: Any, *, claim_for: str | None = None,
+          destination: str = INTAKE.name) -> Admission:
+    """Validate and record an event in ``destination``'s ledger (``wms-relay enqueue`` and every task
+    start here).
 
     Invalid → dead letter naming the fields; same key with another payload → conflict dead letter.
     Both are never sent.  Otherwise the event is in the ledger (``accepted``, or the state it already had).
@@ -68,15 +79,16 @@ def admit(relay: Relay, operation: str, message: Any, *, claim_for: str | None =
     try:
         event = validate_event(operation, message)
     except InvalidEvent as exc:
-        reject_invalid(relay, operation, message, exc)
+        reject_invalid(relay, operation, message, exc, destination=destination)
         return Admission(operation, best_key(message), "dead", f"invalid: {exc}", refusal="invalid",
                          problems=utf8_safe(exc.messages))
+    ledger = relay.ledger_of(destination)
     if claim_for is None:
-        accepted, claim = relay.ledger.accept(event), None
+        accepted, claim = ledger.accept(event), None
     else:
-        accepted, claim = relay.ledger.accept_and_claim(event, claim_for)
+        accepted, claim = ledger.accept_and_claim(event, claim_for)
     if accepted.conflict:
-        reject_conflict(relay, event, accepted)
+        reject_conflict(relay, Delivery(ROWS[destination, operation], event), accepted)
         return Admission(operation, event.key, "dead", "conflict: same key, different payload; not sent",
                          refusal="conflict")
     return Admission(operation, event.key, accepted.state, "", event, accepted, claim)
@@ -85,7 +97,8 @@ def admit(relay: Relay, operation: str, message: Any, *, claim_for: str | None =
 @dataclass
 class _Run:
     """What one delivery did that the store may not know yet: ``sent`` once the request left; ``finish``
-    then records its outcome (Trademax's answer or error), and is what runs again after a store outage."""
+    then records its outcome (the destination's answer or error), and is what runs again after a store
+    outage."""
 
     sent: bool = False
     finish: Callable[[], str] | None = None
@@ -94,8 +107,9 @@ class _Run:
     nonce: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
-def deliver(relay: Relay, operation: str, message: Any, *, owner: str) -> str:
-    """Take one event from the queue to a state.  Safe to call any number of times for one event.
+def deliver(relay: Relay, operation: str, message: Any, *, owner: str, destination: str = INTAKE.name) -> str:
+    """Take one event from the queue to a state of ``destination``'s delivery.  Safe to call any number
+    of times for one event.
 
     If the store becomes unreachable midway, the event is run again (same owner) once the store answers,
     for up to the visibility timeout.  Letting the error end the task instead loses the event: Celery
@@ -107,7 +121,7 @@ def deliver(relay: Relay, operation: str, message: Any, *, owner: str) -> str:
     Before the send, running again takes back this run's own claim — not an interrupted send: nothing
     left.  After the send, the outcome is known and is kept here until the store takes it, however long
     that is: only its recording runs again, each store call replaying its first reply
-    (``worker.store.requests``), so a 200 is recorded ``delivered`` with Trademax's answer, never
+    (``worker.store.requests``), so a 200 is recorded ``delivered`` with the destination's answer, never
     ``uncertain``, and no attempt is logged twice."""
     give_up_at = relay.clock() + relay.settings.visibility_timeout_seconds
     run = _Run()
@@ -115,71 +129,81 @@ def deliver(relay: Relay, operation: str, message: Any, *, owner: str) -> str:
         try:
             if run.finish is not None:
                 return run.finish()
-            return _deliver(relay, operation, message, owner=owner, run=run)
+            return _deliver(relay, operation, message, owner=owner, destination=destination, run=run)
         except _STORE_UNREACHABLE as exc:
             if run.finish is None and relay.clock() >= give_up_at:
                 raise
-            log.warning("store unreachable while delivering %s (%s: %s)%s; trying again in %.0f s",
-                        operation, type(exc).__name__, exc,
+            log.warning("store unreachable while delivering %s to %s (%s: %s)%s; trying again in %.0f s",
+                        operation, destination, type(exc).__name__, exc,
                         ": the send's outcome is kept until it is recorded" if run.finish else "",
                         STORE_OUTAGE_PAUSE_SECONDS)
             time.sleep(STORE_OUTAGE_PAUSE_SECONDS)
 
 
-def _deliver(relay: Relay, operation: str, message: Any, *, owner: str, run: _Run) -> str:
+def _deliver(relay: Relay, operation: str, message: Any, *, owner: str, destination: str, run: _Run) -> str:
     # An event that may have to wait for its dispatch is claimed only once it need not; any other is
     # recorded and claimed in one store call.
-    row = OPERATIONS.get(operation)
+    row = ROWS.get((destination, operation))
+    if row is None and destination != INTAKE.name:
+        raise LookupError(f"{destination} takes no {operation!r} (no row in its table)")
     waits = row is not None and row.needs_dispatch_id
-    admission = admit(relay, operation, message, claim_for=None if waits else owner)
-    if admission.event is None or admission.state in SETTLED:
-        if admission.event is not None and admission.state == "dead":
-            ensure_dead_letter(relay, admission.event)
+    admission = admit(relay, operation, message, claim_for=None if waits else owner, destination=destination)
+    if admission.event is None:
         return admission.state
-    event, accepted = admission.event, admission.accepted
+    delivery = Delivery(row, admission.event)
+    if admission.state in SETTLED:
+        if admission.state == "dead":
+            ensure_dead_letter(relay, delivery)
+        return admission.state
+    if destination == INTAKE.name:
+        fan_out(relay, delivery.event)
+    ledger, accepted = relay.ledger_of(destination), admission.accepted
 
     dispatch_id = None
     if waits:
-        dispatch_id = relay.dispatch_waiters.dispatch_id_for(event.fields["transaction_id"])
+        dispatch_id = relay.dispatch_waiters.dispatch_id_for(delivery.fields["transaction_id"])
         if dispatch_id is None:
-            return _wait_for_create(relay, event)
+            return _wait_for_create(relay, delivery)
 
     claim = admission.claim
     if waits:
-        claim = relay.ledger.claim(event.operation, event.key, accepted.fingerprint, owner)
+        claim = ledger.claim(delivery.operation, delivery.key, accepted.fingerprint, owner)
     if claim.status != "claimed":
         return claim.state
+    title = DESTINATIONS[destination].title
     # Our own claim again (the store went away after taking it, before anything was sent): not interrupted.
     interrupted = claim.interrupted and claim.previous_owner != owner
-    if interrupted and not OPERATIONS[event.operation].safe_to_resend(event):
-        # A worker died mid-send (its lease ran out): Trademax may have applied it.  Resending is safe only
-        # where Trademax deduplicates or the value is absolute; otherwise a person decides.
-        reason = "a worker stopped while sending it; Trademax may have applied it — not resent automatically"
-        if relay.ledger.transition(event.operation, event.key, "uncertain", owner=owner, reason=reason):
-            relay.observer.parked(event, "uncertain", reason)
+    if interrupted and not row.safe_to_resend(delivery.event):
+        # A worker died mid-send (its lease ran out): the destination may have applied it.  Resending is
+        # safe only where it deduplicates or the value is absolute; otherwise a person decides.
+        reason = (f"a worker stopped while sending it; {title} may have applied it — not resent "
+                  "automatically")
+        if ledger.transition(delivery.operation, delivery.key, "uncertain", owner=owner, reason=reason):
+            relay.observer.parked(delivery, "uncertain", reason)
         return "uncertain"
 
-    if _is_absolute_count(event):
-        turn = _stock_turn(relay, event, owner)
+    counted = _is_absolute_count(delivery.event)
+    if counted:
+        turn = _stock_turn(relay, delivery, owner)
         if turn.verdict == "superseded":
-            relay.ledger.transition(event.operation, event.key, "superseded", owner=owner,
-                                    reason=f"a newer absolute value (occurred_at {turn.detail}) was sent")
+            ledger.transition(delivery.operation, delivery.key, "superseded", owner=owner,
+                              reason=f"a newer absolute value (occurred_at {turn.detail}) was sent")
             return "superseded"
         if turn.verdict == "busy":
-            return retry_later(relay, event, owner, STOCK_TURN_RETRY_SECONDS,
+            return retry_later(relay, delivery, owner, STOCK_TURN_RETRY_SECONDS,
                                reason="another count of this SKU is being sent")
     try:
-        return _send(relay, event, claim, dispatch_id, owner, run)
+        return _send(relay, delivery, claim, dispatch_id, owner, run)
     finally:
-        if _is_absolute_count(event) and run.finish is None:
-            relay.stock_order.release(event.fields["warehouse_id"], event.fields["artno"], owner)
+        if counted and run.finish is None:
+            _release_turn(relay, delivery, owner)
 
 
 def _is_absolute_count(event: DeliveryEvent) -> bool:
     return event.operation == "stock.adjust" and event.fields.get("type") == "absolute"
 
 
-def _stock_turn(relay: Relay, event: DeliveryEvent, owner: str):
+def _stock_turn(relay: Relay, delivery: Delivery, owner: str):
     """The turn to send an absolute count: no newer count sent before it, no other count on the wire.
 
     The count is recorded as the SKU's latest *before* it may go out, then the turn is taken: once sent,
@@ -188,25 +212,36 @@ def _stock_turn(relay: Relay, event: DeliveryEvent, owner: str):
     If another count holds the turn, this one waits and is sent later (or superseded, if a newer one came
     meanwhile); an older count arriving in between is superseded by it — stale either way.  So nothing is
     left to record once it is delivered: the caller's ``finally`` lets go of the turn."""
-    warehouse_id, artno = event.fields["warehouse_id"], event.fields["artno"]
+    warehouse_id, artno = delivery.fields["warehouse_id"], delivery.fields["artno"]
+    order = relay.stock_order_of(delivery.destination)  # each destination applies its counts in order
     # "applied" records it as the latest unless a newer one is; it holds no turn, so it lets go of none.
-    relay.stock_order.applied(warehouse_id, artno, event.occurred_at, owner)
-    return relay.stock_order.acquire(warehouse_id, artno, event.occurred_at, owner)
+    order.applied(warehouse_id, artno, delivery.occurred_at, owner)
+    return order.acquire(warehouse_id, artno, delivery.occurred_at, owner)
 
 
-def _send(relay: Relay, event: DeliveryEvent, claim: Any, dispatch_id: Any, owner: str, run: _Run) -> str:
-    """Send once and move the event on.  The attempt's outcome is written by the same ledger call as the
-    transition it leads to (one store round trip fewer per event than writing it first); that recording
-    is ``run.finish``, run again after a store outage with the same request ids (see :func:`deliver`)."""
-    send = OPERATIONS[event.operation].send
+def _call(relay: Relay, row: Operation, fields: dict, dispatch_id: Any) -> Any:
+    try:
+        client = relay.client_of(row.destination)
+    except LookupError as exc:
+        # This process has no client for it (its base URL unset here, set where the event was fanned
+        # out: a rollout in progress): retried later, visible in `wms-relay retries`.
+        raise TransientError(str(exc), destination=row.destination, operation=row.name) from None
+    return row.send(client, fields, dispatch_id)
+
+
+def _send(relay: Relay, delivery: Delivery, claim: Any, dispatch_id: Any, owner: str, run: _Run) -> str:
+    """Send once and move the delivery on.  The attempt's outcome is written by the same ledger call as
+    the transition it leads to (one store round trip fewer per event than writing it first); that
+    recording is ``run.finish``, run again after a store outage with the same request ids (see
+    :func:`deliver`)."""
     attempt = claim.attempt
     run.sent = True
     try:
-        reply = send(relay.client, event.fields, dispatch_id)
-    except TrademaxError as exc:
+        reply = _call(relay, delivery.row, delivery.fields, dispatch_id)
+    except DestinationError as exc:
         latency = getattr(exc, "latency_seconds", None)
         outcome = classification_of(exc).value
-        relay.observer.attempt(event, attempt, outcome, status=exc.status,
+        relay.observer.attempt(delivery, attempt, outcome, status=exc.status,
                                error_code=exc.error_code, latency=latency)
         tried = AttemptEntry(attempt, outcome, exc.status, exc.error_code,
                              tuple(exc.error_messages or []) or (str(exc),), latency=latency,
@@ -214,30 +249,33 @@ def _send(relay: Relay, event: DeliveryEvent, claim: Any, dispatch_id: Any, owne
         failure = exc  # ``exc`` is unbound when the except block ends
 
         def record() -> str:
-            return after_failure(relay, event, attempt, claim.round_attempt, failure, owner, tried,
+            return after_failure(relay, delivery, attempt, claim.round_attempt, failure, owner, tried,
                                  dispatch_id)
     else:
         outcome = "duplicate" if reply.duplicate else "delivered"
-        relay.observer.attempt(event, attempt, outcome, status=reply.status, error_code=reply.error_code,
+        relay.observer.attempt(delivery, attempt, outcome, status=reply.status, error_code=reply.error_code,
                                latency=reply.latency_seconds)
         tried = AttemptEntry(attempt, outcome, reply.status, reply.error_code,
                              latency=reply.latency_seconds, at=relay.clock())
 
         def record() -> str:
-            return _record_delivery(relay, event, reply, tried, owner)
-    return _keep_until_recorded(relay, event, owner, attempt, record, run)
+            return _record_delivery(relay, delivery, reply, tried, owner)
+    return _keep_until_recorded(relay, delivery, owner, attempt, record, run)
 
 
-def _keep_until_recorded(relay: Relay, event: DeliveryEvent, owner: str, attempt: int,
+def _keep_until_recorded(relay: Relay, delivery: Delivery, owner: str, attempt: int,
                          record: Callable[[], str], run: _Run) -> str:
+    """Record a send's outcome; if the store is gone meanwhile, ``run.finish`` keeps it (in this worker)
+    for :func:`deliver` to record once the store is back, in ``delivery.destination``'s ledger, each store
+    call replaying its first reply."""
     def recorded() -> str:
         with replayable(f"{run.nonce}:{attempt}"):
             return record()
 
     def recorded_later() -> str:  # after an outage: the stock turn is let go here, not by _deliver
         state = recorded()
-        if _is_absolute_count(event):
-            relay.stock_order.release(event.fields["warehouse_id"], event.fields["artno"], owner)
+        if _is_absolute_count(delivery.event):
+            _release_turn(relay, delivery, owner)
         return state
 
     run.finish = recorded_later
@@ -246,15 +284,21 @@ def _keep_until_recorded(relay: Relay, event: DeliveryEvent, owner: str, attempt
     return state
 
 
-def _record_delivery(relay: Relay, event: DeliveryEvent, reply: Any, tried: AttemptEntry, owner: str) -> str:
-    moved = relay.ledger.transition(
-        event.operation, event.key, "delivered", owner=owner, result=reply.ledger_result(), log=tried,
-        reason="Trademax already had it (452 duplicate transaction_id)" if reply.duplicate else "delivered")
+def _release_turn(relay: Relay, delivery: Delivery, owner: str) -> None:
+    relay.stock_order_of(delivery.destination).release(delivery.fields["warehouse_id"],
+                                                       delivery.fields["artno"], owner)
+
+
+def _record_delivery(relay: Relay, delivery: Delivery, reply: Any, tried: AttemptEntry, owner: str) -> str:
+    title = DESTINATIONS[delivery.destination].title
+    moved = relay.ledger_of(delivery.destination).transition(
+        delivery.operation, delivery.key, "delivered", owner=owner, result=reply.ledger_result(), log=tried,
+        reason=f"{title} already had it (duplicate)" if reply.duplicate else "delivered")
     if not moved:
-        keep_attempt(relay, event, tried)
-        log.warning("delivered %s %s but the claim had passed to another worker", event.operation, event.key)
-    if event.operation == "dispatch.create":
-        waiters = relay.dispatch_waiters.take_waiters(event.fields["transaction_id"])
+        keep_attempt(relay, delivery, tried)
+        log.warning("delivered %s but the claim had passed to another worker", delivery.ref)
+    if delivery.operation == "dispatch.create":
+        waiters = relay.dispatch_waiters.take_waiters(delivery.fields["transaction_id"])
         if waiters:
             relay.schedule.run_now(waiters)
     return "delivered"
@@ -272,21 +316,22 @@ def _waits_this_round(history) -> int:
     return checks
 
 
-def _wait_for_create(relay: Relay, event: DeliveryEvent) -> str:
-    transaction_id = event.fields["transaction_id"]
-    record = relay.ledger.get(event.operation, event.key)
+def _wait_for_create(relay: Relay, delivery: Delivery) -> str:
+    transaction_id = delivery.fields["transaction_id"]
+    ledger = relay.ledger_of(delivery.destination)
+    record = ledger.get(delivery.operation, delivery.key)
     checks = _waits_this_round(record.history if record else ())
     if checks >= relay.settings.dependency_wait_max_checks:
-        return dead(relay, event, None, reason="dependency_timeout",
+        return dead(relay, delivery, None, reason="dependency_timeout",
                     detail=f"dispatch.create for transaction_id {transaction_id} was not delivered "
                            f"after {checks} checks", exc=None)
-    relay.ledger.transition(event.operation, event.key, "waiting",
-                            expected_states=("accepted", "retrying", "waiting"),
-                            reason=f"waiting for dispatch.create of transaction_id {transaction_id} "
-                                   f"(check {checks + 1})")
-    eid = event_ref(event.operation, event.key)
+    ledger.transition(delivery.operation, delivery.key, "waiting",
+                      expected_states=("accepted", "retrying", "waiting"),
+                      reason=f"waiting for dispatch.create of transaction_id {transaction_id} "
+                             f"(check {checks + 1})")
+    eid = delivery.ref
     relay.dispatch_waiters.wait_for(transaction_id, eid)
-    relay.schedule.schedule(eid, event.task_message(),
+    relay.schedule.schedule(eid, delivery.task_message(),
                             relay.clock() + relay.settings.dependency_wait_seconds)
     # The create may have landed between the check and the registration: look once more.
     if relay.dispatch_waiters.dispatch_id_for(transaction_id) is not None:

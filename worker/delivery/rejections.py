@@ -7,28 +7,30 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tasks.events import DeliveryEvent, InvalidEvent
+from tasks.events import Delivery, InvalidEvent
 from worker.encoding import utf8_safe
 from worker.redaction import redacted
 from worker.delivery.relay import Relay
 
 
-def reject_invalid(relay: Relay, operation: str, message: Any, exc: InvalidEvent) -> str:
+def reject_invalid(relay: Relay, operation: str, message: Any, exc: InvalidEvent, *,
+                   destination: str) -> str:
     key = best_key(message)
     kept = utf8_safe(message) if jsonable(message) else _evidence(message)
     letter_id = relay.dead_letters.add(operation, key, kept, "invalid", messages=utf8_safe(exc.messages),
-                                       attempts_log=[], detail=str(exc))
+                                       attempts_log=[], detail=str(exc), destination=destination)
     relay.observer.invalid(operation, key, str(exc), letter_id=letter_id)
     return "dead"
 
 
-def reject_conflict(relay: Relay, event: DeliveryEvent, accepted: Any) -> str:
-    detail = (f"key {event.key} was already used for a different {event.operation} event "
+def reject_conflict(relay: Relay, delivery: Delivery, accepted: Any) -> str:
+    detail = (f"key {delivery.key} was already used for a different {delivery.operation} event "
               f"(fingerprint {accepted.existing_fingerprint[:12]} != {accepted.fingerprint[:12]}); not sent")
     letter_id = relay.dead_letters.add(
-        event.operation, event.key, event.to_message(), "conflict", messages=[detail], attempts_log=[],
-        detail=detail, fingerprints=[accepted.existing_fingerprint, accepted.fingerprint])
-    relay.observer.parked(event, "dead", detail, letter_id=letter_id)
+        delivery.operation, delivery.key, delivery.to_message(), "conflict", messages=[detail],
+        attempts_log=[], detail=detail, fingerprints=[accepted.existing_fingerprint, accepted.fingerprint],
+        destination=delivery.destination)
+    relay.observer.parked(delivery, "dead", detail, letter_id=letter_id)
     return "dead"
 
 

@@ -1,24 +1,31 @@
 """The services one worker process delivers with, built once from Settings.
 
-``Relay`` is a plain bundle (ledger, retry schedule, dead letters, Trademax client, ...) so the delivery
-pipeline takes everything it touches as an argument: tests build one around fakes or a test server."""
+``Relay`` is a plain bundle (ledgers, retry schedule, dead letters, one client per destination that is on,
+...) so the delivery pipeline takes everything it touches as an argument: tests build one around fakes or
+a test server.
+
+Every destination has its own ledger and stock order (``ledger_of``, ``stock_order_of``: the same store,
+the destination's namespace); ``ledger`` is the first destination's — the WMS operations as published,
+what ``wms-relay enqueue`` admits into.  The retry schedule and the dead letters are shared: their entries
+name the destination (task name, delivery ref)."""
 from __future__ import annotations
 
 import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import redis
 
+from worker.delivery.retry_policy import RetryPolicy
+from worker.destinations.table import DESTINATIONS, INTAKE, configured
+from worker.destinations.transport import CONNECT_RETRIES
+from worker.observe.observer import Observer
+from worker.settings import Settings
 from worker.store.dead_letters import DeadLetters
 from worker.store.ledger import Ledger
-from worker.observe.observer import Observer
-from worker.delivery.retry_policy import RetryPolicy
 from worker.store.retry_schedule import RetrySchedule
-from worker.settings import Settings
-from worker.destinations.trademax.client import CONNECT_RETRIES, TrademaxClient
 
 if TYPE_CHECKING:
     from worker.store.dispatch_waiters import DispatchWaiters
@@ -32,44 +39,104 @@ class Relay:
     ledger: Ledger
     schedule: RetrySchedule
     dead_letters: DeadLetters
-    client: TrademaxClient | None
+    clients: dict[str, Any]
     stock_order: "StockOrder"
     dispatch_waiters: "DispatchWaiters"
     observer: Observer
     policy: RetryPolicy
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)
+    # Publishes a task message ({"task", "event"}): the fan-out to other destinations.  None: they go
+    # through the retry schedule, due now (the scheduler publishes them).
+    publish: Callable[[dict], None] | None = None
+    _ledgers: dict = field(default_factory=dict, repr=False)
+    _stock_orders: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def client(self) -> Any:
+        """The first destination's client (the one the WMS operations were written for)."""
+        return self.clients.get(INTAKE.name)
+
+    @client.setter
+    def client(self, value: Any) -> None:
+        self.clients[INTAKE.name] = value
+
+    def client_of(self, destination: str) -> Any:
+        found = self.clients.get(destination)
+        if found is None:
+            raise LookupError(f"no client for {destination}: it is not configured in this process "
+                              f"({DESTINATIONS[destination].title}'s base URL is not set)")
+        return found
+
+    def ledger_of(self, destination: str) -> Ledger:
+        """``destination``'s ledger (its deliveries' records)."""
+        found = self._ledgers.get(destination)
+        if found is None:
+            found = self._ledgers[destination] = self.ledger.sibling(DESTINATIONS[destination].namespace)
+        return found
+
+    def stock_order_of(self, destination: str) -> "StockOrder":
+        """``destination``'s order of absolute counts (each destination applies its own in order)."""
+        from worker.store.stock_order import StockOrder
+
+        if destination == INTAKE.name:
+            return self.stock_order
+        found = self._stock_orders.get(destination)
+        if found is None:
+            found = self._stock_orders[destination] = StockOrder(
+                self.redis, lock_seconds=stock_lock_seconds(self.settings),
+                namespace=DESTINATIONS[destination].namespace)
+        return found
+
+
+def stock_lock_seconds(settings: Settings) -> float:
+    """How long an absolute count holds its SKU's turn: one send — every connect attempt (urllib3
+    reconnects CONNECT_RETRIES times), the read — and some slack."""
+    return (CONNECT_RETRIES + 1) * settings.connect_timeout + settings.read_timeout + 5
+
+
+def build_clients(settings: Settings, redis_client: redis.Redis,
+                  clock: Callable[[], float]) -> dict[str, Any]:
+    """One client per destination that is on (each checks its credentials: a SettingsError names the
+    missing variable)."""
+    return {d.name: d.build_client(settings, redis=redis_client, clock=clock) for d in configured(settings)}
 
 
 def build_relay(settings: Settings, *, redis_client: redis.Redis | None = None,
-                client: TrademaxClient | None = None, clock: Callable[[], float] = time.time,
-                sends: bool = True, start_store: bool = False) -> Relay:
-    """Wire the services for ``settings``; pass ``redis_client``/``client`` to use your own.
+                client: Any = None, clients: dict[str, Any] | None = None,
+                clock: Callable[[], float] = time.time, sends: bool = True,
+                publish: Callable[[dict], None] | None = None, start_store: bool = False) -> Relay:
+    """Wire the services for ``settings``; pass ``redis_client``/``clients`` to use your own (``client``:
+    the first destination's).
 
-    ``sends=False`` (the support CLI, enqueue, the scheduler) builds no Trademax client and so needs no
-    Trademax credentials.  ``start_store``: a service process (worker, scheduler) may start the embedded
-    server; everyone else only finds a running one (``worker.store.connection``)."""
-    from worker.store.dispatch_waiters import DispatchWaiters
+    ``sends=False`` (the support CLI, enqueue, the scheduler) builds no client and so needs no
+    destination's credentials.  ``start_store``: a service process (worker, scheduler) may start the
+    embedded server; everyone else only finds a running one (``worker.store.connection``)."""
     from worker.store.connection import connect
+    from worker.store.dispatch_waiters import DispatchWaiters
     from worker.store.stock_order import StockOrder
 
     r = redis_client if redis_client is not None else connect(settings, start=start_store)
     ledger = Ledger.from_settings(r, settings, clock=clock)
+    chosen = dict(clients or {})
+    if client is not None:
+        chosen[INTAKE.name] = client
+    if sends:
+        built = build_clients(settings, r, clock) if not chosen else {}
+        chosen = {**built, **chosen}
     return Relay(
         settings=settings,
         redis=r,
         ledger=ledger,
         schedule=RetrySchedule(r, clock=clock),
         dead_letters=DeadLetters(r, clock=clock),
-        client=client if client is not None or not sends else TrademaxClient(
-            settings.require_trademax_credentials(), clock=clock),
-        # Held for one send: every connect attempt (urllib3 reconnects CONNECT_RETRIES times), the read.
-        stock_order=StockOrder(r, lock_seconds=(CONNECT_RETRIES + 1) * settings.connect_timeout
-                               + settings.read_timeout + 5),
+        clients=chosen,
+        stock_order=StockOrder(r, lock_seconds=stock_lock_seconds(settings), namespace=INTAKE.namespace),
         dispatch_waiters=DispatchWaiters(r, ledger),
         observer=Observer.from_settings(settings),
         policy=RetryPolicy.from_settings(settings),
         clock=clock,
+        publish=publish,
     )
 
 
@@ -83,5 +150,9 @@ def process_relay() -> Relay:
     if _process_relay is None:
         with _process_lock:
             if _process_relay is None:
-                _process_relay = build_relay(Settings.from_env(), start_store=True)
+                from tasks.publishing import celery_publisher
+                from worker.celery import app
+
+                _process_relay = build_relay(Settings.from_env(), publish=celery_publisher(app),
+                                             start_store=True)
     return _process_relay

@@ -4,8 +4,8 @@ Attempt ``n`` (1-based) has just failed transiently.  If :meth:`RetryPolicy.exha
 last allowed attempt, the event becomes a dead letter; otherwise the next attempt is due after
 :func:`next_retry_delay` seconds.  Full jitter (a delay drawn uniformly from 0 up to the exponential
 ceiling) spreads the retries of many events that failed together — an outage ends and the backlog does
-not arrive at Trademax as one wave.  Randomness is injected (``random.Random``) so tests and simulations
-are repeatable.
+not arrive at the destination as one wave.  Randomness is injected (``random.Random``) so tests and
+simulations are repeatable.
 
 With the defaults (base 1 s, cap 1 h, 80 attempts) the 79 delays add up to ~34 h on average and, in
 2,000 seeded simulations, never less than ~25 h: a day-long outage is ridden out
@@ -77,7 +77,7 @@ def next_retry_delay(
 ) -> float:
     """Seconds to wait before the attempt after failed attempt ``attempt``.
 
-    ``retry_after`` (seconds, from Trademax's ``Retry-After`` header) is a floor: the delay is never
+    ``retry_after`` (seconds, from the destination's ``Retry-After`` header) is a floor: the delay is never
     shorter.  Events throttled together would otherwise all come back at exactly ``retry_after``, so a
     little jitter is added above it (up to a tenth of it, at least ``base``, at most ``cap``); and when
     our own backoff is already longer, it wins — a polite server does not make us retry faster than we

@@ -1,28 +1,90 @@
-"""What every destination provides: one :class:`Operation` row per WMS operation it delivers.
+"""What every destination provides: a :class:`Destination` with one :class:`Operation` row per WMS
+operation it takes, and the :class:`Classification` every destination's answers are read into.
 
-A row is everything the relay knows about an operation, in one place:
+A destination is a package ``worker/destinations/<name>/`` (``trademax/``, ``kaching/``, ``stocktrim/``,
+``stock2shop/``) whose ``operations`` module defines ``OPERATIONS`` (its rows) and ``DESTINATION`` (the
+rest below).  ``operations`` stays pure — no HTTP library, no Redis — so the table, Celery's routes and
+the WMS contract can be read without them; the client is imported when a process builds it.
+
+A row (:class:`Operation`) is everything the relay knows about one WMS operation at one destination:
 
 ==================  ==========================================================================
-``name``            the WMS operation (``dispatch.create``); the first part of the ledger's key
-``task_name``       the Celery task a WMS publishes it as (``trademax.dispatch.create``): public
-``queue``           the Celery queue it travels on (one per destination resource)
+``name``            the WMS operation (``stock.adjust``); with the key, what the destination's ledger keys
+``destination``     the destination's name (``kaching``): the first part of its task and queue names
+``task_name``       the Celery task it travels as (``kaching.stock.adjust``).  The WMS publishes the first
+                    destination's tasks (``trademax.<operation>``: the contract predates the others); the
+                    relay publishes the others' (fan-out, :func:`worker.destinations.table.routes`)
+``queue``           the Celery queue it travels on (one per destination resource: ``kaching.stock``)
 ``task_module``     the module under ``tasks/`` that registers the task
 ``key_field``       the field that is the event's idempotency key (``transaction_id``/``event_id``)
-``schema``          the marshmallow schema of the WMS event (``tasks.schemas``)
+``schema``          the marshmallow schema of the WMS event (``tasks.schemas``); the same for every
+                    destination of one operation (the WMS sends one event)
 ``send``            ``send(client, fields, dispatch_id) -> reply``: the one call that delivers it
 ``needs_dispatch_id``  names a shipment by transaction_id: waits for its create's dispatch_id
-``resend_rule``     ``rule(event) -> bool``: may it be sent again after an unknown outcome?
+``resend_rule``     ``rule(event) -> bool``: may it be sent again after an unknown outcome?  Where not,
+                    a lost answer parks the delivery ``uncertain`` for a person
 ==================  ==========================================================================
 
-Queues, routes and the task modules Celery loads are built from the rows (``worker.destinations.table``):
-adding an operation is one row, its schema and its sender.
+A destination (:class:`Destination`) adds what is not per row:
+
+==================  ==========================================================================
+``is_on``           ``is_on(settings) -> bool``: configured (its base URL set)?  An off destination
+                    gets nothing
+``takes``           ``takes(event, settings) -> bool``: the routing rule — is this (valid) event for it?
+                    (e.g. its ``*_LOCATIONS`` lists the event's warehouse; StockTrim takes absolute
+                    counts only).  Asked only for operations it has a row for
+``build_client``    ``build_client(settings, *, redis, clock) -> client``: imports and builds its client
+                    (one per process, shared by the threads); the client raises the ``worker.errors``
+                    tree (:class:`Classification` → ``TransientError`` / ``OutcomeUnknownError`` /
+                    ``PermanentError``) and returns a reply with ``status``, ``error_code``,
+                    ``latency_seconds``, ``duplicate`` and ``ledger_result()``
+``check``           ``check(client) -> str``: one harmless request (``wms-relay check``): what it saw,
+                    or it raises the errors tree
+``housekeeping``    ``housekeeping(settings, *, redis, clock) -> job | None``: a periodic job the
+                    scheduler runs (StockTrim's forecast run), or None
+``namespace``       the prefix of its Redis keys (ledger, stock order): ``wms`` for the first destination
+                    (its keys predate the others, so a store written before them reads as its
+                    deliveries), ``wms:<name>`` for the others
+``ref_prefix``      what comes before ``operation:key`` in a delivery's ref (retry entries, dead letters,
+                    what people type): ``""`` for the first destination, ``<name>/`` for the others
+==================  ==========================================================================
+
+Queues, routes, task modules and the routing of one event to its destinations are built from the
+destinations in ``worker.destinations.table``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import enum
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 Send = Callable[[Any, dict, Any], Any]
+
+
+class Classification(str, enum.Enum):
+    """What one answer (or the lack of one) means for a delivery, whichever destination gave it."""
+
+    DELIVERED = "delivered"
+    DUPLICATE = "duplicate"  # the destination already had it (Trademax's 452): delivered
+    TRANSIENT = "transient"  # not applied; try again later
+    OUTCOME_UNKNOWN = "outcome_unknown"  # sent, no answer: resend only where the row's resend rule allows
+    PERMANENT = "permanent"  # refused; retrying will not change it: a dead letter
+
+    @property
+    def delivered(self) -> bool:
+        return self in (Classification.DELIVERED, Classification.DUPLICATE)
+
+
+def classification_of(error: Any) -> Classification:
+    """The classification a failed call's error (``worker.errors``) stands for: what its attempt's
+    ``outcome`` records."""
+    from worker.errors import OutcomeUnknownError, TransientError
+
+    if isinstance(error, TransientError):
+        return Classification.TRANSIENT
+    if isinstance(error, OutcomeUnknownError):
+        return Classification.OUTCOME_UNKNOWN
+    return Classification.PERMANENT
 
 
 @dataclass(frozen=True)
@@ -54,3 +116,52 @@ class Operation:
         """Whether ``event`` may be sent again when a read timeout (or a worker killed mid-send) left it
         unknown whether the destination applied it.  Where not, the pipeline parks it ``uncertain``."""
         return self.resend_rule(event)
+
+
+def _always(*_: Any, **__: Any) -> bool:
+    return True
+
+
+def _no_housekeeping(*_: Any, **__: Any) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Destination:
+    """One retail API the relay delivers to (see the module docstring)."""
+
+    name: str
+    title: str  # how people write it: "ka-ching"
+    operations: tuple[Operation, ...]
+    build_client: Callable[..., Any]
+    check: Callable[[Any], str]
+    is_on: Callable[[Any], bool] = _always
+    takes: Callable[[Any, Any], bool] = _always
+    housekeeping: Callable[..., Any] = _no_housekeeping
+    namespace: str = ""
+    ref_prefix: str | None = None
+    operation_names: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not self.namespace:
+            object.__setattr__(self, "namespace", f"wms:{self.name}")
+        if self.ref_prefix is None:
+            object.__setattr__(self, "ref_prefix", f"{self.name}/")
+        object.__setattr__(self, "operation_names", tuple(row.name for row in self.operations))
+        for row in self.operations:
+            if row.destination != self.name:
+                raise ValueError(f"{row.name}: a row of {row.destination!r} in {self.name!r}'s table")
+
+    def __repr__(self) -> str:
+        return f"Destination({self.name!r})"
+
+    def row(self, operation: str) -> Operation | None:
+        """Its row for ``operation``, or None when it does not take that operation."""
+        for row in self.operations:
+            if row.name == operation:
+                return row
+        return None
+
+    def delivery_ref(self, operation: str, key: str) -> str:
+        """``kaching/stock.adjust:E-1`` (``stock.adjust:E-1`` for the first destination): one delivery."""
+        return f"{self.ref_prefix}{operation}:{key}"

@@ -1,32 +1,55 @@
-"""Every destination's operations in one table, and what is built from it: the Celery queues, the task
-routes, the task modules Celery loads, and task name → operation.
+"""Every destination and its operations in one table, and what is built from it: the Celery queues, the
+task routes, the task modules Celery loads, task name → row, and the routing of one event to the
+destinations that take it.
+
+The WMS publishes the tasks of the first destination (``trademax.<operation>``, the contract that predates
+the others): its rows are the WMS operations (:data:`OPERATIONS`, what ``tasks.events`` validates against).
+When the worker takes such an event in, it *fans out*: every other destination that is on and takes the
+event (:func:`routes`) gets its own delivery — its own ledger record, task message and queue — so each
+destination's deliveries are claimed, retried, parked and shown on their own (docs/architecture.md, "One
+event, several destinations").
 
 Pure: importing it imports the rows and the WMS schemas only (no Celery, Redis or HTTP library)."""
 from __future__ import annotations
 
-from worker.destinations.contract import Operation
+from typing import Any
+
+from worker.destinations.contract import Destination, Operation
+from worker.destinations.kaching import operations as kaching
+from worker.destinations.stock2shop import operations as stock2shop
+from worker.destinations.stocktrim import operations as stocktrim
 from worker.destinations.trademax import operations as trademax
 
-DESTINATION_TABLES: dict[str, tuple[Operation, ...]] = {"trademax": trademax.OPERATIONS}
+# The first is the one the WMS publishes to (its task names are the WMS contract).
+DESTINATIONS: dict[str, Destination] = {d.name: d for d in (
+    trademax.DESTINATION, kaching.DESTINATION, stocktrim.DESTINATION, stock2shop.DESTINATION)}
+INTAKE: Destination = next(iter(DESTINATIONS.values()))
 
 
-def _by_name() -> dict[str, Operation]:
-    rows: dict[str, Operation] = {}
-    for destination, table in DESTINATION_TABLES.items():
-        for row in table:
-            if row.destination != destination:
-                raise ValueError(f"{row.name}: row of {row.destination!r} in the {destination!r} table")
-            if row.name in rows:
-                raise ValueError(f"operation {row.name!r} is in two tables")
-            rows[row.name] = row
-    return rows
+def _check_table() -> None:
+    prefixes = [d.ref_prefix for d in DESTINATIONS.values()]
+    namespaces = [d.namespace for d in DESTINATIONS.values()]
+    if len(set(prefixes)) != len(prefixes) or len(set(namespaces)) != len(namespaces):
+        raise ValueError("two destinations share a ref prefix or a store namespace")
+    for destination in DESTINATIONS.values():
+        for row in destination.operations:
+            wms_row = INTAKE.row(row.name)
+            if wms_row is None:
+                raise ValueError(f"{destination.name} takes {row.name!r}, which the WMS does not send")
+            if (row.schema, row.key_field) != (wms_row.schema, wms_row.key_field):
+                raise ValueError(f"{destination.name}'s {row.name!r} row reads the event differently "
+                                 "from the WMS contract (schema or key field)")
 
 
-OPERATIONS: dict[str, Operation] = _by_name()
-TASKS: dict[str, Operation] = {row.task_name: row for row in OPERATIONS.values()}
-QUEUES: tuple[str, ...] = tuple(dict.fromkeys(row.queue for row in OPERATIONS.values()))
-ROUTES: dict[str, dict[str, str]] = {row.task_name: {"queue": row.queue} for row in OPERATIONS.values()}
-TASK_MODULES: tuple[str, ...] = tuple(dict.fromkeys(row.task_module for row in OPERATIONS.values()))
+_check_table()
+
+OPERATIONS: dict[str, Operation] = {row.name: row for row in INTAKE.operations}
+ROWS: dict[tuple[str, str], Operation] = {
+    (d.name, row.name): row for d in DESTINATIONS.values() for row in d.operations}
+TASKS: dict[str, Operation] = {row.task_name: row for row in ROWS.values()}
+QUEUES: tuple[str, ...] = tuple(dict.fromkeys(row.queue for row in ROWS.values()))
+ROUTES: dict[str, dict[str, str]] = {row.task_name: {"queue": row.queue} for row in ROWS.values()}
+TASK_MODULES: tuple[str, ...] = tuple(dict.fromkeys(row.task_module for row in ROWS.values()))
 
 
 def queue_for(task_name: str) -> str:
@@ -35,3 +58,47 @@ def queue_for(task_name: str) -> str:
     if row is None:
         raise KeyError(f"no queue for task {task_name!r}")
     return row.queue
+
+
+def destination(name: str) -> Destination:
+    """The destination called ``name``; a KeyError naming the known ones otherwise."""
+    found = DESTINATIONS.get(name)
+    if found is None:
+        raise KeyError(f"no destination {name!r} (known: {', '.join(DESTINATIONS)})")
+    return found
+
+
+def configured(settings: Any) -> tuple[Destination, ...]:
+    """The destinations that are on with ``settings``, the first one always among them."""
+    return tuple(d for d in DESTINATIONS.values() if d is INTAKE or d.is_on(settings))
+
+
+def routes(event: Any, settings: Any) -> tuple[Operation, ...]:
+    """The rows one valid WMS event is delivered by: the first destination's, then every other
+    destination that is on, has a row for the operation and takes the event (its routing rule)."""
+    found = [OPERATIONS[event.operation]]
+    for other in configured(settings):
+        if other is INTAKE:
+            continue
+        row = other.row(event.operation)
+        if row is not None and other.takes(event, settings):
+            found.append(row)
+    return tuple(found)
+
+
+def delivery_ref(row: Operation, key: str) -> str:
+    """The ref of ``row``'s delivery of the event with ``key`` (see Destination.delivery_ref)."""
+    return DESTINATIONS[row.destination].delivery_ref(row.name, key)
+
+
+def split_delivery_ref(ref: str) -> tuple[Destination, str, str] | None:
+    """``kaching/stock.adjust:E-1`` → (ka-ching, "stock.adjust", "E-1"); ``stock.adjust:E-1`` is the first
+    destination's (``trademax/stock.adjust:E-1`` is accepted too).  None for anything else (a letter id)."""
+    head, colon, key = ref.partition(":")
+    if not (colon and head and key):
+        return None
+    name, slash, operation = head.rpartition("/")
+    if not slash:
+        return INTAKE, head, key
+    found = DESTINATIONS.get(name)
+    return (found, operation, key) if found is not None and operation else None

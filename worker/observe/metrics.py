@@ -119,22 +119,31 @@ class StoreCollector:
         from worker.store.ledger import Ledger
         from worker.store.retry_schedule import RetrySchedule
 
+        from worker.destinations.table import DESTINATIONS
+
         now = self._clock()
-        ledger = Ledger.from_settings(redis_client, self._settings, clock=self._clock)
-        events = GaugeMetricFamily(f"{PREFIX}_events", "Events in each open ledger state now",
-                                   labels=["state"])
-        for state, count in ledger.count_by_state().items():
-            events.add_metric([state], count)
-        yield events
+        first = Ledger.from_settings(redis_client, self._settings, clock=self._clock)
+        # One ledger per destination (its namespace): every figure is per destination, as status shows it.
+        ledgers = {name: first.sibling(target.namespace) for name, target in DESTINATIONS.items()}
+        events = GaugeMetricFamily(f"{PREFIX}_events", "Deliveries in each open ledger state now",
+                                   labels=["state", "destination"])
         settled = CounterMetricFamily(f"{PREFIX}_events_settled",
-                                      "Events that ever reached each final state", labels=["state"])
-        for state, count in ledger.final_totals().items():
-            settled.add_metric([state], count)
+                                      "Deliveries that ever reached each final state",
+                                      labels=["state", "destination"])
+        oldest = []
+        for name, ledger in ledgers.items():
+            for state, count in ledger.count_by_state().items():
+                events.add_metric([state, name], count)
+            for state, count in ledger.final_totals().items():
+                settled.add_metric([state, name], count)
+            found = ledger.oldest_in_state("uncertain")
+            if found is not None:
+                oldest.append(found[2])
+        yield events
         yield settled
-        oldest_uncertain = ledger.oldest_in_state("uncertain")
         yield _gauge("uncertain_oldest_age_seconds",
-                     "Seconds the oldest uncertain event has waited (0: none)",
-                     0.0 if oldest_uncertain is None else max(0.0, now - oldest_uncertain[2]))
+                     "Seconds the oldest uncertain delivery has waited (0: none)",
+                     0.0 if not oldest else max(0.0, now - min(oldest)))
 
         letters = DeadLetters(redis_client, clock=self._clock)
         yield _gauge("dead_letters_open", "Dead letters waiting for a person", letters.count())

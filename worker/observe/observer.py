@@ -1,13 +1,15 @@
 """What people see of deliveries: one structured log line per attempt, one report per parked event.
 
-``Observer.attempt`` logs operation, key, attempt, outcome, HTTP status, Trademax error_code and latency
+``Observer.attempt`` logs destination, operation, key, attempt, outcome, HTTP status, the destination's
+error_code and latency
 (JSON when LOG_FORMAT=json).  ``Observer.parked`` (and ``invalid``) is called exactly once when an event
 becomes a dead letter or uncertain: it logs at ERROR and, with SENTRY_DSN set, sends one Sentry event
-tagged with operation and key (not one per retry: retries are not reported at all).
+tagged with destination, operation and key (not one per retry: retries are not reported at all).
 
-Callers pass WMS fields and Trademax's answers only, never the secret or a signature.  As a second line of
-defence, ``worker.redaction.Scrubber`` removes the secret's value, signatures and credentials from every
-log line (``worker.observe.logs``) and every Sentry event (``worker.observe.sentry``)."""
+Callers pass WMS fields and the destinations' answers only, never a secret, a signature or a token.  As
+a second line of defence, ``worker.redaction.Scrubber`` removes the secrets' values, signatures and
+credentials from every log line (``worker.observe.logs``) and every Sentry event
+(``worker.observe.sentry``)."""
 from __future__ import annotations
 
 import logging
@@ -19,6 +21,13 @@ from worker.settings import Settings
 
 log = logging.getLogger("wms_relay.attempts")
 parked_log = logging.getLogger("wms_relay.parked")
+
+
+def _destination(delivery: Any) -> str:
+    """The destination a delivery (``tasks.events.Delivery``) goes to; a bare event is the first's."""
+    from worker.destinations.table import INTAKE
+
+    return getattr(delivery, "destination", None) or INTAKE.name
 
 
 @dataclass
@@ -43,23 +52,23 @@ class Observer:
 
     def attempt(self, event: Any, attempt: int, outcome: str, *, status: int | None,
                 error_code: int | None, latency: float | None) -> None:
-        """One line per send attempt: operation, key, attempt, outcome, status, error_code, latency_ms; and
-        one count in this process's metrics tally (``worker.observe.metrics``)."""
-        from worker.destinations.table import OPERATIONS
+        """One line per send attempt: destination, operation, key, attempt, outcome, status, error_code,
+        latency_ms; and one count in this process's metrics tally (``worker.observe.metrics``) under the
+        delivery's own destination."""
         from worker.observe.metrics import process_tally
 
-        row = OPERATIONS.get(event.operation)
-        destination = row.destination if row else "unknown"
-        process_tally().record(destination, event.operation, outcome, status, latency)
+        process_tally().record(_destination(event), event.operation, outcome, status, latency)
         self._line(log, logging.INFO, "attempt", {
-            "operation": event.operation, "key": event.key, "attempt": attempt, "outcome": outcome,
+            "destination": _destination(event), "operation": event.operation, "key": event.key,
+            "attempt": attempt, "outcome": outcome,
             "status": status, "error_code": error_code,
             "latency_ms": None if latency is None else round(latency * 1000, 1),
         })
 
     def parked(self, event: Any, state: str, reason: str, *, letter_id: str | None = None) -> None:
         """The event became a dead letter or uncertain: a person must act.  Called once per event."""
-        fields = {"operation": event.operation, "key": event.key, "state": state, "reason": reason}
+        fields = {"destination": _destination(event), "operation": event.operation, "key": event.key,
+                  "state": state, "reason": reason}
         if letter_id:
             fields["dead_letter"] = letter_id
         self._line(parked_log, logging.ERROR, state, fields)

@@ -17,7 +17,6 @@ import logging
 import threading
 from typing import Any
 
-from worker.encoding import event_ref
 from worker import __version__
 from worker.redaction import Scrubber
 from worker.store.connection import store_password
@@ -86,22 +85,29 @@ def report_parked(fields: dict[str, Any]) -> None:
     if not sentry_sdk.get_client().is_active():
         return
     state, operation, key = fields["state"], fields["operation"], fields["key"]
+    destination = fields.get("destination")
     with sentry_sdk.new_scope() as scope:
+        if destination:
+            scope.set_tag("destination", destination)
         scope.set_tag("operation", operation)
         scope.set_tag("key", key)
         scope.set_tag("state", state)
         if fields.get("dead_letter"):
             scope.set_tag("dead_letter", fields["dead_letter"])
         scope.set_context("event", {**fields, "next_step": _next_step(fields)})
-        # One issue per kind of parked event and operation; each event is still its own report.
-        scope.fingerprint = ["wms-relay", state, operation]
-        sentry_sdk.capture_message(f"wms-relay {state}: {operation} {key}", level="error")
+        # One issue per kind of parked event, destination and operation; each event is its own report.
+        scope.fingerprint = ["wms-relay", state, destination or "", operation]
+        to = f" to {destination}" if destination else ""
+        sentry_sdk.capture_message(f"wms-relay {state}: {operation} {key}{to}", level="error")
 
 
 def _next_step(fields: dict[str, Any]) -> str:
     if fields.get("dead_letter"):
         return f"wms-relay dead show {fields['dead_letter']}"
     if fields["state"] == "uncertain":
-        ref = event_ref(fields["operation"], fields["key"])
-        return f"check Trademax, then: wms-relay uncertain resolve {ref}"
+        from worker.destinations.table import destination as destination_named
+
+        target = destination_named(fields.get("destination") or "trademax")
+        ref = target.delivery_ref(fields["operation"], fields["key"])
+        return f"check {target.title}, then: wms-relay uncertain resolve {ref}"
     return f"wms-relay event {fields['operation']} {fields['key']}"

@@ -1,12 +1,13 @@
-"""A local fake Trademax for demos, integration tests and benchmarks (``wms-relay sandbox``).
+"""Local fake APIs for demos, integration tests and benchmarks (``wms-relay sandbox --api ...``).
 
-It verifies signatures and timestamps like Trademax (worker.sandbox.trademax.auth), keeps state — dispatches,
-receipts, stock, package data, order-line locks (worker.sandbox.trademax.state) — answers in the API
-document's
-shapes and error codes, answers 452 to a repeated transaction_id, and injects faults on demand: latency,
-500s, 429 with Retry-After, and requests applied and then left unanswered past the client's read timeout
-(worker.sandbox.faults).  worker.sandbox.trademax.server is the HTTP layer and documents the sandbox-only
-``/_sandbox/`` endpoints (state, requests, faults, reset).
+One package per API — worker.sandbox.trademax, worker.sandbox.kaching, worker.sandbox.stocktrim,
+worker.sandbox.stock2shop — each layered (api → routes/state → answers) with an injected clock, each
+checking credentials like its API, keeping state and answering in its API's shapes.  They share the HTTP
+layer and the sandbox-only ``/_sandbox/`` endpoints (worker.sandbox.server), fault injection (latency,
+500s, 429 with Retry-After, requests applied and then left unanswered past the client's read timeout:
+worker.sandbox.faults), the request log (worker.sandbox.request_log) and the control client
+(worker.sandbox.control).  docs/destinations.md says where each sandbox decides what its API's
+documentation leaves open.
 
-Never point production at it; never point it at production keys.
+Never point production at them; never point them at production credentials.
 """

@@ -1,7 +1,6 @@
-"""A client for a running sandbox's SANDBOX-ONLY endpoints (``/_sandbox/...``, see
-worker.sandbox.trademax.server):
+"""A client for a running sandbox's SANDBOX-ONLY endpoints (``/_sandbox/...``, see worker.sandbox.server):
 what it applied, every request it saw, its fault plan.  The demo, the tests and the benchmarks all drive a
-sandbox through this one class.  Real Trademax has no such endpoints.
+sandbox — any of the four APIs — through this one class.  The real APIs have no such endpoints.
 
     control = SandboxControl("http://127.0.0.1:8765/")   # the sandbox's root, or its .../api/ base URL
     control.set_faults(fail_rate=1.0); ...; control.set_faults(fail_rate=0)
@@ -52,7 +51,8 @@ class SandboxControl:
             return json.loads(response.read())
 
     def state(self) -> dict:
-        """``GET /_sandbox/state``: dispatches, deleted_dispatches, receipts, stock, stock_adjustments..."""
+        """``GET /_sandbox/state``: ``{"stock": {location: {product: qty}}, ...}`` and what else the API
+        keeps."""
         return self._call("GET", "_sandbox/state")
 
     def requests(self) -> list[dict]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from typing import Callable, Sequence
 
 from worker.store.retry_schedule import RetrySchedule
 
@@ -17,14 +17,16 @@ log = logging.getLogger("wms_relay.scheduler")
 Publish = Callable[[dict], None]
 
 PUT_BACK_DELAY_SECONDS = 5.0
+HOUSEKEEPING_SECONDS = 5.0
 
 
 class Scheduler:
     def __init__(self, schedule: RetrySchedule, publish: Publish, *, clock: Callable[[], float],
                  batch: int = 500, sweep: Callable[[], int] | None = None,
-                 sweep_interval: float = 60.0, heartbeat: Callable[[], object] | None = None,
-                 heartbeat_interval: float = 1.0, purge: Callable[[], object] | None = None,
-                 purge_interval: float = 3600.0) -> None:
+                 sweep_interval: float = 60.0, housekeeping: Sequence[Callable[[], object]] = (),
+                 housekeeping_interval: float = HOUSEKEEPING_SECONDS,
+                 heartbeat: Callable[[], object] | None = None, heartbeat_interval: float = 1.0,
+                 purge: Callable[[], object] | None = None, purge_interval: float = 3600.0) -> None:
         self._schedule = schedule
         self._publish = publish
         self._clock = clock
@@ -41,6 +43,10 @@ class Scheduler:
         self._purge = purge
         self._purge_interval = purge_interval
         self._last_purge = float("-inf")
+        # The destinations' periodic jobs (StockTrim's forecast run): each decides itself whether it is due.
+        self._housekeeping = tuple(housekeeping)
+        self._housekeeping_interval = housekeeping_interval
+        self._last_housekeeping = float("-inf")
 
     def tick(self) -> int:
         """Move every due entry once; return how many were published."""
@@ -49,6 +55,13 @@ class Scheduler:
         if self._sweep is not None and now - self._last_sweep >= self._sweep_interval:
             self._last_sweep = now
             self._sweep()
+        if self._housekeeping and now - self._last_housekeeping >= self._housekeeping_interval:
+            self._last_housekeeping = now
+            for job in self._housekeeping:
+                try:
+                    job()
+                except Exception as exc:  # noqa: BLE001 — a destination's job must not stop the retries
+                    log.warning("housekeeping %r failed (%s: %s)", job, type(exc).__name__, exc)
         published = 0
         while True:
             due = self._schedule.take_due(now, self._batch)
@@ -86,17 +99,3 @@ class Scheduler:
                 log.warning("scheduler tick failed (%s: %s); retrying", type(exc).__name__, exc)
                 stop.wait(1.0)
             stop.wait(interval)
-
-
-def celery_publisher(app) -> Publish:
-    """Publish a schedule entry ({"task", "event"}) with its route and a secret-free argsrepr."""
-    from worker.destinations.table import queue_for
-    from tasks.summary import task_argument_summary
-
-    def publish(message: dict) -> None:
-        task = message["task"]
-        app.send_task(task, args=[message["event"]], queue=queue_for(task),
-                      argsrepr=task_argument_summary(task, [message["event"]], {}),
-                      kwargsrepr="{}")
-
-    return publish

@@ -13,15 +13,17 @@ _PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 UNACKED_HASH = "unacked"
 
 
-def queue_depths(redis_client) -> dict[str, int]:
-    """Messages waiting on each queue (every priority list of it), in one round trip."""
+def queue_depths(redis_client, destination: str | None = None) -> dict[str, int]:
+    """Messages waiting on each queue (every priority list of it; ``destination``: its queues only), in one
+    round trip."""
+    queues = [q for q in QUEUES if destination is None or q.startswith(destination + ".")]
     pipe = redis_client.pipeline(transaction=False)
-    for queue in QUEUES:
+    for queue in queues:
         for suffix in _PRIORITY_SUFFIXES:
             pipe.llen(queue + suffix)
     counts = pipe.execute()
     step = len(_PRIORITY_SUFFIXES)
-    return {queue: sum(counts[i * step:(i + 1) * step]) for i, queue in enumerate(QUEUES)}
+    return {queue: sum(counts[i * step:(i + 1) * step]) for i, queue in enumerate(queues)}
 
 
 def unacked(redis_client) -> int:

@@ -1,6 +1,6 @@
 """Dead letters: events wms-relay will not send again on its own, kept until a person decides.
 
-A letter keeps the full event, every attempt's outcome, Trademax's (or the schema's) messages and the
+A letter keeps the full event, every attempt's outcome, the destination's (or the schema's) messages and the
 reason: ``invalid``, ``permanent``, ``exhausted``, ``conflict``, ``dependency_timeout``...  Nothing
 trims or expires an open letter: it leaves the open list only when someone ``take``s it (to retry) or
 ``discard``s it, and even then it is kept, marked, with who did it and why (until the retention below).
@@ -9,7 +9,9 @@ trims or expires an open letter: it leaves the open list only when someone ``tak
     wms:dead:letter:<id>      hash: the letter (readable field names: support staff use redis-cli too)
     wms:dead:open             sorted set  id -> created time: the letters still waiting for a person
     wms:dead:all              sorted set  id -> created time: every letter ever written
-    wms:dead:latest           hash  "operation:key" -> the newest letter id of that event
+    wms:dead:latest           hash  delivery ref -> the newest letter id of that delivery
+                              (``operation:key`` for the first destination, ``<destination>/operation:key``
+                              for the others: worker.destinations.contract.Destination.delivery_ref)
     wms:request:<id>          the reply of an id allocation, a write, an indexing, a take/discard or a
                               purge, replayed if the call is resent after a timeout
                               (``worker.store.requests``)
@@ -30,6 +32,9 @@ letters is found without reading them into Python:
                               lower-cased — so "find IO12345" is a lookup, not a walk of every letter
     wms:dead:indexed          "1" once every letter written before the indexes existed is in them
 
+One store for every destination: a letter names its destination in field ``destination`` (a letter
+written before there were other destinations has none, and is read back as the first destination's).
+
 ``take`` and ``discard`` are atomic (a Lua script removes the id from the open set first, as
 ``rq requeue`` does): when two people retry one letter, exactly one gets it.
 
@@ -47,17 +52,19 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from worker.encoding import event_ref, iso_time, stored_json, text
+from worker.destinations.table import INTAKE, destination as destination_named
+from worker.encoding import iso_time, stored_json, text
 from worker.store.dead_letter_search import LetterQuery, search, term
 from worker.store.records import AttemptEntry, with_iso_time
 from worker.store.requests import replaying, reply_key, request_id
 
-# KEYS: the letter, the open set, the all set, the latest-per-event hash, the facets hash, the text hash,
-# the open sets of its operation, reason and destination, the value sets of operation, reason and
+# KEYS: the letter, the open set, the all set, the latest-per-delivery hash, the facets hash, the text
+# hash, the open sets of its operation, reason and destination, the value sets of operation, reason and
 # destination, the terms hash, the reply key.  ARGV: id, operation, key, event, reason, messages,
-# attempts, fingerprints, now, detail, destination, facets, text, the event's ref
-# (worker.encoding.event_ref), then the letter's identifiers (terms).  The terms are appended to, so the
-# script carries a request id: a resend replays instead of naming the letter twice.
+# attempts, fingerprints, now, detail, destination, facets, text, the delivery's ref
+# (worker.destinations.contract.Destination.delivery_ref), then the letter's identifiers (terms).  The
+# terms are appended to, so the script carries a request id: a resend replays instead of naming the
+# letter twice.
 _ADD = replaying("""
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'operation', ARGV[2], 'key', ARGV[3], 'event', ARGV[4],
            'reason', ARGV[5], 'messages', ARGV[6], 'attempts', ARGV[7], 'fingerprints', ARGV[8],
@@ -113,7 +120,7 @@ end
 return 1
 """)
 
-DEFAULT_DESTINATION = "trademax"
+DEFAULT_DESTINATION = INTAKE.name  # a letter without a destination field: written before there were others
 FACETS = ("operation", "reason", "destination")
 # The event fields whose values a person searches for exactly (at any depth of the event).
 TERM_FIELDS = frozenset({"transaction_id", "order_no", "artno", "event_id"})
@@ -122,7 +129,8 @@ MAX_TERMS = 64
 
 # KEYS: the letter, the open set, the all set, the latest-per-event hash, the facets hash, the text hash,
 # the open sets of its operation, reason and destination, the terms hash, the reply key.  ARGV: id, cutoff
-# (Unix seconds), then the letter's identifiers (terms).  Deletes a letter closed before the cutoff (never
+# (Unix seconds), the letter's delivery ref (its ``dead:latest`` field: Destination.delivery_ref), then the
+# letter's identifiers (terms).  Deletes a letter closed before the cutoff (never
 # an open one) with every index entry of it — the search's facets, text and terms too — and returns 1;
 # replayed if the call is resent (a resend must not count a deleted letter as kept).  A letter already
 # gone loses its leftover entries (0).
@@ -132,7 +140,7 @@ local function unindex()
   redis.call('HDEL', KEYS[5], ARGV[1])
   redis.call('HDEL', KEYS[6], ARGV[1])
   for i = 7, 9 do redis.call('ZREM', KEYS[i], ARGV[1]) end
-  for i = 3, #ARGV do
+  for i = 4, #ARGV do
     local ids = redis.call('HGET', KEYS[10], ARGV[i])
     if ids then
       local kept = {}
@@ -144,7 +152,7 @@ local function unindex()
     end
   end
 end
-local fields = redis.call('HMGET', KEYS[1], 'status', 'closed_at', 'operation', 'key')
+local fields = redis.call('HMGET', KEYS[1], 'status', 'closed_at')
 if not fields[1] then
   unindex()
   return 0
@@ -153,8 +161,7 @@ if fields[1] == 'open' or redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 e
 if (tonumber(fields[2]) or 0) >= tonumber(ARGV[2]) then return 0 end
 redis.call('DEL', KEYS[1])
 unindex()
-local ref = fields[3] .. ':' .. fields[4]
-if redis.call('HGET', KEYS[4], ref) == ARGV[1] then redis.call('HDEL', KEYS[4], ref) end
+if redis.call('HGET', KEYS[4], ARGV[3]) == ARGV[1] then redis.call('HDEL', KEYS[4], ARGV[3]) end
 return 1
 """)
 
@@ -178,6 +185,11 @@ class DeadLetter:
     closed_by: str | None = None
     close_reason: str | None = None
     destination: str = DEFAULT_DESTINATION
+
+    @property
+    def ref(self) -> str:
+        """The delivery this letter is about (``kaching/stock.adjust:E-1``)."""
+        return destination_named(self.destination).delivery_ref(self.operation, self.key)
 
     @classmethod
     def from_hash(cls, raw: Mapping) -> "DeadLetter":
@@ -204,12 +216,13 @@ class DeadLetter:
 
     def to_dict(self) -> dict:
         return {
-            "id": self.letter_id, "operation": self.operation, "key": self.key, "reason": self.reason,
+            "id": self.letter_id, "destination": self.destination, "operation": self.operation,
+            "key": self.key, "reason": self.reason,
             "detail": self.detail, "messages": self.messages, "event": self.event,
             "attempts": [with_iso_time(a) for a in self.attempts_log if isinstance(a, Mapping)],
             "fingerprints": self.fingerprints, "created_at": iso_time(self.created_at), "status": self.status,
             "closed_at": iso_time(self.closed_at), "closed_by": self.closed_by,
-            "close_reason": self.close_reason, "destination": self.destination,
+            "close_reason": self.close_reason,
         }
 
     def search_text(self) -> str:
@@ -315,14 +328,15 @@ class DeadLetters:
     def add(self, operation: str, key: str, event: Any, reason: str, messages: Any,
             attempts_log: Iterable[Any] = (), fingerprints: Any = None, detail: str | None = None,
             destination: str = DEFAULT_DESTINATION) -> str:
-        """Write a dead letter; returns its id (``dl-<n>``).
+        """Write a dead letter about ``destination``'s delivery of an event; returns its id (``dl-<n>``).
 
         ``event``: the full event as received — a dict, or for input that was not even JSON-shaped, its
         text; secret-looking keys are blanked (it is evidence, kept as sent otherwise).  ``messages``:
-        Trademax's error messages (a list) or the schema's (a dict of field -> messages); ``attempts_log``:
-        every attempt (dicts, as the ledger's record gives them, or AttemptEntry); ``fingerprints``: for a
-        conflict, the existing and the new one (a list or a dict); ``detail``: a one-line summary;
-        ``destination``: the retail API it was for."""
+        the destination's error messages (a list) or the schema's (a dict of field -> messages);
+        ``attempts_log``: every attempt (dicts, as the ledger's record gives them, or AttemptEntry);
+        ``fingerprints``: for a conflict, the existing and the new one (a list or a dict); ``detail``: a
+        one-line summary; ``destination``: the retail API it was for."""
+        destination_named(destination)  # a KeyError naming the known ones: no letter for a destination
         if hasattr(event, "to_dict"):
             event = event.to_dict()
         if isinstance(messages, str):
@@ -343,7 +357,7 @@ class DeadLetters:
             facets(operation, reason, destination, "open"),
             search_text(letter_id, operation, key, reason, detail, json.loads(kept_messages),
                         json.loads(kept_event)),
-            event_ref(operation, key),
+            destination_named(destination).delivery_ref(operation, key),
         ]
         args += terms(key, json.loads(kept_event))
         keys = [self._letter_key(letter_id), self._open, self.key_of("all"), self.key_of("latest"),
@@ -357,9 +371,11 @@ class DeadLetters:
         raw = self._redis.hgetall(self._letter_key(letter_id))
         return DeadLetter.from_hash(raw) if raw else None
 
-    def latest_for(self, operation: str, key: str) -> DeadLetter | None:
-        """The newest letter written for this event (open or closed), or None."""
-        letter_id = self._redis.hget(f"{self._ns}:dead:latest", event_ref(operation, key))
+    def latest_for(self, operation: str, key: str, destination: str = INTAKE.name) -> DeadLetter | None:
+        """The newest letter written for ``destination``'s delivery of this event (open or closed), or
+        None."""
+        ref = destination_named(destination).delivery_ref(operation, key)
+        letter_id = self._redis.hget(f"{self._ns}:dead:latest", ref)
         return self.get(text(letter_id)) if letter_id else None
 
     def get_many(self, letter_ids: Iterable[str]) -> list[DeadLetter]:
@@ -371,11 +387,12 @@ class DeadLetters:
         return [DeadLetter.from_hash(raw) for raw in pipe.execute() if raw]
 
     def list(self, operation: str | None = None, since: float | None = None, grep: str | None = None,
-             limit: int | None = None, *, include_closed: bool = False) -> list[DeadLetter]:
-        """Open letters (or all, with ``include_closed``), newest first, filtered by operation, creation
-        time (``since``, Unix seconds) and a case-insensitive text search.  (The search in
+             limit: int | None = None, *, include_closed: bool = False,
+             destination: str | None = None) -> list[DeadLetter]:
+        """Open letters (or all, with ``include_closed``), newest first, filtered by operation, destination,
+        creation time (``since``, Unix seconds) and a case-insensitive text search.  (The search in
         ``worker.store.dead_letter_search`` does the filtering on the server; this is its simple form.)"""
-        query = LetterQuery(operation=operation, since=since, text=grep,
+        query = LetterQuery(operation=operation, destination=destination, since=since, text=grep,
                             status="any" if include_closed else "open")
         return search(self, query, limit=limit, count=False).letters
 
@@ -453,14 +470,16 @@ class DeadLetters:
         if letter is not None:
             operation, reason, destination, terms_ = (letter.operation, letter.reason, letter.destination,
                                                       letter.terms())
+            ref = letter.ref
         else:
             entry = text(self._redis.hget(self.key_of("facets"), letter_id) or "")
             operation, reason, destination = (entry.split("\t") + ["", "", ""])[:3]
             terms_ = []
+            ref = ""  # the script only unindexes a letter whose hash is gone
         keys = [self._letter_key(letter_id), self._open, self.key_of("all"), self.key_of("latest"),
                 self.key_of("facets"), self.key_of("text"), *self._facet_keys(operation, reason, destination),
                 self.key_of("terms"), reply_key(self._ns, request_id())]
-        return bool(self._purge(keys=keys, args=[letter_id, repr(cutoff), *terms_]))
+        return bool(self._purge(keys=keys, args=[letter_id, repr(cutoff), ref, *terms_]))
 
     def purge_closed(self, closed_before: float, *, dry_run: bool = False,
                      batch: int = 500) -> list[DeadLetter]:

@@ -17,8 +17,12 @@ every other state persists until something moves it — a dead, uncertain or wai
 The record is compact: one hash of five short-named fields, the history and attempts one JSON array.
 ``MEMORY USAGE`` of a delivered record on valkey 8.1: ~0.8 KiB for a stock adjustment, ~1.3 KiB for a
 dispatch create with its package and label URLs (``tests/worker/store/test_ledger.py`` measures both).
-The stored event holds only what the WMS sent (never the Trademax secret or a signature: ``stored_json``
-refuses keys that look like secrets).
+The stored event holds only what the WMS sent (never a destination's secret, a signature or a token:
+``stored_json`` refuses keys that look like secrets).
+
+One ledger per destination: each destination's deliveries live under its own namespace (``wms`` for the
+first destination — the keys as they were before there were others — ``wms:<destination>`` for the
+others; :meth:`sibling`), so each keeps its own records, state indexes, totals and per-minute counts.
 """
 from __future__ import annotations
 
@@ -86,7 +90,7 @@ class Claim:
 
     @property
     def interrupted(self) -> bool:
-        """The previous attempt died mid-send (its lease expired): Trademax may or may not have it."""
+        """The previous attempt died mid-send (its lease expired): the destination may or may not have it."""
         return self.claimed and self.previous_state == "sending"
 
 
@@ -157,6 +161,7 @@ class Ledger:
         per-minute counts of deliveries and failures reach (``delivered_since``, ``per_minute``)."""
         self._redis = redis_client
         self._lease = float(lease_seconds)
+        self._retention_seconds = float(delivered_retention_seconds)
         retention = float(delivered_retention_seconds)
         self._retention = int(math.ceil(retention)) if retention > 0 else 0
         self._window = float(delivered_window_seconds)
@@ -176,6 +181,19 @@ class Ledger:
         return cls(redis_client, lease_seconds=settings.claim_lease_seconds,
                    delivered_retention_seconds=settings.delivered_retention_days * 86400.0, clock=clock,
                    delivered_window_seconds=PER_MINUTE_WINDOW_SECONDS)
+
+    def sibling(self, namespace: str) -> "Ledger":
+        """The same ledger (store, lease, retention, clock) for another destination's deliveries: its keys
+        under ``namespace`` (``worker.destinations.contract.Destination.namespace``)."""
+        if namespace == self._ns:
+            return self
+        return Ledger(self._redis, lease_seconds=self._lease,
+                      delivered_retention_seconds=self._retention_seconds, clock=self._clock,
+                      delivered_window_seconds=self._window, namespace=namespace)
+
+    @property
+    def namespace(self) -> str:
+        return self._ns
 
     # -- keys --------------------------------------------------------------------------------------
 
@@ -251,10 +269,10 @@ class Ledger:
         """Take the event for one send attempt (``status == "claimed"``), under a lease.
 
         Otherwise: ``unknown`` (never accepted), ``conflict`` (different fingerprint), ``done`` (final
-        state; ``result`` holds what Trademax answered), ``parked`` (dead or uncertain: a person
+        state; ``result`` holds what the destination answered), ``parked`` (dead or uncertain: a person
         decides), ``busy`` (another owner's lease is live).  A claim of an event still ``sending``
         under an expired lease succeeds and says so (``previous_state == "sending"``): the crashed
-        attempt may have reached Trademax.  ``owner`` should be unique per task execution."""
+        attempt may have reached the destination.  ``owner`` should be unique per task execution."""
         now = self._clock()
         reply = self._claim(keys=self._request_keys(operation, key),
                             args=[fingerprint, owner, _stamp(now), _stamp(now + self._lease),
@@ -296,7 +314,7 @@ class Ledger:
         ``owner`` holds the lease (if given).  True if it moved.
 
         Records the history entry (time, from, to, reason, actor, attempt), stores ``result`` (what
-        Trademax answered), appends ``log`` to the attempts log in the same step, and clears the lease.
+        the destination answered), appends ``log`` to the attempts log in the same step, and clears the lease.
         Final states get the retention TTL; any other state persists."""
         return self._move(operation, key, to_state, reason=reason, owner=owner, actor=actor, result=result,
                           attempt=attempt, expected_states=expected_states, log=log, reopen=False)

@@ -20,7 +20,7 @@ Redis ~25-40 bytes of bookkeeping, more when its table grows), so a delivered ev
     s   state                      n   attempts (claims) so far
     e   the event, fixed at accept: {"fp": fingerprint, "f": fields, "at": occurred_at, "id": event_id}
         ("fp" first, so a script reads it with one pattern; "id" left out when it equals the key)
-    rs  the stored Trademax result (JSON)
+    rs  the destination's stored result (JSON)
     h   the event's story, oldest first, one JSON array of two kinds of entry:
         [t, from, to, reason, actor?, attempt?]                     a transition ("" from: created)
         {"n": attempt, "t": t, "o": outcome, "st": status, "ec": error_code, "ms": messages, "l": latency}

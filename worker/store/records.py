@@ -13,7 +13,7 @@ from worker.encoding import iso_time, stored_json, text
 
 @dataclass(frozen=True)
 class AttemptEntry:
-    """One send attempt, as written: number, outcome, HTTP status, Trademax error code and messages,
+    """One send attempt, as written: number, outcome, HTTP status, the destination's error code and messages,
     latency (s), time (None: the ledger's clock).  Read back, attempts are plain dicts (see
     :func:`parse_record`)."""
 

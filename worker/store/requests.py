@@ -11,22 +11,26 @@ passed to another worker" and a duplicate attempt entry).  The rule, for every s
 2. **Plain writes** are idempotent by construction — SET / HSET / ZADD / SADD / DEL of a given value —
    so a resend lands the same state.
 3. **Every Lua script that changes state and whose reply matters, or whose rerun would not land the same
-   state** (the ledger's accept, claim, transition, attempt log, withdraw; a dead letter's id, its
-   take/discard, its write and indexing, which append to the search's terms index, and its purge; a batch
-   of attempt counts for the metrics) carries a **request id**: the script stores its reply under
-   ``wms:request:<id>`` (kept :data:`REPLY_TTL_SECONDS`) and a second run with that id returns the stored
-   reply without doing anything. A resend — by redis-py, or by our own code once the
-   store is back — is then a *replay*, never a second execution.
+   state** (the ledger's accept, claim, transition, attempt log, withdraw — in every destination's ledger,
+   the fan-out's accepts included; a dead letter's id, its take/discard, its write and indexing, which
+   append to the search's terms index, and its purge; StockTrim's forecast turn; a batch of attempt counts
+   for the metrics) carries a **request id**: the script stores its reply under
+   ``<namespace>:request:<id>`` (``wms:request:<id>``, or the destination's namespace
+   ``wms:kaching:request:<id>``; kept :data:`REPLY_TTL_SECONDS`) and a second run with that id returns the
+   stored reply without doing anything.  A resend — by redis-py, or by our own code once the store is
+   back — is then a *replay*, never a second execution.
 4. The request id is fixed per logical call.  Within :func:`replayable` (``deliver`` wraps the part after a
    send in one), the ids are ``<base>:<n>`` for the n-th such call, so running the same code path again
    after an outage replays every store call the first run made and carries on where it stopped.
 5. Socket timeouts are explicit (``worker.store.connection``): a stalled store fails a call within
    seconds instead of hanging a worker thread; the retry above makes that safe.
 
-Scripts that are idempotent by nature (the stock turn: same owner → same answer; the retry schedule's
-ZADD/HSET; taking dispatch waiters, which are rescheduled anyway) need no request id.
+Scripts that are idempotent by nature (the stock turn, in each destination's namespace: same owner →
+same answer; the retry schedule's ZADD/HSET; taking dispatch waiters, which are rescheduled anyway; the
+Stock2Shop login lock's compare-and-delete) need no request id.  A ``SET NX`` lock (Stock2Shop's login)
+is not a script: its taker looks for its own owner id when told "not set" (a resend of a SET that ran).
 
-    wms:request:<id>    string: the JSON reply of the script run with that id (expires after 10 min)
+    <namespace>:request:<id>    string: the JSON reply of the script run with that id (expires after 10 min)
 """
 from __future__ import annotations
 

@@ -3,7 +3,12 @@
 An absolute stock value says "there are N of artno in warehouse W as of occurred_at".  One that is older
 than the last value applied for the same (warehouse_id, artno) is ``superseded``, never sent.  While one
 absolute value for a SKU is being sent, another waits (a short lock), so two counts cannot cross on the
-wire and leave the older one applied.  Relative adjustments commute and take no part in this."""
+wire and leave the older one applied.  Relative adjustments commute and take no part in this.
+
+Per destination (its namespace; ``wms`` for the first):
+
+    <ns>:stock:last:<warehouse>\x1f<artno>   the newest occurred_at recorded for sending
+    <ns>:stock:lock:<warehouse>\x1f<artno>   the owner sending a count now (expires)"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,16 +50,18 @@ class StockTurn:
 
 
 class StockOrder:
-    def __init__(self, client: redis.Redis, *, lock_seconds: float) -> None:
+    def __init__(self, client: redis.Redis, *, lock_seconds: float, namespace: str = "wms") -> None:
+        """``namespace``: one destination's (``wms`` for the first): each destination applies its own
+        counts in their own order."""
+        self._ns = namespace
         self._acquire = client.register_script(_ACQUIRE)
         self._applied = client.register_script(_APPLIED)
         self._release = client.register_script(_RELEASE)
         self._lock_ms = int(lock_seconds * 1000)
 
-    @staticmethod
-    def _keys(warehouse_id: str, artno: str) -> list[str]:
+    def _keys(self, warehouse_id: str, artno: str) -> list[str]:
         sku = f"{warehouse_id}\x1f{artno}"
-        return [f"wms:stock:last:{sku}", f"wms:stock:lock:{sku}"]
+        return [f"{self._ns}:stock:last:{sku}", f"{self._ns}:stock:lock:{sku}"]
 
     def acquire(self, warehouse_id: str, artno: str, occurred_at: str, owner: str) -> StockTurn:
         verdict, detail = self._acquire(keys=self._keys(warehouse_id, artno),

@@ -1,5 +1,8 @@
-"""What support staff do to parked events: retry or discard a dead letter, resolve an uncertain event, run
-a scheduled retry now.  The ``wms-relay dead|uncertain|retries`` commands and the tests call these.
+"""What support staff do to parked deliveries: retry or discard a dead letter, resolve an uncertain
+delivery, run a scheduled retry now.  Each acts on one destination's delivery of an event (a letter names
+its destination; an uncertain delivery is named by its destination and ``operation:key``), never on the
+event's deliveries to the other destinations.  The ``wms-relay dead|uncertain|retries`` commands and the
+tests call these.
 
 Each action is atomic where two people could race, and audited (who, when, why: the dead letter keeps
 ``closed_by``/``close_reason``, the ledger history keeps ``actor`` and ``reason``; ``wms-relay event``
@@ -10,13 +13,15 @@ shows both):
   publish the task again.  An invalid event never entered the ledger: it is validated again first and, if
   still invalid, stays a dead letter untouched.  A conflict (same key, other payload) is never retried.
 - discard a dead letter: take it as ``discarded``; the ledger record (if any) moves ``dead → discarded``.
-- resolve an uncertain event: ``uncertain → delivered`` (a person saw it in Trademax) or reopened and
-  published again (a person saw it is not there) — either is one compare-and-set: one person wins.
-- run a scheduled retry now, or discard it (``retrying|waiting → discarded`` in the ledger, one
-  compare-and-set, then off the schedule; a copy already on its way finds the event settled).
+- resolve an uncertain delivery: ``uncertain → delivered`` (a person saw it at the destination) or
+  reopened and published again (a person saw it is not there) — either is one compare-and-set: one
+  person wins.
+- run a scheduled retry now, or discard it (``retrying|waiting → discarded`` in that destination's
+  ledger, one compare-and-set, then off the schedule; a copy already on its way finds it settled).
 
 Every action but a dry run is also written to the audit log (``worker.store.audit_log``: who, what, why,
-how it ended, and whether from the CLI or the desk) when the desk has one.
+how it ended, and whether from the CLI or the desk) when the desk has one; its target names the
+destination's delivery (``kaching/stock.adjust:E-1``) for any destination but the first.
 
 Every action returns an :class:`ActionReport` — done, skipped (nothing to do, or not allowed: the message
 says why) or failed — with one plain sentence and the next step, and never raises for a person's mistake
@@ -30,10 +35,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
-from tasks.events import OPERATIONS, DeliveryEvent, InvalidEvent, validate_event
+from tasks.events import Delivery, InvalidEvent, validate_event
 from tasks.raw_messages import REASON as MALFORMED
+from worker.destinations.table import DESTINATIONS, INTAKE, ROWS, split_delivery_ref
 from worker.store.dead_letters import DeadLetter, DeadLetters
-from worker.encoding import event_ref, iso_time, split_event_ref
+from worker.encoding import iso_time
 from worker.store.ledger import Ledger, fingerprint
 from worker.store.retry_schedule import RetrySchedule
 from worker.scheduling.stranded import message_of
@@ -47,7 +53,8 @@ _NOT_QUEUED = ("is 'accepted' in the ledger but was not queued ({}); the schedul
 
 @dataclass
 class SupportDesk:
-    """The stores a support action touches and how it publishes a task (``celery_publisher(app)``)."""
+    """The stores a support action touches and how it publishes a task (``celery_publisher(app)``).
+    ``ledger`` is the first destination's; :meth:`ledger_of` gives any destination's."""
 
     ledger: Ledger
     dead_letters: DeadLetters
@@ -58,10 +65,13 @@ class SupportDesk:
     audit: Any = None  # worker.store.audit_log.AuditLog: every action is recorded there too
     via: str = "cli"  # where people act from: cli or desk (kept in the audit log)
 
+    def ledger_of(self, destination: str) -> Ledger:
+        return self.ledger.sibling(DESTINATIONS[destination].namespace)
+
 
 @dataclass(frozen=True)
 class ActionReport:
-    """What one action did to one target (a dead letter id or ``operation:key``)."""
+    """What one action did to one target (a dead letter id or a delivery ref)."""
 
     target: str
     status: str  # done | skipped | failed
@@ -70,6 +80,7 @@ class ActionReport:
     operation: str | None = None
     key: str | None = None
     dry_run: bool = False
+    destination: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -105,28 +116,33 @@ def tally(reports: Iterable[ActionReport]) -> dict[str, int]:
     return counts
 
 
-def find_letter(desk: SupportDesk, ident: str) -> DeadLetter | None:
-    """A dead letter by id (``dl-3``) or by event (``OPERATION:KEY``: its newest letter)."""
-    event = split_event_ref(ident)
-    if event is not None:
-        return desk.dead_letters.latest_for(*event)
+def find_letter(desk: SupportDesk, ident: str, destination: str | None = None) -> DeadLetter | None:
+    """A dead letter by id (``dl-3``) or by delivery (``OPERATION:KEY`` with ``destination``, or
+    ``DESTINATION/OPERATION:KEY``: its newest letter)."""
+    found = split_delivery_ref(ident)
+    if found is not None:
+        named, operation, key = found
+        if destination is not None and "/" not in ident.partition(":")[0]:
+            named = DESTINATIONS.get(destination, named)
+        return desk.dead_letters.latest_for(operation, key, named.name)
     return desk.dead_letters.get(ident)
 
 
 def follow(operation: str, key: str) -> str:
-    """The command that shows an event's story (none for an event without a key)."""
+    """The command that shows an event's story — every destination's delivery of it (none for an event
+    without a key)."""
     return "" if key.startswith("(") else f"wms-relay event {operation} {key}"
 
 
-def _queue(desk: SupportDesk, event: DeliveryEvent) -> str:
+def _queue(desk: SupportDesk, delivery: Delivery) -> str:
     """Publish the task; if the broker refuses, leave it in the durable retry schedule, due now (the
     scheduler publishes it).  Raises only when both fail."""
-    message = event.task_message()
+    message = delivery.task_message()
     try:
         desk.publish(message)
         return "queued for delivery"
     except Exception as exc:  # noqa: BLE001 — any broker failure: fall back to the durable schedule
-        desk.schedule.schedule(event_ref(event.operation, event.key), message, desk.clock())
+        desk.schedule.schedule(delivery.ref, message, desk.clock())
         return f"handed to the scheduler (publishing failed: {type(exc).__name__})"
 
 
@@ -143,7 +159,7 @@ def _closed_note(letter: DeadLetter | None) -> str:
 
 @dataclass(frozen=True)
 class _Plan:
-    event: DeliveryEvent | None = None
+    event: Delivery | None = None
     in_ledger: bool = True
     refusal: str = ""
     next_step: str = ""
@@ -162,11 +178,15 @@ def _plan_retry(desk: SupportDesk, letter: DeadLetter) -> _Plan:
                              "recorded",
                      next_step=f"fix the publisher and have the WMS send the event again, then: {discard}")
     try:
-        event = validate_event(letter.operation, letter.event)
+        validated = validate_event(letter.operation, letter.event)
+        event = Delivery(ROWS[letter.destination, letter.operation], validated)
     except InvalidEvent as exc:
         return _Plan(refusal=f"still invalid, kept as a dead letter: {exc.summary}",
                      next_step=f"fix the event in the WMS and send it again, then: {discard}")
-    record = desk.ledger.get(event.operation, event.key)
+    except KeyError:
+        return _Plan(refusal=f"{letter.destination} takes no {letter.operation} events (any more)",
+                     next_step=discard)
+    record = desk.ledger_of(event.destination).get(event.operation, event.key)
     look = f"{follow(event.operation, event.key)}; then: {discard}"
     if record is not None and record.fingerprint != fingerprint(event.fields):
         return _Plan(refusal=taken_key, next_step=discard)
@@ -175,7 +195,7 @@ def _plan_retry(desk: SupportDesk, letter: DeadLetter) -> _Plan:
     if record.state != "dead":
         return _Plan(refusal=f"nothing to retry: the event is {record.state} in the ledger, not dead",
                      next_step=look)
-    if (letter.reason == "dependency_timeout" and OPERATIONS[event.operation].needs_dispatch_id
+    if (letter.reason == "dependency_timeout" and event.row.needs_dispatch_id
             and desk.dispatch_waiters is not None
             and desk.dispatch_waiters.dispatch_id_for(event.fields["transaction_id"]) is None):
         txid = event.fields["transaction_id"]
@@ -188,15 +208,16 @@ def _plan_retry(desk: SupportDesk, letter: DeadLetter) -> _Plan:
 
 @_audited("retry")
 def retry_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str = "",
-                 dry_run: bool = False) -> ActionReport:
-    """Retry one dead letter (id or ``OPERATION:KEY``): see the module docstring."""
-    letter = find_letter(desk, ident)
+                 dry_run: bool = False, destination: str | None = None) -> ActionReport:
+    """Retry one dead letter (id, or a delivery: ``OPERATION:KEY`` of ``destination``): the module
+    docstring says how.  Only that letter's destination is sent to again."""
+    letter = find_letter(desk, ident, destination)
     if letter is None:
         return ActionReport(ident, FAILED, "no such dead letter", "wms-relay dead list")
 
     def report(status: str, message: str, next_step: str = "") -> ActionReport:
         return ActionReport(letter.letter_id, status, message, next_step, letter.operation, letter.key,
-                            dry_run)
+                            dry_run, letter.destination)
 
     if letter.status != "open":
         return report(SKIPPED, _closed_note(letter), follow(letter.operation, letter.key))
@@ -212,20 +233,21 @@ def retry_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str = "",
         return report(SKIPPED, f"someone else acted first: {_closed_note(now)}",
                       follow(event.operation, event.key))
     history_reason = f"dead letter {letter.letter_id} retried: {why}"
+    ledger = desk.ledger_of(event.destination)
     if plan.in_ledger:
-        if not desk.ledger.reopen(event.operation, event.key, actor=actor, reason=history_reason,
-                                  from_states=("dead",)):
-            record = desk.ledger.get(event.operation, event.key)
+        if not ledger.reopen(event.operation, event.key, actor=actor, reason=history_reason,
+                             from_states=("dead",)):
+            record = ledger.get(event.operation, event.key)
             state = record.state if record else "gone"
             return report(FAILED, f"the letter was taken but the event is {state} in the ledger, not "
                           "dead, so nothing was queued", follow(event.operation, event.key))
     else:
-        if desk.ledger.accept(event).conflict:
+        if ledger.accept(event).conflict:
             return report(FAILED, "the letter was taken but its key now belongs to a different event; "
                           "nothing was queued", follow(event.operation, event.key))
         # Record who let it in, as a reopen records who retried it.
-        desk.ledger.transition(event.operation, event.key, "accepted", actor=actor, reason=history_reason,
-                               expected_states=("accepted",))
+        ledger.transition(event.operation, event.key, "accepted", actor=actor, reason=history_reason,
+                          expected_states=("accepted",))
     try:
         how = _queue(desk, event)
     except Exception as exc:  # noqa: BLE001 — Redis is gone: say exactly where the event stands
@@ -236,16 +258,18 @@ def retry_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str = "",
 # -- discard a dead letter ----------------------------------------------------------------------------
 
 @_audited("discard")
-def discard_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str) -> ActionReport:
+def discard_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str,
+                   destination: str | None = None) -> ActionReport:
     """Give up on one dead letter (kept, marked discarded, with who and why)."""
     if not reason or not reason.strip():
         raise ValueError("discarding needs a reason")
-    letter = find_letter(desk, ident)
+    letter = find_letter(desk, ident, destination)
     if letter is None:
         return ActionReport(ident, FAILED, "no such dead letter", "wms-relay dead list")
 
     def report(status: str, message: str, next_step: str = "") -> ActionReport:
-        return ActionReport(letter.letter_id, status, message, next_step, letter.operation, letter.key)
+        return ActionReport(letter.letter_id, status, message, next_step, letter.operation, letter.key,
+                            destination=letter.destination)
 
     if letter.status != "open":
         return report(SKIPPED, _closed_note(letter), follow(letter.operation, letter.key))
@@ -254,9 +278,9 @@ def discard_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str) ->
         return report(SKIPPED, f"someone else acted first: {_closed_note(now)}",
                       follow(letter.operation, letter.key))
     if letter.reason not in (_INVALID, _CONFLICT):  # those have no ledger record of their own
-        desk.ledger.transition(letter.operation, letter.key, "discarded", actor=actor,
-                               reason=f"dead letter {letter.letter_id} discarded: {reason}",
-                               expected_states=("dead",))
+        desk.ledger_of(letter.destination).transition(
+            letter.operation, letter.key, "discarded", actor=actor,
+            reason=f"dead letter {letter.letter_id} discarded: {reason}", expected_states=("dead",))
     return report(DONE, "discarded (kept for the record; it will not be sent)")
 
 
@@ -264,33 +288,38 @@ def discard_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str) ->
 
 @_audited(lambda kwargs: "resolve-delivered" if kwargs["delivered"] else "resolve-resend")
 def resolve_uncertain(desk: SupportDesk, operation: str, key: str, *, delivered: bool, actor: str,
-                      reason: str) -> ActionReport:
-    """A person checked Trademax: it has the event (``delivered``) or it does not (resend it once)."""
+                      reason: str, destination: str = INTAKE.name) -> ActionReport:
+    """A person checked the destination: it has the event (``delivered``) or it does not (resend it
+    once, to that destination only)."""
     if not reason or not reason.strip():
-        raise ValueError("resolving needs a reason (what you saw in Trademax)")
+        raise ValueError("resolving needs a reason (what you saw at the destination)")
+    target = DESTINATIONS[destination]
 
     def report(status: str, message: str, next_step: str = "") -> ActionReport:
-        return ActionReport(event_ref(operation, key), status, message, next_step, operation, key)
+        return ActionReport(target.delivery_ref(operation, key), status, message, next_step, operation, key,
+                            destination=destination)
 
     story = follow(operation, key)
     raced = "someone else resolved it a moment ago"
-    record = desk.ledger.get(operation, key)
+    ledger = desk.ledger_of(destination)
+    row = ROWS.get((destination, operation))
+    record = ledger.get(operation, key) if row is not None else None
     if record is None:
         return report(FAILED, "no such event in the ledger", "wms-relay uncertain list")
     if record.state != "uncertain":
         return report(SKIPPED, f"it is {record.state}, not uncertain (resolved already?)", story)
     if delivered:
-        if not desk.ledger.transition(operation, key, "delivered", actor=actor,
-                                      reason=f"confirmed in Trademax by a person: {reason}",
-                                      result={"confirmed_manually": True}, expected_states=("uncertain",)):
+        if not ledger.transition(operation, key, "delivered", actor=actor,
+                                 reason=f"confirmed in {target.title} by a person: {reason}",
+                                 result={"confirmed_manually": True}, expected_states=("uncertain",)):
             return report(SKIPPED, raced, story)
         return report(DONE, "marked delivered; it will not be sent again", story)
     try:
-        event = validate_event(operation, message_of(record)["event"])
+        event = Delivery(row, validate_event(operation, message_of(record, destination)["event"]))
     except InvalidEvent as exc:
         return report(FAILED, f"the stored event no longer validates: {exc.summary}", story)
-    if not desk.ledger.reopen(operation, key, actor=actor, from_states=("uncertain",),
-                              reason=f"not found in Trademax by a person; resend: {reason}"):
+    if not ledger.reopen(operation, key, actor=actor, from_states=("uncertain",),
+                         reason=f"not found in {target.title} by a person; resend: {reason}"):
         return report(SKIPPED, raced, story)
     try:
         how = _queue(desk, event)
@@ -303,41 +332,44 @@ def resolve_uncertain(desk: SupportDesk, operation: str, key: str, *, delivered:
 
 @_audited("run-now")
 def run_retry_now(desk: SupportDesk, entry_id: str, *, actor: str) -> ActionReport:
-    """Make one scheduled retry due now; the scheduler re-queues it within a second."""
-    event = split_event_ref(entry_id)
-    operation, key = event if event else (None, None)
-    story = follow(operation, key) if event else "wms-relay retries list"
+    """Make one scheduled retry (a delivery ref) due now; the scheduler re-queues it within a second."""
+    found = split_delivery_ref(entry_id)
+    destination, operation, key = (found[0].name, found[1], found[2]) if found else (None, None, None)
+    story = follow(operation, key) if found else "wms-relay retries list"
     if desk.schedule.run_now([entry_id]):
         return ActionReport(entry_id, DONE, "due now: the scheduler puts it back on its queue", story,
-                            operation, key)
+                            operation, key, destination=destination)
     entry = desk.schedule.get(entry_id)
     if entry is not None and entry.in_flight:
-        return ActionReport(entry_id, SKIPPED, "already on its way back to the queue", "", operation, key)
+        return ActionReport(entry_id, SKIPPED, "already on its way back to the queue", "", operation, key,
+                            destination=destination)
     return ActionReport(entry_id, SKIPPED, "not in the retry schedule (delivered, parked or never "
-                        "scheduled)", story, operation, key)
+                        "scheduled)", story, operation, key, destination=destination)
 
 
 @_audited("discard-retry")
 def discard_retry(desk: SupportDesk, entry_id: str, *, actor: str, reason: str) -> ActionReport:
-    """Give up on a scheduled retry (or a dispatch update waiting for its create): the event becomes
-    ``discarded`` in the ledger (kept, never sent) and leaves the schedule.  The ledger's compare-and-set
-    decides between two people; a copy the scheduler already published finds the event settled."""
+    """Give up on a scheduled retry (a delivery ref; or a dispatch update waiting for its create): that
+    destination's delivery becomes ``discarded`` in its ledger (kept, never sent) and leaves the schedule.
+    The ledger's compare-and-set decides between two people; a copy the scheduler already published finds
+    the delivery settled."""
     if not reason or not reason.strip():
         raise ValueError("discarding needs a reason")
-    event = split_event_ref(entry_id)
-    operation, key = event if event else (None, None)
+    found = split_delivery_ref(entry_id)
+    destination, operation, key = (found[0].name, found[1], found[2]) if found else (None, None, None)
 
     def report(status: str, message: str, next_step: str = "") -> ActionReport:
-        return ActionReport(entry_id, status, message, next_step, operation, key)
+        return ActionReport(entry_id, status, message, next_step, operation, key, destination=destination)
 
     if desk.schedule.get(entry_id) is None:
         return report(SKIPPED, "not in the retry schedule (delivered, parked, discarded or never "
-                      "scheduled)", follow(operation, key) if event else "wms-relay retries list")
-    if event is not None and desk.ledger.get(operation, key) is not None:
-        if not desk.ledger.transition(operation, key, "discarded", actor=actor,
-                                      reason=f"scheduled retry discarded: {reason}",
-                                      expected_states=("retrying", "waiting")):
-            record = desk.ledger.get(operation, key)
+                      "scheduled)", follow(operation, key) if found else "wms-relay retries list")
+    if found is not None:
+        ledger = desk.ledger_of(destination)
+        if ledger.get(operation, key) is not None and not ledger.transition(
+                operation, key, "discarded", actor=actor, reason=f"scheduled retry discarded: {reason}",
+                expected_states=("retrying", "waiting")):
+            record = ledger.get(operation, key)
             last = record.history[-1] if record and record.history else {}
             who = f" by {last['actor']}" if last.get("actor") else ""
             state = record.state if record else "gone"
@@ -345,4 +377,4 @@ def discard_retry(desk: SupportDesk, entry_id: str, *, actor: str, reason: str) 
                           follow(operation, key))
     desk.schedule.remove(entry_id)
     return report(DONE, "discarded (kept for the record; it will not be sent)",
-                  follow(operation, key) if event else "")
+                  follow(operation, key) if found else "")

@@ -5,7 +5,8 @@ schedule, dead letters), a Celery app to publish tasks and ask workers, and the 
 The Celery app here is built from the Settings passed in (not the process-wide ``worker.celery.app``,
 which configures itself from the environment once): each command talks to exactly the Redis its
 settings name, and never starts one (``StoreNotFound`` when there is none to read: exit code 3).  It
-needs no Trademax credentials.  ``Workplace.store`` says which store it is, for the command to print."""
+needs no destination's credentials.  ``Workplace.store`` says which store it is, for the command to
+print."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -42,7 +43,7 @@ def workplace(settings: Settings, *, via: str = "cli") -> Iterator[Workplace]:
     """Open the stores and the app for one command (or the desk: ``via="desk"``); closes their
     connections afterwards."""
     from worker.delivery.relay import build_relay
-    from worker.scheduling.scheduler import celery_publisher
+    from tasks.publishing import celery_publisher
     from worker.store.connection import describe
     from worker.store.audit_log import AuditLog
 

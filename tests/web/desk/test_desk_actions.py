@@ -235,3 +235,52 @@ def test_cookies_are_httponly_samesite_and_secure_behind_tls(app, desk_services)
                             "csrf_token": csrf_of(page.get_data(as_text=True))})
     assert answer.status_code == 302
     assert "Secure" in answer.headers["Set-Cookie"] and "HttpOnly" in answer.headers["Set-Cookie"]
+
+
+def test_another_destinations_deliveries_are_settled_on_their_own_ledger(operator, desk_services):
+    """A ka-ching delivery that is uncertain, or waiting for a retry, shows on the desk as ka-ching's and
+    is settled in ka-ching's ledger only (Trademax's delivery of the same event is left alone)."""
+    relay = desk_services.relay
+    kaching = relay.ledger_of("kaching")
+    event = example("stock.adjust", event_id="k-rel", type="relative", quantity=3, reason=2)
+    for key in ("k-rel", "k-retry"):
+        kaching.accept({"operation": "stock.adjust", "key": key, "fields": {**event, "event_id": key}})
+        fingerprint = kaching.get("stock.adjust", key).fingerprint
+        kaching.claim("stock.adjust", key, fingerprint, "w-1")
+    kaching.transition("stock.adjust", "k-rel", "uncertain", owner="w-1", reason="no answer")
+    kaching.transition("stock.adjust", "k-retry", "retrying", owner="w-1", reason="503")
+    relay.schedule.schedule("kaching/stock.adjust:k-retry", {"task": "kaching.stock.adjust"}, relay.clock())
+
+    listed = operator.get("/uncertain").get_data(as_text=True)
+    assert "k-rel" in listed and "to ka-ching" in listed and 'value="kaching"' in listed
+    page = operator.get("/events/stock.adjust/k-rel?destination=kaching").get_data(as_text=True)
+    assert "to ka-ching" in page and "Settle it: is it in ka-ching?" in page
+    token = form_token(operator, "/uncertain")
+    done = operator.post("/uncertain/resolve", data={"csrf_token": token, "operation": "stock.adjust",
+                                                     "key": "k-rel", "destination": "kaching",
+                                                     "verdict": "delivered", "why": "seen in ka-ching"})
+    assert "1 done" in done.get_data(as_text=True)
+    assert kaching.get("stock.adjust", "k-rel").state == "delivered"
+    assert relay.ledger.get("stock.adjust", "k-rel") is None
+
+    assert "kaching/stock.adjust:k-retry" in operator.get("/retries").get_data(as_text=True)
+    gone = operator.post("/retries/discard", data={"csrf_token": token, "ids": "kaching/stock.adjust:k-retry",
+                                                   "why": "ka-ching shop closed"})
+    assert "1 done" in gone.get_data(as_text=True)
+    assert kaching.get("stock.adjust", "k-retry").state == "discarded"
+
+
+def test_the_overview_counts_every_destinations_deliveries(operator, desk_services):
+    """The chart and the lifetime totals add every destination's ledger up (each keeps its own)."""
+    from worker.web.desk.pages.overview import final_totals, per_minute
+
+    relay = desk_services.relay
+    for name in ("trademax", "kaching"):
+        ledger = relay.ledger_of(name)
+        event = {"operation": "stock.adjust", "key": f"{name}-1", "fields": example("stock.adjust")}
+        ledger.accept(event)
+        ledger.claim("stock.adjust", f"{name}-1", ledger.get("stock.adjust", f"{name}-1").fingerprint, "w")
+        ledger.transition("stock.adjust", f"{name}-1", "delivered", owner="w", reason="delivered")
+    assert sum(delivered for delivered, _ in per_minute(relay).values()) == 2
+    assert final_totals(relay)["delivered"] == 2
+    assert operator.get("/").status_code == 200

@@ -114,3 +114,37 @@ def test_what_each_trademax_answer_means():
     assert clock.level == "FAIL" and "clock" in clock.message
     assert judge_trademax(TransientError("refused", status=None)).level == "FAIL"
     assert judge_trademax(OutcomeUnknownError("read timeout")).level == "FAIL"
+
+
+def test_every_other_destination_that_is_on_gets_one_harmless_request(check):
+    """ka-ching: an empty import; StockTrim: ProcessingStatus; Stock2Shop: login + sources — each against
+    its sandbox over loopback; a wrong Stock2Shop password fails naming Stock2Shop, and never shows."""
+    from tests.worker.sandbox.loopback import serving
+    from worker.sandbox.kaching.api import KachingApi
+    from worker.sandbox.stock2shop.api import Stock2ShopApi
+    from worker.sandbox.stocktrim.api import StockTrimApi
+
+    kaching = KachingApi(account="acme", integration="wms", api_key="kaching-key-77")
+    stocktrim = StockTrimApi(auth_id="tenant", auth_signature="stocktrim-sig-88")
+    stock2shop = Stock2ShopApi(username="relay", password="s2s-pass-99", source_id="57", max_rps=0)
+    with serving(kaching) as (k_url, k_control), serving(stocktrim) as (st_url, st_control), \
+            serving(stock2shop) as (s_url, s_control):
+        env = {"KACHING_BASE_URL": k_url, "KACHING_ACCOUNT": "acme", "KACHING_INTEGRATION": "wms",
+               "KACHING_API_KEY": "kaching-key-77", "KACHING_LOCATIONS": "nw=shop-1",
+               "STOCKTRIM_BASE_URL": st_url, "STOCKTRIM_AUTH_ID": "tenant",
+               "STOCKTRIM_AUTH_SIGNATURE": "stocktrim-sig-88", "STOCKTRIM_LOCATIONS": "nw=NW",
+               "STOCK2SHOP_BASE_URL": s_url, "STOCK2SHOP_USERNAME": "relay",
+               "STOCK2SHOP_PASSWORD": "s2s-pass-99",
+               "STOCK2SHOP_SOURCE_ID": "57", "STOCK2SHOP_LOCATIONS": ""}
+        code, out = check(**env)
+        assert code == 0, out
+        assert "OK    ka-ching: credentials accepted" in out
+        assert "OK    StockTrim: credentials accepted" in out
+        assert "OK    Stock2Shop: credentials accepted; source 57 listed" in out
+        assert "WARN  Stock2Shop: STOCK2SHOP_LOCATIONS lists no warehouse" in out
+        assert [r["path"] for r in k_control.requests()] == ["/imports/stock"]
+        assert k_control.state()["stock"] == {}
+        assert [r["path"] for r in st_control.requests()] == ["/api/ProcessingStatus"]
+        code, out = check(**{**env, "STOCK2SHOP_PASSWORD": "wrong-password-1"})
+        assert code == 1 and "FAIL  Stock2Shop: refused the check" in out and "check its credentials" in out
+        assert "wrong-password-1" not in out and "s2s-pass-99" not in out and "kaching-key-77" not in out

@@ -86,11 +86,17 @@ def test_status_json_counts_what_needs_a_person(cli, parked):
     assert report["uncertain"]["count"] == 1
     assert report["scheduled_retries"]["count"] == 1 and report["scheduled_retries"]["next_due_at"]
     assert report["queues"] == {"trademax.dispatch": 0, "trademax.receipt": 0, "trademax.stock": 0,
-                                "trademax.inventory": 0, "trademax.orders": 0}
+                                "trademax.inventory": 0, "trademax.orders": 0, "kaching.stock": 0,
+                                "stocktrim.stock": 0, "stock2shop.stock": 0}
     assert report["delivered_last_hour"] == 0
     assert report["workers"] == []
     assert [a["flag"] for a in report["attention"]] == ["no_worker", "no_scheduler", "dead_letters",
                                                         "uncertain"]
+    assert report["destinations"]["trademax"]["ledger"]["uncertain"] == 1
+    assert report["destinations"]["kaching"]["on"] is False
+    narrowed = cli_json(cli, "status", "--destination", "kaching")
+    assert narrowed["uncertain"]["count"] == 0 and narrowed["dead_letters"]["count"] == 0
+    assert list(narrowed["queues"]) == ["kaching.stock"] and list(narrowed["destinations"]) == ["kaching"]
     code, out, _ = cli("status")
     assert code == 0
     assert "Dead letters:          2" in out and "wms-relay dead list" in out

@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from worker.commands.metrics import serve
 from worker.observe.metrics import AttemptTally
+from worker.destinations.table import DESTINATIONS
 from worker.settings import Settings
 from worker.store.attempt_counts import AttemptCounts
 from worker.store.dead_letters import DeadLetters
@@ -94,6 +95,9 @@ def test_a_scrape_reports_what_the_store_holds(redis_server):
     for key in ("adj-1", "adj-2"):
         ledger.accept({"operation": "stock.adjust", "key": key, "fields": {"artno": "A", "quantity": 1}})
     ledger.transition("stock.adjust", "adj-2", "uncertain", reason="read timeout")
+    # ka-ching's own ledger (its namespace): counted under its destination, not Trademax's
+    ledger.sibling(DESTINATIONS["kaching"].namespace).accept(
+        {"operation": "stock.adjust", "key": "adj-1", "fields": {"artno": "A", "quantity": 1}})
     DeadLetters(r, clock=lambda: now - 600).add("receipt.create", "R-1", {}, "permanent", ["refused"])
     retry = {"task": "trademax.receipt.create", "event": {}}
     RetrySchedule(r).schedule("receipt.create:R-2", retry, now - 90)
@@ -110,8 +114,11 @@ def test_a_scrape_reports_what_the_store_holds(redis_server):
     finally:
         server.shutdown()
     assert got[("wms_relay_store_up", "wms_relay_store_up", ())] == 1
-    assert got[("wms_relay_events", "wms_relay_events", (("state", "accepted"),))] == 1
-    assert got[("wms_relay_events", "wms_relay_events", (("state", "uncertain"),))] == 1
+    events = {(dest, state): got[("wms_relay_events", "wms_relay_events",
+                                  (("destination", dest), ("state", state)))]
+              for dest in ("trademax", "kaching") for state in ("accepted", "uncertain")}
+    assert events == {("trademax", "accepted"): 1, ("trademax", "uncertain"): 1,
+                      ("kaching", "accepted"): 1, ("kaching", "uncertain"): 0}
     assert got[("wms_relay_dead_letters_open", "wms_relay_dead_letters_open", ())] == 1
     assert 600 <= got[("wms_relay_dead_letter_oldest_age_seconds",) * 2 + ((),)] < 660
     assert got[("wms_relay_retries_scheduled",) * 2 + ((),)] == 1

@@ -88,7 +88,8 @@ def test_one_report_per_parked_event_and_none_per_retry(sentry, relay):
     assert tags == [("receipt.create", "R-BAD", "dead"), ("receipt.create", "R-NO", "dead"),
                     ("stock.adjust", "rel-1", "uncertain")]
     dead = next(e for e in events if e["tags"]["key"] == "R-NO")
-    assert dead["level"] == "error" and dead["message"] == "wms-relay dead: receipt.create R-NO"
+    assert dead["level"] == "error" and dead["message"] == "wms-relay dead: receipt.create R-NO to trademax"
+    assert dead["tags"]["destination"] == "trademax"
     assert dead["tags"]["dead_letter"] == relay.dead_letters.latest_for("receipt.create", "R-NO").letter_id
     assert dead["contexts"]["event"]["next_step"].startswith("wms-relay dead show ")
     assert SECRET not in sentry.raw() and API_KEY not in sentry.raw()

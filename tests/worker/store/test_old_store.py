@@ -128,3 +128,38 @@ def test_todays_code_carries_the_old_events_on(old_store):
     assert resolve_uncertain(desk, "stock.adjust", "adj-2", delivered=True, actor="ann",
                              reason="seen in Trademax").status == DONE
     assert [message["task"] for message in published] == ["trademax.receipt.create"]
+
+
+def test_with_every_destination_on_the_old_events_are_trademax_deliveries(old_store):
+    """The store written before there were several destinations, read by a relay with ka-ching, StockTrim
+    and Stock2Shop on: its records are Trademax's deliveries, its dead letter names Trademax and retries
+    there only, its scheduled retry runs — and a new count beside them fans out to every destination."""
+    from worker.destinations.table import split_delivery_ref
+    from worker.settings import Locations
+
+    relay = relay_for(old_store, Clock())
+    relay.settings = relay.settings.replace(
+        kaching_base_url="http://k/", kaching_locations=Locations.parse("L", "nw=shop-1"),
+        stocktrim_base_url="http://st/", stocktrim_locations=Locations.parse("L", "nw=NW"),
+        stock2shop_base_url="http://s/", stock2shop_locations=Locations.parse("L", "nw=Main"))
+    assert relay.ledger_of("trademax").get("receipt.create", "R-1").state == "delivered"
+    assert relay.ledger_of("kaching").get("stock.adjust", "adj-2") is None
+    letter = relay.dead_letters.latest_for("receipt.create", "R-2")
+    assert (letter.destination, letter.ref) == ("trademax", "receipt.create:R-2")
+    (entry,) = [e for e in relay.schedule.list() if e.entry_id == "receipt.create:R-3"]
+    destination, operation, key = split_delivery_ref(entry.entry_id)
+    assert (destination.name, entry.message["task"]) == ("trademax", "trademax.receipt.create")
+    relay.client = ScriptedTrademax()
+    assert deliver(relay, operation, entry.message["event"], owner="w3", destination=destination.name) == \
+        "delivered"
+    published = []
+    desk = SupportDesk(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
+                       publish=published.append, dispatch_waiters=relay.dispatch_waiters, clock=relay.clock)
+    assert retry_letter(desk, "receipt.create:R-2", actor="ann").status == DONE
+    assert [message["task"] for message in published] == ["trademax.receipt.create"]
+    relay.publish = published.append
+    relay.client = ScriptedTrademax()
+    count = example("stock.adjust", event_id="new-1")
+    assert deliver(relay, "stock.adjust", count, owner="w3") == "delivered"
+    assert [m["task"] for m in published[1:]] == ["kaching.stock.adjust", "stocktrim.stock.adjust",
+                                                  "stock2shop.stock.adjust"]

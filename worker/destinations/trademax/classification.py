@@ -29,39 +29,13 @@ read timeout, connection lost after sending            OUTCOME_UNKNOWN
 """
 from __future__ import annotations
 
-import email.utils
-import enum
-from datetime import timezone
-
-import requests
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    MaxRetryError,
-    NewConnectionError,
+from worker.destinations.contract import Classification, classification_of  # noqa: F401 (re-exported)
+# Every destination reads transport failures and Retry-After alike (re-exported for Trademax's tests).
+from worker.destinations.transport import (  # noqa: F401
+    classify_transport_failure,
+    parse_retry_after,
+    transport_cause,
 )
-
-from worker.errors import OutcomeUnknownError, TrademaxError, TransientError
-
-
-class Classification(str, enum.Enum):
-    DELIVERED = "delivered"
-    DUPLICATE = "duplicate"
-    TRANSIENT = "transient"
-    OUTCOME_UNKNOWN = "outcome_unknown"
-    PERMANENT = "permanent"
-
-    @property
-    def delivered(self) -> bool:
-        return self in (Classification.DELIVERED, Classification.DUPLICATE)
-
-
-def classification_of(error: TrademaxError) -> Classification:
-    """The classification a failed call's error stands for: what its attempt's ``outcome`` records."""
-    if isinstance(error, TransientError):
-        return Classification.TRANSIENT
-    if isinstance(error, OutcomeUnknownError):
-        return Classification.OUTCOME_UNKNOWN
-    return Classification.PERMANENT
 
 
 DUPLICATE_ERROR_CODE = 452
@@ -96,78 +70,3 @@ def classify_unreadable_reply(status: int) -> Classification:
     if 200 <= status < 300:
         return Classification.OUTCOME_UNKNOWN
     return classify_reply(status, None)
-
-
-# requests raises these before anything went on the wire: the URL or a header could not be built.
-_NEVER_SENT = (
-    requests.exceptions.InvalidURL,
-    requests.exceptions.MissingSchema,
-    requests.exceptions.InvalidSchema,
-    requests.exceptions.InvalidHeader,
-    requests.exceptions.URLRequired,
-)
-
-
-def transport_cause(exc: BaseException) -> BaseException | None:
-    """The urllib3/http.client exception a requests exception wraps (unwrapping MaxRetryError)."""
-    cause = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc.__context__
-    if isinstance(cause, MaxRetryError):
-        cause = cause.reason
-    return cause
-
-
-def classify_transport_failure(exc: BaseException) -> Classification:
-    """Classify an exception from ``requests`` (no HTTP answer was read).
-
-    requests raises ``ConnectionError`` both for a refused connect (nothing sent: transient) and for a
-    connection dropped mid-response (sent: outcome unknown); the wrapped urllib3 exception tells them
-    apart.  Anything not recognised counts as possibly sent.
-    """
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return Classification.TRANSIENT
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return Classification.OUTCOME_UNKNOWN
-    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
-        return Classification.OUTCOME_UNKNOWN
-    if isinstance(exc, _NEVER_SENT):
-        return Classification.PERMANENT
-    if isinstance(exc, (requests.exceptions.SSLError, requests.exceptions.ProxyError)):
-        return Classification.TRANSIENT  # handshake with the server or the proxy: before the request
-    if isinstance(exc, requests.exceptions.RetryError):
-        return Classification.TRANSIENT  # urllib3 gave up on retryable statuses (we configure none)
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        cause = transport_cause(exc)
-        # NameResolutionError is a NewConnectionError, which is a ConnectTimeoutError in urllib3 2.
-        if isinstance(cause, (NewConnectionError, ConnectTimeoutError)):
-            return Classification.TRANSIENT
-        # ProtocolError (RemoteDisconnected, ConnectionResetError, IncompleteRead), a ReadTimeoutError
-        # while reading the body, a bare OSError: the request may have been sent.
-        return Classification.OUTCOME_UNKNOWN
-    return Classification.OUTCOME_UNKNOWN
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header, or None when absent or unreadable.
-
-    Accepts delta-seconds (``120``; decimals tolerated) and an HTTP-date (``Wed, 21 Oct 2015 07:28:00
-    GMT``), which is measured against ``now`` (Unix seconds from the caller's clock).  A date in the
-    past means "now": 0.
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        return seconds if seconds >= 0 and seconds == seconds and seconds != float("inf") else None
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)  # RFC 9110: HTTP-dates are GMT
-    return max(0.0, when.timestamp() - now)

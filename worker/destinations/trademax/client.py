@@ -18,7 +18,6 @@ The secret and the signature are redacted from anything that could reach a messa
 """
 from __future__ import annotations
 
-import http.cookiejar
 import json
 import time
 from dataclasses import dataclass
@@ -26,29 +25,28 @@ from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 import signing
-from worker import __version__
-from worker.destinations.trademax.clock_skew import describe, refused_for_clock
+from worker.destinations.trademax import clock_skew
 from worker.errors import ClockSkewError, OutcomeUnknownError, PermanentError, TrademaxError, TransientError
 from worker.destinations.trademax.classification import (
     Classification,
     classify_reply,
-    classify_transport_failure,
     classify_unreadable_reply,
+)
+from worker.destinations.transport import (  # noqa: F401 (CONNECT_RETRIES, build_session: re-exported)
+    CONNECT_RETRIES,
+    USER_AGENT,
+    build_session,
+    classify_transport_failure,
+    describe,
     parse_retry_after,
-    transport_cause,
 )
 from worker.redaction import Scrubber
 from worker.settings import Settings
 from worker.destinations.trademax.calls import AUTH_PARAMS, CALLS, Call
 from worker.destinations.trademax.responses import UnreadableBody, excerpt, parse_body, read_envelope
 
-USER_AGENT = f"wms-relay/{__version__}"
-POOL_MAXSIZE = 64  # one connection per worker thread, with room to spare
-CONNECT_RETRIES = 1  # one immediate reconnect: connect failures happen before anything is sent
 
 _KEPT = ("dispatch_id", "receipt_id", "tracking_code", "labels_url_pdf", "labels_url_web",
          "shipping_agent_code", "dispatch_date", "draft", "old_quantity", "new_quantity", "quantity")
@@ -83,24 +81,6 @@ class TrademaxReply:
             result["duplicate"] = True
         result["status"] = self.status
         return result
-
-
-def build_session(pool_maxsize: int = POOL_MAXSIZE) -> requests.Session:
-    """A session whose adapters pool connections for a threads pool and retry connects only."""
-    retries = Retry(
-        total=CONNECT_RETRIES, connect=CONNECT_RETRIES, read=0, redirect=0, status=0, other=0,
-        allowed_methods=None, backoff_factor=0, raise_on_status=False, respect_retry_after_header=False,
-    )
-    session = requests.Session()
-    # No proxies, CA bundle or .netrc credentials from the process environment: configuration comes from
-    # Settings only (and the per-request environment lookup costs a quarter of the client's CPU).
-    session.trust_env = False
-    # The API is stateless: keep no cookies, so no state is shared between calls and threads.
-    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_maxsize, max_retries=retries)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
 
 
 class TrademaxClient:
@@ -214,7 +194,7 @@ class TrademaxClient:
             latency = time.monotonic() - started
             classification = classify_transport_failure(exc)
             scrubber = self._scrubber(signed["signature"])
-            detail = scrubber.text(_describe(exc))
+            detail = scrubber.text(describe(exc))
             scrubber.exception(exc)
             raise _ERRORS[classification](detail, operation=operation.name, latency_seconds=latency) from exc
         latency = time.monotonic() - started
@@ -244,10 +224,11 @@ class TrademaxClient:
 
     def _error(self, classification: Classification, detail: str, response: requests.Response,
                context: dict[str, Any]) -> TrademaxError:
-        clock_fault, skew = refused_for_clock(response.status_code, context.get("error_messages", ()),
-                                              response.headers.get("Date"), self._clock())
+        clock_fault, skew = clock_skew.refused_for_clock(
+            response.status_code, context.get("error_messages", ()), response.headers.get("Date"),
+            self._clock())
         if clock_fault:
-            return ClockSkewError(describe(skew), skew_seconds=skew, **context)
+            return ClockSkewError(clock_skew.describe(skew), skew_seconds=skew, **context)
         if classification is Classification.TRANSIENT:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
             return TransientError(detail, retry_after=retry_after, **context)
@@ -256,12 +237,3 @@ class TrademaxClient:
     def _scrubber(self, signature: str) -> Scrubber:
         """Removes this call's signature and the secret (and signature/api_key params) from text."""
         return Scrubber([signature, self._secret])
-
-
-def _describe(exc: BaseException) -> str:
-    """``ConnectionError: NewConnectionError: ... Connection refused`` — the wrapper and what it wraps,
-    without requests' "Max retries exceeded with url: ..." (the URL carries the signed query)."""
-    cause = transport_cause(exc)
-    if cause is None or cause is exc:
-        return f"{type(exc).__name__}: {exc}"
-    return f"{type(exc).__name__}: {type(cause).__name__}: {cause}"

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from tasks.schemas import dispatch, inventory, orders, receipt, stock
-from worker.destinations.contract import Operation
+from worker.destinations.contract import Destination, Operation
 
 
 # -- may it be resent after an unknown outcome? -------------------------------------------------------
@@ -117,3 +117,40 @@ OPERATIONS: tuple[Operation, ...] = (
     _row("order.lock_lines", "orders", EV, orders.LineLocksSchema, _lock_order_lines,
          same_state_again),
 )
+
+
+# -- the destination ---------------------------------------------------------------------------------
+
+CHECK_ORDER_NO = "WMS-RELAY-CHECK"
+CHECK_WAREHOUSE = "wms-relay-check"
+
+
+def build_client(settings, *, redis=None, clock=None):
+    """The process's Trademax client (needs TRADEMAX_API_KEY and TRADEMAX_SECRET)."""
+    import time
+
+    from worker.destinations.trademax.client import TrademaxClient
+
+    return TrademaxClient(settings.require_trademax_credentials(), clock=clock or time.time)
+
+
+def check(client) -> str:
+    """One signed, read-only request: GET the lines of a made-up outgoing order.  Any answer past
+    authentication — even "not found" — proves the api key and secret are accepted; a 401 is raised."""
+    from worker.errors import PermanentError
+
+    try:
+        reply = client.get_order_lines(CHECK_ORDER_NO, CHECK_WAREHOUSE)
+    except PermanentError as exc:
+        if exc.status == 401:
+            raise
+        code = f", error_code {exc.error_code}" if exc.error_code else ""
+        return (f"credentials accepted (the test request was answered HTTP {exc.status}{code}, which is "
+                "expected for a made-up order)")
+    return f"credentials accepted (HTTP {reply.status})"
+
+
+# Every WMS operation; always on (TRADEMAX_BASE_URL has a default).  Its keys keep the names they had
+# before there were other destinations (namespace "wms", refs without a prefix).
+DESTINATION = Destination(name="trademax", title="Trademax", operations=OPERATIONS, build_client=build_client,
+                          check=check, namespace="wms", ref_prefix="")

@@ -26,6 +26,7 @@ from worker.errors import PermanentError, TrademaxError
 from worker.destinations.trademax.client import TrademaxClient
 
 LANDED, NOT_LANDED, UNREADABLE = "landed", "not_landed", "unreadable"
+DESTINATION = "trademax"  # whose deliveries are read back
 
 
 @dataclass(frozen=True)

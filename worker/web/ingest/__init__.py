@@ -70,7 +70,7 @@ def create_app(settings: Settings, *, relay=None, publish: Publish | None = None
         relay = build_relay(settings, sends=False, clock=clock, start_store=True)
     if publish is None:
         from worker.support.desk import control_app
-        from worker.scheduling.scheduler import celery_publisher
+        from tasks.publishing import celery_publisher
 
         publish = celery_publisher(control_app(settings))
     app = Flask("wms_relay.ingest")

@@ -103,13 +103,21 @@ class HealthSchema(Schema):
 
 
 class EventViewSchema(Schema):
-    """What ``wms-relay event --json`` shows, less the payload (the event's fields)."""
+    """What ``wms-relay event --json`` shows, less the payload (the event's fields): Trademax's delivery
+    (the WMS's destination) at the top level, and every destination's in ``deliveries``."""
 
+    destination = fields.String(required=True, metadata={
+        "description": "Whose delivery the top level describes: trademax (the WMS's destination) when it has "
+                       "one."})
+    deliveries = fields.List(fields.Dict(), required=True, metadata={
+        "description": "The same view of each destination's delivery of the event (trademax, kaching, "
+                       "stocktrim, stock2shop), each with its destination."})
     operation = fields.String(required=True)
     key = fields.String(required=True)
     state = fields.String(required=True)
     attempts = fields.Integer(required=True)
-    result = fields.Dict(allow_none=True, required=True, metadata={"description": "What Trademax answered."})
+    result = fields.Dict(allow_none=True, required=True,
+                         metadata={"description": "What the destination answered."})
     history = fields.List(fields.Dict(), required=True)
     attempts_log = fields.List(fields.Dict(), required=True)
     in_ledger = fields.Boolean(required=True)

@@ -58,7 +58,7 @@ def test_routes_queues_and_task_modules_come_from_the_row(row):
     assert table.queue_for(row.task_name) == row.queue and row.queue in table.QUEUES
     assert table.ROUTES[row.task_name] == {"queue": row.queue}
     module = importlib.import_module(row.task_module)
-    assert module.TASKS[row.name].name == row.task_name
+    assert module.TASKS[row.task_name].name == row.task_name
 
 
 def test_an_unknown_task_has_no_queue():

@@ -1,5 +1,6 @@
 """The overview: what needs a person (the list ``wms-relay status`` ends with), counts per state and per
-destination, and the chart of deliveries and failures per minute."""
+destination, and the chart of deliveries and failures per minute — every destination's deliveries
+together (each destination keeps its own counts in its own ledger)."""
 from __future__ import annotations
 
 from flask import Blueprint, render_template, request
@@ -10,6 +11,30 @@ from worker.web.desk.services import FINAL_STATES, OPEN_STATES, needs_a_person
 
 bp = Blueprint("overview", __name__)
 CHART_HOURS = (1, 3, 6)
+
+
+def _every_ledger(relay):
+    from worker.destinations.table import DESTINATIONS
+
+    return [relay.ledger_of(name) for name in DESTINATIONS]
+
+
+def per_minute(relay) -> dict[int, tuple[int, int]]:
+    """Unix minute -> (deliveries, failures), every destination's added up."""
+    found: dict[int, tuple[int, int]] = {}
+    for ledger in _every_ledger(relay):
+        for minute, (delivered, failed) in ledger.per_minute().items():
+            before = found.get(minute, (0, 0))
+            found[minute] = (before[0] + delivered, before[1] + failed)
+    return found
+
+
+def final_totals(relay) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for ledger in _every_ledger(relay):
+        for state, count in ledger.final_totals().items():
+            totals[state] = totals.get(state, 0) + count
+    return totals
 
 
 @bp.get("/")
@@ -24,7 +49,7 @@ def page():
     letters = s.relay.dead_letters
     return render_template(
         "overview.html", report=report, needs=needs_a_person(report),
-        chart=per_minute_chart(s.relay.ledger.per_minute(), s.now(), hours), chart_hours=CHART_HOURS,
-        open_states=OPEN_STATES, final_states=FINAL_STATES, final_totals=s.relay.ledger.final_totals(),
+        chart=per_minute_chart(per_minute(s.relay), s.now(), hours), chart_hours=CHART_HOURS,
+        open_states=OPEN_STATES, final_states=FINAL_STATES, final_totals=final_totals(s.relay),
         by_destination=letters.facet_counts("destination"), by_reason=letters.facet_counts("reason"),
         by_operation=letters.facet_counts("operation"))

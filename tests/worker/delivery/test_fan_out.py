@@ -1,0 +1,216 @@
+"""One WMS event, one delivery per destination (the real pipeline over fakeredis, scripted clients):
+
+- an absolute count reaches Trademax and every destination that is on and lists its warehouse; a relative
+  adjustment reaches Trademax and ka-ching only; a receipt reaches Trademax only; an unlisted warehouse
+  is not sent to that destination;
+- each delivery has its own ledger record, attempts and state: ka-ching failing leaves Trademax delivered
+  and sends it once, ka-ching's retry runs on its own and never re-sends to Trademax;
+- the uncertain rule holds per destination: a ka-ching adjustment whose answer was lost is ``uncertain``
+  while its Trademax delivery is delivered, and a lost ka-ching count is simply resent;
+- superseded ordering per destination: an older count arriving after a newer one is superseded at each
+  destination that already has the newer one;
+- fanning out twice (a redelivered message) queues nothing twice once a delivery has moved on.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import fakeredis
+import pytest
+import redis
+
+from tasks.events import validate_event
+from worker.delivery.fan_out import fan_out
+from worker.delivery.pipeline import deliver
+from worker.delivery.relay import build_relay
+from worker.destinations.json_api import Reply
+from worker.destinations.trademax.client import TrademaxReply
+from worker.errors import OutcomeUnknownError, TransientError
+from worker.settings import Locations, Settings
+
+T0 = 1_714_550_000.0
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+
+class Scripted:
+    """A client whose every call takes the next scripted answer (an exception, or None: delivered)."""
+
+    def __init__(self, destination: str) -> None:
+        self.destination, self.answers, self.sent = destination, [], []
+
+    def _answer(self, *call):
+        self.sent.append(call)
+        answer = self.answers.pop(0) if self.answers else None
+        if answer is not None:
+            raise answer
+        if self.destination == "trademax":
+            return TrademaxReply(operation=call[0], status=200, error_code=0, data={})
+        return Reply(self.destination, call[0], 200, {})
+
+    def adjust_stock(self, artno, fields):
+        return self._answer("adjust_stock", artno, fields["quantity"], fields["type"])
+
+    def create_receipt(self, fields):
+        return self._answer("create_receipt", fields["transaction_id"])
+
+    def import_stock(self, warehouse_id, artno, quantity, *, adjustment=False):
+        return self._answer("import_stock", artno, quantity, adjustment)
+
+    def set_stock_on_hand(self, warehouse_id, artno, quantity):
+        return self._answer("set_stock_on_hand", artno, quantity)
+
+    def queue_stock_level(self, warehouse_id, artno, quantity):
+        return self._answer("queue_stock_level", artno, quantity)
+
+
+NAMES = ("trademax", "kaching", "stocktrim", "stock2shop")
+
+
+@pytest.fixture
+def relay():
+    settings = Settings(trademax_api_key="k", trademax_secret="s", retry_base_seconds=0.1,
+                        kaching_base_url="http://k/", kaching_locations=Locations.parse("L", "nw=shop-1"),
+                        stocktrim_base_url="http://st/",
+                        stocktrim_locations=Locations.parse("L", "nw=NW,se=SE"),
+                        stock2shop_base_url="http://s2s/",
+                        stock2shop_locations=Locations.parse("L", "nw=Main"))
+    published: list[dict] = []
+    relay = build_relay(settings, redis_client=fakeredis.FakeRedis(decode_responses=True),
+                        clients={name: Scripted(name) for name in NAMES}, clock=lambda: T0,
+                        publish=published.append)
+    relay.published = published
+    return relay
+
+
+def count(event_id="c-1", quantity=7, warehouse="nw", kind="absolute", at="2024-05-14T10:00:00Z") -> dict:
+    event = {"event_id": event_id, "occurred_at": at, "artno": "A-1", "warehouse_id": warehouse,
+             "quantity": quantity, "type": kind}
+    if kind == "relative":
+        event["reason"] = 3
+    return event
+
+
+def run_published(relay) -> dict[str, str]:
+    """Run every fanned-out task message as its worker would; the state each ended in, by task."""
+    states = {}
+    while relay.published:
+        message = relay.published.pop(0)
+        destination, _, operation = message["task"].partition(".")
+        states[message["task"]] = deliver(relay, operation, message["event"], owner="w-fan",
+                                          destination=destination)
+    return states
+
+
+def states(relay, key: str) -> dict[str, str | None]:
+    found = {}
+    for name in NAMES:
+        record = relay.ledger_of(name).get("stock.adjust", key)
+        found[name] = record and record.state
+    return found
+
+
+def test_an_absolute_count_reaches_every_destination_listing_its_warehouse(relay):
+    assert deliver(relay, "stock.adjust", count(), owner="w1") == "delivered"
+    assert [m["task"] for m in relay.published] == ["kaching.stock.adjust", "stocktrim.stock.adjust",
+                                                    "stock2shop.stock.adjust"]
+    assert set(run_published(relay).values()) == {"delivered"}
+    assert states(relay, "c-1") == dict.fromkeys(NAMES, "delivered")
+    assert relay.clients["kaching"].sent == [("import_stock", "A-1", 7, False)]
+    # "se" is listed by StockTrim only.
+    deliver(relay, "stock.adjust", count("c-2", warehouse="se"), owner="w1")
+    assert [m["task"] for m in relay.published] == ["stocktrim.stock.adjust"]
+
+
+def test_a_relative_adjustment_goes_to_trademax_and_kaching_only(relay):
+    deliver(relay, "stock.adjust", count("r-1", -2, kind="relative"), owner="w1")
+    run_published(relay)
+    assert states(relay, "r-1") == {"trademax": "delivered", "kaching": "delivered", "stocktrim": None,
+                                    "stock2shop": None}
+    assert relay.clients["kaching"].sent == [("import_stock", "A-1", -2, True)]
+
+
+def test_a_receipt_goes_to_trademax_only(relay):
+    receipt = {**json.loads((EXAMPLES / "receipt.create.json").read_text()), "transaction_id": "R-1"}
+    assert deliver(relay, "receipt.create", receipt, owner="w1") == "delivered"
+    assert relay.published == []
+
+
+def test_a_failing_destination_retries_on_its_own_and_never_resends_to_trademax(relay):
+    relay.clients["kaching"].answers = [TransientError("down", destination="kaching", status=503)]
+    deliver(relay, "stock.adjust", count(), owner="w1")
+    assert run_published(relay)["kaching.stock.adjust"] == "retrying"
+    assert states(relay, "c-1")["trademax"] == "delivered" and states(relay, "c-1")["kaching"] == "retrying"
+    (entry,) = relay.schedule.list()
+    assert entry.entry_id == "kaching/stock.adjust:c-1" and entry.message["task"] == "kaching.stock.adjust"
+    # The retry runs ka-ching's delivery only.
+    destination, _, operation = entry.message["task"].partition(".")
+    state = deliver(relay, operation, entry.message["event"], owner="w2", destination=destination)
+    assert state == "delivered"
+    assert len(relay.clients["trademax"].sent) == 1 and len(relay.clients["kaching"].sent) == 2
+    record = relay.ledger_of("kaching").get("stock.adjust", "c-1")
+    assert [a["outcome"] for a in record.attempts_log] == ["transient", "delivered"]
+
+
+def test_a_lost_answer_is_uncertain_for_a_kaching_adjustment_and_resent_for_a_count(relay):
+    lost = OutcomeUnknownError("read timeout", destination="kaching")
+    relay.clients["kaching"].answers = [lost, lost]
+    deliver(relay, "stock.adjust", count("r-1", -2, kind="relative"), owner="w1")
+    deliver(relay, "stock.adjust", count("c-1"), owner="w1")
+    assert run_published(relay)["kaching.stock.adjust"] == "retrying"  # the last of the two: the count
+    assert states(relay, "r-1")["kaching"] == "uncertain" and states(relay, "r-1")["trademax"] == "delivered"
+    assert "ka-ching" in relay.ledger_of("kaching").get("stock.adjust", "r-1").history[-1]["reason"]
+    letters = relay.dead_letters.list()
+    assert letters == []
+
+
+def test_an_older_count_is_superseded_per_destination(relay):
+    deliver(relay, "stock.adjust", count("new", 5, at="2024-05-14T12:00:00Z"), owner="w1")
+    run_published(relay)
+    deliver(relay, "stock.adjust", count("old", 9, at="2024-05-14T08:00:00Z"), owner="w1")
+    run_published(relay)
+    assert states(relay, "old") == dict.fromkeys(NAMES, "superseded")
+    assert all(9 not in call for name in NAMES for call in relay.clients[name].sent)
+
+
+def test_fanning_out_again_queues_only_deliveries_still_waiting(relay):
+    event = validate_event("stock.adjust", count())
+    assert fan_out(relay, event) == ["kaching", "stocktrim", "stock2shop"]
+    assert fan_out(relay, event) == ["kaching", "stocktrim", "stock2shop"]  # still accepted: a spare copy
+    run_published(relay)
+    assert fan_out(relay, event) == [] and relay.published == []
+
+
+def test_a_dead_letter_names_its_destination_and_is_found_by_its_ref(relay):
+    from worker.errors import PermanentError
+
+    relay.clients["stock2shop"].answers = [PermanentError("no", destination="stock2shop", status=400)]
+    deliver(relay, "stock.adjust", count(), owner="w1")
+    run_published(relay)
+    (letter,) = relay.dead_letters.list()
+    assert (letter.destination, letter.ref) == ("stock2shop", "stock2shop/stock.adjust:c-1")
+    assert relay.dead_letters.latest_for("stock.adjust", "c-1", "stock2shop").letter_id == letter.letter_id
+    assert relay.dead_letters.latest_for("stock.adjust", "c-1") is None
+
+
+def test_an_event_taken_in_at_the_door_fans_out_as_one_the_wms_published(relay):
+    """``enqueue`` and the HTTP ingest (worker.delivery.admission) queue the WMS's own task; its run fans
+    out, so the door routes exactly as a message the WMS published itself — and a door that could not
+    queue the event (withdrawn: not admitted) has left nothing at any other destination."""
+    from worker.delivery.admission import take_in
+
+    queued: list[dict] = []
+    intake = take_in(relay, queued.append, "stock.adjust", count("door-1"))
+    assert intake.verdict == "queued" and [m["task"] for m in queued] == ["trademax.stock.adjust"]
+    assert all(relay.ledger_of(name).get("stock.adjust", "door-1") is None for name in NAMES[1:])
+    (message,) = queued
+    assert deliver(relay, "stock.adjust", message["event"], owner="w1") == "delivered"
+    assert set(run_published(relay).values()) == {"delivered"}
+    assert states(relay, "door-1") == dict.fromkeys(NAMES, "delivered")
+
+    def refused(message):
+        raise redis.ConnectionError("broker down")
+
+    failed = take_in(relay, refused, "stock.adjust", count("door-2"))
+    assert failed.verdict == "store_down"
+    assert all(relay.ledger_of(name).get("stock.adjust", "door-2") is None for name in NAMES)

@@ -1,0 +1,104 @@
+"""The ka-ching client puts exactly the documented stock import on the wire — the count under the
+warehouse's ka-ching location, credentials as query parameters, ``adjustment=true`` for a relative one —
+reads ka-ching's answers into the shared classification, keeps the api key out of every error text, and
+works against the sandbox ka-ching over loopback (the import replaces, the adjustment adds)."""
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import responses
+
+from tests.worker.sandbox.loopback import serving
+from worker.destinations.kaching.client import KachingClient
+from worker.errors import OutcomeUnknownError, PermanentError, TransientError
+from worker.sandbox.kaching.api import KachingApi
+from worker.settings import Locations, Settings
+
+API_KEY = "kaching-api-key-4711"
+BASE = "https://kaching.example/"
+
+
+def settings(base_url: str = BASE) -> Settings:
+    return Settings(kaching_base_url=base_url, kaching_account="acme", kaching_integration="wms",
+                    kaching_api_key=API_KEY, kaching_locations=Locations.parse("L", "nw=shop-1,se=shop-2"),
+                    read_timeout=5)
+
+
+@responses.activate
+def test_an_absolute_count_replaces_and_a_relative_one_adjusts():
+    responses.add(responses.POST, BASE + "imports/stock", status=200,
+                  json={"status": "OK", "message": "Import of 1 stock value(s) initiated"})
+    client = KachingClient(settings())
+    reply = client.import_stock("nw", "A-1", 7)
+    client.import_stock("se", "A-1", -2, adjustment=True)
+    first, second = (call.request for call in responses.calls)
+    assert json.loads(first.body) == {"shop-1": {"A-1": 7}}
+    assert json.loads(second.body) == {"shop-2": {"A-1": -2}}
+    assert parse_qs(urlsplit(first.url).query) == {"account": ["acme"], "integration": ["wms"],
+                                                   "apikey": [API_KEY]}
+    assert parse_qs(urlsplit(second.url).query)["adjustment"] == ["true"]
+    assert first.headers["Content-Type"] == "application/json"
+    assert reply.status == 200
+    assert reply.ledger_result() == {"message": "Import of 1 stock value(s) initiated", "status": 200}
+
+
+@pytest.mark.parametrize("status, body, error", [
+    (400, {"status": "ERROR", "message": "Stock location(s) not found: shop-9",
+           "stock_location_ids": ["shop-9"]},
+     PermanentError),
+    (401, {"status": "ERROR", "message": "Unauthorized"}, PermanentError),
+    (200, {"status": "ERROR", "message": "no"}, PermanentError),
+    (429, {"status": "ERROR", "message": "slow down"}, TransientError),
+    (503, {"status": "ERROR", "message": "down"}, TransientError),
+])
+@responses.activate
+def test_answers_are_classified(status, body, error):
+    responses.add(responses.POST, BASE + "imports/stock", status=status, json=body,
+                  headers={"Retry-After": "3"} if status == 429 else {})
+    with pytest.raises(error) as caught:
+        KachingClient(settings()).import_stock("nw", "A-1", 7)
+    assert caught.value.destination == "kaching" and caught.value.status == status
+    assert body["message"] in str(caught.value)
+    if status == 429:
+        assert caught.value.retry_after == 3
+
+
+@responses.activate
+def test_a_2xx_that_cannot_be_read_is_an_unknown_outcome_and_keeps_no_api_key():
+    responses.add(responses.POST, BASE + "imports/stock", status=200, body=f"<html>{API_KEY}</html>")
+    with pytest.raises(OutcomeUnknownError) as caught:
+        KachingClient(settings()).import_stock("nw", "A-1", 7)
+    assert API_KEY not in str(caught.value) and API_KEY not in repr(caught.value)
+
+
+def test_a_refused_connection_names_no_url_and_no_api_key():
+    with pytest.raises(TransientError) as caught:
+        KachingClient(settings("http://127.0.0.1:9/")).import_stock("nw", "A-1", 7)
+    chained = [caught.value, caught.value.__cause__, caught.value.__cause__.__context__]
+    assert not any(API_KEY in str(exc) for exc in chained if exc is not None)
+
+
+def test_an_unlisted_warehouse_is_refused_before_sending():
+    with pytest.raises(PermanentError, match="KACHING_LOCATIONS"):
+        KachingClient(settings()).import_stock("xx", "A-1", 7)
+
+
+def test_against_the_sandbox_over_loopback():
+    api = KachingApi(account="acme", integration="wms", api_key=API_KEY)
+    with serving(api) as (base_url, control):
+        client = KachingClient(settings(base_url))
+        assert "credentials accepted" in client.check()
+        client.import_stock("nw", "A-1", 10)
+        client.import_stock("nw", "A-1", -3, adjustment=True)
+        assert control.state()["stock"] == {"shop-1": {"A-1": 7}}
+        bad = KachingClient(settings(base_url).replace(kaching_api_key="wrong-key-123"))
+        with pytest.raises(PermanentError) as caught:
+            bad.import_stock("nw", "A-1", 1)
+        assert caught.value.status == 401
+        unknown = KachingClient(settings(base_url).replace(
+            kaching_locations=Locations.parse("L", "nw=UNKNOWN-1")))
+        with pytest.raises(PermanentError, match="not found"):
+            unknown.import_stock("nw", "A-1", 1)
+        assert control.state()["stock"] == {"shop-1": {"A-1": 7}}

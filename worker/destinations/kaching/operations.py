@@ -1,0 +1,54 @@
+"""What ka-ching takes: stock counts, as its stock import (``POST /imports/stock``).
+
+An absolute count replaces the stock at the warehouse's ka-ching location (``external_reset``); a relative
+adjustment is added to it (``&adjustment=true``, ``external_adjustment``).  Only warehouses listed in
+``KACHING_LOCATIONS`` are sent.  A lost answer: an absolute count is sent again (setting a value twice
+is harmless); a relative one is parked ``uncertain`` (adding twice is not).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from tasks.schemas import stock
+from worker.destinations.contract import Destination, Operation
+
+
+def absolute_stock_value(event: Any) -> bool:
+    # Replacing the count again leaves ka-ching as replacing it once; adding again adds twice.
+    return event.fields.get("type") == stock.ABSOLUTE
+
+
+def _import_stock(client, fields, _):
+    return client.import_stock(fields["warehouse_id"], fields["artno"], fields["quantity"],
+                               adjustment=fields["type"] == stock.RELATIVE)
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(name="stock.adjust", destination="kaching", resource="stock", key_field="event_id",
+              schema=stock.StockAdjustmentSchema, send=_import_stock, resend_rule=absolute_stock_value),
+)
+
+
+def is_on(settings) -> bool:
+    return bool(settings.kaching_base_url)
+
+
+def takes(event, settings) -> bool:
+    """A count or an adjustment of a warehouse KACHING_LOCATIONS lists."""
+    return event.fields.get("warehouse_id") in settings.kaching_locations
+
+
+def build_client(settings, *, redis=None, clock=None):
+    import time
+
+    from worker.destinations.kaching.client import KachingClient
+
+    return KachingClient(settings, clock=clock or time.time)
+
+
+def check(client) -> str:
+    return client.check()
+
+
+DESTINATION = Destination(name="kaching", title="ka-ching", operations=OPERATIONS, build_client=build_client,
+                          check=check, is_on=is_on, takes=takes)

@@ -1,0 +1,54 @@
+"""What Stock2Shop takes: absolute stock counts, as the warehouse's quantity of a variant in its products
+queue (``POST /v1/products/queue``).
+
+Stock2Shop keeps levels (``qty_availability``), not movements: relative adjustments are not sent.  Only
+warehouses listed in ``STOCK2SHOP_LOCATIONS`` are sent (the location is the ``description`` of the
+quantity).  Setting a level twice is harmless, so a lost answer is sent again.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from tasks.schemas import stock
+from worker.destinations.contract import Destination, Operation
+
+
+def level(event: Any) -> bool:
+    # Only absolute counts reach Stock2Shop: queueing the same quantity again is harmless.
+    return True
+
+
+def _queue_level(client, fields, _):
+    return client.queue_stock_level(fields["warehouse_id"], fields["artno"], fields["quantity"])
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(name="stock.adjust", destination="stock2shop", resource="stock", key_field="event_id",
+              schema=stock.StockAdjustmentSchema, send=_queue_level, resend_rule=level),
+)
+
+
+def is_on(settings) -> bool:
+    return bool(settings.stock2shop_base_url)
+
+
+def takes(event, settings) -> bool:
+    """An absolute count of a warehouse STOCK2SHOP_LOCATIONS lists."""
+    return (event.fields.get("type") == stock.ABSOLUTE
+            and event.fields.get("warehouse_id") in settings.stock2shop_locations)
+
+
+def build_client(settings, *, redis=None, clock=None):
+    import time
+
+    from worker.destinations.stock2shop.client import Stock2ShopClient
+
+    return Stock2ShopClient(settings, redis=redis, clock=clock or time.time)
+
+
+def check(client) -> str:
+    return client.check()
+
+
+DESTINATION = Destination(name="stock2shop", title="Stock2Shop", operations=OPERATIONS,
+                          build_client=build_client, check=check, is_on=is_on, takes=takes)

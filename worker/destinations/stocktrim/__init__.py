@@ -1,0 +1,2 @@
+"""StockTrim (inventory forecasting): stock on hand per location, then a forecast run now and then
+(docs/destinations.md, "StockTrim")."""

@@ -1,0 +1,92 @@
+"""The StockTrim client (StockTrim's "StockTrim API" help article: Basic Workflow, Authentication; its
+OpenAPI document: ``SetInventoryRequest``, ``Inventory``, ``ProblemDetails``).
+
+``POST {STOCKTRIM_BASE_URL}api/Inventory`` with headers ``api-auth-id``/``api-auth-signature`` and
+``{"inventory": [{"productId", "locationCode", "stockOnHand"}], "updateOverallAllOnHandToBeSumOfLocation":
+true}`` sets stock on hand per location (and the product's overall level to their sum).  After inventory
+changed, :class:`worker.destinations.stocktrim.forecast.ForecastRuns` (the scheduler) triggers
+``POST api/RunForecastCalculations`` now and then — never per event.  The signature is scrubbed from every
+error text."""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Iterable, Mapping
+
+import requests
+
+from worker.destinations.json_api import JsonApi, Reply
+from worker.destinations.stocktrim.classification import classify, messages
+from worker.errors import PermanentError
+from worker.settings import Settings
+
+INVENTORY_PATH = "api/Inventory"
+FORECAST_PATH = "api/RunForecastCalculations"
+STATUS_PATH = "api/ProcessingStatus"
+# Set after every delivered inventory post: worker.destinations.stocktrim.forecast runs the forecast when
+# it is newer than the last run.
+INVENTORY_CHANGED_KEY = "wms:stocktrim:forecast:changed_at"
+
+
+class StockTrimClient:
+    """Calls StockTrim.  Thread-safe: one per process.  With ``redis``, a delivered inventory post marks
+    the inventory changed for the forecast run (INVENTORY_CHANGED_KEY)."""
+
+    def __init__(self, settings: Settings, *, redis=None, clock: Callable[[], float] = time.time,
+                 session: requests.Session | None = None) -> None:
+        settings.require_credentials("stocktrim")
+        if not settings.stocktrim_base_url:
+            raise PermanentError("STOCKTRIM_BASE_URL is not set", destination="stocktrim")
+        self._api = JsonApi("stocktrim", settings.stocktrim_base_url, clock=clock, session=session,
+                            timeout=(settings.connect_timeout, settings.read_timeout),
+                            secrets=[settings.stocktrim_auth_signature])
+        self._headers = {"api-auth-id": settings.stocktrim_auth_id,
+                         "api-auth-signature": settings.stocktrim_auth_signature}
+        self._locations = settings.stocktrim_locations
+        self._clock = clock
+        self._redis = redis
+
+    def __repr__(self) -> str:
+        return f"StockTrimClient(base_url={self._api.base_url!r})"
+
+    def close(self) -> None:
+        self._api.close()
+
+    def location_of(self, warehouse_id: str) -> str:
+        """The StockTrim location code of a WMS warehouse (STOCKTRIM_LOCATIONS)."""
+        location = self._locations.get(warehouse_id)
+        if location is None:
+            raise PermanentError(f"warehouse {warehouse_id!r} is not in STOCKTRIM_LOCATIONS",
+                                 destination="stocktrim", operation="set_inventory")
+        return location
+
+    def set_stock_on_hand(self, warehouse_id: str, artno: str, quantity: Any) -> Reply:
+        """One product's stock on hand at the warehouse's location."""
+        return self.set_inventory([{"productId": artno, "locationCode": self.location_of(warehouse_id),
+                                    "stockOnHand": quantity}])
+
+    def set_inventory(self, items: Iterable[Mapping[str, Any]]) -> Reply:
+        """``POST api/Inventory`` with ``items`` (each productId, locationCode, stockOnHand)."""
+        items = [dict(item) for item in items]
+        reply = self._api.call("set_inventory", "POST", INVENTORY_PATH, headers=self._headers,
+                               body={"inventory": items, "updateOverallAllOnHandToBeSumOfLocation": True},
+                               classify=classify, messages=messages)
+        if self._redis is not None:
+            self._redis.set(INVENTORY_CHANGED_KEY, f"{self._clock():.3f}")
+        return Reply(reply.destination, reply.operation, reply.status, None, reply.latency_seconds,
+                     kept={"items": len(items)})
+
+    def run_forecast(self) -> Reply:
+        """``POST api/RunForecastCalculations``: StockTrim recomputes its forecasts (takes minutes)."""
+        return self._api.call("run_forecast", "POST", FORECAST_PATH, headers=self._headers,
+                              classify=classify, messages=messages)
+
+    def processing_status(self) -> Reply:
+        return self._api.call("processing_status", "GET", STATUS_PATH, headers=self._headers,
+                              classify=classify, messages=messages)
+
+    def check(self) -> str:
+        """``GET api/ProcessingStatus``: needs both headers, reads nothing of the tenant's data."""
+        reply = self.processing_status()
+        data = reply.data if isinstance(reply.data, dict) else {}
+        busy = " (a forecast run is processing)" if data.get("isProcessing") else ""
+        return f"credentials accepted (HTTP {reply.status}){busy}"

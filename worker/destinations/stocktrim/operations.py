@@ -1,0 +1,64 @@
+"""What StockTrim takes: absolute stock counts, as stock on hand per location (``POST /api/Inventory``).
+
+StockTrim keeps levels, not movements: relative adjustments are not sent.  Only warehouses listed in
+``STOCKTRIM_LOCATIONS`` are sent.  Setting a level twice is harmless, so a lost answer is sent again.
+After inventory changed, the scheduler asks StockTrim to recompute its forecasts at most once per
+``STOCKTRIM_FORECAST_EVERY_MINUTES`` (worker.destinations.stocktrim.forecast), never per event.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from tasks.schemas import stock
+from worker.destinations.contract import Destination, Operation
+
+
+def level(event: Any) -> bool:
+    # Only absolute counts reach StockTrim: setting stock on hand again is harmless.
+    return True
+
+
+def _set_inventory(client, fields, _):
+    return client.set_stock_on_hand(fields["warehouse_id"], fields["artno"], fields["quantity"])
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(name="stock.adjust", destination="stocktrim", resource="stock", key_field="event_id",
+              schema=stock.StockAdjustmentSchema, send=_set_inventory, resend_rule=level),
+)
+
+
+def is_on(settings) -> bool:
+    return bool(settings.stocktrim_base_url)
+
+
+def takes(event, settings) -> bool:
+    """An absolute count of a warehouse STOCKTRIM_LOCATIONS lists."""
+    return (event.fields.get("type") == stock.ABSOLUTE
+            and event.fields.get("warehouse_id") in settings.stocktrim_locations)
+
+
+def build_client(settings, *, redis=None, clock=None):
+    import time
+
+    from worker.destinations.stocktrim.client import StockTrimClient
+
+    return StockTrimClient(settings, redis=redis, clock=clock or time.time)
+
+
+def check(client) -> str:
+    return client.check()
+
+
+def housekeeping(settings, *, redis, clock):
+    """The forecast run the scheduler triggers (None when StockTrim is off)."""
+    if not is_on(settings):
+        return None
+    from worker.destinations.stocktrim.forecast import ForecastRuns
+
+    return ForecastRuns.from_settings(settings, redis=redis, clock=clock)
+
+
+DESTINATION = Destination(name="stocktrim", title="StockTrim", operations=OPERATIONS,
+                          build_client=build_client, check=check, is_on=is_on, takes=takes,
+                          housekeeping=housekeeping)

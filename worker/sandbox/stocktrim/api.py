@@ -1,0 +1,114 @@
+"""The fake StockTrim (``wms-relay sandbox --api stocktrim``; base URL ``http://HOST:PORT/``, paths as
+in StockTrim's OpenAPI document: ``/api/...``).
+
+Every request carries the headers ``api-auth-id`` and ``api-auth-signature`` (StockTrim's
+"Authentication" section), compared with the configured values.  Errors are RFC 7807 ProblemDetails
+(``type``, ``title``, ``status``, ``detail``; validation errors add ``errors``):
+
+===================================  ======  =====================================================
+request                              status  body
+===================================  ======  =====================================================
+a header missing                     401     ProblemDetails, detail "Invalid Authorization Headers"
+a header wrong                       401     ProblemDetails, detail "Invalid auth Id or signature"
+``POST /api/Inventory``, valid       200     ``{"id": 0, "message": "Inventory set for N item(s)",
+                                             "supplier": {...}, "purchaseOrderLineItems": []}``
+  a bad item (stocktrim.inventory)   400     ValidationProblemDetails, ``errors`` by field path;
+                                             nothing applied
+``POST /api/RunForecastCalculations``  201   empty; the run is recorded
+``GET /api/ProcessingStatus``        200     ``{"id", "isProcessing", "percentageComplete",
+                                             "statusMessage"}`` (``wms-relay check``'s request)
+another path or verb                 404     ProblemDetails
+===================================  ======  =====================================================
+
+StockTrim does not rate-limit (its client guide, "No Rate Limiting"): only injected faults answer 429.
+"""
+from __future__ import annotations
+
+import hmac
+import time
+from typing import Any, Callable, Mapping
+
+from worker.sandbox.exchange import Reply, Request
+from worker.sandbox.server import SandboxApi
+from worker.sandbox.stocktrim.inventory import InvalidInventory, StockTrimInventory, parse_inventory
+
+_TYPES = {400: "https://tools.ietf.org/html/rfc7231#section-6.5.1",
+          401: "https://tools.ietf.org/html/rfc7235#section-3.1",
+          404: "https://tools.ietf.org/html/rfc7231#section-6.5.4",
+          429: "https://tools.ietf.org/html/rfc6585#section-4",
+          500: "https://tools.ietf.org/html/rfc7231#section-6.6.1"}
+_TITLES = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
+           500: "Internal Server Error"}
+
+
+def problem(status: int, detail: str, *, headers: tuple = (), **extra: Any) -> Reply:
+    """An RFC 7807 ProblemDetails answer."""
+    body = {"type": _TYPES.get(status), "title": _TITLES.get(status, "Error"), "status": status,
+            "detail": detail, **extra}
+    return Reply(status, body, headers=headers)
+
+
+class StockTrimApi(SandboxApi):
+    name = "StockTrim"
+    prefix = "/api/"
+    hidden = frozenset({"api-auth-signature"})
+
+    def __init__(self, *, auth_id: str, auth_signature: str, clock: Callable[[], float] = time.time,
+                 forecast_seconds: float = 60.0) -> None:
+        self._auth = (auth_id, auth_signature)
+        self.inventory = StockTrimInventory(clock=clock, forecast_seconds=forecast_seconds)
+
+    def snapshot(self) -> dict:
+        return self.inventory.snapshot()
+
+    def reset(self) -> None:
+        self.inventory.reset()
+
+    def logged_params(self, request: Request) -> Mapping[str, Any]:
+        return {**super().logged_params(request), "api-auth-id": request.header("api-auth-id")}
+
+    def answer(self, request: Request) -> Reply:
+        auth_id, signature = request.header("api-auth-id"), request.header("api-auth-signature")
+        if not auth_id or not signature:
+            return problem(401, "Invalid Authorization Headers")
+        if not (hmac.compare_digest(auth_id.encode(), self._auth[0].encode())
+                & hmac.compare_digest(signature.encode(), self._auth[1].encode())):
+            return problem(401, "Invalid auth Id or signature")
+        route = (request.method, request.path.rstrip("/").lower())
+        if route == ("POST", "/api/inventory"):
+            return self._set_inventory(request)
+        if route == ("POST", "/api/runforecastcalculations"):
+            self.inventory.run_forecast()
+            return Reply(201)
+        if route == ("GET", "/api/processingstatus"):
+            return Reply(200, self.inventory.processing_status())
+        return self.unknown_path(request.path)
+
+    def _set_inventory(self, request: Request) -> Reply:
+        try:
+            body = request.json()
+        except ValueError:
+            return problem(400, "The request body is not valid JSON.",
+                           title="One or more validation errors occurred.",
+                           errors={"$": ["The request body is not valid JSON."]})
+        try:
+            parsed = parse_inventory(body)
+        except InvalidInventory as exc:
+            return problem(400, "See errors.", title="One or more validation errors occurred.",
+                           errors=exc.errors)
+        count = self.inventory.set(parsed)
+        return Reply(200, {"id": 0, "message": f"Inventory set for {count} item(s)",
+                           "supplier": {"supplierCode": None, "supplierName": None},
+                           "purchaseOrderLineItems": []})
+
+    def server_error(self, message: str) -> Reply:
+        return problem(500, message)
+
+    def throttled(self, message: str, retry_after: int) -> Reply:
+        return problem(429, message, headers=(("Retry-After", str(retry_after)),))
+
+    def malformed(self, message: str) -> Reply:
+        return problem(400, message)
+
+    def unknown_path(self, path: str) -> Reply:
+        return problem(404, f"No StockTrim endpoint at {path}")
