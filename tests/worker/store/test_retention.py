@@ -67,6 +67,23 @@ def test_a_newer_letter_of_the_same_event_keeps_its_latest_entry(store_client):
     assert letters.get(first) is None and letters.latest_for("receipt.create", "R-1").letter_id == second
 
 
+def test_a_purged_letter_of_another_destination_loses_its_latest_entry(store_client):
+    """``dead:latest`` is keyed by the delivery ref (``kaching/stock.adjust:E-1``): a purged ka-ching
+    letter takes its own entry with it and leaves Trademax's letter of the same event alone."""
+    clock = Clock()
+    letters = DeadLetters(store_client, clock=clock)
+    event = {"event_id": "E-1"}
+    theirs = letters.add("stock.adjust", "E-1", event, "permanent", ["refused"], destination="kaching")
+    ours = letters.add("stock.adjust", "E-1", event, "permanent", ["refused"])
+    letters.discard(theirs, actor="ann", reason="cancelled")
+    assert store_client.hget("wms:dead:latest", "kaching/stock.adjust:E-1") is not None
+    clock.now += 2 * DAY
+    assert [x.letter_id for x in letters.purge_closed(T0 + DAY)] == [theirs]
+    assert store_client.hget("wms:dead:latest", "kaching/stock.adjust:E-1") is None
+    assert letters.latest_for("stock.adjust", "E-1", "kaching") is None
+    assert letters.latest_for("stock.adjust", "E-1").letter_id == ours
+
+
 def test_a_purged_letter_leaves_no_entry_in_the_search_indexes(store_client):
     """The search's facets, text and terms (issue 12) lose the purged letter; a shared identifier keeps
     the other letter that names it; the facet value sets keep every value ever seen."""
