@@ -52,6 +52,7 @@ chaos: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet flake8
 	$(BIN)/python -m flake8 signing worker tasks tests benchmarks
+	$(BIN)/hadolint Dockerfile
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis

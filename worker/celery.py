@@ -2,7 +2,9 @@
 
 The app is configured lazily, on first use of its configuration (Celery's ``on_configure`` signal), from
 ``Settings.from_env()``: importing this module (or ``tasks``) connects to nothing and starts nothing.
-Only then is the broker URL resolved, which starts the embedded valkey-server when REDIS_URL is unset."""
+Only then is the broker URL resolved, which starts the embedded valkey-server when REDIS_URL is unset: this
+app is the service's (the worker, Flower, ``celery -A worker``); support commands build their own
+(``worker.support.desk.control_app``), which never starts a server."""
 from __future__ import annotations
 
 from celery import Celery
@@ -10,18 +12,29 @@ from celery.signals import celeryd_init
 
 from worker.celery_config import celery_config
 from worker.destinations.table import TASK_MODULES
+from worker.observe.heartbeat import heartbeat_step
 from worker.settings import Settings
 
 # The task modules come from the operation table: one per destination resource.
 app = Celery("wms_relay", include=list(TASK_MODULES))
 
 
+def _store_client():
+    """The worker's own Redis client for its heartbeat (a worker may start the embedded server)."""
+    from worker.store.connection import connect
+
+    return connect(Settings.from_env(), start=True)
+
+
+app.steps["consumer"].add(heartbeat_step(_store_client))  # wms:heartbeat:worker: status, `wms-relay health`
+
+
 @app.on_configure.connect
 def _configure_from_settings(sender: Celery, **_: object) -> None:
-    from worker.store.connection import redis_url  # deferred: may start the embedded server
+    from worker.store.connection import store_url  # deferred: may start the embedded server
 
     settings = Settings.from_env()
-    sender.conf.update(celery_config(settings, broker_url=redis_url(settings)))
+    sender.conf.update(celery_config(settings, broker_url=store_url(settings, start=True)))
 
 
 @celeryd_init.connect

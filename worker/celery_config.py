@@ -3,10 +3,9 @@
 Kept apart from ``worker.celery`` so it can be read (and tested) without creating an app."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-from urllib.parse import urlsplit
-
 import time
+from contextlib import contextmanager
+from urllib.parse import parse_qs, urlsplit
 
 import redis
 from kombu import Queue
@@ -17,10 +16,14 @@ from kombu.transport.virtual import Empty
 from tasks import malformed_messages
 from tasks.raw_messages import Passed, screen
 from worker.destinations import table
-from worker.settings import Settings
+from worker.settings import SentinelAddress, Settings
 
 
-class _RedisChannel(kombu_redis.Channel):
+class _ChannelFixes:
+    """What our channels change of kombu's (mixed into the plain and the Sentinel channel): every message
+    popped from a task queue is screened first (issue 9's malformed-message dead letters), a closed
+    connection fails as a connection error, and a channel reuses its redis-py client."""
+
     def _admit(self, item, queue: str):
         """The popped message as kombu's ``loads`` would give it, if :func:`tasks.raw_messages.screen`
         passes it (rebuilt on our terms); else None, and it is a dead letter (``tasks.malformed_messages``).
@@ -94,6 +97,14 @@ class _RedisChannel(kombu_redis.Channel):
         yield shared
 
 
+class _RedisChannel(_ChannelFixes, kombu_redis.Channel):
+    pass
+
+
+class _SentinelChannel(_ChannelFixes, kombu_redis.SentinelChannel):
+    pass
+
+
 class RedisTransport(kombu_redis.Transport):
     """kombu's Redis transport, except that a closed connection fails as a *connection* error, and a
     channel reuses its redis-py client (see ``_RedisChannel.conn_or_acquire``).
@@ -109,13 +120,49 @@ class RedisTransport(kombu_redis.Transport):
     Channel = _RedisChannel
 
 
+class SentinelTransport(kombu_redis.SentinelTransport):
+    """kombu's Sentinel transport with the same two changes: a failover drops the broker connection the
+    way a Redis restart does, and must not stop the worker either."""
+
+    Channel = _SentinelChannel
+
+
+def _broker(broker_url: str) -> tuple[str, str | None, dict, dict | None]:
+    """(kombu URL, transport, extra transport options, broker_use_ssl) for REDIS_URL's scheme.
+
+    redis:// and sentinel:// go through our transports (above); rediss:// and unix:// keep kombu's own,
+    whose URL handling (TLS, sockets) depends on the scheme.  rediss:// verifies the server's certificate
+    unless the URL says otherwise (``?ssl_cert_reqs=...``: kombu refuses a rediss:// URL that says
+    nothing)."""
+    scheme = urlsplit(broker_url).scheme
+    if scheme == "redis":
+        return broker_url, f"{__name__}:RedisTransport", {}, None
+    if scheme == "sentinel":
+        address = SentinelAddress.parse(broker_url)
+        options: dict = {"master_name": address.master_name}
+        if address.sentinel_password:
+            options["sentinel_kwargs"] = {"password": address.sentinel_password}
+        return address.broker_url(), f"{__name__}:SentinelTransport", options, None
+    if scheme == "unix":
+        # kombu names a socket redis+socket:///path, its database ?virtual_host=N (redis-py: unix://...?db=N).
+        parts = urlsplit(broker_url)
+        db = (parse_qs(parts.query).get("db") or ["0"])[0]
+        auth = f"{parts.netloc.rpartition('@')[0]}@" if "@" in parts.netloc else ""
+        return f"redis+socket://{auth}{parts.path}?virtual_host={db}", None, {}, None
+    if scheme == "rediss" and "ssl_cert_reqs" not in urlsplit(broker_url).query:
+        import ssl
+
+        return broker_url, None, {}, {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+    return broker_url, None, {}, None
+
+
 def celery_config(settings: Settings, broker_url: str) -> dict:
     """The Celery settings for ``broker_url`` (the embedded server's or REDIS_URL)."""
+    kombu_url, transport, transport_options, use_ssl = _broker(broker_url)
     return {
-        "broker_url": broker_url,
-        # redis:// through RedisTransport (above); rediss:// and unix:// keep kombu's own transport, whose
-        # URL handling (TLS defaults, sockets) depends on the scheme.
-        "broker_transport": f"{__name__}:RedisTransport" if urlsplit(broker_url).scheme == "redis" else None,
+        "broker_url": kombu_url,
+        "broker_transport": transport,
+        "broker_use_ssl": use_ssl,
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
             # Unacknowledged messages come back after this long: longer than any task (Settings checks it).
@@ -131,6 +178,7 @@ def celery_config(settings: Settings, broker_url: str) -> dict:
             "socket_timeout": 30,
             "socket_connect_timeout": 10,
             "health_check_interval": 25,
+            **transport_options,
         },
         # A task is acknowledged only after it ran: a worker killed mid-task leaves its message unacked,
         # and the broker hands it to another worker.  The ledger's claim keeps that from sending twice.

@@ -11,23 +11,27 @@ import sys
 from worker import __version__
 from worker.settings import SettingsError
 
-# One module per command family; add a line here when you add a module.
+# One module per command family; add a line here when you add a module.  ``--help`` lists them in this
+# order: support staff's commands first, then the service's processes, then the developers' tools.
 COMMAND_MODULES = [
-    "worker.commands.sandbox",
-    "worker.commands.processes",
-    "worker.commands.enqueue",
-    "worker.commands.ingest",
-    "worker.commands.flower",
-    "worker.commands.demo",
     "worker.commands.status",
     "worker.commands.event",
     "worker.commands.dead",
     "worker.commands.retries",
     "worker.commands.uncertain",
+    "worker.commands.enqueue",
     "worker.commands.check",
     "worker.commands.flow",
     "worker.commands.audit",
+    "worker.commands.store",
+    "worker.commands.health",
+    "worker.commands.processes",
+    "worker.commands.ingest",
     "worker.commands.desk_server",
+    "worker.commands.flower",
+    "worker.commands.metrics",
+    "worker.commands.demo",
+    "worker.commands.sandbox",
 ]
 
 

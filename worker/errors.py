@@ -3,6 +3,8 @@
 ::
 
     RelayError                      root of everything wms-relay raises
+     ├── StoreNotFound              no REDIS_URL and no embedded server running for this directory: a
+     │                              support command never starts one (it would read an empty store)
      └── DestinationError           a destination's call did not deliver: destination, operation, status,
           │                         error_code, error_messages, detail, latency_seconds
           ├── TransientError        retry later (connect failures, 5xx, 408, 429); retry_after in seconds
@@ -26,6 +28,14 @@ from typing import Iterable
 
 class RelayError(Exception):
     """Root of every exception wms-relay raises on purpose."""
+
+
+class StoreNotFound(RelayError):
+    """REDIS_URL is unset and no embedded server runs under the var directory the command looked in.
+
+    Support commands never start a server (an empty one would answer "nothing needs a person" while the
+    real store holds the work); the message says where it looked and how to point the command at the
+    store.  The CLI exits 3 (the store is unreachable)."""
 
 
 class DestinationError(RelayError):

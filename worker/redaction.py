@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from typing import Any, Iterable, Mapping
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import parse_qs, quote, quote_plus, urlsplit, urlunsplit
 
 REDACTED = "[redacted]"
 
@@ -38,8 +38,12 @@ _PARAM = re.compile(r"(?i)\b(signature|api_key|apikey|token|trademax_secret|secr
 _JSON_FIELD = re.compile(
     r'(?i)("(?:signature|api_key|apikey|token|password|api-auth-signature|trademax_secret|secret)"\s*:\s*")'
     r'[^"]*(")')
+# A password in a URL's query (``sentinel_password=...``), for printing a URL.
+_QUERY_PASSWORD = re.compile(r"(?i)([?&][a-z_]*password=)[^&#]*")
 # An ingest bearer token (``wmsr_`` + 43 URL-safe characters), and whatever follows ``Bearer``.
 _TOKEN = re.compile(r"(?i)\b(?:bearer\s+[A-Za-z0-9._~+/=-]{8,}|wmsr_[A-Za-z0-9_-]{8,})")
+# :func:`screened` gives up (RecursionError, as a recursion would) past this many objects and arrays.
+MAX_CONTAINERS = 1_000_000
 # A value shorter than this is not scrubbed by value: a 1-3 character "secret" would blank half a line.
 MIN_SECRET_LENGTH = 4
 
@@ -50,25 +54,58 @@ class SecretKeyError(ValueError):
 
 def screened(value: Any, *, where: str, redact: bool) -> Any:
     """``value`` with secret-bearing keys refused (:class:`SecretKeyError`) or, with ``redact``, their
-    values replaced by :data:`REDACTED`; lists and tuples become lists."""
-    if isinstance(value, Mapping):
-        kept = {}
-        for name, inner in value.items():
-            if str(name).lower() in SECRET_KEYS:
-                if not redact:
-                    raise SecretKeyError(f"{where} must not carry {name!r}: secrets are never stored")
-                kept[name] = REDACTED
-            else:
-                kept[name] = screened(inner, where=where, redact=redact)
-        return kept
-    if isinstance(value, (list, tuple)):
-        return [screened(inner, where=where, redact=redact) for inner in value]
-    return value
+    values replaced by :data:`REDACTED`; lists and tuples become lists.
+
+    A walk with its own stack, not a recursion: an event nested as deeply as the JSON decoder accepts
+    (hundreds of levels) is screened without a RecursionError, which took the ``enqueue`` process down
+    while it wrote such an event's dead letter (the fuzz run found it)."""
+    if not isinstance(value, (Mapping, list, tuple)):
+        return value
+    top: list = [None]
+    pending: list[tuple[Any, Any, Any]] = [(value, top, 0)]  # (item, the container it goes into, its slot)
+    budget = MAX_CONTAINERS
+    while pending:
+        item, into, slot = pending.pop()
+        budget -= 1
+        if budget < 0:  # only a structure that contains itself gets here (JSON cannot)
+            raise RecursionError(f"{where}: more than {MAX_CONTAINERS} objects and arrays, or one that "
+                                 "contains itself")
+        children = []
+        if isinstance(item, Mapping):
+            kept: dict = {}
+            for name, inner in item.items():
+                if str(name).lower() in SECRET_KEYS:
+                    if not redact:
+                        raise SecretKeyError(f"{where} must not carry {name!r}: secrets are never stored")
+                    kept[name] = REDACTED
+                else:
+                    kept[name] = inner
+                    if isinstance(inner, (Mapping, list, tuple)):
+                        children.append((inner, kept, name))
+        else:
+            kept = list(item)
+            children = [(inner, kept, index) for index, inner in enumerate(kept)
+                        if isinstance(inner, (Mapping, list, tuple))]
+        into[slot] = kept
+        pending.extend(reversed(children))  # walked in document order
+    return top[0]
 
 
 def redacted(value: Any) -> Any:
     """``value`` with the values of secret-bearing keys (:data:`SECRET_KEYS`) replaced, at any depth."""
     return screened(value, where="", redact=True)
+
+
+def url_without_password(url: str) -> str:
+    """``url`` with its password (``redis://:pw@host``, ``user:pw@host``) shown as ``***``, fit to print."""
+    parts = urlsplit(url)
+    if parts.password:
+        user = parts.username or ""
+        host = parts.netloc.rpartition("@")[2]
+        url = urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    if "password=" in parts.query.lower():  # sentinel://...?sentinel_password=...
+        url = _QUERY_PASSWORD.sub(r"\1***", url)
+    return url
 
 
 class Scrubber:
@@ -94,7 +131,9 @@ class Scrubber:
                   settings.stock2shop_password, store_password or ""]
         values += [pair.partition(":")[2] for pair in (settings.ingest_hmac_secrets or "").split(",")]
         if settings.redis_url:
-            values.append(urlsplit(settings.redis_url).password or "")
+            parts = urlsplit(settings.redis_url)
+            values.append(parts.password or "")
+            values.extend(parse_qs(parts.query).get("sentinel_password", []))
         for pair in (settings.flower_basic_auth or "").split(","):
             values.append(pair.partition(":")[2])
         return cls(values)

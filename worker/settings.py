@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 DEFAULT_BASE_URL = "http://dashboard.trademax.se/api/"
 
@@ -196,6 +196,52 @@ _CREDENTIALS = {
 
 
 @dataclass(frozen=True)
+class SentinelAddress:
+    """A ``sentinel://`` REDIS_URL: the Sentinels, the primary's name, the database, the data servers'
+    credentials (``sentinel_password=...`` in the query: the Sentinels' own password, if they have one)."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    master_name: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    sentinel_password: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> "SentinelAddress":
+        """Raises ValueError naming what is wrong (never the password)."""
+        parts = urlsplit(url)
+        if parts.scheme != "sentinel":
+            raise ValueError("not a sentinel:// URL")
+        userinfo, _, hosts = parts.netloc.rpartition("@")
+        username, _, password = userinfo.partition(":") if userinfo else ("", "", "")
+        sentinels = []
+        for item in hosts.split(","):
+            host, _, port = item.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"each Sentinel is HOST:PORT, got {item.strip()!r}")
+            sentinels.append((host.strip("[]"), int(port)))
+        query = parse_qs(parts.query)
+        master = (query.get("master_name") or [""])[0]
+        if not master:
+            raise ValueError("a sentinel:// URL needs ?master_name=NAME (the name the Sentinels monitor)")
+        db = parts.path.strip("/") or "0"
+        if not db.isdigit():
+            raise ValueError(f"the database is a number, got {db!r}")
+        return cls(tuple(sentinels), master, int(db), unquote(username) or None, unquote(password) or None,
+                   (query.get("sentinel_password") or [None])[0])
+
+    def broker_url(self) -> str:
+        """kombu's form: ``sentinel://[:pw@]h1:p1/db;sentinel://[:pw@]h2:p2/db;...``."""
+        from urllib.parse import quote
+
+        auth = ""
+        if self.password:
+            auth = f"{quote(self.username or '', safe='')}:{quote(self.password, safe='')}@"
+        return ";".join(f"sentinel://{auth}{host}:{port}/{self.db}" for host, port in self.sentinels)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything configurable about wms-relay.  Build with :meth:`from_env`; copy with :meth:`replace`."""
 
@@ -235,8 +281,11 @@ class Settings:
     retry_cap_seconds: float = 3600.0
     retry_max_attempts: int = 80
 
-    # Ledger.
+    # Ledger and dead letters.
     delivered_retention_days: float = 30.0
+    # Closed (retried or discarded) dead letters are deleted this long after they were closed; 0 keeps
+    # them forever.  Open letters are never deleted.
+    dead_letter_retention_days: float = 90.0
     claim_lease_seconds: float = 120.0
     # Celery-on-Redis redelivers a message that is not acknowledged within this many seconds (a worker
     # killed mid-task).  It must exceed the longest task (connect + read timeout and a few Redis calls),
@@ -275,10 +324,17 @@ class Settings:
             raise SettingsError(f"LOG_FORMAT must be 'text' or 'json', got {log_format!r}")
         redis_url = (env.get("REDIS_URL") or "").strip() or None
         tokens_file = (env.get("INGEST_TOKENS_FILE") or "").strip()
-        if redis_url is not None and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        scheme = urlsplit(redis_url).scheme if redis_url is not None else None
+        if redis_url is not None and scheme not in ("redis", "rediss", "unix", "sentinel"):
             # Only the scheme: the rest of a URL may hold the store's password.
-            raise SettingsError("REDIS_URL must be a redis://, rediss:// or unix:// URL, got one starting "
-                                f"{urlsplit(redis_url).scheme or '(no scheme)'}://")
+            raise SettingsError("REDIS_URL must be a redis://, rediss://, unix:// or sentinel:// URL, got "
+                                f"one starting {scheme or '(no scheme)'}://")
+        if scheme == "sentinel":
+            try:
+                SentinelAddress.parse(redis_url)
+            except ValueError as exc:
+                raise SettingsError(f"REDIS_URL: {exc} (sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT...]/DB"
+                                    "?master_name=NAME)") from None
         return cls(
             redis_url=redis_url,
             var_dir=Path(env.get("WMS_RELAY_VAR_DIR") or "var"),
@@ -307,6 +363,7 @@ class Settings:
             retry_cap_seconds=_number(env, "RETRY_CAP_SECONDS", 3600.0, minimum=0.001),
             retry_max_attempts=_integer(env, "RETRY_MAX_ATTEMPTS", 80, minimum=1),
             delivered_retention_days=_number(env, "DELIVERED_RETENTION_DAYS", 30.0, minimum=0.0),
+            dead_letter_retention_days=_number(env, "DEAD_LETTER_RETENTION_DAYS", 90.0, minimum=0.0),
             claim_lease_seconds=_number(env, "CLAIM_LEASE_SECONDS", 120.0, minimum=1.0),
             visibility_timeout_seconds=_number(env, "VISIBILITY_TIMEOUT_SECONDS", 300.0, minimum=1.0),
             worker_concurrency=_integer(env, "WORKER_CONCURRENCY", 16, minimum=1),

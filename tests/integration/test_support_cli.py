@@ -11,6 +11,7 @@ import pytest
 
 from tests.fixtures.pipeline import ROOT, wait_until
 from tests.integration.test_delivery_pipeline import api_requests, example
+from worker.redaction import url_without_password
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +42,10 @@ def test_a_dead_letter_retried_by_two_people_at_once_is_sent_once(pipeline):
 
     report = wms_relay_json(pipeline, "status")
     assert report["dead_letters"]["count"] == 1 and len(report["workers"]) == 1
+    assert report["scheduler"]["alive"] and [a["flag"] for a in report["attention"]] == ["dead_letters"]
+    for role in ("worker", "scheduler"):  # the real processes' heartbeats, as a probe reads them
+        probe = wms_relay(pipeline, "health", role)
+        assert probe.returncode == 0 and probe.stdout.startswith("OK: "), probe.stdout + probe.stderr
     letters = wms_relay_json(pipeline, "dead", "list")
     assert [(letter["key"], letter["reason"]) for letter in letters] == [("R-TWICE", "exhausted")]
 
@@ -66,10 +71,24 @@ def test_a_dead_letter_retried_by_two_people_at_once_is_sent_once(pipeline):
     assert len(reopened) == 1 and reopened[0]["actor"] in ("alice", "bob")
     assert "Trademax is back" in reopened[0]["reason"]
     assert view["dead_letter"]["status"] == "retried"
+    # The worker's attempt tally reaches the store with its heartbeat (every few seconds), for the metrics.
+    from worker.store.attempt_counts import AttemptCounts
+
+    counts = AttemptCounts(pipeline.redis())
+
+    def receipt():
+        return {(o, s): n for (_, op, o, s), n in counts.attempts().items() if op == "receipt.create"}
+
+    wait_until(lambda: sum(receipt().values()) == 3, 30, "the worker's attempt counts in the store")
+    assert receipt()[("delivered", "200")] == 1
+    assert sum(n for (o, s), n in receipt().items() if s == "500") == 2
     after = wms_relay_json(pipeline, "status")
     assert after["dead_letters"]["count"] == 0 and after["delivered_last_hour"] == 1
     nothing = wms_relay(pipeline, "dead", "retry", "--all")
-    assert (nothing.returncode, nothing.stdout.strip()) == (0, "Nothing to do: no open dead letters match.")
+    assert nothing.returncode == 0
+    store = url_without_password(pipeline.redis_server.url)  # the test server's password is never printed
+    assert nothing.stdout.splitlines() == [f"Store: {store} (REDIS_URL)",
+                                           "Nothing to do: no open dead letters match."]
 
 
 def test_uncertain_adjustments_are_settled_as_the_person_who_checked_trademax_says(pipeline):

@@ -1,6 +1,7 @@
 """``wms-relay check``: is this machine set up to deliver?  Run it after changing any setting.
 
-1. Settings: every variable is read and validated; a missing or malformed one is named.
+1. Settings: every variable is read and validated; a missing or malformed one is named
+   (INGEST_TOKENS_FILE, when set: readable, well formed, holding at least one token).
 2. Redis: the server named by REDIS_URL (or the embedded one) answers, and keeps data safely
    (``appendonly yes``, ``maxmemory-policy noeviction``: warnings otherwise).
 3. Trademax: one signed, read-only request (GET the lines of a made-up outgoing order).  Any answer past
@@ -16,9 +17,9 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict, dataclass
-from urllib.parse import urlsplit, urlunsplit
 
-from worker.commands.presenting import print_json, say
+from worker.commands.presenting import described, print_json, say
+from worker.redaction import url_without_password
 from worker.settings import Settings, SettingsError, valid_basic_auth, valid_log_level
 
 CHECK_ORDER_NO = "WMS-RELAY-CHECK"
@@ -37,7 +38,7 @@ class Verdict:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("check",
                               help="validate settings, ping Redis, test every destination's credentials",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              **described(__doc__))
     p.add_argument("--order-no", default=CHECK_ORDER_NO, help=f"order to read (default {CHECK_ORDER_NO})")
     p.add_argument("--warehouse-id", default=CHECK_WAREHOUSE,
                    help=f"warehouse alias sent with it (default {CHECK_WAREHOUSE})")
@@ -73,30 +74,47 @@ def settings_problems(settings: Settings) -> list[Verdict]:
     return problems
 
 
-def shown_url(url: str) -> str:
-    """A URL with its password replaced, fit to print."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+def ingest_problems(settings: Settings) -> list[Verdict]:
+    """INGEST_TOKENS_FILE, when set: readable, every line well formed, at least one token.  (The door
+    itself refuses to start on a non-loopback address without credentials; this says why before.)"""
+    if not settings.ingest_tokens_file:
+        return []
+    from worker.web.ingest.tokens import TokenFileError, parse
+
+    path = settings.ingest_tokens_file
+    try:
+        entries = parse(path.read_text(encoding="utf-8"), f"INGEST_TOKENS_FILE {path}")
+    except OSError as exc:
+        return [Verdict("FAIL", "INGEST_TOKENS_FILE", f"{path} cannot be read ({exc.strerror})",
+                        "create it with `wms-relay ingest add-token CLIENT`, or fix the path")]
+    except (TokenFileError, UnicodeDecodeError) as exc:
+        return [Verdict("FAIL", "INGEST_TOKENS_FILE", str(exc), "fix that line, or make the file again with "
+                        "`wms-relay ingest add-token CLIENT`")]
+    if not entries:
+        return [Verdict("WARN", "INGEST_TOKENS_FILE", f"{path} holds no token: the ingest door refuses "
+                        "every bearer token", "`wms-relay ingest add-token CLIENT` makes one")]
+    clients = sorted({entry.client for entry in entries})
+    return [Verdict("OK", "INGEST_TOKENS_FILE", f"{len(entries)} token{'s' if len(entries) != 1 else ''} "
+                    f"for {', '.join(clients)}")]
 
 
 def check_redis(settings: Settings) -> list[Verdict]:
     import redis
 
-    from worker.store.connection import connect, redis_url
+    from worker.store.connection import StoreNotFound, connect, describe, store_url
 
-    where = (shown_url(settings.redis_url) if settings.redis_url
-             else "the embedded valkey-server (REDIS_URL unset)")
+    where = describe(settings)
     try:
         client = connect(settings)
         client.ping()
+    except StoreNotFound as exc:
+        return [Verdict("FAIL", "Redis", str(exc), "start the service (`wms-relay worker`, `make run`) or "
+                        "point WMS_RELAY_VAR_DIR / REDIS_URL at its store")]
     except (redis.RedisError, OSError, RuntimeError) as exc:
         return [Verdict("FAIL", "Redis", f"{where} does not answer ({type(exc).__name__}: {exc})",
                         "start it, or fix REDIS_URL")]
     verdicts = [Verdict("OK", "Redis", f"{where} answered PING"
-                        + ("" if settings.redis_url else f" ({shown_url(redis_url(settings))})"))]
+                        + ("" if settings.redis_url else f" ({url_without_password(store_url(settings))})"))]
     try:
         config = {**client.config_get("appendonly"), **client.config_get("maxmemory-policy")}
     except redis.RedisError:
@@ -201,8 +219,9 @@ def run(args: argparse.Namespace) -> int:
                                 "again")], args.json)
     verdicts = settings_problems(settings)
     if not verdicts:
-        where = shown_url(settings.trademax_base_url)
+        where = url_without_password(settings.trademax_base_url)
         verdicts.append(Verdict("OK", "settings", f"read; Trademax at {where}"))
+    verdicts += ingest_problems(settings)
     verdicts += check_redis(settings)
     if args.skip_trademax:
         verdicts.append(Verdict("WARN", "Trademax", "not checked (--skip-trademax)"))
@@ -212,6 +231,7 @@ def run(args: argparse.Namespace) -> int:
         verdicts.append(Verdict("FAIL", "Trademax", "not checked: the credentials are not set",
                                 "set TRADEMAX_API_KEY and TRADEMAX_SECRET"))
     from worker.destinations.table import INTAKE, configured
+    from worker.store.connection import describe
 
     for destination in configured(settings):
         if destination is INTAKE:
@@ -220,14 +240,16 @@ def run(args: argparse.Namespace) -> int:
             verdicts.append(Verdict("WARN", destination.title, "not checked (--skip-others)"))
         else:
             verdicts += check_destination(settings, destination)
-    return _report(verdicts, args.json)
+    return _report(verdicts, args.json, store=describe(settings))
 
 
-def _report(verdicts: list[Verdict], as_json: bool) -> int:
+def _report(verdicts: list[Verdict], as_json: bool, store: str | None = None) -> int:
     failed = sum(v.level == "FAIL" for v in verdicts)
     if as_json:
-        print_json({"ok": not failed, "checks": [asdict(v) for v in verdicts]})
+        print_json({"ok": not failed, "store": store, "checks": [asdict(v) for v in verdicts]})
         return 1 if failed else 0
+    if store:
+        say(f"Store: {store}")
     for verdict in verdicts:
         say(f"{verdict.level:<4}  {verdict.what}: {verdict.message}")
         if verdict.next_step and verdict.level != "OK":

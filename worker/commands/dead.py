@@ -6,28 +6,30 @@ own.  Each letter is one destination's delivery of one event; retrying it sends 
     dead retry ID... | --all [--destination D] [--operation OP] [--since ...] [--grep TEXT]  [--dry-run]
                [--reason TEXT]
     dead discard ID... --reason TEXT
+    dead purge --closed [--older-than 90d|2024-05-01] [--dry-run]
 
 ID is a letter id (``dl-12``), ``OPERATION:KEY`` (the newest letter of that event's delivery to
 ``--destination``, Trademax by default) or ``DESTINATION/OPERATION:KEY`` (``kaching/stock.adjust:E-1``).
 Retrying is atomic: when two people retry one letter, it is sent once.  An invalid event is validated
 again first; if it is still invalid it stays a dead letter.  Who did it (``--actor``, default: your OS
-account), when and why are kept; ``wms-relay event OPERATION KEY`` shows them."""
+account), when and why are kept; ``wms-relay event OPERATION KEY`` shows them.  Letters already retried
+or discarded are deleted DEAD_LETTER_RETENTION_DAYS (default 90) after they were closed — by the
+scheduler, or now with ``dead purge``; an open letter is never deleted."""
 from __future__ import annotations
 
 import argparse
 import json
 
 from worker.commands.presenting import (
-    add_destination_option, age, complain, default_actor, destination_title, friendly_errors, parse_since,
-    print_json, run_actions, say, shorten, table,
+    add_destination_option, age, complain, default_actor, described, destination_title, friendly_errors,
+    parse_since, print_json, run_actions, say, say_store, shorten, table,
 )
 from worker.encoding import one_line
 from worker.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("dead", help="list, show, retry or discard dead letters", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser("dead", help="list, show, retry or discard dead letters", **described(__doc__))
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
     sub = p.add_subparsers(dest="dead_command", metavar="ACTION")
 
@@ -63,6 +65,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     discard.add_argument("--json", action="store_true", help="print the results as JSON")
     discard.set_defaults(handler=run_discard)
 
+    purge = sub.add_parser("purge", help="delete closed letters (retried or discarded) older than a time")
+    purge.add_argument("--closed", action="store_true", required=True,
+                       help="required: only letters already retried or discarded (never open ones)")
+    purge.add_argument("--older-than", default=None,
+                       help="closed before: 90d, 12w, or a date (default: DEAD_LETTER_RETENTION_DAYS days)")
+    purge.add_argument("--dry-run", action="store_true", help="show what would be deleted; change nothing")
+    purge.add_argument("--json", action="store_true", help="print the result as JSON")
+    purge.set_defaults(handler=run_purge)
+
 
 def _filters(p: argparse.ArgumentParser) -> None:
     add_destination_option(p, "only letters of this destination (with IDs OPERATION:KEY: its letter)")
@@ -87,6 +98,7 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json([letter.to_dict() for letter in letters])
         return 0
+    say_store(place.store)
     if not letters:
         say("No dead letters" + (" match those filters." if args.operation or args.since or args.grep
                                  or args.destination else ". Nothing needs a person."))
@@ -116,9 +128,11 @@ def run_show(args: argparse.Namespace) -> int:
         return 1
     view = letter.to_dict()
     view["ledger_state"] = record.state if record else None
+    view["store"] = place.store
     if args.json:
         print_json(view)
         return 0
+    say_store(place.store)
     say(f"Dead letter {letter.letter_id}: {letter.operation} {one_line(letter.key)} to "
         f"{destination_title(letter.destination)}")
     say(f"  written:  {view['created_at']} ({age(letter.age(now))} ago)")
@@ -142,8 +156,9 @@ def run_show(args: argparse.Namespace) -> int:
     for line in json.dumps(letter.event, indent=2, ensure_ascii=False).splitlines():
         say(f"    {line}")
     if letter.status == "open":
-        say(f"Next: fix the cause, then `wms-relay dead retry {letter.letter_id}` — or "
-            f"`wms-relay dead discard {letter.letter_id} --reason ...`.")
+        from worker.commands.event import letter_next_step
+
+        say(f"Next: {letter_next_step(letter.letter_id, letter.reason)}.")
     return 0
 
 
@@ -165,7 +180,7 @@ def run_retry(args: argparse.Namespace) -> int:
         return run_actions(targets, lambda t: retry_letter(place.desk, t, actor=actor, reason=args.reason,
                                                            dry_run=args.dry_run,
                                                            destination=args.destination),
-                           verb="retried", as_json=args.json, dry_run=args.dry_run,
+                           verb="retried", as_json=args.json, store=place.store, dry_run=args.dry_run,
                            nothing="Nothing to do: no open dead letters match.")
 
 
@@ -181,4 +196,33 @@ def run_discard(args: argparse.Namespace) -> int:
     with workplace(Settings.from_env()) as place:
         return run_actions(args.ids, lambda t: discard_letter(place.desk, t, actor=actor, reason=args.reason,
                                                               destination=args.destination),
-                           verb="discarded", as_json=args.json)
+                           verb="discarded", as_json=args.json, store=place.store)
+
+
+@friendly_errors
+def run_purge(args: argparse.Namespace) -> int:
+    from worker.encoding import iso_time
+    from worker.support.desk import workplace
+
+    settings = Settings.from_env()
+    with workplace(settings) as place:
+        now = place.relay.clock()
+        if args.older_than:
+            cutoff = parse_since(args.older_than, now)
+        elif settings.dead_letter_retention_days > 0:
+            cutoff = now - settings.dead_letter_retention_days * 86400.0
+        else:
+            complain("DEAD_LETTER_RETENTION_DAYS is 0 (keep closed letters forever): say --older-than.")
+            return 2
+        letters = place.relay.dead_letters.purge_closed(cutoff, dry_run=args.dry_run)
+    ids = [letter.letter_id for letter in letters]
+    if args.json:
+        print_json({"store": place.store, "closed_before": iso_time(cutoff), "dry_run": args.dry_run,
+                    "deleted" if not args.dry_run else "would_delete": ids})
+        return 0
+    say_store(place.store)
+    verb = "Would delete" if args.dry_run else "Deleted"
+    say(f"{verb} {len(ids)} closed dead letter{'s' if len(ids) != 1 else ''} (closed before "
+        f"{iso_time(cutoff)})" + (f": {', '.join(ids)}" if ids else "") + ". Open letters are never deleted."
+        + (" Dry run: nothing was changed." if args.dry_run else ""))
+    return 0

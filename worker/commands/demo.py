@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from worker.commands.presenting import described
+from worker.redaction import url_without_password
 from worker.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -49,7 +51,7 @@ OTHER_SECRETS = {"kaching": "KACHING_API_KEY", "stocktrim": "STOCKTRIM_AUTH_SIGN
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("demo", help="run everything locally and feed the sample events (make run)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              **described(__doc__))
     p.add_argument("--exit-when-done", action="store_true",
                    help="stop once every sample event has landed (for tests) instead of waiting for Ctrl-C")
     p.add_argument("--flower-port", type=int, default=5555)
@@ -132,7 +134,7 @@ class Demo:
 
         from worker.delivery.relay import build_relay
         from worker.sandbox.control import SandboxControl
-        from worker.store.connection import redis_url
+        from worker.store.connection import store_url
 
         settings = Settings.from_env()
         self.log_dir = settings.var_dir / "demo"
@@ -144,14 +146,12 @@ class Demo:
         self.started_redis = (settings.redis_url is None
                               and embedded_redis.running_url(settings.var_dir) is None)
         self.var_dir = settings.var_dir
-        url = redis_url(settings)
+        url = store_url(settings, start=True)
         sandbox_port = embedded_redis.free_port()
         self.env = _demo_env(dict(os.environ), sandbox_port, url)
         os.environ.update({k: self.env[k] for k in ("REDIS_URL",)})
         sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-        from worker.commands.check import shown_url
-
-        print(f"Redis-compatible server: {shown_url(url)} (data under {settings.var_dir}/; "
+        print(f"Redis-compatible server: {url_without_password(url)} (data under {settings.var_dir}/; "
               "password in its valkey/password file)")
 
         self.spawn("sandbox", "sandbox", "--host", "127.0.0.1", "--port", str(sandbox_port))
@@ -159,13 +159,18 @@ class Demo:
         self.wait_ready("sandbox", control.answering)
         print(f"Sandbox Trademax:        {sandbox_url}/api/")
         others = self.start_other_sandboxes()
-        self.spawn("worker", "worker", "--name", f"demo-{os.getpid()}@%h")
+        worker_name = f"demo-{os.getpid()}@%h"
+        self.spawn("worker", "worker", "--name", worker_name)
         worker_log = self.log_dir / "worker.log"
         self.wait_ready("worker", lambda: b"ready." in worker_log.read_bytes())
         print("Worker:                  ready (threads pool)")
         self.spawn("scheduler", "scheduler")
         self.spawn("flower", "flower", "--address", "127.0.0.1", "--port", str(self.args.flower_port))
-        print(f"Flower:                  http://127.0.0.1:{self.args.flower_port}/ (loopback only)")
+        # Feed only once Flower listens AND its event receiver has seen the worker: events published
+        # before Flower connects to the broker never appear in its task list.
+        self.wait_ready("flower", lambda: _flower_sees(self.args.flower_port, worker_name.split("@")[0]))
+        print(f"Flower:                  http://127.0.0.1:{self.args.flower_port}/ (loopback only; "
+              "/tasks lists each task with its event's state)")
         desk_password = self.desk_user(settings.var_dir / "demo" / "desk-users")
         self.spawn("desk", "desk", "--host", "127.0.0.1", "--port", str(self.args.desk_port))
         desk_log = self.log_dir / "desk.log"
@@ -312,6 +317,18 @@ class Demo:
         print(f"  (not everything landed within {self.args.timeout:.0f} s; see var/demo/*.log)")
 
 
+def _flower_sees(port: int, worker_prefix: str) -> bool:
+    """True once Flower answers and lists the worker (``/workers?json=1`` comes from its event receiver)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/workers?json=1", timeout=2) as answer:
+            workers = json.loads(answer.read())["data"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return any(str(w.get("hostname", "")).startswith(worker_prefix + "@") for w in workers)
+
+
 def _answers(url: str) -> bool:
     import requests
 
@@ -327,7 +344,15 @@ def _tagged(message: dict, tag: str) -> dict:
             for k, v in message.items()}
 
 
+def _stop_request(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
+    # SIGTERM (a supervisor, `kill`) stops it as Ctrl-C does: every process it started is stopped too.  A
+    # shell that starts it in the background ignores SIGINT for it; Ctrl-C's handler is put back.
+    signal.signal(signal.SIGTERM, _stop_request)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     demo = Demo(args)
     try:
         return demo.run()

@@ -4,7 +4,9 @@ adds a user to DESK_USERS_FILE (or changes their role and password).
 
 The desk refuses to listen on an address other machines can reach while the users file names nobody.
 Behind TLS (a reverse proxy; docs/operations.md), set DESK_PUBLIC_URL=https://... so its cookies are
-Secure.  The process also needs REDIS_URL (as every support command), not the Trademax credentials."""
+Secure.  The process also needs REDIS_URL (as every support command), not the Trademax credentials; with
+REDIS_URL unset it reads the embedded server the worker started (waiting up to 30 s for it at start),
+and never starts one."""
 from __future__ import annotations
 
 import argparse
@@ -70,6 +72,10 @@ def _users_path(settings: Settings):
     return users_file_of(os.environ, settings.var_dir)
 
 
+# How long the desk waits for a store that is not running yet (the worker starts the embedded one).
+STORE_WAIT_SECONDS = 30.0
+
+
 def _stop(*_args) -> None:
     raise KeyboardInterrupt  # waitress's loop ends as on Ctrl-C; the with-block closes the connections
 
@@ -79,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     from worker.observe.logs import configure
     from worker.support.desk import workplace
     from worker.web.desk.app import create_app
-    from worker.web.desk.services import DeskServices, WorkerWatch
+    from worker.store.connection import StoreNotFound, store_url, wait_for_store
+    from worker.web.desk.services import DeskServices
     from worker.web.desk.users import UsersFile
     from worker.web.serving import refuse_exposure, serve
 
@@ -91,12 +98,16 @@ def run(args: argparse.Namespace) -> int:
                                 "`wms-relay desk add-user`)")
     configure(settings)
     signal.signal(signal.SIGTERM, _stop)
+    try:
+        store_url(settings)
+    except StoreNotFound:  # started with the service (honcho): give the worker time to start the store
+        print(f"wms-relay desk: waiting up to {STORE_WAIT_SECONDS:g} s for the store (the desk never starts "
+              "one)...", file=sys.stderr, flush=True)
+        wait_for_store(settings, STORE_WAIT_SECONDS)
     with workplace(settings, via="desk") as place:
-        watch = WorkerWatch(place.app).start()
-        app = create_app(DeskServices(place=place, users=users, settings=desk_settings, workers=watch))
+        app = create_app(DeskServices(place=place, users=users, settings=desk_settings))
         if not users.users():
             print(f"No desk users yet: add one with `wms-relay desk add-user NAME --role operator` "
                   f"(writes {desk_settings.users_file}).", file=sys.stderr, flush=True)
         serve(app, host=args.host, port=args.port, name="wms-relay desk", threads=args.threads)
-        watch.stop()
     return 0

@@ -7,27 +7,31 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
+from worker.commands.presenting import friendly_errors, described, say_store
 from worker.encoding import one_line
 from worker.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("enqueue", help="enqueue WMS events from a JSON file (or - for stdin)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              **described(__doc__))
     p.add_argument("operation", help="e.g. dispatch.create, receipt.create, stock.adjust")
     p.add_argument("file", help="a JSON file: one event, an array of events, or JSON lines; - for stdin")
     p.add_argument("--json", action="store_true", help="print one JSON object per event")
     p.set_defaults(handler=run)
 
 
+@friendly_errors
 def run(args: argparse.Namespace) -> int:
     from tasks.events import OPERATIONS
     from worker.delivery.admission import read_events, take_in_all
-    from worker.celery import app
     from worker.delivery.relay import build_relay
     from tasks.publishing import celery_publisher
+    from worker.store.connection import describe
+    from worker.support.desk import control_app
 
     if args.operation not in OPERATIONS:
         print(f"wms-relay: unknown operation {args.operation!r}; one of: {', '.join(sorted(OPERATIONS))}",
@@ -42,16 +46,30 @@ def run(args: argparse.Namespace) -> int:
     if not events:
         print("Nothing to do: no events in the input.")
         return 0
-    relay = build_relay(Settings.from_env(), sends=False)
+    settings = Settings.from_env()
+    # Each event's line below says what became of it; the pipeline's "parked" log line (meant for the
+    # worker's log) would repeat an invalid event's on stderr through Python's last-resort handler.
+    parked = logging.getLogger("wms_relay.parked")
+    parked.addHandler(logging.NullHandler())
+    parked.propagate = False
+    relay = build_relay(settings, sends=False)  # never starts a store: StoreNotFound, exit 3
+    app = control_app(settings)  # nor does this app (worker.celery's would start the embedded one)
+    store = describe(settings)
+    if not args.json:
+        say_store(store)
     counts: dict[str, int] = {}
-    for intake in take_in_all(relay, celery_publisher(app), args.operation, events):
-        shown = intake.state or "not admitted"
-        counts[shown] = counts.get(shown, 0) + 1
-        if args.json:
-            print(json.dumps({"operation": args.operation, "key": intake.key, "state": intake.state,
-                              "note": intake.note}))
-        else:
-            print(f"{args.operation} {one_line(intake.key)}: {shown} — {one_line(intake.note)}")
+    try:
+        for intake in take_in_all(relay, celery_publisher(app), args.operation, events):
+            shown = intake.state or "not admitted"
+            counts[shown] = counts.get(shown, 0) + 1
+            if args.json:
+                print(json.dumps({"operation": args.operation, "key": intake.key, "state": intake.state,
+                                  "note": intake.note, "store": store}))
+            else:
+                print(f"{args.operation} {one_line(intake.key)}: {shown} — {one_line(intake.note)}")
+    finally:
+        app.close()
+        relay.redis.close()
     if not args.json:
         print("Summary: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     if counts.get("not admitted"):

@@ -14,7 +14,8 @@ import argparse
 import json
 
 from worker.commands.presenting import (
-    add_destination_option, age, destination_title, friendly_errors, print_json, say, shorten,
+    add_destination_option, age, described, destination_title, friendly_errors, print_json, say, say_store,
+    shorten,
 )
 from worker.encoding import one_line
 from worker.support.event_view import describe
@@ -24,12 +25,25 @@ from worker.settings import Settings
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("event",
                               help="one event's delivery to each destination: state, attempts, history",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              **described(__doc__))
     p.add_argument("operation", help="e.g. receipt.create (or OPERATION:KEY, or just the KEY)")
     p.add_argument("key", nargs="?", help="the event's key: transaction_id or event_id")
     add_destination_option(p, "show only this destination's delivery")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=run)
+
+
+def with_liveness(place, view: dict) -> dict:
+    """``view`` with the workers and the scheduler alive now (heartbeats), for the next step to name."""
+    from worker.store.heartbeats import Heartbeats
+
+    beats = Heartbeats(place.relay.redis, place.relay.clock)
+    alive = {"workers_alive": [beat.name for beat in beats.alive("worker")],
+             "scheduler_alive": bool(beats.alive("scheduler"))}
+    deliveries = view.get("deliveries")
+    if deliveries is not None:  # every destination's delivery names them too (its own next step)
+        return {**view, **alive, "deliveries": [{**d, **alive} for d in deliveries]}
+    return {**view, **alive}
 
 
 def _candidates(place, operation: str, key: str | None) -> list[tuple[str, str]]:
@@ -51,16 +65,31 @@ def next_step(view: dict) -> str:
     ref = target.delivery_ref(view["operation"], view["key"])
     letter = view.get("dead_letter")
     if state == "dead" and letter and letter["status"] == "open":
-        return (f"read the error above, fix its cause, then `wms-relay dead retry {letter['id']}` — or "
-                f"`wms-relay dead discard {letter['id']} --reason ...`")
+        return letter_next_step(letter["id"], letter["reason"])
     if state == "uncertain":
         return (f"check in {target.title} whether it arrived, then `wms-relay uncertain resolve {ref} "
                 "--delivered --reason ...` (it is there) or `--resend --reason ...` (it is not)")
     if state in ("retrying", "waiting"):
+        if view.get("scheduler_alive") is False:
+            return ("start the scheduler (`wms-relay scheduler`): no scheduler is running, so its next try "
+                    "will not happen; `wms-relay status` shows what else is stuck")
         return f"nothing; it is retried automatically (to try now: `wms-relay retries run-now {ref}`)"
     if state in ("accepted", "sending"):
+        if view.get("workers_alive") == []:
+            return ("start a worker (`wms-relay worker`): no worker is running, so nothing will send it; it "
+                    "waits on its queue until one does")
         return "nothing; a worker is on it (if it stays like this, see `wms-relay status`)"
     return "nothing: this event is settled"
+
+
+def letter_next_step(letter_id: str, reason: str) -> str:
+    """What to do about an open dead letter: a retry cannot help an invalid or conflicting event."""
+    if reason in ("invalid", "conflict"):
+        what = "is invalid" if reason == "invalid" else "reuses a key another event already has"
+        return (f"the event {what}: retrying cannot help. Fix it in the WMS and send it again (a new key for "
+                f"a conflict), then `wms-relay dead discard {letter_id} --reason ...`")
+    return (f"read the error above, fix its cause, then `wms-relay dead retry {letter_id}` — or "
+            f"`wms-relay dead discard {letter_id} --reason ...`")
 
 
 def _order(kind: str, item: dict) -> int:
@@ -106,12 +135,16 @@ def run(args: argparse.Namespace) -> int:
     with workplace(Settings.from_env()) as place:
         views = [v for op, key in _candidates(place, args.operation, args.key)
                  if (v := describe(place.relay, op, key, args.destination)) is not None]
+        views = [with_liveness(place, view) for view in views]
+    store = place.store
+    if not args.json:
+        say_store(store)
     if not views:
         shown = one_line(f"{args.operation} {args.key}" if args.key else args.operation)
         if args.json:
             op, _, key = (args.operation, None, args.key) if args.key else args.operation.partition(":")
             print_json({"operation": op if key else None, "key": key or args.operation, "state": None,
-                        "attempts": 0, "result": None, "history": [], "found": False})
+                        "attempts": 0, "result": None, "history": [], "found": False, "store": store})
         else:
             say(f"No event {shown} in the ledger or the dead letters. Check the operation and key; delivered "
                 "events are kept DELIVERED_RETENTION_DAYS (30 by default).")
@@ -121,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         for view in views:
             say(f"  wms-relay event {view['operation']} {one_line(view['key'])}    ({view['state']})")
         return 1
-    view = views[0]
+    view = {**views[0], "store": store}
     if args.json:
         print_json(view)
         return 0

@@ -3,7 +3,12 @@
 Basic auth comes from FLOWER_BASIC_AUTH (``user:password[,user2:password2]``), which Flower reads from the
 environment itself, so the password never appears on a command line.  Flower refuses to start on a
 non-loopback address without it.  What operators see there, and what they do in the CLI instead, is in
-the README ("Watching it: Flower")."""
+the README ("Watching it: Flower").
+
+The task list shows the columns an operator needs first: the task name, its argument summary (operation,
+key, order_no/artno: ``tasks.summary``), and its result — the event's state after the task
+(``delivered``, ``retrying``, ``dead``...), which says more than Celery's state (SUCCESS for every task
+that returned, whatever became of its event)."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +16,10 @@ import sys
 
 from worker.settings import Settings, SettingsError, valid_basic_auth
 from worker.web.serving import refuse_exposure
+
+# Flower's ``tasks_columns``: slugs of the /tasks page's columns, in order (Flower hides args and result by
+# default).
+TASKS_COLUMNS = "name,args,result,state,received,runtime,worker,uuid"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,5 +45,6 @@ def run(args: argparse.Namespace) -> int:
 
     if not settings.flower_basic_auth:
         print("Flower without a password: listening on loopback only.", file=sys.stderr)
-    app.start(argv=["flower", f"--address={args.address}", f"--port={args.port}"])
+    app.start(argv=["flower", f"--address={args.address}", f"--port={args.port}",
+                    f"--tasks_columns={TASKS_COLUMNS}"])
     return 0

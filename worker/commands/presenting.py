@@ -24,6 +24,21 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*$", re.IGNO
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
+
+
+def plain(doc: str | None) -> str:
+    """A module docstring made fit for ``--help``: reST's double backticks and roles become plain text."""
+    return _ROLE.sub(r"\1", doc or "").replace("``", "")
+
+
+def described(doc: str | None) -> dict:
+    """The ``add_parser`` keywords that show a module docstring as a command's ``--help`` text."""
+    import argparse
+
+    return {"description": plain(doc), "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+
 def age(seconds: float | None) -> str:
     """``42 s``, ``5 min``, ``3 h 12 min``, ``2 d 4 h``; ``-`` for None."""
     if seconds is None:
@@ -122,10 +137,18 @@ def progress_line(index: int, total: int, report: ActionReport) -> str:
     return line
 
 
+def say_store(store: str) -> None:
+    """The first line of every support command's text output: which store it reads."""
+    say(f"Store: {store}")
+
+
 def run_actions(targets: Sequence[str], act: Callable[[str], ActionReport], *, verb: str,
-                as_json: bool, dry_run: bool = False, nothing: str = "Nothing to do.") -> int:
+                as_json: bool, store: str, dry_run: bool = False, nothing: str = "Nothing to do.") -> int:
     """Run ``act`` on each target with a progress line each, then a summary.  Exit code 1 if any failed.
-    No targets: ``nothing`` is said (the JSON summary keeps its keys, all 0) and the exit code is 0."""
+    No targets: ``nothing`` is said (the JSON summary keeps its keys, all 0) and the exit code is 0.
+    ``store`` (which store was acted on) heads the text and is carried in the JSON."""
+    if not as_json:
+        say_store(store)
     if not targets and not as_json:
         say(nothing)
         return 0
@@ -139,7 +162,7 @@ def run_actions(targets: Sequence[str], act: Callable[[str], ActionReport], *, v
     if as_json:
         print_json({"summary": {verb if not dry_run else f"would be {verb}": counts[DONE],
                                 "skipped": counts[SKIPPED], "failed": counts[FAILED]},
-                    "dry_run": dry_run, "results": [o.to_dict() for o in reports]})
+                    "dry_run": dry_run, "store": store, "results": [o.to_dict() for o in reports]})
     else:
         done = f"{counts[DONE]} would be {verb}" if dry_run else f"{counts[DONE]} {verb}"
         say(f"Summary: {done}, {counts[SKIPPED]} skipped, {counts[FAILED]} failed."
@@ -150,14 +173,21 @@ def run_actions(targets: Sequence[str], act: Callable[[str], ActionReport], *, v
 
 
 def friendly_errors(handler: Callable[[Any], int]) -> Callable[[Any], int]:
-    """Turn "Redis is not there" into one plain sentence and exit code 3 instead of a traceback."""
+    """Turn "Redis is not there" (or "no store to read here") into one plain sentence and exit code 3
+    instead of a traceback."""
 
     @functools.wraps(handler)
     def run(args: Any) -> int:
         import redis
 
+        from worker.errors import StoreNotFound
+        from worker.store.embedded import EmbeddedRedisError
+
         try:
             return handler(args)
+        except (StoreNotFound, EmbeddedRedisError) as exc:
+            complain(str(exc))
+            return 3
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             complain(f"cannot reach Redis ({type(exc).__name__}: {exc}). Is it running, and is REDIS_URL "
                      "right? `wms-relay check` tests the settings.")
@@ -169,6 +199,20 @@ def friendly_errors(handler: Callable[[Any], int]) -> Callable[[Any], int]:
     return run
 
 
+def add_list_filters(p) -> None:
+    """``--operation``, ``--grep`` and ``--limit`` of a listing."""
+    p.add_argument("--operation", help="only this operation, e.g. stock.adjust")
+    p.add_argument("--grep", help="only entries whose id, event or error contain this text (any case)")
+    p.add_argument("--limit", type=int, default=None, help="show at most this many")
+
+
+def filtered(items: list, args: Any, *, operation: Callable[[Any], str], text: Callable[[Any], str]) -> list:
+    """``items`` kept by ``--operation`` and ``--grep`` (over ``text(item)``), cut at ``--limit``."""
+    if args.limit is not None and args.limit < 1:
+        raise Refused("--limit must be 1 or more")
+    kept = [item for item in items if (not args.operation or operation(item) == args.operation)
+            and (not args.grep or args.grep.lower() in text(item).lower())]
+    return kept if args.limit is None else kept[:args.limit]
 def add_destination_option(parser, what: str = "only this destination's") -> None:
     """``--destination NAME``: one of the destinations (trademax, kaching, stocktrim, stock2shop)."""
     from worker.destinations.table import DESTINATIONS

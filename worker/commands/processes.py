@@ -60,10 +60,11 @@ def run_scheduler(args: argparse.Namespace) -> int:
     from tasks.publishing import celery_publisher
     from worker.scheduling.scheduler import Scheduler
     from worker.scheduling.stranded import StrandedSweep
+    from worker.store.heartbeats import Heartbeats, node_name
 
     settings = Settings.from_env()
     configure(settings)
-    relay = build_relay(settings, sends=False)
+    relay = build_relay(settings, sends=False, start_store=True)
     for name in relay.ledger.drop_legacy_keys():
         logging.getLogger("wms_relay.scheduler").info("removed %s (an earlier version's, unused now)", name)
     stop = threading.Event()
@@ -79,6 +80,27 @@ def run_scheduler(args: argparse.Namespace) -> int:
 
     jobs = [job for d in configured(settings)
             if (job := d.housekeeping(settings, redis=relay.redis, clock=relay.clock)) is not None]
+    beats, name = Heartbeats(relay.redis, relay.clock), node_name("scheduler")
     Scheduler(relay.schedule, celery_publisher(app), clock=relay.clock, sweep=sweep.sweep,
-              sweep_interval=args.sweep_interval, housekeeping=jobs).run(stop, interval=args.interval)
+              sweep_interval=args.sweep_interval, housekeeping=jobs,
+              heartbeat=lambda: beats.beat("scheduler", name),
+              purge=lambda: purge_closed_letters(relay, settings)).run(stop, interval=args.interval)
+    try:
+        beats.leave("scheduler", name)
+    except Exception as exc:  # noqa: BLE001 — the store is gone: the beat goes stale on its own
+        logging.getLogger("wms_relay.scheduler").warning("heartbeat not removed (%s)", exc)
     return 0
+
+
+def purge_closed_letters(relay, settings: Settings) -> int:
+    """The scheduler's retention chore: delete dead letters closed more than DEAD_LETTER_RETENTION_DAYS
+    ago (0: keep them)."""
+    if settings.dead_letter_retention_days <= 0:
+        return 0
+    cutoff = relay.clock() - settings.dead_letter_retention_days * 86400.0
+    purged = relay.dead_letters.purge_closed(cutoff)
+    if purged:
+        logging.getLogger("wms_relay.scheduler").info(
+            "retention: deleted %d dead letters closed more than %g days ago", len(purged),
+            settings.dead_letter_retention_days)
+    return len(purged)

@@ -1,7 +1,7 @@
 """``wms-relay retries list|run-now``: the durable retry schedule — deliveries that failed transiently (or
 wait for their dispatch.create) and will be tried again on their own, each to its own destination.
 
-    retries list [--destination D] [--json]
+    retries list [--destination D] [--operation OP] [--grep TEXT] [--limit N] [--json]
     retries run-now ID... | --all [--destination D]
     retries discard ID... --reason TEXT    give up on them: the delivery is discarded (kept, never sent)
                      (ID: OPERATION:KEY for Trademax, DESTINATION/OPERATION:KEY for the others, as
@@ -13,21 +13,22 @@ not change the retry limit: an event that keeps failing still becomes a dead let
 from __future__ import annotations
 
 import argparse
+import json
 
 from worker.commands.presenting import (
-    add_destination_option, age, complain, default_actor, friendly_errors, print_json, run_actions, say,
-    shorten, table,
+    add_destination_option, add_list_filters, age, complain, default_actor, described, filtered,
+    friendly_errors, print_json, run_actions, say, say_store, shorten, table,
 )
 from worker.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("retries", help="list scheduled retries, or run them now", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser("retries", help="list scheduled retries, or run them now", **described(__doc__))
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
     sub = p.add_subparsers(dest="retries_command", metavar="ACTION")
     ls = sub.add_parser("list", help="scheduled retries, soonest first")
     add_destination_option(ls)
+    add_list_filters(ls)
     ls.add_argument("--json", action="store_true", help="print a JSON array")
     ls.set_defaults(handler=run_list)
     now = sub.add_parser("run-now", help="make scheduled retries due now")
@@ -91,10 +92,12 @@ def run_list(args: argparse.Namespace) -> int:
     from worker.support.desk import workplace
 
     with workplace(Settings.from_env()) as place:
-        entries = scheduled(place, args.destination)
+        entries = filtered(scheduled(place, args.destination), args, operation=lambda e: e["operation"],
+                           text=lambda e: json.dumps(e, ensure_ascii=False))
     if args.json:
         print_json(entries)
         return 0
+    say_store(place.store)
     if not entries:
         say("No scheduled retries: nothing is waiting to be tried again.")
         return 0
@@ -120,7 +123,8 @@ def run_now(args: argparse.Namespace) -> int:
         targets = args.ids or [entry["id"] for entry in scheduled(place, args.destination)]
         actor = args.actor or default_actor()
         return run_actions(targets, lambda t: run_retry_now(place.desk, t, actor=actor), verb="made due now",
-                           as_json=args.json, nothing="Nothing to do: no retries are scheduled.")
+                           as_json=args.json, store=place.store,
+                           nothing="Nothing to do: no retries are scheduled.")
 
 
 @friendly_errors
@@ -134,4 +138,4 @@ def run_discard(args: argparse.Namespace) -> int:
     actor = args.actor or default_actor()
     with workplace(Settings.from_env()) as place:
         return run_actions(args.ids, lambda t: discard_retry(place.desk, t, actor=actor, reason=args.reason),
-                           verb="discarded", as_json=args.json)
+                           verb="discarded", as_json=args.json, store=place.store)

@@ -1,56 +1,44 @@
-"""``wms-relay status [--destination D] [--json]``: is anything stuck, and what needs a person?
+"""``wms-relay status [--destination D] [--json] [--fail-on-attention]``: is anything stuck, and what needs
+a person?
 
 Queue depths (the Redis list of every destination's queues, and messages workers hold unacknowledged),
-scheduled retries and the next one due, events waiting for their create, uncertain deliveries, dead letters
-(count and oldest age), deliveries in the last hour, and the workers that answered a ping (Celery's
-``control.ping`` over the broker: works without Flower); then the same per destination (whether it is on,
-its ledger's states, delivered in the last hour) and its flow (worker.flow: rate limit and the current
-rate, a Retry-After hold, the circuit, a pause in force and who set it why, parked deliveries, pending
-batches).  ``--destination`` narrows every figure to one
-destination.  Ends with what to do next."""
+scheduled retries and the most overdue one, events waiting for their create, uncertain deliveries, dead
+letters (count and oldest age), deliveries in the last hour, the workers alive and the scheduler's last
+tick (from their heartbeats in the store: no Celery ping, no Flower); then the same per destination
+(whether it is on, its ledger's states, delivered in the last hour) and its flow (worker.flow: rate limit
+and the current rate, a Retry-After hold, the circuit, a pause in force and who set it why, parked
+deliveries, pending batches).  ``--destination`` narrows every figure to one destination.  Ends with what
+needs a person: no live worker, no live scheduler, retries overdue by more than a minute, open dead
+letters, uncertain events, Redis at 80 % of its maxmemory or more, a destination paused or its circuit
+not closed.  ``--fail-on-attention`` exits 1 when anything does (for cron and Nagios); otherwise the exit
+code is 0 whatever the report says (3: the store does not answer)."""
 from __future__ import annotations
 
 import argparse
 
-from worker.commands.presenting import add_destination_option, age, friendly_errors, print_json, say, shorten
+from worker.commands.presenting import add_destination_option, age, described, friendly_errors, print_json, say, \
+    say_store, shorten
 from worker.settings import Settings
+from worker.store.heartbeats import STALE_AFTER_SECONDS
 
-PING_TIMEOUT_SECONDS = 1.0
-# kombu's Redis transport keeps messages with a priority in extra lists: name + "\x06\x16" + priority.
-_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
-UNACKED_HASH = "unacked"
+# A retry this late has no scheduler moving it (the scheduler moves due retries within a second).
+OVERDUE_AFTER_SECONDS = 60.0
+# Under maxmemory-policy noeviction a full Redis refuses writes: new events could not be accepted.
+MEMORY_ATTENTION_FRACTION = 0.8
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("status", help="queues, retries, dead letters, uncertain events, workers",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser("status", help="queues, retries, dead letters, workers, scheduler: what needs "
+                              "a person", **described(__doc__))
     add_destination_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
-    p.add_argument("--ping-timeout", type=float, default=PING_TIMEOUT_SECONDS,
-                   help=f"seconds to wait for workers to answer (default {PING_TIMEOUT_SECONDS:g})")
+    p.add_argument("--fail-on-attention", action="store_true",
+                   help="exit 1 when something needs a person (for cron and Nagios)")
     p.set_defaults(handler=run)
 
 
-def queue_depths(redis_client, destination: str | None = None) -> dict[str, int]:
-    from worker.destinations.table import QUEUES
-
-    queues = [q for q in QUEUES if destination is None or q.startswith(destination + ".")]
-    pipe = redis_client.pipeline(transaction=False)
-    for queue in queues:
-        for suffix in _PRIORITY_SUFFIXES:
-            pipe.llen(queue + suffix)
-    counts = pipe.execute()
-    step = len(_PRIORITY_SUFFIXES)
-    return {queue: sum(counts[i * step:(i + 1) * step]) for i, queue in enumerate(queues)}
-
-
-def workers_seen(app, timeout: float) -> list[str]:
-    """Names of the workers that answered a ping within ``timeout`` seconds."""
-    try:
-        replies = app.control.ping(timeout=timeout) or []
-    except Exception:  # noqa: BLE001 — a broker hiccup: report no answer rather than fail the status
-        return []
-    return sorted(name for reply in replies for name in reply)
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def per_destination(relay, now: float, destination: str | None = None) -> dict[str, dict]:
@@ -73,15 +61,18 @@ def per_destination(relay, now: float, destination: str | None = None) -> dict[s
     return found
 
 
-def collect(place, ping_timeout: float, destination: str | None = None, *,
-            workers: list[str] | None = None) -> dict:
-    """Everything ``status`` reports, as one JSON-ready dict (``destination``: narrowed to it;
-    ``workers``: names already known to answer, instead of pinging now — the desk pings in the
-    background)."""
+def collect(place, destination: str | None = None) -> dict:
+    """Everything ``status`` reports, as one JSON-ready dict (``destination``: narrowed to it);
+    ``attention`` lists what needs a person."""
+    import redis
+
     from worker.encoding import iso_time
+    from worker.store.broker_queues import queue_depths, unacked
+    from worker.store.heartbeats import Heartbeats
 
     relay, now = place.relay, place.relay.clock()
     schedule, letters = relay.schedule, relay.dead_letters
+    beats = Heartbeats(relay.redis, relay.clock)
     destinations = per_destination(relay, now, destination)
     by_state = {state: sum(d["ledger"][state] for d in destinations.values())
                 for state in next(iter(destinations.values()))["ledger"]}
@@ -94,23 +85,43 @@ def collect(place, ping_timeout: float, destination: str | None = None, *,
         open_letters = letters.list(destination=destination)
         dead_count = len(open_letters)
         oldest_dead = max((letter.age(now) for letter in open_letters), default=None)
-    return {
+    workers = beats.beats("worker")
+    ticks = beats.beats("scheduler")
+    try:
+        memory = relay.redis.info("memory")
+    except redis.ResponseError:  # INFO disabled (some managed Redis; fakeredis): memory not known
+        memory = {}
+    used = int(memory["used_memory"]) if "used_memory" in memory else None
+    limit = int(memory.get("maxmemory", 0))
+    report = {
+        "store": place.store,
         "checked_at": iso_time(now),
         "queues": queue_depths(relay.redis, destination),
-        "in_progress": int(relay.redis.hlen(UNACKED_HASH)),
+        "in_progress": unacked(relay.redis),
         "scheduled_retries": {
             "count": schedule.count(), "in_flight": schedule.in_flight_count(),
-            "next_due_at": iso_time(next_due), "next_due_in_seconds": None if next_due is None else
-            round(next_due - now, 1)},
+            "next_due_at": iso_time(next_due),
+            "next_due_in_seconds": None if next_due is None else round(next_due - now, 1),
+            "most_overdue_seconds": None if next_due is None else round(max(0.0, now - next_due), 1)},
         "waiting": by_state["waiting"],
         "uncertain": {"count": by_state["uncertain"], "oldest_age_seconds": max(ages) if ages else None},
-        "dead_letters": {"count": dead_count,
-                         "oldest_age_seconds": None if oldest_dead is None else round(oldest_dead, 1)},
+        "dead_letters": {"count": dead_count, "oldest_age_seconds": _seconds(oldest_dead)},
         "ledger": by_state,
         "delivered_last_hour": sum(d["delivered_last_hour"] for d in destinations.values()),
         "destinations": destinations,
-        "workers": workers_seen(place.app, ping_timeout) if workers is None else workers,
+        "workers": [b.name for b in workers if b.age <= STALE_AFTER_SECONDS],
+        "worker_heartbeats": [{"name": b.name, "age_seconds": _seconds(b.age),
+                               "alive": b.age <= STALE_AFTER_SECONDS} for b in workers],
+        "scheduler": {"name": ticks[0].name if ticks else None,
+                      "last_tick_at": iso_time(ticks[0].at) if ticks else None,
+                      "last_tick_age_seconds": _seconds(ticks[0].age) if ticks else None,
+                      "alive": bool(ticks) and ticks[0].age <= STALE_AFTER_SECONDS},
+        "redis_memory": {"used_bytes": used, "max_bytes": limit,
+                         "used_fraction": round(used / limit, 4) if limit and used is not None else None},
     }
+    report["attention"] = ([{"flag": flag, "message": _say(flag, report)} for flag in needs_a_person(report)]
+                           + flow_attention(report))
+    return report
 
 
 def report_now(report: dict) -> float:
@@ -151,65 +162,93 @@ def flow_line(flow: dict, *, now: float) -> str:
     return "; ".join(parts)
 
 
-def flow_steps(report: dict) -> list[str]:
-    """What a person should know of the destinations' flow: a pause in force, a circuit open."""
-    steps = []
+def flow_attention(report: dict) -> list[dict]:
+    """What needs a person in the destinations' flow, one item each (flag ``paused`` or ``circuit_open``,
+    with its ``destination``): a pause in force, a circuit not closed."""
+    items = []
     for name, part in report["destinations"].items():
         flow = part.get("flow") or {}
         if flow.get("paused"):
-            steps.append(f"{part['title']} is paused by {flow['paused']['by']}: `wms-relay resume {name}` "
-                         "sends to it again.")
+            items.append({"flag": "paused", "destination": name,
+                          "message": f"{part['title']} is paused by {flow['paused']['by']}: "
+                                     f"`wms-relay resume {name}` sends to it again."})
         if flow and flow["circuit"]["state"] != "closed":
-            steps.append(f"{part['title']} is failing (circuit {flow['circuit']['state']}): its deliveries "
-                         "wait without spending attempts; check it is up (`wms-relay check`).")
-    return steps
+            items.append({"flag": "circuit_open", "destination": name,
+                          "message": f"{part['title']} is failing (circuit {flow['circuit']['state']}): its "
+                                     "deliveries wait without spending attempts; check it is up "
+                                     "(`wms-relay check`)."})
+    return items
 
 
 def needs_a_person(report: dict) -> list[str]:
-    """What needs a person, in order: ``dead_letters``, ``uncertain``, ``no_worker`` (the CLI says each in
-    words, the desk links each to its page)."""
+    """What needs a person, most urgent first: ``no_worker``, ``no_scheduler``, ``overdue_retries``,
+    ``dead_letters``, ``uncertain``, ``memory`` (the CLI says each in words; a desk can link each to its
+    page)."""
     needs = []
+    if not report["workers"]:
+        needs.append("no_worker")
+    if not report["scheduler"]["alive"]:
+        needs.append("no_scheduler")
+    overdue = report["scheduled_retries"]["most_overdue_seconds"]
+    if overdue is not None and overdue > OVERDUE_AFTER_SECONDS:
+        needs.append("overdue_retries")
     if report["dead_letters"]["count"]:
         needs.append("dead_letters")
     if report["uncertain"]["count"]:
         needs.append("uncertain")
-    queued = sum(report["queues"].values()) + report["scheduled_retries"]["count"]
-    if not report["workers"] and queued:
-        needs.append("no_worker")
+    fraction = report["redis_memory"]["used_fraction"]
+    if fraction is not None and fraction >= MEMORY_ATTENTION_FRACTION:
+        needs.append("memory")
     return needs
 
 
-_NEXT_STEPS = {
-    "dead_letters": "Dead letters wait for a person: `wms-relay dead list`, then `dead show ID`, "
-                    "`dead retry ID` or `dead discard ID --reason ...`.",
-    "uncertain": "Uncertain deliveries: `wms-relay uncertain list`, check each at its destination, then "
-                 "`uncertain resolve ID --delivered|--resend --reason ...`.",
-    "no_worker": "No worker answered: events will not move. Start one (`wms-relay worker`, or "
-                 "`honcho start`) and check its log.",
-}
+def _say(flag: str, report: dict) -> str:
+    """One sentence per flag: what is wrong and what to do."""
+    if flag == "no_worker":
+        seen = report["worker_heartbeats"]
+        last = f" (last heartbeat {age(seen[0]['age_seconds'])} ago, {seen[0]['name']})" if seen else ""
+        return (f"No worker is alive{last}: events will not move. Start one (`wms-relay worker`) and check "
+                "its log.")
+    if flag == "no_scheduler":
+        tick = report["scheduler"]
+        when = (f"has not ticked for {age(tick['last_tick_age_seconds'])}" if tick["name"]
+                else "has never ticked")
+        return (f"The scheduler {when}: retries and dispatch updates waiting for their create will not be "
+                "sent. Start it (`wms-relay scheduler`) and check its log.")
+    if flag == "overdue_retries":
+        late = age(report["scheduled_retries"]["most_overdue_seconds"])
+        return (f"A scheduled retry is {late} overdue: the scheduler is not moving retries. Check that it "
+                "runs (`wms-relay health scheduler`) and can reach the store.")
+    if flag == "dead_letters":
+        return ("Dead letters wait for a person: `wms-relay dead list`, then `dead show ID`, `dead retry ID` "
+                "or `dead discard ID --reason ...`.")
+    if flag == "uncertain":
+        return ("Uncertain deliveries: `wms-relay uncertain list`, check each at its destination, then "
+                "`uncertain resolve ID --delivered|--resend --reason ...`.")
+    memory = report["redis_memory"]
+    return (f"Redis uses {memory['used_fraction']:.0%} of its maxmemory ({_mib(memory['used_bytes'])} of "
+            f"{_mib(memory['max_bytes'])}): when full it refuses new events. Raise maxmemory, or purge "
+            "closed dead letters (`wms-relay dead purge --closed --older-than 30d`).")
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1048576:.1f} MiB"
 
 
 def next_steps(report: dict) -> list[str]:
-    return [_NEXT_STEPS[need] for need in needs_a_person(report)] + flow_steps(report)
+    return [item["message"] for item in report["attention"]]
 
 
-@friendly_errors
-def run(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
-
-    with workplace(Settings.from_env()) as place:
-        report = collect(place, args.ping_timeout, args.destination)
-    if args.json:
-        print_json(report)
-        return 0
-    queues = report["queues"]
+def _print(report: dict) -> None:
+    say_store(report["store"])
     say("Queues (waiting to be picked up by a worker):")
-    for name, depth in queues.items():
+    for name, depth in report["queues"].items():
         say(f"  {name:<20} {depth}")
     say(f"  being worked on now  {report['in_progress']}")
     retries = report["scheduled_retries"]
     due = retries["next_due_in_seconds"]
-    when = "-" if due is None else ("now" if due <= 0 else f"in {age(due)}")
+    when = "-" if due is None else (f"in {age(due)}" if due > 0 else
+                                    "now" if -due <= OVERDUE_AFTER_SECONDS else f"{age(-due)} ago")
     say(f"Scheduled retries:     {retries['count']} (next due {when})")
     say(f"Waiting for a create:  {report['waiting']}")
     for label, part in (("Uncertain:            ", report["uncertain"]),
@@ -226,9 +265,36 @@ def run(args: argparse.Namespace) -> int:
     for part in report["destinations"].values():
         if part["flow"] is not None:
             say(f"  {part['title']:<21} " + flow_line(part["flow"], now=report_now(report)))
-    workers = report["workers"]
-    say(f"Workers answering:     {len(workers)}" + (f" ({', '.join(workers)})" if workers else ""))
+    alive = [b for b in report["worker_heartbeats"] if b["alive"]]
+    names = ", ".join(f"{b['name']} {age(b['age_seconds'])} ago" for b in alive)
+    say(f"Workers alive:         {len(alive)}" + (f" ({names})" if alive else ""))
+    tick = report["scheduler"]
+    memory = report["redis_memory"]
+    if memory["used_bytes"] is None:
+        say("Redis memory:          not known (the server refuses INFO)")
+    else:
+        say(f"Redis memory:          {_mib(memory['used_bytes'])} of "
+            + (f"{_mib(memory['max_bytes'])} ({memory['used_fraction']:.0%})" if memory["max_bytes"]
+               else "no maxmemory set"))
+    say("Scheduler:             " + (f"last tick {age(tick['last_tick_age_seconds'])} ago ({tick['name']})"
+                                     if tick["name"] else "never ticked"))
     say(f"Checked at {report['checked_at']}.")
-    steps = next_steps(report)
-    say("Next: " + " ".join(steps) if steps else "Nothing needs a person right now.")
-    return 0
+    if not report["attention"]:
+        say("Nothing needs a person right now.")
+        return
+    say("Needs a person:")
+    for item in report["attention"]:
+        say(f"  ! {item['message']}")
+
+
+@friendly_errors
+def run(args: argparse.Namespace) -> int:
+    from worker.support.desk import workplace
+
+    with workplace(Settings.from_env()) as place:
+        report = collect(place, args.destination)
+    if args.json:
+        print_json(report)
+    else:
+        _print(report)
+    return 1 if args.fail_on_attention and report["attention"] else 0

@@ -5,7 +5,7 @@ Where a second copy would do harm (a relative stock adjustment adds twice, at Tr
 wms-relay does not guess: the delivery is ``uncertain`` until a person checks the destination and says
 which it is.  Only that destination's delivery is affected.
 
-    uncertain list [--destination D] [--json]
+    uncertain list [--destination D] [--operation OP] [--grep TEXT] [--limit N] [--json]
     uncertain resolve ID --delivered --reason TEXT   it is at the destination: never send it again
     uncertain resolve ID --resend --reason TEXT      it is not: send it once more (there only)
 
@@ -16,10 +16,11 @@ Resolving is atomic: if two people resolve one event, the first one counts."""
 from __future__ import annotations
 
 import argparse
+import json
 
 from worker.commands.presenting import (
-    add_destination_option, age, complain, default_actor, destination_title, friendly_errors, print_json,
-    run_actions, say, shorten, table,
+    add_destination_option, add_list_filters, age, complain, default_actor, described, destination_title,
+    filtered, friendly_errors, print_json, run_actions, say, say_store, shorten, table,
 )
 from worker.settings import Settings
 
@@ -27,11 +28,12 @@ from worker.settings import Settings
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("uncertain",
                               help="deliveries that may or may not have reached their destination",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              **described(__doc__))
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
     sub = p.add_subparsers(dest="uncertain_command", metavar="ACTION")
     ls = sub.add_parser("list", help="uncertain deliveries, oldest first")
     add_destination_option(ls)
+    add_list_filters(ls)
     ls.add_argument("--json", action="store_true", help="print a JSON array")
     ls.set_defaults(handler=run_list)
     resolve = sub.add_parser("resolve", help="say what you found at the destination")
@@ -53,16 +55,20 @@ def run_list(args: argparse.Namespace) -> int:
     from worker.destinations.table import DESTINATIONS
 
     with workplace(Settings.from_env()) as place:
-        found = [(destination, record)
-                 for destination in DESTINATIONS.values()
-                 if args.destination in (None, destination.name)
-                 for record in place.relay.ledger_of(destination.name).list_in_state("uncertain", limit=None)]
+        found = filtered([(destination, record)
+                          for destination in DESTINATIONS.values()
+                          if args.destination in (None, destination.name)
+                          for record in place.relay.ledger_of(destination.name).list_in_state("uncertain",
+                                                                                             limit=None)],
+                         args, operation=lambda found: found[1].operation,
+                         text=lambda found: json.dumps(found[1].to_dict(), ensure_ascii=False, default=str))
         now = place.relay.clock()
     if args.json:
         print_json([{**record.to_dict(), "destination": destination.name,
                      "id": destination.delivery_ref(record.operation, record.key)}
                     for destination, record in found])
         return 0
+    say_store(place.store)
     if not found:
         say("No uncertain deliveries. Nothing to check at a destination.")
         return 0
@@ -101,4 +107,4 @@ def run_resolve(args: argparse.Namespace) -> int:
     with workplace(Settings.from_env()) as place:
         return run_actions([args.id], lambda _: resolve_uncertain(
             place.desk, operation, key, delivered=args.delivered, actor=actor, reason=args.reason,
-            destination=destination.name), verb="resolved", as_json=args.json)
+            destination=destination.name), verb="resolved", as_json=args.json, store=place.store)

@@ -119,17 +119,18 @@ def build_clients(settings: Settings, redis_client: redis.Redis,
 def build_relay(settings: Settings, *, redis_client: redis.Redis | None = None,
                 client: Any = None, clients: dict[str, Any] | None = None,
                 clock: Callable[[], float] = time.time, sends: bool = True,
-                publish: Callable[[dict], None] | None = None) -> Relay:
+                publish: Callable[[dict], None] | None = None, start_store: bool = False) -> Relay:
     """Wire the services for ``settings``; pass ``redis_client``/``clients`` to use your own (``client``:
     the first destination's).
 
     ``sends=False`` (the support CLI, enqueue, the scheduler) builds no client and so needs no
-    destination's credentials."""
+    destination's credentials.  ``start_store``: a service process (worker, scheduler) may start the
+    embedded server; everyone else only finds a running one (``worker.store.connection``)."""
     from worker.store.connection import connect
     from worker.store.dispatch_waiters import DispatchWaiters
     from worker.store.stock_order import StockOrder
 
-    r = redis_client if redis_client is not None else connect(settings)
+    r = redis_client if redis_client is not None else connect(settings, start=start_store)
     ledger = Ledger.from_settings(r, settings, clock=clock)
     chosen = dict(clients or {})
     if client is not None:
@@ -166,5 +167,6 @@ def process_relay() -> Relay:
                 from tasks.publishing import celery_publisher
                 from worker.celery import app
 
-                _process_relay = build_relay(Settings.from_env(), publish=celery_publisher(app))
+                _process_relay = build_relay(Settings.from_env(), publish=celery_publisher(app),
+                                             start_store=True)
     return _process_relay

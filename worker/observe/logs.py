@@ -1,35 +1,50 @@
 """Process-wide logging for wms-relay's processes: plain text, or one JSON object a line (LOG_FORMAT=json).
 
-Only the entry points call ``configure``; libraries just use ``logging.getLogger``.  A line whose message
-is itself a JSON object (``Observer.attempt`` in JSON mode) is merged into the line's object, so each
-attempt is one flat JSON object: time, level, logger, msg, operation, key, attempt, outcome, status,
-error_code, latency_ms.  Every line — message and traceback — passes the secret scrubber last: the
-secret is kept out of log calls by construction, this catches what a library might add."""
+Only the entry points call ``configure``; libraries just use ``logging.getLogger``.  JSON lines come from
+python-json-logger (a maintained formatter, not ours): ``time`` (UTC, ISO-8601 with its offset:
+``2024-05-01T08:00:00.123456+00:00``), ``level``, ``logger``, ``msg``, every ``extra=`` field at the top
+level (``Observer.attempt``'s operation, key, attempt, outcome, status, error_code, latency_ms) and
+``exc_info`` for a traceback.  Text lines carry the time in UTC with its offset too.  Every line — each
+field, then the finished line, traceback included — passes the secret scrubber last: the secret is kept
+out of log calls by construction, this catches what a library might add."""
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from typing import TextIO
+import time
+from typing import Any, TextIO
+
+from pythonjsonlogger.json import JsonFormatter
 
 from worker.redaction import Scrubber
 from worker.store.connection import store_password
 from worker.settings import LOG_LEVELS, Settings, SettingsError, valid_log_level
 
+# The record attributes every JSON line carries, and the names they carry them under.
+JSON_FIELDS = "%(levelname)s %(name)s %(message)s"
+JSON_NAMES = {"levelname": "level", "name": "logger", "message": "msg"}
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        try:
-            body = json.loads(message) if message.startswith("{") else {"msg": message}
-        except ValueError:
-            body = {"msg": message}
-        if not isinstance(body, dict):
-            body = {"msg": message}
-        body = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name, **body}
-        if record.exc_info:
-            body["exc"] = self.formatException(record.exc_info)
-        return json.dumps(body, default=str)
+
+class _JsonFormatter(JsonFormatter):
+    """python-json-logger's formatter, with each field scrubbed before it is serialised (so a secret that
+    JSON would escape is still found)."""
+
+    def __init__(self, scrubber: Scrubber) -> None:
+        super().__init__(JSON_FIELDS, rename_fields=JSON_NAMES, timestamp="time")
+        self._scrubber = scrubber
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        return self._scrubber.scrub(super().process_log_record(log_data))
+
+
+class _UtcFormatter(logging.Formatter):
+    """Text lines: ``2024-05-01T08:00:00.123+00:00 INFO logger: message``."""
+
+    converter = time.gmtime
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        return time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(record.created)) + \
+            f".{int(record.msecs):03d}+00:00"
 
 
 class _ScrubbingFormatter(logging.Formatter):
@@ -46,11 +61,11 @@ class _ScrubbingFormatter(logging.Formatter):
 
 def formatter_for(settings: Settings) -> logging.Formatter:
     """The formatter of LOG_FORMAT, with secret scrubbing."""
-    if settings.log_format == "json":
-        inner: logging.Formatter = _JsonFormatter()
-    else:
-        inner = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     scrubber = Scrubber.from_settings(settings, store_password=store_password(settings))
+    if settings.log_format == "json":
+        inner: logging.Formatter = _JsonFormatter(scrubber)
+    else:
+        inner = _UtcFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     return _ScrubbingFormatter(inner, scrubber)
 
 

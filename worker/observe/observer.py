@@ -12,7 +12,6 @@ credentials from every log line (``worker.observe.logs``) and every Sentry event
 (``worker.observe.sentry``)."""
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,8 +44,8 @@ class Observer:
                    settings=settings)
 
     def _line(self, logger: logging.Logger, level: int, message: str, fields: dict[str, Any]) -> None:
-        if self.log_format == "json":
-            logger.log(level, json.dumps({"msg": message, **fields}, default=str, sort_keys=True))
+        if self.log_format == "json":  # the fields become top-level keys of the JSON line
+            logger.log(level, message, extra=fields)
         else:
             # One line per record, whatever a key holds (worker.encoding).
             logger.log(level, "%s %s", message, " ".join(f"{k}={one_line(v)}" for k, v in fields.items()))
@@ -54,7 +53,11 @@ class Observer:
     def attempt(self, event: Any, attempt: int, outcome: str, *, status: int | None,
                 error_code: int | None, latency: float | None) -> None:
         """One line per send attempt: destination, operation, key, attempt, outcome, status, error_code,
-        latency_ms."""
+        latency_ms; and one count in this process's metrics tally (``worker.observe.metrics``) under the
+        delivery's own destination."""
+        from worker.observe.metrics import process_tally
+
+        process_tally().record(_destination(event), event.operation, outcome, status, latency)
         self._line(log, logging.INFO, "attempt", {
             "destination": _destination(event), "operation": event.operation, "key": event.key,
             "attempt": attempt, "outcome": outcome,

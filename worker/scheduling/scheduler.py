@@ -24,7 +24,9 @@ class Scheduler:
     def __init__(self, schedule: RetrySchedule, publish: Publish, *, clock: Callable[[], float],
                  batch: int = 500, sweep: Callable[[], int] | None = None,
                  sweep_interval: float = 60.0, housekeeping: Sequence[Callable[[], object]] = (),
-                 housekeeping_interval: float = HOUSEKEEPING_SECONDS) -> None:
+                 housekeeping_interval: float = HOUSEKEEPING_SECONDS,
+                 heartbeat: Callable[[], object] | None = None, heartbeat_interval: float = 1.0,
+                 purge: Callable[[], object] | None = None, purge_interval: float = 3600.0) -> None:
         self._schedule = schedule
         self._publish = publish
         self._clock = clock
@@ -32,6 +34,15 @@ class Scheduler:
         self._sweep = sweep  # worker.scheduling.stranded.StrandedSweep.sweep: housekeeping, once a minute
         self._sweep_interval = sweep_interval
         self._last_sweep = float("-inf")
+        # Heartbeats.beat("scheduler", name): written after a tick completed, at most once a
+        # ``heartbeat_interval``, so "last tick 2 s ago" in `wms-relay status` means a tick that worked.
+        self._heartbeat = heartbeat
+        self._heartbeat_interval = heartbeat_interval
+        self._last_beat = float("-inf")
+        # Retention (closed dead letters past DEAD_LETTER_RETENTION_DAYS): once an ``purge_interval``.
+        self._purge = purge
+        self._purge_interval = purge_interval
+        self._last_purge = float("-inf")
         # The destinations' periodic jobs (StockTrim's forecast run): each decides itself whether it is due.
         self._housekeeping = tuple(housekeeping)
         self._housekeeping_interval = housekeeping_interval
@@ -64,7 +75,18 @@ class Scheduler:
                     self._schedule.confirm(entry_id)
                     published += 1
             if len(due) < self._batch:
-                return published
+                break
+        if self._purge is not None and now - self._last_purge >= self._purge_interval:
+            self._last_purge = now
+            try:
+                self._purge()
+            except Exception as exc:  # housekeeping: never let it hold up the retries
+                log.warning("retention purge failed (%s: %s); next try in %.0f s", type(exc).__name__, exc,
+                            self._purge_interval)
+        if self._heartbeat is not None and now - self._last_beat >= self._heartbeat_interval:
+            self._heartbeat()
+            self._last_beat = now
+        return published
 
     def run(self, stop: threading.Event, *, interval: float = 0.25) -> None:
         log.info("scheduler running: moving due retries every %.2f s", interval)

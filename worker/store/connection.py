@@ -1,19 +1,36 @@
-"""The one way wms-relay code gets a Redis client: from the settings, never from the environment.
+"""The one way wms-relay code finds its store and gets a Redis client: from the settings, never from the
+environment.
 
 ``REDIS_URL`` set → that server (production: Redis >= 6 or Valkey with ``appendonly yes`` and
-``maxmemory-policy noeviction``).  Unset → the checkout's embedded valkey-server, started on first use
-(see :mod:`worker.store.embedded`).  Nothing here runs at import time."""
+``maxmemory-policy noeviction``): ``redis://``, ``rediss://`` (TLS), ``unix://`` (a socket), or
+``sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/DB?master_name=NAME`` — the Sentinels to
+ask which server is the primary of NAME now (``worker.settings.SentinelAddress``); the client follows a
+failover.  Unset → the embedded valkey-server under ``WMS_RELAY_VAR_DIR``
+(see :mod:`worker.store.embedded`).
+
+Who may start the embedded server: only the service processes (``wms-relay worker``, ``scheduler``,
+``ingest``, ``flower``, ``demo``), which pass ``start=True``.  Everything else — every support command —
+only finds a running one, and raises :class:`~worker.errors.StoreNotFound` when there is none: a fresh,
+empty server started in the wrong directory would answer "nothing needs a person" while the real store
+holds the work.
+:func:`describe` says in one line which store a command reads, for people (never the password).
+Nothing here runs at import time."""
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import redis
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.retry import Retry
 
-from worker.store.embedded import checkout_password, redis_url
+from worker.errors import StoreNotFound
+from worker.redaction import url_without_password
+from worker.settings import SentinelAddress
+from worker.store import embedded
 
-__all__ = ["connect", "redis_url", "store_password"]
+__all__ = ["connect", "describe", "store_password", "store_url", "wait_for_store", "StoreNotFound"]
 
 
 # A call to a stalled store fails after this long instead of hanging a worker thread.
@@ -31,27 +48,94 @@ def store_retry() -> Retry:
                  supported_errors=(redis.ConnectionError, redis.TimeoutError))
 
 
-def connect(settings, *, decode_responses: bool = True,
-            socket_timeout: float = STORE_SOCKET_TIMEOUT_SECONDS) -> redis.Redis:
-    """A pooled client for the store named by ``settings`` (starts the embedded server if needed).
+def _sentinel_client(address: SentinelAddress, **client_options) -> redis.Redis:
+    from redis.sentinel import Sentinel
+
+    sentinel_kwargs = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+    if address.sentinel_password:
+        sentinel_kwargs["password"] = address.sentinel_password
+    sentinel = Sentinel(list(address.sentinels), sentinel_kwargs=sentinel_kwargs, db=address.db,
+                        username=address.username, password=address.password)
+    return sentinel.master_for(address.master_name, **client_options)
+
+
+def describe(settings) -> str:
+    """Which store ``settings`` name, for people: ``redis://host:6379/0 (REDIS_URL)`` (password shown as
+    ``***``) or ``embedded server under /abs/path/var``."""
+    if settings.redis_url:
+        return f"{url_without_password(settings.redis_url)} (REDIS_URL)"
+    return f"embedded server under {Path(settings.var_dir).resolve()}"
+
+
+def not_found_message(settings) -> str:
+    """What a support command says when there is no store to read (exit code 3)."""
+    var_dir = Path(settings.var_dir).resolve()
+    return (f"no store to read: REDIS_URL is unset and no embedded server is running under {var_dir}. "
+            "Run this command from the directory where the service runs (the one holding its var/), set "
+            "WMS_RELAY_VAR_DIR to that var/ directory's absolute path, or set REDIS_URL to the service's "
+            "Redis. (Support commands never start a server: an empty one would hide the real work.)")
+
+
+def store_url(settings, *, start: bool = False) -> str:
+    """The URL of the store ``settings`` name.  With REDIS_URL unset: the embedded server's URL if it
+    runs; ``start=True`` (service processes only) starts it, otherwise :class:`StoreNotFound`."""
+    if settings.redis_url:
+        return settings.redis_url
+    if start:
+        return embedded.ensure_running(settings.var_dir)
+    url = embedded.running_url(settings.var_dir)
+    if url is None:
+        raise StoreNotFound(not_found_message(settings))
+    return url
+
+
+def wait_for_store(settings, timeout: float, *, poll: float = 0.5) -> str:
+    """:func:`store_url` once the store is there — for a long-running reader started alongside the service
+    (the desk under ``honcho start``, racing the worker that starts the embedded server).  Never starts
+    one; :class:`StoreNotFound` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return store_url(settings)
+        except StoreNotFound:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(poll)
+
+
+def connect(settings, *, start: bool = False, decode_responses: bool = True,
+            socket_timeout: float = STORE_SOCKET_TIMEOUT_SECONDS,
+            probe_timeout: float | None = None) -> redis.Redis:
+    """A pooled client for the store named by ``settings`` (see :func:`store_url` for ``start``): the
+    embedded server's URL carries its password (``var/valkey/password``), REDIS_URL its own.
 
     Text replies by default; the ledger, retry schedule and dead-letter store accept either kind of
     client.  A health check every 30 s notices a connection that a restarted server dropped.
-    ``socket_timeout``: per call (a client for blocking commands passes a longer one)."""
-    return redis.Redis.from_url(
-        redis_url(settings),
-        decode_responses=decode_responses,
-        health_check_interval=30,
-        socket_connect_timeout=5,
-        socket_timeout=socket_timeout,
-        socket_keepalive=True,
-        retry=store_retry(),
-    )
+    ``socket_timeout``: per call (a client for blocking commands passes a longer one); resends follow
+    :func:`store_retry` — the same for redis://, rediss://, unix:// and sentinel:// stores.
+    ``probe_timeout`` (health probes): every call gives up after that many seconds, with no retry."""
+    url = store_url(settings, start=start)
+    if probe_timeout is not None:
+        options = {"decode_responses": decode_responses, "socket_connect_timeout": probe_timeout,
+                   "socket_timeout": probe_timeout, "retry": Retry(NoBackoff(), 0)}
+    else:
+        options = {"decode_responses": decode_responses, "health_check_interval": 30,
+                   "socket_connect_timeout": 5, "socket_timeout": socket_timeout, "socket_keepalive": True,
+                   "retry": store_retry()}
+    if urlsplit(url).scheme == "unix":
+        options.pop("socket_keepalive", None)  # a TCP option: a socket connection refuses it
+    if urlsplit(url).scheme == "sentinel":
+        # A client of whichever server the Sentinels name the primary now: on a failover its connections
+        # fail (or the old primary answers READONLY), and the next command asks the Sentinels again.
+        return _sentinel_client(SentinelAddress.parse(url), **options)
+    return redis.Redis.from_url(url, **options)
 
 
 def store_password(settings) -> str | None:
     """The password of the store ``settings`` name — REDIS_URL's, or the checkout's embedded store's (read,
     never made, here) — for the scrubber of logs and Sentry (``worker.redaction.Scrubber.from_settings``)."""
     if settings.redis_url:
+        if urlsplit(settings.redis_url).scheme == "sentinel":
+            return SentinelAddress.parse(settings.redis_url).password
         return urlsplit(settings.redis_url).password
-    return checkout_password(settings.var_dir)
+    return embedded.checkout_password(settings.var_dir)

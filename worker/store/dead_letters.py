@@ -1,9 +1,9 @@
 """Dead letters: events wms-relay will not send again on its own, kept until a person decides.
 
 A letter keeps the full event, every attempt's outcome, the destination's (or the schema's) messages and the
-reason: ``invalid``, ``permanent``, ``exhausted``, ``conflict``, ``dependency_timeout``...  Nothing here
-trims or expires: a letter leaves the open list only when someone ``take``s it (to retry) or
-``discard``s it, and even then it is kept, marked, with who did it and why.
+reason: ``invalid``, ``permanent``, ``exhausted``, ``conflict``, ``dependency_timeout``...  Nothing
+trims or expires an open letter: it leaves the open list only when someone ``take``s it (to retry) or
+``discard``s it, and even then it is kept, marked, with who did it and why (until the retention below).
 
     wms:dead:seq              counter behind the ids: dl-1, dl-2, ... (short, readable, time-ordered)
     wms:dead:letter:<id>      hash: the letter (readable field names: support staff use redis-cli too)
@@ -12,8 +12,9 @@ trims or expires: a letter leaves the open list only when someone ``take``s it (
     wms:dead:latest           hash  delivery ref -> the newest letter id of that delivery
                               (``operation:key`` for the first destination, ``<destination>/operation:key``
                               for the others: worker.destinations.contract.Destination.delivery_ref)
-    wms:request:<id>          the reply of an id allocation, a write, an indexing or a take/discard,
-                              replayed if the call is resent after a timeout (``worker.store.requests``)
+    wms:request:<id>          the reply of an id allocation, a write, an indexing, a take/discard or a
+                              purge, replayed if the call is resent after a timeout
+                              (``worker.store.requests``)
 
 and the indexes the search (``worker.store.dead_letter_search``) walks on the server, so a page of 100,000
 letters is found without reading them into Python:
@@ -36,6 +37,13 @@ written before there were other destinations has none, and is read back as the f
 
 ``take`` and ``discard`` are atomic (a Lua script removes the id from the open set first, as
 ``rq requeue`` does): when two people retry one letter, exactly one gets it.
+
+Retention: an OPEN letter is never removed.  A CLOSED one (retried or discarded) is evidence of what a
+person did; ``purge_closed`` deletes those closed before a cutoff — the scheduler does it once an hour
+for DEAD_LETTER_RETENTION_DAYS (default 90), ``wms-relay dead purge`` on demand — with its entries in
+``dead:all``, ``dead:latest`` and the search's indexes (facets, text, terms; the value sets keep every
+value ever seen).  The event's ledger record has its own retention (a final state's
+DELIVERED_RETENTION_DAYS), so a purged letter's event is not forgotten any sooner.
 """
 from __future__ import annotations
 
@@ -117,6 +125,45 @@ FACETS = ("operation", "reason", "destination")
 # The event fields whose values a person searches for exactly (at any depth of the event).
 TERM_FIELDS = frozenset({"transaction_id", "order_no", "artno", "event_id"})
 MAX_TERMS = 64
+
+
+# KEYS: the letter, the open set, the all set, the latest-per-event hash, the facets hash, the text hash,
+# the open sets of its operation, reason and destination, the terms hash, the reply key.  ARGV: id, cutoff
+# (Unix seconds), the letter's delivery ref (its ``dead:latest`` field: Destination.delivery_ref), then the
+# letter's identifiers (terms).  Deletes a letter closed before the cutoff (never
+# an open one) with every index entry of it — the search's facets, text and terms too — and returns 1;
+# replayed if the call is resent (a resend must not count a deleted letter as kept).  A letter already
+# gone loses its leftover entries (0).
+_PURGE = replaying("""
+local function unindex()
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('HDEL', KEYS[5], ARGV[1])
+  redis.call('HDEL', KEYS[6], ARGV[1])
+  for i = 7, 9 do redis.call('ZREM', KEYS[i], ARGV[1]) end
+  for i = 4, #ARGV do
+    local ids = redis.call('HGET', KEYS[10], ARGV[i])
+    if ids then
+      local kept = {}
+      for id in string.gmatch(ids, '%S+') do
+        if id ~= ARGV[1] then kept[#kept + 1] = id end
+      end
+      if #kept == 0 then redis.call('HDEL', KEYS[10], ARGV[i])
+      else redis.call('HSET', KEYS[10], ARGV[i], table.concat(kept, ' ')) end
+    end
+  end
+end
+local fields = redis.call('HMGET', KEYS[1], 'status', 'closed_at')
+if not fields[1] then
+  unindex()
+  return 0
+end
+if fields[1] == 'open' or redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
+if (tonumber(fields[2]) or 0) >= tonumber(ARGV[2]) then return 0 end
+redis.call('DEL', KEYS[1])
+unindex()
+if redis.call('HGET', KEYS[4], ARGV[3]) == ARGV[1] then redis.call('HDEL', KEYS[4], ARGV[3]) end
+return 1
+""")
 
 
 @dataclass(frozen=True)
@@ -242,6 +289,7 @@ class DeadLetters:
         self._add = redis_client.register_script(_ADD)
         self._close = redis_client.register_script(_CLOSE)
         self._next_id = redis_client.register_script(_NEXT_ID)
+        self._purge = redis_client.register_script(_PURGE)
 
     def _letter_key(self, letter_id: str) -> str:
         return f"{self._ns}:dead:letter:{letter_id}"
@@ -415,3 +463,52 @@ class DeadLetters:
         if not reply:
             return None
         return DeadLetter.from_hash(dict(zip(reply[::2], reply[1::2])))
+
+    def _purge_one(self, letter_id: str, letter: DeadLetter | None, cutoff: float) -> bool:
+        """Run the purge script for one letter (``letter``: as read; None when its hash is gone, and then
+        its facets come from the facets hash, if it is still there)."""
+        if letter is not None:
+            operation, reason, destination, terms_ = (letter.operation, letter.reason, letter.destination,
+                                                      letter.terms())
+            ref = letter.ref
+        else:
+            entry = text(self._redis.hget(self.key_of("facets"), letter_id) or "")
+            operation, reason, destination = (entry.split("\t") + ["", "", ""])[:3]
+            terms_ = []
+            ref = ""  # the script only unindexes a letter whose hash is gone
+        keys = [self._letter_key(letter_id), self._open, self.key_of("all"), self.key_of("latest"),
+                self.key_of("facets"), self.key_of("text"), *self._facet_keys(operation, reason, destination),
+                self.key_of("terms"), reply_key(self._ns, request_id())]
+        return bool(self._purge(keys=keys, args=[letter_id, repr(cutoff), ref, *terms_]))
+
+    def purge_closed(self, closed_before: float, *, dry_run: bool = False,
+                     batch: int = 500) -> list[DeadLetter]:
+        """Delete the letters retried or discarded before ``closed_before`` (Unix seconds); open letters are
+        never touched.  Returns what was deleted (or, with ``dry_run``, what would be).  A letter is
+        closed after it was written, so only letters written before the cutoff are read."""
+        index = f"{self._ns}:dead:all"
+        cutoff = float(closed_before)
+        found: list[DeadLetter] = []
+        offset = 0
+        while True:
+            ids = [text(i) for i in self._redis.zrangebyscore(index, "-inf", repr(cutoff), start=offset,
+                                                              num=batch)]
+            if not ids:
+                return found
+            pipe = self._redis.pipeline(transaction=False)
+            for letter_id in ids:
+                pipe.hgetall(self._letter_key(letter_id))
+            kept = 0
+            for letter_id, raw in zip(ids, pipe.execute()):
+                letter = DeadLetter.from_hash(raw) if raw else None
+                closed = letter is not None and letter.status != "open" and (letter.closed_at or 0) < cutoff
+                if closed and dry_run:
+                    found.append(letter)
+                elif not dry_run and (closed or letter is None):
+                    if self._purge_one(letter_id, letter, cutoff) and letter is not None:
+                        found.append(letter)
+                        continue
+                    kept += letter is not None
+                else:
+                    kept += 1
+            offset += kept if not dry_run else len(ids)

@@ -7,7 +7,7 @@ the package's Python client) so that every process of the checkout — the worke
     var_dir/valkey/               mode 0700: no other account of the machine reads anything below
     var_dir/valkey/password       the server's password (0600): random, made on first start, read by every
                                   process of the checkout (worker, scheduler, CLI, Flower, tests) — it is
-                                  part of the URL :func:`redis_url` gives them, and never printed
+                                  part of the URL :func:`running_url` gives them, and never printed
     var_dir/valkey/valkey.conf     written before each start (port, dir, AOF, noeviction, 127.0.0.1 only,
                                   ``requirepass``; 0600)
     var_dir/valkey/port            the port, remembered so later processes find the server
@@ -44,6 +44,8 @@ from typing import Iterator
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from worker.redaction import url_without_password
 
 HOST = "127.0.0.1"
 _STARTED: dict[int, subprocess.Popen] = {}  # servers this process started, so it can reap them
@@ -151,6 +153,9 @@ def _password(paths: _Paths, *, create: bool = False) -> str | None:
     except FileNotFoundError:
         if not create:
             return None
+    except PermissionError as exc:
+        raise EmbeddedRedisError(f"cannot read the embedded store's password ({paths.password}): run as "
+                                 "the account that runs the service, or set REDIS_URL") from exc
     paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         fd = os.open(paths.password, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -174,7 +179,8 @@ def direct_client(port: int, *, timeout: float = 2.0, password: str | None = Non
 
 
 def store_url(port: int, password: str | None) -> str:
-    """``redis://:PASSWORD@127.0.0.1:PORT/0`` (a secret: print it through ``shown_url`` only)."""
+    """``redis://:PASSWORD@127.0.0.1:PORT/0`` (a secret: print it through
+    ``worker.redaction.url_without_password`` only)."""
     return f"redis://:{password}@{HOST}:{port}/0" if password else f"redis://{HOST}:{port}/0"
 
 
@@ -262,6 +268,19 @@ def running_url(var_dir: Path) -> str | None:
     if port is not None and _probe(paths, port)[0] == "ready":
         return _url(paths, port)
     return None
+
+
+def whereabouts(var_dir: Path) -> dict:
+    """Where the checkout's embedded server lives and whether it runs (never starts one): ``running``,
+    ``url`` (its password shown as ``***``), ``pid``, ``port``, ``data_dir``, ``log`` — for
+    ``wms-relay store status``."""
+    paths = _Paths.under(var_dir)
+    port = _read_int(paths.port)
+    state, pid = _probe(paths, port) if port is not None else ("absent", None)
+    return {"running": state == "ready", "state": state if state != "absent" else "not running",
+            "url": url_without_password(_url(paths, port)) if state == "ready" else None,
+            "pid": pid or _own_live_pid(paths),
+            "port": port, "data_dir": str(paths.root), "log": str(paths.log)}
 
 
 @contextmanager
@@ -405,10 +424,3 @@ def stop(var_dir: Path, *, timeout: float = 10.0) -> bool:
             time.sleep(0.02)
         _STARTED.pop(pid, None)
         return True
-
-
-def redis_url(settings) -> str:
-    """``settings.redis_url`` if set (production), else the embedded server's URL (started on first use)."""
-    if settings.redis_url:
-        return settings.redis_url
-    return ensure_running(settings.var_dir)

@@ -12,12 +12,13 @@ passed to another worker" and a duplicate attempt entry).  The rule, for every s
    so a resend lands the same state.
 3. **Every Lua script that changes state and whose reply matters, or whose rerun would not land the same
    state** (the ledger's accept, claim, transition, attempt log, withdraw — in every destination's ledger,
-   the fan-out's accepts included; a dead letter's id, its take/discard, and its write and indexing, which
-   append to the search's terms index; StockTrim's forecast turn) carries a **request id**: the script
-   stores its reply under ``<namespace>:request:<id>`` (``wms:request:<id>``, or the destination's
-   namespace ``wms:kaching:request:<id>``; kept :data:`REPLY_TTL_SECONDS`) and a second run with that
-   id returns the stored reply without doing anything.  A resend — by redis-py, or by our own code once
-   the store is back — is then a *replay*, never a second execution.
+   the fan-out's accepts included; a dead letter's id, its take/discard, its write and indexing, which
+   append to the search's terms index, and its purge; StockTrim's forecast turn; a batch of attempt counts
+   for the metrics) carries a **request id**: the script stores its reply under
+   ``<namespace>:request:<id>`` (``wms:request:<id>``, or the destination's namespace
+   ``wms:kaching:request:<id>``; kept :data:`REPLY_TTL_SECONDS`) and a second run with that id returns the
+   stored reply without doing anything.  A resend — by redis-py, or by our own code once the store is
+   back — is then a *replay*, never a second execution.
 4. The request id is fixed per logical call.  Within :func:`replayable` (``deliver`` wraps the part after a
    send in one), the ids are ``<base>:<n>`` for the n-th such call, so running the same code path again
    after an outage replays every store call the first run made and carries on where it stopped.

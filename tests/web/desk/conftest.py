@@ -11,6 +11,7 @@ import pytest
 from worker.delivery.relay import build_relay
 from worker.settings import Settings
 from worker.store.audit_log import AuditLog
+from worker.store.heartbeats import Heartbeats
 from worker.support.actions import SupportDesk
 from worker.support.desk import Workplace
 from worker.web.desk.app import create_app
@@ -57,10 +58,12 @@ def desk_services(users_path, clock):
     support = SupportDesk(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
                           publish=published, dispatch_waiters=relay.dispatch_waiters, clock=clock,
                           audit=AuditLog(client, clock), via="desk")
-    place = Workplace(Settings(), relay, None, support)
+    place = Workplace(Settings(), "fakeredis (test)", relay, None, support)
+    # A worker and the scheduler alive, as their heartbeats say (the status report reads them).
+    Heartbeats(client, clock).beat("worker", "relay-1@test")
+    Heartbeats(client, clock).beat("scheduler", "scheduler-1@test")
     services = DeskServices(place=place, users=UsersFile(users_path),
-                            settings=DeskSettings(users_file=users_path, secret_key="k" * 40),
-                            workers=lambda: ["relay-1@test"])
+                            settings=DeskSettings(users_file=users_path, secret_key="k" * 40))
     services.published = published
     return services
 

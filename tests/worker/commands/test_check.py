@@ -24,7 +24,8 @@ def trademax():
 
 @pytest.fixture
 def check(shared_redis_server, trademax, monkeypatch, capsys, tmp_path):
-    for name in ("SENTRY_DSN", "FLOWER_BASIC_AUTH", "LOG_FORMAT", "LOG_LEVEL", "RETRY_MAX_ATTEMPTS"):
+    for name in ("SENTRY_DSN", "FLOWER_BASIC_AUTH", "LOG_FORMAT", "LOG_LEVEL", "RETRY_MAX_ATTEMPTS",
+                 "INGEST_TOKENS_FILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("REDIS_URL", shared_redis_server.url)
     monkeypatch.setenv("WMS_RELAY_VAR_DIR", str(tmp_path / "var"))
@@ -75,6 +76,21 @@ def test_missing_and_malformed_settings_are_named(check, monkeypatch):
     assert code == 1 and "RETRY_MAX_ATTEMPTS must be a whole number" in out
 
 
+def test_the_ingest_tokens_file_is_read_and_named(check, tmp_path):
+    tokens = tmp_path / "tokens"
+    code, out = check(INGEST_TOKENS_FILE=str(tokens))
+    assert code == 1 and f"FAIL  INGEST_TOKENS_FILE: {tokens} cannot be read" in out
+    tokens.write_text("nw-wms not-a-hash\n")
+    code, out = check()
+    assert code == 1 and "line 1: expected `CLIENT sha256:HEX [OPERATIONS]`" in out
+    tokens.write_text("# no tokens yet\n")
+    code, out = check()
+    assert code == 0 and "WARN  INGEST_TOKENS_FILE:" in out and "holds no token" in out
+    tokens.write_text("nw-wms sha256:" + "ab" * 32 + " stock.adjust\n")
+    code, out = check()
+    assert code == 0 and "OK    INGEST_TOKENS_FILE: 1 token for nw-wms" in out
+
+
 def test_check_json_lists_each_check(check, monkeypatch, capsys):
     code = main(["check", "--json"])
     report = json.loads(capsys.readouterr().out)
@@ -85,7 +101,7 @@ def test_check_json_lists_each_check(check, monkeypatch, capsys):
 
 def test_an_unreachable_redis_fails_its_check(check):
     code, out = check(REDIS_URL="redis://127.0.0.1:1/0")
-    assert code == 1 and "FAIL  Redis: redis://127.0.0.1:1/0 does not answer" in out
+    assert code == 1 and "FAIL  Redis: redis://127.0.0.1:1/0 (REDIS_URL) does not answer" in out
 
 
 def test_what_each_trademax_answer_means():

@@ -79,3 +79,12 @@ def test_flower_demands_the_password_from_flower_basic_auth(shared_redis_server,
         flower.wait(timeout=30)
         log.close()
     assert b"flower-pw-1" not in (tmp_path / "flower.log").read_bytes()
+
+
+def test_the_task_list_shows_the_argument_summary_and_the_events_state():
+    from flower.views.tasks import TASK_COLUMNS
+
+    from worker.commands.flower import TASKS_COLUMNS
+
+    slugs = TASKS_COLUMNS.split(",")
+    assert set(slugs) <= set(TASK_COLUMNS) and slugs[:3] == ["name", "args", "result"]

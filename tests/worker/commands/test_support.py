@@ -20,6 +20,7 @@ from worker.errors import OutcomeUnknownError, TransientError
 from worker.store.ledger import Ledger
 from worker.delivery.relay import build_relay
 from worker.settings import Settings
+from worker.redaction import url_without_password
 
 ROOT = Path(__file__).resolve().parents[3]
 CLEARED = ("TRADEMAX_API_KEY", "TRADEMAX_SECRET", "SENTRY_DSN", "FLOWER_BASIC_AUTH", "LOG_FORMAT",
@@ -79,7 +80,7 @@ def parked(relay):
 
 
 def test_status_json_counts_what_needs_a_person(cli, parked):
-    report = cli_json(cli, "status", "--ping-timeout", "0.2")
+    report = cli_json(cli, "status")
     assert report["dead_letters"]["count"] == 2
     assert report["dead_letters"]["oldest_age_seconds"] >= 0
     assert report["uncertain"]["count"] == 1
@@ -89,12 +90,14 @@ def test_status_json_counts_what_needs_a_person(cli, parked):
                                 "stocktrim.stock": 0, "stock2shop.stock": 0}
     assert report["delivered_last_hour"] == 0
     assert report["workers"] == []
+    assert [a["flag"] for a in report["attention"]] == ["no_worker", "no_scheduler", "dead_letters",
+                                                        "uncertain"]
     assert report["destinations"]["trademax"]["ledger"]["uncertain"] == 1
     assert report["destinations"]["kaching"]["on"] is False
-    narrowed = cli_json(cli, "status", "--ping-timeout", "0.2", "--destination", "kaching")
+    narrowed = cli_json(cli, "status", "--destination", "kaching")
     assert narrowed["uncertain"]["count"] == 0 and narrowed["dead_letters"]["count"] == 0
     assert list(narrowed["queues"]) == ["kaching.stock"] and list(narrowed["destinations"]) == ["kaching"]
-    code, out, _ = cli("status", "--ping-timeout", "0.2")
+    code, out, _ = cli("status")
     assert code == 0
     assert "Dead letters:          2" in out and "wms-relay dead list" in out
 
@@ -143,14 +146,15 @@ def test_retry_all_shows_progress_and_a_summary_then_there_is_nothing_to_do(cli,
     code, out, _ = cli("dead", "retry", "--all", "--actor", "alice", "--reason", "order type fixed")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].startswith("[1/2] ") and any(line.startswith("[2/2] ") for line in lines)
+    assert lines[0] == f"Store: {url_without_password(env.url)} (REDIS_URL)"
+    assert lines[1].startswith("[1/2] ") and any(line.startswith("[2/2] ") for line in lines)
     assert "still invalid, kept as a dead letter" in out
     assert lines[-1] == "Summary: 1 retried, 1 skipped, 0 failed."
     assert env.client().llen("trademax.receipt") == 1
     assert parked.ledger.get("receipt.create", "R-DEAD").history[-1]["actor"] == "alice"
 
     code, out, _ = cli("dead", "retry", "--all", "--operation", "stock.adjust")
-    assert (code, out.strip()) == (0, "Nothing to do: no open dead letters match.")
+    assert (code, out.splitlines()[-1]) == (0, "Nothing to do: no open dead letters match.")
     summary = cli_json(cli, "dead", "retry", "receipt.create:R-DEAD")
     assert summary["summary"] == {"retried": 0, "skipped": 1, "failed": 0}
     assert "already retried by alice" in summary["results"][0]["message"]
@@ -216,10 +220,11 @@ def test_retries_discard_and_the_audit_of_every_persons_action(cli, parked):
     assert code == 0 and "discard-retry" in out and "erin" in out
 
 
-def test_empty_listings_say_so_plainly(cli, relay):
-    assert cli("dead", "list") == (0, "No dead letters. Nothing needs a person.\n", "")
+def test_empty_listings_say_so_plainly(cli, relay, env):
+    store = f"Store: {url_without_password(env.url)} (REDIS_URL)\n"
+    assert cli("dead", "list") == (0, store + "No dead letters. Nothing needs a person.\n", "")
     assert cli_json(cli, "dead", "list") == []
-    assert cli("retries", "run-now", "--all")[1].startswith("Nothing to do")
+    assert cli("retries", "run-now", "--all")[1].startswith(store + "Nothing to do")
     assert cli_json(cli, "retries", "list") == [] and cli_json(cli, "uncertain", "list") == []
     # An empty selection keeps the JSON summary's keys (a script reads the same keys either way).
     assert cli_json(cli, "retries", "run-now", "--all")["summary"] == {
@@ -256,3 +261,17 @@ def test_two_people_retrying_one_letter_at_once_queue_it_once(parked, env, tmp_p
     ledger = Ledger(env.client(), lease_seconds=120, delivered_retention_seconds=0)
     record = ledger.get("receipt.create", "R-DEAD")
     assert [h["to"] for h in record.history].count("accepted") == 2  # accepted once, reopened once
+
+
+def test_retries_and_uncertain_lists_filter_by_operation_text_and_limit(cli, parked):
+    assert [e["id"] for e in cli_json(cli, "retries", "list", "--operation", "receipt.create")] == [
+        "receipt.create:R-LATER"]
+    assert cli_json(cli, "retries", "list", "--operation", "stock.adjust") == []
+    found = cli_json(cli, "retries", "list", "--grep", "http 503")
+    assert [e["id"] for e in found] == ["receipt.create:R-LATER"]
+    assert cli_json(cli, "retries", "list", "--grep", "no-such-text") == []
+    assert [u["id"] for u in cli_json(cli, "uncertain", "list", "--grep", "REL-1", "--limit", "1")] == [
+        "stock.adjust:rel-1"]
+    assert cli_json(cli, "uncertain", "list", "--operation", "receipt.create") == []
+    code, _, err = cli("uncertain", "list", "--limit", "0")
+    assert code == 2 and "--limit must be 1 or more" in err

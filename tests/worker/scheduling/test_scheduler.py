@@ -64,3 +64,26 @@ def test_the_sweep_runs_once_per_interval(store_client):
         scheduler.tick()
         clock.now += 20
     assert len(sweeps) == 2                                      # at t=0 and t=60 (of 0..80)
+
+
+def test_the_scheduler_beats_after_a_completed_tick_at_most_once_an_interval(store_client):
+    clock = Clock()
+    schedule = RetrySchedule(store_client, clock=clock)
+    beats = []
+    scheduler = Scheduler(schedule, lambda msg: None, clock=clock, heartbeat=lambda: beats.append(clock.now),
+                          heartbeat_interval=1.0)
+    scheduler.tick()
+    clock.now += 0.25
+    scheduler.tick()
+    clock.now += 1.0
+    scheduler.tick()
+    assert beats == [1_700_000_000.0, 1_700_000_001.25]
+
+    def broken_publish_and_store(msg):
+        raise ConnectionError("store gone")
+
+    store_client.flushall()
+    schedule.schedule("receipt.create:TX-1", message(1), clock.now)
+    failing = Scheduler(schedule, broken_publish_and_store, clock=clock, heartbeat=lambda: beats.append("x"))
+    failing.tick()  # a failed publish is put back; the tick itself completed, so it beats
+    assert beats[-1] == "x"

@@ -13,7 +13,8 @@ import pytest
 import redis
 
 from worker.store import embedded as embedded_redis
-from worker.store.connection import connect
+from worker.errors import StoreNotFound
+from worker.store.connection import connect, describe, store_url
 from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -151,14 +152,27 @@ def test_stop_without_a_server_says_so(var_dir):
     assert embedded_redis.stop(var_dir) is False
 
 
-def test_redis_url_prefers_the_configured_url(var_dir):
+def test_the_configured_url_wins_and_only_a_service_process_starts_the_embedded_server(var_dir):
     configured = Settings(redis_url="redis://example.invalid:6379/3", var_dir=var_dir)
-    assert embedded_redis.redis_url(configured) == "redis://example.invalid:6379/3"
-    assert not (var_dir / "valkey").exists()  # nothing was started
+    assert store_url(configured) == "redis://example.invalid:6379/3"
+    assert store_url(configured, start=True) == "redis://example.invalid:6379/3"
     embedded = Settings(redis_url=None, var_dir=var_dir)
-    url = embedded_redis.redis_url(embedded)
-    assert url == embedded_redis.running_url(var_dir)
+    with pytest.raises(StoreNotFound, match="no embedded server is running under " + str(var_dir.resolve())):
+        store_url(embedded)
+    with pytest.raises(StoreNotFound):
+        connect(embedded)
+    assert not (var_dir / "valkey").exists()  # nothing was started
+    url = store_url(embedded, start=True)
+    assert url == embedded_redis.running_url(var_dir) == store_url(embedded)
     assert connect(embedded).ping()
+
+
+def test_the_store_is_described_without_its_password(var_dir):
+    assert describe(Settings(redis_url="redis://:s3cr3t-pw@db.example:6380/2")) == \
+        "redis://:***@db.example:6380/2 (REDIS_URL)"
+    assert describe(Settings(redis_url="rediss://relay:s3cr3t-pw@db.example/0")) == \
+        "rediss://relay:***@db.example/0 (REDIS_URL)"
+    assert describe(Settings(var_dir=var_dir)) == f"embedded server under {var_dir.resolve()}"
 
 
 def test_the_binary_is_the_wheels():

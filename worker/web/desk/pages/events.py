@@ -8,7 +8,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from worker.destinations.table import DESTINATIONS, INTAKE
 from worker.web.desk.pages import services
-from worker.web.desk.services import describe, next_step, split_event_ref, timeline
+from worker.web.desk.services import describe, next_step, split_event_ref, timeline, with_liveness
 from worker.web.desk.signing_view import explain
 
 bp = Blueprint("events", __name__)
@@ -51,7 +51,8 @@ def page(operation: str, key: str):
         (d for d in every["deliveries"] if d["destination"] == destination), None)
     if view is None:
         abort(404)
-    view = {**view, "deliveries": every["deliveries"]}
+    view = with_liveness(s.place, {**view, "deliveries": every["deliveries"]})  # the next step says
+    # when no worker (or scheduler) runs
     if letter_id:  # one letter of several (an invalid event's "(no key)" is shared by many)
         if letter is None or (letter.operation, letter.key) != (operation, key):
             abort(404)

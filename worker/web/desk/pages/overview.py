@@ -48,7 +48,7 @@ def page():
     hours = hours if hours in CHART_HOURS else 3
     letters = s.relay.dead_letters
     return render_template(
-        "overview.html", report=report, needs=needs_a_person(report), workers_known=s.workers() is not None,
+        "overview.html", report=report, needs=needs_a_person(report),
         chart=per_minute_chart(per_minute(s.relay), s.now(), hours), chart_hours=CHART_HOURS,
         open_states=OPEN_STATES, final_states=FINAL_STATES, final_totals=final_totals(s.relay),
         by_destination=letters.facet_counts("destination"), by_reason=letters.facet_counts("reason"),

@@ -1,0 +1,166 @@
+"""Metrics: a worker's attempt tally reaches the store intact (and survives a failed flush); a scrape of
+``/metrics`` — parsed back with prometheus-client's own parser — reports what the store holds right then
+(events by state, dead letters and the oldest one's age, uncertain, retries scheduled and the most overdue,
+queue depths, workers alive, the scheduler's last tick, Redis memory) and the workers' attempts and
+latency histogram; with no store to read it says ``wms_relay_store_up 0`` instead of failing."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from worker.commands.metrics import serve
+from worker.observe.metrics import AttemptTally
+from worker.destinations.table import DESTINATIONS
+from worker.settings import Settings
+from worker.store.attempt_counts import AttemptCounts
+from worker.store.dead_letters import DeadLetters
+from worker.store.heartbeats import Heartbeats
+from worker.store.ledger import Ledger
+from worker.store.retry_schedule import RetrySchedule
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_tally_reaches_the_store_as_counters_and_a_cumulative_histogram(store_client):
+    tally = AttemptTally()
+    tally.record("trademax", "stock.adjust", "delivered", 200, 0.04)
+    tally.record("trademax", "stock.adjust", "delivered", 200, 0.3)
+    tally.record("trademax", "stock.adjust", "transient", 503, 12.0)
+    tally.record("trademax", "receipt.create", "transient", None, None)  # connect failure: not timed
+    tally.flush(store_client)
+    tally.flush(store_client)  # nothing new: adds nothing
+    tally.record("trademax", "stock.adjust", "delivered", 200, 0.04)
+    tally.flush(store_client)
+    counts = AttemptCounts(store_client)
+    assert counts.attempts() == {("trademax", "stock.adjust", "delivered", "200"): 3,
+                                 ("trademax", "stock.adjust", "transient", "503"): 1,
+                                 ("trademax", "receipt.create", "transient", "none"): 1}
+    [histogram] = counts.latency()
+    buckets = dict(histogram.buckets)
+    assert [buckets[le] for le in ("0.05", "0.5", "10.0", "30.0", "+Inf")] == [2, 3, 3, 4, 4]
+    assert histogram.count == 4 and histogram.sum == pytest.approx(12.38)
+
+
+def test_a_failed_flush_keeps_the_counts_for_the_next_one(store_client):
+    class Down:
+        def register_script(self, body):
+            def run(**_):
+                raise ConnectionError("store away")
+            return run
+
+    tally = AttemptTally()
+    tally.record("trademax", "stock.adjust", "delivered", 200, 0.1)
+    with pytest.raises(ConnectionError):
+        tally.flush(Down())
+    tally.record("trademax", "stock.adjust", "delivered", 200, 0.1)
+    tally.flush(store_client)
+    assert AttemptCounts(store_client).attempts() == {("trademax", "stock.adjust", "delivered", "200"): 2}
+    assert AttemptCounts(store_client).latency()[0].count == 2
+
+
+def test_a_batch_resent_after_a_store_timeout_is_counted_once(store_client):
+    """The store-call rule (worker.store.requests): a batch resent with its request id is a replay."""
+    from worker.store.requests import replayable
+
+    counts = AttemptCounts(store_client)
+    batch = {("trademax", "stock.adjust", "delivered", "200"): 3}
+    latency = {("trademax", "stock.adjust"): ([1] + [0] * 10, 0.04, 1)}
+    for _ in range(2):  # the same logical call, twice (redis-py's resend after a timeout)
+        with replayable("flush-1"):
+            counts.add(batch, latency)
+    assert counts.attempts() == {("trademax", "stock.adjust", "delivered", "200"): 3}
+    assert counts.latency()[0].count == 1 and counts.latency()[0].sum == pytest.approx(0.04)
+
+
+def scrape(port: int) -> dict:
+    """{(family name, sample name, labels as a sorted tuple): value} of one scrape."""
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return {(family.name, sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(body) for sample in family.samples}
+
+
+def test_a_scrape_reports_what_the_store_holds(redis_server):
+    r = redis_server.client(decode_responses=True)
+    now = time.time()
+    settings = Settings(redis_url=redis_server.url)
+    ledger = Ledger.from_settings(r, settings)
+    for key in ("adj-1", "adj-2"):
+        ledger.accept({"operation": "stock.adjust", "key": key, "fields": {"artno": "A", "quantity": 1}})
+    ledger.transition("stock.adjust", "adj-2", "uncertain", reason="read timeout")
+    # ka-ching's own ledger (its namespace): counted under its destination, not Trademax's
+    ledger.sibling(DESTINATIONS["kaching"].namespace).accept(
+        {"operation": "stock.adjust", "key": "adj-1", "fields": {"artno": "A", "quantity": 1}})
+    DeadLetters(r, clock=lambda: now - 600).add("receipt.create", "R-1", {}, "permanent", ["refused"])
+    retry = {"task": "trademax.receipt.create", "event": {}}
+    RetrySchedule(r).schedule("receipt.create:R-2", retry, now - 90)
+    r.rpush("trademax.stock", "m1", "m2")
+    Heartbeats(r).beat("worker", "relay-1@h")
+    Heartbeats(r, clock=lambda: now - 4).beat("scheduler", "scheduler-1@h")
+    tally = AttemptTally()
+    tally.record("trademax", "stock.adjust", "transient", 503, 0.2)
+    tally.flush(r)
+
+    server, thread = serve(settings, "127.0.0.1", 0)
+    try:
+        got = scrape(server.server_port)
+    finally:
+        server.shutdown()
+    assert got[("wms_relay_store_up", "wms_relay_store_up", ())] == 1
+    events = {(dest, state): got[("wms_relay_events", "wms_relay_events",
+                                  (("destination", dest), ("state", state)))]
+              for dest in ("trademax", "kaching") for state in ("accepted", "uncertain")}
+    assert events == {("trademax", "accepted"): 1, ("trademax", "uncertain"): 1,
+                      ("kaching", "accepted"): 1, ("kaching", "uncertain"): 0}
+    assert got[("wms_relay_dead_letters_open", "wms_relay_dead_letters_open", ())] == 1
+    assert 600 <= got[("wms_relay_dead_letter_oldest_age_seconds",) * 2 + ((),)] < 660
+    assert got[("wms_relay_retries_scheduled",) * 2 + ((),)] == 1
+    assert 90 <= got[("wms_relay_retry_most_overdue_seconds",) * 2 + ((),)] < 150
+    assert got[("wms_relay_queue_depth", "wms_relay_queue_depth", (("queue", "trademax.stock"),))] == 2
+    assert got[("wms_relay_workers_alive",) * 2 + ((),)] == 1
+    assert 4 <= got[("wms_relay_scheduler_last_tick_age_seconds",) * 2 + ((),)] < 60
+    assert got[("wms_relay_redis_used_memory_bytes",) * 2 + ((),)] > 0
+    labels = (("destination", "trademax"), ("operation", "stock.adjust"), ("outcome", "transient"),
+              ("status", "503"))
+    assert got[("wms_relay_attempts", "wms_relay_attempts_total", labels)] == 1
+    latency = (("destination", "trademax"), ("operation", "stock.adjust"))
+    assert got[("wms_relay_destination_latency_seconds", "wms_relay_destination_latency_seconds_bucket",
+                tuple(sorted(latency + (("le", "0.25"),))))] == 1
+    assert got[("wms_relay_destination_latency_seconds", "wms_relay_destination_latency_seconds_count",
+                latency)] == 1
+
+
+def test_without_a_store_a_scrape_says_so(tmp_path):
+    server, _ = serve(Settings(var_dir=tmp_path / "var"), "127.0.0.1", 0)
+    try:
+        got = scrape(server.server_port)
+    finally:
+        server.shutdown()
+    assert got == {("wms_relay_store_up", "wms_relay_store_up", ()): 0}
+    assert not (tmp_path / "var").exists()  # it never starts one
+
+
+def test_the_metrics_command_serves_and_stops_on_sigterm(redis_server, tmp_path):
+    from worker.store.embedded import free_port
+
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": redis_server.url, "WMS_RELAY_VAR_DIR": str(tmp_path / "var")}
+    proc = subprocess.Popen([sys.executable, "-m", "worker.cli", "metrics", "--port", str(port)], cwd=ROOT,
+                            env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        assert f"http://127.0.0.1:{port}/metrics" in line and "(REDIS_URL)" in line
+        assert scrape(port)[("wms_relay_store_up", "wms_relay_store_up", ())] == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,197 @@
+"""Prometheus metrics: what the store holds, read at scrape time, and what the workers counted.
+
+Two halves:
+
+- :class:`AttemptTally` — in each worker process: every send attempt (``Observer.attempt``) counts by
+  destination, operation, outcome and HTTP status, and its latency goes into a histogram.  The tally is
+  handed to the store every few seconds by the worker's heartbeat (``worker.observe.heartbeat``) and on
+  shutdown, into :class:`worker.store.attempt_counts.AttemptCounts`.  A worker killed with SIGKILL loses
+  at most its last few seconds of counts; a store that does not answer keeps them for the next beat.
+- :class:`StoreCollector` — in the ``wms-relay metrics`` process: a prometheus-client custom collector
+  that reads the store on every scrape (events by state, dead letters open and the oldest one's age,
+  uncertain, retries scheduled and the most overdue, queue depths, workers alive, the scheduler's last
+  tick, Redis memory, and the workers' attempt counts and latency).  prometheus-client writes the
+  exposition format; nothing here formats it by hand.
+
+Why the workers' counts go through the store rather than prometheus-client's multiprocess mode or a port
+per worker: docs/operations.md ("Metrics").  No label or value ever holds an event's content or a secret:
+labels are destination, operation, outcome, HTTP status, state and queue names.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+from worker.store.attempt_counts import LATENCY_BUCKETS, AttemptCounts
+
+PREFIX = "wms_relay"
+
+
+class AttemptTally:
+    """Attempt counts and latencies of this process since its last flush (thread-safe: the pool's threads
+    record, the heartbeat flushes)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._attempts: dict[tuple[str, str, str, str], int] = {}
+        self._latency: dict[tuple[str, str], tuple[list[int], float, int]] = {}
+
+    def record(self, destination: str, operation: str, outcome: str, status: int | None,
+               latency: float | None) -> None:
+        labels = (destination, operation, outcome, "none" if status is None else str(status))
+        with self._lock:
+            self._attempts[labels] = self._attempts.get(labels, 0) + 1
+            if latency is not None:
+                per_bucket, seconds, count = self._latency.get((destination, operation),
+                                                               ([0] * len(LATENCY_BUCKETS), 0.0, 0))
+                index = next(i for i, bound in enumerate(LATENCY_BUCKETS) if latency <= bound)
+                per_bucket[index] += 1
+                self._latency[(destination, operation)] = (per_bucket, seconds + latency, count + 1)
+
+    def flush(self, redis_client) -> None:
+        """Add what was counted since the last flush to the store; on failure keep it for the next one."""
+        with self._lock:
+            attempts, latency = self._attempts, self._latency
+            self._attempts, self._latency = {}, {}
+        try:
+            AttemptCounts(redis_client).add(attempts, latency)
+        except Exception:
+            self._merge_back(attempts, latency)
+            raise
+
+    def _merge_back(self, attempts, latency) -> None:
+        with self._lock:
+            for labels, count in attempts.items():
+                self._attempts[labels] = self._attempts.get(labels, 0) + count
+            for labels, (per_bucket, seconds, count) in latency.items():
+                mine, my_seconds, my_count = self._latency.get(labels, ([0] * len(LATENCY_BUCKETS), 0.0, 0))
+                self._latency[labels] = ([a + b for a, b in zip(mine, per_bucket)], my_seconds + seconds,
+                                         my_count + count)
+
+
+_TALLY = AttemptTally()
+
+
+def process_tally() -> AttemptTally:
+    """This process's tally (the Observer records into it; the heartbeat flushes it)."""
+    return _TALLY
+
+
+def _gauge(name: str, doc: str, value: float | None, labels: dict | None = None) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(f"{PREFIX}_{name}", doc, labels=list(labels or {}))
+    if value is not None:
+        family.add_metric(list((labels or {}).values()), value)
+    return family
+
+
+class StoreCollector:
+    """Reads the store at scrape time.  ``client()`` gives the Redis client (it may raise when there is no
+    store yet: the scrape then says ``wms_relay_store_up 0`` and nothing else)."""
+
+    def __init__(self, client: Callable[[], object], settings,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._client = client
+        self._settings = settings
+        self._clock = clock
+
+    def describe(self):  # no fixed list: registering must not read the store
+        return []
+
+    def collect(self) -> Iterator:
+        up = GaugeMetricFamily(f"{PREFIX}_store_up", "1 when the store answered this scrape, else 0")
+        try:
+            families = list(self._read(self._client()))
+        except Exception:  # noqa: BLE001 — no store, or it failed mid-read: say so, nothing half-read
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from families
+
+    def _read(self, redis_client) -> Iterator:
+        from worker.store.broker_queues import queue_depths, unacked
+        from worker.store.dead_letters import DeadLetters
+        from worker.store.heartbeats import STALE_AFTER_SECONDS, Heartbeats
+        from worker.store.ledger import Ledger
+        from worker.store.retry_schedule import RetrySchedule
+
+        from worker.destinations.table import DESTINATIONS
+
+        now = self._clock()
+        first = Ledger.from_settings(redis_client, self._settings, clock=self._clock)
+        # One ledger per destination (its namespace): every figure is per destination, as status shows it.
+        ledgers = {name: first.sibling(target.namespace) for name, target in DESTINATIONS.items()}
+        events = GaugeMetricFamily(f"{PREFIX}_events", "Deliveries in each open ledger state now",
+                                   labels=["state", "destination"])
+        settled = CounterMetricFamily(f"{PREFIX}_events_settled",
+                                      "Deliveries that ever reached each final state",
+                                      labels=["state", "destination"])
+        oldest = []
+        for name, ledger in ledgers.items():
+            for state, count in ledger.count_by_state().items():
+                events.add_metric([state, name], count)
+            for state, count in ledger.final_totals().items():
+                settled.add_metric([state, name], count)
+            found = ledger.oldest_in_state("uncertain")
+            if found is not None:
+                oldest.append(found[2])
+        yield events
+        yield settled
+        yield _gauge("uncertain_oldest_age_seconds",
+                     "Seconds the oldest uncertain delivery has waited (0: none)",
+                     0.0 if not oldest else max(0.0, now - min(oldest)))
+
+        letters = DeadLetters(redis_client, clock=self._clock)
+        yield _gauge("dead_letters_open", "Dead letters waiting for a person", letters.count())
+        yield _gauge("dead_letter_oldest_age_seconds",
+                     "Seconds the oldest open dead letter has waited (0: none)",
+                     letters.oldest_age(now) or 0.0)
+
+        schedule = RetrySchedule(redis_client, clock=self._clock)
+        next_due = schedule.next_due()
+        yield _gauge("retries_scheduled", "Retries waiting in the retry schedule", schedule.count())
+        yield _gauge("retry_most_overdue_seconds",
+                     "Seconds the most overdue scheduled retry is late (0: none)",
+                     0.0 if next_due is None else max(0.0, now - next_due))
+
+        depth = GaugeMetricFamily(f"{PREFIX}_queue_depth", "Task messages waiting on each queue",
+                                  labels=["queue"])
+        for queue, count in queue_depths(redis_client).items():
+            depth.add_metric([queue], count)
+        yield depth
+        yield _gauge("messages_unacked", "Task messages workers hold (taken, not yet acknowledged)",
+                     unacked(redis_client))
+
+        beats = Heartbeats(redis_client, self._clock)
+        yield _gauge("workers_alive", f"Workers whose heartbeat is younger than {STALE_AFTER_SECONDS:g} s",
+                     len(beats.alive("worker")))
+        ticks = beats.beats("scheduler")
+        yield _gauge("scheduler_last_tick_timestamp_seconds",
+                     "Unix time of the scheduler's last tick (0: never)", ticks[0].at if ticks else 0.0)
+        yield _gauge("scheduler_last_tick_age_seconds",
+                     "Seconds since the scheduler's last tick (absent: never)",
+                     ticks[0].age if ticks else None)
+
+        memory = redis_client.info("memory")
+        yield _gauge("redis_used_memory_bytes", "The store's used_memory",
+                     float(memory.get("used_memory", 0)))
+        yield _gauge("redis_maxmemory_bytes", "The store's maxmemory (0: no limit)",
+                     float(memory.get("maxmemory", 0)))
+
+        counts = AttemptCounts(redis_client)
+        attempts = CounterMetricFamily(f"{PREFIX}_attempts", "Send attempts, by how they ended",
+                                       labels=["destination", "operation", "outcome", "status"])
+        for labels, count in sorted(counts.attempts().items()):
+            attempts.add_metric(list(labels), count)
+        yield attempts
+        latency = HistogramMetricFamily(f"{PREFIX}_destination_latency_seconds",
+                                        "Seconds from sending a request to its answer (or the timeout)",
+                                        labels=["destination", "operation"])
+        for histogram in counts.latency():
+            latency.add_metric([histogram.destination, histogram.operation], list(histogram.buckets),
+                               histogram.sum)
+        yield latency
