@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 
-from worker.commands.presenting import add_destination_option, age, described, friendly_errors, print_json, say, \
-    say_store, shorten
+from worker.commands.presenting import add_destination_option, age, described, friendly_errors, print_json, \
+    say, say_store, shorten
 from worker.settings import Settings
 from worker.store.heartbeats import STALE_AFTER_SECONDS
 

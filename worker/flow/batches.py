@@ -32,6 +32,8 @@ Key layout (``<ns>``: the destination's namespace):
     <ns>:flow:batch:failures  failed batches in a row (the backoff's attempt number)
     <ns>:flow:batch:failed    the kind of the last batch, if it failed (the other kind goes first next)
     <ns>:stock:last:<sku>     the newest occurred_at recorded for sending (worker.store.stock_order's key)
+    <ns>:request:<id>         the reply of an add, take or settle, replayed if the call is resent
+                              (worker.store.requests; each script's KEYS end with it)
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 from worker.encoding import stored_json, text
+from worker.store.requests import replaying, reply_key, request_id
 
 LEVEL, ADD = "level", "add"
 
@@ -288,9 +291,10 @@ class Batches:
         (self._queue, self._items, self._levels, self._seq, self._flight, self._next, self._failures,
          self._failed) = batch_keys(namespace)
         self._clock = clock
-        self._add = redis_client.register_script(_ADD)
-        self._take = redis_client.register_script(_TAKE)
-        self._settle = redis_client.register_script(_SETTLE)
+        # Each with a request id (worker.store.requests): a resend replays the first reply.
+        self._add = redis_client.register_script(replaying(_ADD))
+        self._take = redis_client.register_script(replaying(_TAKE))
+        self._settle = redis_client.register_script(replaying(_SETTLE))
         self._renew = redis_client.register_script(_RENEW)
         self._mark_sent = redis_client.register_script(_MARK_SENT)
 
@@ -302,7 +306,8 @@ class Batches:
         if item.kind not in (LEVEL, ADD):
             raise ValueError(f"a batch item is a {LEVEL!r} or an {ADD!r}, not {item.kind!r}")
         reply = [text(part) for part in self._add(
-            keys=[self._queue, self._items, self._levels, self._seq, self._stock_last(item.sku)],
+            keys=[self._queue, self._items, self._levels, self._seq, self._stock_last(item.sku),
+                  reply_key(self._ns, request_id())],
             args=[item.ref, item.to_json(), item.kind, item.sku, item.occurred_at])]
         if reply[0] == "added":
             return Added("added", replaced=reply[1] or None)
@@ -317,7 +322,8 @@ class Batches:
         now = self._clock()
         batch_id = f"{int(now)}-{uuid.uuid4().hex[:10]}"
         failed = text(self._redis.get(self._failed)) or ""
-        reply = self._take(keys=[self._queue, self._items, self._levels, self._flight, self._next], args=[
+        reply = self._take(keys=[self._queue, self._items, self._levels, self._flight, self._next,
+                                 reply_key(self._ns, request_id())], args=[
             f"{now:.6f}", holder, f"{now + lease_seconds:.6f}", int(max_items),
             int(look_at or max_items * 4), f"{batch_seconds:.6f}", batch_id, failed])
         status = text(reply[0])
@@ -342,7 +348,8 @@ class Batches:
         for item in returned:
             args += [item.ref, item.arrival, item.kind, item.sku, item.to_json()]
         reply = self._settle(keys=[self._queue, self._items, self._levels, self._flight, self._next,
-                                   self._failures, self._failed], args=args)
+                                   self._failures, self._failed, reply_key(self._ns, request_id())],
+                             args=args)
         return int(reply[0]), [text(ref) for ref in reply[1:]]
 
     def mark_sent(self, batch: Batch) -> bool:

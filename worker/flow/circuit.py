@@ -37,6 +37,7 @@ import time
 from typing import Callable
 
 from worker.encoding import text
+from worker.store.requests import replaying, reply_key, request_id
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
@@ -136,13 +137,15 @@ class Circuit:
                  probe_seconds: float = 30.0, clock: Callable[[], float] = time.time) -> None:
         self._redis = redis_client
         self._keys = circuit_keys(namespace)
+        self._ns = namespace
         self._threshold = int(failures)
         self._window = float(window_seconds)
         self._probe_seconds = float(probe_seconds)
         self._clock = clock
-        self._report = redis_client.register_script(_REPORT)
-        self._take_probe = redis_client.register_script(_TAKE_PROBE)
-        self._probe_result = redis_client.register_script(_PROBE_RESULT)
+        # Each with a request id (worker.store.requests): a resend replays the first reply.
+        self._report = redis_client.register_script(replaying(_REPORT))
+        self._take_probe = redis_client.register_script(replaying(_TAKE_PROBE))
+        self._probe_result = redis_client.register_script(replaying(_PROBE_RESULT))
 
     @property
     def threshold(self) -> int:
@@ -156,7 +159,7 @@ class Circuit:
         """A send's outcome (``ok``/``failed``/``neutral``, worker.flow.policy); ``ticket``: the one the gate
         gave it, if it was counted.  Returns ``opened`` or ``reclosed`` when this report moved the circuit,
         else its state (``closed``, ``open``, ``half_open``)."""
-        return text(self._report(keys=self._keys, args=[
+        return text(self._report(keys=[*self._keys, reply_key(self._ns, request_id())], args=[
             ticket, outcome, f"{self._clock():.6f}", self._threshold, self._window, self._probe_seconds,
             why[:300]]))
 
@@ -164,12 +167,14 @@ class Circuit:
         """Become the probe of an open circuit whose probe is due (half-open for ``lease_seconds``: if
         this caller dies, another takes the probe after that)."""
         now = self._clock()
-        taken = self._take_probe(keys=self._keys[:1], args=[f"{now:.6f}", f"{now + lease_seconds:.3f}"])
+        replay = reply_key(self._ns, request_id())
+        taken = self._take_probe(keys=[self._keys[0], replay],
+                                 args=[f"{now:.6f}", f"{now + lease_seconds:.3f}"])
         return bool(int(taken))
 
     def probe_result(self, ok: bool, *, why: str = "") -> str:
         """The probe's answer: ``closed`` (it answered) or ``open`` (for another probe period)."""
-        return text(self._probe_result(keys=self._keys, args=[
+        return text(self._probe_result(keys=[*self._keys, reply_key(self._ns, request_id())], args=[
             "ok" if ok else "failed", f"{self._clock():.6f}", self._probe_seconds, why[:300]]))
 
     def state(self) -> dict:

@@ -31,6 +31,7 @@ from worker.flow.circuit import CIRCUIT_LUA, Circuit, circuit_keys
 from worker.flow.pause import PAUSE_LUA, pause_key
 from worker.flow.rate_limit import RATE_LUA, RateLimit, rate_keys
 from worker.settings import FlowLimits
+from worker.store.requests import replaying, reply_key, request_id
 
 log = logging.getLogger("wms_relay.flow")
 
@@ -92,7 +93,9 @@ class Gate:
         self._sleep = sleep
         self._max_wait = float(max_wait)
         self._keys = [pause_key(namespace), *circuit_keys(namespace), *rate_keys(namespace)]
-        self._admit = redis_client.register_script(_ADMIT)
+        self._ns = namespace
+        # A resend replays the first reply (worker.store.requests).
+        self._admit = redis_client.register_script(replaying(_ADMIT))
         self.circuit = Circuit(redis_client, namespace, failures=limits.circuit_failures,
                                window_seconds=limits.circuit_window_seconds,
                                probe_seconds=limits.probe_seconds, clock=clock)
@@ -103,7 +106,8 @@ class Gate:
         ``later`` with wait 0 and reason ``full`` (the caller may look again shortly)."""
         ticket = uuid.uuid4().hex
         now = self._clock()
-        reply = [text(part) for part in self._admit(keys=self._keys, args=[
+        replay = reply_key(self._ns, request_id())
+        reply = [text(part) for part in self._admit(keys=[*self._keys, replay], args=[
             f"{now:.6f}", f"{policy.emission_interval(self.limits.max_rps):.9f}", f"{self._max_wait:.6f}",
             self.limits.circuit_failures, self.limits.circuit_window_seconds, ticket,
             f"{now + TICKET_SECONDS:.3f}"])]

@@ -17,6 +17,7 @@ import time
 from typing import Callable, Mapping
 
 from worker.encoding import text
+from worker.store.requests import replaying, reply_key, request_id
 from worker.store.retry_schedule import RetrySchedule
 
 SAFETY_SECONDS = 3600.0
@@ -40,9 +41,11 @@ class Parking:
                  clock: Callable[[], float] = time.time) -> None:
         self._redis = redis_client
         self._key = parked_key(namespace)
+        self._ns = namespace
         self._schedule = schedule
         self._clock = clock
-        self._take = redis_client.register_script(_TAKE)
+        # A resend replays the first reply (worker.store.requests).
+        self._take = redis_client.register_script(replaying(_TAKE))
 
     def park(self, ref: str, message: Mapping) -> None:
         """Park delivery ``ref`` (its task ``message``): due again after SAFETY_SECONDS unless released
@@ -56,7 +59,8 @@ class Parking:
         removed meanwhile: those are simply not found in the schedule)."""
         if count <= 0:
             return []
-        refs = [text(ref) for ref in self._take(keys=[self._key], args=[int(count)])]
+        replay = reply_key(self._ns, request_id())
+        refs = [text(ref) for ref in self._take(keys=[self._key, replay], args=[int(count)])]
         if refs:
             self._schedule.run_now(refs)
         return refs

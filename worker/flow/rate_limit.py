@@ -33,6 +33,7 @@ from typing import Callable
 
 from worker.encoding import text
 from worker.flow.policy import emission_interval
+from worker.store.requests import replaying, reply_key, request_id
 
 # Lua helpers the gate (worker.flow.gate) composes; the functions take their keys as arguments.
 #   rate_slot(k_next, now) -> the next free slot (>= now)
@@ -102,23 +103,28 @@ class RateLimit:
     def __init__(self, redis_client, namespace: str, *, clock: Callable[[], float] = time.time) -> None:
         self._redis = redis_client
         self._keys = rate_keys(namespace)
+        self._ns = namespace
         self._clock = clock
-        self._take = redis_client.register_script(_TAKE)
-        self._hold = redis_client.register_script(_HOLD)
+        # Each with a request id (worker.store.requests): a resend replays the first reply.
+        self._take = redis_client.register_script(replaying(_TAKE))
+        self._hold = redis_client.register_script(replaying(_HOLD))
 
     def take(self, max_rps: float, *, max_wait: float = 1.0) -> Slot:
         """Take the next slot if it is at most ``max_wait`` seconds away (``max_rps`` 0: no limit, only a
         hold can make a request wait)."""
         interval = emission_interval(max_rps)
         now = self._clock()
-        taken, wait = self._take(keys=self._keys, args=[f"{now:.6f}", f"{interval:.9f}", f"{max_wait:.6f}"])
+        replay = reply_key(self._ns, request_id())
+        taken, wait = self._take(keys=[*self._keys, replay],
+                                 args=[f"{now:.6f}", f"{interval:.9f}", f"{max_wait:.6f}"])
         wait = max(0.0, float(text(wait)))
         return Slot(bool(int(taken)), wait, now + wait)
 
     def hold_until(self, until: float) -> bool:
         """No request leaves before ``until`` (a 429/503's Retry-After).  False if a later hold or slot
         was already set."""
-        return bool(self._hold(keys=self._keys[:1], args=[f"{until:.6f}", f"{self._clock():.6f}"]))
+        replay = reply_key(self._ns, request_id())
+        return bool(self._hold(keys=[self._keys[0], replay], args=[f"{until:.6f}", f"{self._clock():.6f}"]))
 
     def next_slot(self) -> float | None:
         """The moment the next request may leave, if that is in the future; else None."""
