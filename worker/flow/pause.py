@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from worker.encoding import text
+from worker.store.requests import replaying, reply_key, request_id
 
 AUDIT_KEY = "wms:flow:pauses"
 AUDIT_MAX_ENTRIES = 100_000
@@ -111,13 +112,17 @@ class Pauses:
         self._redis = redis_client
         self._namespaces = dict(namespaces)
         self._clock = clock
-        self._pause = redis_client.register_script(_PAUSE)
-        self._resume = redis_client.register_script(_RESUME)
+        # Each with a request id (worker.store.requests): a resend replays the first reply, audits once.
+        self._pause = redis_client.register_script(replaying(_PAUSE))
+        self._resume = redis_client.register_script(replaying(_RESUME))
 
     def _key(self, destination: str) -> str:
         if destination not in self._namespaces:
             raise KeyError(f"no destination {destination!r} (known: {', '.join(self._namespaces)})")
         return pause_key(self._namespaces[destination])
+
+    def _replay(self, destination: str) -> str:
+        return reply_key(self._namespaces[destination], request_id())
 
     def pause(self, destination: str, *, by: str, reason: str, until: float | None = None) -> PauseInForce:
         """Pause ``destination`` (a pause in force is replaced: the new reason and end count).  ``by`` and
@@ -129,7 +134,7 @@ class Pauses:
         now = self._clock()
         if until is not None and until <= now:
             raise ValueError("--until must lie in the future")
-        self._pause(keys=[self._key(destination), AUDIT_KEY], args=[
+        self._pause(keys=[self._key(destination), AUDIT_KEY, self._replay(destination)], args=[
             by.strip(), f"{now:.3f}", reason.strip(), "" if until is None else f"{until:.3f}", destination,
             AUDIT_MAX_ENTRIES])
         return PauseInForce(by.strip(), round(now, 3), reason.strip(), until)
@@ -138,7 +143,7 @@ class Pauses:
         """End ``destination``'s pause; the pause that was in force, or None when there was none."""
         if not (by or "").strip():
             raise ValueError("a resume needs the name of the person resuming")
-        told = text(self._resume(keys=[self._key(destination), AUDIT_KEY], args=[
+        told = text(self._resume(keys=[self._key(destination), AUDIT_KEY, self._replay(destination)], args=[
             by.strip(), f"{self._clock():.3f}", (reason or "").strip(), destination, AUDIT_MAX_ENTRIES]))
         return _pause_from(json.loads(told)) if told else None
 

@@ -1,7 +1,8 @@
 """Issue 9's store-call rule holds for flow control's state-changing scripts: a call resent after a
 timeout (the same request id, as inside ``replayable``) replays its first reply instead of running again —
 a failure is counted once towards opening the circuit, a batch is taken once (the resend gets the same
-batch, not "busy"), a settled batch's resent settle still reports its outcome."""
+batch, not "busy"), a settled batch's resent settle still reports its outcome, a resent resume still says
+which pause it ended and is audited once."""
 from __future__ import annotations
 
 import pytest
@@ -10,6 +11,7 @@ from tests.worker.flow.clock import HandClock
 from tests.worker.flow.test_batches import item
 from worker.flow.batches import Batches
 from worker.flow.circuit import Circuit
+from worker.flow.pause import Pauses
 from worker.store.requests import replayable
 
 
@@ -42,3 +44,14 @@ def test_a_resent_take_and_settle_replay_their_first_reply(store_client, clock):
         with replayable("settle:kaching:1"):
             settled.append(batches.settle(takes[0].batch, failures="reset"))
     assert settled[0] == settled[1] == (0, [])
+
+
+def test_a_resent_resume_replays_and_is_audited_once(store_client, clock):
+    pauses = Pauses(store_client, {"trademax": "wms"}, clock=clock)
+    pauses.pause("trademax", by="alice", reason="maintenance window")
+    ended = []
+    for _ in range(2):
+        with replayable("cli:resume:1"):
+            ended.append(pauses.resume("trademax", by="bob", reason="done"))
+    assert ended[0] is not None and ended[0] == ended[1] and ended[0].by == "alice"
+    assert [entry.action for entry in pauses.history("trademax")].count("resume") == 1
