@@ -213,6 +213,8 @@ def filtered(items: list, args: Any, *, operation: Callable[[Any], str], text: C
     kept = [item for item in items if (not args.operation or operation(item) == args.operation)
             and (not args.grep or args.grep.lower() in text(item).lower())]
     return kept if args.limit is None else kept[:args.limit]
+
+
 def add_destination_option(parser, what: str = "only this destination's") -> None:
     """``--destination NAME``: one of the destinations (trademax, kaching, stocktrim, stock2shop)."""
     from worker.destinations.table import DESTINATIONS

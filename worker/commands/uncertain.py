@@ -58,8 +58,8 @@ def run_list(args: argparse.Namespace) -> int:
         found = filtered([(destination, record)
                           for destination in DESTINATIONS.values()
                           if args.destination in (None, destination.name)
-                          for record in place.relay.ledger_of(destination.name).list_in_state("uncertain",
-                                                                                             limit=None)],
+                          for record in place.relay.ledger_of(destination.name).list_in_state(
+                              "uncertain", limit=None)],
                          args, operation=lambda found: found[1].operation,
                          text=lambda found: json.dumps(found[1].to_dict(), ensure_ascii=False, default=str))
         now = place.relay.clock()
