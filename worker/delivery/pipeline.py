@@ -186,19 +186,30 @@ class _Passage:
                 pass  # the ticket lapses by itself
 
 
-def _accept_only(relay: Relay, operation: str, message: Any, destination: str, row, verdict) -> str:
-    """Record the event (and fan it out) without claiming it: a count joins its destination's batch
-    (``verdict`` None), anything else is held back as the gate said (worker.delivery.held)."""
-    admission = admit(relay, operation, message, destination=destination)
+def _admit_and_fan_out(relay: Relay, operation: str, message: Any, destination: str, row, *,
+                       claim_for: str | None):
+    """Record the event (claimed for ``claim_for`` if given) and, at the intake, fan it out to the other
+    destinations.  The delivery is None when there is nothing more to do: invalid, conflicting or
+    already settled (a dead one gets its letter if it lacks one); ``admission.state`` says which."""
+    admission = admit(relay, operation, message, claim_for=claim_for, destination=destination)
     if admission.event is None:
-        return admission.state
+        return admission, None
     delivery = Delivery(row, admission.event)
     if admission.state in SETTLED:
         if admission.state == "dead":
             ensure_dead_letter(relay, delivery)
-        return admission.state
+        return admission, None
     if destination == INTAKE.name:
         fan_out(relay, delivery.event)
+    return admission, delivery
+
+
+def _accept_only(relay: Relay, operation: str, message: Any, destination: str, row, verdict) -> str:
+    """Record the event (and fan it out) without claiming it: a count joins its destination's batch
+    (``verdict`` None), anything else is held back as the gate said (worker.delivery.held)."""
+    admission, delivery = _admit_and_fan_out(relay, operation, message, destination, row, claim_for=None)
+    if delivery is None:
+        return admission.state
     if admission.state == "sending":
         return "sending"  # claimed by a worker (or a batch) already: its lease decides
     if verdict is None:
@@ -211,16 +222,10 @@ def _deliver_now(relay: Relay, operation: str, message: Any, *, owner: str, dest
     # An event that may have to wait for its dispatch is claimed only once it need not; any other is
     # recorded and claimed in one store call.
     waits = row is not None and row.needs_dispatch_id
-    admission = admit(relay, operation, message, claim_for=None if waits else owner, destination=destination)
-    if admission.event is None:
+    admission, delivery = _admit_and_fan_out(relay, operation, message, destination, row,
+                                             claim_for=None if waits else owner)
+    if delivery is None:
         return admission.state
-    delivery = Delivery(row, admission.event)
-    if admission.state in SETTLED:
-        if admission.state == "dead":
-            ensure_dead_letter(relay, delivery)
-        return admission.state
-    if destination == INTAKE.name:
-        fan_out(relay, delivery.event)
     ledger, accepted = relay.ledger_of(destination), admission.accepted
 
     dispatch_id = None
