@@ -120,17 +120,18 @@ def test_find_a_dead_letter_by_order_no_retry_it_with_a_reason_and_watch_it_deli
 
     letter_id = make_dead_receipt(service, "R-BROWSER", "IO-FIND-ME-42")
     sign_in(browser, service.desk_url, "alice")
-    assert "dead letter" in browser.find_element(By.CSS_SELECTOR, ".needs").text
+    shows(browser, ".needs", "dead letter")
     screenshot(browser, "overview")
     browser.find_element(By.LINK_TEXT, "Dead letters").click()
     search = browser.find_element(By.CSS_SELECTOR, "form.filters input[name=q]")
     search.send_keys("io-find-me-42")
     search.submit()
+    shows(browser, "table.list tbody", "R-BROWSER")  # the results page has loaded
     rows = browser.find_elements(By.CSS_SELECTOR, "table.list tbody tr")
     assert len(rows) == 1 and letter_id in rows[0].text and "R-BROWSER" in rows[0].text
     screenshot(browser, "dead-letters")
     rows[0].find_element(By.LINK_TEXT, letter_id).click()
-    assert state_shown(browser) == "dead"
+    wait_until(lambda: state_shown(browser) == "dead", 30, "the event page to show dead")
     screenshot(browser, "event-dead")
     browser.find_element(By.ID, "retry-letter").click()
     shows(browser, "main", "would be retried (dry run: nothing changed)")
