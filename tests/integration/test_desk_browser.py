@@ -111,6 +111,17 @@ def shows(driver, css: str, wanted: str, timeout: float = 30) -> str:
                       f"{css} to show {wanted!r} (it shows {text_of(driver, css)!r})")
 
 
+def listed_rows(driver) -> list[str] | None:
+    """The texts of the list's rows, or None while the page is loading."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    try:
+        return [row.text for row in driver.find_elements(By.CSS_SELECTOR, "table.list tbody tr")]
+    except StaleElementReferenceException:
+        return None
+
+
 def state_shown(driver) -> str:
     return text_of(driver, "#event-state")
 
@@ -126,11 +137,11 @@ def test_find_a_dead_letter_by_order_no_retry_it_with_a_reason_and_watch_it_deli
     search = browser.find_element(By.CSS_SELECTOR, "form.filters input[name=q]")
     search.send_keys("io-find-me-42")
     search.submit()
-    shows(browser, "table.list tbody", "R-BROWSER")  # the results page has loaded
-    rows = browser.find_elements(By.CSS_SELECTOR, "table.list tbody tr")
-    assert len(rows) == 1 and letter_id in rows[0].text and "R-BROWSER" in rows[0].text
+    rows = wait_until(lambda: "io-find-me-42" in browser.current_url.lower() and listed_rows(browser), 30,
+                      "the search results to load")
+    assert len(rows) == 1 and letter_id in rows[0] and "R-BROWSER" in rows[0]
     screenshot(browser, "dead-letters")
-    rows[0].find_element(By.LINK_TEXT, letter_id).click()
+    browser.find_element(By.LINK_TEXT, letter_id).click()
     wait_until(lambda: state_shown(browser) == "dead", 30, "the event page to show dead")
     screenshot(browser, "event-dead")
     browser.find_element(By.ID, "retry-letter").click()
