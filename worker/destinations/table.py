@@ -12,36 +12,50 @@ event, several destinations").
 Pure: importing it imports the rows and the WMS schemas only (no Celery, Redis or HTTP library)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from worker.destinations.contract import Destination, Operation
+from worker.destinations.declaration import declarations_of
+from worker.destinations.declared import DECLARATIONS
 from worker.destinations.kaching import operations as kaching
 from worker.destinations.stock2shop import operations as stock2shop
 from worker.destinations.stocktrim import operations as stocktrim
 from worker.destinations.trademax import operations as trademax
 
-# The first is the one the WMS publishes to (its task names are the WMS contract).
-DESTINATIONS: dict[str, Destination] = {d.name: d for d in (
-    trademax.DESTINATION, kaching.DESTINATION, stocktrim.DESTINATION, stock2shop.DESTINATION)}
-INTAKE: Destination = next(iter(DESTINATIONS.values()))
 
-
-def _check_table() -> None:
-    prefixes = [d.ref_prefix for d in DESTINATIONS.values()]
-    namespaces = [d.namespace for d in DESTINATIONS.values()]
-    if len(set(prefixes)) != len(prefixes) or len(set(namespaces)) != len(namespaces):
-        raise ValueError("two destinations share a ref prefix or a store namespace")
-    for destination in DESTINATIONS.values():
+def destination_table(destinations: Iterable[Destination]) -> dict[str, Destination]:
+    """name -> destination, in order (the first is the one the WMS publishes to), after checking them: no
+    two share a name, a ref prefix or a store namespace (worker.destinations.declaration.declarations_of:
+    nor a variable), and every row reads its operation as the WMS contract does.  A ValueError names what
+    is wrong.  The table below is built with it; a test builds its own (a fifth destination beside the
+    four) and hands it to what takes a table (``configured``, FlowControls, ``wms-relay check``)."""
+    table = {d.name: d for d in destinations}
+    declarations_of(d.declaration for d in table.values())
+    prefixes = [d.ref_prefix for d in table.values()]
+    namespaces = [d.namespace for d in table.values()]
+    if len(table) != len(prefixes) or len(set(prefixes)) != len(prefixes) or \
+            len(set(namespaces)) != len(namespaces):
+        raise ValueError("two destinations share a name, a ref prefix or a store namespace")
+    intake = next(iter(table.values()))
+    for destination in table.values():
         for row in destination.operations:
-            wms_row = INTAKE.row(row.name)
+            wms_row = intake.row(row.name)
             if wms_row is None:
                 raise ValueError(f"{destination.name} takes {row.name!r}, which the WMS does not send")
             if (row.schema, row.key_field) != (wms_row.schema, wms_row.key_field):
                 raise ValueError(f"{destination.name}'s {row.name!r} row reads the event differently "
                                  "from the WMS contract (schema or key field)")
+    return table
 
 
-_check_table()
+# The first is the one the WMS publishes to (its task names are the WMS contract).  Their settings'
+# declarations are listed in worker.destinations.declared (what worker.settings reads): in the same order.
+DESTINATIONS: dict[str, Destination] = destination_table((
+    trademax.DESTINATION, kaching.DESTINATION, stocktrim.DESTINATION, stock2shop.DESTINATION))
+INTAKE: Destination = next(iter(DESTINATIONS.values()))
+if tuple(DECLARATIONS) != tuple(d.declaration for d in DESTINATIONS.values()):
+    raise ValueError("worker/destinations/declared.py and table.py list different destinations: "
+                     f"{', '.join(d.name for d in DECLARATIONS)} against {', '.join(DESTINATIONS)}")
 
 OPERATIONS: dict[str, Operation] = {row.name: row for row in INTAKE.operations}
 ROWS: dict[tuple[str, str], Operation] = {
@@ -68,9 +82,12 @@ def destination(name: str) -> Destination:
     return found
 
 
-def configured(settings: Any) -> tuple[Destination, ...]:
-    """The destinations that are on with ``settings``, the first one always among them."""
-    return tuple(d for d in DESTINATIONS.values() if d is INTAKE or d.is_on(settings))
+def configured(settings: Any, table: dict[str, Destination] | None = None) -> tuple[Destination, ...]:
+    """The destinations of ``table`` (default: :data:`DESTINATIONS`) that are on with ``settings``, the
+    first one always among them."""
+    table = DESTINATIONS if table is None else table
+    intake = next(iter(table.values()))
+    return tuple(d for d in table.values() if d is intake or d.is_on(settings))
 
 
 def routes(event: Any, settings: Any) -> tuple[Operation, ...]:

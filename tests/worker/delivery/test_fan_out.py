@@ -24,10 +24,11 @@ from tasks.events import validate_event
 from worker.delivery.fan_out import fan_out
 from worker.delivery.pipeline import deliver
 from worker.delivery.relay import build_relay
+from worker.destinations.declared import DECLARATIONS
 from worker.destinations.json_api import Reply
 from worker.destinations.trademax.client import TrademaxReply
 from worker.errors import OutcomeUnknownError, TransientError
-from worker.settings import BULK_DESTINATIONS, Locations, Settings
+from worker.settings import Locations, Settings
 
 T0 = 1_714_550_000.0
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -75,7 +76,8 @@ def relay():
                         stocktrim_locations=Locations.parse("L", "nw=NW,se=SE"),
                         stock2shop_base_url="http://s2s/",
                         stock2shop_locations=Locations.parse("L", "nw=Main"))
-    for bulk in BULK_DESTINATIONS:  # every count its own delivery here (batches: test_batches.py)
+    # every count its own delivery here (batches: test_batches.py)
+    for bulk in [d.name for d in DECLARATIONS if d.bulk]:
         settings = settings.with_flow(bulk, batch_max=0, max_rps=0)  # the clock stands still here
     published: list[dict] = []
     relay = build_relay(settings, redis_client=fakeredis.FakeRedis(decode_responses=True),

@@ -20,12 +20,13 @@ import pytest
 
 from worker.delivery.pipeline import deliver
 from worker.delivery.relay import build_relay
+from worker.destinations.declared import DECLARATIONS
 from worker.destinations.json_api import Reply
 from worker.destinations.stock2shop.tokens import SharedToken
 from worker.destinations.stocktrim.client import INVENTORY_CHANGED_KEY
 from worker.destinations.stocktrim.forecast import ForecastRuns
 from worker.destinations.trademax.client import TrademaxReply
-from worker.settings import BULK_DESTINATIONS, Locations, Settings
+from worker.settings import Locations, Settings
 
 T0 = 1_714_550_000.0
 NAMES = ("trademax", "kaching", "stocktrim", "stock2shop")
@@ -72,7 +73,8 @@ def every_destination() -> Settings:
                         stocktrim_base_url="http://st/", stocktrim_locations=Locations.parse("L", "nw=NW"),
                         stock2shop_base_url="http://s2s/",
                         stock2shop_locations=Locations.parse("L", "nw=Main"))
-    for bulk in BULK_DESTINATIONS:  # every count its own delivery here (batches: test_batches.py)
+    # every count its own delivery here (batches: test_batches.py)
+    for bulk in [d.name for d in DECLARATIONS if d.bulk]:
         settings = settings.with_flow(bulk, batch_max=0, max_rps=0)
     return settings
 

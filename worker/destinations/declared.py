@@ -1,0 +1,14 @@
+"""Every destination's settings declaration, in the order of ``worker.destinations.table`` (which checks
+that both list the same destinations): the one list worker.settings and worker.redaction read.
+
+Layer 1, as the declarations it lists: it imports nothing but them (docs/architecture.md, "How to add a
+destination")."""
+from __future__ import annotations
+
+from worker.destinations.declaration import Declarations, declarations_of
+from worker.destinations.kaching.declaration import DECLARATION as KACHING
+from worker.destinations.stock2shop.declaration import DECLARATION as STOCK2SHOP
+from worker.destinations.stocktrim.declaration import DECLARATION as STOCKTRIM
+from worker.destinations.trademax.declaration import DECLARATION as TRADEMAX
+
+DECLARATIONS: Declarations = declarations_of([TRADEMAX, KACHING, STOCKTRIM, STOCK2SHOP])
