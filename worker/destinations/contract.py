@@ -55,6 +55,9 @@ A destination (:class:`Destination`) adds what is not per row:
                     deliveries), ``wms:<name>`` for the others
 ``ref_prefix``      what comes before ``operation:key`` in a delivery's ref (retry entries, dead letters,
                     what people type): ``""`` for the first destination, ``<name>/`` for the others
+``sandbox``         ``sandbox(settings, options) -> SandboxApi``: imports and builds its fake API
+                    (``wms-relay sandbox --api <name>``; credentials from the variables its client reads,
+                    ``options``: the command's arguments), or None when it has none
 ``batch``           a :class:`BatchSender` for a bulk API (many stock counts per request, its declaration
                     says ``bulk``), else None: its counts are batched per ``<DEST>_BATCH_MAX`` /
                     ``<DEST>_BATCH_SECONDS`` (worker.flow)
@@ -170,6 +173,7 @@ class Destination:
     namespace: str = ""
     ref_prefix: str | None = None
     batch: BatchSender | None = None  # a bulk destination: its stock counts may be batched
+    sandbox: Callable[[Any, Any], Any] | None = None
     name: str = field(init=False)
     title: str = field(init=False)  # how people write it: "ka-ching"
     operation_names: tuple[str, ...] = field(init=False)

@@ -64,6 +64,14 @@ def _import_batch(client, kind, entries):
     return client.post_import(stock, adjustment=kind == "add")
 
 
+def sandbox(settings, options):
+    """The fake ka-ching stock import (``wms-relay sandbox --api kaching``)."""
+    from worker.sandbox.kaching.api import KachingApi
+
+    return KachingApi(account=settings.kaching_account, integration=settings.kaching_integration,
+                      api_key=settings.kaching_api_key)
+
+
 DESTINATION = Destination(declaration=DECLARATION, operations=OPERATIONS, build_client=build_client,
-                          check=check, takes=takes,
+                          check=check, takes=takes, sandbox=sandbox,
                           batch=BatchSender(entry=_import_entry, send=_import_batch, kinds=("level", "add")))

@@ -57,6 +57,15 @@ def _queue_batch(client, kind, entries):
     return client.queue_products(entries)
 
 
+def sandbox(settings, options):
+    """The fake Stock2Shop (``wms-relay sandbox --api stock2shop``; ``--token-ttl``, ``--max-rps``)."""
+    from worker.sandbox.stock2shop.api import Stock2ShopApi
+
+    return Stock2ShopApi(username=settings.stock2shop_username, password=settings.stock2shop_password,
+                         source_id=settings.stock2shop_source_id, token_ttl=options.token_ttl,
+                         max_rps=options.max_rps)
+
+
 DESTINATION = Destination(declaration=DECLARATION, operations=OPERATIONS,
-                          build_client=build_client, check=check, takes=takes,
+                          build_client=build_client, check=check, takes=takes, sandbox=sandbox,
                           batch=BatchSender(entry=_queue_entry, send=_queue_batch))

@@ -67,7 +67,14 @@ def housekeeping(settings, *, redis, clock):
     return ForecastRuns.from_settings(settings, redis=redis, clock=clock)
 
 
+def sandbox(settings, options):
+    """The fake StockTrim (``wms-relay sandbox --api stocktrim``)."""
+    from worker.sandbox.stocktrim.api import StockTrimApi
+
+    return StockTrimApi(auth_id=settings.stocktrim_auth_id, auth_signature=settings.stocktrim_auth_signature)
+
+
 DESTINATION = Destination(declaration=DECLARATION, operations=OPERATIONS,
-                          build_client=build_client, check=check, takes=takes,
+                          build_client=build_client, check=check, takes=takes, sandbox=sandbox,
                           housekeeping=housekeeping,
                           batch=BatchSender(entry=_inventory_entry, send=_inventory_batch))

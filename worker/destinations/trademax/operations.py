@@ -151,7 +151,14 @@ def check(client) -> str:
     return f"credentials accepted (HTTP {reply.status})"
 
 
+def sandbox(settings, options):
+    """The fake Trademax (``wms-relay sandbox``), taking the one api key and secret of ``settings``."""
+    from worker.sandbox.trademax.api import TrademaxApi
+
+    return TrademaxApi(keys={settings.trademax_api_key: settings.trademax_secret})
+
+
 # Every WMS operation; always on (TRADEMAX_BASE_URL has a default).  Its keys keep the names they had
 # before there were other destinations (namespace "wms", refs without a prefix).
 DESTINATION = Destination(declaration=DECLARATION, operations=OPERATIONS, build_client=build_client,
-                          check=check, namespace="wms", ref_prefix="")
+                          check=check, sandbox=sandbox, namespace="wms", ref_prefix="")
