@@ -205,6 +205,9 @@ class DestinationSettings:
     values: tuple[tuple[str, Any], ...]
     flow: FlowLimits
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_variable", dict(self.values))  # read on every routed event
+
     @classmethod
     def declared(cls, declaration: Declaration) -> "DestinationSettings":
         """Every variable at its default (as if none were set)."""
@@ -227,14 +230,14 @@ class DestinationSettings:
         return self.declaration.name
 
     def declares(self, variable: str) -> bool:
-        return any(name == variable for name, _ in self.values)
+        return variable in self._by_variable
 
     def value(self, variable: str) -> Any:
         """The value of ``variable`` (its name: ``KACHING_API_KEY``); a KeyError when not declared."""
-        for name, value in self.values:
-            if name == variable:
-                return value
-        raise KeyError(f"{self.name} declares no {variable}")
+        try:
+            return self._by_variable[variable]
+        except KeyError:
+            raise KeyError(f"{self.name} declares no {variable}") from None
 
     def with_values(self, changes: Mapping[str, Any]) -> "DestinationSettings":
         return replace(self, values=tuple((name, changes.get(name, value)) for name, value in self.values))
@@ -397,6 +400,7 @@ class Settings:
                 raise TypeError(f"Settings has no setting {', '.join(sorted(n.lower() for n in unknown))}")
             destinations = tuple(d.with_values(by_variable) for d in destinations)
         object.__setattr__(self, "destinations", destinations)
+        object.__setattr__(self, "_by_name", {destination.name: destination for destination in destinations})
         self.__post_init__()
 
     def __getattr__(self, name: str) -> Any:
@@ -405,8 +409,8 @@ class Settings:
         if not name.startswith("_"):
             variable = name.upper()
             for destination in self.__dict__.get("destinations", ()):
-                if destination.declares(variable):
-                    return destination.value(variable)
+                if variable in destination._by_variable:
+                    return destination._by_variable[variable]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @classmethod
@@ -477,9 +481,9 @@ class Settings:
 
     def destination(self, name: str) -> DestinationSettings:
         """``name``'s settings; a KeyError naming the known destinations otherwise."""
-        for destination in self.destinations:
-            if destination.name == name:
-                return destination
+        found = self._by_name.get(name)
+        if found is not None:
+            return found
         raise KeyError(f"no destination {name!r} (known: {', '.join(d.name for d in self.destinations)})")
 
     def require_credentials(self, destination: str) -> "Settings":
@@ -490,7 +494,7 @@ class Settings:
 
     def flow_of(self, destination: str) -> FlowLimits:
         """``destination``'s flow control (the defaults for a name nothing declares)."""
-        found = next((d for d in self.destinations if d.name == destination), None)
+        found = self._by_name.get(destination)
         return found.flow if found is not None else FlowLimits()
 
     def with_flow(self, destination: str, **changes) -> "Settings":
