@@ -53,4 +53,3 @@ def test_a_delivered_row_wakes_the_dispatch_waiters_only_when_flagged():
     assert relay.schedule.get("dispatch.update:U-1").due_at == T0 + 30
     dispatch_wait.wake_waiters(relay, Delivery(create, event))
     assert relay.schedule.get("dispatch.update:U-1").due_at <= T0
-
