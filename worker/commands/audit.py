@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 @friendly_errors
 def run(args: argparse.Namespace) -> int:
     from worker.store.audit_log import AuditFilter
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
 
     with workplace(Settings.from_env()) as place:
         since = parse_since(args.since, place.relay.clock()) if args.since else None

@@ -90,7 +90,7 @@ def _select(place, args: argparse.Namespace, *, include_closed: bool = False) ->
 
 @friendly_errors
 def run_list(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
 
     with workplace(Settings.from_env()) as place:
         letters = _select(place, args, include_closed=args.include_closed)
@@ -115,7 +115,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_show(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
     from worker.support.actions import find_letter
 
     with workplace(Settings.from_env()) as place:
@@ -164,7 +164,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_retry(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
     from worker.support.actions import retry_letter
 
     if bool(args.ids) == bool(args.all):
@@ -186,7 +186,7 @@ def run_retry(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_discard(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
     from worker.support.actions import discard_letter
 
     if not args.reason.strip():
@@ -202,7 +202,7 @@ def run_discard(args: argparse.Namespace) -> int:
 @friendly_errors
 def run_purge(args: argparse.Namespace) -> int:
     from worker.encoding import iso_time
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
 
     settings = Settings.from_env()
     with workplace(settings) as place:

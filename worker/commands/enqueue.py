@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from worker.delivery.relay import build_relay
     from tasks.publishing import celery_publisher
     from worker.store.connection import describe
-    from worker.support.desk import control_app
+    from worker.support.workplace import control_app
 
     if args.operation not in OPERATIONS:
         print(f"wms-relay: unknown operation {args.operation!r}; one of: {', '.join(sorted(OPERATIONS))}",

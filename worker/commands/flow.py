@@ -70,7 +70,7 @@ def _when(moment: float | None) -> str:
 
 @friendly_errors
 def run_pause(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
 
     if not args.reason.strip():
         raise Refused("--reason must say why: the next person needs to know")
@@ -93,7 +93,7 @@ def run_pause(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_resume(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
 
     with workplace(Settings.from_env()) as place:
         flow = place.relay.flow
@@ -118,7 +118,7 @@ def run_resume(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_history(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
 
     with workplace(Settings.from_env()) as place:
         entries = place.relay.flow.pauses.history(args.destination, limit=max(args.limit, 1))

@@ -89,7 +89,7 @@ def _iso(moment: float):
 
 @friendly_errors
 def run_list(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
 
     with workplace(Settings.from_env()) as place:
         entries = filtered(scheduled(place, args.destination), args, operation=lambda e: e["operation"],
@@ -112,7 +112,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_now(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
     from worker.support.actions import run_retry_now
 
     if bool(args.ids) == bool(args.all):
@@ -130,7 +130,7 @@ def run_now(args: argparse.Namespace) -> int:
 @friendly_errors
 def run_discard(args: argparse.Namespace) -> int:
     from worker.support.actions import discard_retry
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
 
     if not args.reason.strip():
         complain("--reason must say why the retry is given up.")

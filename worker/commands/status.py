@@ -289,7 +289,7 @@ def _print(report: dict) -> None:
 
 @friendly_errors
 def run(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
 
     with workplace(Settings.from_env()) as place:
         report = collect(place, args.destination)

@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 @friendly_errors
 def run_list(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
 
     from worker.destinations.table import DESTINATIONS
 
@@ -88,7 +88,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_resolve(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
     from worker.destinations.table import destination as destination_named, split_delivery_ref
     from worker.support.actions import resolve_uncertain
 

@@ -13,7 +13,7 @@ from worker.settings import Settings
 from worker.store.audit_log import AuditLog
 from worker.store.heartbeats import Heartbeats
 from worker.support.actions import SupportDesk
-from worker.support.desk import Workplace
+from worker.support.workplace import Workplace
 from worker.web.desk.app import create_app
 from worker.web.desk.config import DeskSettings
 from worker.web.desk.services import DeskServices

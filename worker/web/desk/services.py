@@ -21,7 +21,7 @@ from worker.support.actions import (  # noqa: F401
     DONE, FAILED, SKIPPED, ActionReport, discard_letter, discard_retry, find_letter, resolve_uncertain,
     retry_letter, run_retry_now, tally,
 )
-from worker.support.desk import Workplace, workplace  # noqa: F401
+from worker.support.workplace import Workplace, workplace  # noqa: F401
 from worker.support.event_view import describe  # noqa: F401
 from worker.web.desk.config import DeskSettings
 from worker.web.desk.jobs import BulkJobs
@@ -30,7 +30,7 @@ from worker.web.desk.users import UsersFile
 
 @dataclass
 class DeskServices:
-    place: Any  # worker.support.desk.Workplace, acting via="desk"
+    place: Any  # worker.support.workplace.Workplace, acting via="desk"
     users: UsersFile
     settings: DeskSettings
     jobs: BulkJobs = field(default_factory=BulkJobs)

@@ -69,7 +69,7 @@ def create_app(settings: Settings, *, relay=None, publish: Publish | None = None
         # A service process, like the worker: with REDIS_URL unset it may start the embedded server.
         relay = build_relay(settings, sends=False, clock=clock, start_store=True)
     if publish is None:
-        from worker.support.desk import control_app
+        from worker.support.workplace import control_app
         from tasks.publishing import celery_publisher
 
         publish = celery_publisher(control_app(settings))
