@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("signing", "worker", "worker.settings", "worker.errors", "worker.redaction", "worker.encoding",
      "tasks.schemas"),
     ("worker.store", "worker.observe", "worker.destinations", "worker.sandbox", "worker.flow"),
-    ("tasks", "worker.celery", "worker.celery_config"),
+    ("tasks", "worker.celery", "worker.celery_config", "worker.publisher_app"),
     ("worker.delivery",),
     ("worker.scheduling", "worker.support"),
     ("worker.commands", "worker.web", "worker.cli"),

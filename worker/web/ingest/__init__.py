@@ -69,10 +69,10 @@ def create_app(settings: Settings, *, relay=None, publish: Publish | None = None
         # A service process, like the worker: with REDIS_URL unset it may start the embedded server.
         relay = build_relay(settings, sends=False, clock=clock, start_store=True)
     if publish is None:
-        from worker.support.workplace import control_app
+        from worker.publisher_app import publisher_app
         from tasks.publishing import celery_publisher
 
-        publish = celery_publisher(control_app(settings))
+        publish = celery_publisher(publisher_app(settings))
     app = Flask("wms_relay.ingest")
     app.config["MAX_CONTENT_LENGTH"] = settings.ingest_max_body_bytes
     app.json.sort_keys = False
