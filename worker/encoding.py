@@ -5,6 +5,7 @@
 - :func:`utf8_safe` — JSON whose every string UTF-8 can encode (a lone surrogate becomes its escape);
 - :func:`text` — a Redis reply as text, whichever way the client decodes;
 - :func:`iso_time` — Unix seconds as ISO-8601 UTC with milliseconds;
+- :func:`age` — a duration in words (``3 h 12 min``), as the CLI and the status report's sentences say it;
 - :func:`event_ref` / :func:`split_event_ref` — an event's ``operation:key`` text: the member of the
   ledger's state indexes, the retry schedule's entry id, the dead letters' per-event index, and what
   support staff type (``wms-relay uncertain resolve receipt.create:R-1``);
@@ -87,6 +88,21 @@ def iso_time(moment: float | None) -> str | None:
         return None
     stamp = datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="milliseconds")
     return stamp.replace("+00:00", "Z")
+
+
+def age(seconds: float | None) -> str:
+    """``42 s``, ``5 min``, ``3 h 12 min``, ``2 d 4 h``; ``-`` for None."""
+    if seconds is None:
+        return "-"
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if seconds < 3600:
+        return f"{minutes} min"
+    if seconds < 86400:
+        return f"{hours} h {minutes % 60} min" if minutes % 60 else f"{hours} h"
+    return f"{days} d {hours % 24} h" if hours % 24 else f"{days} d"
 
 
 def event_ref(operation: str, key: str) -> str:

@@ -12,7 +12,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
-from worker.encoding import lines, one_line
+from worker.encoding import age, lines, one_line  # noqa: F401 — age: the commands say durations with it
 from worker.support.actions import DONE, FAILED, SKIPPED, ActionReport, tally
 
 
@@ -37,21 +37,6 @@ def described(doc: str | None) -> dict:
     import argparse
 
     return {"description": plain(doc), "formatter_class": argparse.RawDescriptionHelpFormatter}
-
-
-def age(seconds: float | None) -> str:
-    """``42 s``, ``5 min``, ``3 h 12 min``, ``2 d 4 h``; ``-`` for None."""
-    if seconds is None:
-        return "-"
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
-    if seconds < 3600:
-        return f"{minutes} min"
-    if seconds < 86400:
-        return f"{hours} h {minutes % 60} min" if minutes % 60 else f"{hours} h"
-    return f"{days} d {hours % 24} h" if hours % 24 else f"{days} d"
 
 
 def parse_since(text: str, now: float) -> float:

@@ -10,7 +10,7 @@ from typing import Any
 # The support layer, shared with the CLI: one implementation of every action and every view.
 from worker.commands.event import next_step, timeline, with_liveness  # noqa: F401
 from worker.commands.retries import scheduled  # noqa: F401
-from worker.commands.status import collect, needs_a_person  # noqa: F401
+from worker.support.status_report import collect, needs_a_person  # noqa: F401
 from worker.encoding import iso_time, split_event_ref  # noqa: F401
 from worker.store.audit_log import AuditFilter  # noqa: F401
 from worker.store.dead_letter_search import (  # noqa: F401
