@@ -156,7 +156,7 @@ def run_show(args: argparse.Namespace) -> int:
     for line in json.dumps(letter.event, indent=2, ensure_ascii=False).splitlines():
         say(f"    {line}")
     if letter.status == "open":
-        from worker.commands.event import letter_next_step
+        from worker.support.event_view import letter_next_step
 
         say(f"Next: {letter_next_step(letter.letter_id, letter.reason)}.")
     return 0
