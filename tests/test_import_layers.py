@@ -26,6 +26,16 @@ LAYERS: list[tuple[str, ...]] = [
     ("worker.commands", "worker.web", "worker.cli"),
 ]
 ALLOWED_UPWARD = {("tasks.base", "worker.delivery")}
+# Edges no module may have, whatever the layers say (a package's own layer is open to it, so these are
+# spelled out), each with the reason a failure prints.
+FORBIDDEN = [
+    ("worker.web", "worker.commands",
+     "the web processes read support's views and act through worker/support/, never through a CLI command "
+     "module: move what both need into worker/support/ (status_report, event_view, retry_view, actions)"),
+    ("worker.support", "worker.commands",
+     "support's actions and read models are what the CLI commands present: a command imports them, never "
+     "the other way round"),
+]
 
 
 def _module_name(path: Path) -> str:
@@ -134,6 +144,30 @@ def test_imports_point_down_the_layers():
                     module == a and (target == b or target.startswith(b + ".")) for a, b in ALLOWED_UPWARD):
                 upward.append(f"{module} -> {target}")
     assert upward == []
+
+
+def _under(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def forbidden_edges(graph: dict[str, set[str]]) -> list[str]:
+    """Every edge FORBIDDEN names, with its reason."""
+    return [f"{module} -> {target}: {why}"
+            for module, targets in sorted(graph.items()) for target in sorted(targets)
+            for importer, imported, why in FORBIDDEN if _under(module, importer) and _under(target, imported)]
+
+
+def test_web_and_support_import_no_command_module():
+    assert forbidden_edges(project_graph()) == []
+
+
+def test_the_forbidden_edges_are_found():
+    graph = {"worker.web.desk.services": {"worker.commands.status", "worker.support.status_report"},
+             "worker.support.event_view": {"worker.commands.event"},
+             "worker.commands.status": {"worker.support.status_report"}}
+    found = forbidden_edges(graph)
+    assert [edge.split(":")[0] for edge in found] == ["worker.support.event_view -> worker.commands.event",
+                                                      "worker.web.desk.services -> worker.commands.status"]
 
 
 def test_worker_has_at_most_ten_plain_modules_at_its_top_level():

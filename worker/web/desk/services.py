@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# The support layer, shared with the CLI: one implementation of every action and every view.
-from worker.support.status_report import collect, needs_a_person  # noqa: F401
+# The support layer, shared with the CLI: one implementation of every action and every view (the read
+# models live in worker/support/, never in worker/commands/: the desk imports no command module).
 from worker.encoding import iso_time, split_event_ref  # noqa: F401
 from worker.store.audit_log import AuditFilter  # noqa: F401
 from worker.store.dead_letter_search import (  # noqa: F401
@@ -19,9 +19,10 @@ from worker.support.actions import (  # noqa: F401
     DONE, FAILED, SKIPPED, ActionReport, discard_letter, discard_retry, find_letter, resolve_uncertain,
     retry_letter, run_retry_now, tally,
 )
-from worker.support.workplace import Workplace, workplace  # noqa: F401
 from worker.support.event_view import describe, next_step, timeline, with_liveness  # noqa: F401
 from worker.support.retry_view import scheduled  # noqa: F401
+from worker.support.status_report import collect, needs_a_person  # noqa: F401
+from worker.support.workplace import Workplace, workplace  # noqa: F401
 from worker.web.desk.config import DeskSettings
 from worker.web.desk.jobs import BulkJobs
 from worker.web.desk.users import UsersFile
