@@ -119,7 +119,7 @@ class StoreCollector:
         from worker.store.ledger import Ledger
         from worker.store.retry_schedule import RetrySchedule
 
-        from worker.destinations.table import DESTINATIONS
+        from worker.destinations.table import DESTINATIONS, QUEUES
 
         now = self._clock()
         first = Ledger.from_settings(redis_client, self._settings, clock=self._clock)
@@ -160,7 +160,7 @@ class StoreCollector:
 
         depth = GaugeMetricFamily(f"{PREFIX}_queue_depth", "Task messages waiting on each queue",
                                   labels=["queue"])
-        for queue, count in queue_depths(redis_client).items():
+        for queue, count in queue_depths(redis_client, QUEUES).items():
             depth.add_metric([queue], count)
         yield depth
         yield _gauge("messages_unacked", "Task messages workers hold (taken, not yet acknowledged)",

@@ -13,7 +13,7 @@ A read model: it changes nothing.  The CLI prints it (``worker.commands.status``
 (``worker.web.desk``): one report, two faces."""
 from __future__ import annotations
 
-from worker.destinations.table import DESTINATIONS, INTAKE
+from worker.destinations.table import DESTINATIONS, INTAKE, QUEUES
 from worker.encoding import age, iso_time
 from worker.store.broker_queues import queue_depths, unacked
 from worker.store.heartbeats import STALE_AFTER_SECONDS, Heartbeats
@@ -77,7 +77,7 @@ def collect(place, destination: str | None = None) -> dict:
     report = {
         "store": place.store,
         "checked_at": iso_time(now),
-        "queues": queue_depths(relay.redis, destination),
+        "queues": queue_depths(relay.redis, [q for q in QUEUES if destination in (None, q.split(".")[0])]),
         "in_progress": unacked(relay.redis),
         "scheduled_retries": {
             "count": schedule.count(), "in_flight": schedule.in_flight_count(),
