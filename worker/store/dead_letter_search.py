@@ -15,18 +15,8 @@ A query:
   (a text search of 100,000 letters: ~0.3-0.6 s), so a caller that must answer quickly (the desk) passes
   ``scan_limit``: the walk stops there, and the page says how far it got and where to go on from.
 
-Letters come newest first.  ``since``/``until`` bound the creation time (Unix seconds).
-
-    KEYS[1]  the sorted set walked          KEYS[2]  the facets hash      KEYS[3]  the text hash
-    ARGV     max score, min score, start, chunk, operation, reason, destination, status, needle, skip, want
-    returns  {walked, matched, id...}: ``walked`` ids were looked at from ``start``; ``matched`` of them
-             matched; the ids are the matches numbered ``skip`` .. ``skip + want - 1`` within this chunk
-
-The identifier lookup:
-
-    KEYS[1]  the terms hash                  KEYS[2]  the facets hash      KEYS[3]  the all set
-    ARGV     identifier, min score, max score, operation, reason, destination, status
-    returns  {id1, score1, id2, score2, ...}: every letter the identifier names that passes the filters
+Letters come newest first.  ``since``/``until`` bound the creation time (Unix seconds).  The two scripts
+(the walk and the identifier lookup) are in ``worker.store.dead_letter_scripts``.
 """
 from __future__ import annotations
 
@@ -34,67 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.encoding import text as as_text
+from worker.store.dead_letter_scripts import BY_TERM, PAGE
 
 STATUSES = ("open", "retried", "discarded", "any")
 CHUNK = 2000
-
-_PAGE = """
-local ids = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[2], 'LIMIT', tonumber(ARGV[3]),
-                       tonumber(ARGV[4]))
-local op, reason, dest, status, needle = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-local skip, want = tonumber(ARGV[10]), tonumber(ARGV[11])
-local check_facets = op ~= '' or reason ~= '' or dest ~= '' or status ~= ''
-local matched, out = 0, {#ids, 0}
-for _, id in ipairs(ids) do
-  local ok = true
-  if check_facets then
-    local f = redis.call('HGET', KEYS[2], id)
-    if not f then
-      ok = false
-    else
-      local f_op, f_reason, f_dest, f_status =
-        string.match(f, '^([^\\t]*)\\t([^\\t]*)\\t([^\\t]*)\\t([^\\t]*)$')
-      ok = (op == '' or op == f_op) and (reason == '' or reason == f_reason)
-           and (dest == '' or dest == f_dest) and (status == '' or status == f_status)
-    end
-  end
-  if ok and needle ~= '' then
-    local t = redis.call('HGET', KEYS[3], id)
-    ok = t ~= false and string.find(t, needle, 1, true) ~= nil
-  end
-  if ok then
-    if matched >= skip and matched < skip + want then out[#out + 1] = id end
-    matched = matched + 1
-  end
-end
-out[2] = matched
-return out
-"""
-
-
-_BY_TERM = """
-local list = redis.call('HGET', KEYS[1], ARGV[1])
-if not list then return {} end
-local low, high = tonumber(ARGV[2]), tonumber(ARGV[3])
-local op, reason, dest, status = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local out, seen = {}, {}
-for id in string.gmatch(list, '%S+') do
-  if not seen[id] then
-    seen[id] = true
-    local f = redis.call('HGET', KEYS[2], id)
-    local score = tonumber(redis.call('ZSCORE', KEYS[3], id))
-    if f and score and score >= low and score <= high then
-      local f_op, f_reason, f_dest, f_status = string.match(f, '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$')
-      if (op == '' or op == f_op) and (reason == '' or reason == f_reason) and (dest == '' or dest == f_dest)
-         and (status == '' or status == f_status) then
-        out[#out + 1] = id
-        out[#out + 1] = tostring(score)
-      end
-    end
-  end
-end
-return out
-"""
 
 
 @dataclass(frozen=True)
@@ -172,7 +105,7 @@ def term(value: Any) -> str:
 def _by_identifier(letters, query: LetterQuery) -> list[str]:
     facets = query.facet_values()
     status = "" if query.status == "any" else query.status
-    reply = letters.redis.register_script(_BY_TERM)(
+    reply = letters.redis.register_script(BY_TERM)(
         keys=[letters.key_of("terms"), letters.key_of("facets"), letters.key_of("all")],
         args=[term(query.identifier), repr(-1.0 if query.since is None else float(query.since)),
               repr(1e300 if query.until is None else float(query.until)), facets.get("operation", ""),
@@ -204,7 +137,7 @@ def matching_ids(letters, query: LetterQuery, *, offset: int = 0, limit: int | N
         num = -1 if limit is None else limit
         ids = r.zrevrangebyscore(walked, high, low, start=offset, num=num) if num != 0 else []
         return [as_text(i) for i in ids], total
-    script = r.register_script(_PAGE)
+    script = r.register_script(PAGE)
     facets = query.facet_values()
     status = "" if query.status in ("any", "open") else query.status
     ids: list[str] = []
@@ -242,7 +175,7 @@ def search_walk(letters, query: LetterQuery, *, start: int = 0, limit: int = 50,
     walked_set, _ = _walked_set(letters, query)
     high, low = _bounds(query)
     r = letters.redis
-    script = r.register_script(_PAGE)
+    script = r.register_script(PAGE)
     facets = query.facet_values()
     status = "" if query.status in ("any", "open") else query.status
     candidates = int(r.zcount(walked_set, low, high))

@@ -5,32 +5,8 @@ reason: ``invalid``, ``permanent``, ``exhausted``, ``conflict``, ``dependency_ti
 trims or expires an open letter: it leaves the open list only when someone ``take``s it (to retry) or
 ``discard``s it, and even then it is kept, marked, with who did it and why (until the retention below).
 
-    wms:dead:seq              counter behind the ids: dl-1, dl-2, ... (short, readable, time-ordered)
-    wms:dead:letter:<id>      hash: the letter (readable field names: support staff use redis-cli too)
-    wms:dead:open             sorted set  id -> created time: the letters still waiting for a person
-    wms:dead:all              sorted set  id -> created time: every letter ever written
-    wms:dead:latest           hash  delivery ref -> the newest letter id of that delivery
-                              (``operation:key`` for the first destination, ``<destination>/operation:key``
-                              for the others: worker.destinations.contract.Destination.delivery_ref)
-    wms:request:<id>          the reply of an id allocation, a write, an indexing, a take/discard or a
-                              purge, replayed if the call is resent after a timeout
-                              (``worker.store.requests``)
-
-and the indexes the search (``worker.store.dead_letter_search``) walks on the server, so a page of 100,000
-letters is found without reading them into Python:
-
-    wms:dead:open:operation:<op>          sorted set id -> created time: the open letters of one operation
-    wms:dead:open:reason:<reason>         ... of one reason
-    wms:dead:open:destination:<name>      ... of one destination (``trademax`` unless the letter says)
-    wms:dead:values:<facet>               set: every value the facet has had (the desk's filter choices)
-    wms:dead:facets           hash  id -> "operation<TAB>reason<TAB>destination<TAB>status"
-    wms:dead:text             hash  id -> what a text search looks in (id, operation, key, reason, detail,
-                              messages, event), lower-cased: roughly the letter's size again
-    wms:dead:terms            hash  identifier -> the ids of every letter (open or closed) it names, in the
-                              order written, space-separated; identifiers: the letter's key and the
-                              event's transaction_id, order_no, artno and event_id values (any depth),
-                              lower-cased — so "find IO12345" is a lookup, not a walk of every letter
-    wms:dead:indexed          "1" once every letter written before the indexes existed is in them
+The keys and the Lua scripts are in ``worker.store.dead_letter_scripts``; the search
+(``worker.store.dead_letter_search``) finds letters among 100,000 on the server.
 
 One store for every destination: a letter names its destination in field ``destination`` (a letter
 written before there were other destinations has none, and is read back as the first destination's).
@@ -54,116 +30,16 @@ from typing import Any, Callable, Iterable, Mapping
 
 from worker.destinations.table import INTAKE, destination as destination_named
 from worker.encoding import iso_time, stored_json, text
+from worker.store import dead_letter_scripts as scripts
 from worker.store.dead_letter_search import LetterQuery, search, term
 from worker.store.records import AttemptEntry, with_iso_time
-from worker.store.requests import replaying, reply_key, request_id
-
-# KEYS: the letter, the open set, the all set, the latest-per-delivery hash, the facets hash, the text
-# hash, the open sets of its operation, reason and destination, the value sets of operation, reason and
-# destination, the terms hash, the reply key.  ARGV: id, operation, key, event, reason, messages,
-# attempts, fingerprints, now, detail, destination, facets, text, the delivery's ref
-# (worker.destinations.contract.Destination.delivery_ref), then the letter's identifiers (terms).  The
-# terms are appended to, so the script carries a request id: a resend replays instead of naming the
-# letter twice.
-_ADD = replaying("""
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'operation', ARGV[2], 'key', ARGV[3], 'event', ARGV[4],
-           'reason', ARGV[5], 'messages', ARGV[6], 'attempts', ARGV[7], 'fingerprints', ARGV[8],
-           'created_at', ARGV[9], 'detail', ARGV[10], 'status', 'open', 'destination', ARGV[11])
-redis.call('ZADD', KEYS[2], ARGV[9], ARGV[1])
-redis.call('ZADD', KEYS[3], ARGV[9], ARGV[1])
-redis.call('HSET', KEYS[4], ARGV[14], ARGV[1])
-redis.call('HSET', KEYS[5], ARGV[1], ARGV[12])
-redis.call('HSET', KEYS[6], ARGV[1], ARGV[13])
-for i = 7, 9 do redis.call('ZADD', KEYS[i], ARGV[9], ARGV[1]) end
-redis.call('SADD', KEYS[10], ARGV[2])
-redis.call('SADD', KEYS[11], ARGV[5])
-redis.call('SADD', KEYS[12], ARGV[11])
-for i = 15, #ARGV do
-  local ids = redis.call('HGET', KEYS[13], ARGV[i])
-  redis.call('HSET', KEYS[13], ARGV[i], ids and (ids .. ' ' .. ARGV[1]) or ARGV[1])
-end
-return 1
-""")
-
-# KEYS: the letter, the open set, the facets hash, the open sets of its operation, reason and
-# destination, the reply key.  ARGV: id, new status, now, actor, reason, the facets with the new status.
-_CLOSE = replaying("""
-if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return false end
-for i = 4, 6 do redis.call('ZREM', KEYS[i], ARGV[1]) end
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'closed_at', ARGV[3], 'closed_by', ARGV[4],
-           'close_reason', ARGV[5])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[6])
-return redis.call('HGETALL', KEYS[1])
-""")
-
-# KEYS: the id counter, the reply key.  The next letter id, replayed if the call is resent.
-_NEXT_ID = replaying("""
-return redis.call('INCR', KEYS[1])
-""")
-
-# Index one letter written before the indexes existed.  KEYS: the open set, the facets hash, the text
-# hash, the open sets of its operation, reason and destination, the value sets of the three, the terms
-# hash, the reply key.  ARGV: id, created time, facets, text, operation, reason, destination, then its
-# terms.  The facet sets get it only if it is still open (a person may close it while the index is
-# built).  The terms are appended to, so a resend replays (request id) instead of running twice.
-_INDEX = replaying("""
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
-for i = 7, 9 do redis.call('SADD', KEYS[i], ARGV[i - 2]) end
-for i = 8, #ARGV do
-  local ids = redis.call('HGET', KEYS[10], ARGV[i])
-  redis.call('HSET', KEYS[10], ARGV[i], ids and (ids .. ' ' .. ARGV[1]) or ARGV[1])
-end
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  for i = 4, 6 do redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1]) end
-end
-return 1
-""")
+from worker.store.requests import reply_key, request_id
 
 DEFAULT_DESTINATION = INTAKE.name  # a letter without a destination field: written before there were others
 FACETS = ("operation", "reason", "destination")
 # The event fields whose values a person searches for exactly (at any depth of the event).
 TERM_FIELDS = frozenset({"transaction_id", "order_no", "artno", "event_id"})
 MAX_TERMS = 64
-
-
-# KEYS: the letter, the open set, the all set, the latest-per-event hash, the facets hash, the text hash,
-# the open sets of its operation, reason and destination, the terms hash, the reply key.  ARGV: id, cutoff
-# (Unix seconds), the letter's delivery ref (its ``dead:latest`` field: Destination.delivery_ref), then the
-# letter's identifiers (terms).  Deletes a letter closed before the cutoff (never
-# an open one) with every index entry of it — the search's facets, text and terms too — and returns 1;
-# replayed if the call is resent (a resend must not count a deleted letter as kept).  A letter already
-# gone loses its leftover entries (0).
-_PURGE = replaying("""
-local function unindex()
-  redis.call('ZREM', KEYS[3], ARGV[1])
-  redis.call('HDEL', KEYS[5], ARGV[1])
-  redis.call('HDEL', KEYS[6], ARGV[1])
-  for i = 7, 9 do redis.call('ZREM', KEYS[i], ARGV[1]) end
-  for i = 4, #ARGV do
-    local ids = redis.call('HGET', KEYS[10], ARGV[i])
-    if ids then
-      local kept = {}
-      for id in string.gmatch(ids, '%S+') do
-        if id ~= ARGV[1] then kept[#kept + 1] = id end
-      end
-      if #kept == 0 then redis.call('HDEL', KEYS[10], ARGV[i])
-      else redis.call('HSET', KEYS[10], ARGV[i], table.concat(kept, ' ')) end
-    end
-  end
-end
-local fields = redis.call('HMGET', KEYS[1], 'status', 'closed_at')
-if not fields[1] then
-  unindex()
-  return 0
-end
-if fields[1] == 'open' or redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
-if (tonumber(fields[2]) or 0) >= tonumber(ARGV[2]) then return 0 end
-redis.call('DEL', KEYS[1])
-unindex()
-if redis.call('HGET', KEYS[4], ARGV[3]) == ARGV[1] then redis.call('HDEL', KEYS[4], ARGV[3]) end
-return 1
-""")
 
 
 @dataclass(frozen=True)
@@ -286,10 +162,10 @@ class DeadLetters:
         self._redis = redis_client
         self._clock = clock
         self._ns = namespace
-        self._add = redis_client.register_script(_ADD)
-        self._close = redis_client.register_script(_CLOSE)
-        self._next_id = redis_client.register_script(_NEXT_ID)
-        self._purge = redis_client.register_script(_PURGE)
+        self._add = redis_client.register_script(scripts.ADD)
+        self._close = redis_client.register_script(scripts.CLOSE)
+        self._next_id = redis_client.register_script(scripts.NEXT_ID)
+        self._purge = redis_client.register_script(scripts.PURGE)
 
     def _letter_key(self, letter_id: str) -> str:
         return f"{self._ns}:dead:letter:{letter_id}"
@@ -402,7 +278,7 @@ class DeadLetters:
         done_key = self.key_of("indexed")
         if self._redis.get(done_key):
             return 0
-        index = self._redis.register_script(_INDEX)
+        index = self._redis.register_script(scripts.INDEX)
         indexed, cursor = 0, 0
         while True:
             ids = [text(i) for i in self._redis.zrange(self.key_of("all"), cursor, cursor + batch - 1)]
