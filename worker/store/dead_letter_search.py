@@ -1,8 +1,9 @@
 """Finding dead letters among 100,000: filters, text search and pages, worked out on the Redis server.
 
 The store (``worker.store.dead_letters``) keeps, beside each letter, its facets (operation, reason,
-destination, status) and its lower-cased search text, and one sorted set of open letters per facet value.
-A query:
+destination, status), its lower-cased search text and the identifiers it is found by — what they hold of a
+letter is written here too (:func:`facets`, :func:`search_text`, :func:`terms`), beside the reader that
+looks in them — and one sorted set of open letters per facet value.  A query:
 
 - with at most one facet and no text (the usual page): the count is one ``ZCOUNT`` and the page one
   ``ZREVRANGEBYSCORE ... LIMIT`` on that facet's set (or the open set) — no letter is read but the page's;
@@ -20,15 +21,58 @@ Letters come newest first.  ``since``/``until`` bound the creation time (Unix se
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from worker.encoding import text as as_text
 from worker.store.dead_letter_scripts import BY_TERM, PAGE
 
 STATUSES = ("open", "retried", "discarded", "any")
 CHUNK = 2000
+# The event fields whose values a person searches for exactly (at any depth of the event).
+TERM_FIELDS = frozenset({"transaction_id", "order_no", "artno", "event_id"})
+MAX_TERMS = 64
 
+
+# -- the writer: what the indexes hold of one letter (``worker.store.dead_letters`` writes it with the
+# letter, in one script) -------------------------------------------------------------------------------
+
+def term(value: Any) -> str:
+    """An identifier as the terms index keeps it and as a search for it is looked up."""
+    return " ".join(str(value).split()).lower()[:100]
+
+
+def search_text(letter_id: str, operation: str, key: str, reason: str, detail: str | None, messages: Any,
+                event: Any) -> str:
+    return " ".join([letter_id, operation, key, reason, detail or "",
+                     json.dumps(messages, ensure_ascii=False), json.dumps(event, ensure_ascii=False)]).lower()
+
+
+def terms(key: str, event: Any) -> list[str]:
+    """The identifiers a letter is found by: its key and the event's TERM_FIELDS values, at any depth."""
+    found = {term(key): None} if key and not key.startswith("(") else {}
+    pending = [event]
+    while pending and len(found) < MAX_TERMS:
+        item = pending.pop()
+        if isinstance(item, Mapping):
+            for name, value in item.items():
+                if name in TERM_FIELDS and isinstance(value, (str, int)) and not isinstance(value, bool) \
+                        and str(value).strip():
+                    found.setdefault(term(value), None)
+                elif isinstance(value, (Mapping, list)):
+                    pending.append(value)
+        elif isinstance(item, list):
+            pending.extend(item)
+    return list(found)[:MAX_TERMS]
+
+
+def facets_entry(operation: str, reason: str, destination: str, status: str) -> str:
+    """The facets entry of a letter (tabs never occur in these names)."""
+    return "\t".join(part.replace("\t", " ") for part in (operation, reason, destination, status))
+
+
+# -- the reader ---------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class LetterQuery:
@@ -94,12 +138,6 @@ def _walked_set(letters, query: LetterQuery) -> tuple[str, bool]:
     sizes = pipe.execute()
     smallest = min(range(len(sizes)), key=lambda i: int(sizes[i]))
     return candidates[1 + smallest], len(facets) == 1 and not query.needle
-
-
-def term(value: Any) -> str:
-    """An identifier as the terms index keeps it (``worker.store.dead_letters`` writes the index with it)
-    and as a search for it is looked up."""
-    return " ".join(str(value).split()).lower()[:100]
 
 
 def _by_identifier(letters, query: LetterQuery) -> list[str]:

@@ -31,15 +31,12 @@ from typing import Any, Callable, Iterable, Mapping
 from worker.destinations.table import INTAKE, destination as destination_named
 from worker.encoding import iso_time, stored_json, text
 from worker.store import dead_letter_scripts as scripts
-from worker.store.dead_letter_search import LetterQuery, search, term
+from worker.store.dead_letter_search import LetterQuery, facets_entry, search, search_text, terms
 from worker.store.records import AttemptEntry, with_iso_time
 from worker.store.requests import reply_key, request_id
 
 DEFAULT_DESTINATION = INTAKE.name  # a letter without a destination field: written before there were others
 FACETS = ("operation", "reason", "destination")
-# The event fields whose values a person searches for exactly (at any depth of the event).
-TERM_FIELDS = frozenset({"transaction_id", "order_no", "artno", "event_id"})
-MAX_TERMS = 64
 
 
 @dataclass(frozen=True)
@@ -107,7 +104,7 @@ class DeadLetter:
                            self.messages, self.event)
 
     def facets(self) -> str:
-        return facets(self.operation, self.reason, self.destination, self.status)
+        return facets_entry(self.operation, self.reason, self.destination, self.status)
 
     def terms(self) -> list[str]:
         return terms(self.key, self.event)
@@ -115,35 +112,6 @@ class DeadLetter:
     def matches(self, needle: str) -> bool:
         """Case-insensitive substring search over everything a person would grep for."""
         return needle.lower() in self.search_text()
-
-
-def search_text(letter_id: str, operation: str, key: str, reason: str, detail: str | None, messages: Any,
-                event: Any) -> str:
-    return " ".join([letter_id, operation, key, reason, detail or "",
-                     json.dumps(messages, ensure_ascii=False), json.dumps(event, ensure_ascii=False)]).lower()
-
-
-def terms(key: str, event: Any) -> list[str]:
-    """The identifiers a letter is found by: its key and the event's TERM_FIELDS values, at any depth."""
-    found = {term(key): None} if key and not key.startswith("(") else {}
-    pending = [event]
-    while pending and len(found) < MAX_TERMS:
-        item = pending.pop()
-        if isinstance(item, Mapping):
-            for name, value in item.items():
-                if name in TERM_FIELDS and isinstance(value, (str, int)) and not isinstance(value, bool) \
-                        and str(value).strip():
-                    found.setdefault(term(value), None)
-                elif isinstance(value, (Mapping, list)):
-                    pending.append(value)
-        elif isinstance(item, list):
-            pending.extend(item)
-    return list(found)[:MAX_TERMS]
-
-
-def facets(operation: str, reason: str, destination: str, status: str) -> str:
-    """The facets entry of a letter (tabs never occur in these names)."""
-    return "\t".join(part.replace("\t", " ") for part in (operation, reason, destination, status))
 
 
 def _attempt_dict(entry: Any) -> dict:
@@ -230,7 +198,7 @@ class DeadLetters:
             stored_json([_attempt_dict(a) for a in attempts_log or ()], where=where, redact=True),
             stored_json(fingerprints, where=where) if fingerprints else "",
             f"{self._clock():.3f}", detail or "", destination,
-            facets(operation, reason, destination, "open"),
+            facets_entry(operation, reason, destination, "open"),
             search_text(letter_id, operation, key, reason, detail, json.loads(kept_messages),
                         json.loads(kept_event)),
             destination_named(destination).delivery_ref(operation, key),
@@ -335,7 +303,7 @@ class DeadLetters:
                                   *self._facet_keys(operation, reason_, destination),
                                   reply_key(self._ns, request_id())],
                             args=[letter_id, status, f"{self._clock():.3f}", actor, reason or "",
-                                  facets(operation, reason_, destination, status)])
+                                  facets_entry(operation, reason_, destination, status)])
         if not reply:
             return None
         return DeadLetter.from_hash(dict(zip(reply[::2], reply[1::2])))
