@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import redis
 
 from worker.delivery.retry_policy import RetryPolicy
-from worker.destinations.table import DESTINATIONS, INTAKE, configured
+from worker.destinations.table import DESTINATIONS, INTAKE, configured, delivery_ref
 from worker.destinations.transport import CONNECT_RETRIES
 from worker.observe.observer import Observer
 from worker.settings import Settings
@@ -143,7 +143,7 @@ def build_relay(settings: Settings, *, redis_client: redis.Redis | None = None,
         redis=r,
         ledger=ledger,
         schedule=RetrySchedule(r, clock=clock),
-        dead_letters=DeadLetters(r, clock=clock),
+        dead_letters=DeadLetters(r, clock=clock, delivery_ref=delivery_ref),
         clients=chosen,
         stock_order=StockOrder(r, lock_seconds=stock_lock_seconds(settings), namespace=INTAKE.namespace),
         dispatch_waiters=DispatchWaiters(r, ledger),

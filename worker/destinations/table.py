@@ -86,9 +86,11 @@ def routes(event: Any, settings: Any) -> tuple[Operation, ...]:
     return tuple(found)
 
 
-def delivery_ref(row: Operation, key: str) -> str:
-    """The ref of ``row``'s delivery of the event with ``key`` (see Destination.delivery_ref)."""
-    return DESTINATIONS[row.destination].delivery_ref(row.name, key)
+def delivery_ref(destination_name: str, operation: str, key: str) -> str:
+    """The ref of ``destination_name``'s delivery of the event ``operation:key`` (see
+    Destination.delivery_ref); a KeyError naming the known destinations for any other name.  The store is
+    handed this function (``worker.store.dead_letters.DeadLetters``): it knows no destination itself."""
+    return destination(destination_name).delivery_ref(operation, key)
 
 
 def split_delivery_ref(ref: str) -> tuple[Destination, str, str] | None:

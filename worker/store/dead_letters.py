@@ -9,7 +9,10 @@ The keys and the Lua scripts are in ``worker.store.dead_letter_scripts``; the se
 (``worker.store.dead_letter_search``) finds letters among 100,000 on the server.
 
 One store for every destination: a letter names its destination in field ``destination`` (a letter
-written before there were other destinations has none, and is read back as the first destination's).
+written before there were other destinations has none, and is read back as Trademax's: every letter was
+then).  The store knows no destination: it is handed the function that names a delivery by its ref
+(``worker.destinations.table.delivery_ref``: ``kaching/stock.adjust:E-1``, ``stock.adjust:E-1`` for
+Trademax), which keys ``dead:latest`` and names the letter's delivery (``DeadLetter.ref``).
 
 ``take`` and ``discard`` are atomic (a Lua script removes the id from the open set first, as
 ``rq requeue`` does): when two people retry one letter, exactly one gets it.
@@ -28,14 +31,16 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from worker.destinations.table import INTAKE, destination as destination_named
 from worker.encoding import iso_time, stored_json, text
 from worker.store import dead_letter_scripts as scripts
 from worker.store.dead_letter_search import LetterQuery, facets_entry, search, search_text, terms
 from worker.store.records import AttemptEntry, with_iso_time
 from worker.store.requests import reply_key, request_id
 
-DEFAULT_DESTINATION = INTAKE.name  # a letter without a destination field: written before there were others
+# A letter without a destination field was written before there were other destinations: Trademax's.
+DEFAULT_DESTINATION = "trademax"
+# (destination, operation, key) -> the delivery's ref; a KeyError for a destination there is none of.
+DeliveryRef = Callable[[str, str, str], str]
 FACETS = ("operation", "reason", "destination")
 
 
@@ -58,15 +63,17 @@ class DeadLetter:
     closed_by: str | None = None
     close_reason: str | None = None
     destination: str = DEFAULT_DESTINATION
-
-    @property
-    def ref(self) -> str:
-        """The delivery this letter is about (``kaching/stock.adjust:E-1``)."""
-        return destination_named(self.destination).delivery_ref(self.operation, self.key)
+    ref: str = ""  # the delivery this letter is about (``kaching/stock.adjust:E-1``)
 
     @classmethod
-    def from_hash(cls, raw: Mapping) -> "DeadLetter":
+    def from_hash(cls, raw: Mapping, delivery_ref: DeliveryRef) -> "DeadLetter":
+        """The letter of one HGETALL reply; ``delivery_ref`` names its delivery."""
         fields = {text(k): text(v) for k, v in raw.items()}
+        destination = fields.get("destination") or DEFAULT_DESTINATION
+        try:
+            ref = delivery_ref(destination, fields["operation"], fields["key"])
+        except KeyError:  # a destination no longer configured in the code: its letter still reads
+            ref = ""
         return cls(
             letter_id=fields["id"], operation=fields["operation"], key=fields["key"],
             event=json.loads(fields["event"]), reason=fields["reason"],
@@ -77,7 +84,7 @@ class DeadLetter:
             status=fields.get("status", "open"),
             closed_at=float(fields["closed_at"]) if fields.get("closed_at") else None,
             closed_by=fields.get("closed_by") or None, close_reason=fields.get("close_reason") or None,
-            destination=fields.get("destination") or DEFAULT_DESTINATION,
+            destination=destination, ref=ref,
         )
 
     def __getitem__(self, name: str) -> Any:
@@ -125,10 +132,12 @@ def _attempt_dict(entry: Any) -> dict:
 class DeadLetters:
     """The dead-letter store in one Redis (any client: bytes or text replies)."""
 
-    def __init__(self, redis_client, clock: Callable[[], float] = time.time, *,
+    def __init__(self, redis_client, clock: Callable[[], float] = time.time, *, delivery_ref: DeliveryRef,
                  namespace: str = "wms") -> None:
+        """``delivery_ref``: how a delivery is named (``worker.destinations.table.delivery_ref``)."""
         self._redis = redis_client
         self._clock = clock
+        self._ref = delivery_ref
         self._ns = namespace
         self._add = redis_client.register_script(scripts.ADD)
         self._close = redis_client.register_script(scripts.CLOSE)
@@ -180,7 +189,7 @@ class DeadLetters:
         ``attempts_log``: every attempt (dicts, as the ledger's record gives them, or AttemptEntry);
         ``fingerprints``: for a conflict, the existing and the new one (a list or a dict); ``detail``: a
         one-line summary; ``destination``: the retail API it was for."""
-        destination_named(destination)  # a KeyError naming the known ones: no letter for a destination
+        ref = self._ref(destination, operation, key)  # a KeyError for an unknown destination: no letter
         if hasattr(event, "to_dict"):
             event = event.to_dict()
         if isinstance(messages, str):
@@ -201,7 +210,7 @@ class DeadLetters:
             facets_entry(operation, reason, destination, "open"),
             search_text(letter_id, operation, key, reason, detail, json.loads(kept_messages),
                         json.loads(kept_event)),
-            destination_named(destination).delivery_ref(operation, key),
+            ref,
         ]
         args += terms(key, json.loads(kept_event))
         keys = [self._letter_key(letter_id), self._open, self.key_of("all"), self.key_of("latest"),
@@ -213,12 +222,13 @@ class DeadLetters:
     def get(self, letter_id: str) -> DeadLetter | None:
         """One letter (open or closed), or None."""
         raw = self._redis.hgetall(self._letter_key(letter_id))
-        return DeadLetter.from_hash(raw) if raw else None
+        return DeadLetter.from_hash(raw, self._ref) if raw else None
 
-    def latest_for(self, operation: str, key: str, destination: str = INTAKE.name) -> DeadLetter | None:
+    def latest_for(self, operation: str, key: str,
+                   destination: str = DEFAULT_DESTINATION) -> DeadLetter | None:
         """The newest letter written for ``destination``'s delivery of this event (open or closed), or
         None."""
-        ref = destination_named(destination).delivery_ref(operation, key)
+        ref = self._ref(destination, operation, key)
         letter_id = self._redis.hget(f"{self._ns}:dead:latest", ref)
         return self.get(text(letter_id)) if letter_id else None
 
@@ -228,7 +238,7 @@ class DeadLetters:
         pipe = self._redis.pipeline(transaction=False)
         for letter_id in ids:
             pipe.hgetall(self._letter_key(letter_id))
-        return [DeadLetter.from_hash(raw) for raw in pipe.execute() if raw]
+        return [DeadLetter.from_hash(raw, self._ref) for raw in pipe.execute() if raw]
 
     def list(self, operation: str | None = None, since: float | None = None, grep: str | None = None,
              limit: int | None = None, *, include_closed: bool = False,
@@ -306,7 +316,7 @@ class DeadLetters:
                                   facets_entry(operation, reason_, destination, status)])
         if not reply:
             return None
-        return DeadLetter.from_hash(dict(zip(reply[::2], reply[1::2])))
+        return DeadLetter.from_hash(dict(zip(reply[::2], reply[1::2])), self._ref)
 
     def _purge_one(self, letter_id: str, letter: DeadLetter | None, cutoff: float) -> bool:
         """Run the purge script for one letter (``letter``: as read; None when its hash is gone, and then
@@ -344,7 +354,7 @@ class DeadLetters:
                 pipe.hgetall(self._letter_key(letter_id))
             kept = 0
             for letter_id, raw in zip(ids, pipe.execute()):
-                letter = DeadLetter.from_hash(raw) if raw else None
+                letter = DeadLetter.from_hash(raw, self._ref) if raw else None
                 closed = letter is not None and letter.status != "open" and (letter.closed_at or 0) < cutoff
                 if closed and dry_run:
                     found.append(letter)

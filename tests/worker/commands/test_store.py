@@ -14,6 +14,7 @@ import redis
 
 from worker.cli import main
 from worker.store import embedded
+from worker.destinations.table import delivery_ref
 from worker.store.dead_letters import DeadLetters
 
 CLEARED = ("REDIS_URL", "WMS_RELAY_VAR_DIR", "TRADEMAX_API_KEY", "TRADEMAX_SECRET", "SENTRY_DSN",
@@ -35,7 +36,8 @@ def checkout(tmp_path, monkeypatch):
     root.mkdir()
     url = embedded.ensure_running(root / "var")
     client = redis.Redis.from_url(url)
-    DeadLetters(client).add("receipt.create", "R-1", {"transaction_id": "R-1"}, "permanent", ["refused"])
+    DeadLetters(client, delivery_ref=delivery_ref).add("receipt.create", "R-1", {"transaction_id": "R-1"},
+                                                       "permanent", ["refused"])
     client.close()
     yield root
     if not embedded.stop(root / "var"):
