@@ -28,97 +28,15 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from worker.encoding import iso_time, stored_json, text
+from worker.encoding import stored_json, text
 from worker.store import dead_letter_scripts as scripts
 from worker.store.dead_letter_search import LetterQuery, facets_entry, search, search_text, terms
-from worker.store.records import AttemptEntry, with_iso_time
+from worker.store.records import DEFAULT_DESTINATION, AttemptEntry, DeadLetter, DeliveryRef
 from worker.store.requests import reply_key, request_id
 
-# A letter without a destination field was written before there were other destinations: Trademax's.
-DEFAULT_DESTINATION = "trademax"
-# (destination, operation, key) -> the delivery's ref; a KeyError for a destination there is none of.
-DeliveryRef = Callable[[str, str, str], str]
 FACETS = ("operation", "reason", "destination")
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """One dead letter.  ``status``: open, retried or discarded."""
-
-    letter_id: str
-    operation: str
-    key: str
-    event: Any
-    reason: str
-    messages: Any
-    attempts_log: list
-    fingerprints: Any
-    created_at: float
-    detail: str | None = None
-    status: str = "open"
-    closed_at: float | None = None
-    closed_by: str | None = None
-    close_reason: str | None = None
-    destination: str = DEFAULT_DESTINATION
-    ref: str = ""  # the delivery this letter is about (``kaching/stock.adjust:E-1``)
-
-    @classmethod
-    def from_hash(cls, raw: Mapping, delivery_ref: DeliveryRef) -> "DeadLetter":
-        """The letter of one HGETALL reply; ``delivery_ref`` names its delivery."""
-        fields = {text(k): text(v) for k, v in raw.items()}
-        destination = fields.get("destination") or DEFAULT_DESTINATION
-        try:
-            ref = delivery_ref(destination, fields["operation"], fields["key"])
-        except KeyError:  # a destination no longer configured in the code: its letter still reads
-            ref = ""
-        return cls(
-            letter_id=fields["id"], operation=fields["operation"], key=fields["key"],
-            event=json.loads(fields["event"]), reason=fields["reason"],
-            messages=json.loads(fields["messages"]),
-            attempts_log=json.loads(fields["attempts"]),
-            fingerprints=json.loads(fields["fingerprints"]) if fields.get("fingerprints") else None,
-            created_at=float(fields["created_at"]), detail=fields.get("detail") or None,
-            status=fields.get("status", "open"),
-            closed_at=float(fields["closed_at"]) if fields.get("closed_at") else None,
-            closed_by=fields.get("closed_by") or None, close_reason=fields.get("close_reason") or None,
-            destination=destination, ref=ref,
-        )
-
-    def __getitem__(self, name: str) -> Any:
-        """Dict-style access to the fields of :meth:`to_dict` (``letter["reason"]``), for scripts."""
-        return self.to_dict()[name]
-
-    def age(self, now: float) -> float:
-        return max(0.0, now - self.created_at)
-
-    def to_dict(self) -> dict:
-        return {
-            "id": self.letter_id, "destination": self.destination, "operation": self.operation,
-            "key": self.key, "reason": self.reason,
-            "detail": self.detail, "messages": self.messages, "event": self.event,
-            "attempts": [with_iso_time(a) for a in self.attempts_log if isinstance(a, Mapping)],
-            "fingerprints": self.fingerprints, "created_at": iso_time(self.created_at), "status": self.status,
-            "closed_at": iso_time(self.closed_at), "closed_by": self.closed_by,
-            "close_reason": self.close_reason,
-        }
-
-    def search_text(self) -> str:
-        """What a text search looks in (lower-cased): id, operation, key, reason, detail, messages, event."""
-        return search_text(self.letter_id, self.operation, self.key, self.reason, self.detail,
-                           self.messages, self.event)
-
-    def facets(self) -> str:
-        return facets_entry(self.operation, self.reason, self.destination, self.status)
-
-    def terms(self) -> list[str]:
-        return terms(self.key, self.event)
-
-    def matches(self, needle: str) -> bool:
-        """Case-insensitive substring search over everything a person would grep for."""
-        return needle.lower() in self.search_text()
 
 
 def _attempt_dict(entry: Any) -> dict:

@@ -38,9 +38,10 @@ from typing import Any, Callable, Iterable
 from tasks.events import Delivery, InvalidEvent, validate_event
 from tasks.raw_messages import REASON as MALFORMED
 from worker.destinations.table import DESTINATIONS, INTAKE, ROWS, split_delivery_ref
-from worker.store.dead_letters import DeadLetter, DeadLetters
+from worker.store.dead_letters import DeadLetters
 from worker.encoding import iso_time
 from worker.store.ledger import Ledger, fingerprint
+from worker.store.records import DeadLetter
 from worker.store.retry_schedule import RetrySchedule
 from worker.scheduling.stranded import message_of
 
