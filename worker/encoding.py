@@ -7,8 +7,9 @@
 - :func:`iso_time` — Unix seconds as ISO-8601 UTC with milliseconds;
 - :func:`age` — a duration in words (``3 h 12 min``), as the CLI and the status report's sentences say it;
 - :func:`event_ref` / :func:`split_event_ref` — an event's ``operation:key`` text: the member of the
-  ledger's state indexes, the retry schedule's entry id, the dead letters' per-event index, and what
-  support staff type (``wms-relay uncertain resolve receipt.create:R-1``);
+  ledger's state indexes, the delivery ref of the first destination (the retry schedule's entry, the dead
+  letters' per-delivery index), and what support staff type (``wms-relay uncertain resolve
+  receipt.create:R-1``);
 - :func:`one_line` / :func:`lines` — text fit for a terminal or a log line: control characters escaped.
   An event key (or any text from the WMS) printed as it is could hold a newline — splitting a log line or
   a CLI row in two, so that one event reads as two — or a terminal escape sequence.  Wherever such text

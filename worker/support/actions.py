@@ -332,37 +332,37 @@ def resolve_uncertain(desk: SupportDesk, operation: str, key: str, *, delivered:
 # -- scheduled retries --------------------------------------------------------------------------------
 
 @_audited("run-now")
-def run_retry_now(desk: SupportDesk, entry_id: str, *, actor: str) -> ActionReport:
+def run_retry_now(desk: SupportDesk, ref: str, *, actor: str) -> ActionReport:
     """Make one scheduled retry (a delivery ref) due now; the scheduler re-queues it within a second."""
-    found = split_delivery_ref(entry_id)
+    found = split_delivery_ref(ref)
     destination, operation, key = (found[0].name, found[1], found[2]) if found else (None, None, None)
     story = follow(operation, key) if found else "wms-relay retries list"
-    if desk.schedule.run_now([entry_id]):
-        return ActionReport(entry_id, DONE, "due now: the scheduler puts it back on its queue", story,
+    if desk.schedule.run_now([ref]):
+        return ActionReport(ref, DONE, "due now: the scheduler puts it back on its queue", story,
                             operation, key, destination=destination)
-    entry = desk.schedule.get(entry_id)
+    entry = desk.schedule.get(ref)
     if entry is not None and entry.in_flight:
-        return ActionReport(entry_id, SKIPPED, "already on its way back to the queue", "", operation, key,
+        return ActionReport(ref, SKIPPED, "already on its way back to the queue", "", operation, key,
                             destination=destination)
-    return ActionReport(entry_id, SKIPPED, "not in the retry schedule (delivered, parked or never "
+    return ActionReport(ref, SKIPPED, "not in the retry schedule (delivered, parked or never "
                         "scheduled)", story, operation, key, destination=destination)
 
 
 @_audited("discard-retry")
-def discard_retry(desk: SupportDesk, entry_id: str, *, actor: str, reason: str) -> ActionReport:
+def discard_retry(desk: SupportDesk, ref: str, *, actor: str, reason: str) -> ActionReport:
     """Give up on a scheduled retry (a delivery ref; or a dispatch update waiting for its create): that
     destination's delivery becomes ``discarded`` in its ledger (kept, never sent) and leaves the schedule.
     The ledger's compare-and-set decides between two people; a copy the scheduler already published finds
     the delivery settled."""
     if not reason or not reason.strip():
         raise ValueError("discarding needs a reason")
-    found = split_delivery_ref(entry_id)
+    found = split_delivery_ref(ref)
     destination, operation, key = (found[0].name, found[1], found[2]) if found else (None, None, None)
 
     def report(status: str, message: str, next_step: str = "") -> ActionReport:
-        return ActionReport(entry_id, status, message, next_step, operation, key, destination=destination)
+        return ActionReport(ref, status, message, next_step, operation, key, destination=destination)
 
-    if desk.schedule.get(entry_id) is None:
+    if desk.schedule.get(ref) is None:
         return report(SKIPPED, "not in the retry schedule (delivered, parked, discarded or never "
                       "scheduled)", follow(operation, key) if found else "wms-relay retries list")
     if found is not None:
@@ -376,6 +376,6 @@ def discard_retry(desk: SupportDesk, entry_id: str, *, actor: str, reason: str) 
             state = record.state if record else "gone"
             return report(SKIPPED, f"it is {state}{who} now, not waiting for a retry",
                           follow(operation, key))
-    desk.schedule.remove(entry_id)
+    desk.schedule.remove(ref)
     return report(DONE, "discarded (kept for the record; it will not be sent)",
                   follow(operation, key) if found else "")

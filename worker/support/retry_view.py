@@ -19,7 +19,7 @@ def scheduled(place, destination: str | None = None, *, offset: int = 0,
     entries = relay.schedule.list(limit=limit, offset=offset) if destination is None else \
         relay.schedule.list(limit=None)
     for entry in entries:
-        ref = split_delivery_ref(entry.entry_id)
+        ref = split_delivery_ref(entry.ref)
         if ref is None:
             continue
         target, operation, key = ref
@@ -32,7 +32,7 @@ def scheduled(place, destination: str | None = None, *, offset: int = 0,
             status = f"HTTP {last['status']}" if last.get("status") else None
             last_error = " ".join(str(p) for p in [last.get("outcome"), status, *(last.get("messages") or [])]
                                   if p)
-        found.append({"id": entry.entry_id, "destination": target.name, "operation": operation, "key": key,
+        found.append({"id": entry.ref, "destination": target.name, "operation": operation, "key": key,
                       "due_at": iso_time(entry.due_at), "due_in_seconds": round(entry.due_at - now, 1),
                       "state": record.state if record else None, "attempts": record.attempts if record else 0,
                       "last_error": last_error})

@@ -147,8 +147,8 @@ def test_with_every_destination_on_the_old_events_are_trademax_deliveries(old_st
     assert relay.ledger_of("kaching").get("stock.adjust", "adj-2") is None
     letter = relay.dead_letters.latest_for("receipt.create", "R-2")
     assert (letter.destination, letter.ref) == ("trademax", "receipt.create:R-2")
-    (entry,) = [e for e in relay.schedule.list() if e.entry_id == "receipt.create:R-3"]
-    destination, operation, key = split_delivery_ref(entry.entry_id)
+    (entry,) = [e for e in relay.schedule.list() if e.ref == "receipt.create:R-3"]
+    destination, operation, key = split_delivery_ref(entry.ref)
     assert (destination.name, entry.message["task"]) == ("trademax", "trademax.receipt.create")
     relay.client = ScriptedTrademax()
     assert deliver(relay, operation, entry.message["event"], owner="w3", destination=destination.name) == \

@@ -30,7 +30,7 @@ def run_now():
     s = services()
     user = g.user.name
     targets = _ids() if request.form.get("all") != "1" else \
-        [entry.entry_id for entry in s.relay.schedule.list(limit=None)]
+        [entry.ref for entry in s.relay.schedule.list(limit=None)]
     if not targets:
         return render_template("error.html", title="Nothing selected",
                                text="Tick the retries to run now."), 400
