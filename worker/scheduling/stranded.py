@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from worker.destinations.table import DESTINATIONS, INTAKE, ROWS
+from worker.destinations.table import DESTINATIONS, WMS_DESTINATION, ROWS
 from worker.store.ledger import Ledger
 from worker.store.retry_schedule import RetrySchedule
 
@@ -24,7 +24,7 @@ log = logging.getLogger("wms_relay.stranded")
 MOVING_STATES = ("accepted", "sending", "retrying", "waiting")
 
 
-def message_of(record, destination: str = INTAKE.name) -> dict:
+def message_of(record, destination: str = WMS_DESTINATION.name) -> dict:
     """The task message ({"task", "event"}) that re-delivers a ledger record's event to ``destination``
     (the record is from that destination's ledger)."""
     event = record.event

@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterable
 
 from tasks.events import Delivery, InvalidEvent, validate_event
 from tasks.raw_messages import REASON as MALFORMED
-from worker.destinations.table import DESTINATIONS, INTAKE, ROWS, split_delivery_ref
+from worker.destinations.table import DESTINATIONS, WMS_DESTINATION, ROWS, split_delivery_ref
 from worker.store.dead_letters import DeadLetters
 from worker.encoding import iso_time
 from worker.store.ledger import Ledger, fingerprint
@@ -289,7 +289,7 @@ def discard_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str,
 
 @_audited(lambda kwargs: "resolve-delivered" if kwargs["delivered"] else "resolve-resend")
 def resolve_uncertain(desk: SupportDesk, operation: str, key: str, *, delivered: bool, actor: str,
-                      reason: str, destination: str = INTAKE.name) -> ActionReport:
+                      reason: str, destination: str = WMS_DESTINATION.name) -> ActionReport:
     """A person checked the destination: it has the event (``delivered``) or it does not (resend it
     once, to that destination only)."""
     if not reason or not reason.strip():

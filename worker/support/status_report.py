@@ -13,7 +13,7 @@ A read model: it changes nothing.  The CLI prints it (``worker.commands.status``
 (``worker.web.desk``): one report, two faces."""
 from __future__ import annotations
 
-from worker.destinations.table import DESTINATIONS, INTAKE, QUEUES
+from worker.destinations.table import DESTINATIONS, WMS_DESTINATION, QUEUES
 from worker.encoding import age, iso_time
 from worker.store.broker_queues import queue_depths, unacked
 from worker.store.heartbeats import STALE_AFTER_SECONDS, Heartbeats
@@ -37,7 +37,7 @@ def per_destination(relay, now: float, destination: str | None = None) -> dict[s
             continue
         ledger = relay.ledger_of(target.name)
         oldest = {state: ledger.oldest_in_state(state) for state in ("uncertain", "dead")}
-        on = target is INTAKE or bool(target.is_on(relay.settings))
+        on = target is WMS_DESTINATION or bool(target.is_on(relay.settings))
         found[target.name] = {
             "title": target.title, "on": on, "flow": relay.flow.status(target.name) if on else None,
             "ledger": ledger.count_by_state(), "delivered_last_hour": ledger.delivered_since(now - 3600),
