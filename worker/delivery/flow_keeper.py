@@ -68,7 +68,7 @@ class DestinationKeeper:
             error = None
         except Exception as exc:  # noqa: BLE001 — the errors tree, or a client that could not be built
             found, error = None, exc
-        failed = policy.circuit_outcome(error) == policy.FAILED  # any answer, even a 429, says it is up
+        failed = policy.circuit_signal(error) == policy.FAILED  # any answer, even a 429, says it is up
         if policy.hold_seconds(error) is not None:
             self.gate.rate.hold_until(self.relay.clock() + policy.hold_seconds(error))
         self.gate.circuit.probe_result(not failed, why="" if error is None else str(error))

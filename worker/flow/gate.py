@@ -167,7 +167,7 @@ class Gate:
         hold = policy.hold_seconds(error)
         if hold is not None:
             self.rate.hold_until(self._clock() + hold)
-        moved = self.circuit.report(policy.circuit_outcome(error), ticket=ticket,
+        moved = self.circuit.report(policy.circuit_signal(error), ticket=ticket,
                                     why="" if error is None else str(error))
         if moved == "opened":
             log.warning("%s's circuit opened: %d failures in a row (last: %s); nothing is sent to it but one "
