@@ -119,7 +119,7 @@ def run_show(args: argparse.Namespace) -> int:
     from worker.support.actions import find_letter
 
     with workplace(Settings.from_env()) as place:
-        letter = find_letter(place.desk, args.id, args.destination)
+        letter = find_letter(place.tools, args.id, args.destination)
         record = (place.relay.ledger_of(letter.destination).get(letter.operation, letter.key)
                   if letter else None)
         now = place.relay.clock()
@@ -177,7 +177,7 @@ def run_retry(args: argparse.Namespace) -> int:
     actor = args.actor or default_actor()
     with workplace(Settings.from_env()) as place:
         targets = args.ids or [letter.letter_id for letter in _select(place, args)]
-        return run_actions(targets, lambda t: retry_letter(place.desk, t, actor=actor, reason=args.reason,
+        return run_actions(targets, lambda t: retry_letter(place.tools, t, actor=actor, reason=args.reason,
                                                            dry_run=args.dry_run,
                                                            destination=args.destination),
                            verb="retried", as_json=args.json, store=place.store, dry_run=args.dry_run,
@@ -194,7 +194,7 @@ def run_discard(args: argparse.Namespace) -> int:
         return 2
     actor = args.actor or default_actor()
     with workplace(Settings.from_env()) as place:
-        return run_actions(args.ids, lambda t: discard_letter(place.desk, t, actor=actor, reason=args.reason,
+        return run_actions(args.ids, lambda t: discard_letter(place.tools, t, actor=actor, reason=args.reason,
                                                               destination=args.destination),
                            verb="discarded", as_json=args.json, store=place.store)
 

@@ -56,10 +56,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _audit(place, action: str, destination: str, actor: str, reason: str, status: str, message: str) -> None:
     """Also in the audit log of every person's action (``wms-relay audit``, the desk's audit page)."""
-    audit = getattr(place.desk, "audit", None)
+    audit = getattr(place.tools, "audit", None)
     if audit is not None:
         audit.record(actor=actor, action=action, target=destination, reason=reason, status=status,
-                     message=message, via=getattr(place.desk, "via", "cli"))
+                     message=message, via=getattr(place.tools, "via", "cli"))
 
 
 def _when(moment: float | None) -> str:

@@ -82,7 +82,7 @@ def run_now(args: argparse.Namespace) -> int:
     with workplace(Settings.from_env()) as place:
         targets = args.ids or [entry["id"] for entry in scheduled(place, args.destination)]
         actor = args.actor or default_actor()
-        return run_actions(targets, lambda t: run_retry_now(place.desk, t, actor=actor), verb="made due now",
+        return run_actions(targets, lambda t: run_retry_now(place.tools, t, actor=actor), verb="made due now",
                            as_json=args.json, store=place.store,
                            nothing="Nothing to do: no retries are scheduled.")
 
@@ -97,5 +97,5 @@ def run_discard(args: argparse.Namespace) -> int:
         return 2
     actor = args.actor or default_actor()
     with workplace(Settings.from_env()) as place:
-        return run_actions(args.ids, lambda t: discard_retry(place.desk, t, actor=actor, reason=args.reason),
+        return run_actions(args.ids, lambda t: discard_retry(place.tools, t, actor=actor, reason=args.reason),
                            verb="discarded", as_json=args.json, store=place.store)

@@ -106,5 +106,5 @@ def run_resolve(args: argparse.Namespace) -> int:
     actor = args.actor or default_actor()
     with workplace(Settings.from_env()) as place:
         return run_actions([args.id], lambda _: resolve_uncertain(
-            place.desk, operation, key, delivered=args.delivered, actor=actor, reason=args.reason,
+            place.tools, operation, key, delivered=args.delivered, actor=actor, reason=args.reason,
             destination=destination.name), verb="resolved", as_json=args.json, store=place.store)

@@ -1,6 +1,7 @@
 """The connections a support command works with, built from Settings: the relay's stores (ledger, retry
 schedule, dead letters), the publisher app (``worker.publisher_app``: publishes tasks on exactly the Redis
-the settings name, never starting one), and the support desk of ``worker.support.actions`` on top.
+the settings name, never starting one), and on top the tools the support actions act with
+(``worker.support.actions.SupportTools``).
 
 A command never starts a store (``StoreNotFound`` when there is none to read: exit code 3), and needs no
 destination's credentials.  ``Workplace.store`` says which store it is, for the command to
@@ -14,7 +15,7 @@ from typing import Iterator
 from celery import Celery
 
 from worker.settings import Settings
-from worker.support.actions import SupportDesk
+from worker.support.actions import SupportTools
 
 
 @dataclass
@@ -23,7 +24,7 @@ class Workplace:
     store: str  # worker.store.connection.describe: which store, without the password
     relay: object  # worker.delivery.relay.Relay (sends=False)
     app: Celery
-    desk: SupportDesk
+    tools: SupportTools
 
 
 @contextmanager
@@ -38,11 +39,11 @@ def workplace(settings: Settings, *, via: str = "cli") -> Iterator[Workplace]:
 
     relay = build_relay(settings, sends=False)
     app = publisher_app(settings)
-    desk = SupportDesk(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
-                       publish=celery_publisher(app), dispatch_waiters=relay.dispatch_waiters,
-                       clock=relay.clock, audit=AuditLog(relay.redis, relay.clock), via=via)
+    tools = SupportTools(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
+                         publish=celery_publisher(app), dispatch_waiters=relay.dispatch_waiters,
+                         clock=relay.clock, audit=AuditLog(relay.redis, relay.clock), via=via)
     try:
-        yield Workplace(settings, describe(settings), relay, app, desk)
+        yield Workplace(settings, describe(settings), relay, app, tools)
     finally:
         app.close()
         relay.redis.close()

@@ -40,9 +40,9 @@ class DeskServices:
         return self.place.relay
 
     @property
-    def desk(self):
-        """The SupportDesk: the actions' stores, publisher and audit log."""
-        return self.place.desk
+    def tools(self):
+        """The SupportTools: the actions' stores, publisher and audit log."""
+        return self.place.tools
 
     @property
     def redis(self):
@@ -53,8 +53,8 @@ class DeskServices:
 
     def audit(self, *, actor: str, action: str, message: str = "", target: str = "") -> None:
         """Record a desk event that is not a support action (sign-in, sign-out)."""
-        self.desk.audit.record(actor=actor, action=action, message=message, target=target, status="done",
-                               via="desk")
+        self.tools.audit.record(actor=actor, action=action, message=message, target=target, status="done",
+                                via="desk")
 
     def status_report(self) -> dict:
         """``wms-relay status``'s report: the workers and the scheduler come from their heartbeats in the

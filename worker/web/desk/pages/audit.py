@@ -21,7 +21,7 @@ def page():
     since = SINCE.get(args["since"])
     which = AuditFilter(actor=args["actor"] or None, action=args["action"] or None, text=args["q"] or None,
                         since=None if since is None else s.now() - since)
-    entries, older = s.desk.audit.page(which, before=args["before"] or None, limit=50)
+    entries, older = s.tools.audit.page(which, before=args["before"] or None, limit=50)
     newer_args = {k: v for k, v in args.items() if v and k != "before"}
     return render_template("audit.html", entries=entries, older=older, args=args, actions=ACTIONS,
                            since_choices=SINCE, newer_args=newer_args)

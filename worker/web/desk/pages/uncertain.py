@@ -58,6 +58,6 @@ def resolve():
     user = g.user.name
     ref = DESTINATIONS[destination].delivery_ref(operation, key)
     job = s.jobs.run(f"resolve: {verdict}", user, [ref], lambda _: resolve_uncertain(
-        s.desk, operation, key, delivered=verdict == "delivered", actor=user, reason=reason,
+        s.tools, operation, key, delivered=verdict == "delivered", actor=user, reason=reason,
         destination=destination))
     return render_template("reports.html", job=job)
