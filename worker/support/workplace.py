@@ -10,19 +10,22 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from celery import Celery
 
 from worker.settings import Settings
 from worker.support.actions import SupportTools
 
+if TYPE_CHECKING:  # a type only: the relay is built when a command opens its workplace
+    from worker.delivery.relay import Relay
+
 
 @dataclass
 class Workplace:
     settings: Settings
     store: str  # worker.store.connection.describe: which store, without the password
-    relay: object  # worker.delivery.relay.Relay (sends=False)
+    relay: Relay  # built with sends=False: no destination client
     app: Celery
     tools: SupportTools
 

@@ -5,7 +5,6 @@ reorganisation of ``worker/`` is ported in two places."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 # The support layer, shared with the CLI: one implementation of every action and every view (the read
 # models live in worker/support/, never in worker/commands/: the desk imports no command module).
@@ -30,7 +29,7 @@ from worker.web.desk.users import UsersFile
 
 @dataclass
 class DeskServices:
-    place: Any  # worker.support.workplace.Workplace, acting via="desk"
+    place: Workplace  # acting via="desk"
     users: UsersFile
     settings: DeskSettings
     jobs: BulkJobs = field(default_factory=BulkJobs)
