@@ -39,7 +39,7 @@ from typing import Any
 
 from kombu.utils.json import loads as kombu_loads
 
-from worker.destinations.table import WMS_DESTINATION, ROWS, TASKS
+from worker.destinations.table import ROWS, TASKS, WMS_DESTINATION
 
 REASON = "malformed_message"
 TASK_NAMES = frozenset(TASKS)  # every destination's: the WMS publishes trademax.*, fan-out the others

@@ -37,7 +37,7 @@ from worker.delivery.held import hold_back
 from worker.delivery.rejections import best_key, reject_conflict, reject_invalid
 from worker.delivery.relay import Relay
 from worker.destinations.contract import Operation, classification_of
-from worker.destinations.table import DESTINATIONS, WMS_DESTINATION, ROWS
+from worker.destinations.table import DESTINATIONS, ROWS, WMS_DESTINATION
 from worker.errors import DestinationError, TransientError
 from worker.store.records import AttemptEntry
 from worker.store.requests import replayable

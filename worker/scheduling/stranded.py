@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from worker.destinations.table import DESTINATIONS, WMS_DESTINATION, ROWS
+from worker.destinations.table import DESTINATIONS, ROWS, WMS_DESTINATION
 from worker.store.ledger import Ledger
 from worker.store.retry_schedule import RetrySchedule
 

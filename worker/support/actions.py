@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterable
 
 from tasks.events import Delivery, InvalidEvent, validate_event
 from tasks.raw_messages import REASON as MALFORMED
-from worker.destinations.table import DESTINATIONS, WMS_DESTINATION, ROWS, split_delivery_ref
+from worker.destinations.table import DESTINATIONS, ROWS, WMS_DESTINATION, split_delivery_ref
 from worker.store.dead_letters import DeadLetters
 from worker.encoding import iso_time
 from worker.store.ledger import Ledger, fingerprint

@@ -13,7 +13,7 @@ A read model: it changes nothing.  The CLI prints it (``worker.commands.status``
 (``worker.web.desk``): one report, two faces."""
 from __future__ import annotations
 
-from worker.destinations.table import DESTINATIONS, WMS_DESTINATION, QUEUES
+from worker.destinations.table import DESTINATIONS, QUEUES, WMS_DESTINATION
 from worker.encoding import age, iso_time
 from worker.store.broker_queues import queue_depths, unacked
 from worker.store.heartbeats import STALE_AFTER_SECONDS, Heartbeats
