@@ -116,8 +116,8 @@ def discarded_by_a_person(relay) -> None:
     relay.clients["trademax"].answers = [refusal()]
     assert deliver(relay, "receipt.create", RECEIPT, owner="w-before") == "dead"
     tools = SupportTools(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
-                       publish=lambda message: None, dispatch_waiters=relay.dispatch_waiters,
-                       clock=relay.clock)
+                         publish=lambda message: None, dispatch_waiters=relay.dispatch_waiters,
+                         clock=relay.clock)
     assert discard_letter(tools, "receipt.create:R-1", actor="ann", reason="order cancelled").status == DONE
 
 
