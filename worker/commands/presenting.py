@@ -12,7 +12,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
-from worker.encoding import lines, one_line
+from worker.encoding import json_text, lines, one_line
 from worker.support.actions import DONE, FAILED, SKIPPED, ActionReport, tally
 
 
@@ -114,7 +114,8 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *,
 
 
 def print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+    """``--json``: one document, UTF-8 as it is, bidirectional controls escaped (:func:`json_text`)."""
+    print(json_text(value, indent=2, default=str))
 
 
 def say(text: str = "") -> None:
