@@ -85,10 +85,16 @@ def text(value: Any) -> str:
 
 
 def iso_time(moment: float | None) -> str | None:
-    """Unix seconds as ISO-8601 UTC with milliseconds (``2024-05-01T08:11:12.123Z``); None stays None."""
-    if moment is None:
+    """Unix seconds as ISO-8601 UTC with milliseconds (``2024-05-01T08:11:12.123Z``); None (and NaN) stay
+    None.  A moment beyond the calendar (year 1 to 9999: a far-future pause stored by an earlier version)
+    is shown as its end, so a report that holds one still prints."""
+    if moment is None or moment != moment:
         return None
-    stamp = datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="milliseconds")
+    try:
+        when = datetime.fromtimestamp(moment, timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        when = datetime.max.replace(tzinfo=timezone.utc) if moment > 0 else datetime.min.replace(tzinfo=timezone.utc)
+    stamp = when.isoformat(timespec="milliseconds")
     return stamp.replace("+00:00", "Z")
 
 

@@ -179,4 +179,7 @@ class Gate:
 
 
 def _clock_text(moment: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+    except (OverflowError, ValueError, OSError):  # a far-future pause stored by an earlier version
+        return "a time beyond the calendar"
