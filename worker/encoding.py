@@ -93,7 +93,7 @@ def iso_time(moment: float | None) -> str | None:
     try:
         when = datetime.fromtimestamp(moment, timezone.utc)
     except (OverflowError, ValueError, OSError):
-        when = datetime.max.replace(tzinfo=timezone.utc) if moment > 0 else datetime.min.replace(tzinfo=timezone.utc)
+        when = (datetime.max if moment > 0 else datetime.min).replace(tzinfo=timezone.utc)
     stamp = when.isoformat(timespec="milliseconds")
     return stamp.replace("+00:00", "Z")
 
@@ -136,7 +136,9 @@ def json_text(value: Any, **options) -> str:
     (``\\u202e``: the same string to a JSON reader, inert in a terminal).  Control characters JSON
     escapes itself."""
     dumped = json.dumps(value, ensure_ascii=False, **options)
-    return _BIDI_ONLY.sub(lambda m: f"\\u{ord(m.group()):04x}", dumped) if _BIDI_ONLY.search(dumped) else dumped
+    if not _BIDI_ONLY.search(dumped):
+        return dumped
+    return _BIDI_ONLY.sub(lambda m: f"\\u{ord(m.group()):04x}", dumped)
 
 
 def lines(value: Any) -> str:

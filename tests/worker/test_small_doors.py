@@ -1,7 +1,8 @@
 """Small doors (issue 9, item 7): a key holding a newline or an escape sequence prints as one line with
 the characters escaped (CLI rows, say(), text log lines) — and so do the bidirectional controls
-(U+202A–202E, U+2066–2069: issue 23, item 8), in --json output too; an event with a key given twice is refused by
-``enqueue``, naming the key; ``status``/``event`` piped into ``head`` stop quietly, no BrokenPipeError."""
+(U+202A–202E, U+2066–2069: issue 23, item 8), in --json output too; an event with a key given twice is
+refused by ``enqueue``, naming the key; ``status``/``event`` piped into ``head`` stop quietly, no
+BrokenPipeError."""
 from __future__ import annotations
 
 import logging

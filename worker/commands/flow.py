@@ -77,7 +77,8 @@ def run_pause(args: argparse.Namespace) -> int:
     with workplace(Settings.from_env()) as place:
         from worker.flow.pause import LONGEST_PAUSE_SECONDS
 
-        until = parse_until(args.until, place.relay.clock(), longest=LONGEST_PAUSE_SECONDS) if args.until else None
+        until = None if not args.until else parse_until(args.until, place.relay.clock(),
+                                                        longest=LONGEST_PAUSE_SECONDS)
         paused = place.relay.flow.pauses.pause(args.destination, by=args.actor or default_actor(),
                                                reason=args.reason, until=until)
         _audit(place, "pause", args.destination, paused.by, paused.reason, "done",

@@ -95,7 +95,8 @@ def _moment(text: str, now: float, direction: int, option: str, example: str) ->
         when = when.replace(tzinfo=timezone.utc)
     moment = when.timestamp()
     if not EARLIEST_MOMENT <= moment < LATEST_MOMENT:
-        raise Refused(f"{option} {text!r} lies outside 1970-2099: use a duration like 30m, 2h, 3d or {example}")
+        raise Refused(f"{option} {text!r} lies outside 1970-2099: use a duration like 30m, 2h, 3d or "
+                      f"{example}")
     return moment
 
 

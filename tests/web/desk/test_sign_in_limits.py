@@ -8,7 +8,9 @@ from __future__ import annotations
 import threading
 
 from tests.web.desk.conftest import PASSWORDS, csrf_of, sign_in
-from worker.store.sign_ins import FAILURE_WINDOW, MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_NAME, sign_in_counts
+from worker.store.sign_ins import (
+    FAILURE_WINDOW, MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_NAME, sign_in_counts,
+)
 
 
 def from_address(app, address: str):
@@ -50,8 +52,8 @@ def test_a_flood_of_failed_sign_ins_writes_one_audit_entry_per_lockout(app, desk
     actions = audit_actions(desk_services)
     assert actions.count("sign-in-locked") == 2 and len(actions) == 2  # one per locked address
     assert sign_in_counts(desk_services.redis) == {  # the metrics' counters (test_metrics scrapes them)
-        "signed_in": 0, "refused": 2 * MAX_FAILURES_PER_ADDRESS, "blocked": 150 - 2 * MAX_FAILURES_PER_ADDRESS,
-        "lockouts": 2}
+        "signed_in": 0, "refused": 2 * MAX_FAILURES_PER_ADDRESS,
+        "blocked": 150 - 2 * MAX_FAILURES_PER_ADDRESS, "lockouts": 2}
     [entry, *_] = desk_services.desk.audit.page()[0]
     assert entry.actor == "(unknown name)" and "nobody" not in entry.message  # a name may be a password
 

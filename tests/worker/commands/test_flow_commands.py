@@ -77,14 +77,14 @@ def test_a_pause_without_a_reason_or_with_a_past_end_is_refused(cli, capsys, arg
     assert cli_json(cli, "pauses") == []
 
 
-def test_a_far_future_pause_stored_by_an_earlier_version_does_not_stop_status_or_pauses(cli, relay):  # noqa: F811
+def test_a_far_future_pause_stored_earlier_does_not_stop_status_or_pauses(cli, relay):  # noqa: F811
     """What main's ``pause --until 99999999999999999999d`` left behind: the pause written, its audit entry
     (a pause until year 10^17), before the script failed."""
     far = f"{1e20 * 86400:.3f}"
     relay.redis.hset("wms:flow:pause", mapping={"by": "alice", "at": "1714550000.000", "reason": "x",
-                                                        "until": far})
+                                                "until": far})
     relay.redis.xadd("wms:flow:pauses", {"at": "1714550000.000", "actor": "alice", "action": "pause",
-                                        "destination": "trademax", "reason": "x", "until": far})
+                                         "destination": "trademax", "reason": "x", "until": far})
     code, out, err = cli("status")
     assert code == 0 and "Traceback" not in err and "PAUSED until 9999-12-31" in out
     code, out, err = cli("pauses")

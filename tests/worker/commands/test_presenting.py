@@ -30,7 +30,8 @@ def test_since_takes_a_duration_or_a_date():
 
 @pytest.mark.parametrize("text, problem", [
     ("99999999999999999999d", "longer than 100 years"), ("1" + "0" * 400 + "s", "longer than 100 years"),
-    ("5300w", "--older-than '5300w'"), ("0001-01-01", "outside 1970-2099"), ("9999-12-31", "outside 1970-2099")])
+    ("5300w", "--older-than '5300w'"), ("0001-01-01", "outside 1970-2099"),
+    ("9999-12-31", "outside 1970-2099")])
 def test_durations_and_dates_are_bounded_where_they_enter(text, problem):
     with pytest.raises(Refused, match=problem):
         parse_since(text, NOW, "--older-than")

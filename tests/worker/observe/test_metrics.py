@@ -2,7 +2,8 @@
 ``/metrics`` — parsed back with prometheus-client's own parser — reports what the store holds right then
 (events by state, dead letters and the oldest one's age, uncertain, retries scheduled and the most overdue,
 queue depths, workers alive, the scheduler's last tick, Redis memory), the workers' attempts and
-latency histogram and the desk's sign-in counts; with no store to read it says ``wms_relay_store_up 0`` instead of failing."""
+latency histogram and the desk's sign-in counts; with no store to read it says ``wms_relay_store_up 0``
+instead of failing."""
 from __future__ import annotations
 
 import os
@@ -142,8 +143,10 @@ def test_a_scrape_reports_what_the_store_holds(redis_server):
                 tuple(sorted(latency + (("le", "0.25"),))))] == 1
     assert got[("wms_relay_destination_latency_seconds", "wms_relay_destination_latency_seconds_count",
                 latency)] == 1
-    assert {outcome: got[("wms_relay_desk_sign_ins", "wms_relay_desk_sign_ins_total", (("outcome", outcome),))]
-            for outcome in ("signed_in", "refused", "blocked")} == {"signed_in": 1, "refused": 2, "blocked": 1}
+    sign_in_totals = {outcome: got[("wms_relay_desk_sign_ins", "wms_relay_desk_sign_ins_total",
+                                    (("outcome", outcome),))]
+                      for outcome in ("signed_in", "refused", "blocked")}
+    assert sign_in_totals == {"signed_in": 1, "refused": 2, "blocked": 1}
     assert got[("wms_relay_desk_sign_in_lockouts", "wms_relay_desk_sign_in_lockouts_total", ())] == 1
 
 
