@@ -175,10 +175,12 @@ def flow_attention(report: dict) -> list[dict]:
                                      f"`wms-relay resume {name}` sends to it again."})
         if flow and flow["circuit"].get("fault") == "clock_skew":  # a configuration fault: its own flag
             items.append({"flag": "clock_skew", "destination": name,
-                          "message": f"{part['title']} refuses our requests' timestamps: this machine's clock "
-                                     f"is off ({shorten(flow['circuit']['last_failure'] or '-', 160)}). Fix the "
-                                     "clock (NTP) on the worker hosts; deliveries wait without spending "
-                                     "attempts, and one probe a minute resumes sending once it is right."})
+                          "message": f"{part['title']} refuses our requests' timestamps: this machine's "
+                                     "clock is off "
+                                     f"({shorten(flow['circuit']['last_failure'] or '-', 160)}). "
+                                     "Fix the clock (NTP) on the worker hosts; deliveries wait without "
+                                     "spending attempts, and one probe a minute resumes sending once it is "
+                                     "right."})
         elif flow and flow["circuit"]["state"] != "closed":
             items.append({"flag": "circuit_open", "destination": name,
                           "message": f"{part['title']} is failing (circuit {flow['circuit']['state']}): its "

@@ -175,7 +175,7 @@ FAULT_PROBE_SECONDS = 60.0
 
 
 def circuit_keys(namespace: str) -> list[str]:
-    """[state, sending] of the destination with ``namespace`` (the fault probes' grants: ``<state>:grants``)."""
+    """[state, sending] of the destination with ``namespace`` (fault probes' grants: ``<state>:grants``)."""
     return [f"{namespace}:flow:circuit", f"{namespace}:flow:circuit:sending"]
 
 

@@ -121,8 +121,9 @@ class Gate:
             return Verdict(PARK, max(0.0, until - now) if until > 0 else 0.0,
                            f"{self.title} is paused{end} by {reply[2]}: {reply[3]}")
         if kind == "open" and len(reply) > 2 and reply[2]:
-            return Verdict(PARK, 0.0, f"{self.title}'s circuit is open for a configuration fault ({reply[2]}: "
-                                      f"{policy.FAULT_TEXT.get(reply[2], reply[2])}); one probe a minute")
+            return Verdict(PARK, 0.0, f"{self.title}'s circuit is open for a configuration fault "
+                                      f"({reply[2]}: {policy.FAULT_TEXT.get(reply[2], reply[2])}); one probe "
+                                      "a minute")
         if kind == "open":
             probe_at = float(reply[1])
             return Verdict(PARK, max(0.0, probe_at - now),

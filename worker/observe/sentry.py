@@ -113,7 +113,8 @@ def report_configuration_fault(destination: str, fault: str, message: str) -> No
         scope.set_tag("destination", destination)
         scope.set_tag("fault", fault)
         scope.fingerprint = ["wms-relay", "configuration", destination, fault]
-        sentry_sdk.capture_message(f"wms-relay configuration fault at {destination}: {message}", level="error")
+        sentry_sdk.capture_message(f"wms-relay configuration fault at {destination}: {message}",
+                                   level="error")
 
 
 def _next_step(fields: dict[str, Any]) -> str:
