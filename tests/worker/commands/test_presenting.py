@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.worker.commands.test_support import cli, env  # noqa: F401 — fixtures
 from worker.commands.presenting import Refused, age, default_actor, parse_since, shorten, table
 
 NOW = 1_714_550_000.0
@@ -37,7 +36,7 @@ def test_durations_and_dates_are_bounded_where_they_enter(text, problem):
         parse_since(text, NOW, "--older-than")
 
 
-def test_dead_purge_older_than_a_typo_is_refused_with_a_sentence(cli):  # noqa: F811
+def test_dead_purge_older_than_a_typo_is_refused_with_a_sentence(cli, env):
     code, out, err = cli("dead", "purge", "--closed", "--older-than", "99999999999999999999d")
     assert code == 2 and "--older-than '99999999999999999999d' is longer than 100 years" in err
     code, out, err = cli("audit", "--since", "99999999999999999999d")

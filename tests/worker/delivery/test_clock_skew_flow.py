@@ -16,7 +16,7 @@ import re
 import pytest
 import responses
 
-from tests.worker.commands.test_support import cli, cli_json, env  # noqa: F401 — fixtures
+from tests.worker.commands.conftest import cleared, cli, env  # noqa: F401 — fixtures
 from tests.worker.observe.test_sentry import KeptEnvelopes
 from tests.worker.support.test_actions import example
 from worker.delivery.flow_keeper import DestinationKeeper
@@ -117,7 +117,7 @@ def test_a_worker_clock_behind_the_schedulers_costs_one_request_a_minute(env, cl
     assert [worker.ledger.get("receipt.create", f"R-SKEW-{n}").state for n in range(3)] == ["retrying"] * 3
     assert worker.dead_letters.count() == 0
 
-    report = cli_json(cli, "status")
+    report = cli.json("status")
     flags = [item for item in report["attention"] if item.get("destination") == "trademax"]
     assert [item["flag"] for item in flags] == ["clock_skew"]
     assert "clock" in flags[0]["message"] and "NTP" in flags[0]["message"]

@@ -8,7 +8,6 @@ import pytest
 
 import redis
 
-from tests.worker.flow.clock import HandClock
 from worker.flow import pause as pause_module
 from worker.flow.gate import PARK, SEND, Gate
 from worker.flow.pause import LONGEST_PAUSE_SECONDS, Pauses
@@ -16,11 +15,6 @@ from worker.store.requests import replaying
 from worker.settings import FlowLimits
 
 NAMESPACES = {"trademax": "wms", "kaching": "wms:kaching"}
-
-
-@pytest.fixture
-def clock():
-    return HandClock()
 
 
 @pytest.fixture

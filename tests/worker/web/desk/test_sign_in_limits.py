@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 
-from tests.web.desk.conftest import PASSWORDS, csrf_of, sign_in
+from tests.worker.web.desk.conftest import PASSWORDS, csrf_of, sign_in
 from worker.store.sign_ins import (
     FAILURE_WINDOW, MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_NAME, sign_in_counts,
 )
