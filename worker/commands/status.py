@@ -53,6 +53,7 @@ def flow_line(flow: dict, *, now: float) -> str:
     else:
         probe = circuit["probe_at"]
         when = "now" if probe is None or probe <= now else f"in {age(probe - now)}"
+        when = "within a minute, as the scheduler grants it" if circuit.get("fault") else when
         parts.append(f"circuit {circuit['state'].replace('_', '-')} since {iso_time(circuit['opened_at'])} "
                      f"(next probe {when}; last failure: {shorten(circuit['last_failure'] or '-', 80)})")
     pause = flow["paused"]

@@ -14,7 +14,7 @@ A read model: it changes nothing.  The CLI prints it (``worker.commands.status``
 from __future__ import annotations
 
 from worker.destinations.table import DESTINATIONS, QUEUES, WMS_DESTINATION
-from worker.encoding import age, iso_time
+from worker.encoding import age, iso_time, shorten
 from worker.store.broker_queues import queue_depths, unacked
 from worker.store.heartbeats import STALE_AFTER_SECONDS, Heartbeats
 
@@ -106,8 +106,9 @@ def collect(place, destination: str | None = None) -> dict:
 
 
 def flow_attention(report: dict) -> list[dict]:
-    """What needs a person in the destinations' flow, one item each (flag ``paused`` or ``circuit_open``,
-    with its ``destination``): a pause in force, a circuit not closed."""
+    """What needs a person in the destinations' flow, one item each (flag ``paused``, ``circuit_open`` or
+    ``clock_skew``, with its ``destination``): a pause in force, a circuit not closed (``clock_skew``: open
+    because the destination refuses our clock)."""
     items = []
     for name, part in report["destinations"].items():
         flow = part.get("flow") or {}
@@ -115,7 +116,15 @@ def flow_attention(report: dict) -> list[dict]:
             items.append({"flag": "paused", "destination": name,
                           "message": f"{part['title']} is paused by {flow['paused']['by']}: "
                                      f"`wms-relay resume {name}` sends to it again."})
-        if flow and flow["circuit"]["state"] != "closed":
+        if flow and flow["circuit"].get("fault") == "clock_skew":  # a configuration fault: its own flag
+            items.append({"flag": "clock_skew", "destination": name,
+                          "message": f"{part['title']} refuses our requests' timestamps: this machine's "
+                                     "clock is off "
+                                     f"({shorten(flow['circuit']['last_failure'] or '-', 160)}). "
+                                     "Fix the clock (NTP) on the worker hosts; deliveries wait without "
+                                     "spending attempts, and one probe a minute resumes sending once it is "
+                                     "right."})
+        elif flow and flow["circuit"]["state"] != "closed":
             items.append({"flag": "circuit_open", "destination": name,
                           "message": f"{part['title']} is failing (circuit {flow['circuit']['state']}): its "
                                      "deliveries wait without spending attempts; check it is up "
