@@ -54,13 +54,13 @@ def wait_for_create(relay: Relay, delivery: Delivery) -> str:
                       expected_states=("accepted", "retrying", "waiting"),
                       reason=f"waiting for dispatch.create of transaction_id {transaction_id} "
                              f"(check {checks + 1})")
-    eid = delivery.ref
-    relay.dispatch_waiters.wait_for(transaction_id, eid)
-    relay.schedule.schedule(eid, delivery.task_message(),
+    ref = delivery.ref
+    relay.dispatch_waiters.wait_for(transaction_id, ref)
+    relay.schedule.schedule(ref, delivery.task_message(),
                             relay.clock() + relay.settings.dependency_wait_seconds)
     # The create may have landed between the check and the registration: look once more.
     if relay.dispatch_waiters.dispatch_id_for(transaction_id) is not None:
-        relay.schedule.run_now([eid])
+        relay.schedule.run_now([ref])
     return "waiting"
 
 

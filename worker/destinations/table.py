@@ -36,10 +36,10 @@ def destination_table(destinations: Iterable[Destination]) -> dict[str, Destinat
     if len(table) != len(prefixes) or len(set(prefixes)) != len(prefixes) or \
             len(set(namespaces)) != len(namespaces):
         raise ValueError("two destinations share a name, a ref prefix or a store namespace")
-    intake = next(iter(table.values()))
+    wms_destination = next(iter(table.values()))
     for destination in table.values():
         for row in destination.operations:
-            wms_row = intake.row(row.name)
+            wms_row = wms_destination.row(row.name)
             if wms_row is None:
                 raise ValueError(f"{destination.name} takes {row.name!r}, which the WMS does not send")
             if (row.schema, row.key_field) != (wms_row.schema, wms_row.key_field):
@@ -52,12 +52,14 @@ def destination_table(destinations: Iterable[Destination]) -> dict[str, Destinat
 # declarations are listed in worker.destinations.declared (what worker.settings reads): in the same order.
 DESTINATIONS: dict[str, Destination] = destination_table((
     trademax.DESTINATION, kaching.DESTINATION, stocktrim.DESTINATION, stock2shop.DESTINATION))
-INTAKE: Destination = next(iter(DESTINATIONS.values()))
+# The destination whose tasks the WMS publishes (Trademax): its rows are the WMS operations, and every
+# event comes in as its delivery before fanning out.  (Not ``admission.Intake``: one event at the door.)
+WMS_DESTINATION: Destination = next(iter(DESTINATIONS.values()))
 if tuple(DECLARATIONS) != tuple(d.declaration for d in DESTINATIONS.values()):
     raise ValueError("worker/destinations/declared.py and table.py list different destinations: "
                      f"{', '.join(d.name for d in DECLARATIONS)} against {', '.join(DESTINATIONS)}")
 
-OPERATIONS: dict[str, Operation] = {row.name: row for row in INTAKE.operations}
+OPERATIONS: dict[str, Operation] = {row.name: row for row in WMS_DESTINATION.operations}
 ROWS: dict[tuple[str, str], Operation] = {
     (d.name, row.name): row for d in DESTINATIONS.values() for row in d.operations}
 TASKS: dict[str, Operation] = {row.task_name: row for row in ROWS.values()}
@@ -86,8 +88,8 @@ def configured(settings: Any, table: dict[str, Destination] | None = None) -> tu
     """The destinations of ``table`` (default: :data:`DESTINATIONS`) that are on with ``settings``, the
     first one always among them."""
     table = DESTINATIONS if table is None else table
-    intake = next(iter(table.values()))
-    return tuple(d for d in table.values() if d is intake or d.is_on(settings))
+    wms_destination = next(iter(table.values()))
+    return tuple(d for d in table.values() if d is wms_destination or d.is_on(settings))
 
 
 def routes(event: Any, settings: Any) -> tuple[Operation, ...]:
@@ -95,7 +97,7 @@ def routes(event: Any, settings: Any) -> tuple[Operation, ...]:
     destination that is on, has a row for the operation and takes the event (its routing rule)."""
     found = [OPERATIONS[event.operation]]
     for other in configured(settings):
-        if other is INTAKE:
+        if other is WMS_DESTINATION:
             continue
         row = other.row(event.operation)
         if row is not None and other.takes(event, settings):
@@ -103,9 +105,11 @@ def routes(event: Any, settings: Any) -> tuple[Operation, ...]:
     return tuple(found)
 
 
-def delivery_ref(row: Operation, key: str) -> str:
-    """The ref of ``row``'s delivery of the event with ``key`` (see Destination.delivery_ref)."""
-    return DESTINATIONS[row.destination].delivery_ref(row.name, key)
+def delivery_ref(destination_name: str, operation: str, key: str) -> str:
+    """The ref of ``destination_name``'s delivery of the event ``operation:key`` (see
+    Destination.delivery_ref); a KeyError naming the known destinations for any other name.  The store is
+    handed this function (``worker.store.dead_letters.DeadLetters``): it knows no destination itself."""
+    return destination(destination_name).delivery_ref(operation, key)
 
 
 def split_delivery_ref(ref: str) -> tuple[Destination, str, str] | None:
@@ -116,6 +120,6 @@ def split_delivery_ref(ref: str) -> tuple[Destination, str, str] | None:
         return None
     name, slash, operation = head.rpartition("/")
     if not slash:
-        return INTAKE, head, key
+        return WMS_DESTINATION, head, key
     found = DESTINATIONS.get(name)
     return (found, operation, key) if found is not None and operation else None

@@ -16,7 +16,7 @@ import pytest
 
 from tests.fixtures.fifth_destination.operations import DESTINATION as FIFTH
 from tests.fixtures.fifth_destination.sandbox import FifthApi
-from tests.worker.flow.clock import HandClock
+from tests.fixtures.clock import Clock
 from tests.worker.sandbox.loopback import serving
 from worker.commands import check
 from worker.destinations.declaration import declarations_of
@@ -91,7 +91,7 @@ def test_its_secret_is_kept_out_of_repr_logs_and_what_a_dead_letter_keeps():
 def test_its_rate_limit_and_batches_come_from_its_declaration_and_variables():
     def controls_for(settings: Settings) -> FlowControls:
         redis_client = fakeredis.FakeRedis(decode_responses=True)
-        clock = HandClock()
+        clock = Clock()
         return FlowControls(redis_client, settings, RetrySchedule(redis_client, clock=clock), clock=clock,
                             sleep=clock.sleep, table=TABLE)
 

@@ -11,7 +11,8 @@ import fakeredis
 import pytest
 import responses
 
-from tests.worker.support.test_actions import Clock, ScriptedTrademax, example
+from tests.fixtures.clock import Clock
+from tests.worker.support.test_actions import ScriptedTrademax, example
 from tests.worker.destinations.trademax.test_client import BASE, NOW, make_client
 from worker.delivery.pipeline import deliver
 from worker.errors import ClockSkewError, PermanentError
@@ -59,5 +60,5 @@ def test_a_clock_skew_refusal_waits_in_the_retry_schedule_and_alerts(caplog):
         state = deliver(relay, "stock.adjust", event, owner="w")
     assert state == "retrying"
     assert relay.dead_letters.count() == 0
-    assert [e.entry_id for e in relay.schedule.list()] == ["stock.adjust:skew-1"]
+    assert [e.ref for e in relay.schedule.list()] == ["stock.adjust:skew-1"]
     assert any("clock" in r.getMessage() for r in caplog.records)

@@ -12,8 +12,8 @@ from worker.delivery.relay import build_relay
 from worker.settings import Settings
 from worker.store.audit_log import AuditLog
 from worker.store.heartbeats import Heartbeats
-from worker.support.actions import SupportDesk
-from worker.support.desk import Workplace
+from worker.support.actions import SupportTools
+from worker.support.workplace import Workplace
 from worker.web.desk.app import create_app
 from worker.web.desk.config import DeskSettings
 from worker.web.desk.services import DeskServices
@@ -28,14 +28,6 @@ class Published(list):
         self.append(message)
 
 
-class Clock:
-    def __init__(self, now: float = 1_714_550_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture(scope="session")
 def users_path(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("desk") / "desk-users"
@@ -46,18 +38,13 @@ def users_path(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
 def desk_services(users_path, clock):
     client = fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
     relay = build_relay(Settings(), redis_client=client, clock=clock, sends=False)
     published = Published()
-    support = SupportDesk(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
-                          publish=published, dispatch_waiters=relay.dispatch_waiters, clock=clock,
-                          audit=AuditLog(client, clock), via="desk")
+    support = SupportTools(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
+                           publish=published, dispatch_waiters=relay.dispatch_waiters, clock=clock,
+                           audit=AuditLog(client, clock), via="desk")
     place = Workplace(Settings(), "fakeredis (test)", relay, None, support)
     # A worker and the scheduler alive, as their heartbeats say (the status report reads them).
     Heartbeats(client, clock).beat("worker", "relay-1@test")
