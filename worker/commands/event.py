@@ -59,8 +59,16 @@ def _candidates(place, operation: str, key: str | None) -> list[tuple[str, str]]
 
 def next_step(view: dict) -> str:
     from worker.destinations.table import destination as destination_named
+    from worker.support.dispatch_ids import unknown_id_of
 
     state = view["state"]
+    shipment = unknown_id_of(view)
+    if shipment is not None:
+        waits = ("it waits" if state == "waiting"
+                 else "its updates, publish and delete wait")
+        return (f"find the dispatch id of transaction_id {one_line(shipment)} at Trademax (its 452 answer "
+                f"did not give it; {waits} until it is recorded), then `wms-relay dispatch set-id "
+                f"{one_line(shipment)} DISPATCH_ID --reason ...`")
     target = destination_named(view.get("destination") or "trademax")
     ref = target.delivery_ref(view["operation"], view["key"])
     letter = view.get("dead_letter")

@@ -9,15 +9,17 @@ tick (from their heartbeats in the store: no Celery ping, no Flower); then the s
 and the current rate, a Retry-After hold, the circuit, a pause in force and who set it why, parked
 deliveries, pending batches).  ``--destination`` narrows every figure to one destination.  Ends with what
 needs a person: no live worker, no live scheduler, retries overdue by more than a minute, open dead
-letters, uncertain events, Redis at 80 % of its maxmemory or more, a destination paused or its circuit
-not closed.  ``--fail-on-attention`` exits 1 when anything does (for cron and Nagios); otherwise the exit
-code is 0 whatever the report says (3: the store does not answer)."""
+letters, uncertain events, dispatch updates waiting for a dispatch id Trademax did not give, Redis at 80 %
+of its maxmemory or more, a destination paused or its circuit not closed.  ``--fail-on-attention`` exits 1
+when anything does (for cron and Nagios); otherwise the exit code is 0 whatever the report says (3: the
+store does not answer)."""
 from __future__ import annotations
 
 import argparse
 
 from worker.commands.presenting import add_destination_option, age, described, friendly_errors, print_json, \
     say, say_store, shorten
+from worker.encoding import one_line
 from worker.settings import Settings
 from worker.store.heartbeats import STALE_AFTER_SECONDS
 
@@ -118,10 +120,21 @@ def collect(place, destination: str | None = None) -> dict:
                       "alive": bool(ticks) and ticks[0].age <= STALE_AFTER_SECONDS},
         "redis_memory": {"used_bytes": used, "max_bytes": limit,
                          "used_fraction": round(used / limit, 4) if limit and used is not None else None},
+        "dispatch_id_unknown": _unknown_dispatch_ids(relay, destination),
     }
     report["attention"] = ([{"flag": flag, "message": _say(flag, report)} for flag in needs_a_person(report)]
                            + flow_attention(report))
     return report
+
+
+def _unknown_dispatch_ids(relay, destination: str | None) -> dict:
+    """Shipments whose dispatch.create was delivered without Trademax's dispatch id (a 452 without one),
+    and how many of their updates, publishes and deletes wait for a person to record it."""
+    if destination not in (None, "trademax"):
+        return {"shipments": 0, "waiting": 0, "first": []}
+    found = relay.dispatch_waiters.unknown_ids()
+    return {"shipments": len(found), "waiting": sum(u.waiting for u in found),
+            "first": [{"transaction_id": u.transaction_id, "waiting": u.waiting} for u in found[:5]]}
 
 
 def report_now(report: dict) -> float:
@@ -182,8 +195,9 @@ def flow_attention(report: dict) -> list[dict]:
 
 def needs_a_person(report: dict) -> list[str]:
     """What needs a person, most urgent first: ``no_worker``, ``no_scheduler``, ``overdue_retries``,
-    ``dead_letters``, ``uncertain``, ``memory`` (the CLI says each in words; a desk can link each to its
-    page)."""
+    ``dead_letters``, ``uncertain``, ``dispatch_id_unknown`` (dispatch updates wait for a person to record
+    the dispatch id Trademax did not give), ``memory`` (the CLI says each in words; a desk can link each to
+    its page)."""
     needs = []
     if not report["workers"]:
         needs.append("no_worker")
@@ -196,6 +210,8 @@ def needs_a_person(report: dict) -> list[str]:
         needs.append("dead_letters")
     if report["uncertain"]["count"]:
         needs.append("uncertain")
+    if report.get("dispatch_id_unknown", {}).get("waiting"):
+        needs.append("dispatch_id_unknown")
     fraction = report["redis_memory"]["used_fraction"]
     if fraction is not None and fraction >= MEMORY_ATTENTION_FRACTION:
         needs.append("memory")
@@ -225,6 +241,15 @@ def _say(flag: str, report: dict) -> str:
     if flag == "uncertain":
         return ("Uncertain deliveries: `wms-relay uncertain list`, check each at its destination, then "
                 "`uncertain resolve ID --delivered|--resend --reason ...`.")
+    if flag == "dispatch_id_unknown":
+        unknown = report["dispatch_id_unknown"]
+        first = unknown["first"][0]["transaction_id"]
+        named = ", ".join(one_line(u["transaction_id"]) for u in unknown["first"])
+        more = f" and {unknown['shipments'] - len(unknown['first'])} more" \
+            if unknown["shipments"] > len(unknown["first"]) else ""
+        return (f"{unknown['waiting']} dispatch update(s), publish or delete wait for a dispatch id Trademax "
+                f"did not give (its 452 answer had none) — shipment(s) {named}{more}. Find each one's id at "
+                f"Trademax, then `wms-relay dispatch set-id {one_line(first)} DISPATCH_ID --reason ...`.")
     memory = report["redis_memory"]
     return (f"Redis uses {memory['used_fraction']:.0%} of its maxmemory ({_mib(memory['used_bytes'])} of "
             f"{_mib(memory['max_bytes'])}): when full it refuses new events. Raise maxmemory, or purge "
@@ -251,6 +276,10 @@ def _print(report: dict) -> None:
                                     "now" if -due <= OVERDUE_AFTER_SECONDS else f"{age(-due)} ago")
     say(f"Scheduled retries:     {retries['count']} (next due {when})")
     say(f"Waiting for a create:  {report['waiting']}")
+    unknown = report["dispatch_id_unknown"]
+    if unknown["shipments"]:
+        say(f"Dispatch id unknown:   {unknown['shipments']} shipment(s), {unknown['waiting']} event(s) "
+            "waiting for a person (`wms-relay dispatch set-id`)")
     for label, part in (("Uncertain:            ", report["uncertain"]),
                         ("Dead letters:         ", report["dead_letters"])):
         oldest = f" (oldest {age(part['oldest_age_seconds'])})" if part["count"] else ""

@@ -53,9 +53,10 @@ def create_app(services: DeskServices) -> Flask:
     CSRFProtect(app)
     presenting.install(app)
 
-    from worker.web.desk.pages import audit, dead_letters, events, overview, retries, uncertain
+    from worker.web.desk.pages import audit, dead_letters, dispatch_ids, events, overview, retries, uncertain
 
-    for blueprint in (auth.bp, overview.bp, dead_letters.bp, events.bp, uncertain.bp, retries.bp, audit.bp):
+    for blueprint in (auth.bp, overview.bp, dead_letters.bp, events.bp, uncertain.bp, retries.bp, audit.bp,
+                      dispatch_ids.bp):
         app.register_blueprint(blueprint)
     app.before_request(auth.load_user)
 

@@ -22,6 +22,9 @@ from worker.support.actions import (  # noqa: F401
     retry_letter, run_retry_now, tally,
 )
 from worker.support.desk import Workplace, workplace  # noqa: F401
+from worker.support.dispatch_ids import (  # noqa: F401
+    Refused as DispatchIdRefused, set_dispatch_id, unknown_id_of,
+)
 from worker.support.event_view import describe  # noqa: F401
 from worker.web.desk.config import DeskSettings
 from worker.web.desk.jobs import BulkJobs

@@ -8,7 +8,9 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from worker.destinations.table import DESTINATIONS, INTAKE
 from worker.web.desk.pages import services
-from worker.web.desk.services import describe, next_step, split_event_ref, timeline, with_liveness
+from worker.web.desk.services import (
+    describe, next_step, split_event_ref, timeline, unknown_id_of, with_liveness,
+)
 from worker.web.desk.signing_view import explain
 
 bp = Blueprint("events", __name__)
@@ -66,7 +68,7 @@ def page(operation: str, key: str):
     signing = (explain(operation, fields, dispatch_id) if fields and view["destination"] == INTAKE.name
                else None)
     return render_template("event.html", view=view, story=timeline(view), next=next_step(view),
-                           signing=signing, moving=view["state"] in MOVING,
+                           signing=signing, moving=view["state"] in MOVING, unknown_id=unknown_id_of(view),
                            title=DESTINATIONS[view["destination"]].title, titles={
                                name: d.title for name, d in DESTINATIONS.items()})
 
