@@ -8,11 +8,9 @@ The real pipeline (``deliver``) and stores over fakeredis (bytes and text) and a
 scripted Trademax."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
+from tests.worker.support.test_actions import Clock, Published, example
 from worker.delivery.pipeline import deliver
 from worker.delivery.relay import build_relay
 from worker.delivery.unknown_dispatch_ids import RECHECK_SECONDS, waits_for_dispatch_id
@@ -23,21 +21,7 @@ from worker.support.actions import DONE, SupportDesk, retry_letter
 from worker.support.dispatch_ids import Refused, parse_dispatch_id, set_dispatch_id, unknown_id_of
 from worker.support.event_view import describe
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
-T0 = 1_714_550_000.0
 TX = "8723GYSFD52F32T"  # the examples' shipment
-
-
-def example(name: str, **changes) -> dict:
-    return {**json.loads((EXAMPLES / f"{name}.json").read_text()), **changes}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class DuplicateWithoutData:
@@ -54,11 +38,6 @@ class DuplicateWithoutData:
         self.patches.append((dispatch_id, dict(fields)))
         return TrademaxReply(operation="update_dispatch", status=200, error_code=0,
                              data={"dispatch_id": dispatch_id, "draft": True})
-
-
-class Published(list):
-    def __call__(self, message: dict) -> None:
-        self.append(message)
 
 
 @pytest.fixture
