@@ -31,6 +31,7 @@ def test_the_pages_offer_the_form_and_an_operator_records_the_id_as_themselves(o
         html = operator.get(page).get_data(as_text=True)
         assert 'id="record-dispatch-id"' in html and "dispatch id is unknown" in html
         assert "wms-relay dispatch set-id" in html  # the next step says it in words too
+        assert 'http-equiv="refresh"' not in html  # a person types the id here: the page stays put
     overview = operator.get("/").get_data(as_text=True)
     assert "wait for a dispatch id Trademax did not" in overview and CREATE_PAGE in overview
 

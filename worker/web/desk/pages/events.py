@@ -67,8 +67,10 @@ def page(operation: str, key: str):
         dispatch_id = s.relay.dispatch_waiters.dispatch_id_for(fields["transaction_id"])
     signing = (explain(operation, fields, dispatch_id) if fields and view["destination"] == INTAKE.name
                else None)
+    unknown_id = unknown_id_of(view)  # waits for a person: no refresh while they type the id
     return render_template("event.html", view=view, story=timeline(view), next=next_step(view),
-                           signing=signing, moving=view["state"] in MOVING, unknown_id=unknown_id_of(view),
+                           signing=signing, moving=view["state"] in MOVING and unknown_id is None,
+                           unknown_id=unknown_id,
                            title=DESTINATIONS[view["destination"]].title, titles={
                                name: d.title for name, d in DESTINATIONS.items()})
 
