@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.worker.support.test_actions import Clock, Published, example
+from tests.worker.support.test_actions import Published, example
 from worker.delivery.pipeline import deliver
 from worker.delivery.relay import build_relay
 from worker.delivery.unknown_dispatch_ids import RECHECK_SECONDS, waits_for_dispatch_id
@@ -38,11 +38,6 @@ class DuplicateWithoutData:
         self.patches.append((dispatch_id, dict(fields)))
         return TrademaxReply(operation="update_dispatch", status=200, error_code=0,
                              data={"dispatch_id": dispatch_id, "draft": True})
-
-
-@pytest.fixture
-def clock():
-    return Clock()
 
 
 @pytest.fixture
