@@ -1,8 +1,8 @@
 """Every request the Trademax client builds conforms to the JSON Schemas written from Trademax's API
-document (tests/contracts/trademax-*.schema.json): each WMS operation's request — built by the operation's
-own sender from the WMS's example events and their variants — and the reads the relay makes (the
-read-back, the credentials check).  The requests are the ones on the wire (``responses``), auth params
-and signature included: what the server reads, body or query."""
+document (the trademax-*.schema.json files of tests/contracts/): each WMS operation's request — built by
+the operation's own sender from the WMS's example events and their variants — and the reads the relay
+makes (the read-back, the credentials check).  The requests are the ones on the wire (``responses``), auth
+params and signature included: what the server reads, body or query."""
 from __future__ import annotations
 
 import json
