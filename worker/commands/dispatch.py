@@ -35,13 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 @friendly_errors
 def run_set_id(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
     from worker.support.dispatch_ids import Refused as Refusal, set_dispatch_id
 
     actor = args.actor or default_actor()
     with workplace(Settings.from_env()) as place:
         try:
-            report = set_dispatch_id(place.desk, args.transaction_id, args.dispatch_id, actor=actor,
+            report = set_dispatch_id(place.tools, args.transaction_id, args.dispatch_id, actor=actor,
                                      reason=args.reason)
         except Refusal as exc:
             raise Refused(str(exc)) from None

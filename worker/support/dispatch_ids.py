@@ -21,7 +21,7 @@ import re
 
 from worker.delivery.unknown_dispatch_ids import waits_for_dispatch_id
 from worker.encoding import one_line
-from worker.support.actions import DONE, ActionReport, SupportDesk, _audited
+from worker.support.actions import DONE, ActionReport, SupportTools, _audited
 
 CREATE = "dispatch.create"
 MAX_TRANSACTION_ID = 128  # the WMS contract's limit (tasks.schemas.common.transaction_id)
@@ -53,7 +53,7 @@ def _quoted(typed: str) -> str:
 
 
 @_audited("dispatch-set-id")
-def set_dispatch_id(desk: SupportDesk, transaction_id: str, dispatch_id: str, *, actor: str,
+def set_dispatch_id(tools: SupportTools, transaction_id: str, dispatch_id: str, *, actor: str,
                     reason: str) -> ActionReport:
     """Record ``dispatch_id`` for the shipment ``transaction_id`` (see the module docstring) and release
     its waiting events.  :class:`Refused` for input it cannot use."""
@@ -65,7 +65,7 @@ def set_dispatch_id(desk: SupportDesk, transaction_id: str, dispatch_id: str, *,
         raise Refused(f"TRANSACTION_ID {_quoted(transaction_id)} cannot be a "
                       f"shipment's transaction_id (1 to {MAX_TRANSACTION_ID} printable characters).")
     story = f"wms-relay event {CREATE} {one_line(transaction_id)}"
-    record = desk.ledger.get(CREATE, transaction_id)
+    record = tools.ledger.get(CREATE, transaction_id)
     if record is None:
         raise Refused(f"The ledger knows no {CREATE} with transaction_id {_quoted(transaction_id)}: check "
                       "the id (delivered creates are kept DELIVERED_RETENTION_DAYS); nothing was changed.")
@@ -73,19 +73,19 @@ def set_dispatch_id(desk: SupportDesk, transaction_id: str, dispatch_id: str, *,
         raise Refused(f"The {CREATE} of transaction_id {_quoted(transaction_id)} is {record.state}, not "
                       "delivered: its updates wait for the create itself, not for an id (see "
                       f"`{story}`); nothing was changed.")
-    outcome, found = desk.ledger.fill_in_result(
+    verdict, found = tools.ledger.fill_in_result(
         CREATE, transaction_id, "dispatch_id", number, state="delivered", actor=actor,
         reason=f"dispatch id {number} recorded by a person (Trademax's answer had none): {reason.strip()}")
-    if outcome == "present":
+    if verdict == "present":
         raise Refused(f"The {CREATE} of transaction_id {_quoted(transaction_id)} already has dispatch id "
                       f"{one_line(found)} (see `{story}`); nothing was changed.")
-    if outcome != "added":  # it went away or moved between the read and the write
+    if verdict != "added":  # it went away or moved between the read and the write
         raise Refused(f"The {CREATE} of transaction_id {_quoted(transaction_id)} changed a moment ago "
-                      f"({outcome}: {found}); nothing was changed — look again (`{story}`).")
-    waiters = desk.dispatch_waiters
+                      f"({verdict}: {found}); nothing was changed — look again (`{story}`).")
+    waiters = tools.dispatch_waiters
     waiters.id_recorded(transaction_id)
     released = waiters.take_waiters(transaction_id)
-    due = desk.schedule.run_now(released) if released else 0
+    due = tools.schedule.run_now(released) if released else 0
     held = f"; {len(released) - due} on their way already" if len(released) > due else ""
     return ActionReport(f"{CREATE}:{transaction_id}", DONE,
                         f"dispatch id {number} recorded; {len(released)} waiting update(s), publish or "

@@ -17,7 +17,7 @@ from worker.delivery.unknown_dispatch_ids import RECHECK_SECONDS, waits_for_disp
 from worker.destinations.trademax.client import TrademaxReply
 from worker.settings import Settings
 from worker.store.audit_log import AuditLog
-from worker.support.actions import DONE, SupportDesk, retry_letter
+from worker.support.actions import DONE, SupportTools, retry_letter
 from worker.support.dispatch_ids import Refused, parse_dispatch_id, set_dispatch_id, unknown_id_of
 from worker.support.event_view import describe
 
@@ -52,9 +52,9 @@ def relay(store_client, clock, trademax):
 
 @pytest.fixture
 def desk(relay, clock):
-    return SupportDesk(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
-                       publish=Published(), dispatch_waiters=relay.dispatch_waiters, clock=clock,
-                       audit=AuditLog(relay.redis, clock))
+    return SupportTools(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
+                        publish=Published(), dispatch_waiters=relay.dispatch_waiters, clock=clock,
+                        audit=AuditLog(relay.redis, clock))
 
 
 def updates(n: int = 2) -> list[dict]:

@@ -43,7 +43,7 @@ def test_the_pages_offer_the_form_and_an_operator_records_the_id_as_themselves(o
     assert create.result["dispatch_id"] == 390333 and create.history[-1]["actor"] == "olga"
     ref = "dispatch.update:" + example("dispatch.update")["event_id"]
     assert relay.schedule.get(ref).due_at <= desk_services.now()  # released: due now
-    entries, _ = desk_services.desk.audit.page()
+    entries, _ = desk_services.tools.audit.page()
     assert [(e.actor, e.action, e.via, e.status) for e in entries][0] == ("olga", "dispatch-set-id", "desk",
                                                                           "done")
     assert 'id="record-dispatch-id"' not in operator.get(CREATE_PAGE).get_data(as_text=True)
@@ -65,7 +65,7 @@ def test_without_the_csrf_token_nothing_happens(operator, desk_services):
     refused = operator.post("/dispatch-id", data={"transaction_id": TX, "dispatch_id": "390333", "why": "x"})
     assert refused.status_code == 400 and "security token" in refused.get_data(as_text=True)
     assert "dispatch_id" not in desk_services.relay.ledger.get("dispatch.create", TX).result
-    assert all(e.action != "dispatch-set-id" for e in desk_services.desk.audit.page()[0])
+    assert all(e.action != "dispatch-set-id" for e in desk_services.tools.audit.page()[0])
 
 
 def test_input_the_action_cannot_use_is_refused_with_its_sentence(operator, desk_services):

@@ -21,7 +21,7 @@ def record():
     dispatch_id, reason = request.form.get("dispatch_id", ""), request.form.get("why", "")
     user = g.user.name
     try:
-        report = set_dispatch_id(s.desk, transaction_id, dispatch_id, actor=user, reason=reason)
+        report = set_dispatch_id(s.tools, transaction_id, dispatch_id, actor=user, reason=reason)
     except DispatchIdRefused as refused:
         return render_template("error.html", title="The dispatch id was not recorded", text=str(refused)), 400
     job = s.jobs.run("record dispatch id", user, [report.target], lambda _: report)
