@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import os
 import signal
 import sys
@@ -101,13 +102,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         store_url(settings)
     except StoreNotFound:  # started with the service (honcho): give the worker time to start the store
-        print(f"wms-relay desk: waiting up to {STORE_WAIT_SECONDS:g} s for the store (the desk never starts "
-              "one)...", file=sys.stderr, flush=True)
+        logging.getLogger("wms_relay.desk").info(
+            "waiting up to %g s for the store (the desk never starts one)...", STORE_WAIT_SECONDS)
         wait_for_store(settings, STORE_WAIT_SECONDS)
     with workplace(settings, via="desk") as place:
         app = create_app(DeskServices(place=place, users=users, settings=desk_settings))
         if not users.users():
-            print(f"No desk users yet: add one with `wms-relay desk add-user NAME --role operator` "
-                  f"(writes {desk_settings.users_file}).", file=sys.stderr, flush=True)
+            logging.getLogger("wms_relay.desk").warning(
+                "No desk users yet: add one with `wms-relay desk add-user NAME --role operator` (writes %s).",
+                desk_settings.users_file)
         serve(app, host=args.host, port=args.port, name="wms-relay desk", threads=args.threads)
     return 0
