@@ -142,6 +142,12 @@ def announce(message: str, stream: TextIO | None = None, *, logger: str = "wms_r
     print(line, file=stream or sys.stdout, flush=True)
 
 
+def json_line(message: str, *, level: int = logging.ERROR, logger: str = "wms_relay") -> str:
+    """One JSON log line without ``configure`` (a process stopped by a bad setting never got that far)."""
+    record = logging.LogRecord(logger, level, __file__, 0, message, None, None)
+    return _JsonFormatter(Scrubber([])).format(record)
+
+
 def _log_uncaught(kind, value, traceback, thread: str | None = None) -> None:
     where = f" in thread {thread}" if thread else ""
     logging.getLogger("wms_relay").critical("uncaught %s%s", kind.__name__, where,
