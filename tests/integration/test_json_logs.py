@@ -92,7 +92,8 @@ def json_run(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update(LOG_FORMAT="json", WMS_RELAY_VAR_DIR=str(tmp_path / "var"))
     ports = {name: free_port() for name in ("flower", "desk", "ingest")}
-    demo = subprocess.Popen([sys.executable, "-m", "worker.cli", "demo", "--flower-port", str(ports["flower"]),
+    demo = subprocess.Popen([sys.executable, "-m", "worker.cli", "demo",
+                             "--flower-port", str(ports["flower"]),
                              "--desk-port", str(ports["desk"]), "--ingest-port", str(ports["ingest"])],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
@@ -148,7 +149,7 @@ def test_every_line_of_every_process_is_json_with_the_fields(json_run):
                "the receipt to be delivered")
     _stop(demo)  # SIGTERM: the demo stops every process it started, each writing its last words
 
-    logs = sorted((json_run["var"] / "demo").glob("*.log")) + [tmp / "ingest-guarded.log", tmp / "metrics.log"]
+    logs = [*sorted((json_run["var"] / "demo").glob("*.log")), tmp / "ingest-guarded.log", tmp / "metrics.log"]
     names = {path.name for path in logs}
     assert {"worker.log", "scheduler.log", "flower.log", "desk.log", "ingest.log", "sandbox.log",
             "demo.log"} <= names
@@ -156,7 +157,8 @@ def test_every_line_of_every_process_is_json_with_the_fields(json_run):
 
     requests_seen = [line for line in lines["ingest.log"] if line["msg"] == "request"]
     [line] = [r for r in requests_seen if r["request_id"] == "wms-abc.123"]
-    assert {k: line[k] for k in ("method", "path", "status", "client", "count", "first_key", "operation")} == {
+    named = ("method", "path", "status", "client", "count", "first_key", "operation")
+    assert {k: line[k] for k in named} == {
         "method": "POST", "path": "/v1/events/receipt.create", "status": 202, "client": "anonymous",
         "count": 1, "first_key": "JSON-LOGS-1", "operation": "receipt.create"}
     assert line["remote"] == "127.0.0.1" and isinstance(line["latency_ms"], float)
@@ -167,7 +169,8 @@ def test_every_line_of_every_process_is_json_with_the_fields(json_run):
     assert (dry_line["status"], dry_line["n_invalid"]) == (422, 1)
     [refusal] = [r for r in lines["ingest-guarded.log"] if r["msg"] == "request" and r["status"] == 401]
     assert (refusal["reason"], refusal["level"], refusal["client"]) == ("unknown_token", "WARNING", "-")
-    assert any(line["msg"].startswith("wms-relay ingest: listening on http://") for line in lines["ingest.log"])
+    assert any(line["msg"].startswith("wms-relay ingest: listening on http://")
+               for line in lines["ingest.log"])
 
     attempts = [line for line in lines["worker.log"] if line["msg"] == "attempt"]
     in_tasks = [a for a in attempts if not str(a["key"]).startswith("batch:")]  # batches: the flow keeper's
