@@ -149,7 +149,8 @@ def test_every_line_of_every_process_is_json_with_the_fields(json_run):
                "the receipt to be delivered")
     _stop(demo)  # SIGTERM: the demo stops every process it started, each writing its last words
 
-    logs = [*sorted((json_run["var"] / "demo").glob("*.log")), tmp / "ingest-guarded.log", tmp / "metrics.log"]
+    logs = [*sorted((json_run["var"] / "demo").glob("*.log")), tmp / "ingest-guarded.log",
+            tmp / "metrics.log"]
     names = {path.name for path in logs}
     assert {"worker.log", "scheduler.log", "flower.log", "desk.log", "ingest.log", "sandbox.log",
             "demo.log"} <= names
