@@ -94,9 +94,11 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     desk_settings = _desk_settings(settings)
     users = UsersFile(desk_settings.users_file)
-    refuse_exposure(args.host, has_credentials=bool(users.users()), what="the support desk",
+    signs_on = bool(desk_settings.trusted_proxy_header)  # single sign-on through a trusted proxy
+    refuse_exposure(args.host, has_credentials=bool(users.users()) or signs_on, what="the support desk",
                     credentials=f"at least one user in DESK_USERS_FILE ({desk_settings.users_file}; "
-                                "`wms-relay desk add-user`)")
+                                "`wms-relay desk add-user`) or a trusted sign-on proxy "
+                                "(DESK_TRUSTED_PROXY_HEADER)")
     configure(settings)
     signal.signal(signal.SIGTERM, _stop)
     try:
@@ -107,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         wait_for_store(settings, STORE_WAIT_SECONDS)
     with workplace(settings, via="desk") as place:
         app = create_app(DeskServices(place=place, users=users, settings=desk_settings))
-        if not users.users():
+        if not users.users() and not signs_on:
             logging.getLogger("wms_relay.desk").warning(
                 "No desk users yet: add one with `wms-relay desk add-user NAME --role operator` (writes %s).",
                 desk_settings.users_file)

@@ -15,7 +15,7 @@ from flask import Flask, g, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from worker.web import request_log
-from worker.web.desk import auth, presenting
+from worker.web.desk import auth, presenting, proxy_sign_in
 from worker.web.desk.services import DeskServices
 
 _CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -63,7 +63,8 @@ def create_app(services: DeskServices) -> Flask:
 
     for blueprint in (auth.bp, overview.bp, dead_letters.bp, events.bp, uncertain.bp, retries.bp, audit.bp):
         app.register_blueprint(blueprint)
-    app.before_request(auth.load_user)
+    # Who is signed in: the person a trusted reverse proxy names (single sign-on), else a password sign-in.
+    app.before_request(proxy_sign_in.then(auth.load_user))
 
     @app.get("/healthz")
     def health():
