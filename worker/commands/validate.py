@@ -30,23 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tasks.events import OPERATIONS
-    from worker.delivery.admission import read_events
+    from worker.commands.enqueue import events_of
     from worker.delivery.dry_run import judge
 
-    if args.operation not in OPERATIONS:
-        print(f"wms-relay: unknown operation {args.operation!r}; one of: {', '.join(sorted(OPERATIONS))}",
-              file=sys.stderr)
-        return 2
-    try:
-        if args.file == "-":
-            text = sys.stdin.read()
-        else:
-            with open(args.file, encoding="utf-8-sig") as source:
-                text = source.read()
-        events = read_events(text)
-    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
-        print(f"wms-relay: cannot read {args.file}: {exc}", file=sys.stderr)
+    events = events_of(args)
+    if events is None:
         return 2
     if not events:
         print(f"wms-relay: {args.file} holds no event", file=sys.stderr)

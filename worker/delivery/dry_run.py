@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from tasks.events import DeliveryEvent, InvalidEvent, validate_event
-from worker.delivery.admission import STORE_UNREACHABLE, Intake
+from worker.delivery.admission import STORE_UNREACHABLE, Intake, one_by_one
 from worker.delivery.pipeline import SETTLED
 from worker.delivery.rejections import best_key
 from worker.delivery.relay import Relay
@@ -52,12 +52,16 @@ def judge(operation: str, message: Any) -> Intake:
 
 
 def check(relay: Relay, operation: str, message: Any) -> Intake:
-    """:func:`judge`, then the key in the ledger (a read): new, known with the same payload, or a conflict.
-    A store that does not answer raises (``STORE_UNREACHABLE``)."""
+    """:func:`judge`, then the key in the ledger (a read): new, known with the same payload, or a conflict;
+    ``store_down`` when the store does not answer."""
     intake, event = _judged(operation, message)
     if event is None:
         return intake
-    record = relay.ledger.get(operation, event.key)
+    try:
+        record = relay.ledger.get(operation, event.key)
+    except STORE_UNREACHABLE as exc:
+        return Intake(operation, event.key, "store_down", None,
+                      f"not checked: the store did not answer ({type(exc).__name__}); send it again")
     if record is None:
         return intake
     if record.fingerprint and record.fingerprint != fingerprint(event.fields):
@@ -74,18 +78,4 @@ def check(relay: Relay, operation: str, message: Any) -> Intake:
 def check_all(relay: Relay, operation: str, messages: Iterable[Any]) -> list[Intake]:
     """:func:`check` for each event in order; after a store failure the rest are ``not_tried`` (as
     ``admission.take_in_all`` answers)."""
-    intakes: list[Intake] = []
-    failed = False
-    for message in messages:
-        if failed:
-            intakes.append(Intake(operation, best_key(message), "not_tried", None,
-                                  "not tried: the store failed on an earlier event; send it again"))
-            continue
-        try:
-            intakes.append(check(relay, operation, message))
-        except STORE_UNREACHABLE as exc:
-            failed = True
-            intakes.append(Intake(operation, best_key(message), "store_down", None,
-                                  f"not checked: the store did not answer ({type(exc).__name__}); "
-                                  "send it again"))
-    return intakes
+    return one_by_one(operation, messages, lambda message: check(relay, operation, message))
