@@ -49,7 +49,7 @@ def test_an_invalid_event_exits_1_naming_each_field(nowhere, capsys):
 
 
 def test_its_json_is_the_ingest_doors_422_answer(nowhere, capsys, tmp_path):
-    from tests.web.conftest import Door
+    from tests.worker.web.conftest import Door
 
     invalid = json.loads((EXAMPLES / "invalid-receipt.json").read_text())
     valid = json.loads((EXAMPLES / "receipt.create.json").read_text())

@@ -6,9 +6,9 @@ own field types (``tasks/schemas/common.py``) are described by :func:`field_prop
 limits read from the field instances, so a changed limit changes the document.  Rules that span fields
 (``@validates_schema``: a relative adjustment needs a reason, package ids are unique, ...) cannot be
 written in JSON Schema; they are in each schema's description, and the 422 answer names them.
-The answers are marshmallow schemas too (below).  ``tests/web/test_ingest_openapi.py`` validates the
-document (openapi-spec-validator), every file in ``examples/`` against it, and real answers against it, and
-drives the app into every status each route documents (and documents every status it drives it into).
+The answers are marshmallow schemas too (below).  ``tests/worker/web/test_ingest_openapi.py`` validates
+the document (openapi-spec-validator), every file in ``examples/`` against it, and real answers against it,
+and drives the app into every status each route documents (and documents every status it drives it into).
 
 Examples: each operation's request shows its file in ``examples/`` — read from the installed package,
 where ``tasks/example_events`` is a link to ``examples/`` (one copy in the checkout; a built wheel holds the
@@ -159,7 +159,8 @@ def example_events() -> dict[str, Any]:
 
 def _answer(name: str, event: Any, *, dry_run: bool) -> dict:
     """What the door answers for ``event`` alone (a new key; the store not consulted): the example of a
-    response, from the code that judges (tests/web/test_ingest_openapi.py posts each example and compares)."""
+    response, from the code that judges (tests/worker/web/test_ingest_openapi.py posts each example and
+    compares)."""
     intake = judge(name, event)
     if intake.verdict == "invalid":  # a dead letter, unless it is a dry run
         state, status, note = None if dry_run else "dead", STATUS["invalid"], intake.note

@@ -9,8 +9,8 @@ from dataclasses import replace
 
 import pytest
 
-from tests.web.desk.conftest import csrf_of, sign_in
-from tests.web.desk.test_desk_actions import dead_receipt, retry
+from tests.worker.web.desk.conftest import csrf_of, sign_in
+from tests.worker.web.desk.test_desk_actions import dead_receipt, retry
 from worker.settings import SettingsError
 from worker.web.desk.app import create_app
 from worker.web.desk.config import DeskSettings

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 
-from tests.web.conftest import EXAMPLES, example
+from tests.worker.web.conftest import EXAMPLES, example
 
 
 def _nothing_written(door) -> bool:

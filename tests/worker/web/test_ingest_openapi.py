@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
 from tasks.events import OPERATIONS, InvalidEvent, validate_event
-from tests.web.conftest import EXAMPLES, example
+from tests.worker.web.conftest import EXAMPLES, example
 
 DOC = "urn:wms-relay:ingest-openapi"
 
@@ -30,7 +30,7 @@ def validator_for(document: dict, component: str) -> Draft202012Validator:
 
 @pytest.fixture(scope="module")
 def document(tmp_path_factory) -> dict:
-    from tests.web.conftest import Door
+    from tests.worker.web.conftest import Door
 
     answer = Door(tmp_path_factory.mktemp("openapi")).client.get("/openapi.json")
     assert answer.status_code == 200
@@ -114,7 +114,7 @@ def test_the_document_names_its_servers_and_tags_every_route(document):
 
 
 def test_each_operation_shows_its_example_file_and_what_the_door_answers_for_it(document, tmp_path):
-    from tests.web.conftest import Door
+    from tests.worker.web.conftest import Door
 
     for name in OPERATIONS:
         post = document["paths"][f"/v1/events/{name}"]["post"]
@@ -150,13 +150,13 @@ def test_the_examples_come_from_the_package_which_links_examples(document):
 # -- every status each route documents, and no other ------------------------------------------------------
 
 def _door(tmp_path, name: str, **settings):
-    from tests.web.conftest import Door
+    from tests.worker.web.conftest import Door
 
     return Door(tmp_path / name, **settings)
 
 
 def _guarded(tmp_path, name: str):
-    from tests.web.conftest import Door
+    from tests.worker.web.conftest import Door
     from worker.web.ingest.tokens import add_token
 
     tmp_path.mkdir(parents=True, exist_ok=True)
