@@ -140,7 +140,7 @@ def test_the_examples_come_from_the_package_which_links_examples(document):
 
     from worker.web.ingest.openapi import example_events
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     link = root / "tasks" / "example_events"
     assert link.is_symlink() and link.resolve() == (root / "examples").resolve()
     assert '"tasks" = ["example_events/*.json"]' in (root / "pyproject.toml").read_text()
