@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--actor", help="only this person's actions")
     p.add_argument("--action", help="only this action: retry, discard, resolve-delivered, resolve-resend, "
-                                    "run-now, discard-retry, sign-in, sign-in-refused, sign-out, pause, "
+                                    "run-now, discard-retry, sign-in, sign-in-locked, sign-out, pause, "
                                     "resume")
     p.add_argument("--since", help="only actions since: 30m, 2h, 3d or a date (2024-05-01)")
     p.add_argument("--grep", help="only actions whose target, reason or message contain this text")
@@ -26,12 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 @friendly_errors
 def run(args: argparse.Namespace) -> int:
     from worker.store.audit_log import AuditFilter
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
 
     with workplace(Settings.from_env()) as place:
         since = parse_since(args.since, place.relay.clock()) if args.since else None
-        entries, _ = place.desk.audit.page(AuditFilter(actor=args.actor, action=args.action, text=args.grep,
-                                                       since=since), limit=max(args.limit, 1))
+        entries, _ = place.tools.audit.page(AuditFilter(actor=args.actor, action=args.action, text=args.grep,
+                                                        since=since), limit=max(args.limit, 1))
     if args.json:
         print_json([entry.to_dict() for entry in entries])
         return 0

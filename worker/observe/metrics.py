@@ -10,8 +10,8 @@ Two halves:
 - :class:`StoreCollector` — in the ``wms-relay metrics`` process: a prometheus-client custom collector
   that reads the store on every scrape (events by state, dead letters open and the oldest one's age,
   uncertain, retries scheduled and the most overdue, queue depths, workers alive, the scheduler's last
-  tick, Redis memory, and the workers' attempt counts and latency).  prometheus-client writes the
-  exposition format; nothing here formats it by hand.
+  tick, Redis memory, the workers' attempt counts and latency, and the desk's sign-in counts).
+  prometheus-client writes the exposition format; nothing here formats it by hand.
 
 Why the workers' counts go through the store rather than prometheus-client's multiprocess mode or a port
 per worker: docs/operations.md ("Metrics").  No label or value ever holds an event's content or a secret:
@@ -119,7 +119,7 @@ class StoreCollector:
         from worker.store.ledger import Ledger
         from worker.store.retry_schedule import RetrySchedule
 
-        from worker.destinations.table import DESTINATIONS
+        from worker.destinations.table import DESTINATIONS, QUEUES, delivery_ref
 
         now = self._clock()
         first = Ledger.from_settings(redis_client, self._settings, clock=self._clock)
@@ -145,7 +145,7 @@ class StoreCollector:
                      "Seconds the oldest uncertain delivery has waited (0: none)",
                      0.0 if not oldest else max(0.0, now - min(oldest)))
 
-        letters = DeadLetters(redis_client, clock=self._clock)
+        letters = DeadLetters(redis_client, clock=self._clock, delivery_ref=delivery_ref)
         yield _gauge("dead_letters_open", "Dead letters waiting for a person", letters.count())
         yield _gauge("dead_letter_oldest_age_seconds",
                      "Seconds the oldest open dead letter has waited (0: none)",
@@ -160,7 +160,7 @@ class StoreCollector:
 
         depth = GaugeMetricFamily(f"{PREFIX}_queue_depth", "Task messages waiting on each queue",
                                   labels=["queue"])
-        for queue, count in queue_depths(redis_client).items():
+        for queue, count in queue_depths(redis_client, QUEUES).items():
             depth.add_metric([queue], count)
         yield depth
         yield _gauge("messages_unacked", "Task messages workers hold (taken, not yet acknowledged)",
@@ -195,3 +195,15 @@ class StoreCollector:
             latency.add_metric([histogram.destination, histogram.operation], list(histogram.buckets),
                                histogram.sum)
         yield latency
+
+        from worker.store.sign_ins import sign_in_counts
+
+        signs = sign_in_counts(redis_client)
+        sign_ins = CounterMetricFamily(f"{PREFIX}_desk_sign_ins", "Desk sign-in tries by how they ended "
+                                       "(blocked: refused unchecked during a lockout)", labels=["outcome"])
+        for outcome in ("signed_in", "refused", "blocked"):
+            sign_ins.add_metric([outcome], signs[outcome])
+        yield sign_ins
+        yield CounterMetricFamily(f"{PREFIX}_desk_sign_in_lockouts",
+                                  "Desk lockouts: a name from one address, or one address, reached its limit "
+                                  "of failed sign-ins", value=signs["lockouts"])

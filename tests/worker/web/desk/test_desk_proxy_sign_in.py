@@ -54,7 +54,7 @@ def signed_in_as(answer) -> str:
 
 
 def sign_ins(desk_services) -> list[tuple[str, str, str]]:
-    entries, _ = desk_services.desk.audit.page()
+    entries, _ = desk_services.tools.audit.page()
     return [(e.actor, e.message, e.target) for e in entries if e.action == "sign-in"]
 
 
@@ -146,7 +146,7 @@ def test_actions_still_need_the_csrf_token_and_the_audit_names_the_proxys_person
     assert "1 done" in done.get_data(as_text=True) and len(desk_services.published) == 1
     record = desk_services.relay.ledger.get("receipt.create", "R-1")
     assert record.history[-1]["actor"] == "oscar@example.com"
-    entries, _ = desk_services.desk.audit.page()
+    entries, _ = desk_services.tools.audit.page()
     assert [(e.actor, e.action) for e in entries][:2] == [("oscar@example.com", "retry"),
                                                           ("oscar@example.com", "sign-in")]
 
