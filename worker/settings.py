@@ -350,6 +350,9 @@ class Settings:
 
     # Ledger and dead letters.
     delivered_retention_days: float = 30.0
+    # A settled (delivered, superseded, discarded) record keeps its event, attempts, history and answer
+    # this long, then only what recognising it needs (worker.store.settled_records: ~200 B, not ~1 KiB).
+    settled_detail_hours: float = 24.0
     # Closed (retried or discarded) dead letters are deleted this long after they were closed; 0 keeps
     # them forever.  Open letters are never deleted.
     dead_letter_retention_days: float = 90.0
@@ -445,6 +448,7 @@ class Settings:
             retry_cap_seconds=_number(env, "RETRY_CAP_SECONDS", 3600.0, minimum=0.001),
             retry_max_attempts=_integer(env, "RETRY_MAX_ATTEMPTS", 80, minimum=1),
             delivered_retention_days=_number(env, "DELIVERED_RETENTION_DAYS", 30.0, minimum=0.0),
+            settled_detail_hours=_number(env, "SETTLED_DETAIL_HOURS", 24.0, minimum=0.0001),
             dead_letter_retention_days=_number(env, "DEAD_LETTER_RETENTION_DAYS", 90.0, minimum=0.0),
             claim_lease_seconds=_number(env, "CLAIM_LEASE_SECONDS", 120.0, minimum=1.0),
             visibility_timeout_seconds=_number(env, "VISIBILITY_TIMEOUT_SECONDS", 300.0, minimum=1.0),

@@ -126,6 +126,8 @@ def _show_delivery(view: dict) -> None:
             f"{shorten(letter['detail'] or letter['messages'], 200)}")
     if not view["in_ledger"]:
         say("  never entered the ledger: it was invalid (see the dead letter) and was never sent")
+    if view.get("details"):
+        say(f"  {view['details']}")
     lines = _history_lines(view)
     if lines:
         say("  History (UTC):")

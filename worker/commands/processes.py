@@ -62,6 +62,7 @@ def run_scheduler(args: argparse.Namespace) -> int:
     from worker.observe.logs import configure
     from worker.delivery.relay import build_relay
     from tasks.publishing import celery_publisher
+    from worker.scheduling.compaction import Compaction
     from worker.scheduling.fault_probes import fault_probe_grants
     from worker.scheduling.scheduler import Scheduler
     from worker.scheduling.stranded import StrandedSweep
@@ -87,6 +88,7 @@ def run_scheduler(args: argparse.Namespace) -> int:
             if (job := d.housekeeping(settings, redis=relay.redis, clock=relay.clock)) is not None]
     beats, name = Heartbeats(relay.redis, relay.clock), node_name("scheduler")
     jobs.append(fault_probe_grants(relay, name))  # a clock skew's probe: once a minute by this clock
+    jobs.append(Compaction(relay.redis, detail_hours=settings.settled_detail_hours, clock=relay.clock))
     Scheduler(relay.schedule, celery_publisher(app), clock=relay.clock, sweep=sweep.sweep,
               sweep_interval=args.sweep_interval, housekeeping=jobs,
               heartbeat=lambda: beats.beat("scheduler", name),

@@ -64,7 +64,7 @@ def check(relay: Relay, operation: str, message: Any) -> Intake:
                       f"not checked: the store did not answer ({type(exc).__name__}); send it again")
     if record is None:
         return intake
-    if record.fingerprint and record.fingerprint != fingerprint(event.fields):
+    if record.fingerprint and not record.same_fingerprint(fingerprint(event.fields)):
         return Intake(operation, event.key, "conflict", record.state,
                       f"conflict: key {event.key} was already used for a different {operation} event "
                       "(dry run: no dead letter)")

@@ -14,6 +14,8 @@ States: ``accepted`` → ``sending`` → ``delivered`` | ``superseded`` | ``retr
 ``uncertain`` | ``dead``; ``discarded`` by a person.  Final states (delivered, superseded, discarded) keep
 the record for the retention period (default 30 days), so a re-published event is still recognised;
 every other state persists until something moves it — a dead, uncertain or waiting event never expires.
+A settled record keeps its details (event, attempts, history, answer) for SETTLED_DETAIL_HOURS (24 by
+default), then only what recognising it needs (``worker.store.settled_records``: ~200 B, not ~1 KiB).
 
 The record is compact: one hash of five short-named fields, the history and attempts one JSON array.
 ``MEMORY USAGE`` of a delivered record on valkey 8.1: ~0.8 KiB for a stock adjustment, ~1.3 KiB for a
@@ -46,6 +48,11 @@ STATES = OPEN_STATES + FINAL_STATES
 _OPERATION = re.compile(r"^[a-z][a-z0-9_.-]*$")
 # How far back the per-minute counts of deliveries and failures reach (the support desk charts them).
 PER_MINUTE_WINDOW_SECONDS = 6 * 3600.0
+
+
+def settled_index_key(namespace: str) -> str:
+    """The sorted set of a ledger's settled records not compacted yet (``ledger_scripts``, KEYS[10])."""
+    return f"{namespace}:ledger:settled"
 
 
 def fingerprint(fields: Mapping[str, Any]) -> str:
@@ -212,7 +219,7 @@ class Ledger:
         if not key:
             raise ValueError("an event needs a non-empty key")
         return [self.record_key(operation, key), f"{self._ns}:ledger:totals", self._per_minute_key,
-                *(self._index_key(s) for s in OPEN_STATES)]
+                *(self._index_key(s) for s in OPEN_STATES), self.settled_index_key]
 
     def _request_keys(self, operation: str, key: str) -> list[str]:
         """:meth:`_keys` and, last, the reply key of a new request id: a state-changing script resent
@@ -225,6 +232,12 @@ class Ledger:
         per delivery) that the per-minute counts replaced."""
         name = f"{self._ns}:ledger:delivered:recent"
         return [name] if self._redis.delete(name) else []
+
+    @property
+    def settled_index_key(self) -> str:
+        """The settled records that still keep their details, by the time they settled
+        (``worker.store.settled_records`` compacts them)."""
+        return settled_index_key(self._ns)
 
     @property
     def _per_minute_key(self) -> str:

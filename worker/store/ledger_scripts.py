@@ -11,7 +11,10 @@ Every script gets the same KEYS, in this order (see ``worker.store.ledger.Ledger
                 dropped when a new minute starts) — a few hundred fields in all, not one entry per event
     KEYS[4..9]  one sorted set per open state, scored by the time the event entered it:
                 accepted, sending, retrying, waiting, uncertain, dead
-    KEYS[10]    (accept, claim, transition, attempt log, withdraw, fill in) the request's reply key: a resent
+    KEYS[10]    the settled records that still keep their details (a sorted set, scored by the time the
+                event entered its final state): what ``worker.store.settled_records`` compacts after
+                SETTLED_DETAIL_HOURS
+    KEYS[11]    (accept, claim, transition, attempt log, withdraw, fill in) the request's reply key: a resent
                 call replays its first reply instead of running twice (``worker.store.requests``)
 
 The record hash keeps as few fields as it can (each field of a hash that holds a long value costs
@@ -26,6 +29,16 @@ Redis ~25-40 bytes of bookkeeping, more when its table grows), so a delivered ev
         {"n": attempt, "t": t, "o": outcome, "st": status, "ec": error_code, "ms": messages, "l": latency}
                                                                     a send attempt (empty parts left out)
     l   the lease, "expiry owner" (only while sending)     b  attempts when last reopened (after a reopen)
+
+A settled record (delivered, superseded, discarded) keeps all that for SETTLED_DETAIL_HOURS; then
+``worker.store.settled_records`` compacts it to what dedup, dispatch ids and ``wms-relay event`` need —
+four or five short fields, so that Redis keeps the hash in its small (listpack) form, ~200 B in all:
+
+    s   state                      n   attempts
+    e   the fingerprint's first 32 hex digits, bare (no JSON: an ``e`` not starting with ``{`` is the
+        mark of a compacted record); an event met again is matched against it (``same_print``)
+    rs  {"dispatch_id": ...}, only when the result named one
+    c   "<Unix seconds it settled> <one-line outcome>" (the last transition's reason)
 
 Times are Unix seconds with milliseconds, passed in by the caller (the clock is injected; the scripts
 never read the server's), as text that is already a valid JSON number.  Declaring every key a script
@@ -43,7 +56,14 @@ local OPEN = {accepted=4, sending=5, retrying=6, waiting=7, uncertain=8, dead=9}
 local FINAL = {delivered=true, superseded=true, discarded=true}
 
 local function enc(text) return cjson.encode(text) end
-local function fingerprint_of(event) return string.match(event or '', '^{"fp":"(%x+)"') end
+-- The stored fingerprint: the event JSON's "fp", or a compacted record's bare (shortened) one.
+local function fingerprint_of(event)
+  return string.match(event or '', '^{"fp":"(%x+)"') or string.match(event or '', '^(%x+)$')
+end
+-- Does an event with fingerprint ``print`` match the stored one (a compacted record keeps its start)?
+local function same_print(stored, print)
+  return stored ~= '' and stored == string.sub(print, 1, #stored)
+end
 -- The lease field is "expiry owner": (expiry, owner), or ('0', '') when there is none.
 local function lease_of(lease)
   if not lease then return '0', '' end
@@ -73,6 +93,8 @@ local function moved(member, from, to, now, retention, window)
   if from and OPEN[from] then redis.call('ZREM', KEYS[OPEN[from]], member) end
   if OPEN[to] then redis.call('ZADD', KEYS[OPEN[to]], now, member) end
   if FINAL[to] and from ~= to then redis.call('HINCRBY', KEYS[2], to, 1) end
+  if FINAL[to] then redis.call('ZADD', KEYS[10], now, member)
+  elseif from and FINAL[from] then redis.call('ZREM', KEYS[10], member) end
   if FINAL[to] and tonumber(retention) > 0 then
     redis.call('EXPIRE', KEYS[1], retention)
   else
@@ -99,7 +121,7 @@ ACCEPT = _PRELUDE + replaying("""
 local found = redis.call('HMGET', KEYS[1], 's', 'e', 'n')
 if found[1] then
   local stored = fingerprint_of(found[2]) or ''
-  if stored == ARGV[1] then return {'known', found[1], stored, found[3]} end
+  if same_print(stored, ARGV[1]) then return {'known', found[1], stored, found[3]} end
   return {'conflict', found[1], stored, found[3]}
 end
 redis.call('HSET', KEYS[1], 's', 'accepted', 'n', 0, 'e', ARGV[2])
@@ -135,7 +157,7 @@ CLAIM = _PRELUDE + _CLAIM_RECORD + replaying("""
 local r = redis.call('HMGET', KEYS[1], 's', 'e', 'l', 'b', 'rs')
 if not r[1] then return {'unknown'} end
 local stored = fingerprint_of(r[2]) or ''
-if stored ~= ARGV[1] then return {'conflict', r[1], stored} end
+if not same_print(stored, ARGV[1]) then return {'conflict', r[1], stored} end
 return claim_record(r, ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 """)
 
@@ -146,7 +168,7 @@ local r = redis.call('HMGET', KEYS[1], 's', 'e', 'l', 'b', 'rs', 'n')
 local status = 'known'
 if r[1] then
   local stored = fingerprint_of(r[2]) or ''
-  if stored ~= ARGV[1] then return {'conflict', r[1], stored, r[6]} end
+  if not same_print(stored, ARGV[1]) then return {'conflict', r[1], stored, r[6]} end
 else
   redis.call('HSET', KEYS[1], 's', 'accepted', 'n', 0, 'e', ARGV[2])
   history(ARGV[3], '', 'accepted', 'accepted', '', '')

@@ -67,7 +67,11 @@ class EventRecord:
 
     ``history``: dicts with at (Unix seconds), from, to, reason, actor, attempt — every transition.
     ``attempts_log``: dicts with attempt, at, outcome, status, error_code, messages, latency.
-    ``to_dict()`` renders the times as ISO-8601 (UTC)."""
+    ``to_dict()`` renders the times as ISO-8601 (UTC).
+
+    A ``compacted`` record (settled more than SETTLED_DETAIL_HOURS ago: ``worker.store.settled_records``)
+    has no event fields, attempts log or answer but its dispatch id; its fingerprint is the stored start of
+    one (:meth:`same_fingerprint`), and its history is one entry: when it settled, and its outcome."""
 
     operation: str
     key: str
@@ -81,10 +85,18 @@ class EventRecord:
     attempts_log: tuple[dict, ...]
     lease_owner: str | None = None
     lease_expires_at: float | None = None
+    compacted: bool = False
 
     @property
     def created_at(self) -> float | None:
+        if self.compacted:  # its first entry is when it settled: when it was first seen is not kept
+            return None
         return self.history[0]["at"] if self.history else None
+
+    def same_fingerprint(self, fingerprint: str) -> bool:
+        """Is ``fingerprint`` (an event's, in full) this record's?  A compacted record keeps its start."""
+        stored = self.fingerprint
+        return bool(stored) and (fingerprint == stored if not self.compacted else fingerprint.startswith(stored))
 
     @property
     def updated_at(self) -> float | None:
@@ -99,6 +111,7 @@ class EventRecord:
             "lease": None if self.lease_owner is None else {
                 "owner": self.lease_owner, "expires_at": iso_time(self.lease_expires_at)},
             "created_at": iso_time(self.created_at), "updated_at": iso_time(self.updated_at),
+            "compacted": self.compacted,
         }
 
 
@@ -119,8 +132,12 @@ def parse_record(operation: str, key: str, raw: Mapping) -> EventRecord | None:
         return None
     fields = {text(k): text(v) for k, v in raw.items()}
     attempts = int(fields.get("n") or 0)
-    stored = json.loads(fields["e"]) if fields.get("e") else {}
+    compacted = is_compacted(fields.get("e"))
+    stored = {"fp": fields["e"]} if compacted else json.loads(fields["e"]) if fields.get("e") else {}
     story = json.loads(fields.get("h") or "[]")
+    if compacted:  # what is left of its story: when it settled, and how (then what a person added since)
+        settled_at, _, outcome = (fields.get("c") or "").partition(" ")
+        story = [[float(settled_at) if settled_at else None, "", fields["s"], outcome or fields["s"]], *story]
     lease = fields["l"].split(" ", 1) if fields.get("l") else None
     return EventRecord(
         operation=operation, key=key, state=fields["s"], attempts=attempts,
@@ -132,7 +149,13 @@ def parse_record(operation: str, key: str, raw: Mapping) -> EventRecord | None:
         attempts_log=tuple(_attempt(entry) for entry in story if isinstance(entry, dict)),
         lease_owner=lease[1] if lease else None,
         lease_expires_at=float(lease[0]) if lease else None,
+        compacted=compacted,
     )
+
+
+def is_compacted(stored_event: str | None) -> bool:
+    """Is a record's ``e`` field a compacted record's bare fingerprint (``ledger_scripts``: not JSON)?"""
+    return bool(stored_event) and not stored_event.startswith("{")
 
 
 # A letter without a destination field was written before there were other destinations: Trademax's.

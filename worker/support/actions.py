@@ -189,7 +189,7 @@ def _plan_retry(tools: SupportTools, letter: DeadLetter) -> _Plan:
                      next_step=discard)
     record = tools.ledger_of(event.destination).get(event.operation, event.key)
     look = f"{follow(event.operation, event.key)}; then: {discard}"
-    if record is not None and record.fingerprint != fingerprint(event.fields):
+    if record is not None and not record.same_fingerprint(fingerprint(event.fields)):
         return _Plan(refusal=taken_key, next_step=discard)
     if record is None:  # rejected at the door (now valid: e.g. after a schema fix), or never recorded
         return _Plan(event=event, in_ledger=False)

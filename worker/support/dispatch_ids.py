@@ -99,6 +99,8 @@ def unknown_id_of(view: dict) -> str | None:
         return None
     fields = (view.get("event") or {}).get("fields") or {}
     transaction_id = fields.get("transaction_id")
+    if not transaction_id and view.get("operation") == CREATE:  # a compacted create: its key names it
+        transaction_id = view.get("key")
     if not transaction_id:
         return None
     if view.get("operation") == CREATE and view.get("state") == "delivered":

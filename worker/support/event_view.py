@@ -6,7 +6,8 @@ event, not reading it back).
 
 The view's top level is the first delivery found (Trademax's, the WMS's own destination, when it has
 one: the keys the view had before there were other destinations); ``deliveries`` lists every
-destination's, each with its ``destination``.
+destination's, each with its ``destination``.  A delivery whose record was compacted (settled more than
+SETTLED_DETAIL_HOURS ago) says so in ``details`` ("details kept 24 h: ...").
 
 Read for a person, the view also says what to do next (:func:`next_step`: retry the letter, resolve the
 uncertain delivery, start the worker or scheduler that is missing — :func:`with_liveness` adds who is
@@ -42,6 +43,8 @@ def describe_delivery(relay, destination: str, operation: str, key: str) -> dict
     if record is not None:
         view = {"destination": destination, **record.to_dict()}
         view["in_ledger"] = True
+        if record.compacted:
+            view["details"] = details_kept(relay)
     else:  # an invalid event: dead-lettered at the door, never in the ledger
         view = {"destination": destination, "operation": operation, "key": key,
                 "state": "dead" if letter.status == "open" else letter.status, "attempts": 0,
@@ -51,6 +54,13 @@ def describe_delivery(relay, destination: str, operation: str, key: str) -> dict
         "due_at": iso_time(retry.due_at), "due_in_seconds": round(retry.due_at - relay.clock(), 1),
         "in_flight": retry.in_flight}
     return view
+
+
+def details_kept(relay) -> str:
+    """What a compacted record's view says of it (worker.store.settled_records)."""
+    hours = getattr(getattr(relay, "settings", None), "settled_detail_hours", 24.0)
+    return (f"details kept {hours:g} h: it settled longer ago, so only its state, when and how it settled, "
+            "its payload's fingerprint and its dispatch id remain")
 
 
 def without_payload(view: dict) -> dict:

@@ -3,8 +3,10 @@ code writes the very same keys and values for the same story (no Redis key chang
 additions made since, each checked here to be exactly that: the request-reply keys (``wms:request:<id>``,
 ten minutes each) of the store-call rule (``worker.store.requests``), and what the support desk (issue
 12) added: the dead letters' search indexes (``worker.store.dead_letter_search``) and ``destination``
-field, each attempt's latency (``"l"``), and failures per minute (``"f<minute>"``) beside deliveries.
-The old letters are indexed for the desk's search on first use.  The keys of flow control
+field, each attempt's latency (``"l"``), and failures per minute (``"f<minute>"``) beside deliveries;
+and issue 21's index of the settled records not compacted yet (``wms:ledger:settled``,
+``worker.store.settled_records``).  The old letters are indexed for the desk's search on first use, the
+old settled records found by one walk of the keys and compacted like today's.  The keys of flow control
 (``<ns>:flow:...``, worker.flow) are new too, and left out of the comparison.
 
 ``old_store/appendonlydir`` is a real valkey AOF written by commit 08757d5 (see old_store/README.md); a
@@ -53,6 +55,16 @@ def _without_latency(history: str) -> str:
     return re.sub(r',"l":[0-9.]+\}', "}", history)
 
 
+def without_the_settled_index(written: dict[str, list]) -> dict[str, list]:
+    """The dump without the index of settled records (issue 21), checked to list exactly the records in a
+    final state, each by the time of its last transition."""
+    kind, members, expires = written.pop("wms:ledger:settled")
+    settled = {key.split(":", 2)[2]: json.loads(value["h"])[-1][0] for key, (_, value, _) in written.items()
+               if key.startswith("wms:event:") and value["s"] in ("delivered", "superseded", "discarded")}
+    assert (kind, expires, dict(members)) == ("zset", False, settled) and len(settled) >= 3
+    return written
+
+
 def as_before_the_desk(written: dict[str, list]) -> dict[str, list]:
     """The dump without the desk's additions, each checked to be what the desk writes."""
     assert DESK_INDEX_KEYS <= set(written)
@@ -85,7 +97,8 @@ def test_todays_code_writes_the_same_keys_and_values(old_store, shared_redis_ser
     written = {key: value for key, value in dump(fresh).items() if ":flow:" not in key}
     replies = [key for key in written if key.startswith("wms:request:")]
     assert all(written[key][2] for key in replies)  # they expire
-    assert as_before_the_desk({k: v for k, v in written.items() if k not in replies}) == dump(old_store)
+    today = without_the_settled_index({k: v for k, v in written.items() if k not in replies})
+    assert as_before_the_desk(today) == dump(old_store)
 
 
 def test_todays_code_reads_the_old_records(old_store):
@@ -165,3 +178,31 @@ def test_with_every_destination_on_the_old_events_are_trademax_deliveries(old_st
     assert published[1:] == []  # the bulk destinations take their counts in batches (worker.flow.batches)
     assert [relay.flow.batches(name).pending_count() for name in ("kaching", "stocktrim", "stock2shop")] == \
         [1, 1, 1]
+
+
+def test_the_old_settled_records_are_found_and_compacted(old_store):
+    """Written before the settled index existed: the scheduler's compaction walks the keys once, finds the
+    old delivered records and compacts them; they are still recognised and the create's dispatch id still
+    found, and `wms-relay event`'s view says their details are gone."""
+    from worker.scheduling.compaction import Compaction
+    from worker.support.event_view import describe
+
+    clock = Clock()
+    relay = relay_for(old_store, clock)
+    clock.now += 25 * 3600
+    compacted = Compaction(old_store, detail_hours=24, clock=clock)()
+    assert compacted == relay.ledger.final_totals()["delivered"] == 3
+    receipt = relay.ledger.get("receipt.create", "R-1")
+    assert (receipt.state, receipt.compacted, receipt.attempts) == ("delivered", True, 1)
+    assert relay.dispatch_waiters.dispatch_id_for("TX-1") == 4711
+    assert not relay.ledger.get("stock.adjust", "adj-2").compacted  # uncertain: never compacted
+    assert relay.ledger.count_by_state() == {"accepted": 0, "sending": 0, "retrying": 1, "waiting": 1,
+                                             "uncertain": 1, "dead": 1}
+    assert describe(relay, "receipt.create", "R-1")["details"].startswith("details kept 24 h")
+    relay.client = ScriptedTrademax()
+    assert deliver(relay, "receipt.create", example("receipt.create", transaction_id="R-1"), owner="w2") == \
+        "delivered"
+    assert relay.client.calls == []
+    update = example("dispatch.update", transaction_id="TX-1")
+    assert deliver(relay, "dispatch.update", update, owner="w2") == "delivered"
+    assert relay.client.calls == ["update_dispatch"]
