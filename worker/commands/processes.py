@@ -71,7 +71,7 @@ def run_scheduler(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     configure(settings)
     relay = build_relay(settings, sends=False, start_store=True)
-    for name in relay.ledger.drop_legacy_keys():
+    for name in [*relay.ledger.drop_legacy_keys(), *relay.dead_letters.drop_legacy_indexes()]:
         logging.getLogger("wms_relay.scheduler").info("removed %s (an earlier version's, unused now)", name)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,23 +1,23 @@
 """Finding dead letters among 100,000: filters, text search and pages, worked out on the Redis server.
 
-The store (``worker.store.dead_letters``) keeps, beside each letter, its facets (operation, reason,
-destination, status), its lower-cased search text and the identifiers it is found by — what they hold of a
-letter is written here too (:func:`facets`, :func:`search_text`, :func:`terms`), beside the reader that
-looks in them — and one sorted set of open letters per facet value.  A query:
+The store (``worker.store.dead_letters``) keeps, beside each letter, indexes of ids only: one sorted set of
+open letters per facet value (operation, reason, destination) and the identifiers each letter is found by
+(what the terms index holds of a letter is written here too: :func:`terms`, beside the reader that looks in
+it).  A query:
 
 - with at most one facet and no text (the usual page): the count is one ``ZCOUNT`` and the page one
   ``ZREVRANGEBYSCORE ... LIMIT`` on that facet's set (or the open set) — no letter is read but the page's;
 - with an ``identifier`` (a key, order_no, artno, transaction_id or event_id, exactly): the letters the
-  terms index names for it are checked on the server (facets, status, time) — a lookup, however many
+  terms index names for it are checked (facets, status, time) in one round trip — a lookup, however many
   letters there are;
 - otherwise the smallest candidate set is walked newest first, ``CHUNK`` ids per script call (so Redis is
-  never held for long), the script checking each id's facets and text on the server and sending back only
-  the ids of the requested page and the number that matched.  A walk costs ~2.5 µs a letter on the server
-  (a text search of 100,000 letters: ~0.3-0.6 s), so a caller that must answer quickly (the desk) passes
-  ``scan_limit``: the walk stops there, and the page says how far it got and where to go on from.
+  never held for long), the script checking each letter's facets and text on the server (it reads the
+  letter itself: the indexes keep no copy of it) and sending back only the ids of the requested page and
+  the number that matched.  A caller that must answer quickly (the desk) passes ``scan_limit``: the walk
+  stops there, and the page says how far it got and where to go on from.
 
-Letters come newest first.  ``since``/``until`` bound the creation time (Unix seconds).  The two scripts
-(the walk and the identifier lookup) are in ``worker.store.dead_letter_scripts``.
+Letters come newest first.  ``since``/``until`` bound the creation time (Unix seconds).  The walk's script
+is in ``worker.store.dead_letter_scripts``.
 """
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from worker.encoding import text as as_text
-from worker.store.dead_letter_scripts import BY_TERM, PAGE
+from worker.encoding import stored_json, text as as_text
+from worker.store.dead_letter_scripts import DEFAULT_DESTINATION, PAGE
 
 STATUSES = ("open", "retried", "discarded", "any")
 CHUNK = 2000
@@ -35,18 +35,18 @@ TERM_FIELDS = frozenset({"transaction_id", "order_no", "artno", "event_id"})
 MAX_TERMS = 64
 
 
-# -- the writer: what the indexes hold of one letter (``worker.store.dead_letters`` writes it with the
-# letter, in one script) -------------------------------------------------------------------------------
+# -- the writer: what the terms index holds of one letter (``worker.store.dead_letters`` writes it with
+# the letter, in one script) ------------------------------------------------------------------------------
 
 def term(value: Any) -> str:
     """An identifier as the terms index keeps it and as a search for it is looked up."""
     return " ".join(str(value).split()).lower()[:100]
 
 
-def search_text(letter_id: str, operation: str, key: str, reason: str, detail: str | None, messages: Any,
-                event: Any) -> str:
-    return " ".join([letter_id, operation, key, reason, detail or "",
-                     json.dumps(messages, ensure_ascii=False), json.dumps(event, ensure_ascii=False)]).lower()
+def search_text(letter_id: str, operation: str, key: str, reason: str, body: Any) -> str:
+    """What a text search looks in (the walk's script reads the same from the letter): id, operation, key,
+    reason and the letter's body (event, messages, attempts, detail), lower-cased."""
+    return " ".join([letter_id, operation, key, reason, stored_json(body)]).lower()
 
 
 def terms(key: str, event: Any) -> list[str]:
@@ -65,11 +65,6 @@ def terms(key: str, event: Any) -> list[str]:
         elif isinstance(item, list):
             pending.extend(item)
     return list(found)[:MAX_TERMS]
-
-
-def facets_entry(operation: str, reason: str, destination: str, status: str) -> str:
-    """The facets entry of a letter (tabs never occur in these names)."""
-    return "\t".join(part.replace("\t", " ") for part in (operation, reason, destination, status))
 
 
 # -- the reader ---------------------------------------------------------------------------------------
@@ -140,15 +135,31 @@ def _walked_set(letters, query: LetterQuery) -> tuple[str, bool]:
     return candidates[1 + smallest], len(facets) == 1 and not query.needle
 
 
-def _by_identifier(letters, query: LetterQuery) -> list[str]:
+def _facets_match(raw: list, query: LetterQuery, status: str) -> bool:
+    """A letter's (operation, reason, destination, status) as HMGET read them, against the query."""
+    if raw[0] is None:
+        return False
+    operation, reason, destination, found_status = (as_text(v) if v is not None else None for v in raw)
     facets = query.facet_values()
+    return (facets.get("operation", operation) == operation and facets.get("reason", reason) == reason
+            and facets.get("destination", destination or DEFAULT_DESTINATION)
+            == (destination or DEFAULT_DESTINATION)
+            and status in ("", found_status or "open"))
+
+
+def _by_identifier(letters, query: LetterQuery) -> list[str]:
+    listed = letters.redis.hget(letters.key_of("terms"), term(query.identifier))
+    ids = list(dict.fromkeys(as_text(listed).split())) if listed else []
+    pipe = letters.redis.pipeline(transaction=False)
+    for letter_id in ids:
+        pipe.hmget(letters.letter_key(letter_id), ["operation", "reason", "destination", "status"])
+        pipe.zscore(letters.key_of("all"), letter_id)
+    replies = pipe.execute()
     status = "" if query.status == "any" else query.status
-    reply = letters.redis.register_script(BY_TERM)(
-        keys=[letters.key_of("terms"), letters.key_of("facets"), letters.key_of("all")],
-        args=[term(query.identifier), repr(-1.0 if query.since is None else float(query.since)),
-              repr(1e300 if query.until is None else float(query.until)), facets.get("operation", ""),
-              facets.get("reason", ""), facets.get("destination", ""), status])
-    found = [(as_text(reply[i]), float(reply[i + 1])) for i in range(0, len(reply), 2)]
+    low = -1.0 if query.since is None else float(query.since)
+    high = 1e300 if query.until is None else float(query.until)
+    found = [(letter_id, float(score)) for letter_id, raw, score in zip(ids, replies[::2], replies[1::2])
+             if score is not None and low <= float(score) <= high and _facets_match(raw, query, status)]
     return [letter_id for letter_id, _ in sorted(found, key=lambda pair: -pair[1])]
 
 
@@ -175,17 +186,13 @@ def matching_ids(letters, query: LetterQuery, *, offset: int = 0, limit: int | N
         num = -1 if limit is None else limit
         ids = r.zrevrangebyscore(walked, high, low, start=offset, num=num) if num != 0 else []
         return [as_text(i) for i in ids], total
-    script = r.register_script(PAGE)
-    facets = query.facet_values()
     status = "" if query.status in ("any", "open") else query.status
     ids: list[str] = []
     skip, want, matched, start = offset, (limit if limit is not None else 1 << 62), 0, 0
     while True:
-        reply = script(keys=[walked, letters.key_of("facets"), letters.key_of("text")],
-                       args=[high, low, start, CHUNK, facets.get("operation", ""), facets.get("reason", ""),
-                             facets.get("destination", ""), status, query.needle, skip, want])
-        walked_now, matched_now = int(reply[0]), int(reply[1])
-        found = [as_text(i) for i in reply[2:]]
+        walked_ids, matched_now, found = _walk(letters, walked, high, low, start, CHUNK, query, status, skip,
+                                               want)
+        walked_now = len(walked_ids)
         ids += found
         matched += matched_now
         skip = max(0, skip - matched_now)
@@ -194,6 +201,22 @@ def matching_ids(letters, query: LetterQuery, *, offset: int = 0, limit: int | N
         if walked_now < CHUNK or (want <= 0 and not count):
             break
     return ids, (matched if count or walked_now < CHUNK else None)
+
+
+def _walk(letters, walked: str, high: str, low: str, start: int, chunk: int, query: LetterQuery, status: str,
+          skip: int, want: int) -> tuple[list[str], int, list[str]]:
+    """One chunk of the walk: the ids read from ``walked`` (from position ``start``), how many of them
+    match, and the matches numbered ``skip`` .. ``skip + want - 1`` among them."""
+    r = letters.redis
+    ids = [as_text(i) for i in r.zrevrangebyscore(walked, high, low, start=start, num=chunk)]
+    if not ids:
+        return [], 0, []
+    facets = query.facet_values()
+    reply = r.register_script(PAGE)(
+        keys=[*map(letters.letter_key, ids), *map(letters.body_key, ids)],
+        args=[facets.get("operation", ""), facets.get("reason", ""), facets.get("destination", ""), status,
+              query.needle, skip, want, DEFAULT_DESTINATION, *ids])
+    return ids, int(reply[0]), [as_text(i) for i in reply[1:]]
 
 
 def search(letters, query: LetterQuery, *, offset: int = 0, limit: int | None = 50,
@@ -213,32 +236,25 @@ def search_walk(letters, query: LetterQuery, *, start: int = 0, limit: int = 50,
     walked_set, _ = _walked_set(letters, query)
     high, low = _bounds(query)
     r = letters.redis
-    script = r.register_script(PAGE)
-    facets = query.facet_values()
     status = "" if query.status in ("any", "open") else query.status
     candidates = int(r.zcount(walked_set, low, high))
     ids: list[str] = []
     position = start
     while position < candidates and position - start < scan_limit and len(ids) < limit:
         chunk = min(CHUNK, start + scan_limit - position)
-        reply = script(keys=[walked_set, letters.key_of("facets"), letters.key_of("text")],
-                       args=[high, low, position, chunk, facets.get("operation", ""),
-                             facets.get("reason", ""), facets.get("destination", ""), status, query.needle, 0,
-                             limit - len(ids)])
-        walked_now, matched_now = int(reply[0]), int(reply[1])
-        found = [as_text(i) for i in reply[2:]]
-        if walked_now == 0:
+        walked_ids, matched_now, found = _walk(letters, walked_set, high, low, position, chunk, query, status, 0,
+                                               limit - len(ids))
+        if not walked_ids:
             break
         if matched_now > len(found) or len(ids) + len(found) >= limit:
             # The page filled inside this chunk: go on right after its last letter next time.
             last = found[-1] if found else None
-            page_ids = r.zrevrangebyscore(walked_set, high, low, start=position, num=walked_now)
-            cut = [as_text(i) for i in page_ids].index(last) + 1 if last else walked_now
+            cut = walked_ids.index(last) + 1 if last else len(walked_ids)
             ids += found
             position += cut
             break
         ids += found
-        position += walked_now
+        position += len(walked_ids)
     whole = start == 0 and position >= candidates
     return LetterPage(letters.get_many(ids), len(ids) if whole else None, start, limit, searched=position,
                       candidates=candidates, next_from=position if position < candidates else None)

@@ -5,7 +5,9 @@ reason: ``invalid``, ``permanent``, ``exhausted``, ``conflict``, ``dependency_ti
 trims or expires an open letter: it leaves the open list only when someone ``take``s it (to retry) or
 ``discard``s it, and even then it is kept, marked, with who did it and why (until the retention below).
 
-The keys and the Lua scripts are in ``worker.store.dead_letter_scripts``; the search
+The keys and the Lua scripts are in ``worker.store.dead_letter_scripts``: a letter is a hash of its short
+fields and a body string of its long parts (the hash then stays a compact listpack), and its indexes hold
+its id, never a copy of it — ~1.4 KiB a letter with every index entry; the search
 (``worker.store.dead_letter_search``) finds letters among 100,000 on the server.
 
 One store for every destination: a letter names its destination in field ``destination`` (a letter
@@ -20,7 +22,7 @@ Trademax), which keys ``dead:latest`` and names the letter's delivery (``DeadLet
 Retention: an OPEN letter is never removed.  A CLOSED one (retried or discarded) is evidence of what a
 person did; ``purge_closed`` deletes those closed before a cutoff — the scheduler does it once an hour
 for DEAD_LETTER_RETENTION_DAYS (default 90), ``wms-relay dead purge`` on demand — with its entries in
-``dead:all``, ``dead:latest`` and the search's indexes (facets, text, terms; the value sets keep every
+its body, its entries in ``dead:all``, ``dead:latest`` and the search's terms (the value sets keep every
 value ever seen).  The event's ledger record has its own retention (a final state's
 DELIVERED_RETENTION_DAYS), so a purged letter's event is not forgotten any sooner.
 """
@@ -32,8 +34,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 from worker.encoding import stored_json, text
 from worker.store import dead_letter_scripts as scripts
-from worker.store.dead_letter_search import LetterQuery, facets_entry, search, search_text, terms
-from worker.store.records import DEFAULT_DESTINATION, AttemptEntry, DeadLetter, DeliveryRef
+from worker.store.dead_letter_search import LetterQuery, search, terms
+from worker.store.records import DEFAULT_DESTINATION, AttemptEntry, DeadLetter, DeliveryRef, letter_body
 from worker.store.requests import reply_key, request_id
 
 FACETS = ("operation", "reason", "destination")
@@ -62,15 +64,21 @@ class DeadLetters:
         self._next_id = redis_client.register_script(scripts.NEXT_ID)
         self._purge = redis_client.register_script(scripts.PURGE)
 
-    def _letter_key(self, letter_id: str) -> str:
+    def letter_key(self, letter_id: str) -> str:
+        """The hash of one letter (its short fields)."""
         return f"{self._ns}:dead:letter:{letter_id}"
+
+    def body_key(self, letter_id: str) -> str:
+        """The string of one letter's long parts (event, messages, attempts...): none for a letter
+        written before bodies."""
+        return f"{self._ns}:dead:body:{letter_id}"
 
     @property
     def _open(self) -> str:
         return f"{self._ns}:dead:open"
 
     def key_of(self, name: str) -> str:
-        """The Redis key of one of the store's own structures (``open``, ``all``, ``facets``, ``text``)."""
+        """The Redis key of one of the store's own structures (``open``, ``all``, ``latest``, ``terms``)."""
         return f"{self._ns}:dead:{name}"
 
     def facet_key(self, facet: str, value: str) -> str:
@@ -118,29 +126,20 @@ class DeadLetters:
         # The id comes first (INCR is atomic); a crash before the letter is written only skips a number.
         next_id = self._next_id(keys=[f"{self._ns}:dead:seq", reply_key(self._ns, request_id())])
         letter_id = f"dl-{int(next_id)}"
-        kept_event = stored_json(event, where=where, redact=True)
-        kept_messages = stored_json(messages, where=where, redact=True)
-        args = [
-            letter_id, operation, key, kept_event, reason, kept_messages,
-            stored_json([_attempt_dict(a) for a in attempts_log or ()], where=where, redact=True),
-            stored_json(fingerprints, where=where) if fingerprints else "",
-            f"{self._clock():.3f}", detail or "", destination,
-            facets_entry(operation, reason, destination, "open"),
-            search_text(letter_id, operation, key, reason, detail, json.loads(kept_messages),
-                        json.loads(kept_event)),
-            ref,
-        ]
-        args += terms(key, json.loads(kept_event))
-        keys = [self._letter_key(letter_id), self._open, self.key_of("all"), self.key_of("latest"),
-                self.key_of("facets"), self.key_of("text"), *self._facet_keys(operation, reason, destination),
-                *self._value_keys(), self.key_of("terms"), reply_key(self._ns, request_id())]
+        body = stored_json(letter_body(event, messages, [_attempt_dict(a) for a in attempts_log or ()],
+                                       fingerprints, detail), where=where, redact=True)
+        args = [letter_id, operation, key, reason, f"{self._clock():.3f}", destination, body, ref,
+                *terms(key, json.loads(body)["event"])]
+        keys = [self.letter_key(letter_id), self.body_key(letter_id), self._open, self.key_of("all"),
+                self.key_of("latest"), *self._facet_keys(operation, reason, destination), *self._value_keys(),
+                self.key_of("terms"), reply_key(self._ns, request_id())]
         self._add(keys=keys, args=args)
         return letter_id
 
     def get(self, letter_id: str) -> DeadLetter | None:
         """One letter (open or closed), or None."""
-        raw = self._redis.hgetall(self._letter_key(letter_id))
-        return DeadLetter.from_hash(raw, self._ref) if raw else None
+        found = self.get_many([letter_id])
+        return found[0] if found else None
 
     def latest_for(self, operation: str, key: str,
                    destination: str = DEFAULT_DESTINATION) -> DeadLetter | None:
@@ -155,8 +154,11 @@ class DeadLetters:
         ids = [text(i) for i in letter_ids]
         pipe = self._redis.pipeline(transaction=False)
         for letter_id in ids:
-            pipe.hgetall(self._letter_key(letter_id))
-        return [DeadLetter.from_hash(raw, self._ref) for raw in pipe.execute() if raw]
+            pipe.hgetall(self.letter_key(letter_id))
+            pipe.get(self.body_key(letter_id))
+        replies = pipe.execute()
+        return [DeadLetter.from_hash(raw, self._ref, body, letter_id)
+                for letter_id, raw, body in zip(ids, replies[::2], replies[1::2]) if raw]
 
     def list(self, operation: str | None = None, since: float | None = None, grep: str | None = None,
              limit: int | None = None, *, include_closed: bool = False,
@@ -182,15 +184,20 @@ class DeadLetters:
                 break
             cursor += len(ids)
             for letter in self.get_many(ids):
-                index(keys=[self._open, self.key_of("facets"), self.key_of("text"),
-                            *self._facet_keys(letter.operation, letter.reason, letter.destination),
+                index(keys=[self._open, *self._facet_keys(letter.operation, letter.reason, letter.destination),
                             *self._value_keys(), self.key_of("terms"), reply_key(self._ns, request_id())],
-                      args=[letter.letter_id, f"{letter.created_at:.3f}", letter.facets(),
-                            letter.search_text(), letter.operation, letter.reason, letter.destination,
-                            *letter.terms()])
+                      args=[letter.letter_id, f"{letter.created_at:.3f}", letter.operation, letter.reason,
+                            letter.destination, *letter.terms()])
                 indexed += 1
         self._redis.set(done_key, "1")
         return indexed
+
+    def drop_legacy_indexes(self) -> list[str]:
+        """Delete the two hashes that copied every letter before issue 21 (``dead:facets``: its facets,
+        ``dead:text``: its search text) — nothing reads them any more; the ones that existed.  The
+        scheduler calls it at start (UNLINK: the server frees them in the background)."""
+        names = [self.key_of("facets"), self.key_of("text")]
+        return [name for name in names if self._redis.unlink(name)]
 
     @property
     def redis(self):
@@ -223,33 +230,32 @@ class DeadLetters:
         if not actor:
             raise ValueError("a person's action on a dead letter needs the actor's name")
         # The facets never change once written, so reading them first is safe.
-        raw = self._redis.hmget(self._letter_key(letter_id), ["operation", "reason", "destination"])
+        raw = self._redis.hmget(self.letter_key(letter_id), ["operation", "reason", "destination"])
         if raw[0] is None:
             return None
         operation, reason_, destination = text(raw[0]), text(raw[1]), text(raw[2] or DEFAULT_DESTINATION)
-        reply = self._close(keys=[self._letter_key(letter_id), self._open, self.key_of("facets"),
+        reply = self._close(keys=[self.letter_key(letter_id), self.body_key(letter_id), self._open,
                                   *self._facet_keys(operation, reason_, destination),
                                   reply_key(self._ns, request_id())],
-                            args=[letter_id, status, f"{self._clock():.3f}", actor, reason or "",
-                                  facets_entry(operation, reason_, destination, status)])
+                            args=[letter_id, status, f"{self._clock():.3f}", actor, reason or ""])
         if not reply:
             return None
-        return DeadLetter.from_hash(dict(zip(reply[::2], reply[1::2])), self._ref)
+        flat, body = reply
+        return DeadLetter.from_hash(dict(zip(flat[::2], flat[1::2])), self._ref, body or None, letter_id)
 
     def _purge_one(self, letter_id: str, letter: DeadLetter | None, cutoff: float) -> bool:
-        """Run the purge script for one letter (``letter``: as read; None when its hash is gone, and then
-        its facets come from the facets hash, if it is still there)."""
+        """Run the purge script for one letter (``letter``: as read; None when its hash is gone: then only
+        its leftover entries go)."""
         if letter is not None:
             operation, reason, destination, terms_ = (letter.operation, letter.reason, letter.destination,
                                                       letter.terms())
             ref = letter.ref
-        else:
-            entry = text(self._redis.hget(self.key_of("facets"), letter_id) or "")
-            operation, reason, destination = (entry.split("\t") + ["", "", ""])[:3]
+        else:  # its hash is gone: its facets are not known (it was closed, so in no facet set)
+            operation, reason, destination = "", "", DEFAULT_DESTINATION
             terms_ = []
             ref = ""  # the script only unindexes a letter whose hash is gone
-        keys = [self._letter_key(letter_id), self._open, self.key_of("all"), self.key_of("latest"),
-                self.key_of("facets"), self.key_of("text"), *self._facet_keys(operation, reason, destination),
+        keys = [self.letter_key(letter_id), self.body_key(letter_id), self._open, self.key_of("all"),
+                self.key_of("latest"), *self._facet_keys(operation, reason, destination),
                 self.key_of("terms"), reply_key(self._ns, request_id())]
         return bool(self._purge(keys=keys, args=[letter_id, repr(cutoff), ref, *terms_]))
 
@@ -269,10 +275,12 @@ class DeadLetters:
                 return found
             pipe = self._redis.pipeline(transaction=False)
             for letter_id in ids:
-                pipe.hgetall(self._letter_key(letter_id))
+                pipe.hgetall(self.letter_key(letter_id))
+                pipe.get(self.body_key(letter_id))
+            replies = pipe.execute()
             kept = 0
-            for letter_id, raw in zip(ids, pipe.execute()):
-                letter = DeadLetter.from_hash(raw, self._ref) if raw else None
+            for letter_id, raw, body in zip(ids, replies[::2], replies[1::2]):
+                letter = DeadLetter.from_hash(raw, self._ref, body, letter_id) if raw else None
                 closed = letter is not None and letter.status != "open" and (letter.closed_at or 0) < cutoff
                 if closed and dry_run:
                     found.append(letter)

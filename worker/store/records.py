@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from worker.encoding import iso_time, stored_json, text
-from worker.store.dead_letter_search import facets_entry, search_text, terms
+from worker.store.dead_letter_scripts import DEFAULT_DESTINATION
+from worker.store.dead_letter_search import search_text, terms
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,26 @@ def _attempt(stored: Mapping) -> dict:
     return {"attempt": stored.get("n"), "at": stored.get("t"), "outcome": stored.get("o"),
             "status": stored.get("st"), "error_code": stored.get("ec"), "messages": stored.get("ms") or [],
             "latency": stored.get("l")}
+
+
+_SHORT_NAMES = {"attempt": "n", "at": "t", "outcome": "o", "status": "st", "error_code": "ec",
+                "messages": "ms", "latency": "l"}
+
+
+def stored_attempt(entry: Mapping) -> dict:
+    """An attempt as a dead letter's body keeps it: the ledger's short names, empty parts left out (an
+    exhausted letter holds up to RETRY_MAX_ATTEMPTS of them); an entry with other keys is kept as it is."""
+    if not set(entry) <= set(_SHORT_NAMES):
+        return dict(entry)
+    return {_SHORT_NAMES[name]: value for name, value in entry.items() if value not in (None, [], ())}
+
+
+def read_attempt(stored: Mapping) -> dict:
+    """A letter's attempt as read: :func:`stored_attempt`'s short form back to the long one (letters
+    written before issue 21 keep the long form)."""
+    if "n" in stored and set(stored) <= set(_SHORT_NAMES.values()):
+        return _attempt(stored)
+    return dict(stored)
 
 
 def _transition(parts: list) -> dict:
@@ -158,8 +179,18 @@ def is_compacted(stored_event: str | None) -> bool:
     return bool(stored_event) and not stored_event.startswith("{")
 
 
-# A letter without a destination field was written before there were other destinations: Trademax's.
-DEFAULT_DESTINATION = "trademax"
+def letter_body(event: Any, messages: Any, attempts: list, fingerprints: Any, detail: str | None) -> dict:
+    """A dead letter's long parts, written once beside its hash (``worker.store.dead_letter_scripts``):
+    the event, the messages, the attempts, and the fingerprints and detail when there are any."""
+    body = {"event": event, "messages": messages,
+            "attempts": [stored_attempt(a) if isinstance(a, Mapping) else a for a in attempts]}
+    if fingerprints:
+        body["fingerprints"] = fingerprints
+    if detail:
+        body["detail"] = detail
+    return body
+
+
 # (destination, operation, key) -> the delivery's ref; a KeyError for a destination there is none of.
 DeliveryRef = Callable[[str, str, str], str]
 
@@ -186,9 +217,17 @@ class DeadLetter:
     ref: str = ""  # the delivery this letter is about (``kaching/stock.adjust:E-1``)
 
     @classmethod
-    def from_hash(cls, raw: Mapping, delivery_ref: DeliveryRef) -> "DeadLetter":
-        """The letter of one HGETALL reply; ``delivery_ref`` names its delivery."""
-        fields = {text(k): text(v) for k, v in raw.items()}
+    def from_hash(cls, raw: Mapping, delivery_ref: DeliveryRef, body: Any = None,
+                  letter_id: str | None = None) -> "DeadLetter":
+        """The letter of one HGETALL reply and its body (a GET reply; None for a letter written before
+        bodies, which holds everything in its hash, its id too); ``delivery_ref`` names its delivery."""
+        fields = {"id": letter_id, **{text(k): text(v) for k, v in raw.items()}}
+        if body is not None:
+            long_parts = json.loads(text(body))
+        else:  # written before bodies: JSON texts in the hash, the detail as plain text
+            long_parts = {name: json.loads(fields[name]) for name in ("event", "messages", "attempts")}
+            long_parts["fingerprints"] = json.loads(fields["fingerprints"]) if fields.get("fingerprints") else None
+            long_parts["detail"] = fields.get("detail")
         destination = fields.get("destination") or DEFAULT_DESTINATION
         try:
             ref = delivery_ref(destination, fields["operation"], fields["key"])
@@ -196,11 +235,10 @@ class DeadLetter:
             ref = ""
         return cls(
             letter_id=fields["id"], operation=fields["operation"], key=fields["key"],
-            event=json.loads(fields["event"]), reason=fields["reason"],
-            messages=json.loads(fields["messages"]),
-            attempts_log=json.loads(fields["attempts"]),
-            fingerprints=json.loads(fields["fingerprints"]) if fields.get("fingerprints") else None,
-            created_at=float(fields["created_at"]), detail=fields.get("detail") or None,
+            event=long_parts["event"], reason=fields["reason"], messages=long_parts["messages"],
+            attempts_log=[read_attempt(a) if isinstance(a, Mapping) else a for a in long_parts["attempts"]],
+            fingerprints=long_parts.get("fingerprints") or None,
+            created_at=float(fields["created_at"]), detail=long_parts.get("detail") or None,
             status=fields.get("status", "open"),
             closed_at=float(fields["closed_at"]) if fields.get("closed_at") else None,
             closed_by=fields.get("closed_by") or None, close_reason=fields.get("close_reason") or None,
@@ -225,13 +263,13 @@ class DeadLetter:
             "close_reason": self.close_reason,
         }
 
-    def search_text(self) -> str:
-        """What a text search looks in (lower-cased): id, operation, key, reason, detail, messages, event."""
-        return search_text(self.letter_id, self.operation, self.key, self.reason, self.detail,
-                           self.messages, self.event)
+    def body(self) -> dict:
+        """The letter's long parts, as its body key holds them (:func:`letter_body`)."""
+        return letter_body(self.event, self.messages, self.attempts_log, self.fingerprints, self.detail)
 
-    def facets(self) -> str:
-        return facets_entry(self.operation, self.reason, self.destination, self.status)
+    def search_text(self) -> str:
+        """What a text search looks in (lower-cased): id, operation, key, reason and the body."""
+        return search_text(self.letter_id, self.operation, self.key, self.reason, self.body())
 
     def terms(self) -> list[str]:
         return terms(self.key, self.event)

@@ -5,7 +5,8 @@ ten minutes each) of the store-call rule (``worker.store.requests``), and what t
 12) added: the dead letters' search indexes (``worker.store.dead_letter_search``) and ``destination``
 field, each attempt's latency (``"l"``), and failures per minute (``"f<minute>"``) beside deliveries;
 and issue 21's index of the settled records not compacted yet (``wms:ledger:settled``,
-``worker.store.settled_records``).  The old letters are indexed for the desk's search on first use, the
+``worker.store.settled_records``) and its dead letters in two keys (a hash of the short fields, a body of
+the long ones: ``worker.store.dead_letter_scripts``).  The old letters are indexed for the desk's search on first use, the
 old settled records found by one walk of the keys and compacted like today's.  The keys of flow control
 (``<ns>:flow:...``, worker.flow) are new too, and left out of the comparison.
 
@@ -25,6 +26,7 @@ from tests.worker.store.store_scenario import Clock, ScriptedTrademax, dump, exa
 from worker.delivery.pipeline import deliver
 from worker.encoding import event_ref
 from worker.store.dead_letter_search import LetterQuery, search
+from worker.store.records import read_attempt
 from worker.support.actions import DONE, SupportTools, resolve_uncertain, retry_letter
 
 OLD_STORE = Path(__file__).with_name("old_store") / "appendonlydir"
@@ -40,8 +42,9 @@ def old_store(tmp_path):
         server.kill()
 
 
-# The dead letters' search indexes (issue 12): keys the old code never wrote.
-DESK_INDEX_KEYS = {"wms:dead:facets", "wms:dead:text", "wms:dead:terms", "wms:dead:values:operation",
+# The dead letters' search indexes (issue 12; since issue 21 they hold ids only): keys the old code never
+# wrote.
+DESK_INDEX_KEYS = {"wms:dead:terms", "wms:dead:values:operation",
                    "wms:dead:values:reason", "wms:dead:values:destination",
                    "wms:dead:open:operation:receipt.create", "wms:dead:open:destination:trademax",
                    "wms:dead:open:reason:permanent", "wms:dead:open:reason:invalid",
@@ -62,6 +65,27 @@ def without_the_settled_index(written: dict[str, list]) -> dict[str, list]:
     settled = {key.split(":", 2)[2]: json.loads(value["h"])[-1][0] for key, (_, value, _) in written.items()
                if key.startswith("wms:event:") and value["s"] in ("delivered", "superseded", "discarded")}
     assert (kind, expires, dict(members)) == ("zset", False, settled) and len(settled) >= 3
+    return written
+
+
+def with_letters_in_one_hash(written: dict[str, list]) -> dict[str, list]:
+    """The dump with each letter's body (issue 21) put back into its hash as the old code kept it: its id,
+    the event, messages, attempts (long names) and fingerprints as JSON texts (fingerprints "" when none),
+    the detail as text."""
+    for key in [k for k in written if k.startswith("wms:dead:body:")]:
+        kind, body, expires = written.pop(key)
+        assert (kind, expires) == ("string", False)
+        body = json.loads(body)
+        hash_kind, letter, _ = written["wms:dead:letter:" + key[len("wms:dead:body:"):]]
+        assert hash_kind == "hash" and not {"id", "event", "messages", "attempts", "detail"} & set(letter)
+        body["attempts"] = [read_attempt(entry) for entry in body["attempts"]]  # the ledger's short names
+        letter.update({name: json.dumps(body.pop(name), separators=(",", ":"), ensure_ascii=False)
+                       for name in ("event", "messages", "attempts")})
+        letter["id"] = key[len("wms:dead:body:"):]
+        fingerprints = body.pop("fingerprints", None)
+        letter["fingerprints"] = json.dumps(fingerprints, separators=(",", ":")) if fingerprints else ""
+        letter["detail"] = body.pop("detail", "")
+        assert body == {}
     return written
 
 
@@ -98,7 +122,7 @@ def test_todays_code_writes_the_same_keys_and_values(old_store, shared_redis_ser
     replies = [key for key in written if key.startswith("wms:request:")]
     assert all(written[key][2] for key in replies)  # they expire
     today = without_the_settled_index({k: v for k, v in written.items() if k not in replies})
-    assert as_before_the_desk(today) == dump(old_store)
+    assert as_before_the_desk(with_letters_in_one_hash(today)) == dump(old_store)
 
 
 def test_todays_code_reads_the_old_records(old_store):

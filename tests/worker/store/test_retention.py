@@ -78,8 +78,9 @@ def test_a_purged_letter_of_another_destination_loses_its_latest_entry(store_cli
 
 
 def test_a_purged_letter_leaves_no_entry_in_the_search_indexes(store_client):
-    """The search's facets, text and terms (issue 12) lose the purged letter; a shared identifier keeps
-    the other letter that names it; the facet value sets keep every value ever seen."""
+    """The search's facet sets and terms (issue 12) lose the purged letter, and its body goes with it; a
+    shared identifier keeps the other letter that names it; the facet value sets keep every value ever
+    seen."""
     clock = Clock()
     letters = DeadLetters(store_client, clock=clock, delivery_ref=delivery_ref)
     gone = letters.add("receipt.create", "R-1", {"transaction_id": "R-1", "order_no": "IO-7"}, "permanent",
@@ -105,9 +106,10 @@ def test_a_purged_letter_leaves_no_entry_in_the_search_indexes(store_client):
         return sorted(found)
 
     assert keys_naming(gone) == []
-    indexes = {"wms:dead:facets", "wms:dead:text", "wms:dead:terms",
-               "wms:dead:open:operation:dispatch.create"}
+    assert not store_client.exists(f"wms:dead:body:{gone}")
+    indexes = {"wms:dead:terms", "wms:dead:open:operation:dispatch.create"}
     assert indexes <= set(keys_naming(stays))
+    assert not store_client.exists("wms:dead:facets", "wms:dead:text")  # ids only: no copy of a letter
     found = search(letters, LetterQuery(identifier="IO-7", status="any")).letters
     assert [x.letter_id for x in found] == [stays]
     assert store_client.sismember("wms:dead:values:operation", "receipt.create")
