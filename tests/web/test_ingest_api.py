@@ -119,6 +119,26 @@ def test_unreadable_bodies_are_refused_naming_the_problem(door):
     assert door.queued == []
 
 
+def test_json_nested_deeper_than_the_parser_takes_is_400_not_500(door):
+    """Nesting past json.loads' own limit was a RecursionError answered 500 "send again" (issue 23.8); any
+    depth over MAX_NESTING is now 400, in an array, an object, a field of an event and JSON lines alike."""
+    from worker.delivery.admission import MAX_NESTING
+
+    for depth in (MAX_NESTING + 2, 990, 5_000, 100_000):
+        bodies = ["[" * depth + "]" * depth, '{"a":' * depth + "1" + "}" * depth,
+                  '{"event_id": "deep", "a": ' + "[" * depth + "]" * depth + "}",
+                  json.dumps(example("stock.adjust")) + "\n" + "[" * depth + "]" * depth]
+        for body in bodies:
+            answer = door.post("stock.adjust", body)
+            assert answer.status_code == 400, (depth, body[:40], answer.get_data()[:200])
+            assert f"nested more than {MAX_NESTING} levels deep" in answer.get_json()["message"]
+    assert door.queued == [] and door.relay.dead_letters.count() == 0
+    # An event nested as deep as allowed is judged by its schema (422 naming the unknown field), not refused.
+    judged = door.post("stock.adjust", {**example("stock.adjust"), "a": json.loads("[" * (MAX_NESTING - 1)
+                                                                                     + "]" * (MAX_NESTING - 1))})
+    assert judged.status_code == 422, judged.get_data()[:200]
+
+
 def test_an_unknown_operation_is_404_listing_the_operations(door):
     answer = door.post("stock.adjst", example("stock.adjust"))
     assert answer.status_code == 404
