@@ -310,10 +310,12 @@ class Settings:
 
     # The HTTP ingest door (worker.web.ingest).  Bearer tokens: a file of client names and token hashes
     # (``wms-relay ingest add-token`` writes it).  HMAC: ``client:secret`` pairs, comma-separated (one
-    # client may have two, while its secret is rotated).  A body larger than the cap is answered 413.
+    # client may have two, while its secret is rotated).  A body larger than the cap is answered 413, and
+    # so is one holding more events than INGEST_MAX_EVENTS (what one request may make the door do).
     ingest_tokens_file: Path | None = None
     ingest_hmac_secrets: str = field(default="", repr=False)
     ingest_max_body_bytes: int = 5 * 1024 * 1024
+    ingest_max_events: int = 1000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -378,6 +380,7 @@ class Settings:
             ingest_tokens_file=Path(tokens_file) if tokens_file else None,
             ingest_hmac_secrets=_pairs(env, "INGEST_HMAC_SECRETS"),
             ingest_max_body_bytes=_integer(env, "INGEST_MAX_BODY_BYTES", 5 * 1024 * 1024, minimum=1024),
+            ingest_max_events=_integer(env, "INGEST_MAX_EVENTS", 1000, minimum=1),
         )
 
     def __post_init__(self) -> None:

@@ -104,6 +104,24 @@ def test_a_body_over_the_cap_is_413(tmp_path):
     assert small.queued == [] and small.relay.ledger.count_by_state().get("accepted", 0) == 0
 
 
+def test_more_events_than_ingest_max_events_is_413_naming_the_limit(tmp_path, door):
+    """A 20 kB body of 10,000 `[0,0,...]` items made 10,000 dead letters (issue 23.7): a request holds at
+    most INGEST_MAX_EVENTS events (default 1,000); beyond, 413 says the limit and nothing is kept."""
+    from tests.web.conftest import Door
+
+    assert door.settings.ingest_max_events == 1000
+    answer = door.post("stock.adjust", "[" + ",".join(["0"] * 10_000) + "]")
+    assert answer.status_code == 413, answer.get_data()[:200]
+    assert answer.get_json()["error"] == "too_many_events" and answer.get_json()["max_events"] == 1000
+    assert "10000 events; at most 1000 per request (INGEST_MAX_EVENTS)" in answer.get_json()["message"]
+    assert door.relay.dead_letters.count() == 0 and door.queued == []
+    small = Door(tmp_path, ingest_max_events=3)
+    lines = "\n".join(json.dumps(example("stock.adjust", event_id=f"n-{n}")) for n in range(4))
+    assert small.post("stock.adjust", lines, content_type="application/x-ndjson").status_code == 413
+    three = [example("stock.adjust", event_id=f"n-{n}") for n in range(3)]
+    assert small.post("stock.adjust", three).status_code == 202 and len(small.queued) == 3
+
+
 def test_the_default_cap_is_five_mebibytes(door):
     assert door.app.config["MAX_CONTENT_LENGTH"] == 5 * 1024 * 1024
 

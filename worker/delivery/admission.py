@@ -147,19 +147,23 @@ def take_in(relay: Relay, publish: Publish, operation: str, message: Any) -> Int
                   f"already {state}; queued again (it is sent once)")
 
 
-def take_in_all(relay: Relay, publish: Publish, operation: str, messages: Iterable[Any]) -> list[Intake]:
+def take_in_all(relay: Relay, publish: Publish, operation: str, messages: Iterable[Any], *,
+                door: str = "enqueue") -> list[Intake]:
     """:func:`take_in` for each event in order.  After a store failure the rest are not tried (each would
-    wait for the store in turn): they come back ``not_tried``, to be sent again with the failed one."""
+    wait for the store in turn): they come back ``not_tried``, to be sent again with the failed one.
+    What the events parked (invalid, conflicts) is one Sentry report for the call, whatever their number
+    (``door`` names the request in it: ``ingest POST``, ``enqueue``)."""
     intakes: list[Intake] = []
     failed = False
-    for message in messages:
-        if failed:
-            intakes.append(Intake(operation, best_key(message), "not_tried", None,
-                                  "not tried: the store failed on an earlier event; send it again"))
-            continue
-        intake = take_in(relay, publish, operation, message)
-        failed = intake.verdict == "store_down"
-        intakes.append(intake)
+    with relay.observer.one_report(f"{door} {operation}"):
+        for message in messages:
+            if failed:
+                intakes.append(Intake(operation, best_key(message), "not_tried", None,
+                                      "not tried: the store failed on an earlier event; send it again"))
+                continue
+            intake = take_in(relay, publish, operation, message)
+            failed = intake.verdict == "store_down"
+            intakes.append(intake)
     return intakes
 
 

@@ -94,6 +94,7 @@ class ProblemSchema(Schema):
     error = fields.String(required=True, metadata={"description": "One word: what went wrong."})
     message = fields.String(required=True)
     operations = fields.List(fields.String())
+    max_events = fields.Integer(metadata={"description": "413 too_many_events: INGEST_MAX_EVENTS."})
 
 
 class HealthSchema(Schema):
@@ -157,10 +158,11 @@ def _post(name: str) -> dict:
             "503": {**batch, "description": f"The store did not answer; Retry-After {RETRY_AFTER_SECONDS}. "
                                             "Send the events marked 503 again.",
                     "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
-            "400": _problem("Not JSON (or a key given twice), not UTF-8, or no event."),
+            "400": _problem("Not JSON (or a key given twice, or nested too deeply), not UTF-8, or no event."),
             "401": _problem("Credentials missing, wrong, stale or replayed."),
             "403": _problem("This client's token does not allow this operation."),
-            "413": _problem("The body is larger than INGEST_MAX_BODY_BYTES."),
+            "413": _problem("The body is larger than INGEST_MAX_BODY_BYTES (`too_large`), or holds more "
+                            "events than INGEST_MAX_EVENTS (`too_many_events`, with `max_events`)."),
             "415": _problem("Not application/json or application/x-ndjson."),
         },
     }}

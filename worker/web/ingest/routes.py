@@ -99,7 +99,11 @@ def post_events(operation: str):
     if not events:
         return problem(400, "no_events", "The body holds no event.")
     ingest = door()
-    intakes = take_in_all(ingest.relay, ingest.publish, operation, events)
+    limit = ingest.settings.ingest_max_events
+    if len(events) > limit:
+        return problem(413, "too_many_events", f"The body holds {len(events)} events; at most {limit} per "
+                       "request (INGEST_MAX_EVENTS): send them in several requests.", max_events=limit)
+    intakes = take_in_all(ingest.relay, ingest.publish, operation, events, door="ingest POST")
     answers = []
     for index, intake in enumerate(intakes):
         entry = {"index": index, "key": intake.key, "state": intake.state, "status": STATUS[intake.verdict],
