@@ -141,8 +141,46 @@ def test_a_token_added_while_the_door_runs_is_accepted_without_a_restart(tokens_
     tokens = TokenFile(tokens_file, clock=lambda: clock[0])
     later = add_token(tokens_file, "second")
     assert tokens.match(later) is None  # not re-read yet
-    clock[0] += 5
+    clock[0] += 1
     assert tokens.match(later).client == "second"
+
+
+def test_the_tokens_file_as_it_is_now_within_a_second_deleted_or_malformed(guarded, tokens_file):
+    """Issue 23.8: a deleted INGEST_TOKENS_FILE kept its loaded tokens working; a malformed one made every
+    bearer request 500 while /healthz said ok.  Within a second of the change: deleted → no tokens (401),
+    malformed → bearer requests 503 and /healthz 503 naming the file and line; fixed → back."""
+    import time
+
+    from worker.web.ingest.tokens import RELOAD_SECONDS
+
+    assert RELOAD_SECONDS <= 1.0
+    door, tokens = guarded
+    token = bearer(tokens["nw-wms"])
+    event = example("stock.adjust")
+    assert door.post("stock.adjust", event, headers=token).status_code == 202
+    good = tokens_file.read_text()
+
+    tokens_file.write_text(good + "nw-wms wmsr_a-token-pasted-by-mistake\n")
+    time.sleep(RELOAD_SECONDS + 0.05)
+    refused = door.post("stock.adjust", event, headers=token)
+    assert (refused.status_code, refused.get_json()["error"]) == (503, "tokens_unreadable")
+    assert refused.headers["Retry-After"]
+    health = door.client.get("/healthz")
+    assert health.status_code == 503 and health.get_json()["status"] == "degraded"
+    [problem] = health.get_json()["problems"]
+    assert f"INGEST_TOKENS_FILE {tokens_file} line 3" in problem and "wmsr_a-token" not in problem
+    assert door.post("stock.adjust", body_of(event), headers=signed(body_of(event))).status_code == 202
+
+    tokens_file.unlink()
+    time.sleep(RELOAD_SECONDS + 0.05)
+    gone = door.post("stock.adjust", event, headers=token)
+    assert (gone.status_code, gone.get_json()["error"]) == (401, "unknown_token")
+    assert door.client.get("/healthz").status_code == 200
+
+    tokens_file.write_text(good)
+    time.sleep(RELOAD_SECONDS + 0.05)
+    assert door.post("stock.adjust", event, headers=token).status_code == 202
+    assert "problems" not in door.client.get("/healthz").get_json()
 
 
 def test_a_malformed_tokens_file_is_named_without_its_content(tmp_path):

@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 from worker.delivery.admission import STORE_UNREACHABLE, Publish
 from worker.settings import Settings
 from worker.web.ingest.auth import Doorkeeper
+from worker.web.ingest.tokens import TokenFileError
 
 log = logging.getLogger("wms_relay.ingest")
 
@@ -95,6 +96,13 @@ def create_app(settings: Settings, *, relay=None, publish: Publish | None = None
 
     for kind in STORE_UNREACHABLE:
         app.register_error_handler(kind, store_unreachable)
+
+    @app.errorhandler(TokenFileError)
+    def tokens_unreadable(exc: TokenFileError):
+        # The door's fault, not the caller's: 503, sent again later; /healthz names the file and line.
+        log.error("ingest: bearer token refused unchecked: %s", exc)
+        return routes.problem(503, "tokens_unreadable", "The door's tokens file cannot be read at the moment "
+                              "(its operator is told by /healthz); try again shortly.")
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

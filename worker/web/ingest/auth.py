@@ -97,6 +97,12 @@ class Doorkeeper:
 
         return cls(tokens, parse_secrets(settings.ingest_hmac_secrets), first_use, clock)
 
+    def problems(self) -> list[str]:
+        """What keeps a configured credential from working now (``/healthz`` fails naming it): a tokens
+        file that cannot be read or parsed any more."""
+        problem = self.tokens.problem if self.tokens is not None else None
+        return [problem] if problem else []
+
     @property
     def has_credentials(self) -> bool:
         return bool(self.secrets) or (self.tokens is not None and bool(self.tokens.entries()))

@@ -101,6 +101,9 @@ class HealthSchema(Schema):
     status = fields.String(required=True)
     store = fields.String(required=True)
     refused_credentials = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    problems = fields.List(fields.String(), metadata={
+        "description": "What keeps the door from checking credentials (a tokens file that cannot be read "
+                       "or parsed); present only then, with status degraded and 503."})
 
 
 class EventViewSchema(Schema):
@@ -204,7 +207,8 @@ def document() -> dict:
     spec.path(path="/healthz", operations={"get": {
         "operationId": "healthz", "summary": "Whether the store answers", "security": [],
         "responses": {"200": {"description": "Ready", "content": _json("Health")},
-                      "503": {"description": "The store does not answer", "content": _json("Health")}}}})
+                      "503": {"description": "The store does not answer, or the tokens file cannot be used "
+                                             "(`problems` says why)", "content": _json("Health")}}}})
     spec.path(path="/openapi.json", operations={"get": {
         "operationId": "openapi", "summary": "This document", "security": [],
         "responses": {"200": {"description": "OpenAPI 3.1"}}}})

@@ -4,7 +4,8 @@
     GET  /v1/events/{operation}/{key}   the event's state and history (``wms-relay event --json``, less
                                         the payload)
     GET  /openapi.json                  the contract, generated from the schemas that validate
-    GET  /healthz                       the store answers; counts of refused credentials
+    GET  /healthz                       the store answers and the credentials can be read; counts of
+                                        refused credentials
 
 Every event goes through ``worker.delivery.admission.take_in_all`` — the code ``wms-relay enqueue`` runs —
 and is answered on its own: ``{"index", "key", "state", "status", "note"}`` plus ``errors`` (field path →
@@ -154,9 +155,14 @@ def healthz():
         store = "ok"
     except STORE_UNREACHABLE:
         store = "unreachable"
-    answer = jsonify({"status": "ok" if store == "ok" else "degraded", "store": store,
-                      "refused_credentials": ingest.refusal_counts()})
-    answer.status_code = 200 if store == "ok" else 503
-    if store != "ok":
+    problems = ingest.keeper.problems()
+    healthy = store == "ok" and not problems
+    body = {"status": "ok" if healthy else "degraded", "store": store,
+            "refused_credentials": ingest.refusal_counts()}
+    if problems:
+        body["problems"] = problems
+    answer = jsonify(body)
+    answer.status_code = 200 if healthy else 503
+    if not healthy:
         answer.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return answer
