@@ -4,18 +4,22 @@ Celery queue; a signed request gets in once; a store that stops answering is 503
 events sent again once it is back are admitted."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 
 import pytest
 import requests
 
 from tests.fixtures.pipeline import ROOT, wait_until
+from worker.store.connection import STORE_SOCKET_TIMEOUT_SECONDS
 from worker.store.embedded import free_port
 from worker.web.ingest.auth import sign
 
@@ -155,3 +159,66 @@ def test_a_body_over_the_cap_is_413_from_the_real_server(ingest):
     far_over = "[" + ",".join([json.dumps(event)] * 2000) + "]"  # ~400 KB: waitress stops it unread
     assert requests.post(url, data=far_over, headers=headers, timeout=30).status_code == 413
     assert ingest["redis"].client().llen("trademax.stock") == 0
+
+
+def signed_post(url: str, path: str, event: dict) -> requests.Response:
+    """One POST signed afresh (a new timestamp and signature, as a WMS signs every attempt)."""
+    body = json.dumps(event).encode()
+    timestamp = str(int(time.time()))
+    headers = {"Content-Type": "application/json", "X-WMS-Timestamp": timestamp,
+               "X-WMS-Signature": sign(SECRET, timestamp, "POST", path, body)}
+    return requests.post(url + path, data=body, headers=headers, timeout=120)
+
+
+def queued_keys(client, queue: str) -> Counter:
+    """How many messages on ``queue`` carry each event_id."""
+    found: Counter = Counter()
+    for raw in client.lrange(queue, 0, -1):
+        args = json.loads(base64.b64decode(json.loads(raw)["body"]))[0]
+        found[args[0]["event"]["event_id"] if "event" in args[0] else args[0]["event_id"]] += 1
+    return found
+
+
+def post_during_a_stall(ingest, events: list[dict], stall_seconds: float) -> dict[str, requests.Response]:
+    """SIGSTOP the store, POST each event signed from its own thread (the door's 8 threads all wait on a
+    store call), SIGCONT after ``stall_seconds``; each event's answer."""
+    path = "/v1/events/stock.adjust"
+    answers: dict[str, requests.Response] = {}
+    assert signed_post(ingest["url"], path, {**events[0], "event_id": "warm-up"}).status_code == 202
+
+    def post(event: dict) -> None:
+        answers[event["event_id"]] = signed_post(ingest["url"], path, event)
+
+    threads = [threading.Thread(target=post, args=(event,)) for event in events]
+    pid = ingest["redis"].process.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(stall_seconds)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    for thread in threads:
+        thread.join(timeout=180)
+    assert len(answers) == len(events), ingest["log"].read_text()[-3000:]
+    return answers
+
+
+def test_signed_posts_during_a_store_stall_are_admitted_once_or_503_never_401(ingest):
+    """Issue 23.1: the replay guard's SET NX, resent by redis-py after the 5 s socket timeout, found its
+    own first write when the store woke and answered `401 replayed` (19 of 24 tries): the event was never
+    admitted, and a WMS that takes 401 as final loses it.  A 7 s stall under 24 signed POSTs: each is
+    admitted exactly once (in the ledger, one message on its queue) or answered 503 — never 401."""
+    event = json.loads((ROOT / "examples" / "stock.adjust.json").read_text())
+    events = [{**event, "event_id": f"stall-{n}"} for n in range(24)]
+    answers = post_during_a_stall(ingest, events, STORE_SOCKET_TIMEOUT_SECONDS + 2)
+    statuses = Counter(answer.status_code for answer in answers.values())
+    assert set(statuses) <= {202, 503}, {key: (a.status_code, a.text[:200]) for key, a in answers.items()}
+    assert statuses[202] >= 8, statuses  # the stall was survived, not just answered 503
+    client = ingest["redis"].client(decode_responses=True)
+    queued = queued_keys(client, "trademax.stock")
+    for key, answer in answers.items():
+        if answer.status_code == 202:
+            assert client.hget(f"wms:event:stock.adjust:{key}", "s") == "accepted", key
+            assert queued[key] == 1, (key, queued[key])
+    assert "Traceback" not in ingest["log"].read_text()

@@ -78,6 +78,36 @@ def test_a_signed_request_gets_in_once(guarded):
     assert len(door.queued) == 1
 
 
+class ResentAfterItRan:
+    """A store client whose SET runs, loses its answer and is resent — what redis-py does after a socket
+    timeout when a stalled store wakes (the resend is the answer the caller sees)."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+
+    def set(self, *args, **kwargs):
+        self.real.set(*args, **kwargs)
+        return self.real.set(*args, **kwargs)
+
+    def get(self, key):
+        return self.real.get(key)
+
+
+def test_the_replay_guard_takes_its_own_resent_write_for_a_first_use():
+    """Issue 23.1: a SET NX resent after it ran was refused as a replay (401, the event never admitted).
+    The guard writes its own owner id: its own write is a first use, another request's is a replay."""
+    import fakeredis
+
+    from worker.web.ingest.auth import replay_guard
+
+    store = fakeredis.FakeRedis(decode_responses=True)
+    first_use = replay_guard(ResentAfterItRan(store))
+    assert first_use("d" * 64) is True
+    assert first_use("d" * 64) is False  # a second request with the same signature: a replay
+    assert 0 < store.ttl("wms:ingest:seen:" + "d" * 64) <= 2 * MAX_AGE_SECONDS
+    assert replay_guard(ResentAfterItRan(fakeredis.FakeRedis()))("e" * 64) is True  # a bytes client too
+
+
 @pytest.mark.parametrize("change, reason", [
     ({"secret": "another-secret-of-enough-length"}, "bad_signature"),
     ({"path": "/v1/events/dispatch.update"}, "bad_signature"),  # signed for another operation

@@ -11,7 +11,12 @@ so a signed event cannot be replayed to another operation.  A timestamp more tha
 :data:`MAX_AGE_SECONDS` away from the door's clock is refused as stale, and a signature already used is
 refused as replayed; the door remembers each signature's hash (never the signature) in the store:
 
-    wms:ingest:seen:{sha256 hex of the signature}    "1", SET NX with EX 2 * MAX_AGE_SECONDS
+    wms:ingest:seen:{sha256 hex of the signature}    the request's owner id, SET NX with EX 2 * MAX_AGE_SECONDS
+
+The SET follows the store-call rule (``worker.store.requests``) as Stock2Shop's login lock does: redis-py
+resends it after a socket timeout, and when a stalled store wakes, the first SET runs and the resend
+finds the key — so each request writes its own owner id (a fresh uuid), and "not set" with its own id in
+the key is its own write, not a replay (:func:`replay_guard`).
 
 So a WMS signs every attempt afresh (a retry carries a new timestamp), as wms-relay itself does with
 Trademax.  Every comparison of a secret is constant-time (``hmac.compare_digest``) and runs over every
@@ -24,9 +29,11 @@ import hashlib
 import hmac
 import re
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
+from worker.encoding import text
 from worker.web.ingest.tokens import TokenFile
 
 MAX_AGE_SECONDS = 300
@@ -77,6 +84,20 @@ def parse_secrets(pairs: str) -> list[tuple[str, bytes]]:
     return found
 
 
+def replay_guard(redis_client, prefix: str = "wms:ingest:seen") -> Callable[[str], bool]:
+    """``first_use(digest)``: True the first time ``digest`` is seen within 2 * MAX_AGE_SECONDS.  One SET
+    NX of a fresh owner id; "not set" is a replay only if the key holds another owner's id — a resend of
+    this call's own SET that ran finds its own id (the store-call rule; module docstring)."""
+
+    def first_use(digest: str) -> bool:
+        key, owner = f"{prefix}:{digest}", uuid.uuid4().hex
+        if redis_client.set(key, owner, nx=True, ex=2 * MAX_AGE_SECONDS):
+            return True
+        return text(redis_client.get(key)) == owner
+
+    return first_use
+
+
 class Doorkeeper:
     """Checks each request's credentials.  ``first_use(digest)`` records a signature's hash and says
     whether it is new (the store's SET NX; its failure propagates: the door answers 503)."""
@@ -91,11 +112,7 @@ class Doorkeeper:
     @classmethod
     def from_settings(cls, settings, redis_client, clock: Callable[[], float] = time.time) -> "Doorkeeper":
         tokens = TokenFile(settings.ingest_tokens_file) if settings.ingest_tokens_file else None
-
-        def first_use(digest: str) -> bool:
-            return bool(redis_client.set(f"wms:ingest:seen:{digest}", "1", nx=True, ex=2 * MAX_AGE_SECONDS))
-
-        return cls(tokens, parse_secrets(settings.ingest_hmac_secrets), first_use, clock)
+        return cls(tokens, parse_secrets(settings.ingest_hmac_secrets), replay_guard(redis_client), clock)
 
     def problems(self) -> list[str]:
         """What keeps a configured credential from working now (``/healthz`` fails naming it): a tokens
