@@ -17,7 +17,8 @@ So the Redis channel (``worker.celery_config``) hands every popped message to :f
 - **Malformed**: anything else — with one sentence saying what is wrong and the evidence (the message,
   size-capped, its base64 body decoded so that secret-looking keys can be blanked).  A task on a queue
   that is not its own is malformed too ("task X on queue Y"): ``kaching.stock.adjust`` pushed onto
-  ``trademax.stock`` would run there, outside the fan-out and the flow control of its destination.  The channel writes it
+  ``trademax.stock`` would run there, outside the fan-out and the flow control of its destination.
+  The channel writes it
   as a dead letter with reason ``malformed_message`` (``tasks.malformed_messages``).
 
 On ``eta``/``countdown`` and ``expires`` (wms-relay never holds a message for later: a held message is
@@ -189,8 +190,9 @@ def _check(envelope: Any, queue: str, now: float) -> tuple[str, list]:
                        "(docs/events.md); the relay's own are <destination>.<operation>")
     operation = TASKS[task].name
     if TASKS[task].queue != queue:
-        raise _Refused(f"task {task} on queue {queue}: it runs on {TASKS[task].queue} only (a task on a queue "
-                       "not its own would bypass its destination's flow control and the fan-out)", operation)
+        raise _Refused(f"task {task} on queue {queue}: it runs on {TASKS[task].queue} only (a task on a "
+                       "queue not its own would bypass its destination's flow control and the fan-out)",
+                       operation)
     for name, wanted in (("content-type", "application/json"), ("content-encoding", "utf-8")):
         if envelope.get(name) != wanted:
             raise _Refused(f"{name} must be {wanted!r}, not {str(envelope.get(name))[:60]!r}", operation)

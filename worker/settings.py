@@ -7,6 +7,7 @@ cannot reach a log line through a settings dump.
 """
 from __future__ import annotations
 
+import base64
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -170,6 +171,31 @@ def _pairs(env: Mapping[str, str], name: str) -> str:
     return raw
 
 
+# Standard Webhooks secrets are 24 to 64 random bytes (the specification's "Signature scheme").
+MIN_WEBHOOK_SECRET_BYTES = 24
+
+
+def _webhook_pairs(env: Mapping[str, str], name: str) -> str:
+    """``client:whsec_BASE64[,...]``: each secret base64 (the ``whsec_`` prefix optional) of at least
+    :data:`MIN_WEBHOOK_SECRET_BYTES` bytes; the message never quotes the value (it is secret)."""
+    raw = (env.get(name) or "").strip()
+    if raw and not valid_basic_auth(raw):
+        raise SettingsError(f"{name} must be client:whsec_BASE64 (comma-separated for several), with neither "
+                            "part empty")
+    for pair in raw.split(",") if raw else ():
+        client, _, secret = pair.partition(":")
+        encoded = secret.strip().removeprefix("whsec_")
+        try:
+            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+        except ValueError:
+            raise SettingsError(f"{name}: the secret of {client.strip()} is not whsec_ + base64") from None
+        if len(key) < MIN_WEBHOOK_SECRET_BYTES:
+            raise SettingsError(f"{name}: the secret of {client.strip()} is {len(key)} bytes; Standard "
+                                f"Webhooks secrets are {MIN_WEBHOOK_SECRET_BYTES}-64 (`python -m "
+                                "worker.web.ingest.standard_webhooks` prints a new one)")
+    return raw
+
+
 def _http_url(env: Mapping[str, str], name: str, default: str) -> str:
     """An http(s) URL ending in ``/``; ``default`` when unset ("" for a destination that is off)."""
     raw = (env.get(name) or default).strip()
@@ -316,6 +342,8 @@ class Settings:
     ingest_hmac_secrets: str = field(default="", repr=False)
     ingest_max_body_bytes: int = 5 * 1024 * 1024
     ingest_max_events: int = 1000
+    # Standard Webhooks signatures (worker.web.ingest.standard_webhooks): ``client:whsec_BASE64`` pairs.
+    ingest_webhook_secrets: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -381,6 +409,7 @@ class Settings:
             ingest_hmac_secrets=_pairs(env, "INGEST_HMAC_SECRETS"),
             ingest_max_body_bytes=_integer(env, "INGEST_MAX_BODY_BYTES", 5 * 1024 * 1024, minimum=1024),
             ingest_max_events=_integer(env, "INGEST_MAX_EVENTS", 1000, minimum=1),
+            ingest_webhook_secrets=_webhook_pairs(env, "INGEST_WEBHOOK_SECRETS"),
         )
 
     def __post_init__(self) -> None:

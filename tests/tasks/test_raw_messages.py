@@ -107,8 +107,10 @@ def test_a_task_on_a_queue_not_its_own_is_malformed_naming_both():
     assert verdict.problem.startswith("task kaching.stock.adjust on queue trademax.stock: it runs on "
                                       "kaching.stock only"), verdict.problem
     assert (verdict.destination, verdict.operation) == ("trademax", "stock.adjust")
-    other = screen(celery_message("trademax.receipt.create", EVENT, "kaching.stock"), "kaching.stock", now=NOW)
-    assert isinstance(other, Malformed) and "task trademax.receipt.create on queue kaching.stock" in other.problem
+    other = screen(celery_message("trademax.receipt.create", EVENT, "kaching.stock"), "kaching.stock",
+                   now=NOW)
+    assert isinstance(other, Malformed)
+    assert "task trademax.receipt.create on queue kaching.stock" in other.problem
     assert other.destination == "kaching"
     from worker.destinations.table import TASKS
 

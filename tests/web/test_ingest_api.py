@@ -152,8 +152,8 @@ def test_json_nested_deeper_than_the_parser_takes_is_400_not_500(door):
             assert f"nested more than {MAX_NESTING} levels deep" in answer.get_json()["message"]
     assert door.queued == [] and door.relay.dead_letters.count() == 0
     # An event nested as deep as allowed is judged by its schema (422 naming the unknown field), not refused.
-    judged = door.post("stock.adjust", {**example("stock.adjust"), "a": json.loads("[" * (MAX_NESTING - 1)
-                                                                                     + "]" * (MAX_NESTING - 1))})
+    deepest = json.loads("[" * (MAX_NESTING - 1) + "]" * (MAX_NESTING - 1))
+    judged = door.post("stock.adjust", {**example("stock.adjust"), "a": deepest})
     assert judged.status_code == 422, judged.get_data()[:200]
 
 

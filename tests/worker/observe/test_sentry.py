@@ -189,7 +189,8 @@ def test_a_door_request_with_many_invalid_events_is_one_report(sentry, relay):
     assert [i.verdict for i in intakes] == ["invalid"] * 300 + ["conflict", "queued_again"]
     assert relay.dead_letters.count() == 301
     [report] = sentry.events()
-    assert report["message"] == "wms-relay ingest POST receipt.create: 301 events parked (invalid 300, conflict 1)"
+    assert report["message"] == ("wms-relay ingest POST receipt.create: 301 events parked "
+                                 "(invalid 300, conflict 1)")
     assert report["tags"]["events"] == "301" and report["tags"]["operation"] == "receipt.create"
     context = report["contexts"]["events"]
     assert context["kinds"] == {"invalid": 300, "conflict": 1} and len(context["first"]) == 20

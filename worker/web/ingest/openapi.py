@@ -186,6 +186,14 @@ def document() -> dict:
         "description": f"`sha256=` + hex HMAC-SHA256(secret, \"{{timestamp}}\\n{{METHOD}}\\n{{path}}\\n\" + "
                        f"body), with the Unix time in {TIMESTAMP_HEADER} (at most {MAX_AGE_SECONDS} s "
                        "old; each signature is accepted once)."})
+    spec.components.security_scheme("standardWebhooks", {
+        "type": "apiKey", "in": "header", "name": "webhook-signature",
+        "description": "Standard Webhooks (https://www.standardwebhooks.com/): `v1,` + base64 "
+                       "HMAC-SHA256(secret, \"{webhook-id}.{webhook-timestamp}.\" + body), with the "
+                       "message's unique id in `webhook-id` and the Unix time in `webhook-timestamp` "
+                       f"(at most {MAX_AGE_SECONDS} s off; a message is accepted once, a resend signed "
+                       "afresh is let in). The secret is a `whsec_` one from INGEST_WEBHOOK_SECRETS; any "
+                       "Standard Webhooks library signs it."})
     for name, op in OPERATIONS.items():
         spec.components.schema(name, {"description": inspect.cleandoc(op.schema.__doc__ or "")},
                                schema=op.schema)
@@ -213,5 +221,5 @@ def document() -> dict:
         "operationId": "openapi", "summary": "This document", "security": [],
         "responses": {"200": {"description": "OpenAPI 3.1"}}}})
     result = spec.to_dict()
-    result["security"] = [{"bearer": []}, {"hmac": []}]
+    result["security"] = [{"bearer": []}, {"hmac": []}, {"standardWebhooks": []}]
     return result
