@@ -345,6 +345,11 @@ class Settings:
     # Standard Webhooks signatures (worker.web.ingest.standard_webhooks): ``client:whsec_BASE64`` pairs.
     ingest_webhook_secrets: str = field(default="", repr=False)
 
+    # Each web door (ingest, desk; worker.web.serving): connections held at once, and how long one may sit
+    # idle (nothing received, no request in progress) before the door closes it.
+    web_connection_limit: int = 1000
+    web_channel_timeout_seconds: int = 15
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         """Read settings from ``env`` (default: the process environment)."""
@@ -410,6 +415,8 @@ class Settings:
             ingest_max_body_bytes=_integer(env, "INGEST_MAX_BODY_BYTES", 5 * 1024 * 1024, minimum=1024),
             ingest_max_events=_integer(env, "INGEST_MAX_EVENTS", 1000, minimum=1),
             ingest_webhook_secrets=_webhook_pairs(env, "INGEST_WEBHOOK_SECRETS"),
+            web_connection_limit=_integer(env, "WEB_CONNECTION_LIMIT", 1000, minimum=10),
+            web_channel_timeout_seconds=_integer(env, "WEB_CHANNEL_TIMEOUT_SECONDS", 15, minimum=1),
         )
 
     def __post_init__(self) -> None:
