@@ -217,18 +217,35 @@ def _check(envelope: Any, queue: str, now: float) -> tuple[str, list]:
 def _rebuilt(envelope: dict, task: str, args_kwargs: list, queue: str) -> dict:
     headers = envelope["headers"]
     task_id = headers["id"]
+    origin = headers.get("origin")
+    return _envelope(task, args_kwargs, queue, task_id=task_id,
+                     root_id=_id(headers.get("root_id")) or task_id,
+                     parent_id=_id(headers.get("parent_id")),
+                     origin=origin[:120] if isinstance(origin, str) and origin.isprintable() else "unknown")
+
+
+def task_envelope(task: str, event: Any, queue: str, *, origin: str = "wms-relay") -> str:
+    """A new message of ``task`` with the one argument ``event``, on ``queue``, as kombu's Redis transport
+    stores it (JSON text: what a WMS pushes by hand, docs/events.md) — in the layout :func:`screen` passes,
+    so the door can put it on the queue's list itself, in the same store call as its ledger record
+    (``worker.delivery.admission``)."""
+    task_id = str(uuid.uuid4())
+    return json.dumps(_envelope(task, [[event], {}], queue, task_id=task_id, root_id=task_id, parent_id=None,
+                                origin=origin))
+
+
+def _envelope(task: str, args_kwargs: list, queue: str, *, task_id: str, root_id: str, parent_id: str | None,
+              origin: str) -> dict:
     args, kwargs = args_kwargs
     body = json.dumps([args, kwargs, NEUTRAL_EMBED])  # ASCII: a lone surrogate stays a JSON escape
-    origin = headers.get("origin")
     return {
         "body": base64.b64encode(body.encode("utf-8")).decode("ascii"),
         "content-encoding": "utf-8",
         "content-type": "application/json",
         "headers": {
-            "lang": "py", "task": task, "id": task_id, "root_id": _id(headers.get("root_id")) or task_id,
-            "parent_id": _id(headers.get("parent_id")), "group": None, "shadow": None, "eta": None,
-            "expires": None, "retries": 0, "timelimit": [None, None], "argsrepr": "", "kwargsrepr": "{}",
-            "origin": origin[:120] if isinstance(origin, str) and origin.isprintable() else "unknown",
+            "lang": "py", "task": task, "id": task_id, "root_id": root_id, "parent_id": parent_id,
+            "group": None, "shadow": None, "eta": None, "expires": None, "retries": 0,
+            "timelimit": [None, None], "argsrepr": "", "kwargsrepr": "{}", "origin": origin,
         },
         "properties": {
             "correlation_id": task_id, "reply_to": "", "delivery_mode": 2, "priority": 0,

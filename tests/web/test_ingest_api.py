@@ -65,22 +65,27 @@ def test_json_lines_are_one_event_per_line(door):
 
 
 def test_a_store_failure_in_the_middle_of_a_batch_is_503_and_says_which_were_admitted(door):
-    door.fail_after = 2  # the store goes away once the second event is queued
-    events = [example("stock.adjust", event_id=f"e{n}") for n in range(4)]
+    from worker.delivery.admission import CHUNK
+
+    door.store.fail_after_pipelines = 1  # the store goes away once the first chunk is admitted
+    events = [example("stock.adjust", event_id=f"e{n}") for n in range(2 * CHUNK + 50)]
     answer = door.post("stock.adjust", events)
-    door.server.connected, door.fail_after = True, None
+    door.server.connected, door.store.fail_after_pipelines = True, None
     assert answer.status_code == 503
     assert answer.headers["Retry-After"] == "5"
     body = answer.get_json()
-    assert [(e["key"], e["status"], e["state"]) for e in body["events"]] == [
-        ("e0", 202, "accepted"), ("e1", 202, "accepted"), ("e2", 503, None), ("e3", 503, None)]
-    assert [door.relay.ledger.get("stock.adjust", f"e{n}") is not None for n in range(4)] == [
-        True, True, False, False]
-    assert [m["event"]["event_id"] for m in door.queued] == ["e0", "e1"]
-    # The whole batch again: the first two are recognised, the rest admitted.
+    assert [(e["status"], e["state"]) for e in body["events"]] == (
+        [(202, "accepted")] * CHUNK + [(503, None)] * (CHUNK + 50))
+    assert {e["note"][:14] for e in body["events"][CHUNK:2 * CHUNK]} == {"not admitted: "}
+    assert {e["note"][:10] for e in body["events"][2 * CHUNK:]} == {"not tried:"}
+    assert [door.relay.ledger.get("stock.adjust", e["event_id"]) is not None for e in events] == (
+        [True] * CHUNK + [False] * (CHUNK + 50))
+    assert [m["event"]["event_id"] for m in door.queued] == [f"e{n}" for n in range(CHUNK)]
+    # The whole batch again: the first chunk is recognised, the rest admitted.
     again = door.post("stock.adjust", events)
     assert again.status_code == 202
-    assert [e["note"] for e in again.get_json()["events"]][2:] == ["queued", "queued"]
+    notes = [e["note"] for e in again.get_json()["events"]]
+    assert notes[CHUNK - 1].startswith("already accepted; queued again") and set(notes[CHUNK:]) == {"queued"}
 
 
 def test_an_unreachable_store_is_503_with_retry_after(door):

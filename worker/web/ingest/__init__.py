@@ -1,7 +1,7 @@
 """The HTTP door for the WMS (``wms-relay ingest``): events in over HTTP, validated and admitted by the
 same code as ``wms-relay enqueue`` (``worker.delivery.admission``), answered per event with its key and state.
 
-:func:`create_app` builds the Flask app from Settings; tests pass their own relay and publisher.  The
+:func:`create_app` builds the Flask app from Settings; tests pass their own relay (a fakeredis store).  The
 routes are in ``routes.py``, credentials in ``auth.py`` and ``tokens.py``, the contract in ``openapi.py``.
 """
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Callable
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
-from worker.delivery.admission import STORE_UNREACHABLE, Publish
+from worker.delivery.admission import STORE_UNREACHABLE
+from worker.delivery.withdrawals import Withdrawals
 from worker.settings import Settings
 from worker.web.ingest.auth import Doorkeeper
 from worker.web.ingest.tokens import TokenFileError
@@ -31,9 +32,9 @@ class Ingest:
 
     settings: Settings
     relay: object  # worker.delivery.relay.Relay (sends=False)
-    publish: Publish
     keeper: Doorkeeper
     openapi: dict
+    withdrawals: Withdrawals  # admissions answered 503 that the store may have run: taken back
     refusals: Counter = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -58,9 +59,9 @@ class Ingest:
             log.log(level, "ingest %s", " ".join(f"{k}={v}" for k, v in fields.items()))
 
 
-def create_app(settings: Settings, *, relay=None, publish: Publish | None = None,
-               clock: Callable[[], float] = time.time) -> Flask:
-    """The ingest app.  Without ``relay``/``publish``: the store and a Celery publisher from ``settings``."""
+def create_app(settings: Settings, *, relay=None, clock: Callable[[], float] = time.time) -> Flask:
+    """The ingest app.  Without ``relay``: the store from ``settings`` (the task messages go onto the
+    queues in the same store calls as the ledger records: ``worker.delivery.admission``)."""
     from worker.web.ingest import routes
     from worker.web.ingest.openapi import document
 
@@ -69,16 +70,12 @@ def create_app(settings: Settings, *, relay=None, publish: Publish | None = None
 
         # A service process, like the worker: with REDIS_URL unset it may start the embedded server.
         relay = build_relay(settings, sends=False, clock=clock, start_store=True)
-    if publish is None:
-        from worker.support.desk import control_app
-        from tasks.publishing import celery_publisher
-
-        publish = celery_publisher(control_app(settings))
     app = Flask("wms_relay.ingest")
     app.config["MAX_CONTENT_LENGTH"] = settings.ingest_max_body_bytes
     app.json.sort_keys = False
     keeper = Doorkeeper.from_settings(settings, relay.redis, clock)
-    app.extensions["wms_relay_ingest"] = Ingest(settings, relay, publish, keeper, document())
+    app.extensions["wms_relay_ingest"] = Ingest(settings, relay, keeper, document(),
+                                                Withdrawals(relay.ledger, STORE_UNREACHABLE))
     app.register_blueprint(routes.blueprint)
 
     @app.errorhandler(HTTPException)

@@ -37,7 +37,7 @@ blueprint = Blueprint("ingest", __name__)
 
 
 def door():
-    """The running app's Ingest (settings, relay, publish, doorkeeper, counters)."""
+    """The running app's Ingest (settings, relay, doorkeeper, counters)."""
     return current_app.extensions["wms_relay_ingest"]
 
 
@@ -104,7 +104,7 @@ def post_events(operation: str):
     if len(events) > limit:
         return problem(413, "too_many_events", f"The body holds {len(events)} events; at most {limit} per "
                        "request (INGEST_MAX_EVENTS): send them in several requests.", max_events=limit)
-    intakes = take_in_all(ingest.relay, ingest.publish, operation, events, door="ingest POST")
+    intakes = take_in_all(ingest.relay, operation, events, door="ingest POST", abandon=ingest.withdrawals.add)
     answers = []
     for index, intake in enumerate(intakes):
         entry = {"index": index, "key": intake.key, "state": intake.state, "status": STATUS[intake.verdict],
