@@ -252,9 +252,9 @@ def test_signed_posts_during_a_store_stall_are_admitted_once_or_503_never_401(in
 def test_events_answered_503_during_a_long_store_freeze_are_not_kept(ingest):
     """Issue 23.8: the door answers 503 "nothing of it was kept" — but a frozen store runs what it was sent
     when it wakes, and an event answered 503 during a 40 s freeze was delivered later anyway.  Four clients
-    POST batches of 150 events while the store is frozen 22 s (longer than the door waits: 503s), then
-    thawed: every event answered 503 left no record and no message; every event answered 202 is in the
-    ledger and on its queue exactly once."""
+    POST batches of 150 events — four from before the freeze, two more from within it — while the store
+    is frozen 22 s (longer than the door waits: 503s), then thawed: every event answered 503 left no record
+    and no message; every event answered 202 is in the ledger and on its queue exactly once."""
     url = f"{ingest['url']}/v1/events/stock.adjust"
     auth = {"Authorization": f"Bearer {ingest['token']}"}
     event = json.loads((ROOT / "examples" / "stock.adjust.json").read_text())
@@ -270,14 +270,17 @@ def test_events_answered_503_during_a_long_store_freeze_are_not_kept(ingest):
             if thawed.is_set():
                 return
 
-    threads = [threading.Thread(target=client, args=(str(n),)) for n in range(4)]
-    for thread in threads:
+    threads = [threading.Thread(target=client, args=(str(n),)) for n in range(6)]
+    for thread in threads[:4]:
         thread.start()
     time.sleep(1.0)
     pid = ingest["redis"].process.pid
     os.kill(pid, signal.SIGSTOP)
     try:
-        time.sleep(22)
+        time.sleep(1.0)
+        for thread in threads[4:]:
+            thread.start()
+        time.sleep(21)
     finally:
         os.kill(pid, signal.SIGCONT)
         thawed.set()
