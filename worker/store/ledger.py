@@ -275,19 +275,19 @@ class Ledger:
         :meth:`server_time`), a :class:`LateAdmission`: it did nothing.  The request ids (one per event,
         ``worker.store.requests.request_id``) make redis-py's resend of the pipeline after a timeout replay
         the scripts that ran; :meth:`withdraw_admissions` takes back what they did."""
-        pipe = self._redis.pipeline(transaction=False)
-        prints = []
+        calls, prints = [], []
         for event, queue, message, rid in admissions:
             event = LedgerEvent.coerce(event)
             print_ = fingerprint(event.fields)
             prints.append(print_)
             body = event_json(print_, event.key, event.fields, event.occurred_at, event.event_id)
-            keys = self._keys(event.operation, event.key)
-            self._admit(keys=[*keys, queue, reply_key(self._ns, rid)], client=pipe, args=[
-                print_, body, _stamp(self._clock()), event_ref(event.operation, event.key),
-                "" if not_after is None else f"{not_after:.6f}", message])
+            keys = [*self._keys(event.operation, event.key), queue, reply_key(self._ns, rid)]
+            calls.append((len(keys), *keys, print_, body, _stamp(self._clock()),
+                          event_ref(event.operation, event.key),
+                          "" if not_after is None else f"{not_after:.6f}", message))
+        replies = self._evalsha_all(self._admit, calls)
         answers: list[tuple[AcceptResult, bool] | Exception] = []
-        for print_, reply in zip(prints, pipe.execute(raise_on_error=False)):
+        for print_, reply in zip(prints, replies):
             if isinstance(reply, Exception):
                 answers.append(reply)
             elif text(reply[0]) == "late":
@@ -296,6 +296,21 @@ class Ledger:
             else:
                 answers.append((_accepted(reply[:4], print_), len(reply) > 4 and int(reply[4]) == 1))
         return answers
+
+    def _evalsha_all(self, script, calls: list[tuple]) -> list:
+        """EVALSHA ``script`` once per call in one pipeline, its replies (an error as an exception).  If the
+        store does not know the script (a restarted server), load it and send the pipeline again: the
+        calls that ran replay by their request ids, the others run now.  (redis-py's own pipeline scripts
+        would ask SCRIPT EXISTS first: one more round trip for every request.)"""
+        for _ in range(2):
+            pipe = self._redis.pipeline(transaction=False)
+            for call in calls:
+                pipe.evalsha(script.sha, *call)
+            replies = pipe.execute(raise_on_error=False)
+            if not any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
+                return replies
+            script.sha = self._redis.script_load(script.script)
+        return replies
 
     def withdraw_admissions(self, admissions: list[tuple[Any, str, str, str]]) -> list[str]:
         """Take back what each ``(event, queue, task message, request id)`` of :meth:`admit_all` did, for

@@ -64,3 +64,15 @@ def test_an_admission_resent_replays_its_answer_and_pushes_once(store_client):
     [late] = ledger.admit_all([(event("S-5"), "q:test", "m", "r-s5")], not_after=ledger.server_time() - 0.5)
     assert type(late).__name__ == "LateAdmission"
     assert ledger.get("stock.adjust", "S-5") is None and store_client.llen("q:test") == 1
+
+
+def test_an_admission_to_a_store_that_forgot_the_script_loads_it_and_runs_once(store_client):
+    """A restarted store has no scripts: the pipeline of EVALSHAs is answered NOSCRIPT, the script is
+    loaded and the pipeline sent again — each admission runs once."""
+    store_client.delete("q:flush")
+    ledger = Ledger(store_client, lease_seconds=30, delivered_retention_seconds=60)
+    store_client.script_flush()
+    answers = ledger.admit_all([(event("S-6"), "q:flush", "m6", "r-s6"),
+                                (event("S-7"), "q:flush", "m7", "r-s7")])
+    assert [(accepted.status, queued) for accepted, queued in answers] == [("accepted", True)] * 2
+    assert store_client.lrange("q:flush", 0, -1) in (["m7", "m6"], [b"m7", b"m6"])
