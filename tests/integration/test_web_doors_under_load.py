@@ -9,8 +9,6 @@ import json
 import os
 import re
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
@@ -18,7 +16,7 @@ import requests
 
 from benchmarks._harness import Desk
 from tests.fixtures.pipeline import ROOT, wait_until
-from worker.store.embedded import free_port
+from tests.integration.test_ingest_http import ingest  # noqa: F401  (the real ingest process, a fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -57,38 +55,8 @@ def close_all(held: list[socket.socket]) -> None:
         sock.close()
 
 
-@pytest.fixture
-def ingest_door(redis_server, tmp_path):
-    """``wms-relay ingest`` on a free port with one bearer token; yields (url, token, env)."""
-    env = {**os.environ, "REDIS_URL": redis_server.url, "WMS_RELAY_VAR_DIR": str(tmp_path / "var"),
-           "INGEST_TOKENS_FILE": str(tmp_path / "tokens")}
-    env.pop("SENTRY_DSN", None)
-    made = subprocess.run([sys.executable, "-m", "worker.cli", "ingest", "add-token", "nw-wms"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=60, check=True)
-    port = free_port()
-    log = open(tmp_path / "ingest.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "worker.cli", "ingest", "--port", str(port)], cwd=ROOT,
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        assert proc.poll() is None, (tmp_path / "ingest.log").read_text()
-        try:
-            return requests.get(f"{url}/healthz", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    try:
-        wait_until(ready, 60, "the ingest door to answer")
-        yield url, made.stdout.strip(), env
-    finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
-        log.close()
-
-
-def test_500_idle_sockets_leave_the_ingest_door_answering(ingest_door):
-    url, token, _ = ingest_door
+def test_500_idle_sockets_leave_the_ingest_door_answering(ingest):  # noqa: F811  (the fixture above)
+    url, token = ingest["url"], ingest["token"]
     event = json.loads((ROOT / "examples" / "stock.adjust.json").read_text())
     held = hold_idle(url, IDLE, "/v1/events/stock.adjust")
     try:
