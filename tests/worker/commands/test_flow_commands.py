@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.worker.commands.test_support import cli, cli_json, env, relay  # noqa: F401 — fixtures
 from tests.worker.support.test_actions import ScriptedTrademax, example
 from worker.delivery.flow_keeper import DestinationKeeper
 from worker.delivery.pipeline import deliver
 
 
-def test_pause_status_resume_with_audit(cli, relay):  # noqa: F811
+def test_pause_status_resume_with_audit(cli, relay):
     code, out, err = cli("pause", "trademax", "--reason", "Trademax maintenance window", "--until", "2h",
                          "--actor", "alice")
     assert code == 0, err
@@ -27,7 +26,7 @@ def test_pause_status_resume_with_audit(cli, relay):  # noqa: F811
     assert "Trademax is paused until" in record.history[-1]["reason"]
     assert relay.flow.parking("trademax").count() == 1
 
-    status = cli_json(cli, "status")
+    status = cli.json("status")
     flow = status["destinations"]["trademax"]["flow"]
     assert flow["paused"]["by"] == "alice" and flow["paused"]["reason"] == "Trademax maintenance window"
     assert flow["paused"]["until"] > relay.clock() + 7000 and flow["parked"] == 1
@@ -42,10 +41,10 @@ def test_pause_status_resume_with_audit(cli, relay):  # noqa: F811
     code, out, err = cli("resume", "trademax", "--reason", "done early", "--actor", "bob")
     assert code == 0 and "Trademax resumed" in out and "1 waiting deliveries" in out
     assert cli("resume", "trademax", "--actor", "bob")[1].startswith("Trademax was not paused")
-    history = cli_json(cli, "pauses")
+    history = cli.json("pauses")
     assert [(e["action"], e["actor"], e["reason"]) for e in history] == [
         ("resume", "bob", "done early"), ("pause", "alice", "Trademax maintenance window")]
-    audit = cli_json(cli, "audit")  # with every other person's action
+    audit = cli.json("audit")  # with every other person's action
     assert [(e["action"], e["actor"], e["target"], e["status"]) for e in audit] == [
         ("resume", "bob", "trademax", "skipped"), ("resume", "bob", "trademax", "done"),
         ("pause", "alice", "trademax", "done")]
@@ -63,10 +62,10 @@ def test_pause_status_resume_with_audit(cli, relay):  # noqa: F811
     (["pause", "kaching", "--reason", "x", "--until", "2001-01-01T00:00"], "has passed already"),
     (["pause", "kaching", "--reason", "x", "--until", "soon"], "--until 'soon'"),
 ])
-def test_a_pause_without_a_reason_or_with_a_past_end_is_refused(cli, capsys, argv, problem):  # noqa: F811
+def test_a_pause_without_a_reason_or_with_a_past_end_is_refused(cli, env, capsys, argv, problem):
     try:
         code, _, err = cli(*argv)
     except SystemExit as exc:  # argparse: a required option missing
         code, err = exc.code, capsys.readouterr().err
     assert code == 2 and problem in err
-    assert cli_json(cli, "pauses") == []
+    assert cli.json("pauses") == []

@@ -7,17 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.worker.flow.clock import HandClock
 from worker.flow.circuit import Circuit
 from worker.flow.gate import LATER, PARK, SEND, Gate
 from worker.settings import FlowLimits
 
 LIMITS = FlowLimits(circuit_failures=3, circuit_window_seconds=60, probe_seconds=30)
-
-
-@pytest.fixture
-def clock():
-    return HandClock()
 
 
 @pytest.fixture

@@ -6,17 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.worker.flow.clock import HandClock
 from worker.flow.gate import PARK, SEND, Gate
 from worker.flow.pause import Pauses
 from worker.settings import FlowLimits
 
 NAMESPACES = {"trademax": "wms", "kaching": "wms:kaching"}
-
-
-@pytest.fixture
-def clock():
-    return HandClock()
 
 
 @pytest.fixture

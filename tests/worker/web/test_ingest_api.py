@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from tests.web.conftest import EXAMPLES, example
+from tests.worker.web.conftest import EXAMPLES, example
 
 
 def test_one_valid_event_is_admitted_and_queued(door):
@@ -99,7 +99,7 @@ def test_an_unreachable_store_is_503_with_retry_after(door):
 
 
 def test_a_body_over_the_cap_is_413(tmp_path):
-    from tests.web.conftest import Door
+    from tests.worker.web.conftest import Door
 
     small = Door(tmp_path, ingest_max_body_bytes=2048)
     events = [example("stock.adjust", event_id=f"big-{n}") for n in range(20)]
@@ -113,7 +113,7 @@ def test_a_body_over_the_cap_is_413(tmp_path):
 def test_more_events_than_ingest_max_events_is_413_naming_the_limit(tmp_path, door):
     """A 20 kB body of 10,000 `[0,0,...]` items made 10,000 dead letters (issue 23.7): a request holds at
     most INGEST_MAX_EVENTS events (default 1,000); beyond, 413 says the limit and nothing is kept."""
-    from tests.web.conftest import Door
+    from tests.worker.web.conftest import Door
 
     assert door.settings.ingest_max_events == 1000
     answer = door.post("stock.adjust", "[" + ",".join(["0"] * 10_000) + "]")

@@ -11,7 +11,7 @@ import pytest
 from worker.settings import Settings, SettingsError
 from worker.web.serving import DoorLimits, waitress_options
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_settings_reach_waitress():

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import pytest
 from standardwebhooks import Webhook
 
-from tests.web.conftest import NOW, Door, example
+from tests.worker.web.conftest import NOW, Door, example
 from worker.settings import Settings, SettingsError
 from worker.web.ingest.auth import MAX_AGE_SECONDS
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.web.desk.conftest import csrf_of, sign_in
+from tests.worker.web.desk.conftest import csrf_of, sign_in
 from tests.worker.support.test_actions import ScriptedTrademax, example, refused
 from worker.delivery.pipeline import deliver
 from worker.errors import OutcomeUnknownError, TransientError
