@@ -42,6 +42,7 @@ from typing import Any
 
 from kombu.utils.json import loads as kombu_loads
 
+from tasks.summary import task_argument_summary
 from worker.destinations.table import INTAKE, ROWS, TASKS
 
 REASON = "malformed_message"
@@ -228,10 +229,12 @@ def task_envelope(task: str, event: Any, queue: str, *, origin: str = "wms-relay
     """A new message of ``task`` with the one argument ``event``, on ``queue``, as kombu's Redis transport
     stores it (JSON text: what a WMS pushes by hand, docs/events.md) — in the layout :func:`screen` passes,
     so the door can put it on the queue's list itself, in the same store call as its ledger record
-    (``worker.delivery.admission``)."""
+    (``worker.delivery.admission``) — with the secret-free argument summary our publishers give Flower."""
     task_id = str(uuid.uuid4())
-    return json.dumps(_envelope(task, [[event], {}], queue, task_id=task_id, root_id=task_id, parent_id=None,
-                                origin=origin))
+    envelope = _envelope(task, [[event], {}], queue, task_id=task_id, root_id=task_id, parent_id=None,
+                         origin=origin)
+    envelope["headers"]["argsrepr"] = task_argument_summary(task, [event], {})
+    return json.dumps(envelope)
 
 
 def _envelope(task: str, args_kwargs: list, queue: str, *, task_id: str, root_id: str, parent_id: str | None,

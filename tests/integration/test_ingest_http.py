@@ -302,3 +302,20 @@ def test_events_answered_503_during_a_long_store_freeze_are_not_kept(ingest):
         wait_until(lambda: not wrong(), 30, "the admissions answered 503 to be taken back")
     except AssertionError:
         assert wrong() == {}, (statuses, dict(list(wrong().items())[:10]))
+
+
+def test_json_nested_past_what_the_parser_reads_is_400_from_the_real_server(ingest):
+    """Issue 23.8: JSON nested >= 5,000 deep was a RecursionError in a waitress thread, answered 500 "send
+    again"; now 400 saying so, and an event nested 400 deep is still judged by its schema (422)."""
+    url = f"{ingest['url']}/v1/events/stock.adjust"
+    auth = {"Authorization": f"Bearer {ingest['token']}", "Content-Type": "application/json"}
+    for depth in (5_000, 30_000):
+        answer = requests.post(url, data="[" * depth + "]" * depth, headers=auth, timeout=30)
+        assert answer.status_code == 400, answer.text[:300]
+        assert "nested more deeply than the JSON parser reads" in answer.json()["message"]
+    event = json.loads((ROOT / "examples" / "stock.adjust.json").read_text())
+    deep = json.dumps({**event, "event_id": "deep-400", "a": json.loads("[" * 400 + "]" * 400)})
+    judged = requests.post(url, data=deep, headers=auth, timeout=30)
+    assert judged.status_code == 422
+    assert "Nested too deeply" in json.dumps(judged.json()["events"][0]["errors"])
+    assert "Traceback" not in ingest["log"].read_text()

@@ -161,7 +161,8 @@ def _post(name: str) -> dict:
             "503": {**batch, "description": f"The store did not answer; Retry-After {RETRY_AFTER_SECONDS}. "
                                             "Send the events marked 503 again.",
                     "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
-            "400": _problem("Not JSON (or a key given twice, or nested too deeply), not UTF-8, or no event."),
+            "400": _problem("Not JSON (a key given twice, or nested past the parser's ~1,000 levels), not "
+                            "UTF-8, or no event."),
             "401": _problem("Credentials missing, wrong, stale or replayed."),
             "403": _problem("This client's token does not allow this operation."),
             "413": _problem("The body is larger than INGEST_MAX_BODY_BYTES (`too_large`), or holds more "
