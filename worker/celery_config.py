@@ -120,6 +120,22 @@ class RedisTransport(kombu_redis.Transport):
     Channel = _RedisChannel
 
 
+class SocketTransport(RedisTransport):
+    """Our transport (the screen, the fixes above) over a unix socket: the embedded store's (it listens on no
+    TCP port: worker.store.embedded) or a ``unix://`` REDIS_URL.  kombu's own ``redis+socket://`` URL
+    would pick kombu's plain transport by its prefix, and nothing would screen the messages; so the URL is
+    ``socket://:PASSWORD@/path?virtual_host=N`` — which kombu's channel turns into a socket connection
+    when the transport takes the URL as it is (``can_parse_url``) — and it is shown, to people and to
+    Flower's broker view, in kombu's spelling ``redis+socket://``."""
+
+    can_parse_url = True
+
+    def as_uri(self, uri: str, include_password: bool = False, mask: str = "**") -> str:
+        from kombu.utils.url import maybe_sanitize_url
+
+        return "redis+" + (uri if include_password else maybe_sanitize_url(uri, mask))
+
+
 class SentinelTransport(kombu_redis.SentinelTransport):
     """kombu's Sentinel transport with the same two changes: a failover drops the broker connection the
     way a Redis restart does, and must not stop the worker either."""
@@ -130,8 +146,8 @@ class SentinelTransport(kombu_redis.SentinelTransport):
 def _broker(broker_url: str) -> tuple[str, str | None, dict, dict | None]:
     """(kombu URL, transport, extra transport options, broker_use_ssl) for REDIS_URL's scheme.
 
-    redis:// and sentinel:// go through our transports (above); rediss:// and unix:// keep kombu's own,
-    whose URL handling (TLS, sockets) depends on the scheme.  rediss:// verifies the server's certificate
+    redis://, unix:// and sentinel:// go through our transports (above); rediss:// keeps kombu's own,
+    whose URL handling (TLS) depends on the scheme.  rediss:// verifies the server's certificate
     unless the URL says otherwise (``?ssl_cert_reqs=...``: kombu refuses a rediss:// URL that says
     nothing)."""
     scheme = urlsplit(broker_url).scheme
@@ -144,11 +160,11 @@ def _broker(broker_url: str) -> tuple[str, str | None, dict, dict | None]:
             options["sentinel_kwargs"] = {"password": address.sentinel_password}
         return address.broker_url(), f"{__name__}:SentinelTransport", options, None
     if scheme == "unix":
-        # kombu names a socket redis+socket:///path, its database ?virtual_host=N (redis-py: unix://...?db=N).
+        # kombu names a socket's database ?virtual_host=N (redis-py: unix://...?db=N); see SocketTransport.
         parts = urlsplit(broker_url)
         db = (parse_qs(parts.query).get("db") or ["0"])[0]
         auth = f"{parts.netloc.rpartition('@')[0]}@" if "@" in parts.netloc else ""
-        return f"redis+socket://{auth}{parts.path}?virtual_host={db}", None, {}, None
+        return f"socket://{auth}{parts.path}?virtual_host={db}", f"{__name__}:SocketTransport", {}, None
     if scheme == "rediss" and "ssl_cert_reqs" not in urlsplit(broker_url).query:
         import ssl
 

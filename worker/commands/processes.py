@@ -58,6 +58,7 @@ def run_scheduler(args: argparse.Namespace) -> int:
     from worker.observe.logs import configure
     from worker.delivery.relay import build_relay
     from tasks.publishing import celery_publisher
+    from worker.scheduling.fault_probes import fault_probe_grants
     from worker.scheduling.scheduler import Scheduler
     from worker.scheduling.stranded import StrandedSweep
     from worker.store.heartbeats import Heartbeats, node_name
@@ -81,6 +82,7 @@ def run_scheduler(args: argparse.Namespace) -> int:
     jobs = [job for d in configured(settings)
             if (job := d.housekeeping(settings, redis=relay.redis, clock=relay.clock)) is not None]
     beats, name = Heartbeats(relay.redis, relay.clock), node_name("scheduler")
+    jobs.append(fault_probe_grants(relay, name))  # a clock skew's probe: once a minute by this clock
     Scheduler(relay.schedule, celery_publisher(app), clock=relay.clock, sweep=sweep.sweep,
               sweep_interval=args.sweep_interval, housekeeping=jobs,
               heartbeat=lambda: beats.beat("scheduler", name),

@@ -1,8 +1,9 @@
 """``wms-relay pause`` / ``resume`` / ``pauses`` and what ``status`` shows of the flow, against a real
 valkey-server: a pause names who, why and until when, is audited, shows in ``status`` (text and JSON);
 while it lasts an event is still accepted but not sent — parked ``retrying`` with no attempt counted —
-and on resume it is released and delivered with one attempt.  A pause without a reason, or ending in the
-past, is refused."""
+and on resume it is released and delivered with one attempt.  A pause without a reason, ending in the
+past or beyond a year (a typo like 99999999999999999999d: issue 23.6), is refused with a sentence and
+nothing applied; a far-future pause an earlier version stored does not stop ``status`` or ``pauses``."""
 from __future__ import annotations
 
 import pytest
@@ -61,6 +62,10 @@ def test_pause_status_resume_with_audit(cli, relay):
     (["pause", "kaching", "--reason", " "], "--reason must say why"),
     (["pause", "kaching", "--reason", "x", "--until", "2001-01-01T00:00"], "has passed already"),
     (["pause", "kaching", "--reason", "x", "--until", "soon"], "--until 'soon'"),
+    (["pause", "kaching", "--reason", "x", "--until", "99999999999999999999d"], "is longer than 100 years"),
+    (["pause", "kaching", "--reason", "x", "--until", "1e400d"], "--until '1e400d'"),
+    (["pause", "kaching", "--reason", "x", "--until", "400d"], "is more than 366 d ahead"),
+    (["pause", "kaching", "--reason", "x", "--until", "2999-01-01"], "outside 1970-2099"),
 ])
 def test_a_pause_without_a_reason_or_with_a_past_end_is_refused(cli, env, capsys, argv, problem):
     try:
@@ -69,3 +74,20 @@ def test_a_pause_without_a_reason_or_with_a_past_end_is_refused(cli, env, capsys
         code, err = exc.code, capsys.readouterr().err
     assert code == 2 and problem in err
     assert cli.json("pauses") == []
+
+
+def test_a_far_future_pause_stored_earlier_does_not_stop_status_or_pauses(cli, relay):  # noqa: F811
+    """What main's ``pause --until 99999999999999999999d`` left behind: the pause written, its audit entry
+    (a pause until year 10^17), before the script failed."""
+    far = f"{1e20 * 86400:.3f}"
+    relay.redis.hset("wms:flow:pause", mapping={"by": "alice", "at": "1714550000.000", "reason": "x",
+                                                "until": far})
+    relay.redis.xadd("wms:flow:pauses", {"at": "1714550000.000", "actor": "alice", "action": "pause",
+                                         "destination": "trademax", "reason": "x", "until": far})
+    code, out, err = cli("status")
+    assert code == 0 and "Traceback" not in err and "PAUSED until 9999-12-31" in out
+    code, out, err = cli("pauses")
+    assert code == 0 and "9999-12-31" in out
+    assert cli.json("pauses")[0]["until"] == float(far)
+    verdict = relay.flow.gate("trademax").ask()  # a worker's gate reads it without failing the task
+    assert verdict.action == "park" and "paused until a time beyond the calendar" in verdict.reason
