@@ -35,10 +35,19 @@ COMMAND_MODULES = [
 ]
 
 
+def _destinations_in_words() -> str:
+    """``Trademax, ka-ching, StockTrim and Stock2Shop``: every destination in the table, in its order."""
+    from worker.destinations.table import DESTINATIONS
+
+    titles = [target.title for target in DESTINATIONS.values()]
+    return titles[0] if len(titles) == 1 else f"{', '.join(titles[:-1])} and {titles[-1]}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wms-relay",
-        description="Delivers warehouse events to Trademax: validated, signed, exactly once.",
+        description=f"Delivers warehouse events to {_destinations_in_words()}: validated, signed where the "
+                    "API signs, exactly once per destination.",
     )
     parser.add_argument("--version", action="version", version=f"wms-relay {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

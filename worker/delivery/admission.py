@@ -48,7 +48,7 @@ from tasks.events import Delivery, InvalidEvent, validate_event
 from tasks.raw_messages import strict_json, task_envelope
 from worker.delivery.rejections import best_key, reject_conflict, reject_invalid
 from worker.delivery.relay import Relay
-from worker.destinations.table import INTAKE, ROWS, queue_for
+from worker.destinations.table import ROWS, WMS_DESTINATION, queue_for
 from worker.encoding import utf8_safe
 from worker.store.connection import STORE_SOCKET_TIMEOUT_SECONDS
 from worker.store.requests import request_id
@@ -161,7 +161,7 @@ def _take_in_chunk(relay: Relay, operation: str, messages: list, indexes: range,
             valid.append((index, validate_event(operation, messages[index])))
         except InvalidEvent as exc:
             try:
-                reject_invalid(relay, operation, messages[index], exc, destination=INTAKE.name)
+                reject_invalid(relay, operation, messages[index], exc, destination=WMS_DESTINATION.name)
             except STORE_UNREACHABLE as failure:
                 intakes[index] = _store_down(operation, best_key(messages[index]), failure)
                 return False
@@ -169,7 +169,7 @@ def _take_in_chunk(relay: Relay, operation: str, messages: list, indexes: range,
                                     f"invalid: {exc}", utf8_safe(exc.messages))
     if not valid:
         return True
-    ledger = relay.ledger_of(INTAKE.name)
+    ledger = relay.ledger_of(WMS_DESTINATION.name)
     admissions = []
     for _, event in valid:
         task = event.task_message()["task"]
@@ -201,7 +201,7 @@ def _take_in_chunk(relay: Relay, operation: str, messages: list, indexes: range,
 def _verdict(relay: Relay, operation: str, event, accepted, queued: bool) -> Intake:
     if accepted.conflict:
         try:
-            reject_conflict(relay, Delivery(ROWS[INTAKE.name, operation], event), accepted)
+            reject_conflict(relay, Delivery(ROWS[WMS_DESTINATION.name, operation], event), accepted)
         except STORE_UNREACHABLE as failure:
             return _store_down(operation, event.key, failure)
         return Intake(operation, event.key, "conflict", "dead",

@@ -32,9 +32,9 @@ _held: ContextVar[list | None] = ContextVar("wms_observer_held_reports", default
 
 def _destination(delivery: Any) -> str:
     """The destination a delivery (``tasks.events.Delivery``) goes to; a bare event is the first's."""
-    from worker.destinations.table import INTAKE
+    from worker.destinations.table import WMS_DESTINATION
 
-    return getattr(delivery, "destination", None) or INTAKE.name
+    return getattr(delivery, "destination", None) or WMS_DESTINATION.name
 
 
 @dataclass

@@ -12,7 +12,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from flask import Flask
 from werkzeug.exceptions import HTTPException
@@ -23,6 +23,9 @@ from worker.settings import Settings
 from worker.web.ingest.auth import Doorkeeper
 from worker.web.ingest.tokens import TokenFileError
 
+if TYPE_CHECKING:  # a type only: create_app builds the relay (or is handed one)
+    from worker.delivery.relay import Relay
+
 log = logging.getLogger("wms_relay.ingest")
 
 
@@ -31,7 +34,7 @@ class Ingest:
     """What the routes work with: one per app, shared by the server's threads."""
 
     settings: Settings
-    relay: object  # worker.delivery.relay.Relay (sends=False)
+    relay: Relay  # built with sends=False: the door admits and queues, it never sends
     keeper: Doorkeeper
     openapi: dict
     withdrawals: Withdrawals  # admissions answered 503 that the store may have run: taken back
