@@ -11,6 +11,7 @@ and keeps only its hash in INGEST_TOKENS_FILE (a running door notices within sec
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from worker.settings import Settings, SettingsError
@@ -50,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
                     credentials="INGEST_TOKENS_FILE (with at least one token), INGEST_HMAC_SECRETS or "
                                 "INGEST_WEBHOOK_SECRETS")
     if keeper.is_open:
-        print("wms-relay ingest: no INGEST_TOKENS_FILE, INGEST_HMAC_SECRETS or INGEST_WEBHOOK_SECRETS: open "
-              "to any caller on loopback only.", file=sys.stderr)
+        logging.getLogger("wms_relay.ingest").warning(
+            "no INGEST_TOKENS_FILE, INGEST_HMAC_SECRETS or INGEST_WEBHOOK_SECRETS: open to any caller on "
+            "loopback only.")
     try:
         # waitress refuses (413, plain text) a body of twice the cap before reading it; between the two,
         # the app answers its own JSON 413.

@@ -97,11 +97,14 @@ def build_api(api: str, settings: Settings, args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so that building the CLI's parser stays cheap.
+    from worker.observe.logs import announce, configure
     from worker.sandbox.control import ready_line
     from worker.sandbox.faults import FaultPlan
     from worker.sandbox.server import SandboxServer
 
-    api = build_api(args.api, Settings.from_env(), args)
+    settings = Settings.from_env()
+    api = build_api(args.api, settings, args)
+    configure(settings)
     try:
         plan = FaultPlan(
             latency_ms=args.latency_ms, fail_rate=args.fail_rate, throttle_rate=args.throttle_rate,
@@ -112,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     server = SandboxServer((args.host, args.port), api, plan=plan, seed=args.seed)
     try:
-        print(ready_line(server.base_url), flush=True)
+        announce(ready_line(server.base_url), logger="wms_relay.sandbox")
         server.serve_forever()
     finally:
         server.server_close()

@@ -190,6 +190,8 @@ def _take_in_chunk(relay: Relay, operation: str, messages: list, indexes: range,
         return False
     failed = False
     for (index, event), answer in zip(valid, answers):
+        if isinstance(answer, Exception) and not _store_could_not(answer):
+            raise answer  # a fault in the relay (a key of the wrong type...): the door's 500, "send it again"
         if isinstance(answer, Exception):  # the store answered that it did nothing: LateAdmission, OOM...
             failed, intakes[index] = True, _store_down(operation, event.key, answer)
         else:
@@ -213,6 +215,33 @@ def _verdict(relay: Relay, operation: str, event, accepted, queued: bool) -> Int
         return Intake(operation, event.key, "queued", "accepted", "queued")
     return Intake(operation, event.key, "queued_again", accepted.state,
                   f"already {accepted.state}; queued again (it is sent once)")
+
+
+def one_by_one(operation: str, messages: Iterable[Any], take: Callable[[Any], Intake]) -> list[Intake]:
+    """``take`` for each event in order, until one comes back ``store_down``: the rest are ``not_tried``."""
+    intakes: list[Intake] = []
+    failed = False
+    for message in messages:
+        if failed:
+            intakes.append(Intake(operation, best_key(message), "not_tried", None, _NOT_TRIED))
+            continue
+        intake = take(message)
+        failed = intake.verdict == "store_down"
+        intakes.append(intake)
+    return intakes
+
+
+# The store's own "not now" answers (an error reply's first word): full, busy with a script, loading its
+# data, a replica, a primary gone.  Any other error reply is a fault of ours, not the store's.
+_NOT_NOW = ("OOM", "BUSY", "LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS")
+
+
+def _store_could_not(error: Exception) -> bool:
+    """Whether an admission's error reply means the store could not run it now (503, send it again) rather
+    than a fault in the relay (500)."""
+    if isinstance(error, STORE_UNREACHABLE):  # LateAdmission included
+        return True
+    return str(error).split(" ", 1)[0] in _NOT_NOW
 
 
 def _store_down(operation: str, key: str, exc: BaseException) -> Intake:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import fakeredis
 import pytest
+import redis
 
 from tests.fixtures.queues import queued_messages
 from worker.delivery.admission import read_events, take_in, take_in_all
@@ -200,3 +201,20 @@ def test_read_events_takes_an_object_an_array_or_json_lines(text, count):
 def test_read_events_names_the_line_that_is_not_json():
     with pytest.raises(ValueError, match="line 2 is not JSON"):
         read_events('{"a": 1}\n{"a": \n')
+
+
+@pytest.mark.parametrize("reply, not_now", [
+    ("OOM command not allowed when used memory > 'maxmemory'.", True),
+    ("BUSY Redis is busy running a script.", True),
+    ("LOADING Redis is loading the dataset in memory", True),
+    ("READONLY You can't write against a read only replica.", True),
+    ("WRONGTYPE Operation against a key holding the wrong kind of value", False),
+    ("ERR Error running script (call to f_0123): @user_script:1: bad argument", False),
+])
+def test_an_admissions_error_reply_is_503_only_when_the_store_could_not_run_it_now(reply, not_now):
+    """The store's "not now" (full, busy, loading, a replica) is the door's 503, send it again; any other
+    error reply is a fault of the relay's (500), never "the store did not answer"."""
+    from worker.delivery.admission import _store_could_not
+
+    assert _store_could_not(redis.ResponseError(reply)) is not_now
+    assert _store_could_not(LateAdmission("ran after its not-after")) is True
