@@ -59,9 +59,10 @@ def create_app(services: DeskServices) -> Flask:
     CSRFProtect(app)
     presenting.install(app)
 
-    from worker.web.desk.pages import audit, dead_letters, events, overview, retries, uncertain
+    from worker.web.desk.pages import audit, dead_letters, dispatch_ids, events, overview, retries, uncertain
 
-    for blueprint in (auth.bp, overview.bp, dead_letters.bp, events.bp, uncertain.bp, retries.bp, audit.bp):
+    for blueprint in (auth.bp, overview.bp, dead_letters.bp, events.bp, uncertain.bp, retries.bp, audit.bp,
+                      dispatch_ids.bp):
         app.register_blueprint(blueprint)
     # Who is signed in: the person a trusted reverse proxy names (single sign-on), else a password sign-in.
     app.before_request(proxy_sign_in.then(auth.load_user))
