@@ -44,6 +44,7 @@ from kombu.utils.json import loads as kombu_loads
 
 from tasks.summary import task_argument_summary
 from worker.destinations.table import ROWS, TASKS, WMS_DESTINATION
+from worker.store.broker_queues import PUBLISHED_AT
 
 REASON = "malformed_message"
 TASK_NAMES = frozenset(TASKS)  # every destination's: the WMS publishes trademax.*, fan-out the others
@@ -225,15 +226,19 @@ def _rebuilt(envelope: dict, task: str, args_kwargs: list, queue: str) -> dict:
                      origin=origin[:120] if isinstance(origin, str) and origin.isprintable() else "unknown")
 
 
-def task_envelope(task: str, event: Any, queue: str, *, origin: str = "wms-relay") -> str:
+def task_envelope(task: str, event: Any, queue: str, *, origin: str = "wms-relay",
+                  published_at: float | None = None) -> str:
     """A new message of ``task`` with the one argument ``event``, on ``queue``, as kombu's Redis transport
     stores it (JSON text: what a WMS pushes by hand, docs/events.md) — in the layout :func:`screen` passes,
     so the door can put it on the queue's list itself, in the same store call as its ledger record
-    (``worker.delivery.admission``) — with the secret-free argument summary our publishers give Flower."""
+    (``worker.delivery.admission``) — with the secret-free argument summary our publishers give Flower and,
+    given, its publish time (``worker.store.broker_queues.PUBLISHED_AT``)."""
     task_id = str(uuid.uuid4())
     envelope = _envelope(task, [[event], {}], queue, task_id=task_id, root_id=task_id, parent_id=None,
                          origin=origin)
     envelope["headers"]["argsrepr"] = task_argument_summary(task, [event], {})
+    if published_at is not None:
+        envelope["headers"][PUBLISHED_AT] = round(published_at, 3)
     return json.dumps(envelope)
 
 

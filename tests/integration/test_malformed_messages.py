@@ -135,7 +135,8 @@ def test_secrets_in_a_malformed_message_are_not_kept(relay):
     client = relay.redis()
     client.lpush("trademax.stock", POISON["secret_in_body"]("trademax.stock", time.time()))
     wait_delivered(relay, [push_good(relay, "trademax.stock")], 90)
-    stored = b"".join(client.get(k) or b"" for k in client.scan_iter("wms:dead:body:*"))  # each letter's event
+    # each letter's event is in its body
+    stored = b"".join(client.get(k) or b"" for k in client.scan_iter("wms:dead:body:*"))
     assert b"size_bytes" in stored  # the letter is there: its event is read
     assert b"leaked-key" not in stored and b"leaked-secret" not in stored
 

@@ -80,7 +80,7 @@ def run_scheduler(args: argparse.Namespace) -> int:
     def waits_in_batch(destination: str, ref: str) -> bool:
         return relay.flow.batched(destination) and relay.flow.batches(destination).holds(ref)
 
-    sweep = StrandedSweep(relay.ledger, relay.schedule, clock=relay.clock,
+    sweep = StrandedSweep(relay.ledger, relay.schedule, broker=relay.redis, clock=relay.clock,
                           after_seconds=settings.stranded_after_seconds, waits_in_batch=waits_in_batch)
     from worker.destinations.table import configured
 
@@ -89,7 +89,7 @@ def run_scheduler(args: argparse.Namespace) -> int:
     beats, name = Heartbeats(relay.redis, relay.clock), node_name("scheduler")
     jobs.append(fault_probe_grants(relay, name))  # a clock skew's probe: once a minute by this clock
     jobs.append(Compaction(relay.redis, detail_hours=settings.settled_detail_hours, clock=relay.clock))
-    Scheduler(relay.schedule, celery_publisher(app), clock=relay.clock, sweep=sweep.sweep,
+    Scheduler(relay.schedule, celery_publisher(app, relay.clock), clock=relay.clock, sweep=sweep.sweep,
               sweep_interval=args.sweep_interval, housekeeping=jobs,
               heartbeat=lambda: beats.beat("scheduler", name),
               purge=lambda: purge_closed_letters(relay, settings)).run(stop, interval=args.interval)

@@ -174,7 +174,8 @@ def _take_in_chunk(relay: Relay, operation: str, messages: list, indexes: range,
     for _, event in valid:
         task = event.task_message()["task"]
         queue = queue_for(task)
-        admissions.append((event, queue, task_envelope(task, event.to_message(), queue), request_id()))
+        envelope = task_envelope(task, event.to_message(), queue, published_at=relay.clock())
+        admissions.append((event, queue, envelope, request_id()))
     try:
         not_after = ledger.server_time() + ADMISSION_BUDGET_SECONDS
     except STORE_UNREACHABLE as failure:  # nothing sent yet

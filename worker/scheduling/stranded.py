@@ -4,24 +4,45 @@ Normally every open event has something that moves it: a message in a queue (acc
 backed by an unacknowledged message (sending), or an entry in the retry schedule (retrying, waiting).  A
 Redis server that dies without flushing its append-only file can lose the last second of writes — the
 message but not the ledger record, or the retry entry but not the transition.  This sweep finds records
-that have sat in an open state for longer than ``after_seconds`` with nothing to move them, and schedules
-them now.  A spare copy is harmless: the ledger's claim sends an event once.  One it has sent again is not
-sent again before another ``after_seconds`` have passed: its copy may simply be waiting in a long queue
-(a destination held back by its flow control), and a copy every sweep would only make the queue longer —
-the chaos run with flow control on grew one to 33,000 copies of ~300 events that way.  Every destination's
-ledger is swept (a fanned-out delivery whose message was lost with its worker is found the same way)."""
+that have sat in an open state for longer than ``after_seconds`` and schedules them now — but only those
+for which no message can still be queued or held by a worker (issue 21): age alone cannot tell "lost"
+from "waiting behind a long queue" (a destination held back by its flow control, an outage's backlog),
+and a copy for each of those only makes the queue longer (the chaos run once grew one to 33,000 copies).
+
+What it knows (``worker.store.broker_queues``), once per sweep:
+
+- *the queues*: a queue is FIFO and our messages carry their publish time, so the oldest one still queued
+  says that every message published before it has left (an empty queue: every message published before
+  now).  A record's message was published when it entered its state (the door and the fan-out write
+  both together) or, for a retry, when the scheduler published it (the retry schedule notes that time:
+  ``RetrySchedule.published_at``); the later of the two counts.  A record whose message may still be
+  queued — published less than ``CLOCK_MARGIN_SECONDS`` before the oldest queued one, or after — is
+  left alone; so is every record of a queue whose oldest messages say nothing (a WMS's own messages);
+- *the unacknowledged set*: a record whose message a worker holds (prefetched, or running, or of a dead
+  worker, which Celery puts back on its queue after the visibility timeout) is left alone.
+
+A spare copy stays harmless (the ledger's claim sends an event once): the rule only keeps the queues from
+growing by the sweep's own copies.  Every destination's ledger is swept (a fanned-out delivery whose
+message was lost with its worker is found the same way)."""
 from __future__ import annotations
 
 import logging
 from typing import Callable
 
-from worker.destinations.table import DESTINATIONS, ROWS, WMS_DESTINATION
+from tasks.events import InvalidEvent, validate_event
+from worker.destinations.table import DESTINATIONS, QUEUES, ROWS, TASKS, WMS_DESTINATION
+from worker.store.broker_queues import oldest_published, unacked_messages
 from worker.store.ledger import Ledger
 from worker.store.retry_schedule import RetrySchedule
 
 log = logging.getLogger("wms_relay.stranded")
 
 MOVING_STATES = ("accepted", "sending", "retrying", "waiting")
+# Publishers' clocks differ a little (and a publish follows its record's write by a moment): a message
+# counts as gone from its queue only if it was published this much before the oldest one still queued.
+CLOCK_MARGIN_SECONDS = 5.0
+# Publish times of retries are kept at most this long when a queue says nothing (so the set stays bounded).
+PUBLISHED_KEPT_SECONDS = 86400.0
 
 
 def message_of(record, destination: str = WMS_DESTINATION.name) -> dict:
@@ -35,54 +56,89 @@ def message_of(record, destination: str = WMS_DESTINATION.name) -> dict:
     return {"task": ROWS[destination, record.operation].task_name, "event": body}
 
 
+def unacked_refs(messages: list[tuple[str, list]]) -> set[str]:
+    """The deliveries whose messages workers hold (``broker_queues.unacked_messages``)."""
+    refs = set()
+    for task, args in messages:
+        row = TASKS.get(task)
+        if row is None or not args:
+            continue
+        try:
+            key = validate_event(row.name, args[0]).key
+        except InvalidEvent:
+            continue
+        refs.add(DESTINATIONS[row.destination].delivery_ref(row.name, key))
+    return refs
+
+
 class StrandedSweep:
-    def __init__(self, ledger: Ledger, schedule: RetrySchedule, *, clock: Callable[[], float],
+    def __init__(self, ledger: Ledger, schedule: RetrySchedule, *, broker, clock: Callable[[], float],
                  after_seconds: float, batch: int = 200,
                  waits_in_batch: Callable[[str, str], bool] | None = None) -> None:
-        """``waits_in_batch(destination, ref)``: is that delivery pending in its destination's batches
+        """``broker``: the broker's Redis client (the store's: the queues and the unacknowledged set).
+        ``waits_in_batch(destination, ref)``: is that delivery pending in its destination's batches
         (worker.flow.batches)?  Such a delivery has something to move it — the batch flusher — however
         long it waits (a paused destination)."""
         self._ledger = ledger
         self._schedule = schedule
+        self._broker = broker
         self._clock = clock
         self._after = after_seconds
         self._batch = batch
         self._waits_in_batch = waits_in_batch
-        self._sent_again: dict[str, float] = {}  # ref -> when this sweep last scheduled it
+        self.left_queued = 0  # records of the last sweep left alone because their message may be queued
 
     def sweep(self) -> int:
         """Schedule every stranded delivery now (every destination's); return how many."""
         now = self._clock()
-        self._sent_again = {ref: at for ref, at in self._sent_again.items() if at > now - self._after}
-        return sum(self._sweep_state(destination, state, now)
+        gone_before = oldest_published(self._broker, QUEUES, now)
+        held = unacked_refs(unacked_messages(self._broker))
+        known = [w for w in gone_before.values() if w is not None]
+        forget = min(known) if len(known) == len(gone_before) else now - PUBLISHED_KEPT_SECONDS
+        self._schedule.forget_published(min(forget, now) - CLOCK_MARGIN_SECONDS)
+        self.left_queued = 0
+        return sum(self._sweep_state(destination, state, now, gone_before, held)
                    for destination in DESTINATIONS.values() for state in MOVING_STATES)
 
-    def _sweep_state(self, destination, state: str, now: float) -> int:
+    def _sweep_state(self, destination, state: str, now: float, gone_before: dict, held: set) -> int:
         """Page through ``state``, oldest first, until the records are younger than the threshold: the
         many events that are merely scheduled (retrying after an outage) must not hide a stranded one."""
         moved, offset = 0, 0
         ledger = self._ledger.sibling(destination.namespace)
         while True:
             page = ledger.list_in_state(state, self._batch, offset=offset)
+            candidates, young = [], False
             for record in page:
                 if record.updated_at is None or record.updated_at > now - self._after:
-                    return moved
+                    young = True
+                    break
                 if state == "sending" and (record.lease_expires_at or 0) > now:
                     continue  # a live worker holds it
                 if (destination.name, record.operation) not in ROWS:
                     continue  # not an operation it takes (any more): nothing could deliver it
-                ref = destination.delivery_ref(record.operation, record.key)
-                if self._schedule.get(ref) is not None:
-                    continue
+                candidates.append((record, destination.delivery_ref(record.operation, record.key)))
+            published = self._schedule.published_at([ref for _, ref in candidates])
+            unqueued = [(record, ref) for (record, ref), retried_at in zip(candidates, published)
+                        if self._left_its_queue(destination, record, retried_at, gone_before)]
+            self.left_queued += len(candidates) - len(unqueued)
+            scheduled = self._schedule.scheduled([ref for _, ref in unqueued])
+            for (record, ref), in_schedule in zip(unqueued, scheduled):
+                if in_schedule or ref in held:
+                    continue  # its retry entry moves it; a worker holds its message
                 if self._waits_in_batch is not None and self._waits_in_batch(destination.name, ref):
                     continue
-                if ref in self._sent_again:
-                    continue  # sent again less than after_seconds ago: its copy may still be queued
                 self._schedule.schedule(ref, message_of(record, destination.name), now)
-                self._sent_again[ref] = now
                 log.warning("%s sat %s for %.0f s with nothing to move it; scheduled it again",
                             ref, state, now - record.updated_at)
                 moved += 1
-            if not page:
+            if young or not page:
                 return moved
             offset += self._batch
+
+    @staticmethod
+    def _left_its_queue(destination, record, retried_at: float | None, gone_before: dict) -> bool:
+        """Has every message published for ``record`` certainly left its queue?  Its message was published
+        when it entered its state, or (a retry) when the scheduler published it, whichever is later."""
+        left_before = gone_before.get(ROWS[destination.name, record.operation].queue)
+        published = max(record.updated_at, retried_at or 0.0)
+        return left_before is not None and published < left_before - CLOCK_MARGIN_SECONDS

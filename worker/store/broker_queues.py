@@ -5,15 +5,29 @@ worker holds unacknowledged.  kombu's Redis transport writes these keys; we only
     <queue>\\x06\\x163, ...\\x06\\x166, \\x06\\x169  lists: the same queue's messages sent with a priority
     unacked                                    hash: delivery tag -> message, while a worker holds it
 
+Each message our publishers put on a queue (the door, the scheduler, the fan-out, support actions) carries
+its publish time in header ``published_at`` (Unix seconds, the publisher's clock) — a WMS's own messages
+need not.  A queue is a FIFO list (LPUSH in, BRPOP out), so the publish time of the oldest message still
+queued tells the stranded-event sweep (``worker.scheduling.stranded``) which messages have certainly left
+it: :func:`oldest_published`.  :func:`unacked_messages` reads the messages workers hold.
+
 The queues to count are handed in (``worker.destinations.table.QUEUES``, or one destination's): the store
 sits below the destinations and knows no table.
 """
 from __future__ import annotations
 
-from typing import Iterable
+import base64
+import json
+from typing import Any, Iterable
+
+from worker.encoding import text
 
 _PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 UNACKED_HASH = "unacked"
+PUBLISHED_AT = "published_at"  # the header of a message's publish time (Unix seconds)
+# How many of a queue's oldest messages are looked at for one with a publish time (a WMS's own messages,
+# which have none, may be the oldest few).
+LOOK_AT_OLDEST = 50
 
 
 def queue_depths(redis_client, queues: Iterable[str]) -> dict[str, int]:
@@ -31,3 +45,54 @@ def queue_depths(redis_client, queues: Iterable[str]) -> dict[str, int]:
 def unacked(redis_client) -> int:
     """Messages workers hold right now (taken, not yet acknowledged)."""
     return int(redis_client.hlen(UNACKED_HASH))
+
+
+def oldest_published(redis_client, queues: Iterable[str], now: float) -> dict[str, float | None]:
+    """For each queue, a time before which every message published to it has left it (one round trip):
+    ``now`` when it is empty; else the publish time of its oldest message that has one (messages ahead
+    of that one are a WMS's own); None when none of its ``LOOK_AT_OLDEST`` oldest messages says (a queue
+    full of messages from a WMS, or from an earlier version: nothing can be said until it moves on).
+    Only priority 0's list counts: our publishers send no priority."""
+    queues = list(queues)
+    pipe = redis_client.pipeline(transaction=False)
+    for queue in queues:
+        pipe.lrange(queue, -LOOK_AT_OLDEST, -1)
+    found: dict[str, float | None] = {}
+    for queue, oldest in zip(queues, pipe.execute()):
+        if not oldest:
+            found[queue] = now
+            continue
+        found[queue] = None
+        for raw in reversed(oldest):  # the list's right end is its oldest message
+            published = _published_at(raw)
+            if published is not None:
+                found[queue] = published
+                break
+    return found
+
+
+def _published_at(raw: Any) -> float | None:
+    try:
+        value = json.loads(raw)["headers"][PUBLISHED_AT]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def unacked_messages(redis_client) -> list[tuple[str, list]]:
+    """The messages workers hold right now, each as (task name, positional arguments); one that cannot be
+    read so is left out (the screen dead-letters such a message when it is restored)."""
+    found = []
+    for raw in redis_client.hvals(UNACKED_HASH):
+        try:
+            envelope = json.loads(raw)[0]
+            body = envelope["body"]
+            if envelope.get("properties", {}).get("body_encoding") == "base64":
+                body = base64.b64decode(body)
+            args = json.loads(text(body))[0]
+            task = envelope["headers"]["task"]
+        except (ValueError, TypeError, KeyError, IndexError):
+            continue
+        if isinstance(task, str) and isinstance(args, list):
+            found.append((task, args))
+    return found

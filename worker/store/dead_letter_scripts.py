@@ -188,7 +188,8 @@ for i = 1, n do
       local old = redis.call('HMGET', KEYS[i], 'detail', 'messages', 'event')
       body = (old[1] or '') .. ' ' .. (old[2] or '') .. ' ' .. (old[3] or '')
     end
-    local text = lower(ARGV[8 + i] .. ' ' .. f[1] .. ' ' .. (f[5] or '') .. ' ' .. (f[2] or '') .. ' ' .. body)
+    local text = lower(ARGV[8 + i] .. ' ' .. f[1] .. ' ' .. (f[5] or '') .. ' ' .. (f[2] or '') .. ' '
+                       .. body)
     ok = string.find(text, needle, 1, true) ~= nil
   end
   if ok then

@@ -21,7 +21,6 @@ is in ``worker.store.dead_letter_scripts``.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -242,8 +241,8 @@ def search_walk(letters, query: LetterQuery, *, start: int = 0, limit: int = 50,
     position = start
     while position < candidates and position - start < scan_limit and len(ids) < limit:
         chunk = min(CHUNK, start + scan_limit - position)
-        walked_ids, matched_now, found = _walk(letters, walked_set, high, low, position, chunk, query, status, 0,
-                                               limit - len(ids))
+        walked_ids, matched_now, found = _walk(letters, walked_set, high, low, position, chunk, query,
+                                               status, 0, limit - len(ids))
         if not walked_ids:
             break
         if matched_now > len(found) or len(ids) + len(found) >= limit:

@@ -184,7 +184,8 @@ class DeadLetters:
                 break
             cursor += len(ids)
             for letter in self.get_many(ids):
-                index(keys=[self._open, *self._facet_keys(letter.operation, letter.reason, letter.destination),
+                facet_keys = self._facet_keys(letter.operation, letter.reason, letter.destination)
+                index(keys=[self._open, *facet_keys,
                             *self._value_keys(), self.key_of("terms"), reply_key(self._ns, request_id())],
                       args=[letter.letter_id, f"{letter.created_at:.3f}", letter.operation, letter.reason,
                             letter.destination, *letter.terms()])

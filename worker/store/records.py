@@ -117,7 +117,9 @@ class EventRecord:
     def same_fingerprint(self, fingerprint: str) -> bool:
         """Is ``fingerprint`` (an event's, in full) this record's?  A compacted record keeps its start."""
         stored = self.fingerprint
-        return bool(stored) and (fingerprint == stored if not self.compacted else fingerprint.startswith(stored))
+        if self.compacted:
+            return bool(stored) and fingerprint.startswith(stored)
+        return bool(stored) and fingerprint == stored
 
     @property
     def updated_at(self) -> float | None:
@@ -226,7 +228,8 @@ class DeadLetter:
             long_parts = json.loads(text(body))
         else:  # written before bodies: JSON texts in the hash, the detail as plain text
             long_parts = {name: json.loads(fields[name]) for name in ("event", "messages", "attempts")}
-            long_parts["fingerprints"] = json.loads(fields["fingerprints"]) if fields.get("fingerprints") else None
+            prints = fields.get("fingerprints")
+            long_parts["fingerprints"] = json.loads(prints) if prints else None
             long_parts["detail"] = fields.get("detail")
         destination = fields.get("destination") or DEFAULT_DESTINATION
         try:

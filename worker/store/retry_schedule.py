@@ -8,6 +8,10 @@ can list, run now or remove, and it survives restarts of every process and of Re
     wms:retry:in-flight    sorted set  delivery ref -> lease expiry, while a scheduler publishes it
     wms:retry:messages     hash        delivery ref -> the message JSON (task name, queue, the event; no
                                        secrets)
+    wms:retry:published    sorted set  delivery ref -> when its entry was last published (confirmed): the
+                                       stranded-event sweep (``worker.scheduling.stranded``) asks whether
+                                       that message can still be queued, and forgets the entries that
+                                       certainly left their queue (:meth:`RetrySchedule.forget_published`)
 
 An entry is named by its delivery's ref (``stock.adjust:E-1``, ``kaching/stock.adjust:E-1``:
 ``worker.destinations.contract.Destination.delivery_ref``), so a delivery has at most one scheduled retry.
@@ -50,10 +54,12 @@ end
 return taken
 """
 
-# Published: forget the entry — unless it was scheduled again meanwhile (then its new message stays).
+# Published: forget the entry — unless it was scheduled again meanwhile (then its new message stays) —
+# and note when it was published (ARGV[2]).  Idempotent by itself: a resend lands the same state.
 _CONFIRM = """
 local removed = redis.call('ZREM', KEYS[2], ARGV[1])
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then redis.call('HDEL', KEYS[3], ARGV[1]) end
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
 return removed
 """
 
@@ -122,6 +128,7 @@ class RetrySchedule:
         self._lease = float(in_flight_lease_seconds)
         self._keys = [f"{namespace}:retry:due", f"{namespace}:retry:in-flight",
                       f"{namespace}:retry:messages"]
+        self._published = f"{namespace}:retry:published"
         self._schedule = redis_client.register_script(_SCHEDULE)
         self._take_due = redis_client.register_script(_TAKE_DUE)
         self._confirm = redis_client.register_script(_CONFIRM)
@@ -150,8 +157,22 @@ class RetrySchedule:
         return [(text(reply[i]), json.loads(text(reply[i + 1]))) for i in range(0, len(reply), 2)]
 
     def confirm(self, ref: str) -> bool:
-        """The entry was published: remove it.  False if it was no longer in flight."""
-        return bool(self._confirm(keys=self._keys, args=[self._ref(ref)]))
+        """The entry was published (now, by the clock): remove it and note when.  False if it was no longer
+        in flight."""
+        return bool(self._confirm(keys=[*self._keys, self._published],
+                                  args=[self._ref(ref), repr(float(self._clock()))]))
+
+    def published_at(self, refs: list[str]) -> list[float | None]:
+        """When each delivery's retry was last published (None: not since :meth:`forget_published` forgot
+        it, or never), in one round trip."""
+        if not refs:
+            return []
+        return [None if score is None else float(score)
+                for score in self._redis.zmscore(self._published, refs)]
+
+    def forget_published(self, before: float) -> int:
+        """Forget the publish times before ``before`` (their messages have left their queues); how many."""
+        return int(self._redis.zremrangebyscore(self._published, "-inf", f"({float(before)!r}"))
 
     def put_back(self, ref: str, due_at: float) -> bool:
         """Publishing failed: the in-flight entry is due again at ``due_at``.  False if not in flight."""
@@ -184,6 +205,15 @@ class RetrySchedule:
             return None
         return ScheduledRetry(ref, float(due if due is not None else flight), json.loads(text(message)),
                               in_flight=due is None)
+
+    def scheduled(self, refs: list[str]) -> list[bool]:
+        """Whether each delivery has an entry (scheduled or in flight), in one round trip."""
+        if not refs:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for ref in refs:
+            pipe.hexists(self._keys[2], ref)
+        return [bool(found) for found in pipe.execute()]
 
     def list(self, limit: int | None = 100, offset: int = 0) -> list[ScheduledRetry]:
         """Scheduled entries, soonest due first, skipping the first ``offset`` (in-flight ones are not

@@ -127,8 +127,8 @@ class SettledRecords:
         cutoff = f"{self._clock() - self._detail:.3f}"
         compacted = 0
         for _ in range(max_batches):
-            members = [text(m) for m in self._redis.zrangebyscore(self._index, "-inf", cutoff, start=0,
-                                                                   num=self._batch)]
+            due = self._redis.zrangebyscore(self._index, "-inf", cutoff, start=0, num=self._batch)
+            members = [text(m) for m in due]
             if not members:
                 break
             compacted += int(self._compact(keys=[self._index, *map(self._record_key, members)],

@@ -6,9 +6,9 @@ ten minutes each) of the store-call rule (``worker.store.requests``), and what t
 field, each attempt's latency (``"l"``), and failures per minute (``"f<minute>"``) beside deliveries;
 and issue 21's index of the settled records not compacted yet (``wms:ledger:settled``,
 ``worker.store.settled_records``) and its dead letters in two keys (a hash of the short fields, a body of
-the long ones: ``worker.store.dead_letter_scripts``).  The old letters are indexed for the desk's search on first use, the
-old settled records found by one walk of the keys and compacted like today's.  The keys of flow control
-(``<ns>:flow:...``, worker.flow) are new too, and left out of the comparison.
+the long ones: ``worker.store.dead_letter_scripts``).  The old letters are indexed for the desk's search on
+first use, the old settled records found by one walk of the keys and compacted like today's.  The keys of
+flow control (``<ns>:flow:...``, worker.flow) are new too, and left out of the comparison.
 
 ``old_store/appendonlydir`` is a real valkey AOF written by commit 08757d5 (see old_store/README.md); a
 real valkey-server loads a copy of it here."""
