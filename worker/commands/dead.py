@@ -22,7 +22,7 @@ import json
 
 from worker.commands.presenting import (
     add_destination_option, age, complain, default_actor, described, destination_title, friendly_errors,
-    parse_since, print_json, run_actions, say, say_store, shorten, table,
+    Refused, parse_since, print_json, run_actions, say, say_store, shorten, table,
 )
 from worker.encoding import one_line
 from worker.settings import Settings
@@ -36,6 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ls = sub.add_parser("list", help="open dead letters, newest first")
     _filters(ls)
     ls.add_argument("--include-closed", action="store_true", help="also letters already retried or discarded")
+    ls.add_argument("--limit", type=int, default=None,
+                    help="only the newest N (default: every one that matches)")
     ls.add_argument("--json", action="store_true", help="print a JSON array")
     ls.set_defaults(handler=run_list)
 
@@ -84,8 +86,12 @@ def _filters(p: argparse.ArgumentParser) -> None:
 
 def _select(place, args: argparse.Namespace, *, include_closed: bool = False) -> list:
     since = parse_since(args.since, place.relay.clock()) if args.since else None
+    limit = getattr(args, "limit", None)
+    if limit is not None and limit < 1:
+        raise Refused("--limit must be 1 or more")
     return place.relay.dead_letters.list(operation=args.operation, since=since, grep=args.grep,
-                                         include_closed=include_closed, destination=args.destination)
+                                         include_closed=include_closed, destination=args.destination,
+                                         limit=limit)
 
 
 @friendly_errors

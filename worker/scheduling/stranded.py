@@ -73,7 +73,7 @@ def unacked_refs(messages: list[tuple[str, list]]) -> set[str]:
 
 class StrandedSweep:
     def __init__(self, ledger: Ledger, schedule: RetrySchedule, *, broker, clock: Callable[[], float],
-                 after_seconds: float, batch: int = 200,
+                 after_seconds: float, batch: int = 1000,
                  waits_in_batch: Callable[[str, str], bool] | None = None) -> None:
         """``broker``: the broker's Redis client (the store's: the queues and the unacknowledged set).
         ``waits_in_batch(destination, ref)``: is that delivery pending in its destination's batches
@@ -101,44 +101,48 @@ class StrandedSweep:
                    for destination in DESTINATIONS.values() for state in MOVING_STATES)
 
     def _sweep_state(self, destination, state: str, now: float, gone_before: dict, held: set) -> int:
-        """Page through ``state``, oldest first, until the records are younger than the threshold: the
-        many events that are merely scheduled (retrying after an outage) must not hide a stranded one."""
+        """Page through ``state``'s index, oldest first, until the records are younger than the threshold:
+        the many events that are merely scheduled (retrying after an outage) must not hide a stranded one.
+        A page costs three round trips (the index, the publish times, the schedule); only the records
+        left after those are read."""
         moved, offset = 0, 0
         ledger = self._ledger.sibling(destination.namespace)
         while True:
-            page = ledger.list_in_state(state, self._batch, offset=offset)
-            candidates, young = [], False
-            for record in page:
-                if record.updated_at is None or record.updated_at > now - self._after:
-                    young = True
-                    break
+            page = ledger.entered_state(state, self._batch, offset=offset)
+            old = [(operation, key, at) for operation, key, at in page if at <= now - self._after]
+            candidates = [(operation, key, at, destination.delivery_ref(operation, key))
+                          for operation, key, at in old if (destination.name, operation) in ROWS]
+            published = self._schedule.published_at([ref for *_, ref in candidates])
+            unqueued = [(operation, key, ref) for (operation, key, at, ref), retried_at
+                        in zip(candidates, published)
+                        if self._left_its_queue(destination, operation, ref, at, retried_at, gone_before)]
+            self.left_queued += len(candidates) - len(unqueued)
+            scheduled = self._schedule.scheduled([ref for *_, ref in unqueued])
+            # A retry entry moves it; a worker holds its message.
+            unmoved = [(operation, key, ref) for (operation, key, ref), in_schedule
+                       in zip(unqueued, scheduled) if not in_schedule and ref not in held]
+            records = ledger.get_many([(operation, key) for operation, key, _ in unmoved])
+            for (operation, key, ref), record in zip(unmoved, records):
+                if record is None or record.state != state:
+                    continue  # moved on since the page was read
                 if state == "sending" and (record.lease_expires_at or 0) > now:
                     continue  # a live worker holds it
-                if (destination.name, record.operation) not in ROWS:
-                    continue  # not an operation it takes (any more): nothing could deliver it
-                candidates.append((record, destination.delivery_ref(record.operation, record.key)))
-            published = self._schedule.published_at([ref for _, ref in candidates])
-            unqueued = [(record, ref) for (record, ref), retried_at in zip(candidates, published)
-                        if self._left_its_queue(destination, record, retried_at, gone_before)]
-            self.left_queued += len(candidates) - len(unqueued)
-            scheduled = self._schedule.scheduled([ref for _, ref in unqueued])
-            for (record, ref), in_schedule in zip(unqueued, scheduled):
-                if in_schedule or ref in held:
-                    continue  # its retry entry moves it; a worker holds its message
                 if self._waits_in_batch is not None and self._waits_in_batch(destination.name, ref):
                     continue
                 self._schedule.schedule(ref, message_of(record, destination.name), now)
                 log.warning("%s sat %s for %.0f s with nothing to move it; scheduled it again",
-                            ref, state, now - record.updated_at)
+                            ref, state, now - (record.updated_at or now))
                 moved += 1
-            if young or not page:
+            if len(old) < len(page) or len(page) < self._batch:
                 return moved
             offset += self._batch
 
     @staticmethod
-    def _left_its_queue(destination, record, retried_at: float | None, gone_before: dict) -> bool:
-        """Has every message published for ``record`` certainly left its queue?  Its message was published
-        when it entered its state, or (a retry) when the scheduler published it, whichever is later."""
-        left_before = gone_before.get(ROWS[destination.name, record.operation].queue)
-        published = max(record.updated_at, retried_at or 0.0)
+    def _left_its_queue(destination, operation: str, ref: str, entered_at: float,
+                        retried_at: float | None, gone_before: dict) -> bool:
+        """Has every message published for the record certainly left its queue?  Its message was
+        published when it entered its state, or (a retry) when the scheduler published it, whichever is
+        later."""
+        left_before = gone_before.get(ROWS[destination.name, operation].queue)
+        published = max(entered_at, retried_at or 0.0)
         return left_before is not None and published < left_before - CLOCK_MARGIN_SECONDS

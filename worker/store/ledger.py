@@ -521,6 +521,20 @@ class Ledger:
         records = (parse_record(op, key, raw) for (op, key), raw in zip(pairs, pipe.execute()))
         return [record for record in records if record is not None]
 
+    def entered_state(self, state: str, limit: int, *, offset: int = 0) -> list[tuple[str, str, float]]:
+        """(operation, key, when it entered ``state``) of the records in an open state, oldest first,
+        skipping the first ``offset`` — the index alone, no record read (the stranded sweep's pages)."""
+        found = self._redis.zrange(self._state_index(state), offset, offset + max(limit, 1) - 1,
+                                   withscores=True)
+        return [(*_split_member(text(member)), float(score)) for member, score in found]
+
+    def get_many(self, pairs: list[tuple[str, str]]) -> list[EventRecord | None]:
+        """The records of ``(operation, key)`` pairs (None where there is none), in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for operation, key in pairs:
+            pipe.hgetall(self.record_key(operation, key))
+        return [parse_record(op, key, raw) for (op, key), raw in zip(pairs, pipe.execute())]
+
     def _state_index(self, state: str) -> str:
         if state not in OPEN_STATES:
             raise ValueError(f"only open states are indexed, not {state!r}")

@@ -75,6 +75,8 @@ def test_dead_list_show_and_event_print_json_that_parses_back(cli, parked):
     assert [letter["key"] for letter in cli.json("dead", "list", "--grep", "R-DEAD")] == ["R-DEAD"]
     assert cli.json("dead", "list", "--operation", "stock.adjust") == []
     assert len(cli.json("dead", "list", "--since", "1h")) == 2
+    assert cli.json("dead", "list", "--limit", "1") == letters[:1]  # the newest only (issue 21: 100k letters)
+    assert cli("dead", "list", "--limit", "0")[0] == 2
 
     shown = cli.json("dead", "show", refused_letter["id"])
     assert shown["ledger_state"] == "dead" and shown["event"]["transaction_id"] == "R-DEAD"
