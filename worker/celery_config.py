@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from urllib.parse import parse_qs, urlsplit
 
 import redis
-from kombu import Queue
+from kombu import Exchange, Queue
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
 from kombu.transport.virtual import Empty
@@ -172,6 +172,17 @@ def _broker(broker_url: str) -> tuple[str, str | None, dict, dict | None]:
     return broker_url, None, {}, None
 
 
+def declared_queue(name: str) -> Queue:
+    """A queue as the worker declares it (and its banner shows it): its own direct exchange and routing key,
+    both its name.  ``Queue(name)`` alone was bound to Celery's default exchange — named after the default
+    queue, ``trademax.dispatch`` — under that queue's key: the banner said ``exchange=trademax.dispatch
+    (direct) key=trademax.dispatch`` for every queue, and a message a client published to that exchange
+    was bound for all of them.  Our publishers route by queue name (Celery's anonymous exchange: the
+    message goes onto the list named after the queue), so nothing of ours changes; a client that names an
+    exchange (Celery's own default for a queue it does not know) reaches exactly that queue."""
+    return Queue(name, Exchange(name, type="direct"), routing_key=name)
+
+
 def celery_config(settings: Settings, broker_url: str) -> dict:
     """The Celery settings for ``broker_url`` (the embedded server's or REDIS_URL)."""
     kombu_url, transport, transport_options, use_ssl = _broker(broker_url)
@@ -210,7 +221,7 @@ def celery_config(settings: Settings, broker_url: str) -> dict:
         "accept_content": ["json"],
         # One queue per destination resource, so an operator can see (and a deployment can scale) each
         # backlog; one route per task.  Both are built from the operation table (worker.destinations.table).
-        "task_queues": [Queue(name) for name in table.QUEUES],
+        "task_queues": [declared_queue(name) for name in table.QUEUES],
         "task_routes": table.ROUTES,
         "task_default_queue": table.QUEUES[0],
         "task_create_missing_queues": False,

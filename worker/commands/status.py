@@ -17,9 +17,9 @@ from __future__ import annotations
 import argparse
 
 from worker.commands.presenting import add_destination_option, age, described, friendly_errors, print_json, \
-    say, say_store, shorten
+    say, say_store, shorten, store_trouble
 from worker.settings import Settings
-from worker.support.status_report import OVERDUE_AFTER_SECONDS, collect, mib
+from worker.support.status_report import OVERDUE_AFTER_SECONDS, collect, mib, never_accepted_in_words
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -89,8 +89,11 @@ def _print(report: dict) -> None:
     say(f"Waiting for a create:  {report['waiting']}")
     for label, part in (("Uncertain:            ", report["uncertain"]),
                         ("Dead letters:         ", report["dead_letters"])):
-        oldest = f" (oldest {age(part['oldest_age_seconds'])})" if part["count"] else ""
-        say(f"{label} {part['count']}{oldest}")
+        notes = [f"oldest {age(part['oldest_age_seconds'])}"] if part["count"] else []
+        if part.get("never_accepted"):  # in no ledger: the per-destination "dead" column leaves them out
+            notes.append(f"{never_accepted_in_words(part['never_accepted'])}: never accepted, so in no "
+                         "destination's column below")
+        say(f"{label} {part['count']}" + (f" ({'; '.join(notes)})" if notes else ""))
     say(f"Delivered last hour:   {report['delivered_last_hour']}")
     say("Per destination:        on   delivered/h  retrying  waiting  uncertain  dead")
     for part in report["destinations"].values():
@@ -109,9 +112,9 @@ def _print(report: dict) -> None:
     if memory["used_bytes"] is None:
         say("Redis memory:          not known (the server refuses INFO)")
     else:
-        say(f"Redis memory:          {mib(memory['used_bytes'])} of "
-            + (f"{mib(memory['max_bytes'])} ({memory['used_fraction']:.0%})" if memory["max_bytes"]
-               else "no maxmemory set"))
+        say(f"Redis memory:          {mib(memory['used_bytes'])} used, "
+            + (f"{memory['used_fraction']:.0%} of its maxmemory {mib(memory['max_bytes'])}"
+               if memory["max_bytes"] else "no maxmemory set"))
     say("Scheduler:             " + (f"last tick {age(tick['last_tick_age_seconds'])} ago ({tick['name']})"
                                      if tick["name"] else "never ticked"))
     say(f"Checked at {report['checked_at']}.")
@@ -127,8 +130,20 @@ def _print(report: dict) -> None:
 def run(args: argparse.Namespace) -> int:
     from worker.support.workplace import workplace
 
-    with workplace(Settings.from_env()) as place:
-        report = collect(place, args.destination)
+    settings = Settings.from_env()
+    try:
+        with workplace(settings) as place:
+            report = collect(place, args.destination)
+    except Exception as exc:
+        said = store_trouble(exc)
+        if said is None or not args.json:
+            raise  # the text says it in one sentence (friendly_errors), exit code 3
+        from worker.store.connection import describe
+
+        # Scripts get one object as always — the store, and that it did not answer — and the same exit code.
+        print_json({"store": describe(settings), "store_up": False, "error": said,
+                    "attention": [{"flag": "store_down", "message": said}]})
+        return 3
     if args.json:
         print_json(report)
     else:

@@ -96,6 +96,16 @@ class DeadLetters:
             pipe.zcard(self.facet_key(facet, value))
         return dict(zip(values, (int(n) for n in pipe.execute())))
 
+    def open_counts(self, facet: str, values: Iterable[str]) -> dict[str, int]:
+        """Open letters with ``facet`` = each of ``values``: a read only (``status``, the metrics), so it
+        does not index an old store first as :meth:`facet_counts` does (letters written before the search
+        indexes existed, until a desk page or a search indexes them, are not counted)."""
+        values = list(values)
+        pipe = self._redis.pipeline(transaction=False)
+        for value in values:
+            pipe.zcard(self.facet_key(facet, value))
+        return dict(zip(values, (int(n) for n in pipe.execute())))
+
     def add(self, operation: str, key: str, event: Any, reason: str, messages: Any,
             attempts_log: Iterable[Any] = (), fingerprints: Any = None, detail: str | None = None,
             destination: str = DEFAULT_DESTINATION) -> str:

@@ -13,6 +13,7 @@ A read model: it changes nothing.  The CLI prints it (``worker.commands.status``
 (``worker.web.desk``): one report, two faces."""
 from __future__ import annotations
 
+from tasks.raw_messages import REASON as MALFORMED
 from worker.destinations.table import DESTINATIONS, QUEUES, WMS_DESTINATION
 from worker.encoding import age, iso_time, shorten
 from worker.store.broker_queues import queue_depths, unacked
@@ -22,6 +23,11 @@ from worker.store.heartbeats import STALE_AFTER_SECONDS, Heartbeats
 OVERDUE_AFTER_SECONDS = 60.0
 # Under maxmemory-policy noeviction a full Redis refuses writes: new events could not be accepted.
 MEMORY_ATTENTION_FRACTION = 0.8
+# Dead letters of events no destination's ledger accepted (so no destination's ``dead`` count holds them),
+# by reason, with how people say one: refused at the door, a key another event holds, a raw message.
+NEVER_ACCEPTED = {"invalid": ("invalid event", "invalid events"),
+                  "conflict": ("key conflict", "key conflicts"),
+                  MALFORMED: ("malformed message", "malformed messages")}
 
 
 def _seconds(value: float | None) -> float | None:
@@ -62,10 +68,15 @@ def collect(place, destination: str | None = None) -> dict:
             if d["oldest_uncertain_age_seconds"] is not None]
     if destination is None:
         dead_count, oldest_dead = letters.count(), letters.oldest_age(now)
+        by_reason = letters.open_counts("reason", NEVER_ACCEPTED)
     else:
         open_letters = letters.list(destination=destination)
         dead_count = len(open_letters)
         oldest_dead = max((letter.age(now) for letter in open_letters), default=None)
+        by_reason = {}
+        for letter in open_letters:
+            by_reason[letter.reason] = by_reason.get(letter.reason, 0) + 1
+    never_accepted = {reason: by_reason[reason] for reason in NEVER_ACCEPTED if by_reason.get(reason)}
     workers = beats.beats("worker")
     ticks = beats.beats("scheduler")
     try:
@@ -86,7 +97,8 @@ def collect(place, destination: str | None = None) -> dict:
             "most_overdue_seconds": None if next_due is None else round(max(0.0, now - next_due), 1)},
         "waiting": by_state["waiting"],
         "uncertain": {"count": by_state["uncertain"], "oldest_age_seconds": max(ages) if ages else None},
-        "dead_letters": {"count": dead_count, "oldest_age_seconds": _seconds(oldest_dead)},
+        "dead_letters": {"count": dead_count, "oldest_age_seconds": _seconds(oldest_dead),
+                         "never_accepted": never_accepted},
         "ledger": by_state,
         "delivered_last_hour": sum(d["delivered_last_hour"] for d in destinations.values()),
         "destinations": destinations,
@@ -181,6 +193,12 @@ def _say(flag: str, report: dict) -> str:
     return (f"Redis uses {memory['used_fraction']:.0%} of its maxmemory ({mib(memory['used_bytes'])} of "
             f"{mib(memory['max_bytes'])}): when full it refuses new events. Raise maxmemory, or purge "
             "closed dead letters (`wms-relay dead purge --closed --older-than 30d`).")
+
+
+def never_accepted_in_words(counts: dict[str, int]) -> str:
+    """``1 invalid event and 2 malformed messages``: the dead letters no destination's ledger holds."""
+    parts = [f"{n} {NEVER_ACCEPTED[reason][n != 1]}" for reason, n in counts.items() if n]
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
 
 
 def mib(size: int) -> str:
