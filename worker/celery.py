@@ -26,7 +26,15 @@ def _store_client():
     return connect(Settings.from_env(), start=True)
 
 
-app.steps["consumer"].add(heartbeat_step(_store_client))  # wms:heartbeat:worker: status, `wms-relay health`
+def _configuration() -> str:
+    """What the worker records of its destinations' configuration with each beat (never a secret)."""
+    from worker.observe.configuration import recorded_text
+
+    return recorded_text(Settings.from_env())
+
+
+# wms:heartbeat:worker (status, `wms-relay health`) and the destinations' configuration (status, metrics).
+app.steps["consumer"].add(heartbeat_step(_store_client, configuration=_configuration))
 
 
 @app.on_configure.connect

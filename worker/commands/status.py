@@ -7,19 +7,24 @@ letters (count and oldest age), deliveries in the last hour, the workers alive a
 tick (from their heartbeats in the store: no Celery ping, no Flower); then the same per destination
 (whether it is on, its ledger's states, delivered in the last hour) and its flow (worker.flow: rate limit
 and the current rate, a Retry-After hold, the circuit, a pause in force and who set it why, parked
-deliveries, pending batches).  ``--destination`` narrows every figure to one destination.  Ends with what
+deliveries, pending batches).  Which destinations are on and their limits are what the workers recorded
+in the store with their heartbeats — this command needs only the store, never the destinations'
+variables: it says whose record it shows and how old, that no worker has recorded one yet, or that the
+live workers disagree.  ``--destination`` narrows every figure to one destination.  Ends with what
 needs a person: no live worker, no live scheduler, retries overdue by more than a minute, open dead
-letters, uncertain events, Redis at 80 % of its maxmemory or more, a destination paused or its circuit
-not closed.  ``--fail-on-attention`` exits 1 when anything does (for cron and Nagios); otherwise the exit
-code is 0 whatever the report says (3: the store does not answer)."""
+letters, uncertain events, Redis at 80 % of its maxmemory or more, live workers with different
+configurations, a destination paused or its circuit not closed (or open for the clock).
+``--fail-on-attention`` exits 1 when anything does (for cron and Nagios); otherwise the exit code is 0
+whatever the report says (3: the store does not answer; with ``--json`` an object saying so)."""
 from __future__ import annotations
 
 import argparse
 
 from worker.commands.presenting import add_destination_option, age, described, friendly_errors, print_json, \
-    say, say_store, shorten, store_trouble
+    say, say_store, store_trouble
 from worker.settings import Settings
 from worker.support.status_report import OVERDUE_AFTER_SECONDS, collect, mib, never_accepted_in_words
+from worker.support.status_words import configuration_line, flow_line, report_now
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,49 +35,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fail-on-attention", action="store_true",
                    help="exit 1 when something needs a person (for cron and Nagios)")
     p.set_defaults(handler=run)
-
-
-def report_now(report: dict) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(report["checked_at"].replace("Z", "+00:00")).timestamp()
-
-
-def flow_line(flow: dict, *, now: float) -> str:
-    """One destination's flow in one line: ``rate 1/s (now 0.9/s); circuit closed; not paused; ...``."""
-    from worker.encoding import iso_time
-
-    rate = f"rate {flow['max_rps']:g}/s" if flow["max_rps"] else "rate unlimited"
-    parts = [f"{rate} (now {flow['current_rps']:g}/s)"]
-    if flow["held_for_seconds"]:
-        parts.append(f"held {age(flow['held_for_seconds'])} (Retry-After)")
-    circuit = flow["circuit"]
-    if circuit["state"] == "closed":
-        failing = f", {circuit['failures']} failure(s) in a row" if circuit["failures"] else ""
-        parts.append(f"circuit closed{failing}")
-    else:
-        probe = circuit["probe_at"]
-        when = "now" if probe is None or probe <= now else f"in {age(probe - now)}"
-        when = "within a minute, as the scheduler grants it" if circuit.get("fault") else when
-        parts.append(f"circuit {circuit['state'].replace('_', '-')} since {iso_time(circuit['opened_at'])} "
-                     f"(next probe {when}; last failure: {shorten(circuit['last_failure'] or '-', 80)})")
-    pause = flow["paused"]
-    if pause:
-        end = f"until {iso_time(pause['until'])}" if pause["until"] else "until resumed"
-        parts.append(f"PAUSED {end} by {pause['by']}: {shorten(pause['reason'], 80)}")
-    if flow["parked"]:
-        parts.append(f"{flow['parked']} parked")
-    batching = flow["batching"]
-    if batching is not None:
-        flight = batching["in_flight"]
-        out = f", batch of {flight['size']} in flight" if flight else ""
-        parts.append(f"batches of <= {batching['max']} every {batching['seconds']:g} s: "
-                     f"{batching['pending']} pending{out}")
-    return "; ".join(parts)
-
-
-def next_steps(report: dict) -> list[str]:
-    return [item["message"] for item in report["attention"]]
 
 
 def _print(report: dict) -> None:
@@ -95,10 +57,14 @@ def _print(report: dict) -> None:
                          "destination's column below")
         say(f"{label} {part['count']}" + (f" ({'; '.join(notes)})" if notes else ""))
     say(f"Delivered last hour:   {report['delivered_last_hour']}")
+    say(f"Configuration:         {configuration_line(report['configuration'])}")
+    for difference in report["configuration"]["differences"]:
+        say(f"  differs: {difference}")
     say("Per destination:        on   delivered/h  retrying  waiting  uncertain  dead")
     for part in report["destinations"].values():
         ledger = part["ledger"]
-        say(f"  {part['title']:<21} {'yes' if part['on'] else 'no':<4} {part['delivered_last_hour']:>11}  "
+        on = {True: "yes", False: "no", None: "?"}[part["on"]]
+        say(f"  {part['title']:<21} {on:<4} {part['delivered_last_hour']:>11}  "
             f"{ledger['retrying']:>8}  {ledger['waiting']:>7}  {ledger['uncertain']:>9}  {ledger['dead']:>4}")
     say("Flow per destination (rate limit, circuit, pause, waiting):")
     for part in report["destinations"].values():

@@ -11,6 +11,9 @@ import pytest
 from tests.worker.support.test_actions import ScriptedTrademax, example
 from worker.delivery.flow_keeper import DestinationKeeper
 from worker.delivery.pipeline import deliver
+from worker.observe.configuration import recorded_text
+from worker.settings import Settings
+from worker.store.heartbeats import Heartbeats
 
 
 def test_pause_status_resume_with_audit(cli, relay):
@@ -27,6 +30,8 @@ def test_pause_status_resume_with_audit(cli, relay):
     assert "Trademax is paused until" in record.history[-1]["reason"]
     assert relay.flow.parking("trademax").count() == 1
 
+    # a worker recorded its configuration (Trademax only): status reads which destinations are on from it
+    Heartbeats(relay.redis).beat("worker", "relay-1@h", recorded_text(Settings()))
     status = cli.json("status")
     flow = status["destinations"]["trademax"]["flow"]
     assert flow["paused"]["by"] == "alice" and flow["paused"]["reason"] == "Trademax maintenance window"

@@ -58,7 +58,8 @@ def test_status_json_counts_what_needs_a_person(cli, parked):
     assert [a["flag"] for a in report["attention"]] == ["no_worker", "no_scheduler", "dead_letters",
                                                         "uncertain"]
     assert report["destinations"]["trademax"]["ledger"]["uncertain"] == 1
-    assert report["destinations"]["kaching"]["on"] is False
+    assert report["destinations"]["kaching"]["on"] is None  # no worker has recorded its configuration
+    assert report["configuration"]["recorded_by"] is None
     narrowed = cli.json("status", "--destination", "kaching")
     assert narrowed["uncertain"]["count"] == 0 and narrowed["dead_letters"]["count"] == 0
     assert list(narrowed["queues"]) == ["kaching.stock"] and list(narrowed["destinations"]) == ["kaching"]

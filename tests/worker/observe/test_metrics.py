@@ -128,8 +128,14 @@ def test_a_scrape_reports_what_the_store_holds(redis_server):
               for dest in ("trademax", "kaching") for state in ("accepted", "uncertain")}
     assert events == {("trademax", "accepted"): 1, ("trademax", "uncertain"): 1,
                       ("kaching", "accepted"): 1, ("kaching", "uncertain"): 0}
-    assert got[("wms_relay_dead_letters_open", "wms_relay_dead_letters_open", ())] == 1
-    assert 600 <= got[("wms_relay_dead_letter_oldest_age_seconds",) * 2 + ((),)] < 660
+    trademax, kaching = (("destination", "trademax"),), (("destination", "kaching"),)
+    assert got[("wms_relay_dead_letters_open", "wms_relay_dead_letters_open", trademax)] == 1
+    assert got[("wms_relay_dead_letters_open", "wms_relay_dead_letters_open", kaching)] == 0
+    assert 600 <= got[("wms_relay_dead_letter_oldest_age_seconds",) * 2 + (trademax,)] < 660
+    assert got[("wms_relay_dead_letter_oldest_age_seconds",) * 2 + (kaching,)] == 0
+    assert got[("wms_relay_uncertain_oldest_age_seconds",) * 2 + (trademax,)] >= 0
+    from worker import __version__
+    assert got[("wms_relay_build_info",) * 2 + ((("version", __version__),),)] == 1
     assert got[("wms_relay_retries_scheduled",) * 2 + ((),)] == 1
     assert 90 <= got[("wms_relay_retry_most_overdue_seconds",) * 2 + ((),)] < 150
     assert got[("wms_relay_queue_depth", "wms_relay_queue_depth", (("queue", "trademax.stock"),))] == 2

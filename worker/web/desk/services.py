@@ -23,6 +23,7 @@ from worker.support.actions import (  # noqa: F401
 from worker.support.event_view import describe, next_step, timeline, with_liveness  # noqa: F401
 from worker.support.retry_view import scheduled  # noqa: F401
 from worker.support.status_report import collect, needs_a_person  # noqa: F401
+from worker.support.status_words import configuration_line, flow_line, report_now  # noqa: F401
 from worker.support.workplace import Workplace, workplace  # noqa: F401
 from worker.web.desk.config import DeskSettings
 from worker.web.desk.jobs import BulkJobs
