@@ -82,9 +82,14 @@ def test_a_batch_resent_after_a_store_timeout_is_counted_once(store_client):
     assert counts.latency()[0].count == 1 and counts.latency()[0].sum == pytest.approx(0.04)
 
 
+def scrape_body(port: int) -> str:
+    """What one scrape of ``/metrics`` answers (the exposition text)."""
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+
+
 def scrape(port: int) -> dict:
     """{(family name, sample name, labels as a sorted tuple): value} of one scrape."""
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    body = scrape_body(port)
     return {(family.name, sample.name, tuple(sorted(sample.labels.items()))): sample.value
             for family in text_string_to_metric_families(body) for sample in family.samples}
 
