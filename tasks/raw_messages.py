@@ -39,10 +39,14 @@ from typing import Any
 
 from kombu.utils.json import loads as kombu_loads
 
+from tasks import support_jobs
 from worker.destinations.table import ROWS, TASKS, WMS_DESTINATION
 
 REASON = "malformed_message"
-TASK_NAMES = frozenset(TASKS)  # every destination's: the WMS publishes trademax.*, fan-out the others
+# Every destination's (the WMS publishes trademax.*, fan-out the others) and the desk's bulk job's.
+TASK_NAMES = frozenset(TASKS) | {support_jobs.TASK}
+# The queues the screen judges: every destination's, and the support queue (tasks.support_jobs).
+SCREENED_QUEUES = frozenset(row.queue for row in ROWS.values()) | {support_jobs.QUEUE}
 # Queue -> the destination whose queue it is (a malformed message's dead letter is that destination's).
 QUEUE_DESTINATIONS = {row.queue: row.destination for row in ROWS.values()}
 KEPT_CHARS = 8_192  # of each piece of evidence (the raw message, the decoded body) kept in the letter
@@ -185,7 +189,10 @@ def _check(envelope: Any, queue: str, now: float) -> tuple[str, list]:
         shown = task[:80] if isinstance(task, str) else f"<{_kind(task)}>"
         raise _Refused(f"unknown task name {shown!r}: the WMS's tasks are trademax.<operation> "
                        "(docs/events.md); the relay's own are <destination>.<operation>")
-    operation = TASKS[task].name
+    if (task == support_jobs.TASK) != (queue == support_jobs.QUEUE):
+        raise _Refused(f"task {task} on queue {queue}: the desk's bulk jobs ({support_jobs.TASK}) travel on "
+                       f"{support_jobs.QUEUE} only, and nothing else does")
+    operation = TASKS[task].name if task in TASKS else None
     for name, wanted in (("content-type", "application/json"), ("content-encoding", "utf-8")):
         if envelope.get(name) != wanted:
             raise _Refused(f"{name} must be {wanted!r}, not {str(envelope.get(name))[:60]!r}", operation)
@@ -204,7 +211,10 @@ def _check(envelope: Any, queue: str, now: float) -> tuple[str, list]:
         raise _Refused(exc.problem, operation) from None
     if expires is not None and expires <= now:
         raise _Refused("headers.expires has passed: the publisher said not to run it after then", operation)
-    return task, _body(envelope, operation)
+    args_kwargs = _body(envelope, operation)
+    if task == support_jobs.TASK and (problem := support_jobs.argument_problem(*args_kwargs)) is not None:
+        raise _Refused(problem)
+    return task, args_kwargs
 
 
 def _rebuilt(envelope: dict, task: str, args_kwargs: list, queue: str) -> dict:

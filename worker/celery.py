@@ -15,8 +15,10 @@ from worker.destinations.table import TASK_MODULES
 from worker.observe.heartbeat import heartbeat_step
 from worker.settings import Settings
 
-# The task modules come from the operation table: one per destination resource.
-app = Celery("wms_relay", include=list(TASK_MODULES))
+# The task modules come from the operation table: one per destination resource; and the desk's bulk job
+# (its own queue, tasks.support_jobs), whose task runs support's actions (a name here, not an import: the
+# worker loads it when it starts).
+app = Celery("wms_relay", include=[*TASK_MODULES, "worker.support.job_task"])
 
 
 def _store_client():

@@ -14,7 +14,8 @@ from kombu.utils.encoding import bytes_to_str
 from kombu.transport.virtual import Empty
 
 from tasks import malformed_messages
-from tasks.raw_messages import Passed, screen
+from tasks import support_jobs
+from tasks.raw_messages import SCREENED_QUEUES, Passed, screen
 from worker.destinations import table
 from worker.settings import SentinelAddress, Settings
 
@@ -27,8 +28,9 @@ class _ChannelFixes:
     def _admit(self, item, queue: str):
         """The popped message as kombu's ``loads`` would give it, if :func:`tasks.raw_messages.screen`
         passes it (rebuilt on our terms); else None, and it is a dead letter (``tasks.malformed_messages``).
-        Only our task queues are screened: control replies (``*.reply.celery.pidbox``) are kombu's own."""
-        if queue not in table.QUEUES:
+        Only our task queues (the destinations' and the support queue) are screened: control replies
+        (``*.reply.celery.pidbox``) are kombu's own."""
+        if queue not in SCREENED_QUEUES:
             return kombu_redis.loads(bytes_to_str(item))
         verdict = screen(item, queue, now=time.time())
         if isinstance(verdict, Passed):
@@ -221,8 +223,9 @@ def celery_config(settings: Settings, broker_url: str) -> dict:
         "accept_content": ["json"],
         # One queue per destination resource, so an operator can see (and a deployment can scale) each
         # backlog; one route per task.  Both are built from the operation table (worker.destinations.table).
-        "task_queues": [declared_queue(name) for name in table.QUEUES],
-        "task_routes": table.ROUTES,
+        # The desk's bulk jobs (tasks.support_jobs) have a queue of their own, which the worker consumes too.
+        "task_queues": [declared_queue(name) for name in (*table.QUEUES, support_jobs.QUEUE)],
+        "task_routes": {**table.ROUTES, support_jobs.TASK: {"queue": support_jobs.QUEUE}},
         "task_default_queue": table.QUEUES[0],
         "task_create_missing_queues": False,
         # Flower needs task events; the argument summary is set per task (see tasks.base).
