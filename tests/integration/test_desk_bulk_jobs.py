@@ -71,3 +71,62 @@ def test_a_bulk_retry_goes_on_when_its_desk_dies_and_another_desk_shows_it(redis
             if desk is not None:
                 desk.stop()
         pipeline.stop()
+
+
+def test_a_job_whose_worker_is_killed_shows_as_interrupted_and_goes_on_where_it_stopped(
+        redis_server, sandbox, tmp_path):
+    """A bulk discard of 3,000 letters; the worker running it is SIGKILLed mid-job: the page says
+    interrupted and from which item it goes on; the scheduler publishes it again and a new worker finishes
+    it — every letter discarded once (3,000 audit entries, none failed)."""
+    from worker.destinations.table import delivery_ref
+    from worker.store.bulk_jobs import BulkJobStore
+    from worker.store.dead_letters import DeadLetters
+
+    total = 3000
+    pipeline = make_pipeline(redis_server, sandbox(), tmp_path)
+    client = redis_server.client()
+    letters = DeadLetters(client, delivery_ref=delivery_ref)
+    for n in range(total):
+        letters.add("receipt.create", f"R-{n}", {"transaction_id": f"R-{n}"}, "permanent", ["refused"])
+    from worker.web.desk.users import UsersFile
+
+    UsersFile(tmp_path / "desk-users").add("olga", "operator", "olga-password-1")
+    desk = None
+    try:
+        pipeline.start_scheduler()
+        worker = pipeline.start_worker()
+        desk = Desk({**pipeline.env, "DESK_USERS_FILE": str(tmp_path / "desk-users")}, tmp_path / "desk.log")
+        person = signed_in(desk.url, "olga", "olga-password-1")
+        token = csrf_of(person.get(desk.url + "dead-letters", timeout=30).text)
+        started = person.post(desk.url + "dead-letters/act", timeout=120, allow_redirects=False, data={
+            "csrf_token": token, "action": "discard", "all_matching": "1", "status": "open", "q": "",
+            "operation": "", "destination": "", "reason": "", "age": "", "why": "duplicates"})
+        job_id = started.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+        jobs = BulkJobStore(client)
+        wait_until(lambda: (job := jobs.get(job_id)) and job.processed >= 50, 60, "the job to be under way",
+                   interval=0.02)
+        pipeline.kill(worker)  # SIGKILL, mid-job
+        at_kill = jobs.get(job_id)
+        assert not at_kill.finished, "the job finished before the worker was killed: make it longer"
+
+        def said():
+            return re.sub(r"\s+", " ", person.get(desk.url + f"jobs/{job_id}", timeout=30).text)
+
+        page = wait_until(lambda: "Interrupted: the worker working on it stopped" in (p := said()) and p, 60,
+                          "the page to say the job was interrupted")
+        assert f"it goes on from item {at_kill.next + 1} " in page
+        assert jobs.get(job_id).processed == at_kill.processed  # nothing moved meanwhile
+
+        pipeline.start_worker()
+        wait_until(lambda: jobs.get(job_id).finished, 120, "a new worker to finish the job")
+        job = jobs.get(job_id)
+        assert job.state == "finished" and job.counts["failed"] == 0
+        assert job.counts["done"] + job.counts["skipped"] == total and job.counts["skipped"] <= 1
+        assert letters.count() == 0
+        audit = AuditLog(client).page(AuditFilter(actor="olga", action="discard"), limit=total + 10)[0]
+        assert sum(entry.status == "done" for entry in audit) == total  # each letter discarded once
+        assert 'data-state="finished"' in said()
+    finally:
+        if desk is not None:
+            desk.stop()
+        pipeline.stop()

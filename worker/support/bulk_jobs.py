@@ -38,8 +38,12 @@ log = logging.getLogger("wms_relay.jobs")
 
 INLINE_LIMIT = 50
 SLICE_SECONDS = 10.0
-LEASE_SECONDS = 60.0
-RESUME_AFTER_SECONDS = 60.0
+# A claim lasts this long past the last target recorded: longer than any one support action takes (a
+# publish gives up after 30 s only when the broker stalls — then another worker may go on, and this one's
+# next record is refused: the action itself is atomic).
+LEASE_SECONDS = 20.0
+# The scheduler publishes an unfinished job again this long after its claim lapsed (or its last publish).
+RESUME_AFTER_SECONDS = 10.0
 
 
 def _resolve(delivered: bool) -> Callable[..., ActionReport]:
@@ -134,9 +138,10 @@ def run_slice(tools: SupportTools, jobs: BulkJobStore, job_id: str, *, owner: st
 
 
 def resume_interrupted(jobs: BulkJobStore, publish_job: Callable[[list], None], now: float) -> int:
-    """The scheduler's chore: publish again every unfinished job nobody works on — a lapsed claim, or
-    queued and published no less than RESUME_AFTER_SECONDS ago (or never) — so no job is stuck because a
-    worker died or a message was lost.  A spare copy is harmless: the claim lets one worker work."""
+    """The scheduler's chore: publish again every unfinished job nobody works on — its claim lapsed, and
+    neither the lapse nor its last publish nor its last progress is less than RESUME_AFTER_SECONDS ago —
+    so no job is stuck because a worker died or a message was lost.  A spare copy is harmless: the claim
+    lets one worker work."""
     resumed = 0
     for job in jobs.unfinished():
         quiet_since = max(job.lease_until, job.published_at or 0.0, job.updated_at)
@@ -158,8 +163,8 @@ def state_in_words(job: JobRecord, now: float, workers_alive: int) -> str:
         stopped = round(now - job.lease_until)
         alone = "" if workers_alive else " — no worker is alive now: start one"
         return (f"interrupted: the worker working on it stopped {stopped} s ago; it goes on from item "
-                f"{job.next + 1} when a worker takes it up again (the scheduler publishes it within a "
-                f"minute){alone}")
+                f"{job.next + 1} when a worker takes it up again (the scheduler publishes it within "
+                f"{RESUME_AFTER_SECONDS:g} s){alone}")
     if job.state == "queued" and not workers_alive:
         return "waiting for a worker: none is alive now (start one: `wms-relay worker`)"
     return "working" if job.state == "running" else "waiting for a worker to take it up"
