@@ -9,8 +9,10 @@ Two halves:
   at most its last few seconds of counts; a store that does not answer keeps them for the next beat.
 - :class:`StoreCollector` — in the ``wms-relay metrics`` process: a prometheus-client custom collector
   that reads the store on every scrape (events by state, dead letters open and the oldest one's age,
-  uncertain, retries scheduled and the most overdue, queue depths, workers alive, the scheduler's last
-  tick, Redis memory, the workers' attempt counts and latency, and the desk's sign-in counts).
+  uncertain — each per destination — every destination's flow state (:func:`flow_families`: on or off
+  as the workers recorded it, paused, circuit, parked, pending batches), retries scheduled and the most
+  overdue, queue depths, workers alive, the scheduler's last tick, Redis memory, the version, the
+  workers' attempt counts and latency, and the desk's sign-in counts).
   prometheus-client writes the exposition format; nothing here formats it by hand.
 
 Why the workers' counts go through the store rather than prometheus-client's multiprocess mode or a port
