@@ -5,9 +5,9 @@ oldest one's age and uncertain events (per destination), each destination's flow
 workers recorded it, paused, circuit state, parked deliveries, pending batches), retries scheduled and
 the most overdue, queue depths, workers alive, the scheduler's last tick, Redis memory, the version
 (build_info) — and the attempt counts and destination latency the workers hand to the store every few
-seconds.  It needs only the store, no destination's variables.  It never starts a store: until there is one to read, a scrape says
-wms_relay_store_up 0.  Labels and values carry no event content and no secret.  Example alert rules and
-the Grafana panels: docs/operations.md."""
+seconds.  It needs only the store, no destination's variables.  It never starts a store: until there is
+one to read, a scrape says wms_relay_store_up 0.  Labels and values carry no event content and no
+secret.  Example alert rules and the Grafana panels: docs/operations.md."""
 from __future__ import annotations
 
 import argparse
