@@ -9,7 +9,9 @@ an ``expires`` in the past), or was held by the worker for good (an ``eta`` in 2
 
 So the Redis channel (``worker.celery_config``) hands every popped message to :func:`screen` first:
 
-- **Passed**: a message of one of our tasks in the documented layout.  It goes on *rebuilt on our terms*:
+- **Passed**: a message of one of our tasks in the documented layout — a delivery task on a destination's
+  queue, or the desk's bulk job (``tasks.support_jobs``: on ``support.jobs`` only, its one argument a job
+  id; nothing else is taken there).  It goes on *rebuilt on our terms*:
   a fresh delivery tag, ``delivery_info`` naming the queue it came from (so a restore after a crash puts it
   back where it was), no ``eta``/``expires``/time limits/links/chain/callbacks, ``shadow`` and ``group``
   cleared.  Nothing downstream can then fail on its shape; the event inside is judged by its schema as
