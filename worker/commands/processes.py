@@ -31,7 +31,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from worker.celery import app
     from tasks import support_jobs
     from worker.destinations.table import QUEUES
-    from worker.observe.logs import configure
+    from worker.observe.logs import celery_console_to_log, configure
     from worker.observe.sentry import start as start_sentry
 
     from worker.destinations.table import configured
@@ -42,8 +42,12 @@ def run_worker(args: argparse.Namespace) -> int:
     configure(settings)
     # Before the worker starts: the Celery integration wraps the task tracer it builds.
     start_sentry(settings, celery=True)
+    # LOG_FORMAT=json: every line JSON — no banner (Celery's --quiet), its shutdown notices as log lines.
+    quiet = ["--quiet"] if settings.log_format == "json" else []
+    if quiet:
+        celery_console_to_log()
     argv = [
-        "worker", "--pool", "threads",
+        *quiet, "worker", "--pool", "threads",
         "--concurrency", str(args.concurrency or settings.worker_concurrency),
         "--queues", ",".join((*QUEUES, support_jobs.QUEUE)),  # and the desk's bulk jobs
         "--loglevel", args.loglevel or settings.log_level,

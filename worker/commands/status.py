@@ -12,10 +12,11 @@ in the store with their heartbeats — this command needs only the store, never 
 variables: it says whose record it shows and how old, that no worker has recorded one yet, or that the
 live workers disagree.  ``--destination`` narrows every figure to one destination.  Ends with what
 needs a person: no live worker, no live scheduler, retries overdue by more than a minute, open dead
-letters, uncertain events, Redis at 80 % of its maxmemory or more, live workers with different
-configurations, a destination paused or its circuit not closed (or open for the clock).
-``--fail-on-attention`` exits 1 when anything does (for cron and Nagios); otherwise the exit code is 0
-whatever the report says (3: the store does not answer; with ``--json`` an object saying so)."""
+letters, uncertain events, dispatch updates waiting for a dispatch id Trademax did not give, Redis at 80 %
+of its maxmemory or more, live workers with different configurations, a destination paused or its circuit
+not closed (or open for the clock).  ``--fail-on-attention`` exits 1 when anything does (for cron and
+Nagios); otherwise the exit code is 0 whatever the report says (3: the store does not answer; with
+``--json`` an object saying so)."""
 from __future__ import annotations
 
 import argparse
@@ -49,6 +50,10 @@ def _print(report: dict) -> None:
                                     "now" if -due <= OVERDUE_AFTER_SECONDS else f"{age(-due)} ago")
     say(f"Scheduled retries:     {retries['count']} (next due {when})")
     say(f"Waiting for a create:  {report['waiting']}")
+    unknown = report["dispatch_id_unknown"]
+    if unknown["shipments"]:
+        say(f"Dispatch id unknown:   {unknown['shipments']} shipment(s), {unknown['waiting']} event(s) "
+            "waiting for a person (`wms-relay dispatch set-id`)")
     for label, part in (("Uncertain:            ", report["uncertain"]),
                         ("Dead letters:         ", report["dead_letters"])):
         notes = [f"oldest {age(part['oldest_age_seconds'])}"] if part["count"] else []

@@ -208,6 +208,14 @@ class StoreCollector:
         yield letters_age
         yield from flow_families(redis_client, self._settings, now, self._clock)
 
+        from worker.store.dispatch_waiters import DispatchWaiters
+
+        unknown = DispatchWaiters(redis_client, first).unknown_ids()
+        yield _gauge("dispatch_id_unknown_shipments", "Shipments whose dispatch.create Trademax answered 452 "
+                     "without a dispatch id: a person records it (wms-relay dispatch set-id)", len(unknown))
+        yield _gauge("dispatch_id_unknown_waiting", "Dispatch updates, publishes and deletes waiting for "
+                     "such a dispatch id", sum(u.waiting for u in unknown))
+
         schedule = RetrySchedule(redis_client, clock=self._clock)
         next_due = schedule.next_due()
         yield _gauge("retries_scheduled", "Retries waiting in the retry schedule", schedule.count())

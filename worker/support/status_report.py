@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from tasks.raw_messages import REASON as MALFORMED
 from worker.destinations.table import DESTINATIONS, QUEUES, WMS_DESTINATION
-from worker.encoding import age, iso_time, shorten
+from worker.encoding import age, iso_time, one_line, shorten
 from worker.observe.configuration import RecordedConfiguration, read_configuration
 from worker.store.broker_queues import queue_depths, unacked
 from worker.store.heartbeats import STALE_AFTER_SECONDS, Heartbeats
@@ -28,7 +28,8 @@ MEMORY_ATTENTION_FRACTION = 0.8
 # ``store_down`` is ``status --json``'s when the store does not answer (worker.commands.status); the
 # others :func:`needs_a_person` and :func:`flow_attention` raise.
 ATTENTION_FLAGS = ("store_down", "no_worker", "no_scheduler", "overdue_retries", "dead_letters", "uncertain",
-                   "memory", "configuration_differs", "paused", "circuit_open", "clock_skew")
+                   "dispatch_id_unknown", "memory", "configuration_differs", "paused", "circuit_open",
+                   "clock_skew")
 # Dead letters of events no destination's ledger accepted (so no destination's ``dead`` count holds them),
 # by reason, with how people say one: refused at the door, a key another event holds, a raw message.
 NEVER_ACCEPTED = {"invalid": ("invalid event", "invalid events"),
@@ -122,10 +123,21 @@ def collect(place, destination: str | None = None) -> dict:
                       "alive": bool(ticks) and ticks[0].age <= STALE_AFTER_SECONDS},
         "redis_memory": {"used_bytes": used, "max_bytes": limit,
                          "used_fraction": round(used / limit, 4) if limit and used is not None else None},
+        "dispatch_id_unknown": _unknown_dispatch_ids(relay, destination),
     }
     report["attention"] = ([{"flag": flag, "message": _say(flag, report)} for flag in needs_a_person(report)]
                            + flow_attention(report))
     return report
+
+
+def _unknown_dispatch_ids(relay, destination: str | None) -> dict:
+    """Shipments whose dispatch.create was delivered without Trademax's dispatch id (a 452 without one),
+    and how many of their updates, publishes and deletes wait for a person to record it."""
+    if destination not in (None, "trademax"):
+        return {"shipments": 0, "waiting": 0, "first": []}
+    found = relay.dispatch_waiters.unknown_ids()
+    return {"shipments": len(found), "waiting": sum(u.waiting for u in found),
+            "first": [{"transaction_id": u.transaction_id, "waiting": u.waiting} for u in found[:5]]}
 
 
 def flow_attention(report: dict) -> list[dict]:
@@ -157,8 +169,9 @@ def flow_attention(report: dict) -> list[dict]:
 
 def needs_a_person(report: dict) -> list[str]:
     """What needs a person, most urgent first: ``no_worker``, ``no_scheduler``, ``overdue_retries``,
-    ``dead_letters``, ``uncertain``, ``memory``, ``configuration_differs`` (live workers recorded different
-    configurations) — the CLI says each in words; a desk can link each to its page."""
+    ``dead_letters``, ``uncertain``, ``dispatch_id_unknown`` (dispatch updates wait for a person to record
+    the dispatch id Trademax did not give), ``memory``, ``configuration_differs`` (live workers recorded
+    different configurations) — the CLI says each in words; a desk can link each to its page."""
     needs = []
     if not report["workers"]:
         needs.append("no_worker")
@@ -171,6 +184,8 @@ def needs_a_person(report: dict) -> list[str]:
         needs.append("dead_letters")
     if report["uncertain"]["count"]:
         needs.append("uncertain")
+    if report.get("dispatch_id_unknown", {}).get("waiting"):
+        needs.append("dispatch_id_unknown")
     fraction = report["redis_memory"]["used_fraction"]
     if fraction is not None and fraction >= MEMORY_ATTENTION_FRACTION:
         needs.append("memory")
@@ -207,6 +222,15 @@ def _say(flag: str, report: dict) -> str:
         return (f"Workers run with different configurations ({shorten('; '.join(differences), 300)}): each "
                 "event is routed and sent by whichever worker takes it. Give every worker the same settings "
                 "and restart them.")
+    if flag == "dispatch_id_unknown":
+        unknown = report["dispatch_id_unknown"]
+        first = unknown["first"][0]["transaction_id"]
+        named = ", ".join(one_line(u["transaction_id"]) for u in unknown["first"])
+        more = f" and {unknown['shipments'] - len(unknown['first'])} more" \
+            if unknown["shipments"] > len(unknown["first"]) else ""
+        return (f"{unknown['waiting']} dispatch update(s), publish or delete wait for a dispatch id Trademax "
+                f"did not give (its 452 answer had none) — shipment(s) {named}{more}. Find each one's id at "
+                f"Trademax, then `wms-relay dispatch set-id {one_line(first)} DISPATCH_ID --reason ...`.")
     memory = report["redis_memory"]
     return (f"Redis uses {memory['used_fraction']:.0%} of its maxmemory ({mib(memory['used_bytes'])} of "
             f"{mib(memory['max_bytes'])}): when full it refuses new events. Raise maxmemory, or purge "

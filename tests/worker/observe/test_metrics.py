@@ -102,6 +102,14 @@ def test_a_scrape_reports_what_the_store_holds(redis_server):
     for key in ("adj-1", "adj-2"):
         ledger.accept({"operation": "stock.adjust", "key": key, "fields": {"artno": "A", "quantity": 1}})
     ledger.transition("stock.adjust", "adj-2", "uncertain", reason="read timeout")
+    # a shipment Trademax answered 452 without its dispatch id, and one update waiting for a person
+    ledger.accept({"operation": "dispatch.create", "key": "TX-1", "fields": {"transaction_id": "TX-1"}})
+    ledger.transition("dispatch.create", "TX-1", "delivered", reason="452 without an id", result={})
+    from worker.store.dispatch_waiters import DispatchWaiters
+
+    waiters = DispatchWaiters(r, ledger)
+    waiters.mark_id_unknown("TX-1", now)
+    waiters.wait_for("TX-1", "dispatch.update:U-1")
     # ka-ching's own ledger (its namespace): counted under its destination, not Trademax's
     ledger.sibling(DESTINATIONS["kaching"].namespace).accept(
         {"operation": "stock.adjust", "key": "adj-1", "fields": {"artno": "A", "quantity": 1}})
@@ -131,6 +139,8 @@ def test_a_scrape_reports_what_the_store_holds(redis_server):
     events = {(dest, state): got[("wms_relay_events", "wms_relay_events",
                                   (("destination", dest), ("state", state)))]
               for dest in ("trademax", "kaching") for state in ("accepted", "uncertain")}
+    assert got[("wms_relay_dispatch_id_unknown_shipments",) * 2 + ((),)] == 1
+    assert got[("wms_relay_dispatch_id_unknown_waiting",) * 2 + ((),)] == 1
     assert events == {("trademax", "accepted"): 1, ("trademax", "uncertain"): 1,
                       ("kaching", "accepted"): 1, ("kaching", "uncertain"): 0}
     trademax, kaching = (("destination", "trademax"),), (("destination", "kaching"),)

@@ -47,6 +47,17 @@ class DeskJobs:
         return start_job(self._tools, self._store, self._publish_job, action=action, actor=actor,
                          targets=targets, reason=reason)
 
+    def record(self, action: str, actor: str, report) -> str:
+        """Keep an action already done on one target (its ActionReport) as a finished job, so its page
+        reads like any other job's (the dispatch id form); its id."""
+        from worker.support.bulk_jobs import LEASE_SECONDS, new_job_id
+
+        job_id, owner = new_job_id(), f"desk-record-{report.target}"
+        self._store.create(job_id, action=action, actor=actor, via="desk", params={}, targets=[report.target])
+        self._store.claim(job_id, owner, LEASE_SECONDS)
+        self._store.advance(job_id, owner, 0, report.status, report.to_dict(), LEASE_SECONDS)
+        return job_id
+
     def resume(self, job_id: str) -> bool:
         """Publish an unfinished job's task again (a person pressed "Go on")."""
         from worker.support.bulk_jobs import publish
