@@ -199,3 +199,45 @@ def test_the_metrics_command_serves_and_stops_on_sigterm(redis_server, tmp_path)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_scrape_reports_each_destinations_flow_state(redis_server):
+    """Issue 22.5: the circuit (one-hot by state), parked deliveries and pending batches per destination,
+    each read from the store (a pause's gauge: tests/integration/test_state_from_the_store.py)."""
+    from worker.flow.batches import LEVEL, BatchItem
+    from worker.flow.circuit import Circuit
+    from worker.flow.controls import FlowControls
+
+    r = redis_server.client(decode_responses=True)
+    settings = Settings(redis_url=redis_server.url)
+    schedule = RetrySchedule(r)
+    flow = FlowControls(r, settings, schedule)
+    assert Circuit(r, DESTINATIONS["trademax"].namespace, failures=1).report("failed") == "opened"
+    stock = {"warehouse_id": "nw", "artno": "A", "quantity": 4, "event_id": "E1", "type": "absolute",
+             "occurred_at": "2024-05-01T10:00:00.000000Z"}
+    flow.parking("stocktrim").park("stock.adjust:E1", {"task": "stocktrim.stock.adjust", "event": stock})
+    flow.parking("stocktrim").park("stock.adjust:E2", {"task": "stocktrim.stock.adjust", "event": stock})
+    assert flow.batches("kaching").add(BatchItem(
+        ref="stock.adjust:E1", kind=LEVEL, operation="stock.adjust", key="E1", fingerprint="f" * 64,
+        message=stock, enqueued_at=time.time())).status == "added"
+
+    server, thread = serve(settings, "127.0.0.1", 0)
+    try:
+        got = scrape(server.server_port)
+    finally:
+        server.shutdown()
+
+    def gauge(name: str, **labels: str) -> float | None:
+        return got.get((f"wms_relay_{name}",) * 2 + (tuple(sorted(labels.items())),))
+
+    assert {state: gauge("circuit_state", destination="trademax", state=state)
+            for state in ("closed", "open", "half_open")} == {"closed": 0, "open": 1, "half_open": 0}
+    assert {state: gauge("circuit_state", destination="kaching", state=state)
+            for state in ("closed", "open", "half_open")} == {"closed": 1, "open": 0, "half_open": 0}
+    assert {name: gauge("parked_deliveries", destination=name) for name in DESTINATIONS} == {
+        name: (2 if name == "stocktrim" else 0) for name in DESTINATIONS}
+    assert gauge("batch_pending", destination="kaching") == 1
+    assert gauge("batch_pending", destination="stock2shop") == 0
+    assert gauge("batch_pending", destination="trademax") is None  # not a bulk destination
+    assert {name: gauge("destination_paused", destination=name) for name in DESTINATIONS} == {
+        name: 0 for name in DESTINATIONS}
