@@ -180,26 +180,30 @@ def _refused_selection(args: argparse.Namespace, verb: str) -> bool:
     return False
 
 
-@friendly_errors
-def run_retry(args: argparse.Namespace) -> int:
+def _act_on_selection(args: argparse.Namespace, past: str, action) -> int:
+    """Run ``action(tools, target, actor)`` on each letter named or selected (``--all`` with filters)."""
     from worker.support.workplace import workplace
-    from worker.support.actions import retry_letter
 
-    if _refused_selection(args, "retry"):
-        return 2
     actor = args.actor or default_actor()
     with workplace(Settings.from_env()) as place:
         targets = args.ids or [letter.letter_id for letter in _select(place, args)]
-        return run_actions(targets, lambda t: retry_letter(place.tools, t, actor=actor, reason=args.reason,
-                                                           dry_run=args.dry_run,
-                                                           destination=args.destination),
-                           verb="retried", as_json=args.json, store=place.store, dry_run=args.dry_run,
+        return run_actions(targets, lambda t: action(place.tools, t, actor), verb=past, as_json=args.json,
+                           store=place.store, dry_run=args.dry_run,
                            nothing="Nothing to do: no open dead letters match.")
 
 
 @friendly_errors
+def run_retry(args: argparse.Namespace) -> int:
+    from worker.support.actions import retry_letter
+
+    if _refused_selection(args, "retry"):
+        return 2
+    return _act_on_selection(args, "retried", lambda tools, t, actor: retry_letter(
+        tools, t, actor=actor, reason=args.reason, dry_run=args.dry_run, destination=args.destination))
+
+
+@friendly_errors
 def run_discard(args: argparse.Namespace) -> int:
-    from worker.support.workplace import workplace
     from worker.support.actions import discard_letter
 
     if _refused_selection(args, "discard"):
@@ -207,14 +211,8 @@ def run_discard(args: argparse.Namespace) -> int:
     if not args.reason.strip():
         complain("--reason must say why the letter is given up.")
         return 2
-    actor = args.actor or default_actor()
-    with workplace(Settings.from_env()) as place:
-        targets = args.ids or [letter.letter_id for letter in _select(place, args)]
-        return run_actions(targets, lambda t: discard_letter(place.tools, t, actor=actor, reason=args.reason,
-                                                             destination=args.destination,
-                                                             dry_run=args.dry_run),
-                           verb="discarded", as_json=args.json, store=place.store, dry_run=args.dry_run,
-                           nothing="Nothing to do: no open dead letters match.")
+    return _act_on_selection(args, "discarded", lambda tools, t, actor: discard_letter(
+        tools, t, actor=actor, reason=args.reason, destination=args.destination, dry_run=args.dry_run))
 
 
 @friendly_errors
