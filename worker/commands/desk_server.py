@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
-import signal
 import sys
 
 from worker.commands.presenting import complain, friendly_errors, say
@@ -76,10 +75,6 @@ def _users_path(settings: Settings):
 STORE_WAIT_SECONDS = 30.0
 
 
-def _stop(*_args) -> None:
-    raise KeyboardInterrupt  # waitress's loop ends as on Ctrl-C; the with-block closes the connections
-
-
 @friendly_errors
 def run(args: argparse.Namespace) -> int:
     from worker.observe.logs import configure
@@ -88,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from worker.store.connection import StoreNotFound, store_url, wait_for_store
     from worker.web.desk.services import DeskServices
     from worker.web.desk.users import UsersFile
-    from worker.web.serving import refuse_exposure, serve
+    from worker.web.serving import refuse_exposure, serve, stop_on_sigterm
 
     settings = Settings.from_env()
     desk_settings = _desk_settings(settings)
@@ -97,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                     credentials=f"at least one user in DESK_USERS_FILE ({desk_settings.users_file}; "
                                 "`wms-relay desk add-user`)")
     configure(settings)
-    signal.signal(signal.SIGTERM, _stop)
+    stop_on_sigterm()  # also while it waits for the store; serve() ends on it, the with-block closes
     try:
         store_url(settings)
     except StoreNotFound:  # started with the service (honcho): give the worker time to start the store
