@@ -45,36 +45,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def judge(beats, role: str, *, within: float, name: str | None, host: str | None) -> tuple[bool, str]:
-    """(alive?, one sentence) from the store's remembered beats of ``role`` (newest first)."""
-    from worker.commands.presenting import age
-
+def judge(found: list[tuple[str, float]], role: str, *, within: float, name: str | None, host: str | None,
+          what: str = "beat", never: str = "has ever beaten (or it stopped cleanly)",
+          age=lambda seconds: f"{seconds:.0f} s") -> tuple[bool, str]:
+    """(alive?, one sentence) from ``(node name, seconds since it last did ``what``)``, freshest first —
+    the store's heartbeats or this host's probe files."""
     if name is not None:
-        candidates, which = [b for b in beats if b.name == name], name
+        candidates, which = [f for f in found if f[0] == name], name
     elif host is not None:
-        candidates, which = [b for b in beats if b.on_host(host)], f"{role} on host {host}"
+        candidates, which = [f for f in found if f[0].rpartition("@")[2] == host], f"{role} on host {host}"
     else:
-        candidates, which = list(beats), f"{role} on any host"
-    alive = [b for b in candidates if b.age <= within]
-    if alive:
-        return True, f"OK: {alive[0].name} beat {age(alive[0].age)} ago"
-    if candidates:
-        return False, (f"FAIL: no {which} beat within {within:g} s (last: {candidates[0].name} "
-                       f"{age(candidates[0].age)} ago)")
-    return False, f"FAIL: no {which} has ever beaten (or it stopped cleanly)"
-
-
-def probe_judgement(found: list[tuple[str, float]], role: str, *, within: float, name: str | None,
-                    host: str | None, what: str) -> tuple[bool, str]:
-    """(alive?, one sentence) from the probe files' ``(node name, age)``, freshest first."""
-    which = name or f"{role} on host {host}"
-    fresh = [pair for pair in found if pair[1] <= within]
+        candidates, which = list(found), f"{role} on any host"
+    fresh = [f for f in candidates if f[1] <= within]
     if fresh:
-        return True, f"OK: {fresh[0][0]} {what} {fresh[0][1]:.0f} s ago"
-    if found:
-        return False, (f"FAIL: no {which} {what} within {within:g} s (last: {found[0][0]} "
-                       f"{found[0][1]:.0f} s ago)")
-    return False, f"FAIL: no {which} has a probe file here (not started yet, or it stopped cleanly)"
+        return True, f"OK: {fresh[0][0]} {what} {age(fresh[0][1])} ago"
+    if candidates:
+        return False, (f"FAIL: no {which} {what} within {within:g} s (last: {candidates[0][0]} "
+                       f"{age(candidates[0][1])} ago)")
+    return False, f"FAIL: no {which} {never}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,9 +93,9 @@ def _probe(args: argparse.Namespace) -> int:
     kind = "alive" if args.liveness else "ready"
     host = None if args.name else os.uname().nodename
     found = ages(var_dir, args.role, kind, name=args.name, host=host)
-    what = "ran its loop" if args.liveness else "had its heartbeat accepted"
-    alive, sentence = probe_judgement(found, args.role, within=args.within, name=args.name, host=host,
-                                      what=what)
+    alive, sentence = judge(found, args.role, within=args.within, name=args.name, host=host,
+                            what="ran its loop" if args.liveness else "had its heartbeat accepted",
+                            never="has a probe file here (not started yet, or it stopped cleanly)")
     if args.json:
         _print_json({"role": args.role, "probe": "liveness" if args.liveness else "readiness",
                      "alive": alive, "message": sentence,
@@ -126,7 +114,7 @@ def _from_store(args: argparse.Namespace) -> int:
 def _from_store_unguarded(args: argparse.Namespace) -> int:
     import socket
 
-    from worker.commands.presenting import print_json, say
+    from worker.commands.presenting import age, print_json, say
     from worker.settings import Settings
     from worker.store.connection import connect
     from worker.store.heartbeats import Heartbeats
@@ -137,7 +125,8 @@ def _from_store_unguarded(args: argparse.Namespace) -> int:
     finally:
         client.close()
     host = None if args.name or args.any_host else socket.gethostname()
-    alive, sentence = judge(beats, args.role, within=args.within, name=args.name, host=host)
+    alive, sentence = judge([(b.name, b.age) for b in beats], args.role, within=args.within, name=args.name,
+                            host=host, age=age)
     if args.json:
         print_json({"role": args.role, "alive": alive, "message": sentence,
                     "beats": [{"name": b.name, "age_seconds": round(b.age, 1)} for b in beats]})
