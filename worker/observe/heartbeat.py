@@ -22,11 +22,10 @@ import threading
 import time
 from typing import Callable
 
-from worker.observe.probe_files import ProbeFiles
-
 from celery import bootsteps
 
 from worker.observe.metrics import process_tally
+from worker.observe.probe_files import ProbeFiles
 from worker.store.heartbeats import BEAT_INTERVAL_SECONDS, Heartbeats
 
 log = logging.getLogger("wms_relay.heartbeat")
@@ -78,10 +77,7 @@ def heartbeat_step(store_client: Callable[[], object], clock: Callable[[], float
         def _wait_for_broker(self) -> None:
             """Keep ``.alive`` fresh while the consumer waits for the broker (see the module's docstring)."""
             while not self._connected.wait(BEAT_INTERVAL_SECONDS):
-                try:
-                    self._files.alive()
-                except OSError as exc:  # a full or read-only disk: the probe will say so
-                    log.warning("liveness file not touched (%s)", exc)
+                self._touch("alive")
 
         def shutdown(self, c) -> None:
             """A clean stop (SIGTERM, Ctrl-C): the worker is no longer expected to beat."""
