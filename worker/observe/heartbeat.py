@@ -40,6 +40,12 @@ def heartbeat_step(store_client: Callable[[], object], clock: Callable[[], float
     class StoreHeartbeat(bootsteps.StartStopStep):
         """Beat under the worker's node name (``relay-123@host``) every BEAT_INTERVAL_SECONDS."""
 
+        # Started only once the broker connection is up — also when the consumer restarts after a lost
+        # connection.  Without it the step's place among the consumer's steps was left to set order (the
+        # hash seed): started before the connection, :meth:`start` ended the wait-for-broker thread
+        # while the consumer still waited, and the liveness file went stale in a Redis outage.
+        requires = ("celery.worker.consumer:Connection",)
+
         def __init__(self, c, **kwargs) -> None:
             self._timer_entry = None
             self._failing = False
