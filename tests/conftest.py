@@ -37,4 +37,5 @@ def pytest_sessionfinish(session, exitstatus):
         shutil.rmtree(_RUN_VAR_DIR.parent, ignore_errors=True)
 
 
-pytest_plugins = ["tests.fixtures.redis_server", "tests.fixtures.sandbox", "tests.fixtures.pipeline"]
+pytest_plugins = ["tests.fixtures.clock", "tests.fixtures.redis_server", "tests.fixtures.sandbox",
+                  "tests.fixtures.pipeline"]

@@ -125,12 +125,19 @@ class RedisTransport(kombu_redis.Transport):
 
 
 class SocketTransport(RedisTransport):
-    """The same transport over a unix socket (``socket:///path?virtual_host=DB``).  kombu's own spelling,
-    ``redis+socket://``, makes kombu pick its transport by the prefix, whatever ``broker_transport`` says;
-    a transport that parses its URL itself keeps the ``socket://`` URL whole, and kombu's channel then
-    connects to the socket (``Channel._connparams``)."""
+    """Our transport (the screen, the fixes above) over a unix socket: the embedded store's (it listens on no
+    TCP port: worker.store.embedded) or a ``unix://`` REDIS_URL.  kombu's own ``redis+socket://`` URL
+    would pick kombu's plain transport by its prefix, and nothing would screen the messages; so the URL is
+    ``socket://:PASSWORD@/path?virtual_host=N`` — which kombu's channel turns into a socket connection
+    when the transport takes the URL as it is (``can_parse_url``) — and it is shown, to people and to
+    Flower's broker view, in kombu's spelling ``redis+socket://``."""
 
     can_parse_url = True
+
+    def as_uri(self, uri: str, include_password: bool = False, mask: str = "**") -> str:
+        from kombu.utils.url import maybe_sanitize_url
+
+        return "redis+" + (uri if include_password else maybe_sanitize_url(uri, mask))
 
 
 class SentinelTransport(kombu_redis.SentinelTransport):
@@ -166,7 +173,7 @@ def _broker(broker_url: str, settings: Settings) -> tuple[str, str, dict, dict |
             options["sentinel_kwargs"] = sentinel_kwargs
         return address.broker_url(), f"{__name__}:SentinelTransport", options, use_ssl
     if parts.scheme == "unix":
-        # kombu names a socket's database ?virtual_host=N (redis-py: unix://...?db=N).
+        # kombu names a socket's database ?virtual_host=N (redis-py: unix://...?db=N); see SocketTransport.
         db = (parse_qs(parts.query).get("db") or ["0"])[0]
         auth = f"{parts.netloc.rpartition('@')[0]}@" if "@" in parts.netloc else ""
         return f"socket://{auth}{parts.path}?virtual_host={db}", f"{__name__}:SocketTransport", {}, None

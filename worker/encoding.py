@@ -11,9 +11,12 @@
 - :func:`one_line` / :func:`lines` — text fit for a terminal or a log line: control characters escaped.
   An event key (or any text from the WMS) printed as it is could hold a newline — splitting a log line or
   a CLI row in two, so that one event reads as two — or a terminal escape sequence.  Wherever such text
-  is printed (the CLI, text log lines) it goes through :func:`one_line`: control characters (and the
-  Unicode line and paragraph separators) become their backslash escapes, ``\\n``, ``\\x1b``,
-  ``\\u2028``.  JSON output needs nothing: JSON escapes them itself.
+  is printed (the CLI, text log lines) it goes through :func:`one_line`: control characters, the
+  Unicode line and paragraph separators, and the bidirectional controls (U+202A–202E embeddings and
+  overrides, U+2066–2069 isolates, the marks U+200E, U+200F, U+061C — which reorder what a terminal
+  shows, so that ``K-1\\u202e`` followed by text reads backwards) become their backslash escapes,
+  ``\\n``, ``\\x1b``, ``\\u2028``, ``\\u202e``.  JSON output escapes control characters itself;
+  :func:`json_text` escapes the bidirectional ones too (``--json`` is read in terminals as well).
 
 Pure: no I/O.
 """
@@ -82,10 +85,16 @@ def text(value: Any) -> str:
 
 
 def iso_time(moment: float | None) -> str | None:
-    """Unix seconds as ISO-8601 UTC with milliseconds (``2024-05-01T08:11:12.123Z``); None stays None."""
-    if moment is None:
+    """Unix seconds as ISO-8601 UTC with milliseconds (``2024-05-01T08:11:12.123Z``); None (and NaN) stay
+    None.  A moment beyond the calendar (year 1 to 9999: a far-future pause stored by an earlier version)
+    is shown as its end, so a report that holds one still prints."""
+    if moment is None or moment != moment:
         return None
-    stamp = datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="milliseconds")
+    try:
+        when = datetime.fromtimestamp(moment, timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        when = (datetime.max if moment > 0 else datetime.min).replace(tzinfo=timezone.utc)
+    stamp = when.isoformat(timespec="milliseconds")
     return stamp.replace("+00:00", "Z")
 
 
@@ -101,7 +110,10 @@ def split_event_ref(ref: str) -> tuple[str, str] | None:
     return (operation, key) if colon and operation and key else None
 
 
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Bidirectional controls: they change the order a terminal or a log viewer shows the text around them in.
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_UNPRINTABLE = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029{_BIDI}]")
+_BIDI_ONLY = re.compile(f"[{_BIDI}]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -117,6 +129,16 @@ def one_line(value: Any) -> str:
     """``str(value)`` with every control character escaped (a newline too)."""
     text = "" if value is None else str(value)
     return _UNPRINTABLE.sub(_escape, text) if _UNPRINTABLE.search(text) else text
+
+
+def json_text(value: Any, **options) -> str:
+    """``json.dumps(value, ensure_ascii=False, **options)`` with the bidirectional controls escaped
+    (``\\u202e``: the same string to a JSON reader, inert in a terminal).  Control characters JSON
+    escapes itself."""
+    dumped = json.dumps(value, ensure_ascii=False, **options)
+    if not _BIDI_ONLY.search(dumped):
+        return dumped
+    return _BIDI_ONLY.sub(lambda m: f"\\u{ord(m.group()):04x}", dumped)
 
 
 def lines(value: Any) -> str:

@@ -103,8 +103,10 @@ class TransientError(DestinationError):
 class ClockSkewError(TransientError):
     """A configuration error, not the event's: this machine's clock is too far from Trademax's for the
     signed ``timestamp`` to be accepted, so every request is refused (401) until the clock is fixed.  The
-    delivery waits in the retry schedule (never a dead letter, never counted towards the attempt limit) and
-    the worker alerts (``worker.destinations.trademax.clock_skew``)."""
+    destination's circuit opens for it (a configuration fault, ``worker.flow.circuit``), the delivery waits
+    parked (never a dead letter, never counted towards the attempt limit), one probe a minute by the
+    scheduler's clock tells when the clock is right, and the worker alerts
+    (``worker.destinations.trademax.clock_skew``)."""
 
     def __init__(self, detail: str = "", *, skew_seconds: float | None = None, **context) -> None:
         context.setdefault("retry_after", 60.0)

@@ -54,3 +54,37 @@ def test_messages_published_from_many_threads_through_the_shared_client_all_arri
         message.ack()
     assert len(seen) == 400
     queue.close()
+
+
+def test_the_embedded_stores_socket_broker_screens_every_message(tmp_path):
+    """The embedded store listens on a unix socket only (worker.store.embedded): its broker connection is
+    our screened transport over that socket, not kombu's plain ``redis+socket`` one — a malformed
+    message popped from a task queue is a dead letter, a good one is delivered as Celery's envelope."""
+    from benchmarks.poison import celery_message
+    from kombu.transport.virtual import Empty
+
+    from worker.celery_config import SocketTransport, celery_config
+    from worker.settings import Settings
+    from worker.store import embedded
+    from worker.store.dead_letters import DeadLetters
+
+    var = tmp_path / "var"
+    url = embedded.ensure_running(var)
+    try:
+        config = celery_config(Settings(var_dir=var), url)
+        with Connection(config["broker_url"], transport=config["broker_transport"]) as conn:
+            assert isinstance(conn.transport, SocketTransport)
+            assert conn.as_uri().startswith("redis+socket://:**@") and "valkey.sock" in conn.as_uri()
+            channel = conn.default_channel
+            channel.client.lpush("trademax.receipt", b"this is not json {{{")
+            with pytest.raises(Empty):
+                channel._get("trademax.receipt")
+            good = celery_message("trademax.receipt.create", {"transaction_id": "R-1"}, "trademax.receipt")
+            channel.client.lpush("trademax.receipt", good)
+            assert channel._get("trademax.receipt")["headers"]["task"] == "trademax.receipt.create"
+        import redis as redis_py
+
+        [letter] = DeadLetters(redis_py.Redis.from_url(url)).list()
+        assert letter.reason == "malformed_message" and "trademax.receipt" in letter.detail
+    finally:
+        embedded.stop(var)

@@ -1,6 +1,8 @@
 """Small doors (issue 9, item 7): a key holding a newline or an escape sequence prints as one line with
-the characters escaped (CLI rows, say(), text log lines); an event with a key given twice is refused by
-``enqueue``, naming the key; ``status``/``event`` piped into ``head`` stop quietly, no BrokenPipeError."""
+the characters escaped (CLI rows, say(), text log lines) — and so do the bidirectional controls
+(U+202A–202E, U+2066–2069: issue 23, item 8), in --json output too; an event with a key given twice is
+refused by ``enqueue``, naming the key; ``status``/``event`` piped into ``head`` stop quietly, no
+BrokenPipeError."""
 from __future__ import annotations
 
 import logging
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from worker.delivery.admission import read_events
-from worker.commands.presenting import say, table
+from worker.commands.presenting import print_json, say, table
 from worker.observe.observer import Observer
 from worker.encoding import one_line
 
@@ -36,6 +38,31 @@ def test_control_characters_are_escaped_in_text_log_lines(caplog):
         Observer().attempt(Event(), 1, "delivered", status=200, error_code=0, latency=0.1)
     [record] = caplog.records
     assert "\n" not in record.getMessage() and "key=K-1\\nstock.adjust" in record.getMessage()
+
+
+BIDI = [chr(code) for code in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]]
+
+
+def test_bidirectional_controls_are_escaped_wherever_a_key_is_printed(capsys, caplog):
+    key = "K-1" + "".join(BIDI) + "-ok"
+    say(f"stock.adjust {one_line(key)}: dead")
+    print(table(["key"], [[key]]))
+    print_json({"key": key})
+    out = capsys.readouterr().out
+    assert not any(char in out for char in BIDI), [hex(ord(c)) for c in out if c in BIDI]
+    assert "K-1\\u202a\\u202b\\u202c\\u202d\\u202e\\u2066\\u2067\\u2068\\u2069-ok" in out
+    import json
+
+    assert json.loads(out[out.index("{"):])["key"] == key  # the same string to a JSON reader
+
+    class Event:
+        operation = "stock.adjust"
+
+    Event.key = key
+    with caplog.at_level(logging.INFO, logger="wms_relay.attempts"):
+        Observer().attempt(Event(), 1, "delivered", status=200, error_code=0, latency=0.1)
+    [record] = caplog.records
+    assert not any(char in record.getMessage() for char in BIDI) and "key=K-1\\u202a" in record.getMessage()
 
 
 def test_enqueue_refuses_a_key_given_twice_naming_it():

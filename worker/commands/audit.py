@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--actor", help="only this person's actions")
     p.add_argument("--action", help="only this action: retry, discard, resolve-delivered, resolve-resend, "
-                                    "run-now, discard-retry, sign-in, sign-in-refused, sign-out, pause, "
+                                    "run-now, discard-retry, sign-in, sign-in-locked, sign-out, pause, "
                                     "resume")
     p.add_argument("--since", help="only actions since: 30m, 2h, 3d or a date (2024-05-01)")
     p.add_argument("--grep", help="only actions whose target, reason or message contain this text")

@@ -208,7 +208,7 @@ def run_purge(args: argparse.Namespace) -> int:
     with workplace(settings) as place:
         now = place.relay.clock()
         if args.older_than:
-            cutoff = parse_since(args.older_than, now)
+            cutoff = parse_since(args.older_than, now, "--older-than")
         elif settings.dead_letter_retention_days > 0:
             cutoff = now - settings.dead_letter_retention_days * 86400.0
         else:

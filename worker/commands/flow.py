@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("destination", choices=names, metavar="DESTINATION", help=", ".join(names))
     p.add_argument("--reason", required=True, help="why (shown in status and kept in the audit trail)")
     p.add_argument("--until", help="end the pause by itself: a time (2024-05-01T22:00, UTC unless it says "
-                                   "otherwise) or a duration from now (30m, 2h, 1d)")
+                                   "otherwise) or a duration from now (30m, 2h, 1d), within a year")
     p.add_argument("--actor", default=None, help="who is pausing (default: your account name)")
     p.add_argument("--json", action="store_true", help="print the pause as JSON")
     p.set_defaults(handler=run_pause)
@@ -75,7 +75,10 @@ def run_pause(args: argparse.Namespace) -> int:
     if not args.reason.strip():
         raise Refused("--reason must say why: the next person needs to know")
     with workplace(Settings.from_env()) as place:
-        until = parse_until(args.until, place.relay.clock()) if args.until else None
+        from worker.flow.pause import LONGEST_PAUSE_SECONDS
+
+        until = None if not args.until else parse_until(args.until, place.relay.clock(),
+                                                        longest=LONGEST_PAUSE_SECONDS)
         paused = place.relay.flow.pauses.pause(args.destination, by=args.actor or default_actor(),
                                                reason=args.reason, until=until)
         _audit(place, "pause", args.destination, paused.by, paused.reason, "done",

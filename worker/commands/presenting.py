@@ -5,14 +5,14 @@ do next.  Scripts use ``--json`` instead (one JSON document on stdout, nothing e
 from __future__ import annotations
 
 import functools
-import json
+import math
 import os
 import re
 import sys
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
-from worker.encoding import lines, one_line
+from worker.encoding import json_text, lines, one_line
 from worker.support.actions import DONE, FAILED, SKIPPED, ActionReport, tally
 
 
@@ -54,32 +54,50 @@ def age(seconds: float | None) -> str:
     return f"{days} d {hours % 24} h" if hours % 24 else f"{days} d"
 
 
-def parse_since(text: str, now: float) -> float:
-    """``--since``: a duration back from now (``30m``, ``2h``, ``3d``) or a date/time (``2024-05-01``,
-    ``2024-05-01T08:00``, UTC unless it says otherwise) → Unix seconds."""
-    return _moment(text, now, -1, "--since", "a date like 2024-05-01")
+# What a duration or a date may be (issue 23.6): a person's typo (99999999999999999999d, year 0001) is
+# refused here with a sentence, never carried on into the store as a moment no calendar can print.
+LONGEST_DURATION_SECONDS = 100 * 365 * 86400
+EARLIEST_MOMENT = datetime(1970, 1, 1, tzinfo=timezone.utc).timestamp()
+LATEST_MOMENT = datetime(2100, 1, 1, tzinfo=timezone.utc).timestamp()
 
 
-def parse_until(text: str, now: float) -> float:
+def parse_since(text: str, now: float, option: str = "--since") -> float:
+    """``--since`` (or ``option``: ``--older-than``): a duration back from now (``30m``, ``2h``, ``3d``) or
+    a date/time (``2024-05-01``, ``2024-05-01T08:00``, UTC unless it says otherwise) → Unix seconds."""
+    return _moment(text, now, -1, option, "a date like 2024-05-01")
+
+
+def parse_until(text: str, now: float, *, longest: float | None = None) -> float:
     """``--until``: a duration from now (``30m``, ``2h``) or a date/time (``2024-05-01T22:00``, UTC unless
-    it says otherwise) → Unix seconds, which must lie ahead."""
+    it says otherwise) → Unix seconds, which must lie ahead — and at most ``longest`` seconds ahead."""
     moment = _moment(text, now, 1, "--until", "a time like 2024-05-01T22:00")
     if moment <= now:
         raise Refused(f"--until {text!r} has passed already")
+    if longest is not None and moment - now > longest:
+        raise Refused(f"--until {text!r} is more than {age(longest)} ahead: say a nearer time, or leave "
+                      "--until out (then it lasts until someone ends it)")
     return moment
 
 
 def _moment(text: str, now: float, direction: int, option: str, example: str) -> float:
     match = _DURATION.match(text)
     if match:
-        return now + direction * float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+        if not math.isfinite(seconds) or seconds > LONGEST_DURATION_SECONDS:
+            raise Refused(f"{option} {text!r} is longer than 100 years: "
+                          f"use a duration like 30m, 2h, 3d or {example}")
+        return now + direction * seconds
     try:
         when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise Refused(f"{option} {text!r}: use a duration like 30m, 2h, 3d or {example}") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
-    return when.timestamp()
+    moment = when.timestamp()
+    if not EARLIEST_MOMENT <= moment < LATEST_MOMENT:
+        raise Refused(f"{option} {text!r} lies outside 1970-2099: use a duration like 30m, 2h, 3d or "
+                      f"{example}")
+    return moment
 
 
 def default_actor() -> str:
@@ -114,7 +132,8 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *,
 
 
 def print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+    """``--json``: one document, UTF-8 as it is, bidirectional controls escaped (:func:`json_text`)."""
+    print(json_text(value, indent=2, default=str))
 
 
 def say(text: str = "") -> None:

@@ -58,6 +58,7 @@ def run_scheduler(args: argparse.Namespace) -> int:
     from worker.observe.logs import configure
     from worker.delivery.relay import build_relay
     from tasks.publishing import celery_publisher
+    from worker.scheduling.fault_probes import fault_probe_grants
     from worker.scheduling.scheduler import Scheduler
     from worker.scheduling.stranded import StrandedSweep
     from worker.observe.probe_files import ProbeFiles
@@ -82,6 +83,7 @@ def run_scheduler(args: argparse.Namespace) -> int:
     jobs = [job for d in configured(settings)
             if (job := d.housekeeping(settings, redis=relay.redis, clock=relay.clock)) is not None]
     beats, name = Heartbeats(relay.redis, relay.clock), node_name("scheduler")
+    jobs.append(fault_probe_grants(relay, name))  # a clock skew's probe: once a minute by this clock
     files = ProbeFiles(settings.var_dir, "scheduler", name)  # `wms-relay health scheduler --liveness`
 
     def heartbeat() -> None:

@@ -145,6 +145,7 @@ def flow_line(flow: dict, *, now: float) -> str:
     else:
         probe = circuit["probe_at"]
         when = "now" if probe is None or probe <= now else f"in {age(probe - now)}"
+        when = "within a minute, as the scheduler grants it" if circuit.get("fault") else when
         parts.append(f"circuit {circuit['state'].replace('_', '-')} since {iso_time(circuit['opened_at'])} "
                      f"(next probe {when}; last failure: {shorten(circuit['last_failure'] or '-', 80)})")
     pause = flow["paused"]
@@ -163,8 +164,9 @@ def flow_line(flow: dict, *, now: float) -> str:
 
 
 def flow_attention(report: dict) -> list[dict]:
-    """What needs a person in the destinations' flow, one item each (flag ``paused`` or ``circuit_open``,
-    with its ``destination``): a pause in force, a circuit not closed."""
+    """What needs a person in the destinations' flow, one item each (flag ``paused``, ``circuit_open`` or
+    ``clock_skew``, with its ``destination``): a pause in force, a circuit not closed (``clock_skew``: open
+    because the destination refuses our clock)."""
     items = []
     for name, part in report["destinations"].items():
         flow = part.get("flow") or {}
@@ -172,7 +174,15 @@ def flow_attention(report: dict) -> list[dict]:
             items.append({"flag": "paused", "destination": name,
                           "message": f"{part['title']} is paused by {flow['paused']['by']}: "
                                      f"`wms-relay resume {name}` sends to it again."})
-        if flow and flow["circuit"]["state"] != "closed":
+        if flow and flow["circuit"].get("fault") == "clock_skew":  # a configuration fault: its own flag
+            items.append({"flag": "clock_skew", "destination": name,
+                          "message": f"{part['title']} refuses our requests' timestamps: this machine's "
+                                     "clock is off "
+                                     f"({shorten(flow['circuit']['last_failure'] or '-', 160)}). "
+                                     "Fix the clock (NTP) on the worker hosts; deliveries wait without "
+                                     "spending attempts, and one probe a minute resumes sending once it is "
+                                     "right."})
+        elif flow and flow["circuit"]["state"] != "closed":
             items.append({"flag": "circuit_open", "destination": name,
                           "message": f"{part['title']} is failing (circuit {flow['circuit']['state']}): its "
                                      "deliveries wait without spending attempts; check it is up "

@@ -51,8 +51,7 @@ def after_failure(relay: Relay, delivery: Delivery, attempt: int, round_attempt:
         return "uncertain"
     if isinstance(exc, ClockSkewError):  # our configuration, not the event: wait, alert, never give up
         clock_skew.alert(exc.skew_seconds)
-        return retry_later(relay, delivery, owner, exc.retry_after or 60.0,
-                           reason=f"attempt {attempt}: {exc}", tried=tried)
+        return park_for_fault(relay, delivery, owner, reason=f"attempt {attempt}: {exc}", tried=tried)
     if isinstance(exc, (TransientError, OutcomeUnknownError)):
         if relay.policy.exhausted(round_attempt):
             return dead(relay, delivery, owner, reason="exhausted",
@@ -106,6 +105,20 @@ def retry_later(relay: Relay, delivery: Delivery, owner: str, delay: float, *, r
     if tried is not None and not moved:
         keep_attempt(relay, delivery, tried)
     relay.schedule.schedule(delivery.ref, delivery.task_message(), due)
+    return "retrying"
+
+
+def park_for_fault(relay: Relay, delivery: Delivery, owner: str, *, reason: str, tried: AttemptEntry) -> str:
+    """A configuration fault (a clock skew: the gate's report opened the destination's circuit for it): the
+    delivery waits parked, as for any open circuit, and is released when a probe is answered — never
+    "retried in a minute" by this worker's clock (a clock behind the scheduler's made that due at once, and
+    the retry a hot loop)."""
+    moved = relay.ledger_of(delivery.destination).transition(
+        delivery.operation, delivery.key, "retrying", owner=owner, log=tried,
+        reason=f"{reason}; waits until the fault is fixed (a probe once a minute)")
+    if not moved:
+        keep_attempt(relay, delivery, tried)
+    relay.flow.parking(delivery.destination).park(delivery.ref, delivery.task_message())
     return "retrying"
 
 

@@ -4,7 +4,8 @@ no single delivery does (worker.flow):
 - **probe** an open circuit: when its probe is due, one keeper (of all processes) sends the destination's
   harmless check request — the one ``wms-relay check`` sends — and closes the circuit on an answer or
   opens it for another period on a failure.  No delivery is spent on a probe, so an outage costs no
-  event an attempt;
+  event an attempt.  A circuit open for a configuration fault (a clock skew) is probed when the scheduler
+  grants it, once a minute by the scheduler's clock (worker.flow.circuit);
 - **release** parked deliveries once the destination may be sent to (resumed, its pause over, its
   circuit closed): a slice per second — one second's worth of the rate limit where it has one
   (``RELEASE_PER_SECOND`` where it has none) — so they come back gradually, through the rate limit;
@@ -68,11 +69,16 @@ class DestinationKeeper:
             error = None
         except Exception as exc:  # noqa: BLE001 — the errors tree, or a client that could not be built
             found, error = None, exc
-        failed = policy.circuit_outcome(error) == policy.FAILED  # any answer, even a 429, says it is up
+        outcome = policy.circuit_outcome(error)
+        fault = outcome if outcome in policy.FAULTS else None
+        failed = outcome == policy.FAILED or fault is not None  # any other answer, even a 429, says it is up
         if policy.hold_seconds(error) is not None:
             self.gate.rate.hold_until(self.relay.clock() + policy.hold_seconds(error))
-        self.gate.circuit.probe_result(not failed, why="" if error is None else str(error))
-        if failed:
+        self.gate.circuit.probe_result(not failed, why="" if error is None else str(error), fault=fault)
+        if fault:
+            log.error("%s probed: still refused for a configuration fault (%s: %s); the next probe when the "
+                      "scheduler grants it (once a minute)", self.title, fault, error)
+        elif failed:
             log.warning("%s probed: still failing (%s); next probe in %.0f s", self.title, error,
                         self.limits.probe_seconds)
         else:

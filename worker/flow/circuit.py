@@ -18,6 +18,15 @@ and batches stay pending.  Every ``<DEST>_PROBE_SECONDS`` (default 30) one worke
 answer closes the circuit, a failure opens it for another period.  So a day-long outage costs no event an
 attempt, and the destination one probe per period.
 
+*A configuration fault* (``worker.flow.policy.FAULTS``: Trademax refusing our clock, a 401 that says the
+worker's clock is off — ``worker.destinations.trademax.clock_skew``) opens the circuit at once, whatever the
+count, and marks it with the fault (``wms-relay status`` flags it: ``clock_skew``).  Its probe is not timed
+by the workers' clocks — the fault may be exactly that a worker's clock is wrong — but granted by the
+scheduler, once a minute by its own clock (:meth:`Circuit.grant_fault_probe`, each scheduler at most once a
+minute); a worker's flow keeper takes the grant and sends the check request.  Refused for the clock again:
+still open, one request a minute; answered: closed, the parked deliveries are released; any other
+failure: an ordinary open circuit.
+
 While the destination is not *known to be up* — it failed lately, or nothing reached it within the
 window (a fresh start, a quiet night) — sends are counted as they leave, and no more leave than the
 failures still needed to open the circuit: an outage met cold costs at most N requests, not one per
@@ -27,7 +36,10 @@ Key layout (``<ns>``: the destination's namespace):
 
     <ns>:flow:circuit           hash: state (closed|open|half_open), failures, first_failure_at,
                                 last_success_at, opened_at, probe_at, probe_until (the probe's lease),
-                                probes (sent while open), last_failure (what failed last: no secrets)
+                                probes (sent while open), last_failure (what failed last: no secrets),
+                                fault (a configuration fault in force: clock_skew), probe_granted (1: a
+                                scheduler granted the faulted circuit's next probe)
+    <ns>:flow:circuit:grants    hash: scheduler name -> when (its clock) it last granted a fault's probe
     <ns>:flow:circuit:sending   sorted set: ticket -> lease expiry; sends that left while the destination
                                 was not known to be up
 """
@@ -42,16 +54,17 @@ from worker.store.requests import replaying, reply_key, request_id
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
 # Lua helpers (the gate, worker.flow.gate, composes circuit_admit; the scripts below use the others).
-#   circuit_admit(k_state, k_sending, now, threshold, window) -> verdict, probe_at
+#   circuit_admit(k_state, k_sending, now, threshold, window) -> verdict, probe_at, fault
 #       verdict: 'go' (known up: not counted), 'count' (send, but count it), 'full' (as many sends are
-#       out as failures could still open it: wait), 'open' (open or half-open: do not send)
+#       out as failures could still open it: wait), 'open' (open or half-open: do not send; fault: the
+#       configuration fault that opened it, or '')
 #   circuit_report(k_state, k_sending, ticket, outcome, now, threshold, window, probe_seconds, why)
 #       -> the state after it, or 'opened' / 'closed' when this report moved it
 CIRCUIT_LUA = """
 local function circuit_admit(k_state, k_sending, now, threshold, window)
-  local c = redis.call('HMGET', k_state, 'state', 'failures', 'last_success_at', 'probe_at')
+  local c = redis.call('HMGET', k_state, 'state', 'failures', 'last_success_at', 'probe_at', 'fault')
   local state = c[1] or 'closed'
-  if state ~= 'closed' then return 'open', tonumber(c[4] or '0') or 0 end
+  if state ~= 'closed' then return 'open', tonumber(c[4] or '0') or 0, c[5] or '' end
   local failures = tonumber(c[2] or '0') or 0
   local last_ok = tonumber(c[3] or '-1') or -1
   if failures == 0 and last_ok >= 0 and now - last_ok <= window then return 'go', 0 end
@@ -67,8 +80,17 @@ local function circuit_report(k_state, k_sending, ticket, outcome, now, threshol
   if outcome == 'ok' then
     redis.call('HSET', k_state, 'state', 'closed', 'failures', 0,
                'last_success_at', string.format('%.3f', now))
-    redis.call('HDEL', k_state, 'first_failure_at', 'probe_until')
+    redis.call('HDEL', k_state, 'first_failure_at', 'probe_until', 'fault', 'probe_granted')
     return 'closed'
+  end
+  if outcome == 'clock_skew' then  -- a configuration fault: open at once, until a probe is answered
+    local was = redis.call('HGET', k_state, 'fault')
+    redis.call('HSET', k_state, 'state', 'open', 'fault', outcome, 'failures', 0, 'last_failure', why)
+    redis.call('HDEL', k_state, 'first_failure_at', 'probe_until', 'probe_at')
+    if was == outcome then return 'open' end
+    redis.call('HSET', k_state, 'opened_at', string.format('%.3f', now), 'probes', 0)
+    redis.call('HDEL', k_state, 'probe_granted')
+    return 'opened'
   end
   if outcome ~= 'failed' or state ~= 'closed' then return state end
   local failures = tonumber(c[2] or '0') or 0
@@ -100,10 +122,14 @@ return after
 """
 
 # KEYS[1] state.  ARGV: now, probe lease until.  Returns 1 when the caller is the probe (state half_open).
+# A faulted circuit's probe goes only where a scheduler granted it (the grant is used up).
 _TAKE_PROBE = """
-local c = redis.call('HMGET', KEYS[1], 'state', 'probe_at', 'probe_until')
+local c = redis.call('HMGET', KEYS[1], 'state', 'probe_at', 'probe_until', 'fault', 'probe_granted')
 local now = tonumber(ARGV[1])
-if c[1] == 'open' and now >= (tonumber(c[2] or '0') or 0) then
+if c[4] then
+  if (c[1] ~= 'open' and c[1] ~= 'half_open') or c[5] ~= '1' then return 0 end
+  redis.call('HDEL', KEYS[1], 'probe_granted')
+elseif c[1] == 'open' and now >= (tonumber(c[2] or '0') or 0) then
 elseif c[1] == 'half_open' and now >= (tonumber(c[3] or '0') or 0) then
 else return 0 end
 redis.call('HSET', KEYS[1], 'state', 'half_open', 'probe_until', ARGV[2])
@@ -111,22 +137,45 @@ redis.call('HINCRBY', KEYS[1], 'probes', 1)
 return 1
 """
 
-# KEYS[1] state, KEYS[2] sending.  ARGV: outcome (ok|failed), now, probe seconds, what failed.
+# KEYS[1] state, KEYS[2] sending.  ARGV: outcome (ok|failed|clock_skew), now, probe seconds, what failed.
 _PROBE_RESULT = CIRCUIT_LUA + """
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
 if state ~= 'half_open' then return state end
 if ARGV[1] == 'ok' then
   return circuit_report(KEYS[1], KEYS[2], '', 'ok', tonumber(ARGV[2]), 1, 0, 0, '')
 end
+if ARGV[1] == 'clock_skew' then  -- the fault is still there: open, the next probe when a scheduler grants it
+  redis.call('HSET', KEYS[1], 'state', 'open', 'fault', ARGV[1], 'last_failure', ARGV[4])
+  redis.call('HDEL', KEYS[1], 'probe_until')
+  return 'open'
+end
 redis.call('HSET', KEYS[1], 'state', 'open',
            'probe_at', string.format('%.3f', tonumber(ARGV[2]) + tonumber(ARGV[3])), 'last_failure', ARGV[4])
-redis.call('HDEL', KEYS[1], 'probe_until')
+redis.call('HDEL', KEYS[1], 'probe_until', 'fault', 'probe_granted')
 return 'open'
 """
 
+# KEYS[1] state, KEYS[2] grants.  ARGV: now (the scheduler's clock), every (seconds), scheduler name.
+# Returns 1 when this call granted the faulted circuit's next probe.  A scheduler's first look at a fault
+# starts its minute; no fault: the grants are forgotten.
+_GRANT_FAULT_PROBE = """
+if not redis.call('HGET', KEYS[1], 'fault') then
+  redis.call('DEL', KEYS[2])
+  return 0
+end
+local now, every = tonumber(ARGV[1]), tonumber(ARGV[2])
+local last = tonumber(redis.call('HGET', KEYS[2], ARGV[3]) or '')
+if last and now >= last and now - last < every then return 0 end
+redis.call('HSET', KEYS[2], ARGV[3], string.format('%.3f', now))
+if not last then return 0 end
+redis.call('HSET', KEYS[1], 'probe_granted', 1)
+return 1
+"""
+FAULT_PROBE_SECONDS = 60.0
+
 
 def circuit_keys(namespace: str) -> list[str]:
-    """[state, sending] of the destination with ``namespace``."""
+    """[state, sending] of the destination with ``namespace`` (fault probes' grants: ``<state>:grants``)."""
     return [f"{namespace}:flow:circuit", f"{namespace}:flow:circuit:sending"]
 
 
@@ -146,6 +195,7 @@ class Circuit:
         self._report = redis_client.register_script(replaying(_REPORT))
         self._take_probe = redis_client.register_script(replaying(_TAKE_PROBE))
         self._probe_result = redis_client.register_script(replaying(_PROBE_RESULT))
+        self._grant = redis_client.register_script(replaying(_GRANT_FAULT_PROBE))
 
     @property
     def threshold(self) -> int:
@@ -172,16 +222,29 @@ class Circuit:
                                  args=[f"{now:.6f}", f"{now + lease_seconds:.3f}"])
         return bool(int(taken))
 
-    def probe_result(self, ok: bool, *, why: str = "") -> str:
-        """The probe's answer: ``closed`` (it answered) or ``open`` (for another probe period)."""
+    def probe_result(self, ok: bool, *, why: str = "", fault: str | None = None) -> str:
+        """The probe's answer: ``closed`` (it answered) or ``open`` (for another probe period; ``fault``:
+        refused for a configuration fault again — open until a scheduler grants the next probe)."""
+        outcome = fault or ("ok" if ok else "failed")
         return text(self._probe_result(keys=[*self._keys, reply_key(self._ns, request_id())], args=[
-            "ok" if ok else "failed", f"{self._clock():.6f}", self._probe_seconds, why[:300]]))
+            outcome, f"{self._clock():.6f}", self._probe_seconds, why[:300]]))
+
+    def grant_fault_probe(self, scheduler: str, *, every: float = FAULT_PROBE_SECONDS,
+                          now: float | None = None) -> bool:
+        """The scheduler's part (``now``: its clock): if a configuration fault holds the circuit open and
+        this scheduler last granted a probe ``every`` seconds ago or more, grant the next one (a worker's
+        flow keeper takes it).  True when granted."""
+        now = self._clock() if now is None else now
+        return bool(int(self._grant(keys=[self._keys[0], f"{self._keys[0]}:grants",
+                                          reply_key(self._ns, request_id())],
+                                    args=[f"{now:.6f}", f"{every:g}", scheduler])))
 
     def state(self) -> dict:
         """The circuit as stored: state, failures, probe_at, opened_at, probes, last_failure, ..."""
         raw = {text(k): text(v) for k, v in self._redis.hgetall(self._keys[0]).items()}
         found: dict = {"state": raw.get("state") or CLOSED, "failures": int(raw.get("failures") or 0),
-                       "probes": int(raw.get("probes") or 0), "last_failure": raw.get("last_failure") or None}
+                       "probes": int(raw.get("probes") or 0), "last_failure": raw.get("last_failure") or None,
+                       "fault": raw.get("fault") or None}
         for name in ("opened_at", "probe_at", "last_success_at", "first_failure_at"):
             found[name] = float(raw[name]) if raw.get(name) else None
         found["counted_sends"] = int(self._redis.zcount(self._keys[1], self._clock(), "+inf"))

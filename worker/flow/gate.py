@@ -42,14 +42,14 @@ TICKET_SECONDS = 120.0
 FULL_POLL_SECONDS = 0.05
 
 # ARGV: now, interval, max wait, failure threshold, window, ticket, ticket lease until.
-# Returns {'paused', until, by, reason} | {'open', probe_at} | {'later', wait} | {'full'} |
+# Returns {'paused', until, by, reason} | {'open', probe_at, fault} | {'later', wait} | {'full'} |
 #         {'send', wait, counted (0|1)}
 _ADMIT = PAUSE_LUA + CIRCUIT_LUA + RATE_LUA + """
 local now, interval, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local until_, by, reason = pause_of(KEYS[1], now)
 if by then return {'paused', string.format('%.3f', until_), by, reason} end
-local verdict, probe_at = circuit_admit(KEYS[2], KEYS[3], now, tonumber(ARGV[4]), tonumber(ARGV[5]))
-if verdict == 'open' then return {'open', string.format('%.3f', probe_at)} end
+local verdict, probe_at, fault = circuit_admit(KEYS[2], KEYS[3], now, tonumber(ARGV[4]), tonumber(ARGV[5]))
+if verdict == 'open' then return {'open', string.format('%.3f', probe_at), fault} end
 local slot = rate_slot(KEYS[4], now)
 if slot - now > max_wait then return {'later', string.format('%.6f', slot - now)} end
 if verdict == 'full' then return {'full'} end
@@ -120,6 +120,10 @@ class Gate:
             end = f" until {_clock_text(until)}" if until > 0 else " until resumed"
             return Verdict(PARK, max(0.0, until - now) if until > 0 else 0.0,
                            f"{self.title} is paused{end} by {reply[2]}: {reply[3]}")
+        if kind == "open" and len(reply) > 2 and reply[2]:
+            return Verdict(PARK, 0.0, f"{self.title}'s circuit is open for a configuration fault "
+                                      f"({reply[2]}: {policy.FAULT_TEXT.get(reply[2], reply[2])}); one probe "
+                                      "a minute")
         if kind == "open":
             probe_at = float(reply[1])
             return Verdict(PARK, max(0.0, probe_at - now),
@@ -169,7 +173,9 @@ class Gate:
             self.rate.hold_until(self._clock() + hold)
         moved = self.circuit.report(policy.circuit_outcome(error), ticket=ticket,
                                     why="" if error is None else str(error))
-        if moved == "opened":
+        if moved == "opened" and policy.circuit_outcome(error) in policy.FAULTS:
+            _fault_opened(self.destination, self.title, policy.circuit_outcome(error), str(error))
+        elif moved == "opened":
             log.warning("%s's circuit opened: %d failures in a row (last: %s); nothing is sent to it but one "
                         "probe every %g s", self.title, self.limits.circuit_failures, error,
                         self.limits.probe_seconds)
@@ -178,5 +184,18 @@ class Gate:
         return moved
 
 
+def _fault_opened(destination: str, title: str, fault: str, detail: str) -> None:
+    """A configuration fault opened the circuit: said once for the opening — an ERROR line and, with
+    SENTRY_DSN set, one Sentry report — not once per refused request."""
+    from worker.observe.sentry import report_configuration_fault
+
+    log.error("%s's circuit opened for a configuration fault (%s): %s; nothing is sent to it but one probe a "
+              "minute until it is answered", title, fault, detail)
+    report_configuration_fault(destination, fault, f"{title}: {detail}")
+
+
 def _clock_text(moment: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+    except (OverflowError, ValueError, OSError):  # a far-future pause stored by an earlier version
+        return "a time beyond the calendar"

@@ -29,6 +29,9 @@ from worker.store.requests import replaying, reply_key, request_id
 
 AUDIT_KEY = "wms:flow:pauses"
 AUDIT_MAX_ENTRIES = 100_000
+# A pause with an end ends within a year (longer: pause without ``until``, resume by hand).  The script
+# checks it too, before it writes anything: a pause is applied whole or not at all.
+LONGEST_PAUSE_SECONDS = 366 * 86400
 
 # Lua helper the gate (worker.flow.gate) composes.
 #   pause_of(k_pause, now) -> until (0: until resumed), by, reason — or nil when not paused
@@ -43,8 +46,15 @@ end
 """
 
 # KEYS[1] the pause, KEYS[2] the audit stream.  ARGV: by, now, reason, until ("" = until resumed),
-# destination, max audit entries.
+# destination, max audit entries, longest pause in seconds.  Refuses (an error, nothing written) an
+# ``until`` that is not a number, has passed, or lies further ahead than the longest pause.
 _PAUSE = """
+if ARGV[4] ~= '' then
+  local until_, now = tonumber(ARGV[4]), tonumber(ARGV[2])
+  if not until_ or until_ ~= until_ or until_ <= now or until_ - now > tonumber(ARGV[7]) then
+    return redis.error_reply('a pause must end after now and within ' .. ARGV[7] .. ' s, not at ' .. ARGV[4])
+  end
+end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'by', ARGV[1], 'at', ARGV[2], 'reason', ARGV[3], 'until', ARGV[4])
 if ARGV[4] ~= '' then
@@ -126,17 +136,21 @@ class Pauses:
 
     def pause(self, destination: str, *, by: str, reason: str, until: float | None = None) -> PauseInForce:
         """Pause ``destination`` (a pause in force is replaced: the new reason and end count).  ``by`` and
-        ``reason`` are required; ``until`` must lie in the future."""
+        ``reason`` are required; ``until`` must lie in the future, at most :data:`LONGEST_PAUSE_SECONDS`
+        ahead (ValueError otherwise, and nothing is written)."""
         if not (by or "").strip():
             raise ValueError("a pause needs the name of the person pausing")
         if not (reason or "").strip():
             raise ValueError("a pause needs a reason (--reason): the next person must know why")
         now = self._clock()
-        if until is not None and until <= now:
+        if until is not None and not (until > now):  # NaN too
             raise ValueError("--until must lie in the future")
+        if until is not None and until - now > LONGEST_PAUSE_SECONDS:
+            raise ValueError(f"--until must lie within {LONGEST_PAUSE_SECONDS // 86400} days; a longer pause "
+                             "has no --until and ends when someone resumes")
         self._pause(keys=[self._key(destination), AUDIT_KEY, self._replay(destination)], args=[
             by.strip(), f"{now:.3f}", reason.strip(), "" if until is None else f"{until:.3f}", destination,
-            AUDIT_MAX_ENTRIES])
+            AUDIT_MAX_ENTRIES, LONGEST_PAUSE_SECONDS])
         return PauseInForce(by.strip(), round(now, 3), reason.strip(), until)
 
     def resume(self, destination: str, *, by: str, reason: str = "") -> PauseInForce | None:

@@ -10,6 +10,9 @@ no connection, connect timeout (no status)  ``failed``: counts towards opening t
 a read timeout, connection lost mid-answer  ``failed`` (outcome unknown: no answer came)
 5xx                                         ``failed``
 a request we could not even build           ``neutral`` (nothing reached the destination)
+a 401 for our clock (ClockSkewError)        ``clock_skew``: a configuration fault — the circuit opens at once
+                                            and stays open until a probe is answered; the probe goes out
+                                            once a minute by the scheduler's clock (worker.flow.circuit)
 
 A 429 or 503 with ``Retry-After`` also holds the whole destination that long (:func:`hold_seconds`).
 ==========================================  ==================================================================
@@ -22,9 +25,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.errors import OutcomeUnknownError, PermanentError, TransientError
+from worker.errors import ClockSkewError, OutcomeUnknownError, PermanentError, TransientError
 
 OK, FAILED, NEUTRAL = "ok", "failed", "neutral"
+# Configuration faults: answers that say *we* are wrong (not the destination, not the event).  Each opens
+# the circuit at once, until the fault is gone; ``wms-relay status`` flags it by its name.
+CLOCK_SKEW = "clock_skew"
+FAULTS = (CLOCK_SKEW,)
+FAULT_TEXT = {CLOCK_SKEW: "it refuses our requests' timestamps: this machine's clock is off"}
 HOLDING_STATUSES = (429, 503)
 CONTENT_STATUSES = (400, 422)
 # A destination never holds itself longer than this on one Retry-After (a broken header must not stop
@@ -33,9 +41,12 @@ LONGEST_HOLD_SECONDS = 3600.0
 
 
 def circuit_outcome(error: Any) -> str:
-    """``ok``, ``failed`` or ``neutral`` for the circuit breaker; ``error`` None means delivered."""
+    """``ok``, ``failed``, ``neutral`` or a fault (``clock_skew``) for the circuit breaker; ``error`` None
+    means delivered."""
     if error is None:
         return OK
+    if isinstance(error, ClockSkewError):
+        return CLOCK_SKEW
     if isinstance(error, OutcomeUnknownError):
         return FAILED
     if isinstance(error, TransientError):

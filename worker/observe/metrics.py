@@ -10,8 +10,8 @@ Two halves:
 - :class:`StoreCollector` — in the ``wms-relay metrics`` process: a prometheus-client custom collector
   that reads the store on every scrape (events by state, dead letters open and the oldest one's age,
   uncertain, retries scheduled and the most overdue, queue depths, workers alive, the scheduler's last
-  tick, Redis memory, and the workers' attempt counts and latency).  prometheus-client writes the
-  exposition format; nothing here formats it by hand.
+  tick, Redis memory, the workers' attempt counts and latency, and the desk's sign-in counts).
+  prometheus-client writes the exposition format; nothing here formats it by hand.
 
 Why the workers' counts go through the store rather than prometheus-client's multiprocess mode or a port
 per worker: docs/operations.md ("Metrics").  No label or value ever holds an event's content or a secret:
@@ -195,3 +195,15 @@ class StoreCollector:
             latency.add_metric([histogram.destination, histogram.operation], list(histogram.buckets),
                                histogram.sum)
         yield latency
+
+        from worker.store.sign_ins import sign_in_counts
+
+        signs = sign_in_counts(redis_client)
+        sign_ins = CounterMetricFamily(f"{PREFIX}_desk_sign_ins", "Desk sign-in tries by how they ended "
+                                       "(blocked: refused unchecked during a lockout)", labels=["outcome"])
+        for outcome in ("signed_in", "refused", "blocked"):
+            sign_ins.add_metric([outcome], signs[outcome])
+        yield sign_ins
+        yield CounterMetricFamily(f"{PREFIX}_desk_sign_in_lockouts",
+                                  "Desk lockouts: a name from one address, or one address, reached its limit "
+                                  "of failed sign-ins", value=signs["lockouts"])

@@ -1,4 +1,5 @@
-"""Sentry for wms-relay: started once per process when SENTRY_DSN is set; one report per parked event.
+"""Sentry for wms-relay: started once per process when SENTRY_DSN is set; one report per parked event, and
+one per configuration fault that opens a destination's circuit (a clock skew).
 
 What is reported: exactly one event per dead letter or uncertain event (``Observer.parked``/``invalid``
 call :func:`report_parked`), tagged with operation, key and state, and — through sentry-sdk's Celery
@@ -99,6 +100,21 @@ def report_parked(fields: dict[str, Any]) -> None:
         scope.fingerprint = ["wms-relay", state, destination or "", operation]
         to = f" to {destination}" if destination else ""
         sentry_sdk.capture_message(f"wms-relay {state}: {operation} {key}{to}", level="error")
+
+
+def report_configuration_fault(destination: str, fault: str, message: str) -> None:
+    """One Sentry event for a configuration fault that opened a destination's circuit (``clock_skew``):
+    reported when the circuit opens for it, not per refused request."""
+    import sentry_sdk
+
+    if not sentry_sdk.get_client().is_active():
+        return
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("destination", destination)
+        scope.set_tag("fault", fault)
+        scope.fingerprint = ["wms-relay", "configuration", destination, fault]
+        sentry_sdk.capture_message(f"wms-relay configuration fault at {destination}: {message}",
+                                   level="error")
 
 
 def _next_step(fields: dict[str, Any]) -> str:

@@ -2,7 +2,7 @@
 and how it ended — whether done in the ``wms-relay`` CLI or on the support desk.
 
     wms:audit     stream, one entry per action: at, actor, action (retry, discard, resolve, run-now,
-                  discard-retry, sign-in, sign-in-refused, sign-out, pause, resume), target (dl-12,
+                  discard-retry, sign-in, sign-in-locked, sign-out, pause, resume), target (dl-12,
                   OPERATION:KEY, or a destination for pause/resume),
                   operation, key, reason, status (done, skipped, failed), message, via (cli, desk)
 
@@ -12,6 +12,7 @@ It is capped at ``MAX_ENTRIES`` (approximately: Redis trims whole nodes), a few 
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable
@@ -19,6 +20,9 @@ from typing import Callable
 from worker.encoding import iso_time, text
 
 MAX_ENTRIES = 1_000_000
+# A stream entry id: milliseconds-sequence, each an unsigned 64-bit number (what a page's "older" link holds).
+_ENTRY_ID = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$")
+_UINT64 = 2 ** 64 - 1
 FIELDS = ("at", "actor", "action", "target", "operation", "key", "reason", "status", "message", "via")
 
 
@@ -58,6 +62,15 @@ class AuditFilter:
                 and (self.since is None or entry.at >= self.since))
 
 
+def check_entry_id(value: str) -> str:
+    """``value`` if it is an audit entry id (``1714550000000-0``); ValueError naming the problem otherwise
+    (the store would refuse it with an error, not an empty page)."""
+    found = _ENTRY_ID.match(value or "")
+    if not found or any(int(part) > _UINT64 for part in found.groups() if part is not None):
+        raise ValueError(f"{value!r} is not an audit entry id (like 1714550000000-0)")
+    return value
+
+
 class AuditLog:
     """The audit stream in one Redis (any client: bytes or text replies)."""
 
@@ -81,7 +94,10 @@ class AuditLog:
     def page(self, which: AuditFilter = AuditFilter(), *, before: str | None = None, limit: int = 50,
              scan_limit: int = 100_000) -> tuple[list[AuditEntry], str | None]:
         """Matching entries, newest first, older than entry id ``before``; and the cursor of the next page
-        (None when there is no older match).  Looks at no more than ``scan_limit`` entries per call."""
+        (None when there is no older match).  Looks at no more than ``scan_limit`` entries per call.
+        ``before`` that is not an entry id: ValueError (:func:`check_entry_id`)."""
+        if before:
+            check_entry_id(before)
         found: list[AuditEntry] = []
         high = f"({before}" if before else "+"
         scanned, last, exhausted = 0, None, False

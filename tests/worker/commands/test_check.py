@@ -23,10 +23,7 @@ def trademax():
 
 
 @pytest.fixture
-def check(shared_redis_server, trademax, monkeypatch, capsys, tmp_path):
-    for name in ("SENTRY_DSN", "FLOWER_BASIC_AUTH", "LOG_FORMAT", "LOG_LEVEL", "RETRY_MAX_ATTEMPTS",
-                 "INGEST_TOKENS_FILE"):
-        monkeypatch.delenv(name, raising=False)
+def check(shared_redis_server, trademax, cli, monkeypatch, tmp_path):
     monkeypatch.setenv("REDIS_URL", shared_redis_server.url)
     monkeypatch.setenv("WMS_RELAY_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("TRADEMAX_BASE_URL", trademax.base_url)
@@ -36,8 +33,7 @@ def check(shared_redis_server, trademax, monkeypatch, capsys, tmp_path):
     def run(**env: str) -> tuple[int, str]:
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        code = main(["check"])
-        out, err = capsys.readouterr()
+        code, out, err = cli("check")
         assert SECRET not in out + err
         return code, out + err
     return run

@@ -1,19 +1,19 @@
 """``wms-relay pause`` / ``resume`` / ``pauses`` and what ``status`` shows of the flow, against a real
 valkey-server: a pause names who, why and until when, is audited, shows in ``status`` (text and JSON);
 while it lasts an event is still accepted but not sent — parked ``retrying`` with no attempt counted —
-and on resume it is released and delivered with one attempt.  A pause without a reason, or ending in the
-past, is refused."""
+and on resume it is released and delivered with one attempt.  A pause without a reason, ending in the
+past or beyond a year (a typo like 99999999999999999999d: issue 23.6), is refused with a sentence and
+nothing applied; a far-future pause an earlier version stored does not stop ``status`` or ``pauses``."""
 from __future__ import annotations
 
 import pytest
 
-from tests.worker.commands.test_support import cli, cli_json, env, relay  # noqa: F401 — fixtures
 from tests.worker.support.test_actions import ScriptedTrademax, example
 from worker.delivery.flow_keeper import DestinationKeeper
 from worker.delivery.pipeline import deliver
 
 
-def test_pause_status_resume_with_audit(cli, relay):  # noqa: F811
+def test_pause_status_resume_with_audit(cli, relay):
     code, out, err = cli("pause", "trademax", "--reason", "Trademax maintenance window", "--until", "2h",
                          "--actor", "alice")
     assert code == 0, err
@@ -27,7 +27,7 @@ def test_pause_status_resume_with_audit(cli, relay):  # noqa: F811
     assert "Trademax is paused until" in record.history[-1]["reason"]
     assert relay.flow.parking("trademax").count() == 1
 
-    status = cli_json(cli, "status")
+    status = cli.json("status")
     flow = status["destinations"]["trademax"]["flow"]
     assert flow["paused"]["by"] == "alice" and flow["paused"]["reason"] == "Trademax maintenance window"
     assert flow["paused"]["until"] > relay.clock() + 7000 and flow["parked"] == 1
@@ -42,10 +42,10 @@ def test_pause_status_resume_with_audit(cli, relay):  # noqa: F811
     code, out, err = cli("resume", "trademax", "--reason", "done early", "--actor", "bob")
     assert code == 0 and "Trademax resumed" in out and "1 waiting deliveries" in out
     assert cli("resume", "trademax", "--actor", "bob")[1].startswith("Trademax was not paused")
-    history = cli_json(cli, "pauses")
+    history = cli.json("pauses")
     assert [(e["action"], e["actor"], e["reason"]) for e in history] == [
         ("resume", "bob", "done early"), ("pause", "alice", "Trademax maintenance window")]
-    audit = cli_json(cli, "audit")  # with every other person's action
+    audit = cli.json("audit")  # with every other person's action
     assert [(e["action"], e["actor"], e["target"], e["status"]) for e in audit] == [
         ("resume", "bob", "trademax", "skipped"), ("resume", "bob", "trademax", "done"),
         ("pause", "alice", "trademax", "done")]
@@ -62,11 +62,32 @@ def test_pause_status_resume_with_audit(cli, relay):  # noqa: F811
     (["pause", "kaching", "--reason", " "], "--reason must say why"),
     (["pause", "kaching", "--reason", "x", "--until", "2001-01-01T00:00"], "has passed already"),
     (["pause", "kaching", "--reason", "x", "--until", "soon"], "--until 'soon'"),
+    (["pause", "kaching", "--reason", "x", "--until", "99999999999999999999d"], "is longer than 100 years"),
+    (["pause", "kaching", "--reason", "x", "--until", "1e400d"], "--until '1e400d'"),
+    (["pause", "kaching", "--reason", "x", "--until", "400d"], "is more than 366 d ahead"),
+    (["pause", "kaching", "--reason", "x", "--until", "2999-01-01"], "outside 1970-2099"),
 ])
-def test_a_pause_without_a_reason_or_with_a_past_end_is_refused(cli, capsys, argv, problem):  # noqa: F811
+def test_a_pause_without_a_reason_or_with_a_past_end_is_refused(cli, env, capsys, argv, problem):
     try:
         code, _, err = cli(*argv)
     except SystemExit as exc:  # argparse: a required option missing
         code, err = exc.code, capsys.readouterr().err
     assert code == 2 and problem in err
-    assert cli_json(cli, "pauses") == []
+    assert cli.json("pauses") == []
+
+
+def test_a_far_future_pause_stored_earlier_does_not_stop_status_or_pauses(cli, relay):  # noqa: F811
+    """What main's ``pause --until 99999999999999999999d`` left behind: the pause written, its audit entry
+    (a pause until year 10^17), before the script failed."""
+    far = f"{1e20 * 86400:.3f}"
+    relay.redis.hset("wms:flow:pause", mapping={"by": "alice", "at": "1714550000.000", "reason": "x",
+                                                "until": far})
+    relay.redis.xadd("wms:flow:pauses", {"at": "1714550000.000", "actor": "alice", "action": "pause",
+                                         "destination": "trademax", "reason": "x", "until": far})
+    code, out, err = cli("status")
+    assert code == 0 and "Traceback" not in err and "PAUSED until 9999-12-31" in out
+    code, out, err = cli("pauses")
+    assert code == 0 and "9999-12-31" in out
+    assert cli.json("pauses")[0]["until"] == float(far)
+    verdict = relay.flow.gate("trademax").ask()  # a worker's gate reads it without failing the task
+    assert verdict.action == "park" and "paused until a time beyond the calendar" in verdict.reason

@@ -14,23 +14,11 @@ import time
 
 import pytest
 
-from worker.cli import main
 from worker.store.dead_letters import DeadLetters
 from worker.store.heartbeats import Heartbeats
 from worker.store.retry_schedule import RetrySchedule
 
-CLEARED = ("TRADEMAX_API_KEY", "TRADEMAX_SECRET", "SENTRY_DSN", "FLOWER_BASIC_AUTH", "LOG_FORMAT",
-           "LOG_LEVEL")
 HOST = socket.gethostname()
-
-
-@pytest.fixture
-def store(redis_server, monkeypatch, tmp_path):
-    for name in CLEARED:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("REDIS_URL", redis_server.url)
-    monkeypatch.setenv("WMS_RELAY_VAR_DIR", str(tmp_path / "var"))
-    return redis_server.client(decode_responses=True)
 
 
 def beat(store, role: str, name: str, seconds_ago: float) -> None:
@@ -38,44 +26,38 @@ def beat(store, role: str, name: str, seconds_ago: float) -> None:
     Heartbeats(store, clock=lambda: time.time() - seconds_ago).beat(role, name)
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_health_follows_the_heartbeat_of_this_hosts_process(store, capsys):
-    assert run(capsys, "health", "worker")[0] == 1
-    assert "no worker on host" in run(capsys, "health", "worker")[1]
+def test_health_follows_the_heartbeat_of_this_hosts_process(store, cli):
+    assert cli("health", "worker")[0] == 1
+    assert "no worker on host" in cli("health", "worker")[1]
 
     beat(store, "worker", f"relay-1@{HOST}", seconds_ago=3)
-    code, out, _ = run(capsys, "health", "worker")
+    code, out, _ = cli("health", "worker")
     assert (code, out.strip()) == (0, f"OK: relay-1@{HOST} beat 3 s ago")
 
     beat(store, "worker", f"relay-1@{HOST}", seconds_ago=45)  # stale: more than 30 s
-    code, out, _ = run(capsys, "health", "worker")
+    code, out, _ = cli("health", "worker")
     assert code == 1 and f"no worker on host {HOST} beat within 30 s (last: relay-1@{HOST} 45 s ago)" in out
-    assert run(capsys, "health", "worker", "--within", "60")[0] == 0
+    assert cli("health", "worker", "--within", "60")[0] == 0
 
 
-def test_health_by_name_and_on_any_host(store, capsys):
+def test_health_by_name_and_on_any_host(store, cli):
     beat(store, "scheduler", "scheduler-9@elsewhere", seconds_ago=1)
-    assert run(capsys, "health", "scheduler")[0] == 1  # not on this host
-    assert run(capsys, "health", "scheduler", "--any-host")[0] == 0
-    assert run(capsys, "health", "scheduler", "--name", "scheduler-9@elsewhere")[0] == 0
-    assert run(capsys, "health", "scheduler", "--name", "scheduler-1@elsewhere")[0] == 1
-    report = json.loads(run(capsys, "health", "scheduler", "--any-host", "--json")[1])
+    assert cli("health", "scheduler")[0] == 1  # not on this host
+    assert cli("health", "scheduler", "--any-host")[0] == 0
+    assert cli("health", "scheduler", "--name", "scheduler-9@elsewhere")[0] == 0
+    assert cli("health", "scheduler", "--name", "scheduler-1@elsewhere")[0] == 1
+    report = json.loads(cli("health", "scheduler", "--any-host", "--json")[1])
     assert report["alive"] and report["beats"][0]["name"] == "scheduler-9@elsewhere"
-    assert run(capsys, "health", "worker", "--any-host")[0] == 1
+    assert cli("health", "worker", "--any-host")[0] == 1
 
 
-def test_health_of_an_unreachable_store_fails(monkeypatch, capsys):
+def test_health_of_an_unreachable_store_fails(monkeypatch, cli):
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
-    code, _, err = run(capsys, "health", "worker")
+    code, _, err = cli("health", "worker")
     assert code == 3 and "cannot reach Redis" in err
 
 
-def test_status_flags_what_needs_a_person_and_fails_on_attention(store, capsys):
+def test_status_flags_what_needs_a_person_and_fails_on_attention(store, cli):
     now = time.time()
     beat(store, "scheduler", f"scheduler-1@{HOST}", seconds_ago=300)
     beat(store, "worker", f"relay-1@{HOST}", seconds_ago=7200)
@@ -83,7 +65,7 @@ def test_status_flags_what_needs_a_person_and_fails_on_attention(store, capsys):
                                   now - 7200)
     DeadLetters(store).add("receipt.create", "R-2", {"transaction_id": "R-2"}, "permanent", ["refused"])
 
-    code, out, _ = run(capsys, "status", "--json", "--fail-on-attention")
+    code, out, _ = cli("status", "--json", "--fail-on-attention")
     report = json.loads(out)
     assert code == 1
     assert [a["flag"] for a in report["attention"]] == ["no_worker", "no_scheduler", "overdue_retries",
@@ -92,7 +74,7 @@ def test_status_flags_what_needs_a_person_and_fails_on_attention(store, capsys):
     assert report["scheduler"]["name"] == f"scheduler-1@{HOST}" and not report["scheduler"]["alive"]
     assert report["scheduled_retries"]["most_overdue_seconds"] >= 7200
 
-    code, out, _ = run(capsys, "status")
+    code, out, _ = cli("status")
     assert code == 0  # without --fail-on-attention the report is not an error
     assert "Scheduled retries:     1 (next due 2 h ago)" in out
     assert f"Scheduler:             last tick 5 min ago (scheduler-1@{HOST})" in out
@@ -102,40 +84,40 @@ def test_status_flags_what_needs_a_person_and_fails_on_attention(store, capsys):
     assert "A scheduled retry is 2 h overdue" in out
 
 
-def test_status_with_live_processes_and_nothing_parked_needs_no_one(store, capsys):
+def test_status_with_live_processes_and_nothing_parked_needs_no_one(store, cli):
     beat(store, "scheduler", f"scheduler-1@{HOST}", seconds_ago=2)
     beat(store, "worker", f"relay-1@{HOST}", seconds_ago=1)
     RetrySchedule(store).schedule("receipt.create:R-1", {"task": "trademax.receipt.create", "event": {}},
                                   time.time() - 20)  # due 20 s ago: late, but not yet overdue
-    code, out, _ = run(capsys, "status", "--fail-on-attention")
+    code, out, _ = cli("status", "--fail-on-attention")
     assert code == 0, out
     assert "Scheduler:             last tick 2 s ago" in out and "Workers alive:         1 (relay-1@" in out
     assert out.rstrip().endswith("Nothing needs a person right now.")
 
 
-def test_status_flags_redis_memory_at_80_percent_of_maxmemory(store, capsys):
+def test_status_flags_redis_memory_at_80_percent_of_maxmemory(store, cli):
     used = int(store.info("memory")["used_memory"])
     store.config_set("maxmemory", str(int(used / 0.9)))
     try:
-        report = json.loads(run(capsys, "status", "--json")[1])
+        report = json.loads(cli("status", "--json")[1])
     finally:
         store.config_set("maxmemory", "0")
     assert report["redis_memory"]["used_fraction"] >= 0.8
     assert "memory" in [a["flag"] for a in report["attention"]]
-    assert "no maxmemory set" in run(capsys, "status")[1]
+    assert "no maxmemory set" in cli("status")[1]
 
 
-def test_dead_purge_deletes_only_closed_letters_past_the_cutoff(store, capsys):
+def test_dead_purge_deletes_only_closed_letters_past_the_cutoff(store, cli):
     letters = DeadLetters(store, clock=lambda: time.time() - 100 * 86400)
     old = letters.add("receipt.create", "R-1", {}, "permanent", ["refused"])
     letters.discard(old, actor="ann", reason="cancelled")
     kept = letters.add("receipt.create", "R-2", {}, "permanent", ["refused"])
     with pytest.raises(SystemExit) as refused:  # --closed is required
-        main(["dead", "purge", "--older-than", "90d"])
+        cli("dead", "purge", "--older-than", "90d")
     assert refused.value.code == 2
-    code, out, _ = run(capsys, "dead", "purge", "--closed", "--dry-run")
+    code, out, _ = cli("dead", "purge", "--closed", "--dry-run")
     assert code == 0 and "Would delete 1 closed dead letter" in out and old in out and "Dry run" in out
-    report = json.loads(run(capsys, "dead", "purge", "--closed", "--older-than", "90d", "--json")[1])
+    report = json.loads(cli("dead", "purge", "--closed", "--older-than", "90d", "--json")[1])
     assert report["deleted"] == [old] and not report["dry_run"]
     assert DeadLetters(store).get(old) is None and DeadLetters(store).get(kept).status == "open"
 

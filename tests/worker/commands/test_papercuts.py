@@ -14,35 +14,18 @@ from worker.cli import build_parser, main
 from worker.store.heartbeats import Heartbeats
 
 ROOT = Path(__file__).resolve().parents[3]
-CLEARED = ("TRADEMAX_API_KEY", "TRADEMAX_SECRET", "SENTRY_DSN", "FLOWER_BASIC_AUTH", "LOG_FORMAT",
-           "LOG_LEVEL")
 
 
-@pytest.fixture
-def store(redis_server, monkeypatch, tmp_path):
-    for name in CLEARED:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("REDIS_URL", redis_server.url)
-    monkeypatch.setenv("WMS_RELAY_VAR_DIR", str(tmp_path / "var"))
-    return redis_server.client(decode_responses=True)
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_an_invalid_event_is_said_once_and_its_letter_suggests_the_wms_not_a_retry(store, capsys):
-    code, out, err = run(capsys, "enqueue", "receipt.create", str(ROOT / "examples" / "invalid-receipt.json"))
+def test_an_invalid_event_is_said_once_and_its_letter_suggests_the_wms_not_a_retry(store, cli):
+    code, out, err = cli("enqueue", "receipt.create", str(ROOT / "examples" / "invalid-receipt.json"))
     assert code == 1 and err == ""
     assert out.count("dead") == 2 and "Summary: 1 dead" in out  # the event's line and the summary
-    code, out, _ = run(capsys, "dead", "show", "dl-1")
+    code, out, _ = cli("dead", "show", "dl-1")
     assert code == 0 and "Fix it in the WMS and send it again" in out
     assert "dead retry" not in out and "wms-relay dead discard dl-1 --reason" in out
 
 
-def test_event_says_no_worker_runs_instead_of_a_worker_is_on_it(store, capsys):
+def test_event_says_no_worker_runs_instead_of_a_worker_is_on_it(store, cli):
     from worker.delivery.relay import build_relay
     from worker.delivery.pipeline import admit
     from worker.settings import Settings
@@ -50,11 +33,11 @@ def test_event_says_no_worker_runs_instead_of_a_worker_is_on_it(store, capsys):
     relay = build_relay(Settings.from_env(), redis_client=store, sends=False)
     event = json.loads((ROOT / "examples" / "receipt.create.json").read_text())
     admission = admit(relay, "receipt.create", event)
-    code, out, _ = run(capsys, "event", "receipt.create", admission.key)
+    code, out, _ = cli("event", "receipt.create", admission.key)
     assert code == 0 and ": accepted" in out
     assert "no worker is running" in out and "a worker is on it" not in out
     Heartbeats(store, clock=time.time).beat("worker", "relay-1@h")
-    code, out, _ = run(capsys, "event", "receipt.create", admission.key)
+    code, out, _ = cli("event", "receipt.create", admission.key)
     assert "a worker is on it" in out
 
 

@@ -1,4 +1,5 @@
-"""How the support commands present things: ages, --since, tables, the default actor."""
+"""How the support commands present things: ages, --since (bounded: issue 23.6), tables, the default
+actor."""
 from __future__ import annotations
 
 import pytest
@@ -24,6 +25,22 @@ def test_since_takes_a_duration_or_a_date():
     assert parse_since("2024-05-01T00:00:00Z", NOW) == 1_714_521_600.0
     with pytest.raises(Refused, match="--since 'yesterday'"):
         parse_since("yesterday", NOW)
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("99999999999999999999d", "longer than 100 years"), ("1" + "0" * 400 + "s", "longer than 100 years"),
+    ("5300w", "--older-than '5300w'"), ("0001-01-01", "outside 1970-2099"),
+    ("9999-12-31", "outside 1970-2099")])
+def test_durations_and_dates_are_bounded_where_they_enter(text, problem):
+    with pytest.raises(Refused, match=problem):
+        parse_since(text, NOW, "--older-than")
+
+
+def test_dead_purge_older_than_a_typo_is_refused_with_a_sentence(cli, env):
+    code, out, err = cli("dead", "purge", "--closed", "--older-than", "99999999999999999999d")
+    assert code == 2 and "--older-than '99999999999999999999d' is longer than 100 years" in err
+    code, out, err = cli("audit", "--since", "99999999999999999999d")
+    assert code == 2 and "--since" in err and "Traceback" not in err
 
 
 def test_tables_align_columns_and_shorten_long_cells():

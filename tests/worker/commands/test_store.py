@@ -12,12 +12,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from worker.cli import main
 from worker.store import embedded
 from worker.store.dead_letters import DeadLetters
 
-CLEARED = ("REDIS_URL", "WMS_RELAY_VAR_DIR", "TRADEMAX_API_KEY", "TRADEMAX_SECRET", "SENTRY_DSN",
-           "FLOWER_BASIC_AUTH", "LOG_FORMAT", "LOG_LEVEL")
+NAMING_A_STORE = ("REDIS_URL", "WMS_RELAY_VAR_DIR")
 SUPPORT_COMMANDS = [
     ["status"], ["event", "receipt.create", "R-1"], ["dead", "list"], ["dead", "show", "dl-1"],
     ["dead", "retry", "--all"], ["dead", "discard", "dl-1", "--reason", "x"], ["retries", "list"],
@@ -26,10 +24,10 @@ SUPPORT_COMMANDS = [
 
 
 @pytest.fixture
-def checkout(tmp_path, monkeypatch):
+def checkout(cleared, tmp_path, monkeypatch):
     """A checkout whose embedded server runs (under checkout/var) and holds one dead letter; the
     environment names no store.  Stopped (or killed) at the end."""
-    for name in CLEARED:
+    for name in NAMING_A_STORE:
         monkeypatch.delenv(name, raising=False)
     root = tmp_path / "checkout"
     root.mkdir()
@@ -44,19 +42,13 @@ def checkout(tmp_path, monkeypatch):
             os.kill(pid, signal.SIGKILL)
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.mark.parametrize("argv", SUPPORT_COMMANDS, ids=lambda argv: " ".join(argv[:2]))
 def test_a_support_command_in_the_wrong_directory_exits_3_and_starts_nothing(
-        checkout, tmp_path, monkeypatch, capsys, argv):
+        checkout, tmp_path, monkeypatch, cli, argv):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    code, out, err = run(capsys, *argv)
+    code, out, err = cli(*argv)
     assert code == 3, (out, err)
     assert f"no embedded server is running under {elsewhere / 'var'}" in err
     assert "WMS_RELAY_VAR_DIR" in err and "REDIS_URL" in err
@@ -64,63 +56,63 @@ def test_a_support_command_in_the_wrong_directory_exits_3_and_starts_nothing(
     assert list(elsewhere.iterdir()) == []  # no var/, no server
 
 
-def test_enqueue_and_check_in_the_wrong_directory_start_nothing(checkout, tmp_path, monkeypatch, capsys):
+def test_enqueue_and_check_in_the_wrong_directory_start_nothing(checkout, tmp_path, monkeypatch, cli):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     example = Path(__file__).parents[3] / "examples" / "receipt.create.json"
-    code, _, err = run(capsys, "enqueue", "receipt.create", str(example))
+    code, _, err = cli("enqueue", "receipt.create", str(example))
     assert code == 3 and "no embedded server is running under" in err
-    code, out, _ = run(capsys, "check", "--skip-trademax")
+    code, out, _ = cli("check", "--skip-trademax")
     assert code == 1 and "FAIL  Redis: no store to read" in out
     assert list(elsewhere.iterdir()) == []
 
 
 def test_the_right_directory_or_var_dir_finds_the_store_and_says_which(
-        checkout, tmp_path, monkeypatch, capsys):
+        checkout, tmp_path, monkeypatch, cli):
     monkeypatch.chdir(checkout)
-    code, out, _ = run(capsys, "dead", "list")
+    code, out, _ = cli("dead", "list")
     assert code == 0
     assert out.splitlines()[0] == f"Store: embedded server under {checkout / 'var'}"
     assert "R-1" in out
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WMS_RELAY_VAR_DIR", str(checkout / "var"))
-    code, out, _ = run(capsys, "status", "--json")
+    code, out, _ = cli("status", "--json")
     assert code == 0 and json.loads(out)["store"] == f"embedded server under {checkout / 'var'}"
     assert json.loads(out)["dead_letters"]["count"] == 1
-    code, out, _ = run(capsys, "dead", "show", "dl-1", "--json")
+    code, out, _ = cli("dead", "show", "dl-1", "--json")
     assert code == 0 and json.loads(out)["store"] == f"embedded server under {checkout / 'var'}"
 
 
-def test_redis_url_is_named_without_its_password(redis_server, tmp_path, monkeypatch, capsys):
-    for name in CLEARED:
+def test_redis_url_is_named_without_its_password(redis_server, tmp_path, monkeypatch, cli):
+    for name in NAMING_A_STORE:
         monkeypatch.delenv(name, raising=False)
     password = redis_server.password  # every test server requires one
     assert password and f":{password}@" in redis_server.url
     monkeypatch.setenv("REDIS_URL", redis_server.url)
     monkeypatch.chdir(tmp_path)
-    code, out, _ = run(capsys, "retries", "list")
+    code, out, _ = cli("retries", "list")
     assert code == 0
     assert out.splitlines()[0] == f"Store: redis://:***@127.0.0.1:{redis_server.port}/0 (REDIS_URL)"
-    code, out, _ = run(capsys, "store", "status", "--json")
+    code, out, _ = cli("store", "status", "--json")
     report = json.loads(out)
     assert code == 0 and report["answers"] and report["server"]["maxmemory_policy"] == "noeviction"
     assert password not in out
-    code, _, err = run(capsys, "store", "stop")
+    code, _, err = cli("store", "stop")
     assert code == 2 and "stops only the embedded server" in err
     assert redis_server.client().ping()
 
 
-def test_store_status_and_stop(checkout, monkeypatch, capsys):
+def test_store_status_and_stop(checkout, monkeypatch, cli):
     monkeypatch.chdir(checkout)
-    code, out, _ = run(capsys, "store", "status", "--json")
+    code, out, _ = cli("store", "status", "--json")
     report = json.loads(out)
     assert code == 0 and report["answers"] and report["embedded"]["running"]
     assert report["embedded"]["data_dir"] == str(checkout / "var" / "valkey")
     assert report["server"]["aof_enabled"] and report["server"]["maxmemory_policy"] == "noeviction"
-    code, out, _ = run(capsys, "store", "stop")
+    code, out, _ = cli("store", "stop")
     assert code == 0 and f"its data stays in {checkout / 'var' / 'valkey'}" in out
-    code, out, _ = run(capsys, "store", "status")
+    code, out, _ = cli("store", "status")
     assert code == 3 and "Not running" in out and "support commands never do" in out
-    code, out, _ = run(capsys, "store", "stop")
+    code, out, _ = cli("store", "stop")
     assert code == 0 and "It was not running" in out

@@ -14,47 +14,12 @@ from pathlib import Path
 import pytest
 
 from tests.worker.support.test_actions import ScriptedTrademax, example, refused
-from worker.cli import main
 from worker.delivery.pipeline import deliver
 from worker.errors import OutcomeUnknownError, TransientError
 from worker.store.ledger import Ledger
-from worker.delivery.relay import build_relay
-from worker.settings import Settings
 from worker.redaction import url_without_password
 
 ROOT = Path(__file__).resolve().parents[3]
-CLEARED = ("TRADEMAX_API_KEY", "TRADEMAX_SECRET", "SENTRY_DSN", "FLOWER_BASIC_AUTH", "LOG_FORMAT",
-           "LOG_LEVEL")
-
-
-@pytest.fixture
-def env(redis_server, monkeypatch, tmp_path):
-    """The environment the commands read: REDIS_URL of this test's server, nothing else set."""
-    for name in CLEARED:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("REDIS_URL", redis_server.url)
-    monkeypatch.setenv("WMS_RELAY_VAR_DIR", str(tmp_path / "var"))
-    return redis_server
-
-
-@pytest.fixture
-def relay(env):
-    return build_relay(Settings(redis_url=env.url), redis_client=env.client(), sends=False)
-
-
-@pytest.fixture
-def cli(env, capsys):
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-    return run
-
-
-def cli_json(cli, *argv: str):
-    code, out, err = cli(*argv, "--json")
-    assert code == 0, err
-    return json.loads(out)
 
 
 def park(relay, operation: str, event: dict, *answers) -> str:
@@ -80,7 +45,7 @@ def parked(relay):
 
 
 def test_status_json_counts_what_needs_a_person(cli, parked):
-    report = cli_json(cli, "status")
+    report = cli.json("status")
     assert report["dead_letters"]["count"] == 2
     assert report["dead_letters"]["oldest_age_seconds"] >= 0
     assert report["uncertain"]["count"] == 1
@@ -94,7 +59,7 @@ def test_status_json_counts_what_needs_a_person(cli, parked):
                                                         "uncertain"]
     assert report["destinations"]["trademax"]["ledger"]["uncertain"] == 1
     assert report["destinations"]["kaching"]["on"] is False
-    narrowed = cli_json(cli, "status", "--destination", "kaching")
+    narrowed = cli.json("status", "--destination", "kaching")
     assert narrowed["uncertain"]["count"] == 0 and narrowed["dead_letters"]["count"] == 0
     assert list(narrowed["queues"]) == ["kaching.stock"] and list(narrowed["destinations"]) == ["kaching"]
     code, out, _ = cli("status")
@@ -103,25 +68,25 @@ def test_status_json_counts_what_needs_a_person(cli, parked):
 
 
 def test_dead_list_show_and_event_print_json_that_parses_back(cli, parked):
-    letters = cli_json(cli, "dead", "list")
+    letters = cli.json("dead", "list")
     assert sorted(letter["reason"] for letter in letters) == ["invalid", "permanent"]
     refused_letter = next(letter for letter in letters if letter["reason"] == "permanent")
     assert refused_letter["key"] == "R-DEAD" and refused_letter["attempts"][0]["error_code"] == 451
-    assert [letter["key"] for letter in cli_json(cli, "dead", "list", "--grep", "R-DEAD")] == ["R-DEAD"]
-    assert cli_json(cli, "dead", "list", "--operation", "stock.adjust") == []
-    assert len(cli_json(cli, "dead", "list", "--since", "1h")) == 2
+    assert [letter["key"] for letter in cli.json("dead", "list", "--grep", "R-DEAD")] == ["R-DEAD"]
+    assert cli.json("dead", "list", "--operation", "stock.adjust") == []
+    assert len(cli.json("dead", "list", "--since", "1h")) == 2
 
-    shown = cli_json(cli, "dead", "show", refused_letter["id"])
+    shown = cli.json("dead", "show", refused_letter["id"])
     assert shown["ledger_state"] == "dead" and shown["event"]["transaction_id"] == "R-DEAD"
 
-    view = cli_json(cli, "event", "receipt.create", "R-DEAD")
+    view = cli.json("event", "receipt.create", "R-DEAD")
     assert {"operation", "key", "state", "attempts", "result", "history"} <= set(view)
     assert (view["operation"], view["key"], view["state"], view["attempts"]) == ("receipt.create", "R-DEAD",
                                                                                  "dead", 1)
     assert [h["to"] for h in view["history"]] == ["accepted", "sending", "dead"]
     assert view["dead_letter"]["id"] == refused_letter["id"]
-    assert cli_json(cli, "event", "receipt.create:R-DEAD")["state"] == "dead"
-    assert cli_json(cli, "event", "R-DEAD")["operation"] == "receipt.create"
+    assert cli.json("event", "receipt.create:R-DEAD")["state"] == "dead"
+    assert cli.json("event", "R-DEAD")["operation"] == "receipt.create"
 
     code, out, _ = cli("event", "receipt.create", "R-DEAD")
     assert code == 0
@@ -155,7 +120,7 @@ def test_retry_all_shows_progress_and_a_summary_then_there_is_nothing_to_do(cli,
 
     code, out, _ = cli("dead", "retry", "--all", "--operation", "stock.adjust")
     assert (code, out.splitlines()[-1]) == (0, "Nothing to do: no open dead letters match.")
-    summary = cli_json(cli, "dead", "retry", "receipt.create:R-DEAD")
+    summary = cli.json("dead", "retry", "receipt.create:R-DEAD")
     assert summary["summary"] == {"retried": 0, "skipped": 1, "failed": 0}
     assert "already retried by alice" in summary["results"][0]["message"]
 
@@ -164,11 +129,11 @@ def test_retry_needs_ids_or_all_and_discard_needs_a_reason(cli, parked):
     assert cli("dead", "retry")[0] == 2
     assert cli("dead", "retry", "dl-1", "--all")[0] == 2
     with pytest.raises(SystemExit) as exited:
-        main(["dead", "discard", "dl-1"])
+        cli("dead", "discard", "dl-1")
     assert exited.value.code == 2
     code, out, _ = cli("dead", "discard", "receipt.create:R-DEAD", "--reason", "cancelled", "--actor", "bo")
     assert code == 0 and "Summary: 1 discarded, 0 skipped, 0 failed." in out
-    view = cli_json(cli, "event", "receipt.create", "R-DEAD")
+    view = cli.json("event", "receipt.create", "R-DEAD")
     assert view["state"] == "discarded" and view["history"][-1]["actor"] == "bo"
     assert view["dead_letter"]["closed_by"] == "bo" and view["dead_letter"]["close_reason"] == "cancelled"
     code, out, _ = cli("dead", "discard", "dl-999", "--reason", "x")
@@ -176,27 +141,27 @@ def test_retry_needs_ids_or_all_and_discard_needs_a_reason(cli, parked):
 
 
 def test_uncertain_list_and_resolve(cli, parked):
-    listed = cli_json(cli, "uncertain", "list")
+    listed = cli.json("uncertain", "list")
     assert [(u["id"], u["state"]) for u in listed] == [("stock.adjust:rel-1", "uncertain")]
     code, out, _ = cli("uncertain", "list")
     assert "stock.adjust:rel-1" in out and "uncertain resolve" in out
     assert cli("uncertain", "resolve", "rel-1", "--delivered", "--reason", "x")[0] == 2
-    result = cli_json(cli, "uncertain", "resolve", "stock.adjust:rel-1", "--delivered",
+    result = cli.json("uncertain", "resolve", "stock.adjust:rel-1", "--delivered",
                       "--reason", "seen in Trademax", "--actor", "dana")
     assert result["summary"] == {"resolved": 1, "skipped": 0, "failed": 0}
-    view = cli_json(cli, "event", "stock.adjust", "rel-1")
+    view = cli.json("event", "stock.adjust", "rel-1")
     assert view["state"] == "delivered" and view["history"][-1]["actor"] == "dana"
-    assert cli_json(cli, "uncertain", "list") == []
+    assert cli.json("uncertain", "list") == []
 
 
 def test_retries_list_and_run_now(cli, parked):
-    entries = cli_json(cli, "retries", "list")
+    entries = cli.json("retries", "list")
     assert [(e["id"], e["state"], e["attempts"]) for e in entries] == [
         ("receipt.create:R-LATER", "retrying", 1)]
     assert entries[0]["due_in_seconds"] > 0 and "HTTP 503" in entries[0]["last_error"]
-    result = cli_json(cli, "retries", "run-now", "--all")
+    result = cli.json("retries", "run-now", "--all")
     assert result["summary"]["made due now"] == 1
-    assert cli_json(cli, "retries", "list")[0]["due_in_seconds"] <= 0
+    assert cli.json("retries", "list")[0]["due_in_seconds"] <= 0
     code, out, _ = cli("retries", "run-now", "receipt.create:R-GONE")
     assert code == 0 and "not in the retry schedule" in out
 
@@ -204,18 +169,18 @@ def test_retries_list_and_run_now(cli, parked):
 def test_retries_discard_and_the_audit_of_every_persons_action(cli, parked):
     code, _, err = cli("retries", "discard", "receipt.create:R-LATER", "--reason", " ")
     assert code == 2 and "--reason" in err
-    result = cli_json(cli, "retries", "discard", "receipt.create:R-LATER", "--reason", "order cancelled",
+    result = cli.json("retries", "discard", "receipt.create:R-LATER", "--reason", "order cancelled",
                       "--actor", "erin")
     assert result["summary"]["discarded"] == 1
-    assert cli_json(cli, "retries", "list") == []
-    assert cli_json(cli, "event", "receipt.create", "R-LATER")["state"] == "discarded"
+    assert cli.json("retries", "list") == []
+    assert cli.json("event", "receipt.create", "R-LATER")["state"] == "discarded"
     cli("retries", "run-now", "receipt.create:R-GONE", "--actor", "erin")
-    entries = cli_json(cli, "audit", "--actor", "erin")
+    entries = cli.json("audit", "--actor", "erin")
     assert [(e["action"], e["target"], e["status"], e["via"]) for e in entries] == [
         ("run-now", "receipt.create:R-GONE", "skipped", "cli"),
         ("discard-retry", "receipt.create:R-LATER", "done", "cli")]
     assert entries[1]["reason"] == "order cancelled"
-    assert cli_json(cli, "audit", "--action", "retry") == []
+    assert cli.json("audit", "--action", "retry") == []
     code, out, _ = cli("audit", "--since", "1h")
     assert code == 0 and "discard-retry" in out and "erin" in out
 
@@ -223,13 +188,13 @@ def test_retries_discard_and_the_audit_of_every_persons_action(cli, parked):
 def test_empty_listings_say_so_plainly(cli, relay, env):
     store = f"Store: {url_without_password(env.url)} (REDIS_URL)\n"
     assert cli("dead", "list") == (0, store + "No dead letters. Nothing needs a person.\n", "")
-    assert cli_json(cli, "dead", "list") == []
+    assert cli.json("dead", "list") == []
     assert cli("retries", "run-now", "--all")[1].startswith(store + "Nothing to do")
-    assert cli_json(cli, "retries", "list") == [] and cli_json(cli, "uncertain", "list") == []
+    assert cli.json("retries", "list") == [] and cli.json("uncertain", "list") == []
     # An empty selection keeps the JSON summary's keys (a script reads the same keys either way).
-    assert cli_json(cli, "retries", "run-now", "--all")["summary"] == {
+    assert cli.json("retries", "run-now", "--all")["summary"] == {
         "made due now": 0, "skipped": 0, "failed": 0}
-    assert cli_json(cli, "dead", "retry", "--all", "--dry-run")["summary"] == {
+    assert cli.json("dead", "retry", "--all", "--dry-run")["summary"] == {
         "would be retried": 0, "skipped": 0, "failed": 0}
 
 
@@ -264,14 +229,14 @@ def test_two_people_retrying_one_letter_at_once_queue_it_once(parked, env, tmp_p
 
 
 def test_retries_and_uncertain_lists_filter_by_operation_text_and_limit(cli, parked):
-    assert [e["id"] for e in cli_json(cli, "retries", "list", "--operation", "receipt.create")] == [
+    assert [e["id"] for e in cli.json("retries", "list", "--operation", "receipt.create")] == [
         "receipt.create:R-LATER"]
-    assert cli_json(cli, "retries", "list", "--operation", "stock.adjust") == []
-    found = cli_json(cli, "retries", "list", "--grep", "http 503")
+    assert cli.json("retries", "list", "--operation", "stock.adjust") == []
+    found = cli.json("retries", "list", "--grep", "http 503")
     assert [e["id"] for e in found] == ["receipt.create:R-LATER"]
-    assert cli_json(cli, "retries", "list", "--grep", "no-such-text") == []
-    assert [u["id"] for u in cli_json(cli, "uncertain", "list", "--grep", "REL-1", "--limit", "1")] == [
+    assert cli.json("retries", "list", "--grep", "no-such-text") == []
+    assert [u["id"] for u in cli.json("uncertain", "list", "--grep", "REL-1", "--limit", "1")] == [
         "stock.adjust:rel-1"]
-    assert cli_json(cli, "uncertain", "list", "--operation", "receipt.create") == []
+    assert cli.json("uncertain", "list", "--operation", "receipt.create") == []
     code, _, err = cli("uncertain", "list", "--limit", "0")
     assert code == 2 and "--limit must be 1 or more" in err

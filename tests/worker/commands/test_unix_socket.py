@@ -46,12 +46,10 @@ def socket_server(tmp_path):
         process.wait()
 
 
-def test_enqueue_and_status_through_a_unix_socket(socket_server, monkeypatch, tmp_path, capsys):
+def test_enqueue_and_status_through_a_unix_socket(socket_server, cleared, monkeypatch, tmp_path, capsys):
     sock, client = socket_server
     monkeypatch.setenv("REDIS_URL", f"unix://{sock}?db=0")
     monkeypatch.setenv("WMS_RELAY_VAR_DIR", str(tmp_path / "var"))
-    for name in ("TRADEMAX_API_KEY", "TRADEMAX_SECRET", "SENTRY_DSN", "LOG_FORMAT"):
-        monkeypatch.delenv(name, raising=False)
     assert main(["enqueue", "receipt.create", str(ROOT / "examples" / "receipt.create.json")]) == 0
     capsys.readouterr()
     assert client.llen("trademax.receipt") == 1  # the task message, published by kombu over the socket

@@ -17,7 +17,6 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
-from tests.worker.flow.clock import HandClock
 from tests.worker.sandbox.loopback import serving
 from worker.delivery.batch_delivery import BatchFlusher
 from worker.delivery.flow_keeper import DestinationKeeper
@@ -32,11 +31,6 @@ from worker.settings import Locations, Settings
 
 AUTH = {"stocktrim_auth_id": "tenant-42", "stocktrim_auth_signature": "Acme Tenant",
         "kaching_account": "acme", "kaching_integration": "wms", "kaching_api_key": "kaching-key-1234"}
-
-
-@pytest.fixture
-def clock():
-    return HandClock()
 
 
 def relay_for(name, base_url, clock, **flow):

@@ -16,100 +16,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import fakeredis
 import pytest
 import redis
 
 from tasks.events import validate_event
+from tests.fixtures.every_destination import NAMES, count, every_destination_relay, run_published, states
 from worker.delivery.fan_out import fan_out
 from worker.delivery.pipeline import deliver
-from worker.delivery.relay import build_relay
-from worker.destinations.json_api import Reply
-from worker.destinations.trademax.client import TrademaxReply
 from worker.errors import OutcomeUnknownError, TransientError
-from worker.settings import BULK_DESTINATIONS, Locations, Settings
 
-T0 = 1_714_550_000.0
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
-
-
-class Scripted:
-    """A client whose every call takes the next scripted answer (an exception, or None: delivered)."""
-
-    def __init__(self, destination: str) -> None:
-        self.destination, self.answers, self.sent = destination, [], []
-
-    def _answer(self, *call):
-        self.sent.append(call)
-        answer = self.answers.pop(0) if self.answers else None
-        if answer is not None:
-            raise answer
-        if self.destination == "trademax":
-            return TrademaxReply(operation=call[0], status=200, error_code=0, data={})
-        return Reply(self.destination, call[0], 200, {})
-
-    def adjust_stock(self, artno, fields):
-        return self._answer("adjust_stock", artno, fields["quantity"], fields["type"])
-
-    def create_receipt(self, fields):
-        return self._answer("create_receipt", fields["transaction_id"])
-
-    def import_stock(self, warehouse_id, artno, quantity, *, adjustment=False):
-        return self._answer("import_stock", artno, quantity, adjustment)
-
-    def set_stock_on_hand(self, warehouse_id, artno, quantity):
-        return self._answer("set_stock_on_hand", artno, quantity)
-
-    def queue_stock_level(self, warehouse_id, artno, quantity):
-        return self._answer("queue_stock_level", artno, quantity)
-
-
-NAMES = ("trademax", "kaching", "stocktrim", "stock2shop")
 
 
 @pytest.fixture
 def relay():
-    settings = Settings(trademax_api_key="k", trademax_secret="s", retry_base_seconds=0.1,
-                        kaching_base_url="http://k/", kaching_locations=Locations.parse("L", "nw=shop-1"),
-                        stocktrim_base_url="http://st/",
-                        stocktrim_locations=Locations.parse("L", "nw=NW,se=SE"),
-                        stock2shop_base_url="http://s2s/",
-                        stock2shop_locations=Locations.parse("L", "nw=Main"))
-    for bulk in BULK_DESTINATIONS:  # every count its own delivery here (batches: test_batches.py)
-        settings = settings.with_flow(bulk, batch_max=0, max_rps=0)  # the clock stands still here
-    published: list[dict] = []
-    relay = build_relay(settings, redis_client=fakeredis.FakeRedis(decode_responses=True),
-                        clients={name: Scripted(name) for name in NAMES}, clock=lambda: T0,
-                        publish=published.append)
-    relay.published = published
-    return relay
-
-
-def count(event_id="c-1", quantity=7, warehouse="nw", kind="absolute", at="2024-05-14T10:00:00Z") -> dict:
-    event = {"event_id": event_id, "occurred_at": at, "artno": "A-1", "warehouse_id": warehouse,
-             "quantity": quantity, "type": kind}
-    if kind == "relative":
-        event["reason"] = 3
-    return event
-
-
-def run_published(relay) -> dict[str, str]:
-    """Run every fanned-out task message as its worker would; the state each ended in, by task."""
-    states = {}
-    while relay.published:
-        message = relay.published.pop(0)
-        destination, _, operation = message["task"].partition(".")
-        states[message["task"]] = deliver(relay, operation, message["event"], owner="w-fan",
-                                          destination=destination)
-    return states
-
-
-def states(relay, key: str) -> dict[str, str | None]:
-    found = {}
-    for name in NAMES:
-        record = relay.ledger_of(name).get("stock.adjust", key)
-        found[name] = record and record.state
-    return found
+    return every_destination_relay()
 
 
 def test_an_absolute_count_reaches_every_destination_listing_its_warehouse(relay):
@@ -141,7 +62,7 @@ def test_a_receipt_goes_to_trademax_only(relay):
 def test_a_failing_destination_retries_on_its_own_and_never_resends_to_trademax(relay):
     relay.clients["kaching"].answers = [TransientError("down", destination="kaching", status=503)]
     deliver(relay, "stock.adjust", count(), owner="w1")
-    assert run_published(relay)["kaching.stock.adjust"] == "retrying"
+    assert run_published(relay)["kaching"] == "retrying"
     assert states(relay, "c-1")["trademax"] == "delivered" and states(relay, "c-1")["kaching"] == "retrying"
     (entry,) = relay.schedule.list()
     assert entry.entry_id == "kaching/stock.adjust:c-1" and entry.message["task"] == "kaching.stock.adjust"
@@ -159,7 +80,7 @@ def test_a_lost_answer_is_uncertain_for_a_kaching_adjustment_and_resent_for_a_co
     relay.clients["kaching"].answers = [lost, lost]
     deliver(relay, "stock.adjust", count("r-1", -2, kind="relative"), owner="w1")
     deliver(relay, "stock.adjust", count("c-1"), owner="w1")
-    assert run_published(relay)["kaching.stock.adjust"] == "retrying"  # the last of the two: the count
+    assert run_published(relay)["kaching"] == "retrying"  # the last of the two: the count
     assert states(relay, "r-1")["kaching"] == "uncertain" and states(relay, "r-1")["trademax"] == "delivered"
     assert "ka-ching" in relay.ledger_of("kaching").get("stock.adjust", "r-1").history[-1]["reason"]
     letters = relay.dead_letters.list()

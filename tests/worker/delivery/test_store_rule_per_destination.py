@@ -18,17 +18,12 @@ import threading
 import fakeredis
 import pytest
 
+from tests.fixtures.clock import T0
+from tests.fixtures.every_destination import NAMES, count, every_destination_relay, run_published
 from worker.delivery.pipeline import deliver
-from worker.delivery.relay import build_relay
-from worker.destinations.json_api import Reply
 from worker.destinations.stock2shop.tokens import SharedToken
 from worker.destinations.stocktrim.client import INVENTORY_CHANGED_KEY
 from worker.destinations.stocktrim.forecast import ForecastRuns
-from worker.destinations.trademax.client import TrademaxReply
-from worker.settings import BULK_DESTINATIONS, Locations, Settings
-
-T0 = 1_714_550_000.0
-NAMES = ("trademax", "kaching", "stocktrim", "stock2shop")
 
 
 class ResendingRedis(fakeredis.FakeRedis):
@@ -39,77 +34,12 @@ class ResendingRedis(fakeredis.FakeRedis):
         return super().execute_command(*args, **options)
 
 
-class Scripted:
-    """Every call delivered; ``on_send`` (if set) runs while the request is "on the wire"."""
-
-    def __init__(self, destination: str) -> None:
-        self.destination, self.sent, self.on_send = destination, [], None
-
-    def _answer(self, *call):
-        self.sent.append(call)
-        if self.on_send is not None:
-            self.on_send()
-        if self.destination == "trademax":
-            return TrademaxReply(operation=call[0], status=200, error_code=0, data={"new_quantity": 1})
-        return Reply(self.destination, call[0], 200, {"status": "OK"})
-
-    def adjust_stock(self, artno, fields):
-        return self._answer("adjust_stock", artno, fields["quantity"], fields["type"])
-
-    def import_stock(self, warehouse_id, artno, quantity, *, adjustment=False):
-        return self._answer("import_stock", artno, quantity, adjustment)
-
-    def set_stock_on_hand(self, warehouse_id, artno, quantity):
-        return self._answer("set_stock_on_hand", artno, quantity)
-
-    def queue_stock_level(self, warehouse_id, artno, quantity):
-        return self._answer("queue_stock_level", artno, quantity)
-
-
-def every_destination() -> Settings:
-    settings = Settings(trademax_api_key="k", trademax_secret="s", retry_base_seconds=0.1,
-                        kaching_base_url="http://k/", kaching_locations=Locations.parse("L", "nw=shop-1"),
-                        stocktrim_base_url="http://st/", stocktrim_locations=Locations.parse("L", "nw=NW"),
-                        stock2shop_base_url="http://s2s/",
-                        stock2shop_locations=Locations.parse("L", "nw=Main"))
-    for bulk in BULK_DESTINATIONS:  # every count its own delivery here (batches: test_batches.py)
-        settings = settings.with_flow(bulk, batch_max=0, max_rps=0)
-    return settings
-
-
-def make_relay(store) -> object:
-    published: list[dict] = []
-    relay = build_relay(every_destination(), redis_client=store,
-                        clients={name: Scripted(name) for name in NAMES}, clock=lambda: T0,
-                        publish=published.append)
-    relay.published = published
-    return relay
-
-
-def count(event_id: str, quantity: int, kind: str = "absolute") -> dict:
-    event = {"event_id": event_id, "occurred_at": "2024-05-14T10:00:00Z", "artno": "A-1",
-             "warehouse_id": "nw", "quantity": quantity, "type": kind}
-    if kind == "relative":
-        event["reason"] = 3
-    return event
-
-
-def run_published(relay) -> dict[str, str]:
-    found = {}
-    while relay.published:
-        message = relay.published.pop(0)
-        destination, _, operation = message["task"].partition(".")
-        found[destination] = deliver(relay, operation, message["event"], owner=f"w-{destination}",
-                                     destination=destination)
-    return found
-
-
 def test_every_store_call_resent_after_it_ran_changes_nothing_at_any_destination():
-    relay = make_relay(ResendingRedis(decode_responses=True))
+    relay = every_destination_relay(ResendingRedis(decode_responses=True))
     assert deliver(relay, "stock.adjust", count("c-1", 7), owner="w1") == "delivered"
     assert run_published(relay) == {"kaching": "delivered", "stocktrim": "delivered",
                                     "stock2shop": "delivered"}
-    assert deliver(relay, "stock.adjust", count("r-1", -2, "relative"), owner="w2") == "delivered"
+    assert deliver(relay, "stock.adjust", count("r-1", -2, kind="relative"), owner="w2") == "delivered"
     assert run_published(relay) == {"kaching": "delivered"}
 
     sent = {name: relay.clients[name].sent for name in NAMES}
@@ -160,8 +90,8 @@ def test_the_stock2shop_login_lock_resent_is_still_its_takers():
 @pytest.mark.parametrize("kind", ["absolute", "relative"])
 def test_kachings_answer_is_kept_through_a_store_outage_and_recorded_in_its_ledger(kind):
     server = fakeredis.FakeServer()
-    relay = make_relay(fakeredis.FakeRedis(server=server, decode_responses=True))
-    deliver(relay, "stock.adjust", count("k-1", 4, kind), owner="w1")
+    relay = every_destination_relay(fakeredis.FakeRedis(server=server, decode_responses=True))
+    deliver(relay, "stock.adjust", count("k-1", 4, kind=kind), owner="w1")
     published = [m for m in relay.published if m["task"] == "kaching.stock.adjust"]
     relay.published.clear()
 

@@ -7,13 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.worker.flow.clock import HandClock
 from worker.flow.batches import ADD, LEVEL, BatchItem, Batches
-
-
-@pytest.fixture
-def clock():
-    return HandClock()
 
 
 @pytest.fixture

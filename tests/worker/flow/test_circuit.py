@@ -2,22 +2,17 @@
 spread wider, not across a success); open → half-open for exactly one probe, once the probe period has
 passed; half-open → closed on an answer, → open again (another period) on a failure; a probe whose taker
 died is taken again after its lease.  While the destination is not known to be up, no more sends leave
-than failures could still open it."""
+than failures could still open it.  A configuration fault (a clock skew) opens it at once; its probe is
+granted by a scheduler, once a minute by the scheduler's clock, whatever the workers' clocks say."""
 from __future__ import annotations
 
 import pytest
 
-from tests.worker.flow.clock import HandClock
 from worker.flow.circuit import Circuit
 from worker.flow.gate import LATER, PARK, SEND, Gate
 from worker.settings import FlowLimits
 
 LIMITS = FlowLimits(circuit_failures=3, circuit_window_seconds=60, probe_seconds=30)
-
-
-@pytest.fixture
-def clock():
-    return HandClock()
 
 
 @pytest.fixture
@@ -130,3 +125,39 @@ def _server_error():
     from worker.errors import TransientError
 
     return TransientError("boom", status=503)
+
+
+def test_a_clock_skew_opens_it_at_once_and_its_probe_waits_for_a_schedulers_grant(circuit, gate, clock):
+    assert circuit.report("clock_skew", why="configuration error: clock 600 s off") == "opened"
+    assert circuit.report("clock_skew") == "open"  # the same fault again: not a second opening
+    state = circuit.state()
+    assert state["state"] == "open" and state["fault"] == "clock_skew" and state["failures"] == 0
+    verdict = gate.ask()
+    assert verdict.action == PARK and "configuration fault (clock_skew" in verdict.reason
+    clock.advance(3600)  # however far the worker's clock moves, no probe without a grant
+    assert not circuit.take_probe(10)
+
+    scheduler = 5_000.0  # the scheduler's clock, far from the worker's
+    assert not circuit.grant_fault_probe("s-1", now=scheduler)  # its first look starts its minute
+    assert not circuit.grant_fault_probe("s-1", now=scheduler + 59)
+    assert circuit.grant_fault_probe("s-1", now=scheduler + 60)
+    assert not circuit.grant_fault_probe("s-1", now=scheduler + 65)
+    assert circuit.take_probe(10) and not circuit.take_probe(10)  # one probe per grant
+    assert circuit.probe_result(False, why="still refused", fault="clock_skew") == "open"
+    assert circuit.state()["fault"] == "clock_skew" and not circuit.take_probe(10)
+    assert circuit.grant_fault_probe("s-1", now=scheduler + 120)
+    assert circuit.take_probe(10)
+    assert circuit.probe_result(True) == "closed"
+    assert circuit.state()["fault"] is None and gate.ask().action == SEND
+    assert not circuit.grant_fault_probe("s-1", now=scheduler + 300)  # no fault: nothing to grant
+
+
+def test_an_ordinary_failure_of_a_faulted_probe_is_an_ordinary_open_circuit(circuit, clock):
+    circuit.report("clock_skew", why="clock")
+    circuit.grant_fault_probe("s-1", now=0.0)
+    assert circuit.grant_fault_probe("s-1", now=60.0) and circuit.take_probe(10)
+    assert circuit.probe_result(False, why="connection refused") == "open"
+    state = circuit.state()
+    assert state["fault"] is None and state["probe_at"] == pytest.approx(clock() + 30)
+    clock.advance(30)
+    assert circuit.take_probe(10)  # timed by the probe period again

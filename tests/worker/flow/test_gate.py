@@ -5,15 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.worker.flow.clock import HandClock
 from worker.errors import PermanentError, TransientError
 from worker.flow.gate import LATER, SEND, Gate
 from worker.settings import FlowLimits
-
-
-@pytest.fixture
-def clock():
-    return HandClock()
 
 
 def gate_for(store_client, clock, **limits):

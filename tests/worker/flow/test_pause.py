@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.worker.flow.clock import HandClock
+import redis
+
+from worker.flow import pause as pause_module
 from worker.flow.gate import PARK, SEND, Gate
-from worker.flow.pause import Pauses
+from worker.flow.pause import LONGEST_PAUSE_SECONDS, Pauses
+from worker.store.requests import replaying
 from worker.settings import FlowLimits
 
 NAMESPACES = {"trademax": "wms", "kaching": "wms:kaching"}
-
-
-@pytest.fixture
-def clock():
-    return HandClock()
 
 
 @pytest.fixture
@@ -65,11 +63,27 @@ def test_a_new_pause_replaces_the_one_in_force(pauses, clock):
 
 
 @pytest.mark.parametrize("by, reason, until, problem", [
-    ("", "why", None, "name"), ("alice", " ", None, "reason"), ("alice", "why", -1, "future")])
+    ("", "why", None, "name"), ("alice", " ", None, "reason"), ("alice", "why", -1, "future"),
+    ("alice", "why", LONGEST_PAUSE_SECONDS + 1, "within 366 days"), ("alice", "why", 1e20 * 86400, "within"),
+    ("alice", "why", float("nan"), "future")])
 def test_a_pause_needs_a_person_a_reason_and_a_future_end(pauses, clock, by, reason, until, problem):
     with pytest.raises(ValueError, match=problem):
         pauses.pause("trademax", by=by, reason=reason, until=None if until is None else clock() + until)
     assert pauses.in_force("trademax") is None
+
+
+@pytest.mark.parametrize("until", ["99999999999999999999999999", "nan", "soon", "1", "-1"])
+def test_the_pause_script_refuses_a_bad_end_before_it_writes_anything(store_client, pauses, clock, until):
+    """Issue 23.6: the script itself checks ``until`` first (main's DEL + HSET ran, then PEXPIRE failed: a
+    pause with no end and no audit entry)."""
+    pauses.pause("trademax", by="alice", reason="the one in force", until=clock() + 600)
+    script = store_client.register_script(replaying(pause_module._PAUSE))
+    with pytest.raises(redis.ResponseError, match="a pause must end after now"):
+        script(keys=["wms:flow:pause", pause_module.AUDIT_KEY, "wms:request:bad-until"],
+               args=["mallory", f"{clock():.3f}", "why", until, "trademax", 1000, LONGEST_PAUSE_SECONDS])
+    kept = pauses.in_force("trademax")
+    assert (kept.by, kept.reason, kept.until) == ("alice", "the one in force", clock() + 600)
+    assert [entry.actor for entry in pauses.history()] == ["alice"]
 
 
 def test_an_unknown_destination_is_named(pauses):

@@ -6,13 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.worker.flow.clock import HandClock
 from worker.flow.rate_limit import RateLimit
-
-
-@pytest.fixture
-def clock():
-    return HandClock()
 
 
 @pytest.fixture

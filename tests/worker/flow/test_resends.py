@@ -5,19 +5,11 @@ batch, not "busy"), a settled batch's resent settle still reports its outcome, a
 which pause it ended and is audited once."""
 from __future__ import annotations
 
-import pytest
-
-from tests.worker.flow.clock import HandClock
 from tests.worker.flow.test_batches import item
 from worker.flow.batches import Batches
 from worker.flow.circuit import Circuit
 from worker.flow.pause import Pauses
 from worker.store.requests import replayable
-
-
-@pytest.fixture
-def clock():
-    return HandClock()
 
 
 def test_a_resent_failure_report_is_counted_once(store_client, clock):

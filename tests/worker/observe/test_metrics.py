@@ -1,8 +1,9 @@
 """Metrics: a worker's attempt tally reaches the store intact (and survives a failed flush); a scrape of
 ``/metrics`` — parsed back with prometheus-client's own parser — reports what the store holds right then
 (events by state, dead letters and the oldest one's age, uncertain, retries scheduled and the most overdue,
-queue depths, workers alive, the scheduler's last tick, Redis memory) and the workers' attempts and
-latency histogram; with no store to read it says ``wms_relay_store_up 0`` instead of failing."""
+queue depths, workers alive, the scheduler's last tick, Redis memory), the workers' attempts and
+latency histogram and the desk's sign-in counts; with no store to read it says ``wms_relay_store_up 0``
+instead of failing."""
 from __future__ import annotations
 
 import os
@@ -25,6 +26,7 @@ from worker.store.dead_letters import DeadLetters
 from worker.store.heartbeats import Heartbeats
 from worker.store.ledger import Ledger
 from worker.store.retry_schedule import RetrySchedule
+from worker.store.sign_ins import SignIns
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -107,6 +109,12 @@ def test_a_scrape_reports_what_the_store_holds(redis_server):
     tally = AttemptTally()
     tally.record("trademax", "stock.adjust", "transient", 503, 0.2)
     tally.flush(r)
+    sign_ins = SignIns(r, "k" * 40, per_name=2)
+    sign_ins.signed_in(sign_ins.attempt("olga", "192.0.2.1"))
+    for _ in range(3):
+        attempt = sign_ins.attempt("nobody", "192.0.2.2")
+        if not attempt.blocked:
+            sign_ins.refused(attempt)
 
     server, thread = serve(settings, "127.0.0.1", 0)
     try:
@@ -135,6 +143,11 @@ def test_a_scrape_reports_what_the_store_holds(redis_server):
                 tuple(sorted(latency + (("le", "0.25"),))))] == 1
     assert got[("wms_relay_destination_latency_seconds", "wms_relay_destination_latency_seconds_count",
                 latency)] == 1
+    sign_in_totals = {outcome: got[("wms_relay_desk_sign_ins", "wms_relay_desk_sign_ins_total",
+                                    (("outcome", outcome),))]
+                      for outcome in ("signed_in", "refused", "blocked")}
+    assert sign_in_totals == {"signed_in": 1, "refused": 2, "blocked": 1}
+    assert got[("wms_relay_desk_sign_in_lockouts", "wms_relay_desk_sign_in_lockouts_total", ())] == 1
 
 
 def test_without_a_store_a_scrape_says_so(tmp_path):

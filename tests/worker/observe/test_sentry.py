@@ -13,7 +13,8 @@ import pytest
 import sentry_sdk
 from sentry_sdk.transport import Transport
 
-from tests.worker.support.test_actions import Clock, ScriptedTrademax, example, refused
+from tests.fixtures.clock import Clock
+from tests.worker.support.test_actions import ScriptedTrademax, example, refused
 from worker.observe import sentry as sentry_setup
 from worker.delivery.pipeline import deliver
 from worker.errors import OutcomeUnknownError, TransientError

@@ -2,16 +2,9 @@
 the stranded-event sweep runs once per interval."""
 from __future__ import annotations
 
+from tests.fixtures.clock import T0, Clock
 from worker.store.retry_schedule import RetrySchedule
 from worker.scheduling.scheduler import PUT_BACK_DELAY_SECONDS, Scheduler
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def message(n: int) -> dict:
@@ -77,7 +70,7 @@ def test_the_scheduler_beats_after_a_completed_tick_at_most_once_an_interval(sto
     scheduler.tick()
     clock.now += 1.0
     scheduler.tick()
-    assert beats == [1_700_000_000.0, 1_700_000_001.25]
+    assert beats == [T0, T0 + 1.25]
 
     def broken_publish_and_store(msg):
         raise ConnectionError("store gone")

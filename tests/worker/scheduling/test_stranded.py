@@ -6,20 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.clock import Clock
 from tasks.events import validate_event
 from worker.store.ledger import Ledger
 from worker.store.retry_schedule import RetrySchedule
 from worker.scheduling.stranded import StrandedSweep, message_of
 
 EXAMPLE = json.loads((Path(__file__).resolve().parents[3] / "examples" / "receipt.create.json").read_text())
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

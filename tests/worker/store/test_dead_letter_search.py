@@ -8,27 +8,14 @@ import random
 
 import pytest
 
+from tests.fixtures.clock import T0
 from worker.store import dead_letter_search
 from worker.store.dead_letter_search import LetterQuery, all_matching_ids, search
 from worker.store.dead_letters import DeadLetters
 
-T0 = 1_714_550_000.0
 OPERATIONS = ("stock.adjust", "receipt.create", "dispatch.create")
 REASONS = ("permanent", "exhausted", "invalid")
 DESTINATIONS = ("trademax", "kaching")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock():
-    return Clock()
 
 
 @pytest.fixture

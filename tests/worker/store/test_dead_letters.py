@@ -6,18 +6,9 @@ import threading
 
 import pytest
 
+from tests.fixtures.clock import T0, Clock
 from worker.store.dead_letters import DeadLetters
 from worker.store.records import AttemptEntry
-
-T0 = 1_714_550_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def event(key: str = "TX-1", operation: str = "dispatch.create") -> dict:
@@ -36,11 +27,6 @@ ATTEMPTS = [
 @pytest.fixture
 def client(store_client):
     return store_client
-
-
-@pytest.fixture
-def clock():
-    return Clock()
 
 
 @pytest.fixture

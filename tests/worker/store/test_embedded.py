@@ -1,9 +1,10 @@
-"""The embedded valkey-server: one per checkout, shared by every process, durable across restarts."""
+"""The embedded valkey-server: one per checkout, shared by every process, durable across restarts, reached
+on a unix socket in its private directory only (tests/worker/store/test_store_identity.py: no password to
+a stranger)."""
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -47,7 +48,7 @@ def var_dir(tmp_path):
 
 
 def _kill_server(var_dir: Path) -> None:
-    """A crash: SIGKILL, no SHUTDOWN; the pid and port files stay behind, stale."""
+    """A crash: SIGKILL, no SHUTDOWN; the pidfile and the socket stay behind, stale."""
     data_dir = (var_dir / "valkey").resolve()
     pids = _servers_in(data_dir)
     assert len(pids) == 1
@@ -71,7 +72,8 @@ def test_concurrent_first_use_starts_exactly_one_server(var_dir):
     urls = {out.strip() for out, _ in outputs}
     assert len(urls) == 1
     url = urls.pop()
-    assert url.startswith("redis://:") and "@127.0.0.1:" in url and url.endswith("/0")
+    sock = (var_dir / "valkey" / "valkey.sock").resolve()
+    assert url.startswith("unix://:") and url.endswith(f"{sock}?db=0")
     # The starters have exited; the server outlives them, alone.
     assert len(_servers_in((var_dir / "valkey").resolve())) == 1
     assert redis.Redis.from_url(url).ping()
@@ -84,7 +86,9 @@ def test_server_is_configured_durable_and_private(var_dir):
     assert config["appendonly"] == "yes"
     assert config["appendfsync"] == "everysec"
     assert config["maxmemory-policy"] == "noeviction"
-    assert config["bind"] == "127.0.0.1"
+    assert config["port"] == "0"  # no TCP: the socket in the 0700 directory is the only way in
+    assert config["unixsocket"] == str((var_dir / "valkey" / "valkey.sock").resolve())
+    assert config["unixsocketperm"] == "700"
     assert config["protected-mode"] == "yes"
     assert Path(config["dir"]) == (var_dir / "valkey").resolve()
 
@@ -96,7 +100,7 @@ def test_data_survives_stop_and_start(var_dir):
     assert embedded_redis.running_url(var_dir) is None
     assert not _servers_in((var_dir / "valkey").resolve())
     again = embedded_redis.ensure_running(var_dir)
-    assert again == url  # the remembered port is reused: connected clients reconnect to it
+    assert again == url  # the same socket: connected clients reconnect to it
     assert redis.Redis.from_url(again).get("wms:test:kept") == b"yes"
 
 
@@ -104,7 +108,7 @@ def test_stale_files_after_a_crash_start_a_new_server_on_the_same_data(var_dir):
     url = embedded_redis.ensure_running(var_dir)
     redis.Redis.from_url(url).set("wms:test:before-crash", "1")
     _kill_server(var_dir)
-    assert (var_dir / "valkey" / "port").exists() and (var_dir / "valkey" / "valkey.pid").exists()
+    assert (var_dir / "valkey" / "valkey.sock").exists() and (var_dir / "valkey" / "valkey.pid").exists()
     assert embedded_redis.running_url(var_dir) is None
     again = embedded_redis.ensure_running(var_dir)
     assert again == url
@@ -123,22 +127,18 @@ def test_a_pidfile_naming_some_other_live_process_is_stale(var_dir):
     assert len(_servers_in(data_dir.resolve())) == 1
 
 
-def test_remembered_port_taken_by_a_stranger_is_not_mistaken_for_ours(var_dir):
+def test_a_stale_socket_file_is_not_mistaken_for_a_server(var_dir):
     url = embedded_redis.ensure_running(var_dir)
-    port = int(url.rsplit(":", 1)[1].split("/")[0])
     redis.Redis.from_url(url).set("wms:test:k", "v")
-    embedded_redis.stop(var_dir)
-    with socket.socket() as stranger:
-        stranger.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        stranger.bind(("127.0.0.1", port))
-        stranger.listen()
-        assert embedded_redis.running_url(var_dir) is None
-        again = embedded_redis.ensure_running(var_dir)
-    assert again != url
-    assert redis.Redis.from_url(again).get("wms:test:k") == b"v"
+    _kill_server(var_dir)
+    assert embedded_redis.running_url(var_dir) is None
+    assert embedded_redis.whereabouts(var_dir)["running"] is False
+    assert embedded_redis.stop(var_dir) is False  # nothing of ours runs: nothing to stop
+    again = embedded_redis.ensure_running(var_dir)
+    assert again == url and redis.Redis.from_url(again).get("wms:test:k") == b"v"
 
 
-def test_a_different_server_on_the_remembered_port_is_not_ours(var_dir, redis_server):
+def test_an_earlier_versions_port_file_naming_another_server_is_ignored(var_dir, redis_server):
     (var_dir / "valkey").mkdir(parents=True)
     (var_dir / "valkey" / "port").write_text(f"{redis_server.port}\n")
     assert embedded_redis.running_url(var_dir) is None
@@ -182,18 +182,18 @@ def test_the_binary_is_the_wheels():
     assert version.startswith("Valkey")
 
 
-def test_the_store_needs_its_password_to_read_or_write(var_dir):
-    """A local account without the checkout's password can neither read the ledger nor push a message."""
+def test_the_store_needs_its_password_and_its_files_are_the_owners(var_dir):
+    """Even through the socket (only this account reaches it), no read or write without the password."""
     url = embedded_redis.ensure_running(var_dir)
     owner = redis.Redis.from_url(url)
     owner.set("wms:probe", "1")
-    port = int((var_dir / "valkey" / "port").read_text())
-    stranger = redis.Redis(host="127.0.0.1", port=port)
+    sock = str(var_dir / "valkey" / "valkey.sock")
+    stranger = redis.Redis(unix_socket_path=sock)
     with pytest.raises(redis.AuthenticationError):
         stranger.get("wms:probe")
     with pytest.raises(redis.AuthenticationError):
         stranger.lpush("trademax.stock", "{}")
-    wrong = redis.Redis(host="127.0.0.1", port=port, password="guess")
+    wrong = redis.Redis(unix_socket_path=sock, password="guess")
     with pytest.raises(redis.AuthenticationError):
         wrong.keys("*")
     assert owner.llen("trademax.stock") == 0
@@ -204,13 +204,46 @@ def test_the_store_needs_its_password_to_read_or_write(var_dir):
     assert password_file.read_text().strip() in url
 
 
-def test_a_server_of_ours_running_without_a_password_is_given_one(var_dir):
-    """A server an earlier version started (no requirepass) is protected on first use, not doubled."""
+def test_a_data_directory_others_may_write_to_is_refused(var_dir):
+    """Whoever may create files there could put a socket of their own where ours was: no process of the
+    checkout connects (a service process closes it again, as it is ours, before it starts the server)."""
+    embedded_redis.ensure_running(var_dir)
+    os.chmod(var_dir / "valkey", 0o777)
+    try:
+        with pytest.raises(embedded_redis.EmbeddedRedisError, match="is not private"):
+            embedded_redis.running_url(var_dir)
+    finally:
+        os.chmod(var_dir / "valkey", 0o700)
+    assert embedded_redis.running_url(var_dir) is not None
+
+
+def test_a_server_an_earlier_version_started_on_a_port_moves_to_the_socket(var_dir):
+    """Stopped with SIGTERM (its AOF flushed), never spoken to over TCP, started again on the socket."""
+    data_dir = (var_dir / "valkey")
+    data_dir.mkdir(parents=True, mode=0o700)
+    password = embedded_redis.checkout_password(var_dir) or "earlier-version-password"
+    (data_dir / "password").write_text(password + "\n")
+    os.chmod(data_dir / "password", 0o600)
+    port = embedded_redis.free_port()
+    conf = data_dir.resolve() / "valkey.conf"
+    conf.write_text(embedded_redis.server_config(
+        port=port, data_dir=data_dir.resolve(), pidfile=data_dir.resolve() / "valkey.pid",
+        logfile=data_dir.resolve() / "valkey.log", password=password))
+    (data_dir / "port").write_text(f"{port}\n")
+    old = embedded_redis.start_server_process(conf, detach=True)
+    client = redis.Redis(host="127.0.0.1", port=port, password=password)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.set("wms:test:from-before", "kept")
+            break
+        except redis.ConnectionError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    while not (data_dir / "valkey.pid").exists():
+        time.sleep(0.01)
     url = embedded_redis.ensure_running(var_dir)
-    port = int((var_dir / "valkey" / "port").read_text())
-    redis.Redis.from_url(url).config_set("requirepass", "")  # as an earlier version left it
-    assert redis.Redis(host="127.0.0.1", port=port).ping()
-    assert embedded_redis.ensure_running(var_dir) == url
-    with pytest.raises(redis.AuthenticationError):
-        redis.Redis(host="127.0.0.1", port=port).get("x")
-    assert len(_servers_in((var_dir / "valkey").resolve())) == 1
+    assert old.wait(timeout=30) == 0  # it was asked to stop, and did
+    assert url.startswith("unix://") and not (data_dir / "port").exists()
+    assert redis.Redis.from_url(url).get("wms:test:from-before") == b"kept"
+    assert len(_servers_in(data_dir.resolve())) == 1

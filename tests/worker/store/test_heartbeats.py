@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fixtures.clock import Clock
 from worker.store.heartbeats import FORGET_AFTER_SECONDS, STALE_AFTER_SECONDS, Heartbeats, node_name
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_beat_is_alive_until_it_goes_stale(store_client):

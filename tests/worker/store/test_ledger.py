@@ -10,23 +10,11 @@ from decimal import Decimal
 
 import pytest
 
+from tests.fixtures.clock import Clock
 from worker.store.ledger import Ledger, LedgerEvent, fingerprint
 from worker.store.records import AttemptEntry
 
 DAY = 86400.0
-
-
-class Clock:
-    """An injected clock: tests move time, nobody sleeps."""
-
-    def __init__(self, now: float = 1_714_550_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def dispatch_event(key: str = "TX-1", **fields) -> dict:
@@ -38,11 +26,6 @@ def dispatch_event(key: str = "TX-1", **fields) -> dict:
         "occurred_at": "2024-05-01T10:00:00+02:00",
         "event_id": key,
     }
-
-
-@pytest.fixture
-def clock():
-    return Clock()
 
 
 @pytest.fixture

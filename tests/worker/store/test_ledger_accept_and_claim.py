@@ -9,23 +9,10 @@ from worker.store.ledger import Ledger
 DAY = 86400.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_714_550_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def event(key: str = "TX-1", quantity: int = 2) -> dict:
     return {"operation": "dispatch.create", "key": key, "occurred_at": "2024-05-01T10:00:00+02:00",
             "event_id": key,
             "fields": {"transaction_id": key, "products": [{"artno": "1", "quantity": quantity}]}}
-
-
-@pytest.fixture
-def clock():
-    return Clock()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fakeredis
 
+from tests.fixtures.clock import T0, Clock
 from worker.commands.processes import purge_closed_letters
 from worker.delivery.relay import build_relay
 from worker.encoding import text
@@ -15,15 +16,6 @@ from worker.store.dead_letters import DeadLetters
 from worker.store.retry_schedule import RetrySchedule
 
 DAY = 86400.0
-T0 = 1_714_550_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def letter(letters: DeadLetters, key: str) -> str:

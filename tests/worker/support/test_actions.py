@@ -25,19 +25,10 @@ from worker.store.audit_log import AuditFilter, AuditLog
 from worker.destinations.trademax.client import TrademaxReply
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
-T0 = 1_714_550_000.0
 
 
 def example(name: str, **changes) -> dict:
     return {**json.loads((EXAMPLES / f"{name}.json").read_text()), **changes}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class ScriptedTrademax:
@@ -75,11 +66,6 @@ class Published(list):
 
     def __call__(self, message: dict) -> None:
         self.append(message)
-
-
-@pytest.fixture
-def clock():
-    return Clock()
 
 
 @pytest.fixture

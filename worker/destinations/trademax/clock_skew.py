@@ -5,8 +5,10 @@ how far from its own clock one may be — the sandbox, like common practice, all
 (300 s) and answers 401 "param timestamp has an invalid value" beyond it.  Classified as any 401, that
 turned every event into a permanent dead letter.  Instead a 401 is a :class:`ClockSkewError` when its
 answer names the timestamp, or when the answer's ``Date`` header is more than the allowed skew from our
-clock: the event waits in the retry schedule (retried every minute, not counted towards the attempt
-limit) and the worker logs an ERROR naming the skew, once a minute at most — fix the clock (NTP) and
+clock: Trademax's circuit opens for it as a configuration fault (worker.flow.circuit: one Sentry report,
+``wms-relay status`` flags ``clock_skew``), the event waits parked (not counted towards the attempt
+limit), one probe a minute — timed by the scheduler's clock, not the worker's — tells when the clock is
+right, and the worker logs an ERROR naming the skew, once a minute at most.  Fix the clock (NTP) and
 sending resumes by itself.
 
 Pure apart from the alert's log line; the caller passes the clock.

@@ -2,14 +2,15 @@
 
 The browser holds Flask's signed session cookie (HttpOnly, SameSite=Lax, Secure behind TLS) with a random
 session id; the server holds the id, so signing out really ends the session (a copied cookie is worth
-nothing afterwards) and removing a user from the users file ends theirs at the next page.  Sign-in makes
-a fresh session (no fixation).  Failed sign-ins are limited per user name and per client address.
+nothing afterwards).  The server also keeps, with the id, a stamp of the user's role and password hash
+at sign-in: removing a user from the users file, changing their password or their role ends every session
+they have at its next page.  Sign-in makes a fresh session (no fixation).  Failed sign-ins are limited per
+name + client address and per address (worker.store.sign_ins: one script checks and counts), counted for
+the metrics, and audited once per lockout — not once per failure — and once per sign-in.
 
-    wms:desk:session:<sid>              string: the user name, expires after DESK_SESSION_HOURS
-    wms:desk:failures:user:<hmac>       counter of failed sign-ins for a name (an HMAC under the session
-                                        key: what someone typed as a name may be a password), expires
-                                        FAILURE_WINDOW s
-    wms:desk:failures:address:<addr>    counter of failed sign-ins from an address, expires likewise
+    wms:desk:session:<sid>              string: "<user name> <stamp of role and password hash>", expires
+                                        after DESK_SESSION_HOURS
+    (the sign-in limits' keys: worker.store.sign_ins)
 """
 from __future__ import annotations
 
@@ -20,9 +21,8 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
 
-FAILURE_WINDOW = 15 * 60
-MAX_FAILURES_PER_USER = 5
-MAX_FAILURES_PER_ADDRESS = 30
+from worker.web.desk.services import SIGN_IN_FAILURE_WINDOW
+
 OPEN_ENDPOINTS = {"auth.sign_in", "static", "health"}
 
 bp = Blueprint("auth", __name__)
@@ -36,14 +36,25 @@ def _desk():
     return current_app.extensions["desk"]
 
 
+def _stamp(user) -> str:
+    """What a session remembers of its user: their role and password hash, as an HMAC (a change of
+    either ends the session)."""
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"{user.role} {user.password_hash}".encode(), "sha256").hexdigest()[:32]
+
+
 def load_user() -> None:
     """Before every request: who is signed in (``g.user``), or off to the sign-in page."""
     g.user = None
     sid, name = session.get("sid"), session.get("user")
     if sid and name:
-        if _redis().get(f"wms:desk:session:{sid}") == name:
-            g.user = _desk().users.get(name)
-        if g.user is None:
+        user = _desk().users.get(name)
+        held = _redis().get(f"wms:desk:session:{sid}")
+        if user is not None and held is not None and hmac.compare_digest(held, f"{user.name} {_stamp(user)}"):
+            g.user = user
+        else:
+            if held is not None:  # the user was removed, or their password or role changed: it ends here
+                _redis().delete(f"wms:desk:session:{sid}")
             session.clear()
     if g.user is None and request.endpoint not in OPEN_ENDPOINTS:
         if request.method != "GET":
@@ -71,28 +82,6 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def _name_key(name: str) -> str:
-    key = current_app.config["SECRET_KEY"].encode()
-    return "wms:desk:failures:user:" + hmac.new(key, name.encode("utf-8", "replace"), "sha256").hexdigest()
-
-
-def _blocked(name: str, address: str) -> int:
-    """Seconds until a sign-in may be tried again (0: now)."""
-    r = _redis()
-    keys = [(_name_key(name), MAX_FAILURES_PER_USER),
-            (f"wms:desk:failures:address:{address}", MAX_FAILURES_PER_ADDRESS)]
-    waits = [max(int(r.ttl(key)), 1) for key, limit in keys if int(r.get(key) or 0) >= limit]
-    return max(waits, default=0)
-
-
-def _count_failure(name: str, address: str) -> None:
-    pipe = _redis().pipeline()
-    for key in (_name_key(name), f"wms:desk:failures:address:{address}"):
-        pipe.incr(key)
-        pipe.expire(key, FAILURE_WINDOW, nx=True)
-    pipe.execute()
-
-
 @bp.route("/sign-in", methods=["GET", "POST"])
 def sign_in():
     desk = _desk()
@@ -105,24 +94,28 @@ def sign_in():
     password = request.form.get("password") or ""
     address = request.remote_addr or "-"
     known = desk.users.get(name) is not None
-    wait = _blocked(name, address)
-    if wait:
-        desk.audit(actor=name if known else "(unknown name)", action="sign-in-refused",
-                   message=f"too many failed sign-ins; blocked for {wait} s more", target=address)
+    limits = desk.sign_ins
+    attempt = limits.attempt(name, address)
+    if attempt.blocked:  # counted (wms_relay_desk_sign_ins_total{outcome="blocked"}), not audited
         return render_template("sign_in.html", next=target, name=name if known else "",
-                               error=f"Too many failed sign-ins. Try again in {(wait + 59) // 60} min."), 429
+                               error="Too many failed sign-ins. Try again in "
+                                     f"{(int(attempt.wait) + 59) // 60} min."), 429
     user = desk.users.verify(name, password)
     if user is None:
-        _count_failure(name, address)
-        desk.audit(actor=name if known else "(unknown name)", action="sign-in-refused",
-                   message="wrong name or password", target=address)
+        for lockout in limits.refused(attempt):
+            whom = (f"{name if known else 'an unknown name'} from {address}" if lockout.what == "name"
+                    else f"any names from {address}")
+            desk.audit(actor=name if known else "(unknown name)", action="sign-in-locked", target=address,
+                       message=f"{lockout.failures} failed sign-ins ({whom}): further tries wait up to "
+                               f"{SIGN_IN_FAILURE_WINDOW // 60} min")
         # An unknown name is not shown again (it may be a password typed into the wrong box).
         return render_template("sign_in.html", next=target, name=name if known else "",
                                error="That name and password do not match a desk user."), 401
-    _redis().delete(_name_key(name))
+    limits.signed_in(attempt)
     session.clear()  # a fresh session: nothing from before the sign-in carries over
     sid = secrets.token_urlsafe(24)
-    _redis().set(f"wms:desk:session:{sid}", user.name, ex=int(desk.settings.session_hours * 3600))
+    _redis().set(f"wms:desk:session:{sid}", f"{user.name} {_stamp(user)}",
+                 ex=int(desk.settings.session_hours * 3600))
     session.permanent = True
     session.update(sid=sid, user=user.name)
     desk.audit(actor=user.name, action="sign-in", message=f"signed in as {user.role}", target=address)

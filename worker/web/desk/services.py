@@ -5,6 +5,7 @@ reorganisation of ``worker/`` is ported in two places."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 # The support layer, shared with the CLI: one implementation of every action and every view.
@@ -17,6 +18,7 @@ from worker.store.dead_letter_search import (  # noqa: F401
     LetterQuery, all_matching_ids, has_identifier, search, search_walk,
 )
 from worker.store.ledger import FINAL_STATES, OPEN_STATES  # noqa: F401
+from worker.store.sign_ins import FAILURE_WINDOW as SIGN_IN_FAILURE_WINDOW, SignIns  # noqa: F401
 from worker.support.actions import (  # noqa: F401
     DONE, FAILED, SKIPPED, ActionReport, discard_letter, discard_retry, find_letter, resolve_uncertain,
     retry_letter, run_retry_now, tally,
@@ -50,6 +52,11 @@ class DeskServices:
 
     def now(self) -> float:
         return self.place.relay.clock()
+
+    @cached_property
+    def sign_ins(self) -> SignIns:
+        """The sign-in limits and counts (names kept as HMACs under the desk's session key)."""
+        return SignIns(self.redis, self.settings.secret_key, clock=self.now)
 
     def audit(self, *, actor: str, action: str, message: str = "", target: str = "") -> None:
         """Record a desk event that is not a support action (sign-in, sign-out)."""

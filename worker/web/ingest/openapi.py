@@ -6,8 +6,8 @@ own field types (``tasks/schemas/common.py``) are described by :func:`field_prop
 limits read from the field instances, so a changed limit changes the document.  Rules that span fields
 (``@validates_schema``: a relative adjustment needs a reason, package ids are unique, ...) cannot be
 written in JSON Schema; they are in each schema's description, and the 422 answer names them.
-The answers are marshmallow schemas too (below).  ``tests/web/test_ingest_openapi.py`` validates the
-document (openapi-spec-validator), every file in ``examples/`` against it, and real answers against it.
+The answers are marshmallow schemas too (below).  ``tests/worker/web/test_ingest_openapi.py`` validates
+the document (openapi-spec-validator), every file in ``examples/`` against it, and real answers against it.
 """
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ import fakeredis
 import pytest
 import responses
 
+from tests.fixtures.clock import Clock
 from tests.worker.sandbox.loopback import serving
 from worker.destinations.stock2shop.client import Stock2ShopClient
 from worker.destinations.stock2shop.tokens import TOKEN_KEY
@@ -21,14 +22,6 @@ from worker.settings import Locations, Settings
 
 PASSWORD = "s2s-password-321"
 BASE = "https://s2s.example/"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def settings(base_url: str = BASE) -> Settings:

@@ -11,6 +11,7 @@ import fakeredis
 import pytest
 import responses
 
+from tests.fixtures.clock import Clock
 from tests.worker.sandbox.loopback import serving
 from worker.destinations.stocktrim.client import StockTrimClient
 from worker.destinations.stocktrim.forecast import ForecastRuns
@@ -20,14 +21,6 @@ from worker.settings import Locations, Settings
 
 SIGNATURE = "Tenant Signature 99"
 BASE = "https://stocktrim.example/"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def settings(base_url: str = BASE) -> Settings:

@@ -11,7 +11,8 @@ import fakeredis
 import pytest
 import responses
 
-from tests.worker.support.test_actions import Clock, ScriptedTrademax, example
+from tests.fixtures.clock import Clock
+from tests.worker.support.test_actions import ScriptedTrademax, example
 from tests.worker.destinations.trademax.test_client import BASE, NOW, make_client
 from worker.delivery.pipeline import deliver
 from worker.errors import ClockSkewError, PermanentError

@@ -19,19 +19,6 @@ from worker.sandbox.stock2shop.api import Stock2ShopApi
 LOGIN = {"system_user_auth": {"username": "relay", "password": "s2s-pass-987"}}
 
 
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 def make_api(clock, **options) -> Stock2ShopApi:
     counter = itertools.count(1)
     options = {"token_ttl": 600, "max_rps": 0, **options}

@@ -9,24 +9,12 @@ import json
 import pytest
 import requests
 
+from tests.fixtures.clock import T0
 from tests.worker.sandbox.loopback import serving
 from worker.sandbox.exchange import Request
 from worker.sandbox.stocktrim.api import StockTrimApi
 
 HEADERS = {"api-auth-id": "tenant-42", "api-auth-signature": "Acme Tenant"}
-
-
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
@@ -115,7 +103,7 @@ def test_forecast_runs_are_recorded_and_reported_while_processing(api, clock):
     clock.now += 31
     assert call(api, "GET", "/api/ProcessingStatus").data["isProcessing"] is False
     call(api, "POST", "/api/runforecastcalculations")  # ASP.NET routes ignore case
-    assert api.snapshot()["forecast_runs"] == {"count": 2, "times": [1_700_000_000.0, 1_700_000_061.0]}
+    assert api.snapshot()["forecast_runs"] == {"count": 2, "times": [T0, T0 + 61]}
 
 
 def test_over_loopback_with_an_empty_201_and_a_log_without_the_signature(api):

@@ -9,7 +9,7 @@ from worker.web.desk.services import AuditFilter
 
 bp = Blueprint("audit", __name__)
 ACTIONS = ("retry", "discard", "resolve-delivered", "resolve-resend", "run-now", "discard-retry", "sign-in",
-           "sign-in-refused", "sign-out")
+           "sign-in-locked", "sign-out")
 SINCE = {"": None, "1h": 3600, "1d": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 
 
@@ -21,7 +21,12 @@ def page():
     since = SINCE.get(args["since"])
     which = AuditFilter(actor=args["actor"] or None, action=args["action"] or None, text=args["q"] or None,
                         since=None if since is None else s.now() - since)
-    entries, older = s.desk.audit.page(which, before=args["before"] or None, limit=50)
+    try:
+        entries, older = s.desk.audit.page(which, before=args["before"] or None, limit=50)
+    except ValueError as exc:  # a hand-made ?before= (the "older" link always holds an entry id)
+        return render_template("error.html", title="This page address could not be used",
+                               text=f"before={exc}. Open the audit page from its first page and page on "
+                                    "with its Older link."), 400
     newer_args = {k: v for k, v in args.items() if v and k != "before"}
     return render_template("audit.html", entries=entries, older=older, args=args, actions=ACTIONS,
                            since_choices=SINCE, newer_args=newer_args)

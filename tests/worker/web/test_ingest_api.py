@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from tests.web.conftest import EXAMPLES, example
+from tests.worker.web.conftest import EXAMPLES, example
 
 
 def test_one_valid_event_is_admitted_and_queued(door):
@@ -93,7 +93,7 @@ def test_an_unreachable_store_is_503_with_retry_after(door):
 
 
 def test_a_body_over_the_cap_is_413(tmp_path):
-    from tests.web.conftest import Door
+    from tests.worker.web.conftest import Door
 
     small = Door(tmp_path, ingest_max_body_bytes=2048)
     events = [example("stock.adjust", event_id=f"big-{n}") for n in range(20)]

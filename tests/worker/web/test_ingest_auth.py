@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from tests.web.conftest import HMAC_SECRET, NOW, Door, example
+from tests.worker.web.conftest import HMAC_SECRET, NOW, Door, example
 from worker.settings import Settings, SettingsError
 from worker.web.ingest.auth import MAX_AGE_SECONDS, sign
 from worker.web.ingest.tokens import TokenFile, TokenFileError, add_token, parse

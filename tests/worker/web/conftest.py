@@ -11,7 +11,7 @@ from worker.delivery.relay import build_relay
 from worker.settings import Settings
 from worker.web.ingest import create_app
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 NOW = 1_700_000_000.0
 HMAC_SECRET = "hmac-secret-" + "x" * 24
 

@@ -28,14 +28,6 @@ class Published(list):
         self.append(message)
 
 
-class Clock:
-    def __init__(self, now: float = 1_714_550_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture(scope="session")
 def users_path(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("desk") / "desk-users"
@@ -43,11 +35,6 @@ def users_path(tmp_path_factory) -> Path:
     users.add("olga", "operator", PASSWORDS["olga"])
     users.add("vic", "viewer", PASSWORDS["vic"])
     return path
-
-
-@pytest.fixture
-def clock():
-    return Clock()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
 from tasks.events import OPERATIONS, InvalidEvent, validate_event
-from tests.web.conftest import EXAMPLES, example
+from tests.worker.web.conftest import EXAMPLES, example
 
 DOC = "urn:wms-relay:ingest-openapi"
 
@@ -28,7 +28,7 @@ def validator_for(document: dict, component: str) -> Draft202012Validator:
 
 @pytest.fixture(scope="module")
 def document(tmp_path_factory) -> dict:
-    from tests.web.conftest import Door
+    from tests.worker.web.conftest import Door
 
     answer = Door(tmp_path_factory.mktemp("openapi")).client.get("/openapi.json")
     assert answer.status_code == 200
