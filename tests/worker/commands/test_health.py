@@ -132,32 +132,32 @@ def probe_file(var_dir, role: str, name: str, kind: str, seconds_ago: float) -> 
     os.utime(var_dir / "health" / role / f"{name}.{kind}", (at, at))
 
 
-def test_liveness_and_readiness_read_this_hosts_own_files_without_any_store(monkeypatch, tmp_path, capsys):
+def test_liveness_and_readiness_read_this_hosts_own_files_without_any_store(monkeypatch, tmp_path, cli):
     var_dir = tmp_path / "var"
     monkeypatch.setenv("WMS_RELAY_VAR_DIR", str(var_dir))
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # nothing there: the probes never ask it
-    code, out, _ = run(capsys, "health", "worker", "--liveness")
+    code, out, _ = cli("health", "worker", "--liveness")
     assert code == 1 and "has a probe file here (not started yet, or it stopped cleanly)" in out
 
     probe_file(var_dir, "worker", f"relay-1@{HOST}", "alive", seconds_ago=4)
-    code, out, _ = run(capsys, "health", "worker", "--liveness")
+    code, out, _ = cli("health", "worker", "--liveness")
     assert (code, out.strip()) == (0, f"OK: relay-1@{HOST} ran its loop 4 s ago")
-    assert run(capsys, "health", "worker", "--readiness")[0] == 1  # the store never took a beat
+    assert cli("health", "worker", "--readiness")[0] == 1  # the store never took a beat
 
     probe_file(var_dir, "worker", f"relay-1@{HOST}", "ready", seconds_ago=45)
-    code, out, _ = run(capsys, "health", "worker", "--readiness")
+    code, out, _ = cli("health", "worker", "--readiness")
     assert code == 1 and f"(last: relay-1@{HOST} 45 s ago)" in out
-    assert run(capsys, "health", "worker", "--readiness", "--within", "60")[0] == 0
-    assert run(capsys, "health", "worker", "--liveness")[0] == 0  # ready() touched .alive just now
-    assert run(capsys, "health", "scheduler", "--liveness")[0] == 1
+    assert cli("health", "worker", "--readiness", "--within", "60")[0] == 0
+    assert cli("health", "worker", "--liveness")[0] == 0  # ready() touched .alive just now
+    assert cli("health", "scheduler", "--liveness")[0] == 1
 
     probe_file(var_dir, "scheduler", "scheduler-1@elsewhere", "alive", seconds_ago=1)
-    assert run(capsys, "health", "scheduler", "--liveness")[0] == 1  # another host's file is not ours
-    assert run(capsys, "health", "scheduler", "--liveness", "--name", "scheduler-1@elsewhere")[0] == 0
-    report = json.loads(run(capsys, "health", "scheduler", "--liveness", "--name", "scheduler-1@elsewhere",
+    assert cli("health", "scheduler", "--liveness")[0] == 1  # another host's file is not ours
+    assert cli("health", "scheduler", "--liveness", "--name", "scheduler-1@elsewhere")[0] == 0
+    report = json.loads(cli("health", "scheduler", "--liveness", "--name", "scheduler-1@elsewhere",
                             "--json")[1])
     assert report["probe"] == "liveness" and report["alive"] and report["processes"][0]["age_seconds"] <= 2
-    code, _, err = run(capsys, "health", "worker", "--liveness", "--any-host")
+    code, _, err = cli("health", "worker", "--liveness", "--any-host")
     assert code == 2 and "--any-host asks the store" in err
 
 
