@@ -308,16 +308,19 @@ def _wait_quiet(relay: RelayRun) -> None:
 
 
 def _malformed_letters(relay: RelayRun) -> int:
+    from worker.destinations.table import delivery_ref
     from worker.store.dead_letters import DeadLetters
 
-    return sum(1 for letter in DeadLetters(relay.redis()).list() if letter.reason == "malformed_message")
+    letters = DeadLetters(relay.redis(), delivery_ref=delivery_ref)
+    return sum(1 for letter in letters.list() if letter.reason == "malformed_message")
 
 
 def _dead_reasons(relay: RelayRun) -> Counter:
+    from worker.destinations.table import delivery_ref
     from worker.store.dead_letters import DeadLetters
 
     return Counter(f"{letter.destination} {letter.operation}: {letter.reason}"
-                   for letter in DeadLetters(relay.redis()).list())
+                   for letter in DeadLetters(relay.redis(), delivery_ref=delivery_ref).list())
 
 
 def _set_up_stock2shop(sandbox, planned: list[Planned]) -> None:

@@ -32,6 +32,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks._harness import Desk, Valkey  # noqa: E402
 from worker.store.audit_log import AuditLog  # noqa: E402
+from worker.destinations.table import delivery_ref  # noqa: E402
 from worker.store.dead_letters import DeadLetters  # noqa: E402
 from worker.store.ledger import Ledger, LedgerEvent  # noqa: E402
 from worker.store.records import AttemptEntry  # noqa: E402
@@ -77,7 +78,7 @@ def seed(url: str, letters: int, threads: int = 6) -> dict:
         clock = {"now": now}
         ledger = Ledger(client, lease_seconds=120, delivered_retention_seconds=86400 * 30,
                         clock=lambda: clock["now"], delivered_window_seconds=6 * 3600)
-        dead = DeadLetters(client, lambda: clock["now"])
+        dead = DeadLetters(client, lambda: clock["now"], delivery_ref=delivery_ref)
         for n, operation, reason, destination, created in part:
             clock["now"] = created
             key, fields = _event(operation, n)

@@ -5,7 +5,7 @@
 - **bulk**: absolute counts at ``--rate`` per second over 100 SKUs for ``--seconds`` into the ka-ching,
   StockTrim and Stock2Shop sandboxes (Stock2Shop's at 1 request/s, the relay's limit 1), batched (the
   defaults: 500 a request, one a second); two ``wms-relay worker`` processes flush them.  The counts enter as
-  the intake task hands them on — ``worker.delivery.pipeline.fan_out``: accepted in each destination's ledger
+  the WMS's task hands them on — ``worker.delivery.pipeline.fan_out``: accepted in each destination's ledger
   and added to its batch — called by this process's four threads at the given rate (a Celery task per count
   could not be fed at 1,000/s on this 2-core machine: the whole pipeline runs ~325 events/s per worker
   process, "Throughput" above).  Reported per destination: requests per count, whether its final levels equal

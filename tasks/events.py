@@ -86,8 +86,8 @@ class Delivery:
     @property
     def ref(self) -> str:
         """``kaching/stock.adjust:E-1`` (``stock.adjust:E-1`` for the first destination): the retry
-        schedule's entry id, the dead letters' index, what people type."""
-        return delivery_ref(self.row, self.event.key)
+        schedule's entry, the dead letters' index, what people type."""
+        return delivery_ref(self.row.destination, self.row.name, self.event.key)
 
     def to_message(self) -> dict:
         return self.event.to_message()

@@ -22,6 +22,7 @@ from typing import Any
 
 import redis
 
+from worker.destinations.table import delivery_ref
 from worker.store.dead_letters import DeadLetters
 from worker.encoding import utf8_safe
 from worker.redaction import Scrubber
@@ -41,9 +42,9 @@ def record(client: redis.Redis, malformed: Malformed, queue: str) -> str | None:
     kept = _scrubbed(malformed.evidence)
     detail = f"from queue {queue}: {malformed.problem}"
     try:
-        letter_id = DeadLetters(client).add(operation, malformed.key, kept, REASON,
-                                            messages=[malformed.problem], attempts_log=[], detail=detail,
-                                            destination=malformed.destination)
+        letters = DeadLetters(client, delivery_ref=delivery_ref)
+        letter_id = letters.add(operation, malformed.key, kept, REASON, messages=[malformed.problem],
+                                attempts_log=[], detail=detail, destination=malformed.destination)
     except redis.RedisError as exc:
         log.error("malformed message from queue %s could not be kept as a dead letter (%s: %s): %s; "
                   "the message was: %s", queue, type(exc).__name__, exc, malformed.problem,

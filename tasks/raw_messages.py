@@ -39,7 +39,7 @@ from typing import Any
 
 from kombu.utils.json import loads as kombu_loads
 
-from worker.destinations.table import INTAKE, ROWS, TASKS
+from worker.destinations.table import ROWS, TASKS, WMS_DESTINATION
 
 REASON = "malformed_message"
 TASK_NAMES = frozenset(TASKS)  # every destination's: the WMS publishes trademax.*, fan-out the others
@@ -69,7 +69,7 @@ class Malformed:
     evidence: dict
     operation: str | None = None
     fingerprint: str = ""
-    destination: str = INTAKE.name
+    destination: str = WMS_DESTINATION.name
 
     @property
     def key(self) -> str:
@@ -295,4 +295,4 @@ def screen(raw: bytes | str, queue: str, *, now: float) -> Passed | Malformed:
     except Exception:  # noqa: BLE001
         kept = {"queue": queue, "size_bytes": len(raw), "raw_text": _cut(raw.decode("utf-8", "replace"))}
     return Malformed(problem=problem, evidence=kept, operation=operation, fingerprint=digest,
-                     destination=QUEUE_DESTINATIONS.get(queue, INTAKE.name))
+                     destination=QUEUE_DESTINATIONS.get(queue, WMS_DESTINATION.name))

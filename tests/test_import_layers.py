@@ -4,7 +4,8 @@ Read with the standard library's ``ast`` from the source files (nothing is impor
 and ``from ... import`` of a project module counts, at the top of a file or inside a function (a deferred
 import is still a dependency; ``if TYPE_CHECKING:`` blocks are the only ones left out).  The one edge
 allowed to point up is ``tasks.base`` → ``worker.delivery`` (a task, when it runs, calls the pipeline;
-see tasks/__init__.py)."""
+see tasks/__init__.py).  A few edges are forbidden by name besides (``FORBIDDEN``): web/ and support/
+never import commands/, the store never imports the destinations."""
 from __future__ import annotations
 
 import ast
@@ -19,13 +20,27 @@ PACKAGES = ("signing", "worker", "tasks")
 LAYERS: list[tuple[str, ...]] = [
     ("signing", "worker", "worker.settings", "worker.errors", "worker.redaction", "worker.encoding",
      "tasks.schemas"),
-    ("worker.store", "worker.observe", "worker.destinations", "worker.sandbox", "worker.flow"),
-    ("tasks", "worker.celery", "worker.celery_config"),
+    ("worker.store",),
+    ("worker.observe", "worker.destinations", "worker.sandbox", "worker.flow"),
+    ("tasks", "worker.celery", "worker.celery_config", "worker.publisher_app"),
     ("worker.delivery",),
     ("worker.scheduling", "worker.support"),
     ("worker.commands", "worker.web", "worker.cli"),
 ]
 ALLOWED_UPWARD = {("tasks.base", "worker.delivery")}
+# Edges no module may have, whatever the layers say (a package's own layer is open to it, so these are
+# spelled out), each with the reason a failure prints.
+FORBIDDEN = [
+    ("worker.web", "worker.commands",
+     "the web processes read support's views and act through worker/support/, never through a CLI command "
+     "module: move what both need into worker/support/ (status_report, event_view, retry_view, actions)"),
+    ("worker.support", "worker.commands",
+     "support's actions and read models are what the CLI commands present: a command imports them, never "
+     "the other way round"),
+    ("worker.store", "worker.destinations",
+     "the store sits below the destinations: hand it what it needs (a delivery ref function, the queue "
+     "list) instead of importing the table"),
+]
 
 
 def _module_name(path: Path) -> str:
@@ -134,6 +149,34 @@ def test_imports_point_down_the_layers():
                     module == a and (target == b or target.startswith(b + ".")) for a, b in ALLOWED_UPWARD):
                 upward.append(f"{module} -> {target}")
     assert upward == []
+
+
+def _under(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def forbidden_edges(graph: dict[str, set[str]]) -> list[str]:
+    """Every edge FORBIDDEN names, with its reason."""
+    return [f"{module} -> {target}: {why}"
+            for module, targets in sorted(graph.items()) for target in sorted(targets)
+            for importer, imported, why in FORBIDDEN if _under(module, importer) and _under(target, imported)]
+
+
+def test_no_forbidden_edge():
+    assert forbidden_edges(project_graph()) == []
+
+
+def test_the_forbidden_edges_are_found():
+    graph = {"worker.web.desk.services": {"worker.commands.status", "worker.support.status_report"},
+             "worker.support.event_view": {"worker.commands.event"},
+             "worker.commands.status": {"worker.support.status_report"},
+             "worker.store.dead_letters": {"worker.destinations.table", "worker.store.requests"},
+             "worker.destinations.stocktrim.forecast": {"worker.store.requests"}}
+    found = forbidden_edges(graph)
+    assert [edge.split(":")[0] for edge in found] == [
+        "worker.store.dead_letters -> worker.destinations.table",
+        "worker.support.event_view -> worker.commands.event",
+        "worker.web.desk.services -> worker.commands.status"]
 
 
 def test_worker_has_at_most_ten_plain_modules_at_its_top_level():

@@ -39,11 +39,22 @@ COMMAND_MODULES = [
 FAST_COMMANDS = {"health": "worker.commands.health"}
 
 
+def _destinations_in_words() -> str:
+    """``Trademax, ka-ching, StockTrim and Stock2Shop``: every destination in the table, in its order."""
+    from worker.destinations.table import DESTINATIONS
+
+    titles = [target.title for target in DESTINATIONS.values()]
+    return titles[0] if len(titles) == 1 else f"{', '.join(titles[:-1])} and {titles[-1]}"
+
+
 def build_parser(modules: list[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="wms-relay",
-        description="Delivers warehouse events to Trademax: validated, signed, exactly once.",
-    )
+    # The whole tree's description names every destination (it imports the table); a fast command's parser
+    # (FAST_COMMANDS) goes without it.
+    description = None
+    if modules == COMMAND_MODULES:
+        description = (f"Delivers warehouse events to {_destinations_in_words()}: validated, signed where "
+                       "the API signs, exactly once per destination.")
+    parser = argparse.ArgumentParser(prog="wms-relay", description=description)
     parser.add_argument("--version", action="version", version=f"wms-relay {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in modules:

@@ -5,9 +5,11 @@
 - :func:`utf8_safe` — JSON whose every string UTF-8 can encode (a lone surrogate becomes its escape);
 - :func:`text` — a Redis reply as text, whichever way the client decodes;
 - :func:`iso_time` — Unix seconds as ISO-8601 UTC with milliseconds;
+- :func:`age` — a duration in words (``3 h 12 min``), as the CLI and the status report's sentences say it;
 - :func:`event_ref` / :func:`split_event_ref` — an event's ``operation:key`` text: the member of the
-  ledger's state indexes, the retry schedule's entry id, the dead letters' per-event index, and what
-  support staff type (``wms-relay uncertain resolve receipt.create:R-1``);
+  ledger's state indexes, the delivery ref of the first destination (the retry schedule's entry, the dead
+  letters' per-delivery index), and what support staff type (``wms-relay uncertain resolve
+  receipt.create:R-1``);
 - :func:`one_line` / :func:`lines` — text fit for a terminal or a log line: control characters escaped.
   An event key (or any text from the WMS) printed as it is could hold a newline — splitting a log line or
   a CLI row in two, so that one event reads as two — or a terminal escape sequence.  Wherever such text
@@ -98,6 +100,21 @@ def iso_time(moment: float | None) -> str | None:
     return stamp.replace("+00:00", "Z")
 
 
+def age(seconds: float | None) -> str:
+    """``42 s``, ``5 min``, ``3 h 12 min``, ``2 d 4 h``; ``-`` for None."""
+    if seconds is None:
+        return "-"
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if seconds < 3600:
+        return f"{minutes} min"
+    if seconds < 86400:
+        return f"{hours} h {minutes % 60} min" if minutes % 60 else f"{hours} h"
+    return f"{days} d {hours % 24} h" if hours % 24 else f"{days} d"
+
+
 def event_ref(operation: str, key: str) -> str:
     """``receipt.create:R-1``: one event, as the stores index it and people name it."""
     return f"{operation}:{key}"
@@ -129,6 +146,12 @@ def one_line(value: Any) -> str:
     """``str(value)`` with every control character escaped (a newline too)."""
     text = "" if value is None else str(value)
     return _UNPRINTABLE.sub(_escape, text) if _UNPRINTABLE.search(text) else text
+
+
+def shorten(value: Any, width: int) -> str:
+    """``value`` as one line of at most ``width`` characters (``…`` where it was cut)."""
+    text = " ".join(one_line(value).split())
+    return text if len(text) <= width else text[: max(width - 1, 1)] + "…"
 
 
 def json_text(value: Any, **options) -> str:

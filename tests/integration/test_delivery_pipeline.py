@@ -114,6 +114,7 @@ def test_transient_failures_are_retried_from_the_sorted_set_then_delivered(pipel
 
 
 def test_permanent_refusal_and_invalid_event_become_dead_letters_and_nothing_invalid_is_sent(pipeline):
+    from worker.destinations.table import delivery_ref
     from worker.store.dead_letters import DeadLetters
 
     pipeline.start_worker()
@@ -125,7 +126,7 @@ def test_permanent_refusal_and_invalid_event_become_dead_letters_and_nothing_inv
     lines = pipeline.enqueue("receipt.create", invalid)
     assert lines[0]["state"] == "dead"
 
-    letters = DeadLetters(pipeline.redis()).list()
+    letters = DeadLetters(pipeline.redis(), delivery_ref=delivery_ref).list()
     by_reason = {letter["reason"]: letter for letter in letters}
     assert set(by_reason) >= {"permanent", "invalid"}
     assert by_reason["permanent"]["messages"], "Trademax's messages are kept"

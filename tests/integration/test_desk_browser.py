@@ -84,9 +84,10 @@ def make_dead_receipt(service, key: str, order_no: str) -> str:
     service.enqueue("receipt.create", example("receipt.create", transaction_id=key, order_no=order_no))
     service.wait_for_state("receipt.create", key, "dead")
     service.sandbox.set_faults(fail_rate=0.0)
+    from worker.destinations.table import delivery_ref
     from worker.store.dead_letters import DeadLetters
 
-    return DeadLetters(service.redis()).latest_for("receipt.create", key).letter_id
+    return DeadLetters(service.redis(), delivery_ref=delivery_ref).latest_for("receipt.create", key).letter_id
 
 
 def receipt_posts(service, key: str) -> list[int]:

@@ -229,11 +229,14 @@ def test_fuzzed_events_through_enqueue_and_the_tasks(pipeline):
     app.send_task("trademax.receipt.create", args=[sentinel])
     pipeline.wait_for_state("receipt.create", "FZ-SENTINEL", "delivered", timeout=180)
 
+    from worker.destinations.table import delivery_ref
     from worker.store.dead_letters import DeadLetters
+
+    letters = DeadLetters(pipeline.redis(), delivery_ref=delivery_ref)
 
     def invalid_letters() -> Counter:
         return Counter((letter.operation, json.dumps(letter.messages, sort_keys=True))
-                       for letter in DeadLetters(pipeline.redis()).list() if letter.reason == "invalid")
+                       for letter in letters.list() if letter.reason == "invalid")
 
     wait_until(lambda: sum(invalid_letters().values()) >= sum(expected.values()), 120,
                "a dead letter for every invalid event")

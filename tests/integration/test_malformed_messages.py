@@ -29,7 +29,7 @@ from tests.fixtures.pipeline import FAST_SETTINGS, ROOT, Pipeline, wait_until
 from tests.fixtures.redis_server import RedisServer
 from tasks.raw_messages import QUEUE_DESTINATIONS
 from tests.fixtures.sandbox import relay_environment, start_destination_sandbox, start_sandbox
-from worker.destinations.table import QUEUES
+from worker.destinations.table import QUEUES, delivery_ref
 from worker.store.dead_letters import DeadLetters
 
 pytestmark = pytest.mark.integration
@@ -99,7 +99,8 @@ def wait_delivered(relay, goods, timeout: float) -> None:
 
 
 def malformed_letters(relay) -> list:
-    return [letter for letter in DeadLetters(relay.redis()).list() if letter.reason == "malformed_message"]
+    letters = DeadLetters(relay.redis(), delivery_ref=delivery_ref)
+    return [letter for letter in letters.list() if letter.reason == "malformed_message"]
 
 
 def assert_worker_is_the_same(relay, pid: int) -> None:
@@ -148,7 +149,7 @@ def test_dead_retry_of_a_malformed_letter_says_it_cannot_be_retried(relay):
     reply = json.loads(out.stdout)
     outcome = reply["outcomes"][0] if "outcomes" in reply else reply
     assert "cannot be retried" in json.dumps(reply) and "malformed raw message" in json.dumps(reply), reply
-    assert DeadLetters(client).get(letter.letter_id).status == "open", outcome
+    assert DeadLetters(client, delivery_ref=delivery_ref).get(letter.letter_id).status == "open", outcome
 
 
 _text = st.text(max_size=40)

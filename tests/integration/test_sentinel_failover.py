@@ -16,6 +16,7 @@ from tests.fixtures.pipeline import FAST_SETTINGS, Pipeline, wait_until
 from tests.fixtures.sentinel import SentinelGroup
 from benchmarks.poison import POISON
 from tests.integration.test_delivery_pipeline import api_requests, example
+from worker.destinations.table import delivery_ref
 from worker.store.dead_letters import DeadLetters
 
 pytestmark = pytest.mark.integration
@@ -73,8 +74,9 @@ def test_a_failover_in_the_middle_of_1000_events_loses_none_and_applies_none_twi
         ledger = pipeline.ledger()
         pipeline.redis().lpush("trademax.receipt", POISON["not_json"]("trademax.receipt", 0.0))
         wait_until(lambda: delivered() >= EVENTS, 240, f"all {EVENTS} delivered after the failover")
-        wait_until(lambda: [letter for letter in DeadLetters(pipeline.redis()).list()
-                            if letter.reason == "malformed_message"], 60, "the malformed dead letter")
+        letters = DeadLetters(pipeline.redis(), delivery_ref=delivery_ref)
+        wait_until(lambda: [letter for letter in letters.list() if letter.reason == "malformed_message"], 60,
+                   "the malformed dead letter")
         states = Counter(ledger.get("receipt.create", k).state for k in keys)
         assert states == {"delivered": EVENTS}, states
         applied = Counter(r["params"]["transaction_id"] for r in api_requests(pipeline, "POST", "receipt")

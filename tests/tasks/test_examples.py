@@ -133,3 +133,21 @@ def test_queues_agree_with_the_celery_routes():
     from worker.destinations import table
     for spec in OPERATIONS.values():
         assert table.queue_for(spec.task_name) == spec.queue
+
+
+def readme_task_table() -> str:
+    """The README's task table, generated from the operation table (one row per WMS operation, in its
+    order): the test below keeps the README's copy equal to it."""
+    lines = ["| task name | queue | key | example |", "|---|---|---|---|"]
+    lines += [f"| `{spec.task_name}` | `{spec.queue}` | `{spec.key_field}` | `examples/{name}.json` |"
+              for name, spec in OPERATIONS.items()]
+    return "\n".join(lines) + "\n"
+
+
+def test_the_readme_task_table_is_the_operation_tables():
+    readme = (ROOT / "README.md").read_text()
+    header = readme_task_table().split("\n", 1)[0]
+    assert readme.count(header) == 1
+    shown = readme.split(header, 1)[1].split("\n\n", 1)[0]
+    assert header + shown + "\n" == readme_task_table(), (
+        f"README.md's task table differs from the operation table; it should read:\n\n{readme_task_table()}")

@@ -66,6 +66,7 @@ def test_the_embedded_stores_socket_broker_screens_every_message(tmp_path):
     from worker.celery_config import SocketTransport, celery_config
     from worker.settings import Settings
     from worker.store import embedded
+    from worker.destinations.table import delivery_ref
     from worker.store.dead_letters import DeadLetters
 
     var = tmp_path / "var"
@@ -84,7 +85,7 @@ def test_the_embedded_stores_socket_broker_screens_every_message(tmp_path):
             assert channel._get("trademax.receipt")["headers"]["task"] == "trademax.receipt.create"
         import redis as redis_py
 
-        [letter] = DeadLetters(redis_py.Redis.from_url(url)).list()
+        [letter] = DeadLetters(redis_py.Redis.from_url(url), delivery_ref=delivery_ref).list()
         assert letter.reason == "malformed_message" and "trademax.receipt" in letter.detail
     finally:
         embedded.stop(var)

@@ -26,12 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 @friendly_errors
 def run(args: argparse.Namespace) -> int:
     from worker.store.audit_log import AuditFilter
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
 
     with workplace(Settings.from_env()) as place:
         since = parse_since(args.since, place.relay.clock()) if args.since else None
-        entries, _ = place.desk.audit.page(AuditFilter(actor=args.actor, action=args.action, text=args.grep,
-                                                       since=since), limit=max(args.limit, 1))
+        entries, _ = place.tools.audit.page(AuditFilter(actor=args.actor, action=args.action, text=args.grep,
+                                                        since=since), limit=max(args.limit, 1))
     if args.json:
         print_json([entry.to_dict() for entry in entries])
         return 0

@@ -230,11 +230,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         verdicts.append(Verdict("FAIL", "Trademax", "not checked: the credentials are not set",
                                 "set TRADEMAX_API_KEY and TRADEMAX_SECRET"))
-    from worker.destinations.table import INTAKE, configured
+    from worker.destinations.table import WMS_DESTINATION, configured
     from worker.store.connection import describe
 
     for destination in configured(settings):
-        if destination is INTAKE:
+        if destination is WMS_DESTINATION:
             continue
         if args.skip_others:
             verdicts.append(Verdict("WARN", destination.title, "not checked (--skip-others)"))

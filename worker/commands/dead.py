@@ -90,7 +90,7 @@ def _select(place, args: argparse.Namespace, *, include_closed: bool = False) ->
 
 @friendly_errors
 def run_list(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
 
     with workplace(Settings.from_env()) as place:
         letters = _select(place, args, include_closed=args.include_closed)
@@ -115,11 +115,11 @@ def run_list(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_show(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
     from worker.support.actions import find_letter
 
     with workplace(Settings.from_env()) as place:
-        letter = find_letter(place.desk, args.id, args.destination)
+        letter = find_letter(place.tools, args.id, args.destination)
         record = (place.relay.ledger_of(letter.destination).get(letter.operation, letter.key)
                   if letter else None)
         now = place.relay.clock()
@@ -156,7 +156,7 @@ def run_show(args: argparse.Namespace) -> int:
     for line in json.dumps(letter.event, indent=2, ensure_ascii=False).splitlines():
         say(f"    {line}")
     if letter.status == "open":
-        from worker.commands.event import letter_next_step
+        from worker.support.event_view import letter_next_step
 
         say(f"Next: {letter_next_step(letter.letter_id, letter.reason)}.")
     return 0
@@ -164,7 +164,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_retry(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
     from worker.support.actions import retry_letter
 
     if bool(args.ids) == bool(args.all):
@@ -177,7 +177,7 @@ def run_retry(args: argparse.Namespace) -> int:
     actor = args.actor or default_actor()
     with workplace(Settings.from_env()) as place:
         targets = args.ids or [letter.letter_id for letter in _select(place, args)]
-        return run_actions(targets, lambda t: retry_letter(place.desk, t, actor=actor, reason=args.reason,
+        return run_actions(targets, lambda t: retry_letter(place.tools, t, actor=actor, reason=args.reason,
                                                            dry_run=args.dry_run,
                                                            destination=args.destination),
                            verb="retried", as_json=args.json, store=place.store, dry_run=args.dry_run,
@@ -186,7 +186,7 @@ def run_retry(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_discard(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
     from worker.support.actions import discard_letter
 
     if not args.reason.strip():
@@ -194,7 +194,7 @@ def run_discard(args: argparse.Namespace) -> int:
         return 2
     actor = args.actor or default_actor()
     with workplace(Settings.from_env()) as place:
-        return run_actions(args.ids, lambda t: discard_letter(place.desk, t, actor=actor, reason=args.reason,
+        return run_actions(args.ids, lambda t: discard_letter(place.tools, t, actor=actor, reason=args.reason,
                                                               destination=args.destination),
                            verb="discarded", as_json=args.json, store=place.store)
 
@@ -202,7 +202,7 @@ def run_discard(args: argparse.Namespace) -> int:
 @friendly_errors
 def run_purge(args: argparse.Namespace) -> int:
     from worker.encoding import iso_time
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
 
     settings = Settings.from_env()
     with workplace(settings) as place:

@@ -78,7 +78,7 @@ STORE_WAIT_SECONDS = 30.0
 @friendly_errors
 def run(args: argparse.Namespace) -> int:
     from worker.observe.logs import configure
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
     from worker.web.desk.app import create_app
     from worker.store.connection import StoreNotFound, store_url, wait_for_store
     from worker.web.desk.services import DeskServices

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from worker.delivery.relay import build_relay
     from tasks.publishing import celery_publisher
     from worker.store.connection import describe
-    from worker.support.desk import control_app
+    from worker.publisher_app import publisher_app
 
     if args.operation not in OPERATIONS:
         print(f"wms-relay: unknown operation {args.operation!r}; one of: {', '.join(sorted(OPERATIONS))}",
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     parked.addHandler(logging.NullHandler())
     parked.propagate = False
     relay = build_relay(settings, sends=False)  # never starts a store: StoreNotFound, exit 3
-    app = control_app(settings)  # nor does this app (worker.celery's would start the embedded one)
+    app = publisher_app(settings)  # nor does this app (worker.celery's would start the embedded one)
     store = describe(settings)
     if not args.json:
         say_store(store)

@@ -18,7 +18,7 @@ from worker.commands.presenting import (
     shorten,
 )
 from worker.encoding import one_line
-from worker.support.event_view import describe
+from worker.support.event_view import describe, next_step, timeline, with_liveness
 from worker.settings import Settings
 
 
@@ -33,19 +33,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def with_liveness(place, view: dict) -> dict:
-    """``view`` with the workers and the scheduler alive now (heartbeats), for the next step to name."""
-    from worker.store.heartbeats import Heartbeats
-
-    beats = Heartbeats(place.relay.redis, place.relay.clock)
-    alive = {"workers_alive": [beat.name for beat in beats.alive("worker")],
-             "scheduler_alive": bool(beats.alive("scheduler"))}
-    deliveries = view.get("deliveries")
-    if deliveries is not None:  # every destination's delivery names them too (its own next step)
-        return {**view, **alive, "deliveries": [{**d, **alive} for d in deliveries]}
-    return {**view, **alive}
-
-
 def _candidates(place, operation: str, key: str | None) -> list[tuple[str, str]]:
     from tasks.events import OPERATIONS
 
@@ -55,56 +42,6 @@ def _candidates(place, operation: str, key: str | None) -> list[tuple[str, str]]
     if colon and op in OPERATIONS:
         return [(op, rest)]
     return [(op_name, operation) for op_name in OPERATIONS]  # just a key: try every operation
-
-
-def next_step(view: dict) -> str:
-    from worker.destinations.table import destination as destination_named
-
-    state = view["state"]
-    target = destination_named(view.get("destination") or "trademax")
-    ref = target.delivery_ref(view["operation"], view["key"])
-    letter = view.get("dead_letter")
-    if state == "dead" and letter and letter["status"] == "open":
-        return letter_next_step(letter["id"], letter["reason"])
-    if state == "uncertain":
-        return (f"check in {target.title} whether it arrived, then `wms-relay uncertain resolve {ref} "
-                "--delivered --reason ...` (it is there) or `--resend --reason ...` (it is not)")
-    if state in ("retrying", "waiting"):
-        if view.get("scheduler_alive") is False:
-            return ("start the scheduler (`wms-relay scheduler`): no scheduler is running, so its next try "
-                    "will not happen; `wms-relay status` shows what else is stuck")
-        return f"nothing; it is retried automatically (to try now: `wms-relay retries run-now {ref}`)"
-    if state in ("accepted", "sending"):
-        if view.get("workers_alive") == []:
-            return ("start a worker (`wms-relay worker`): no worker is running, so nothing will send it; it "
-                    "waits on its queue until one does")
-        return "nothing; a worker is on it (if it stays like this, see `wms-relay status`)"
-    return "nothing: this event is settled"
-
-
-def letter_next_step(letter_id: str, reason: str) -> str:
-    """What to do about an open dead letter: a retry cannot help an invalid or conflicting event."""
-    if reason in ("invalid", "conflict"):
-        what = "is invalid" if reason == "invalid" else "reuses a key another event already has"
-        return (f"the event {what}: retrying cannot help. Fix it in the WMS and send it again (a new key for "
-                f"a conflict), then `wms-relay dead discard {letter_id} --reason ...`")
-    return (f"read the error above, fix its cause, then `wms-relay dead retry {letter_id}` — or "
-            f"`wms-relay dead discard {letter_id} --reason ...`")
-
-
-def _order(kind: str, item: dict) -> int:
-    if kind == "t":
-        return 0 if item["to"] == "sending" else 2
-    return 1
-
-
-def timeline(view: dict) -> list[tuple[str, str, dict]]:
-    """The event's story in order: (ISO time, ``t`` for a state change or ``a`` for a send attempt, the
-    entry).  In one millisecond the claim (→ sending) comes before its attempt, the attempt before what
-    followed."""
-    entries = [(h["at"] or "", "t", h) for h in view["history"]] + \
-              [(a["at"] or "", "a", a) for a in view.get("attempts_log", [])]
-    return sorted(entries, key=lambda e: (e[0], _order(e[1], e[2])))
 
 
 def _history_lines(view: dict) -> list[str]:
@@ -130,7 +67,7 @@ def _history_lines(view: dict) -> list[str]:
 
 @friendly_errors
 def run(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
 
     with workplace(Settings.from_env()) as place:
         views = [v for op, key in _candidates(place, args.operation, args.key)

@@ -56,10 +56,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _audit(place, action: str, destination: str, actor: str, reason: str, status: str, message: str) -> None:
     """Also in the audit log of every person's action (``wms-relay audit``, the desk's audit page)."""
-    audit = getattr(place.desk, "audit", None)
+    audit = getattr(place.tools, "audit", None)
     if audit is not None:
         audit.record(actor=actor, action=action, target=destination, reason=reason, status=status,
-                     message=message, via=getattr(place.desk, "via", "cli"))
+                     message=message, via=getattr(place.tools, "via", "cli"))
 
 
 def _when(moment: float | None) -> str:
@@ -70,7 +70,7 @@ def _when(moment: float | None) -> str:
 
 @friendly_errors
 def run_pause(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
 
     if not args.reason.strip():
         raise Refused("--reason must say why: the next person needs to know")
@@ -96,7 +96,7 @@ def run_pause(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_resume(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
 
     with workplace(Settings.from_env()) as place:
         flow = place.relay.flow
@@ -121,7 +121,7 @@ def run_resume(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_history(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
 
     with workplace(Settings.from_env()) as place:
         entries = place.relay.flow.pauses.history(args.destination, limit=max(args.limit, 1))

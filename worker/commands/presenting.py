@@ -12,7 +12,8 @@ import sys
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
-from worker.encoding import json_text, lines, one_line
+from worker.encoding import (  # noqa: F401 — age, shorten: the commands say durations, cut cells
+    age, json_text, lines, one_line, shorten)
 from worker.support.actions import DONE, FAILED, SKIPPED, ActionReport, tally
 
 
@@ -37,21 +38,6 @@ def described(doc: str | None) -> dict:
     import argparse
 
     return {"description": plain(doc), "formatter_class": argparse.RawDescriptionHelpFormatter}
-
-
-def age(seconds: float | None) -> str:
-    """``42 s``, ``5 min``, ``3 h 12 min``, ``2 d 4 h``; ``-`` for None."""
-    if seconds is None:
-        return "-"
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
-    if seconds < 3600:
-        return f"{minutes} min"
-    if seconds < 86400:
-        return f"{hours} h {minutes % 60} min" if minutes % 60 else f"{hours} h"
-    return f"{days} d {hours % 24} h" if hours % 24 else f"{days} d"
 
 
 # What a duration or a date may be (issue 23.6): a person's typo (99999999999999999999d, year 0001) is
@@ -113,11 +99,6 @@ def default_actor() -> str:
             return getpass.getuser()
         except Exception:  # noqa: BLE001 — no account name at all: still audit something
             return f"uid-{os.getuid()}"
-
-
-def shorten(text: Any, width: int) -> str:
-    text = " ".join(one_line(text).split())
-    return text if len(text) <= width else text[: max(width - 1, 1)] + "…"
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *,

@@ -20,6 +20,7 @@ from worker.commands.presenting import (
     friendly_errors, print_json, run_actions, say, say_store, shorten, table,
 )
 from worker.settings import Settings
+from worker.support.retry_view import scheduled
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,50 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     discard.set_defaults(handler=run_discard)
 
 
-def scheduled(place, destination: str | None = None, *, offset: int = 0,
-              limit: int | None = None) -> list[dict]:
-    """Scheduled retries (of ``destination``), soonest first (from ``offset``, at most ``limit``), with
-    what its ledger says of each delivery (state, attempts, last error)."""
-    from worker.destinations.table import split_delivery_ref
-
-    relay = place.relay
-    now = relay.clock()
-    found = []
-    # One destination's: walk them all and page after filtering; every destination's: page in the store.
-    entries = relay.schedule.list(limit=limit, offset=offset) if destination is None else \
-        relay.schedule.list(limit=None)
-    for entry in entries:
-        ref = split_delivery_ref(entry.entry_id)
-        if ref is None:
-            continue
-        target, operation, key = ref
-        if destination is not None and target.name != destination:
-            continue
-        record = relay.ledger_of(target.name).get(operation, key)
-        last = record.attempts_log[-1] if record and record.attempts_log else None
-        last_error = None
-        if last is not None and last.get("outcome") not in ("delivered", "duplicate"):
-            status = f"HTTP {last['status']}" if last.get("status") else None
-            last_error = " ".join(str(p) for p in [last.get("outcome"), status, *(last.get("messages") or [])]
-                                  if p)
-        found.append({"id": entry.entry_id, "destination": target.name, "operation": operation, "key": key,
-                      "due_at": _iso(entry.due_at), "due_in_seconds": round(entry.due_at - now, 1),
-                      "state": record.state if record else None, "attempts": record.attempts if record else 0,
-                      "last_error": last_error})
-    if destination is not None:
-        found = found[offset:] if limit is None else found[offset:offset + limit]
-    return found
-
-
-def _iso(moment: float):
-    from worker.encoding import iso_time
-
-    return iso_time(moment)
-
-
 @friendly_errors
 def run_list(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
 
     with workplace(Settings.from_env()) as place:
         entries = filtered(scheduled(place, args.destination), args, operation=lambda e: e["operation"],
@@ -112,7 +72,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_now(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
     from worker.support.actions import run_retry_now
 
     if bool(args.ids) == bool(args.all):
@@ -122,7 +82,7 @@ def run_now(args: argparse.Namespace) -> int:
     with workplace(Settings.from_env()) as place:
         targets = args.ids or [entry["id"] for entry in scheduled(place, args.destination)]
         actor = args.actor or default_actor()
-        return run_actions(targets, lambda t: run_retry_now(place.desk, t, actor=actor), verb="made due now",
+        return run_actions(targets, lambda t: run_retry_now(place.tools, t, actor=actor), verb="made due now",
                            as_json=args.json, store=place.store,
                            nothing="Nothing to do: no retries are scheduled.")
 
@@ -130,12 +90,12 @@ def run_now(args: argparse.Namespace) -> int:
 @friendly_errors
 def run_discard(args: argparse.Namespace) -> int:
     from worker.support.actions import discard_retry
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
 
     if not args.reason.strip():
         complain("--reason must say why the retry is given up.")
         return 2
     actor = args.actor or default_actor()
     with workplace(Settings.from_env()) as place:
-        return run_actions(args.ids, lambda t: discard_retry(place.desk, t, actor=actor, reason=args.reason),
+        return run_actions(args.ids, lambda t: discard_retry(place.tools, t, actor=actor, reason=args.reason),
                            verb="discarded", as_json=args.json, store=place.store)

@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 @friendly_errors
 def run_list(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
 
     from worker.destinations.table import DESTINATIONS
 
@@ -88,7 +88,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_resolve(args: argparse.Namespace) -> int:
-    from worker.support.desk import workplace
+    from worker.support.workplace import workplace
     from worker.destinations.table import destination as destination_named, split_delivery_ref
     from worker.support.actions import resolve_uncertain
 
@@ -106,5 +106,5 @@ def run_resolve(args: argparse.Namespace) -> int:
     actor = args.actor or default_actor()
     with workplace(Settings.from_env()) as place:
         return run_actions([args.id], lambda _: resolve_uncertain(
-            place.desk, operation, key, delivered=args.delivered, actor=actor, reason=args.reason,
+            place.tools, operation, key, delivered=args.delivered, actor=actor, reason=args.reason,
             destination=destination.name), verb="resolved", as_json=args.json, store=place.store)

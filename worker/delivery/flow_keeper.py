@@ -69,9 +69,9 @@ class DestinationKeeper:
             error = None
         except Exception as exc:  # noqa: BLE001 — the errors tree, or a client that could not be built
             found, error = None, exc
-        outcome = policy.circuit_outcome(error)
-        fault = outcome if outcome in policy.FAULTS else None
-        failed = outcome == policy.FAILED or fault is not None  # any other answer, even a 429, says it is up
+        signal = policy.circuit_signal(error)
+        fault = signal if signal in policy.FAULTS else None
+        failed = signal == policy.FAILED or fault is not None  # any other answer, even a 429, says it is up
         if policy.hold_seconds(error) is not None:
             self.gate.rate.hold_until(self.relay.clock() + policy.hold_seconds(error))
         self.gate.circuit.probe_result(not failed, why="" if error is None else str(error), fault=fault)

@@ -8,8 +8,8 @@ for it and runs the event again (see :func:`deliver`).
 
     deliver(relay, operation, message, owner=..., destination=...) -> the state this run left it in
 
-The WMS publishes to the first destination (``worker.destinations.table.INTAKE``).  Its run *fans out*
-before it sends (``worker.delivery.fan_out``): every other destination that is on and takes the event
+The WMS publishes to the first destination (``worker.destinations.table.WMS_DESTINATION``).  Its run *fans
+out* before it sends (``worker.delivery.fan_out``): every other destination that is on and takes the event
 (``table.routes``) gets the event accepted in its own ledger and its own task message on its own queue,
 so each destination's delivery is claimed, retried and parked on its own — a destination that is down delays
 only its own deliveries (docs/architecture.md, "One event, several destinations").
@@ -37,7 +37,7 @@ from worker.delivery.held import hold_back
 from worker.delivery.rejections import best_key, reject_conflict, reject_invalid
 from worker.delivery.relay import Relay
 from worker.destinations.contract import Operation, classification_of
-from worker.destinations.table import DESTINATIONS, INTAKE, ROWS
+from worker.destinations.table import DESTINATIONS, ROWS, WMS_DESTINATION
 from worker.errors import DestinationError, TransientError
 from worker.store.records import AttemptEntry
 from worker.store.requests import replayable
@@ -71,7 +71,7 @@ class Admission:
 
 
 def admit(relay: Relay, operation: str, message: Any, *, claim_for: str | None = None,
-          destination: str = INTAKE.name) -> Admission:
+          destination: str = WMS_DESTINATION.name) -> Admission:
     """Validate and record an event in ``destination``'s ledger (``wms-relay enqueue`` and every task
     start here).
 
@@ -109,7 +109,8 @@ class _Run:
     nonce: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
-def deliver(relay: Relay, operation: str, message: Any, *, owner: str, destination: str = INTAKE.name) -> str:
+def deliver(relay: Relay, operation: str, message: Any, *, owner: str,
+            destination: str = WMS_DESTINATION.name) -> str:
     """Take one event from the queue to a state of ``destination``'s delivery.  Safe to call any number
     of times for one event.
 
@@ -144,7 +145,7 @@ def deliver(relay: Relay, operation: str, message: Any, *, owner: str, destinati
 
 def _deliver(relay: Relay, operation: str, message: Any, *, owner: str, destination: str, run: _Run) -> str:
     row = ROWS.get((destination, operation))
-    if row is None and destination != INTAKE.name:
+    if row is None and destination != WMS_DESTINATION.name:
         raise LookupError(f"{destination} takes no {operation!r} (no row in its table)")
     # Flow control (worker.flow) first: a count for a bulk destination joins its batch; any other delivery
     # asks its destination's gate (pause → circuit → rate limit) before it is claimed, so one held back
@@ -188,8 +189,8 @@ class _Passage:
 
 def _admit_and_fan_out(relay: Relay, operation: str, message: Any, destination: str, row, *,
                        claim_for: str | None):
-    """Record the event (claimed for ``claim_for`` if given) and, at the intake, fan it out to the other
-    destinations.  The delivery is None when there is nothing more to do: invalid, conflicting or
+    """Record the event (claimed for ``claim_for`` if given) and, for the WMS's destination, fan it out to
+    the other destinations.  The delivery is None when there is nothing more to do: invalid, conflicting or
     already settled (a dead one gets its letter if it lacks one); ``admission.state`` says which."""
     admission = admit(relay, operation, message, claim_for=claim_for, destination=destination)
     if admission.event is None:
@@ -199,7 +200,7 @@ def _admit_and_fan_out(relay: Relay, operation: str, message: Any, destination: 
         if admission.state == "dead":
             ensure_dead_letter(relay, delivery)
         return admission, None
-    if destination == INTAKE.name:
+    if destination == WMS_DESTINATION.name:
         fan_out(relay, delivery.event)
     return admission, delivery
 
@@ -401,11 +402,11 @@ def _wait_for_create(relay: Relay, delivery: Delivery) -> str:
                       expected_states=("accepted", "retrying", "waiting"),
                       reason=f"waiting for dispatch.create of transaction_id {transaction_id} "
                              f"(check {checks + 1})")
-    eid = delivery.ref
-    relay.dispatch_waiters.wait_for(transaction_id, eid)
-    relay.schedule.schedule(eid, delivery.task_message(),
+    ref = delivery.ref
+    relay.dispatch_waiters.wait_for(transaction_id, ref)
+    relay.schedule.schedule(ref, delivery.task_message(),
                             relay.clock() + relay.settings.dependency_wait_seconds)
     # The create may have landed between the check and the registration: look once more.
     if relay.dispatch_waiters.dispatch_id_for(transaction_id) is not None:
-        relay.schedule.run_now([eid])
+        relay.schedule.run_now([ref])
     return "waiting"

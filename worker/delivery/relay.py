@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import redis
 
 from worker.delivery.retry_policy import RetryPolicy
-from worker.destinations.table import DESTINATIONS, INTAKE, configured
+from worker.destinations.table import DESTINATIONS, WMS_DESTINATION, configured, delivery_ref
 from worker.destinations.transport import CONNECT_RETRIES
 from worker.observe.observer import Observer
 from worker.settings import Settings
@@ -57,11 +57,11 @@ class Relay:
     @property
     def client(self) -> Any:
         """The first destination's client (the one the WMS operations were written for)."""
-        return self.clients.get(INTAKE.name)
+        return self.clients.get(WMS_DESTINATION.name)
 
     @client.setter
     def client(self, value: Any) -> None:
-        self.clients[INTAKE.name] = value
+        self.clients[WMS_DESTINATION.name] = value
 
     def client_of(self, destination: str) -> Any:
         found = self.clients.get(destination)
@@ -93,7 +93,7 @@ class Relay:
         """``destination``'s order of absolute counts (each destination applies its own in order)."""
         from worker.store.stock_order import StockOrder
 
-        if destination == INTAKE.name:
+        if destination == WMS_DESTINATION.name:
             return self.stock_order
         found = self._stock_orders.get(destination)
         if found is None:
@@ -134,7 +134,7 @@ def build_relay(settings: Settings, *, redis_client: redis.Redis | None = None,
     ledger = Ledger.from_settings(r, settings, clock=clock)
     chosen = dict(clients or {})
     if client is not None:
-        chosen[INTAKE.name] = client
+        chosen[WMS_DESTINATION.name] = client
     if sends:
         built = build_clients(settings, r, clock) if not chosen else {}
         chosen = {**built, **chosen}
@@ -143,9 +143,10 @@ def build_relay(settings: Settings, *, redis_client: redis.Redis | None = None,
         redis=r,
         ledger=ledger,
         schedule=RetrySchedule(r, clock=clock),
-        dead_letters=DeadLetters(r, clock=clock),
+        dead_letters=DeadLetters(r, clock=clock, delivery_ref=delivery_ref),
         clients=chosen,
-        stock_order=StockOrder(r, lock_seconds=stock_lock_seconds(settings), namespace=INTAKE.namespace),
+        stock_order=StockOrder(r, lock_seconds=stock_lock_seconds(settings),
+                               namespace=WMS_DESTINATION.namespace),
         dispatch_waiters=DispatchWaiters(r, ledger),
         observer=Observer.from_settings(settings),
         policy=RetryPolicy.from_settings(settings),

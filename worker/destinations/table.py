@@ -23,7 +23,9 @@ from worker.destinations.trademax import operations as trademax
 # The first is the one the WMS publishes to (its task names are the WMS contract).
 DESTINATIONS: dict[str, Destination] = {d.name: d for d in (
     trademax.DESTINATION, kaching.DESTINATION, stocktrim.DESTINATION, stock2shop.DESTINATION)}
-INTAKE: Destination = next(iter(DESTINATIONS.values()))
+# The destination whose tasks the WMS publishes (Trademax): its rows are the WMS operations, and every
+# event comes in as its delivery before fanning out.  (Not ``admission.Intake``: one event at the door.)
+WMS_DESTINATION: Destination = next(iter(DESTINATIONS.values()))
 
 
 def _check_table() -> None:
@@ -33,7 +35,7 @@ def _check_table() -> None:
         raise ValueError("two destinations share a ref prefix or a store namespace")
     for destination in DESTINATIONS.values():
         for row in destination.operations:
-            wms_row = INTAKE.row(row.name)
+            wms_row = WMS_DESTINATION.row(row.name)
             if wms_row is None:
                 raise ValueError(f"{destination.name} takes {row.name!r}, which the WMS does not send")
             if (row.schema, row.key_field) != (wms_row.schema, wms_row.key_field):
@@ -43,7 +45,7 @@ def _check_table() -> None:
 
 _check_table()
 
-OPERATIONS: dict[str, Operation] = {row.name: row for row in INTAKE.operations}
+OPERATIONS: dict[str, Operation] = {row.name: row for row in WMS_DESTINATION.operations}
 ROWS: dict[tuple[str, str], Operation] = {
     (d.name, row.name): row for d in DESTINATIONS.values() for row in d.operations}
 TASKS: dict[str, Operation] = {row.task_name: row for row in ROWS.values()}
@@ -70,7 +72,7 @@ def destination(name: str) -> Destination:
 
 def configured(settings: Any) -> tuple[Destination, ...]:
     """The destinations that are on with ``settings``, the first one always among them."""
-    return tuple(d for d in DESTINATIONS.values() if d is INTAKE or d.is_on(settings))
+    return tuple(d for d in DESTINATIONS.values() if d is WMS_DESTINATION or d.is_on(settings))
 
 
 def routes(event: Any, settings: Any) -> tuple[Operation, ...]:
@@ -78,7 +80,7 @@ def routes(event: Any, settings: Any) -> tuple[Operation, ...]:
     destination that is on, has a row for the operation and takes the event (its routing rule)."""
     found = [OPERATIONS[event.operation]]
     for other in configured(settings):
-        if other is INTAKE:
+        if other is WMS_DESTINATION:
             continue
         row = other.row(event.operation)
         if row is not None and other.takes(event, settings):
@@ -86,9 +88,11 @@ def routes(event: Any, settings: Any) -> tuple[Operation, ...]:
     return tuple(found)
 
 
-def delivery_ref(row: Operation, key: str) -> str:
-    """The ref of ``row``'s delivery of the event with ``key`` (see Destination.delivery_ref)."""
-    return DESTINATIONS[row.destination].delivery_ref(row.name, key)
+def delivery_ref(destination_name: str, operation: str, key: str) -> str:
+    """The ref of ``destination_name``'s delivery of the event ``operation:key`` (see
+    Destination.delivery_ref); a KeyError naming the known destinations for any other name.  The store is
+    handed this function (``worker.store.dead_letters.DeadLetters``): it knows no destination itself."""
+    return destination(destination_name).delivery_ref(operation, key)
 
 
 def split_delivery_ref(ref: str) -> tuple[Destination, str, str] | None:
@@ -99,6 +103,6 @@ def split_delivery_ref(ref: str) -> tuple[Destination, str, str] | None:
         return None
     name, slash, operation = head.rpartition("/")
     if not slash:
-        return INTAKE, head, key
+        return WMS_DESTINATION, head, key
     found = DESTINATIONS.get(name)
     return (found, operation, key) if found is not None and operation else None

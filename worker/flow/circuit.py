@@ -7,9 +7,9 @@
       └──────────────── any answer (a probe's, or a send's) ◄── success ────────┤
                                                            └──── failure ◄──────┘
 
-*Closed*: deliveries are sent.  A failure is a transport failure, a lost answer or a 5xx
-(``worker.flow.policy.circuit_outcome``); any other answer resets the count.  ``N`` failures in a row,
-the first of them at most ``window`` seconds ago, open the circuit (``<DEST>_CIRCUIT_FAILURES``, default
+*Closed*: deliveries are sent.  A failure is a transport failure, a lost answer or a 5xx (the *signal*
+``failed``: ``worker.flow.policy.circuit_signal``); any other answer resets the count.  ``N`` failures in a
+row, the first of them at most ``window`` seconds ago, open the circuit (``<DEST>_CIRCUIT_FAILURES``, default
 10, within ``<DEST>_CIRCUIT_WINDOW_SECONDS``, default 60).
 
 *Open*: nothing is sent; deliveries are parked (``retrying``, no attempt counted: worker.flow.parking)
@@ -58,7 +58,7 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 #       verdict: 'go' (known up: not counted), 'count' (send, but count it), 'full' (as many sends are
 #       out as failures could still open it: wait), 'open' (open or half-open: do not send; fault: the
 #       configuration fault that opened it, or '')
-#   circuit_report(k_state, k_sending, ticket, outcome, now, threshold, window, probe_seconds, why)
+#   circuit_report(k_state, k_sending, ticket, signal, now, threshold, window, probe_seconds, why)
 #       -> the state after it, or 'opened' / 'closed' when this report moved it
 CIRCUIT_LUA = """
 local function circuit_admit(k_state, k_sending, now, threshold, window)
@@ -73,26 +73,26 @@ local function circuit_admit(k_state, k_sending, now, threshold, window)
   return 'count', 0
 end
 
-local function circuit_report(k_state, k_sending, ticket, outcome, now, threshold, window, probe_seconds, why)
+local function circuit_report(k_state, k_sending, ticket, signal, now, threshold, window, probe_seconds, why)
   if ticket ~= '' then redis.call('ZREM', k_sending, ticket) end
   local c = redis.call('HMGET', k_state, 'state', 'failures', 'first_failure_at')
   local state = c[1] or 'closed'
-  if outcome == 'ok' then
+  if signal == 'ok' then
     redis.call('HSET', k_state, 'state', 'closed', 'failures', 0,
                'last_success_at', string.format('%.3f', now))
     redis.call('HDEL', k_state, 'first_failure_at', 'probe_until', 'fault', 'probe_granted')
     return 'closed'
   end
-  if outcome == 'clock_skew' then  -- a configuration fault: open at once, until a probe is answered
+  if signal == 'clock_skew' then  -- a configuration fault: open at once, until a probe is answered
     local was = redis.call('HGET', k_state, 'fault')
-    redis.call('HSET', k_state, 'state', 'open', 'fault', outcome, 'failures', 0, 'last_failure', why)
+    redis.call('HSET', k_state, 'state', 'open', 'fault', signal, 'failures', 0, 'last_failure', why)
     redis.call('HDEL', k_state, 'first_failure_at', 'probe_until', 'probe_at')
-    if was == outcome then return 'open' end
+    if was == signal then return 'open' end
     redis.call('HSET', k_state, 'opened_at', string.format('%.3f', now), 'probes', 0)
     redis.call('HDEL', k_state, 'probe_granted')
     return 'opened'
   end
-  if outcome ~= 'failed' or state ~= 'closed' then return state end
+  if signal ~= 'failed' or state ~= 'closed' then return state end
   local failures = tonumber(c[2] or '0') or 0
   local first = tonumber(c[3] or '-1') or -1
   if failures == 0 or first < 0 or now - first > window then
@@ -111,8 +111,9 @@ local function circuit_report(k_state, k_sending, ticket, outcome, now, threshol
 end
 """
 
-# KEYS[1] state, KEYS[2] sending.  ARGV: ticket, outcome (ok|failed|neutral), now, threshold, window,
-# probe seconds, what failed.  Returns the state after it, or 'opened'/'reclosed' when this report moved it.
+# KEYS[1] state, KEYS[2] sending.  ARGV: ticket, signal (ok|failed|neutral|clock_skew), now, threshold,
+# window, probe seconds, what failed.  Returns the state after it, or 'opened'/'reclosed' when this report
+# moved it.
 _REPORT = CIRCUIT_LUA + """
 local before = redis.call('HGET', KEYS[1], 'state') or 'closed'
 local after = circuit_report(KEYS[1], KEYS[2], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]),
@@ -137,7 +138,7 @@ redis.call('HINCRBY', KEYS[1], 'probes', 1)
 return 1
 """
 
-# KEYS[1] state, KEYS[2] sending.  ARGV: outcome (ok|failed|clock_skew), now, probe seconds, what failed.
+# KEYS[1] state, KEYS[2] sending.  ARGV: signal (ok|failed|clock_skew), now, probe seconds, what failed.
 _PROBE_RESULT = CIRCUIT_LUA + """
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
 if state ~= 'half_open' then return state end
@@ -205,12 +206,12 @@ class Circuit:
     def window_seconds(self) -> float:
         return self._window
 
-    def report(self, outcome: str, *, ticket: str = "", why: str = "") -> str:
-        """A send's outcome (``ok``/``failed``/``neutral``, worker.flow.policy); ``ticket``: the one the gate
+    def report(self, signal: str, *, ticket: str = "", why: str = "") -> str:
+        """A send's signal (``ok``/``failed``/``neutral``, worker.flow.policy); ``ticket``: the one the gate
         gave it, if it was counted.  Returns ``opened`` or ``reclosed`` when this report moved the circuit,
         else its state (``closed``, ``open``, ``half_open``)."""
         return text(self._report(keys=[*self._keys, reply_key(self._ns, request_id())], args=[
-            ticket, outcome, f"{self._clock():.6f}", self._threshold, self._window, self._probe_seconds,
+            ticket, signal, f"{self._clock():.6f}", self._threshold, self._window, self._probe_seconds,
             why[:300]]))
 
     def take_probe(self, lease_seconds: float) -> bool:
@@ -225,9 +226,9 @@ class Circuit:
     def probe_result(self, ok: bool, *, why: str = "", fault: str | None = None) -> str:
         """The probe's answer: ``closed`` (it answered) or ``open`` (for another probe period; ``fault``:
         refused for a configuration fault again — open until a scheduler grants the next probe)."""
-        outcome = fault or ("ok" if ok else "failed")
+        signal = fault or ("ok" if ok else "failed")
         return text(self._probe_result(keys=[*self._keys, reply_key(self._ns, request_id())], args=[
-            outcome, f"{self._clock():.6f}", self._probe_seconds, why[:300]]))
+            signal, f"{self._clock():.6f}", self._probe_seconds, why[:300]]))
 
     def grant_fault_probe(self, scheduler: str, *, every: float = FAULT_PROBE_SECONDS,
                           now: float | None = None) -> bool:

@@ -171,10 +171,10 @@ class Gate:
         hold = policy.hold_seconds(error)
         if hold is not None:
             self.rate.hold_until(self._clock() + hold)
-        moved = self.circuit.report(policy.circuit_outcome(error), ticket=ticket,
+        moved = self.circuit.report(policy.circuit_signal(error), ticket=ticket,
                                     why="" if error is None else str(error))
-        if moved == "opened" and policy.circuit_outcome(error) in policy.FAULTS:
-            _fault_opened(self.destination, self.title, policy.circuit_outcome(error), str(error))
+        if moved == "opened" and policy.circuit_signal(error) in policy.FAULTS:
+            _fault_opened(self.destination, self.title, policy.circuit_signal(error), str(error))
         elif moved == "opened":
             log.warning("%s's circuit opened: %d failures in a row (last: %s); nothing is sent to it but one "
                         "probe every %g s", self.title, self.limits.circuit_failures, error,

@@ -40,9 +40,10 @@ CONTENT_STATUSES = (400, 422)
 LONGEST_HOLD_SECONDS = 3600.0
 
 
-def circuit_outcome(error: Any) -> str:
-    """``ok``, ``failed``, ``neutral`` or a fault (``clock_skew``) for the circuit breaker; ``error`` None
-    means delivered."""
+def circuit_signal(error: Any) -> str:
+    """What the circuit breaker hears of one send — its *signal*: ``ok``, ``failed``, ``neutral`` or a
+    configuration fault (``clock_skew``); ``error`` None means delivered.  (Not the attempt's *outcome*,
+    which the attempt log records.)"""
     if error is None:
         return OK
     if isinstance(error, ClockSkewError):

@@ -5,7 +5,7 @@ Pure apart from the ``send`` it is given: ``send(items) -> reply`` raises the ``
 Finding one bad item among n costs 1 + 2·⌈log₂ n⌉ requests (19 for 500); k bad items at most about
 k times that.  Only a refusal *for content* is split (``worker.flow.policy.refused_for_content``): a 401
 or a 5xx would answer every half the same.  When a half fails otherwise (a 5xx, a lost answer, the gate
-saying "not now"), the halves not yet sent are not tried: they share that outcome, and the caller puts
+saying "not now"), the halves not yet sent are not tried: they share that failure, and the caller puts
 them back to pending.
 """
 from __future__ import annotations

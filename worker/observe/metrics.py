@@ -119,7 +119,7 @@ class StoreCollector:
         from worker.store.ledger import Ledger
         from worker.store.retry_schedule import RetrySchedule
 
-        from worker.destinations.table import DESTINATIONS
+        from worker.destinations.table import DESTINATIONS, QUEUES, delivery_ref
 
         now = self._clock()
         first = Ledger.from_settings(redis_client, self._settings, clock=self._clock)
@@ -145,7 +145,7 @@ class StoreCollector:
                      "Seconds the oldest uncertain delivery has waited (0: none)",
                      0.0 if not oldest else max(0.0, now - min(oldest)))
 
-        letters = DeadLetters(redis_client, clock=self._clock)
+        letters = DeadLetters(redis_client, clock=self._clock, delivery_ref=delivery_ref)
         yield _gauge("dead_letters_open", "Dead letters waiting for a person", letters.count())
         yield _gauge("dead_letter_oldest_age_seconds",
                      "Seconds the oldest open dead letter has waited (0: none)",
@@ -160,7 +160,7 @@ class StoreCollector:
 
         depth = GaugeMetricFamily(f"{PREFIX}_queue_depth", "Task messages waiting on each queue",
                                   labels=["queue"])
-        for queue, count in queue_depths(redis_client).items():
+        for queue, count in queue_depths(redis_client, QUEUES).items():
             depth.add_metric([queue], count)
         yield depth
         yield _gauge("messages_unacked", "Task messages workers hold (taken, not yet acknowledged)",

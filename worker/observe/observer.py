@@ -25,9 +25,9 @@ parked_log = logging.getLogger("wms_relay.parked")
 
 def _destination(delivery: Any) -> str:
     """The destination a delivery (``tasks.events.Delivery``) goes to; a bare event is the first's."""
-    from worker.destinations.table import INTAKE
+    from worker.destinations.table import WMS_DESTINATION
 
-    return getattr(delivery, "destination", None) or INTAKE.name
+    return getattr(delivery, "destination", None) or WMS_DESTINATION.name
 
 
 @dataclass

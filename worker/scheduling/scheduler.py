@@ -68,14 +68,14 @@ class Scheduler:
         published = 0
         while True:
             due = self._schedule.take_due(now, self._batch)
-            for entry_id, message in due:
+            for ref, message in due:
                 try:
                     self._publish(message)
                 except Exception as exc:  # the broker is down or refused: keep the entry, try later
-                    log.warning("could not publish retry %s (%s); put back", entry_id, exc)
-                    self._schedule.put_back(entry_id, now + PUT_BACK_DELAY_SECONDS)
+                    log.warning("could not publish retry %s (%s); put back", ref, exc)
+                    self._schedule.put_back(ref, now + PUT_BACK_DELAY_SECONDS)
                 else:
-                    self._schedule.confirm(entry_id)
+                    self._schedule.confirm(ref)
                     published += 1
             if len(due) < self._batch:
                 break

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from worker.destinations.table import DESTINATIONS, INTAKE, ROWS
+from worker.destinations.table import DESTINATIONS, ROWS, WMS_DESTINATION
 from worker.store.ledger import Ledger
 from worker.store.retry_schedule import RetrySchedule
 
@@ -24,7 +24,7 @@ log = logging.getLogger("wms_relay.stranded")
 MOVING_STATES = ("accepted", "sending", "retrying", "waiting")
 
 
-def message_of(record, destination: str = INTAKE.name) -> dict:
+def message_of(record, destination: str = WMS_DESTINATION.name) -> dict:
     """The task message ({"task", "event"}) that re-delivers a ledger record's event to ``destination``
     (the record is from that destination's ledger)."""
     event = record.event
@@ -71,17 +71,17 @@ class StrandedSweep:
                     continue  # a live worker holds it
                 if (destination.name, record.operation) not in ROWS:
                     continue  # not an operation it takes (any more): nothing could deliver it
-                eid = destination.delivery_ref(record.operation, record.key)
-                if self._schedule.get(eid) is not None:
+                ref = destination.delivery_ref(record.operation, record.key)
+                if self._schedule.get(ref) is not None:
                     continue
-                if self._waits_in_batch is not None and self._waits_in_batch(destination.name, eid):
+                if self._waits_in_batch is not None and self._waits_in_batch(destination.name, ref):
                     continue
-                if eid in self._sent_again:
+                if ref in self._sent_again:
                     continue  # sent again less than after_seconds ago: its copy may still be queued
-                self._schedule.schedule(eid, message_of(record, destination.name), now)
-                self._sent_again[eid] = now
+                self._schedule.schedule(ref, message_of(record, destination.name), now)
+                self._sent_again[ref] = now
                 log.warning("%s sat %s for %.0f s with nothing to move it; scheduled it again",
-                            eid, state, now - record.updated_at)
+                            ref, state, now - record.updated_at)
                 moved += 1
             if not page:
                 return moved

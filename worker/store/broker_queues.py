@@ -4,19 +4,21 @@ worker holds unacknowledged.  kombu's Redis transport writes these keys; we only
     trademax.dispatch, trademax.receipt, ...   lists: the queues' messages (one list per queue)
     <queue>\\x06\\x163, ...\\x06\\x166, \\x06\\x169  lists: the same queue's messages sent with a priority
     unacked                                    hash: delivery tag -> message, while a worker holds it
+
+The queues to count are handed in (``worker.destinations.table.QUEUES``, or one destination's): the store
+sits below the destinations and knows no table.
 """
 from __future__ import annotations
 
-from worker.destinations.table import QUEUES
+from typing import Iterable
 
 _PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 UNACKED_HASH = "unacked"
 
 
-def queue_depths(redis_client, destination: str | None = None) -> dict[str, int]:
-    """Messages waiting on each queue (every priority list of it; ``destination``: its queues only), in one
-    round trip."""
-    queues = [q for q in QUEUES if destination is None or q.startswith(destination + ".")]
+def queue_depths(redis_client, queues: Iterable[str]) -> dict[str, int]:
+    """Messages waiting on each of ``queues`` (every priority list of it), in one round trip."""
+    queues = list(queues)
     pipe = redis_client.pipeline(transaction=False)
     for queue in queues:
         for suffix in _PRIORITY_SUFFIXES:

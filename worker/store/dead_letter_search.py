@@ -1,8 +1,9 @@
 """Finding dead letters among 100,000: filters, text search and pages, worked out on the Redis server.
 
 The store (``worker.store.dead_letters``) keeps, beside each letter, its facets (operation, reason,
-destination, status) and its lower-cased search text, and one sorted set of open letters per facet value.
-A query:
+destination, status), its lower-cased search text and the identifiers it is found by — what they hold of a
+letter is written here too (:func:`facets`, :func:`search_text`, :func:`terms`), beside the reader that
+looks in them — and one sorted set of open letters per facet value.  A query:
 
 - with at most one facet and no text (the usual page): the count is one ``ZCOUNT`` and the page one
   ``ZREVRANGEBYSCORE ... LIMIT`` on that facet's set (or the open set) — no letter is read but the page's;
@@ -15,87 +16,63 @@ A query:
   (a text search of 100,000 letters: ~0.3-0.6 s), so a caller that must answer quickly (the desk) passes
   ``scan_limit``: the walk stops there, and the page says how far it got and where to go on from.
 
-Letters come newest first.  ``since``/``until`` bound the creation time (Unix seconds).
-
-    KEYS[1]  the sorted set walked          KEYS[2]  the facets hash      KEYS[3]  the text hash
-    ARGV     max score, min score, start, chunk, operation, reason, destination, status, needle, skip, want
-    returns  {walked, matched, id...}: ``walked`` ids were looked at from ``start``; ``matched`` of them
-             matched; the ids are the matches numbered ``skip`` .. ``skip + want - 1`` within this chunk
-
-The identifier lookup:
-
-    KEYS[1]  the terms hash                  KEYS[2]  the facets hash      KEYS[3]  the all set
-    ARGV     identifier, min score, max score, operation, reason, destination, status
-    returns  {id1, score1, id2, score2, ...}: every letter the identifier names that passes the filters
+Letters come newest first.  ``since``/``until`` bound the creation time (Unix seconds).  The two scripts
+(the walk and the identifier lookup) are in ``worker.store.dead_letter_scripts``.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from worker.encoding import text as as_text
+from worker.store.dead_letter_scripts import BY_TERM, PAGE
 
 STATUSES = ("open", "retried", "discarded", "any")
 CHUNK = 2000
-
-_PAGE = """
-local ids = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[2], 'LIMIT', tonumber(ARGV[3]),
-                       tonumber(ARGV[4]))
-local op, reason, dest, status, needle = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-local skip, want = tonumber(ARGV[10]), tonumber(ARGV[11])
-local check_facets = op ~= '' or reason ~= '' or dest ~= '' or status ~= ''
-local matched, out = 0, {#ids, 0}
-for _, id in ipairs(ids) do
-  local ok = true
-  if check_facets then
-    local f = redis.call('HGET', KEYS[2], id)
-    if not f then
-      ok = false
-    else
-      local f_op, f_reason, f_dest, f_status =
-        string.match(f, '^([^\\t]*)\\t([^\\t]*)\\t([^\\t]*)\\t([^\\t]*)$')
-      ok = (op == '' or op == f_op) and (reason == '' or reason == f_reason)
-           and (dest == '' or dest == f_dest) and (status == '' or status == f_status)
-    end
-  end
-  if ok and needle ~= '' then
-    local t = redis.call('HGET', KEYS[3], id)
-    ok = t ~= false and string.find(t, needle, 1, true) ~= nil
-  end
-  if ok then
-    if matched >= skip and matched < skip + want then out[#out + 1] = id end
-    matched = matched + 1
-  end
-end
-out[2] = matched
-return out
-"""
+# The event fields whose values a person searches for exactly (at any depth of the event).
+TERM_FIELDS = frozenset({"transaction_id", "order_no", "artno", "event_id"})
+MAX_TERMS = 64
 
 
-_BY_TERM = """
-local list = redis.call('HGET', KEYS[1], ARGV[1])
-if not list then return {} end
-local low, high = tonumber(ARGV[2]), tonumber(ARGV[3])
-local op, reason, dest, status = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local out, seen = {}, {}
-for id in string.gmatch(list, '%S+') do
-  if not seen[id] then
-    seen[id] = true
-    local f = redis.call('HGET', KEYS[2], id)
-    local score = tonumber(redis.call('ZSCORE', KEYS[3], id))
-    if f and score and score >= low and score <= high then
-      local f_op, f_reason, f_dest, f_status = string.match(f, '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$')
-      if (op == '' or op == f_op) and (reason == '' or reason == f_reason) and (dest == '' or dest == f_dest)
-         and (status == '' or status == f_status) then
-        out[#out + 1] = id
-        out[#out + 1] = tostring(score)
-      end
-    end
-  end
-end
-return out
-"""
+# -- the writer: what the indexes hold of one letter (``worker.store.dead_letters`` writes it with the
+# letter, in one script) -------------------------------------------------------------------------------
 
+def term(value: Any) -> str:
+    """An identifier as the terms index keeps it and as a search for it is looked up."""
+    return " ".join(str(value).split()).lower()[:100]
+
+
+def search_text(letter_id: str, operation: str, key: str, reason: str, detail: str | None, messages: Any,
+                event: Any) -> str:
+    return " ".join([letter_id, operation, key, reason, detail or "",
+                     json.dumps(messages, ensure_ascii=False), json.dumps(event, ensure_ascii=False)]).lower()
+
+
+def terms(key: str, event: Any) -> list[str]:
+    """The identifiers a letter is found by: its key and the event's TERM_FIELDS values, at any depth."""
+    found = {term(key): None} if key and not key.startswith("(") else {}
+    pending = [event]
+    while pending and len(found) < MAX_TERMS:
+        item = pending.pop()
+        if isinstance(item, Mapping):
+            for name, value in item.items():
+                if name in TERM_FIELDS and isinstance(value, (str, int)) and not isinstance(value, bool) \
+                        and str(value).strip():
+                    found.setdefault(term(value), None)
+                elif isinstance(value, (Mapping, list)):
+                    pending.append(value)
+        elif isinstance(item, list):
+            pending.extend(item)
+    return list(found)[:MAX_TERMS]
+
+
+def facets_entry(operation: str, reason: str, destination: str, status: str) -> str:
+    """The facets entry of a letter (tabs never occur in these names)."""
+    return "\t".join(part.replace("\t", " ") for part in (operation, reason, destination, status))
+
+
+# -- the reader ---------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class LetterQuery:
@@ -163,16 +140,10 @@ def _walked_set(letters, query: LetterQuery) -> tuple[str, bool]:
     return candidates[1 + smallest], len(facets) == 1 and not query.needle
 
 
-def term(value: Any) -> str:
-    """An identifier as the terms index keeps it (``worker.store.dead_letters`` writes the index with it)
-    and as a search for it is looked up."""
-    return " ".join(str(value).split()).lower()[:100]
-
-
 def _by_identifier(letters, query: LetterQuery) -> list[str]:
     facets = query.facet_values()
     status = "" if query.status == "any" else query.status
-    reply = letters.redis.register_script(_BY_TERM)(
+    reply = letters.redis.register_script(BY_TERM)(
         keys=[letters.key_of("terms"), letters.key_of("facets"), letters.key_of("all")],
         args=[term(query.identifier), repr(-1.0 if query.since is None else float(query.since)),
               repr(1e300 if query.until is None else float(query.until)), facets.get("operation", ""),
@@ -204,7 +175,7 @@ def matching_ids(letters, query: LetterQuery, *, offset: int = 0, limit: int | N
         num = -1 if limit is None else limit
         ids = r.zrevrangebyscore(walked, high, low, start=offset, num=num) if num != 0 else []
         return [as_text(i) for i in ids], total
-    script = r.register_script(_PAGE)
+    script = r.register_script(PAGE)
     facets = query.facet_values()
     status = "" if query.status in ("any", "open") else query.status
     ids: list[str] = []
@@ -242,7 +213,7 @@ def search_walk(letters, query: LetterQuery, *, start: int = 0, limit: int = 50,
     walked_set, _ = _walked_set(letters, query)
     high, low = _bounds(query)
     r = letters.redis
-    script = r.register_script(_PAGE)
+    script = r.register_script(PAGE)
     facets = query.facet_values()
     status = "" if query.status in ("any", "open") else query.status
     candidates = int(r.zcount(walked_set, low, high))

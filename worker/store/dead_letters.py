@@ -5,35 +5,14 @@ reason: ``invalid``, ``permanent``, ``exhausted``, ``conflict``, ``dependency_ti
 trims or expires an open letter: it leaves the open list only when someone ``take``s it (to retry) or
 ``discard``s it, and even then it is kept, marked, with who did it and why (until the retention below).
 
-    wms:dead:seq              counter behind the ids: dl-1, dl-2, ... (short, readable, time-ordered)
-    wms:dead:letter:<id>      hash: the letter (readable field names: support staff use redis-cli too)
-    wms:dead:open             sorted set  id -> created time: the letters still waiting for a person
-    wms:dead:all              sorted set  id -> created time: every letter ever written
-    wms:dead:latest           hash  delivery ref -> the newest letter id of that delivery
-                              (``operation:key`` for the first destination, ``<destination>/operation:key``
-                              for the others: worker.destinations.contract.Destination.delivery_ref)
-    wms:request:<id>          the reply of an id allocation, a write, an indexing, a take/discard or a
-                              purge, replayed if the call is resent after a timeout
-                              (``worker.store.requests``)
-
-and the indexes the search (``worker.store.dead_letter_search``) walks on the server, so a page of 100,000
-letters is found without reading them into Python:
-
-    wms:dead:open:operation:<op>          sorted set id -> created time: the open letters of one operation
-    wms:dead:open:reason:<reason>         ... of one reason
-    wms:dead:open:destination:<name>      ... of one destination (``trademax`` unless the letter says)
-    wms:dead:values:<facet>               set: every value the facet has had (the desk's filter choices)
-    wms:dead:facets           hash  id -> "operation<TAB>reason<TAB>destination<TAB>status"
-    wms:dead:text             hash  id -> what a text search looks in (id, operation, key, reason, detail,
-                              messages, event), lower-cased: roughly the letter's size again
-    wms:dead:terms            hash  identifier -> the ids of every letter (open or closed) it names, in the
-                              order written, space-separated; identifiers: the letter's key and the
-                              event's transaction_id, order_no, artno and event_id values (any depth),
-                              lower-cased — so "find IO12345" is a lookup, not a walk of every letter
-    wms:dead:indexed          "1" once every letter written before the indexes existed is in them
+The keys and the Lua scripts are in ``worker.store.dead_letter_scripts``; the search
+(``worker.store.dead_letter_search``) finds letters among 100,000 on the server.
 
 One store for every destination: a letter names its destination in field ``destination`` (a letter
-written before there were other destinations has none, and is read back as the first destination's).
+written before there were other destinations has none, and is read back as Trademax's: every letter was
+then).  The store knows no destination: it is handed the function that names a delivery by its ref
+(``worker.destinations.table.delivery_ref``: ``kaching/stock.adjust:E-1``, ``stock.adjust:E-1`` for
+Trademax), which keys ``dead:latest`` and names the letter's delivery (``DeadLetter.ref``).
 
 ``take`` and ``discard`` are atomic (a Lua script removes the id from the open set first, as
 ``rq requeue`` does): when two people retry one letter, exactly one gets it.
@@ -49,225 +28,15 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from worker.destinations.table import INTAKE, destination as destination_named
-from worker.encoding import iso_time, stored_json, text
-from worker.store.dead_letter_search import LetterQuery, search, term
-from worker.store.records import AttemptEntry, with_iso_time
-from worker.store.requests import replaying, reply_key, request_id
+from worker.encoding import stored_json, text
+from worker.store import dead_letter_scripts as scripts
+from worker.store.dead_letter_search import LetterQuery, facets_entry, search, search_text, terms
+from worker.store.records import DEFAULT_DESTINATION, AttemptEntry, DeadLetter, DeliveryRef
+from worker.store.requests import reply_key, request_id
 
-# KEYS: the letter, the open set, the all set, the latest-per-delivery hash, the facets hash, the text
-# hash, the open sets of its operation, reason and destination, the value sets of operation, reason and
-# destination, the terms hash, the reply key.  ARGV: id, operation, key, event, reason, messages,
-# attempts, fingerprints, now, detail, destination, facets, text, the delivery's ref
-# (worker.destinations.contract.Destination.delivery_ref), then the letter's identifiers (terms).  The
-# terms are appended to, so the script carries a request id: a resend replays instead of naming the
-# letter twice.
-_ADD = replaying("""
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'operation', ARGV[2], 'key', ARGV[3], 'event', ARGV[4],
-           'reason', ARGV[5], 'messages', ARGV[6], 'attempts', ARGV[7], 'fingerprints', ARGV[8],
-           'created_at', ARGV[9], 'detail', ARGV[10], 'status', 'open', 'destination', ARGV[11])
-redis.call('ZADD', KEYS[2], ARGV[9], ARGV[1])
-redis.call('ZADD', KEYS[3], ARGV[9], ARGV[1])
-redis.call('HSET', KEYS[4], ARGV[14], ARGV[1])
-redis.call('HSET', KEYS[5], ARGV[1], ARGV[12])
-redis.call('HSET', KEYS[6], ARGV[1], ARGV[13])
-for i = 7, 9 do redis.call('ZADD', KEYS[i], ARGV[9], ARGV[1]) end
-redis.call('SADD', KEYS[10], ARGV[2])
-redis.call('SADD', KEYS[11], ARGV[5])
-redis.call('SADD', KEYS[12], ARGV[11])
-for i = 15, #ARGV do
-  local ids = redis.call('HGET', KEYS[13], ARGV[i])
-  redis.call('HSET', KEYS[13], ARGV[i], ids and (ids .. ' ' .. ARGV[1]) or ARGV[1])
-end
-return 1
-""")
-
-# KEYS: the letter, the open set, the facets hash, the open sets of its operation, reason and
-# destination, the reply key.  ARGV: id, new status, now, actor, reason, the facets with the new status.
-_CLOSE = replaying("""
-if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return false end
-for i = 4, 6 do redis.call('ZREM', KEYS[i], ARGV[1]) end
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'closed_at', ARGV[3], 'closed_by', ARGV[4],
-           'close_reason', ARGV[5])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[6])
-return redis.call('HGETALL', KEYS[1])
-""")
-
-# KEYS: the id counter, the reply key.  The next letter id, replayed if the call is resent.
-_NEXT_ID = replaying("""
-return redis.call('INCR', KEYS[1])
-""")
-
-# Index one letter written before the indexes existed.  KEYS: the open set, the facets hash, the text
-# hash, the open sets of its operation, reason and destination, the value sets of the three, the terms
-# hash, the reply key.  ARGV: id, created time, facets, text, operation, reason, destination, then its
-# terms.  The facet sets get it only if it is still open (a person may close it while the index is
-# built).  The terms are appended to, so a resend replays (request id) instead of running twice.
-_INDEX = replaying("""
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
-for i = 7, 9 do redis.call('SADD', KEYS[i], ARGV[i - 2]) end
-for i = 8, #ARGV do
-  local ids = redis.call('HGET', KEYS[10], ARGV[i])
-  redis.call('HSET', KEYS[10], ARGV[i], ids and (ids .. ' ' .. ARGV[1]) or ARGV[1])
-end
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  for i = 4, 6 do redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1]) end
-end
-return 1
-""")
-
-DEFAULT_DESTINATION = INTAKE.name  # a letter without a destination field: written before there were others
 FACETS = ("operation", "reason", "destination")
-# The event fields whose values a person searches for exactly (at any depth of the event).
-TERM_FIELDS = frozenset({"transaction_id", "order_no", "artno", "event_id"})
-MAX_TERMS = 64
-
-
-# KEYS: the letter, the open set, the all set, the latest-per-event hash, the facets hash, the text hash,
-# the open sets of its operation, reason and destination, the terms hash, the reply key.  ARGV: id, cutoff
-# (Unix seconds), the letter's delivery ref (its ``dead:latest`` field: Destination.delivery_ref), then the
-# letter's identifiers (terms).  Deletes a letter closed before the cutoff (never
-# an open one) with every index entry of it — the search's facets, text and terms too — and returns 1;
-# replayed if the call is resent (a resend must not count a deleted letter as kept).  A letter already
-# gone loses its leftover entries (0).
-_PURGE = replaying("""
-local function unindex()
-  redis.call('ZREM', KEYS[3], ARGV[1])
-  redis.call('HDEL', KEYS[5], ARGV[1])
-  redis.call('HDEL', KEYS[6], ARGV[1])
-  for i = 7, 9 do redis.call('ZREM', KEYS[i], ARGV[1]) end
-  for i = 4, #ARGV do
-    local ids = redis.call('HGET', KEYS[10], ARGV[i])
-    if ids then
-      local kept = {}
-      for id in string.gmatch(ids, '%S+') do
-        if id ~= ARGV[1] then kept[#kept + 1] = id end
-      end
-      if #kept == 0 then redis.call('HDEL', KEYS[10], ARGV[i])
-      else redis.call('HSET', KEYS[10], ARGV[i], table.concat(kept, ' ')) end
-    end
-  end
-end
-local fields = redis.call('HMGET', KEYS[1], 'status', 'closed_at')
-if not fields[1] then
-  unindex()
-  return 0
-end
-if fields[1] == 'open' or redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
-if (tonumber(fields[2]) or 0) >= tonumber(ARGV[2]) then return 0 end
-redis.call('DEL', KEYS[1])
-unindex()
-if redis.call('HGET', KEYS[4], ARGV[3]) == ARGV[1] then redis.call('HDEL', KEYS[4], ARGV[3]) end
-return 1
-""")
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """One dead letter.  ``status``: open, retried or discarded."""
-
-    letter_id: str
-    operation: str
-    key: str
-    event: Any
-    reason: str
-    messages: Any
-    attempts_log: list
-    fingerprints: Any
-    created_at: float
-    detail: str | None = None
-    status: str = "open"
-    closed_at: float | None = None
-    closed_by: str | None = None
-    close_reason: str | None = None
-    destination: str = DEFAULT_DESTINATION
-
-    @property
-    def ref(self) -> str:
-        """The delivery this letter is about (``kaching/stock.adjust:E-1``)."""
-        return destination_named(self.destination).delivery_ref(self.operation, self.key)
-
-    @classmethod
-    def from_hash(cls, raw: Mapping) -> "DeadLetter":
-        fields = {text(k): text(v) for k, v in raw.items()}
-        return cls(
-            letter_id=fields["id"], operation=fields["operation"], key=fields["key"],
-            event=json.loads(fields["event"]), reason=fields["reason"],
-            messages=json.loads(fields["messages"]),
-            attempts_log=json.loads(fields["attempts"]),
-            fingerprints=json.loads(fields["fingerprints"]) if fields.get("fingerprints") else None,
-            created_at=float(fields["created_at"]), detail=fields.get("detail") or None,
-            status=fields.get("status", "open"),
-            closed_at=float(fields["closed_at"]) if fields.get("closed_at") else None,
-            closed_by=fields.get("closed_by") or None, close_reason=fields.get("close_reason") or None,
-            destination=fields.get("destination") or DEFAULT_DESTINATION,
-        )
-
-    def __getitem__(self, name: str) -> Any:
-        """Dict-style access to the fields of :meth:`to_dict` (``letter["reason"]``), for scripts."""
-        return self.to_dict()[name]
-
-    def age(self, now: float) -> float:
-        return max(0.0, now - self.created_at)
-
-    def to_dict(self) -> dict:
-        return {
-            "id": self.letter_id, "destination": self.destination, "operation": self.operation,
-            "key": self.key, "reason": self.reason,
-            "detail": self.detail, "messages": self.messages, "event": self.event,
-            "attempts": [with_iso_time(a) for a in self.attempts_log if isinstance(a, Mapping)],
-            "fingerprints": self.fingerprints, "created_at": iso_time(self.created_at), "status": self.status,
-            "closed_at": iso_time(self.closed_at), "closed_by": self.closed_by,
-            "close_reason": self.close_reason,
-        }
-
-    def search_text(self) -> str:
-        """What a text search looks in (lower-cased): id, operation, key, reason, detail, messages, event."""
-        return search_text(self.letter_id, self.operation, self.key, self.reason, self.detail,
-                           self.messages, self.event)
-
-    def facets(self) -> str:
-        return facets(self.operation, self.reason, self.destination, self.status)
-
-    def terms(self) -> list[str]:
-        return terms(self.key, self.event)
-
-    def matches(self, needle: str) -> bool:
-        """Case-insensitive substring search over everything a person would grep for."""
-        return needle.lower() in self.search_text()
-
-
-def search_text(letter_id: str, operation: str, key: str, reason: str, detail: str | None, messages: Any,
-                event: Any) -> str:
-    return " ".join([letter_id, operation, key, reason, detail or "",
-                     json.dumps(messages, ensure_ascii=False), json.dumps(event, ensure_ascii=False)]).lower()
-
-
-def terms(key: str, event: Any) -> list[str]:
-    """The identifiers a letter is found by: its key and the event's TERM_FIELDS values, at any depth."""
-    found = {term(key): None} if key and not key.startswith("(") else {}
-    pending = [event]
-    while pending and len(found) < MAX_TERMS:
-        item = pending.pop()
-        if isinstance(item, Mapping):
-            for name, value in item.items():
-                if name in TERM_FIELDS and isinstance(value, (str, int)) and not isinstance(value, bool) \
-                        and str(value).strip():
-                    found.setdefault(term(value), None)
-                elif isinstance(value, (Mapping, list)):
-                    pending.append(value)
-        elif isinstance(item, list):
-            pending.extend(item)
-    return list(found)[:MAX_TERMS]
-
-
-def facets(operation: str, reason: str, destination: str, status: str) -> str:
-    """The facets entry of a letter (tabs never occur in these names)."""
-    return "\t".join(part.replace("\t", " ") for part in (operation, reason, destination, status))
 
 
 def _attempt_dict(entry: Any) -> dict:
@@ -281,15 +50,17 @@ def _attempt_dict(entry: Any) -> dict:
 class DeadLetters:
     """The dead-letter store in one Redis (any client: bytes or text replies)."""
 
-    def __init__(self, redis_client, clock: Callable[[], float] = time.time, *,
+    def __init__(self, redis_client, clock: Callable[[], float] = time.time, *, delivery_ref: DeliveryRef,
                  namespace: str = "wms") -> None:
+        """``delivery_ref``: how a delivery is named (``worker.destinations.table.delivery_ref``)."""
         self._redis = redis_client
         self._clock = clock
+        self._ref = delivery_ref
         self._ns = namespace
-        self._add = redis_client.register_script(_ADD)
-        self._close = redis_client.register_script(_CLOSE)
-        self._next_id = redis_client.register_script(_NEXT_ID)
-        self._purge = redis_client.register_script(_PURGE)
+        self._add = redis_client.register_script(scripts.ADD)
+        self._close = redis_client.register_script(scripts.CLOSE)
+        self._next_id = redis_client.register_script(scripts.NEXT_ID)
+        self._purge = redis_client.register_script(scripts.PURGE)
 
     def _letter_key(self, letter_id: str) -> str:
         return f"{self._ns}:dead:letter:{letter_id}"
@@ -336,7 +107,7 @@ class DeadLetters:
         ``attempts_log``: every attempt (dicts, as the ledger's record gives them, or AttemptEntry);
         ``fingerprints``: for a conflict, the existing and the new one (a list or a dict); ``detail``: a
         one-line summary; ``destination``: the retail API it was for."""
-        destination_named(destination)  # a KeyError naming the known ones: no letter for a destination
+        ref = self._ref(destination, operation, key)  # a KeyError for an unknown destination: no letter
         if hasattr(event, "to_dict"):
             event = event.to_dict()
         if isinstance(messages, str):
@@ -354,10 +125,10 @@ class DeadLetters:
             stored_json([_attempt_dict(a) for a in attempts_log or ()], where=where, redact=True),
             stored_json(fingerprints, where=where) if fingerprints else "",
             f"{self._clock():.3f}", detail or "", destination,
-            facets(operation, reason, destination, "open"),
+            facets_entry(operation, reason, destination, "open"),
             search_text(letter_id, operation, key, reason, detail, json.loads(kept_messages),
                         json.loads(kept_event)),
-            destination_named(destination).delivery_ref(operation, key),
+            ref,
         ]
         args += terms(key, json.loads(kept_event))
         keys = [self._letter_key(letter_id), self._open, self.key_of("all"), self.key_of("latest"),
@@ -369,12 +140,13 @@ class DeadLetters:
     def get(self, letter_id: str) -> DeadLetter | None:
         """One letter (open or closed), or None."""
         raw = self._redis.hgetall(self._letter_key(letter_id))
-        return DeadLetter.from_hash(raw) if raw else None
+        return DeadLetter.from_hash(raw, self._ref) if raw else None
 
-    def latest_for(self, operation: str, key: str, destination: str = INTAKE.name) -> DeadLetter | None:
+    def latest_for(self, operation: str, key: str,
+                   destination: str = DEFAULT_DESTINATION) -> DeadLetter | None:
         """The newest letter written for ``destination``'s delivery of this event (open or closed), or
         None."""
-        ref = destination_named(destination).delivery_ref(operation, key)
+        ref = self._ref(destination, operation, key)
         letter_id = self._redis.hget(f"{self._ns}:dead:latest", ref)
         return self.get(text(letter_id)) if letter_id else None
 
@@ -384,7 +156,7 @@ class DeadLetters:
         pipe = self._redis.pipeline(transaction=False)
         for letter_id in ids:
             pipe.hgetall(self._letter_key(letter_id))
-        return [DeadLetter.from_hash(raw) for raw in pipe.execute() if raw]
+        return [DeadLetter.from_hash(raw, self._ref) for raw in pipe.execute() if raw]
 
     def list(self, operation: str | None = None, since: float | None = None, grep: str | None = None,
              limit: int | None = None, *, include_closed: bool = False,
@@ -402,7 +174,7 @@ class DeadLetters:
         done_key = self.key_of("indexed")
         if self._redis.get(done_key):
             return 0
-        index = self._redis.register_script(_INDEX)
+        index = self._redis.register_script(scripts.INDEX)
         indexed, cursor = 0, 0
         while True:
             ids = [text(i) for i in self._redis.zrange(self.key_of("all"), cursor, cursor + batch - 1)]
@@ -459,10 +231,10 @@ class DeadLetters:
                                   *self._facet_keys(operation, reason_, destination),
                                   reply_key(self._ns, request_id())],
                             args=[letter_id, status, f"{self._clock():.3f}", actor, reason or "",
-                                  facets(operation, reason_, destination, status)])
+                                  facets_entry(operation, reason_, destination, status)])
         if not reply:
             return None
-        return DeadLetter.from_hash(dict(zip(reply[::2], reply[1::2])))
+        return DeadLetter.from_hash(dict(zip(reply[::2], reply[1::2])), self._ref)
 
     def _purge_one(self, letter_id: str, letter: DeadLetter | None, cutoff: float) -> bool:
         """Run the purge script for one letter (``letter``: as read; None when its hash is gone, and then
@@ -500,7 +272,7 @@ class DeadLetters:
                 pipe.hgetall(self._letter_key(letter_id))
             kept = 0
             for letter_id, raw in zip(ids, pipe.execute()):
-                letter = DeadLetter.from_hash(raw) if raw else None
+                letter = DeadLetter.from_hash(raw, self._ref) if raw else None
                 closed = letter is not None and letter.status != "open" and (letter.closed_at or 0) < cutoff
                 if closed and dry_run:
                     found.append(letter)

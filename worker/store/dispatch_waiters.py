@@ -35,10 +35,11 @@ class DispatchWaiters:
             return None
         return (record.result or {}).get("dispatch_id")
 
-    def wait_for(self, transaction_id: str, entry_id: str) -> None:
-        self._client.sadd(self._waiters_key(transaction_id), entry_id)
+    def wait_for(self, transaction_id: str, ref: str) -> None:
+        """Delivery ``ref`` waits for this shipment's create."""
+        self._client.sadd(self._waiters_key(transaction_id), ref)
 
     def take_waiters(self, transaction_id: str) -> list[str]:
-        """Entry ids of the events waiting for this shipment's create (each returned once)."""
+        """The refs of the deliveries waiting for this shipment's create (each returned once)."""
         members = self._take(keys=[self._waiters_key(transaction_id)])
         return [text(m) for m in members]

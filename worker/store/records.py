@@ -1,14 +1,19 @@
-"""The ledger record as stored and as read: the send-attempt entry written into an event's story
-(:class:`AttemptEntry`), the stored event (:func:`event_json`) and the decoded record
-(:class:`EventRecord`, :func:`parse_record`).  The field layout is the one ``worker.store.ledger_scripts``
-documents and its Lua scripts write."""
+"""The records the store keeps, as stored and as read.
+
+The ledger's: the send-attempt entry written into an event's story (:class:`AttemptEntry`), the stored
+event (:func:`event_json`) and the decoded record (:class:`EventRecord`, :func:`parse_record`); the field
+layout is the one ``worker.store.ledger_scripts`` documents and its Lua scripts write.
+
+The dead letters': one letter decoded (:class:`DeadLetter`), as ``worker.store.dead_letter_scripts``
+lays it out and ``worker.store.dead_letters`` writes it."""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from worker.encoding import iso_time, stored_json, text
+from worker.store.dead_letter_search import facets_entry, search_text, terms
 
 
 @dataclass(frozen=True)
@@ -128,3 +133,86 @@ def parse_record(operation: str, key: str, raw: Mapping) -> EventRecord | None:
         lease_owner=lease[1] if lease else None,
         lease_expires_at=float(lease[0]) if lease else None,
     )
+
+
+# A letter without a destination field was written before there were other destinations: Trademax's.
+DEFAULT_DESTINATION = "trademax"
+# (destination, operation, key) -> the delivery's ref; a KeyError for a destination there is none of.
+DeliveryRef = Callable[[str, str, str], str]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One dead letter.  ``status``: open, retried or discarded."""
+
+    letter_id: str
+    operation: str
+    key: str
+    event: Any
+    reason: str
+    messages: Any
+    attempts_log: list
+    fingerprints: Any
+    created_at: float
+    detail: str | None = None
+    status: str = "open"
+    closed_at: float | None = None
+    closed_by: str | None = None
+    close_reason: str | None = None
+    destination: str = DEFAULT_DESTINATION
+    ref: str = ""  # the delivery this letter is about (``kaching/stock.adjust:E-1``)
+
+    @classmethod
+    def from_hash(cls, raw: Mapping, delivery_ref: DeliveryRef) -> "DeadLetter":
+        """The letter of one HGETALL reply; ``delivery_ref`` names its delivery."""
+        fields = {text(k): text(v) for k, v in raw.items()}
+        destination = fields.get("destination") or DEFAULT_DESTINATION
+        try:
+            ref = delivery_ref(destination, fields["operation"], fields["key"])
+        except KeyError:  # a destination no longer configured in the code: its letter still reads
+            ref = ""
+        return cls(
+            letter_id=fields["id"], operation=fields["operation"], key=fields["key"],
+            event=json.loads(fields["event"]), reason=fields["reason"],
+            messages=json.loads(fields["messages"]),
+            attempts_log=json.loads(fields["attempts"]),
+            fingerprints=json.loads(fields["fingerprints"]) if fields.get("fingerprints") else None,
+            created_at=float(fields["created_at"]), detail=fields.get("detail") or None,
+            status=fields.get("status", "open"),
+            closed_at=float(fields["closed_at"]) if fields.get("closed_at") else None,
+            closed_by=fields.get("closed_by") or None, close_reason=fields.get("close_reason") or None,
+            destination=destination, ref=ref,
+        )
+
+    def __getitem__(self, name: str) -> Any:
+        """Dict-style access to the fields of :meth:`to_dict` (``letter["reason"]``), for scripts."""
+        return self.to_dict()[name]
+
+    def age(self, now: float) -> float:
+        return max(0.0, now - self.created_at)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.letter_id, "destination": self.destination, "operation": self.operation,
+            "key": self.key, "reason": self.reason,
+            "detail": self.detail, "messages": self.messages, "event": self.event,
+            "attempts": [with_iso_time(a) for a in self.attempts_log if isinstance(a, Mapping)],
+            "fingerprints": self.fingerprints, "created_at": iso_time(self.created_at), "status": self.status,
+            "closed_at": iso_time(self.closed_at), "closed_by": self.closed_by,
+            "close_reason": self.close_reason,
+        }
+
+    def search_text(self) -> str:
+        """What a text search looks in (lower-cased): id, operation, key, reason, detail, messages, event."""
+        return search_text(self.letter_id, self.operation, self.key, self.reason, self.detail,
+                           self.messages, self.event)
+
+    def facets(self) -> str:
+        return facets_entry(self.operation, self.reason, self.destination, self.status)
+
+    def terms(self) -> list[str]:
+        return terms(self.key, self.event)
+
+    def matches(self, needle: str) -> bool:
+        """Case-insensitive substring search over everything a person would grep for."""
+        return needle.lower() in self.search_text()

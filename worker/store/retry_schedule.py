@@ -4,9 +4,13 @@ Never a Celery countdown/ETA: on a Redis broker those are held by a worker and r
 visibility timeout (so they run twice), and they vanish from view.  Here a retry is a record anyone
 can list, run now or remove, and it survives restarts of every process and of Redis (AOF).
 
-    wms:retry:due          sorted set  entry id -> due time (Unix seconds)
-    wms:retry:in-flight    sorted set  entry id -> lease expiry, while a scheduler publishes it
-    wms:retry:messages     hash        entry id -> the message JSON (task name, queue, the event; no secrets)
+    wms:retry:due          sorted set  delivery ref -> due time (Unix seconds)
+    wms:retry:in-flight    sorted set  delivery ref -> lease expiry, while a scheduler publishes it
+    wms:retry:messages     hash        delivery ref -> the message JSON (task name, queue, the event; no
+                                       secrets)
+
+An entry is named by its delivery's ref (``stock.adjust:E-1``, ``kaching/stock.adjust:E-1``:
+``worker.destinations.contract.Destination.delivery_ref``), so a delivery has at most one scheduled retry.
 
 The scheduler's loop: ``take_due`` (atomic: each due entry moves to in-flight under a lease, so two
 schedulers never take the same entry), publish, then ``confirm`` (gone for good) or ``put_back`` (publish
@@ -96,13 +100,13 @@ return found + redis.call('HDEL', KEYS[3], ARGV[1])
 class ScheduledRetry:
     """One entry of the schedule: when it is due and the message that will be re-published."""
 
-    entry_id: str
+    ref: str  # the delivery's ref
     due_at: float
     message: dict
     in_flight: bool = False
 
     def to_dict(self) -> dict:
-        return {"entry_id": self.entry_id, "due_at": self.due_at, "message": self.message,
+        return {"ref": self.ref, "due_at": self.due_at, "message": self.message,
                 "in_flight": self.in_flight}
 
 
@@ -127,15 +131,16 @@ class RetrySchedule:
         self._remove = redis_client.register_script(_REMOVE)
 
     @staticmethod
-    def _id(entry_id: str) -> str:
-        if not entry_id or not isinstance(entry_id, str):
-            raise ValueError(f"a retry entry needs a non-empty text id, got {entry_id!r}")
-        return entry_id
+    def _ref(ref: str) -> str:
+        if not ref or not isinstance(ref, str):
+            raise ValueError(f"a retry needs its delivery's ref (non-empty text), got {ref!r}")
+        return ref
 
-    def schedule(self, entry_id: str, message: Mapping[str, Any], due_at: float) -> None:
-        """Add (or replace) entry ``entry_id``: re-publish ``message`` at ``due_at`` (Unix seconds)."""
-        body = stored_json(dict(message), where=f"retry {entry_id}")
-        self._schedule(keys=self._keys, args=[self._id(entry_id), repr(float(due_at)), body])
+    def schedule(self, ref: str, message: Mapping[str, Any], due_at: float) -> None:
+        """Add (or replace) the retry of delivery ``ref``: re-publish ``message`` at ``due_at`` (Unix
+        seconds)."""
+        body = stored_json(dict(message), where=f"retry {ref}")
+        self._schedule(keys=self._keys, args=[self._ref(ref), repr(float(due_at)), body])
 
     def take_due(self, now: float | None = None, limit: int = 100) -> list[tuple[str, dict]]:
         """Entries due at ``now``, oldest first, each moved in flight: taken by exactly one caller."""
@@ -144,40 +149,40 @@ class RetrySchedule:
         reply = self._take_due(keys=self._keys, args=[repr(now), int(limit), repr(now + self._lease)])
         return [(text(reply[i]), json.loads(text(reply[i + 1]))) for i in range(0, len(reply), 2)]
 
-    def confirm(self, entry_id: str) -> bool:
+    def confirm(self, ref: str) -> bool:
         """The entry was published: remove it.  False if it was no longer in flight."""
-        return bool(self._confirm(keys=self._keys, args=[self._id(entry_id)]))
+        return bool(self._confirm(keys=self._keys, args=[self._ref(ref)]))
 
-    def put_back(self, entry_id: str, due_at: float) -> bool:
+    def put_back(self, ref: str, due_at: float) -> bool:
         """Publishing failed: the in-flight entry is due again at ``due_at``.  False if not in flight."""
-        return bool(self._put_back(keys=self._keys, args=[self._id(entry_id), repr(float(due_at))]))
+        return bool(self._put_back(keys=self._keys, args=[self._ref(ref), repr(float(due_at))]))
 
     def recover_stale(self, now: float | None = None) -> list[str]:
         """In-flight entries whose lease passed (their scheduler died mid-publish) become due again."""
         now = self._clock() if now is None else now
         return [text(i) for i in self._recover(keys=self._keys, args=[repr(float(now))])]
 
-    def run_now(self, entry_ids: Iterable[str], now: float | None = None) -> int:
+    def run_now(self, refs: Iterable[str], now: float | None = None) -> int:
         """Make scheduled entries due now (support staff: "retry these now").  Returns how many moved."""
-        ids = [self._id(i) for i in entry_ids]
+        ids = [self._ref(i) for i in refs]
         if not ids:
             return 0
         now = self._clock() if now is None else now
         return int(self._run_now(keys=self._keys, args=[repr(float(now)), *ids]))
 
-    def remove(self, entry_id: str) -> bool:
+    def remove(self, ref: str) -> bool:
         """Forget an entry, scheduled or in flight.  False if there was none."""
-        return bool(self._remove(keys=self._keys, args=[self._id(entry_id)]))
+        return bool(self._remove(keys=self._keys, args=[self._ref(ref)]))
 
-    def get(self, entry_id: str) -> ScheduledRetry | None:
+    def get(self, ref: str) -> ScheduledRetry | None:
         """One entry (scheduled or in flight), or None."""
         due_key, flight_key, messages_key = self._keys
         pipe = self._redis.pipeline(transaction=False)
-        pipe.zscore(due_key, entry_id).zscore(flight_key, entry_id).hget(messages_key, entry_id)
+        pipe.zscore(due_key, ref).zscore(flight_key, ref).hget(messages_key, ref)
         due, flight, message = pipe.execute()
         if message is None or (due is None and flight is None):
             return None
-        return ScheduledRetry(entry_id, float(due if due is not None else flight), json.loads(text(message)),
+        return ScheduledRetry(ref, float(due if due is not None else flight), json.loads(text(message)),
                               in_flight=due is None)
 
     def list(self, limit: int | None = 100, offset: int = 0) -> list[ScheduledRetry]:
@@ -189,8 +194,8 @@ class RetrySchedule:
             return []
         ids = [text(member) for member, _ in found]
         messages = self._redis.hmget(self._keys[2], ids)
-        return [ScheduledRetry(entry_id, float(score), json.loads(text(message)))
-                for entry_id, (_, score), message in zip(ids, found, messages) if message is not None]
+        return [ScheduledRetry(ref, float(score), json.loads(text(message)))
+                for ref, (_, score), message in zip(ids, found, messages) if message is not None]
 
     def next_due(self) -> float | None:
         """When the soonest entry is due (Unix seconds), or None when nothing is scheduled."""

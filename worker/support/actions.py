@@ -20,7 +20,7 @@ shows both):
   ledger, one compare-and-set, then off the schedule; a copy already on its way finds it settled).
 
 Every action but a dry run is also written to the audit log (``worker.store.audit_log``: who, what, why,
-how it ended, and whether from the CLI or the desk) when the desk has one; its target names the
+how it ended, and whether from the CLI or the desk) when the tools have one; its target names the
 destination's delivery (``kaching/stock.adjust:E-1``) for any destination but the first.
 
 Every action returns an :class:`ActionReport` — done, skipped (nothing to do, or not allowed: the message
@@ -37,10 +37,11 @@ from typing import Any, Callable, Iterable
 
 from tasks.events import Delivery, InvalidEvent, validate_event
 from tasks.raw_messages import REASON as MALFORMED
-from worker.destinations.table import DESTINATIONS, INTAKE, ROWS, split_delivery_ref
-from worker.store.dead_letters import DeadLetter, DeadLetters
+from worker.destinations.table import DESTINATIONS, ROWS, WMS_DESTINATION, split_delivery_ref
+from worker.store.dead_letters import DeadLetters
 from worker.encoding import iso_time
 from worker.store.ledger import Ledger, fingerprint
+from worker.store.records import DeadLetter
 from worker.store.retry_schedule import RetrySchedule
 from worker.scheduling.stranded import message_of
 
@@ -52,7 +53,7 @@ _NOT_QUEUED = ("is 'accepted' in the ledger but was not queued ({}); the schedul
 
 
 @dataclass
-class SupportDesk:
+class SupportTools:
     """The stores a support action touches and how it publishes a task (``celery_publisher(app)``).
     ``ledger`` is the first destination's; :meth:`ledger_of` gives any destination's."""
 
@@ -87,19 +88,19 @@ class ActionReport:
 
 
 def _audited(action: str | Callable[[dict], str]):
-    """Record the report of a person's action in the desk's audit log (dry runs are not actions)."""
+    """Record the report of a person's action in the tools' audit log (dry runs are not actions)."""
 
     def wrap(act: Callable[..., ActionReport]) -> Callable[..., ActionReport]:
         @functools.wraps(act)
-        def audited(desk: SupportDesk, *args: Any, **kwargs: Any) -> ActionReport:
-            report = act(desk, *args, **kwargs)
-            if desk.audit is not None and not report.dry_run:
+        def audited(tools: SupportTools, *args: Any, **kwargs: Any) -> ActionReport:
+            report = act(tools, *args, **kwargs)
+            if tools.audit is not None and not report.dry_run:
                 try:
                     name = action if isinstance(action, str) else action(kwargs)
-                    desk.audit.record(actor=kwargs["actor"], action=name, target=report.target,
-                                      operation=report.operation, key=report.key,
-                                      reason=kwargs.get("reason") or "", status=report.status,
-                                      message=report.message, via=desk.via)
+                    tools.audit.record(actor=kwargs["actor"], action=name, target=report.target,
+                                       operation=report.operation, key=report.key,
+                                       reason=kwargs.get("reason") or "", status=report.status,
+                                       message=report.message, via=tools.via)
                 except Exception:  # noqa: BLE001 — the action is done; say so rather than fail it now
                     logging.getLogger("wms_relay.audit").exception("could not write the audit entry")
             return report
@@ -116,7 +117,7 @@ def tally(reports: Iterable[ActionReport]) -> dict[str, int]:
     return counts
 
 
-def find_letter(desk: SupportDesk, ident: str, destination: str | None = None) -> DeadLetter | None:
+def find_letter(tools: SupportTools, ident: str, destination: str | None = None) -> DeadLetter | None:
     """A dead letter by id (``dl-3``) or by delivery (``OPERATION:KEY`` with ``destination``, or
     ``DESTINATION/OPERATION:KEY``: its newest letter)."""
     found = split_delivery_ref(ident)
@@ -124,8 +125,8 @@ def find_letter(desk: SupportDesk, ident: str, destination: str | None = None) -
         named, operation, key = found
         if destination is not None and "/" not in ident.partition(":")[0]:
             named = DESTINATIONS.get(destination, named)
-        return desk.dead_letters.latest_for(operation, key, named.name)
-    return desk.dead_letters.get(ident)
+        return tools.dead_letters.latest_for(operation, key, named.name)
+    return tools.dead_letters.get(ident)
 
 
 def follow(operation: str, key: str) -> str:
@@ -134,15 +135,15 @@ def follow(operation: str, key: str) -> str:
     return "" if key.startswith("(") else f"wms-relay event {operation} {key}"
 
 
-def _queue(desk: SupportDesk, delivery: Delivery) -> str:
+def _queue(tools: SupportTools, delivery: Delivery) -> str:
     """Publish the task; if the broker refuses, leave it in the durable retry schedule, due now (the
     scheduler publishes it).  Raises only when both fail."""
     message = delivery.task_message()
     try:
-        desk.publish(message)
+        tools.publish(message)
         return "queued for delivery"
     except Exception as exc:  # noqa: BLE001 — any broker failure: fall back to the durable schedule
-        desk.schedule.schedule(delivery.ref, message, desk.clock())
+        tools.schedule.schedule(delivery.ref, message, tools.clock())
         return f"handed to the scheduler (publishing failed: {type(exc).__name__})"
 
 
@@ -165,7 +166,7 @@ class _Plan:
     next_step: str = ""
 
 
-def _plan_retry(desk: SupportDesk, letter: DeadLetter) -> _Plan:
+def _plan_retry(tools: SupportTools, letter: DeadLetter) -> _Plan:
     """Decide, without changing anything, whether and how ``letter`` can be retried."""
     discard = f'wms-relay dead discard {letter.letter_id} --reason "..."'
     taken_key = (f"cannot be retried: key {letter.key} already belongs to a different {letter.operation} "
@@ -186,7 +187,7 @@ def _plan_retry(desk: SupportDesk, letter: DeadLetter) -> _Plan:
     except KeyError:
         return _Plan(refusal=f"{letter.destination} takes no {letter.operation} events (any more)",
                      next_step=discard)
-    record = desk.ledger_of(event.destination).get(event.operation, event.key)
+    record = tools.ledger_of(event.destination).get(event.operation, event.key)
     look = f"{follow(event.operation, event.key)}; then: {discard}"
     if record is not None and record.fingerprint != fingerprint(event.fields):
         return _Plan(refusal=taken_key, next_step=discard)
@@ -196,8 +197,8 @@ def _plan_retry(desk: SupportDesk, letter: DeadLetter) -> _Plan:
         return _Plan(refusal=f"nothing to retry: the event is {record.state} in the ledger, not dead",
                      next_step=look)
     if (letter.reason == "dependency_timeout" and event.row.needs_dispatch_id
-            and desk.dispatch_waiters is not None
-            and desk.dispatch_waiters.dispatch_id_for(event.fields["transaction_id"]) is None):
+            and tools.dispatch_waiters is not None
+            and tools.dispatch_waiters.dispatch_id_for(event.fields["transaction_id"]) is None):
         txid = event.fields["transaction_id"]
         return _Plan(refusal=f"not retried: its dispatch.create (transaction_id {txid}) is still not "
                              "delivered, so it would wait and fail again",
@@ -207,11 +208,11 @@ def _plan_retry(desk: SupportDesk, letter: DeadLetter) -> _Plan:
 
 
 @_audited("retry")
-def retry_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str = "",
+def retry_letter(tools: SupportTools, ident: str, *, actor: str, reason: str = "",
                  dry_run: bool = False, destination: str | None = None) -> ActionReport:
     """Retry one dead letter (id, or a delivery: ``OPERATION:KEY`` of ``destination``): the module
     docstring says how.  Only that letter's destination is sent to again."""
-    letter = find_letter(desk, ident, destination)
+    letter = find_letter(tools, ident, destination)
     if letter is None:
         return ActionReport(ident, FAILED, "no such dead letter", "wms-relay dead list")
 
@@ -221,19 +222,19 @@ def retry_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str = "",
 
     if letter.status != "open":
         return report(SKIPPED, _closed_note(letter), follow(letter.operation, letter.key))
-    plan = _plan_retry(desk, letter)
+    plan = _plan_retry(tools, letter)
     if plan.event is None:
         return report(SKIPPED, plan.refusal, plan.next_step)
     event = plan.event
     if dry_run:
         return report(DONE, "would be retried (dry run: nothing changed)")
     why = reason or "retried by a person"
-    if desk.dead_letters.take(letter.letter_id, actor=actor, reason=why) is None:
-        now = desk.dead_letters.get(letter.letter_id)
+    if tools.dead_letters.take(letter.letter_id, actor=actor, reason=why) is None:
+        now = tools.dead_letters.get(letter.letter_id)
         return report(SKIPPED, f"someone else acted first: {_closed_note(now)}",
                       follow(event.operation, event.key))
     history_reason = f"dead letter {letter.letter_id} retried: {why}"
-    ledger = desk.ledger_of(event.destination)
+    ledger = tools.ledger_of(event.destination)
     if plan.in_ledger:
         if not ledger.reopen(event.operation, event.key, actor=actor, reason=history_reason,
                              from_states=("dead",)):
@@ -249,7 +250,7 @@ def retry_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str = "",
         ledger.transition(event.operation, event.key, "accepted", actor=actor, reason=history_reason,
                           expected_states=("accepted",))
     try:
-        how = _queue(desk, event)
+        how = _queue(tools, event)
     except Exception as exc:  # noqa: BLE001 — Redis is gone: say exactly where the event stands
         return report(FAILED, "it " + _NOT_QUEUED.format(f"{type(exc).__name__}: {exc}"), "wms-relay check")
     return report(DONE, f"retried: {how}", follow(event.operation, event.key))
@@ -258,12 +259,12 @@ def retry_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str = "",
 # -- discard a dead letter ----------------------------------------------------------------------------
 
 @_audited("discard")
-def discard_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str,
+def discard_letter(tools: SupportTools, ident: str, *, actor: str, reason: str,
                    destination: str | None = None) -> ActionReport:
     """Give up on one dead letter (kept, marked discarded, with who and why)."""
     if not reason or not reason.strip():
         raise ValueError("discarding needs a reason")
-    letter = find_letter(desk, ident, destination)
+    letter = find_letter(tools, ident, destination)
     if letter is None:
         return ActionReport(ident, FAILED, "no such dead letter", "wms-relay dead list")
 
@@ -273,12 +274,12 @@ def discard_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str,
 
     if letter.status != "open":
         return report(SKIPPED, _closed_note(letter), follow(letter.operation, letter.key))
-    if desk.dead_letters.discard(letter.letter_id, actor=actor, reason=reason) is None:
-        now = desk.dead_letters.get(letter.letter_id)
+    if tools.dead_letters.discard(letter.letter_id, actor=actor, reason=reason) is None:
+        now = tools.dead_letters.get(letter.letter_id)
         return report(SKIPPED, f"someone else acted first: {_closed_note(now)}",
                       follow(letter.operation, letter.key))
     if letter.reason not in (_INVALID, _CONFLICT):  # those have no ledger record of their own
-        desk.ledger_of(letter.destination).transition(
+        tools.ledger_of(letter.destination).transition(
             letter.operation, letter.key, "discarded", actor=actor,
             reason=f"dead letter {letter.letter_id} discarded: {reason}", expected_states=("dead",))
     return report(DONE, "discarded (kept for the record; it will not be sent)")
@@ -287,8 +288,8 @@ def discard_letter(desk: SupportDesk, ident: str, *, actor: str, reason: str,
 # -- uncertain events ---------------------------------------------------------------------------------
 
 @_audited(lambda kwargs: "resolve-delivered" if kwargs["delivered"] else "resolve-resend")
-def resolve_uncertain(desk: SupportDesk, operation: str, key: str, *, delivered: bool, actor: str,
-                      reason: str, destination: str = INTAKE.name) -> ActionReport:
+def resolve_uncertain(tools: SupportTools, operation: str, key: str, *, delivered: bool, actor: str,
+                      reason: str, destination: str = WMS_DESTINATION.name) -> ActionReport:
     """A person checked the destination: it has the event (``delivered``) or it does not (resend it
     once, to that destination only)."""
     if not reason or not reason.strip():
@@ -301,7 +302,7 @@ def resolve_uncertain(desk: SupportDesk, operation: str, key: str, *, delivered:
 
     story = follow(operation, key)
     raced = "someone else resolved it a moment ago"
-    ledger = desk.ledger_of(destination)
+    ledger = tools.ledger_of(destination)
     row = ROWS.get((destination, operation))
     record = ledger.get(operation, key) if row is not None else None
     if record is None:
@@ -322,7 +323,7 @@ def resolve_uncertain(desk: SupportDesk, operation: str, key: str, *, delivered:
                          reason=f"not found in {target.title} by a person; resend: {reason}"):
         return report(SKIPPED, raced, story)
     try:
-        how = _queue(desk, event)
+        how = _queue(tools, event)
     except Exception as exc:  # noqa: BLE001
         return report(FAILED, "it " + _NOT_QUEUED.format(f"{type(exc).__name__}: {exc}"), "wms-relay check")
     return report(DONE, f"will be sent once more: {how}", story)
@@ -331,41 +332,41 @@ def resolve_uncertain(desk: SupportDesk, operation: str, key: str, *, delivered:
 # -- scheduled retries --------------------------------------------------------------------------------
 
 @_audited("run-now")
-def run_retry_now(desk: SupportDesk, entry_id: str, *, actor: str) -> ActionReport:
+def run_retry_now(tools: SupportTools, ref: str, *, actor: str) -> ActionReport:
     """Make one scheduled retry (a delivery ref) due now; the scheduler re-queues it within a second."""
-    found = split_delivery_ref(entry_id)
+    found = split_delivery_ref(ref)
     destination, operation, key = (found[0].name, found[1], found[2]) if found else (None, None, None)
     story = follow(operation, key) if found else "wms-relay retries list"
-    if desk.schedule.run_now([entry_id]):
-        return ActionReport(entry_id, DONE, "due now: the scheduler puts it back on its queue", story,
+    if tools.schedule.run_now([ref]):
+        return ActionReport(ref, DONE, "due now: the scheduler puts it back on its queue", story,
                             operation, key, destination=destination)
-    entry = desk.schedule.get(entry_id)
+    entry = tools.schedule.get(ref)
     if entry is not None and entry.in_flight:
-        return ActionReport(entry_id, SKIPPED, "already on its way back to the queue", "", operation, key,
+        return ActionReport(ref, SKIPPED, "already on its way back to the queue", "", operation, key,
                             destination=destination)
-    return ActionReport(entry_id, SKIPPED, "not in the retry schedule (delivered, parked or never "
+    return ActionReport(ref, SKIPPED, "not in the retry schedule (delivered, parked or never "
                         "scheduled)", story, operation, key, destination=destination)
 
 
 @_audited("discard-retry")
-def discard_retry(desk: SupportDesk, entry_id: str, *, actor: str, reason: str) -> ActionReport:
+def discard_retry(tools: SupportTools, ref: str, *, actor: str, reason: str) -> ActionReport:
     """Give up on a scheduled retry (a delivery ref; or a dispatch update waiting for its create): that
     destination's delivery becomes ``discarded`` in its ledger (kept, never sent) and leaves the schedule.
     The ledger's compare-and-set decides between two people; a copy the scheduler already published finds
     the delivery settled."""
     if not reason or not reason.strip():
         raise ValueError("discarding needs a reason")
-    found = split_delivery_ref(entry_id)
+    found = split_delivery_ref(ref)
     destination, operation, key = (found[0].name, found[1], found[2]) if found else (None, None, None)
 
     def report(status: str, message: str, next_step: str = "") -> ActionReport:
-        return ActionReport(entry_id, status, message, next_step, operation, key, destination=destination)
+        return ActionReport(ref, status, message, next_step, operation, key, destination=destination)
 
-    if desk.schedule.get(entry_id) is None:
+    if tools.schedule.get(ref) is None:
         return report(SKIPPED, "not in the retry schedule (delivered, parked, discarded or never "
                       "scheduled)", follow(operation, key) if found else "wms-relay retries list")
     if found is not None:
-        ledger = desk.ledger_of(destination)
+        ledger = tools.ledger_of(destination)
         if ledger.get(operation, key) is not None and not ledger.transition(
                 operation, key, "discarded", actor=actor, reason=f"scheduled retry discarded: {reason}",
                 expected_states=("retrying", "waiting")):
@@ -375,6 +376,6 @@ def discard_retry(desk: SupportDesk, entry_id: str, *, actor: str, reason: str) 
             state = record.state if record else "gone"
             return report(SKIPPED, f"it is {state}{who} now, not waiting for a retry",
                           follow(operation, key))
-    desk.schedule.remove(entry_id)
+    tools.schedule.remove(ref)
     return report(DONE, "discarded (kept for the record; it will not be sent)",
                   follow(operation, key) if found else "")

@@ -6,11 +6,17 @@ event, not reading it back).
 
 The view's top level is the first delivery found (Trademax's, the WMS's own destination, when it has
 one: the keys the view had before there were other destinations); ``deliveries`` lists every
-destination's, each with its ``destination``."""
+destination's, each with its ``destination``.
+
+Read for a person, the view also says what to do next (:func:`next_step`: retry the letter, resolve the
+uncertain delivery, start the worker or scheduler that is missing — :func:`with_liveness` adds who is
+alive), and tells the event's story in order (:func:`timeline`: state changes and send attempts
+interleaved).  ``wms-relay event`` prints it, the desk's event page shows it."""
 from __future__ import annotations
 
-from worker.destinations.table import DESTINATIONS
+from worker.destinations.table import DESTINATIONS, destination as destination_named
 from worker.encoding import iso_time
+from worker.store.heartbeats import Heartbeats
 
 # The parts of a view that hold the event's own fields (in the view, and in its dead letter).
 PAYLOAD_KEYS = ("event",)
@@ -60,3 +66,62 @@ def _trimmed(view: dict) -> dict:
     if trimmed.get("dead_letter"):
         trimmed["dead_letter"] = {k: v for k, v in trimmed["dead_letter"].items() if k not in PAYLOAD_KEYS}
     return trimmed
+
+
+def with_liveness(place, view: dict) -> dict:
+    """``view`` with the workers and the scheduler alive now (heartbeats), for the next step to name."""
+    beats = Heartbeats(place.relay.redis, place.relay.clock)
+    alive = {"workers_alive": [beat.name for beat in beats.alive("worker")],
+             "scheduler_alive": bool(beats.alive("scheduler"))}
+    deliveries = view.get("deliveries")
+    if deliveries is not None:  # every destination's delivery names them too (its own next step)
+        return {**view, **alive, "deliveries": [{**d, **alive} for d in deliveries]}
+    return {**view, **alive}
+
+
+def next_step(view: dict) -> str:
+    state = view["state"]
+    target = destination_named(view.get("destination") or "trademax")
+    ref = target.delivery_ref(view["operation"], view["key"])
+    letter = view.get("dead_letter")
+    if state == "dead" and letter and letter["status"] == "open":
+        return letter_next_step(letter["id"], letter["reason"])
+    if state == "uncertain":
+        return (f"check in {target.title} whether it arrived, then `wms-relay uncertain resolve {ref} "
+                "--delivered --reason ...` (it is there) or `--resend --reason ...` (it is not)")
+    if state in ("retrying", "waiting"):
+        if view.get("scheduler_alive") is False:
+            return ("start the scheduler (`wms-relay scheduler`): no scheduler is running, so its next try "
+                    "will not happen; `wms-relay status` shows what else is stuck")
+        return f"nothing; it is retried automatically (to try now: `wms-relay retries run-now {ref}`)"
+    if state in ("accepted", "sending"):
+        if view.get("workers_alive") == []:
+            return ("start a worker (`wms-relay worker`): no worker is running, so nothing will send it; it "
+                    "waits on its queue until one does")
+        return "nothing; a worker is on it (if it stays like this, see `wms-relay status`)"
+    return "nothing: this event is settled"
+
+
+def letter_next_step(letter_id: str, reason: str) -> str:
+    """What to do about an open dead letter: a retry cannot help an invalid or conflicting event."""
+    if reason in ("invalid", "conflict"):
+        what = "is invalid" if reason == "invalid" else "reuses a key another event already has"
+        return (f"the event {what}: retrying cannot help. Fix it in the WMS and send it again (a new key for "
+                f"a conflict), then `wms-relay dead discard {letter_id} --reason ...`")
+    return (f"read the error above, fix its cause, then `wms-relay dead retry {letter_id}` — or "
+            f"`wms-relay dead discard {letter_id} --reason ...`")
+
+
+def _order(kind: str, item: dict) -> int:
+    if kind == "t":
+        return 0 if item["to"] == "sending" else 2
+    return 1
+
+
+def timeline(view: dict) -> list[tuple[str, str, dict]]:
+    """The event's story in order: (ISO time, ``t`` for a state change or ``a`` for a send attempt, the
+    entry).  In one millisecond the claim (→ sending) comes before its attempt, the attempt before what
+    followed."""
+    entries = [(h["at"] or "", "t", h) for h in view["history"]] + \
+              [(a["at"] or "", "a", a) for a in view.get("attempts_log", [])]
+    return sorted(entries, key=lambda e: (e[0], _order(e[1], e[2])))

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from worker.destinations.table import delivery_ref
 from worker.store.dead_letters import DeadLetters
 from worker.store.heartbeats import Heartbeats
 from worker.store.retry_schedule import RetrySchedule
@@ -63,7 +64,8 @@ def test_status_flags_what_needs_a_person_and_fails_on_attention(store, cli):
     beat(store, "worker", f"relay-1@{HOST}", seconds_ago=7200)
     RetrySchedule(store).schedule("receipt.create:R-1", {"task": "trademax.receipt.create", "event": {}},
                                   now - 7200)
-    DeadLetters(store).add("receipt.create", "R-2", {"transaction_id": "R-2"}, "permanent", ["refused"])
+    letters = DeadLetters(store, delivery_ref=delivery_ref)
+    letters.add("receipt.create", "R-2", {"transaction_id": "R-2"}, "permanent", ["refused"])
 
     code, out, _ = cli("status", "--json", "--fail-on-attention")
     report = json.loads(out)
@@ -108,7 +110,7 @@ def test_status_flags_redis_memory_at_80_percent_of_maxmemory(store, cli):
 
 
 def test_dead_purge_deletes_only_closed_letters_past_the_cutoff(store, cli):
-    letters = DeadLetters(store, clock=lambda: time.time() - 100 * 86400)
+    letters = DeadLetters(store, clock=lambda: time.time() - 100 * 86400, delivery_ref=delivery_ref)
     old = letters.add("receipt.create", "R-1", {}, "permanent", ["refused"])
     letters.discard(old, actor="ann", reason="cancelled")
     kept = letters.add("receipt.create", "R-2", {}, "permanent", ["refused"])
@@ -119,7 +121,8 @@ def test_dead_purge_deletes_only_closed_letters_past_the_cutoff(store, cli):
     assert code == 0 and "Would delete 1 closed dead letter" in out and old in out and "Dry run" in out
     report = json.loads(cli("dead", "purge", "--closed", "--older-than", "90d", "--json")[1])
     assert report["deleted"] == [old] and not report["dry_run"]
-    assert DeadLetters(store).get(old) is None and DeadLetters(store).get(kept).status == "open"
+    after = DeadLetters(store, delivery_ref=delivery_ref)
+    assert after.get(old) is None and after.get(kept).status == "open"
 
 
 # The probes: this host's own files, no store -------------------------------------------------------------

@@ -51,3 +51,12 @@ def test_help_lists_support_commands_first_without_rest_markup(capsys):
             main([command, "--help"])
         shown = capsys.readouterr().out
         assert "``" not in shown and ":class:" not in shown and ":func:" not in shown, command
+
+
+def test_help_names_every_destination_of_the_table():
+    from worker.destinations.table import DESTINATIONS
+
+    description = build_parser().description
+    assert description.startswith("Delivers warehouse events to Trademax, ka-ching, StockTrim and "
+                                  "Stock2Shop:")
+    assert all(target.title in description for target in DESTINATIONS.values())

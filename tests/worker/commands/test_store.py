@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from worker.store import embedded
+from worker.destinations.table import delivery_ref
 from worker.store.dead_letters import DeadLetters
 
 NAMING_A_STORE = ("REDIS_URL", "WMS_RELAY_VAR_DIR")
@@ -33,7 +34,8 @@ def checkout(cleared, tmp_path, monkeypatch):
     root.mkdir()
     url = embedded.ensure_running(root / "var")
     client = redis.Redis.from_url(url)
-    DeadLetters(client).add("receipt.create", "R-1", {"transaction_id": "R-1"}, "permanent", ["refused"])
+    DeadLetters(client, delivery_ref=delivery_ref).add("receipt.create", "R-1", {"transaction_id": "R-1"},
+                                                       "permanent", ["refused"])
     client.close()
     yield root
     if not embedded.stop(root / "var"):

@@ -65,7 +65,7 @@ def test_a_failing_destination_retries_on_its_own_and_never_resends_to_trademax(
     assert run_published(relay)["kaching"] == "retrying"
     assert states(relay, "c-1")["trademax"] == "delivered" and states(relay, "c-1")["kaching"] == "retrying"
     (entry,) = relay.schedule.list()
-    assert entry.entry_id == "kaching/stock.adjust:c-1" and entry.message["task"] == "kaching.stock.adjust"
+    assert entry.ref == "kaching/stock.adjust:c-1" and entry.message["task"] == "kaching.stock.adjust"
     # The retry runs ka-ching's delivery only.
     destination, _, operation = entry.message["task"].partition(".")
     state = deliver(relay, operation, entry.message["event"], owner="w2", destination=destination)

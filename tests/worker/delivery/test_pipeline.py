@@ -27,7 +27,7 @@ from worker.destinations.trademax.client import TrademaxReply
 from worker.errors import OutcomeUnknownError, PermanentError, TransientError
 from worker.settings import Settings
 from worker.store.ledger import STATES
-from worker.support.actions import DONE, SupportDesk, discard_letter
+from worker.support.actions import DONE, SupportTools, discard_letter
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 OWNER = "w-table"
@@ -115,10 +115,10 @@ def update_waited_once(relay) -> None:
 def discarded_by_a_person(relay) -> None:
     relay.clients["trademax"].answers = [refusal()]
     assert deliver(relay, "receipt.create", RECEIPT, owner="w-before") == "dead"
-    desk = SupportDesk(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
-                       publish=lambda message: None, dispatch_waiters=relay.dispatch_waiters,
-                       clock=relay.clock)
-    assert discard_letter(desk, "receipt.create:R-1", actor="ann", reason="order cancelled").status == DONE
+    tools = SupportTools(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
+                         publish=lambda message: None, dispatch_waiters=relay.dispatch_waiters,
+                         clock=relay.clock)
+    assert discard_letter(tools, "receipt.create:R-1", actor="ann", reason="order cancelled").status == DONE
 
 
 def claimed_by_another_worker(relay) -> None:

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from worker.commands.metrics import serve
 from worker.observe.metrics import AttemptTally
-from worker.destinations.table import DESTINATIONS
+from worker.destinations.table import DESTINATIONS, delivery_ref
 from worker.settings import Settings
 from worker.store.attempt_counts import AttemptCounts
 from worker.store.dead_letters import DeadLetters
@@ -100,7 +100,8 @@ def test_a_scrape_reports_what_the_store_holds(redis_server):
     # ka-ching's own ledger (its namespace): counted under its destination, not Trademax's
     ledger.sibling(DESTINATIONS["kaching"].namespace).accept(
         {"operation": "stock.adjust", "key": "adj-1", "fields": {"artno": "A", "quantity": 1}})
-    DeadLetters(r, clock=lambda: now - 600).add("receipt.create", "R-1", {}, "permanent", ["refused"])
+    letters = DeadLetters(r, clock=lambda: now - 600, delivery_ref=delivery_ref)
+    letters.add("receipt.create", "R-1", {}, "permanent", ["refused"])
     retry = {"task": "trademax.receipt.create", "event": {}}
     RetrySchedule(r).schedule("receipt.create:R-2", retry, now - 90)
     r.rpush("trademax.stock", "m1", "m2")

@@ -11,6 +11,7 @@ import pytest
 from tests.fixtures.clock import T0
 from worker.store import dead_letter_search
 from worker.store.dead_letter_search import LetterQuery, all_matching_ids, search
+from worker.destinations.table import delivery_ref
 from worker.store.dead_letters import DeadLetters
 
 OPERATIONS = ("stock.adjust", "receipt.create", "dispatch.create")
@@ -20,7 +21,7 @@ DESTINATIONS = ("trademax", "kaching")
 
 @pytest.fixture
 def letters(store_client, clock):
-    return DeadLetters(store_client, clock)
+    return DeadLetters(store_client, clock, delivery_ref=delivery_ref)
 
 
 def fill(letters, clock, n: int = 60, seed: int = 7) -> None:
@@ -112,7 +113,7 @@ def test_letters_written_before_the_indexes_are_indexed_once(letters, store_clie
         if name.startswith(("wms:dead:open:", "wms:dead:facets", "wms:dead:text", "wms:dead:indexed",
                             "wms:dead:terms", "wms:dead:values:")):
             store_client.delete(name)
-    fresh = DeadLetters(store_client, clock)
+    fresh = DeadLetters(store_client, clock, delivery_ref=delivery_ref)
     assert search(fresh, LetterQuery(operation="stock.adjust", text="art-1")).total == len(expected)
     assert fresh.ensure_indexed() == 0  # once
     assert [x.letter_id for x in search(fresh, LetterQuery(status="retried")).letters] == ["dl-2"]

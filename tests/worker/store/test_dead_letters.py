@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from tests.fixtures.clock import T0, Clock
+from worker.destinations.table import delivery_ref
 from worker.store.dead_letters import DeadLetters
 from worker.store.records import AttemptEntry
 
@@ -31,7 +32,7 @@ def client(store_client):
 
 @pytest.fixture
 def letters(client, clock):
-    return DeadLetters(client, clock)
+    return DeadLetters(client, clock, delivery_ref=delivery_ref)
 
 
 def test_a_letter_keeps_everything(letters):
@@ -152,13 +153,13 @@ def test_nothing_expires(letters, client):
 
 def test_two_people_retrying_one_letter_exactly_one_wins(redis_server):
     """Two people press retry on the same 100 letters at once, on a real valkey-server."""
-    letters = DeadLetters(redis_server.client(), Clock())
+    letters = DeadLetters(redis_server.client(), Clock(), delivery_ref=delivery_ref)
     ids = [letters.add("stock.adjust", f"adj-{n}", {"n": n}, "exhausted", [], []) for n in range(100)]
     got: dict[str, list[str]] = {"alice": [], "bob": []}
     start = threading.Barrier(2)
 
     def retry_all(actor: str) -> None:
-        mine = DeadLetters(redis_server.client(), Clock())
+        mine = DeadLetters(redis_server.client(), Clock(), delivery_ref=delivery_ref)
         start.wait()
         for letter_id in ids:
             if mine.take(letter_id, actor=actor, reason="retry") is not None:
@@ -175,9 +176,39 @@ def test_two_people_retrying_one_letter_exactly_one_wins(redis_server):
 
 
 def test_letters_survive_a_redis_restart(redis_server):
-    letters = DeadLetters(redis_server.client(), Clock())
+    letters = DeadLetters(redis_server.client(), Clock(), delivery_ref=delivery_ref)
     letter_id = letters.add("dispatch.create", "TX-1", event(), "permanent", ["nope"], ATTEMPTS)
     redis_server.restart()
     assert letters.get(letter_id).attempts_log == ATTEMPTS
     assert letters.count() == 1
     assert letters.add("dispatch.create", "TX-2", event("TX-2"), "permanent", [], []) == "dl-2"
+
+
+def test_the_store_names_a_delivery_with_the_function_it_is_handed(client, clock):
+    """The store knows no destination: the ref that keys a delivery's newest letter comes from the caller
+    (the table's ``delivery_ref`` in the relay), and so does the refusal of an unknown destination."""
+    named = []
+
+    def ref(destination: str, operation: str, key: str) -> str:
+        if destination not in ("trademax", "kaching"):
+            raise KeyError(destination)
+        named.append((destination, operation, key))
+        return f"<{destination}|{operation}|{key}>"
+
+    letters = DeadLetters(client, clock, delivery_ref=ref)
+    letter_id = letters.add("stock.adjust", "E-1", {}, "permanent", ["refused"], destination="kaching")
+    assert named[0] == ("kaching", "stock.adjust", "E-1")
+    assert letters.get(letter_id).ref == "<kaching|stock.adjust|E-1>"
+    assert letters.latest_for("stock.adjust", "E-1", "kaching").letter_id == letter_id
+    assert letters.latest_for("stock.adjust", "E-1") is None  # Trademax's delivery has no letter
+    with pytest.raises(KeyError):
+        letters.add("stock.adjust", "E-2", {}, "permanent", ["refused"], destination="nowhere")
+    assert letters.add("stock.adjust", "E-3", {}, "permanent", ["refused"]) == "dl-2"  # no id spent on it
+
+
+def test_the_tables_refs_name_trademax_without_a_prefix(letters):
+    trademax = letters.get(letters.add("receipt.create", "R-1", {}, "permanent", ["refused"]))
+    kaching = letters.get(letters.add("stock.adjust", "E-1", {}, "permanent", ["refused"],
+                                      destination="kaching"))
+    assert (trademax.destination, trademax.ref) == ("trademax", "receipt.create:R-1")
+    assert (kaching.destination, kaching.ref) == ("kaching", "kaching/stock.adjust:E-1")

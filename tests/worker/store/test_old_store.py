@@ -23,7 +23,7 @@ from tests.worker.store.store_scenario import Clock, ScriptedTrademax, dump, exa
 from worker.delivery.pipeline import deliver
 from worker.encoding import event_ref
 from worker.store.dead_letter_search import LetterQuery, search
-from worker.support.actions import DONE, SupportDesk, resolve_uncertain, retry_letter
+from worker.support.actions import DONE, SupportTools, resolve_uncertain, retry_letter
 
 OLD_STORE = Path(__file__).with_name("old_store") / "appendonlydir"
 
@@ -122,11 +122,11 @@ def test_todays_code_carries_the_old_events_on(old_store):
     assert relay.client.calls == ["update_dispatch"]
     # Support staff act on the old dead letter and the old uncertain event.
     published = []
-    desk = SupportDesk(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
-                       publish=published.append, dispatch_waiters=relay.dispatch_waiters, clock=relay.clock)
+    tools = SupportTools(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
+                         publish=published.append, dispatch_waiters=relay.dispatch_waiters, clock=relay.clock)
     letter = relay.dead_letters.latest_for("receipt.create", "R-2")
-    assert retry_letter(desk, letter.letter_id, actor="ann").status == DONE
-    assert resolve_uncertain(desk, "stock.adjust", "adj-2", delivered=True, actor="ann",
+    assert retry_letter(tools, letter.letter_id, actor="ann").status == DONE
+    assert resolve_uncertain(tools, "stock.adjust", "adj-2", delivered=True, actor="ann",
                              reason="seen in Trademax").status == DONE
     assert [message["task"] for message in published] == ["trademax.receipt.create"]
 
@@ -147,16 +147,16 @@ def test_with_every_destination_on_the_old_events_are_trademax_deliveries(old_st
     assert relay.ledger_of("kaching").get("stock.adjust", "adj-2") is None
     letter = relay.dead_letters.latest_for("receipt.create", "R-2")
     assert (letter.destination, letter.ref) == ("trademax", "receipt.create:R-2")
-    (entry,) = [e for e in relay.schedule.list() if e.entry_id == "receipt.create:R-3"]
-    destination, operation, key = split_delivery_ref(entry.entry_id)
+    (entry,) = [e for e in relay.schedule.list() if e.ref == "receipt.create:R-3"]
+    destination, operation, key = split_delivery_ref(entry.ref)
     assert (destination.name, entry.message["task"]) == ("trademax", "trademax.receipt.create")
     relay.client = ScriptedTrademax()
     assert deliver(relay, operation, entry.message["event"], owner="w3", destination=destination.name) == \
         "delivered"
     published = []
-    desk = SupportDesk(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
-                       publish=published.append, dispatch_waiters=relay.dispatch_waiters, clock=relay.clock)
-    assert retry_letter(desk, "receipt.create:R-2", actor="ann").status == DONE
+    tools = SupportTools(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
+                         publish=published.append, dispatch_waiters=relay.dispatch_waiters, clock=relay.clock)
+    assert retry_letter(tools, "receipt.create:R-2", actor="ann").status == DONE
     assert [message["task"] for message in published] == ["trademax.receipt.create"]
     relay.publish = published.append
     relay.client = ScriptedTrademax()

@@ -4,6 +4,7 @@ changes nothing more: a claim resent is not a second claim, a transition resent 
 letter's id resent is the same id.  Runs on fakeredis and on valkey (``store_client``)."""
 from __future__ import annotations
 
+from worker.destinations.table import delivery_ref
 from worker.store.dead_letters import DeadLetters
 from worker.store.ledger import Ledger
 from worker.store.requests import replayable
@@ -40,7 +41,7 @@ def test_without_a_shared_block_each_call_is_its_own(store_client):
 
 
 def test_a_dead_letter_id_resent_is_the_same_id(store_client):
-    letters = DeadLetters(store_client)
+    letters = DeadLetters(store_client, delivery_ref=delivery_ref)
     with replayable("letter"):
         first = letters.add("stock.adjust", "S-3", {"a": 1}, "permanent", messages=["no"])
     with replayable("letter"):

@@ -12,6 +12,7 @@ from worker.encoding import text
 from worker.scheduling.scheduler import Scheduler
 from worker.settings import Settings
 from worker.store.dead_letter_search import LetterQuery, search
+from worker.destinations.table import delivery_ref
 from worker.store.dead_letters import DeadLetters
 from worker.store.retry_schedule import RetrySchedule
 
@@ -24,7 +25,7 @@ def letter(letters: DeadLetters, key: str) -> str:
 
 def test_only_letters_closed_before_the_cutoff_go(store_client):
     clock = Clock()
-    letters = DeadLetters(store_client, clock=clock)
+    letters = DeadLetters(store_client, clock=clock, delivery_ref=delivery_ref)
     never_touched = letter(letters, "R-OPEN")
     retried_early, discarded_early, discarded_late = (letter(letters, k) for k in ("R-1", "R-2", "R-3"))
     clock.now += DAY
@@ -50,7 +51,7 @@ def test_only_letters_closed_before_the_cutoff_go(store_client):
 
 def test_a_newer_letter_of_the_same_event_keeps_its_latest_entry(store_client):
     clock = Clock()
-    letters = DeadLetters(store_client, clock=clock)
+    letters = DeadLetters(store_client, clock=clock, delivery_ref=delivery_ref)
     first = letter(letters, "R-1")
     letters.take(first, actor="ann", reason="fixed")
     clock.now += DAY
@@ -63,7 +64,7 @@ def test_a_purged_letter_of_another_destination_loses_its_latest_entry(store_cli
     """``dead:latest`` is keyed by the delivery ref (``kaching/stock.adjust:E-1``): a purged ka-ching
     letter takes its own entry with it and leaves Trademax's letter of the same event alone."""
     clock = Clock()
-    letters = DeadLetters(store_client, clock=clock)
+    letters = DeadLetters(store_client, clock=clock, delivery_ref=delivery_ref)
     event = {"event_id": "E-1"}
     theirs = letters.add("stock.adjust", "E-1", event, "permanent", ["refused"], destination="kaching")
     ours = letters.add("stock.adjust", "E-1", event, "permanent", ["refused"])
@@ -80,7 +81,7 @@ def test_a_purged_letter_leaves_no_entry_in_the_search_indexes(store_client):
     """The search's facets, text and terms (issue 12) lose the purged letter; a shared identifier keeps
     the other letter that names it; the facet value sets keep every value ever seen."""
     clock = Clock()
-    letters = DeadLetters(store_client, clock=clock)
+    letters = DeadLetters(store_client, clock=clock, delivery_ref=delivery_ref)
     gone = letters.add("receipt.create", "R-1", {"transaction_id": "R-1", "order_no": "IO-7"}, "permanent",
                        ["refused"])
     stays = letters.add("dispatch.create", "D-1", {"transaction_id": "D-1", "order_no": "IO-7"}, "invalid",

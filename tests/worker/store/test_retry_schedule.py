@@ -97,10 +97,10 @@ def test_list_get_and_next_due(schedule):
     schedule.schedule("e2", message(2), T0 + 20)
     schedule.schedule("e1", message(1), T0 + 10)
     listed = schedule.list()
-    assert [(e.entry_id, e.due_at, e.message) for e in listed] == [("e1", T0 + 10, message(1)),
-                                                                   ("e2", T0 + 20, message(2))]
-    assert [e.entry_id for e in schedule.list(limit=1)] == ["e1"]
-    assert listed[0].to_dict()["entry_id"] == "e1"
+    assert [(e.ref, e.due_at, e.message) for e in listed] == [("e1", T0 + 10, message(1)),
+                                                              ("e2", T0 + 20, message(2))]
+    assert [e.ref for e in schedule.list(limit=1)] == ["e1"]
+    assert listed[0].to_dict()["ref"] == "e1"
     schedule.take_due(T0 + 10)
     assert schedule.get("e1").in_flight and schedule.get("missing") is None
 
@@ -126,9 +126,9 @@ def test_two_schedulers_take_each_entry_exactly_once(redis_server):
             batch = mine.take_due(T0, limit=7)
             if not batch:
                 return
-            for entry_id, _ in batch:
-                taken[name].append(entry_id)
-                mine.confirm(entry_id)
+            for ref, _ in batch:
+                taken[name].append(ref)
+                mine.confirm(ref)
 
     threads = [threading.Thread(target=run, args=(name,)) for name in taken]
     for thread in threads:
@@ -146,6 +146,6 @@ def test_scheduled_retries_survive_a_redis_restart(redis_server):
     schedule.schedule("e2", message(2), T0)
     schedule.take_due(T0)
     redis_server.restart()
-    assert [e.entry_id for e in schedule.list()] == ["e1"]
+    assert [e.ref for e in schedule.list()] == ["e1"]
     assert schedule.recover_stale(T0 + 61) == ["e2"]
     assert [entry for entry, _ in schedule.take_due(T0 + 61)] == ["e1", "e2"]

@@ -1,6 +1,7 @@
 """Trademax: the HTTP client (``client``), its documented calls (``calls``), the table of WMS operations
-delivered to it (``operations``), reading and classifying its answers (``responses``, ``outcomes``)
-and reading a dispatch back after a refused resend (``read_back``).
+delivered to it (``operations``), reading and classifying its answers (``responses``,
+``classification``), reading a dispatch back after a refused resend (``read_back``) and telling a 401 for
+our clock from one for our credentials (``clock_skew``).
 
 Where the code follows Trademax's API documentation ("Trademax Restful API documentation", which Trademax
 gives its integrators) it cites the section by its title: "Authentication", "Signature generation

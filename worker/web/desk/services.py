@@ -6,12 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
 
-# The support layer, shared with the CLI: one implementation of every action and every view.
-from worker.commands.event import next_step, timeline, with_liveness  # noqa: F401
-from worker.commands.retries import scheduled  # noqa: F401
-from worker.commands.status import collect, needs_a_person  # noqa: F401
+# The support layer, shared with the CLI: one implementation of every action and every view (the read
+# models live in worker/support/, never in worker/commands/: the desk imports no command module).
 from worker.encoding import iso_time, split_event_ref  # noqa: F401
 from worker.store.audit_log import AuditFilter  # noqa: F401
 from worker.store.dead_letter_search import (  # noqa: F401
@@ -23,8 +20,10 @@ from worker.support.actions import (  # noqa: F401
     DONE, FAILED, SKIPPED, ActionReport, discard_letter, discard_retry, find_letter, resolve_uncertain,
     retry_letter, run_retry_now, tally,
 )
-from worker.support.desk import Workplace, workplace  # noqa: F401
-from worker.support.event_view import describe  # noqa: F401
+from worker.support.event_view import describe, next_step, timeline, with_liveness  # noqa: F401
+from worker.support.retry_view import scheduled  # noqa: F401
+from worker.support.status_report import collect, needs_a_person  # noqa: F401
+from worker.support.workplace import Workplace, workplace  # noqa: F401
 from worker.web.desk.config import DeskSettings
 from worker.web.desk.jobs import BulkJobs
 from worker.web.desk.users import UsersFile
@@ -32,7 +31,7 @@ from worker.web.desk.users import UsersFile
 
 @dataclass
 class DeskServices:
-    place: Any  # worker.support.desk.Workplace, acting via="desk"
+    place: Workplace  # acting via="desk"
     users: UsersFile
     settings: DeskSettings
     jobs: BulkJobs = field(default_factory=BulkJobs)
@@ -42,9 +41,9 @@ class DeskServices:
         return self.place.relay
 
     @property
-    def desk(self):
-        """The SupportDesk: the actions' stores, publisher and audit log."""
-        return self.place.desk
+    def tools(self):
+        """The SupportTools: the actions' stores, publisher and audit log."""
+        return self.place.tools
 
     @property
     def redis(self):
@@ -60,8 +59,8 @@ class DeskServices:
 
     def audit(self, *, actor: str, action: str, message: str = "", target: str = "") -> None:
         """Record a desk event that is not a support action (sign-in, sign-out)."""
-        self.desk.audit.record(actor=actor, action=action, message=message, target=target, status="done",
-                               via="desk")
+        self.tools.audit.record(actor=actor, action=action, message=message, target=target, status="done",
+                                via="desk")
 
     def status_report(self) -> dict:
         """``wms-relay status``'s report: the workers and the scheduler come from their heartbeats in the

@@ -12,7 +12,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from flask import Flask
 from werkzeug.exceptions import HTTPException
@@ -20,6 +20,9 @@ from werkzeug.exceptions import HTTPException
 from worker.delivery.admission import STORE_UNREACHABLE, Publish
 from worker.settings import Settings
 from worker.web.ingest.auth import Doorkeeper
+
+if TYPE_CHECKING:  # a type only: create_app builds the relay (or is handed one)
+    from worker.delivery.relay import Relay
 
 log = logging.getLogger("wms_relay.ingest")
 
@@ -29,7 +32,7 @@ class Ingest:
     """What the routes work with: one per app, shared by the server's threads."""
 
     settings: Settings
-    relay: object  # worker.delivery.relay.Relay (sends=False)
+    relay: Relay  # built with sends=False: the door admits and queues, it never sends
     publish: Publish
     keeper: Doorkeeper
     openapi: dict
@@ -69,10 +72,10 @@ def create_app(settings: Settings, *, relay=None, publish: Publish | None = None
         # A service process, like the worker: with REDIS_URL unset it may start the embedded server.
         relay = build_relay(settings, sends=False, clock=clock, start_store=True)
     if publish is None:
-        from worker.support.desk import control_app
+        from worker.publisher_app import publisher_app
         from tasks.publishing import celery_publisher
 
-        publish = celery_publisher(control_app(settings))
+        publish = celery_publisher(publisher_app(settings))
     app = Flask("wms_relay.ingest")
     app.config["MAX_CONTENT_LENGTH"] = settings.ingest_max_body_bytes
     app.json.sort_keys = False

@@ -60,5 +60,5 @@ def test_a_clock_skew_refusal_waits_in_the_retry_schedule_and_alerts(caplog):
         state = deliver(relay, "stock.adjust", event, owner="w")
     assert state == "retrying"
     assert relay.dead_letters.count() == 0
-    assert [e.entry_id for e in relay.schedule.list()] == ["stock.adjust:skew-1"]
+    assert [e.ref for e in relay.schedule.list()] == ["stock.adjust:skew-1"]
     assert any("clock" in r.getMessage() for r in caplog.records)

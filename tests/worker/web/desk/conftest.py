@@ -12,8 +12,8 @@ from worker.delivery.relay import build_relay
 from worker.settings import Settings
 from worker.store.audit_log import AuditLog
 from worker.store.heartbeats import Heartbeats
-from worker.support.actions import SupportDesk
-from worker.support.desk import Workplace
+from worker.support.actions import SupportTools
+from worker.support.workplace import Workplace
 from worker.web.desk.app import create_app
 from worker.web.desk.config import DeskSettings
 from worker.web.desk.services import DeskServices
@@ -42,9 +42,9 @@ def desk_services(users_path, clock):
     client = fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
     relay = build_relay(Settings(), redis_client=client, clock=clock, sends=False)
     published = Published()
-    support = SupportDesk(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
-                          publish=published, dispatch_waiters=relay.dispatch_waiters, clock=clock,
-                          audit=AuditLog(client, clock), via="desk")
+    support = SupportTools(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
+                           publish=published, dispatch_waiters=relay.dispatch_waiters, clock=clock,
+                           audit=AuditLog(client, clock), via="desk")
     place = Workplace(Settings(), "fakeredis (test)", relay, None, support)
     # A worker and the scheduler alive, as their heartbeats say (the status report reads them).
     Heartbeats(client, clock).beat("worker", "relay-1@test")

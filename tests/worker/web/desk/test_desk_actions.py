@@ -53,7 +53,7 @@ def test_an_operator_finds_previews_and_retries_a_letter_once_as_themselves(oper
     record = desk_services.relay.ledger.get("receipt.create", "R-1")
     assert record.state == "accepted" and record.history[-1]["actor"] == "olga"
     assert "order type fixed" in record.history[-1]["reason"]
-    entries, _ = desk_services.desk.audit.page()
+    entries, _ = desk_services.tools.audit.page()
     assert [(e.actor, e.action, e.via, e.status) for e in entries][0] == ("olga", "retry", "desk", "done")
 
 
@@ -193,7 +193,7 @@ def test_failed_sign_ins_are_limited_and_sign_out_ends_the_session(app, desk_ser
         assert sign_in(client, "olga", "wrong-password").status_code == 401
     blocked = sign_in(client, "olga")
     assert blocked.status_code == 429 and "Too many failed sign-ins" in blocked.get_data(as_text=True)
-    lockouts = [e for e in desk_services.desk.audit.page()[0] if e.action == "sign-in-locked"]
+    lockouts = [e for e in desk_services.tools.audit.page()[0] if e.action == "sign-in-locked"]
     assert len(lockouts) == 1 and lockouts[0].actor == "olga"  # one entry for the lockout, none per failure
 
     other = app.test_client()

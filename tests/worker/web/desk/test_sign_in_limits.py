@@ -20,7 +20,7 @@ def from_address(app, address: str):
 
 
 def audit_actions(desk_services) -> list[str]:
-    return [entry.action for entry in desk_services.desk.audit.page(limit=10_000)[0]]
+    return [entry.action for entry in desk_services.tools.audit.page(limit=10_000)[0]]
 
 
 def test_twelve_guesses_at_once_get_at_most_the_limit_checked(app):
@@ -54,7 +54,7 @@ def test_a_flood_of_failed_sign_ins_writes_one_audit_entry_per_lockout(app, desk
     assert sign_in_counts(desk_services.redis) == {  # the metrics' counters (test_metrics scrapes them)
         "signed_in": 0, "refused": 2 * MAX_FAILURES_PER_ADDRESS,
         "blocked": 150 - 2 * MAX_FAILURES_PER_ADDRESS, "lockouts": 2}
-    [entry, *_] = desk_services.desk.audit.page()[0]
+    [entry, *_] = desk_services.tools.audit.page()[0]
     assert entry.actor == "(unknown name)" and "nobody" not in entry.message  # a name may be a password
 
 

@@ -22,7 +22,7 @@ def page():
     which = AuditFilter(actor=args["actor"] or None, action=args["action"] or None, text=args["q"] or None,
                         since=None if since is None else s.now() - since)
     try:
-        entries, older = s.desk.audit.page(which, before=args["before"] or None, limit=50)
+        entries, older = s.tools.audit.page(which, before=args["before"] or None, limit=50)
     except ValueError as exc:  # a hand-made ?before= (the "older" link always holds an entry id)
         return render_template("error.html", title="This page address could not be used",
                                text=f"before={exc}. Open the audit page from its first page and page on "

@@ -95,7 +95,7 @@ def preview():
                                text="Tick the letters to act on, or choose “all matching”."), 400
     shown = targets[:PREVIEWED]
     if action == "retry":
-        dry = [retry_letter(s.desk, t, actor=g.user.name, dry_run=True) for t in shown]
+        dry = [retry_letter(s.tools, t, actor=g.user.name, dry_run=True) for t in shown]
     else:
         dry = None
     return render_template("preview.html", action=action, targets=targets, shown=shown, dry=dry,
@@ -118,10 +118,11 @@ def act():
     targets, _, _ = _selection(request.form)
     user = g.user.name
     if action == "retry":
-        job = s.jobs.run("retry", user, targets, lambda t: retry_letter(s.desk, t, actor=user, reason=reason))
+        job = s.jobs.run("retry", user, targets,
+                         lambda t: retry_letter(s.tools, t, actor=user, reason=reason))
     else:
         job = s.jobs.run("discard", user, targets,
-                         lambda t: discard_letter(s.desk, t, actor=user, reason=reason))
+                         lambda t: discard_letter(s.tools, t, actor=user, reason=reason))
     return redirect(url_for("dead_letters.job", job_id=job.job_id), code=303)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 
-from worker.destinations.table import DESTINATIONS, INTAKE
+from worker.destinations.table import DESTINATIONS, WMS_DESTINATION
 from worker.web.desk.pages import services
 from worker.web.desk.services import describe, next_step, split_event_ref, timeline, with_liveness
 from worker.web.desk.signing_view import explain
@@ -63,8 +63,8 @@ def page(operation: str, key: str):
     dispatch_id = None
     if isinstance(fields, dict) and fields.get("transaction_id") and s.relay.dispatch_waiters is not None:
         dispatch_id = s.relay.dispatch_waiters.dispatch_id_for(fields["transaction_id"])
-    signing = (explain(operation, fields, dispatch_id) if fields and view["destination"] == INTAKE.name
-               else None)
+    signing = (explain(operation, fields, dispatch_id)
+               if fields and view["destination"] == WMS_DESTINATION.name else None)
     return render_template("event.html", view=view, story=timeline(view), next=next_step(view),
                            signing=signing, moving=view["state"] in MOVING,
                            title=DESTINATIONS[view["destination"]].title, titles={

@@ -30,11 +30,11 @@ def run_now():
     s = services()
     user = g.user.name
     targets = _ids() if request.form.get("all") != "1" else \
-        [entry.entry_id for entry in s.relay.schedule.list(limit=None)]
+        [entry.ref for entry in s.relay.schedule.list(limit=None)]
     if not targets:
         return render_template("error.html", title="Nothing selected",
                                text="Tick the retries to run now."), 400
-    job = s.jobs.run("run now", user, targets, lambda t: run_retry_now(s.desk, t, actor=user))
+    job = s.jobs.run("run now", user, targets, lambda t: run_retry_now(s.tools, t, actor=user))
     return render_template("reports.html", job=job)
 
 
@@ -49,5 +49,5 @@ def discard():
                                text="Tick the retries to discard and say why."), 400
     user = g.user.name
     job = s.jobs.run("discard retry", user, targets,
-                     lambda t: discard_retry(s.desk, t, actor=user, reason=reason))
+                     lambda t: discard_retry(s.tools, t, actor=user, reason=reason))
     return render_template("reports.html", job=job)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, g, render_template, request
 
-from worker.destinations.table import DESTINATIONS, INTAKE
+from worker.destinations.table import DESTINATIONS, WMS_DESTINATION
 from worker.web.desk.auth import operator_only
 from worker.web.desk.pages import services
 from worker.web.desk.presenting import Pager, page_number
@@ -47,7 +47,7 @@ def page():
 def resolve():
     s = services()
     operation, key = request.form.get("operation", ""), request.form.get("key", "")
-    destination = request.form.get("destination") or INTAKE.name
+    destination = request.form.get("destination") or WMS_DESTINATION.name
     verdict, reason = request.form.get("verdict"), (request.form.get("why") or "").strip()
     if verdict not in ("delivered", "resend") or not operation or not key or destination not in DESTINATIONS:
         abort(400)
@@ -58,6 +58,6 @@ def resolve():
     user = g.user.name
     ref = DESTINATIONS[destination].delivery_ref(operation, key)
     job = s.jobs.run(f"resolve: {verdict}", user, [ref], lambda _: resolve_uncertain(
-        s.desk, operation, key, delivered=verdict == "delivered", actor=user, reason=reason,
+        s.tools, operation, key, delivered=verdict == "delivered", actor=user, reason=reason,
         destination=destination))
     return render_template("reports.html", job=job)

@@ -1,0 +1,188 @@
+"""What ``wms-relay status`` and the desk's overview report: is anything stuck, and what needs a person?
+
+:func:`collect` reads, in one JSON-ready dict, the queue depths (every destination's queues, and the
+messages workers hold unacknowledged), the scheduled retries and the most overdue one, events waiting for
+their create, uncertain deliveries, dead letters (count and oldest age), deliveries in the last hour, the
+workers alive and the scheduler's last tick (from their heartbeats in the store: no Celery ping, no
+Flower); then the same per destination (whether it is on, its ledger's states, delivered in the last hour)
+and its flow (``worker.flow``: rate limit, circuit, pause, parked, batches).  Its ``attention`` lists what
+needs a person (:func:`needs_a_person`, :func:`flow_attention`), each with one sentence saying what is
+wrong and what to do.
+
+A read model: it changes nothing.  The CLI prints it (``worker.commands.status``), the desk shows it
+(``worker.web.desk``): one report, two faces."""
+from __future__ import annotations
+
+from worker.destinations.table import DESTINATIONS, QUEUES, WMS_DESTINATION
+from worker.encoding import age, iso_time, shorten
+from worker.store.broker_queues import queue_depths, unacked
+from worker.store.heartbeats import STALE_AFTER_SECONDS, Heartbeats
+
+# A retry this late has no scheduler moving it (the scheduler moves due retries within a second).
+OVERDUE_AFTER_SECONDS = 60.0
+# Under maxmemory-policy noeviction a full Redis refuses writes: new events could not be accepted.
+MEMORY_ATTENTION_FRACTION = 0.8
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def per_destination(relay, now: float, destination: str | None = None) -> dict[str, dict]:
+    """Each destination's (or one's): on or off, its ledger's open states, oldest uncertain and dead,
+    delivered in the last hour."""
+    found = {}
+    for target in DESTINATIONS.values():
+        if destination not in (None, target.name):
+            continue
+        ledger = relay.ledger_of(target.name)
+        oldest = {state: ledger.oldest_in_state(state) for state in ("uncertain", "dead")}
+        on = target is WMS_DESTINATION or bool(target.is_on(relay.settings))
+        found[target.name] = {
+            "title": target.title, "on": on, "flow": relay.flow.status(target.name) if on else None,
+            "ledger": ledger.count_by_state(), "delivered_last_hour": ledger.delivered_since(now - 3600),
+            **{f"oldest_{state}_age_seconds":
+               None if oldest[state] is None else round(now - oldest[state][2], 1) for state in oldest}}
+    return found
+
+
+def collect(place, destination: str | None = None) -> dict:
+    """Everything ``status`` reports, as one JSON-ready dict (``destination``: narrowed to it);
+    ``attention`` lists what needs a person."""
+    import redis  # here, not at the top: the CLI's --help imports this module and needs no Redis client
+
+    relay, now = place.relay, place.relay.clock()
+    schedule, letters = relay.schedule, relay.dead_letters
+    beats = Heartbeats(relay.redis, relay.clock)
+    destinations = per_destination(relay, now, destination)
+    by_state = {state: sum(d["ledger"][state] for d in destinations.values())
+                for state in next(iter(destinations.values()))["ledger"]}
+    next_due = schedule.next_due()
+    ages = [d["oldest_uncertain_age_seconds"] for d in destinations.values()
+            if d["oldest_uncertain_age_seconds"] is not None]
+    if destination is None:
+        dead_count, oldest_dead = letters.count(), letters.oldest_age(now)
+    else:
+        open_letters = letters.list(destination=destination)
+        dead_count = len(open_letters)
+        oldest_dead = max((letter.age(now) for letter in open_letters), default=None)
+    workers = beats.beats("worker")
+    ticks = beats.beats("scheduler")
+    try:
+        memory = relay.redis.info("memory")
+    except redis.ResponseError:  # INFO disabled (some managed Redis; fakeredis): memory not known
+        memory = {}
+    used = int(memory["used_memory"]) if "used_memory" in memory else None
+    limit = int(memory.get("maxmemory", 0))
+    report = {
+        "store": place.store,
+        "checked_at": iso_time(now),
+        "queues": queue_depths(relay.redis, [q for q in QUEUES if destination in (None, q.split(".")[0])]),
+        "in_progress": unacked(relay.redis),
+        "scheduled_retries": {
+            "count": schedule.count(), "in_flight": schedule.in_flight_count(),
+            "next_due_at": iso_time(next_due),
+            "next_due_in_seconds": None if next_due is None else round(next_due - now, 1),
+            "most_overdue_seconds": None if next_due is None else round(max(0.0, now - next_due), 1)},
+        "waiting": by_state["waiting"],
+        "uncertain": {"count": by_state["uncertain"], "oldest_age_seconds": max(ages) if ages else None},
+        "dead_letters": {"count": dead_count, "oldest_age_seconds": _seconds(oldest_dead)},
+        "ledger": by_state,
+        "delivered_last_hour": sum(d["delivered_last_hour"] for d in destinations.values()),
+        "destinations": destinations,
+        "workers": [b.name for b in workers if b.age <= STALE_AFTER_SECONDS],
+        "worker_heartbeats": [{"name": b.name, "age_seconds": _seconds(b.age),
+                               "alive": b.age <= STALE_AFTER_SECONDS} for b in workers],
+        "scheduler": {"name": ticks[0].name if ticks else None,
+                      "last_tick_at": iso_time(ticks[0].at) if ticks else None,
+                      "last_tick_age_seconds": _seconds(ticks[0].age) if ticks else None,
+                      "alive": bool(ticks) and ticks[0].age <= STALE_AFTER_SECONDS},
+        "redis_memory": {"used_bytes": used, "max_bytes": limit,
+                         "used_fraction": round(used / limit, 4) if limit and used is not None else None},
+    }
+    report["attention"] = ([{"flag": flag, "message": _say(flag, report)} for flag in needs_a_person(report)]
+                           + flow_attention(report))
+    return report
+
+
+def flow_attention(report: dict) -> list[dict]:
+    """What needs a person in the destinations' flow, one item each (flag ``paused``, ``circuit_open`` or
+    ``clock_skew``, with its ``destination``): a pause in force, a circuit not closed (``clock_skew``: open
+    because the destination refuses our clock)."""
+    items = []
+    for name, part in report["destinations"].items():
+        flow = part.get("flow") or {}
+        if flow.get("paused"):
+            items.append({"flag": "paused", "destination": name,
+                          "message": f"{part['title']} is paused by {flow['paused']['by']}: "
+                                     f"`wms-relay resume {name}` sends to it again."})
+        if flow and flow["circuit"].get("fault") == "clock_skew":  # a configuration fault: its own flag
+            items.append({"flag": "clock_skew", "destination": name,
+                          "message": f"{part['title']} refuses our requests' timestamps: this machine's "
+                                     "clock is off "
+                                     f"({shorten(flow['circuit']['last_failure'] or '-', 160)}). "
+                                     "Fix the clock (NTP) on the worker hosts; deliveries wait without "
+                                     "spending attempts, and one probe a minute resumes sending once it is "
+                                     "right."})
+        elif flow and flow["circuit"]["state"] != "closed":
+            items.append({"flag": "circuit_open", "destination": name,
+                          "message": f"{part['title']} is failing (circuit {flow['circuit']['state']}): its "
+                                     "deliveries wait without spending attempts; check it is up "
+                                     "(`wms-relay check`)."})
+    return items
+
+
+def needs_a_person(report: dict) -> list[str]:
+    """What needs a person, most urgent first: ``no_worker``, ``no_scheduler``, ``overdue_retries``,
+    ``dead_letters``, ``uncertain``, ``memory`` (the CLI says each in words; a desk can link each to its
+    page)."""
+    needs = []
+    if not report["workers"]:
+        needs.append("no_worker")
+    if not report["scheduler"]["alive"]:
+        needs.append("no_scheduler")
+    overdue = report["scheduled_retries"]["most_overdue_seconds"]
+    if overdue is not None and overdue > OVERDUE_AFTER_SECONDS:
+        needs.append("overdue_retries")
+    if report["dead_letters"]["count"]:
+        needs.append("dead_letters")
+    if report["uncertain"]["count"]:
+        needs.append("uncertain")
+    fraction = report["redis_memory"]["used_fraction"]
+    if fraction is not None and fraction >= MEMORY_ATTENTION_FRACTION:
+        needs.append("memory")
+    return needs
+
+
+def _say(flag: str, report: dict) -> str:
+    """One sentence per flag: what is wrong and what to do."""
+    if flag == "no_worker":
+        seen = report["worker_heartbeats"]
+        last = f" (last heartbeat {age(seen[0]['age_seconds'])} ago, {seen[0]['name']})" if seen else ""
+        return (f"No worker is alive{last}: events will not move. Start one (`wms-relay worker`) and check "
+                "its log.")
+    if flag == "no_scheduler":
+        tick = report["scheduler"]
+        when = (f"has not ticked for {age(tick['last_tick_age_seconds'])}" if tick["name"]
+                else "has never ticked")
+        return (f"The scheduler {when}: retries and dispatch updates waiting for their create will not be "
+                "sent. Start it (`wms-relay scheduler`) and check its log.")
+    if flag == "overdue_retries":
+        late = age(report["scheduled_retries"]["most_overdue_seconds"])
+        return (f"A scheduled retry is {late} overdue: the scheduler is not moving retries. Check that it "
+                "runs (`wms-relay health scheduler`) and can reach the store.")
+    if flag == "dead_letters":
+        return ("Dead letters wait for a person: `wms-relay dead list`, then `dead show ID`, `dead retry ID` "
+                "or `dead discard ID --reason ...`.")
+    if flag == "uncertain":
+        return ("Uncertain deliveries: `wms-relay uncertain list`, check each at its destination, then "
+                "`uncertain resolve ID --delivered|--resend --reason ...`.")
+    memory = report["redis_memory"]
+    return (f"Redis uses {memory['used_fraction']:.0%} of its maxmemory ({mib(memory['used_bytes'])} of "
+            f"{mib(memory['max_bytes'])}): when full it refuses new events. Raise maxmemory, or purge "
+            "closed dead letters (`wms-relay dead purge --closed --older-than 30d`).")
+
+
+def mib(size: int) -> str:
+    """Bytes in MiB, one decimal (``12.3 MiB``)."""
+    return f"{size / 1048576:.1f} MiB"
