@@ -18,6 +18,7 @@ import pytest
 
 from tests.fixtures.pipeline import ROOT, make_pipeline, wait_until
 from tests.fixtures.tls_proxy import TlsProxy, make_certificates
+from worker.destinations.table import delivery_ref
 from worker.store.dead_letters import DeadLetters
 from worker.store.embedded import HOST, free_port, server_binary
 
@@ -47,8 +48,9 @@ def deliver_and_screen(pipeline, key: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     pipeline.wait_for_state("receipt.create", key, "delivered", timeout=90)
     pipeline.redis().lpush("trademax.receipt", b"not a celery message over tls")
-    letter = wait_until(lambda: next((x for x in DeadLetters(pipeline.redis()).list()
-                                      if x.reason == "malformed_message"), None), 60, "the malformed letter")
+    letters = DeadLetters(pipeline.redis(), delivery_ref=delivery_ref)
+    letter = wait_until(lambda: next((x for x in letters.list() if x.reason == "malformed_message"), None),
+                        60, "the malformed letter")
     assert letter.event["queue"] == "trademax.receipt"
     assert worker.poll() is None, pipeline.logs()
     status = cli(pipeline.env, "status", "--json")

@@ -17,6 +17,7 @@ from kombu.transport.virtual import Empty
 from worker.celery_config import SocketTransport, celery_config
 from worker.cli import main
 from worker.settings import Settings
+from worker.destinations.table import delivery_ref
 from worker.store.dead_letters import DeadLetters
 from worker.store.embedded import server_config, start_server_process
 
@@ -67,6 +68,6 @@ def test_a_malformed_message_taken_through_the_socket_is_screened(socket_server)
     with Connection(config["broker_url"], transport=SocketTransport) as connection:
         with pytest.raises(Empty):  # screened: nothing for the worker, and the worker does not fail
             connection.default_channel._get("trademax.receipt")
-    letters = DeadLetters(client).list()
+    letters = DeadLetters(client, delivery_ref=delivery_ref).list()
     assert [(x.reason, x.event["queue"]) for x in letters] == [("malformed_message", "trademax.receipt")]
     assert client.llen("trademax.receipt") == 0
