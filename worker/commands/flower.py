@@ -41,14 +41,19 @@ def check_exposure(address: str, basic_auth: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from worker.observe.logs import configure
+
     settings = Settings.from_env()
     check_exposure(args.address, settings.flower_basic_auth)
     from worker.celery import app
 
+    # Flower's lines (and Tornado's) through our formatter: Tornado leaves logging alone with
+    # --logging=none (its own setup would add a handler of its format), and configure() sets LOG_LEVEL.
+    configure(settings)
     if not settings.flower_basic_auth:
-        print("Flower without a password: listening on loopback only.", file=sys.stderr)
+        logging.getLogger("wms_relay.flower").warning("Flower without a password: on loopback only.")
     app.start(argv=["flower", f"--address={args.address}", f"--port={args.port}",
-                    f"--tasks_columns={TASKS_COLUMNS}"])
+                    f"--tasks_columns={TASKS_COLUMNS}", "--logging=none"])
     # Flower's SIGTERM handler ends its loop by raising SystemExit.  When that lands while Flower starts,
     # its thread pool is never shut down, and the interpreter waits for the pool's idle thread at exit —
     # for ever (as PID 1 too: tests/integration/test_pid1_sigterm.py).  Flower keeps nothing to save here

@@ -35,6 +35,7 @@ from worker.delivery.batch_delivery import add_to_batch
 from worker.delivery.fan_out import fan_out
 from worker.delivery.held import hold_back
 from worker.delivery.rejections import best_key, reject_conflict, reject_invalid
+from worker.delivery import unknown_dispatch_ids
 from worker.delivery.relay import Relay
 from worker.destinations.contract import Operation, classification_of
 from worker.destinations.table import DESTINATIONS, ROWS, WMS_DESTINATION
@@ -364,13 +365,19 @@ def _release_turn(relay: Relay, delivery: Delivery, owner: str) -> None:
 
 def _record_delivery(relay: Relay, delivery: Delivery, reply: Any, tried: AttemptEntry, owner: str) -> str:
     title = DESTINATIONS[delivery.destination].title
+    result = reply.ledger_result()
+    reason = f"{title} already had it (duplicate)" if reply.duplicate else "delivered"
+    id_unknown = unknown_dispatch_ids.lacks_dispatch_id(delivery, result)
+    if id_unknown:
+        reason = unknown_dispatch_ids.delivered_reason(delivery, reply.duplicate)
     moved = relay.ledger_of(delivery.destination).transition(
-        delivery.operation, delivery.key, "delivered", owner=owner, result=reply.ledger_result(), log=tried,
-        reason=f"{title} already had it (duplicate)" if reply.duplicate else "delivered")
+        delivery.operation, delivery.key, "delivered", owner=owner, result=result, log=tried, reason=reason)
     if not moved:
         keep_attempt(relay, delivery, tried)
         log.warning("delivered %s but the claim had passed to another worker", delivery.ref)
     if delivery.operation == "dispatch.create":
+        if id_unknown:
+            relay.dispatch_waiters.mark_id_unknown(delivery.fields["transaction_id"], relay.clock())
         waiters = relay.dispatch_waiters.take_waiters(delivery.fields["transaction_id"])
         if waiters:
             relay.schedule.run_now(waiters)
@@ -391,6 +398,8 @@ def _waits_this_round(history) -> int:
 
 def _wait_for_create(relay: Relay, delivery: Delivery) -> str:
     transaction_id = delivery.fields["transaction_id"]
+    if relay.dispatch_waiters.id_unknown(transaction_id):  # delivered without an id: a person supplies it
+        return unknown_dispatch_ids.wait_for_person(relay, delivery)
     ledger = relay.ledger_of(delivery.destination)
     record = ledger.get(delivery.operation, delivery.key)
     checks = _waits_this_round(record.history if record else ())
