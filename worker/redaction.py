@@ -29,6 +29,8 @@ REDACTED = "[redacted]"
 SECRET_KEYS = frozenset({
     "secret", "trademax_secret", "signature", "api_key", "trademax_api_key", "password", "authorization",
     "flower_basic_auth", "x-wms-signature", "ingest_hmac_secrets",
+    # the ingest's Standard Webhooks header and secrets
+    "webhook-signature", "ingest_webhook_secrets",
     # the other destinations: ka-ching's query parameter, StockTrim's header, Stock2Shop's login token
     "apikey", "kaching_api_key", "api-auth-signature", "stocktrim_auth_signature", "stock2shop_password",
     "token",
@@ -124,12 +126,15 @@ class Scrubber:
         """The Trademax secret, the other destinations' secrets (ka-ching's api key, StockTrim's
         signature, Stock2Shop's password), the store's password (REDIS_URL's; ``store_password``: the
         embedded store's too, which ``worker.store.connection.store_password`` reads), Flower's passwords
-        and the ingest's HMAC secrets.  (The Trademax api key is public — it travels in every request — and
-        is removed where it appears as ``api_key``, not by value; ingest tokens are known by their shape
-        only.)"""
+        and the ingest's HMAC and Standard Webhooks secrets.  (The Trademax api key is public — it travels
+        in every request — and is removed where it appears as ``api_key``, not by value; ingest tokens are
+        known by their shape only.)"""
         values = [settings.trademax_secret, settings.kaching_api_key, settings.stocktrim_auth_signature,
                   settings.stock2shop_password, store_password or ""]
         values += [pair.partition(":")[2] for pair in (settings.ingest_hmac_secrets or "").split(",")]
+        for pair in (settings.ingest_webhook_secrets or "").split(","):
+            secret = pair.partition(":")[2].strip()
+            values += [secret, secret.removeprefix("whsec_")]  # whsec_BASE64, and the key's base64 alone
         if settings.redis_url:
             parts = urlsplit(settings.redis_url)
             values.append(parts.password or "")
