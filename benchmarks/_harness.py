@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from worker.destinations.declared import DECLARATIONS  # noqa: E402
 from worker.sandbox.control import SandboxControl, wait_for_ready_line  # noqa: E402
 from worker.web.serving import listening_url  # noqa: E402
 from worker.store.embedded import (  # noqa: E402
@@ -129,17 +130,6 @@ class Valkey:
             self.process.wait()
 
 
-# The other destinations' sandboxes: their credentials (fresh secrets per run) and base URL variable.
-OTHER_APIS = {
-    "kaching": lambda: {"KACHING_ACCOUNT": "bench", "KACHING_INTEGRATION": "wms",
-                        "KACHING_API_KEY": secrets.token_hex(12)},
-    "stocktrim": lambda: {"STOCKTRIM_AUTH_ID": "bench-tenant",
-                          "STOCKTRIM_AUTH_SIGNATURE": secrets.token_hex(12)},
-    "stock2shop": lambda: {"STOCK2SHOP_USERNAME": "bench", "STOCK2SHOP_PASSWORD": secrets.token_hex(12),
-                           "STOCK2SHOP_SOURCE_ID": "57"},
-}
-
-
 class Sandbox(SandboxControl):
     """A sandbox process (Trademax's, or ``api``'s) and its sandbox-only views and controls
     (SandboxControl); ``env`` holds the variables that point the relay at it."""
@@ -154,8 +144,8 @@ class Sandbox(SandboxControl):
             args += [f"--{name.replace('_', '-')}", str(value)]
         if api == "trademax":
             self.env = {"TRADEMAX_API_KEY": self.api_key, "TRADEMAX_SECRET": self.secret}
-        else:
-            self.env = OTHER_APIS[api]()
+        else:  # the credentials its declaration gives for sandboxes, fresh secrets per run
+            self.env = DECLARATIONS[api].sandbox_credentials(lambda: secrets.token_hex(12))
         env = {**os.environ, **self.env}
         self._log = open(log_path, "wb")
         self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self._log,
@@ -163,7 +153,7 @@ class Sandbox(SandboxControl):
         self.base_url = wait_for_ready_line(self.process, START_TIMEOUT)
         super().__init__(self.base_url)
         if api != "trademax":
-            self.env[f"{api.upper()}_BASE_URL"] = self.base_url
+            self.env[DECLARATIONS[api].base_url.name] = self.base_url
 
     def stop(self) -> None:
         _stop(self.process)

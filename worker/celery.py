@@ -35,8 +35,17 @@ def _configuration() -> str:
     return recorded_text(Settings.from_env())
 
 
-# wms:heartbeat:worker (status, `wms-relay health`) and the destinations' configuration (status, metrics).
-app.steps["consumer"].add(heartbeat_step(_store_client, configuration=_configuration))
+def _probe_files(node_name: str):
+    """The worker's liveness and readiness files under WMS_RELAY_VAR_DIR (``wms-relay health --liveness``)."""
+    from worker.observe.probe_files import ProbeFiles
+
+    return ProbeFiles(Settings.from_env().var_dir, "worker", node_name)
+
+
+# wms:heartbeat:worker (status, `wms-relay health`), the destinations' configuration (status,
+# metrics) and the probe files (`health worker --liveness`).
+app.steps["consumer"].add(heartbeat_step(_store_client, configuration=_configuration,
+                                         probe_files=_probe_files))
 
 
 @app.on_configure.connect

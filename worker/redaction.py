@@ -10,36 +10,47 @@ Every door a secret could leave by uses this module:
   scrubs error texts and the requests exceptions it chains with a Scrubber of its secrets (and the
   request's signature, or the Stock2Shop token it carried).
 
-What is removed: the values of mapping keys named in :data:`SECRET_KEYS` (at any depth, compared
-lower-case), ``signature=…``/``api_key=…``/``apikey=…``/``token=…``/``secret=…`` parameters in text (plain
-or URL-encoded ``=``), ``"signature": "…"`` (``"token"``, ``"password"``...) fields in JSON text, an ingest
-bearer token (by its shape: ``wmsr_…``, or whatever follows ``Bearer``), and every known secret value,
-plain and URL-encoded.  Each becomes :data:`REDACTED`.  Pure: built from values, no I/O, no settings read
-from the environment.
+What is removed: the values of secret-bearing names (:data:`SECRET_KEYS`, compared lower-case) — as mapping
+keys at any depth, as ``name=…`` parameters in text (plain or URL-encoded ``=``) and as ``"name": "…"``
+fields in JSON text — an ingest bearer token (by its shape: ``wmsr_…``, or whatever follows ``Bearer``),
+and every known secret value, plain and URL-encoded.  Each becomes :data:`REDACTED`.  Pure: built from
+values, no I/O, no settings read from the environment.
+
+Each destination's secret-bearing names and secret values come from its declaration
+(``worker.destinations.declaration``: its secret variables, the names its secrets travel under), so a new
+destination's secrets are kept in without an edit here.
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Iterable, Mapping
 from urllib.parse import parse_qs, quote, quote_plus, urlsplit, urlunsplit
 
+from worker.destinations.declaration import Declaration
+from worker.destinations.declared import DECLARATIONS
+
 REDACTED = "[redacted]"
 
+# Secret-bearing names that are no destination's: a generic secret or password, HTTP authorization, and
+# the secrets of Flower and of the ingest door (its HMAC signature and secrets, its Standard Webhooks
+# header and secrets).
+OUR_SECRET_KEYS = frozenset({"secret", "password", "authorization", "flower_basic_auth", "x-wms-signature",
+                             "ingest_hmac_secrets", "webhook-signature", "ingest_webhook_secrets"})
+
+
+def secret_keys(declarations: Iterable[Declaration]) -> frozenset[str]:
+    """The secret-bearing names (lower-case): ours, and each declared destination's secret variables and
+    the names its secrets travel under."""
+    found = set(OUR_SECRET_KEYS)
+    for declaration in declarations:
+        found.update(variable.attribute for variable in declaration.secrets)
+        found.update(name.lower() for name in declaration.secret_keys)
+    return frozenset(found)
+
+
 # Mapping keys whose values never leave the process and are never stored, at any depth (lower-case).
-SECRET_KEYS = frozenset({
-    "secret", "trademax_secret", "signature", "api_key", "trademax_api_key", "password", "authorization",
-    "flower_basic_auth", "x-wms-signature", "ingest_hmac_secrets",
-    # the ingest's Standard Webhooks header and secrets
-    "webhook-signature", "ingest_webhook_secrets",
-    # the other destinations: ka-ching's query parameter, StockTrim's header, Stock2Shop's login token
-    "apikey", "kaching_api_key", "api-auth-signature", "stocktrim_auth_signature", "stock2shop_password",
-    "token",
-})
-# ``signature=abc`` in a query string or a log line, and ``"signature": "abc"`` in JSON text.
-_PARAM = re.compile(r"(?i)\b(signature|api_key|apikey|token|trademax_secret|secret)(=|%3D)[^&\s'\"]*")
-_JSON_FIELD = re.compile(
-    r'(?i)("(?:signature|api_key|apikey|token|password|api-auth-signature|trademax_secret|secret)"\s*:\s*")'
-    r'[^"]*(")')
+SECRET_KEYS = secret_keys(DECLARATIONS)
 # A password in a URL's query (``sentinel_password=...``), for printing a URL.
 _QUERY_PASSWORD = re.compile(r"(?i)([?&][a-z_]*password=)[^&#]*")
 # An ingest bearer token (``wmsr_`` + 43 URL-safe characters), and whatever follows ``Bearer``.
@@ -48,6 +59,15 @@ _TOKEN = re.compile(r"(?i)\b(?:bearer\s+[A-Za-z0-9._~+/=-]{8,}|wmsr_[A-Za-z0-9_-
 MAX_CONTAINERS = 1_000_000
 # A value shorter than this is not scrubbed by value: a 1-3 character "secret" would blank half a line.
 MIN_SECRET_LENGTH = 4
+
+
+@functools.lru_cache(maxsize=8)
+def _patterns(keys: frozenset[str]) -> tuple[re.Pattern, re.Pattern]:
+    """``name=abc`` in a query string or a log line (``=`` plain or URL-encoded), and ``"name": "abc"`` in
+    JSON text, for each of ``keys``."""
+    names = "|".join(re.escape(key) for key in sorted(keys, key=lambda key: (-len(key), key)))
+    return (re.compile(rf"(?i)\b({names})(=|%3D)[^&\s'\"]*"),
+            re.compile(rf'(?i)("(?:{names})"\s*:\s*")[^"]*(")'))
 
 
 class SecretKeyError(ValueError):
@@ -114,23 +134,26 @@ class Scrubber:
     """Removes known secret values (plain and URL-encoded), secret parameters and secret-bearing mapping
     keys from text and nested data."""
 
-    def __init__(self, secret_values: Iterable[str]) -> None:
+    def __init__(self, secret_values: Iterable[str], *, keys: frozenset[str] = SECRET_KEYS) -> None:
         variants = set()
         for value in secret_values:
             if value and len(value) >= MIN_SECRET_LENGTH:
                 variants.update({value, quote(value, safe=""), quote_plus(value)})
         self._values = sorted(variants, key=len, reverse=True)
+        self._keys = keys
+        self._parameter, self._json_field = _patterns(keys)
 
     @classmethod
     def from_settings(cls, settings: Any, *, store_password: str | None = None) -> "Scrubber":
-        """The Trademax secret, the other destinations' secrets (ka-ching's api key, StockTrim's
-        signature, Stock2Shop's password), the store's password (REDIS_URL's; ``store_password``: the
-        embedded store's too, which ``worker.store.connection.store_password`` reads), Flower's passwords
-        and the ingest's HMAC and Standard Webhooks secrets.  (The Trademax api key is public — it travels
-        in every request — and is removed where it appears as ``api_key``, not by value; ingest tokens are
-        known by their shape only.)"""
-        values = [settings.trademax_secret, settings.kaching_api_key, settings.stocktrim_auth_signature,
-                  settings.stock2shop_password, store_password or ""]
+        """Every destination's secret values (its declaration's secret variables: the Trademax secret,
+        ka-ching's api key, StockTrim's signature, Stock2Shop's password ...) and secret-bearing names, the
+        store's password (REDIS_URL's; ``store_password``: the embedded store's too, which
+        ``worker.store.connection.store_password`` reads), Flower's passwords and the ingest's HMAC and
+        Standard Webhooks secrets.  (The Trademax api key is public — it travels in every request — and is
+        removed where it appears as ``api_key``, not by value; ingest tokens are known by their shape
+        only.)"""
+        values = [value for destination in settings.destinations for value in destination.secret_values]
+        values.append(store_password or "")
         values += [pair.partition(":")[2] for pair in (settings.ingest_hmac_secrets or "").split(",")]
         for pair in (settings.ingest_webhook_secrets or "").split(","):
             secret = pair.partition(":")[2].strip()
@@ -141,16 +164,16 @@ class Scrubber:
             values.extend(parse_qs(parts.query).get("sentinel_password", []))
         for pair in (settings.flower_basic_auth or "").split(","):
             values.append(pair.partition(":")[2])
-        return cls(values)
+        return cls(values, keys=secret_keys(destination.declaration for destination in settings.destinations))
 
     def text(self, value: str) -> str:
         for secret in self._values:
             if secret in value:
                 value = value.replace(secret, REDACTED)
         if "=" in value or "%3D" in value or "%3d" in value:
-            value = _PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", value)
+            value = self._parameter.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", value)
         if '"' in value:
-            value = _JSON_FIELD.sub(lambda m: f"{m.group(1)}{REDACTED}{m.group(2)}", value)
+            value = self._json_field.sub(lambda m: f"{m.group(1)}{REDACTED}{m.group(2)}", value)
         if "wmsr_" in value or "earer" in value or "EARER" in value:
             value = _TOKEN.sub(REDACTED, value)
         return value
@@ -160,7 +183,7 @@ class Scrubber:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {k: REDACTED if isinstance(k, str) and k.lower() in SECRET_KEYS else self.scrub(v)
+            return {k: REDACTED if isinstance(k, str) and k.lower() in self._keys else self.scrub(v)
                     for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return type(value)(self.scrub(v) for v in value)

@@ -2,19 +2,27 @@
 
 Library code never reads ``os.environ``; the entry points (the CLI, the Celery app module) call
 :func:`Settings.from_env` once.  A missing or malformed variable stops start-up with a
-:class:`SettingsError` that names the variable.  The Trademax secret is kept out of ``repr`` so it
-cannot reach a log line through a settings dump.
+:class:`SettingsError` that names the variable.  Secrets are kept out of ``repr`` so they cannot reach a
+log line through a settings dump.
+
+Each destination's variables are not listed here: each destination declares them once
+(``worker.destinations.declaration``; the list: ``worker.destinations.declared``), and
+:class:`DestinationSettings` holds what was read for one destination — ``settings.destination("kaching")``
+— its base URL, locations, credentials and flow control.  The names the code used before the declarations
+(``settings.kaching_base_url``, ``Settings(kaching_locations=...)``) still work: a declared variable's
+lower-case name reads and sets its value.
 """
 from __future__ import annotations
 
 import base64
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 from urllib.parse import parse_qs, unquote, urlsplit
 
-DEFAULT_BASE_URL = "http://dashboard.trademax.se/api/"
+from worker.destinations.declaration import LOCATIONS, NUMBER, URL, Declaration, Declarations, Variable
+from worker.destinations.declared import DECLARATIONS
 
 
 class SettingsError(ValueError):
@@ -57,19 +65,14 @@ class Locations:
         return ",".join(f"{warehouse}={location}" for warehouse, location in self.pairs)
 
 
-# Flow control per destination (worker.flow): each destination's variables start with its prefix.
-FLOW_PREFIXES = {"trademax": "TRADEMAX", "kaching": "KACHING", "stocktrim": "STOCKTRIM",
-                 "stock2shop": "STOCK2SHOP"}
-# The bulk APIs take many stock levels per request: their counts are batched (<PREFIX>_BATCH_MAX).
-BULK_DESTINATIONS = ("kaching", "stocktrim", "stock2shop")
-
-
 @dataclass(frozen=True)
 class FlowLimits:
     """One destination's flow control (docs/flow-control.md): ``<PREFIX>_MAX_RPS`` (0 = no limit),
     ``<PREFIX>_PROBE_SECONDS``, ``<PREFIX>_CIRCUIT_FAILURES`` within ``<PREFIX>_CIRCUIT_WINDOW_SECONDS``, and
-    for the bulk destinations ``<PREFIX>_BATCH_MAX`` (0 = every count sent on its own) and
-    ``<PREFIX>_BATCH_SECONDS``."""
+    for a bulk destination ``<PREFIX>_BATCH_MAX`` (0 = every count sent on its own) and
+    ``<PREFIX>_BATCH_SECONDS``.  The defaults of the rate and the batch size are the destination's
+    declaration's (Stock2Shop at most 1 request per second: all our workers are one client; the bulk
+    APIs up to 500 counts a request)."""
 
     max_rps: float = 0.0
     probe_seconds: float = 30.0
@@ -82,35 +85,26 @@ class FlowLimits:
     def batched(self) -> bool:
         return self.batch_max > 0
 
+    @classmethod
+    def declared(cls, declaration: Declaration) -> "FlowLimits":
+        """The defaults ``declaration`` states."""
+        return cls(max_rps=declaration.max_rps, batch_max=declaration.batch_max if declaration.bulk else 0)
 
-def default_flow_limits(name: str) -> FlowLimits:
-    """The defaults: Stock2Shop at most 1 request per second ("Rate Limits": all our workers are one
-    client); the bulk destinations batched, up to 500 counts a request, at most one request a second."""
-    bulk = name in BULK_DESTINATIONS
-    return FlowLimits(max_rps=1.0 if name == "stock2shop" else 0.0, batch_max=500 if bulk else 0)
-
-
-def _default_flow() -> tuple[tuple[str, FlowLimits], ...]:
-    return tuple((name, default_flow_limits(name)) for name in FLOW_PREFIXES)
-
-
-def _flow_from_env(env: Mapping[str, str]) -> tuple[tuple[str, FlowLimits], ...]:
-    found = []
-    for name, prefix in FLOW_PREFIXES.items():
-        default = default_flow_limits(name)
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], declaration: Declaration) -> "FlowLimits":
+        prefix, default = declaration.prefix, cls.declared(declaration)
         batch = {}
-        if name in BULK_DESTINATIONS:
+        if declaration.bulk:
             batch = {"batch_max": _integer(env, f"{prefix}_BATCH_MAX", default.batch_max, minimum=0),
                      "batch_seconds": _number(env, f"{prefix}_BATCH_SECONDS", default.batch_seconds,
                                               minimum=0.01)}
-        found.append((name, FlowLimits(
+        return cls(
             max_rps=_number(env, f"{prefix}_MAX_RPS", default.max_rps, minimum=0.0),
             probe_seconds=_number(env, f"{prefix}_PROBE_SECONDS", default.probe_seconds, minimum=0.1),
             circuit_failures=_integer(env, f"{prefix}_CIRCUIT_FAILURES", default.circuit_failures, minimum=1),
             circuit_window_seconds=_number(env, f"{prefix}_CIRCUIT_WINDOW_SECONDS",
                                            default.circuit_window_seconds, minimum=0.1),
-            **batch)))
-    return tuple(found)
+            **batch)
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -208,23 +202,134 @@ def _http_url(env: Mapping[str, str], name: str, default: str) -> str:
     return raw if raw.endswith("/") else raw + "/"
 
 
-# Each destination's credential variables (beyond Trademax's), with what to put there.
-_CREDENTIALS = {
-    "kaching": {"KACHING_ACCOUNT": "the ka-ching account id",
-                "KACHING_INTEGRATION": "the id of the import integration set up in ka-ching",
-                "KACHING_API_KEY": "the api key of that import integration"},
-    "stocktrim": {"STOCKTRIM_AUTH_ID": "StockTrim's api-auth-id (the tenant id, from StockTrim's Help page)",
-                  "STOCKTRIM_AUTH_SIGNATURE": "StockTrim's api-auth-signature (from StockTrim's Help page)"},
-    "stock2shop": {"STOCK2SHOP_USERNAME": "the Stock2Shop API user's name",
-                   "STOCK2SHOP_PASSWORD": "that user's password",
-                   "STOCK2SHOP_SOURCE_ID": "the id of the Stock2Shop source stock is pushed to"},
-}
+def _variable_from_env(env: Mapping[str, str], variable: Variable) -> Any:
+    """One declared variable, read and checked by its kind (a SettingsError names it)."""
+    if variable.kind == URL:
+        return _http_url(env, variable.name, str(variable.default))
+    if variable.kind == LOCATIONS:
+        return Locations.parse(variable.name, env.get(variable.name))
+    if variable.kind == NUMBER:
+        return _number(env, variable.name, float(variable.default or 0.0), minimum=variable.minimum)
+    raw = env.get(variable.name) or str(variable.default)
+    return raw if variable.secret else raw.strip()  # a secret is taken exactly as given
+
+
+def _variable_default(variable: Variable) -> Any:
+    if variable.kind == LOCATIONS:
+        return Locations()
+    if variable.kind == NUMBER:
+        return float(variable.default or 0.0)
+    return variable.default
+
+
+@dataclass(frozen=True)
+class DestinationSettings:
+    """What was read for one destination: its declaration, the value of each variable it declares and its
+    flow control.  ``settings.destination(name)`` hands it out; secrets stay out of its ``repr``."""
+
+    declaration: Declaration
+    values: tuple[tuple[str, Any], ...]
+    flow: FlowLimits
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_variable", dict(self.values))  # read on every routed event
+
+    @classmethod
+    def declared(cls, declaration: Declaration) -> "DestinationSettings":
+        """Every variable at its default (as if none were set)."""
+        return cls(declaration, tuple((v.name, _variable_default(v)) for v in declaration.variables),
+                   FlowLimits.declared(declaration))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], declaration: Declaration) -> "DestinationSettings":
+        return cls(declaration, tuple((v.name, _variable_from_env(env, v)) for v in declaration.variables),
+                   FlowLimits.from_env(env, declaration))
+
+    def __repr__(self) -> str:
+        secret = {variable.name for variable in self.declaration.secrets}
+        shown = ", ".join(f"{name}={'***' if name in secret and value else repr(value)}"
+                          for name, value in self.values)
+        return f"DestinationSettings({self.name}: {shown}, flow={self.flow!r})"
+
+    @property
+    def name(self) -> str:
+        return self.declaration.name
+
+    def declares(self, variable: str) -> bool:
+        return variable in self._by_variable
+
+    def value(self, variable: str) -> Any:
+        """The value of ``variable`` (its name: ``KACHING_API_KEY``); a KeyError when not declared."""
+        try:
+            return self._by_variable[variable]
+        except KeyError:
+            raise KeyError(f"{self.name} declares no {variable}") from None
+
+    def with_values(self, changes: Mapping[str, Any]) -> "DestinationSettings":
+        return replace(self, values=tuple((name, changes.get(name, value)) for name, value in self.values))
+
+    @property
+    def base_url(self) -> str:
+        return self.value(self.declaration.base_url.name)
+
+    @property
+    def is_on(self) -> bool:
+        """On when its base URL is set."""
+        return bool(self.base_url)
+
+    @property
+    def locations(self) -> Locations:
+        """Its ``*_LOCATIONS`` (empty when it declares none: no warehouse is listed)."""
+        declared = self.declaration.locations
+        return self.value(declared.name) if declared is not None else Locations()
+
+    @property
+    def secret_values(self) -> list[str]:
+        """The values of its secret variables (for the scrubbers)."""
+        return [self.value(variable.name) for variable in self.declaration.secrets]
+
+    def require_credentials(self) -> None:
+        """A SettingsError naming the first unset credential, and what to put there."""
+        for variable in self.declaration.credentials:
+            if not self.value(variable.name):
+                raise SettingsError(f"{variable.name} is not set: {variable.description}")
+
+
+def destination_settings(declarations: Declarations = DECLARATIONS, env: Mapping[str, str] | None = None
+                         ) -> tuple[DestinationSettings, ...]:
+    """Every declared destination's settings: read from ``env``, or (None) their defaults."""
+    if env is None:
+        return tuple(DestinationSettings.declared(declaration) for declaration in declarations)
+    return tuple(DestinationSettings.from_env(env, declaration) for declaration in declarations)
+
+
+def _redis_tls_files(env: Mapping[str, str], redis_url: str | None) -> dict[str, Path | None]:
+    """REDIS_SSL_CA_CERTS, REDIS_SSL_CERTFILE, REDIS_SSL_KEYFILE: readable files, a key only with its
+    certificate, and only for a store reached over TLS (set for a plain one, they would be ignored)."""
+    found = {}
+    for name in ("REDIS_SSL_CA_CERTS", "REDIS_SSL_CERTFILE", "REDIS_SSL_KEYFILE"):
+        raw = (env.get(name) or "").strip()
+        if raw and not os.access(raw, os.R_OK):
+            raise SettingsError(f"{name} names {raw!r}, which is not a readable file")
+        found[name] = Path(raw) if raw else None
+    if found["REDIS_SSL_KEYFILE"] and not found["REDIS_SSL_CERTFILE"]:
+        raise SettingsError("REDIS_SSL_KEYFILE is set without REDIS_SSL_CERTFILE (the certificate it is the "
+                            "key of)")
+    if any(found.values()):
+        scheme = urlsplit(redis_url).scheme if redis_url else None
+        tls = scheme == "rediss" or (scheme == "sentinel" and "ssl=true" in urlsplit(redis_url).query.lower())
+        if not tls:
+            named = ", ".join(name for name, path in found.items() if path)
+            raise SettingsError(f"{named} set, but REDIS_URL does not use TLS: a rediss:// URL, or "
+                                "sentinel://...&ssl=true")
+    return found
 
 
 @dataclass(frozen=True)
 class SentinelAddress:
     """A ``sentinel://`` REDIS_URL: the Sentinels, the primary's name, the database, the data servers'
-    credentials (``sentinel_password=...`` in the query: the Sentinels' own password, if they have one)."""
+    credentials (``sentinel_password=...`` in the query: the Sentinels' own password, if they have one),
+    and ``ssl=true``: TLS to the Sentinels and to the data servers alike (REDIS_SSL_* for a private CA)."""
 
     sentinels: tuple[tuple[str, int], ...]
     master_name: str
@@ -232,6 +337,7 @@ class SentinelAddress:
     username: str | None = None
     password: str | None = None
     sentinel_password: str | None = None
+    ssl: bool = False
 
     @classmethod
     def parse(cls, url: str) -> "SentinelAddress":
@@ -254,8 +360,11 @@ class SentinelAddress:
         db = parts.path.strip("/") or "0"
         if not db.isdigit():
             raise ValueError(f"the database is a number, got {db!r}")
+        ssl = (query.get("ssl") or ["false"])[0].lower()
+        if ssl not in ("true", "false"):
+            raise ValueError(f"ssl is true or false, got {ssl!r}")
         return cls(tuple(sentinels), master, int(db), unquote(username) or None, unquote(password) or None,
-                   (query.get("sentinel_password") or [None])[0])
+                   (query.get("sentinel_password") or [None])[0], ssl == "true")
 
     def broker_url(self) -> str:
         """kombu's form: ``sentinel://[:pw@]h1:p1/db;sentinel://[:pw@]h2:p2/db;...``."""
@@ -267,39 +376,29 @@ class SentinelAddress:
         return ";".join(f"sentinel://{auth}{host}:{port}/{self.db}" for host, port in self.sentinels)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Settings:
     """Everything configurable about wms-relay.  Build with :meth:`from_env`; copy with :meth:`replace`."""
 
     # Broker and store.  None: the embedded valkey-server under ``var_dir`` (see worker.store.embedded).
     redis_url: str | None = field(default=None, repr=False)  # may hold the store's password
     var_dir: Path = Path("var")
+    # TLS to the store (rediss://, sentinel://...?ssl=true): a private CA's certificate, and this client's
+    # certificate and key where the server asks for one (docs/operations.md, "TLS to Redis").
+    redis_ssl_ca_certs: Path | None = None
+    redis_ssl_certfile: Path | None = None
+    redis_ssl_keyfile: Path | None = None
 
-    # Trademax.
-    trademax_base_url: str = DEFAULT_BASE_URL
-    trademax_api_key: str = ""
-    trademax_secret: str = field(default="", repr=False)
+    # Every client's timeouts (the variables kept Trademax's names from before the other destinations).
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
 
-    # The other stock channels (docs/destinations.md).  A destination is on when its base URL is set.
-    # Read here so that the sandboxes (``wms-relay sandbox --api ...``) and the clients share one set of
-    # variables.  ``*_locations``: WMS warehouse_id -> the destination's location.
-    kaching_base_url: str = ""
-    kaching_locations: Locations = Locations()
-    stocktrim_base_url: str = ""
-    stocktrim_locations: Locations = Locations()
-    stocktrim_forecast_every_minutes: float = 60.0
-    stock2shop_base_url: str = ""
-    stock2shop_locations: Locations = Locations()
-    kaching_account: str = ""
-    kaching_integration: str = ""
-    kaching_api_key: str = field(default="", repr=False)
-    stocktrim_auth_id: str = ""
-    stocktrim_auth_signature: str = field(default="", repr=False)
-    stock2shop_username: str = ""
-    stock2shop_password: str = field(default="", repr=False)
-    stock2shop_source_id: str = ""
+    # Each destination's settings (docs/destinations.md), one DestinationSettings per declaration
+    # (worker.destinations.declared): base URL (a destination is on when it is set; Trademax's has a
+    # default), credentials, ``*_LOCATIONS`` (WMS warehouse_id -> the destination's location), flow
+    # control (worker.flow).  Read here so that the sandboxes (``wms-relay sandbox --api ...``) and the
+    # clients share one set of variables.
+    destinations: tuple[DestinationSettings, ...] = field(default_factory=destination_settings)
 
     # Retry policy (worker.delivery.retry_policy): full-jitter exponential backoff.  80 attempts capped at one
     # hour add up to ~34 h on average (never less than ~24 h in practice): a day-long outage is ridden out.
@@ -325,9 +424,6 @@ class Settings:
     dependency_wait_seconds: float = 30.0
     dependency_wait_max_checks: int = 240
 
-    # Flow control per destination (worker.flow): (destination name, FlowLimits) for every destination.
-    flow: tuple[tuple[str, FlowLimits], ...] = field(default_factory=_default_flow)
-
     # Observability and operations.
     sentry_dsn: str = field(default="", repr=False)
     flower_basic_auth: str = field(default="", repr=False)
@@ -350,9 +446,45 @@ class Settings:
     web_connection_limit: int = 1000
     web_channel_timeout_seconds: int = 15
 
+    def __init__(self, **values: Any) -> None:
+        """Every field by keyword (its default when not given).  A destination's variable may be given by
+        its lower-case name too (``kaching_base_url="http://k/"``: ``KACHING_BASE_URL``, declared by
+        ka-ching), over what ``destinations`` holds."""
+        own = {f.name: f for f in fields(type(self))}
+        by_variable = {name.upper(): values.pop(name) for name in [n for n in values if n not in own]}
+        destinations = values.pop("destinations", None) or destination_settings()
+        for name, f in own.items():
+            if name == "destinations":
+                continue
+            if name in values:
+                value = values.pop(name)
+            else:
+                value = f.default_factory() if f.default_factory is not MISSING else f.default
+            object.__setattr__(self, name, value)
+        if by_variable:
+            unknown = set(by_variable) - {name for d in destinations for name, _ in d.values}
+            if unknown:
+                raise TypeError(f"Settings has no setting {', '.join(sorted(n.lower() for n in unknown))}")
+            destinations = tuple(d.with_values(by_variable) for d in destinations)
+        object.__setattr__(self, "destinations", destinations)
+        object.__setattr__(self, "_by_name", {destination.name: destination for destination in destinations})
+        self.__post_init__()
+
+    def __getattr__(self, name: str) -> Any:
+        """A destination's variable by its lower-case name (``settings.kaching_locations``); new code reads
+        ``settings.destination("kaching").locations``."""
+        if not name.startswith("_"):
+            variable = name.upper()
+            for destination in self.__dict__.get("destinations", ()):
+                if variable in destination._by_variable:
+                    return destination._by_variable[variable]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        """Read settings from ``env`` (default: the process environment)."""
+    def from_env(cls, env: Mapping[str, str] | None = None, *,
+                 declarations: Declarations = DECLARATIONS) -> "Settings":
+        """Read settings from ``env`` (default: the process environment), each destination's as
+        ``declarations`` declare them (default: every destination of worker.destinations.declared)."""
         env = os.environ if env is None else env
         log_format = (env.get("LOG_FORMAT") or "text").strip().lower()
         if log_format not in ("text", "json"):
@@ -370,28 +502,14 @@ class Settings:
             except ValueError as exc:
                 raise SettingsError(f"REDIS_URL: {exc} (sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT...]/DB"
                                     "?master_name=NAME)") from None
+        tls = _redis_tls_files(env, redis_url)
         return cls(
             redis_url=redis_url,
             var_dir=Path(env.get("WMS_RELAY_VAR_DIR") or "var"),
-            trademax_base_url=_http_url(env, "TRADEMAX_BASE_URL", DEFAULT_BASE_URL),
-            trademax_api_key=(env.get("TRADEMAX_API_KEY") or "").strip(),
-            trademax_secret=env.get("TRADEMAX_SECRET") or "",
-            kaching_base_url=_http_url(env, "KACHING_BASE_URL", ""),
-            kaching_locations=Locations.parse("KACHING_LOCATIONS", env.get("KACHING_LOCATIONS")),
-            stocktrim_base_url=_http_url(env, "STOCKTRIM_BASE_URL", ""),
-            stocktrim_locations=Locations.parse("STOCKTRIM_LOCATIONS", env.get("STOCKTRIM_LOCATIONS")),
-            stocktrim_forecast_every_minutes=_number(env, "STOCKTRIM_FORECAST_EVERY_MINUTES", 60.0,
-                                                     minimum=0.01),
-            stock2shop_base_url=_http_url(env, "STOCK2SHOP_BASE_URL", ""),
-            stock2shop_locations=Locations.parse("STOCK2SHOP_LOCATIONS", env.get("STOCK2SHOP_LOCATIONS")),
-            kaching_account=(env.get("KACHING_ACCOUNT") or "").strip(),
-            kaching_integration=(env.get("KACHING_INTEGRATION") or "").strip(),
-            kaching_api_key=env.get("KACHING_API_KEY") or "",
-            stocktrim_auth_id=(env.get("STOCKTRIM_AUTH_ID") or "").strip(),
-            stocktrim_auth_signature=env.get("STOCKTRIM_AUTH_SIGNATURE") or "",
-            stock2shop_username=(env.get("STOCK2SHOP_USERNAME") or "").strip(),
-            stock2shop_password=env.get("STOCK2SHOP_PASSWORD") or "",
-            stock2shop_source_id=(env.get("STOCK2SHOP_SOURCE_ID") or "").strip(),
+            redis_ssl_ca_certs=tls["REDIS_SSL_CA_CERTS"],
+            redis_ssl_certfile=tls["REDIS_SSL_CERTFILE"],
+            redis_ssl_keyfile=tls["REDIS_SSL_KEYFILE"],
+            destinations=destination_settings(declarations, env),
             connect_timeout=_number(env, "TRADEMAX_CONNECT_TIMEOUT", 5.0, minimum=0.001),
             read_timeout=_number(env, "TRADEMAX_READ_TIMEOUT", 30.0, minimum=0.001),
             retry_base_seconds=_number(env, "RETRY_BASE_SECONDS", 1.0, minimum=0.001),
@@ -405,7 +523,6 @@ class Settings:
             stranded_after_seconds=_number(env, "STRANDED_AFTER_SECONDS", 900.0, minimum=1.0),
             dependency_wait_seconds=_number(env, "DEPENDENCY_WAIT_SECONDS", 30.0, minimum=0.01),
             dependency_wait_max_checks=_integer(env, "DEPENDENCY_WAIT_MAX_CHECKS", 240, minimum=1),
-            flow=_flow_from_env(env),
             sentry_dsn=(env.get("SENTRY_DSN") or "").strip(),
             flower_basic_auth=env.get("FLOWER_BASIC_AUTH") or "",
             log_format=log_format,
@@ -437,34 +554,30 @@ class Settings:
                 f"TRADEMAX_CONNECT_TIMEOUT + TRADEMAX_READ_TIMEOUT ({longest_task:g} s)"
             )
 
-    def require_trademax_credentials(self) -> "Settings":
-        """Fail with a message naming the variable unless the Trademax key and secret are set."""
-        if not self.trademax_api_key:
-            raise SettingsError("TRADEMAX_API_KEY is not set: the public api key Trademax gave you")
-        if not self.trademax_secret:
-            raise SettingsError("TRADEMAX_SECRET is not set: the secret key Trademax gave you")
-        return self
+    def destination(self, name: str) -> DestinationSettings:
+        """``name``'s settings; a KeyError naming the known destinations otherwise."""
+        found = self._by_name.get(name)
+        if found is not None:
+            return found
+        raise KeyError(f"no destination {name!r} (known: {', '.join(d.name for d in self.destinations)})")
 
     def require_credentials(self, destination: str) -> "Settings":
-        """Fail with a message naming the first unset variable among ``destination``'s credentials
-        (``trademax``, ``kaching``, ``stocktrim``, ``stock2shop``)."""
-        if destination == "trademax":
-            return self.require_trademax_credentials()
-        for name in _CREDENTIALS[destination]:
-            if not getattr(self, name.lower()):
-                raise SettingsError(f"{name} is not set: {_CREDENTIALS[destination][name]}")
+        """Fail with a message naming the first unset variable among ``destination``'s credentials (as its
+        declaration lists them), and what to put there."""
+        self.destination(destination).require_credentials()
         return self
 
     def flow_of(self, destination: str) -> FlowLimits:
-        """``destination``'s flow control (its defaults when it has no entry)."""
-        return next((limits for name, limits in self.flow if name == destination),
-                    default_flow_limits(destination))
+        """``destination``'s flow control (the defaults for a name nothing declares)."""
+        found = self._by_name.get(destination)
+        return found.flow if found is not None else FlowLimits()
 
     def with_flow(self, destination: str, **changes) -> "Settings":
         """A copy with some of ``destination``'s flow limits changed (tests, benchmarks)."""
-        changed = replace(self.flow_of(destination), **changes)
-        others = tuple((name, limits) for name, limits in self.flow if name != destination)
-        return replace(self, flow=others + ((destination, changed),))
+        self.destination(destination)  # a KeyError for a name nothing declares
+        changed = tuple(replace(d, flow=replace(d.flow, **changes)) if d.name == destination else d
+                        for d in self.destinations)
+        return replace(self, destinations=changed)
 
     def replace(self, **changes) -> "Settings":
         return replace(self, **changes)

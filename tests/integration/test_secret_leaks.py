@@ -533,6 +533,7 @@ def test_no_destination_credential_or_stock2shop_token_leaks(redis_server, sandb
     `check`, and the support commands; then logs, Redis (the shared token's own key aside: that is where
     it lives), CLI output, Celery events and Sentry are searched — 0 hits."""
     from tests.fixtures.sandbox import CREDENTIALS, relay_environment, start_destination_sandbox
+    from worker.destinations.declared import DECLARATIONS
 
     inbox = SentryInbox()
     threading.Thread(target=inbox.serve_forever, daemon=True).start()
@@ -623,9 +624,11 @@ def test_no_destination_credential_or_stock2shop_token_leaks(redis_server, sandb
     haystacks["wms-relay output"] = "\n".join(run.cli_output).encode()
     haystacks["celery events"] = json.dumps(tap.events, default=str).encode()
     haystacks["sentry envelopes"] = b"\n".join(inbox.envelopes)
-    secrets_ = {"KACHING_API_KEY": CREDENTIALS["kaching"]["KACHING_API_KEY"],
-                "STOCKTRIM_AUTH_SIGNATURE": CREDENTIALS["stocktrim"]["STOCKTRIM_AUTH_SIGNATURE"],
-                "STOCK2SHOP_PASSWORD": CREDENTIALS["stock2shop"]["STOCK2SHOP_PASSWORD"]}
+    # Every secret the other destinations declare (KACHING_API_KEY, STOCKTRIM_AUTH_SIGNATURE,
+    # STOCK2SHOP_PASSWORD, and a new destination's without an edit here).
+    secrets_ = {variable.name: CREDENTIALS[declared.name][variable.name]
+                for declared in DECLARATIONS if declared.name in CREDENTIALS for variable in declared.secrets}
+    assert {"KACHING_API_KEY", "STOCKTRIM_AUTH_SIGNATURE", "STOCK2SHOP_PASSWORD"} <= set(secrets_)
     needles = {name: value.encode() for name, value in secrets_.items()}
     needles.update({f"{name}, URL-quoted": quote(value, safe="").encode()
                     for name, value in secrets_.items()})

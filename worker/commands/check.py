@@ -19,6 +19,7 @@ import argparse
 from dataclasses import asdict, dataclass
 
 from worker.commands.presenting import described, print_json, say
+from worker.destinations.declaration import declarations_of
 from worker.redaction import url_without_password
 from worker.settings import Settings, SettingsError, valid_basic_auth, valid_log_level
 
@@ -49,14 +50,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def settings_problems(settings: Settings) -> list[Verdict]:
-    """What Settings.from_env cannot see on its own: credentials, LOG_LEVEL, SENTRY_DSN, FLOWER_BASIC_AUTH."""
+    """What Settings.from_env cannot see on its own: the first destination's credentials (the others' are
+    named when they are checked), LOG_LEVEL, SENTRY_DSN, FLOWER_BASIC_AUTH."""
     problems = []
-    if not settings.trademax_api_key:
-        problems.append(Verdict("FAIL", "TRADEMAX_API_KEY", "is not set", "set it to the public api key "
-                                "Trademax gave you"))
-    if not settings.trademax_secret:
-        problems.append(Verdict("FAIL", "TRADEMAX_SECRET", "is not set", "set it to the secret key Trademax "
-                                "gave you"))
+    intake = settings.destinations[0]
+    for variable in intake.declaration.credentials:
+        if not intake.value(variable.name):
+            problems.append(Verdict("FAIL", variable.name, "is not set", f"set it to {variable.description}"))
     if not valid_log_level(settings.log_level):
         problems.append(Verdict("FAIL", "LOG_LEVEL", f"{settings.log_level!r} is not a log level",
                                 "use DEBUG, INFO, WARNING or ERROR"))
@@ -179,10 +179,11 @@ def check_destination(settings: Settings, destination) -> list[Verdict]:
     from worker.settings import SettingsError as MissingSetting
 
     title = destination.title
+    declared = destination.declaration
+    base_url = declared.base_url.name
     verdicts = []
-    locations = getattr(settings, f"{destination.name}_locations")
-    if not locations:
-        verdicts.append(Verdict("WARN", title, f"{destination.name.upper()}_LOCATIONS lists no warehouse: "
+    if declared.locations is not None and not settings.destination(destination.name).locations:
+        verdicts.append(Verdict("WARN", title, f"{declared.locations.name} lists no warehouse: "
                                 "nothing will be sent to it", "set it to warehouse=location pairs"))
     settings = settings.replace(read_timeout=min(settings.read_timeout, MAX_READ_TIMEOUT))
     try:
@@ -193,14 +194,13 @@ def check_destination(settings: Settings, destination) -> list[Verdict]:
         seen = destination.check(client)
     except TransientError as exc:
         return verdicts + [Verdict("FAIL", title, f"could not get an answer: {exc}",
-                                   f"check {destination.name.upper()}_BASE_URL and the network; if it is "
-                                   "down, try later")]
+                                   f"check {base_url} and the network; if it is down, try later")]
     except OutcomeUnknownError as exc:
         return verdicts + [Verdict("FAIL", title, f"no answer in time: {exc}",
                                    "check the network; try again")]
     except PermanentError as exc:
         hint = ("check its credentials" if exc.status in (401, 403) else
-                f"check {destination.name.upper()}_BASE_URL and the settings named above")
+                f"check {base_url} and the settings named above")
         return verdicts + [Verdict("FAIL", title, f"refused the check: {exc}", hint)]
     except DestinationError as exc:  # pragma: no cover — the three above are the whole tree
         return verdicts + [Verdict("FAIL", title, str(exc))]
@@ -211,9 +211,14 @@ def check_destination(settings: Settings, destination) -> list[Verdict]:
     return verdicts + [Verdict("OK", title, seen)]
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, table: dict | None = None) -> int:
+    """``table``: the destinations to check (default: worker.destinations.table's; a test hands in its
+    own, with a destination the repository does not have)."""
+    from worker.destinations.table import DESTINATIONS, configured
+
+    table = DESTINATIONS if table is None else table
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env(declarations=declarations_of(d.declaration for d in table.values()))
     except SettingsError as exc:
         return _report([Verdict("FAIL", "settings", str(exc), "fix that variable and run `wms-relay check` "
                                 "again")], args.json)
@@ -230,12 +235,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         verdicts.append(Verdict("FAIL", "Trademax", "not checked: the credentials are not set",
                                 "set TRADEMAX_API_KEY and TRADEMAX_SECRET"))
-    from worker.destinations.table import WMS_DESTINATION, configured
     from worker.store.connection import describe
 
-    for destination in configured(settings):
-        if destination is WMS_DESTINATION:
-            continue
+    for destination in configured(settings, table)[1:]:  # the first: Trademax, checked above
         if args.skip_others:
             verdicts.append(Verdict("WARN", destination.title, "not checked (--skip-others)"))
         else:

@@ -37,16 +37,6 @@ SCRIPT = [
     ("receipt.create", "invalid-receipt.json", {}),
 ]
 FINAL = {"delivered", "superseded", "uncertain", "dead", "discarded"}
-# The other channels' sandboxes, with the demo's own credentials (fresh secrets each run) and where the
-# sample warehouse "nw" is at each.
-OTHER_SANDBOXES = {
-    "kaching": {"KACHING_ACCOUNT": "demo", "KACHING_INTEGRATION": "wms", "KACHING_LOCATIONS": "nw=shop-nw"},
-    "stocktrim": {"STOCKTRIM_AUTH_ID": "demo-tenant", "STOCKTRIM_LOCATIONS": "nw=NW"},
-    "stock2shop": {"STOCK2SHOP_USERNAME": "demo", "STOCK2SHOP_SOURCE_ID": "57",
-                   "STOCK2SHOP_LOCATIONS": "nw=Main"},
-}
-OTHER_SECRETS = {"kaching": "KACHING_API_KEY", "stocktrim": "STOCKTRIM_AUTH_SIGNATURE",
-                 "stock2shop": "STOCK2SHOP_PASSWORD"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -242,25 +232,35 @@ class Demo:
         return 0
 
     def start_other_sandboxes(self) -> dict:
-        """ka-ching, StockTrim and Stock2Shop, each with fresh demo credentials; the relay's variables point
-        at them (a destination is on when its base URL is set).  Stock2Shop gets the sample product set up
-        first, as the merchant's ERP would (it ignores stock for products it does not have)."""
+        """Every other destination's sandbox (ka-ching, StockTrim, Stock2Shop), each with the credentials
+        its declaration gives for sandboxes (fresh secrets each run) and its locations' example (where the
+        sample warehouse "nw" is at it); the relay's variables point at them (a destination is on when its
+        base URL is set).  Stock2Shop gets the sample product set up first, as the merchant's ERP would
+        (it ignores stock for products it does not have)."""
+        from worker.destinations.declared import DECLARATIONS
         from worker.sandbox.control import SandboxControl
         from worker.store import embedded as embedded_redis
 
         found = {}
-        for api, variables in OTHER_SANDBOXES.items():
-            port = embedded_redis.free_port()
-            self.env.update(variables)
-            self.env.setdefault(OTHER_SECRETS[api], secrets.token_hex(16))
+        for declared in list(DECLARATIONS)[1:]:  # the first: the sandbox Trademax, started already
+            api, port = declared.name, embedded_redis.free_port()
+            secret = {variable.name for variable in declared.secrets}
+            for name, value in declared.sandbox_credentials(lambda: secrets.token_hex(16)).items():
+                if name in secret:
+                    self.env.setdefault(name, value)
+                else:
+                    self.env[name] = value
+            if declared.locations is not None:
+                self.env[declared.locations.name] = declared.locations.example
             base_url = f"http://127.0.0.1:{port}/"
-            self.env[f"{api.upper()}_BASE_URL"] = base_url
+            self.env[declared.base_url.name] = base_url
             self.spawn(f"sandbox-{api}", "sandbox", "--api", api, "--host", "127.0.0.1", "--port", str(port))
             control = SandboxControl(base_url, timeout=5)
             self.wait_ready(f"sandbox-{api}", control.answering)
             found[api] = control
             print(f"Sandbox {api + ':':<16}{base_url}")
-        self._seed_stock2shop(self.env["STOCK2SHOP_BASE_URL"])
+        if "stock2shop" in found:
+            self._seed_stock2shop(self.env["STOCK2SHOP_BASE_URL"])
         return found
 
     def _seed_stock2shop(self, base_url: str) -> None:

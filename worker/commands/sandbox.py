@@ -4,22 +4,20 @@ from __future__ import annotations
 import argparse
 import sys
 
+from worker.destinations.declared import DECLARATIONS
 from worker.settings import Settings
 
-APIS = ("trademax", "kaching", "stocktrim", "stock2shop")
+APIS = tuple(declared.name for declared in DECLARATIONS)
 
 DESCRIPTION = """\
 Run a local fake API on HOST:PORT for demos, tests and benchmarks (--api, default trademax). It checks
 credentials exactly like the real API, keeps state, refuses what the real API refuses and injects faults.
 Credentials come from the same variables the relay's clients use (all required for the chosen API):
 
-  trademax    TRADEMAX_API_KEY, TRADEMAX_SECRET          base URL http://HOST:PORT/api/
-  kaching     KACHING_ACCOUNT, KACHING_INTEGRATION,      base URL http://HOST:PORT/
-              KACHING_API_KEY                            (POST/DELETE /imports/stock)
-  stocktrim   STOCKTRIM_AUTH_ID, STOCKTRIM_AUTH_SIGNATURE base URL http://HOST:PORT/
-                                                         (POST /api/Inventory, /api/RunForecastCalculations)
-  stock2shop  STOCK2SHOP_USERNAME, STOCK2SHOP_PASSWORD,  base URL http://HOST:PORT/
-              STOCK2SHOP_SOURCE_ID                       (POST /v1/users/authenticate, /v1/products/queue)
+""" + "\n".join(f"  {d.name:<11} {', '.join(v.name for v in d.credentials)}" for d in DECLARATIONS) + """
+
+Its base URL is http://HOST:PORT/ (Trademax's http://HOST:PORT/api/); what each fake answers: its module,
+worker/sandbox/<api>/api.py, and docs/destinations.md.
 
 Sandbox-only endpoints (unauthenticated; the real APIs have none):
   GET  /_sandbox/state      what was applied; always {"stock": {"<location>": {"<product>": qty}}, ...}
@@ -82,23 +80,12 @@ def register(subparsers) -> None:
 
 
 def build_api(api: str, settings: Settings, args: argparse.Namespace):
-    """The SandboxApi for ``--api``, its credentials from ``settings`` (SettingsError names a missing one)."""
+    """The SandboxApi for ``--api``, its credentials from ``settings`` (SettingsError names a missing one):
+    the destination builds its own (``Destination.sandbox``)."""
+    from worker.destinations.table import DESTINATIONS
+
     settings.require_credentials(api)
-    if api == "trademax":
-        from worker.sandbox.trademax.api import TrademaxApi
-        return TrademaxApi(keys={settings.trademax_api_key: settings.trademax_secret})
-    if api == "kaching":
-        from worker.sandbox.kaching.api import KachingApi
-        return KachingApi(account=settings.kaching_account, integration=settings.kaching_integration,
-                          api_key=settings.kaching_api_key)
-    if api == "stocktrim":
-        from worker.sandbox.stocktrim.api import StockTrimApi
-        return StockTrimApi(auth_id=settings.stocktrim_auth_id,
-                            auth_signature=settings.stocktrim_auth_signature)
-    from worker.sandbox.stock2shop.api import Stock2ShopApi
-    return Stock2ShopApi(username=settings.stock2shop_username, password=settings.stock2shop_password,
-                         source_id=settings.stock2shop_source_id, token_ttl=args.token_ttl,
-                         max_rps=args.max_rps)
+    return DESTINATIONS[api].sandbox(settings, args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from worker.sandbox.control import ready_line
     from worker.sandbox.faults import FaultPlan
     from worker.sandbox.server import SandboxServer
+    from worker.web.serving import stop_on_sigterm
 
     settings = Settings.from_env()
     api = build_api(args.api, settings, args)
@@ -121,9 +109,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"wms-relay sandbox: {exc}", file=sys.stderr)
         return 2
     server = SandboxServer((args.host, args.port), api, plan=plan, seed=args.seed)
+    stop_on_sigterm()
     try:
         announce(ready_line(server.base_url), logger="wms_relay.sandbox")
         server.serve_forever()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: a clean stop
+        pass
     finally:
         server.server_close()
     return 0

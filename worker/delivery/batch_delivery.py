@@ -36,8 +36,9 @@ from tasks.events import Delivery, DeliveryEvent
 from tasks.schemas import stock
 from worker.delivery.failures import dead
 from worker.delivery.relay import Relay
+from worker.destinations.contract import Classification, classification_of
 from worker.destinations.table import DESTINATIONS, ROWS, split_delivery_ref
-from worker.errors import DestinationError, OutcomeUnknownError, PermanentError, TransientError
+from worker.errors import DestinationError, OutcomeUnknownError, PermanentError
 from worker.flow.batches import ADD, LEVEL, Batch, BatchItem
 from worker.flow.gate import PARK
 from worker.flow.split import Part, send_in_halves
@@ -111,12 +112,12 @@ class _Carried:
 
 
 class _Request:
-    """What one request of the batch looks like to the observer's attempt line."""
+    """What one request of the batch looks like to the observer's attempt line: the operation of the
+    counts it carries."""
 
-    operation = "stock.adjust"
-
-    def __init__(self, destination: str, batch_id: str, size: int) -> None:
-        self.destination, self.key = destination, f"batch:{batch_id} ({size} items)"
+    def __init__(self, destination: str, batch: Batch, size: int) -> None:
+        self.destination, self.key = destination, f"batch:{batch.batch_id} ({size} items)"
+        self.operation = ",".join(dict.fromkeys(item.operation for item in batch.items))
 
 
 class BatchFlusher:
@@ -318,14 +319,10 @@ class BatchFlusher:
 
     def _observe(self, batch: Batch, size: int, exc: BaseException | None, status: int | None,
                  latency: float | None) -> None:
-        self.relay.observer.attempt(_Request(self.destination, batch.batch_id, size), 1, _outcome(exc),
+        self.relay.observer.attempt(_Request(self.destination, batch, size), 1, _outcome(exc),
                                     status=status, error_code=None, latency=latency)
 
 
 def _outcome(exc: BaseException | None) -> str:
-    """An attempt's outcome, in the classification's words."""
-    if exc is None:
-        return "delivered"
-    if isinstance(exc, TransientError):
-        return "transient"
-    return "outcome_unknown" if isinstance(exc, OutcomeUnknownError) else "permanent"
+    """An attempt's outcome, in the classification's words (worker.destinations.contract)."""
+    return Classification.DELIVERED.value if exc is None else classification_of(exc).value

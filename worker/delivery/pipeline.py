@@ -15,7 +15,10 @@ so each destination's delivery is claimed, retried and parked on its own — a d
 only its own deliveries (docs/architecture.md, "One event, several destinations").
 
 Where a send does not deliver the event (retry later, read back, dead letter, uncertain):
-worker.delivery.failures.  Invalid and conflicting events at the door: worker.delivery.rejections.
+worker.delivery.failures.  Invalid and conflicting events at the door: worker.delivery.rejections.  The
+policies a row's flags turn on: a change to a shipment waits for its create (``needs_dispatch_id``,
+``wakes_dispatch_waiters``: worker.delivery.dispatch_wait), an absolute count takes its SKU's turn
+(``ordered_by_sku``: worker.delivery.stock_turn).
 """
 from __future__ import annotations
 
@@ -29,8 +32,8 @@ import redis
 
 from tasks.events import Delivery, DeliveryEvent, InvalidEvent, validate_event
 from worker.encoding import utf8_safe
-from worker.delivery.failures import after_failure, dead, ensure_dead_letter, keep_attempt
-from worker.delivery.failures import retry_later
+from worker.delivery import dispatch_wait, stock_turn
+from worker.delivery.failures import after_failure, ensure_dead_letter, keep_attempt
 from worker.delivery.batch_delivery import add_to_batch
 from worker.delivery.fan_out import fan_out
 from worker.delivery.held import hold_back
@@ -45,8 +48,6 @@ from worker.store.requests import replayable
 
 log = logging.getLogger("wms_relay.delivery")
 
-# A second absolute count of one SKU waits this long for the first to finish sending.
-STOCK_TURN_RETRY_SECONDS = 1.0
 # While the store is unreachable, a delivery looks again this often.
 STORE_OUTAGE_PAUSE_SECONDS = 1.0
 _STORE_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)  # BusyLoadingError (AOF loading) included
@@ -223,7 +224,7 @@ def _deliver_now(relay: Relay, operation: str, message: Any, *, owner: str, dest
                  passage: _Passage) -> str:
     # An event that may have to wait for its dispatch is claimed only once it need not; any other is
     # recorded and claimed in one store call.
-    waits = row is not None and row.needs_dispatch_id
+    waits = dispatch_wait.waits(row)
     admission, delivery = _admit_and_fan_out(relay, operation, message, destination, row,
                                              claim_for=None if waits else owner)
     if delivery is None:
@@ -232,9 +233,9 @@ def _deliver_now(relay: Relay, operation: str, message: Any, *, owner: str, dest
 
     dispatch_id = None
     if waits:
-        dispatch_id = relay.dispatch_waiters.dispatch_id_for(delivery.fields["transaction_id"])
+        dispatch_id = dispatch_wait.dispatch_id_of(relay, delivery)
         if dispatch_id is None:
-            return _wait_for_create(relay, delivery)
+            return dispatch_wait.wait_for_create(relay, delivery)
 
     claim = admission.claim
     if waits:
@@ -253,41 +254,16 @@ def _deliver_now(relay: Relay, operation: str, message: Any, *, owner: str, dest
             relay.observer.parked(delivery, "uncertain", reason)
         return "uncertain"
 
-    counted = _is_absolute_count(delivery.event)
+    counted = stock_turn.takes_turn(delivery)
     if counted:
-        turn = _stock_turn(relay, delivery, owner)
-        if turn.verdict == "superseded":
-            ledger.transition(delivery.operation, delivery.key, "superseded", owner=owner,
-                              reason=f"a newer absolute value (occurred_at {turn.detail}) was sent")
-            return "superseded"
-        if turn.verdict == "busy":
-            return retry_later(relay, delivery, owner, STOCK_TURN_RETRY_SECONDS,
-                               reason="another count of this SKU is being sent")
+        ended = stock_turn.take(relay, delivery, owner)
+        if ended is not None:
+            return ended
     try:
         return _send(relay, delivery, claim, dispatch_id, owner, run, passage)
     finally:
         if counted and run.finish is None:
-            _release_turn(relay, delivery, owner)
-
-
-def _is_absolute_count(event: DeliveryEvent) -> bool:
-    return event.operation == "stock.adjust" and event.fields.get("type") == "absolute"
-
-
-def _stock_turn(relay: Relay, delivery: Delivery, owner: str):
-    """The turn to send an absolute count: no newer count sent before it, no other count on the wire.
-
-    The count is recorded as the SKU's latest *before* it may go out, then the turn is taken: once sent,
-    a count may be applied even if no answer comes back (read timeout) or its worker dies mid-send, and an
-    older count arriving after that must be superseded, not applied over it (the chaos run found both).
-    If another count holds the turn, this one waits and is sent later (or superseded, if a newer one came
-    meanwhile); an older count arriving in between is superseded by it — stale either way.  So nothing is
-    left to record once it is delivered: the caller's ``finally`` lets go of the turn."""
-    warehouse_id, artno = delivery.fields["warehouse_id"], delivery.fields["artno"]
-    order = relay.stock_order_of(delivery.destination)  # each destination applies its counts in order
-    # "applied" records it as the latest unless a newer one is; it holds no turn, so it lets go of none.
-    order.applied(warehouse_id, artno, delivery.occurred_at, owner)
-    return order.acquire(warehouse_id, artno, delivery.occurred_at, owner)
+            stock_turn.let_go(relay, delivery, owner)
 
 
 def _call(relay: Relay, row: Operation, fields: dict, dispatch_id: Any) -> Any:
@@ -348,19 +324,14 @@ def _keep_until_recorded(relay: Relay, delivery: Delivery, owner: str, attempt: 
 
     def recorded_later() -> str:  # after an outage: the stock turn is let go here, not by _deliver
         state = recorded()
-        if _is_absolute_count(delivery.event):
-            _release_turn(relay, delivery, owner)
+        if stock_turn.takes_turn(delivery):
+            stock_turn.let_go(relay, delivery, owner)
         return state
 
     run.finish = recorded_later
     state = recorded()
     run.finish = None  # recorded at once: _deliver lets go of the stock turn as usual
     return state
-
-
-def _release_turn(relay: Relay, delivery: Delivery, owner: str) -> None:
-    relay.stock_order_of(delivery.destination).release(delivery.fields["warehouse_id"],
-                                                       delivery.fields["artno"], owner)
 
 
 def _record_delivery(relay: Relay, delivery: Delivery, reply: Any, tried: AttemptEntry, owner: str) -> str:
@@ -375,47 +346,5 @@ def _record_delivery(relay: Relay, delivery: Delivery, reply: Any, tried: Attemp
     if not moved:
         keep_attempt(relay, delivery, tried)
         log.warning("delivered %s but the claim had passed to another worker", delivery.ref)
-    if delivery.operation == "dispatch.create":
-        if id_unknown:
-            relay.dispatch_waiters.mark_id_unknown(delivery.fields["transaction_id"], relay.clock())
-        waiters = relay.dispatch_waiters.take_waiters(delivery.fields["transaction_id"])
-        if waiters:
-            relay.schedule.run_now(waiters)
+    dispatch_wait.wake_waiters(relay, delivery, id_unknown=id_unknown)
     return "delivered"
-
-
-def _waits_this_round(history) -> int:
-    """Dependency checks since the event was accepted or a person last reopened it (both enter
-    ``accepted``): a retried dependency_timeout dead letter gets a full set of checks again."""
-    checks = 0
-    for entry in history:
-        if entry.get("to") == "accepted":
-            checks = 0
-        elif entry.get("to") == "waiting":
-            checks += 1
-    return checks
-
-
-def _wait_for_create(relay: Relay, delivery: Delivery) -> str:
-    transaction_id = delivery.fields["transaction_id"]
-    if relay.dispatch_waiters.id_unknown(transaction_id):  # delivered without an id: a person supplies it
-        return unknown_dispatch_ids.wait_for_person(relay, delivery)
-    ledger = relay.ledger_of(delivery.destination)
-    record = ledger.get(delivery.operation, delivery.key)
-    checks = _waits_this_round(record.history if record else ())
-    if checks >= relay.settings.dependency_wait_max_checks:
-        return dead(relay, delivery, None, reason="dependency_timeout",
-                    detail=f"dispatch.create for transaction_id {transaction_id} was not delivered "
-                           f"after {checks} checks", exc=None)
-    ledger.transition(delivery.operation, delivery.key, "waiting",
-                      expected_states=("accepted", "retrying", "waiting"),
-                      reason=f"waiting for dispatch.create of transaction_id {transaction_id} "
-                             f"(check {checks + 1})")
-    ref = delivery.ref
-    relay.dispatch_waiters.wait_for(transaction_id, ref)
-    relay.schedule.schedule(ref, delivery.task_message(),
-                            relay.clock() + relay.settings.dependency_wait_seconds)
-    # The create may have landed between the check and the registration: look once more.
-    if relay.dispatch_waiters.dispatch_id_for(transaction_id) is not None:
-        relay.schedule.run_now([ref])
-    return "waiting"

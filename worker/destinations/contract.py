@@ -2,9 +2,10 @@
 operation it takes, and the :class:`Classification` every destination's answers are read into.
 
 A destination is a package ``worker/destinations/<name>/`` (``trademax/``, ``kaching/``, ``stocktrim/``,
-``stock2shop/``) whose ``operations`` module defines ``OPERATIONS`` (its rows) and ``DESTINATION`` (the
-rest below).  ``operations`` stays pure — no HTTP library, no Redis — so the table, Celery's routes and
-the WMS contract can be read without them; the client is imported when a process builds it.
+``stock2shop/``) whose ``declaration`` module declares its settings (``worker.destinations.declaration``)
+and whose ``operations`` module defines ``OPERATIONS`` (its rows) and ``DESTINATION`` (the rest below).
+``operations`` stays pure — no HTTP library, no Redis — so the table, Celery's routes and the WMS contract
+can be read without them; the client is imported when a process builds it.
 
 A row (:class:`Operation`) is everything the relay knows about one WMS operation at one destination:
 
@@ -21,15 +22,22 @@ A row (:class:`Operation`) is everything the relay knows about one WMS operation
                     destination of one operation (the WMS sends one event)
 ``send``            ``send(client, fields, dispatch_id) -> reply``: the one call that delivers it
 ``needs_dispatch_id``  names a shipment by transaction_id: waits for its create's dispatch_id
+                    (worker.delivery.dispatch_wait)
 ``resend_rule``     ``rule(event) -> bool``: may it be sent again after an unknown outcome?  Where not,
                     a lost answer parks the delivery ``uncertain`` for a person
+``ordered_by_sku``  its absolute counts (``type=absolute``) are values of one (warehouse_id, artno):
+                    each takes its SKU's turn, an older one is superseded (worker.delivery.stock_turn)
+``wakes_dispatch_waiters``
+                    its delivery gives a shipment its dispatch_id: the deliveries waiting for it
+                    (``needs_dispatch_id``) run now (worker.delivery.dispatch_wait)
 ==================  ==========================================================================
 
 A destination (:class:`Destination`) adds what is not per row:
 
 ==================  ==========================================================================
-``is_on``           ``is_on(settings) -> bool``: configured (its base URL set)?  An off destination
-                    gets nothing
+``declaration``     its settings (``worker.destinations.declaration``): its ``name``, its ``title`` (how
+                    people write it), its variables; ``is_on(settings)``: its base URL set?  An off
+                    destination gets nothing
 ``takes``           ``takes(event, settings) -> bool``: the routing rule — is this (valid) event for it?
                     (e.g. its ``*_LOCATIONS`` lists the event's warehouse; StockTrim takes absolute
                     counts only).  Asked only for operations it has a row for
@@ -47,8 +55,12 @@ A destination (:class:`Destination`) adds what is not per row:
                     deliveries), ``wms:<name>`` for the others
 ``ref_prefix``      what comes before ``operation:key`` in a delivery's ref (retry entries, dead letters,
                     what people type): ``""`` for the first destination, ``<name>/`` for the others
-``batch``           a :class:`BatchSender` for a bulk API (many stock counts per request), else None:
-                    its counts are batched per ``<DEST>_BATCH_MAX`` / ``<DEST>_BATCH_SECONDS`` (worker.flow)
+``sandbox``         ``sandbox(settings, options) -> SandboxApi``: imports and builds its fake API
+                    (``wms-relay sandbox --api <name>``; credentials from the variables its client reads,
+                    ``options``: the command's arguments), or None when it has none
+``batch``           a :class:`BatchSender` for a bulk API (many stock counts per request, its declaration
+                    says ``bulk``), else None: its counts are batched per ``<DEST>_BATCH_MAX`` /
+                    ``<DEST>_BATCH_SECONDS`` (worker.flow)
 ==================  ==========================================================================
 
 Queues, routes, task modules and the routing of one event to its destinations are built from the
@@ -59,6 +71,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from worker.destinations.declaration import Declaration
 
 Send = Callable[[Any, dict, Any], Any]
 
@@ -101,6 +115,8 @@ class Operation:
     send: Send
     resend_rule: Callable[[Any], bool]
     needs_dispatch_id: bool = False
+    ordered_by_sku: bool = False
+    wakes_dispatch_waiters: bool = False
 
     @property
     def task_name(self) -> str:
@@ -148,20 +164,26 @@ def _no_housekeeping(*_: Any, **__: Any) -> None:
 class Destination:
     """One retail API the relay delivers to (see the module docstring)."""
 
-    name: str
-    title: str  # how people write it: "ka-ching"
+    declaration: Declaration
     operations: tuple[Operation, ...]
     build_client: Callable[..., Any]
     check: Callable[[Any], str]
-    is_on: Callable[[Any], bool] = _always
     takes: Callable[[Any, Any], bool] = _always
     housekeeping: Callable[..., Any] = _no_housekeeping
     namespace: str = ""
     ref_prefix: str | None = None
     batch: BatchSender | None = None  # a bulk destination: its stock counts may be batched
+    sandbox: Callable[[Any, Any], Any] | None = None
+    name: str = field(init=False)
+    title: str = field(init=False)  # how people write it: "ka-ching"
     operation_names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "name", self.declaration.name)
+        object.__setattr__(self, "title", self.declaration.title)
+        if (self.batch is not None) != self.declaration.bulk:
+            raise ValueError(f"{self.name}: a batch sender goes with a declaration that says bulk, and only "
+                             "with one")
         if not self.namespace:
             object.__setattr__(self, "namespace", f"wms:{self.name}")
         if self.ref_prefix is None:
@@ -173,6 +195,10 @@ class Destination:
 
     def __repr__(self) -> str:
         return f"Destination({self.name!r})"
+
+    def is_on(self, settings: Any) -> bool:
+        """Configured (its base URL set)?"""
+        return settings.destination(self.name).is_on
 
     def row(self, operation: str) -> Operation | None:
         """Its row for ``operation``, or None when it does not take that operation."""

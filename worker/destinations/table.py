@@ -12,38 +12,70 @@ event, several destinations").
 Pure: importing it imports the rows and the WMS schemas only (no Celery, Redis or HTTP library)."""
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import Any, Iterable
 
 from worker.destinations.contract import Destination, Operation
-from worker.destinations.kaching import operations as kaching
-from worker.destinations.stock2shop import operations as stock2shop
-from worker.destinations.stocktrim import operations as stocktrim
-from worker.destinations.trademax import operations as trademax
-
-# The first is the one the WMS publishes to (its task names are the WMS contract).
-DESTINATIONS: dict[str, Destination] = {d.name: d for d in (
-    trademax.DESTINATION, kaching.DESTINATION, stocktrim.DESTINATION, stock2shop.DESTINATION)}
-# The destination whose tasks the WMS publishes (Trademax): its rows are the WMS operations, and every
-# event comes in as its delivery before fanning out.  (Not ``admission.Intake``: one event at the door.)
-WMS_DESTINATION: Destination = next(iter(DESTINATIONS.values()))
+from worker.destinations.declaration import Declaration, Declarations, declarations_of
+from worker.destinations.declared import DECLARATIONS
 
 
-def _check_table() -> None:
-    prefixes = [d.ref_prefix for d in DESTINATIONS.values()]
-    namespaces = [d.namespace for d in DESTINATIONS.values()]
-    if len(set(prefixes)) != len(prefixes) or len(set(namespaces)) != len(namespaces):
-        raise ValueError("two destinations share a ref prefix or a store namespace")
-    for destination in DESTINATIONS.values():
+def destination_table(destinations: Iterable[Destination]) -> dict[str, Destination]:
+    """name -> destination, in order (the first is the one the WMS publishes to), after checking them: no
+    two share a name, a ref prefix or a store namespace (worker.destinations.declaration.declarations_of:
+    nor a variable), and every row reads its operation as the WMS contract does.  A ValueError names what
+    is wrong.  The table below is built with it; a test builds its own (a fifth destination beside the
+    four) and hands it to what takes a table (``configured``, FlowControls, ``wms-relay check``)."""
+    table = {d.name: d for d in destinations}
+    declarations_of(d.declaration for d in table.values())
+    prefixes = [d.ref_prefix for d in table.values()]
+    namespaces = [d.namespace for d in table.values()]
+    if len(table) != len(prefixes) or len(set(prefixes)) != len(prefixes) or \
+            len(set(namespaces)) != len(namespaces):
+        raise ValueError("two destinations share a name, a ref prefix or a store namespace")
+    wms_destination = next(iter(table.values()))
+    for destination in table.values():
         for row in destination.operations:
-            wms_row = WMS_DESTINATION.row(row.name)
+            wms_row = wms_destination.row(row.name)
             if wms_row is None:
                 raise ValueError(f"{destination.name} takes {row.name!r}, which the WMS does not send")
             if (row.schema, row.key_field) != (wms_row.schema, wms_row.key_field):
                 raise ValueError(f"{destination.name}'s {row.name!r} row reads the event differently "
                                  "from the WMS contract (schema or key field)")
+    return table
 
 
-_check_table()
+def declared_destination(declaration: Declaration) -> Destination:
+    """The destination ``declaration`` declares the settings of: the ``DESTINATION`` of the ``operations``
+    module beside its ``declaration`` module (``worker/destinations/<name>/``).  An ImportError naming the
+    module it looked for, or a ValueError when that module's destination is not the declared one."""
+    module_name = f"worker.destinations.{declaration.name}.operations"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name is None or not module_name.startswith(error.name):
+            raise  # the module is there: something it imports is not
+        raise ImportError(f"{declaration.name} is declared (worker/destinations/declared.py) but there is no "
+                          f"{module_name} with its DESTINATION") from error
+    found = getattr(module, "DESTINATION", None)
+    if not isinstance(found, Destination) or found.declaration is not declaration:
+        raise ValueError(f"{module_name}.DESTINATION is not the destination {declaration.name} declares "
+                         "(it is Destination(declaration=DECLARATION, ...), DECLARATION from the package's "
+                         "declaration module)")
+    return found
+
+
+def destinations_declared(declarations: Declarations) -> dict[str, Destination]:
+    """The table of the destinations ``declarations`` declare, in their order (see destination_table)."""
+    return destination_table(declared_destination(declaration) for declaration in declarations)
+
+
+# One list makes the table: worker.destinations.declared's DECLARATIONS (what worker.settings reads, below
+# the destinations' code).  The first is the one the WMS publishes to (its task names are the WMS contract).
+DESTINATIONS: dict[str, Destination] = destinations_declared(DECLARATIONS)
+# The destination whose tasks the WMS publishes (Trademax): its rows are the WMS operations, and every
+# event comes in as its delivery before fanning out.  (Not ``admission.Intake``: one event at the door.)
+WMS_DESTINATION: Destination = next(iter(DESTINATIONS.values()))
 
 OPERATIONS: dict[str, Operation] = {row.name: row for row in WMS_DESTINATION.operations}
 ROWS: dict[tuple[str, str], Operation] = {
@@ -70,9 +102,12 @@ def destination(name: str) -> Destination:
     return found
 
 
-def configured(settings: Any) -> tuple[Destination, ...]:
-    """The destinations that are on with ``settings``, the first one always among them."""
-    return tuple(d for d in DESTINATIONS.values() if d is WMS_DESTINATION or d.is_on(settings))
+def configured(settings: Any, table: dict[str, Destination] | None = None) -> tuple[Destination, ...]:
+    """The destinations of ``table`` (default: :data:`DESTINATIONS`) that are on with ``settings``, the
+    first one always among them."""
+    table = DESTINATIONS if table is None else table
+    wms_destination = next(iter(table.values()))
+    return tuple(d for d in table.values() if d is wms_destination or d.is_on(settings))
 
 
 def routes(event: Any, settings: Any) -> tuple[Operation, ...]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from worker.destinations.contract import Destination
 from worker.destinations.table import DESTINATIONS
 from worker.flow.batches import Batches
 from worker.flow.gate import Gate
@@ -17,14 +18,19 @@ from worker.store.retry_schedule import RetrySchedule
 
 
 class FlowControls:
+    """``table``: the destinations (default: worker.destinations.table's); each one's limits are its
+    settings' (``<PREFIX>_MAX_RPS`` ..., defaults from its declaration)."""
+
     def __init__(self, redis_client, settings: Settings, schedule: RetrySchedule, *,
-                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+                 table: dict[str, Destination] | None = None) -> None:
         self._redis = redis_client
         self.settings = settings
         self._schedule = schedule
         self._clock = clock
         self._sleep = sleep
-        namespaces = {name: d.namespace for name, d in DESTINATIONS.items()}
+        self._table = DESTINATIONS if table is None else table
+        namespaces = {name: d.namespace for name, d in self._table.items()}
         self.pauses = Pauses(redis_client, namespaces, clock=clock)
         self._gates: dict[str, Gate] = {}
         self._parking: dict[str, Parking] = {}
@@ -33,7 +39,7 @@ class FlowControls:
     def gate(self, destination: str) -> Gate:
         found = self._gates.get(destination)
         if found is None:
-            target = DESTINATIONS[destination]
+            target = self._table[destination]
             found = self._gates[destination] = Gate(
                 self._redis, destination, target.namespace, self.settings.flow_of(destination),
                 title=target.title, clock=self._clock, sleep=self._sleep)
@@ -42,18 +48,18 @@ class FlowControls:
     def parking(self, destination: str) -> Parking:
         found = self._parking.get(destination)
         if found is None:
-            found = self._parking[destination] = Parking(self._redis, DESTINATIONS[destination].namespace,
+            found = self._parking[destination] = Parking(self._redis, self._table[destination].namespace,
                                                          self._schedule, clock=self._clock)
         return found
 
     def batched(self, destination: str) -> bool:
         """Does ``destination`` take its stock counts in batches (a bulk API, ``<DEST>_BATCH_MAX`` > 0)?"""
-        return DESTINATIONS[destination].batch is not None and self.settings.flow_of(destination).batched
+        return self._table[destination].batch is not None and self.settings.flow_of(destination).batched
 
     def batches(self, destination: str) -> Batches:
         found = self._batches.get(destination)
         if found is None:
-            found = self._batches[destination] = Batches(self._redis, DESTINATIONS[destination].namespace,
+            found = self._batches[destination] = Batches(self._redis, self._table[destination].namespace,
                                                          clock=self._clock)
         return found
 

@@ -21,7 +21,8 @@ import pytest
 from tasks.events import InvalidEvent, validate_event
 from tests.fixtures.clock import T0
 from tests.fixtures.every_destination import count, every_destination_relay, every_destination_settings
-from worker.delivery.pipeline import STOCK_TURN_RETRY_SECONDS, deliver
+from worker.delivery import stock_turn
+from worker.delivery.pipeline import deliver
 from worker.delivery.relay import Relay
 from worker.destinations.trademax.client import TrademaxReply
 from worker.errors import OutcomeUnknownError, PermanentError, TransientError
@@ -253,7 +254,7 @@ TABLE = [
         retry_entry_after_backoff),
     Row("retrying", "paused", "receipt.create", RECEIPT, paused, (), 0, parked_without_an_attempt),
     Row("retrying", "sku_turn_busy", "stock.adjust", count(), older_count_on_the_wire, (), 0,
-        retry_entry("stock.adjust:c-1", T0 + STOCK_TURN_RETRY_SECONDS)),
+        retry_entry("stock.adjust:c-1", T0 + stock_turn.RETRY_SECONDS)),
     Row("waiting", "create_missing", "dispatch.update", UPDATE, nothing, (), 0, waiting_for_its_create),
     Row("superseded", "older_count", "stock.adjust", OLDER, delivered_once(NEWER, "stock.adjust"), (), 0,
         newer_count_sent),

@@ -104,13 +104,13 @@ def test_an_invalid_event_with_lone_surrogates_is_a_dead_letter_naming_its_field
 
 
 def test_dependency_checks_are_counted_from_the_last_reopen():
-    from worker.delivery.pipeline import _waits_this_round
+    from worker.delivery.dispatch_wait import waits_this_round
 
     history = [{"to": "accepted"}, {"to": "waiting"}, {"to": "waiting"}, {"to": "dead"},
                {"to": "accepted", "actor": "alice"}, {"to": "waiting"}]
-    assert _waits_this_round(history) == 1
-    assert _waits_this_round(history[:3]) == 2
-    assert _waits_this_round([]) == 0
+    assert waits_this_round(history) == 1
+    assert waits_this_round(history[:3]) == 2
+    assert waits_this_round([]) == 0
 
 
 def test_trademax_text_with_a_lone_surrogate_ends_in_a_dead_letter_not_a_stuck_send():

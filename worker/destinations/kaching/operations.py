@@ -11,6 +11,7 @@ from typing import Any
 
 from tasks.schemas import stock
 from worker.destinations.contract import BatchSender, Destination, Operation
+from worker.destinations.kaching.declaration import DECLARATION
 
 
 def absolute_stock_value(event: Any) -> bool:
@@ -25,17 +26,14 @@ def _import_stock(client, fields, _):
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(name="stock.adjust", destination="kaching", resource="stock", key_field="event_id",
-              schema=stock.StockAdjustmentSchema, send=_import_stock, resend_rule=absolute_stock_value),
+              schema=stock.StockAdjustmentSchema, send=_import_stock, resend_rule=absolute_stock_value,
+              ordered_by_sku=True),
 )
-
-
-def is_on(settings) -> bool:
-    return bool(settings.kaching_base_url)
 
 
 def takes(event, settings) -> bool:
     """A count or an adjustment of a warehouse KACHING_LOCATIONS lists."""
-    return event.fields.get("warehouse_id") in settings.kaching_locations
+    return event.fields.get("warehouse_id") in settings.destination("kaching").locations
 
 
 def build_client(settings, *, redis=None, clock=None):
@@ -66,6 +64,14 @@ def _import_batch(client, kind, entries):
     return client.post_import(stock, adjustment=kind == "add")
 
 
-DESTINATION = Destination(name="kaching", title="ka-ching", operations=OPERATIONS, build_client=build_client,
-                          check=check, is_on=is_on, takes=takes,
+def sandbox(settings, options):
+    """The fake ka-ching stock import (``wms-relay sandbox --api kaching``)."""
+    from worker.sandbox.kaching.api import KachingApi
+
+    return KachingApi(account=settings.kaching_account, integration=settings.kaching_integration,
+                      api_key=settings.kaching_api_key)
+
+
+DESTINATION = Destination(declaration=DECLARATION, operations=OPERATIONS, build_client=build_client,
+                          check=check, takes=takes, sandbox=sandbox,
                           batch=BatchSender(entry=_import_entry, send=_import_batch, kinds=("level", "add")))

@@ -11,6 +11,7 @@ from typing import Any
 
 from tasks.schemas import stock
 from worker.destinations.contract import BatchSender, Destination, Operation
+from worker.destinations.stock2shop.declaration import DECLARATION
 
 
 def level(event: Any) -> bool:
@@ -24,18 +25,15 @@ def _queue_level(client, fields, _):
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(name="stock.adjust", destination="stock2shop", resource="stock", key_field="event_id",
-              schema=stock.StockAdjustmentSchema, send=_queue_level, resend_rule=level),
+              schema=stock.StockAdjustmentSchema, send=_queue_level, resend_rule=level,
+              ordered_by_sku=True),
 )
-
-
-def is_on(settings) -> bool:
-    return bool(settings.stock2shop_base_url)
 
 
 def takes(event, settings) -> bool:
     """An absolute count of a warehouse STOCK2SHOP_LOCATIONS lists."""
     return (event.fields.get("type") == stock.ABSOLUTE
-            and event.fields.get("warehouse_id") in settings.stock2shop_locations)
+            and event.fields.get("warehouse_id") in settings.destination("stock2shop").locations)
 
 
 def build_client(settings, *, redis=None, clock=None):
@@ -59,6 +57,15 @@ def _queue_batch(client, kind, entries):
     return client.queue_products(entries)
 
 
-DESTINATION = Destination(name="stock2shop", title="Stock2Shop", operations=OPERATIONS,
-                          build_client=build_client, check=check, is_on=is_on, takes=takes,
+def sandbox(settings, options):
+    """The fake Stock2Shop (``wms-relay sandbox --api stock2shop``; ``--token-ttl``, ``--max-rps``)."""
+    from worker.sandbox.stock2shop.api import Stock2ShopApi
+
+    return Stock2ShopApi(username=settings.stock2shop_username, password=settings.stock2shop_password,
+                         source_id=settings.stock2shop_source_id, token_ttl=options.token_ttl,
+                         max_rps=options.max_rps)
+
+
+DESTINATION = Destination(declaration=DECLARATION, operations=OPERATIONS,
+                          build_client=build_client, check=check, takes=takes, sandbox=sandbox,
                           batch=BatchSender(entry=_queue_entry, send=_queue_batch))

@@ -11,6 +11,7 @@ from typing import Any
 
 from tasks.schemas import stock
 from worker.destinations.contract import BatchSender, Destination, Operation
+from worker.destinations.stocktrim.declaration import DECLARATION
 
 
 def level(event: Any) -> bool:
@@ -24,18 +25,15 @@ def _set_inventory(client, fields, _):
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(name="stock.adjust", destination="stocktrim", resource="stock", key_field="event_id",
-              schema=stock.StockAdjustmentSchema, send=_set_inventory, resend_rule=level),
+              schema=stock.StockAdjustmentSchema, send=_set_inventory, resend_rule=level,
+              ordered_by_sku=True),
 )
-
-
-def is_on(settings) -> bool:
-    return bool(settings.stocktrim_base_url)
 
 
 def takes(event, settings) -> bool:
     """An absolute count of a warehouse STOCKTRIM_LOCATIONS lists."""
     return (event.fields.get("type") == stock.ABSOLUTE
-            and event.fields.get("warehouse_id") in settings.stocktrim_locations)
+            and event.fields.get("warehouse_id") in settings.destination("stocktrim").locations)
 
 
 def build_client(settings, *, redis=None, clock=None):
@@ -62,14 +60,21 @@ def _inventory_batch(client, kind, entries):
 
 def housekeeping(settings, *, redis, clock):
     """The forecast run the scheduler triggers (None when StockTrim is off)."""
-    if not is_on(settings):
+    if not DESTINATION.is_on(settings):
         return None
     from worker.destinations.stocktrim.forecast import ForecastRuns
 
     return ForecastRuns.from_settings(settings, redis=redis, clock=clock)
 
 
-DESTINATION = Destination(name="stocktrim", title="StockTrim", operations=OPERATIONS,
-                          build_client=build_client, check=check, is_on=is_on, takes=takes,
+def sandbox(settings, options):
+    """The fake StockTrim (``wms-relay sandbox --api stocktrim``)."""
+    from worker.sandbox.stocktrim.api import StockTrimApi
+
+    return StockTrimApi(auth_id=settings.stocktrim_auth_id, auth_signature=settings.stocktrim_auth_signature)
+
+
+DESTINATION = Destination(declaration=DECLARATION, operations=OPERATIONS,
+                          build_client=build_client, check=check, takes=takes, sandbox=sandbox,
                           housekeeping=housekeeping,
                           batch=BatchSender(entry=_inventory_entry, send=_inventory_batch))

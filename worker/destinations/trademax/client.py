@@ -88,7 +88,7 @@ class TrademaxClient:
 
     def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time,
                  session: requests.Session | None = None) -> None:
-        settings.require_trademax_credentials()
+        settings.require_credentials("trademax")
         parts = urlsplit(settings.trademax_base_url)
         self._base_url = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}/"
         self._api_key = settings.trademax_api_key

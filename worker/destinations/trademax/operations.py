@@ -16,6 +16,7 @@ from typing import Any
 
 from tasks.schemas import dispatch, inventory, orders, receipt, stock
 from worker.destinations.contract import Destination, Operation
+from worker.destinations.trademax.declaration import DECLARATION
 
 
 # -- may it be resent after an unknown outcome? -------------------------------------------------------
@@ -90,17 +91,17 @@ def _lock_order_lines(client, fields, _):
     return client.lock_order_lines(fields["order_no"], _without(fields, "order_no"))
 
 
-def _row(name, resource, key_field, schema, send, resend_rule, *, needs_dispatch_id=False) -> Operation:
+def _row(name, resource, key_field, schema, send, resend_rule, **policies) -> Operation:
     return Operation(name=name, destination="trademax", resource=resource, key_field=key_field, schema=schema,
-                     send=send, resend_rule=resend_rule, needs_dispatch_id=needs_dispatch_id)
+                     send=send, resend_rule=resend_rule, **policies)
 
 
 TX, EV = "transaction_id", "event_id"
 
 OPERATIONS: tuple[Operation, ...] = (
-    # operation, resource, key, schema, sender, resend rule
+    # operation, resource, key, schema, sender, resend rule, policies (worker.destinations.contract)
     _row("dispatch.create", "dispatch", TX, dispatch.DispatchCreateSchema, _create_dispatch,
-         deduplicated_by_transaction_id),
+         deduplicated_by_transaction_id, wakes_dispatch_waiters=True),
     _row("dispatch.update", "dispatch", EV, dispatch.DispatchUpdateSchema, _update_dispatch,
          same_state_again, needs_dispatch_id=True),
     _row("dispatch.publish", "dispatch", EV, dispatch.DispatchPublishSchema, _publish_dispatch,
@@ -112,7 +113,7 @@ OPERATIONS: tuple[Operation, ...] = (
     _row("receipt.create", "receipt", TX, receipt.ReceiptCreateSchema, _create_receipt,
          deduplicated_by_transaction_id),
     _row("stock.adjust", "stock", EV, stock.StockAdjustmentSchema, _adjust_stock,
-         absolute_stock_value),
+         absolute_stock_value, ordered_by_sku=True),
     _row("inventory.update_packages", "inventory", EV, inventory.PackageDataSchema, _update_package_data,
          same_state_again),
     _row("order.lock_lines", "orders", EV, orders.LineLocksSchema, _lock_order_lines,
@@ -132,7 +133,7 @@ def build_client(settings, *, redis=None, clock=None):
 
     from worker.destinations.trademax.client import TrademaxClient
 
-    return TrademaxClient(settings.require_trademax_credentials(), clock=clock or time.time)
+    return TrademaxClient(settings.require_credentials("trademax"), clock=clock or time.time)
 
 
 def check(client) -> str:
@@ -151,7 +152,14 @@ def check(client) -> str:
     return f"credentials accepted (HTTP {reply.status})"
 
 
+def sandbox(settings, options):
+    """The fake Trademax (``wms-relay sandbox``), taking the one api key and secret of ``settings``."""
+    from worker.sandbox.trademax.api import TrademaxApi
+
+    return TrademaxApi(keys={settings.trademax_api_key: settings.trademax_secret})
+
+
 # Every WMS operation; always on (TRADEMAX_BASE_URL has a default).  Its keys keep the names they had
 # before there were other destinations (namespace "wms", refs without a prefix).
-DESTINATION = Destination(name="trademax", title="Trademax", operations=OPERATIONS, build_client=build_client,
-                          check=check, namespace="wms", ref_prefix="")
+DESTINATION = Destination(declaration=DECLARATION, operations=OPERATIONS, build_client=build_client,
+                          check=check, sandbox=sandbox, namespace="wms", ref_prefix="")

@@ -1,0 +1,24 @@
+"""StockTrim's settings, declared once (worker.destinations.declaration): the tenant's api-auth-id and
+api-auth-signature (StockTrim's Help page), and how often its forecasts are recomputed."""
+from __future__ import annotations
+
+from worker.destinations.declaration import LOCATIONS, NUMBER, URL, Declaration, Variable
+
+DECLARATION = Declaration(
+    name="stocktrim", title="StockTrim", prefix="STOCKTRIM",
+    base_url=Variable("STOCKTRIM_BASE_URL", "https://api.stocktrim.com/; on when set", kind=URL),
+    credentials=(
+        Variable("STOCKTRIM_AUTH_ID", "StockTrim's api-auth-id (the tenant id, from StockTrim's Help page)",
+                 example="tenant-1"),
+        Variable("STOCKTRIM_AUTH_SIGNATURE", "StockTrim's api-auth-signature (from StockTrim's Help page)",
+                 secret=True),
+    ),
+    locations=Variable("STOCKTRIM_LOCATIONS", "WMS warehouse -> StockTrim location code", kind=LOCATIONS,
+                       example="nw=NW"),
+    others=(
+        Variable("STOCKTRIM_FORECAST_EVERY_MINUTES", "StockTrim's forecast run at most this often, and only "
+                 "after inventory changed", kind=NUMBER, default=60.0, minimum=0.01),
+    ),
+    secret_keys=("api-auth-signature",),  # the signature is a header of every request
+    bulk=True, batch_max=500,
+)
