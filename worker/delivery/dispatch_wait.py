@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from tasks.events import Delivery
+from worker.delivery import unknown_dispatch_ids
 from worker.delivery.failures import dead
 from worker.delivery.relay import Relay
 
@@ -43,6 +44,8 @@ def wait_for_create(relay: Relay, delivery: Delivery) -> str:
     """Park ``delivery`` ``waiting`` for its shipment's create (re-checked later, woken when the create
     is delivered), or a dead letter once the checks of this round are used up."""
     transaction_id = delivery.fields["transaction_id"]
+    if relay.dispatch_waiters.id_unknown(transaction_id):  # delivered without an id: a person supplies it
+        return unknown_dispatch_ids.wait_for_person(relay, delivery)
     ledger = relay.ledger_of(delivery.destination)
     record = ledger.get(delivery.operation, delivery.key)
     checks = waits_this_round(record.history if record else ())
@@ -64,11 +67,15 @@ def wait_for_create(relay: Relay, delivery: Delivery) -> str:
     return "waiting"
 
 
-def wake_waiters(relay: Relay, delivery: Delivery) -> None:
+def wake_waiters(relay: Relay, delivery: Delivery, id_unknown: bool = False) -> None:
     """``delivery`` was delivered: if its row wakes dispatch waiters (a shipment's create), the
-    deliveries waiting for its dispatch_id run now."""
+    deliveries waiting for its dispatch_id run now — or, when it was delivered without one
+    (``id_unknown``: worker.delivery.unknown_dispatch_ids), the shipment is listed first and they go on
+    to wait for a person."""
     if not delivery.row.wakes_dispatch_waiters:
         return
+    if id_unknown:
+        relay.dispatch_waiters.mark_id_unknown(delivery.fields["transaction_id"], relay.clock())
     waiters = relay.dispatch_waiters.take_waiters(delivery.fields["transaction_id"])
     if waiters:
         relay.schedule.run_now(waiters)
