@@ -85,54 +85,75 @@ class CommandStats:
 
 # -- the client's side (in the worker processes) ---------------------------------------------------------
 
-_sent: Counter = Counter()
-_round_trips = [0]
-_lock = threading.Lock()
+class ClientCounter:
+    """Every write redis-py makes to a store connection in this process (a round trip) and every command
+    it sends, by name.  One per process: :meth:`install` wraps redis-py's connection class once."""
+
+    _installed: "ClientCounter | None" = None
+
+    def __init__(self) -> None:
+        self.round_trips = 0
+        self.sent: Counter = Counter()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def install(cls) -> "ClientCounter":
+        if cls._installed is not None:
+            return cls._installed
+        from redis.connection import AbstractConnection
+
+        counter = cls._installed = cls()
+        send_packed, send_command, pack_commands = (AbstractConnection.send_packed_command,
+                                                    AbstractConnection.send_command,
+                                                    AbstractConnection.pack_commands)
+
+        def counted_send_packed(self, command, check_health=True):
+            with counter._lock:
+                counter.round_trips += 1
+            return send_packed(self, command, check_health)
+
+        def counted_send_command(self, *args, **kwargs):
+            counter.count(args[:1])
+            return send_command(self, *args, **kwargs)
+
+        def counted_pack_commands(self, commands):
+            commands = list(commands)
+            for args in commands:
+                counter.count(args[:1])
+            return pack_commands(self, commands)
+
+        AbstractConnection.send_packed_command = counted_send_packed
+        AbstractConnection.send_command = counted_send_command
+        AbstractConnection.pack_commands = counted_pack_commands
+        return counter
+
+    def count(self, name_part) -> None:
+        if not name_part:
+            return
+        name = name_part[0]
+        name = name.decode("ascii", "replace") if isinstance(name, bytes) else str(name)
+        with self._lock:
+            self.sent[name.split(" ")[0].upper()] += 1
+
+    def snapshot(self) -> tuple[int, Counter]:
+        with self._lock:
+            return self.round_trips, Counter(self.sent)
+
+    def since(self, snapshot: tuple[int, Counter]) -> tuple[int, Counter]:
+        trips, sent = self.snapshot()
+        return trips - snapshot[0], sent - snapshot[1]
+
+    def write(self, path: Path) -> None:
+        trips, sent = self.snapshot()
+        path.write_text(json.dumps({"round_trips": trips, "sent": dict(sent)}))
 
 
 def count_in_this_process() -> None:
-    """Count redis-py's writes and commands in this process; write them to ``$WMS_BENCH_COUNTS/<pid>.json``
-    at exit."""
+    """With ``$WMS_BENCH_COUNTS`` set: count this process's round trips and commands, and write them to
+    ``$WMS_BENCH_COUNTS/<pid>.json`` at exit."""
     directory = os.environ.get(COUNTS_ENV)
-    if not directory:
-        return
-    from redis.connection import AbstractConnection
-
-    send_packed, send_command, pack_commands = (AbstractConnection.send_packed_command,
-                                                AbstractConnection.send_command,
-                                                AbstractConnection.pack_commands)
-
-    def counted_send_packed(self, command, check_health=True):
-        _round_trips[0] += 1  # under the GIL: a lost increment at worst, never a wrong type
-        return send_packed(self, command, check_health)
-
-    def counted_send_command(self, *args, **kwargs):
-        _count(args[:1])
-        return send_command(self, *args, **kwargs)
-
-    def counted_pack_commands(self, commands):
-        commands = list(commands)
-        for args in commands:
-            _count(args[:1])
-        return pack_commands(self, commands)
-
-    AbstractConnection.send_packed_command = counted_send_packed
-    AbstractConnection.send_command = counted_send_command
-    AbstractConnection.pack_commands = counted_pack_commands
-    atexit.register(_write, Path(directory) / f"{os.getpid()}.json")
-
-
-def _count(name_part) -> None:
-    if not name_part:
-        return
-    name = name_part[0]
-    name = name.decode("ascii", "replace") if isinstance(name, bytes) else str(name)
-    with _lock:
-        _sent[name.split(" ")[0].upper()] += 1
-
-
-def _write(path: Path) -> None:
-    path.write_text(json.dumps({"round_trips": _round_trips[0], "sent": dict(_sent)}))
+    if directory:
+        atexit.register(ClientCounter.install().write, Path(directory) / f"{os.getpid()}.json")
 
 
 def read_counts(directory: Path) -> tuple[int, Counter, int]:
