@@ -162,15 +162,15 @@ local function claim_record(r, owner, now, expiry, member)
 end
 
 -- Move a record on (see TRANSITION for the arguments).  ``by_story``: a call that already ran — the record
--- is in ``to`` and its story holds this very attempt entry ``log`` — answers 'ok' again and changes nothing
--- (a resend is harmless without a request id: worker.flow.send_steps' delivered step).
+-- is in ``to`` and its story holds this very attempt entry ``log`` — answers {'ok', state, 'again'} and
+-- changes nothing (so its resend is harmless without a request id: worker.flow.send_steps' delivered step).
 local function transition_record(to, reason, owner, actor, result, attempt, expected, now, retention, window,
                                  member, log, reopen, by_story)
   local r = redis.call('HMGET', KEYS[1], 's', 'l', 'n', 'h')
   local state = r[1]
   if not state then return {'missing', ''} end
   if by_story and log ~= '' and state == to and r[4] and string.find(r[4], log, 1, true) then
-    return {'ok', state}
+    return {'ok', state, 'again'}
   end
   if expected ~= '' and not string.find(expected, ',' .. state .. ',', 1, true) then
     return {'refused', state}
