@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Callable
 
 from worker.encoding import text
 from worker.flow.rate_limit import RATE_LUA
-from worker.store.requests import replaying, reply_key, request_id
+from worker.store.requests import replaying, reply_key
 
 LOOK_SECONDS = 1.0
 
@@ -101,8 +102,11 @@ class FlowLook:
 
     def _read(self, now: float) -> Seen:
         sends = self._sends
+        # Its own request id, never the next of a ``replayable`` block's (worker.store.requests): whether a
+        # call reads the look depends on the look's age, so a block run again would number its calls
+        # differently, and the next call would replay this look's reply as its own.
         reply = [text(part) for part in self._look(
-            keys=[*self._keys, reply_key(self._ns, request_id())], args=[f"{now:.6f}", sends])]
+            keys=[*self._keys, reply_key(self._ns, uuid.uuid4().hex)], args=[f"{now:.6f}", sends])]
         self._sends -= sends
         until, by, state, failures, last_ok, next_slot = reply
         return Seen(at=now, paused_until=(float(until) if until else 0.0) if by else None, state=state,

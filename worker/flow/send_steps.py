@@ -34,7 +34,6 @@ waiters (the record's key where there is none).
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
@@ -158,10 +157,13 @@ class SendSteps:
     def _take_once(self, event: Any, owner: str, claim: bool, turn: SkuTurn | None) -> Taken:
         now = self._clock()
         clear = self.gate.clear()
-        ticket = "" if clear else uuid.uuid4().hex
+        rid = request_id()
+        # The circuit's ticket is the request id: a resent take (the same id) that replays a counted send
+        # names the ticket its first run put in the circuit's sending set, not one nobody will give back.
+        ticket = "" if clear else rid
         keys, args, print_ = self.ledger.take_part(event, owner, now)
         sku = self.stock_order.keys(turn.warehouse_id, turn.artno) if turn else [keys[0], keys[0]]
-        replay = reply_key(self.ledger.namespace, request_id())
+        replay = reply_key(self.ledger.namespace, rid)
         reply = self._take(keys=[*keys, *self.gate.keys, *sku, replay],
                            args=[*args, "1" if claim else "0", "go" if clear else "check",
                                  *self.gate.admission_args(now, ticket),
