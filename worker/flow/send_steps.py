@@ -23,8 +23,10 @@ The store-call rule (worker.store.requests): *take* carries a request id — its
 may be sent (a resent claim would look like this very send interrupted) and its rate slot is taken once.
 *delivered* carries none: resent after it ran, it finds the record ``delivered`` with this very attempt's
 entry in its story and answers "moved" again without touching anything (``transition_record``'s
-``by_story``); the rest of that script ran with it, atomically.  tests/worker/flow/test_send_steps.py
-resends both.
+``by_story``); the rest of that script ran with it, atomically.  (The shipment's waiters its first run
+took are then not answered again: they run at their scheduled re-check, ``DEPENDENCY_WAIT_SECONDS``
+later, instead of now — as with the separate, id-less take of the waiters before issue 21.)
+tests/worker/flow/test_send_steps.py resends both.
 
 KEYS of take: the ledger's nine (worker.store.ledger_scripts), the gate's five (worker.flow.gate), the SKU's
 last count and lock (the record's key twice when no turn is asked), the reply key.
