@@ -37,13 +37,14 @@ chromium:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 	@chromium --version | head -1
 
-## make bench: signing speed, pipeline throughput through the real processes, the ingest door, then the desk's
-## page times with 100,000 dead letters (~12 min; docs/benchmarks.md).
+## make bench: signing speed, pipeline throughput through the real processes, the ingest door, the desk's
+## page times with 100,000 dead letters, then the health probes' CPU (~12 min; docs/benchmarks.md).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/signing.py
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/desk_pages.py
+	$(BIN)/python benchmarks/probes.py
 
 ## make chaos: 2,000 events through faults, SIGKILLed workers and a store restart (~1-2 min; exits 1 on a violation).
 chaos: $(STAMP)

@@ -26,7 +26,15 @@ def _store_client():
     return connect(Settings.from_env(), start=True)
 
 
-app.steps["consumer"].add(heartbeat_step(_store_client))  # wms:heartbeat:worker: status, `wms-relay health`
+def _probe_files(node_name: str):
+    """The worker's liveness and readiness files under WMS_RELAY_VAR_DIR (``wms-relay health --liveness``)."""
+    from worker.observe.probe_files import ProbeFiles
+
+    return ProbeFiles(Settings.from_env().var_dir, "worker", node_name)
+
+
+# wms:heartbeat:worker (status, `wms-relay health`) and the probe files (`health worker --liveness`).
+app.steps["consumer"].add(heartbeat_step(_store_client, probe_files=_probe_files))
 
 
 @app.on_configure.connect

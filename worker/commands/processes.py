@@ -65,6 +65,7 @@ def run_scheduler(args: argparse.Namespace) -> int:
     from worker.scheduling.fault_probes import fault_probe_grants
     from worker.scheduling.scheduler import Scheduler
     from worker.scheduling.stranded import StrandedSweep
+    from worker.observe.probe_files import ProbeFiles
     from worker.store.heartbeats import Heartbeats, node_name
 
     settings = Settings.from_env()
@@ -87,10 +88,16 @@ def run_scheduler(args: argparse.Namespace) -> int:
             if (job := d.housekeeping(settings, redis=relay.redis, clock=relay.clock)) is not None]
     beats, name = Heartbeats(relay.redis, relay.clock), node_name("scheduler")
     jobs.append(fault_probe_grants(relay, name))  # a clock skew's probe: once a minute by this clock
+    files = ProbeFiles(settings.var_dir, "scheduler", name)  # `wms-relay health scheduler --liveness`
+
+    def heartbeat() -> None:
+        beats.beat("scheduler", name)
+        files.ready()  # only once the store took the beat
+
     Scheduler(relay.schedule, celery_publisher(app), clock=relay.clock, sweep=sweep.sweep,
-              sweep_interval=args.sweep_interval, housekeeping=jobs,
-              heartbeat=lambda: beats.beat("scheduler", name),
+              sweep_interval=args.sweep_interval, housekeeping=jobs, heartbeat=heartbeat, alive=files.alive,
               purge=lambda: purge_closed_letters(relay, settings)).run(stop, interval=args.interval)
+    files.leave()
     try:
         beats.leave("scheduler", name)
     except Exception as exc:  # noqa: BLE001 — the store is gone: the beat goes stale on its own
