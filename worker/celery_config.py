@@ -8,13 +8,14 @@ from contextlib import contextmanager
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import redis
-from kombu import Queue
+from kombu import Exchange, Queue
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
 from kombu.transport.virtual import Empty
 
 from tasks import malformed_messages
-from tasks.raw_messages import Passed, screen
+from tasks import support_jobs
+from tasks.raw_messages import SCREENED_QUEUES, Passed, screen
 from worker.destinations import table
 from worker.settings import SentinelAddress, Settings
 from worker.store.connection import tls_options
@@ -28,8 +29,9 @@ class _ChannelFixes:
     def _admit(self, item, queue: str):
         """The popped message as kombu's ``loads`` would give it, if :func:`tasks.raw_messages.screen`
         passes it (rebuilt on our terms); else None, and it is a dead letter (``tasks.malformed_messages``).
-        Only our task queues are screened: control replies (``*.reply.celery.pidbox``) are kombu's own."""
-        if queue not in table.QUEUES:
+        Only our task queues (the destinations' and the support queue) are screened: control replies
+        (``*.reply.celery.pidbox``) are kombu's own."""
+        if queue not in SCREENED_QUEUES:
             return kombu_redis.loads(bytes_to_str(item))
         verdict = screen(item, queue, now=time.time())
         if isinstance(verdict, Passed):
@@ -185,6 +187,17 @@ def _broker(broker_url: str, settings: Settings) -> tuple[str, str, dict, dict |
     return broker_url, f"{__name__}:RedisTransport", {}, None
 
 
+def declared_queue(name: str) -> Queue:
+    """A queue as the worker declares it (and its banner shows it): its own direct exchange and routing key,
+    both its name.  ``Queue(name)`` alone was bound to Celery's default exchange — named after the default
+    queue, ``trademax.dispatch`` — under that queue's key: the banner said ``exchange=trademax.dispatch
+    (direct) key=trademax.dispatch`` for every queue, and a message a client published to that exchange
+    was bound for all of them.  Our publishers route by queue name (Celery's anonymous exchange: the
+    message goes onto the list named after the queue), so nothing of ours changes; a client that names an
+    exchange (Celery's own default for a queue it does not know) reaches exactly that queue."""
+    return Queue(name, Exchange(name, type="direct"), routing_key=name)
+
+
 def celery_config(settings: Settings, broker_url: str) -> dict:
     """The Celery settings for ``broker_url`` (the embedded server's or REDIS_URL)."""
     kombu_url, transport, transport_options, use_ssl = _broker(broker_url, settings)
@@ -223,8 +236,9 @@ def celery_config(settings: Settings, broker_url: str) -> dict:
         "accept_content": ["json"],
         # One queue per destination resource, so an operator can see (and a deployment can scale) each
         # backlog; one route per task.  Both are built from the operation table (worker.destinations.table).
-        "task_queues": [Queue(name) for name in table.QUEUES],
-        "task_routes": table.ROUTES,
+        # The desk's bulk jobs (tasks.support_jobs) have a queue of their own, which the worker consumes too.
+        "task_queues": [declared_queue(name) for name in (*table.QUEUES, support_jobs.QUEUE)],
+        "task_routes": {**table.ROUTES, support_jobs.TASK: {"queue": support_jobs.QUEUE}},
         "task_default_queue": table.QUEUES[0],
         "task_create_missing_queues": False,
         # Flower needs task events; the argument summary is set per task (see tasks.base).

@@ -49,6 +49,18 @@ def _destinations_in_words() -> str:
     return titles[0] if len(titles) == 1 else f"{', '.join(titles[:-1])} and {titles[-1]}"
 
 
+class CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: an option it does not know is refused by the subcommand itself, with its own
+    usage (``wms-relay dead list --limt 5`` shows ``dead list``'s options).  Plain argparse hands a
+    subcommand's leftovers up to the top-level parser, whose usage names only the commands."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)} (`{self.prog} --help` lists its options)")
+        return namespace, extras
+
+
 def build_parser(modules: list[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
     # The whole tree's description names every destination (it imports the table); a fast command's parser
     # (FAST_COMMANDS) goes without it.
@@ -58,7 +70,8 @@ def build_parser(modules: list[str] = COMMAND_MODULES) -> argparse.ArgumentParse
                        "the API signs, exactly once per destination.")
     parser = argparse.ArgumentParser(prog="wms-relay", description=description)
     parser.add_argument("--version", action="version", version=f"wms-relay {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Every subcommand's parser (and its own subcommands', which inherit the class) is a CommandParser.
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     for name in modules:
         importlib.import_module(name).register(subparsers)
     return parser

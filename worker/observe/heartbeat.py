@@ -5,7 +5,10 @@ The beat runs on the consumer's own timer — the event loop that takes messages
 stops when that loop stops (a stuck or disconnected worker), not merely when the process dies; that is
 what a liveness probe wants to know.  The step is stopped while the broker connection is lost and
 started again with it.  Each beat also hands the attempts this process counted since the last one to
-the store (:class:`worker.observe.metrics.AttemptTally`), where ``wms-relay metrics`` reads them.
+the store (:class:`worker.observe.metrics.AttemptTally`), where ``wms-relay metrics`` reads them, and
+records the destinations' configuration the worker runs with (:mod:`worker.observe.configuration`: which
+are on, their locations and flow limits — never a secret), where ``status``, the desk and the metrics
+read it.
 
 The same loop keeps the worker's probe files (:mod:`worker.observe.probe_files`): ``.alive`` on every
 beat, ``.ready`` on every beat the store accepted.  While the broker connection is lost, Celery stops
@@ -32,9 +35,11 @@ log = logging.getLogger("wms_relay.heartbeat")
 
 
 def heartbeat_step(store_client: Callable[[], object], clock: Callable[[], float] = time.time,
+                   configuration: Callable[[], str] | None = None,
                    probe_files: Callable[[str], ProbeFiles] | None = None) -> type:
     """The bootstep class, beating through the Redis client ``store_client()`` returns (built once, on
     the step's first start: the worker's process builds it, not the module that registers the step),
+    each beat recording ``configuration()`` (asked once, on the first start; None: nothing recorded),
     and keeping the probe files ``probe_files(node name)`` returns (None: none kept)."""
 
     class StoreHeartbeat(bootsteps.StartStopStep):
@@ -50,6 +55,7 @@ def heartbeat_step(store_client: Callable[[], object], clock: Callable[[], float
             self._timer_entry = None
             self._failing = False
             self._client = None
+            self._configuration: str | None = None
             self._files: ProbeFiles | None = None
             self._connected = threading.Event()  # set while the step runs; a stop() clears it
             self._shut = False
@@ -64,6 +70,8 @@ def heartbeat_step(store_client: Callable[[], object], clock: Callable[[], float
             return Heartbeats(self._store_client(), clock)
 
         def start(self, c) -> None:
+            if self._configuration is None and configuration is not None:
+                self._configuration = configuration()
             if self._files is None and probe_files is not None:
                 self._files = probe_files(c.hostname)
             self._connected.set()  # ends a wait-for-broker thread
@@ -101,7 +109,7 @@ def heartbeat_step(store_client: Callable[[], object], clock: Callable[[], float
         def _beat(self, c) -> None:
             self._touch("alive")
             try:
-                self._store().beat("worker", c.hostname)
+                self._store().beat("worker", c.hostname, self._configuration)
                 process_tally().flush(self._store_client())
             except Exception as exc:  # noqa: BLE001 — Redis away: say so once, beat again next time
                 if not self._failing:

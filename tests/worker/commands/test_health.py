@@ -106,7 +106,7 @@ def test_status_flags_redis_memory_at_80_percent_of_maxmemory(store, cli):
         store.config_set("maxmemory", "0")
     assert report["redis_memory"]["used_fraction"] >= 0.8
     assert "memory" in [a["flag"] for a in report["attention"]]
-    assert "no maxmemory set" in cli("status")[1]
+    assert "MiB used, no maxmemory set" in cli("status")[1]
 
 
 def test_dead_purge_deletes_only_closed_letters_past_the_cutoff(store, cli):
