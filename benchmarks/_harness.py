@@ -32,6 +32,7 @@ if str(ROOT) not in sys.path:
 
 from worker.destinations.declared import DECLARATIONS  # noqa: E402
 from worker.sandbox.control import SandboxControl, wait_for_ready_line  # noqa: E402
+from worker.web.serving import listening_url  # noqa: E402
 from worker.store.embedded import (  # noqa: E402
     HOST, direct_client, free_port, new_password, server_config, start_server_process, store_url)
 
@@ -175,7 +176,7 @@ class Desk:
                 self.stop()
                 raise RuntimeError(f"the desk did not start; see {log_path}:\n"
                                    f"{log_path.read_text(errors='replace')[-2000:]}")
-        self.url = line.decode().split("listening on ", 1)[1].strip()
+        self.url = listening_url(line.decode())
 
     def stop(self) -> None:
         _stop(self.process)

@@ -19,7 +19,9 @@ COMMAND_MODULES = [
     "worker.commands.dead",
     "worker.commands.retries",
     "worker.commands.uncertain",
+    "worker.commands.dispatch",
     "worker.commands.enqueue",
+    "worker.commands.validate",
     "worker.commands.check",
     "worker.commands.flow",
     "worker.commands.audit",
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code
     except SettingsError as exc:
-        print(f"wms-relay: configuration problem: {exc}", file=sys.stderr)
+        print(_configuration_problem(args, f"configuration problem: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -78,6 +80,21 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+
+
+# The long-running processes (``wms-relay COMMAND`` with no action): with LOG_FORMAT=json every line they
+# write is JSON, the one saying why they could not start included.
+PROCESSES = ("worker", "scheduler", "ingest", "desk", "flower", "metrics", "sandbox")
+
+
+def _configuration_problem(args: argparse.Namespace, text: str) -> str:
+    from worker.observe.logs import json_line, json_mode
+
+    process = args.command in PROCESSES and not getattr(args, "action", None) and \
+        not getattr(args, "desk_command", None)
+    if json_mode() or (process and (os.environ.get("LOG_FORMAT") or "").strip().lower() == "json"):
+        return json_line(text)
+    return f"wms-relay: {text}"
 
 
 if __name__ == "__main__":

@@ -100,7 +100,8 @@ class DispatchChangeSchema(_UniquePackages, EventSchema):
     """What an update and a publish may carry: any dispatch field, the shipment named by ``transaction_id``.
 
     ``PATCH dispatch/{dispatch_id}`` adds packages (a new ``package_id``), replaces packages with a
-    known one and changes header values; previous packages need not be sent again.
+    known one and changes header values; previous packages need not be sent again.  ``draft``: an update
+    sends the event's own value or ``true`` (:class:`DispatchUpdateSchema`); a publish sends ``false``.
     """
 
     event_id = required_event_id()
@@ -115,8 +116,20 @@ class DispatchChangeSchema(_UniquePackages, EventSchema):
     products = Listing(fields.Nested(DispatchProductSchema), max_items=MAX_PRODUCTS)
 
 
+UPDATE_KEEPS_DRAFT = (
+    "Left out, dispatch.update sends draft=true (the dispatch stays a draft; Trademax would read a missing "
+    "draft as false and publish it). draft=false publishes the dispatch with this update, which is one-way."
+)
+
+
 class DispatchUpdateSchema(DispatchChangeSchema):
-    """``dispatch.update`` -> ``PATCH dispatch/{dispatch_id}``; keyed by ``event_id``."""
+    """``dispatch.update`` -> ``PATCH dispatch/{dispatch_id}``; keyed by ``event_id``.
+
+    ``draft`` is always sent (``TrademaxClient.update_dispatch``): the event's own value, else ``true``.  The
+    default is not written into the validated event, so an event accepted before keeps its fingerprint.
+    """
+
+    draft = Flag(metadata={"description": UPDATE_KEEPS_DRAFT})
 
     @validates_schema(pass_original=True, skip_on_field_errors=False)
     def _changes_something(self, data, original, **kwargs):

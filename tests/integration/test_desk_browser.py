@@ -2,7 +2,8 @@
 valkey-server, worker, scheduler, the sandbox Trademax and the desk process.  A person signs in, finds a
 dead letter by its order_no, retries it with a reason and watches it become delivered; a viewer cannot
 retry; a form without its CSRF token is refused; an XSS payload in an event is shown as text; two people
-retrying one letter at once send it exactly once (the sandbox's request count).  Screenshots of the main
+retrying one letter at once send it exactly once (the sandbox's request count); an operator records the
+dispatch id Trademax did not give with the event page's form.  Screenshots of the main
 pages are written to var/screenshots/ (tests/fixtures/browser.py)."""
 from __future__ import annotations
 
@@ -160,6 +161,44 @@ def test_find_a_dead_letter_by_order_no_retry_it_with_a_reason_and_watch_it_deli
     assert latencies and latencies[-1].endswith(" ms")  # each attempt's latency
     screenshot(browser, "event-delivered")
     assert receipt_posts(service, "R-BROWSER") == [500, 200]
+
+
+def test_an_operator_records_a_dispatch_id_trademax_did_not_give_and_the_update_is_sent(service, browser):
+    """A create answered 452 with no data (the sandbox's duplicate_without_data switch): the update waits;
+    alice records the id with the form on the update's page and the update is sent, once, to it."""
+    from selenium.webdriver.common.by import By
+
+    from worker.destinations.trademax.client import TrademaxClient
+
+    create = example("dispatch.create", transaction_id="BROWSER-NO-ID", draft=True)
+    existing = TrademaxClient(service.sandbox.settings()).create_dispatch(
+        {k: v for k, v in create.items() if k != "occurred_at"})
+    service.sandbox.set_faults(duplicate_without_data=1)
+    try:
+        service.enqueue("dispatch.create", create)
+        service.wait_for_state("dispatch.create", "BROWSER-NO-ID", "delivered")
+    finally:
+        service.sandbox.set_faults(duplicate_without_data=0)
+    update = example("dispatch.update", transaction_id="BROWSER-NO-ID", event_id="upd-browser")
+    service.enqueue("dispatch.update", update)
+    service.wait_for_state("dispatch.update", "upd-browser", "waiting")
+
+    sign_in(browser, service.desk_url, "alice")
+    shows(browser, ".needs", "dispatch id Trademax did not")
+    browser.get(f"{service.desk_url}events/dispatch.update/upd-browser")
+    shows(browser, "#dispatch-id-unknown", "dispatch id is unknown")
+    form = browser.find_element(By.CSS_SELECTOR, "#dispatch-id-unknown form")
+    form.find_element(By.NAME, "dispatch_id").send_keys(str(existing.data["dispatch_id"]))
+    form.find_element(By.NAME, "why").send_keys("read in Trademax's dashboard")
+    screenshot(browser, "dispatch-id-unknown")
+    browser.find_element(By.ID, "record-dispatch-id").click()
+    shows(browser, "#summary", "1 done, 0 skipped, 0 failed")
+    service.wait_for_state("dispatch.update", "upd-browser", "delivered")
+    patches = [r for r in api_requests(service, "PATCH", "dispatch") if r["status"] == 200
+               and r["path"].endswith(f"/{existing.data['dispatch_id']}")]
+    assert len(patches) == 1
+    history = service.record("dispatch.create", "BROWSER-NO-ID").history
+    assert history[-1]["actor"] == "alice" and "read in Trademax's dashboard" in history[-1]["reason"]
 
 
 def test_a_viewer_cannot_retry(service, browser):

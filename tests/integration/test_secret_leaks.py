@@ -368,8 +368,12 @@ def test_no_secret_or_signature_reaches_logs_redis_flower_or_sentry_and_sentry_r
             if needle in hay]
     assert hits == []
     assert any(b"wms_relay.attempts" in hay for hay in haystacks.values())  # the logs were searched
-    assert any(b"reason=unknown_token" in hay for name, hay in haystacks.items()
+    assert any(b'"reason": "unknown_token"' in hay for name, hay in haystacks.items()
                if name.startswith("log ingest"))  # the ingest's log was searched
+    # LOG_FORMAT=json, at DEBUG: every line of every process's log is one JSON object.
+    for path in sorted(run.log_dir.glob("*.log")):
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            assert isinstance(_json_or_none(line), dict), f"{path.name} line {number}: {line[:300]!r}"
 
 
 def through_the_ingest_door(run: Pipeline) -> list[str]:

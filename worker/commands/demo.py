@@ -129,14 +129,20 @@ class Demo:
         settings = Settings.from_env()
         self.log_dir = settings.var_dir / "demo"
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        logging.basicConfig(filename=self.log_dir / "demo.log", level=logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         from worker.store import embedded as embedded_redis
 
         self.started_redis = (settings.redis_url is None
                               and embedded_redis.running_url(settings.var_dir) is None)
         self.var_dir = settings.var_dir
         url = store_url(settings, start=True)
+        # The demo's own log, in LOG_FORMAT like its processes' (the store's password
+        # known to its scrubber once the store runs; its terminal output is the story).
+        from worker.observe.logs import formatter_for
+
+        handler = logging.FileHandler(self.log_dir / "demo.log")
+        handler.setFormatter(formatter_for(settings))
+        logging.getLogger().addHandler(handler)
+        logging.getLogger().setLevel(logging.INFO)
         sandbox_port = embedded_redis.free_port()
         self.env = _demo_env(dict(os.environ), sandbox_port, url)
         os.environ.update({k: self.env[k] for k in ("REDIS_URL",)})
@@ -221,7 +227,7 @@ class Demo:
         print("\nEverything is running. Open the support desk or Flower, or send an event yourself "
               "(Ctrl-C stops):\n"
               f"  curl -sS -X POST {ingest_url}/v1/events/stock.adjust -H 'Content-Type: application/json' "
-              "--data-binary @examples/stock.adjust.json")
+              "--data-binary @examples/stock.adjust.json", flush=True)  # a pipe (tee) sees it now
         signal.pause()
         return 0
 

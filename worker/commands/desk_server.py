@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import os
 import signal
 import sys
@@ -93,21 +94,24 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     desk_settings = _desk_settings(settings)
     users = UsersFile(desk_settings.users_file)
-    refuse_exposure(args.host, has_credentials=bool(users.users()), what="the support desk",
+    signs_on = bool(desk_settings.trusted_proxy_header)  # single sign-on through a trusted proxy
+    refuse_exposure(args.host, has_credentials=bool(users.users()) or signs_on, what="the support desk",
                     credentials=f"at least one user in DESK_USERS_FILE ({desk_settings.users_file}; "
-                                "`wms-relay desk add-user`)")
+                                "`wms-relay desk add-user`) or a trusted sign-on proxy "
+                                "(DESK_TRUSTED_PROXY_HEADER)")
     configure(settings)
     signal.signal(signal.SIGTERM, _stop)
     try:
         store_url(settings)
     except StoreNotFound:  # started with the service (honcho): give the worker time to start the store
-        print(f"wms-relay desk: waiting up to {STORE_WAIT_SECONDS:g} s for the store (the desk never starts "
-              "one)...", file=sys.stderr, flush=True)
+        logging.getLogger("wms_relay.desk").info(
+            "waiting up to %g s for the store (the desk never starts one)...", STORE_WAIT_SECONDS)
         wait_for_store(settings, STORE_WAIT_SECONDS)
     with workplace(settings, via="desk") as place:
         app = create_app(DeskServices(place=place, users=users, settings=desk_settings))
-        if not users.users():
-            print(f"No desk users yet: add one with `wms-relay desk add-user NAME --role operator` "
-                  f"(writes {desk_settings.users_file}).", file=sys.stderr, flush=True)
+        if not users.users() and not signs_on:
+            logging.getLogger("wms_relay.desk").warning(
+                "No desk users yet: add one with `wms-relay desk add-user NAME --role operator` (writes %s).",
+                desk_settings.users_file)
         serve(app, host=args.host, port=args.port, name="wms-relay desk", threads=args.threads)
     return 0

@@ -24,24 +24,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+def events_of(args: argparse.Namespace) -> list | None:
+    """The events in ``args.file`` (``-``: stdin) for ``args.operation``: one JSON object, an array or JSON
+    lines.  None after saying what is wrong (an unknown operation, a file that cannot be read as JSON)."""
+    from tasks.events import OPERATIONS
+    from worker.delivery.admission import read_events
+
+    if args.operation not in OPERATIONS:
+        print(f"wms-relay: unknown operation {args.operation!r}; one of: {', '.join(sorted(OPERATIONS))}",
+              file=sys.stderr)
+        return None
+    try:
+        if args.file == "-":
+            text = sys.stdin.read()
+        else:
+            with open(args.file, encoding="utf-8-sig") as source:
+                text = source.read()
+        return read_events(text)
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        print(f"wms-relay: cannot read {args.file}: {exc}", file=sys.stderr)
+        return None
+
+
 @friendly_errors
 def run(args: argparse.Namespace) -> int:
-    from tasks.events import OPERATIONS
-    from worker.delivery.admission import read_events, take_in_all
+    from worker.delivery.admission import take_in_all
     from worker.delivery.relay import build_relay
     from tasks.publishing import celery_publisher
     from worker.store.connection import describe
     from worker.publisher_app import publisher_app
 
-    if args.operation not in OPERATIONS:
-        print(f"wms-relay: unknown operation {args.operation!r}; one of: {', '.join(sorted(OPERATIONS))}",
-              file=sys.stderr)
-        return 2
-    try:
-        text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
-        events = read_events(text)
-    except (OSError, ValueError) as exc:
-        print(f"wms-relay: cannot read {args.file}: {exc}", file=sys.stderr)
+    events = events_of(args)
+    if events is None:
         return 2
     if not events:
         print("Nothing to do: no events in the input.")

@@ -12,7 +12,7 @@ that returned, whatever became of its event)."""
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 
 from worker.settings import Settings, SettingsError, valid_basic_auth
 from worker.web.serving import refuse_exposure
@@ -39,12 +39,17 @@ def check_exposure(address: str, basic_auth: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from worker.observe.logs import configure
+
     settings = Settings.from_env()
     check_exposure(args.address, settings.flower_basic_auth)
     from worker.celery import app
 
+    # Flower's lines (and Tornado's) through our formatter: Tornado leaves logging alone with
+    # --logging=none (its own setup would add a handler of its format), and configure() sets LOG_LEVEL.
+    configure(settings)
     if not settings.flower_basic_auth:
-        print("Flower without a password: listening on loopback only.", file=sys.stderr)
+        logging.getLogger("wms_relay.flower").warning("Flower without a password: on loopback only.")
     app.start(argv=["flower", f"--address={args.address}", f"--port={args.port}",
-                    f"--tasks_columns={TASKS_COLUMNS}"])
+                    f"--tasks_columns={TASKS_COLUMNS}", "--logging=none"])
     return 0

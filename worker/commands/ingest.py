@@ -11,6 +11,7 @@ and keeps only its hash in INGEST_TOKENS_FILE (a running door notices within sec
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from worker.settings import Settings, SettingsError
@@ -49,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
     refuse_exposure(args.host, has_credentials=keeper.has_credentials, what="the ingest door",
                     credentials="INGEST_TOKENS_FILE (with at least one token) or INGEST_HMAC_SECRETS")
     if keeper.is_open:
-        print("wms-relay ingest: no INGEST_TOKENS_FILE or INGEST_HMAC_SECRETS: open to any caller on "
-              "loopback only.", file=sys.stderr)
+        logging.getLogger("wms_relay.ingest").warning(
+            "no INGEST_TOKENS_FILE or INGEST_HMAC_SECRETS: open to any caller on loopback only.")
     try:
         # waitress refuses (413, plain text) a body of twice the cap before reading it; between the two,
         # the app answers its own JSON 413.

@@ -9,8 +9,8 @@ the Grafana panels: docs/operations.md."""
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
-import sys
 import threading
 
 from worker.commands.presenting import described
@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     configure(settings)
     server, _ = serve(settings, args.address, args.port)
-    print(f"Metrics on http://{args.address}:{server.server_port}/metrics (store: {describe(settings)})",
-          file=sys.stderr, flush=True)
+    logging.getLogger("wms_relay.metrics").info("Metrics on http://%s:%s/metrics (store: %s)", args.address,
+                                                server.server_port, describe(settings))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -5,6 +5,7 @@ do next.  Scripts use ``--json`` instead (one JSON document on stdout, nothing e
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import os
 import re
@@ -124,7 +125,13 @@ def say(text: str = "") -> None:
 
 
 def complain(text: str) -> None:
-    print(f"wms-relay: {lines(text)}", file=sys.stderr)
+    """A problem, on stderr; in a process logging JSON (LOG_FORMAT=json, a web door), an ERROR line."""
+    from worker.observe.logs import json_mode
+
+    if json_mode():
+        logging.getLogger("wms_relay").error("%s", text)
+    else:
+        print(f"wms-relay: {lines(text)}", file=sys.stderr)
 
 
 def progress_line(index: int, total: int, report: ActionReport) -> str:

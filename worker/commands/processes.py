@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_worker(args: argparse.Namespace) -> int:
     from worker.celery import app
     from worker.destinations.table import QUEUES
-    from worker.observe.logs import configure
+    from worker.observe.logs import celery_console_to_log, configure
     from worker.observe.sentry import start as start_sentry
 
     from worker.destinations.table import configured
@@ -41,8 +41,12 @@ def run_worker(args: argparse.Namespace) -> int:
     configure(settings)
     # Before the worker starts: the Celery integration wraps the task tracer it builds.
     start_sentry(settings, celery=True)
+    # LOG_FORMAT=json: every line JSON — no banner (Celery's --quiet), its shutdown notices as log lines.
+    quiet = ["--quiet"] if settings.log_format == "json" else []
+    if quiet:
+        celery_console_to_log()
     argv = [
-        "worker", "--pool", "threads",
+        *quiet, "worker", "--pool", "threads",
         "--concurrency", str(args.concurrency or settings.worker_concurrency),
         "--queues", ",".join(QUEUES),
         "--loglevel", args.loglevel or settings.log_level,

@@ -28,7 +28,9 @@ Sandbox-only endpoints (unauthenticated; the real APIs have none):
   POST /_sandbox/reset      forget state and requests; faults back to the command-line values
 
 Sandbox conventions (docs/destinations.md says why): a Trademax artno, a ka-ching stock location or a
-StockTrim productId starting with UNKNOWN does not exist; a repeated Trademax transaction_id answers 452.
+StockTrim productId starting with UNKNOWN does not exist; a repeated Trademax transaction_id answers 452
+(with the original record as data, unless --duplicate-without-data); a Trademax dispatch updated without
+draft=true is published, and a published one refuses every change (400, error_code 1).
 """
 
 
@@ -63,6 +65,10 @@ def register(subparsers) -> None:
                         help="fraction applied and then left unanswered for --stall-seconds")
     parser.add_argument("--stall-seconds", type=_non_negative, default=35.0,
                         help="how long those stall (default 35: past the default 30 s read timeout)")
+    parser.add_argument("--duplicate-without-data", action="store_true",
+                        help="trademax: a 452 (request duplication) answers with an empty data, so without "
+                             "the dispatch's or receipt's id (a switch; also POST /_sandbox/faults "
+                             '{"duplicate_without_data": 1})')
     parser.add_argument("--seed", type=int, default=None, help="seed of the fault draws (repeatable runs)")
     parser.add_argument("--token-ttl", type=_non_negative, default=3600.0,
                         help="stock2shop: seconds a token lives after authenticate "
@@ -84,22 +90,26 @@ def build_api(api: str, settings: Settings, args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so that building the CLI's parser stays cheap.
+    from worker.observe.logs import announce, configure
     from worker.sandbox.control import ready_line
     from worker.sandbox.faults import FaultPlan
     from worker.sandbox.server import SandboxServer
 
-    api = build_api(args.api, Settings.from_env(), args)
+    settings = Settings.from_env()
+    api = build_api(args.api, settings, args)
+    configure(settings)
     try:
         plan = FaultPlan(
             latency_ms=args.latency_ms, fail_rate=args.fail_rate, throttle_rate=args.throttle_rate,
             timeout_after_apply_rate=args.timeout_after_apply_rate, stall_seconds=args.stall_seconds,
+            duplicate_without_data=1.0 if args.duplicate_without_data else 0.0,
         )
     except ValueError as exc:
         print(f"wms-relay sandbox: {exc}", file=sys.stderr)
         return 2
     server = SandboxServer((args.host, args.port), api, plan=plan, seed=args.seed)
     try:
-        print(ready_line(server.base_url), flush=True)
+        announce(ready_line(server.base_url), logger="wms_relay.sandbox")
         server.serve_forever()
     finally:
         server.server_close()

@@ -9,9 +9,10 @@ tick (from their heartbeats in the store: no Celery ping, no Flower); then the s
 and the current rate, a Retry-After hold, the circuit, a pause in force and who set it why, parked
 deliveries, pending batches).  ``--destination`` narrows every figure to one destination.  Ends with what
 needs a person: no live worker, no live scheduler, retries overdue by more than a minute, open dead
-letters, uncertain events, Redis at 80 % of its maxmemory or more, a destination paused or its circuit
-not closed.  ``--fail-on-attention`` exits 1 when anything does (for cron and Nagios); otherwise the exit
-code is 0 whatever the report says (3: the store does not answer)."""
+letters, uncertain events, dispatch updates waiting for a dispatch id Trademax did not give, Redis at 80 %
+of its maxmemory or more, a destination paused or its circuit not closed.  ``--fail-on-attention`` exits 1
+when anything does (for cron and Nagios); otherwise the exit code is 0 whatever the report says (3: the
+store does not answer)."""
 from __future__ import annotations
 
 import argparse
@@ -87,6 +88,10 @@ def _print(report: dict) -> None:
                                     "now" if -due <= OVERDUE_AFTER_SECONDS else f"{age(-due)} ago")
     say(f"Scheduled retries:     {retries['count']} (next due {when})")
     say(f"Waiting for a create:  {report['waiting']}")
+    unknown = report["dispatch_id_unknown"]
+    if unknown["shipments"]:
+        say(f"Dispatch id unknown:   {unknown['shipments']} shipment(s), {unknown['waiting']} event(s) "
+            "waiting for a person (`wms-relay dispatch set-id`)")
     for label, part in (("Uncertain:            ", report["uncertain"]),
                         ("Dead letters:         ", report["dead_letters"])):
         oldest = f" (oldest {age(part['oldest_age_seconds'])})" if part["count"] else ""

@@ -117,6 +117,11 @@ def take_in(relay: Relay, publish: Publish, operation: str, message: Any) -> Int
 def take_in_all(relay: Relay, publish: Publish, operation: str, messages: Iterable[Any]) -> list[Intake]:
     """:func:`take_in` for each event in order.  After a store failure the rest are not tried (each would
     wait for the store in turn): they come back ``not_tried``, to be sent again with the failed one."""
+    return one_by_one(operation, messages, lambda message: take_in(relay, publish, operation, message))
+
+
+def one_by_one(operation: str, messages: Iterable[Any], take: Callable[[Any], Intake]) -> list[Intake]:
+    """``take`` for each event in order, until one comes back ``store_down``: the rest are ``not_tried``."""
     intakes: list[Intake] = []
     failed = False
     for message in messages:
@@ -124,7 +129,7 @@ def take_in_all(relay: Relay, publish: Publish, operation: str, messages: Iterab
             intakes.append(Intake(operation, best_key(message), "not_tried", None,
                                   "not tried: the store failed on an earlier event; send it again"))
             continue
-        intake = take_in(relay, publish, operation, message)
+        intake = take(message)
         failed = intake.verdict == "store_down"
         intakes.append(intake)
     return intakes

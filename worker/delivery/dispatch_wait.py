@@ -5,14 +5,17 @@ Trademax names a dispatch by the ``dispatch_id`` it gave the create; the WMS nam
 Trademax's dispatch update, publish and delete) is sent only once the delivered create's record holds the
 dispatch_id (``worker.store.dispatch_waiters``).  Until then the delivery is ``waiting`` — a dependency
 wait, not a failure: re-checked every ``DEPENDENCY_WAIT_SECONDS``, at most ``DEPENDENCY_WAIT_MAX_CHECKS``
-times per round (then a ``dependency_timeout`` dead letter).  A row flagged ``wakes_dispatch_waiters``
-(the create) runs the waiting deliveries as soon as it is delivered (:func:`wake_waiters`).
+times per round (then a ``dependency_timeout`` dead letter) — or, when the create was delivered without
+Trademax's dispatch id, until a person records it (``worker.delivery.unknown_dispatch_ids``).  A row
+flagged ``wakes_dispatch_waiters`` (the create) runs the waiting deliveries as soon as it is delivered
+(:func:`wake_waiters`).
 """
 from __future__ import annotations
 
 from typing import Any
 
 from tasks.events import Delivery
+from worker.delivery import unknown_dispatch_ids
 from worker.delivery.failures import dead
 from worker.delivery.relay import Relay
 
@@ -43,6 +46,8 @@ def wait_for_create(relay: Relay, delivery: Delivery) -> str:
     """Park ``delivery`` ``waiting`` for its shipment's create (re-checked later, woken when the create
     is delivered), or a dead letter once the checks of this round are used up."""
     transaction_id = delivery.fields["transaction_id"]
+    if relay.dispatch_waiters.id_unknown(transaction_id):  # delivered without an id: a person supplies it
+        return unknown_dispatch_ids.wait_for_person(relay, delivery)
     ledger = relay.ledger_of(delivery.destination)
     record = ledger.get(delivery.operation, delivery.key)
     checks = waits_this_round(record.history if record else ())

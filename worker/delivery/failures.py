@@ -31,7 +31,7 @@ def keep_attempt(relay: Relay, delivery: Delivery, tried: AttemptEntry) -> None:
 
 def _has_read_back(delivery: Delivery) -> bool:
     return delivery.destination == trademax_read_back.DESTINATION and \
-        trademax_read_back.has_read_back(delivery.operation)
+        trademax_read_back.has_read_back(delivery.operation, delivery.fields)
 
 
 def after_failure(relay: Relay, delivery: Delivery, attempt: int, round_attempt: int, exc: DestinationError,
@@ -71,8 +71,8 @@ def after_failure(relay: Relay, delivery: Delivery, attempt: int, round_attempt:
 
 def read_back_refusal(relay: Relay, delivery: Delivery, round_attempt: int, exc: DestinationError,
                       owner: str, tried: AttemptEntry, dispatch_id: Any) -> tuple[str | None, str]:
-    """A one-way Trademax dispatch change (publish, delete) refused on a resend: if an earlier attempt
-    went unanswered, it may be what made Trademax refuse this one — read the dispatch back
+    """A one-way Trademax dispatch change (publish, a publishing update, delete) refused on a resend: if an
+    earlier attempt went unanswered, it may be what made Trademax refuse this one — read the dispatch back
     (worker.destinations.trademax.read_back).  Returns the state the delivery moved to, or None and what
     the read found (the refusal then stands)."""
     ledger = relay.ledger_of(delivery.destination)
@@ -80,7 +80,7 @@ def read_back_refusal(relay: Relay, delivery: Delivery, round_attempt: int, exc:
     if record is None or not earlier_attempt_may_have_landed(record.history, record.attempts_log):
         return None, ""
     reading = trademax_read_back.read_back(relay.client_of(delivery.destination), delivery.operation,
-                                           dispatch_id)
+                                           dispatch_id, delivery.fields)
     if reading.verdict == LANDED:
         why = (f"an earlier attempt landed though its answer was lost: {reading.detail} "
                f"(the resend was refused: {exc})")

@@ -38,6 +38,7 @@ from worker.delivery.batch_delivery import add_to_batch
 from worker.delivery.fan_out import fan_out
 from worker.delivery.held import hold_back
 from worker.delivery.rejections import best_key, reject_conflict, reject_invalid
+from worker.delivery import unknown_dispatch_ids
 from worker.delivery.relay import Relay
 from worker.destinations.contract import Operation, classification_of
 from worker.destinations.table import DESTINATIONS, ROWS, WMS_DESTINATION
@@ -335,11 +336,17 @@ def _keep_until_recorded(relay: Relay, delivery: Delivery, owner: str, attempt: 
 
 def _record_delivery(relay: Relay, delivery: Delivery, reply: Any, tried: AttemptEntry, owner: str) -> str:
     title = DESTINATIONS[delivery.destination].title
+    result = reply.ledger_result()
+    reason = f"{title} already had it (duplicate)" if reply.duplicate else "delivered"
+    id_unknown = unknown_dispatch_ids.lacks_dispatch_id(delivery, result)
+    if id_unknown:
+        reason = unknown_dispatch_ids.delivered_reason(delivery, reply.duplicate)
     moved = relay.ledger_of(delivery.destination).transition(
-        delivery.operation, delivery.key, "delivered", owner=owner, result=reply.ledger_result(), log=tried,
-        reason=f"{title} already had it (duplicate)" if reply.duplicate else "delivered")
+        delivery.operation, delivery.key, "delivered", owner=owner, result=result, log=tried, reason=reason)
     if not moved:
         keep_attempt(relay, delivery, tried)
         log.warning("delivered %s but the claim had passed to another worker", delivery.ref)
+    if id_unknown:
+        relay.dispatch_waiters.mark_id_unknown(delivery.fields["transaction_id"], relay.clock())
     dispatch_wait.wake_waiters(relay, delivery)
     return "delivered"

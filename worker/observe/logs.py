@@ -6,16 +6,28 @@ python-json-logger (a maintained formatter, not ours): ``time`` (UTC, ISO-8601 w
 level (``Observer.attempt``'s operation, key, attempt, outcome, status, error_code, latency_ms) and
 ``exc_info`` for a traceback.  Text lines carry the time in UTC with its offset too.  Every line — each
 field, then the finished line, traceback included — passes the secret scrubber last: the secret is kept
-out of log calls by construction, this catches what a library might add."""
+out of log calls by construction, this catches what a library might add.
+
+Fields, not strings: :func:`log_fields` hands a line's facts over as ``fields`` (the web doors' request
+lines); a JSON line carries each at its top level, a text line appends them as ``key=value``.  A line
+logged while a Celery task runs carries ``task_id`` and ``task`` (the task's name), in JSON.
+
+In JSON mode every line a process writes is JSON, not only its log records: ``configure`` sends Python's
+warnings and uncaught exceptions (any thread's) through the formatter; :func:`announce` writes a process's
+ready line (``... listening on URL``) as a JSON object; :func:`celery_console_to_log` turns the notices
+Celery writes past logging (the worker's shutdown words) into log lines; the worker runs without its
+banner (``--quiet``) and Flower without Tornado's own log setup (``--logging=none``)."""
 from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
-from typing import Any, TextIO
+from typing import Any, Mapping, TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
+from worker.encoding import one_line
 from worker.redaction import Scrubber
 from worker.store.connection import store_password
 from worker.settings import LOG_LEVELS, Settings, SettingsError, valid_log_level
@@ -34,6 +46,9 @@ class _JsonFormatter(JsonFormatter):
         self._scrubber = scrubber
 
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        fields = log_data.pop(FIELDS, None)
+        if isinstance(fields, Mapping):  # log_fields(): each fact at the top level, where it is not taken
+            log_data.update({k: v for k, v in fields.items() if k not in log_data})
         return self._scrubber.scrub(super().process_log_record(log_data))
 
 
@@ -45,6 +60,13 @@ class _UtcFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         return time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(record.created)) + \
             f".{int(record.msecs):03d}+00:00"
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802
+        line = super().formatMessage(record)
+        fields = getattr(record, FIELDS, None)
+        if isinstance(fields, Mapping) and fields:  # one line per record, whatever a value holds
+            line += " " + " ".join(f"{k}={one_line(v)}" for k, v in fields.items())
+        return line
 
 
 class _ScrubbingFormatter(logging.Formatter):
@@ -70,6 +92,88 @@ def formatter_for(settings: Settings) -> logging.Formatter:
 
 
 CELERY_PER_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+# The record attribute log_fields() puts a line's facts in.
+FIELDS = "fields"
+
+
+def log_fields(logger: logging.Logger, level: int, message: str, fields: Mapping[str, Any]) -> None:
+    """One line whose facts are fields: top-level keys of a JSON line, ``key=value`` after a text one."""
+    logger.log(level, message, extra={FIELDS: dict(fields)}, stacklevel=2)
+
+
+class _TaskContext(logging.Filter):
+    """Adds ``task_id`` and ``task`` to a record logged while a Celery task runs in this thread (the
+    worker's attempt lines, Celery's own lines about the task).  Celery keeps the running task per thread
+    (threads pool included); a process that never imported Celery has none."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        state = sys.modules.get("celery._state")
+        task = state.get_current_task() if state is not None else None
+        request = getattr(task, "request", None) if task is not None else None
+        task_id = getattr(request, "id", None)
+        if task_id and not hasattr(record, "task_id"):
+            record.task_id = task_id
+            record.task = getattr(task, "name", None)
+        return True
+
+
+def _configured_formatter() -> logging.Formatter | None:
+    """The formatter ``configure`` put on the root handler (None before it ran)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, _ScrubbingFormatter):
+            return handler.formatter
+    return None
+
+
+def json_mode() -> bool:
+    """True once ``configure`` set this process up for LOG_FORMAT=json."""
+    found = _configured_formatter()
+    return isinstance(found, _ScrubbingFormatter) and isinstance(found._inner, JsonFormatter)
+
+
+def announce(message: str, stream: TextIO | None = None, *, logger: str = "wms_relay.ready") -> None:
+    """A process's one line on stdout saying it is ready (``NAME: listening on URL``: scripts and tests wait
+    for it): the words as they are, or — LOG_FORMAT=json — a JSON line like every other, ``msg`` holding
+    the same words."""
+    formatter = _configured_formatter()
+    line = message
+    if formatter is not None and json_mode():
+        line = formatter.format(logging.LogRecord(logger, logging.INFO, __file__, 0, message, None, None))
+    print(line, file=stream or sys.stdout, flush=True)
+
+
+def json_line(message: str, *, level: int = logging.ERROR, logger: str = "wms_relay") -> str:
+    """One JSON log line without ``configure`` (a process stopped by a bad setting never got that far)."""
+    record = logging.LogRecord(logger, level, __file__, 0, message, None, None)
+    return _JsonFormatter(Scrubber([])).format(record)
+
+
+def _log_uncaught(kind, value, traceback, thread: str | None = None) -> None:
+    where = f" in thread {thread}" if thread else ""
+    logging.getLogger("wms_relay").critical("uncaught %s%s", kind.__name__, where,
+                                            exc_info=(kind, value, traceback))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    _log_uncaught(args.exc_type, args.exc_value, args.exc_traceback,
+                  thread=getattr(args.thread, "name", None))
+
+
+def celery_console_to_log() -> None:
+    """Celery's worker writes a few notices (``worker: Warm shutdown (MainProcess)``, the Ctrl-C hints)
+    straight to the terminal with ``celery.apps.worker.safe_say``, past logging; in JSON mode they become
+    INFO lines of the logger ``celery.apps.worker``.  Celery looks the function up when it calls it, so
+    replacing it is enough (tests/integration/test_json_logs.py stops a worker and reads every line)."""
+    from celery.apps import worker as celery_worker
+
+    notices = logging.getLogger("celery.apps.worker")
+
+    def say(message: str, *_: object, **__: object) -> None:
+        notices.info("%s", str(message).strip())
+
+    celery_worker.safe_say = say
 
 
 def configure(settings: Settings, stream: TextIO | None = None) -> None:
@@ -78,9 +182,15 @@ def configure(settings: Settings, stream: TextIO | None = None) -> None:
         raise SettingsError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {settings.log_level!r}")
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(formatter_for(settings))
+    handler.addFilter(_TaskContext())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
+    # Python's warnings (a library's DeprecationWarning, Celery's SecurityWarning) as log lines.
+    logging.captureWarnings(True)
+    if settings.log_format == "json":  # a traceback nobody caught is one JSON line too
+        sys.excepthook = _log_uncaught
+        threading.excepthook = _log_uncaught_in_thread
     # urllib3 logs request lines at DEBUG; they carry no secret (bodies are not logged), but keep it quiet.
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     # Celery logs two INFO lines per task ("Task ... received", "Task ... succeeded"); the pipeline's own

@@ -15,7 +15,8 @@ import time
 import urllib.request
 from typing import Any
 
-_READY = re.compile(rb"sandbox listening on (http://\S+)")
+# The ready line, as text or inside a JSON log line (LOG_FORMAT=json): the URL ends at a quote.
+_READY = re.compile(rb'sandbox listening on (http://[^\s"]+)')
 
 
 def ready_line(base_url: str) -> str:

@@ -9,6 +9,12 @@ Per API request (never for ``/_sandbox/`` paths) the injector adds ``latency_ms`
   ``stall_seconds`` (past the client's read timeout: the ambiguous case);
 - otherwise                                        → no fault.
 
+A switch (0 off, 1 on) changes what one API answers rather than drawing anything:
+
+- ``duplicate_without_data`` (Trademax)             → ``duplicate_without_data``: a 452 "request
+  duplication" answer carries an empty ``data`` (the document never promises the original record, and so
+  its id, there); applied as usual, only the answer's data is left out.
+
 The plan can change at run time (``POST /_sandbox/faults``) so a test can make the sandbox fail "for a
 while" and then recover.  Thread-safe; with one seed and one request order the draws repeat exactly.
 """
@@ -22,8 +28,10 @@ from typing import Any, Mapping
 SERVER_ERROR = "server_error"
 THROTTLE = "throttle"
 STALL = "stall"
+DUPLICATE_WITHOUT_DATA = "duplicate_without_data"
 RETRY_AFTER_SECONDS = 1
 _RATES = ("fail_rate", "throttle_rate", "timeout_after_apply_rate")
+_SWITCHES = (DUPLICATE_WITHOUT_DATA,)
 
 
 @dataclass(frozen=True)
@@ -35,12 +43,16 @@ class FaultPlan:
     throttle_rate: float = 0.0
     timeout_after_apply_rate: float = 0.0
     stall_seconds: float = 35.0
+    duplicate_without_data: float = 0.0  # a switch: 1 on, 0 off
 
     def __post_init__(self) -> None:
         for name in _RATES:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
+        for name in _SWITCHES:
+            if getattr(self, name) not in (0, 1):
+                raise ValueError(f"{name} is a switch: 1 (on) or 0 (off), got {getattr(self, name)!r}")
         if sum(getattr(self, name) for name in _RATES) > 1.0 + 1e-9:
             raise ValueError("fail_rate + throttle_rate + timeout_after_apply_rate must not exceed 1")
         if self.latency_ms < 0 or self.stall_seconds < 0:

@@ -16,7 +16,8 @@ latency first, then a 500 or a 429 (not applied) in the API's own error shape, o
                             killed mid-send; never applied).  Never trimmed: reset between benchmark rounds.
 ``GET /_sandbox/faults``    the current fault plan
 ``POST /_sandbox/faults``   change it: JSON such as ``{"fail_rate": 1.0}`` (latency_ms, fail_rate,
-                            throttle_rate, timeout_after_apply_rate, stall_seconds)
+                            throttle_rate, timeout_after_apply_rate, stall_seconds; the switch
+                            duplicate_without_data: 1 or 0)
 ``POST /_sandbox/reset``    forget state and requests; faults and the random seed back to start-up values
 =========================  ===============================================================================
 
@@ -86,6 +87,11 @@ class SandboxApi:
 
     def unknown_path(self, path: str) -> Reply:
         return Reply(404, {"error": f"not a {self.name} path: the API is under {self.prefix}"})
+
+    def switched(self, answer: Any, plan: FaultPlan) -> tuple[Any, str | None]:
+        """The answer as the plan's switches (worker.sandbox.faults) change it, and the fault's name when
+        one did; an API without switches answers as it is."""
+        return answer, None
 
     def base_url(self, root: str) -> str:
         """The base URL a client of this API is configured with, given ``http://HOST:PORT/``."""
@@ -192,14 +198,16 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if fault.latency_seconds:
             time.sleep(fault.latency_seconds)
         params = api.logged_params(request)
+        logged = fault.kind
         if fault.kind == SERVER_ERROR_FAULT:
             answer = api.server_error("general server-side error (injected)")
         elif fault.kind == THROTTLE:
             answer = api.throttled("too many requests (injected)", RETRY_AFTER_SECONDS)
         else:
-            answer = api.answer(request)
+            answer, switched = api.switched(api.answer(request), server.faults.plan)
+            logged = switched or fault.kind  # (a stall of a switched answer is logged as the switch)
         server.log.record(method=request.method, path=api.logged_path(path), params=params,
-                          status=answer.status, error_code=answer.error_code, fault=fault.kind)
+                          status=answer.status, error_code=answer.error_code, fault=logged)
         return answer, (fault.stall_seconds if fault.kind == STALL else 0.0)
 
     def _control(self, path: str, body: bytes) -> Reply:

@@ -4,10 +4,11 @@ It is what makes delivery exactly-once.  ``accept`` records an event (or recogni
 different payload under the same key: a conflict); ``claim`` lets one worker at a time send it, under a
 lease that a crashed worker's claim loses when it expires; ``transition`` moves it on (compare-and-set,
 so a worker whose lease was taken over cannot overwrite the new owner's work); support staff ``reopen``
-parked events; the ingest door may ``withdraw`` an accept whose event it could not queue.  Each of
-these is one Lua script (``worker.store.ledger_scripts``): atomic on the server, and carrying a request
-id, so that a call resent after a timeout replays its first reply instead of running twice (the
-store-call rule: ``worker.store.requests``).
+parked events and ``fill_in_result`` what a destination's answer lacked (a dispatch id); the ingest
+door may ``withdraw`` an accept whose event it could not queue.  Each of these is one Lua script
+(``worker.store.ledger_scripts``): atomic on the server, and carrying a request id, so that a call resent
+after a timeout replays its first reply instead of running twice (the store-call rule:
+``worker.store.requests``).
 
 States: ``accepted`` → ``sending`` → ``delivered`` | ``superseded`` | ``retrying`` | ``waiting`` |
 ``uncertain`` | ``dead``; ``discarded`` by a person.  Final states (delivered, superseded, discarded) keep
@@ -173,6 +174,7 @@ class Ledger:
         self._transition = redis_client.register_script(ledger_scripts.TRANSITION)
         self._record_attempt = redis_client.register_script(ledger_scripts.RECORD_ATTEMPT)
         self._withdraw = redis_client.register_script(ledger_scripts.WITHDRAW)
+        self._fill_in = redis_client.register_script(ledger_scripts.FILL_IN_RESULT)
 
     @classmethod
     def from_settings(cls, redis_client, settings, *, clock: Callable[[], float] = time.time) -> "Ledger":
@@ -331,6 +333,31 @@ class Ledger:
             raise ValueError("reopen needs the states it may reopen from")
         return self._move(operation, key, "accepted", reason=reason, owner=None, actor=actor, result=None,
                           attempt=None, expected_states=from_states, log=None, reopen=True)
+
+    def fill_in_result(self, operation: str, key: str, name: str, value: Any, *, state: str, actor: str,
+                       reason: str) -> tuple[str, Any]:
+        """Add ``name: value`` to the stored result of a record in ``state`` (a person supplies what the
+        destination's answer lacked), with a history entry (``state`` → ``state``, actor, reason); the state,
+        expiry and counts stay as they are.  Returns (``added``, value), (``present``, the value it has),
+        (``missing``, None) or (``wrong_state``, the state it is in).  Compare-and-set on the result as
+        read: of two people filling in one value, the second is told ``present``."""
+        record_key = self._keys(operation, key)[0]
+        while True:
+            found_state, raw = (text(v) if v is not None else None
+                                for v in self._redis.hmget(record_key, "s", "rs"))
+            if found_state is None:
+                return "missing", None
+            if found_state != state:
+                return "wrong_state", found_state
+            result = json.loads(raw) if raw else {}
+            if result.get(name) not in (None, ""):
+                return "present", result[name]
+            body = stored_json({**result, name: value}, where="a ledger result")
+            reply = self._fill_in(keys=self._request_keys(operation, key), args=[
+                state, raw or "", body, reason, actor, _stamp(self._clock())])
+            if text(reply[0]) == "ok":
+                return "added", value
+            # changed or moved under us (the record was read a moment ago): read it again
 
     def _move(self, operation, key, to_state, *, reason, owner, actor, result, attempt, expected_states,
               log, reopen) -> bool:

@@ -11,7 +11,7 @@ Every script gets the same KEYS, in this order (see ``worker.store.ledger.Ledger
                 dropped when a new minute starts) — a few hundred fields in all, not one entry per event
     KEYS[4..9]  one sorted set per open state, scored by the time the event entered it:
                 accepted, sending, retrying, waiting, uncertain, dead
-    KEYS[10]    (accept, claim, transition, attempt log, withdraw) the request's reply key: a resent
+    KEYS[10]    (accept, claim, transition, attempt log, withdraw, fill in) the request's reply key: a resent
                 call replays its first reply instead of running twice (``worker.store.requests``)
 
 The record hash keeps as few fields as it can (each field of a hash that holds a long value costs
@@ -176,6 +176,19 @@ if ARGV[12] ~= '' then tell(ARGV[12]) end
 history(ARGV[8], state, to, ARGV[2], ARGV[4], ARGV[6])
 moved(ARGV[11], state, to, ARGV[8], ARGV[9], ARGV[10])
 return {'ok', state}
+""")
+
+# A person adds what the destination's answer lacked to a settled record's result (a dispatch id Trademax
+# did not give), compare-and-set on the result as read, so of two people exactly one adds it.
+# ARGV: expected state, the result as read ('' if none), the new result JSON, reason, actor, now
+FILL_IN_RESULT = _PRELUDE + replaying("""
+local r = redis.call('HMGET', KEYS[1], 's', 'rs')
+if not r[1] then return {'missing', ''} end
+if r[1] ~= ARGV[1] then return {'refused', r[1]} end
+if (r[2] or '') ~= ARGV[2] then return {'changed', r[1]} end
+redis.call('HSET', KEYS[1], 'rs', ARGV[3])
+history(ARGV[6], r[1], r[1], ARGV[4], ARGV[5], '')
+return {'ok', r[1]}
 """)
 
 # ARGV: owner, attempt entry JSON

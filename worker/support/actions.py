@@ -198,7 +198,9 @@ def _plan_retry(tools: SupportTools, letter: DeadLetter) -> _Plan:
                      next_step=look)
     if (letter.reason == "dependency_timeout" and event.row.needs_dispatch_id
             and tools.dispatch_waiters is not None
-            and tools.dispatch_waiters.dispatch_id_for(event.fields["transaction_id"]) is None):
+            and tools.dispatch_waiters.dispatch_id_for(event.fields["transaction_id"]) is None
+            # (a create delivered without its id: the retried event waits for a person, without a limit)
+            and not tools.dispatch_waiters.id_unknown(event.fields["transaction_id"])):
         txid = event.fields["transaction_id"]
         return _Plan(refusal=f"not retried: its dispatch.create (transaction_id {txid}) is still not "
                              "delivered, so it would wait and fail again",

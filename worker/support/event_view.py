@@ -15,7 +15,7 @@ interleaved).  ``wms-relay event`` prints it, the desk's event page shows it."""
 from __future__ import annotations
 
 from worker.destinations.table import DESTINATIONS, destination as destination_named
-from worker.encoding import iso_time
+from worker.encoding import iso_time, one_line
 from worker.store.heartbeats import Heartbeats
 
 # The parts of a view that hold the event's own fields (in the view, and in its dead letter).
@@ -80,7 +80,16 @@ def with_liveness(place, view: dict) -> dict:
 
 
 def next_step(view: dict) -> str:
+    from worker.support.dispatch_ids import unknown_id_of
+
     state = view["state"]
+    shipment = unknown_id_of(view)
+    if shipment is not None:
+        waits = ("it waits" if state == "waiting"
+                 else "its updates, publish and delete wait")
+        return (f"find the dispatch id of transaction_id {one_line(shipment)} at Trademax (its 452 answer "
+                f"did not give it; {waits} until it is recorded), then `wms-relay dispatch set-id "
+                f"{one_line(shipment)} DISPATCH_ID --reason ...`")
     target = destination_named(view.get("destination") or "trademax")
     ref = target.delivery_ref(view["operation"], view["key"])
     letter = view.get("dead_letter")

@@ -14,7 +14,7 @@ A read model: it changes nothing.  The CLI prints it (``worker.commands.status``
 from __future__ import annotations
 
 from worker.destinations.table import DESTINATIONS, QUEUES, WMS_DESTINATION
-from worker.encoding import age, iso_time, shorten
+from worker.encoding import age, iso_time, one_line, shorten
 from worker.store.broker_queues import queue_depths, unacked
 from worker.store.heartbeats import STALE_AFTER_SECONDS, Heartbeats
 
@@ -99,10 +99,21 @@ def collect(place, destination: str | None = None) -> dict:
                       "alive": bool(ticks) and ticks[0].age <= STALE_AFTER_SECONDS},
         "redis_memory": {"used_bytes": used, "max_bytes": limit,
                          "used_fraction": round(used / limit, 4) if limit and used is not None else None},
+        "dispatch_id_unknown": _unknown_dispatch_ids(relay, destination),
     }
     report["attention"] = ([{"flag": flag, "message": _say(flag, report)} for flag in needs_a_person(report)]
                            + flow_attention(report))
     return report
+
+
+def _unknown_dispatch_ids(relay, destination: str | None) -> dict:
+    """Shipments whose dispatch.create was delivered without Trademax's dispatch id (a 452 without one),
+    and how many of their updates, publishes and deletes wait for a person to record it."""
+    if destination not in (None, "trademax"):
+        return {"shipments": 0, "waiting": 0, "first": []}
+    found = relay.dispatch_waiters.unknown_ids()
+    return {"shipments": len(found), "waiting": sum(u.waiting for u in found),
+            "first": [{"transaction_id": u.transaction_id, "waiting": u.waiting} for u in found[:5]]}
 
 
 def flow_attention(report: dict) -> list[dict]:
@@ -134,8 +145,9 @@ def flow_attention(report: dict) -> list[dict]:
 
 def needs_a_person(report: dict) -> list[str]:
     """What needs a person, most urgent first: ``no_worker``, ``no_scheduler``, ``overdue_retries``,
-    ``dead_letters``, ``uncertain``, ``memory`` (the CLI says each in words; a desk can link each to its
-    page)."""
+    ``dead_letters``, ``uncertain``, ``dispatch_id_unknown`` (dispatch updates wait for a person to record
+    the dispatch id Trademax did not give), ``memory`` (the CLI says each in words; a desk can link each to
+    its page)."""
     needs = []
     if not report["workers"]:
         needs.append("no_worker")
@@ -148,6 +160,8 @@ def needs_a_person(report: dict) -> list[str]:
         needs.append("dead_letters")
     if report["uncertain"]["count"]:
         needs.append("uncertain")
+    if report.get("dispatch_id_unknown", {}).get("waiting"):
+        needs.append("dispatch_id_unknown")
     fraction = report["redis_memory"]["used_fraction"]
     if fraction is not None and fraction >= MEMORY_ATTENTION_FRACTION:
         needs.append("memory")
@@ -177,6 +191,15 @@ def _say(flag: str, report: dict) -> str:
     if flag == "uncertain":
         return ("Uncertain deliveries: `wms-relay uncertain list`, check each at its destination, then "
                 "`uncertain resolve ID --delivered|--resend --reason ...`.")
+    if flag == "dispatch_id_unknown":
+        unknown = report["dispatch_id_unknown"]
+        first = unknown["first"][0]["transaction_id"]
+        named = ", ".join(one_line(u["transaction_id"]) for u in unknown["first"])
+        more = f" and {unknown['shipments'] - len(unknown['first'])} more" \
+            if unknown["shipments"] > len(unknown["first"]) else ""
+        return (f"{unknown['waiting']} dispatch update(s), publish or delete wait for a dispatch id Trademax "
+                f"did not give (its 452 answer had none) — shipment(s) {named}{more}. Find each one's id at "
+                f"Trademax, then `wms-relay dispatch set-id {one_line(first)} DISPATCH_ID --reason ...`.")
     memory = report["redis_memory"]
     return (f"Redis uses {memory['used_fraction']:.0%} of its maxmemory ({mib(memory['used_bytes'])} of "
             f"{mib(memory['max_bytes'])}): when full it refuses new events. Raise maxmemory, or purge "

@@ -3,6 +3,7 @@ INFO lines (received, succeeded) left to DEBUG while the pipeline's own attempt 
 from __future__ import annotations
 
 import io
+import json
 import logging
 
 import pytest
@@ -13,14 +14,20 @@ from worker.settings import Settings
 
 @pytest.fixture
 def restore_logging():
+    import sys
+    import threading
+
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     levels = {name: logging.getLogger(name).level for name in CELERY_PER_TASK_LOGGERS}
+    hooks = sys.excepthook, threading.excepthook
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
     for name, saved in levels.items():
         logging.getLogger(name).setLevel(saved)
+    sys.excepthook, threading.excepthook = hooks
+    logging.captureWarnings(False)
 
 
 def test_celery_per_task_lines_are_quiet_at_info_and_the_attempt_line_is_not(restore_logging):
@@ -99,3 +106,90 @@ def test_the_scrubber_still_cleans_json_lines_fields_and_tracebacks(restore_logg
     assert first["detail"] == {"secret": "[redacted]", "note": "[redacted]"}
     assert "signature=[redacted]" in first["url"]
     assert "boom [redacted]" in second["exc_info"] and second["msg"] == "failed"
+
+
+# -- fields, not strings; every line JSON ---------------------------------------------------------------
+
+def test_log_fields_are_top_level_in_json_and_key_value_in_text(restore_logging):
+    from worker.observe.logs import log_fields
+
+    facts = {"method": "POST", "status": 415, "first_key": "k\n2", "request_id": "r-1"}
+    out = io.StringIO()
+    configure(Settings(log_format="json"), stream=out)
+    log_fields(logging.getLogger("wms_relay.ingest"), logging.INFO, "request", facts)
+    [line] = _json_lines(out)
+    assert line["msg"] == "request" and {k: line[k] for k in facts} == facts and "fields" not in line
+    text = io.StringIO()
+    configure(Settings(), stream=text)
+    log_fields(logging.getLogger("wms_relay.ingest"), logging.INFO, "request", facts)
+    assert text.getvalue().rstrip().endswith(
+        "INFO wms_relay.ingest: request method=POST status=415 first_key=k\\n2 request_id=r-1")
+
+
+def test_a_line_logged_inside_a_celery_task_carries_its_id(restore_logging):
+    from celery import Celery
+
+    out = io.StringIO()
+    configure(Settings(log_format="json"), stream=out)
+    app = Celery("log-test", set_as_current=False)
+
+    @app.task(name="trademax.stock.adjust")
+    def adjust():
+        logging.getLogger("wms_relay.attempts").info("attempt")
+
+    adjust.apply(task_id="6ee9bc03-cd6b-4d08-a36c-741d43ce996f")  # runs here, with Celery's task context
+    logging.getLogger("wms_relay.attempts").info("outside")
+    inside, outside = _json_lines(out)
+    assert (inside["task_id"], inside["task"]) == ("6ee9bc03-cd6b-4d08-a36c-741d43ce996f",
+                                                   "trademax.stock.adjust")
+    assert "task_id" not in outside
+
+
+def test_warnings_and_uncaught_exceptions_are_json_lines(restore_logging):
+    import sys
+    import threading
+    import warnings
+
+    out = io.StringIO()
+    configure(Settings(log_format="json"), stream=out)
+    warnings.warn("careful", UserWarning)
+    try:
+        raise ValueError("nobody caught me")
+    except ValueError:
+        sys.excepthook(*sys.exc_info())
+    thread = threading.Thread(target=lambda: 1 / 0, name="flusher")
+    thread.start()
+    thread.join()
+    warned, uncaught, in_thread = _json_lines(out)
+    assert warned["logger"] == "py.warnings" and "careful" in warned["msg"]
+    assert uncaught["msg"] == "uncaught ValueError" and "nobody caught me" in uncaught["exc_info"]
+    assert in_thread["msg"] == "uncaught ZeroDivisionError in thread flusher"
+
+
+def test_the_ready_line_is_plain_in_text_and_json_in_json(restore_logging):
+    from worker.observe.logs import announce
+    from worker.web.serving import listening_url
+
+    said = io.StringIO()
+    announce("wms-relay desk: listening on http://127.0.0.1:8080/", said)  # before configure: as it is
+    configure(Settings(), stream=io.StringIO())
+    announce("wms-relay desk: listening on http://127.0.0.1:8080/", said)
+    configure(Settings(log_format="json"), stream=io.StringIO())
+    announce("wms-relay desk: listening on http://127.0.0.1:8080/", said)
+    plain, text, as_json = said.getvalue().splitlines()
+    assert plain == text == "wms-relay desk: listening on http://127.0.0.1:8080/"
+    assert json.loads(as_json)["msg"] == plain and json.loads(as_json)["logger"] == "wms_relay.ready"
+    assert {listening_url(line) for line in (plain, as_json)} == {"http://127.0.0.1:8080/"}
+
+
+def test_a_process_stopped_by_a_setting_says_so_in_json(monkeypatch, capsys):
+    from worker.cli import main
+
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    monkeypatch.setenv("WORKER_CONCURRENCY", "many")
+    assert main(["scheduler"]) == 2
+    line = json.loads(capsys.readouterr().err)
+    assert (line["level"], line["logger"]) == ("ERROR", "wms_relay")
+    assert line["msg"] == "configuration problem: WORKER_CONCURRENCY must be a whole number, got 'many'"
+    assert main(["status"]) == 2  # a person's command: plain words
+    assert capsys.readouterr().err.startswith("wms-relay: configuration problem: WORKER_CONCURRENCY")

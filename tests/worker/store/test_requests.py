@@ -59,3 +59,28 @@ def test_a_withdrawal_resent_replays_that_it_removed_the_record(store_client):
     assert first is True and again is True
     assert ledger.get("stock.adjust", "S-4") is None
     assert ledger.withdraw(event("S-4")) is False  # a new request: there is nothing left to take back
+
+
+def test_a_result_filled_in_by_a_person_carries_a_request_id_and_keeps_its_reply(store_client):
+    """``fill_in_result`` (a dispatch id Trademax's answer lacked) is one compare-and-set script under the
+    rule: its reply is kept under the request id, so redis-py resending it replays "ok"."""
+    ledger = Ledger(store_client, lease_seconds=30, delivered_retention_seconds=60)
+    ledger.accept(event("T-1"))
+    ledger.transition("stock.adjust", "T-1", "delivered", reason="delivered", result={"status": 400})
+    with replayable("fill"):
+        assert ledger.fill_in_result("stock.adjust", "T-1", "dispatch_id", 390333, state="delivered",
+                                     actor="alice", reason="from the dashboard") == ("added", 390333)
+    assert store_client.get("wms:request:fill:1") is not None
+    record = ledger.get("stock.adjust", "T-1")
+    assert record.state == "delivered" and record.result == {"status": 400, "dispatch_id": 390333}
+    last = record.history[-1]
+    assert (last["from"], last["to"], last["actor"]) == ("delivered", "delivered", "alice")
+    assert ledger.fill_in_result("stock.adjust", "T-1", "dispatch_id", 7, state="delivered", actor="bob",
+                                 reason="x") == ("present", 390333)
+    assert ledger.fill_in_result("stock.adjust", "NONE", "dispatch_id", 7, state="delivered", actor="bob",
+                                 reason="x") == ("missing", None)
+    ledger.accept(event("T-2"))
+    assert ledger.fill_in_result("stock.adjust", "T-2", "dispatch_id", 7, state="delivered", actor="bob",
+                                 reason="x") == ("wrong_state", "accepted")
+    assert ledger.get("stock.adjust", "T-2").result is None
+    assert ledger.count_by_state()["accepted"] == 1 and ledger.final_totals()["delivered"] == 1

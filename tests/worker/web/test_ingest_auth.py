@@ -117,9 +117,12 @@ def test_refusals_are_counted_and_logged_without_the_credential(guarded, caplog)
         door.post("stock.adjust", example("stock.adjust"))
     counts = door.client.get("/healthz").get_json()["refused_credentials"]
     assert counts == {"unknown_token": 1, "stale": 1, "missing": 1}
-    assert len(caplog.records) == 3
-    logged = caplog.text
-    assert "unknown_token" in logged and wrong_token not in logged
+    assert len(caplog.records) == 3  # one request line each, a WARNING, with the reason as a field
+    lines = [record.fields for record in caplog.records]
+    assert [(line["status"], line["reason"]) for line in lines] == [
+        (401, "unknown_token"), (401, "stale"), (401, "missing")]
+    logged = caplog.text + repr(lines)
+    assert wrong_token not in logged
     assert stale["X-WMS-Signature"][7:] not in logged and HMAC_SECRET not in logged
 
 

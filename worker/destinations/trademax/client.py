@@ -115,8 +115,13 @@ class TrademaxClient:
         return self.call("create_dispatch", fields)
 
     def update_dispatch(self, dispatch_id: Any, fields: Mapping[str, Any]) -> TrademaxReply:
-        """PATCH dispatch/{dispatch_id}: add or replace packages, change header values."""
-        return self.call("update_dispatch", fields, dispatch_id=dispatch_id)
+        """PATCH dispatch/{dispatch_id}: add or replace packages, change header values.
+
+        ``draft`` is always sent: the fields' own value, else ``true``.  The document reads a PATCH without
+        it as a publish ("By sending draft = false or ignoring this property will make dispatch route work
+        as previously"), and a published dispatch refuses every later update; an update keeps a draft a
+        draft, publishing is :meth:`publish_dispatch`'s job."""
+        return self.call("update_dispatch", {"draft": True, **fields}, dispatch_id=dispatch_id)
 
     def publish_dispatch(self, dispatch_id: Any, fields: Mapping[str, Any]) -> TrademaxReply:
         """PATCH dispatch/{dispatch_id} with ``draft=false`` (one-way) and whatever data is still missing."""

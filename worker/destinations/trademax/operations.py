@@ -29,10 +29,11 @@ def deduplicated_by_transaction_id(event: Any) -> bool:
 def same_state_again(event: Any) -> bool:
     # The request states a target (package data, line locks, dispatch header/package values, draft=false):
     # applying it twice leaves Trademax as applying it once.  A dispatch update names its packages by
-    # package_id, so a resent package replaces itself rather than adding a second one.  Publishing and
-    # deleting (target: the dispatch gone) are one-way: Trademax refuses the second time, and the pipeline
-    # then reads the dispatch back (worker.destinations.trademax.read_back) to tell a refusal from a change
-    # that already landed.
+    # package_id, so a resent package replaces itself rather than adding a second one (an update keeps the
+    # draft a draft: the client always sends draft, true unless the event says false).  Publishing — by
+    # dispatch.publish or by an update with draft=false — and deleting (target: the dispatch gone) are
+    # one-way: Trademax refuses the second time, and the pipeline then reads the dispatch back
+    # (worker.destinations.trademax.read_back) to tell a refusal from a change that already landed.
     return True
 
 

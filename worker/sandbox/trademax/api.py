@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Any, Callable, Mapping, Sequence
 
 from worker.sandbox.exchange import Request
 from worker.sandbox.server import SandboxApi
 from worker.sandbox.trademax import routes
-from worker.sandbox.trademax.answers import GENERAL_ERROR, PARAM_INVALID, SERVER_ERROR, Answer, fail
+from worker.sandbox.faults import DUPLICATE_WITHOUT_DATA, FaultPlan
+from worker.sandbox.trademax.answers import (
+    DUPLICATE_TRANSACTION, GENERAL_ERROR, PARAM_INVALID, SERVER_ERROR, Answer, fail,
+)
 from worker.sandbox.trademax.auth import AUTH_PARAMS, authenticate
 from worker.sandbox.trademax.state import SandboxState
 
@@ -71,6 +75,12 @@ class TrademaxApi(SandboxApi):
 
     def unknown_path(self, path: str) -> Answer:
         return fail(404, GENERAL_ERROR, "not a Trademax path: the API is under /api/")
+
+    def switched(self, answer: Answer, plan: FaultPlan) -> tuple[Answer, str | None]:
+        """``duplicate_without_data``: a 452 answers with an empty ``data`` (no original record, no id)."""
+        if plan.duplicate_without_data and answer.error_code == DUPLICATE_TRANSACTION:
+            return replace(answer, data=[]), DUPLICATE_WITHOUT_DATA
+        return answer, None
 
 
 def _params(request: Request) -> tuple[dict[str, Any], Answer | None]:

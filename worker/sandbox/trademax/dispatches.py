@@ -7,7 +7,11 @@ API document's dispatch section:
 - a draft may be incomplete; a published dispatch needs packages (package_id, weight, volume, products
   with line_no and artno) and products (line_no, artno, quantity);
 - an update adds or replaces packages by ``package_id`` and products by ``line_no``, and replaces header
-  values; ``draft: false`` publishes, which is one-way;
+  values; ``draft: false`` publishes, which is one-way — and so does an update that leaves ``draft`` out
+  ("By sending draft = false or ignoring this property will make dispatch route work as previously");
+  only ``draft: true`` keeps a draft a draft;
+- a published dispatch refuses every update and delete ("This route will return an error for published
+  dispatches"): 400 / error_code 1, the document's general error code (worker.sandbox.trademax.state);
 - Trademax fills in dispatch_id, shipping_agent_code, tracking_code, dispatch_date, totals, haulier_id,
   logtrade_consignment_id, labels_url_pdf, labels_url_web, and a label_url per package.
 """
@@ -71,9 +75,10 @@ def new_dispatch(dispatch_id: int, fields: Mapping[str, Any], *, today: str, lab
 
 
 def updated_dispatch(record: Mapping[str, Any], fields: Mapping[str, Any], *, label_base: str) -> dict:
-    """The record after an update (the caller has checked it is still a draft)."""
+    """The record after an update (the caller has checked it is still a draft).  Only ``draft: true`` keeps
+    it a draft: ``false`` or no ``draft`` at all publishes it (the document's reading)."""
     _check_shape(fields)
-    publish = not v.boolean(fields, "draft", default=True)
+    publish = not v.boolean(fields, "draft", default=False)
     merged = copy.deepcopy(dict(record))
     for name, value in fields.items():
         if name in ("packages", "products", "draft") or name in ASSIGNED:

@@ -10,7 +10,9 @@ Sandbox conventions beyond the API document (documented here because tests rely 
 - ids (dispatch_id, receipt_id) count up from 1 and restart at :meth:`reset`;
 - a repeated ``transaction_id`` on dispatch or receipt creation answers 400 / error_code 452 with the
   original record (and so its id) as ``data``; deleting a dispatch frees its transaction_id;
-- an unknown or published dispatch, an unknown receipt: 404 / error_code 1 and 400 / error_code 1;
+- an unknown dispatch or receipt: 404 / error_code 1; a change to a published dispatch (update,
+  delete): 400 / error_code 1 "dispatch is published" (the document's "This route will return an error
+  for published dispatches", in its general error code);
 - an artno starting with ``UNKNOWN`` (any case) on the inventory routes: 404 / error_code 1;
 - stock of an artno never adjusted is 0.
 """
@@ -105,7 +107,8 @@ class SandboxState:
     def _draft(self, dispatch_id: str, action: str) -> dict:
         record = self._dispatch(dispatch_id)
         if not record["draft"]:
-            raise reject(400, GENERAL_ERROR, f"dispatch {dispatch_id} is published and cannot be {action}")
+            raise reject(400, GENERAL_ERROR,
+                         f"dispatch is published: dispatch {dispatch_id} cannot be {action}")
         return record
 
     # -- receipt ----------------------------------------------------------------------------------

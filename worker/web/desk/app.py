@@ -8,12 +8,14 @@ session-bound token in every form, checked on every POST before any view runs, p
 check when the desk is served over https — rather than our own token code."""
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from flask import Flask, g, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from worker.web.desk import auth, presenting
+from worker.web import request_log
+from worker.web.desk import auth, presenting, proxy_sign_in
 from worker.web.desk.services import DeskServices
 
 _CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -50,14 +52,20 @@ def create_app(services: DeskServices) -> Flask:
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
     app.extensions["desk"] = services
+    # One line per request (method, path, status, user, X-Request-ID...): before the sign-in check, whose
+    # redirect ends the before-request chain.
+    request_log.install(app, logging.getLogger("wms_relay.desk"),
+                        fields=lambda: {"user": getattr(g.get("user"), "name", None)})
     CSRFProtect(app)
     presenting.install(app)
 
-    from worker.web.desk.pages import audit, dead_letters, events, overview, retries, uncertain
+    from worker.web.desk.pages import audit, dead_letters, dispatch_ids, events, overview, retries, uncertain
 
-    for blueprint in (auth.bp, overview.bp, dead_letters.bp, events.bp, uncertain.bp, retries.bp, audit.bp):
+    for blueprint in (auth.bp, overview.bp, dead_letters.bp, events.bp, uncertain.bp, retries.bp, audit.bp,
+                      dispatch_ids.bp):
         app.register_blueprint(blueprint)
-    app.before_request(auth.load_user)
+    # Who is signed in: the person a trusted reverse proxy names (single sign-on), else a password sign-in.
+    app.before_request(proxy_sign_in.then(auth.load_user))
 
     @app.get("/healthz")
     def health():

@@ -6,7 +6,6 @@ routes are in ``routes.py``, credentials in ``auth.py`` and ``tokens.py``, the c
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -14,11 +13,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from flask import Flask
+from flask import Flask, g
 from werkzeug.exceptions import HTTPException
 
 from worker.delivery.admission import STORE_UNREACHABLE, Publish
 from worker.settings import Settings
+from worker.web import request_log
 from worker.web.ingest.auth import Doorkeeper
 
 if TYPE_CHECKING:  # a type only: create_app builds the relay (or is handed one)
@@ -47,18 +47,6 @@ class Ingest:
         with self.lock:
             return dict(self.refusals)
 
-    def log_request(self, operation: str, caller, status: int, intakes, seconds: float) -> None:
-        """One line per POST: who, what, how many of each verdict, the status and the time taken."""
-        verdicts = Counter(intake.verdict for intake in intakes)
-        fields = {"operation": operation, "client": caller.client, "status": status, "events": len(intakes),
-                  **{f"n_{verdict}": n for verdict, n in sorted(verdicts.items())},
-                  "latency_ms": round(seconds * 1000, 1)}
-        level = logging.WARNING if status >= 500 else logging.INFO
-        if self.settings.log_format == "json":
-            log.log(level, json.dumps({"msg": "ingest", **fields}, sort_keys=True))
-        else:
-            log.log(level, "ingest %s", " ".join(f"{k}={v}" for k, v in fields.items()))
-
 
 def create_app(settings: Settings, *, relay=None, publish: Publish | None = None,
                clock: Callable[[], float] = time.time) -> Flask:
@@ -81,6 +69,8 @@ def create_app(settings: Settings, *, relay=None, publish: Publish | None = None
     app.json.sort_keys = False
     keeper = Doorkeeper.from_settings(settings, relay.redis, clock)
     app.extensions["wms_relay_ingest"] = Ingest(settings, relay, publish, keeper, document())
+    # One line per request (refusals, 415s and 503s included), with its X-Request-ID: web.request_log.
+    request_log.install(app, log, fields=lambda: {"client": getattr(g.get("caller"), "client", "-")})
     app.register_blueprint(routes.blueprint)
 
     @app.errorhandler(HTTPException)

@@ -7,12 +7,21 @@ limits read from the field instances, so a changed limit changes the document.  
 (``@validates_schema``: a relative adjustment needs a reason, package ids are unique, ...) cannot be
 written in JSON Schema; they are in each schema's description, and the 422 answer names them.
 The answers are marshmallow schemas too (below).  ``tests/worker/web/test_ingest_openapi.py`` validates
-the document (openapi-spec-validator), every file in ``examples/`` against it, and real answers against it.
+the document (openapi-spec-validator), every file in ``examples/`` against it, and real answers against it,
+and drives the app into every status each route documents (and documents every status it drives it into).
+
+Examples: each operation's request shows its file in ``examples/`` — read from the installed package,
+where ``tasks/example_events`` is a link to ``examples/`` (one copy in the checkout; a built wheel holds the
+files) — and its answers show what the door answers for it: the 202 and the dry run's 200 for the example,
+the 422 for ``examples/invalid-receipt.json``, computed by the code that answers (so they cannot drift).
 """
 from __future__ import annotations
 
 import inspect
+import json
 from functools import lru_cache
+from importlib.resources import files
+from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -20,9 +29,10 @@ from marshmallow import Schema, fields
 
 from tasks.events import OPERATIONS
 from tasks.schemas import common
+from worker.delivery.dry_run import judge
 from worker import __version__
 from worker.web.ingest.auth import MAX_AGE_SECONDS, SIGNATURE_HEADER, TIMESTAMP_HEADER
-from worker.web.ingest.routes import RETRY_AFTER_SECONDS
+from worker.web.ingest.routes import RETRY_AFTER_SECONDS, STATUS
 
 _NO_CONTROL = r"\x00-\x1f\x7f-\x9f"
 # Text(identifier=True): no control characters, nothing that str.strip() removes at either end.
@@ -128,42 +138,116 @@ class EventViewSchema(Schema):
         unknown = "include"
 
 
-def _json(ref: str) -> dict:
-    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}
+def _json(ref: str, **more: Any) -> dict:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}, **more}}
 
 
-def _problem(description: str) -> dict:
-    return {"description": description, "content": _json("Problem")}
+def _problem(description: str, error: str | None = None, message: str | None = None) -> dict:
+    if error is None:
+        return {"description": description, "content": _json("Problem")}
+    return {"description": description,
+            "content": _json("Problem", example={"error": error, "message": message or description})}
 
 
-def _post(name: str) -> dict:
+def example_events() -> dict[str, Any]:
+    """``examples/*.json`` by file stem (``receipt.create``, ``invalid-receipt``...), as the package carries
+    them (``tasks/example_events``)."""
+    folder = files("tasks") / "example_events"
+    return {entry.name[: -len(".json")]: json.loads(entry.read_text(encoding="utf-8"))
+            for entry in sorted(folder.iterdir(), key=lambda e: e.name) if entry.name.endswith(".json")}
+
+
+def _answer(name: str, event: Any, *, dry_run: bool) -> dict:
+    """What the door answers for ``event`` alone (a new key; the store not consulted): the example of a
+    response, from the code that judges (tests/worker/web/test_ingest_openapi.py posts each example and
+    compares)."""
+    intake = judge(name, event)
+    if intake.verdict == "invalid":  # a dead letter, unless it is a dry run
+        state, status, note = None if dry_run else "dead", STATUS["invalid"], intake.note
+    elif dry_run:
+        state, status, note = None, STATUS["valid"], intake.note
+    else:  # worker.delivery.admission.take_in's answer for a new key
+        state, status, note = "accepted", STATUS["queued"], "queued"
+    entry = {"index": 0, "key": intake.key, "state": state, "status": status, "note": note}
+    if intake.problems is not None:
+        entry["errors"] = intake.problems
+    return {"operation": name, **({"dry_run": True} if dry_run else {}), "events": [entry]}
+
+
+DRY_RUN = {"name": "dry_run", "in": "query", "required": False,
+           "schema": {"type": "boolean", "default": False},
+           "description": "true: validate the events and look their keys up in the ledger (read only) — "
+                          "nothing is recorded or queued, no dead letter is made; valid events answer 200. "
+                          "(An HMAC signature covers the path, not this parameter.)"}
+SERVER_ERROR = _problem("Something went wrong in the relay (see the ingest log); send the request again: "
+                        "admitted events are recognised by their key.")
+
+
+def _post(name: str, examples: dict[str, Any]) -> dict:
     spec = OPERATIONS[name]
     event = {"$ref": f"#/components/schemas/{name}"}
     batch = {"description": "", "content": _json("BatchAnswer")}
+    sample = examples.get(name)
+    invalid = examples.get("invalid-receipt") if name == "receipt.create" else None
+    body_examples = {"example": {"summary": f"examples/{name}.json", "value": sample}} if sample else {}
+    if invalid is not None:
+        body_examples["invalid"] = {"summary": "examples/invalid-receipt.json (answered 422)",
+                                    "value": invalid}
+
+    def answered(description: str, event_: Any, *, dry_run: bool = False) -> dict:
+        found = {**batch, "description": description}
+        if event_ is not None:
+            found["content"] = _json("BatchAnswer", example=_answer(name, event_, dry_run=dry_run))
+        return found
+
     return {"post": {
         "operationId": "post_" + name.replace(".", "_"),
+        "tags": ["events"],
         "summary": f"Send {name} events (Celery task {spec.task_name})",
         "description": f"Keyed by `{spec.key_field}`. " + inspect.cleandoc(spec.schema.__doc__ or ""),
+        "parameters": [DRY_RUN],
         "requestBody": {"required": True, "content": {
             "application/json": {"schema": {"oneOf": [event, {"type": "array", "items": event,
-                                                              "minItems": 1}]}},
+                                                              "minItems": 1}]},
+                                 **({"examples": body_examples} if body_examples else {})},
             "application/x-ndjson": {"schema": {"type": "string",
                                                 "description": f"One {name} event per line."}}}},
         "responses": {
-            "202": {**batch, "description": "Every event admitted: in the ledger and queued (or known)."},
+            "200": answered("Dry run (`dry_run=true`): every event valid; nothing recorded or queued.",
+                            sample, dry_run=True),
+            "202": answered("Every event admitted: in the ledger and queued (or known).", sample),
             "207": {**batch, "description": "The events' answers differ: see each one's status."},
-            "409": {**batch, "description": "The key belongs to another payload (kept as a dead letter)."},
-            "422": {**batch, "description": "Invalid: `errors` names each field (kept as a dead letter)."},
+            "409": {**batch, "description": "The key belongs to another payload (kept as a dead letter; a "
+                                            "dry run makes none)."},
+            "422": answered("Invalid: `errors` names each field (kept as a dead letter; a dry run "
+                            "makes none).", invalid),
             "503": {**batch, "description": f"The store did not answer; Retry-After {RETRY_AFTER_SECONDS}. "
                                             "Send the events marked 503 again.",
                     "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
-            "400": _problem("Not JSON (or a key given twice), not UTF-8, or no event."),
+            "400": _problem("Not JSON (or a key given twice), not UTF-8, no event, or dry_run neither true "
+                            "nor false."),
             "401": _problem("Credentials missing, wrong, stale or replayed."),
             "403": _problem("This client's token does not allow this operation."),
             "413": _problem("The body is larger than INGEST_MAX_BODY_BYTES."),
-            "415": _problem("Not application/json or application/x-ndjson."),
+            "415": _problem("Not application/json or application/x-ndjson.", "unsupported_media_type",
+                            "Send JSON: Content-Type application/json (one event or an array) or "
+                            "application/x-ndjson (one event per line)."),
+            "500": SERVER_ERROR,
         },
     }}
+
+
+TAGS = [
+    {"name": "events", "description": "Send WMS events: each validated and admitted as `wms-relay enqueue` "
+                                      "does, and answered on its own (`?dry_run=true`: judged only)."},
+    {"name": "state", "description": "Where an event is: its state, attempts and history."},
+    {"name": "service", "description": "The door itself: readiness and this document."},
+]
+SERVERS = [
+    {"url": "/", "description": "The door that served this document."},
+    {"url": "http://127.0.0.1:8081", "description": "`wms-relay ingest` on its defaults (the Procfile, "
+                                                    "`make run`)."},
+]
 
 
 @lru_cache(maxsize=1)
@@ -188,24 +272,32 @@ def document() -> dict:
                "Health": HealthSchema, "EventView": EventViewSchema}
     for name, schema in answers.items():
         spec.components.schema(name, schema=schema)
+    examples = example_events()
     for name in OPERATIONS:
-        spec.path(path=f"/v1/events/{name}", operations=_post(name))
+        spec.path(path=f"/v1/events/{name}", operations=_post(name, examples))
     spec.path(path="/v1/events/{operation}/{key}", operations={"get": {
-        "operationId": "get_event", "summary": "One event's state, attempts and history",
+        "operationId": "get_event", "tags": ["state"], "summary": "One event's state, attempts and history",
         "parameters": [
             {"name": "operation", "in": "path", "required": True,
              "schema": {"type": "string", "enum": list(OPERATIONS)}},
             {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}],
         "responses": {"200": {"description": "The event", "content": _json("EventView")},
                       "401": _problem("Credentials missing or wrong."),
-                      "404": _problem("No such operation or event.")}}})
+                      "403": _problem("This client's token does not allow this operation."),
+                      "404": _problem("No such operation or event."),
+                      "503": {**_problem("The store did not answer; try again shortly.", "store_unreachable",
+                                         "The store did not answer; try again shortly."),
+                              "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
+                      "500": SERVER_ERROR}}})
     spec.path(path="/healthz", operations={"get": {
-        "operationId": "healthz", "summary": "Whether the store answers", "security": [],
+        "operationId": "healthz", "tags": ["service"], "summary": "Whether the store answers", "security": [],
         "responses": {"200": {"description": "Ready", "content": _json("Health")},
                       "503": {"description": "The store does not answer", "content": _json("Health")}}}})
     spec.path(path="/openapi.json", operations={"get": {
-        "operationId": "openapi", "summary": "This document", "security": [],
+        "operationId": "openapi", "tags": ["service"], "summary": "This document", "security": [],
         "responses": {"200": {"description": "OpenAPI 3.1"}}}})
     result = spec.to_dict()
     result["security"] = [{"bearer": []}, {"hmac": []}]
+    result["servers"] = SERVERS
+    result["tags"] = TAGS
     return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import traceback
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -36,6 +37,11 @@ ADJUST = {"warehouse_id": "nw", "quantity": "-7", "type": "relative", "reason": 
 PACKAGES = {"warehouse_id": "nw", "packages": [{"number": 1, "quantity": 1, "volume": 35, "weight": 12.5}]}
 LINES = {"warehouse_id": "nw",
          "lines": [{"line_no": 1000, "processing": 1}, {"line_no": 2000, "processing": 0}]}
+
+# The WMS's example update without its draft: the fields its sender gets.
+UPDATE_EVENT = {k: v for k, v in json.loads(
+    (Path(__file__).resolve().parents[4] / "examples" / "dispatch.update.json").read_text()).items()
+    if k != "draft"}
 
 # operation, call, method, path as sent (quoted), own params as the server should see them
 CASES = [
@@ -105,6 +111,28 @@ def test_operation_on_the_wire(name, call, method, path, own):
         assert params == {**own, **auth}  # exactly the signed params, nothing more
     assert signature == signing.sign(params, SECRET)
     assert signing.verify({**params, "signature": signature}, SECRET)
+
+
+@pytest.mark.parametrize("event_draft, sent_draft", [(..., True), (True, True), (False, False)],
+                         ids=["left out: true", "true", "false"])
+@responses.activate
+def test_dispatch_update_always_sends_draft_and_keeps_a_draft_unless_told(event_draft, sent_draft):
+    """Trademax's document: "By sending draft = false or ignoring this property will make dispatch route
+    work as previously" — an update without draft would publish; dispatch.update sends the event's own
+    value, else true.  Built from the WMS's example event through the operation's own sender."""
+    from worker.destinations.trademax.operations import OPERATIONS
+
+    from tasks.events import validate_event
+
+    responses.add("PATCH", BASE + "dispatch/4711", json=OK)
+    event = UPDATE_EVENT if event_draft is ... else {**UPDATE_EVENT, "draft": event_draft}
+    fields = validate_event("dispatch.update", event).fields
+    (row,) = [row for row in OPERATIONS if row.name == "dispatch.update"]
+    row.send(make_client(), fields, 4711)
+    params = sent_params(responses.calls[0].request)
+    assert params["draft"] is sent_draft
+    assert {k: params[k] for k in fields} == fields  # everything else as the WMS sent it
+    assert "draft" not in fields or event_draft is not ...  # the default is not written into the event
 
 
 @responses.activate

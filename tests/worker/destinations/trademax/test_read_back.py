@@ -1,8 +1,8 @@
-"""A one-way dispatch change (publish, delete) whose first attempt landed unanswered: the resend is refused
-by Trademax, and the pipeline reads the dispatch back instead of dead-lettering a change that landed
-(worker/destinations/trademax/read_back.py).  The real ``worker.delivery.pipeline.deliver`` over fakeredis,
-with a scripted Trademax that
-keeps a dispatch's draft flag the way Trademax does."""
+"""A one-way dispatch change (publish, an update with draft false, delete) whose first attempt landed
+unanswered: the resend is refused by Trademax, and the pipeline reads the dispatch back instead of
+dead-lettering a change that landed (worker/destinations/trademax/read_back.py); an update that keeps the
+draft is not one-way, and its refusal stays a dead letter.  The real ``worker.delivery.pipeline.deliver``
+over fakeredis, with a scripted Trademax that keeps a dispatch's draft flag the way Trademax does."""
 from __future__ import annotations
 
 import json
@@ -37,7 +37,7 @@ class DispatchTrademax:
     then raises (an unanswered send); ``read_fails``: GET answers 500."""
 
     def __init__(self, *, lose_answer: BaseException | None = None, read_fails: bool = False) -> None:
-        self.draft, self.exists = True, False
+        self.draft, self.exists, self.packages = True, False, set()
         self.lose_answer, self.read_fails = lose_answer, read_fails
         self.calls: list[str] = []
 
@@ -63,6 +63,17 @@ class DispatchTrademax:
         self._lost()
         return self._reply("publish_dispatch", {"dispatch_id": dispatch_id, "draft": False})
 
+    def update_dispatch(self, dispatch_id, fields):
+        """Like the client: draft is sent as the event has it, else true; false publishes."""
+        self.calls.append("update")
+        if not self.draft:
+            raise PermanentError(f"dispatch is published: dispatch {dispatch_id} cannot be changed",
+                                 operation="update_dispatch", status=400, error_code=1)
+        self.packages |= {p["package_id"] for p in fields.get("packages") or ()}
+        self.draft = fields.get("draft", True)
+        self._lost()
+        return self._reply("update_dispatch", {"dispatch_id": dispatch_id, "draft": self.draft})
+
     def delete_dispatch(self, dispatch_id):
         self.calls.append("delete")
         if not self.exists:
@@ -79,7 +90,8 @@ class DispatchTrademax:
         if not self.exists:
             raise PermanentError(f"dispatch {dispatch_id} not found", operation="get_dispatch", status=404,
                                  error_code=1)
-        return self._reply("get_dispatch", {"dispatch_id": dispatch_id, "draft": self.draft})
+        return self._reply("get_dispatch", {"dispatch_id": dispatch_id, "draft": self.draft, "packages": [
+            {"package_id": package_id} for package_id in sorted(self.packages)]})
 
 
 def timeout() -> OutcomeUnknownError:
@@ -126,6 +138,46 @@ def test_a_delete_whose_worker_died_mid_send_is_delivered_when_the_dispatch_is_g
     story = record(relay, "dispatch.delete")
     assert story.result["deleted"] is True
     assert "no longer has dispatch 4711" in story.history[-1]["reason"]
+
+
+def publishing_update(**changes) -> dict:
+    return {**example("dispatch.update"), "draft": False, **changes}
+
+
+def test_a_publishing_update_that_landed_unanswered_is_delivered_when_the_dispatch_holds_it(relay_with):
+    trademax = DispatchTrademax(lose_answer=timeout())
+    relay = relay_with(trademax)
+    assert deliver(relay, "dispatch.update", publishing_update(), owner="w1") == "retrying"
+    assert deliver(relay, "dispatch.update", publishing_update(), owner="w2") == "delivered"
+    assert trademax.calls == ["create", "update", "update", "get"]
+    story = record(relay, "dispatch.update")
+    assert story.result["read_back"] is True and "published" in story.history[-1]["reason"]
+
+
+def test_a_publishing_update_refused_after_someone_else_published_is_a_dead_letter(relay_with):
+    """The answer was lost, but the dispatch was published by a dispatch.publish without this update's
+    packages: the read-back does not take the refusal for a landed update."""
+    trademax = DispatchTrademax(lose_answer=timeout())
+    relay = relay_with(trademax)
+    trademax.update_dispatch = lambda dispatch_id, fields: (_ for _ in ()).throw(timeout())
+    assert deliver(relay, "dispatch.update", publishing_update(), owner="w1") == "retrying"
+    trademax.draft = False  # a publish went first
+    del trademax.update_dispatch
+    assert deliver(relay, "dispatch.update", publishing_update(), owner="w2") == "dead"
+    (letter,) = relay.dead_letters.list()
+    assert "dispatch is published" in letter.detail and "without package(s) 2" in letter.detail
+
+
+def test_an_update_keeping_the_draft_refused_as_published_is_a_dead_letter_without_a_read_back(relay_with):
+    trademax = DispatchTrademax(lose_answer=timeout())
+    relay = relay_with(trademax)
+    update = example("dispatch.update")
+    assert deliver(relay, "dispatch.update", update, owner="w1") == "retrying"
+    trademax.draft = False  # published meanwhile: Trademax refuses every later change
+    assert deliver(relay, "dispatch.update", update, owner="w2") == "dead"
+    assert trademax.calls == ["create", "update", "update"]  # nothing to read: keeping a draft is not one-way
+    (letter,) = relay.dead_letters.list()
+    assert letter.reason == "permanent" and "dispatch is published" in letter.detail
 
 
 def test_a_refusal_on_the_first_attempt_is_not_second_guessed(relay_with):

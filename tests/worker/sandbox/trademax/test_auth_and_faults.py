@@ -98,10 +98,40 @@ def test_plan_changes_at_run_time_and_resets():
 @pytest.mark.parametrize(
     "changes",
     [{"fail_rate": 1.5}, {"fail_rate": 0.6, "throttle_rate": 0.6}, {"latency_ms": -1}, {"typo_rate": 0.1},
-     {"fail_rate": "half"}, {"fail_rate": True}],
+     {"fail_rate": "half"}, {"fail_rate": True}, {"duplicate_without_data": 0.5},
+     {"duplicate_without_data": 2}],
 )
 def test_bad_plans_are_refused(changes):
     injector = FaultInjector(FaultPlan())
     with pytest.raises(ValueError):
         injector.update(changes)
     assert injector.plan == FaultPlan()
+
+
+def test_the_duplicate_without_data_switch_empties_a_452_and_only_a_452():
+    """Switched on (``POST /_sandbox/faults {"duplicate_without_data": 1}``), a repeated create is still
+    refused with 452 and applies nothing, but its answer carries no original record — so no id; a first
+    create still answers its data.  The request log names the switch on the 452 only."""
+    from tests.worker.sandbox.loopback import serving
+    from worker.destinations.trademax.client import TrademaxClient
+    from worker.sandbox.trademax.api import TrademaxApi
+    from worker.settings import Settings
+
+    with serving(TrademaxApi(keys={"k": "s"})) as (base_url, control):
+        client = TrademaxClient(Settings(trademax_base_url=base_url, trademax_api_key="k",
+                                         trademax_secret="s"))
+        receipt = {"order_no": "IO1", "transaction_id": "R1", "order_type": "PO", "warehouse_id": "NW",
+                   "received_date": "2015-07-26", "products": [{"line_no": 1, "artno": "A", "quantity": 1}]}
+        assert client.create_receipt(receipt).data["receipt_id"] == 1
+        assert client.create_receipt(receipt).data["receipt_id"] == 1  # off: the original as data
+        assert control.set_faults(duplicate_without_data=1)["duplicate_without_data"] == 1
+        new = {**receipt, "transaction_id": "R2"}
+        assert client.create_receipt(new).data["receipt_id"] == 2   # a first create keeps its answer
+        again = client.create_receipt(new)
+        assert (again.duplicate, again.status, again.error_code, again.data) == (True, 400, 452, [])
+        assert "receipt_id" not in again.ledger_result()
+        assert [r["transaction_id"] for r in control.state()["receipts"]] == ["R1", "R2"]
+        assert [(r["status"], r["error_code"], r["fault"]) for r in control.requests()] == [
+            (200, 0, None), (400, 452, None), (200, 0, None), (400, 452, "duplicate_without_data")]
+        control.reset()
+        assert control.faults()["duplicate_without_data"] == 0

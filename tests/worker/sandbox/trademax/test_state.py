@@ -56,7 +56,7 @@ def test_update_adds_and_replaces_packages_then_publishing_is_one_way(state):
                             "products": [{"line_no": 2000, "artno": "B"}]},
                            {"package_id": 1, "weight": 30, "volume": 2,
                             "products": [{"line_no": 1000, "artno": "A"}]}],
-              "products": [{"line_no": 2000, "artno": "B", "quantity": 1}], "order_no": "FO1b"}
+              "products": [{"line_no": 2000, "artno": "B", "quantity": 1}], "order_no": "FO1b", "draft": True}
     answer = call(state, "PATCH", "dispatch/1", update)
     assert answer.status == 200
     assert [(p["package_id"], p["weight"]) for p in answer.data["packages"]] == [(1, 30), (2, 16)]
@@ -70,6 +70,34 @@ def test_update_adds_and_replaces_packages_then_publishing_is_one_way(state):
         assert (refused.status, refused.error_code) == (400, 1)
         assert "published" in refused.messages[0]
     assert state.snapshot()["dispatches"][0]["draft"] is False
+
+
+@pytest.mark.parametrize("draft", [False, ...], ids=["draft false", "draft left out"])
+def test_an_update_without_draft_true_publishes_and_the_next_change_is_refused(state, draft):
+    """The document: "By sending draft = false or ignoring this property will make dispatch route work as
+    previously" (published), and "This route will return an error for published dispatches"."""
+    call(state, "POST", "dispatch", dispatch())
+    change = {"order_no": "FO1b", "draft": draft} if draft is not ... else {"order_no": "FO1b"}
+    answer = call(state, "PATCH", "dispatch/1", change)
+    assert (answer.status, answer.data["draft"], answer.data["order_no"]) == (200, False, "FO1b")
+    refused = call(state, "PATCH", "dispatch/1", {"order_no": "FO1c", "draft": True})
+    assert (refused.status, refused.error_code) == (400, 1)
+    assert refused.messages == ("dispatch is published: dispatch 1 cannot be changed",)
+    assert state.snapshot()["dispatches"][0]["order_no"] == "FO1b"
+
+
+def test_an_update_with_draft_true_keeps_the_draft_and_the_next_update_is_applied(state):
+    call(state, "POST", "dispatch", dispatch())
+    for order_no in ("FO1b", "FO1c"):
+        answer = call(state, "PATCH", "dispatch/1", {"order_no": order_no, "draft": True})
+        assert (answer.status, answer.data["draft"], answer.data["order_no"]) == (200, True, order_no)
+
+
+def test_an_update_left_without_draft_that_cannot_publish_is_refused_and_stays_a_draft(state):
+    call(state, "POST", "dispatch", dispatch(packages=..., products=...))
+    refused = call(state, "PATCH", "dispatch/1", {"order_no": "FO1b"})
+    assert (refused.status, refused.error_code) == (400, 450)
+    assert state.snapshot()["dispatches"][0]["draft"] is True
 
 
 def test_publishing_an_incomplete_draft_names_the_missing_field(state):

@@ -8,7 +8,9 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from worker.destinations.table import DESTINATIONS, WMS_DESTINATION
 from worker.web.desk.pages import services
-from worker.web.desk.services import describe, next_step, split_event_ref, timeline, with_liveness
+from worker.web.desk.services import (
+    describe, next_step, split_event_ref, timeline, unknown_id_of, with_liveness,
+)
 from worker.web.desk.signing_view import explain
 
 bp = Blueprint("events", __name__)
@@ -65,8 +67,10 @@ def page(operation: str, key: str):
         dispatch_id = s.relay.dispatch_waiters.dispatch_id_for(fields["transaction_id"])
     signing = (explain(operation, fields, dispatch_id)
                if fields and view["destination"] == WMS_DESTINATION.name else None)
+    unknown_id = unknown_id_of(view)  # waits for a person: no refresh while they type the id
     return render_template("event.html", view=view, story=timeline(view), next=next_step(view),
-                           signing=signing, moving=view["state"] in MOVING,
+                           signing=signing, moving=view["state"] in MOVING and unknown_id is None,
+                           unknown_id=unknown_id,
                            title=DESTINATIONS[view["destination"]].title, titles={
                                name: d.title for name, d in DESTINATIONS.items()})
 

@@ -1,0 +1,48 @@
+"""What a destination client sends, captured on the wire with ``responses``: each request's JSON body and
+query, for the contract tests to check against the field's own schemas."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any, Callable
+from urllib.parse import parse_qsl, urlsplit
+
+import responses
+
+
+@dataclass(frozen=True)
+class Sent:
+    method: str
+    path: str
+    query: dict
+    body: Any
+
+
+def capture(base_url: str, answers: dict[str, Any], act: Callable[[], Any]) -> list[Sent]:
+    """Run ``act`` with every request under ``base_url`` answered 200 with ``answers[path]`` (a path
+    relative to the base; any other path: ``{}``); the requests sent, in order."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        def answer(request):
+            path = urlsplit(request.url).path[len(urlsplit(base_url).path):]
+            return 200, {"Content-Type": "application/json"}, json.dumps(answers.get(path, {}))
+
+        for method in ("GET", "POST", "DELETE"):
+            mock.add_callback(method, re.compile(re.escape(base_url) + ".*"), callback=answer)
+        act()
+        return [Sent(call.request.method, urlsplit(call.request.url).path[len(urlsplit(base_url).path):],
+                     dict(parse_qsl(urlsplit(call.request.url).query, keep_blank_values=True)),
+                     json.loads(call.request.body) if call.request.body else None)
+                for call in mock.calls]
+
+
+def counts(*triples: tuple[str, str, Any]) -> list[SimpleNamespace]:
+    """Pending counts as a batch holds them (worker.flow.batches): warehouse_id, artno, quantity."""
+    return [SimpleNamespace(warehouse_id=w, artno=a, quantity=q, kind="level") for w, a, q in triples]
+
+
+def batch(destination, client, kind: str, items: list) -> Any:
+    """Send ``items`` as one batch, as worker.delivery.batch_delivery does: each item's entry, one send."""
+    sender = destination.batch
+    return sender.send(client, kind, [sender.entry(client, item) for item in items])
