@@ -18,7 +18,8 @@ Where a send does not deliver the event (retry later, read back, dead letter, un
 worker.delivery.failures.  Invalid and conflicting events at the door: worker.delivery.rejections.  The
 policies a row's flags turn on: a change to a shipment waits for its create (``needs_dispatch_id``,
 ``wakes_dispatch_waiters``: worker.delivery.dispatch_wait), an absolute count takes its SKU's turn
-(``ordered_by_sku``: worker.delivery.stock_turn).
+(``ordered_by_sku``: worker.delivery.stock_turn), a count names its product by its catalog row and waits
+for one where the catalog is required (``uses_catalog``: worker.delivery.catalog_wait).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ import redis
 
 from tasks.events import Delivery, DeliveryEvent, InvalidEvent, validate_event
 from worker.encoding import utf8_safe
-from worker.delivery import dispatch_wait, stock_turn
+from worker.delivery import catalog_wait, dispatch_wait, stock_turn
 from worker.delivery.failures import after_failure, ensure_dead_letter, keep_attempt
 from worker.delivery.batch_delivery import add_to_batch
 from worker.delivery.fan_out import fan_out
@@ -222,20 +223,25 @@ def _accept_only(relay: Relay, operation: str, message: Any, destination: str, r
 
 def _deliver_now(relay: Relay, operation: str, message: Any, *, owner: str, destination: str, row, run: _Run,
                  passage: _Passage) -> str:
-    # An event that may have to wait for its dispatch is claimed only once it need not; any other is
-    # recorded and claimed in one store call.
-    waits = dispatch_wait.waits(row)
+    # An event that may have to wait (for its dispatch, for its catalog row) is claimed only once it need
+    # not; any other is recorded and claimed in one store call.
+    waits = dispatch_wait.waits(row) or catalog_wait.may_wait(relay, row)
     admission, delivery = _admit_and_fan_out(relay, operation, message, destination, row,
                                              claim_for=None if waits else owner)
     if delivery is None:
         return admission.state
     ledger, accepted = relay.ledger_of(destination), admission.accepted
 
-    dispatch_id = None
-    if waits:
-        dispatch_id = dispatch_wait.dispatch_id_of(relay, delivery)
-        if dispatch_id is None:
+    resolved = None  # what the sender is handed: the dispatch_id, or the catalog row
+    if dispatch_wait.waits(row):
+        resolved = dispatch_wait.dispatch_id_of(relay, delivery)
+        if resolved is None:
             return dispatch_wait.wait_for_create(relay, delivery)
+    elif catalog_wait.looks_up(row):
+        resolved = catalog_wait.row_of(relay, delivery)
+        if resolved is None:
+            return catalog_wait.wait_for_row(relay, delivery)
+        catalog_wait.found_row(relay, delivery, admission.state)
 
     claim = admission.claim
     if waits:
@@ -260,32 +266,34 @@ def _deliver_now(relay: Relay, operation: str, message: Any, *, owner: str, dest
         if ended is not None:
             return ended
     try:
-        return _send(relay, delivery, claim, dispatch_id, owner, run, passage)
+        return _send(relay, delivery, claim, resolved, owner, run, passage)
     finally:
         if counted and run.finish is None:
             stock_turn.let_go(relay, delivery, owner)
 
 
-def _call(relay: Relay, row: Operation, fields: dict, dispatch_id: Any) -> Any:
+def _call(relay: Relay, row: Operation, fields: dict, resolved: Any) -> Any:
     try:
         client = relay.client_of(row.destination)
     except LookupError as exc:
         # This process has no client for it (its base URL unset here, set where the event was fanned
         # out: a rollout in progress): retried later, visible in `wms-relay retries`.
         raise TransientError(str(exc), destination=row.destination, operation=row.name) from None
-    return row.send(client, fields, dispatch_id)
+    return row.send(client, fields, resolved)
 
 
-def _send(relay: Relay, delivery: Delivery, claim: Any, dispatch_id: Any, owner: str, run: _Run,
+def _send(relay: Relay, delivery: Delivery, claim: Any, resolved: Any, owner: str, run: _Run,
           passage: _Passage) -> str:
     """Send once and move the delivery on.  The attempt's outcome is written by the same ledger call as
     the transition it leads to (one store round trip fewer per event than writing it first); that
     recording is ``run.finish``, run again after a store outage with the same request ids (see
-    :func:`deliver`)."""
+    :func:`deliver`).  ``resolved``: the dispatch_id or the catalog row the sender is handed."""
     attempt = claim.attempt
     run.sent = True
+    dispatch_id = None if catalog_wait.looks_up(delivery.row) else resolved
+    catalog_row = resolved if catalog_wait.looks_up(delivery.row) else None
     try:
-        reply = _call(relay, delivery.row, delivery.fields, dispatch_id)
+        reply = _call(relay, delivery.row, delivery.fields, resolved)
     except DestinationError as exc:
         passage.report(exc)
         latency = getattr(exc, "latency_seconds", None)
@@ -309,7 +317,7 @@ def _send(relay: Relay, delivery: Delivery, claim: Any, dispatch_id: Any, owner:
                              latency=reply.latency_seconds, at=relay.clock())
 
         def record() -> str:
-            return _record_delivery(relay, delivery, reply, tried, owner)
+            return _record_delivery(relay, delivery, reply, tried, owner, catalog_row)
     return _keep_until_recorded(relay, delivery, owner, attempt, record, run)
 
 
@@ -334,9 +342,10 @@ def _keep_until_recorded(relay: Relay, delivery: Delivery, owner: str, attempt: 
     return state
 
 
-def _record_delivery(relay: Relay, delivery: Delivery, reply: Any, tried: AttemptEntry, owner: str) -> str:
+def _record_delivery(relay: Relay, delivery: Delivery, reply: Any, tried: AttemptEntry, owner: str,
+                     catalog_row: Any = None) -> str:
     title = DESTINATIONS[delivery.destination].title
-    result = reply.ledger_result()
+    result = catalog_wait.result_with(reply.ledger_result(), catalog_row)
     reason = f"{title} already had it (duplicate)" if reply.duplicate else "delivered"
     id_unknown = unknown_dispatch_ids.lacks_dispatch_id(delivery, result)
     if id_unknown:
