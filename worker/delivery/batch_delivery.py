@@ -310,8 +310,8 @@ class BatchFlusher:
             reason = (f"{self.title} answered batch {batch.batch_id} ({len(carried)} item(s)) without "
                       f"confirming all it carried ({exc}); not resent — a person must check {self.title}")
         else:
-            reason = (f"no answer to batch {batch.batch_id} ({exc}); adjustments add up, so it is not resent — "
-                      f"a person must check {self.title}")
+            reason = (f"no answer to batch {batch.batch_id} ({exc}); adjustments add up, so it is not "
+                      f"resent — a person must check {self.title}")
         ledger = self.relay.ledger_of(self.destination)
         for one in carried:
             if ledger.transition(one.item.operation, one.item.key, "uncertain", owner=batch.owner,

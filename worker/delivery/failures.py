@@ -41,7 +41,8 @@ def after_failure(relay: Relay, delivery: Delivery, attempt: int, round_attempt:
     attempt's log entry, written with the transition."""
     title = DESTINATIONS[delivery.destination].title
     unconfirmed = isinstance(exc, UnconfirmedError)
-    if unconfirmed or (isinstance(exc, OutcomeUnknownError) and not delivery.row.safe_to_resend(delivery.event)):
+    lost = isinstance(exc, OutcomeUnknownError) and not delivery.row.safe_to_resend(delivery.event)
+    if unconfirmed or lost:
         reason = (f"{title} answered without confirming it ({exc}); not resent — a person must check {title}"
                   if unconfirmed else
                   f"no answer after sending ({exc}); not safe to resend — a person must check {title}")

@@ -104,7 +104,6 @@ class Relay:
                 namespace=DESTINATIONS[destination].namespace)
         return found
 
-
     def catalog_of(self, destination: str) -> "Catalog":
         """``destination``'s catalog (its rows, the deliveries waiting for one: worker.store.catalog)."""
         from worker.store.catalog import Catalog

@@ -114,7 +114,8 @@ class Declaration:
             raise ValueError(f"{self.name}: a batch size for an API that is not bulk")
         if self.catalog is not None and (self.catalog.kind != CHOICE
                                          or not set(self.catalog.choices) <= set(CATALOG_MODES)):
-            raise ValueError(f"{self.name}: its catalog variable is a choice among {', '.join(CATALOG_MODES)}")
+            raise ValueError(f"{self.name}: its catalog variable is a choice among "
+                             f"{', '.join(CATALOG_MODES)}")
         if self.catalog_needs_title and self.catalog is None:
             raise ValueError(f"{self.name}: catalog rows that need a title, without a catalog")
 

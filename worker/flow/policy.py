@@ -27,7 +27,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.errors import ClockSkewError, OutcomeUnknownError, PermanentError, TransientError, UnconfirmedError
+from worker.errors import (
+    ClockSkewError, OutcomeUnknownError, PermanentError, TransientError, UnconfirmedError)
 
 OK, FAILED, NEUTRAL = "ok", "failed", "neutral"
 # Configuration faults: answers that say *we* are wrong (not the destination, not the event).  Each opens

@@ -166,7 +166,8 @@ class Catalog:
         if not wanted:
             return {}
         found = self._redis.hmget(self._rows, wanted)
-        return {artno: CatalogRow.from_stored(artno, raw) for artno, raw in zip(wanted, found) if raw is not None}
+        return {artno: CatalogRow.from_stored(artno, raw)
+                for artno, raw in zip(wanted, found) if raw is not None}
 
     def all_rows(self) -> list[CatalogRow]:
         """Every row, by artno."""

@@ -75,8 +75,8 @@ class KachingClient:
                                  destination="kaching", operation="import_stock")
         return location
 
-    def import_stock(self, warehouse_id: str, product_id: str, quantity: Any, *, variant_id: str | None = None,
-                     adjustment: bool = False) -> Reply:
+    def import_stock(self, warehouse_id: str, product_id: str, quantity: Any, *,
+                     variant_id: str | None = None, adjustment: bool = False) -> Reply:
         """One count of one product (or of one of its variants) at the warehouse's location: replaces the
         stock, or (``adjustment``) is added to it."""
         count = quantity if variant_id is None else {variant_id: quantity}

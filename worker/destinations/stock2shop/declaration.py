@@ -17,10 +17,10 @@ DECLARATION = Declaration(
                        "description)", kind=LOCATIONS, example="nw=Main"),
     # Its products queue's minimum is a product with a title and its variant (docs/destinations.md,
     # "Stock2Shop"): an artno alone gives neither, so there is no identity mode — every artno needs a row.
-    catalog=Variable("STOCK2SHOP_CATALOG", "required: an artno without a row in Stock2Shop's catalog is not sent "
-                     "until `wms-relay catalog import` gives it one (its products need a title and their "
-                     "product/variant relation; identity is not offered)", kind=CHOICE, choices=(REQUIRED,),
-                     default=REQUIRED),
+    catalog=Variable("STOCK2SHOP_CATALOG", "required: an artno without a row in Stock2Shop's catalog is not "
+                     "sent until `wms-relay catalog import` gives it one (its products need a title and "
+                     "their product/variant relation; identity is not offered)",
+                     kind=CHOICE, choices=(REQUIRED,), default=REQUIRED),
     catalog_needs_title=True,
     secret_keys=("token",),  # the login token is a query parameter of every request after the login
     bulk=True, max_rps=1.0, batch_max=500,

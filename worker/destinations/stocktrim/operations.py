@@ -3,7 +3,8 @@
 StockTrim keeps levels, not movements: relative adjustments are not sent.  Only warehouses listed in
 ``STOCKTRIM_LOCATIONS`` are sent.  The productId is the artno's row in StockTrim's catalog
 (STOCKTRIM_CATALOG, identity by default: the artno itself): its variant code, or its product code when it
-names no variant — StockTrim keeps one product per SKU.  Setting a level twice is harmless, so a lost answer is sent again.
+names no variant — StockTrim keeps one product per SKU.  Setting a level twice is harmless, so a lost answer
+is sent again.
 After inventory changed, the scheduler asks StockTrim to recompute its forecasts at most once per
 ``STOCKTRIM_FORECAST_EVERY_MINUTES`` (worker.destinations.stocktrim.forecast), never per event.
 """
