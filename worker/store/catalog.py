@@ -195,6 +195,7 @@ class Catalog:
         reply = json.loads(text(self._merge(
             keys=[self._rows, staging, self._waiting, self._waiting_artno, reply_key(self._ns, request_id())],
             args=["1" if replace else "0"])))
+        self._redis.delete(staging)  # a replayed merge did not delete this call's staging
         return CatalogChange(int(reply["added"]), int(reply["changed"]), int(reply["removed"]),
                              tuple(reply["changed_artnos"] or ()), tuple(reply["removed_artnos"] or ()),
                              tuple(reply["released"] or ()))

@@ -28,6 +28,7 @@ from worker.errors import TransientError
 from worker.sandbox.kaching.api import KachingApi
 from worker.sandbox.stocktrim.api import StockTrimApi
 from worker.settings import Locations, Settings
+from worker.store.catalog import CatalogRow
 
 AUTH = {"stocktrim_auth_id": "tenant-42", "stocktrim_auth_signature": "Acme Tenant",
         "kaching_account": "acme", "kaching_integration": "wms", "kaching_api_key": "kaching-key-1234"}
@@ -231,6 +232,7 @@ def test_stock2shop_at_one_request_a_second_with_an_expiring_token(tmp_path):
         client = Stock2ShopClient(settings, redis=fakeredis.FakeRedis())
         relay = build_relay(settings, redis_client=fakeredis.FakeRedis(decode_responses=True),
                             clients={"stock2shop": client})
+        relay.catalog_of("stock2shop").load([CatalogRow("A", "A", "", "Article A")])
         flusher = BatchFlusher(relay, "stock2shop")
         for round_ in range(3):
             enter(relay, "stock2shop", count(round_, "A", round_, second=round_))
