@@ -3,16 +3,17 @@ a person?
 
 Queue depths (the Redis list of every destination's queues, and messages workers hold unacknowledged),
 scheduled retries and the most overdue one, events waiting for their create, uncertain deliveries, dead
-letters (count and oldest age), deliveries in the last hour, the workers alive and the scheduler's last
-tick (from their heartbeats in the store: no Celery ping, no Flower); then the same per destination
-(whether it is on, its ledger's states, delivered in the last hour) and its flow (worker.flow: rate limit
-and the current rate, a Retry-After hold, the circuit, a pause in force and who set it why, parked
-deliveries, pending batches).  ``--destination`` narrows every figure to one destination.  Ends with what
-needs a person: no live worker, no live scheduler, retries overdue by more than a minute, open dead
-letters, uncertain events, dispatch updates waiting for a dispatch id Trademax did not give, Redis at 80 %
-of its maxmemory or more, a destination paused or its circuit not closed.  ``--fail-on-attention`` exits 1
-when anything does (for cron and Nagios); otherwise the exit code is 0 whatever the report says (3: the
-store does not answer)."""
+letters (count and oldest age), counts waiting for their artno's catalog row (unmapped), deliveries in the
+last hour, the workers alive and the scheduler's last tick (from their heartbeats in the store: no Celery
+ping, no Flower); then the same per destination (whether it is on, its ledger's states, delivered in the
+last hour) and its flow (worker.flow: rate limit and the current rate, a Retry-After hold, the circuit, a
+pause in force and who set it why, parked deliveries, pending batches).  ``--destination`` narrows every
+figure to one destination.  Ends with what needs a person: no live worker, no live scheduler, retries
+overdue by more than a minute, open dead letters, uncertain events, dispatch updates waiting for a
+dispatch id Trademax did not give, counts waiting for a catalog row (unmapped: with the first artnos),
+Redis at 80 % of its maxmemory or more, a destination paused or its circuit not closed.
+``--fail-on-attention`` exits 1 when anything does (for cron and Nagios); otherwise the exit code is 0
+whatever the report says (3: the store does not answer)."""
 from __future__ import annotations
 
 import argparse
@@ -92,6 +93,9 @@ def _print(report: dict) -> None:
     if unknown["shipments"]:
         say(f"Dispatch id unknown:   {unknown['shipments']} shipment(s), {unknown['waiting']} event(s) "
             "waiting for a person (`wms-relay dispatch set-id`)")
+    for part in report["unmapped"].values():
+        say(f"Unmapped:              {part['deliveries']} count(s) for {part['title']} wait for a catalog "
+            f"row (artnos {', '.join(part['first_artnos'])})")
     for label, part in (("Uncertain:            ", report["uncertain"]),
                         ("Dead letters:         ", report["dead_letters"])):
         oldest = f" (oldest {age(part['oldest_age_seconds'])})" if part["count"] else ""

@@ -9,8 +9,9 @@ Two halves:
   at most its last few seconds of counts; a store that does not answer keeps them for the next beat.
 - :class:`StoreCollector` — in the ``wms-relay metrics`` process: a prometheus-client custom collector
   that reads the store on every scrape (events by state, dead letters open and the oldest one's age,
-  uncertain, retries scheduled and the most overdue, queue depths, workers alive, the scheduler's last
-  tick, Redis memory, the workers' attempt counts and latency, and the desk's sign-in counts).
+  uncertain, counts waiting for a catalog row (unmapped), retries scheduled and the most overdue, queue
+  depths, workers alive, the scheduler's last tick, Redis memory, the workers' attempt counts and latency,
+  and the desk's sign-in counts).
   prometheus-client writes the exposition format; nothing here formats it by hand.
 
 Why the workers' counts go through the store rather than prometheus-client's multiprocess mode or a port
@@ -144,6 +145,15 @@ class StoreCollector:
         yield _gauge("uncertain_oldest_age_seconds",
                      "Seconds the oldest uncertain delivery has waited (0: none)",
                      0.0 if not oldest else max(0.0, now - min(oldest)))
+        from worker.store.catalog import Catalog
+
+        unmapped = GaugeMetricFamily(f"{PREFIX}_unmapped_deliveries",
+                                     "Counts listed as waiting for their artno's catalog row (unmapped)",
+                                     labels=["destination"])
+        for name, target in DESTINATIONS.items():
+            if target.declaration.catalog is not None:
+                unmapped.add_metric([name], Catalog(redis_client, target.namespace).waiting_count())
+        yield unmapped
 
         letters = DeadLetters(redis_client, clock=self._clock, delivery_ref=delivery_ref)
         yield _gauge("dead_letters_open", "Dead letters waiting for a person", letters.count())

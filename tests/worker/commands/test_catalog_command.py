@@ -91,3 +91,38 @@ def test_refused_with_a_sentence_and_nothing_changed(cli, on, store, tmp_path, a
     code, out, err = cli(*(a.format(file=good, missing=str(tmp_path / "missing.csv")) for a in argv))
     assert code == 2 and says in err, (out, err)
     assert not list(store.scan_iter("wms:*:catalog:*")) and AuditLog(store).count() == 0
+
+
+def test_status_and_event_name_unmapped_counts_until_an_import_releases_them(cli, on, tmp_path):
+    """A count parked for its catalog row is an attention item of ``status`` (the count and the first
+    artnos; ``--fail-on-attention`` exits 1), ``event`` says what to do, and the import that gives it a row
+    releases it (due now) and clears both."""
+    from tasks.events import Delivery, validate_event
+    from worker.delivery.catalog_wait import wait_for_row
+    from worker.delivery.relay import build_relay
+    from worker.destinations.table import ROWS
+    from worker.settings import Settings
+
+    relay = build_relay(Settings.from_env(), redis_client=on.client(), sends=False)
+    for n, artno in enumerate(("4711-M", "4711-L")):
+        event = validate_event("stock.adjust", {"event_id": f"E-{n}", "occurred_at": "2024-05-14T06:00:00Z",
+                                                "artno": artno, "warehouse_id": "nw", "quantity": 3,
+                                                "type": "absolute"})
+        relay.ledger_of("stock2shop").accept(event)
+        wait_for_row(relay, Delivery(ROWS["stock2shop", "stock.adjust"], event))
+    report = cli.json("status")
+    assert report["unmapped"] == {"stock2shop": {"title": "Stock2Shop", "deliveries": 2,
+                                                 "first_artnos": ["4711-M", "4711-L"]}}
+    (item,) = [i for i in report["attention"] if i["flag"] == "unmapped"]
+    assert "2 count(s) for Stock2Shop wait for their artno's catalog row" in item["message"]
+    assert "wms-relay catalog import stock2shop FILE" in item["message"]
+    assert cli("status", "--fail-on-attention")[0] == 1
+    code, out, _ = cli("event", "stock.adjust", "E-0")
+    assert "import a row for artno 4711-M into Stock2Shop's catalog" in out
+
+    shirt = write(tmp_path, HEADER + "4711-M,P-100,P-100-M,Shirt,\n")
+    code, out, _ = cli("catalog", "import", "stock2shop", shirt)
+    assert code == 0 and "released 1 waiting delivery(ies)" in out
+    assert relay.schedule.get("stock2shop/stock.adjust:E-0").due_at <= relay.clock()
+    assert relay.schedule.get("stock2shop/stock.adjust:E-1").due_at > relay.clock() + 60  # still no row
+    assert cli.json("status")["unmapped"]["stock2shop"]["first_artnos"] == ["4711-L"]
