@@ -5,9 +5,10 @@ Trademax names a dispatch by the ``dispatch_id`` it gave the create; the WMS nam
 Trademax's dispatch update, publish and delete) is sent only once the delivered create's record holds the
 dispatch_id (``worker.store.dispatch_waiters``).  Until then the delivery is ``waiting`` — a dependency
 wait, not a failure: re-checked every ``DEPENDENCY_WAIT_SECONDS``, at most ``DEPENDENCY_WAIT_MAX_CHECKS``
-times per round (then a ``dependency_timeout`` dead letter).  A row flagged ``wakes_dispatch_waiters``
-(the create) runs the waiting deliveries as soon as it is delivered (taken with its recording:
-:func:`waiters_key`; or :func:`wake_waiters`).
+times per round (then a ``dependency_timeout`` dead letter) — or, when the create was delivered without
+Trademax's dispatch id, until a person records it (``worker.delivery.unknown_dispatch_ids``).  A row
+flagged ``wakes_dispatch_waiters`` (the create) runs the waiting deliveries as soon as it is delivered
+(taken with its recording: :func:`waiters_key`; or :func:`wake_waiters`).
 """
 from __future__ import annotations
 

@@ -18,7 +18,8 @@ Where a send does not deliver the event (retry later, read back, dead letter, un
 worker.delivery.failures.  Invalid and conflicting events at the door: worker.delivery.rejections.  The
 policies a row's flags turn on: a change to a shipment waits for its create (``needs_dispatch_id``,
 ``wakes_dispatch_waiters``: worker.delivery.dispatch_wait), an absolute count takes its SKU's turn
-(``ordered_by_sku``: worker.delivery.stock_turn).
+(``ordered_by_sku``: worker.delivery.stock_turn), a count names its product by its catalog row and waits
+for one where the catalog is required (``uses_catalog``: worker.delivery.catalog_wait).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ import redis
 
 from tasks.events import Delivery, DeliveryEvent, InvalidEvent, validate_event
 from worker.encoding import utf8_safe
-from worker.delivery import dispatch_wait, stock_turn
+from worker.delivery import catalog_wait, dispatch_wait, stock_turn
 from worker.delivery.failures import after_failure, ensure_dead_letter, keep_attempt
 from worker.delivery.batch_delivery import add_to_batch
 from worker.delivery.fan_out import fan_out
@@ -165,8 +166,9 @@ def _deliver(relay: Relay, operation: str, message: Any, *, owner: str, destinat
     if refused is not None:
         return refused.state
     delivery = Delivery(row, event)
-    # A change that may have to wait for its shipment's create is claimed only once it need not.
-    waits = dispatch_wait.waits(row)
+    # An event that may have to wait (for its shipment's create, for its catalog row) is claimed only once
+    # it need not.
+    waits = dispatch_wait.waits(row) or catalog_wait.may_wait(relay, row)
     turn = None if waits else stock_turn.turn_of(delivery)
     taken = relay.send_steps_of(destination).take(event, owner, claim=not waits, turn=turn)
     passage = _Passage(relay.flow.gate(destination), taken.verdict.ticket if taken.verdict else "")
@@ -231,7 +233,7 @@ def _batched(relay: Relay, operation: str, message: Any, destination: str, row) 
 def _deliver_taken(relay: Relay, delivery: Delivery, taken, *, owner: str, run: _Run, passage: _Passage,
                    turn) -> str:
     """Go on from the take step: a conflict, a settled delivery, another's live lease, a delivery the gate
-    held back, one waiting for its dispatch — or the send."""
+    held back, one waiting for its dispatch or its catalog row — or the send."""
     accepted = taken.accepted
     if accepted.conflict:
         return _conflict(relay, delivery, accepted).state
@@ -246,11 +248,17 @@ def _deliver_taken(relay: Relay, delivery: Delivery, taken, *, owner: str, run: 
             return "sending"  # claimed by a worker already: its lease decides
         return hold_back(relay, delivery, taken.verdict)
 
-    dispatch_id, claim = None, taken.claim
-    if claim is None:  # a change to a shipment: claimed once its create's dispatch id is known
-        dispatch_id = dispatch_wait.dispatch_id_of(relay, delivery)
-        if dispatch_id is None:
+    resolved, claim = None, taken.claim  # what the sender is handed: the dispatch_id, or the catalog row
+    if dispatch_wait.waits(delivery.row):
+        resolved = dispatch_wait.dispatch_id_of(relay, delivery)
+        if resolved is None:
             return dispatch_wait.wait_for_create(relay, delivery)
+    elif catalog_wait.looks_up(delivery.row):
+        resolved = catalog_wait.row_of(relay, delivery)
+        if resolved is None:
+            return catalog_wait.wait_for_row(relay, delivery)
+        catalog_wait.found_row(relay, delivery, accepted.state)
+    if claim is None:  # one that may wait (its dispatch, its catalog row) is claimed once it need not
         ledger = relay.ledger_of(delivery.destination)
         claim = ledger.claim(delivery.operation, delivery.key, accepted.fingerprint, owner)
     if claim.status != "claimed":
@@ -281,32 +289,35 @@ def _deliver_taken(relay: Relay, delivery: Delivery, taken, *, owner: str, run: 
             return ended
         holds_turn, turn = True, stock_turn.turn_of(delivery)
     try:
-        return _send(relay, delivery, claim, dispatch_id, owner, run, passage, turn if holds_turn else None)
+        return _send(relay, delivery, claim, resolved, owner, run, passage, turn if holds_turn else None)
     finally:
         if holds_turn and run.finish is None and not run.turn_given_back:
             stock_turn.let_go(relay, delivery, owner)
 
 
-def _call(relay: Relay, row: Operation, fields: dict, dispatch_id: Any) -> Any:
+def _call(relay: Relay, row: Operation, fields: dict, resolved: Any) -> Any:
     try:
         client = relay.client_of(row.destination)
     except LookupError as exc:
         # This process has no client for it (its base URL unset here, set where the event was fanned
         # out: a rollout in progress): retried later, visible in `wms-relay retries`.
         raise TransientError(str(exc), destination=row.destination, operation=row.name) from None
-    return row.send(client, fields, dispatch_id)
+    return row.send(client, fields, resolved)
 
 
-def _send(relay: Relay, delivery: Delivery, claim: Any, dispatch_id: Any, owner: str, run: _Run,
+def _send(relay: Relay, delivery: Delivery, claim: Any, resolved: Any, owner: str, run: _Run,
           passage: _Passage, turn: Any) -> str:
     """Send once and move the delivery on.  The attempt's outcome is written by the same ledger call as
     the transition it leads to; a delivery's with the circuit's "it answered" and the SKU ``turn`` given
     back too (worker.flow.send_steps).  That recording is ``run.finish``, run again after a store outage
-    with the same request ids (see :func:`deliver`)."""
+    with the same request ids (see :func:`deliver`).  ``resolved``: the dispatch_id or the catalog row the
+    sender is handed."""
     attempt = claim.attempt
     run.sent = True
+    dispatch_id = None if catalog_wait.looks_up(delivery.row) else resolved
+    catalog_row = resolved if catalog_wait.looks_up(delivery.row) else None
     try:
-        reply = _call(relay, delivery.row, delivery.fields, dispatch_id)
+        reply = _call(relay, delivery.row, delivery.fields, resolved)
     except DestinationError as exc:
         passage.report(exc)
         latency = getattr(exc, "latency_seconds", None)
@@ -329,7 +340,7 @@ def _send(relay: Relay, delivery: Delivery, claim: Any, dispatch_id: Any, owner:
                              latency=reply.latency_seconds, at=relay.clock())
 
         def record() -> str:
-            return _record_delivery(relay, delivery, reply, tried, owner, passage, run, turn)
+            return _record_delivery(relay, delivery, reply, tried, owner, passage, run, turn, catalog_row)
     return _keep_until_recorded(relay, delivery, owner, attempt, record, run)
 
 
@@ -355,11 +366,11 @@ def _keep_until_recorded(relay: Relay, delivery: Delivery, owner: str, attempt: 
 
 
 def _record_delivery(relay: Relay, delivery: Delivery, reply: Any, tried: AttemptEntry, owner: str,
-                     passage: _Passage, run: _Run, turn: Any) -> str:
-    """The delivered step (worker.flow.send_steps): the record, the circuit's "it answered", the SKU's turn
-    and the shipment's waiters in one store call."""
+                     passage: _Passage, run: _Run, turn: Any, catalog_row: Any = None) -> str:
+    """The delivered step (worker.flow.send_steps): the record (with the catalog row it was sent with), the
+    circuit's "it answered", the SKU's turn and the shipment's waiters in one store call."""
     title = DESTINATIONS[delivery.destination].title
-    result = reply.ledger_result()
+    result = catalog_wait.result_with(reply.ledger_result(), catalog_row)
     reason = f"{title} already had it (duplicate)" if reply.duplicate else "delivered"
     id_unknown = unknown_dispatch_ids.lacks_dispatch_id(delivery, result)
     if id_unknown:

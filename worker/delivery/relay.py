@@ -30,6 +30,7 @@ from worker.store.retry_schedule import RetrySchedule
 if TYPE_CHECKING:
     from worker.flow.controls import FlowControls
     from worker.flow.send_steps import SendSteps
+    from worker.store.catalog import Catalog
     from worker.store.dispatch_waiters import DispatchWaiters
     from worker.store.stock_order import StockOrder
 
@@ -54,6 +55,7 @@ class Relay:
     _ledgers: dict = field(default_factory=dict, repr=False)
     _stock_orders: dict = field(default_factory=dict, repr=False)
     _send_steps: dict = field(default_factory=dict, repr=False)
+    _catalogs: dict = field(default_factory=dict, repr=False)
     _flow: Any = field(default=None, repr=False)
 
     @property
@@ -114,6 +116,15 @@ class Relay:
             found = self._stock_orders[destination] = StockOrder(
                 self.redis, lock_seconds=stock_lock_seconds(self.settings),
                 namespace=DESTINATIONS[destination].namespace)
+        return found
+
+    def catalog_of(self, destination: str) -> "Catalog":
+        """``destination``'s catalog (its rows, the deliveries waiting for one: worker.store.catalog)."""
+        from worker.store.catalog import Catalog
+
+        found = self._catalogs.get(destination)
+        if found is None:
+            found = self._catalogs[destination] = Catalog(self.redis, DESTINATIONS[destination].namespace)
         return found
 
 

@@ -94,7 +94,7 @@ class FlowControls:
             "parked": self.parking(destination).count(),
             "batching": None,
         }
-        if DESTINATIONS[destination].batch is not None and (not known or limits.batched):
+        if self._table[destination].batch is not None and (not known or limits.batched):
             batches = self.batches(destination)
             found["batching"] = {"max": limits.batch_max if known else None,
                                  "seconds": limits.batch_seconds if known else None,
