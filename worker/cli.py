@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "worker.commands.retries",
     "worker.commands.uncertain",
     "worker.commands.dispatch",
+    "worker.commands.catalog",
     "worker.commands.enqueue",
     "worker.commands.validate",
     "worker.commands.check",

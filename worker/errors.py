@@ -10,8 +10,11 @@
           ├── TransientError        retry later (connect failures, 5xx, 408, 429); retry_after in seconds
           │    └── ClockSkewError   our clock is off Trademax's: a 401 that is a configuration error
           ├── OutcomeUnknownError   the request was (or may have been) sent and no answer came back:
-          │                         read timeout, connection lost mid-response.  Safe to resend only
-          │                         where the destination deduplicates or the value is absolute.
+          │    │                    read timeout, connection lost mid-response.  Safe to resend only
+          │    │                    where the destination deduplicates or the value is absolute.
+          │    └── UnconfirmedError answered, but the answer confirms less than was sent (ka-ching initiated
+          │                         fewer values than it was sent): some may not be applied — a person
+          │                         checks (``uncertain``), never resent automatically
           └── PermanentError        do not retry: other 4xx (Trademax: error codes 401–451 and 453–499),
                                     a request we could not even build
 
@@ -117,6 +120,13 @@ class ClockSkewError(TransientError):
 class OutcomeUnknownError(DestinationError):
     """The request left (or may have left) and no answer arrived: the destination may or may not have
     applied it."""
+
+
+class UnconfirmedError(OutcomeUnknownError):
+    """The destination answered, but its answer confirms less than the request carried (ka-ching's
+    "Import of N stock value(s) initiated" with N below the values sent): which of them it applied is not
+    known.  Whatever the row's resend rule, the delivery is ``uncertain`` with the answer kept — a person
+    checks the destination — because the same request would meet the same fate."""
 
 
 class PermanentError(DestinationError):

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from worker.destinations.declaration import LOCATIONS, NUMBER, URL, Declaration, Declarations, Variable
+from worker.destinations.declaration import (
+    CHOICE, LOCATIONS, NUMBER, URL, Declaration, Declarations, Variable)
 from worker.destinations.declared import DECLARATIONS
 
 
@@ -210,8 +211,21 @@ def _variable_from_env(env: Mapping[str, str], variable: Variable) -> Any:
         return Locations.parse(variable.name, env.get(variable.name))
     if variable.kind == NUMBER:
         return _number(env, variable.name, float(variable.default or 0.0), minimum=variable.minimum)
+    if variable.kind == CHOICE:
+        return _choice(env, variable)
     raw = env.get(variable.name) or str(variable.default)
     return raw if variable.secret else raw.strip()  # a secret is taken exactly as given
+
+
+def _choice(env: Mapping[str, str], variable: Variable) -> str:
+    """One of the variable's choices (case-insensitive); its default when unset."""
+    raw = (env.get(variable.name) or "").strip()
+    if not raw:
+        return str(variable.default)
+    if raw.lower() not in variable.choices:
+        raise SettingsError(f"{variable.name} must be {' or '.join(variable.choices)}, got {raw!r} "
+                            f"({variable.description})")
+    return raw.lower()
 
 
 def _variable_default(variable: Variable) -> Any:
@@ -282,6 +296,13 @@ class DestinationSettings:
         """Its ``*_LOCATIONS`` (empty when it declares none: no warehouse is listed)."""
         declared = self.declaration.locations
         return self.value(declared.name) if declared is not None else Locations()
+
+    @property
+    def catalog(self) -> str:
+        """Its catalog's mode (``<PREFIX>_CATALOG``: ``identity`` or ``required``), or "" when it has no
+        catalog (worker.store.catalog)."""
+        declared = self.declaration.catalog
+        return self.value(declared.name) if declared is not None else ""
 
     @property
     def secret_values(self) -> list[str]:

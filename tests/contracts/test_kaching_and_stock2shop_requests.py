@@ -1,28 +1,25 @@
 """Every body the ka-ching and Stock2Shop clients build conforms to the JSON Schemas written from their
 documents (tests/contracts/kaching-stock-import.schema.json, stock2shop.schema.json): ka-ching's stock
-import (one count, an adjustment, a batch, the empty check import) with its query; Stock2Shop's login and
-its products queue (one count, a batch) with its query.
-
-Stock2Shop's queued products lack what its document's "Example (minimum required information)" carries —
-the product's ``title`` (and the product/variant relation a catalog gives): those cases are marked
-``xfail(strict=True)`` until issue 19 point 2 makes the client send the document's minimum; they turn red
-(XPASS) the day it does, so the mark comes off with the fix."""
+import (one count, a variant's count, an adjustment, batches — the variants of one product sharing its
+object —, the empty check import) with its query; Stock2Shop's login and its products queue (one count,
+a batch, each product the document's minimum with the count as the variant's qty and in its
+qty_availability) with its query."""
 from __future__ import annotations
 
 import pytest
 
 from tests.contracts.captured import batch, capture, counts
 from tests.contracts.schemas import problems
-from worker.destinations.kaching.client import KachingClient
+from worker.destinations.kaching.client import KachingClient, values_in
 from worker.destinations.kaching.operations import DESTINATION as KACHING
 from worker.destinations.stock2shop.client import Stock2ShopClient
 from worker.destinations.stock2shop.operations import DESTINATION as STOCK2SHOP
 from worker.settings import Locations, Settings
+from worker.store.catalog import CatalogRow
 
 KACHING_BASE = "https://kaching.example/"
 S2S_BASE = "https://s2s.example/"
-POINT_2 = ("issue 19 point 2: Stock2Shop's minimum product has a title (and the product/variant relation "
-           "from a catalog); the client sends neither yet")
+SHIRT = [CatalogRow(f"4711-{size}", "P-100", f"P-100-{size}", "Shirt") for size in "SML"]
 
 
 def kaching() -> KachingClient:
@@ -37,14 +34,18 @@ def stock2shop() -> Stock2ShopClient:
                                      stock2shop_locations=Locations.parse("L", "nw=Main,se=South")))
 
 
-KACHING_ANSWERS = {"imports/stock": {"status": "OK", "message": "Import of 1 stock value(s) initiated"}}
+KACHING_ANSWERS = {"imports/stock": lambda body: {
+    "status": "OK", "message": f"Import of {values_in(body)} stock value(s) initiated"}}
 KACHING_CASES = {
     "a count": lambda c: c.import_stock("nw", "123-45", 77),
+    "a variant's count": lambda c: c.import_stock("nw", "P-100", 7, variant_id="P-100-M"),
     "an adjustment": lambda c: c.import_stock("se", "123-45", -7, adjustment=True),
     "a zero count": lambda c: c.import_stock("nw", "P-100-M", 0),
     "a batch of counts": lambda c: batch(KACHING, c, "level",
                                          counts(("nw", "A", 1), ("se", "B", 2), ("xx", "C", 3))),
     "a batch of adjustments": lambda c: batch(KACHING, c, "add", counts(("nw", "A", 1), ("xx", "A", -2))),
+    "a batch of variants": lambda c: batch(KACHING, c, "level", counts(
+        ("nw", SHIRT[0], 1), ("nw", "A", 4), ("nw", SHIRT[1], 2), ("se", SHIRT[2], 3))),
     "the check": lambda c: c.check(),
 }
 
@@ -56,6 +57,15 @@ def test_kaching_stock_imports_conform_to_the_document(case):
     assert (sent.method, sent.path) == ("POST", "imports/stock")
     assert problems("kaching-stock-import#body", sent.body) == []
     assert problems("kaching-stock-import#query", sent.query) == []
+    with_variants = problems("kaching-stock-import#variant_body", sent.body) == []
+    assert with_variants == ("variant" in case)
+
+
+def test_the_variants_of_one_product_share_its_object_in_a_batch():
+    client = kaching()
+    (sent,) = capture(KACHING_BASE, KACHING_ANSWERS, lambda: KACHING_CASES["a batch of variants"](client))
+    assert sent.body == {"shop-1": {"P-100": {"P-100-S": 1, "P-100-M": 2}, "A": 4},
+                         "shop-2": {"P-100": {"P-100-L": 3}}}
 
 
 S2S_ANSWERS = {"v1/users/authenticate": {"system_user": {"id": 1, "token": "tok-1"}},
@@ -73,8 +83,11 @@ def _queued(case) -> list:
 
 
 S2S_CASES = {
-    "a count": lambda c: c.queue_stock_level("nw", "P-100-M", 7),
-    "a batch of counts": lambda c: batch(STOCK2SHOP, c, "level", counts(("nw", "A", 1), ("se", "B", 0))),
+    "a count": lambda c: c.queue_stock_level("nw", SHIRT[1], 7),
+    "a count of a product without variants": lambda c: c.queue_stock_level(
+        "se", CatalogRow("123", "123", "", "Chair", "false"), 0),
+    "a batch of counts": lambda c: batch(STOCK2SHOP, c, "level", counts(
+        ("nw", SHIRT[0], 1), ("se", SHIRT[1], 0), ("nw", CatalogRow("B", "B", "", "Table"), 5))),
 }
 
 
@@ -83,16 +96,11 @@ def test_stock2shop_login_and_queue_query_conform_to_the_document(case):
     _queued(S2S_CASES[case])
 
 
-@pytest.mark.xfail(strict=True, reason=POINT_2)
 @pytest.mark.parametrize("case", S2S_CASES)
-def test_stock2shop_queued_products_conform_to_the_documents_minimum(case):
+def test_stock2shop_queued_products_are_the_documents_minimum_with_the_count(case):
     (queued,) = _queued(S2S_CASES[case])
     assert problems("stock2shop#queue", queued.body) == []
-
-
-@pytest.mark.parametrize("case", S2S_CASES)
-def test_stock2shop_queued_products_conform_but_for_the_title(case):
-    """What point 2 leaves to fix is the title alone: every other part of the minimum is there now."""
-    (queued,) = _queued(S2S_CASES[case])
-    found = problems("stock2shop#queue", queued.body)
-    assert found and all(problem.endswith("'title' is a required property") for problem in found), found
+    assert problems("stock2shop#stock_levels", queued.body) == []
+    for product in queued.body["system_products"]:
+        variant = product["product"]["variants"]
+        assert variant["qty"] == variant["qty_availability"][0]["qty"]

@@ -30,6 +30,7 @@ def test_each_schema_is_valid_and_quotes_its_document(schema_id):
     ("trademax-dispatch#create", DISPATCH),
     ("trademax-dispatch#update", {**AUTH, "method": "PATCH", "transaction_id": "T1", "draft": True}),
     ("kaching-stock-import#body", {"loc": {"product1": 7, "product3": {"variant1": 7, "variant2": 7}}}),
+    ("kaching-stock-import#variant_body", {"loc": {"product1": 7, "product3": {"variant1": 7}}}),
     ("stock2shop#queue", {"system_products": [S2S_PRODUCT]}),
 ])
 def test_the_documents_own_examples_conform(name, instance):
@@ -48,6 +49,8 @@ def test_the_documents_own_examples_conform(name, instance):
                                          "type": "relative"}, "reason"),
     ("kaching-stock-import#body", {"loc": {"p": "7"}}, "7"),
     ("kaching-stock-import#body", {"loc": {"p": {}}}, "loc/p"),
+    ("kaching-stock-import#variant_body", {"loc": {"product1": 7}}, "should not be valid"),
+    ("stock2shop#stock_levels", {"system_products": [S2S_PRODUCT]}, "qty"),
     ("stock2shop#queue", {"system_products": [{**S2S_PRODUCT, "product": {"variants": {
         "source_variant_code": "ABC", "sku": "ABC"}}}]}, "title"),
 ])

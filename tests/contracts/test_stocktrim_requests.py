@@ -19,6 +19,7 @@ from tests.contracts.captured import batch, capture, counts
 from worker.destinations.stocktrim.client import StockTrimClient
 from worker.destinations.stocktrim.operations import DESTINATION as STOCKTRIM
 from worker.settings import Locations, Settings
+from worker.store.catalog import CatalogRow
 
 BASE = "https://stocktrim.example/"
 SPEC = yaml.safe_load((Path(stocktrim_package.__file__).parent / "stocktrim-openapi.yaml").read_text())
@@ -35,6 +36,8 @@ CASES = {
     "one count": lambda c: c.set_stock_on_hand("nw", "123-45", 77),
     "a zero count": lambda c: c.set_stock_on_hand("se", "P-100-M", 0),
     "a batch": lambda c: batch(STOCKTRIM, c, "level", counts(("nw", "A", 1), ("se", "B", 2), ("nw", "C", 0))),
+    "a batch with catalog rows": lambda c: batch(STOCKTRIM, c, "level", counts(
+        ("nw", CatalogRow("4711-M", "P-100", "P-100-M"), 1), ("se", CatalogRow("9", "CHAIR"), 2))),
     "the forecast run": lambda c: c.run_forecast(),
     "the check": lambda c: c.check(),
 }

@@ -30,7 +30,10 @@ Sandbox-only endpoints (unauthenticated; the real APIs have none):
 Sandbox conventions (docs/destinations.md says why): a Trademax artno, a ka-ching stock location or a
 StockTrim productId starting with UNKNOWN does not exist; a repeated Trademax transaction_id answers 452
 (with the original record as data, unless --duplicate-without-data); a Trademax dispatch updated without
-draft=true is published, and a published one refuses every change (400, error_code 1).
+draft=true is published, and a published one refuses every change (400, error_code 1).  ka-ching answers an
+import to a stock location that does not exist 200 "initiated" and lists its values under "failed" in its
+state; Stock2Shop answers 200 to every queued product and lists under "ignored" a new one without a title
+and one whose product/variant relation differs from what it holds.
 """
 
 
@@ -69,6 +72,10 @@ def register(subparsers) -> None:
                         help="trademax: a 452 (request duplication) answers with an empty data, so without "
                              "the dispatch's or receipt's id (a switch; also POST /_sandbox/faults "
                              '{"duplicate_without_data": 1})')
+    parser.add_argument("--initiated-fewer", action="store_true",
+                        help="kaching: an import's last value is not parsed (not applied, listed under "
+                             'failed) and "Import of N ... initiated" counts the others (a switch; also POST '
+                             '/_sandbox/faults {"initiated_fewer": 1})')
     parser.add_argument("--seed", type=int, default=None, help="seed of the fault draws (repeatable runs)")
     parser.add_argument("--token-ttl", type=_non_negative, default=3600.0,
                         help="stock2shop: seconds a token lives after authenticate "
@@ -104,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
             latency_ms=args.latency_ms, fail_rate=args.fail_rate, throttle_rate=args.throttle_rate,
             timeout_after_apply_rate=args.timeout_after_apply_rate, stall_seconds=args.stall_seconds,
             duplicate_without_data=1.0 if args.duplicate_without_data else 0.0,
+            initiated_fewer=1.0 if args.initiated_fewer else 0.0,
         )
     except ValueError as exc:
         print(f"wms-relay sandbox: {exc}", file=sys.stderr)

@@ -3,20 +3,20 @@ a person?
 
 Queue depths (the Redis list of every destination's queues, and messages workers hold unacknowledged),
 scheduled retries and the most overdue one, events waiting for their create, uncertain deliveries, dead
-letters (count and oldest age), deliveries in the last hour, the workers alive and the scheduler's last
-tick (from their heartbeats in the store: no Celery ping, no Flower); then the same per destination
-(whether it is on, its ledger's states, delivered in the last hour) and its flow (worker.flow: rate limit
-and the current rate, a Retry-After hold, the circuit, a pause in force and who set it why, parked
-deliveries, pending batches).  Which destinations are on and their limits are what the workers recorded
-in the store with their heartbeats — this command needs only the store, never the destinations'
-variables: it says whose record it shows and how old, that no worker has recorded one yet, or that the
-live workers disagree.  ``--destination`` narrows every figure to one destination.  Ends with what
-needs a person: no live worker, no live scheduler, retries overdue by more than a minute, open dead
-letters, uncertain events, dispatch updates waiting for a dispatch id Trademax did not give, Redis at 80 %
-of its maxmemory or more, live workers with different configurations, a destination paused or its circuit
-not closed (or open for the clock).  ``--fail-on-attention`` exits 1 when anything does (for cron and
-Nagios); otherwise the exit code is 0 whatever the report says (3: the store does not answer; with
-``--json`` an object saying so)."""
+letters (count and oldest age), counts waiting for their artno's catalog row (unmapped), deliveries in the
+last hour, the workers alive and the scheduler's last tick (from their heartbeats in the store: no Celery
+ping, no Flower); then the same per destination (whether it is on, its ledger's states, delivered in the
+last hour) and its flow (worker.flow: rate limit and the current rate, a Retry-After hold, the circuit, a
+pause in force and who set it why, parked deliveries, pending batches). Which destinations are on and their
+limits are what the workers recorded in the store with their heartbeats — this command needs only the store,
+never the destinations' variables: it says whose record it shows and how old, that no worker has recorded
+one yet, or that the live workers disagree. ``--destination`` narrows every figure to one destination. Ends
+with what needs a person: no live worker, no live scheduler, retries overdue by more than a minute, open
+dead letters, uncertain events, dispatch updates waiting for a dispatch id Trademax did not give, counts
+waiting for a catalog row (unmapped: with the first artnos), Redis at 80 % of its maxmemory or more, live
+workers with different configurations, a destination paused or its circuit not closed (or open for the
+clock). ``--fail-on-attention`` exits 1 when anything does (for cron and Nagios); otherwise the exit code is
+0 whatever the report says (3: the store does not answer; with ``--json`` an object saying so)."""
 from __future__ import annotations
 
 import argparse
@@ -54,6 +54,9 @@ def _print(report: dict) -> None:
     if unknown["shipments"]:
         say(f"Dispatch id unknown:   {unknown['shipments']} shipment(s), {unknown['waiting']} event(s) "
             "waiting for a person (`wms-relay dispatch set-id`)")
+    for part in report["unmapped"].values():
+        say(f"Unmapped:              {part['deliveries']} count(s) for {part['title']} wait for a catalog "
+            f"row (artnos {', '.join(part['first_artnos'])})")
     for label, part in (("Uncertain:            ", report["uncertain"]),
                         ("Dead letters:         ", report["dead_letters"])):
         notes = [f"oldest {age(part['oldest_age_seconds'])}"] if part["count"] else []

@@ -2,14 +2,19 @@
 
 In: a count for a destination that batches (``<DEST>_BATCH_MAX`` > 0) is accepted in its ledger and added
 to its pending counts (:func:`add_to_batch`; worker.flow.batches coalesces them: an older level becomes
-``superseded`` here).  It stays ``accepted`` until a batch carries it.
+``superseded`` here).  It stays ``accepted`` until a batch carries it.  Where the destination's catalog is
+required, a count whose artno has no row does not join: it waits (``unmapped``, worker.delivery.catalog_wait)
+until an import releases it.
 
 Out: each worker process's flow keeper (worker.delivery.flow_keeper) runs a :class:`BatchFlusher` per bulk
 destination.  One batch per destination is in flight at a time, at most one every ``<DEST>_BATCH_SECONDS``,
 up to ``<DEST>_BATCH_MAX`` items, through the destination's gate (paused or open: it waits; the rate
 limit: one slot per request).  For the batch, every item is claimed in its ledger under the batch's owner
 (one attempt each), the request is sent, and the outcome is written on every delivery it carried (the
-result names the batch: id, size, status, answer — ``wms-relay event`` shows it):
+result names the batch: id, size, status, answer, and the catalog row the count was sent with — ``wms-relay
+event`` shows it).  Each count's part of the request is built with its artno's catalog row, looked up for
+the whole batch in one store call; a count whose row is gone (a ``--replace`` import removed it) waits
+``unmapped`` instead of being sent:
 
 - delivered → ``delivered``;
 - refused for its content (StockTrim's 400) → split in halves until the refused items stand alone
@@ -18,7 +23,9 @@ result names the batch: id, size, status, answer — ``wms-relay event`` shows i
 - transient (5xx, 429, no connection) → ``retrying``: back to pending in their old place (a newer count
   that came meanwhile supersedes them there), the next batch after the backoff; exhausted → dead letter;
 - answer lost (read timeout) → levels go back to pending and are sent again (setting a level twice is
-  harmless); adds (ka-ching's relative adjustments) become ``uncertain``: adding twice is not.
+  harmless); adds (ka-ching's relative adjustments) become ``uncertain``: adding twice is not;
+- answered without confirming all it carried (ka-ching initiated fewer values than sent: UnconfirmedError)
+  → every count of that request ``uncertain``, the answer kept: which were applied is not known.
 
 A flusher that dies mid-batch leaves it in flight; after its lease another takes it as an orphan: if a
 request of it may have left, its answer is lost (as above), else it is simply sent.
@@ -34,11 +41,12 @@ from typing import Any
 
 from tasks.events import Delivery, DeliveryEvent
 from tasks.schemas import stock
+from worker.delivery import catalog_wait
 from worker.delivery.failures import dead
 from worker.delivery.relay import Relay
 from worker.destinations.contract import Classification, classification_of
 from worker.destinations.table import DESTINATIONS, ROWS, split_delivery_ref
-from worker.errors import DestinationError, OutcomeUnknownError, PermanentError
+from worker.errors import DestinationError, OutcomeUnknownError, PermanentError, UnconfirmedError
 from worker.flow.batches import ADD, LEVEL, Batch, BatchItem
 from worker.flow.gate import PARK
 from worker.flow.split import Part, send_in_halves
@@ -67,9 +75,17 @@ def batch_item(delivery: Delivery, fingerprint: str, enqueued_at: float) -> Batc
 
 
 def add_to_batch(relay: Relay, delivery: Delivery, accepted: Any) -> str:
-    """Make an accepted delivery pending in its destination's batches; the state it is in after that."""
+    """Make an accepted delivery pending in its destination's batches; the state it is in after that (it
+    waits instead where its artno needs a catalog row it has not)."""
     batches = relay.flow.batches(delivery.destination)
     ledger = relay.ledger_of(delivery.destination)
+    if catalog_wait.may_wait(relay, delivery.row):
+        if catalog_wait.row_of(relay, delivery) is None:
+            return catalog_wait.wait_for_row(relay, delivery)
+        if accepted.state == "waiting":  # released by an import (or its re-check found the row)
+            catalog_wait.found_row(relay, delivery, accepted.state)
+            ledger.transition(delivery.operation, delivery.key, "accepted", expected_states=("waiting",),
+                              reason="its catalog row is there now; pending in the next batch")
     added = batches.add(batch_item(delivery, accepted.fingerprint, relay.clock()))
     if added.status == "superseded":
         ledger.transition(delivery.operation, delivery.key, "superseded",
@@ -109,6 +125,7 @@ class _Carried:
     attempt: int
     round_attempt: int
     entry: Any = None
+    catalog_row: Any = None
 
 
 class _Request:
@@ -172,11 +189,18 @@ class BatchFlusher:
             self.batches.settle(batch, failures="keep")
             return
         client = self.relay.client_of(self.destination)
+        named = catalog_wait.looks_up(carried[0].delivery.row)
+        rows = catalog_wait.rows_of(self.relay, self.destination, [one.item.artno for one in carried]) \
+            if named else {}
         sendable = []
         for one in carried:
+            row = rows.get(one.item.artno)
+            if named and row is None:  # its row is gone since it joined (a --replace import): it waits
+                catalog_wait.wait_for_row(self.relay, one.delivery, owner=batch.owner)
+                continue
             try:
                 sendable.append(_Carried(one.item, one.delivery, one.attempt, one.round_attempt,
-                                         self.sender.entry(client, one.item)))
+                                         self.sender.entry(client, one.item, row), row))
             except PermanentError as exc:
                 self._dead(batch, [one], exc, size=1)
         if not sendable:
@@ -231,7 +255,8 @@ class BatchFlusher:
                 self._delivered(batch, part)
             elif isinstance(part.error, PermanentError):
                 self._dead(batch, list(part.items), part.error, size=len(part.items))
-            elif isinstance(part.error, OutcomeUnknownError) and part.sent and batch.kind == ADD:
+            elif isinstance(part.error, UnconfirmedError) or (
+                    isinstance(part.error, OutcomeUnknownError) and part.sent and batch.kind == ADD):
                 self._uncertain(batch, list(part.items), part.error)
             else:
                 failed = part.error
@@ -263,8 +288,8 @@ class BatchFlusher:
             tried = AttemptEntry(one.attempt, "delivered", reply.status, None,
                                  (f"batch {batch.batch_id} of {len(part.items)}",),
                                  latency=reply.latency_seconds, at=self.relay.clock())
-            ledger.transition(one.item.operation, one.item.key, "delivered", owner=batch.owner, result=result,
-                              log=tried,
+            ledger.transition(one.item.operation, one.item.key, "delivered", owner=batch.owner,
+                              result=catalog_wait.result_with(result, one.catalog_row), log=tried,
                               reason=f"delivered in batch {batch.batch_id} ({len(part.items)} items)")
 
     def _tried(self, batch: Batch, one: _Carried, exc: BaseException, size: int) -> AttemptEntry:
@@ -281,8 +306,12 @@ class BatchFlusher:
                  tried=self._tried(batch, one, exc, size))
 
     def _uncertain(self, batch: Batch, carried: list[_Carried], exc: BaseException) -> None:
-        reason = (f"no answer to batch {batch.batch_id} ({exc}); adjustments add up, so it is not resent — a "
-                  f"person must check {self.title}")
+        if isinstance(exc, UnconfirmedError):
+            reason = (f"{self.title} answered batch {batch.batch_id} ({len(carried)} item(s)) without "
+                      f"confirming all it carried ({exc}); not resent — a person must check {self.title}")
+        else:
+            reason = (f"no answer to batch {batch.batch_id} ({exc}); adjustments add up, so it is not "
+                      f"resent — a person must check {self.title}")
         ledger = self.relay.ledger_of(self.destination)
         for one in carried:
             if ledger.transition(one.item.operation, one.item.key, "uncertain", owner=batch.owner,

@@ -17,7 +17,7 @@ from worker.destinations.trademax import read_back as trademax_read_back
 from worker.destinations.trademax.read_back import LANDED, UNREADABLE, earlier_attempt_may_have_landed
 from worker.destinations.trademax import clock_skew
 from worker.errors import (
-    ClockSkewError, DestinationError, OutcomeUnknownError, PermanentError, TransientError,
+    ClockSkewError, DestinationError, OutcomeUnknownError, PermanentError, TransientError, UnconfirmedError,
 )
 from worker.store.records import AttemptEntry
 
@@ -40,10 +40,14 @@ def after_failure(relay: Relay, delivery: Delivery, attempt: int, round_attempt:
     a person last retried it, which is what the retry policy's limit applies to.  ``tried`` is the
     attempt's log entry, written with the transition."""
     title = DESTINATIONS[delivery.destination].title
-    if isinstance(exc, OutcomeUnknownError) and not delivery.row.safe_to_resend(delivery.event):
+    unconfirmed = isinstance(exc, UnconfirmedError)
+    lost = isinstance(exc, OutcomeUnknownError) and not delivery.row.safe_to_resend(delivery.event)
+    if unconfirmed or lost:
+        reason = (f"{title} answered without confirming it ({exc}); not resent — a person must check {title}"
+                  if unconfirmed else
+                  f"no answer after sending ({exc}); not safe to resend — a person must check {title}")
         moved = relay.ledger_of(delivery.destination).transition(
-            delivery.operation, delivery.key, "uncertain", owner=owner, log=tried,
-            reason=f"no answer after sending ({exc}); not safe to resend — a person must check {title}")
+            delivery.operation, delivery.key, "uncertain", owner=owner, log=tried, reason=reason)
         if moved:
             relay.observer.parked(delivery, "uncertain", str(exc))
         else:

@@ -20,7 +20,10 @@ A row (:class:`Operation`) is everything the relay knows about one WMS operation
 ``key_field``       the field that is the event's idempotency key (``transaction_id``/``event_id``)
 ``schema``          the marshmallow schema of the WMS event (``tasks.schemas``); the same for every
                     destination of one operation (the WMS sends one event)
-``send``            ``send(client, fields, dispatch_id) -> reply``: the one call that delivers it
+``send``            ``send(client, fields, resolved) -> reply``: the one call that delivers it;
+                    ``resolved`` is what the relay looked up for it — the shipment's dispatch_id for a row
+                    that ``needs_dispatch_id``, the artno's catalog row (worker.store.catalog.CatalogRow)
+                    for a row that ``uses_catalog``, else None
 ``needs_dispatch_id``  names a shipment by transaction_id: waits for its create's dispatch_id
                     (worker.delivery.dispatch_wait)
 ``resend_rule``     ``rule(event) -> bool``: may it be sent again after an unknown outcome?  Where not,
@@ -30,6 +33,9 @@ A row (:class:`Operation`) is everything the relay knows about one WMS operation
 ``wakes_dispatch_waiters``
                     its delivery gives a shipment its dispatch_id: the deliveries waiting for it
                     (``needs_dispatch_id``) run now (worker.delivery.dispatch_wait)
+``uses_catalog``    it names the product by the artno's row in the destination's catalog (its declaration's
+                    ``catalog``): the relay looks the row up and, where the catalog is ``required`` and the
+                    artno has none, the delivery waits (worker.delivery.catalog_wait)
 ==================  ==========================================================================
 
 A destination (:class:`Destination`) adds what is not per row:
@@ -60,7 +66,8 @@ A destination (:class:`Destination`) adds what is not per row:
                     ``options``: the command's arguments), or None when it has none
 ``batch``           a :class:`BatchSender` for a bulk API (many stock counts per request, its declaration
                     says ``bulk``), else None: its counts are batched per ``<DEST>_BATCH_MAX`` /
-                    ``<DEST>_BATCH_SECONDS`` (worker.flow)
+                    ``<DEST>_BATCH_SECONDS`` (worker.flow); its ``entry`` is handed each count's catalog
+                    row
 ==================  ==========================================================================
 
 Queues, routes, task modules and the routing of one event to its destinations are built from the
@@ -117,6 +124,11 @@ class Operation:
     needs_dispatch_id: bool = False
     ordered_by_sku: bool = False
     wakes_dispatch_waiters: bool = False
+    uses_catalog: bool = False
+
+    def __post_init__(self) -> None:
+        if self.uses_catalog and self.needs_dispatch_id:
+            raise ValueError(f"{self.task_name}: a row is handed a dispatch_id or a catalog row, not both")
 
     @property
     def task_name(self) -> str:
@@ -141,9 +153,10 @@ class BatchSender:
     """How a bulk destination takes many stock counts in one request (worker.flow.batches batches them;
     worker.delivery.batch_delivery sends them).
 
-    ``entry(client, item) -> part``: one pending count's part of the request (``item`` has
-    ``warehouse_id``, ``artno``, ``quantity``, ``kind``); raises ``PermanentError`` when that count cannot be
-    sent (its warehouse has no location there).  ``send(client, kind, parts) -> reply``: one request
+    ``entry(client, item, catalog_row) -> part``: one pending count's part of the request (``item`` has
+    ``warehouse_id``, ``artno``, ``quantity``, ``kind``; ``catalog_row`` names its product there:
+    worker.store.catalog.CatalogRow); raises ``PermanentError`` when that count cannot be sent (its
+    warehouse has no location there).  ``send(client, kind, parts) -> reply``: one request
     carrying ``parts``, all of one kind — ``level`` (an absolute count: replaces) or ``add`` (a relative
     adjustment: adds; only where ``kinds`` has it)."""
 
@@ -192,6 +205,8 @@ class Destination:
         for row in self.operations:
             if row.destination != self.name:
                 raise ValueError(f"{row.name}: a row of {row.destination!r} in {self.name!r}'s table")
+            if row.uses_catalog and self.declaration.catalog is None:
+                raise ValueError(f"{row.task_name} uses a catalog its declaration does not declare")
 
     def __repr__(self) -> str:
         return f"Destination({self.name!r})"

@@ -13,7 +13,10 @@ follows derives from them, so none of it names a destination:
 - ``worker.redaction``: the secret values scrubbed from logs, Sentry and errors, the secret-bearing names
   (``SECRET_KEYS``) never stored;
 - ``wms-relay check`` (its ``*_LOCATIONS``, its base URL), ``wms-relay demo``, the benchmarks' harness and
-  the test fixtures (the sandboxes' credentials: each variable's ``example``, a secret made fresh).
+  the test fixtures (the sandboxes' credentials: each variable's ``example``, a secret made fresh);
+- its catalog (``<PREFIX>_CATALOG``: ``identity`` or ``required``, what becomes of an artno without a row —
+  worker.store.catalog, worker.delivery.catalog_wait) and whether its rows need a title
+  (``wms-relay catalog import`` refuses a file without one).
 
 Pure data, and importing nothing of worker: ``worker.settings`` (layer 1) reads the declarations without
 importing the destinations' code (layer 2; docs/architecture.md says why).
@@ -28,7 +31,12 @@ TEXT = "text"  # stripped; a secret is kept as given
 URL = "url"  # an http(s) URL, "/" added at the end; unset: ``default`` ("" for a destination that is off)
 LOCATIONS = "locations"  # warehouse=location pairs (worker.settings.Locations)
 NUMBER = "number"  # a number >= ``minimum``
-KINDS = (TEXT, URL, LOCATIONS, NUMBER)
+CHOICE = "choice"  # one of ``choices`` (case-insensitive; kept lower-case)
+KINDS = (TEXT, URL, LOCATIONS, NUMBER, CHOICE)
+# A catalog's modes (``<PREFIX>_CATALOG``): an artno without a row is its own product id (identity), or is not
+# sent until a row is imported (required).
+IDENTITY, REQUIRED = "identity", "required"
+CATALOG_MODES = (IDENTITY, REQUIRED)
 
 
 @dataclass(frozen=True)
@@ -47,10 +55,14 @@ class Variable:
     default: str | float = ""
     minimum: float = 0.0
     example: str = ""
+    choices: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"{self.name}: kind {self.kind!r} is none of {', '.join(KINDS)}")
+        if (self.kind == CHOICE) != bool(self.choices) or \
+                (self.kind == CHOICE and self.default not in self.choices):
+            raise ValueError(f"{self.name}: a choice variable has choices, its default among them")
         if self.name != self.name.upper():
             raise ValueError(f"{self.name}: a variable's name is upper-case")
 
@@ -71,7 +83,9 @@ class Declaration:
     header, a JSON field) — their values are removed wherever they appear and never stored.
     ``bulk``: it takes many stock counts per request (its counts are batched); ``max_rps`` and
     ``batch_max`` are its default rate limit (0: none) and batch size (``<PREFIX>_MAX_RPS``,
-    ``<PREFIX>_BATCH_MAX``)."""
+    ``<PREFIX>_BATCH_MAX``).  ``catalog``: its ``<PREFIX>_CATALOG`` variable (a CHOICE among
+    :data:`CATALOG_MODES`, its default the destination's) when it names products by a catalog row (None:
+    it has no catalog); ``catalog_needs_title``: its rows must carry a title."""
 
     name: str
     title: str
@@ -84,6 +98,8 @@ class Declaration:
     bulk: bool = False
     max_rps: float = 0.0
     batch_max: int = 0
+    catalog: Variable | None = None
+    catalog_needs_title: bool = False
 
     def __post_init__(self) -> None:
         for variable in self.variables:
@@ -96,6 +112,12 @@ class Declaration:
             raise ValueError(f"{self.name} declares a variable twice")
         if self.batch_max and not self.bulk:
             raise ValueError(f"{self.name}: a batch size for an API that is not bulk")
+        if self.catalog is not None and (self.catalog.kind != CHOICE
+                                         or not set(self.catalog.choices) <= set(CATALOG_MODES)):
+            raise ValueError(f"{self.name}: its catalog variable is a choice among "
+                             f"{', '.join(CATALOG_MODES)}")
+        if self.catalog_needs_title and self.catalog is None:
+            raise ValueError(f"{self.name}: catalog rows that need a title, without a catalog")
 
     def __repr__(self) -> str:
         return f"Declaration({self.name!r})"
@@ -104,7 +126,8 @@ class Declaration:
     def variables(self) -> tuple[Variable, ...]:
         """Every variable it declares: base URL, credentials, locations, the others."""
         locations = (self.locations,) if self.locations is not None else ()
-        return (self.base_url, *self.credentials, *locations, *self.others)
+        catalog = (self.catalog,) if self.catalog is not None else ()
+        return (self.base_url, *self.credentials, *locations, *catalog, *self.others)
 
     @property
     def secrets(self) -> tuple[Variable, ...]:

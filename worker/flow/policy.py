@@ -5,7 +5,9 @@ the answer (or its absence)                 what it does to the destination's fl
 ==========================================  ==================================================================
 any answer but a 5xx                        ``ok``: the destination is up (a 4xx refuses the request, not the
                                             service; a 408 or 429 asks us to slow down, which a service that
-                                            is down does not) — its consecutive failures start again from 0
+                                            is down does not; a 200 that confirms less than was sent,
+                                            UnconfirmedError, is an answer) — its consecutive failures start
+                                            again from 0
 no connection, connect timeout (no status)  ``failed``: counts towards opening the circuit
 a read timeout, connection lost mid-answer  ``failed`` (outcome unknown: no answer came)
 5xx                                         ``failed``
@@ -25,7 +27,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.errors import ClockSkewError, OutcomeUnknownError, PermanentError, TransientError
+from worker.errors import (
+    ClockSkewError, OutcomeUnknownError, PermanentError, TransientError, UnconfirmedError)
 
 OK, FAILED, NEUTRAL = "ok", "failed", "neutral"
 # Configuration faults: answers that say *we* are wrong (not the destination, not the event).  Each opens
@@ -48,6 +51,8 @@ def circuit_signal(error: Any) -> str:
         return OK
     if isinstance(error, ClockSkewError):
         return CLOCK_SKEW
+    if isinstance(error, UnconfirmedError):  # it answered (200): the destination is up
+        return OK
     if isinstance(error, OutcomeUnknownError):
         return FAILED
     if isinstance(error, TransientError):

@@ -9,10 +9,10 @@ Two halves:
   at most its last few seconds of counts; a store that does not answer keeps them for the next beat.
 - :class:`StoreCollector` — in the ``wms-relay metrics`` process: a prometheus-client custom collector
   that reads the store on every scrape (events by state, dead letters open and the oldest one's age,
-  uncertain — each per destination — every destination's flow state (:func:`flow_families`: on or off
-  as the workers recorded it, paused, circuit, parked, pending batches), retries scheduled and the most
-  overdue, queue depths, workers alive, the scheduler's last tick, Redis memory, the version, the
-  workers' attempt counts and latency, and the desk's sign-in counts).
+  uncertain — each per destination — counts waiting for a catalog row (unmapped), every destination's flow
+  state (:func:`flow_families`: on or off as the workers recorded it, paused, circuit, parked, pending
+  batches), retries scheduled and the most overdue, queue depths, workers alive, the scheduler's last tick,
+  Redis memory, the version, the workers' attempt counts and latency, and the desk's sign-in counts).
   prometheus-client writes the exposition format; nothing here formats it by hand.
 
 Why the workers' counts go through the store rather than prometheus-client's multiprocess mode or a port
@@ -194,6 +194,15 @@ class StoreCollector:
         yield events
         yield settled
         yield uncertain_age
+        from worker.store.catalog import Catalog
+
+        unmapped = GaugeMetricFamily(f"{PREFIX}_unmapped_deliveries",
+                                     "Counts listed as waiting for their artno's catalog row (unmapped)",
+                                     labels=["destination"])
+        for name, target in DESTINATIONS.items():
+            if target.declaration.catalog is not None:
+                unmapped.add_metric([name], Catalog(redis_client, target.namespace).waiting_count())
+        yield unmapped
 
         letters = DeadLetters(redis_client, clock=self._clock, delivery_ref=delivery_ref)
         letters_open = GaugeMetricFamily(f"{PREFIX}_dead_letters_open", "Dead letters waiting for a person",

@@ -14,6 +14,9 @@ A switch (0 off, 1 on) changes what one API answers rather than drawing anything
 - ``duplicate_without_data`` (Trademax)             → ``duplicate_without_data``: a 452 "request
   duplication" answer carries an empty ``data`` (the document never promises the original record, and so
   its id, there); applied as usual, only the answer's data is left out.
+- ``initiated_fewer`` (ka-ching)                    → ``initiated_fewer``: an import's last value is not
+  parsed — not applied, listed under ``failed`` — and "Import of N stock value(s) initiated" counts the
+  others (what ka-ching says of a value it cannot parse is not documented; the count is).
 
 The plan can change at run time (``POST /_sandbox/faults``) so a test can make the sandbox fail "for a
 while" and then recover.  Thread-safe; with one seed and one request order the draws repeat exactly.
@@ -29,9 +32,10 @@ SERVER_ERROR = "server_error"
 THROTTLE = "throttle"
 STALL = "stall"
 DUPLICATE_WITHOUT_DATA = "duplicate_without_data"
+INITIATED_FEWER = "initiated_fewer"
 RETRY_AFTER_SECONDS = 1
 _RATES = ("fail_rate", "throttle_rate", "timeout_after_apply_rate")
-_SWITCHES = (DUPLICATE_WITHOUT_DATA,)
+_SWITCHES = (DUPLICATE_WITHOUT_DATA, INITIATED_FEWER)
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class FaultPlan:
     timeout_after_apply_rate: float = 0.0
     stall_seconds: float = 35.0
     duplicate_without_data: float = 0.0  # a switch: 1 on, 0 off
+    initiated_fewer: float = 0.0  # a switch: 1 on, 0 off
 
     def __post_init__(self) -> None:
         for name in _RATES:

@@ -16,8 +16,8 @@ latency first, then a 500 or a 429 (not applied) in the API's own error shape, o
                             killed mid-send; never applied).  Never trimmed: reset between benchmark rounds.
 ``GET /_sandbox/faults``    the current fault plan
 ``POST /_sandbox/faults``   change it: JSON such as ``{"fail_rate": 1.0}`` (latency_ms, fail_rate,
-                            throttle_rate, timeout_after_apply_rate, stall_seconds; the switch
-                            duplicate_without_data: 1 or 0)
+                            throttle_rate, timeout_after_apply_rate, stall_seconds; the switches
+                            duplicate_without_data and initiated_fewer: 1 or 0)
 ``POST /_sandbox/reset``    forget state and requests; faults and the random seed back to start-up values
 =========================  ===============================================================================
 
@@ -92,6 +92,12 @@ class SandboxApi:
         """The answer as the plan's switches (worker.sandbox.faults) change it, and the fault's name when
         one did; an API without switches answers as it is."""
         return answer, None
+
+    def answer_under(self, request: Request, plan: FaultPlan) -> tuple[Any, str | None]:
+        """:meth:`answer` under the plan's switches, and the switch's name when one changed it: by default
+        the answer as :meth:`switched` changes it; an API whose switch changes what it applies (ka-ching's
+        ``initiated_fewer``) answers here itself."""
+        return self.switched(self.answer(request), plan)
 
     def base_url(self, root: str) -> str:
         """The base URL a client of this API is configured with, given ``http://HOST:PORT/``."""
@@ -204,7 +210,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         elif fault.kind == THROTTLE:
             answer = api.throttled("too many requests (injected)", RETRY_AFTER_SECONDS)
         else:
-            answer, switched = api.switched(api.answer(request), server.faults.plan)
+            answer, switched = api.answer_under(request, server.faults.plan)
             logged = switched or fault.kind  # (a stall of a switched answer is logged as the switch)
         server.log.record(method=request.method, path=api.logged_path(path), params=params,
                           status=answer.status, error_code=answer.error_code, fault=logged)

@@ -15,6 +15,7 @@ alive), and tells the event's story in order (:func:`timeline`: state changes an
 interleaved).  ``wms-relay event`` prints it, the desk's event page shows it."""
 from __future__ import annotations
 
+from worker.delivery.catalog_wait import waits_for_row
 from worker.destinations.table import DESTINATIONS, destination as destination_named
 from worker.encoding import iso_time, one_line
 from worker.store.heartbeats import Heartbeats
@@ -102,6 +103,11 @@ def next_step(view: dict) -> str:
                 f"{one_line(shipment)} DISPATCH_ID --reason ...`")
     target = destination_named(view.get("destination") or "trademax")
     ref = target.delivery_ref(view["operation"], view["key"])
+    artno = unmapped_artno(view)
+    if artno is not None:
+        return (f"import a row for artno {one_line(artno)} into {target.title}'s catalog (`wms-relay "
+                f"catalog import {target.name} FILE`): it waits, unsent, until then, and is sent as soon as "
+                "the row is there")
     letter = view.get("dead_letter")
     if state == "dead" and letter and letter["status"] == "open":
         return letter_next_step(letter["id"], letter["reason"])
@@ -119,6 +125,14 @@ def next_step(view: dict) -> str:
                     "waits on its queue until one does")
         return "nothing; a worker is on it (if it stays like this, see `wms-relay status`)"
     return "nothing: this event is settled"
+
+
+def unmapped_artno(view: dict) -> str | None:
+    """The artno a delivery waits for a catalog row of (``unmapped``: worker.delivery.catalog_wait), or
+    None."""
+    if view.get("state") != "waiting" or not waits_for_row(view.get("history")):
+        return None
+    return ((view.get("event") or {}).get("fields") or {}).get("artno")
 
 
 def letter_next_step(letter_id: str, reason: str) -> str:

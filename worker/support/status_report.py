@@ -19,6 +19,7 @@ from worker.encoding import age, iso_time, one_line, shorten
 from worker.observe.configuration import RecordedConfiguration, read_configuration
 from worker.store.broker_queues import queue_depths, unacked
 from worker.store.heartbeats import STALE_AFTER_SECONDS, Heartbeats
+from worker.support.catalog import waiting_for_rows
 
 # A retry this late has no scheduler moving it (the scheduler moves due retries within a second).
 OVERDUE_AFTER_SECONDS = 60.0
@@ -28,8 +29,8 @@ MEMORY_ATTENTION_FRACTION = 0.8
 # ``store_down`` is ``status --json``'s when the store does not answer (worker.commands.status); the
 # others :func:`needs_a_person` and :func:`flow_attention` raise.
 ATTENTION_FLAGS = ("store_down", "no_worker", "no_scheduler", "overdue_retries", "dead_letters", "uncertain",
-                   "dispatch_id_unknown", "memory", "configuration_differs", "paused", "circuit_open",
-                   "clock_skew")
+                   "dispatch_id_unknown", "unmapped", "memory", "configuration_differs", "paused",
+                   "circuit_open", "clock_skew")
 # Dead letters of events no destination's ledger accepted (so no destination's ``dead`` count holds them),
 # by reason, with how people say one: refused at the door, a key another event holds, a raw message.
 NEVER_ACCEPTED = {"invalid": ("invalid event", "invalid events"),
@@ -124,6 +125,8 @@ def collect(place, destination: str | None = None) -> dict:
         "redis_memory": {"used_bytes": used, "max_bytes": limit,
                          "used_fraction": round(used / limit, 4) if limit and used is not None else None},
         "dispatch_id_unknown": _unknown_dispatch_ids(relay, destination),
+        # Counts waiting for their artno's catalog row (a required catalog), per destination.
+        "unmapped": waiting_for_rows(relay, destination),
     }
     report["attention"] = ([{"flag": flag, "message": _say(flag, report)} for flag in needs_a_person(report)]
                            + flow_attention(report))
@@ -169,9 +172,10 @@ def flow_attention(report: dict) -> list[dict]:
 
 def needs_a_person(report: dict) -> list[str]:
     """What needs a person, most urgent first: ``no_worker``, ``no_scheduler``, ``overdue_retries``,
-    ``dead_letters``, ``uncertain``, ``dispatch_id_unknown`` (dispatch updates wait for a person to record
-    the dispatch id Trademax did not give), ``memory``, ``configuration_differs`` (live workers recorded
-    different configurations) — the CLI says each in words; a desk can link each to its page."""
+    ``dead_letters``, ``uncertain``, ``dispatch_id_unknown`` (dispatch updates wait for a person to
+    record the dispatch id Trademax did not give), ``unmapped`` (counts wait for their artno's catalog
+    row), ``memory``, ``configuration_differs`` (live workers recorded different configurations) — the
+    CLI says each in words; a desk can link each to its page."""
     needs = []
     if not report["workers"]:
         needs.append("no_worker")
@@ -186,6 +190,8 @@ def needs_a_person(report: dict) -> list[str]:
         needs.append("uncertain")
     if report.get("dispatch_id_unknown", {}).get("waiting"):
         needs.append("dispatch_id_unknown")
+    if report.get("unmapped"):
+        needs.append("unmapped")
     fraction = report["redis_memory"]["used_fraction"]
     if fraction is not None and fraction >= MEMORY_ATTENTION_FRACTION:
         needs.append("memory")
@@ -231,6 +237,13 @@ def _say(flag: str, report: dict) -> str:
         return (f"{unknown['waiting']} dispatch update(s), publish or delete wait for a dispatch id Trademax "
                 f"did not give (its 452 answer had none) — shipment(s) {named}{more}. Find each one's id at "
                 f"Trademax, then `wms-relay dispatch set-id {one_line(first)} DISPATCH_ID --reason ...`.")
+    if flag == "unmapped":
+        return " ".join(
+            f"{part['deliveries']} count(s) for {part['title']} wait for their artno's catalog row "
+            f"(unmapped), artno(s) {', '.join(one_line(a) for a in part['first_artnos'])}"
+            f"{' and more' if part['deliveries'] > len(part['first_artnos']) else ''}: import rows for them "
+            f"(`wms-relay catalog import {name} FILE`) and they are sent at once."
+            for name, part in report["unmapped"].items())
     memory = report["redis_memory"]
     return (f"Redis uses {memory['used_fraction']:.0%} of its maxmemory ({mib(memory['used_bytes'])} of "
             f"{mib(memory['max_bytes'])}): when full it refuses new events. Raise maxmemory, or purge "

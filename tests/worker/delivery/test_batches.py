@@ -1,5 +1,5 @@
-"""Batches to a bulk destination, through the real pipeline (fakeredis) and the real StockTrim and ka-ching
-sandboxes over loopback:
+"""Batches to a bulk destination, through the real pipeline (fakeredis) and the real StockTrim, ka-ching and
+Stock2Shop sandboxes over loopback:
 
 - 500 counts go out as one request; one bad item among them (StockTrim's 400 refuses the request whole)
   is found by splitting in halves — it alone becomes a dead letter naming the batch, the 499 others are
@@ -10,7 +10,11 @@ sandboxes over loopback:
   backoff, delivered with two;
 - a lost answer: absolute counts are resent; ka-ching's relative adjustments become ``uncertain``;
 - paused: nothing is sent, the batch waits; an open circuit: nothing is sent and no attempt counted until
-  a probe (the destination's check request, not a delivery) finds it up again.
+  a probe (the destination's check request, not a delivery) finds it up again;
+- catalogs: ka-ching's variants of one product share its object, each delivery keeps its row; an import
+  ka-ching initiated for fewer values than sent makes the batch ``uncertain``, never resent; a Stock2Shop
+  count without a row stays out of every batch (``unmapped``) until an import releases it, then reaches
+  the strict sandbox as its variant's level; a count whose row was removed after it joined waits.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from worker.errors import TransientError
 from worker.sandbox.kaching.api import KachingApi
 from worker.sandbox.stocktrim.api import StockTrimApi
 from worker.settings import Locations, Settings
+from worker.store.catalog import CatalogRow
 
 AUTH = {"stocktrim_auth_id": "tenant-42", "stocktrim_auth_signature": "Acme Tenant",
         "kaching_account": "acme", "kaching_integration": "wms", "kaching_api_key": "kaching-key-1234"}
@@ -231,6 +236,7 @@ def test_stock2shop_at_one_request_a_second_with_an_expiring_token(tmp_path):
         client = Stock2ShopClient(settings, redis=fakeredis.FakeRedis())
         relay = build_relay(settings, redis_client=fakeredis.FakeRedis(decode_responses=True),
                             clients={"stock2shop": client})
+        relay.catalog_of("stock2shop").load([CatalogRow("A", "A", "", "Article A")])
         flusher = BatchFlusher(relay, "stock2shop")
         for round_ in range(3):
             enter(relay, "stock2shop", count(round_, "A", round_, second=round_))
@@ -240,3 +246,106 @@ def test_stock2shop_at_one_request_a_second_with_an_expiring_token(tmp_path):
                 [(r["at"], r["path"], r["status"]) for r in control.requests()])
         state = control.state()
         assert state["rate_limited"] == 0 and len(state["authentications"]) >= 3
+
+
+def test_kaching_batch_sends_variants_under_their_product_each_with_its_row(kaching, clock):
+    base_url, control = kaching
+    relay = relay_for("kaching", base_url, clock)
+    relay.catalog_of("kaching").load([CatalogRow("S", "P-100", "P-100-S"),
+                                      CatalogRow("M", "P-100", "P-100-M")])
+    enter(relay, "kaching", count(1, "S", 3, second=1), count(2, "M", 4, second=2),
+          count(3, "CHAIR", 5, second=3))
+    BatchFlusher(relay, "kaching").flush_once()
+    (post,) = control.requests()
+    assert post["params"]["stock"] == {"shop-1": {"P-100": {"P-100-S": 3, "P-100-M": 4}, "CHAIR": 5}}
+    state = control.state()
+    assert state["variant_stock"] == {"shop-1": {"P-100": {"P-100-M": 4, "P-100-S": 3}}}
+    assert state["stock"] == {"shop-1": {"CHAIR": 5}} and state["failed"] == []
+    assert [record(relay, "kaching", n).result["catalog"]["variant_code"] for n in (1, 2, 3)] == [
+        "P-100-S", "P-100-M", ""]
+    assert record(relay, "kaching", 1).result["message"] == "Import of 3 stock value(s) initiated"
+
+
+def test_a_kaching_import_initiating_fewer_values_than_sent_makes_its_batch_uncertain(kaching, clock):
+    base_url, control = kaching
+    relay = relay_for("kaching", base_url, clock)
+    control.set_faults(initiated_fewer=1)
+    enter(relay, "kaching", count(1, "A", 3, second=1), count(2, "B", 4, second=2),
+          count(3, "C", 5, second=3))
+    BatchFlusher(relay, "kaching").flush_once()
+    assert [s for s, _ in states(relay, "kaching", 1, 2, 3)] == ["uncertain"] * 3
+    reason = record(relay, "kaching", 2).history[-1]["reason"]
+    assert "without confirming all it carried" in reason and "Import of 2 stock value(s) initiated" in reason
+    assert len(control.requests()) == 1  # never resent: a person checks ka-ching
+    assert [f["product"] for f in control.state()["failed"]] == ["C"]
+
+
+@pytest.fixture
+def stock2shop():
+    from worker.sandbox.stock2shop.api import Stock2ShopApi
+
+    api = Stock2ShopApi(username="wms", password="s2s-password-1", source_id="57", max_rps=0)
+    with serving(api) as (base_url, control):
+        yield base_url, control
+
+
+def stock2shop_relay(base_url, clock):
+    from worker.destinations.stock2shop.client import Stock2ShopClient
+
+    settings = Settings(stock2shop_base_url=base_url, stock2shop_username="wms",
+                        stock2shop_password="s2s-password-1", stock2shop_source_id="57",
+                        stock2shop_locations=Locations.parse("L", "nw=Main"), read_timeout=2.0)
+    client = Stock2ShopClient(settings, redis=fakeredis.FakeRedis())
+    return build_relay(settings, redis_client=fakeredis.FakeRedis(decode_responses=True),
+                       clients={"stock2shop": client}, clock=clock)
+
+
+def queued(control):
+    return [r for r in control.requests() if r["path"] == "/v1/products/queue"]
+
+
+def test_stock2shop_unmapped_counts_stay_out_of_batches_until_an_import_releases_them(stock2shop, clock):
+    """The done-when of issue 19: a variant count reaches the strict sandbox as the variant's level only
+    after its row is imported; before, it waits ``unmapped`` and nothing the sandbox would ignore is sent."""
+    from worker.support.catalog import import_catalog
+
+    base_url, control = stock2shop
+    relay = stock2shop_relay(base_url, clock)
+    relay.catalog_of("stock2shop").load([CatalogRow("4711-S", "P-100", "P-100-S", "Shirt")])
+    assert enter(relay, "stock2shop", count(1, "4711-S", 3, second=1), count(2, "4711-M", 4, second=2)) == [
+        "accepted", "waiting"]
+    flusher = BatchFlusher(relay, "stock2shop")
+    flusher.flush_once()
+    assert [p["source"]["source_product_code"] + "/" + p["product"]["variants"]["sku"]
+            for r in queued(control) for p in r["params"]["system_products"]] == ["P-100/P-100-S"]
+    assert states(relay, "stock2shop", 1, 2) == [("delivered", 1), ("waiting", 0)]
+    assert "unmapped" in record(relay, "stock2shop", 2).history[-1]["reason"]
+
+    done = import_catalog(relay, None, "stock2shop", b"artno,product_code,variant_code,title,active\n"
+                          b"4711-S,P-100,P-100-S,Shirt,\n4711-M,P-100,P-100-M,Shirt,\n", source="f.csv",
+                          replace=False, actor="ann")
+    assert len(done.change.released) == 1
+    released = relay.schedule.get("stock2shop/stock.adjust:C-2")
+    assert released.due_at <= clock()
+    assert enter(relay, "stock2shop", released.message["event"]) == ["accepted"]  # the scheduler's run
+    assert "its catalog row is there now" in record(relay, "stock2shop", 2).history[-1]["reason"]
+    clock.now += 5  # past the rate limit's slots the first batch and its login took (1 request/s)
+    flusher.flush_once()
+    assert states(relay, "stock2shop", 2) == [("delivered", 1)]
+    state = control.state()
+    assert state["ignored"] == [] and len(queued(control)) == 2
+    assert state["stock"] == {"Main": {"P-100-S": 3, "P-100-M": 4}}
+    assert state["products"]["P-100"]["variants"]["P-100-M"]["qty"] == 4
+    assert state["products"]["P-100"]["title"] == "Shirt"
+
+
+def test_a_count_whose_row_an_import_removed_after_it_joined_its_batch_waits(stock2shop, clock):
+    base_url, control = stock2shop
+    relay = stock2shop_relay(base_url, clock)
+    catalog = relay.catalog_of("stock2shop")
+    catalog.load([CatalogRow("4711-S", "P-100", "P-100-S", "Shirt")])
+    assert enter(relay, "stock2shop", count(1, "4711-S", 3, second=1)) == ["accepted"]
+    catalog.load([], replace=True)
+    BatchFlusher(relay, "stock2shop").flush_once()
+    assert queued(control) == [] and states(relay, "stock2shop", 1) == [("waiting", 1)]
+    assert [w.artno for w in catalog.waiting()] == ["4711-S"]

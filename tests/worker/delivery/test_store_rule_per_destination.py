@@ -47,7 +47,7 @@ def test_every_store_call_resent_after_it_ran_changes_nothing_at_any_destination
                                  ("adjust_stock", "A-1", -2, "relative")],
                     "kaching": [("import_stock", "A-1", 7, False), ("import_stock", "A-1", -2, True)],
                     "stocktrim": [("set_stock_on_hand", "A-1", 7)],
-                    "stock2shop": [("queue_stock_level", "A-1", 7)]}
+                    "stock2shop": [("queue_stock_level", "A/A-1", 7)]}  # its catalog row
     for name in NAMES:
         for key in ("c-1", "r-1") if name in ("trademax", "kaching") else ("c-1",):
             record = relay.ledger_of(name).get("stock.adjust", key)
@@ -108,6 +108,7 @@ def test_kachings_answer_is_kept_through_a_store_outage_and_recorded_in_its_ledg
     record = relay.ledger_of("kaching").get("stock.adjust", "k-1")
     assert (record.state, record.attempts) == ("delivered", 1)
     assert [(a["outcome"], a["status"]) for a in record.attempts_log] == [("delivered", 200)]
-    assert record.result == {"status": 200}, record.to_dict()  # ka-ching's answer, recorded after
+    identity = {"product_code": "A-1", "variant_code": "", "title": "", "active": "true"}
+    assert record.result == {"status": 200, "catalog": identity}, record.to_dict()  # recorded after
     assert relay.ledger_of("trademax").get("stock.adjust", "k-1").state == "delivered"
     assert list(relay.redis.scan_iter("wms:kaching:stock:lock:*")) == []

@@ -22,6 +22,7 @@ from worker.observe.metrics import AttemptTally
 from worker.destinations.table import DESTINATIONS, delivery_ref
 from worker.settings import Settings
 from worker.store.attempt_counts import AttemptCounts
+from worker.store.catalog import Catalog
 from worker.store.dead_letters import DeadLetters
 from worker.store.heartbeats import Heartbeats
 from worker.store.ledger import Ledger
@@ -115,6 +116,7 @@ def test_a_scrape_reports_what_the_store_holds(redis_server):
         {"operation": "stock.adjust", "key": "adj-1", "fields": {"artno": "A", "quantity": 1}})
     letters = DeadLetters(r, clock=lambda: now - 600, delivery_ref=delivery_ref)
     letters.add("receipt.create", "R-1", {}, "permanent", ["refused"])
+    Catalog(r, DESTINATIONS["stock2shop"].namespace).wait_for_row("stock2shop/stock.adjust:adj-1", "A", now)
     retry = {"task": "trademax.receipt.create", "event": {}}
     RetrySchedule(r).schedule("receipt.create:R-2", retry, now - 90)
     r.rpush("trademax.stock", "m1", "m2")
@@ -151,6 +153,9 @@ def test_a_scrape_reports_what_the_store_holds(redis_server):
     assert got[("wms_relay_uncertain_oldest_age_seconds",) * 2 + (trademax,)] >= 0
     from worker import __version__
     assert got[("wms_relay_build_info",) * 2 + ((("version", __version__),),)] == 1
+    unmapped = {dest: got[("wms_relay_unmapped_deliveries",) * 2 + ((("destination", dest),),)]
+                for dest in ("kaching", "stocktrim", "stock2shop")}
+    assert unmapped == {"kaching": 0, "stocktrim": 0, "stock2shop": 1}
     assert got[("wms_relay_retries_scheduled",) * 2 + ((),)] == 1
     assert 90 <= got[("wms_relay_retry_most_overdue_seconds",) * 2 + ((),)] < 150
     assert got[("wms_relay_queue_depth", "wms_relay_queue_depth", (("queue", "trademax.stock"),))] == 2

@@ -3,13 +3,19 @@
 =================================================  ===============
 answer                                             classification
 =================================================  ===============
-2xx ``{"status": "OK", ...}`` (or no status)       DELIVERED (the import is initiated: asynchronous)
+2xx ``{"status": "OK", ...}`` (or no status)       DELIVERED (the import is initiated: asynchronous) —
+                                                   unless it initiated fewer values than it was sent
+                                                   (the client raises UnconfirmedError: ``uncertain``)
 2xx ``{"status": "ERROR", ...}``                   PERMANENT (ka-ching said no)
 408, 429, 5xx                                      TRANSIENT
-401 (credentials), 400 (unknown stock location,    PERMANENT: a person fixes the configuration or the
-  malformed import), any other status               data; nothing of a refused import is applied
+401 (credentials), 400 (malformed import; a        PERMANENT: a person fixes the configuration or the
+  stock location refused up front, should ka-ching  data; nothing of a refused import is applied
+  answer so), any other status
 2xx whose body is not JSON                         OUTCOME_UNKNOWN (json_api.classify_unreadable)
 =================================================  ===============
+
+A value ka-ching initiated and then failed to apply (a stock location that does not exist, in our
+sandbox's reading) is not in any answer: docs/destinations.md, "ka-ching", says what support can do.
 """
 from __future__ import annotations
 

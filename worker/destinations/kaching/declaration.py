@@ -2,7 +2,8 @@
 account, integration id and api key (docs/destinations.md, "ka-ching")."""
 from __future__ import annotations
 
-from worker.destinations.declaration import LOCATIONS, URL, Declaration, Variable
+from worker.destinations.declaration import (
+    CATALOG_MODES, CHOICE, IDENTITY, LOCATIONS, URL, Declaration, Variable)
 
 DECLARATION = Declaration(
     name="kaching", title="ka-ching", prefix="KACHING",
@@ -14,6 +15,9 @@ DECLARATION = Declaration(
     ),
     locations=Variable("KACHING_LOCATIONS", "WMS warehouse -> ka-ching stock location (nw=shop-1,se=shop-2)",
                        kind=LOCATIONS, example="nw=shop-nw"),
+    catalog=Variable("KACHING_CATALOG", "an artno without a row in ka-ching's catalog: identity (its own "
+                     "product id) or required (not sent until `wms-relay catalog import` gives it one)",
+                     kind=CHOICE, choices=CATALOG_MODES, default=IDENTITY),
     secret_keys=("apikey",),  # the api key is a query parameter of every import
     bulk=True, batch_max=500,
 )

@@ -3,10 +3,14 @@ Tutorials — "Push products").
 
 ``POST {STOCK2SHOP_BASE_URL}v1/users/authenticate`` with ``{"system_user_auth": {"username", "password"}}``
 answers ``system_user.token``; every other call carries ``?token=``.  Stock levels go through
-``POST v1/products/queue?token=…&source_id=…`` as one product per count: the WMS artno is the
-``source_product_code``, the variant's ``source_variant_code`` and its ``sku``; the warehouse's
-Stock2Shop location (STOCK2SHOP_LOCATIONS) is the ``description`` of its ``qty_availability``.  No title is
-sent (docs/destinations.md, "Is a product title required?").
+``POST v1/products/queue?token=…&source_id=…``, one queued product per count, each the document's
+"Example (minimum required information)" plus the count: from the artno's row in Stock2Shop's catalog
+(worker.store.catalog), ``source.source_product_code`` (the row's product), ``source.product_active``
+(its ``active``), ``product.title`` (its title) and ``product.variants`` — one object, as in the
+document — with ``source_variant_code`` and ``sku`` (the row's variant; the product's code when the row
+names none) and the count as the variant's ``qty`` and in its ``qty_availability`` for the warehouse's
+Stock2Shop location (STOCK2SHOP_LOCATIONS, the entry's ``description``).  Which of the two a channel reads
+is the merchant's Stock2Shop setting (a channel's ``qty_availability``: docs/destinations.md, "Stock2Shop").
 
 The token is shared by every worker (:mod:`worker.destinations.stock2shop.tokens`): a 401 on a call means
 "log in again" — once for all workers — and the call is sent once more with the new token; a second
@@ -25,6 +29,7 @@ from worker.destinations.stock2shop.classification import REFUSED_TOKEN, classif
 from worker.destinations.stock2shop.tokens import SharedToken
 from worker.errors import PermanentError, TransientError
 from worker.settings import Settings
+from worker.store.catalog import CatalogRow
 
 AUTHENTICATE_PATH = "v1/users/authenticate"
 QUEUE_PATH = "v1/products/queue"
@@ -103,15 +108,22 @@ class Stock2ShopClient:
                                  operation="authenticate", status=reply.status)
         return token
 
-    def queue_stock_level(self, warehouse_id: str, artno: str, quantity: Any) -> Reply:
-        """One product's quantity at the warehouse, through the products queue."""
-        return self.queue_products([self.stock_level(self.location_of(warehouse_id), artno, quantity)])
+    def queue_stock_level(self, warehouse_id: str, product: CatalogRow, quantity: Any) -> Reply:
+        """One variant's quantity at the warehouse, through the products queue (``product``: its
+        catalog row)."""
+        return self.queue_products([self.stock_level(self.location_of(warehouse_id), product, quantity)])
 
-    def stock_level(self, location: str, artno: str, quantity: Any) -> dict:
-        """One entry of ``system_products``: the product ``artno`` with its quantity at ``location``."""
-        return {"source": {"source_id": self.source_id, "source_product_code": artno,
-                           "product_active": "true", "sync_token": "0", "fetch_token": "0"},
-                "product": {"variants": {"source_variant_code": artno, "sku": artno,
+    def stock_level(self, location: str, product: CatalogRow, quantity: Any) -> dict:
+        """One entry of ``system_products``: the catalog row's product, with its variant's quantity at
+        ``location``.  A row without a title cannot be sent (the document's minimum has one)."""
+        if not product.title:
+            raise PermanentError(f"artno {product.artno}'s catalog row has no title (Stock2Shop's minimum "
+                                 "product has one)", destination="stock2shop", operation="queue_products")
+        variant = product.variant_code or product.product_code
+        return {"source": {"source_id": self.source_id, "source_product_code": product.product_code,
+                           "product_active": product.active or "true", "sync_token": "0", "fetch_token": "0"},
+                "product": {"title": product.title,
+                            "variants": {"source_variant_code": variant, "sku": variant, "qty": quantity,
                                          "qty_availability": [{"description": location, "qty": quantity}]}}}
 
     def queue_products(self, products: Iterable[Mapping[str, Any]]) -> Reply:

@@ -3,7 +3,9 @@ queue (``POST /v1/products/queue``).
 
 Stock2Shop keeps levels (``qty_availability``), not movements: relative adjustments are not sent.  Only
 warehouses listed in ``STOCK2SHOP_LOCATIONS`` are sent (the location is the ``description`` of the
-quantity).  Setting a level twice is harmless, so a lost answer is sent again.
+quantity).  Each count is queued as its artno's row in Stock2Shop's catalog says — product, variant, title
+(STOCK2SHOP_CATALOG=required: an artno without a row waits, ``unmapped``; worker.delivery.catalog_wait).
+Setting a level twice is harmless, so a lost answer is sent again.
 """
 from __future__ import annotations
 
@@ -19,14 +21,14 @@ def level(event: Any) -> bool:
     return True
 
 
-def _queue_level(client, fields, _):
-    return client.queue_stock_level(fields["warehouse_id"], fields["artno"], fields["quantity"])
+def _queue_level(client, fields, catalog_row):
+    return client.queue_stock_level(fields["warehouse_id"], catalog_row, fields["quantity"])
 
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(name="stock.adjust", destination="stock2shop", resource="stock", key_field="event_id",
               schema=stock.StockAdjustmentSchema, send=_queue_level, resend_rule=level,
-              ordered_by_sku=True),
+              ordered_by_sku=True, uses_catalog=True),
 )
 
 
@@ -48,8 +50,8 @@ def check(client) -> str:
     return client.check()
 
 
-def _queue_entry(client, item):
-    return client.stock_level(client.location_of(item.warehouse_id), item.artno, item.quantity)
+def _queue_entry(client, item, catalog_row):
+    return client.stock_level(client.location_of(item.warehouse_id), catalog_row, item.quantity)
 
 
 def _queue_batch(client, kind, entries):

@@ -59,9 +59,9 @@ class StockTrimClient:
                                  destination="stocktrim", operation="set_inventory")
         return location
 
-    def set_stock_on_hand(self, warehouse_id: str, artno: str, quantity: Any) -> Reply:
+    def set_stock_on_hand(self, warehouse_id: str, product_id: str, quantity: Any) -> Reply:
         """One product's stock on hand at the warehouse's location."""
-        return self.set_inventory([{"productId": artno, "locationCode": self.location_of(warehouse_id),
+        return self.set_inventory([{"productId": product_id, "locationCode": self.location_of(warehouse_id),
                                     "stockOnHand": quantity}])
 
     def set_inventory(self, items: Iterable[Mapping[str, Any]]) -> Reply:

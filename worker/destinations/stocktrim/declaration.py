@@ -2,7 +2,8 @@
 api-auth-signature (StockTrim's Help page), and how often its forecasts are recomputed."""
 from __future__ import annotations
 
-from worker.destinations.declaration import LOCATIONS, NUMBER, URL, Declaration, Variable
+from worker.destinations.declaration import (
+    CATALOG_MODES, CHOICE, IDENTITY, LOCATIONS, NUMBER, URL, Declaration, Variable)
 
 DECLARATION = Declaration(
     name="stocktrim", title="StockTrim", prefix="STOCKTRIM",
@@ -15,6 +16,9 @@ DECLARATION = Declaration(
     ),
     locations=Variable("STOCKTRIM_LOCATIONS", "WMS warehouse -> StockTrim location code", kind=LOCATIONS,
                        example="nw=NW"),
+    catalog=Variable("STOCKTRIM_CATALOG", "an artno without a row in StockTrim's catalog: identity (its own "
+                     "productId) or required (not sent until `wms-relay catalog import` gives it one)",
+                     kind=CHOICE, choices=CATALOG_MODES, default=IDENTITY),
     others=(
         Variable("STOCKTRIM_FORECAST_EVERY_MINUTES", "StockTrim's forecast run at most this often, and only "
                  "after inventory changed", kind=NUMBER, default=60.0, minimum=0.01),

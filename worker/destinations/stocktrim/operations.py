@@ -1,7 +1,10 @@
 """What StockTrim takes: absolute stock counts, as stock on hand per location (``POST /api/Inventory``).
 
 StockTrim keeps levels, not movements: relative adjustments are not sent.  Only warehouses listed in
-``STOCKTRIM_LOCATIONS`` are sent.  Setting a level twice is harmless, so a lost answer is sent again.
+``STOCKTRIM_LOCATIONS`` are sent.  The productId is the artno's row in StockTrim's catalog
+(STOCKTRIM_CATALOG, identity by default: the artno itself): its variant code, or its product code when it
+names no variant — StockTrim keeps one product per SKU.  Setting a level twice is harmless, so a lost answer
+is sent again.
 After inventory changed, the scheduler asks StockTrim to recompute its forecasts at most once per
 ``STOCKTRIM_FORECAST_EVERY_MINUTES`` (worker.destinations.stocktrim.forecast), never per event.
 """
@@ -19,14 +22,19 @@ def level(event: Any) -> bool:
     return True
 
 
-def _set_inventory(client, fields, _):
-    return client.set_stock_on_hand(fields["warehouse_id"], fields["artno"], fields["quantity"])
+def product_id(catalog_row) -> str:
+    """StockTrim's productId of a catalog row: its variant (a SKU), else its product."""
+    return catalog_row.variant_code or catalog_row.product_code
+
+
+def _set_inventory(client, fields, catalog_row):
+    return client.set_stock_on_hand(fields["warehouse_id"], product_id(catalog_row), fields["quantity"])
 
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(name="stock.adjust", destination="stocktrim", resource="stock", key_field="event_id",
               schema=stock.StockAdjustmentSchema, send=_set_inventory, resend_rule=level,
-              ordered_by_sku=True),
+              ordered_by_sku=True, uses_catalog=True),
 )
 
 
@@ -48,8 +56,8 @@ def check(client) -> str:
     return client.check()
 
 
-def _inventory_entry(client, item):
-    return {"productId": item.artno, "locationCode": client.location_of(item.warehouse_id),
+def _inventory_entry(client, item, catalog_row):
+    return {"productId": product_id(catalog_row), "locationCode": client.location_of(item.warehouse_id),
             "stockOnHand": item.quantity}
 
 

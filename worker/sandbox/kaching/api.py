@@ -11,11 +11,14 @@ account, integration or apikey missing or not the          401     ``{"status": 
   configured import integration's
 ``adjustment`` other than ``true`` / ``false``             400     ``{"status": "ERROR", "message": …}``
 body not JSON, or not locations → products → counts        400     ``{"status": "ERROR", "message": …}``
-a stock location that does not exist (``UNKNOWN…``)        400     ``{"status": "ERROR", "message": …,
-                                                                   "stock_location_ids": [...]}``, nothing
-                                                                   applied
 otherwise (``{}`` too: what ``wms-relay check`` sends)     200     ``{"status": "OK", "message": "Import of N
-                                                                   stock value(s) initiated"}``
+                                                                   stock value(s) initiated"}``, N the values
+                                                                   parsed; then processed (stock.py): a value
+                                                                   at a stock location that does not exist
+                                                                   (``UNKNOWN…``) fails — not applied, listed
+                                                                   under ``failed`` in the state — and with
+                                                                   the switch ``initiated_fewer`` the last
+                                                                   value is not parsed (N one less)
 another path or verb                                       404     ``{"status": "ERROR", "message": …}``
 =========================================================  ======  ===========================================
 """
@@ -26,15 +29,8 @@ import time
 from typing import Any, Callable, Mapping
 
 from worker.sandbox.exchange import Reply, Request
-from worker.sandbox.kaching.stock import (
-    ADJUST,
-    DELETE,
-    REPLACE,
-    BadImport,
-    KachingStock,
-    UnknownLocation,
-    parse_import,
-)
+from worker.sandbox.faults import INITIATED_FEWER, FaultPlan
+from worker.sandbox.kaching.stock import ADJUST, DELETE, REPLACE, BadImport, KachingStock, parse_import
 from worker.sandbox.server import SandboxApi
 
 STOCK_PATH = "/imports/stock"
@@ -70,28 +66,33 @@ class KachingApi(SandboxApi):
         return params
 
     def answer(self, request: Request) -> Reply:
+        return self._answer(request, initiated_fewer=False)[0]
+
+    def answer_under(self, request: Request, plan: FaultPlan) -> tuple[Reply, str | None]:
+        return self._answer(request, initiated_fewer=bool(plan.initiated_fewer))
+
+    def _answer(self, request: Request, *, initiated_fewer: bool) -> tuple[Reply, str | None]:
         if request.path.rstrip("/") != STOCK_PATH or request.method not in ("POST", "DELETE"):
-            return self.unknown_path(request.path)
+            return self.unknown_path(request.path), None
         query = request.query_params()
         if not self._authentic(query):
             return refused(401, "Unauthorized: account, integration and apikey must name an import "
-                                "integration of the account")
+                                "integration of the account"), None
         adjustment = query.get("adjustment", "false")
         if adjustment not in ("true", "false"):
-            return refused(400, f"adjustment must be true or false, got {adjustment!r}")
+            return refused(400, f"adjustment must be true or false, got {adjustment!r}"), None
         try:
             values = parse_import(request.json())
         except BadImport as exc:
-            return refused(400, f"Invalid stock import: {exc}")
+            return refused(400, f"Invalid stock import: {exc}"), None
         except ValueError:
-            return refused(400, "Invalid stock import: the body is not JSON")
+            return refused(400, "Invalid stock import: the body is not JSON"), None
         kind = DELETE if request.method == "DELETE" else ADJUST if adjustment == "true" else REPLACE
-        try:
-            applied = self.stock.apply(kind, values)
-        except UnknownLocation as exc:
-            return refused(400, f"Stock location(s) not found: {exc}", stock_location_ids=exc.locations)
+        unparsed = 1 if initiated_fewer and values else 0
+        parsed = self.stock.apply(kind, values, unparsed=unparsed)
         verb = "Deletion" if kind == DELETE else "Import"
-        return Reply(200, {"status": "OK", "message": f"{verb} of {applied} stock value(s) initiated"})
+        return (Reply(200, {"status": "OK", "message": f"{verb} of {parsed} stock value(s) initiated"}),
+                INITIATED_FEWER if unparsed else None)
 
     def _authentic(self, query: Mapping[str, str]) -> bool:
         results = [hmac.compare_digest(query.get(name, "").encode(), expected.encode())

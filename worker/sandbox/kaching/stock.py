@@ -1,10 +1,10 @@
 """ka-ching's stock, as the fake stock import keeps it: one count per (stock location, product) or per
-(stock location, product, variant), and every value applied, in order.
+(stock location, product, variant), every value applied, in order, and every value that failed.
 
 The import body (ka-ching's "Stock" import page) is ``{"<stock_location_id>": {"<product_id>": n,
 "<product_id>": {"<variant_id>": n}}}``.  :func:`parse_import` turns it into a flat list of
 :class:`StockValue` or raises :class:`BadImport` naming the first thing wrong; :class:`KachingStock`
-applies a whole list or nothing:
+parses and processes a list:
 
 =================  ==========================================================================
 ``replace``        POST: each count becomes the stock (ka-ching's ``external_reset`` event)
@@ -13,10 +13,13 @@ applies a whole list or nothing:
 ``delete``         DELETE: each named record is removed (the count is required and ignored)
 =================  ==========================================================================
 
-Sandbox convention: a stock location whose id starts with ``UNKNOWN`` (any case) does not exist, and an
-import naming one is refused whole (ka-ching: "It is not possible to import stock numbers to a non
-existing stock location").  Products need not exist ("It is possible to import products that do not
-(yet) exist at a given stock location").
+Sandbox convention: a stock location whose id starts with ``UNKNOWN`` (any case) does not exist.  ka-ching:
+"It is not possible to import stock numbers to a non existing stock location" — but an import is only
+*initiated* by its answer ("Import of N stock value(s) initiated", N "the number of values that has been
+parsed from the request") and runs asynchronously, so the document does not say the answer refuses it.
+The fake takes the reading that hurts the relay most: the values are parsed (counted in N), answered 200,
+and then fail — never applied, each listed under ``failed`` with its reason.  Products need not exist
+("It is possible to import products that do not (yet) exist at a given stock location").
 """
 from __future__ import annotations
 
@@ -31,14 +34,6 @@ REPLACE, ADJUST, DELETE = "external_reset", "external_adjustment", "deleted"
 
 class BadImport(ValueError):
     """The body is not a stock import ka-ching would take; the message names the first problem."""
-
-
-class UnknownLocation(LookupError):
-    """The import names stock locations that do not exist (``locations``, sorted)."""
-
-    def __init__(self, locations: list[str]) -> None:
-        super().__init__(", ".join(locations))
-        self.locations = locations
 
 
 @dataclass(frozen=True)
@@ -95,17 +90,22 @@ class KachingStock:
         with self._lock:
             self._stock: dict[tuple[str, str, str | None], float] = {}
             self._events: list[dict[str, Any]] = []
+            self._failed: list[dict[str, Any]] = []
             self._imports = 0
 
-    def apply(self, kind: str, values: list[StockValue]) -> int:
-        """Apply every value (``kind``: REPLACE, ADJUST or DELETE) or, if one names a stock location
-        that does not exist, none (:class:`UnknownLocation`).  Returns how many values were applied."""
-        missing = sorted({v.location for v in values if not location_exists(v.location)})
-        if missing:
-            raise UnknownLocation(missing)
+    def apply(self, kind: str, values: list[StockValue], *, unparsed: int = 0) -> int:
+        """Process an import (``kind``: REPLACE, ADJUST or DELETE): its last ``unparsed`` values are not
+        parsed, a value at a stock location that does not exist fails, every other is applied.  Returns how
+        many values were parsed (the answer's N)."""
+        parsed = values[:len(values) - unparsed] if unparsed else list(values)
         with self._lock:
             now = self._clock()
-            for value in values:
+            for value in values[len(parsed):]:
+                self._fail(kind, value, "not parsed (the sandbox's initiated_fewer switch)", now)
+            for value in parsed:
+                if not location_exists(value.location):
+                    self._fail(kind, value, f"stock location {value.location!r} does not exist", now)
+                    continue
                 key = (value.location, value.product, value.variant)
                 if kind == DELETE:
                     self._stock.pop(key, None)
@@ -116,12 +116,17 @@ class KachingStock:
                 self._events.append({"type": kind, "location": value.location, "product": value.product,
                                      "variant": value.variant, "count": value.count, "time": now})
             self._imports += 1
-        return len(values)
+        return len(parsed)
+
+    def _fail(self, kind: str, value: StockValue, reason: str, now: float) -> None:
+        self._failed.append({"type": kind, "location": value.location, "product": value.product,
+                             "variant": value.variant, "count": value.count, "reason": reason, "time": now})
 
     def snapshot(self) -> dict:
         """``stock`` {location: {product: count}}, ``variant_stock`` {location: {product: {variant:
-        count}}}, ``events`` (every applied value: type, location, product, variant, count, time) and
-        ``imports`` (requests applied)."""
+        count}}}, ``events`` (every applied value: type, location, product, variant, count, time),
+        ``failed`` (every value initiated and not applied, with its reason) and ``imports`` (requests
+        processed)."""
         with self._lock:
             stock: dict[str, dict[str, float]] = {}
             variant_stock: dict[str, dict[str, dict[str, float]]] = {}
@@ -131,4 +136,4 @@ class KachingStock:
                 else:
                     variant_stock.setdefault(location, {}).setdefault(product, {})[variant] = count
             return {"stock": stock, "variant_stock": variant_stock, "events": list(self._events),
-                    "imports": self._imports}
+                    "failed": list(self._failed), "imports": self._imports}

@@ -15,6 +15,11 @@ product/variant relationship is wrong "will be ignored").  So the fake checks in
    - a product the sandbox has not seen before needs a non-empty ``title`` (the document's "minimum
      required information"); a known product may omit it (a stock-only update keeps the title);
    - each variant needs non-empty ``source_variant_code`` and ``sku``;
+   - the product/variant relation must match what the sandbox holds ("If the relationship between the
+     product and variant is not correctly configure, these products will be ignored"): a variant it holds
+     under another product (a variant queued as a product of its own, a shirt's size under the wrong
+     shirt) is ignored — the reading that hurts the relay most, since the document says no more of what
+     "correctly configured" is;
    - each ``qty_availability`` entry needs a non-empty ``description`` (the warehouse) and an integer
      ``qty``.
 
@@ -64,7 +69,7 @@ def _variants(product: dict) -> list[dict]:
     return [variants] if isinstance(variants, dict) else list(variants)
 
 
-def _why_ignored(product: dict, known: bool) -> str | None:
+def _why_ignored(code: str, product: dict, known: bool, owners: dict[str, str]) -> str | None:
     title = product.get("title")
     if not known and not (isinstance(title, str) and title.strip()):
         return "a new product needs a title"
@@ -72,6 +77,10 @@ def _why_ignored(product: dict, known: bool) -> str | None:
         for name in ("source_variant_code", "sku"):
             if not isinstance(variant.get(name), str) or not variant[name]:
                 return f"a variant needs {name}"
+        owner = owners.get(variant["source_variant_code"])
+        if owner is not None and owner != code:
+            return (f"variant {variant['source_variant_code']!r} belongs to product {owner!r}: the "
+                    "product/variant relation does not match")
         availability = variant.get("qty_availability", [])
         if not isinstance(availability, list):
             return "qty_availability must be a list"
@@ -95,6 +104,7 @@ class Stock2ShopProducts:
     def reset(self) -> None:
         with self._lock:
             self._products: dict[str, dict[str, Any]] = {}
+            self._owners: dict[str, str] = {}  # source_variant_code -> the source_product_code holding it
             self._stock: dict[str, dict[str, int]] = {}
             self._ignored: list[dict[str, Any]] = []
             self._updates: list[dict[str, Any]] = []
@@ -106,7 +116,7 @@ class Stock2ShopProducts:
             now = self._clock()
             for entry in products:
                 code, product = entry["source"]["source_product_code"], entry["product"]
-                reason = _why_ignored(product, code in self._products)
+                reason = _why_ignored(code, product, code in self._products, self._owners)
                 if reason:
                     self._ignored.append({"source_product_code": code, "reason": reason, "time": now})
                     continue
@@ -115,10 +125,12 @@ class Stock2ShopProducts:
                     record["title"] = product["title"]
                 for variant in _variants(product):
                     record["variants"][variant["source_variant_code"]] = copy.deepcopy(variant)
+                    self._owners[variant["source_variant_code"]] = code
                     for entry_qty in variant.get("qty_availability", []):
                         warehouse, qty = entry_qty["description"], entry_qty["qty"]
                         self._stock.setdefault(warehouse, {})[variant["sku"]] = qty
                         self._updates.append({"warehouse": warehouse, "sku": variant["sku"], "qty": qty,
+                                              "product": code, "variant": variant["source_variant_code"],
                                               "time": now})
             self._queued += len(products)
             return len(products)

@@ -24,7 +24,9 @@ from worker.support.actions import (  # noqa: F401
 from worker.support.dispatch_ids import (  # noqa: F401
     Refused as DispatchIdRefused, set_dispatch_id, unknown_id_of,
 )
-from worker.support.event_view import describe, next_step, timeline, with_liveness  # noqa: F401
+from worker.support.event_view import (  # noqa: F401
+    describe, next_step, timeline, unmapped_artno, with_liveness,
+)
 from worker.support.retry_view import scheduled  # noqa: F401
 from worker.support.status_report import collect, needs_a_person  # noqa: F401
 from worker.support.status_words import configuration_line, flow_line, report_now  # noqa: F401

@@ -1,7 +1,9 @@
-"""The Stock2Shop client logs in once, queues exactly the documented product (artno as product code,
-variant code and sku; the warehouse's Stock2Shop location as the quantity's description; no title) with
-``?token=&source_id=``, and when its token expires logs in again — once for every worker, through Redis
-— and resends; the token and the password never reach an error text; against the sandbox over loopback."""
+"""The Stock2Shop client logs in once, queues exactly the document's minimum product plus the count — from
+the artno's catalog row: the product code, its active flag and title, the variant's code and sku (the
+product's code when the row names no variant), the count as the variant's qty and in its qty_availability
+under the warehouse's Stock2Shop location — with ``?token=&source_id=`` (a row without a title is never
+sent), and when its token expires logs in again — once for every worker, through Redis — and resends; the
+token and the password never reach an error text; against the sandbox over loopback."""
 from __future__ import annotations
 
 import json
@@ -19,6 +21,7 @@ from worker.destinations.stock2shop.tokens import TOKEN_KEY
 from worker.errors import PermanentError, TransientError
 from worker.sandbox.stock2shop.api import Stock2ShopApi
 from worker.settings import Locations, Settings
+from worker.store.catalog import CatalogRow
 
 PASSWORD = "s2s-password-321"
 BASE = "https://s2s.example/"
@@ -30,6 +33,10 @@ def settings(base_url: str = BASE) -> Settings:
                     read_timeout=5)
 
 
+SHIRT_M = CatalogRow("4711-M", "P-100", "P-100-M", "Shirt", "true")
+A_1 = CatalogRow("A-1", "A-1", "", "Chair")
+
+
 def login_answer(token: str) -> dict:
     return {"system_user": {"id": 1, "token": token}}
 
@@ -38,15 +45,23 @@ def login_answer(token: str) -> dict:
 def test_login_then_queue_exactly_the_documented_product():
     responses.add(responses.POST, BASE + "v1/users/authenticate", json=login_answer("tok-secret-1"))
     responses.add(responses.POST, BASE + "v1/products/queue", json={"system_products": {"sync_product": 1}})
-    reply = Stock2ShopClient(settings(), redis=fakeredis.FakeRedis()).queue_stock_level("se", "A-1", 4)
-    login, queue = (call.request for call in responses.calls)
+    client = Stock2ShopClient(settings(), redis=fakeredis.FakeRedis())
+    reply = client.queue_stock_level("se", SHIRT_M, 4)
+    client.queue_stock_level("nw", CatalogRow("A-1", "A-1", "", "Chair", "false"), 0)
+    login, queue, single = (call.request for call in responses.calls)
     assert json.loads(login.body) == {"system_user_auth": {"username": "relay", "password": PASSWORD}}
     assert parse_qs(urlsplit(queue.url).query) == {"token": ["tok-secret-1"], "source_id": ["57"]}
     assert json.loads(queue.body) == {"system_products": [{
-        "source": {"source_id": "57", "source_product_code": "A-1", "product_active": "true",
+        "source": {"source_id": "57", "source_product_code": "P-100", "product_active": "true",
                    "sync_token": "0", "fetch_token": "0"},
-        "product": {"variants": {"source_variant_code": "A-1", "sku": "A-1",
+        "product": {"title": "Shirt",
+                    "variants": {"source_variant_code": "P-100-M", "sku": "P-100-M", "qty": 4,
                                  "qty_availability": [{"description": "South", "qty": 4}]}}}]}
+    assert json.loads(single.body)["system_products"][0] == {
+        "source": {"source_id": "57", "source_product_code": "A-1", "product_active": "false",
+                   "sync_token": "0", "fetch_token": "0"},
+        "product": {"title": "Chair", "variants": {"source_variant_code": "A-1", "sku": "A-1", "qty": 0,
+                                                   "qty_availability": [{"description": "Main", "qty": 0}]}}}
     assert reply.ledger_result() == {"sync_product": 1, "status": 200}
     assert "tok-secret-1" not in json.dumps(reply.ledger_result())
 
@@ -58,7 +73,7 @@ def test_a_refused_token_means_one_login_and_one_resend():
     responses.add(responses.POST, BASE + "v1/products/queue", json={"system_products": {"sync_product": 1}})
     store = fakeredis.FakeRedis()
     store.set(TOKEN_KEY, "tok-1")  # another worker's login, now expired
-    Stock2ShopClient(settings(), redis=store).queue_stock_level("nw", "A-1", 4)
+    Stock2ShopClient(settings(), redis=store).queue_stock_level("nw", A_1, 4)
     tokens = [parse_qs(urlsplit(c.request.url).query).get("token") for c in responses.calls]
     assert tokens == [["tok-1"], None, ["tok-2"]] and store.get(TOKEN_KEY) == b"tok-2"
 
@@ -69,13 +84,13 @@ def test_a_fresh_token_refused_too_is_transient_and_bad_credentials_permanent():
     responses.add(responses.POST, BASE + "v1/products/queue", status=401, json={"errors": ["invalid token"]})
     store = fakeredis.FakeRedis()
     with pytest.raises(TransientError) as caught:
-        Stock2ShopClient(settings(), redis=store).queue_stock_level("nw", "A-1", 4)
+        Stock2ShopClient(settings(), redis=store).queue_stock_level("nw", A_1, 4)
     assert "tok-new-77" not in str(caught.value)
     responses.replace(responses.POST, BASE + "v1/users/authenticate", status=401,
                       json={"errors": [f"invalid username or password {PASSWORD}"]})
     store.delete(TOKEN_KEY)
     with pytest.raises(PermanentError) as refused:
-        Stock2ShopClient(settings(), redis=store).queue_stock_level("nw", "A-1", 4)
+        Stock2ShopClient(settings(), redis=store).queue_stock_level("nw", A_1, 4)
     assert refused.value.status == 401 and PASSWORD not in str(refused.value)
 
 
@@ -96,7 +111,7 @@ def test_an_expired_token_costs_one_login_for_many_threads_and_processes():
 
         def send(i):
             try:
-                clients[i % 2].queue_stock_level("nw", f"P{i}", i)
+                clients[i % 2].queue_stock_level("nw", CatalogRow(f"P{i}", f"P{i}", "", f"P{i}"), i)
             except Exception as exc:  # noqa: BLE001 — collected and asserted below
                 errors.append(exc)
 
@@ -109,3 +124,11 @@ def test_an_expired_token_costs_one_login_for_many_threads_and_processes():
     assert errors == []
     assert len(state["authentications"]) == 2  # the check's login, then ONE after the expiry
     assert state["stock"]["Main"] == {f"P{i}": i for i in range(16)}
+
+
+def test_a_row_without_a_title_is_never_sent():
+    with responses.RequestsMock() as nothing_sent:
+        with pytest.raises(PermanentError, match="no title"):
+            Stock2ShopClient(settings(), redis=fakeredis.FakeRedis()).queue_stock_level(
+                "nw", CatalogRow("A-1", "A-1"), 4)
+        assert len(nothing_sent.calls) == 0

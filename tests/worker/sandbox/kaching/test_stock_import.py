@@ -1,6 +1,9 @@
 """The fake ka-ching stock import answers like ka-ching's "Stock" import page: all three credentials as
-query parameters, checked; POST replaces, ``adjustment=true`` adds, DELETE removes; a non-existent stock
-location or a malformed body is refused whole; success is 200 "Import of N stock value(s) initiated"."""
+query parameters, checked; POST replaces, ``adjustment=true`` adds, DELETE removes; a malformed body is
+refused whole; success is 200 "Import of N stock value(s) initiated", N the values parsed — and, as strict as
+the document allows, an import to a stock location that does not exist is initiated too (200, counted in N)
+and its values then fail: never applied, listed under ``failed``; the switch ``initiated_fewer`` leaves an
+import's last value unparsed (N one less, the value under ``failed``)."""
 from __future__ import annotations
 
 import json
@@ -68,10 +71,31 @@ def test_every_credential_is_checked(api, changes):
     assert api.snapshot()["stock"] == {}
 
 
-def test_unknown_location_refuses_the_whole_import(api):
-    status, data = call(api, {"shop-1": {"A": 1}, "UNKNOWN-shop": {"A": 1}})
-    assert (status, data["status"], data["stock_location_ids"]) == (400, "ERROR", ["UNKNOWN-shop"])
-    assert api.snapshot() == {"stock": {}, "variant_stock": {}, "events": [], "imports": 0}
+def test_an_unknown_location_is_initiated_and_its_values_fail_unapplied(api):
+    status, data = call(api, {"shop-1": {"A": 1}, "UNKNOWN-shop": {"A": 2, "B": {"red": 3}}})
+    assert (status, data) == (200, {"status": "OK", "message": "Import of 3 stock value(s) initiated"})
+    state = api.snapshot()
+    assert state["stock"] == {"shop-1": {"A": 1}} and state["variant_stock"] == {}
+    assert [(f["location"], f["product"], f["variant"], f["count"]) for f in state["failed"]] == [
+        ("UNKNOWN-shop", "A", None, 2), ("UNKNOWN-shop", "B", "red", 3)]
+    assert all("does not exist" in f["reason"] for f in state["failed"])
+
+
+def test_the_initiated_fewer_switch_leaves_the_last_value_unparsed_and_unapplied(api):
+    plan = FaultPlan(initiated_fewer=1)
+    body = json.dumps({"shop-1": {"A": 1, "B": {"red": 2, "blue": 3}}}).encode()
+    request = Request(method="POST", path="/imports/stock", query=urlencode(AUTH), body=body)
+    reply, fault = api.answer_under(request, plan)
+    assert (reply.status, reply.data["message"], fault) == (200, "Import of 2 stock value(s) initiated",
+                                                            "initiated_fewer")
+    state = api.snapshot()
+    assert state["variant_stock"] == {"shop-1": {"B": {"red": 2}}} and state["stock"] == {"shop-1": {"A": 1}}
+    assert [(f["product"], f["variant"], f["reason"].split(" (")[0]) for f in state["failed"]] == [
+        ("B", "blue", "not parsed")]
+    assert api.answer_under(Request(method="POST", path="/imports/stock", query=urlencode(AUTH), body=b"{}"),
+                            plan)[1] is None  # nothing to leave out of an empty import
+    reply, fault = api.answer_under(request, FaultPlan())
+    assert (reply.data["message"], fault) == ("Import of 3 stock value(s) initiated", None)
 
 
 @pytest.mark.parametrize("body", [b"not json", b"", [1, 2], {"shop-1": 5}, {"shop-1": {"A": "7"}},

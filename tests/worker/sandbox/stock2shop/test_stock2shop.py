@@ -2,7 +2,8 @@
 expires ``token_ttl`` seconds after issue and is then refused with 401 "token expired" until the client
 authenticates again; above ``max_rps`` per client the answer is 429 with Retry-After (an injected clock,
 no sleeping); the products queue takes ``qty_availability`` per warehouse, refuses what cannot be queued
-(400) and ignores — visibly, in the state — a new product without a title."""
+(400) and ignores — visibly, in the state — a new product without a title and a product whose
+product/variant relation does not match what it holds."""
 from __future__ import annotations
 
 import itertools
@@ -154,6 +155,25 @@ def test_products_stock2shop_would_not_process_are_queued_then_ignored(api, entr
     assert (reply.status, reply.data["system_products"]["sync_product"]) == (200, 1)
     state = api.snapshot()
     assert state["stock"] == {} and [i["reason"] for i in state["ignored"]] == [reason]
+
+
+def test_a_variant_held_under_another_product_is_ignored(api):
+    """The issue's shirt: P-100 holds sizes S and M; a count of P-100-M queued as a product of its own (what
+    an artno without its catalog row would be) is answered 200 and ignored; under P-100 it applies."""
+    token = login(api)
+    queue(api, token, product("P-100", "P-100-S", title="Shirt", nw=1),
+          product("P-100", "P-100-M", title="Shirt", nw=2))
+    reply = queue(api, token, product("P-100-M", "P-100-M", title="P-100-M", nw=9))
+    assert (reply.status, reply.data["system_products"]["sync_product"]) == (200, 1)
+    state = api.snapshot()
+    assert state["stock"] == {"nw": {"P-100-S": 1, "P-100-M": 2}}
+    assert [(i["source_product_code"], i["reason"]) for i in state["ignored"]] == [
+        ("P-100-M", "variant 'P-100-M' belongs to product 'P-100': the product/variant relation does not "
+                    "match")]
+    queue(api, token, product("P-100", "P-100-M", nw=7))
+    state = api.snapshot()
+    assert state["stock"]["nw"]["P-100-M"] == 7 and state["products"]["P-100"]["title"] == "Shirt"
+    assert [u["product"] for u in state["updates"]][-1] == "P-100"
 
 
 @pytest.mark.parametrize("body", [{}, {"system_products": []}, {"system_products": [{"source": {}}]},

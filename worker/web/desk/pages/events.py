@@ -1,7 +1,8 @@
 """One event's delivery to one destination (``?destination=``, Trademax's by default): its state, every
 attempt, the whole history as a timeline, the destination's stored answer, the signing explanation
-(Trademax's), its dead letter or scheduled retry — the actions that fit its state — and links to the
-event's deliveries to the other destinations."""
+(Trademax's), its dead letter or scheduled retry — the actions that fit its state —, the catalog row a count
+was sent with (or that it waits for one: ``unmapped``), and links to the event's deliveries to the other
+destinations."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
@@ -9,7 +10,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from worker.destinations.table import DESTINATIONS, WMS_DESTINATION
 from worker.web.desk.pages import services
 from worker.web.desk.services import (
-    describe, next_step, split_event_ref, timeline, unknown_id_of, with_liveness,
+    describe, next_step, split_event_ref, timeline, unknown_id_of, unmapped_artno, with_liveness,
 )
 from worker.web.desk.signing_view import explain
 
@@ -68,9 +69,11 @@ def page(operation: str, key: str):
     signing = (explain(operation, fields, dispatch_id)
                if fields and view["destination"] == WMS_DESTINATION.name else None)
     unknown_id = unknown_id_of(view)  # waits for a person: no refresh while they type the id
+    unmapped = unmapped_artno(view)  # waits for a catalog row: no refresh, nothing moves until an import
     return render_template("event.html", view=view, story=timeline(view), next=next_step(view),
-                           signing=signing, moving=view["state"] in MOVING and unknown_id is None,
-                           unknown_id=unknown_id,
+                           signing=signing,
+                           moving=view["state"] in MOVING and unknown_id is None and unmapped is None,
+                           unknown_id=unknown_id, unmapped_artno=unmapped,
                            title=DESTINATIONS[view["destination"]].title, titles={
                                name: d.title for name, d in DESTINATIONS.items()})
 
