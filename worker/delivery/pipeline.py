@@ -19,7 +19,9 @@ worker.delivery.failures.  Invalid and conflicting events at the door: worker.de
 policies a row's flags turn on: a change to a shipment waits for its create (``needs_dispatch_id``,
 ``wakes_dispatch_waiters``: worker.delivery.dispatch_wait), an absolute count takes its SKU's turn
 (``ordered_by_sku``: worker.delivery.stock_turn), a count names its product by its catalog row and waits
-for one where the catalog is required (``uses_catalog``: worker.delivery.catalog_wait).
+for one where the catalog is required (``uses_catalog``: worker.delivery.catalog_wait), a final dispatch is
+handed to its sender as one sales order, read back first where an earlier answer was lost
+(``makes_sales_order``: worker.delivery.sales_orders).
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ import redis
 
 from tasks.events import Delivery, DeliveryEvent, InvalidEvent, validate_event
 from worker.encoding import utf8_safe
-from worker.delivery import catalog_wait, dispatch_wait, stock_turn
+from worker.delivery import catalog_wait, dispatch_wait, sales_orders, stock_turn
 from worker.delivery.failures import after_failure, ensure_dead_letter, keep_attempt
 from worker.delivery.batch_delivery import add_to_batch
 from worker.delivery.fan_out import fan_out
@@ -153,7 +155,7 @@ def _deliver(relay: Relay, operation: str, message: Any, *, owner: str, destinat
     # Flow control (worker.flow) first: a count for a bulk destination joins its batch; any other delivery
     # asks its destination's gate (pause → circuit → rate limit) before it is claimed, so one held back
     # costs no attempt.
-    batched = row is not None and relay.flow.batched(destination)
+    batched = row is not None and row.batchable and relay.flow.batched(destination)
     gate = relay.flow.gate(destination)
     verdict = None if batched else gate.admit()
     if batched or not verdict.sends:
@@ -225,14 +227,14 @@ def _deliver_now(relay: Relay, operation: str, message: Any, *, owner: str, dest
                  passage: _Passage) -> str:
     # An event that may have to wait (for its dispatch, for its catalog row) is claimed only once it need
     # not; any other is recorded and claimed in one store call.
-    waits = dispatch_wait.waits(row) or catalog_wait.may_wait(relay, row)
+    waits = dispatch_wait.waits(row) or catalog_wait.may_wait(relay, row) or sales_orders.makes(row)
     admission, delivery = _admit_and_fan_out(relay, operation, message, destination, row,
                                              claim_for=None if waits else owner)
     if delivery is None:
         return admission.state
     ledger, accepted = relay.ledger_of(destination), admission.accepted
 
-    resolved = None  # what the sender is handed: the dispatch_id, or the catalog row
+    resolved = None  # what the sender is handed: the dispatch_id, the catalog row, or the final dispatch
     if dispatch_wait.waits(row):
         resolved = dispatch_wait.dispatch_id_of(relay, delivery)
         if resolved is None:
@@ -242,6 +244,10 @@ def _deliver_now(relay: Relay, operation: str, message: Any, *, owner: str, dest
         if resolved is None:
             return catalog_wait.wait_for_row(relay, delivery)
         catalog_wait.found_row(relay, delivery, admission.state)
+    elif sales_orders.makes(row):
+        resolved = sales_orders.prepare(relay, delivery)
+        if isinstance(resolved, str):
+            return resolved  # it waits
 
     claim = admission.claim
     if waits:
@@ -259,6 +265,10 @@ def _deliver_now(relay: Relay, operation: str, message: Any, *, owner: str, dest
         if ledger.transition(delivery.operation, delivery.key, "uncertain", owner=owner, reason=reason):
             relay.observer.parked(delivery, "uncertain", reason)
         return "uncertain"
+    if sales_orders.makes(row):
+        resolved, settled = sales_orders.after_claim(relay, delivery, resolved, claim, owner)
+        if settled is not None:
+            return settled
 
     counted = stock_turn.takes_turn(delivery)
     if counted:
@@ -290,7 +300,7 @@ def _send(relay: Relay, delivery: Delivery, claim: Any, resolved: Any, owner: st
     :func:`deliver`).  ``resolved``: the dispatch_id or the catalog row the sender is handed."""
     attempt = claim.attempt
     run.sent = True
-    dispatch_id = None if catalog_wait.looks_up(delivery.row) else resolved
+    dispatch_id = resolved if delivery.row.needs_dispatch_id else None
     catalog_row = resolved if catalog_wait.looks_up(delivery.row) else None
     try:
         reply = _call(relay, delivery.row, delivery.fields, resolved)

@@ -30,6 +30,7 @@ from worker.store.retry_schedule import RetrySchedule
 if TYPE_CHECKING:
     from worker.flow.controls import FlowControls
     from worker.store.catalog import Catalog
+    from worker.store.dispatch_lines import DispatchLines
     from worker.store.dispatch_waiters import DispatchWaiters
     from worker.store.stock_order import StockOrder
 
@@ -54,6 +55,7 @@ class Relay:
     _ledgers: dict = field(default_factory=dict, repr=False)
     _stock_orders: dict = field(default_factory=dict, repr=False)
     _catalogs: dict = field(default_factory=dict, repr=False)
+    _dispatch_lines: dict = field(default_factory=dict, repr=False)
     _flow: Any = field(default=None, repr=False)
 
     @property
@@ -111,6 +113,16 @@ class Relay:
         found = self._catalogs.get(destination)
         if found is None:
             found = self._catalogs[destination] = Catalog(self.redis, DESTINATIONS[destination].namespace)
+        return found
+
+    def dispatch_lines_of(self, destination: str) -> "DispatchLines":
+        """The dispatches' lines noted for ``destination``'s sales orders (worker.store.dispatch_lines)."""
+        from worker.store.dispatch_lines import DispatchLines
+
+        found = self._dispatch_lines.get(destination)
+        if found is None:
+            found = self._dispatch_lines[destination] = DispatchLines(self.redis,
+                                                                      DESTINATIONS[destination].namespace)
         return found
 
 

@@ -36,6 +36,11 @@ A row (:class:`Operation`) is everything the relay knows about one WMS operation
 ``uses_catalog``    it names the product by the artno's row in the destination's catalog (its declaration's
                     ``catalog``): the relay looks the row up and, where the catalog is ``required`` and the
                     artno has none, the delivery waits (worker.delivery.catalog_wait)
+``makes_sales_order``
+                    a final dispatch becomes one sales order of its product lines (StockTrim): the relay
+                    hands the sender the order's plan — its lines as final (a draft's lines merged with its
+                    updates'), their products from the catalog, and whether an earlier attempt's answer was
+                    lost (read back first) — never batched with counts (worker.delivery.sales_orders)
 ==================  ==========================================================================
 
 A destination (:class:`Destination`) adds what is not per row:
@@ -125,10 +130,17 @@ class Operation:
     ordered_by_sku: bool = False
     wakes_dispatch_waiters: bool = False
     uses_catalog: bool = False
+    makes_sales_order: bool = False
 
     def __post_init__(self) -> None:
-        if self.uses_catalog and self.needs_dispatch_id:
-            raise ValueError(f"{self.task_name}: a row is handed a dispatch_id or a catalog row, not both")
+        if sum((self.uses_catalog, self.needs_dispatch_id, self.makes_sales_order)) > 1:
+            raise ValueError(f"{self.task_name}: a row is handed a dispatch_id, a catalog row or a sales "
+                             "order's plan, only one")
+
+    @property
+    def batchable(self) -> bool:
+        """May a bulk destination take it in a batch (a stock count)?  A sales order never."""
+        return not self.makes_sales_order
 
     @property
     def task_name(self) -> str:
