@@ -126,8 +126,8 @@ def test_200_final_dispatches_with_lost_answers_put_every_line_in_stocktrim_once
                 assert "reading StockTrim's sales orders back failed" in reason
         vendor = pipeline.record("vendor_dispatch.create", "v-4", "stocktrim")
         assert "names no product lines" in vendor.history[-1]["reason"]
-        print(f"{len(made['deliveries'])} final dispatches, {len(stored)} lines, {len(stalled)} answers lost, "
-              f"{len(reads)} read-backs, {len(uncertain)} uncertain (read-back lost too)")
+        print(f"{len(made['deliveries'])} final dispatches, {len(stored)} lines, {len(stalled)} answers "
+              f"lost, {len(reads)} read-backs, {len(uncertain)} uncertain (read-back lost too)")
     finally:
         pipeline.stop()
         stocktrim.stop()

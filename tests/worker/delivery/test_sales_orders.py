@@ -231,8 +231,8 @@ def test_a_required_catalog_without_a_row_waits_unmapped_until_an_import(sandbox
                    (header + "A-1,P-1,P-1-M,Shirt,\nB-2,P-2,,Chair,\n").encode(), source="c.csv",
                    replace=False, actor="ann")
     assert again(relay, "dispatch.create", create("TX-10")) == "delivered"
-    assert [(ref, product) for ref, product, *_ in lines(control)] == [("TX-10:1000", "P-1-M"),
-                                                                      ("TX-10:2000", "P-2")]
+    assert [(ref, product) for ref, product, *_ in lines(control)] == [
+        ("TX-10:1000", "P-1-M"), ("TX-10:2000", "P-2")]
 
 
 def test_sales_orders_off_sends_none(sandbox):
