@@ -8,11 +8,13 @@ wired by environment variables exactly as the Procfile wires them; the WMS side 
 
 The ideas are those of ``tests/fixtures/pipeline.py`` (short timeouts so that crash recovery takes
 seconds); this module is kept apart from the fixtures because it runs outside pytest and adds what a
-long run needs: an enqueue that retries like a WMS would, per-process logs, and a worker launcher
-that can register benchmark-only tasks.
+long run needs: an enqueue that retries like a WMS would, per-process logs, a worker launcher that can
+register benchmark-only tasks, and catalogs loaded through the real ``wms-relay catalog import``
+(:meth:`RelayRun.import_catalog`; :func:`catalog_rows` groups a run's artnos into products by variant).
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
 import secrets
@@ -22,7 +24,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Sequence
 
 import redis
 
@@ -55,6 +57,19 @@ FAST_SETTINGS = {
     "LOG_LEVEL": "INFO",
 }
 START_TIMEOUT = 60.0  # a guard against a process that never comes up, not a performance limit
+
+
+CATALOG_HEADER = ("artno", "product_code", "variant_code", "title", "active")
+
+
+def catalog_rows(artnos: Iterable[str], *, per_product: int = 3) -> list[tuple[str, str, str, str, str]]:
+    """Catalog rows for a run's artnos: every ``per_product`` of them variants of one product (the variant
+    code is the artno, so what a sandbox applied names its artno), each product with a title."""
+    rows = []
+    for index, artno in enumerate(sorted(set(artnos))):
+        product = f"PRODUCT-{index // per_product}"
+        rows.append((artno, product, artno, f"Product {index // per_product}", "true"))
+    return rows
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
@@ -303,6 +318,24 @@ class RelayRun:
         self.valkey.kill()
         for log in self._logs:
             log.close()
+
+    # -- support staff ------------------------------------------------------------------------------
+    def import_catalog(self, destination: str, rows: Iterable[Sequence[str]]) -> str:
+        """``wms-relay catalog import DESTINATION FILE`` — the real command, with this run's settings — of
+        ``rows`` (artno, product_code, variant_code, title, active) written as a CSV file in the work
+        directory; what it printed.  RuntimeError if it refused them."""
+        path = self.workdir / f"catalog-{destination}.csv"
+        with open(path, "w", newline="", encoding="utf-8") as file:
+            writer = csv.writer(file)
+            writer.writerow(CATALOG_HEADER)
+            writer.writerows(rows)
+        out = subprocess.run([sys.executable, "-m", "worker.cli", "catalog", "import", destination, str(path),
+                              "--actor", "benchmark"], cwd=ROOT, env=self.env, capture_output=True,
+                             timeout=300)
+        if out.returncode != 0:
+            raise RuntimeError(f"catalog import {destination} failed (exit {out.returncode}): "
+                               f"{(out.stdout + out.stderr).decode(errors='replace')[-2000:]}")
+        return out.stdout.decode().strip().splitlines()[-1]
 
     # -- the WMS side --------------------------------------------------------------------------------
     def enqueue(self, operation: str, events: list[dict], *, attempts: int = 5) -> list[dict]:

@@ -14,8 +14,12 @@ timeout, then SIGCONT), and twice a batch of malformed raw messages ("poison", `
 shape onto every queue, each destination's too) is pushed. Then the run waits (bounded) for every event to
 settle and judges the ledger against the sandbox (``benchmarks.chaos_checks``; the other destinations' ledgers
 against their sandboxes: ``benchmarks.chaos_destinations``); it prints counts by state and by fault, the table
-per destination, and exits 1 if any check failed. ``--trademax-only`` runs without the other three. The
-reduced run is ``tests/integration/test_chaos.py``.
+per destination, and exits 1 if any check failed. The sandboxes are as strict as their documents: ka-ching
+answers an import to an unknown location 200 and fails its values, Stock2Shop ignores a product without a
+title or with a product/variant relation it does not hold — so the run loads ka-ching's and Stock2Shop's
+catalogs first (every three artnos variants of one product, through ``wms-relay catalog import``) and checks
+that 0 values landed in any sandbox's ``ignored`` or ``failed`` list (``not_applied``).
+``--trademax-only`` runs without the other three. The reduced run is ``tests/integration/test_chaos.py``.
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._harness import RelayRun, wait_until  # noqa: E402
+from benchmarks._harness import RelayRun, catalog_rows, wait_until  # noqa: E402
 from benchmarks import chaos_destinations  # noqa: E402
 from benchmarks.chaos_checks import FINAL, Verdict, judge  # noqa: E402
 from benchmarks.chaos_events import Planned, build_workload  # noqa: E402
@@ -47,6 +51,8 @@ KILL_AT = (0.15, 0.40, 0.65)  # fraction of deliveries settled when a worker is 
 # once for all workers) and it answers 429 above 1 request/s (the relay's own limit: STOCK2SHOP_MAX_RPS,
 # default 1).  Their counts go in batches (the default).
 OTHERS = {"kaching": (), "stocktrim": (), "stock2shop": ("--max-rps", "1", "--token-ttl", "5")}
+# Loaded before any fault is on: every artno a variant of a product (StockTrim's catalog stays identity).
+CATALOGS = ("kaching", "stock2shop")
 # Flow control (docs/flow-control.md): at OUTAGE_AT of the deliveries settled, ka-ching's sandbox answers
 # 500 to everything for OUTAGE_SECONDS; its circuit opens and is probed every few seconds meanwhile.
 OUTAGE_AT, OUTAGE_SECONDS, OUTAGE_DESTINATION = 0.30, 30.0, "kaching"
@@ -100,7 +106,10 @@ def run(count: int = 2000, *, seed: int = 1, workdir: Path, batches: int | None 
     settings = {**chaos_destinations.settings_for_locations(), **FLOW_SETTINGS} if others else None
     with RelayRun(workdir, sandbox_faults=FAULTS, seed=seed, others=others, settings=settings) as relay:
         if others:
-            _set_up_stock2shop(relay.others["stock2shop"], planned)
+            artnos = [p.event["artno"] for p in planned if p.operation == "stock.adjust"]
+            for destination in CATALOGS:
+                result.actions.append(f"catalog {destination}: "
+                                      + relay.import_catalog(destination, catalog_rows(artnos)))
             for other in relay.others.values():
                 other.set_faults(**FAULTS)
         relay.start_scheduler()
@@ -321,28 +330,6 @@ def _dead_reasons(relay: RelayRun) -> Counter:
 
     return Counter(f"{letter.destination} {letter.operation}: {letter.reason}"
                    for letter in DeadLetters(relay.redis(), delivery_ref=delivery_ref).list())
-
-
-def _set_up_stock2shop(sandbox, planned: list[Planned]) -> None:
-    """Stock2Shop ignores stock for products it does not have: set the workload's up first, with titles
-    (as the merchant's ERP would), before any fault is on."""
-    import requests
-
-    artnos = sorted({p.event["artno"] for p in planned if p.operation == "stock.adjust"})
-    env = sandbox.env
-    token = requests.post(sandbox.base_url + "v1/users/authenticate", timeout=30, json={"system_user_auth": {
-        "username": env["STOCK2SHOP_USERNAME"], "password": env["STOCK2SHOP_PASSWORD"]}}).json()
-    token = token["system_user"]["token"]
-    products = [{"source": {"source_product_code": a}, "product": {
-        "title": f"Product {a}", "variants": {"source_variant_code": a, "sku": a}}} for a in artnos]
-    for _ in range(10):  # its sandbox takes 1 request/s: the login just spent this second's
-        answer = requests.post(sandbox.base_url + "v1/products/queue", timeout=30,
-                               params={"token": token, "source_id": env["STOCK2SHOP_SOURCE_ID"]},
-                               json={"system_products": products})
-        if answer.status_code != 429:
-            break
-        time.sleep(float(answer.headers.get("Retry-After") or 1))
-    answer.raise_for_status()
 
 
 def report(result: ChaosResult) -> str:

@@ -2,11 +2,13 @@
 destination's ledger against what its sandbox applied.  Pure.
 
 Every warehouse of the workload is listed at every destination (``LOCATIONS``), so each absolute count is
-one delivery to each of the three and each relative adjustment one delivery to ka-ching.  What a sandbox
-applied is its application log in order (ka-ching ``events``, StockTrim and Stock2Shop ``updates``): a
-faulted request (500, 429) applies nothing, a stalled one applies and then withholds the answer.  Each
-applied value is traced back to its event by (warehouse, artno, type, quantity), which the workload uses
-once per SKU.  The checks, per destination:
+one delivery to each of the three and each relative adjustment one delivery to ka-ching.  ka-ching and
+Stock2Shop name each artno as a variant of a product by their catalogs (loaded by the run through ``wms-relay
+catalog import``: ``benchmarks._harness.catalog_rows``, the variant code being the artno); StockTrim's is
+identity.  What a sandbox applied is its application log in order (ka-ching ``events``, StockTrim and
+Stock2Shop ``updates``): a faulted request (500, 429) applies nothing, a stalled one applies and then
+withholds the answer.  Each applied value is traced back to its event by (warehouse, artno, type,
+quantity), which the workload uses once per SKU.  The checks, per destination:
 
 ``final``        every delivery is delivered, superseded, uncertain or dead: none lost, none stuck
 ``once``         a relative adjustment (ka-ching) applied exactly once if delivered, at most once if
@@ -15,6 +17,9 @@ once per SKU.  The checks, per destination:
 ``count_order``  absolute counts of a SKU applied in ``occurred_at`` order
 ``stock``        per SKU, the level equals the newest delivered count plus the relative adjustments applied
                  after its last application, and the newest delivered count is the last count applied
+``not_applied``  no value the sandbox took and then did not apply: none in Stock2Shop's ``ignored`` list
+                 (a product it would not process), none in ka-ching's ``failed`` list (initiated, not
+                 applied) — what a 200 does not show
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from benchmarks.chaos_checks import FINAL
 from benchmarks.chaos_events import WAREHOUSES, Planned
 
 DESTINATIONS = ("kaching", "stocktrim", "stock2shop")
-CHECKS = ("final", "once", "unknown", "count_order", "stock")
+CHECKS = ("final", "once", "unknown", "count_order", "stock", "not_applied")
 # The relay's *_LOCATIONS for the run, and back: destination location -> WMS warehouse.
 LOCATIONS = {"kaching": {w: f"shop-{w}" for w in WAREHOUSES}, "stocktrim": {w: w.upper() for w in WAREHOUSES},
              "stock2shop": {w: f"store-{w}" for w in WAREHOUSES}}
@@ -62,8 +67,8 @@ def deliveries(planned: list[Planned], destination: str) -> list[Planned]:
 def applied_log(destination: str, state: Mapping) -> list[tuple[str, str, str, Any]]:
     """(warehouse, artno, type, quantity) of every value the sandbox applied, in order."""
     back = {loc: w for w, loc in LOCATIONS[destination].items()}
-    if destination == "kaching":
-        return [(back.get(e["location"], e["location"]), e["product"],
+    if destination == "kaching":  # a variant's code is its artno (the run's catalog)
+        return [(back.get(e["location"], e["location"]), e.get("variant") or e["product"],
                  "relative" if e["type"] == "external_adjustment" else "absolute", e["count"])
                 for e in state.get("events", []) if e["type"] in ("external_adjustment", "external_reset")]
     if destination == "stocktrim":
@@ -75,8 +80,12 @@ def applied_log(destination: str, state: Mapping) -> list[tuple[str, str, str, A
 
 def levels(destination: str, state: Mapping) -> dict[tuple[str, str], Any]:
     back = {loc: w for w, loc in LOCATIONS[destination].items()}
-    return {(back.get(loc, loc), artno): qty for loc, stock in state.get("stock", {}).items()
-            for artno, qty in stock.items()}
+    found = {(back.get(loc, loc), artno): qty for loc, stock in state.get("stock", {}).items()
+             for artno, qty in stock.items()}
+    for loc, products in state.get("variant_stock", {}).items():  # ka-ching: a variant's code is its artno
+        for variants in products.values():
+            found.update({(back.get(loc, loc), artno): qty for artno, qty in variants.items()})
+    return found
 
 
 def judge_destination(destination: str, planned: list[Planned], records: Mapping[tuple[str, str], Any],
@@ -112,6 +121,9 @@ def judge_destination(destination: str, planned: list[Planned], records: Mapping
             bad = found == "delivered" and times < 1
         if bad:
             verdict.fail("once", f"{p.event['type']} {p.key} ({found}) applied {times} time(s)")
+    for kind in ("ignored", "failed"):
+        for entry in state.get(kind, []):
+            verdict.fail("not_applied", f"{kind}: {entry}")
     stock = levels(destination, state)
     for sku in sorted({p.sku for p in mine}):
         verdict.skus_checked += 1

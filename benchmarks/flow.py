@@ -3,15 +3,16 @@
     python benchmarks/flow.py [--only bulk|limit|outage] [--outage-seconds 120] [--rate 1000] [--seconds 30]
 
 - **bulk**: absolute counts at ``--rate`` per second over 100 SKUs for ``--seconds`` into the ka-ching,
-  StockTrim and Stock2Shop sandboxes (Stock2Shop's at 1 request/s, the relay's limit 1), batched (the
-  defaults: 500 a request, one a second); two ``wms-relay worker`` processes flush them.  The counts enter as
-  the WMS's task hands them on — ``worker.delivery.pipeline.fan_out``: accepted in each destination's ledger
-  and added to its batch — called by this process's four threads at the given rate (a Celery task per count
-  could not be fed at 1,000/s on this 2-core machine: the whole pipeline runs ~325 events/s per worker
-  process, "Throughput" above).  Reported per destination: requests per count, whether its final levels equal
-  the newest counts, and enqueue→delivered p50/p99 of the delivered counts (from the ledger's own times)
-  against BATCH_SECONDS + 2 × the sandbox's latency, that latency measured in the same run (the median latency
-  of the batch requests, from the workers' attempt lines).
+  StockTrim and Stock2Shop sandboxes (Stock2Shop's at 1 request/s, the relay's limit 1; its catalog loaded
+  first through ``wms-relay catalog import``), batched (the defaults: 500 a request, one a second); two
+  ``wms-relay worker`` processes flush them.  The counts enter as the WMS's task hands them on —
+  ``worker.delivery.pipeline.fan_out``: accepted in each destination's ledger and added to its batch —
+  called by this process's four threads at the given rate (a Celery task per count could not be fed at
+  1,000/s on this 2-core machine: the whole pipeline runs ~325 events/s per worker process, "Throughput"
+  above).  Reported per destination: requests per count, whether its final levels equal the newest counts,
+  and enqueue→delivered p50/p99 of the delivered counts (from the ledger's own times) against BATCH_SECONDS
+  + 2 × the sandbox's latency, that latency measured in the same run (the median latency of the batch
+  requests, from the workers' attempt lines).
 - **limit**: 2 worker processes × 16 threads against Trademax's sandbox with ``TRADEMAX_MAX_RPS=20``: the
   requests the sandbox received in its busiest one-second window, and the achieved rate; the baseline is the
   same workload, same workers, without the limit.
@@ -33,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._harness import RelayRun, wait_until  # noqa: E402
+from benchmarks._harness import RelayRun, catalog_rows, wait_until  # noqa: E402
 
 BULK = ("kaching", "stocktrim", "stock2shop")
 FEEDERS = 4  # threads feeding the counts (100 SKUs: 25 each, so each SKU's counts come in order)
@@ -87,7 +88,9 @@ def bulk(workdir: Path, rate: float, seconds: float, skus: int = 100) -> list[st
     others = {"kaching": (), "stocktrim": (), "stock2shop": ("--max-rps", "1")}
     with RelayRun(workdir, others=others, settings={**LOCATIONS, "STOCK2SHOP_MAX_RPS": "1"},
                   short_timeouts=False) as run:
-        _seed_stock2shop(run.others["stock2shop"], [f"SKU-{k}" for k in range(skus)])
+        # Stock2Shop's catalog is required (its strict sandbox ignores a product without a title): the SKUs'
+        # rows through the real `wms-relay catalog import`, every artno a variant named as itself.
+        run.import_catalog("stock2shop", catalog_rows(f"SKU-{k}" for k in range(skus)))
         run.start_worker()
         run.start_worker()
         relay = build_relay(Settings.from_env(run.env), sends=False)
@@ -124,25 +127,6 @@ def bulk(workdir: Path, rate: float, seconds: float, skus: int = 100) -> list[st
         for name in BULK:
             lines.append(_bulk_line(run, client, name, keys, newest, total, latencies.get(name, [])))
         return lines
-
-
-def _seed_stock2shop(sandbox, artnos: list[str]) -> None:
-    import requests
-
-    env = sandbox.env
-    login = requests.post(sandbox.base_url + "v1/users/authenticate", timeout=30, json={"system_user_auth": {
-        "username": env["STOCK2SHOP_USERNAME"], "password": env["STOCK2SHOP_PASSWORD"]}}).json()
-    products = [{"source": {"source_product_code": a}, "product": {
-        "title": f"Product {a}", "variants": {"source_variant_code": a, "sku": a}}} for a in artnos]
-    params = {"token": login["system_user"]["token"], "source_id": env["STOCK2SHOP_SOURCE_ID"]}
-    for _ in range(10):
-        answer = requests.post(sandbox.base_url + "v1/products/queue", timeout=30, params=params,
-                               json={"system_products": products})
-        if answer.status_code != 429:
-            break
-        time.sleep(float(answer.headers.get("Retry-After") or 1))
-    answer.raise_for_status()
-    time.sleep(1.1)  # leave its 1 request/s to the relay
 
 
 def _batch_latencies(workdir: Path) -> dict[str, list[float]]:

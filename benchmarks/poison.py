@@ -57,14 +57,17 @@ _EVENT = {"transaction_id": "POISON-1", "warehouse_id": "nw", "order_no": "PO1",
 
 
 def own_task(queue: str) -> str:
-    """A task of ours that arrives on ``queue``: the receipt on the WMS's queues (as before there were
-    other destinations), the destination's own task on its queue (``kaching.stock`` → kaching.stock.adjust:
-    what the fan-out publishes there)."""
+    """A task of ours whose queue is ``queue``: the receipt on trademax.receipt, on any other queue the
+    first task routed there (``kaching.stock`` → kaching.stock.adjust: what the fan-out publishes there)."""
     from worker.destinations.table import TASKS
 
-    if queue.startswith("trademax."):
-        return _RECEIPT
     return next(name for name, row in TASKS.items() if row.queue == queue)
+
+
+def foreign_task(queue: str) -> str:
+    """A task of ours whose queue is NOT ``queue``: ka-ching's on a Trademax queue, Trademax's receipt on
+    any other (the screen turns it away: "task X on queue Y")."""
+    return "kaching.stock.adjust" if queue.startswith("trademax.") else _RECEIPT
 
 
 def _with(queue: str, *, task: str | None = "", body: str | None = None, **kw: Any) -> bytes:
@@ -89,6 +92,7 @@ POISON: dict[str, Callable[[str, float], bytes]] = {
         '[[{"transaction_id": "D-1", "transaction_id": "D-2"}], {}, null]')),
     "no_task_header": lambda q, now: _with(q, task=None),
     "unknown_task": lambda q, now: _with(q, task="celery.backend_cleanup"),
+    "foreign_queue": lambda q, now: _with(q, task=foreign_task(q)),
     "pickle_content_type": lambda q, now: _with(q, content_type="application/x-python-serialize",
                                                 body=encoded(b"\x80\x04K\x01.")),
     "expired": lambda q, now: _with(q, expires=_iso(now - 3600)),

@@ -15,7 +15,10 @@ So the Redis channel (``worker.celery_config``) hands every popped message to :f
   cleared.  Nothing downstream can then fail on its shape; the event inside is judged by its schema as
   usual (invalid → a dead letter naming the fields).
 - **Malformed**: anything else — with one sentence saying what is wrong and the evidence (the message,
-  size-capped, its base64 body decoded so that secret-looking keys can be blanked).  The channel writes it
+  size-capped, its base64 body decoded so that secret-looking keys can be blanked).  A task on a queue
+  that is not its own is malformed too ("task X on queue Y"): ``kaching.stock.adjust`` pushed onto
+  ``trademax.stock`` would run there, outside the fan-out and the flow control of its destination.
+  The channel writes it
   as a dead letter with reason ``malformed_message`` (``tasks.malformed_messages``).
 
 On ``eta``/``countdown`` and ``expires`` (wms-relay never holds a message for later: a held message is
@@ -39,6 +42,7 @@ from typing import Any
 
 from kombu.utils.json import loads as kombu_loads
 
+from tasks.summary import task_argument_summary
 from worker.destinations.table import ROWS, TASKS, WMS_DESTINATION
 
 REASON = "malformed_message"
@@ -186,6 +190,10 @@ def _check(envelope: Any, queue: str, now: float) -> tuple[str, list]:
         raise _Refused(f"unknown task name {shown!r}: the WMS's tasks are trademax.<operation> "
                        "(docs/events.md); the relay's own are <destination>.<operation>")
     operation = TASKS[task].name
+    if TASKS[task].queue != queue:
+        raise _Refused(f"task {task} on queue {queue}: it runs on {TASKS[task].queue} only (a task on a "
+                       "queue not its own would bypass its destination's flow control and the fan-out)",
+                       operation)
     for name, wanted in (("content-type", "application/json"), ("content-encoding", "utf-8")):
         if envelope.get(name) != wanted:
             raise _Refused(f"{name} must be {wanted!r}, not {str(envelope.get(name))[:60]!r}", operation)
@@ -210,18 +218,37 @@ def _check(envelope: Any, queue: str, now: float) -> tuple[str, list]:
 def _rebuilt(envelope: dict, task: str, args_kwargs: list, queue: str) -> dict:
     headers = envelope["headers"]
     task_id = headers["id"]
+    origin = headers.get("origin")
+    return _envelope(task, args_kwargs, queue, task_id=task_id,
+                     root_id=_id(headers.get("root_id")) or task_id,
+                     parent_id=_id(headers.get("parent_id")),
+                     origin=origin[:120] if isinstance(origin, str) and origin.isprintable() else "unknown")
+
+
+def task_envelope(task: str, event: Any, queue: str, *, origin: str = "wms-relay") -> str:
+    """A new message of ``task`` with the one argument ``event``, on ``queue``, as kombu's Redis transport
+    stores it (JSON text: what a WMS pushes by hand, docs/events.md) — in the layout :func:`screen` passes,
+    so the door can put it on the queue's list itself, in the same store call as its ledger record
+    (``worker.delivery.admission``) — with the secret-free argument summary our publishers give Flower."""
+    task_id = str(uuid.uuid4())
+    envelope = _envelope(task, [[event], {}], queue, task_id=task_id, root_id=task_id, parent_id=None,
+                         origin=origin)
+    envelope["headers"]["argsrepr"] = task_argument_summary(task, [event], {})
+    return json.dumps(envelope)
+
+
+def _envelope(task: str, args_kwargs: list, queue: str, *, task_id: str, root_id: str, parent_id: str | None,
+              origin: str) -> dict:
     args, kwargs = args_kwargs
     body = json.dumps([args, kwargs, NEUTRAL_EMBED])  # ASCII: a lone surrogate stays a JSON escape
-    origin = headers.get("origin")
     return {
         "body": base64.b64encode(body.encode("utf-8")).decode("ascii"),
         "content-encoding": "utf-8",
         "content-type": "application/json",
         "headers": {
-            "lang": "py", "task": task, "id": task_id, "root_id": _id(headers.get("root_id")) or task_id,
-            "parent_id": _id(headers.get("parent_id")), "group": None, "shadow": None, "eta": None,
-            "expires": None, "retries": 0, "timelimit": [None, None], "argsrepr": "", "kwargsrepr": "{}",
-            "origin": origin[:120] if isinstance(origin, str) and origin.isprintable() else "unknown",
+            "lang": "py", "task": task, "id": task_id, "root_id": root_id, "parent_id": parent_id,
+            "group": None, "shadow": None, "eta": None, "expires": None, "retries": 0,
+            "timelimit": [None, None], "argsrepr": "", "kwargsrepr": "{}", "origin": origin,
         },
         "properties": {
             "correlation_id": task_id, "reply_to": "", "delivery_mode": 2, "priority": 0,

@@ -1,5 +1,6 @@
 """The publisher app: a Celery app that publishes tasks and nothing else — for support actions (retry,
-resend, run now), ``wms-relay enqueue`` and the ingest door.
+resend, run now).  (``wms-relay enqueue`` and the ingest door need none: each event's task message goes
+onto its queue in the same store call as its ledger record, ``worker.delivery.admission``.)
 
 It is built from the Settings passed in, configured like the service's (``worker.celery_config``), and
 its broker is exactly the Redis those settings name: it never starts the embedded server (the service's

@@ -33,9 +33,11 @@ from worker.destinations.declared import DECLARATIONS
 REDACTED = "[redacted]"
 
 # Secret-bearing names that are no destination's: a generic secret or password, HTTP authorization, and
-# the secrets of Flower and of the ingest door.
+# the secrets of Flower and of the ingest door (HMAC, Standard Webhooks).
 OUR_SECRET_KEYS = frozenset({"secret", "password", "authorization", "flower_basic_auth", "x-wms-signature",
-                             "ingest_hmac_secrets"})
+                             "ingest_hmac_secrets",
+                             # the ingest's Standard Webhooks header and secrets
+                             "webhook-signature", "ingest_webhook_secrets"})
 
 
 def secret_keys(declarations: Iterable[Declaration]) -> frozenset[str]:
@@ -147,12 +149,16 @@ class Scrubber:
         """Every destination's secret values (its declaration's secret variables: the Trademax secret,
         ka-ching's api key, StockTrim's signature, Stock2Shop's password ...) and secret-bearing names, the
         store's password (REDIS_URL's; ``store_password``: the embedded store's too, which
-        ``worker.store.connection.store_password`` reads), Flower's passwords and the ingest's HMAC
-        secrets.  (The Trademax api key is public — it travels in every request — and is removed where
-        it appears as ``api_key``, not by value; ingest tokens are known by their shape only.)"""
+        ``worker.store.connection.store_password`` reads), Flower's passwords and the ingest's HMAC and
+        Standard Webhooks secrets.  (The Trademax api key is public — it travels in every request — and is
+        removed where it appears as ``api_key``, not by value; ingest tokens are known by their shape
+        only.)"""
         values = [value for destination in settings.destinations for value in destination.secret_values]
         values.append(store_password or "")
         values += [pair.partition(":")[2] for pair in (settings.ingest_hmac_secrets or "").split(",")]
+        for pair in (settings.ingest_webhook_secrets or "").split(","):
+            secret = pair.partition(":")[2].strip()
+            values += [secret, secret.removeprefix("whsec_")]  # whsec_BASE64, and the key's base64 alone
         if settings.redis_url:
             parts = urlsplit(settings.redis_url)
             values.append(parts.password or "")

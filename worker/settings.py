@@ -14,6 +14,7 @@ lower-case name reads and sets its value.
 """
 from __future__ import annotations
 
+import base64
 import os
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
@@ -162,6 +163,31 @@ def _pairs(env: Mapping[str, str], name: str) -> str:
     if raw and any(len(pair.partition(":")[2]) < MIN_HMAC_SECRET_LENGTH for pair in raw.split(",")):
         raise SettingsError(f"{name}: each secret must be at least {MIN_HMAC_SECRET_LENGTH} characters "
                             "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)")
+    return raw
+
+
+# Standard Webhooks secrets are 24 to 64 random bytes (the specification's "Signature scheme").
+MIN_WEBHOOK_SECRET_BYTES = 24
+
+
+def _webhook_pairs(env: Mapping[str, str], name: str) -> str:
+    """``client:whsec_BASE64[,...]``: each secret base64 (the ``whsec_`` prefix optional) of at least
+    :data:`MIN_WEBHOOK_SECRET_BYTES` bytes; the message never quotes the value (it is secret)."""
+    raw = (env.get(name) or "").strip()
+    if raw and not valid_basic_auth(raw):
+        raise SettingsError(f"{name} must be client:whsec_BASE64 (comma-separated for several), with neither "
+                            "part empty")
+    for pair in raw.split(",") if raw else ():
+        client, _, secret = pair.partition(":")
+        encoded = secret.strip().removeprefix("whsec_")
+        try:
+            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+        except ValueError:
+            raise SettingsError(f"{name}: the secret of {client.strip()} is not whsec_ + base64") from None
+        if len(key) < MIN_WEBHOOK_SECRET_BYTES:
+            raise SettingsError(f"{name}: the secret of {client.strip()} is {len(key)} bytes; Standard "
+                                f"Webhooks secrets are {MIN_WEBHOOK_SECRET_BYTES}-64 (`python -m "
+                                "worker.web.ingest.standard_webhooks` prints a new one)")
     return raw
 
 
@@ -395,10 +421,19 @@ class Settings:
 
     # The HTTP ingest door (worker.web.ingest).  Bearer tokens: a file of client names and token hashes
     # (``wms-relay ingest add-token`` writes it).  HMAC: ``client:secret`` pairs, comma-separated (one
-    # client may have two, while its secret is rotated).  A body larger than the cap is answered 413.
+    # client may have two, while its secret is rotated).  A body larger than the cap is answered 413, and
+    # so is one holding more events than INGEST_MAX_EVENTS (what one request may make the door do).
     ingest_tokens_file: Path | None = None
     ingest_hmac_secrets: str = field(default="", repr=False)
     ingest_max_body_bytes: int = 5 * 1024 * 1024
+    ingest_max_events: int = 1000
+    # Standard Webhooks signatures (worker.web.ingest.standard_webhooks): ``client:whsec_BASE64`` pairs.
+    ingest_webhook_secrets: str = field(default="", repr=False)
+
+    # Each web door (ingest, desk; worker.web.serving): connections held at once, and how long one may sit
+    # idle (nothing received, no request in progress) before the door closes it.
+    web_connection_limit: int = 1000
+    web_channel_timeout_seconds: int = 15
 
     def __init__(self, **values: Any) -> None:
         """Every field by keyword (its default when not given).  A destination's variable may be given by
@@ -480,6 +515,10 @@ class Settings:
             ingest_tokens_file=Path(tokens_file) if tokens_file else None,
             ingest_hmac_secrets=_pairs(env, "INGEST_HMAC_SECRETS"),
             ingest_max_body_bytes=_integer(env, "INGEST_MAX_BODY_BYTES", 5 * 1024 * 1024, minimum=1024),
+            ingest_max_events=_integer(env, "INGEST_MAX_EVENTS", 1000, minimum=1),
+            ingest_webhook_secrets=_webhook_pairs(env, "INGEST_WEBHOOK_SECRETS"),
+            web_connection_limit=_integer(env, "WEB_CONNECTION_LIMIT", 1000, minimum=10),
+            web_channel_timeout_seconds=_integer(env, "WEB_CHANNEL_TIMEOUT_SECONDS", 15, minimum=1),
         )
 
     def __post_init__(self) -> None:

@@ -199,3 +199,15 @@ def test_the_destination_checks_pass_a_consistent_history_and_catch_each_violati
     late = {"type": "external_reset", "location": LOCATIONS["kaching"][older.sku[0]], "product": older.sku[1],
             "count": older.event["quantity"]}  # an older count applied after the newest
     assert judge_destination("kaching", planned, records, state(events + [late])).violations["count_order"]
+    # A value the sandbox took and did not apply (ka-ching's failed list, Stock2Shop's ignored list) fails
+    # not_applied, though the levels and the ledger agree.
+    failed = {**state(events), "failed": [{**relative, "reason": "stock location does not exist"}]}
+    assert judge_destination("kaching", planned, records, failed).violations["not_applied"]
+    ignored = {**state(events), "ignored": [{"source_product_code": "PRODUCT-0", "reason": "no title"}]}
+    assert judge_destination("kaching", planned, records, ignored).violations["not_applied"]
+    # ka-ching's variant form (the run's catalog: every artno a variant named as itself) is read back by
+    # the variant's code, its level from variant_stock.
+    as_variants = [{**e, "product": "PRODUCT-0", "variant": e["product"]} for e in events]
+    by_variant = {"events": as_variants, "variant_stock": {
+        location: {"PRODUCT-0": products} for location, products in state(events)["stock"].items()}}
+    assert judge_destination("kaching", planned, records, by_variant).ok

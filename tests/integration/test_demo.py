@@ -50,8 +50,15 @@ def test_demo_lands_every_sample_event_and_stops_cleanly(tmp_path):
     assert re.search(r"Support desk: +http://127\.0\.0\.1:\d+/ \(sign in as demo", text)
     assert "Ingest (HTTP door):      http://127.0.0.1:" in text        # fed through the HTTP door
     assert "(HTTP 422)" in text and "(HTTP 202)" in text
-    # The sample count reached all four channels, and each sandbox holds it.
+    # The sample catalogs were loaded through `wms-relay catalog import` (the strict sandboxes need them)...
+    assert re.search(r"^Catalog kaching: .*added [1-9]", text, flags=re.M), text
+    assert re.search(r"^Catalog stock2shop: .*added [1-9]", text, flags=re.M), text
+    # ...and the sample count reached all four channels, each sandbox holding it — at ka-ching and
+    # Stock2Shop as the variant its catalog row names, at StockTrim (identity) as the artno itself.
     channels = text.split("One count, every channel")[1].split("Dead letters")[0]
-    for title in ("Trademax", "ka-ching", "StockTrim", "Stock2Shop"):
+    for title in ("Trademax", "StockTrim"):
         assert re.search(rf"^\s+{title}\s+delivered\s+.*its stock now: .*77", channels, flags=re.M), channels
+    for title in ("ka-ching", "Stock2Shop"):
+        assert re.search(rf"^\s+{title}\s+delivered\s+.*its stock now as CHAIR-OAK / CHAIR-OAK-NATURAL: .*77",
+                         channels, flags=re.M), channels
     assert (tmp_path / "var" / "demo" / "worker.log").exists()

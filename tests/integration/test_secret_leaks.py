@@ -46,6 +46,8 @@ FLOWER_AUTH = ("ops", "flower-" + secrets.token_hex(6))
 DESK_PASSWORD = "desk-canary-" + secrets.token_hex(8)
 DESK_SESSION_KEY = "desk-session-key-canary-" + secrets.token_hex(16)
 INGEST_HMAC_SECRET = "ingest-hmac-canary-" + secrets.token_hex(12)
+INGEST_WEBHOOK_SECRET = "whsec_" + base64.b64encode(f"webhook-canary-{secrets.token_hex(9)}".encode()
+                                                    ).decode()
 
 
 class SentryInbox(ThreadingHTTPServer):
@@ -128,7 +130,8 @@ def leak_run(redis_server, sandbox, tmp_path):
            "TRADEMAX_API_KEY": sb.api_key, "TRADEMAX_SECRET": sb.secret,
            "WMS_RELAY_VAR_DIR": str(tmp_path / "var"), "SENTRY_DSN": inbox.dsn, "LOG_FORMAT": "json",
            "LOG_LEVEL": "DEBUG", "INGEST_TOKENS_FILE": str(tmp_path / "ingest-tokens"),
-           "INGEST_HMAC_SECRETS": f"leak-wms:{INGEST_HMAC_SECRET}"}
+           "INGEST_HMAC_SECRETS": f"leak-wms:{INGEST_HMAC_SECRET}",
+           "INGEST_WEBHOOK_SECRETS": f"leak-webhooks:{INGEST_WEBHOOK_SECRET}"}
     env.pop("FLOWER_BASIC_AUTH", None)
     run = Pipeline(env=env, redis_server=redis_server, sandbox=sb, log_dir=tmp_path)
     run.start_scheduler()
@@ -354,13 +357,16 @@ def test_no_secret_or_signature_reaches_logs_redis_flower_or_sentry_and_sentry_r
                "the desk's session key": DESK_SESSION_KEY.encode(),
                "the store password": run.redis_server.password.encode(),
                "the ingest token": run.ingest_token.encode(),
-               "the ingest HMAC secret": INGEST_HMAC_SECRET.encode()}
+               "the ingest HMAC secret": INGEST_HMAC_SECRET.encode(),
+               "the ingest Standard Webhooks secret": INGEST_WEBHOOK_SECRET.encode(),
+               "its key, base64": INGEST_WEBHOOK_SECRET.removeprefix("whsec_").encode(),
+               "its key": base64.b64decode(INGEST_WEBHOOK_SECRET.removeprefix("whsec_"))}
     desk_hash = run.desk_users.read_text().split()[-1]
     assert desk_hash.startswith("$argon2id$")
     needles["a desk password's hash"] = desk_hash.encode()
     needles["a desk password's hash, its digest part"] = desk_hash.rsplit("$", 1)[1].encode()
     needles.update({f"ingest signature {n}": sig.encode() for n, sig in enumerate(ingest_signatures)})
-    assert len(ingest_signatures) == 2 and run.ingest_token.startswith("wmsr_")
+    assert len(ingest_signatures) == 3 and run.ingest_token.startswith("wmsr_")
     seen = _signatures_the_sandbox_saw(run)
     assert {method for method, _, _ in seen} == {"GET", "POST", "PATCH", "DELETE"} and len(seen) >= 9
     needles.update({f"signature of {method} {path}": sig.encode() for method, path, sig in seen})
@@ -401,8 +407,22 @@ def through_the_ingest_door(run: Pipeline) -> list[str]:
     invalid = example("stock.adjust", event_id="bad-http", quantity="lots")
     answers.append(requests.post(url + "stock.adjust", json=invalid, headers=bearer, timeout=30))
     answers.append(requests.get(url + "receipt.create/R-HTTP", headers=bearer, timeout=30))
-    assert [a.status_code for a in answers] == [202, 401, 202, 401, 401, 401, 422, 200]
+    # Standard Webhooks (issue 22.12): signed by the reference library, then replayed.
+    from datetime import datetime, timezone
+
+    from standardwebhooks import Webhook
+
+    body = json.dumps(example("receipt.create", transaction_id="R-WEBHOOK")).encode()
+    now = datetime.now(timezone.utc)
+    webhook = {"Content-Type": "application/json", "webhook-id": "msg_leak",
+               "webhook-timestamp": str(int(now.timestamp())),
+               "webhook-signature": Webhook(INGEST_WEBHOOK_SECRET).sign("msg_leak", now, body)}
+    signatures.append(webhook["webhook-signature"].partition(",")[2])
+    answers += [requests.post(url + "receipt.create", data=body, headers=webhook, timeout=30)
+                for _ in range(2)]
+    assert [a.status_code for a in answers] == [202, 401, 202, 401, 401, 401, 422, 200, 202, 401]
     assert [a.json().get("error") for a in answers[3:6]] == ["replayed", "stale", "stale"]
+    assert answers[-1].json()["error"] == "replayed"
     run.cli_output.append("\n".join(a.text for a in answers))
     return signatures
 

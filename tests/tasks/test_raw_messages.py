@@ -96,3 +96,23 @@ def test_every_destinations_queue_and_task_are_known():
         assert isinstance(malformed, Malformed)
         assert (malformed.destination, malformed.operation) == (destination, "stock.adjust")
     assert screen(b"[1]", "trademax.stock", now=NOW).destination == "trademax"
+
+
+def test_a_task_on_a_queue_not_its_own_is_malformed_naming_both():
+    """A ka-ching task pushed onto a Trademax queue would run there, outside the fan-out and ka-ching's
+    flow control: the screen turns it away (issue 23.8), and a Trademax task on ka-ching's queue too."""
+    raw = celery_message("kaching.stock.adjust", {"event_id": "E-1"}, "trademax.stock")
+    verdict = screen(raw, "trademax.stock", now=NOW)
+    assert isinstance(verdict, Malformed)
+    assert verdict.problem.startswith("task kaching.stock.adjust on queue trademax.stock: it runs on "
+                                      "kaching.stock only"), verdict.problem
+    assert (verdict.destination, verdict.operation) == ("trademax", "stock.adjust")
+    other = screen(celery_message("trademax.receipt.create", EVENT, "kaching.stock"), "kaching.stock",
+                   now=NOW)
+    assert isinstance(other, Malformed)
+    assert "task trademax.receipt.create on queue kaching.stock" in other.problem
+    assert other.destination == "kaching"
+    from worker.destinations.table import TASKS
+
+    for task, row in TASKS.items():  # every task still passes on its own queue
+        assert isinstance(screen(celery_message(task, EVENT, row.queue), row.queue, now=NOW), Passed), task

@@ -1,11 +1,13 @@
 """``wms-relay demo`` (what ``make run`` runs): the whole service on its embedded defaults.
 
 Starts the embedded Redis-compatible server, the four sandboxes (Trademax, ka-ching, StockTrim,
-Stock2Shop), a worker, the scheduler, Flower, the support desk and the ingest door on 127.0.0.1 (a desk
-user ``demo`` with a fresh password, printed once); feeds the sample events in ``examples/`` through the
-ingest door (HTTP) — including a dispatch update sent before its create, one invalid event and one that
-fails transiently — and prints each event's outcome as it lands, then how the sample stock count reached
-every channel.  Ctrl-C stops every process it started.  Logs of the processes are under ``var/demo/``."""
+Stock2Shop — as strict as their documents), a worker, the scheduler, Flower, the support desk and the ingest
+door on 127.0.0.1 (a desk user ``demo`` with a fresh password, printed once); loads the sample catalogs in
+``examples/catalog/`` (``wms-relay catalog import``: the sample article is a variant of a product at
+ka-ching and Stock2Shop); feeds the sample events in ``examples/`` through the ingest door (HTTP) —
+including a dispatch update sent before its create, one invalid event and one that fails transiently — and
+prints each event's outcome as it lands, then how the sample stock count reached every channel.  Ctrl-C
+stops every process it started.  Logs of the processes are under ``var/demo/``."""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +26,7 @@ from worker.redaction import url_without_password
 from worker.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+CATALOGS = EXAMPLES / "catalog"  # <destination>.csv: a catalog file per destination that needs one
 
 # (operation, example file, changes): fed in this order; the update comes before its create on purpose.
 SCRIPT = [
@@ -155,6 +158,7 @@ class Demo:
         self.wait_ready("sandbox", control.answering)
         print(f"Sandbox Trademax:        {sandbox_url}/api/")
         others = self.start_other_sandboxes()
+        self.import_catalogs(others)
         worker_name = f"demo-{os.getpid()}@%h"
         self.spawn("worker", "worker", "--name", worker_name)
         worker_log = self.log_dir / "worker.log"
@@ -235,8 +239,7 @@ class Demo:
         """Every other destination's sandbox (ka-ching, StockTrim, Stock2Shop), each with the credentials
         its declaration gives for sandboxes (fresh secrets each run) and its locations' example (where the
         sample warehouse "nw" is at it); the relay's variables point at them (a destination is on when its
-        base URL is set).  Stock2Shop gets the sample product set up first, as the merchant's ERP would
-        (it ignores stock for products it does not have)."""
+        base URL is set)."""
         from worker.destinations.declared import DECLARATIONS
         from worker.sandbox.control import SandboxControl
         from worker.store import embedded as embedded_redis
@@ -259,23 +262,22 @@ class Demo:
             self.wait_ready(f"sandbox-{api}", control.answering)
             found[api] = control
             print(f"Sandbox {api + ':':<16}{base_url}")
-        if "stock2shop" in found:
-            self._seed_stock2shop(self.env["STOCK2SHOP_BASE_URL"])
         return found
 
-    def _seed_stock2shop(self, base_url: str) -> None:
-        import requests
-
-        sample = json.loads((EXAMPLES / "stock.adjust.json").read_text())["artno"]
-        login = requests.post(base_url + "v1/users/authenticate", timeout=10, json={"system_user_auth": {
-            "username": self.env["STOCK2SHOP_USERNAME"], "password": self.env["STOCK2SHOP_PASSWORD"]}})
-        token = login.json()["system_user"]["token"]
-        time.sleep(1.1)  # its limit: one request a second per client
-        requests.post(base_url + "v1/products/queue", timeout=10,
-                      params={"token": token, "source_id": self.env["STOCK2SHOP_SOURCE_ID"]},
-                      json={"system_products": [{"source": {"source_product_code": sample}, "product": {
-                          "title": f"Sample product {sample}",
-                          "variants": {"source_variant_code": sample, "sku": sample}}}]})
+    def import_catalogs(self, others: dict) -> None:
+        """``wms-relay catalog import DEST FILE`` for each file in ``examples/catalog/`` named after a
+        destination that was started — the real command, as a person runs it (Stock2Shop's catalog is
+        required: an artno without a row would wait, unsent)."""
+        for path in sorted(CATALOGS.glob("*.csv")):
+            if path.stem not in others:
+                continue
+            command = ["catalog", "import", path.stem, str(path), "--actor", "demo"]
+            out = subprocess.run([sys.executable, "-m", "worker.cli", *command], env=self.env,
+                                 capture_output=True, timeout=60)
+            said = (out.stdout.decode().strip().splitlines() or [""])[-1]
+            if out.returncode != 0:
+                raise SystemExit(f"catalog import {path.stem} failed: {said} {out.stderr.decode()[-500:]}")
+            print(f"Catalog {path.stem + ':':<16}{said}")
 
     def show_every_channel(self, relay, key: str, trademax, others: dict) -> None:
         """The sample count's delivery to each destination, and the stock each sandbox now holds."""
@@ -292,13 +294,18 @@ class Demo:
         artno, warehouse = sample["artno"], sample["warehouse_id"]
         levels = {"trademax": next((s["quantity"] for s in trademax.state()["stock"]
                                     if (s["warehouse_id"], s["artno"]) == (warehouse, artno)), None)}
+        named = {}
         for api, control in others.items():
-            levels[api] = {location: stock.get(artno) for location, stock in control.state()["stock"].items()}
+            row = relay.catalog_of(api).row(artno)
+            named[api] = "" if row is None else \
+                f" as {row.product_code}" + (f" / {row.variant_code}" if row.variant_code else "")
+            levels[api] = _level(control.state(), row.product_code if row else artno,
+                                 row.variant_code if row else "")
         for name, destination in DESTINATIONS.items():
             record = records[name]
             state = record.state if record else "not sent"
             print(f"  {destination.title:<11} {state:<10} attempts={record.attempts if record else 0:<3} "
-                  f"its stock now: {levels[name]}")
+                  f"its stock now{named.get(name, '')}: {levels[name]}")
 
     def watch(self, relay, watched, until=None) -> None:
         """Print each state change until every watched event is final (or ``until`` says stop)."""
@@ -321,6 +328,15 @@ class Demo:
                 return
             time.sleep(0.2)
         print(f"  (not everything landed within {self.args.timeout:.0f} s; see var/demo/*.log)")
+
+
+def _level(state: dict, product: str, variant: str) -> dict:
+    """A product's (or its variant's) stock per location in a sandbox's state: ka-ching keeps a variant's
+    under ``variant_stock``, StockTrim and Stock2Shop by the variant's own code (productId, sku)."""
+    if variant and "variant_stock" in state:
+        return {location: products.get(product, {}).get(variant)
+                for location, products in state["variant_stock"].items()}
+    return {location: stock.get(variant or product) for location, stock in state["stock"].items()}
 
 
 def _flower_sees(port: int, worker_prefix: str) -> bool:

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from worker.store.connection import StoreNotFound, store_url, wait_for_store
     from worker.web.desk.services import DeskServices
     from worker.web.desk.users import UsersFile
-    from worker.web.serving import refuse_exposure, serve
+    from worker.web.serving import DoorLimits, refuse_exposure, serve
 
     settings = Settings.from_env()
     desk_settings = _desk_settings(settings)
@@ -113,5 +113,6 @@ def run(args: argparse.Namespace) -> int:
             logging.getLogger("wms_relay.desk").warning(
                 "No desk users yet: add one with `wms-relay desk add-user NAME --role operator` (writes %s).",
                 desk_settings.users_file)
-        serve(app, host=args.host, port=args.port, name="wms-relay desk", threads=args.threads)
+        serve(app, host=args.host, port=args.port, name="wms-relay desk", threads=args.threads,
+              limits=DoorLimits.from_settings(settings))
     return 0

@@ -48,11 +48,9 @@ def events_of(args: argparse.Namespace) -> list | None:
 
 @friendly_errors
 def run(args: argparse.Namespace) -> int:
-    from worker.delivery.admission import take_in_all
+    from worker.delivery.admission import STORE_UNREACHABLE, take_in_all
     from worker.delivery.relay import build_relay
-    from tasks.publishing import celery_publisher
     from worker.store.connection import describe
-    from worker.publisher_app import publisher_app
 
     events = events_of(args)
     if events is None:
@@ -67,13 +65,13 @@ def run(args: argparse.Namespace) -> int:
     parked.addHandler(logging.NullHandler())
     parked.propagate = False
     relay = build_relay(settings, sends=False)  # never starts a store: StoreNotFound, exit 3
-    app = publisher_app(settings)  # nor does this app (worker.celery's would start the embedded one)
     store = describe(settings)
     if not args.json:
         say_store(store)
     counts: dict[str, int] = {}
+    abandoned: list = []
     try:
-        for intake in take_in_all(relay, celery_publisher(app), args.operation, events):
+        for intake in take_in_all(relay, args.operation, events, abandon=abandoned.extend):
             shown = intake.state or "not admitted"
             counts[shown] = counts.get(shown, 0) + 1
             if args.json:
@@ -81,8 +79,14 @@ def run(args: argparse.Namespace) -> int:
                                   "note": intake.note, "store": store}))
             else:
                 print(f"{args.operation} {one_line(intake.key)}: {shown} — {one_line(intake.note)}")
+        if abandoned:  # not admitted, yet the store may have run them before it stopped answering
+            try:
+                relay.ledger.withdraw_admissions(abandoned)
+            except STORE_UNREACHABLE:
+                print(f"wms-relay: {len(abandoned)} events not admitted could not be checked: if the store "
+                      "ran them before it stopped answering they will be delivered (once; sending them again "
+                      "is safe)", file=sys.stderr)
     finally:
-        app.close()
         relay.redis.close()
     if not args.json:
         print("Summary: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))

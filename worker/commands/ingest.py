@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from worker.observe.logs import configure
     from worker.web.ingest import create_app
     from worker.web.ingest.tokens import TokenFileError
-    from worker.web.serving import refuse_exposure, serve
+    from worker.web.serving import DoorLimits, refuse_exposure, serve
 
     settings = Settings.from_env()
     configure(settings)
@@ -48,15 +48,17 @@ def run(args: argparse.Namespace) -> int:
         raise SettingsError(str(exc)) from None
     keeper = app.extensions["wms_relay_ingest"].keeper
     refuse_exposure(args.host, has_credentials=keeper.has_credentials, what="the ingest door",
-                    credentials="INGEST_TOKENS_FILE (with at least one token) or INGEST_HMAC_SECRETS")
+                    credentials="INGEST_TOKENS_FILE (with at least one token), INGEST_HMAC_SECRETS or "
+                                "INGEST_WEBHOOK_SECRETS")
     if keeper.is_open:
         logging.getLogger("wms_relay.ingest").warning(
-            "no INGEST_TOKENS_FILE or INGEST_HMAC_SECRETS: open to any caller on loopback only.")
+            "no INGEST_TOKENS_FILE, INGEST_HMAC_SECRETS or INGEST_WEBHOOK_SECRETS: open to any caller on "
+            "loopback only.")
     try:
         # waitress refuses (413, plain text) a body of twice the cap before reading it; between the two,
         # the app answers its own JSON 413.
         serve(app, host=args.host, port=args.port, name="wms-relay ingest", threads=args.threads,
-              max_body_bytes=2 * settings.ingest_max_body_bytes)
+              max_body_bytes=2 * settings.ingest_max_body_bytes, limits=DoorLimits.from_settings(settings))
     except OSError as exc:
         print(f"wms-relay ingest: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 2

@@ -30,7 +30,7 @@ def reject_conflict(relay: Relay, delivery: Delivery, accepted: Any) -> str:
         delivery.operation, delivery.key, delivery.to_message(), "conflict", messages=[detail],
         attempts_log=[], detail=detail, fingerprints=[accepted.existing_fingerprint, accepted.fingerprint],
         destination=delivery.destination)
-    relay.observer.parked(delivery, "dead", detail, letter_id=letter_id)
+    relay.observer.parked(delivery, "dead", detail, letter_id=letter_id, kind="conflict")
     return "dead"
 
 

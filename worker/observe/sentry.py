@@ -2,7 +2,8 @@
 one per configuration fault that opens a destination's circuit (a clock skew).
 
 What is reported: exactly one event per dead letter or uncertain event (``Observer.parked``/``invalid``
-call :func:`report_parked`), tagged with operation, key and state, and — through sentry-sdk's Celery
+call :func:`report_parked`), tagged with operation, key and state — or, for the events of one request at
+a door, one event for them all (:func:`report_parked_together`) — and — through sentry-sdk's Celery
 integration — a task that crashed (Redis gone mid-task).  What is not: retries (the pipeline catches
 Trademax errors; a task that schedules a retry returns normally, so the Celery integration sees nothing),
 and log lines (the logging integration keeps them as breadcrumbs only: otherwise every ERROR line of a
@@ -100,6 +101,38 @@ def report_parked(fields: dict[str, Any]) -> None:
         scope.fingerprint = ["wms-relay", state, destination or "", operation]
         to = f" to {destination}" if destination else ""
         sentry_sdk.capture_message(f"wms-relay {state}: {operation} {key}{to}", level="error")
+
+
+# How many of the events reported together are named in the report's context (the rest are counted).
+NAMED_IN_A_GROUP = 20
+
+
+def report_parked_together(what: str, parked: list[tuple[str, dict[str, Any]]]) -> None:
+    """One Sentry event for the events one request parked at a door: ``parked`` holds (kind, fields) —
+    kind ``invalid``, ``conflict``, ``dead``, ``uncertain`` — and ``what`` names the request, e.g.
+    "wms-relay ingest POST stock.adjust: 10000 events parked (invalid 10000)"."""
+    import sentry_sdk
+
+    if not sentry_sdk.get_client().is_active():
+        return
+    from collections import Counter
+
+    kinds = Counter(kind for kind, _ in parked)
+    operations = sorted({fields["operation"] for _, fields in parked})
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("operation", operations[0] if len(operations) == 1 else "several")
+        scope.set_tag("state", "parked")
+        scope.set_tag("events", str(len(parked)))
+        scope.set_context("events", {
+            "request": what, "count": len(parked), "kinds": dict(kinds),
+            "first": [{**fields, "kind": kind, "next_step": _next_step(fields)}
+                      for kind, fields in parked[:NAMED_IN_A_GROUP]],
+            "next_step": "wms-relay dead list" + (f" --operation {operations[0]}" if len(operations) == 1
+                                                  else "")})
+        # One issue per door and operation, whatever the mix of kinds.
+        scope.fingerprint = ["wms-relay", "together", what]
+        mix = ", ".join(f"{kind} {n}" for kind, n in kinds.most_common())
+        sentry_sdk.capture_message(f"wms-relay {what}: {len(parked)} events parked ({mix})", level="error")
 
 
 def report_configuration_fault(destination: str, fault: str, message: str) -> None:

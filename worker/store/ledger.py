@@ -4,8 +4,9 @@ It is what makes delivery exactly-once.  ``accept`` records an event (or recogni
 different payload under the same key: a conflict); ``claim`` lets one worker at a time send it, under a
 lease that a crashed worker's claim loses when it expires; ``transition`` moves it on (compare-and-set,
 so a worker whose lease was taken over cannot overwrite the new owner's work); support staff ``reopen``
-parked events and ``fill_in_result`` what a destination's answer lacked (a dispatch id); the ingest
-door may ``withdraw`` an accept whose event it could not queue.  Each of these is one Lua script
+parked events and ``fill_in_result`` what a destination's answer lacked (a dispatch id); the doors
+``admit`` an event — accept it and push its task message onto its queue in the same step, or do nothing
+if the store runs it later than the door waits.  Each of these is one Lua script
 (``worker.store.ledger_scripts``): atomic on the server, and carrying a request id, so that a call resent
 after a timeout replays its first reply instead of running twice (the store-call rule:
 ``worker.store.requests``).
@@ -34,6 +35,8 @@ import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
+
+import redis
 
 from worker.encoding import canonical_json, event_ref, stored_json, text
 from worker.store import ledger_scripts
@@ -68,6 +71,11 @@ class AcceptResult:
     @property
     def conflict(self) -> bool:
         return self.status == "conflict"
+
+
+class LateAdmission(redis.TimeoutError):
+    """The store ran an admission later than its "not after" and did nothing (:meth:`Ledger.admit_all`): to
+    the door, the store did not answer in time — "not admitted, send it again", and true."""
 
 
 @dataclass(frozen=True)
@@ -173,7 +181,8 @@ class Ledger:
         self._accept_and_claim = redis_client.register_script(ledger_scripts.ACCEPT_AND_CLAIM)
         self._transition = redis_client.register_script(ledger_scripts.TRANSITION)
         self._record_attempt = redis_client.register_script(ledger_scripts.RECORD_ATTEMPT)
-        self._withdraw = redis_client.register_script(ledger_scripts.WITHDRAW)
+        self._admit = redis_client.register_script(ledger_scripts.ADMIT)
+        self._withdraw_admission = redis_client.register_script(ledger_scripts.WITHDRAW_ADMISSION)
         self._fill_in = redis_client.register_script(ledger_scripts.FILL_IN_RESULT)
 
     @classmethod
@@ -258,14 +267,71 @@ class Ledger:
         accepted = _accepted(reply[:4], print_)
         return accepted, None if accepted.conflict else self._claim_reply(reply[4:], now)
 
-    def withdraw(self, event: Any) -> bool:
-        """Undo an :meth:`accept` whose event could not be queued (the door answers "not admitted, send
-        it again"): remove the record if it is still exactly as accept left it — ``accepted``, never
-        claimed, same fields.  True if removed.  Harmless if a copy of the event is queued after all: the
-        worker records it again when it takes the message."""
-        event = LedgerEvent.coerce(event)
-        return bool(self._withdraw(keys=self._request_keys(event.operation, event.key),
-                                   args=[fingerprint(event.fields), event_ref(event.operation, event.key)]))
+    def admit_all(self, admissions: list[tuple[Any, str, str, str]], *,
+                  not_after: float | None = None) -> list[tuple[AcceptResult, bool] | Exception]:
+        """Admit each ``(event, queue, task message, request id)`` in order, in one round trip (a
+        pipeline): accept it (as :meth:`accept`) and, unless it is settled (delivered, superseded,
+        discarded, dead, uncertain), push ``task message`` onto the ``queue`` list in the same script — an
+        event is recorded *and* queued, or neither.  Each answer is (AcceptResult, queued?) — nothing
+        queued for a conflict — or, for a script the store ran after ``not_after`` (a store time,
+        :meth:`server_time`), a :class:`LateAdmission`: it did nothing.  The request ids (one per event,
+        ``worker.store.requests.request_id``) make redis-py's resend of the pipeline after a timeout replay
+        the scripts that ran; :meth:`withdraw_admissions` takes back what they did."""
+        calls, prints = [], []
+        for event, queue, message, rid in admissions:
+            event = LedgerEvent.coerce(event)
+            print_ = fingerprint(event.fields)
+            prints.append(print_)
+            body = event_json(print_, event.key, event.fields, event.occurred_at, event.event_id)
+            keys = [*self._keys(event.operation, event.key), queue, reply_key(self._ns, rid)]
+            calls.append((len(keys), *keys, print_, body, _stamp(self._clock()),
+                          event_ref(event.operation, event.key),
+                          "" if not_after is None else f"{not_after:.6f}", message))
+        replies = self._evalsha_all(self._admit, calls)
+        answers: list[tuple[AcceptResult, bool] | Exception] = []
+        for print_, reply in zip(prints, replies):
+            if isinstance(reply, Exception):
+                answers.append(reply)
+            elif text(reply[0]) == "late":
+                answers.append(LateAdmission(f"the store ran the admission after {not_after:.3f}, when the "
+                                             "door had stopped waiting: it did nothing"))
+            else:
+                answers.append((_accepted(reply[:4], print_), len(reply) > 4 and int(reply[4]) == 1))
+        return answers
+
+    def _evalsha_all(self, script, calls: list[tuple]) -> list:
+        """EVALSHA ``script`` once per call in one pipeline, its replies (an error as an exception).  If the
+        store does not know the script (a restarted server), load it and send the pipeline again: the
+        calls that ran replay by their request ids, the others run now.  (redis-py's own pipeline scripts
+        would ask SCRIPT EXISTS first: one more round trip for every request.)"""
+        for _ in range(2):
+            pipe = self._redis.pipeline(transaction=False)
+            for call in calls:
+                pipe.evalsha(script.sha, *call)
+            replies = pipe.execute(raise_on_error=False)
+            if not any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
+                return replies
+            script.sha = self._redis.script_load(script.script)
+        return replies
+
+    def withdraw_admissions(self, admissions: list[tuple[Any, str, str, str]]) -> list[str]:
+        """Take back what each ``(event, queue, task message, request id)`` of :meth:`admit_all` did, for
+        admissions the door answered "not admitted" without knowing whether the store ran them: the
+        message, if still on the queue, and the record, if that admission made it and nothing moved it
+        on.  One round trip; per admission 'never', 'nothing', 'taken' (a worker has the message: the
+        event will be delivered), 'unqueued' or 'withdrawn' (``ledger_scripts.WITHDRAW_ADMISSION``)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for event, queue, message, rid in admissions:
+            event = LedgerEvent.coerce(event)
+            keys = self._keys(event.operation, event.key)
+            self._withdraw_admission(keys=[*keys, queue, reply_key(self._ns, rid)], client=pipe, args=[
+                fingerprint(event.fields), event_ref(event.operation, event.key), message])
+        return [text(reply) for reply in pipe.execute()]
+
+    def server_time(self) -> float:
+        """The store's own clock (Unix seconds): what :meth:`admit_all`'s ``not_after`` is measured on."""
+        seconds, micros = self._redis.time()
+        return int(seconds) + int(micros) / 1e6
 
     def claim(self, operation: str, key: str, fingerprint: str, owner: str) -> Claim:
         """Take the event for one send attempt (``status == "claimed"``), under a lease.

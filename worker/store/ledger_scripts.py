@@ -11,8 +11,9 @@ Every script gets the same KEYS, in this order (see ``worker.store.ledger.Ledger
                 dropped when a new minute starts) — a few hundred fields in all, not one entry per event
     KEYS[4..9]  one sorted set per open state, scored by the time the event entered it:
                 accepted, sending, retrying, waiting, uncertain, dead
-    KEYS[10]    (accept, claim, transition, attempt log, withdraw, fill in) the request's reply key: a resent
-                call replays its first reply instead of running twice (``worker.store.requests``)
+    KEYS[10]    (accept, claim, transition, attempt log, fill in) the request's reply key: a resent call
+                replays its first reply instead of running twice (``worker.store.requests``)
+                (admit: KEYS[10] is the task queue's list, KEYS[11] the reply key)
 
 The record hash keeps as few fields as it can (each field of a hash that holds a long value costs
 Redis ~25-40 bytes of bookkeeping, more when its table grows), so a delivered event has five:
@@ -28,8 +29,9 @@ Redis ~25-40 bytes of bookkeeping, more when its table grows), so a delivered ev
     l   the lease, "expiry owner" (only while sending)     b  attempts when last reopened (after a reopen)
 
 Times are Unix seconds with milliseconds, passed in by the caller (the clock is injected; the scripts
-never read the server's), as text that is already a valid JSON number.  Declaring every key a script
-may touch keeps the scripts correct on any Redis >= 6 / Valkey.
+never read the server's for what they record), as text that is already a valid JSON number.  One
+script reads the server's clock, and only to decide whether to run at all: ADMIT's "not after"
+(below).  Declaring every key a script may touch keeps the scripts correct on any Redis >= 6 / Valkey.
 """
 from __future__ import annotations
 
@@ -107,6 +109,57 @@ history(ARGV[3], '', 'accepted', 'accepted', '', '')
 moved(ARGV[4], nil, 'accepted', ARGV[3], 0, 0)
 return {'accepted', 'accepted', ARGV[1], '0'}
 """)
+
+# The door's admission of one event, in one step: ACCEPT, and unless the event is settled, its task message
+# pushed onto its queue — so an event is fully admitted (recorded *and* queued) or not at all.  "Not
+# after": a store time (Unix seconds) past which the script does nothing and answers 'late': the door
+# that sent it has given up (it answered 503, "nothing of it was kept") when a stalled store runs it on
+# waking.  ARGV: fingerprint, event JSON, now, member, not after ('' for none), task message.  KEYS[10]:
+# the queue's list.  Returns ACCEPT's four values and 1 if the message was pushed, 0 if not; or {'late'}.
+ADMIT = _PRELUDE + replaying("""
+if ARGV[5] ~= '' then
+  local t = redis.call('TIME')
+  if tonumber(t[1]) + tonumber(t[2]) / 1000000 > tonumber(ARGV[5]) then return {'late'} end
+end
+local found = redis.call('HMGET', KEYS[1], 's', 'e', 'n')
+local status, state = 'accepted', 'accepted'
+if found[1] then
+  local stored = fingerprint_of(found[2]) or ''
+  if stored ~= ARGV[1] then return {'conflict', found[1], stored, found[3]} end
+  status, state = 'known', found[1]
+else
+  redis.call('HSET', KEYS[1], 's', 'accepted', 'n', 0, 'e', ARGV[2])
+  history(ARGV[3], '', 'accepted', 'accepted', '', '')
+  moved(ARGV[4], nil, 'accepted', ARGV[3], 0, 0)
+end
+if FINAL[state] or state == 'dead' or state == 'uncertain' then
+  return {status, state, ARGV[1], found[3] or '0', 0}
+end
+redis.call('LPUSH', KEYS[10], ARGV[6])
+return {status, state, ARGV[1], found[3] or '0', 1}
+""")
+
+# Take back an admission the door gave up on (it answered 503) although the store may have run it in time
+# (a store frozen between running the script and sending its answer).  KEYS as ADMIT's, KEYS[11] being
+# that admission's reply key.  ARGV: fingerprint, member, task message.  Only what that very admission
+# did, and only while nothing moved on: its message still on the queue (LREM: a worker that took it
+# already delivers the event), its record still as it left it.  Idempotent by itself (no request id):
+# 'never' (the admission did not run, or ran late), 'nothing' (it queued nothing), 'taken' (its message is
+# gone: a worker has it), 'unqueued' (its message removed; the record was not its own), 'withdrawn'.
+WITHDRAW_ADMISSION = _PRELUDE + """
+local seen = redis.call('GET', KEYS[11])
+if not seen then return 'never' end
+local reply = cjson.decode(seen)
+if reply[1] == 'late' then return 'never' end
+if reply[1] == 'conflict' or reply[5] == 0 then return 'nothing' end
+if redis.call('LREM', KEYS[10], 1, ARGV[3]) == 0 then return 'taken' end
+if reply[1] ~= 'accepted' then return 'unqueued' end
+local r = redis.call('HMGET', KEYS[1], 's', 'e', 'n')
+if r[1] ~= 'accepted' or r[3] ~= '0' or fingerprint_of(r[2]) ~= ARGV[1] then return 'unqueued' end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[OPEN.accepted], ARGV[2])
+return 'withdrawn'
+"""
 
 # Claim a record that exists and whose fingerprint matched.  r: HMGET of s, e, l, b, rs (false if missing).
 _CLAIM_RECORD = """
@@ -198,16 +251,5 @@ if not r[1] then return 0 end
 local _, holder = lease_of(r[2])
 if ARGV[1] ~= '' and holder ~= ARGV[1] then return 0 end
 tell(ARGV[2])
-return 1
-""")
-
-# Take back a record the ingest door has just created and could not queue: only while it is still as
-# ACCEPT left it (accepted, never claimed, same fingerprint).  ARGV: fingerprint, member.  Returns 1 if
-# removed.  With a request id: resent after a timeout, it answers its first reply (1), not 0.
-WITHDRAW = _PRELUDE + replaying("""
-local r = redis.call('HMGET', KEYS[1], 's', 'e', 'n')
-if r[1] ~= 'accepted' or r[3] ~= '0' or fingerprint_of(r[2]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[OPEN.accepted], ARGV[2])
 return 1
 """)

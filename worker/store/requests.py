@@ -11,13 +11,13 @@ passed to another worker" and a duplicate attempt entry).  The rule, for every s
 2. **Plain writes** are idempotent by construction — SET / HSET / ZADD / SADD / DEL of a given value —
    so a resend lands the same state.
 3. **Every Lua script that changes state and whose reply matters, or whose rerun would not land the same
-   state** (the ledger's accept, claim, transition, attempt log, withdraw, a person's fill-in of a result —
-   in every destination's ledger, the fan-out's accepts included; a dead letter's id, its take/discard,
-   its write and indexing, which append to the search's terms index, and its purge; StockTrim's forecast
-   turn; a batch of attempt counts for the metrics; flow control's batch add/take/settle, circuit report
-   and probe, gate admit, rate-limit take and hold, parking release, pause and resume) carries a
-   **request id**: the script stores its reply under ``<namespace>:request:<id>`` (``wms:request:<id>``,
-   or the destination's namespace
+   state** (the ledger's accept, claim, transition, attempt log, a person's fill-in of a result, the
+   doors' admit — in every destination's ledger, the fan-out's accepts included; a dead letter's id, its
+   take/discard, its write and indexing, which append to the search's terms index, and its purge;
+   StockTrim's forecast turn; a batch of attempt counts for the metrics; flow control's batch
+   add/take/settle, circuit report and probe, gate admit, rate-limit take and hold, parking release, pause
+   and resume) carries a **request id**: the script stores its reply under ``<namespace>:request:<id>``
+   (``wms:request:<id>``, or the destination's namespace
    ``wms:kaching:request:<id>``; kept :data:`REPLY_TTL_SECONDS`) and a second run with that id returns the
    stored reply without doing anything.  A resend — by redis-py, or by our own code once the store is
    back — is then a *replay*, never a second execution.
@@ -29,8 +29,9 @@ passed to another worker" and a duplicate attempt entry).  The rule, for every s
 
 Scripts that are idempotent by nature (the stock turn, in each destination's namespace: same owner →
 same answer; the retry schedule's ZADD/HSET; taking dispatch waiters, which are rescheduled anyway; the
-Stock2Shop login lock's compare-and-delete) need no request id.  A ``SET NX`` lock (Stock2Shop's login)
-is not a script: its taker looks for its own owner id when told "not set" (a resend of a SET that ran).
+Stock2Shop login lock's compare-and-delete; taking back an admission the door answered 503 for) need no
+request id.  A ``SET NX`` (Stock2Shop's login lock, the ingest door's replay guard) is not a script: its
+caller writes its own owner id and looks for it when told "not set" (a resend of a SET that ran).
 
     <namespace>:request:<id>    string: the JSON reply of the script run with that id (expires after 10 min)
 """

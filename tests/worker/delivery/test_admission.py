@@ -1,7 +1,8 @@
-"""The one door (worker.delivery.admission): every event ends fully admitted (in the ledger and queued) or
-not at all — also when the store fails in the middle of a batch — and the answer says which is which.
+"""The one door (worker.delivery.admission): every event ends fully admitted (in the ledger and queued, in
+one store call) or not at all — also when the store fails, or runs an admission only after the door
+stopped waiting for it — and the answer says which is which.
 
-fakeredis stands in for the store; the publisher is the injected seam (a list, or one that fails)."""
+fakeredis stands in for the store; what the door queued is read back from its lists."""
 from __future__ import annotations
 
 import json
@@ -9,11 +10,13 @@ from pathlib import Path
 
 import fakeredis
 import pytest
-from kombu.exceptions import OperationalError
+import redis
 
+from tests.fixtures.queues import queued_messages
 from worker.delivery.admission import read_events, take_in, take_in_all
 from worker.delivery.relay import build_relay
 from worker.settings import Settings
+from worker.store.ledger import LateAdmission
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
@@ -28,114 +31,165 @@ def server():
 
 
 @pytest.fixture
-def relay(server):
-    return build_relay(Settings(), redis_client=fakeredis.FakeRedis(server=server, decode_responses=True),
-                       sends=False, clock=lambda: 1_700_000_000.0)
+def store(server):
+    return fakeredis.FakeRedis(server=server, decode_responses=True)
+
+
+@pytest.fixture
+def relay(store):
+    return build_relay(Settings(), redis_client=store, sends=False, clock=lambda: 1_700_000_000.0)
 
 
 def adjustments(count: int) -> list[dict]:
     return [example("stock.adjust", event_id=f"adj-{n}", quantity=n) for n in range(count)]
 
 
-def test_a_new_event_is_recorded_and_queued_once_and_known_afterwards(relay):
-    queued: list[dict] = []
-    first = take_in(relay, queued.append, "stock.adjust", example("stock.adjust"))
+def test_a_new_event_is_recorded_and_queued_once_and_known_afterwards(relay, store):
+    first = take_in(relay, "stock.adjust", example("stock.adjust"))
     assert (first.verdict, first.state, first.admitted) == ("queued", "accepted", True)
+    queued = queued_messages(store)
     assert queued == [{"task": "trademax.stock.adjust", "event": queued[0]["event"]}]
-    again = take_in(relay, queued.append, "stock.adjust", example("stock.adjust"))
+    assert queued[0]["event"]["event_id"] == example("stock.adjust")["event_id"]
+    again = take_in(relay, "stock.adjust", example("stock.adjust"))
     assert (again.verdict, again.state) == ("queued_again", "accepted")
-    assert len(queued) == 2  # a repeat is queued again; the ledger's claim sends it once
+    assert len(queued_messages(store)) == 2  # a repeat is queued again; the ledger's claim sends it once
 
 
-def test_invalid_and_conflicting_events_become_dead_letters_and_are_not_queued(relay):
-    queued: list[dict] = []
+def test_the_queued_message_is_one_the_workers_screen_passes(relay, store):
+    from tasks.raw_messages import Passed, screen
+
+    take_in(relay, "receipt.create", example("receipt.create"))
+    [raw] = store.lrange("trademax.receipt", 0, -1)
+    verdict = screen(raw, "trademax.receipt", now=1_700_000_000.0)
+    assert isinstance(verdict, Passed) and verdict.envelope["headers"]["task"] == "trademax.receipt.create"
+
+
+def test_invalid_and_conflicting_events_become_dead_letters_and_are_not_queued(relay, store):
     invalid = json.loads((EXAMPLES / "invalid-receipt.json").read_text())
-    bad = take_in(relay, queued.append, "receipt.create", invalid)
+    bad = take_in(relay, "receipt.create", invalid)
     assert (bad.verdict, bad.state, bad.key) == ("invalid", "dead", "(no key)")
     assert set(bad.problems) == {"order_type", "received_date", "products.0.quantity", "products.1.colour",
                                  "transaction_id"}
-    take_in(relay, queued.append, "stock.adjust", example("stock.adjust"))
-    clash = take_in(relay, queued.append, "stock.adjust", example("stock.adjust", quantity=1))
+    take_in(relay, "stock.adjust", example("stock.adjust"))
+    clash = take_in(relay, "stock.adjust", example("stock.adjust", quantity=1))
     assert (clash.verdict, clash.state) == ("conflict", "dead")
-    assert len(queued) == 1
+    assert len(queued_messages(store)) == 1
     letters = relay.dead_letters.list()
     assert sorted(letter.reason for letter in letters) == ["conflict", "invalid"]
     invalid = next(letter for letter in letters if letter.reason == "invalid")
     assert invalid.messages == bad.problems  # the answer carries what the dead letter keeps
 
 
-def test_a_store_failure_in_the_middle_of_a_batch_leaves_nothing_half_admitted(server, relay):
-    queued: list[dict] = []
+def test_a_batch_keeps_its_order_across_chunks_and_a_key_twice_in_it(relay, store):
+    from worker.delivery.admission import CHUNK
 
-    def publish_then_fail_after_three(message: dict) -> None:
-        queued.append(message)
-        if len(queued) == 3:
-            server.connected = False  # the store goes away right after the third event was queued
+    events = adjustments(CHUNK + 3) + [example("stock.adjust", event_id="adj-0", quantity=0), 0,
+                                       example("stock.adjust", event_id="adj-1", quantity=99)]
+    intakes = take_in_all(relay, "stock.adjust", events)
+    assert [i.verdict for i in intakes] == ["queued"] * (CHUNK + 3) + ["queued_again", "invalid", "conflict"]
+    assert [m["event"]["event_id"] for m in queued_messages(store)] == (
+        [f"adj-{n}" for n in range(CHUNK + 3)] + ["adj-0"])
 
-    intakes = take_in_all(relay, publish_then_fail_after_three, "stock.adjust", adjustments(6))
+
+def test_a_store_that_does_not_answer_at_all_admits_nothing(server, relay, store):
+    server.connected = False
+    intakes = take_in_all(relay, "stock.adjust", adjustments(2) + [{"event_id": "bad"}])
     server.connected = True
-    assert [i.verdict for i in intakes] == ["queued"] * 3 + ["store_down", "not_tried", "not_tried"]
-    assert [i.key for i in intakes] == [f"adj-{n}" for n in range(6)]
-    assert all(i.state is None and "send it again" in i.note for i in intakes[3:])
-    assert [m["event"]["event_id"] for m in queued] == ["adj-0", "adj-1", "adj-2"]
-    in_ledger = [relay.ledger.get("stock.adjust", f"adj-{n}") is not None for n in range(6)]
-    assert in_ledger == [True] * 3 + [False] * 3
-    # Sending the whole batch again admits the rest; the first three are recognised, not duplicated.
-    again = take_in_all(relay, queued.append, "stock.adjust", adjustments(6))
-    assert [i.verdict for i in again] == ["queued_again"] * 3 + ["queued"] * 3
+    # The invalid event's dead letter is written first (the valid ones then go in one round trip): the
+    # store failed on it, and the others were not tried.
+    assert [i.verdict for i in intakes] == ["not_tried", "not_tried", "store_down"]
+    assert all(i.state is None and "send it again" in i.note for i in intakes)
+    assert queued_messages(store) == [] and relay.ledger.count_by_state()["accepted"] == 0
 
 
-def test_an_event_the_ledger_took_but_the_queue_did_not_is_withdrawn(relay):
-    def broker_down(message: dict) -> None:
-        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
-
-    intake = take_in(relay, broker_down, "stock.adjust", example("stock.adjust"))
-    assert (intake.verdict, intake.state) == ("store_down", None)
-    assert relay.ledger.get("stock.adjust", intake.key) is None
-    assert relay.ledger.count_by_state().get("accepted", 0) == 0
-
-
-def test_withdrawing_leaves_an_event_someone_else_moved_on(relay):
+def test_an_admission_the_store_runs_after_its_not_after_does_nothing(relay, store):
+    """A stalled store runs what it was sent when it wakes — after the door answered 503 ("nothing of it
+    was kept"): the admission finds its "not after" passed and leaves no record and no message."""
     from tasks.events import validate_event
 
     event = validate_event("stock.adjust", example("stock.adjust"))
-    relay.ledger.accept(event)
-    relay.ledger.claim(event.operation, event.key, relay.ledger.get(event.operation, event.key).fingerprint,
-                       "worker-1")
-    assert relay.ledger.withdraw(event) is False
-    assert relay.ledger.get(event.operation, event.key).state == "sending"
+    ledger = relay.ledger
+    [late] = ledger.admit_all([(event, "trademax.stock", "{}", "r1")], not_after=ledger.server_time() - 0.01)
+    assert isinstance(late, LateAdmission)
+    assert ledger.get(event.operation, event.key) is None and store.llen("trademax.stock") == 0
+    [(accepted, queued)] = ledger.admit_all([(event, "trademax.stock", "{}", "r1-again")],
+                                            not_after=ledger.server_time() + 4)
+    assert (accepted.status, queued) == ("accepted", True) and store.llen("trademax.stock") == 1
+
+
+def test_a_resent_admission_replays_its_answer_and_queues_once(relay, store):
+    """redis-py resends a pipeline after a socket timeout: an admission that ran is replayed by its request
+    id (the store-call rule), not run again — one record, one message; and a late one stays late."""
+    from tasks.events import validate_event
+
+    event = validate_event("stock.adjust", example("stock.adjust"))
+    ledger = relay.ledger
+    for _ in range(2):
+        [(accepted, queued)] = ledger.admit_all([(event, "trademax.stock", "{}", "r1")])
+        assert (accepted.status, queued) == ("accepted", True)
+    assert store.llen("trademax.stock") == 1
     other = validate_event("stock.adjust", example("stock.adjust", event_id="other"))
-    relay.ledger.accept(other)
-    changed = validate_event("stock.adjust", example("stock.adjust", event_id="other", quantity=3))
-    assert relay.ledger.withdraw(changed) is False  # another payload under the key: not ours to take back
-    assert relay.ledger.withdraw(other) is True
+    [late] = ledger.admit_all([(other, "trademax.stock", "{}", "r2")], not_after=ledger.server_time() - 1)
+    # The resend, run in time now: still the first answer, and still nothing done.
+    [again] = ledger.admit_all([(other, "trademax.stock", "{}", "r2")], not_after=ledger.server_time() + 4)
+    assert isinstance(late, LateAdmission) and isinstance(again, LateAdmission)
+    assert ledger.get("stock.adjust", "other") is None
 
 
-def test_a_known_event_that_fails_to_queue_again_is_not_withdrawn(relay):
-    take_in(relay, lambda message: None, "stock.adjust", example("stock.adjust"))
+def test_an_admission_abandoned_at_503_is_taken_back_once_the_store_answers(relay, store):
+    """The store ran the admissions but froze before answering: the door answered 503, and takes back each
+    one's message and record once the store answers — but leaves what another request made, and a message
+    a worker already took."""
+    from tasks.events import validate_event
 
-    def broker_down(message: dict) -> None:
-        raise OperationalError("down")
+    ledger = relay.ledger
+    known = validate_event("stock.adjust", example("stock.adjust", event_id="known"))
+    ledger.accept(known)
+    items = [(validate_event("stock.adjust", example("stock.adjust", event_id=f"w{n}")), "trademax.stock",
+              f"message-{n}", f"rid-{n}") for n in range(3)]
+    items.append((known, "trademax.stock", "message-known", "rid-known"))
+    never = (validate_event("stock.adjust", example("stock.adjust", event_id="never")), "trademax.stock",
+             "message-never", "rid-never")
+    ledger.admit_all(items)  # ran; its answers lost on the way (the door answered 503)
+    store.rpop("trademax.stock")  # a worker took w0's message (the oldest) already
+    assert ledger.withdraw_admissions(items + [never]) == ["taken", "withdrawn", "withdrawn", "unqueued",
+                                                           "never"]
+    assert [ledger.get("stock.adjust", f"w{n}") is not None for n in range(3)] == [True, False, False]
+    assert ledger.get("stock.adjust", "known").state == "accepted"  # another request's record stays
+    assert store.lrange("trademax.stock", 0, -1) == []
+    assert ledger.withdraw_admissions(items) == ["taken", "taken", "taken", "taken"]  # idempotent by itself
 
-    assert take_in(relay, broker_down, "stock.adjust", example("stock.adjust")).verdict == "store_down"
-    assert relay.ledger.get("stock.adjust", example("stock.adjust")["event_id"]).state == "accepted"
 
+def test_withdrawals_wait_for_the_store_and_then_take_back(server, relay, store):
+    import time
 
-def test_a_store_that_does_not_answer_at_all_admits_nothing(server, relay):
+    from tasks.events import validate_event
+    from worker.delivery.admission import STORE_UNREACHABLE
+    from worker.delivery.withdrawals import Withdrawals
+
+    item = (validate_event("stock.adjust", example("stock.adjust")), "trademax.stock", "m", "rid")
+    relay.ledger.admit_all([item])
+    withdrawals = Withdrawals(relay.ledger, STORE_UNREACHABLE, pause=0.01)
     server.connected = False
-    intakes = take_in_all(relay, lambda message: None, "stock.adjust", adjustments(2))
-    assert [i.verdict for i in intakes] == ["store_down", "not_tried"]
+    withdrawals.add([item])
+    time.sleep(0.2)
+    assert withdrawals.pending == 1  # tried, and keeps trying while the store does not answer
+    server.connected = True
+    deadline = time.monotonic() + 10
+    while withdrawals.pending and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert withdrawals.pending == 0
+    assert relay.ledger.get(item[0].operation, item[0].key) is None and store.llen("trademax.stock") == 0
 
 
-def test_settled_events_are_not_queued_again(relay):
+def test_settled_events_are_not_queued_again(relay, store):
     from tasks.events import validate_event
 
     event = validate_event("stock.adjust", example("stock.adjust"))
     relay.ledger.accept(event)
     relay.ledger.transition(event.operation, event.key, "delivered", reason="test")
-    queued: list[dict] = []
-    intake = take_in(relay, queued.append, "stock.adjust", example("stock.adjust"))
-    assert (intake.verdict, intake.state, queued) == ("settled", "delivered", [])
+    intake = take_in(relay, "stock.adjust", example("stock.adjust"))
+    assert (intake.verdict, intake.state, queued_messages(store)) == ("settled", "delivered", [])
 
 
 @pytest.mark.parametrize("text, count", [
@@ -147,3 +201,20 @@ def test_read_events_takes_an_object_an_array_or_json_lines(text, count):
 def test_read_events_names_the_line_that_is_not_json():
     with pytest.raises(ValueError, match="line 2 is not JSON"):
         read_events('{"a": 1}\n{"a": \n')
+
+
+@pytest.mark.parametrize("reply, not_now", [
+    ("OOM command not allowed when used memory > 'maxmemory'.", True),
+    ("BUSY Redis is busy running a script.", True),
+    ("LOADING Redis is loading the dataset in memory", True),
+    ("READONLY You can't write against a read only replica.", True),
+    ("WRONGTYPE Operation against a key holding the wrong kind of value", False),
+    ("ERR Error running script (call to f_0123): @user_script:1: bad argument", False),
+])
+def test_an_admissions_error_reply_is_503_only_when_the_store_could_not_run_it_now(reply, not_now):
+    """The store's "not now" (full, busy, loading, a replica) is the door's 503, send it again; any other
+    error reply is a fault of the relay's (500), never "the store did not answer"."""
+    from worker.delivery.admission import _store_could_not
+
+    assert _store_could_not(redis.ResponseError(reply)) is not_now
+    assert _store_could_not(LateAdmission("ran after its not-after")) is True

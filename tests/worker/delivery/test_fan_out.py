@@ -17,7 +17,6 @@ import json
 from pathlib import Path
 
 import pytest
-import redis
 
 from tasks.events import validate_event
 from tests.fixtures.every_destination import NAMES, count, every_destination_relay, run_published, states
@@ -119,11 +118,13 @@ def test_a_dead_letter_names_its_destination_and_is_found_by_its_ref(relay):
 def test_an_event_taken_in_at_the_door_fans_out_as_one_the_wms_published(relay):
     """``enqueue`` and the HTTP ingest (worker.delivery.admission) queue the WMS's own task; its run fans
     out, so the door routes exactly as a message the WMS published itself — and a door that could not
-    queue the event (withdrawn: not admitted) has left nothing at any other destination."""
+    admit the event (the store down: nothing recorded, nothing queued) has left nothing at any other
+    destination."""
+    from tests.fixtures.queues import queued_messages
     from worker.delivery.admission import take_in
 
-    queued: list[dict] = []
-    intake = take_in(relay, queued.append, "stock.adjust", count("door-1"))
+    intake = take_in(relay, "stock.adjust", count("door-1"))
+    queued = queued_messages(relay.redis)
     assert intake.verdict == "queued" and [m["task"] for m in queued] == ["trademax.stock.adjust"]
     assert all(relay.ledger_of(name).get("stock.adjust", "door-1") is None for name in NAMES[1:])
     (message,) = queued
@@ -131,9 +132,13 @@ def test_an_event_taken_in_at_the_door_fans_out_as_one_the_wms_published(relay):
     assert set(run_published(relay).values()) == {"delivered"}
     assert states(relay, "door-1") == dict.fromkeys(NAMES, "delivered")
 
-    def refused(message):
-        raise redis.ConnectionError("broker down")
+    import fakeredis
 
-    failed = take_in(relay, refused, "stock.adjust", count("door-2"))
+    server = fakeredis.FakeServer()
+    down = every_destination_relay(fakeredis.FakeRedis(server=server, decode_responses=True))
+    server.connected = False
+    failed = take_in(down, "stock.adjust", count("door-2"))
+    server.connected = True
     assert failed.verdict == "store_down"
-    assert all(relay.ledger_of(name).get("stock.adjust", "door-2") is None for name in NAMES)
+    assert all(down.ledger_of(name).get("stock.adjust", "door-2") is None for name in NAMES)
+    assert queued_messages(down.redis) == []

@@ -174,3 +174,27 @@ def test_one_json_log_line_per_attempt_and_no_secret_in_any_line(settings, relay
     assert {"time", "level"} <= set(attempts[0])
     text = stream.getvalue()
     assert SECRET not in text and SIGNATURE not in text and f"signature={FILTERED}" in text
+
+
+def test_a_door_request_with_many_invalid_events_is_one_report(sentry, relay):
+    """10,000 `[0,0,...]` items in one POST made ~10,000 Sentry reports (issue 23.7): the events one request
+    parks at a door are one report naming how many of each kind; each is still its own dead letter."""
+    from worker.delivery.admission import take_in_all
+
+    receipt = example("receipt.create", transaction_id="R-ONE")
+    take_in_all(relay, "receipt.create", [receipt], door="ingest POST")
+    conflict = {**receipt, "order_no": "OTHER"}
+    intakes = take_in_all(relay, "receipt.create", [0] * 300 + [conflict, receipt],
+                          door="ingest POST")
+    assert [i.verdict for i in intakes] == ["invalid"] * 300 + ["conflict", "queued_again"]
+    assert relay.dead_letters.count() == 301
+    [report] = sentry.events()
+    assert report["message"] == ("wms-relay ingest POST receipt.create: 301 events parked "
+                                 "(invalid 300, conflict 1)")
+    assert report["tags"]["events"] == "301" and report["tags"]["operation"] == "receipt.create"
+    context = report["contexts"]["events"]
+    assert context["kinds"] == {"invalid": 300, "conflict": 1} and len(context["first"]) == 20
+    assert context["first"][0]["next_step"].startswith("wms-relay dead show ")
+    # A request with one parked event reports it as the pipeline does, on its own.
+    take_in_all(relay, "receipt.create", [{"transaction_id": "R-BAD"}], door="ingest POST")
+    assert sentry.events()[-1]["message"] == "wms-relay dead: receipt.create R-BAD"

@@ -1,7 +1,8 @@
 """The store-call rule (worker.store.requests): a state-changing script resent with the same request id —
 by redis-py after a timeout, or by the delivery once the store is back — replays its first reply and
 changes nothing more: a claim resent is not a second claim, a transition resent is not refused, a dead
-letter's id resent is the same id.  Runs on fakeredis and on valkey (``store_client``)."""
+letter's id resent is the same id, an admission resent pushes its message once.  Runs on fakeredis and
+on valkey (``store_client``)."""
 from __future__ import annotations
 
 from worker.destinations.table import delivery_ref
@@ -49,16 +50,33 @@ def test_a_dead_letter_id_resent_is_the_same_id(store_client):
     assert first == again and letters.count() == 1
 
 
-def test_a_withdrawal_resent_replays_that_it_removed_the_record(store_client):
+def test_an_admission_resent_replays_its_answer_and_pushes_once(store_client):
+    """The door's admission (record + task message, one script): resent after a timeout, it answers what it
+    did the first time and pushes nothing more; run after its "not after" (a stalled store waking), it
+    does nothing at all — checked against the store's own clock (TIME) on valkey too."""
+    store_client.delete("q:test")
     ledger = Ledger(store_client, lease_seconds=30, delivered_retention_seconds=60)
-    ledger.accept(event("S-4"))
-    with replayable("withdraw"):
-        first = ledger.withdraw(event("S-4"))
-    with replayable("withdraw"):  # resent after a timeout: the first reply, not "nothing to remove"
-        again = ledger.withdraw(event("S-4"))
-    assert first is True and again is True
-    assert ledger.get("stock.adjust", "S-4") is None
-    assert ledger.withdraw(event("S-4")) is False  # a new request: there is nothing left to take back
+    for _ in range(2):
+        with replayable("admit"):
+            [(accepted, queued)] = ledger.admit_all([(event("S-4"), "q:test", "m", "r-s4")],
+                                                    not_after=ledger.server_time() + 4)
+        assert (accepted.status, queued) == ("accepted", True)
+    assert store_client.llen("q:test") == 1 and ledger.get("stock.adjust", "S-4").state == "accepted"
+    [late] = ledger.admit_all([(event("S-5"), "q:test", "m", "r-s5")], not_after=ledger.server_time() - 0.5)
+    assert type(late).__name__ == "LateAdmission"
+    assert ledger.get("stock.adjust", "S-5") is None and store_client.llen("q:test") == 1
+
+
+def test_an_admission_to_a_store_that_forgot_the_script_loads_it_and_runs_once(store_client):
+    """A restarted store has no scripts: the pipeline of EVALSHAs is answered NOSCRIPT, the script is
+    loaded and the pipeline sent again — each admission runs once."""
+    store_client.delete("q:flush")
+    ledger = Ledger(store_client, lease_seconds=30, delivered_retention_seconds=60)
+    store_client.script_flush()
+    answers = ledger.admit_all([(event("S-6"), "q:flush", "m6", "r-s6"),
+                                (event("S-7"), "q:flush", "m7", "r-s7")])
+    assert [(accepted.status, queued) for accepted, queued in answers] == [("accepted", True)] * 2
+    assert store_client.lrange("q:flush", 0, -1) in (["m7", "m6"], [b"m7", b"m6"])
 
 
 def test_a_result_filled_in_by_a_person_carries_a_request_id_and_keeps_its_reply(store_client):

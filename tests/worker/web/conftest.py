@@ -1,4 +1,4 @@
-"""The ingest app on fakeredis with a list for a queue: what the routes do, without processes."""
+"""The ingest app on fakeredis (the queues are its lists): what the routes do, without processes."""
 from __future__ import annotations
 
 import json
@@ -7,6 +7,7 @@ from pathlib import Path
 import fakeredis
 import pytest
 
+from tests.fixtures.queues import queued_messages
 from worker.delivery.relay import build_relay
 from worker.settings import Settings
 from worker.web.ingest import create_app
@@ -20,24 +21,48 @@ def example(operation: str, **changes) -> dict:
     return {**json.loads((EXAMPLES / f"{operation}.json").read_text()), **changes}
 
 
+class Store(fakeredis.FakeRedis):
+    """fakeredis, and the seam to make it go away mid-request: with ``fail_after_pipelines`` set, the
+    server disconnects once that many pipelines have run (the door admits a request's events a chunk per
+    pipeline)."""
+
+    fail_after_pipelines: int | None = None
+
+    def __init__(self, *, server: fakeredis.FakeServer, **kwargs) -> None:
+        super().__init__(server=server, **kwargs)
+        self.fake_server = server
+
+    def pipeline(self, *args, **kwargs):
+        pipe = super().pipeline(*args, **kwargs)
+        run, store = pipe.execute, self
+
+        def execute(*a, **kw):
+            result = run(*a, **kw)
+            if store.fail_after_pipelines is not None:
+                store.fail_after_pipelines -= 1
+                if store.fail_after_pipelines <= 0:
+                    store.fake_server.connected = False
+            return result
+
+        pipe.execute = execute
+        return pipe
+
+
 class Door:
     """One ingest app: its Flask test client, the store behind it and what it queued."""
 
     def __init__(self, tmp_path: Path, **settings) -> None:
         self.server = fakeredis.FakeServer()
-        self.store = fakeredis.FakeRedis(server=self.server, decode_responses=True)
+        self.store = Store(server=self.server, decode_responses=True)
         self.settings = Settings(**settings)
         self.now = NOW
         self.relay = build_relay(self.settings, redis_client=self.store, sends=False, clock=lambda: self.now)
-        self.queued: list[dict] = []
-        self.app = create_app(self.settings, relay=self.relay, publish=self.publish, clock=lambda: self.now)
+        self.app = create_app(self.settings, relay=self.relay, clock=lambda: self.now)
         self.client = self.app.test_client()
-        self.fail_after: int | None = None
 
-    def publish(self, message: dict) -> None:
-        self.queued.append(message)
-        if self.fail_after is not None and len(self.queued) >= self.fail_after:
-            self.server.connected = False
+    @property
+    def queued(self) -> list[dict]:
+        return queued_messages(self.store)
 
     def post(self, operation: str, body, *, headers=None, content_type="application/json"):
         data = body if isinstance(body, (bytes, str)) else json.dumps(body)

@@ -65,22 +65,28 @@ def test_json_lines_are_one_event_per_line(door):
 
 
 def test_a_store_failure_in_the_middle_of_a_batch_is_503_and_says_which_were_admitted(door):
-    door.fail_after = 2  # the store goes away once the second event is queued
-    events = [example("stock.adjust", event_id=f"e{n}") for n in range(4)]
+    from worker.delivery.admission import CHUNK
+
+    assert door.post("stock.adjust", example("stock.adjust", event_id="warm-up")).status_code == 202
+    door.store.fail_after_pipelines = 1  # the store goes away once the first chunk is admitted
+    events = [example("stock.adjust", event_id=f"e{n}") for n in range(2 * CHUNK + 50)]
     answer = door.post("stock.adjust", events)
-    door.server.connected, door.fail_after = True, None
+    door.server.connected, door.store.fail_after_pipelines = True, None
     assert answer.status_code == 503
     assert answer.headers["Retry-After"] == "5"
     body = answer.get_json()
-    assert [(e["key"], e["status"], e["state"]) for e in body["events"]] == [
-        ("e0", 202, "accepted"), ("e1", 202, "accepted"), ("e2", 503, None), ("e3", 503, None)]
-    assert [door.relay.ledger.get("stock.adjust", f"e{n}") is not None for n in range(4)] == [
-        True, True, False, False]
-    assert [m["event"]["event_id"] for m in door.queued] == ["e0", "e1"]
-    # The whole batch again: the first two are recognised, the rest admitted.
+    assert [(e["status"], e["state"]) for e in body["events"]] == (
+        [(202, "accepted")] * CHUNK + [(503, None)] * (CHUNK + 50))
+    assert {e["note"][:14] for e in body["events"][CHUNK:2 * CHUNK]} == {"not admitted: "}
+    assert {e["note"][:10] for e in body["events"][2 * CHUNK:]} == {"not tried:"}
+    assert [door.relay.ledger.get("stock.adjust", e["event_id"]) is not None for e in events] == (
+        [True] * CHUNK + [False] * (CHUNK + 50))
+    assert [m["event"]["event_id"] for m in door.queued] == ["warm-up"] + [f"e{n}" for n in range(CHUNK)]
+    # The whole batch again: the first chunk is recognised, the rest admitted.
     again = door.post("stock.adjust", events)
     assert again.status_code == 202
-    assert [e["note"] for e in again.get_json()["events"]][2:] == ["queued", "queued"]
+    notes = [e["note"] for e in again.get_json()["events"]]
+    assert notes[CHUNK - 1].startswith("already accepted; queued again") and set(notes[CHUNK:]) == {"queued"}
 
 
 def test_an_unreachable_store_is_503_with_retry_after(door):
@@ -104,6 +110,24 @@ def test_a_body_over_the_cap_is_413(tmp_path):
     assert small.queued == [] and small.relay.ledger.count_by_state().get("accepted", 0) == 0
 
 
+def test_more_events_than_ingest_max_events_is_413_naming_the_limit(tmp_path, door):
+    """A 20 kB body of 10,000 `[0,0,...]` items made 10,000 dead letters (issue 23.7): a request holds at
+    most INGEST_MAX_EVENTS events (default 1,000); beyond, 413 says the limit and nothing is kept."""
+    from tests.worker.web.conftest import Door
+
+    assert door.settings.ingest_max_events == 1000
+    answer = door.post("stock.adjust", "[" + ",".join(["0"] * 10_000) + "]")
+    assert answer.status_code == 413, answer.get_data()[:200]
+    assert answer.get_json()["error"] == "too_many_events" and answer.get_json()["max_events"] == 1000
+    assert "10000 events; at most 1000 per request (INGEST_MAX_EVENTS)" in answer.get_json()["message"]
+    assert door.relay.dead_letters.count() == 0 and door.queued == []
+    small = Door(tmp_path, ingest_max_events=3)
+    lines = "\n".join(json.dumps(example("stock.adjust", event_id=f"n-{n}")) for n in range(4))
+    assert small.post("stock.adjust", lines, content_type="application/x-ndjson").status_code == 413
+    three = [example("stock.adjust", event_id=f"n-{n}") for n in range(3)]
+    assert small.post("stock.adjust", three).status_code == 202 and len(small.queued) == 3
+
+
 def test_the_default_cap_is_five_mebibytes(door):
     assert door.app.config["MAX_CONTENT_LENGTH"] == 5 * 1024 * 1024
 
@@ -117,6 +141,25 @@ def test_unreadable_bodies_are_refused_naming_the_problem(door):
     form = door.post("stock.adjust", "a=1", content_type="application/x-www-form-urlencoded")
     assert form.status_code == 415 and "application/json" in form.get_json()["message"]
     assert door.queued == []
+
+
+def test_json_nested_deeper_than_the_parser_takes_is_400_not_500(door):
+    """Nesting past json.loads' own limit was a RecursionError answered 500 "send again" (issue 23.8): it is
+    400 now, in an array, an object, a field of an event and JSON lines alike; nothing is kept."""
+    for depth in (990, 5_000, 100_000):
+        bodies = ["[" * depth + "]" * depth, '{"a":' * depth + "1" + "}" * depth,
+                  '{"event_id": "deep", "a": ' + "[" * depth + "]" * depth + "}",
+                  json.dumps(example("stock.adjust")) + "\n" + "[" * depth + "]" * depth]
+        for body in bodies:
+            answer = door.post("stock.adjust", body)
+            assert answer.status_code == 400, (depth, body[:40], answer.get_data()[:200])
+            assert "nested more deeply than the JSON parser reads" in answer.get_json()["message"]
+    assert door.queued == [] and door.relay.dead_letters.count() == 0
+    # An event nested deeply but within what the parser reads is judged by its schema (422, a dead letter).
+    judged = door.post("stock.adjust", {**example("stock.adjust"), "a": json.loads("[" * 500 + "]" * 500)})
+    assert judged.status_code == 422, judged.get_data()[:200]
+    # (the schema's own rule: "Nested too deeply (more than 16 levels)")
+    assert "Nested too deeply" in json.dumps(judged.get_json()["events"][0]["errors"])
 
 
 def test_an_unknown_operation_is_404_listing_the_operations(door):

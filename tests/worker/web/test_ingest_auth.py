@@ -78,6 +78,36 @@ def test_a_signed_request_gets_in_once(guarded):
     assert len(door.queued) == 1
 
 
+class ResentAfterItRan:
+    """A store client whose SET runs, loses its answer and is resent — what redis-py does after a socket
+    timeout when a stalled store wakes (the resend is the answer the caller sees)."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+
+    def set(self, *args, **kwargs):
+        self.real.set(*args, **kwargs)
+        return self.real.set(*args, **kwargs)
+
+    def get(self, key):
+        return self.real.get(key)
+
+
+def test_the_replay_guard_takes_its_own_resent_write_for_a_first_use():
+    """Issue 23.1: a SET NX resent after it ran was refused as a replay (401, the event never admitted).
+    The guard writes its own owner id: its own write is a first use, another request's is a replay."""
+    import fakeredis
+
+    from worker.web.ingest.auth import replay_guard
+
+    store = fakeredis.FakeRedis(decode_responses=True)
+    first_use = replay_guard(ResentAfterItRan(store))
+    assert first_use("d" * 64) is True
+    assert first_use("d" * 64) is False  # a second request with the same signature: a replay
+    assert 0 < store.ttl("wms:ingest:seen:" + "d" * 64) <= 2 * MAX_AGE_SECONDS
+    assert replay_guard(ResentAfterItRan(fakeredis.FakeRedis()))("e" * 64) is True  # a bytes client too
+
+
 @pytest.mark.parametrize("change, reason", [
     ({"secret": "another-secret-of-enough-length"}, "bad_signature"),
     ({"path": "/v1/events/dispatch.update"}, "bad_signature"),  # signed for another operation
@@ -144,8 +174,46 @@ def test_a_token_added_while_the_door_runs_is_accepted_without_a_restart(tokens_
     tokens = TokenFile(tokens_file, clock=lambda: clock[0])
     later = add_token(tokens_file, "second")
     assert tokens.match(later) is None  # not re-read yet
-    clock[0] += 5
+    clock[0] += 1
     assert tokens.match(later).client == "second"
+
+
+def test_the_tokens_file_as_it_is_now_within_a_second_deleted_or_malformed(guarded, tokens_file):
+    """Issue 23.8: a deleted INGEST_TOKENS_FILE kept its loaded tokens working; a malformed one made every
+    bearer request 500 while /healthz said ok.  Within a second of the change: deleted → no tokens (401),
+    malformed → bearer requests 503 and /healthz 503 naming the file and line; fixed → back."""
+    import time
+
+    from worker.web.ingest.tokens import RELOAD_SECONDS
+
+    assert RELOAD_SECONDS <= 1.0
+    door, tokens = guarded
+    token = bearer(tokens["nw-wms"])
+    event = example("stock.adjust")
+    assert door.post("stock.adjust", event, headers=token).status_code == 202
+    good = tokens_file.read_text()
+
+    tokens_file.write_text(good + "nw-wms wmsr_a-token-pasted-by-mistake\n")
+    time.sleep(RELOAD_SECONDS + 0.05)
+    refused = door.post("stock.adjust", event, headers=token)
+    assert (refused.status_code, refused.get_json()["error"]) == (503, "tokens_unreadable")
+    assert refused.headers["Retry-After"]
+    health = door.client.get("/healthz")
+    assert health.status_code == 503 and health.get_json()["status"] == "degraded"
+    [problem] = health.get_json()["problems"]
+    assert f"INGEST_TOKENS_FILE {tokens_file} line 3" in problem and "wmsr_a-token" not in problem
+    assert door.post("stock.adjust", body_of(event), headers=signed(body_of(event))).status_code == 202
+
+    tokens_file.unlink()
+    time.sleep(RELOAD_SECONDS + 0.05)
+    gone = door.post("stock.adjust", event, headers=token)
+    assert (gone.status_code, gone.get_json()["error"]) == (401, "unknown_token")
+    assert door.client.get("/healthz").status_code == 200
+
+    tokens_file.write_text(good)
+    time.sleep(RELOAD_SECONDS + 0.05)
+    assert door.post("stock.adjust", event, headers=token).status_code == 202
+    assert "problems" not in door.client.get("/healthz").get_json()
 
 
 def test_a_malformed_tokens_file_is_named_without_its_content(tmp_path):

@@ -1,7 +1,7 @@
 """The HTTP door for the WMS (``wms-relay ingest``): events in over HTTP, validated and admitted by the
 same code as ``wms-relay enqueue`` (``worker.delivery.admission``), answered per event with its key and state.
 
-:func:`create_app` builds the Flask app from Settings; tests pass their own relay and publisher.  The
+:func:`create_app` builds the Flask app from Settings; tests pass their own relay (a fakeredis store).  The
 routes are in ``routes.py``, credentials in ``auth.py`` and ``tokens.py``, the contract in ``openapi.py``.
 """
 from __future__ import annotations
@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Callable
 from flask import Flask, g
 from werkzeug.exceptions import HTTPException
 
-from worker.delivery.admission import STORE_UNREACHABLE, Publish
+from worker.delivery.admission import STORE_UNREACHABLE
+from worker.delivery.withdrawals import Withdrawals
 from worker.settings import Settings
 from worker.web import request_log
 from worker.web.ingest.auth import Doorkeeper
+from worker.web.ingest.tokens import TokenFileError
 
 if TYPE_CHECKING:  # a type only: create_app builds the relay (or is handed one)
     from worker.delivery.relay import Relay
@@ -33,9 +35,9 @@ class Ingest:
 
     settings: Settings
     relay: Relay  # built with sends=False: the door admits and queues, it never sends
-    publish: Publish
     keeper: Doorkeeper
     openapi: dict
+    withdrawals: Withdrawals  # admissions answered 503 that the store may have run: taken back
     refusals: Counter = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -48,9 +50,9 @@ class Ingest:
             return dict(self.refusals)
 
 
-def create_app(settings: Settings, *, relay=None, publish: Publish | None = None,
-               clock: Callable[[], float] = time.time) -> Flask:
-    """The ingest app.  Without ``relay``/``publish``: the store and a Celery publisher from ``settings``."""
+def create_app(settings: Settings, *, relay=None, clock: Callable[[], float] = time.time) -> Flask:
+    """The ingest app.  Without ``relay``: the store from ``settings`` (the task messages go onto the
+    queues in the same store calls as the ledger records: ``worker.delivery.admission``)."""
     from worker.web.ingest import routes
     from worker.web.ingest.openapi import document
 
@@ -59,16 +61,12 @@ def create_app(settings: Settings, *, relay=None, publish: Publish | None = None
 
         # A service process, like the worker: with REDIS_URL unset it may start the embedded server.
         relay = build_relay(settings, sends=False, clock=clock, start_store=True)
-    if publish is None:
-        from worker.publisher_app import publisher_app
-        from tasks.publishing import celery_publisher
-
-        publish = celery_publisher(publisher_app(settings))
     app = Flask("wms_relay.ingest")
     app.config["MAX_CONTENT_LENGTH"] = settings.ingest_max_body_bytes
     app.json.sort_keys = False
     keeper = Doorkeeper.from_settings(settings, relay.redis, clock)
-    app.extensions["wms_relay_ingest"] = Ingest(settings, relay, publish, keeper, document())
+    app.extensions["wms_relay_ingest"] = Ingest(settings, relay, keeper, document(),
+                                                Withdrawals(relay.ledger, STORE_UNREACHABLE))
     # One line per request (refusals, 415s and 503s included), with its X-Request-ID: web.request_log.
     request_log.install(app, log, fields=lambda: {"client": getattr(g.get("caller"), "client", "-")})
     app.register_blueprint(routes.blueprint)
@@ -88,6 +86,13 @@ def create_app(settings: Settings, *, relay=None, publish: Publish | None = None
 
     for kind in STORE_UNREACHABLE:
         app.register_error_handler(kind, store_unreachable)
+
+    @app.errorhandler(TokenFileError)
+    def tokens_unreadable(exc: TokenFileError):
+        # The door's fault, not the caller's: 503, sent again later; /healthz names the file and line.
+        log.error("ingest: bearer token refused unchecked: %s", exc)
+        return routes.problem(503, "tokens_unreadable", "The door's tokens file cannot be read at the moment "
+                              "(its operator is told by /healthz); try again shortly.")
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -104,12 +104,16 @@ class ProblemSchema(Schema):
     error = fields.String(required=True, metadata={"description": "One word: what went wrong."})
     message = fields.String(required=True)
     operations = fields.List(fields.String())
+    max_events = fields.Integer(metadata={"description": "413 too_many_events: INGEST_MAX_EVENTS."})
 
 
 class HealthSchema(Schema):
     status = fields.String(required=True)
     store = fields.String(required=True)
     refused_credentials = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    problems = fields.List(fields.String(), metadata={
+        "description": "What keeps the door from checking credentials (a tokens file that cannot be read "
+                       "or parsed); present only then, with status degraded and 503."})
 
 
 class EventViewSchema(Schema):
@@ -224,11 +228,12 @@ def _post(name: str, examples: dict[str, Any]) -> dict:
             "503": {**batch, "description": f"The store did not answer; Retry-After {RETRY_AFTER_SECONDS}. "
                                             "Send the events marked 503 again.",
                     "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
-            "400": _problem("Not JSON (or a key given twice), not UTF-8, no event, or dry_run neither true "
-                            "nor false."),
+            "400": _problem("Not JSON (a key given twice, or nested past the parser's ~1,000 levels), not "
+                            "UTF-8, no event, or dry_run neither true nor false."),
             "401": _problem("Credentials missing, wrong, stale or replayed."),
             "403": _problem("This client's token does not allow this operation."),
-            "413": _problem("The body is larger than INGEST_MAX_BODY_BYTES."),
+            "413": _problem("The body is larger than INGEST_MAX_BODY_BYTES (`too_large`), or holds more "
+                            "events than INGEST_MAX_EVENTS (`too_many_events`, with `max_events`)."),
             "415": _problem("Not application/json or application/x-ndjson.", "unsupported_media_type",
                             "Send JSON: Content-Type application/json (one event or an array) or "
                             "application/x-ndjson (one event per line)."),
@@ -265,6 +270,14 @@ def document() -> dict:
         "description": f"`sha256=` + hex HMAC-SHA256(secret, \"{{timestamp}}\\n{{METHOD}}\\n{{path}}\\n\" + "
                        f"body), with the Unix time in {TIMESTAMP_HEADER} (at most {MAX_AGE_SECONDS} s "
                        "old; each signature is accepted once)."})
+    spec.components.security_scheme("standardWebhooks", {
+        "type": "apiKey", "in": "header", "name": "webhook-signature",
+        "description": "Standard Webhooks (https://www.standardwebhooks.com/): `v1,` + base64 "
+                       "HMAC-SHA256(secret, \"{webhook-id}.{webhook-timestamp}.\" + body), with the "
+                       "message's unique id in `webhook-id` and the Unix time in `webhook-timestamp` "
+                       f"(at most {MAX_AGE_SECONDS} s off; a message is accepted once, a resend signed "
+                       "afresh is let in). The secret is a `whsec_` one from INGEST_WEBHOOK_SECRETS; any "
+                       "Standard Webhooks library signs it."})
     for name, op in OPERATIONS.items():
         spec.components.schema(name, {"description": inspect.cleandoc(op.schema.__doc__ or "")},
                                schema=op.schema)
@@ -292,12 +305,13 @@ def document() -> dict:
     spec.path(path="/healthz", operations={"get": {
         "operationId": "healthz", "tags": ["service"], "summary": "Whether the store answers", "security": [],
         "responses": {"200": {"description": "Ready", "content": _json("Health")},
-                      "503": {"description": "The store does not answer", "content": _json("Health")}}}})
+                      "503": {"description": "The store does not answer, or the tokens file cannot be used "
+                                             "(`problems` says why)", "content": _json("Health")}}}})
     spec.path(path="/openapi.json", operations={"get": {
         "operationId": "openapi", "tags": ["service"], "summary": "This document", "security": [],
         "responses": {"200": {"description": "OpenAPI 3.1"}}}})
     result = spec.to_dict()
-    result["security"] = [{"bearer": []}, {"hmac": []}]
+    result["security"] = [{"bearer": []}, {"hmac": []}, {"standardWebhooks": []}]
     result["servers"] = SERVERS
     result["tags"] = TAGS
     return result

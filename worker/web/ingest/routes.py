@@ -5,7 +5,8 @@
     GET  /v1/events/{operation}/{key}   the event's state and history (``wms-relay event --json``, less
                                         the payload)
     GET  /openapi.json                  the contract, generated from the schemas that validate
-    GET  /healthz                       the store answers; counts of refused credentials
+    GET  /healthz                       the store answers and the credentials can be read; counts of
+                                        refused credentials
 
 Every event goes through ``worker.delivery.admission.take_in_all`` — the code ``wms-relay enqueue`` runs —
 and is answered on its own: ``{"index", "key", "state", "status", "note"}`` plus ``errors`` (field path →
@@ -41,7 +42,7 @@ blueprint = Blueprint("ingest", __name__)
 
 
 def door():
-    """The running app's Ingest (settings, relay, publish, doorkeeper, counters)."""
+    """The running app's Ingest (settings, relay, doorkeeper, counters)."""
     return current_app.extensions["wms_relay_ingest"]
 
 
@@ -105,10 +106,15 @@ def post_events(operation: str):
     if not events:
         return problem(400, "no_events", "The body holds no event.")
     ingest = door()
+    limit = ingest.settings.ingest_max_events
+    if len(events) > limit:
+        return problem(413, "too_many_events", f"The body holds {len(events)} events; at most {limit} per "
+                       "request (INGEST_MAX_EVENTS): send them in several requests.", max_events=limit)
     if dry_run:
         intakes = check_all(ingest.relay, operation, events)
     else:
-        intakes = take_in_all(ingest.relay, ingest.publish, operation, events)
+        intakes = take_in_all(ingest.relay, operation, events, door="ingest POST",
+                              abandon=ingest.withdrawals.add)
     answers = []
     for index, intake in enumerate(intakes):
         entry = {"index": index, "key": intake.key, "state": intake.state, "status": STATUS[intake.verdict],
@@ -166,9 +172,14 @@ def healthz():
         store = "ok"
     except STORE_UNREACHABLE:
         store = "unreachable"
-    answer = jsonify({"status": "ok" if store == "ok" else "degraded", "store": store,
-                      "refused_credentials": ingest.refusal_counts()})
-    answer.status_code = 200 if store == "ok" else 503
-    if store != "ok":
+    problems = ingest.keeper.problems()
+    healthy = store == "ok" and not problems
+    body = {"status": "ok" if healthy else "degraded", "store": store,
+            "refused_credentials": ingest.refusal_counts()}
+    if problems:
+        body["problems"] = problems
+    answer = jsonify(body)
+    answer.status_code = 200 if healthy else 503
+    if not healthy:
         answer.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return answer

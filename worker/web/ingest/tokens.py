@@ -28,8 +28,9 @@ TOKEN_PREFIX = "wmsr_"
 CLIENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _HASH = re.compile(r"^sha256:([0-9a-f]{64})$")
 ALL_OPERATIONS = "*"
-# A changed file is noticed within this many seconds (add-token needs no restart).
-RELOAD_SECONDS = 2.0
+# A changed file is noticed within this many seconds (add-token needs no restart; a line deleted from the
+# file, or the file deleted, revokes within it).  One stat() per this long: nothing next to a request.
+RELOAD_SECONDS = 0.5
 
 
 class TokenFileError(ValueError):
@@ -69,7 +70,15 @@ def parse(text: str, where: str) -> list[TokenEntry]:
 
 
 class TokenFile:
-    """The tokens of one file, re-read when it changes (checked at most every RELOAD_SECONDS)."""
+    """The tokens of one file, re-read when it changes (checked at most every RELOAD_SECONDS).
+
+    While the door runs, the file is what it says at that moment: a token added is let in, a line removed
+    is revoked, and a file deleted means no tokens at all (every bearer request 401).  A file that cannot
+    be read or parsed any more (an edit gone wrong) lets nobody in by token either — the old tokens are not
+    kept, some may be the reason for the edit — but that is the door's fault, not the caller's:
+    :meth:`entries` raises :class:`TokenFileError` (the door answers 503, so a WMS sends again later) and
+    :attr:`problem` says why (``/healthz`` fails with it) until the file is good again.  At start-up a
+    missing or malformed file stops the door."""
 
     def __init__(self, path: Path, *, clock=time.monotonic) -> None:
         self.path = Path(path)
@@ -78,26 +87,55 @@ class TokenFile:
         self._checked_at = float("-inf")
         self._stamp: tuple | None = None
         self._entries: list[TokenEntry] = []
-        self.entries()  # a missing or malformed file stops start-up
+        self._problem: str | None = None
+        self._reload()
+        if self._problem is not None:  # a missing or malformed file stops start-up
+            raise TokenFileError(self._problem)
+        if self._stamp is None:
+            raise TokenFileError(f"INGEST_TOKENS_FILE {self.path}: No such file; create it with "
+                                 "`wms-relay ingest add-token CLIENT`")
+
+    @property
+    def problem(self) -> str | None:
+        """Why the file cannot be used now (it names the file and line, never a hash); None when it can."""
+        self._refresh()
+        return self._problem
 
     def entries(self) -> list[TokenEntry]:
-        if self._clock() - self._checked_at < RELOAD_SECONDS:
-            return self._entries
-        with self._lock:
-            self._checked_at = self._clock()
-            try:
-                stat = self.path.stat()
-            except OSError as exc:
-                if self._stamp is None:
-                    raise TokenFileError(f"INGEST_TOKENS_FILE {self.path}: {exc.strerror}; create it with "
-                                         "`wms-relay ingest add-token CLIENT`") from None
-                return self._entries  # gone while running: keep what was read (and say so in check)
-            stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-            if stamp != self._stamp:
-                text = self.path.read_text(encoding="utf-8")
-                self._entries = parse(text, f"INGEST_TOKENS_FILE {self.path}")
-                self._stamp = stamp
-            return self._entries
+        """The tokens the file holds now; TokenFileError while it cannot be read (see the class doc)."""
+        self._refresh()
+        if self._problem is not None:
+            raise TokenFileError(self._problem)
+        return self._entries
+
+    def _refresh(self) -> None:
+        if self._clock() - self._checked_at >= RELOAD_SECONDS:
+            with self._lock:
+                self._reload()
+
+    def _reload(self) -> None:
+        self._checked_at = self._clock()
+        where = f"INGEST_TOKENS_FILE {self.path}"
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            self._entries, self._stamp, self._problem = [], None, None  # deleted: no tokens
+            return
+        except OSError as exc:
+            self._entries, self._stamp, self._problem = [], None, f"{where}: {exc.strerror}"
+            return
+        stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        if stamp == self._stamp:
+            return
+        self._entries, self._stamp = [], stamp
+        try:
+            self._entries, self._problem = parse(self.path.read_text(encoding="utf-8"), where), None
+        except TokenFileError as exc:
+            self._problem = str(exc)
+        except UnicodeDecodeError:
+            self._problem = f"{where}: not UTF-8 text"
+        except OSError as exc:
+            self._stamp, self._problem = None, f"{where}: {exc.strerror}"
 
     def match(self, token: str) -> TokenEntry | None:
         """The entry of ``token``, comparing its hash with every entry in constant time."""
