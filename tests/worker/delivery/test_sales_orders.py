@@ -27,7 +27,7 @@ from worker.support.catalog import import_catalog
 
 AUTH = {"stocktrim_auth_id": "tenant-1", "stocktrim_auth_signature": "sig-1"}
 AT = "2024-05-14T09:12:45+02:00"
-AT_UTC = "2024-05-14T07:12:45.000000Z"  # occurred_at as the relay keeps it: the order's date
+AT_UTC = "2024-05-14T07:12:45+00:00"  # occurred_at in UTC: the order's date
 
 
 @pytest.fixture
@@ -116,7 +116,7 @@ def test_a_draft_built_by_updates_then_published_sends_its_merged_lines_once(rel
                                                 at="2024-05-14T09:50:00+02:00")) is None
     assert control.state()["sales_lines"] == []  # a draft is no sale
     assert run(relay, "dispatch.publish", publish("TX-2", "p-1")) == "delivered"
-    published_at = "2024-05-14T08:02:17.000000Z"  # the publish's occurred_at
+    published_at = "2024-05-14T08:02:17+00:00"  # the publish's occurred_at
     assert lines(control) == [("TX-2:1000", "A-1", 7, "SE", published_at),
                               ("TX-2:2000", "B-2", 1, "SE", published_at),
                               ("TX-2:3000", "C-3", 4, "SE", published_at)]

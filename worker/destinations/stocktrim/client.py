@@ -29,6 +29,7 @@ FORECAST_PATH = "api/RunForecastCalculations"
 STATUS_PATH = "api/ProcessingStatus"
 SALES_ORDERS_BULK_PATH = "api/SalesOrdersBulk"
 SALES_ORDERS_PATH = "api/SalesOrders"
+PRODUCTS_PATH = "api/Products"
 # Set after every delivered inventory post and sales order: worker.destinations.stocktrim.forecast runs the
 # forecast when it is newer than the last run.
 INVENTORY_CHANGED_KEY = "wms:stocktrim:forecast:changed_at"
@@ -94,6 +95,14 @@ class StockTrimClient:
         """``POST api/SalesOrdersBulk`` with one ``SalesOrderWithLineItemsRequestDto``."""
         return self._api.call("sales_order", "POST", SALES_ORDERS_BULK_PATH, headers=self._headers,
                               body=body, classify=classify, messages=messages)
+
+    def set_product(self, product: Mapping[str, Any]) -> Reply:
+        """``POST api/Products`` with one ``ProductsRequestDto`` (StockTrim creates or updates it by
+        productId)."""
+        reply = self._api.call("set_product", "POST", PRODUCTS_PATH, headers=self._headers,
+                               body=dict(product), classify=classify, messages=messages)
+        return Reply(reply.destination, reply.operation, reply.status, None, reply.latency_seconds,
+                     kept={"productId": product.get("productId")})
 
     def deliver_sales_order(self, order: SalesOrder) -> Reply:
         """Send ``order`` — all of its lines, or, when an earlier answer was lost (``read_back_first``), only

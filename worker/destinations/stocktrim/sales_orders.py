@@ -18,6 +18,7 @@ lost is read back first (:func:`missing_lines`) and only the lines StockTrim lac
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Callable, Iterable
 
 from worker.destinations.shipments import FinalDispatch
@@ -57,7 +58,13 @@ def sales_order(dispatch: FinalDispatch, location: str,
     productId is ``product_id(catalog_row)``."""
     lines = tuple(SalesLine(line.reference, line.artno, product_id(line.catalog_row), line.quantity)
                   for line in dispatch.lines)
-    return SalesOrder(location, dispatch.occurred_at, lines, dispatch.read_back_first)
+    return SalesOrder(location, order_date(dispatch.occurred_at), lines, dispatch.read_back_first)
+
+
+def order_date(occurred_at: str) -> str:
+    """An event's ``occurred_at`` as StockTrim's date-time: the ISO form its generated models write
+    (``2024-05-14T07:12:45+00:00``), so the body is the same JSON after a round trip through them."""
+    return datetime.fromisoformat(occurred_at.replace("Z", "+00:00")).isoformat()
 
 
 def order_body(order: SalesOrder, lines: Iterable[SalesLine] | None = None) -> dict:
