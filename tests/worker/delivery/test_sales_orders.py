@@ -20,6 +20,7 @@ from tests.fixtures.every_destination import every_destination_relay, every_dest
 from tests.worker.sandbox.loopback import serving
 from worker.delivery.pipeline import deliver
 from worker.destinations.stocktrim.client import INVENTORY_CHANGED_KEY, StockTrimClient
+from worker.destinations.stocktrim.forecast import ForecastRuns
 from worker.sandbox.faults import FaultPlan
 from worker.sandbox.stocktrim.api import StockTrimApi
 from worker.store.audit_log import AuditLog
@@ -101,7 +102,10 @@ def test_a_final_create_is_one_sales_order_with_a_line_per_product_line(relay, s
     record = relay.ledger_of("stocktrim").get("dispatch.create", "TX-1")
     assert record.result["sales_order"] == {"location": "SE", "lines": 2, "sent": 2,
                                             "references": ["TX-1:1000", "TX-1:2000"]}
-    assert relay.redis.get(INVENTORY_CHANGED_KEY)  # the forecast runs after demand changed (point 4)
+    assert relay.redis.get(INVENTORY_CHANGED_KEY)  # demand changed: the forecast is due
+    forecast = ForecastRuns(relay.redis, every_seconds=3600, clock=relay.clock,
+                            client=relay.clients["stocktrim"])
+    assert forecast.run_if_due() and control.state()["forecast_runs"]["count"] == 1
     # The WMS's message redelivered: settled, nothing sent again.
     assert run(relay, "dispatch.create", create()) is None
     assert again(relay, "dispatch.create", create()) == "delivered"
