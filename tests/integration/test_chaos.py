@@ -28,6 +28,9 @@ def test_reduced_chaos_run_loses_nothing_and_applies_nothing_twice(tmp_path):
     assert all(v.states[("absolute", "superseded")] > 0 and v.skus_checked > 0 for v in result.destinations)
     assert result.destinations[0].states[("relative", "delivered")] > 0, table
     assert result.logins >= 2, table
+    # StockTrim's sales orders: every final dispatch settled, no line stored twice or lost (chaos_sales).
+    assert result.sales is not None and result.sales.ok and result.sales.lines_stored > 0, table
+    assert result.sales.states[("dispatch.publish", "delivered")] > 0, table
     assert sum(n for (_, state), n in result.verdict.states.items()) == result.events, table
     # The chaos happened: three workers killed, the store restarted, every fault injected.
     assert sum("SIGKILL" in a for a in result.actions) == 3, table
