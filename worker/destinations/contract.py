@@ -69,6 +69,9 @@ A destination (:class:`Destination`) adds what is not per row:
 ``sandbox``         ``sandbox(settings, options) -> SandboxApi``: imports and builds its fake API
                     (``wms-relay sandbox --api <name>``; credentials from the variables its client reads,
                     ``options``: the command's arguments), or None when it has none
+``product``         ``product(catalog_row) -> body`` where it keeps products the relay tells it of
+                    (StockTrim's ``POST /api/Products``): a catalog import's new and changed rows are
+                    sent by each worker's flow keeper (worker.delivery.product_sync), else None
 ``batch``           a :class:`BatchSender` for a bulk API (many stock counts per request, its declaration
                     says ``bulk``), else None: its counts are batched per ``<DEST>_BATCH_MAX`` /
                     ``<DEST>_BATCH_SECONDS`` (worker.flow); its ``entry`` is handed each count's catalog
@@ -199,6 +202,9 @@ class Destination:
     ref_prefix: str | None = None
     batch: BatchSender | None = None  # a bulk destination: its stock counts may be batched
     sandbox: Callable[[Any, Any], Any] | None = None
+    # product(catalog_row) -> the body that tells it of the product (StockTrim's Products), or None: the
+    # rows a catalog import adds or changes are sent (worker.delivery.product_sync)
+    product: Callable[[Any], dict] | None = None
     name: str = field(init=False)
     title: str = field(init=False)  # how people write it: "ka-ching"
     operation_names: tuple[str, ...] = field(init=False)

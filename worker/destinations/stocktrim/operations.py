@@ -126,6 +126,15 @@ def housekeeping(settings, *, redis, clock):
     return ForecastRuns.from_settings(settings, redis=redis, clock=clock)
 
 
+def product(catalog_row) -> dict:
+    """StockTrim's ``ProductsRequestDto`` of a catalog row: its productId, the artno people read, its
+    title."""
+    body = {"productId": product_id(catalog_row), "productCodeReadable": catalog_row.artno}
+    if catalog_row.title:
+        body["name"] = catalog_row.title
+    return body
+
+
 def sandbox(settings, options):
     """The fake StockTrim (``wms-relay sandbox --api stocktrim``)."""
     from worker.sandbox.stocktrim.api import StockTrimApi
@@ -135,5 +144,5 @@ def sandbox(settings, options):
 
 DESTINATION = Destination(declaration=DECLARATION, operations=OPERATIONS,
                           build_client=build_client, check=check, takes=takes, sandbox=sandbox,
-                          housekeeping=housekeeping,
+                          housekeeping=housekeeping, product=product,
                           batch=BatchSender(entry=_inventory_entry, send=_inventory_batch))
