@@ -39,7 +39,6 @@ SCRIPT = [
     ("inventory.update_packages", "inventory.update_packages.json", {}),
     ("order.lock_lines", "order.lock_lines.json", {}),
     ("vendor_dispatch.create", "vendor_dispatch.create.json", {}),
-    ("dispatch.publish", "dispatch.publish.json", {}),
     ("receipt.create", "invalid-receipt.json", {}),
 ]
 FINAL = {"delivered", "superseded", "uncertain", "dead", "discarded"}
@@ -208,6 +207,9 @@ class Demo:
             if index == 0:  # the update, before its create: show it waiting
                 self.watch(relay, watched[:1], until=lambda states: "waiting" in states.values())
         self.watch(relay, watched)
+        print("\nThe draft dispatch is complete: the WMS publishes it (a sale: StockTrim's sales order).")
+        feed("dispatch.publish", _tagged(json.loads((EXAMPLES / "dispatch.publish.json").read_text()), tag))
+        self.watch(relay, watched[-1:])
 
         print("\nNow one that fails transiently: the sandbox answers 500 for a few seconds.")
         control.set_faults(fail_rate=1.0)
