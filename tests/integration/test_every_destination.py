@@ -10,18 +10,20 @@ four sandboxes (Trademax, ka-ching, StockTrim, Stock2Shop) as processes over loo
    added once)."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.fixtures.pipeline import make_pipeline, wait_until
-from tests.fixtures.sandbox import CREDENTIALS, relay_environment, start_destination_sandbox
+from tests.fixtures.sandbox import relay_environment, start_destination_sandbox
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
 OUTAGE_SECONDS = 12  # with RETRY_CAP_SECONDS=1 every ka-ching delivery fails ~10 times meanwhile
 
 
@@ -33,18 +35,15 @@ def count(event_id: str, artno: str, warehouse: str, quantity: int, at: str, kin
     return event
 
 
-def seed_stock2shop_products(sandbox, artnos) -> None:
-    """Stock2Shop ignores stock for a product it does not have (docs/destinations.md): set them up as the
-    merchant's ERP would, with titles."""
-    creds = CREDENTIALS["stock2shop"]
-    token = requests.post(sandbox.base_url + "v1/users/authenticate", timeout=10, json={"system_user_auth": {
-        "username": creds["STOCK2SHOP_USERNAME"], "password": creds["STOCK2SHOP_PASSWORD"]}}).json()
-    token = token["system_user"]["token"]
-    products = [{"source": {"source_id": "57", "source_product_code": a}, "product": {
-        "title": f"Product {a}", "variants": {"source_variant_code": a, "sku": a}}} for a in artnos]
-    answer = requests.post(sandbox.base_url + "v1/products/queue", params={"token": token, "source_id": "57"},
-                           json={"system_products": products}, timeout=10)
-    assert answer.status_code == 200, answer.text
+def import_stock2shop_catalog(pipeline, artnos) -> None:
+    """Stock2Shop's catalog is required (its strict sandbox ignores a product without a title or with a
+    wrong product/variant relation): the artnos' rows through `wms-relay catalog import`, as variants of one
+    product named as themselves."""
+    rows = "".join(f"{a},P-A,{a},Product A,true\n" for a in artnos)
+    done = subprocess.run([sys.executable, "-m", "worker.cli", "catalog", "import", "stock2shop", "-"],
+                          cwd=ROOT, env=pipeline.env, input="artno,product_code,variant_code,title,active\n"
+                          + rows, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and f"added {len(artnos)}" in done.stdout, done.stdout + done.stderr
 
 
 @pytest.fixture
@@ -73,7 +72,7 @@ def test_one_count_per_warehouse_reaches_all_four_and_their_states_agree(redis_s
         pipeline.start_scheduler()
         pipeline.start_worker()
         artnos = ["A-1", "A-2"]
-        seed_stock2shop_products(stock2shop, artnos)
+        import_stock2shop_catalog(pipeline, artnos)
         counts = [count(f"c-{w}-{a}", a, w, q, "2024-05-14T08:00:00Z")
                   for (w, a), q in zip([(w, a) for w in ("nw", "se") for a in artnos], (10, 20, 30, 40))]
         pipeline.enqueue("stock.adjust", counts)
@@ -104,6 +103,7 @@ def test_one_count_per_warehouse_reaches_all_four_and_their_states_agree(redis_s
             {k: v for k, v in want.items() if k != ("nw", "A-1")}
         assert stocktrim_stock["NW"]["A-1"] == 10  # levels only: the adjustment is not StockTrim's
         assert stock2shop.state()["stock"] == {"Main": {"A-1": 10, "A-2": 20}}
+        assert stock2shop.state()["ignored"] == [] and kaching.state()["failed"] == []
         # One forecast run for the whole burst (the scheduler's housekeeping, every few seconds).
         wait_until(lambda: stocktrim.state()["forecast_runs"]["count"] >= 1, 30, "StockTrim's forecast run")
         time.sleep(6)  # a housekeeping round later: still one

@@ -64,6 +64,12 @@ def relay(tmp_path_factory):
     env.pop("SENTRY_DSN", None)
     pipeline = Pipeline(env=env, redis_server=server, sandbox=sandbox, log_dir=directory)
     try:
+        # Stock2Shop's catalog is required: rows for its good count's artno and the example's (123).
+        catalog = ("artno,product_code,variant_code,title,active\n"
+                   "GOOD-stock2shop,GOOD,,Good,true\n123,P-123,,Chair,\n")
+        done = subprocess.run([sys.executable, "-m", "worker.cli", "catalog", "import", "stock2shop", "-"],
+                              cwd=ROOT, env=env, input=catalog, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
         pipeline.start_worker()
         yield pipeline
     finally:

@@ -570,6 +570,10 @@ def test_no_destination_credential_or_stock2shop_token_leaks(redis_server, sandb
         run.start_scheduler()
         run.start_worker()
         counts = [example("stock.adjust", event_id=f"lc-{i}", artno=f"L-{i}", quantity=i) for i in range(6)]
+        # Stock2Shop's catalog is required: the artnos' rows first (its output is searched too).
+        rows = "".join(f"L-{i},P-L,L-{i},Lamp,true\n" for i in range(6))
+        assert cli(run, "catalog", "import", "stock2shop", "-",
+                   stdin="artno,product_code,variant_code,title,active\n" + rows).returncode == 0
         kaching.set_faults(fail_rate=1.0)
         for event in counts:  # one at a time, a second apart: the Stock2Shop token expires in between
             assert cli(run, "enqueue", "stock.adjust", "-", stdin=json.dumps(event)).returncode == 0

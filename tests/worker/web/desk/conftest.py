@@ -39,13 +39,20 @@ def users_path(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def desk_services(users_path, clock):
+    return desk_services_over(users_path, clock)
+
+
+def desk_services_over(users_path, clock, settings: Settings | None = None, clients=None) -> DeskServices:
+    """The desk's services over a fresh fakeredis: a relay with ``settings`` (default: Trademax only) and,
+    if given, ``clients`` per destination (a test that delivers through ``services.relay``)."""
     client = fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
-    relay = build_relay(Settings(), redis_client=client, clock=clock, sends=False)
+    relay = build_relay(settings or Settings(), redis_client=client, clock=clock, sends=False,
+                        clients=clients)
     published = Published()
     support = SupportTools(ledger=relay.ledger, dead_letters=relay.dead_letters, schedule=relay.schedule,
                            publish=published, dispatch_waiters=relay.dispatch_waiters, clock=clock,
                            audit=AuditLog(client, clock), via="desk")
-    place = Workplace(Settings(), "fakeredis (test)", relay, None, support)
+    place = Workplace(settings or Settings(), "fakeredis (test)", relay, None, support)
     # A worker and the scheduler alive, as their heartbeats say (the status report reads them).
     Heartbeats(client, clock).beat("worker", "relay-1@test")
     Heartbeats(client, clock).beat("scheduler", "scheduler-1@test")
