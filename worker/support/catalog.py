@@ -145,3 +145,15 @@ def waiting_for_rows(relay: Any, destination: str | None = None, limit: int = 20
         if count:
             found[name] = {"title": target.title, "deliveries": count, "first_artnos": artnos}
     return found
+
+
+def products_of(relay: Any, destination: str) -> dict | None:
+    """The products an import queued for ``destination`` (worker.delivery.product_sync): how many wait to
+    be sent, how many it refused and why; None where it takes no products."""
+    from worker.delivery.product_sync import sync_of, takes_products
+
+    if not takes_products(destination):
+        return None
+    sync = sync_of(relay, destination)
+    refusals = {pid: refusal.get("why", "") for pid, refusal in sync.refusals().items()}
+    return {**sync.counts(), "refusals": refusals}
