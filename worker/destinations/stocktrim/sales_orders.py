@@ -90,11 +90,15 @@ def missing_lines(order: SalesOrder, found: set[str]) -> list[SalesLine]:
     return [line for line in order.lines if line.reference not in found]
 
 
+KEPT_REFERENCES = 20  # the ledger stays small: a dispatch may have 5,000 lines
+
+
 def summary(order: SalesOrder, sent: Iterable[SalesLine], *, read_back: bool) -> dict:
-    """What the ledger keeps of a delivered sales order (``sales_order``)."""
+    """What the ledger keeps of a delivered sales order (``sales_order``): its location, how many lines
+    it has and how many this attempt sent, the first KEPT_REFERENCES references, what a read-back found."""
     sent = list(sent)
     kept = {"location": order.location, "lines": len(order.lines), "sent": len(sent),
-            "references": order.references}
+            "references": order.references[:KEPT_REFERENCES]}
     if read_back:
         kept["read_back"] = True
         kept["found"] = len(order.lines) - len(sent)
