@@ -38,8 +38,7 @@ from typing import Any, Callable, Mapping
 from worker.sandbox.exchange import Reply, Request
 from worker.sandbox.server import SandboxApi
 from worker.sandbox.stocktrim.inventory import InvalidInventory, StockTrimInventory, parse_inventory
-from worker.sandbox.stocktrim.sales import (
-    InvalidRequest, SalesLedger, parse_date, parse_product, parse_sales_order)
+from worker.sandbox.stocktrim.sales import SalesLedger, parse_date, parse_product, parse_sales_order
 
 _TYPES = {400: "https://tools.ietf.org/html/rfc7231#section-6.5.1",
           401: "https://tools.ietf.org/html/rfc7235#section-3.1",
@@ -87,7 +86,7 @@ class StockTrimApi(SandboxApi):
             return problem(401, "Invalid auth Id or signature")
         route = (request.method, request.path.rstrip("/").lower())
         if route == ("POST", "/api/inventory"):
-            return self._set_inventory(request)
+            return self._with_body(request, parse_inventory, self._set_inventory)
         if route == ("POST", "/api/runforecastcalculations"):
             self.inventory.run_forecast()
             return Reply(201)
@@ -115,7 +114,7 @@ class StockTrimApi(SandboxApi):
                            errors={"$": ["The request body is not valid JSON."]})
         try:
             parsed = parse(body)
-        except InvalidRequest as exc:
+        except InvalidInventory as exc:  # a bad inventory item, sales order line or product
             return problem(400, "See errors.", title="One or more validation errors occurred.",
                            errors=exc.errors)
         return apply(parsed)
@@ -138,18 +137,7 @@ class StockTrimApi(SandboxApi):
         self.sales.delete_range(since, until, params.get("productId") or None)
         return Reply(200)
 
-    def _set_inventory(self, request: Request) -> Reply:
-        try:
-            body = request.json()
-        except ValueError:
-            return problem(400, "The request body is not valid JSON.",
-                           title="One or more validation errors occurred.",
-                           errors={"$": ["The request body is not valid JSON."]})
-        try:
-            parsed = parse_inventory(body)
-        except InvalidInventory as exc:
-            return problem(400, "See errors.", title="One or more validation errors occurred.",
-                           errors=exc.errors)
+    def _set_inventory(self, parsed) -> Reply:
         count = self.inventory.set(parsed)
         return Reply(200, {"id": 0, "message": f"Inventory set for {count} item(s)",
                            "supplier": {"supplierCode": None, "supplierName": None},

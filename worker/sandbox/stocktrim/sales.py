@@ -25,11 +25,7 @@ import threading
 from datetime import datetime, timezone
 from typing import Any
 
-
-class InvalidRequest(ValueError):
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
-        self.errors = errors
+from worker.sandbox.stocktrim.inventory import InvalidInventory
 
 
 def parse_date(value: Any) -> datetime | None:
@@ -74,9 +70,10 @@ def _line(raw: Any, where: str, order: dict, errors: dict[str, list[str]]) -> di
 
 
 def parse_sales_order(body: Any) -> list[dict]:
-    """The request's lines, or :class:`InvalidRequest` naming every bad field."""
+    """The request's lines, or InvalidInventory (the fake's one refusal) naming every bad field."""
     if not isinstance(body, dict):
-        raise InvalidRequest({"$": ["The request body must be a SalesOrderWithLineItemsRequestDto object."]})
+        raise InvalidInventory({"$": [
+            "The request body must be a SalesOrderWithLineItemsRequestDto object."]})
     errors: dict[str, list[str]] = {}
     if parse_date(body.get("orderDate")) is None:
         errors["orderDate"] = [f"The orderDate field is required and must be a date-time: "
@@ -87,20 +84,20 @@ def parse_sales_order(body: Any) -> list[dict]:
         raw_lines = []
     lines = [_line(raw, f"saleOrderLineItems[{i}]", body, errors) for i, raw in enumerate(raw_lines or [])]
     if errors:
-        raise InvalidRequest(errors)
+        raise InvalidInventory(errors)
     return [line for line in lines if line is not None]
 
 
 def parse_product(body: Any) -> dict:
     if not isinstance(body, dict):
-        raise InvalidRequest({"$": ["The request body must be a ProductsRequestDto object."]})
+        raise InvalidInventory({"$": ["The request body must be a ProductsRequestDto object."]})
     product = body.get("productId")
     if not isinstance(product, str) or not product:
-        raise InvalidRequest({"productId": [
+        raise InvalidInventory({"productId": [
             "The productId field is required and must be a non-empty string."]})
     for name in ("productCodeReadable", "name"):
         if body.get(name) is not None and not isinstance(body[name], str):
-            raise InvalidRequest({name: ["The JSON value could not be converted to System.String."]})
+            raise InvalidInventory({name: ["The JSON value could not be converted to System.String."]})
     return dict(body)
 
 
