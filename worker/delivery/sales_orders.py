@@ -77,6 +77,10 @@ def note(relay: Relay, event: DeliveryEvent) -> None:
 def prepare(relay: Relay, delivery: Delivery) -> FinalDispatch | NothingToSend | str:
     """The dispatch as final; or what settles it with nothing sent; or the state it waits in (a str)."""
     fields, destination = delivery.fields, delivery.destination
+    if (delivery.operation, fields.get("draft")) in (("dispatch.create", True), ("dispatch.update", None),
+                                                     ("dispatch.update", True)):
+        return NothingToSend(f"nothing sent: the {delivery.operation} leaves the dispatch a draft (no sale "
+                             "yet)")  # routed only when final; a task pushed onto the queue by hand is not
     transaction_id = fields.get("transaction_id")
     if not transaction_id:
         return NothingToSend(f"nothing sent: a {delivery.operation} names no product lines (the WMS sends "

@@ -245,3 +245,11 @@ def test_sales_orders_off_sends_none(sandbox):
     assert run(relay, "dispatch.create", create("TX-11")) is None
     assert relay.ledger_of("stocktrim").get("dispatch.create", "TX-11") is None
     assert control.state()["sales_order_posts"] == 0
+
+
+def test_a_draft_pushed_onto_stocktrims_queue_by_hand_sends_nothing(relay, sandbox):
+    _, control = sandbox
+    assert again(relay, "dispatch.create", create("TX-12", draft=True)) == "delivered"
+    record = relay.ledger_of("stocktrim").get("dispatch.create", "TX-12")
+    assert "leaves the dispatch a draft" in record.history[-1]["reason"]
+    assert control.state()["sales_order_posts"] == 0
