@@ -33,11 +33,10 @@ from worker.destinations.declared import DECLARATIONS
 REDACTED = "[redacted]"
 
 # Secret-bearing names that are no destination's: a generic secret or password, HTTP authorization, and
-# the secrets of Flower and of the ingest door (HMAC, Standard Webhooks).
+# the secrets of Flower and of the ingest door (its HMAC signature and secrets, its Standard Webhooks
+# header and secrets).
 OUR_SECRET_KEYS = frozenset({"secret", "password", "authorization", "flower_basic_auth", "x-wms-signature",
-                             "ingest_hmac_secrets",
-                             # the ingest's Standard Webhooks header and secrets
-                             "webhook-signature", "ingest_webhook_secrets"})
+                             "ingest_hmac_secrets", "webhook-signature", "ingest_webhook_secrets"})
 
 
 def secret_keys(declarations: Iterable[Declaration]) -> frozenset[str]:

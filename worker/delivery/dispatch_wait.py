@@ -44,7 +44,8 @@ def waits_this_round(history) -> int:
 
 def wait_for_create(relay: Relay, delivery: Delivery) -> str:
     """Park ``delivery`` ``waiting`` for its shipment's create (re-checked later, woken when the create
-    is delivered), or a dead letter once the checks of this round are used up."""
+    is delivered), or a dead letter once the checks of this round are used up; for a create delivered
+    without its dispatch id, ``waiting`` for a person (worker.delivery.unknown_dispatch_ids)."""
     transaction_id = delivery.fields["transaction_id"]
     if relay.dispatch_waiters.id_unknown(transaction_id):  # delivered without an id: a person supplies it
         return unknown_dispatch_ids.wait_for_person(relay, delivery)
@@ -69,11 +70,16 @@ def wait_for_create(relay: Relay, delivery: Delivery) -> str:
     return "waiting"
 
 
-def wake_waiters(relay: Relay, delivery: Delivery) -> None:
+def wake_waiters(relay: Relay, delivery: Delivery, *, id_unknown: bool = False) -> None:
     """``delivery`` was delivered: if its row wakes dispatch waiters (a shipment's create), the
-    deliveries waiting for its dispatch_id run now."""
+    deliveries waiting for its dispatch_id run now.  ``id_unknown``: its answer carried no dispatch id
+    (worker.delivery.unknown_dispatch_ids) — the shipment is listed so, and its waiters, run now, wait for
+    a person to record the id."""
     if not delivery.row.wakes_dispatch_waiters:
         return
-    waiters = relay.dispatch_waiters.take_waiters(delivery.fields["transaction_id"])
+    transaction_id = delivery.fields["transaction_id"]
+    if id_unknown:
+        relay.dispatch_waiters.mark_id_unknown(transaction_id, relay.clock())
+    waiters = relay.dispatch_waiters.take_waiters(transaction_id)
     if waiters:
         relay.schedule.run_now(waiters)

@@ -365,7 +365,5 @@ def _record_delivery(relay: Relay, delivery: Delivery, reply: Any, tried: Attemp
     if not moved:
         keep_attempt(relay, delivery, tried)
         log.warning("delivered %s but the claim had passed to another worker", delivery.ref)
-    if id_unknown:
-        relay.dispatch_waiters.mark_id_unknown(delivery.fields["transaction_id"], relay.clock())
-    dispatch_wait.wake_waiters(relay, delivery)
+    dispatch_wait.wake_waiters(relay, delivery, id_unknown=id_unknown)
     return "delivered"

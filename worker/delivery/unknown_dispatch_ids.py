@@ -28,9 +28,9 @@ RECHECK_SECONDS = 300.0
 
 
 def lacks_dispatch_id(delivery: Delivery, result: Mapping[str, Any]) -> bool:
-    """A delivered Trademax dispatch.create whose stored answer has no dispatch id."""
-    return (delivery.destination == "trademax" and delivery.operation == "dispatch.create"
-            and result.get("dispatch_id") in (None, ""))
+    """A delivered shipment's create (Trademax's dispatch.create: its row ``wakes_dispatch_waiters``) whose
+    stored answer has no dispatch id."""
+    return delivery.row.wakes_dispatch_waiters and result.get("dispatch_id") in (None, "")
 
 
 def delivered_reason(delivery: Delivery, duplicate: bool) -> str:

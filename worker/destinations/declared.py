@@ -1,5 +1,7 @@
-"""Every destination's settings declaration, in the order of ``worker.destinations.table`` (which checks
-that both list the same destinations): the one list worker.settings and worker.redaction read.
+"""Every destination's settings declaration, in order (the first is the one the WMS publishes to): the
+one list of destinations.  worker.settings and worker.redaction read it; ``worker.destinations.table``
+builds its table from it (each declared destination's ``operations`` module beside its ``declaration``),
+so a new destination is one line here.
 
 Layer 1, as the declarations it lists: it imports nothing but them (docs/architecture.md, "How to add a
 destination")."""

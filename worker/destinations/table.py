@@ -12,15 +12,12 @@ event, several destinations").
 Pure: importing it imports the rows and the WMS schemas only (no Celery, Redis or HTTP library)."""
 from __future__ import annotations
 
+import importlib
 from typing import Any, Iterable
 
 from worker.destinations.contract import Destination, Operation
-from worker.destinations.declaration import declarations_of
+from worker.destinations.declaration import Declaration, Declarations, declarations_of
 from worker.destinations.declared import DECLARATIONS
-from worker.destinations.kaching import operations as kaching
-from worker.destinations.stock2shop import operations as stock2shop
-from worker.destinations.stocktrim import operations as stocktrim
-from worker.destinations.trademax import operations as trademax
 
 
 def destination_table(destinations: Iterable[Destination]) -> dict[str, Destination]:
@@ -48,16 +45,37 @@ def destination_table(destinations: Iterable[Destination]) -> dict[str, Destinat
     return table
 
 
-# The first is the one the WMS publishes to (its task names are the WMS contract).  Their settings'
-# declarations are listed in worker.destinations.declared (what worker.settings reads): in the same order.
-DESTINATIONS: dict[str, Destination] = destination_table((
-    trademax.DESTINATION, kaching.DESTINATION, stocktrim.DESTINATION, stock2shop.DESTINATION))
+def declared_destination(declaration: Declaration) -> Destination:
+    """The destination ``declaration`` declares the settings of: the ``DESTINATION`` of the ``operations``
+    module beside its ``declaration`` module (``worker/destinations/<name>/``).  An ImportError naming the
+    module it looked for, or a ValueError when that module's destination is not the declared one."""
+    module_name = f"worker.destinations.{declaration.name}.operations"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name is None or not module_name.startswith(error.name):
+            raise  # the module is there: something it imports is not
+        raise ImportError(f"{declaration.name} is declared (worker/destinations/declared.py) but there is no "
+                          f"{module_name} with its DESTINATION") from error
+    found = getattr(module, "DESTINATION", None)
+    if not isinstance(found, Destination) or found.declaration is not declaration:
+        raise ValueError(f"{module_name}.DESTINATION is not the destination {declaration.name} declares "
+                         "(it is Destination(declaration=DECLARATION, ...), DECLARATION from the package's "
+                         "declaration module)")
+    return found
+
+
+def destinations_declared(declarations: Declarations) -> dict[str, Destination]:
+    """The table of the destinations ``declarations`` declare, in their order (see destination_table)."""
+    return destination_table(declared_destination(declaration) for declaration in declarations)
+
+
+# One list makes the table: worker.destinations.declared's DECLARATIONS (what worker.settings reads, below
+# the destinations' code).  The first is the one the WMS publishes to (its task names are the WMS contract).
+DESTINATIONS: dict[str, Destination] = destinations_declared(DECLARATIONS)
 # The destination whose tasks the WMS publishes (Trademax): its rows are the WMS operations, and every
 # event comes in as its delivery before fanning out.  (Not ``admission.Intake``: one event at the door.)
 WMS_DESTINATION: Destination = next(iter(DESTINATIONS.values()))
-if tuple(DECLARATIONS) != tuple(d.declaration for d in DESTINATIONS.values()):
-    raise ValueError("worker/destinations/declared.py and table.py list different destinations: "
-                     f"{', '.join(d.name for d in DECLARATIONS)} against {', '.join(DESTINATIONS)}")
 
 OPERATIONS: dict[str, Operation] = {row.name: row for row in WMS_DESTINATION.operations}
 ROWS: dict[tuple[str, str], Operation] = {

@@ -7,6 +7,7 @@ The repository's table (worker/destinations/table.py, declared.py) does not list
 table of its own with ``destination_table`` (the four and Fifth) and hands it to what takes a table."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 from urllib.parse import quote
@@ -20,7 +21,8 @@ from tests.fixtures.clock import Clock
 from tests.worker.sandbox.loopback import serving
 from worker.commands import check
 from worker.destinations.declaration import declarations_of
-from worker.destinations.table import DESTINATIONS, configured, destination_table
+from worker.destinations.declared import DECLARATIONS
+from worker.destinations.table import DESTINATIONS, configured, destination_table, destinations_declared
 from worker.errors import PermanentError
 from worker.flow.controls import FlowControls
 from worker.flow.gate import LATER, SEND
@@ -139,3 +141,15 @@ def test_wms_relay_check_reports_it(shared_redis_server, monkeypatch, capsys, tm
         assert "WARN  Fifth: FIFTH_LOCATIONS lists no warehouse" in out
         code, out = run(FIFTH_ACCOUNT="")
         assert code == 1 and "FAIL  Fifth: not checked: FIFTH_ACCOUNT is not set" in out
+
+
+def test_the_repository_table_is_built_from_the_one_list_of_declarations():
+    # worker/destinations/declared.py is the one line a real destination adds: the table finds each declared
+    # destination's operations module by the declaration's name, and says which is missing or wrong.
+    assert tuple(destinations_declared(DECLARATIONS).values()) == tuple(DESTINATIONS.values())
+    assert [d.declaration for d in DESTINATIONS.values()] == list(DECLARATIONS)
+    with pytest.raises(ImportError, match=r"fifth is declared .* no worker\.destinations\.fifth\.operations"):
+        destinations_declared(declarations_of([*DECLARATIONS, FIFTH.declaration]))
+    impostor = dataclasses.replace(DECLARATIONS["kaching"], title="not ka-ching's own")
+    with pytest.raises(ValueError, match=r"worker\.destinations\.kaching\.operations\.DESTINATION is not"):
+        destinations_declared(declarations_of([DECLARATIONS["trademax"], impostor]))
