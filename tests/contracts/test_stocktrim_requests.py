@@ -33,9 +33,11 @@ from worker.store.catalog import CatalogRow
 BASE = "https://stocktrim.example/"
 SPEC = yaml.safe_load((Path(stocktrim_package.__file__).parent / "stocktrim-openapi.yaml").read_text())
 BODIES = {("POST", "api/Inventory"): "SetInventoryRequest",
-          ("POST", "api/SalesOrdersBulk"): "SalesOrderWithLineItemsRequestDto"}
+          ("POST", "api/SalesOrdersBulk"): "SalesOrderWithLineItemsRequestDto",
+          ("POST", "api/Products"): "ProductsRequestDto"}
 MODELS = {"SetInventoryRequest": SetInventoryRequest,
-          "SalesOrderWithLineItemsRequestDto": SalesOrderWithLineItemsRequestDto}
+          "SalesOrderWithLineItemsRequestDto": SalesOrderWithLineItemsRequestDto,
+          "ProductsRequestDto": ProductsRequestDto}
 
 
 def client() -> StockTrimClient:
@@ -67,6 +69,10 @@ CASES = {
         ("nw", CatalogRow("4711-M", "P-100", "P-100-M"), 1), ("se", CatalogRow("9", "CHAIR"), 2))),
     "a sales order": sales_order,
     "a sales order read back first": lambda c: sales_order(c, read_back_first=True),
+    "a product from a catalog row": lambda c: c.set_product(
+        STOCKTRIM.product(CatalogRow("4711-M", "P-100", "P-100-M", "Shirt, blue"))),
+    "a product from a row without a title": lambda c: c.set_product(
+        STOCKTRIM.product(CatalogRow.identity("9"))),
     "the forecast run": lambda c: c.run_forecast(),
     "the check": lambda c: c.check(),
 }
