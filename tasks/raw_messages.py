@@ -9,7 +9,9 @@ an ``expires`` in the past), or was held by the worker for good (an ``eta`` in 2
 
 So the Redis channel (``worker.celery_config``) hands every popped message to :func:`screen` first:
 
-- **Passed**: a message of one of our tasks in the documented layout.  It goes on *rebuilt on our terms*:
+- **Passed**: a message of one of our tasks in the documented layout — a delivery task on a destination's
+  queue, or the desk's bulk job (``tasks.support_jobs``: on ``support.jobs`` only, its one argument a job
+  id; nothing else is taken there).  It goes on *rebuilt on our terms*:
   a fresh delivery tag, ``delivery_info`` naming the queue it came from (so a restore after a crash puts it
   back where it was), no ``eta``/``expires``/time limits/links/chain/callbacks, ``shadow`` and ``group``
   cleared.  Nothing downstream can then fail on its shape; the event inside is judged by its schema as
@@ -42,11 +44,15 @@ from typing import Any
 
 from kombu.utils.json import loads as kombu_loads
 
+from tasks import support_jobs
 from tasks.summary import task_argument_summary
 from worker.destinations.table import ROWS, TASKS, WMS_DESTINATION
 
 REASON = "malformed_message"
-TASK_NAMES = frozenset(TASKS)  # every destination's: the WMS publishes trademax.*, fan-out the others
+# Every destination's (the WMS publishes trademax.*, fan-out the others) and the desk's bulk job's.
+TASK_NAMES = frozenset(TASKS) | {support_jobs.TASK}
+# The queues the screen judges: every destination's, and the support queue (tasks.support_jobs).
+SCREENED_QUEUES = frozenset(row.queue for row in ROWS.values()) | {support_jobs.QUEUE}
 # Queue -> the destination whose queue it is (a malformed message's dead letter is that destination's).
 QUEUE_DESTINATIONS = {row.queue: row.destination for row in ROWS.values()}
 KEPT_CHARS = 8_192  # of each piece of evidence (the raw message, the decoded body) kept in the letter
@@ -189,11 +195,17 @@ def _check(envelope: Any, queue: str, now: float) -> tuple[str, list]:
         shown = task[:80] if isinstance(task, str) else f"<{_kind(task)}>"
         raise _Refused(f"unknown task name {shown!r}: the WMS's tasks are trademax.<operation> "
                        "(docs/events.md); the relay's own are <destination>.<operation>")
-    operation = TASKS[task].name
-    if TASKS[task].queue != queue:
-        raise _Refused(f"task {task} on queue {queue}: it runs on {TASKS[task].queue} only (a task on a "
-                       "queue not its own would bypass its destination's flow control and the fan-out)",
-                       operation)
+    if task == support_jobs.TASK:
+        if queue != support_jobs.QUEUE:
+            raise _Refused(f"task {task} on queue {queue}: the desk's bulk jobs travel on "
+                           f"{support_jobs.QUEUE} only")
+        operation = None
+    else:
+        operation = TASKS[task].name
+        if TASKS[task].queue != queue:
+            raise _Refused(f"task {task} on queue {queue}: it runs on {TASKS[task].queue} only (a task on a "
+                           "queue not its own would bypass its destination's flow control and the fan-out)",
+                           operation)
     for name, wanted in (("content-type", "application/json"), ("content-encoding", "utf-8")):
         if envelope.get(name) != wanted:
             raise _Refused(f"{name} must be {wanted!r}, not {str(envelope.get(name))[:60]!r}", operation)
@@ -212,7 +224,10 @@ def _check(envelope: Any, queue: str, now: float) -> tuple[str, list]:
         raise _Refused(exc.problem, operation) from None
     if expires is not None and expires <= now:
         raise _Refused("headers.expires has passed: the publisher said not to run it after then", operation)
-    return task, _body(envelope, operation)
+    args_kwargs = _body(envelope, operation)
+    if task == support_jobs.TASK and (problem := support_jobs.argument_problem(*args_kwargs)) is not None:
+        raise _Refused(problem)
+    return task, args_kwargs
 
 
 def _rebuilt(envelope: dict, task: str, args_kwargs: list, queue: str) -> dict:

@@ -15,8 +15,10 @@ from worker.destinations.table import TASK_MODULES
 from worker.observe.heartbeat import heartbeat_step
 from worker.settings import Settings
 
-# The task modules come from the operation table: one per destination resource.
-app = Celery("wms_relay", include=list(TASK_MODULES))
+# The task modules come from the operation table: one per destination resource; and the desk's bulk job
+# (its own queue, tasks.support_jobs), whose task runs support's actions (a name here, not an import: the
+# worker loads it when it starts).
+app = Celery("wms_relay", include=[*TASK_MODULES, "worker.support.job_task"])
 
 
 def _store_client():
@@ -26,7 +28,24 @@ def _store_client():
     return connect(Settings.from_env(), start=True)
 
 
-app.steps["consumer"].add(heartbeat_step(_store_client))  # wms:heartbeat:worker: status, `wms-relay health`
+def _configuration() -> str:
+    """What the worker records of its destinations' configuration with each beat (never a secret)."""
+    from worker.observe.configuration import recorded_text
+
+    return recorded_text(Settings.from_env())
+
+
+def _probe_files(node_name: str):
+    """The worker's liveness and readiness files under WMS_RELAY_VAR_DIR (``wms-relay health --liveness``)."""
+    from worker.observe.probe_files import ProbeFiles
+
+    return ProbeFiles(Settings.from_env().var_dir, "worker", node_name)
+
+
+# wms:heartbeat:worker (status, `wms-relay health`), the destinations' configuration (status,
+# metrics) and the probe files (`health worker --liveness`).
+app.steps["consumer"].add(heartbeat_step(_store_client, configuration=_configuration,
+                                         probe_files=_probe_files))
 
 
 @app.on_configure.connect

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import redis
-from kombu import Queue
+from kombu import Exchange, Queue
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
 from kombu.transport.virtual import Empty
 
 from tasks import malformed_messages
-from tasks.raw_messages import Passed, screen
+from tasks import support_jobs
+from tasks.raw_messages import SCREENED_QUEUES, Passed, screen
 from worker.destinations import table
 from worker.settings import SentinelAddress, Settings
+from worker.store.connection import tls_options
 
 
 class _ChannelFixes:
@@ -27,8 +29,9 @@ class _ChannelFixes:
     def _admit(self, item, queue: str):
         """The popped message as kombu's ``loads`` would give it, if :func:`tasks.raw_messages.screen`
         passes it (rebuilt on our terms); else None, and it is a dead letter (``tasks.malformed_messages``).
-        Only our task queues are screened: control replies (``*.reply.celery.pidbox``) are kombu's own."""
-        if queue not in table.QUEUES:
+        Only our task queues (the destinations' and the support queue) are screened: control replies
+        (``*.reply.celery.pidbox``) are kombu's own."""
+        if queue not in SCREENED_QUEUES:
             return kombu_redis.loads(bytes_to_str(item))
         verdict = screen(item, queue, now=time.time())
         if isinstance(verdict, Passed):
@@ -106,8 +109,11 @@ class _SentinelChannel(_ChannelFixes, kombu_redis.SentinelChannel):
 
 
 class RedisTransport(kombu_redis.Transport):
-    """kombu's Redis transport, except that a closed connection fails as a *connection* error, and a
-    channel reuses its redis-py client (see ``_RedisChannel.conn_or_acquire``).
+    """kombu's Redis transport, except that every message popped from a task queue is screened first, a
+    closed connection fails as a *connection* error, and a channel reuses its redis-py client (see
+    ``_ChannelFixes``).  Every scheme REDIS_URL may have goes through it or its two subclasses below —
+    ``redis://`` and ``rediss://`` (TLS: ``broker_use_ssl``) here, ``unix://`` in
+    :class:`SocketTransport`, ``sentinel://`` in :class:`SentinelTransport` — so no broker skips the screen.
 
     When the broker stays away longer than redis-py's reconnect attempts (a Redis restart of a few
     seconds), Celery closes the lost connection; kombu then tries to put the worker's unacknowledged
@@ -137,44 +143,64 @@ class SocketTransport(RedisTransport):
 
 
 class SentinelTransport(kombu_redis.SentinelTransport):
-    """kombu's Sentinel transport with the same two changes: a failover drops the broker connection the
-    way a Redis restart does, and must not stop the worker either."""
+    """kombu's Sentinel transport with the same changes: a failover drops the broker connection the way a
+    Redis restart does, and must not stop the worker either; its messages are screened too."""
 
     Channel = _SentinelChannel
 
 
-def _broker(broker_url: str) -> tuple[str, str | None, dict, dict | None]:
-    """(kombu URL, transport, extra transport options, broker_use_ssl) for REDIS_URL's scheme.
+def _tls(settings: Settings, url_query: str = "") -> dict:
+    """``broker_use_ssl``: the store's TLS options (REDIS_SSL_*, server certificate required), with a
+    rediss:// URL's own ``ssl_*`` parameters winning, as they do for the store's client."""
+    options = tls_options(settings)
+    options.update((key, value) for key, value in parse_qsl(url_query) if key.startswith("ssl_"))
+    return options
 
-    redis://, unix:// and sentinel:// go through our transports (above); rediss:// keeps kombu's own,
-    whose URL handling (TLS) depends on the scheme.  rediss:// verifies the server's certificate
-    unless the URL says otherwise (``?ssl_cert_reqs=...``: kombu refuses a rediss:// URL that says
-    nothing)."""
-    scheme = urlsplit(broker_url).scheme
-    if scheme == "redis":
-        return broker_url, f"{__name__}:RedisTransport", {}, None
-    if scheme == "sentinel":
+
+def _broker(broker_url: str, settings: Settings) -> tuple[str, str, dict, dict | None]:
+    """(kombu URL, transport, extra transport options, broker_use_ssl) for REDIS_URL's scheme — every
+    scheme through our transports (above), so every broker message is screened."""
+    parts = urlsplit(broker_url)
+    if parts.scheme == "sentinel":
         address = SentinelAddress.parse(broker_url)
         options: dict = {"master_name": address.master_name}
+        sentinel_kwargs: dict = {}
         if address.sentinel_password:
-            options["sentinel_kwargs"] = {"password": address.sentinel_password}
-        return address.broker_url(), f"{__name__}:SentinelTransport", options, None
-    if scheme == "unix":
+            sentinel_kwargs["password"] = address.sentinel_password
+        use_ssl = None
+        if address.ssl:  # TLS to the Sentinels (sentinel_kwargs) and to the data servers (broker_use_ssl)
+            use_ssl = _tls(settings)
+            sentinel_kwargs.update(ssl=True, **use_ssl)
+        if sentinel_kwargs:
+            options["sentinel_kwargs"] = sentinel_kwargs
+        return address.broker_url(), f"{__name__}:SentinelTransport", options, use_ssl
+    if parts.scheme == "unix":
         # kombu names a socket's database ?virtual_host=N (redis-py: unix://...?db=N); see SocketTransport.
-        parts = urlsplit(broker_url)
         db = (parse_qs(parts.query).get("db") or ["0"])[0]
         auth = f"{parts.netloc.rpartition('@')[0]}@" if "@" in parts.netloc else ""
         return f"socket://{auth}{parts.path}?virtual_host={db}", f"{__name__}:SocketTransport", {}, None
-    if scheme == "rediss" and "ssl_cert_reqs" not in urlsplit(broker_url).query:
-        import ssl
+    if parts.scheme == "rediss":
+        # Without ssl options kombu would connect in plain text: TLS always, the certificate verified.
+        query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if not k.startswith("ssl_")])
+        url = parts._replace(query=query).geturl()
+        return url, f"{__name__}:RedisTransport", {}, _tls(settings, parts.query)
+    return broker_url, f"{__name__}:RedisTransport", {}, None
 
-        return broker_url, None, {}, {"ssl_cert_reqs": ssl.CERT_REQUIRED}
-    return broker_url, None, {}, None
+
+def declared_queue(name: str) -> Queue:
+    """A queue as the worker declares it (and its banner shows it): its own direct exchange and routing key,
+    both its name.  ``Queue(name)`` alone was bound to Celery's default exchange — named after the default
+    queue, ``trademax.dispatch`` — under that queue's key: the banner said ``exchange=trademax.dispatch
+    (direct) key=trademax.dispatch`` for every queue, and a message a client published to that exchange
+    was bound for all of them.  Our publishers route by queue name (Celery's anonymous exchange: the
+    message goes onto the list named after the queue), so nothing of ours changes; a client that names an
+    exchange (Celery's own default for a queue it does not know) reaches exactly that queue."""
+    return Queue(name, Exchange(name, type="direct"), routing_key=name)
 
 
 def celery_config(settings: Settings, broker_url: str) -> dict:
     """The Celery settings for ``broker_url`` (the embedded server's or REDIS_URL)."""
-    kombu_url, transport, transport_options, use_ssl = _broker(broker_url)
+    kombu_url, transport, transport_options, use_ssl = _broker(broker_url, settings)
     return {
         "broker_url": kombu_url,
         "broker_transport": transport,
@@ -210,8 +236,9 @@ def celery_config(settings: Settings, broker_url: str) -> dict:
         "accept_content": ["json"],
         # One queue per destination resource, so an operator can see (and a deployment can scale) each
         # backlog; one route per task.  Both are built from the operation table (worker.destinations.table).
-        "task_queues": [Queue(name) for name in table.QUEUES],
-        "task_routes": table.ROUTES,
+        # The desk's bulk jobs (tasks.support_jobs) have a queue of their own, which the worker consumes too.
+        "task_queues": [declared_queue(name) for name in (*table.QUEUES, support_jobs.QUEUE)],
+        "task_routes": {**table.ROUTES, support_jobs.TASK: {"queue": support_jobs.QUEUE}},
         "task_default_queue": table.QUEUES[0],
         "task_create_missing_queues": False,
         # Flower needs task events; the argument summary is set per task (see tasks.base).

@@ -324,10 +324,33 @@ def destination_settings(declarations: Declarations = DECLARATIONS, env: Mapping
     return tuple(DestinationSettings.from_env(env, declaration) for declaration in declarations)
 
 
+def _redis_tls_files(env: Mapping[str, str], redis_url: str | None) -> dict[str, Path | None]:
+    """REDIS_SSL_CA_CERTS, REDIS_SSL_CERTFILE, REDIS_SSL_KEYFILE: readable files, a key only with its
+    certificate, and only for a store reached over TLS (set for a plain one, they would be ignored)."""
+    found = {}
+    for name in ("REDIS_SSL_CA_CERTS", "REDIS_SSL_CERTFILE", "REDIS_SSL_KEYFILE"):
+        raw = (env.get(name) or "").strip()
+        if raw and not os.access(raw, os.R_OK):
+            raise SettingsError(f"{name} names {raw!r}, which is not a readable file")
+        found[name] = Path(raw) if raw else None
+    if found["REDIS_SSL_KEYFILE"] and not found["REDIS_SSL_CERTFILE"]:
+        raise SettingsError("REDIS_SSL_KEYFILE is set without REDIS_SSL_CERTFILE (the certificate it is the "
+                            "key of)")
+    if any(found.values()):
+        scheme = urlsplit(redis_url).scheme if redis_url else None
+        tls = scheme == "rediss" or (scheme == "sentinel" and "ssl=true" in urlsplit(redis_url).query.lower())
+        if not tls:
+            named = ", ".join(name for name, path in found.items() if path)
+            raise SettingsError(f"{named} set, but REDIS_URL does not use TLS: a rediss:// URL, or "
+                                "sentinel://...&ssl=true")
+    return found
+
+
 @dataclass(frozen=True)
 class SentinelAddress:
     """A ``sentinel://`` REDIS_URL: the Sentinels, the primary's name, the database, the data servers'
-    credentials (``sentinel_password=...`` in the query: the Sentinels' own password, if they have one)."""
+    credentials (``sentinel_password=...`` in the query: the Sentinels' own password, if they have one),
+    and ``ssl=true``: TLS to the Sentinels and to the data servers alike (REDIS_SSL_* for a private CA)."""
 
     sentinels: tuple[tuple[str, int], ...]
     master_name: str
@@ -335,6 +358,7 @@ class SentinelAddress:
     username: str | None = None
     password: str | None = None
     sentinel_password: str | None = None
+    ssl: bool = False
 
     @classmethod
     def parse(cls, url: str) -> "SentinelAddress":
@@ -357,8 +381,11 @@ class SentinelAddress:
         db = parts.path.strip("/") or "0"
         if not db.isdigit():
             raise ValueError(f"the database is a number, got {db!r}")
+        ssl = (query.get("ssl") or ["false"])[0].lower()
+        if ssl not in ("true", "false"):
+            raise ValueError(f"ssl is true or false, got {ssl!r}")
         return cls(tuple(sentinels), master, int(db), unquote(username) or None, unquote(password) or None,
-                   (query.get("sentinel_password") or [None])[0])
+                   (query.get("sentinel_password") or [None])[0], ssl == "true")
 
     def broker_url(self) -> str:
         """kombu's form: ``sentinel://[:pw@]h1:p1/db;sentinel://[:pw@]h2:p2/db;...``."""
@@ -377,6 +404,11 @@ class Settings:
     # Broker and store.  None: the embedded valkey-server under ``var_dir`` (see worker.store.embedded).
     redis_url: str | None = field(default=None, repr=False)  # may hold the store's password
     var_dir: Path = Path("var")
+    # TLS to the store (rediss://, sentinel://...?ssl=true): a private CA's certificate, and this client's
+    # certificate and key where the server asks for one (docs/operations.md, "TLS to Redis").
+    redis_ssl_ca_certs: Path | None = None
+    redis_ssl_certfile: Path | None = None
+    redis_ssl_keyfile: Path | None = None
 
     # Every client's timeouts (the variables kept Trademax's names from before the other destinations).
     connect_timeout: float = 5.0
@@ -491,9 +523,13 @@ class Settings:
             except ValueError as exc:
                 raise SettingsError(f"REDIS_URL: {exc} (sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT...]/DB"
                                     "?master_name=NAME)") from None
+        tls = _redis_tls_files(env, redis_url)
         return cls(
             redis_url=redis_url,
             var_dir=Path(env.get("WMS_RELAY_VAR_DIR") or "var"),
+            redis_ssl_ca_certs=tls["REDIS_SSL_CA_CERTS"],
+            redis_ssl_certfile=tls["REDIS_SSL_CERTFILE"],
+            redis_ssl_keyfile=tls["REDIS_SSL_KEYFILE"],
             destinations=destination_settings(declarations, env),
             connect_timeout=_number(env, "TRADEMAX_CONNECT_TIMEOUT", 5.0, minimum=0.001),
             read_timeout=_number(env, "TRADEMAX_READ_TIMEOUT", 30.0, minimum=0.001),

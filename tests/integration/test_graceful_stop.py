@@ -1,7 +1,8 @@
 """A worker stopped with SIGTERM (Kubernetes, docker stop, honcho) stops gracefully in the middle of sends:
 the sends in flight finish and are recorded, the messages it had taken but not started go back to their
-queue at once, it exits 0 and removes its heartbeat — and every event is delivered exactly once, the rest
-by the next worker.  Real processes: valkey-server, the sandbox Trademax (1.5 s per request), workers."""
+queue at once, it exits 0 and removes its heartbeat and its probe files — and every event is delivered
+exactly once, the rest by the next worker.  Real processes: valkey-server, the sandbox Trademax (1.5 s per
+request), workers."""
 from __future__ import annotations
 
 import os
@@ -41,6 +42,9 @@ def test_sigterm_mid_send_finishes_in_flight_events_and_loses_none(pipeline):
     probe = subprocess.run([sys.executable, "-m", "worker.cli", "health", "worker", "--any-host"], cwd=ROOT,
                            env=pipeline.env, capture_output=True, text=True, timeout=60)
     assert probe.returncode == 1 and "stopped cleanly" in probe.stdout  # its heartbeat went with it
+    files = subprocess.run([sys.executable, "-m", "worker.cli", "health", "worker", "--liveness"], cwd=ROOT,
+                           env=pipeline.env, capture_output=True, text=True, timeout=60)
+    assert files.returncode == 1 and "stopped cleanly" in files.stdout  # and its probe files
 
     pipeline.sandbox.set_faults(latency_ms=0)
     pipeline.start_worker()

@@ -291,6 +291,8 @@ def test_no_secret_or_signature_reaches_logs_redis_flower_or_sentry_and_sentry_r
         wait_until(lambda: r.hlen("unacked"), 30, "the adjustment to be in flight")
         haystacks["redis, in flight"], keys = redis_haystack(r)
         assert b"unacked" in keys
+        # the configuration the worker recorded with its heartbeat (status, desk, metrics read it) is searched
+        assert b"wms:heartbeat:worker:configuration" in keys
         run.wait_for_state("stock.adjust", "rel-L", "uncertain")
         run.sandbox.set_faults(timeout_after_apply_rate=0.0)
 
@@ -617,7 +619,10 @@ def test_no_destination_credential_or_stock2shop_token_leaks(redis_server, sandb
     haystacks: dict[str, bytes] = {}
     shared_token = r.get("wms:stock2shop:token")
     r.delete("wms:stock2shop:token")  # its one home; everything else is searched
-    haystacks["redis"], _ = redis_haystack(r)
+    haystacks["redis"], keys = redis_haystack(r)
+    # the worker's recorded configuration, with ka-ching, StockTrim and Stock2Shop on, is searched too
+    recorded = json.loads(r.hvals("wms:heartbeat:worker:configuration")[0])["destinations"]
+    assert all(recorded[name]["on"] for name in ("kaching", "stocktrim", "stock2shop"))
     for path in sorted(run.log_dir.glob("*.log")):
         haystacks[f"log {path.name}"] = path.read_bytes()
     haystacks["wms-relay output"] = "\n".join(run.cli_output).encode()

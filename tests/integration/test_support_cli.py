@@ -46,7 +46,7 @@ def test_a_dead_letter_retried_by_two_people_at_once_is_sent_once(pipeline):
     for role in ("worker", "scheduler"):  # the real processes' heartbeats, as a probe reads them
         probe = wms_relay(pipeline, "health", role)
         assert probe.returncode == 0 and probe.stdout.startswith("OK: "), probe.stdout + probe.stderr
-    letters = wms_relay_json(pipeline, "dead", "list")
+    letters = wms_relay_json(pipeline, "dead", "list")["dead_letters"]
     assert [(letter["key"], letter["reason"]) for letter in letters] == [("R-TWICE", "exhausted")]
 
     retry = [sys.executable, "-m", "worker.cli", "dead", "retry", letters[0]["id"], "--reason",
@@ -99,7 +99,7 @@ def test_uncertain_adjustments_are_settled_as_the_person_who_checked_trademax_sa
                                                  reason=2))
         pipeline.wait_for_state("stock.adjust", key, "uncertain")
     pipeline.sandbox.set_faults(timeout_after_apply_rate=0.0)
-    listed = wms_relay_json(pipeline, "uncertain", "list")
+    listed = wms_relay_json(pipeline, "uncertain", "list")["uncertain"]
     assert sorted(u["id"] for u in listed) == ["stock.adjust:rel-gone", "stock.adjust:rel-there"]
     patches_before = len(api_requests(pipeline, "PATCH", "stock-adjustment"))
 
@@ -113,6 +113,6 @@ def test_uncertain_adjustments_are_settled_as_the_person_who_checked_trademax_sa
     assert pipeline.state("stock.adjust", "rel-there") == "delivered"
     assert len(api_requests(pipeline, "PATCH", "stock-adjustment")) == patches_before + 1
     assert len(pipeline.sandbox.state()["stock_adjustments"]) == 3  # two timed out after applying, one resent
-    assert wms_relay_json(pipeline, "uncertain", "list") == []
+    assert wms_relay_json(pipeline, "uncertain", "list")["uncertain"] == []
     history = pipeline.record("stock.adjust", "rel-there").history
     assert history[-1]["actor"] == "dana" and "seen in Trademax" in history[-1]["reason"]

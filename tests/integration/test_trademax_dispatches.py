@@ -90,6 +90,6 @@ def test_a_452_without_data_then_dispatch_set_id_releases_the_followers_each_sen
     after = wms_relay_json(pipeline, "status")
     assert after["dispatch_id_unknown"]["shipments"] == 0
     assert "dispatch_id_unknown" not in [a["flag"] for a in after["attention"]]
-    (entry,) = [e for e in wms_relay_json(pipeline, "audit") if e["action"] == "dispatch-set-id"]
+    (entry,) = [e for e in wms_relay_json(pipeline, "audit")["entries"] if e["action"] == "dispatch-set-id"]
     assert (entry["actor"], entry["reason"], entry["status"]) == (
         "dana", "read in Trademax's dashboard", "done")

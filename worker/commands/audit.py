@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from worker.commands.presenting import friendly_errors, parse_since, print_json, say, shorten, table
+from worker.commands.presenting import (
+    friendly_errors, parse_since, print_listing, say, say_store, shorten, table,
+)
 from worker.settings import Settings
 
 
@@ -19,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--since", help="only actions since: 30m, 2h, 3d or a date (2024-05-01)")
     p.add_argument("--grep", help="only actions whose target, reason or message contain this text")
     p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
-    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object: store, count, entries (an array)")
     p.set_defaults(handler=run)
 
 
@@ -33,8 +36,9 @@ def run(args: argparse.Namespace) -> int:
         entries, _ = place.tools.audit.page(AuditFilter(actor=args.actor, action=args.action, text=args.grep,
                                                         since=since), limit=max(args.limit, 1))
     if args.json:
-        print_json([entry.to_dict() for entry in entries])
+        print_listing(place.store, "entries", [entry.to_dict() for entry in entries])
         return 0
+    say_store(place.store)
     if not entries:
         say("No actions recorded" + (" match those filters." if args.actor or args.action or args.since
                                      or args.grep else " yet."))

@@ -1,11 +1,12 @@
 """``wms-relay dead list|show|retry|discard``: the dead letters — deliveries wms-relay will not send on its
 own.  Each letter is one destination's delivery of one event; retrying it sends to that destination only.
 
-    dead list [--destination D] [--operation OP] [--since 2h|2024-05-01] [--grep TEXT] [--json]
+    dead list [--destination D] [--operation OP] [--since 2h|2024-05-01] [--grep TEXT] [--limit N] [--json]
     dead show ID [--destination D] [--json]
     dead retry ID... | --all [--destination D] [--operation OP] [--since ...] [--grep TEXT]  [--dry-run]
                [--reason TEXT]
-    dead discard ID... --reason TEXT
+    dead discard ID... | --all [--destination D] [--operation OP] [--since ...] [--grep TEXT]  [--dry-run]
+                 --reason TEXT
     dead purge --closed [--older-than 90d|2024-05-01] [--dry-run]
 
 ID is a letter id (``dl-12``), ``OPERATION:KEY`` (the newest letter of that event's delivery to
@@ -21,8 +22,8 @@ import argparse
 import json
 
 from worker.commands.presenting import (
-    add_destination_option, age, complain, default_actor, described, destination_title, friendly_errors,
-    parse_since, print_json, run_actions, say, say_store, shorten, table,
+    add_destination_option, age, at_most, complain, default_actor, described, destination_title,
+    friendly_errors, parse_since, print_json, print_listing, run_actions, say, say_store, shorten, table,
 )
 from worker.encoding import one_line
 from worker.settings import Settings
@@ -36,7 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ls = sub.add_parser("list", help="open dead letters, newest first")
     _filters(ls)
     ls.add_argument("--include-closed", action="store_true", help="also letters already retried or discarded")
-    ls.add_argument("--json", action="store_true", help="print a JSON array")
+    ls.add_argument("--limit", type=int, default=None, help="show at most this many (the newest)")
+    ls.add_argument("--json", action="store_true",
+                    help="print one JSON object: store, count, dead_letters (an array)")
     ls.set_defaults(handler=run_list)
 
     show = sub.add_parser("show", help="one dead letter in full: the event, every attempt, the errors")
@@ -57,9 +60,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     retry.set_defaults(handler=run_retry)
 
     discard = sub.add_parser("discard", help="give up on dead letters (kept for the record, never sent)")
-    discard.add_argument("ids", nargs="+", metavar="ID",
+    discard.add_argument("ids", nargs="*", metavar="ID",
                          help="dl-N, OPERATION:KEY or DESTINATION/OPERATION:KEY")
-    add_destination_option(discard, "with OPERATION:KEY: that destination's letter")
+    discard.add_argument("--all", action="store_true", help="every open letter that matches the filters")
+    _filters(discard)
+    discard.add_argument("--dry-run", action="store_true",
+                         help="show what would be discarded; change nothing")
     discard.add_argument("--reason", required=True, help="why (required; kept with the letter)")
     discard.add_argument("--actor", default=None, help="who is acting (default: your OS account)")
     discard.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -93,10 +99,10 @@ def run_list(args: argparse.Namespace) -> int:
     from worker.support.workplace import workplace
 
     with workplace(Settings.from_env()) as place:
-        letters = _select(place, args, include_closed=args.include_closed)
+        letters = at_most(_select(place, args, include_closed=args.include_closed), args.limit)
         now = place.relay.clock()
     if args.json:
-        print_json([letter.to_dict() for letter in letters])
+        print_listing(place.store, "dead_letters", [letter.to_dict() for letter in letters])
         return 0
     say_store(place.store)
     if not letters:
@@ -162,41 +168,51 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
-@friendly_errors
-def run_retry(args: argparse.Namespace) -> int:
-    from worker.support.workplace import workplace
-    from worker.support.actions import retry_letter
-
+def _refused_selection(args: argparse.Namespace, verb: str) -> bool:
+    """IDs or ``--all`` (with filters), not both, not neither: said in a sentence (True: refused)."""
     if bool(args.ids) == bool(args.all):
-        complain("name the dead letters to retry (dl-N or [DESTINATION/]OPERATION:KEY), or use --all (with "
+        complain(f"name the dead letters to {verb} (dl-N or [DESTINATION/]OPERATION:KEY), or use --all (with "
                  "filters).")
-        return 2
+        return True
     if args.ids and (args.operation or args.since or args.grep):
-        complain("--operation, --since and --grep go with --all; with IDs, name exactly what to retry.")
-        return 2
+        complain(f"--operation, --since and --grep go with --all; with IDs, name exactly what to {verb}.")
+        return True
+    return False
+
+
+def _act_on_selection(args: argparse.Namespace, past: str, action) -> int:
+    """Run ``action(tools, target, actor)`` on each letter named or selected (``--all`` with filters)."""
+    from worker.support.workplace import workplace
+
     actor = args.actor or default_actor()
     with workplace(Settings.from_env()) as place:
         targets = args.ids or [letter.letter_id for letter in _select(place, args)]
-        return run_actions(targets, lambda t: retry_letter(place.tools, t, actor=actor, reason=args.reason,
-                                                           dry_run=args.dry_run,
-                                                           destination=args.destination),
-                           verb="retried", as_json=args.json, store=place.store, dry_run=args.dry_run,
+        return run_actions(targets, lambda t: action(place.tools, t, actor), verb=past, as_json=args.json,
+                           store=place.store, dry_run=args.dry_run,
                            nothing="Nothing to do: no open dead letters match.")
 
 
 @friendly_errors
+def run_retry(args: argparse.Namespace) -> int:
+    from worker.support.actions import retry_letter
+
+    if _refused_selection(args, "retry"):
+        return 2
+    return _act_on_selection(args, "retried", lambda tools, t, actor: retry_letter(
+        tools, t, actor=actor, reason=args.reason, dry_run=args.dry_run, destination=args.destination))
+
+
+@friendly_errors
 def run_discard(args: argparse.Namespace) -> int:
-    from worker.support.workplace import workplace
     from worker.support.actions import discard_letter
 
+    if _refused_selection(args, "discard"):
+        return 2
     if not args.reason.strip():
         complain("--reason must say why the letter is given up.")
         return 2
-    actor = args.actor or default_actor()
-    with workplace(Settings.from_env()) as place:
-        return run_actions(args.ids, lambda t: discard_letter(place.tools, t, actor=actor, reason=args.reason,
-                                                              destination=args.destination),
-                           verb="discarded", as_json=args.json, store=place.store)
+    return _act_on_selection(args, "discarded", lambda tools, t, actor: discard_letter(
+        tools, t, actor=actor, reason=args.reason, destination=args.destination, dry_run=args.dry_run))
 
 
 @friendly_errors

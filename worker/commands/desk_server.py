@@ -13,7 +13,6 @@ import argparse
 import getpass
 import logging
 import os
-import signal
 import sys
 
 from worker.commands.presenting import complain, friendly_errors, say
@@ -77,10 +76,6 @@ def _users_path(settings: Settings):
 STORE_WAIT_SECONDS = 30.0
 
 
-def _stop(*_args) -> None:
-    raise KeyboardInterrupt  # waitress's loop ends as on Ctrl-C; the with-block closes the connections
-
-
 @friendly_errors
 def run(args: argparse.Namespace) -> int:
     from worker.observe.logs import configure
@@ -89,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from worker.store.connection import StoreNotFound, store_url, wait_for_store
     from worker.web.desk.services import DeskServices
     from worker.web.desk.users import UsersFile
-    from worker.web.serving import DoorLimits, refuse_exposure, serve
+    from worker.web.serving import DoorLimits, refuse_exposure, serve, stop_on_sigterm
 
     settings = Settings.from_env()
     desk_settings = _desk_settings(settings)
@@ -100,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                                 "`wms-relay desk add-user`) or a trusted sign-on proxy "
                                 "(DESK_TRUSTED_PROXY_HEADER)")
     configure(settings)
-    signal.signal(signal.SIGTERM, _stop)
+    stop_on_sigterm()  # also while it waits for the store; serve() ends on it, the with-block closes
     try:
         store_url(settings)
     except StoreNotFound:  # started with the service (honcho): give the worker time to start the store

@@ -18,7 +18,9 @@ from worker.commands.presenting import (
     friendly_errors,
     parse_until,
     print_json,
+    print_listing,
     say,
+    say_store,
     table,
 )
 from worker.settings import Settings
@@ -50,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     h.add_argument("--destination", choices=names, default=None, help="only this destination's")
     h.add_argument("--limit", type=int, default=50, help="at most this many, newest first (default 50)")
-    h.add_argument("--json", action="store_true", help="print a JSON array")
+    h.add_argument("--json", action="store_true",
+                   help="print one JSON object: store, count, entries (an array)")
     h.set_defaults(handler=run_history)
 
 
@@ -84,8 +87,9 @@ def run_pause(args: argparse.Namespace) -> int:
         _audit(place, "pause", args.destination, paused.by, paused.reason, "done",
                f"paused {'until ' + _when(paused.until) if paused.until else 'until resumed'}")
     if args.json:
-        print_json({"destination": args.destination, **paused.to_dict()})
+        print_json({"destination": args.destination, **paused.to_dict(), "store": place.store})
         return 0
+    say_store(place.store)
     title = destination_title(args.destination)
     say(f"{title} is paused {'until ' + _when(paused.until) if paused.until else 'until resumed'} "
         f"(by {paused.by}: {paused.reason}).")
@@ -108,8 +112,10 @@ def run_resume(args: argparse.Namespace) -> int:
     title = destination_title(args.destination)
     if args.json:
         print_json({"destination": args.destination, "resumed": ended is not None,
-                    "pause": None if ended is None else ended.to_dict(), "parked": parked})
+                    "pause": None if ended is None else ended.to_dict(), "parked": parked,
+                    "store": place.store})
         return 0
+    say_store(place.store)
     if ended is None:
         say(f"{title} was not paused: nothing to do.")
         return 0
@@ -126,8 +132,9 @@ def run_history(args: argparse.Namespace) -> int:
     with workplace(Settings.from_env()) as place:
         entries = place.relay.flow.pauses.history(args.destination, limit=max(args.limit, 1))
     if args.json:
-        print_json([entry.to_dict() for entry in entries])
+        print_listing(place.store, "entries", [entry.to_dict() for entry in entries])
         return 0
+    say_store(place.store)
     if not entries:
         say("No destination was ever paused" + (" (of those)." if args.destination else "."))
         return 0

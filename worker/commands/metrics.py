@@ -1,11 +1,13 @@
 """``wms-relay metrics [--address 127.0.0.1] [--port 9464]``: a Prometheus endpoint (GET /metrics).
 
 Its own small process: on every scrape it reads the store — events by state, dead letters open and the
-oldest one's age, uncertain events, retries scheduled and the most overdue, queue depths, workers alive,
-the scheduler's last tick, Redis memory — and the attempt counts and destination latency the workers
-hand to the store every few seconds.  It never starts a store: until there is one to read, a scrape says
-wms_relay_store_up 0.  Labels and values carry no event content and no secret.  Example alert rules and
-the Grafana panels: docs/operations.md."""
+oldest one's age and uncertain events (per destination), each destination's flow (on or off as the
+workers recorded it, paused, circuit state, parked deliveries, pending batches), retries scheduled and
+the most overdue, queue depths, workers alive, the scheduler's last tick, Redis memory, the version
+(build_info) — and the attempt counts and destination latency the workers hand to the store every few
+seconds.  It needs only the store, no destination's variables.  It never starts a store: until there is
+one to read, a scrape says wms_relay_store_up 0.  Labels and values carry no event content and no
+secret.  Example alert rules and the Grafana panels: docs/operations.md."""
 from __future__ import annotations
 
 import argparse

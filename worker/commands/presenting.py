@@ -118,6 +118,13 @@ def print_json(value: Any) -> None:
     print(json_text(value, indent=2, default=str))
 
 
+def print_listing(store: str, name: str, items: list) -> None:
+    """A listing's ``--json`` (``dead list``, ``retries list``, ``uncertain list``, ``audit``, ``pauses``):
+    one object — ``store`` (which store was read, as every command's JSON says it), ``count``, and the
+    items under ``name``."""
+    print_json({"store": store, "count": len(items), name: items})
+
+
 def say(text: str = "") -> None:
     """Print for a person: control characters escaped (keys are printed through :func:`one_line`, so a
     newline in one cannot split its line either)."""
@@ -179,29 +186,38 @@ def run_actions(targets: Sequence[str], act: Callable[[str], ActionReport], *, v
     return 1 if counts[FAILED] else 0
 
 
+def store_trouble(exc: BaseException) -> str | None:
+    """The sentence for "Redis is not there" (or "no store to read here"), or None for any other error."""
+    import redis
+
+    from worker.errors import StoreNotFound
+    from worker.store.embedded import EmbeddedRedisError
+
+    if isinstance(exc, (StoreNotFound, EmbeddedRedisError)):
+        return str(exc)
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return (f"cannot reach Redis ({type(exc).__name__}: {exc}). Is it running, and is REDIS_URL right? "
+                "`wms-relay check` tests the settings.")
+    return None
+
+
 def friendly_errors(handler: Callable[[Any], int]) -> Callable[[Any], int]:
     """Turn "Redis is not there" (or "no store to read here") into one plain sentence and exit code 3
-    instead of a traceback."""
+    instead of a traceback (:func:`store_trouble`); a :class:`Refused` input into its sentence and 2."""
 
     @functools.wraps(handler)
     def run(args: Any) -> int:
-        import redis
-
-        from worker.errors import StoreNotFound
-        from worker.store.embedded import EmbeddedRedisError
-
         try:
             return handler(args)
-        except (StoreNotFound, EmbeddedRedisError) as exc:
-            complain(str(exc))
-            return 3
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            complain(f"cannot reach Redis ({type(exc).__name__}: {exc}). Is it running, and is REDIS_URL "
-                     "right? `wms-relay check` tests the settings.")
-            return 3
         except Refused as exc:
             complain(str(exc))
             return 2
+        except Exception as exc:
+            said = store_trouble(exc)
+            if said is None:
+                raise
+            complain(said)
+            return 3
 
     return run
 
@@ -214,12 +230,18 @@ def add_list_filters(p) -> None:
 
 
 def filtered(items: list, args: Any, *, operation: Callable[[Any], str], text: Callable[[Any], str]) -> list:
-    """``items`` kept by ``--operation`` and ``--grep`` (over ``text(item)``), cut at ``--limit``."""
-    if args.limit is not None and args.limit < 1:
-        raise Refused("--limit must be 1 or more")
+    """``items`` kept by ``--operation`` and ``--grep`` (over ``text(item)``), cut at ``--limit`` (if the
+    command has one)."""
     kept = [item for item in items if (not args.operation or operation(item) == args.operation)
             and (not args.grep or args.grep.lower() in text(item).lower())]
-    return kept if args.limit is None else kept[:args.limit]
+    return at_most(kept, getattr(args, "limit", None))
+
+
+def at_most(items: list, limit: int | None) -> list:
+    """``--limit N``: the first N of ``items`` (None: all); a limit below 1 is refused."""
+    if limit is not None and limit < 1:
+        raise Refused("--limit must be 1 or more")
+    return items if limit is None else items[:limit]
 
 
 def add_destination_option(parser, what: str = "only this destination's") -> None:

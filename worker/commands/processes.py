@@ -29,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_worker(args: argparse.Namespace) -> int:
     from worker.celery import app
+    from tasks import support_jobs
     from worker.destinations.table import QUEUES
     from worker.observe.logs import celery_console_to_log, configure
     from worker.observe.sentry import start as start_sentry
@@ -48,7 +49,7 @@ def run_worker(args: argparse.Namespace) -> int:
     argv = [
         *quiet, "worker", "--pool", "threads",
         "--concurrency", str(args.concurrency or settings.worker_concurrency),
-        "--queues", ",".join(QUEUES),
+        "--queues", ",".join((*QUEUES, support_jobs.QUEUE)),  # and the desk's bulk jobs
         "--loglevel", args.loglevel or settings.log_level,
         "--hostname", args.name or f"relay-{os.getpid()}@%h",
         "--task-events",
@@ -65,6 +66,7 @@ def run_scheduler(args: argparse.Namespace) -> int:
     from worker.scheduling.fault_probes import fault_probe_grants
     from worker.scheduling.scheduler import Scheduler
     from worker.scheduling.stranded import StrandedSweep
+    from worker.observe.probe_files import ProbeFiles
     from worker.store.heartbeats import Heartbeats, node_name
 
     settings = Settings.from_env()
@@ -87,15 +89,37 @@ def run_scheduler(args: argparse.Namespace) -> int:
             if (job := d.housekeeping(settings, redis=relay.redis, clock=relay.clock)) is not None]
     beats, name = Heartbeats(relay.redis, relay.clock), node_name("scheduler")
     jobs.append(fault_probe_grants(relay, name))  # a clock skew's probe: once a minute by this clock
+    jobs.append(_bulk_job_resumer(app, relay))  # the desk's bulk jobs a dead worker left: published again
+    files = ProbeFiles(settings.var_dir, "scheduler", name)  # `wms-relay health scheduler --liveness`
+
+    def heartbeat() -> None:
+        beats.beat("scheduler", name)
+        files.ready()  # only once the store took the beat
+
     Scheduler(relay.schedule, celery_publisher(app), clock=relay.clock, sweep=sweep.sweep,
-              sweep_interval=args.sweep_interval, housekeeping=jobs,
-              heartbeat=lambda: beats.beat("scheduler", name),
+              sweep_interval=args.sweep_interval, housekeeping=jobs, heartbeat=heartbeat, alive=files.alive,
               purge=lambda: purge_closed_letters(relay, settings)).run(stop, interval=args.interval)
+    files.leave()
     try:
         beats.leave("scheduler", name)
     except Exception as exc:  # noqa: BLE001 — the store is gone: the beat goes stale on its own
         logging.getLogger("wms_relay.scheduler").warning("heartbeat not removed (%s)", exc)
     return 0
+
+
+def _bulk_job_resumer(app, relay):
+    """The scheduler's chore for the desk's bulk jobs (worker.support.bulk_jobs.resume_interrupted)."""
+    from tasks.support_jobs import QUEUE, TASK
+    from worker.store.bulk_jobs import BulkJobStore
+    from worker.support.bulk_jobs import resume_interrupted
+
+    store = BulkJobStore(relay.redis, relay.clock)
+
+    def resume_bulk_jobs() -> int:
+        return resume_interrupted(store, lambda args: app.send_task(TASK, args=args, queue=QUEUE),
+                                  relay.clock())
+
+    return resume_bulk_jobs
 
 
 def purge_closed_letters(relay, settings: Settings) -> int:

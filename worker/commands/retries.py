@@ -3,7 +3,8 @@ wait for their dispatch.create) and will be tried again on their own, each to it
 
     retries list [--destination D] [--operation OP] [--grep TEXT] [--limit N] [--json]
     retries run-now ID... | --all [--destination D]
-    retries discard ID... --reason TEXT    give up on them: the delivery is discarded (kept, never sent)
+    retries discard ID... | --all [--destination D] [--operation OP] [--grep TEXT] [--dry-run] --reason TEXT
+                     give up on them: the delivery is discarded (kept, never sent)
                      (ID: OPERATION:KEY for Trademax, DESTINATION/OPERATION:KEY for the others, as
                       `retries list` shows it)
 
@@ -17,7 +18,7 @@ import json
 
 from worker.commands.presenting import (
     add_destination_option, add_list_filters, age, complain, default_actor, described, filtered,
-    friendly_errors, print_json, run_actions, say, say_store, shorten, table,
+    friendly_errors, print_listing, run_actions, say, say_store, shorten, table,
 )
 from worker.settings import Settings
 from worker.support.retry_view import scheduled
@@ -30,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ls = sub.add_parser("list", help="scheduled retries, soonest first")
     add_destination_option(ls)
     add_list_filters(ls)
-    ls.add_argument("--json", action="store_true", help="print a JSON array")
+    ls.add_argument("--json", action="store_true",
+                    help="print one JSON object: store, count, retries (an array)")
     ls.set_defaults(handler=run_list)
     now = sub.add_parser("run-now", help="make scheduled retries due now")
     now.add_argument("ids", nargs="*", metavar="ID", help="[DESTINATION/]OPERATION:KEY")
@@ -40,7 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     now.add_argument("--json", action="store_true", help="print the results as JSON")
     now.set_defaults(handler=run_now)
     discard = sub.add_parser("discard", help="give up on scheduled retries (the deliveries are discarded)")
-    discard.add_argument("ids", nargs="+", metavar="ID", help="[DESTINATION/]OPERATION:KEY")
+    discard.add_argument("ids", nargs="*", metavar="ID", help="[DESTINATION/]OPERATION:KEY")
+    discard.add_argument("--all", action="store_true", help="every scheduled retry that matches the filters")
+    add_destination_option(discard, "with --all: only this destination's")
+    discard.add_argument("--operation", help="with --all: only this operation, e.g. stock.adjust")
+    discard.add_argument("--grep", help="with --all: only entries whose id, event or error contain this text")
+    discard.add_argument("--dry-run", action="store_true",
+                         help="show what would be discarded; change nothing")
     discard.add_argument("--reason", required=True, help="why (required; kept in the event's history)")
     discard.add_argument("--actor", default=None, help="who is acting (default: your OS account)")
     discard.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -55,7 +63,7 @@ def run_list(args: argparse.Namespace) -> int:
         entries = filtered(scheduled(place, args.destination), args, operation=lambda e: e["operation"],
                            text=lambda e: json.dumps(e, ensure_ascii=False))
     if args.json:
-        print_json(entries)
+        print_listing(place.store, "retries", entries)
         return 0
     say_store(place.store)
     if not entries:
@@ -92,10 +100,23 @@ def run_discard(args: argparse.Namespace) -> int:
     from worker.support.actions import discard_retry
     from worker.support.workplace import workplace
 
+    if bool(args.ids) == bool(args.all):
+        complain("name the retries to discard ([DESTINATION/]OPERATION:KEY, see `wms-relay retries list`), "
+                 "or use --all (with filters).")
+        return 2
+    if args.ids and (args.operation or args.grep or args.destination):
+        complain("--destination, --operation and --grep go with --all; with IDs, name exactly what to "
+                 "discard.")
+        return 2
     if not args.reason.strip():
         complain("--reason must say why the retry is given up.")
         return 2
     actor = args.actor or default_actor()
     with workplace(Settings.from_env()) as place:
-        return run_actions(args.ids, lambda t: discard_retry(place.tools, t, actor=actor, reason=args.reason),
-                           verb="discarded", as_json=args.json, store=place.store)
+        targets = args.ids or [entry["id"] for entry in filtered(
+            scheduled(place, args.destination), args, operation=lambda e: e["operation"],
+            text=lambda e: json.dumps(e, ensure_ascii=False))]
+        return run_actions(targets, lambda t: discard_retry(place.tools, t, actor=actor, reason=args.reason,
+                                                            dry_run=args.dry_run),
+                           verb="discarded", as_json=args.json, store=place.store, dry_run=args.dry_run,
+                           nothing="Nothing to do: no scheduled retries match.")

@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     from worker.sandbox.control import ready_line
     from worker.sandbox.faults import FaultPlan
     from worker.sandbox.server import SandboxServer
+    from worker.web.serving import stop_on_sigterm
 
     settings = Settings.from_env()
     api = build_api(args.api, settings, args)
@@ -116,9 +117,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"wms-relay sandbox: {exc}", file=sys.stderr)
         return 2
     server = SandboxServer((args.host, args.port), api, plan=plan, seed=args.seed)
+    stop_on_sigterm()
     try:
         announce(ready_line(server.base_url), logger="wms_relay.sandbox")
         server.serve_forever()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: a clean stop
+        pass
     finally:
         server.server_close()
     return 0

@@ -7,21 +7,25 @@ letters (count and oldest age), counts waiting for their artno's catalog row (un
 last hour, the workers alive and the scheduler's last tick (from their heartbeats in the store: no Celery
 ping, no Flower); then the same per destination (whether it is on, its ledger's states, delivered in the
 last hour) and its flow (worker.flow: rate limit and the current rate, a Retry-After hold, the circuit, a
-pause in force and who set it why, parked deliveries, pending batches).  ``--destination`` narrows every
-figure to one destination.  Ends with what needs a person: no live worker, no live scheduler, retries
-overdue by more than a minute, open dead letters, uncertain events, dispatch updates waiting for a
-dispatch id Trademax did not give, counts waiting for a catalog row (unmapped: with the first artnos),
-Redis at 80 % of its maxmemory or more, a destination paused or its circuit not closed.
-``--fail-on-attention`` exits 1 when anything does (for cron and Nagios); otherwise the exit code is 0
-whatever the report says (3: the store does not answer)."""
+pause in force and who set it why, parked deliveries, pending batches). Which destinations are on and their
+limits are what the workers recorded in the store with their heartbeats — this command needs only the store,
+never the destinations' variables: it says whose record it shows and how old, that no worker has recorded
+one yet, or that the live workers disagree. ``--destination`` narrows every figure to one destination. Ends
+with what needs a person: no live worker, no live scheduler, retries overdue by more than a minute, open
+dead letters, uncertain events, dispatch updates waiting for a dispatch id Trademax did not give, counts
+waiting for a catalog row (unmapped: with the first artnos), Redis at 80 % of its maxmemory or more, live
+workers with different configurations, a destination paused or its circuit not closed (or open for the
+clock). ``--fail-on-attention`` exits 1 when anything does (for cron and Nagios); otherwise the exit code is
+0 whatever the report says (3: the store does not answer; with ``--json`` an object saying so)."""
 from __future__ import annotations
 
 import argparse
 
 from worker.commands.presenting import add_destination_option, age, described, friendly_errors, print_json, \
-    say, say_store, shorten
+    say, say_store, store_trouble
 from worker.settings import Settings
-from worker.support.status_report import OVERDUE_AFTER_SECONDS, collect, mib
+from worker.support.status_report import OVERDUE_AFTER_SECONDS, collect, mib, never_accepted_in_words
+from worker.support.status_words import configuration_line, flow_line, report_now
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,49 +36,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fail-on-attention", action="store_true",
                    help="exit 1 when something needs a person (for cron and Nagios)")
     p.set_defaults(handler=run)
-
-
-def report_now(report: dict) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(report["checked_at"].replace("Z", "+00:00")).timestamp()
-
-
-def flow_line(flow: dict, *, now: float) -> str:
-    """One destination's flow in one line: ``rate 1/s (now 0.9/s); circuit closed; not paused; ...``."""
-    from worker.encoding import iso_time
-
-    rate = f"rate {flow['max_rps']:g}/s" if flow["max_rps"] else "rate unlimited"
-    parts = [f"{rate} (now {flow['current_rps']:g}/s)"]
-    if flow["held_for_seconds"]:
-        parts.append(f"held {age(flow['held_for_seconds'])} (Retry-After)")
-    circuit = flow["circuit"]
-    if circuit["state"] == "closed":
-        failing = f", {circuit['failures']} failure(s) in a row" if circuit["failures"] else ""
-        parts.append(f"circuit closed{failing}")
-    else:
-        probe = circuit["probe_at"]
-        when = "now" if probe is None or probe <= now else f"in {age(probe - now)}"
-        when = "within a minute, as the scheduler grants it" if circuit.get("fault") else when
-        parts.append(f"circuit {circuit['state'].replace('_', '-')} since {iso_time(circuit['opened_at'])} "
-                     f"(next probe {when}; last failure: {shorten(circuit['last_failure'] or '-', 80)})")
-    pause = flow["paused"]
-    if pause:
-        end = f"until {iso_time(pause['until'])}" if pause["until"] else "until resumed"
-        parts.append(f"PAUSED {end} by {pause['by']}: {shorten(pause['reason'], 80)}")
-    if flow["parked"]:
-        parts.append(f"{flow['parked']} parked")
-    batching = flow["batching"]
-    if batching is not None:
-        flight = batching["in_flight"]
-        out = f", batch of {flight['size']} in flight" if flight else ""
-        parts.append(f"batches of <= {batching['max']} every {batching['seconds']:g} s: "
-                     f"{batching['pending']} pending{out}")
-    return "; ".join(parts)
-
-
-def next_steps(report: dict) -> list[str]:
-    return [item["message"] for item in report["attention"]]
 
 
 def _print(report: dict) -> None:
@@ -98,13 +59,20 @@ def _print(report: dict) -> None:
             f"row (artnos {', '.join(part['first_artnos'])})")
     for label, part in (("Uncertain:            ", report["uncertain"]),
                         ("Dead letters:         ", report["dead_letters"])):
-        oldest = f" (oldest {age(part['oldest_age_seconds'])})" if part["count"] else ""
-        say(f"{label} {part['count']}{oldest}")
+        notes = [f"oldest {age(part['oldest_age_seconds'])}"] if part["count"] else []
+        if part.get("never_accepted"):  # in no ledger: the per-destination "dead" column leaves them out
+            notes.append(f"{never_accepted_in_words(part['never_accepted'])}: never accepted, so in no "
+                         "destination's column below")
+        say(f"{label} {part['count']}" + (f" ({'; '.join(notes)})" if notes else ""))
     say(f"Delivered last hour:   {report['delivered_last_hour']}")
+    say(f"Configuration:         {configuration_line(report['configuration'])}")
+    for difference in report["configuration"]["differences"]:
+        say(f"  differs: {difference}")
     say("Per destination:        on   delivered/h  retrying  waiting  uncertain  dead")
     for part in report["destinations"].values():
         ledger = part["ledger"]
-        say(f"  {part['title']:<21} {'yes' if part['on'] else 'no':<4} {part['delivered_last_hour']:>11}  "
+        on = {True: "yes", False: "no", None: "?"}[part["on"]]
+        say(f"  {part['title']:<21} {on:<4} {part['delivered_last_hour']:>11}  "
             f"{ledger['retrying']:>8}  {ledger['waiting']:>7}  {ledger['uncertain']:>9}  {ledger['dead']:>4}")
     say("Flow per destination (rate limit, circuit, pause, waiting):")
     for part in report["destinations"].values():
@@ -118,9 +86,9 @@ def _print(report: dict) -> None:
     if memory["used_bytes"] is None:
         say("Redis memory:          not known (the server refuses INFO)")
     else:
-        say(f"Redis memory:          {mib(memory['used_bytes'])} of "
-            + (f"{mib(memory['max_bytes'])} ({memory['used_fraction']:.0%})" if memory["max_bytes"]
-               else "no maxmemory set"))
+        say(f"Redis memory:          {mib(memory['used_bytes'])} used, "
+            + (f"{memory['used_fraction']:.0%} of its maxmemory {mib(memory['max_bytes'])}"
+               if memory["max_bytes"] else "no maxmemory set"))
     say("Scheduler:             " + (f"last tick {age(tick['last_tick_age_seconds'])} ago ({tick['name']})"
                                      if tick["name"] else "never ticked"))
     say(f"Checked at {report['checked_at']}.")
@@ -136,8 +104,20 @@ def _print(report: dict) -> None:
 def run(args: argparse.Namespace) -> int:
     from worker.support.workplace import workplace
 
-    with workplace(Settings.from_env()) as place:
-        report = collect(place, args.destination)
+    settings = Settings.from_env()
+    try:
+        with workplace(settings) as place:
+            report = collect(place, args.destination)
+    except Exception as exc:
+        said = store_trouble(exc)
+        if said is None or not args.json:
+            raise  # the text says it in one sentence (friendly_errors), exit code 3
+        from worker.store.connection import describe
+
+        # Scripts get one object as always — the store, and that it did not answer — and the same exit code.
+        print_json({"store": describe(settings), "store_up": False, "error": said,
+                    "attention": [{"flag": "store_down", "message": said}]})
+        return 3
     if args.json:
         print_json(report)
     else:

@@ -20,7 +20,7 @@ import json
 
 from worker.commands.presenting import (
     add_destination_option, add_list_filters, age, complain, default_actor, described, destination_title,
-    filtered, friendly_errors, print_json, run_actions, say, say_store, shorten, table,
+    filtered, friendly_errors, print_listing, run_actions, say, say_store, shorten, table,
 )
 from worker.settings import Settings
 
@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ls = sub.add_parser("list", help="uncertain deliveries, oldest first")
     add_destination_option(ls)
     add_list_filters(ls)
-    ls.add_argument("--json", action="store_true", help="print a JSON array")
+    ls.add_argument("--json", action="store_true",
+                    help="print one JSON object: store, count, uncertain (an array)")
     ls.set_defaults(handler=run_list)
     resolve = sub.add_parser("resolve", help="say what you found at the destination")
     resolve.add_argument("id", metavar="ID", help="[DESTINATION/]OPERATION:KEY, as `uncertain list` shows it")
@@ -64,9 +65,9 @@ def run_list(args: argparse.Namespace) -> int:
                          text=lambda found: json.dumps(found[1].to_dict(), ensure_ascii=False, default=str))
         now = place.relay.clock()
     if args.json:
-        print_json([{**record.to_dict(), "destination": destination.name,
-                     "id": destination.delivery_ref(record.operation, record.key)}
-                    for destination, record in found])
+        print_listing(place.store, "uncertain", [
+            {**record.to_dict(), "destination": destination.name,
+             "id": destination.delivery_ref(record.operation, record.key)} for destination, record in found])
         return 0
     say_store(place.store)
     if not found:

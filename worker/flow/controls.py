@@ -13,7 +13,7 @@ from worker.flow.batches import Batches
 from worker.flow.gate import Gate
 from worker.flow.parking import Parking
 from worker.flow.pause import Pauses
-from worker.settings import Settings
+from worker.settings import FlowLimits, Settings
 from worker.store.retry_schedule import RetrySchedule
 
 
@@ -63,29 +63,35 @@ class FlowControls:
                                                          clock=self._clock)
         return found
 
-    def status(self, destination: str) -> dict:
+    def status(self, destination: str, limits: FlowLimits | None) -> dict:
         """What ``wms-relay status`` shows of one destination's flow: its rate limit and current rate, the
-        hold of a Retry-After, the circuit, the pause in force, parked deliveries and pending batches."""
-        limits = self.settings.flow_of(destination)
+        hold of a Retry-After, the circuit, the pause in force, parked deliveries and pending batches.
+
+        The state comes from the store; the limits are handed in — the ones the workers recorded
+        (worker.observe.configuration), not this process's settings: None when none is recorded (the
+        limits are then None and ``limits_known`` False; a bulk API's pending batches are shown anyway)."""
         gate = self.gate(destination)
         now = self._clock()
         circuit = gate.circuit.state()
         pause = self.pauses.in_force(destination)
         next_slot = gate.rate.next_slot()
+        known = limits is not None
         found = {
-            "max_rps": limits.max_rps or None,
+            "limits_known": known,
+            "max_rps": limits.max_rps or None if known else None,
             "current_rps": round(gate.rate.sent_per_second(), 2),
             "held_for_seconds": round(next_slot - now, 1) if next_slot and next_slot - now > 1 else None,
-            "circuit": {**circuit, "failures_to_open": limits.circuit_failures,
-                        "window_seconds": limits.circuit_window_seconds,
-                        "probe_seconds": limits.probe_seconds},
+            "circuit": {**circuit, "failures_to_open": limits.circuit_failures if known else None,
+                        "window_seconds": limits.circuit_window_seconds if known else None,
+                        "probe_seconds": limits.probe_seconds if known else None},
             "paused": None if pause is None else pause.to_dict(),
             "parked": self.parking(destination).count(),
             "batching": None,
         }
-        if self.batched(destination):
+        if DESTINATIONS[destination].batch is not None and (not known or limits.batched):
             batches = self.batches(destination)
-            found["batching"] = {"max": limits.batch_max, "seconds": limits.batch_seconds,
+            found["batching"] = {"max": limits.batch_max if known else None,
+                                 "seconds": limits.batch_seconds if known else None,
                                  "pending": batches.pending_count(), "in_flight": batches.in_flight(),
                                  "failed_in_a_row": batches.failures()}
         return found

@@ -9,9 +9,10 @@ Two halves:
   at most its last few seconds of counts; a store that does not answer keeps them for the next beat.
 - :class:`StoreCollector` — in the ``wms-relay metrics`` process: a prometheus-client custom collector
   that reads the store on every scrape (events by state, dead letters open and the oldest one's age,
-  uncertain, counts waiting for a catalog row (unmapped), retries scheduled and the most overdue, queue
-  depths, workers alive, the scheduler's last tick, Redis memory, the workers' attempt counts and latency,
-  and the desk's sign-in counts).
+  uncertain — each per destination — counts waiting for a catalog row (unmapped), every destination's flow
+  state (:func:`flow_families`: on or off as the workers recorded it, paused, circuit, parked, pending
+  batches), retries scheduled and the most overdue, queue depths, workers alive, the scheduler's last tick,
+  Redis memory, the version, the workers' attempt counts and latency, and the desk's sign-in counts).
   prometheus-client writes the exposition format; nothing here formats it by hand.
 
 Why the workers' counts go through the store rather than prometheus-client's multiprocess mode or a port
@@ -26,6 +27,7 @@ from typing import Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from worker import __version__
 from worker.store.attempt_counts import LATENCY_BUCKETS, AttemptCounts
 
 PREFIX = "wms_relay"
@@ -88,6 +90,54 @@ def _gauge(name: str, doc: str, value: float | None, labels: dict | None = None)
     return family
 
 
+def flow_families(redis_client, settings, now: float, clock: Callable[[], float]) -> Iterator:
+    """Per destination: on or off as the workers recorded it (worker.observe.configuration: absent while
+    none is recorded), paused, circuit state (one-hot), a configuration fault holding it open, parked
+    deliveries, pending batches; how old the recorded configuration is, and how many different ones the
+    live workers run with."""
+    from worker.destinations.table import DESTINATIONS, WMS_DESTINATION
+    from worker.flow.circuit import CLOSED, HALF_OPEN, OPEN
+    from worker.flow.controls import FlowControls
+    from worker.flow.policy import FAULTS
+    from worker.observe.configuration import read_configuration
+    from worker.store.retry_schedule import RetrySchedule
+
+    recorded = read_configuration(redis_client, clock)
+    flow = FlowControls(redis_client, settings, RetrySchedule(redis_client, clock=clock), clock=clock)
+    on = GaugeMetricFamily(f"{PREFIX}_destination_on", "1 when the workers' recorded configuration has the "
+                           "destination on, 0 off (absent: none recorded)", labels=["destination"])
+    paused = GaugeMetricFamily(f"{PREFIX}_destination_paused", "1 while a pause is in force (wms-relay "
+                               "pause)", labels=["destination"])
+    circuit = GaugeMetricFamily(f"{PREFIX}_circuit_state", "The destination's circuit: 1 for its state, 0 "
+                                "for the others", labels=["destination", "state"])
+    fault = GaugeMetricFamily(f"{PREFIX}_circuit_fault", "1 while a configuration fault holds the circuit "
+                              "open (clock_skew: the destination refuses our clock)",
+                              labels=["destination", "fault"])
+    parked = GaugeMetricFamily(f"{PREFIX}_parked_deliveries", "Deliveries parked by a pause or an open "
+                               "circuit, waiting without spending attempts", labels=["destination"])
+    pending = GaugeMetricFamily(f"{PREFIX}_batch_pending", "Stock counts waiting for the next batch (bulk "
+                                "destinations)", labels=["destination"])
+    for name, target in DESTINATIONS.items():
+        is_on = True if target is WMS_DESTINATION else recorded.is_on(name)
+        if is_on is not None:
+            on.add_metric([name], float(is_on))
+        paused.add_metric([name], float(flow.pauses.in_force(name) is not None))
+        state = flow.gate(name).circuit.state()
+        for each in (CLOSED, OPEN, HALF_OPEN):
+            circuit.add_metric([name, each], float(state["state"] == each))
+        for each in FAULTS:
+            fault.add_metric([name, each], float(state["state"] != CLOSED and state.get("fault") == each))
+        parked.add_metric([name], flow.parking(name).count())
+        if target.batch is not None:
+            pending.add_metric([name], flow.batches(name).pending_count())
+    yield from (on, paused, circuit, fault, parked, pending)
+    current = recorded.current
+    yield _gauge("configuration_age_seconds", "Seconds since a worker last recorded the destinations' "
+                 "configuration (absent: never)", None if current is None else current.age)
+    yield _gauge("worker_configurations", "Different destination configurations among the live workers "
+                 "(more than 1: they disagree)", float(recorded.distinct_alive()))
+
+
 class StoreCollector:
     """Reads the store at scrape time.  ``client()`` gives the Redis client (it may raise when there is no
     store yet: the scrape then says ``wms_relay_store_up 0`` and nothing else)."""
@@ -131,20 +181,19 @@ class StoreCollector:
         settled = CounterMetricFamily(f"{PREFIX}_events_settled",
                                       "Deliveries that ever reached each final state",
                                       labels=["state", "destination"])
-        oldest = []
+        uncertain_age = GaugeMetricFamily(f"{PREFIX}_uncertain_oldest_age_seconds",
+                                          "Seconds the oldest uncertain delivery has waited (0: none)",
+                                          labels=["destination"])
         for name, ledger in ledgers.items():
             for state, count in ledger.count_by_state().items():
                 events.add_metric([state, name], count)
             for state, count in ledger.final_totals().items():
                 settled.add_metric([state, name], count)
             found = ledger.oldest_in_state("uncertain")
-            if found is not None:
-                oldest.append(found[2])
+            uncertain_age.add_metric([name], 0.0 if found is None else max(0.0, now - found[2]))
         yield events
         yield settled
-        yield _gauge("uncertain_oldest_age_seconds",
-                     "Seconds the oldest uncertain delivery has waited (0: none)",
-                     0.0 if not oldest else max(0.0, now - min(oldest)))
+        yield uncertain_age
         from worker.store.catalog import Catalog
 
         unmapped = GaugeMetricFamily(f"{PREFIX}_unmapped_deliveries",
@@ -156,10 +205,25 @@ class StoreCollector:
         yield unmapped
 
         letters = DeadLetters(redis_client, clock=self._clock, delivery_ref=delivery_ref)
-        yield _gauge("dead_letters_open", "Dead letters waiting for a person", letters.count())
-        yield _gauge("dead_letter_oldest_age_seconds",
-                     "Seconds the oldest open dead letter has waited (0: none)",
-                     letters.oldest_age(now) or 0.0)
+        letters_open = GaugeMetricFamily(f"{PREFIX}_dead_letters_open", "Dead letters waiting for a person",
+                                         labels=["destination"])
+        letters_age = GaugeMetricFamily(f"{PREFIX}_dead_letter_oldest_age_seconds",
+                                        "Seconds the oldest open dead letter has waited (0: none)",
+                                        labels=["destination"])
+        for name, (count, oldest_at) in letters.open_by("destination", DESTINATIONS).items():
+            letters_open.add_metric([name], count)
+            letters_age.add_metric([name], 0.0 if oldest_at is None else max(0.0, now - oldest_at))
+        yield letters_open
+        yield letters_age
+        yield from flow_families(redis_client, self._settings, now, self._clock)
+
+        from worker.store.dispatch_waiters import DispatchWaiters
+
+        unknown = DispatchWaiters(redis_client, first).unknown_ids()
+        yield _gauge("dispatch_id_unknown_shipments", "Shipments whose dispatch.create Trademax answered 452 "
+                     "without a dispatch id: a person records it (wms-relay dispatch set-id)", len(unknown))
+        yield _gauge("dispatch_id_unknown_waiting", "Dispatch updates, publishes and deletes waiting for "
+                     "such a dispatch id", sum(u.waiting for u in unknown))
 
         schedule = RetrySchedule(redis_client, clock=self._clock)
         next_due = schedule.next_due()
@@ -186,6 +250,8 @@ class StoreCollector:
                      "Seconds since the scheduler's last tick (absent: never)",
                      ticks[0].age if ticks else None)
 
+        yield _gauge("build_info", "Always 1: the version of the wms-relay that serves these metrics",
+                     1.0, {"version": __version__})
         memory = redis_client.info("memory")
         yield _gauge("redis_used_memory_bytes", "The store's used_memory",
                      float(memory.get("used_memory", 0)))

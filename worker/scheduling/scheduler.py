@@ -26,7 +26,8 @@ class Scheduler:
                  sweep_interval: float = 60.0, housekeeping: Sequence[Callable[[], object]] = (),
                  housekeeping_interval: float = HOUSEKEEPING_SECONDS,
                  heartbeat: Callable[[], object] | None = None, heartbeat_interval: float = 1.0,
-                 purge: Callable[[], object] | None = None, purge_interval: float = 3600.0) -> None:
+                 purge: Callable[[], object] | None = None, purge_interval: float = 3600.0,
+                 alive: Callable[[], object] | None = None) -> None:
         self._schedule = schedule
         self._publish = publish
         self._clock = clock
@@ -39,6 +40,8 @@ class Scheduler:
         self._heartbeat = heartbeat
         self._heartbeat_interval = heartbeat_interval
         self._last_beat = float("-inf")
+        # ProbeFiles.alive: called on every turn of the loop, store or no store (the liveness probe's file).
+        self._alive = alive
         # Retention (closed dead letters past DEAD_LETTER_RETENTION_DAYS): once an ``purge_interval``.
         self._purge = purge
         self._purge_interval = purge_interval
@@ -91,6 +94,11 @@ class Scheduler:
     def run(self, stop: threading.Event, *, interval: float = 0.25) -> None:
         log.info("scheduler running: moving due retries every %.2f s", interval)
         while not stop.is_set():
+            if self._alive is not None:
+                try:
+                    self._alive()
+                except OSError as exc:  # a full or read-only disk: the probe will say so
+                    log.warning("liveness file not touched (%s)", exc)
             try:
                 moved = self.tick()
                 if moved:

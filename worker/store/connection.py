@@ -5,8 +5,11 @@ environment.
 ``maxmemory-policy noeviction``): ``redis://``, ``rediss://`` (TLS), ``unix://`` (a socket), or
 ``sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/DB?master_name=NAME`` — the Sentinels to
 ask which server is the primary of NAME now (``worker.settings.SentinelAddress``); the client follows a
-failover.  Unset → the embedded valkey-server under ``WMS_RELAY_VAR_DIR``
-(see :mod:`worker.store.embedded`).
+failover; ``&ssl=true`` speaks TLS to the Sentinels and the data servers.  Over TLS the server's
+certificate is always verified — against REDIS_SSL_CA_CERTS when set (a private CA), else the system's
+CAs — and REDIS_SSL_CERTFILE / REDIS_SSL_KEYFILE are this client's certificate where the server asks for
+one (:func:`tls_options`; the broker gets the same from ``worker.celery_config``).  Unset → the
+embedded valkey-server under ``WMS_RELAY_VAR_DIR`` (see :mod:`worker.store.embedded`).
 
 Who may start the embedded server: only the service processes (``wms-relay worker``, ``scheduler``,
 ``ingest``, ``flower``, ``demo``), which pass ``start=True``.  Everything else — every support command —
@@ -30,7 +33,8 @@ from worker.redaction import url_without_password
 from worker.settings import SentinelAddress
 from worker.store import embedded
 
-__all__ = ["connect", "describe", "store_password", "store_url", "wait_for_store", "StoreNotFound"]
+__all__ = ["connect", "describe", "store_password", "store_url", "tls_options", "wait_for_store",
+           "StoreNotFound"]
 
 
 # A call to a stalled store fails after this long instead of hanging a worker thread.
@@ -48,12 +52,28 @@ def store_retry() -> Retry:
                  supported_errors=(redis.ConnectionError, redis.TimeoutError))
 
 
-def _sentinel_client(address: SentinelAddress, **client_options) -> redis.Redis:
+def tls_options(settings) -> dict:
+    """redis-py's TLS keywords from REDIS_SSL_*: the server's certificate required (and verified against
+    REDIS_SSL_CA_CERTS when set), this client's certificate and key when set.  A rediss:// URL's own
+    ``?ssl_...`` parameters win over these (redis-py reads the URL last)."""
+    options: dict = {"ssl_cert_reqs": "required"}
+    for option, path in (("ssl_ca_certs", settings.redis_ssl_ca_certs),
+                         ("ssl_certfile", settings.redis_ssl_certfile),
+                         ("ssl_keyfile", settings.redis_ssl_keyfile)):
+        if path is not None:
+            options[option] = str(path)
+    return options
+
+
+def _sentinel_client(address: SentinelAddress, tls: dict, **client_options) -> redis.Redis:
     from redis.sentinel import Sentinel
 
     sentinel_kwargs = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
     if address.sentinel_password:
         sentinel_kwargs["password"] = address.sentinel_password
+    if address.ssl:  # TLS to the Sentinels, and (ssl=True below) to whichever server they name
+        sentinel_kwargs.update(ssl=True, **tls)
+        client_options.update(ssl=True, **tls)
     sentinel = Sentinel(list(address.sentinels), sentinel_kwargs=sentinel_kwargs, db=address.db,
                         username=address.username, password=address.password)
     return sentinel.master_for(address.master_name, **client_options)
@@ -122,12 +142,15 @@ def connect(settings, *, start: bool = False, decode_responses: bool = True,
         options = {"decode_responses": decode_responses, "health_check_interval": 30,
                    "socket_connect_timeout": 5, "socket_timeout": socket_timeout, "socket_keepalive": True,
                    "retry": store_retry()}
-    if urlsplit(url).scheme == "unix":
+    scheme = urlsplit(url).scheme
+    if scheme == "unix":
         options.pop("socket_keepalive", None)  # a TCP option: a socket connection refuses it
-    if urlsplit(url).scheme == "sentinel":
+    if scheme == "sentinel":
         # A client of whichever server the Sentinels name the primary now: on a failover its connections
         # fail (or the old primary answers READONLY), and the next command asks the Sentinels again.
-        return _sentinel_client(SentinelAddress.parse(url), **options)
+        return _sentinel_client(SentinelAddress.parse(url), tls_options(settings), **options)
+    if scheme == "rediss":
+        options.update(tls_options(settings))
     return redis.Redis.from_url(url, **options)
 
 

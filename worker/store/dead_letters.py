@@ -96,6 +96,20 @@ class DeadLetters:
             pipe.zcard(self.facet_key(facet, value))
         return dict(zip(values, (int(n) for n in pipe.execute())))
 
+    def open_by(self, facet: str, values: Iterable[str]) -> dict[str, tuple[int, float | None]]:
+        """Open letters with ``facet`` = each of ``values``: (how many, when the oldest was written; None:
+        none).  A read only (``status``, the metrics), so it does not index an old store first as
+        :meth:`facet_counts` does (letters written before the search indexes existed, until a desk page or
+        a search indexes them, are not counted)."""
+        values = list(values)
+        pipe = self._redis.pipeline(transaction=False)
+        for value in values:
+            pipe.zcard(self.facet_key(facet, value))
+            pipe.zrange(self.facet_key(facet, value), 0, 0, withscores=True)
+        replies = pipe.execute()
+        return {value: (int(count), float(oldest[0][1]) if oldest else None)
+                for value, count, oldest in zip(values, replies[::2], replies[1::2])}
+
     def add(self, operation: str, key: str, event: Any, reason: str, messages: Any,
             attempts_log: Iterable[Any] = (), fingerprints: Any = None, detail: str | None = None,
             destination: str = DEFAULT_DESTINATION) -> str:

@@ -3,10 +3,16 @@
 
     wms:heartbeat:worker      sorted set  node name (relay-123@host) -> its last beat, Unix seconds
     wms:heartbeat:scheduler   sorted set  scheduler-123@host         -> its last tick, Unix seconds
+    wms:heartbeat:worker:configuration   hash        node name -> the configuration it recorded (text: what
+                                                     ``worker.observe.configuration`` writes, JSON)
+    wms:heartbeat:worker:configured      sorted set  node name -> when it last recorded it, Unix seconds
 
-A beat is one ZADD (pipelined with the trim below); a process that stops cleanly removes its name
-(:meth:`Heartbeats.leave`).  A name silent for :data:`FORGET_AFTER_SECONDS` is dropped by the next beat of
-its role, so crashed processes do not pile up.  Freshness is the reader's judgement, on the reader's
+A beat is one ZADD (with the trim below, in one script); a beat may carry the process's configuration,
+recorded with it.  A process that stops cleanly removes its beat (:meth:`Heartbeats.leave`) but not its
+configuration: the last one recorded stays readable, with its age, while no worker runs.  A name silent for
+:data:`FORGET_AFTER_SECONDS` is dropped by the next beat of its role — beat and configuration — so crashed
+processes do not pile up.  The script is idempotent by itself (its writes land the same state when run
+twice: the store-call rule, worker/store/requests.py).  Freshness is the reader's judgement, on the reader's
 clock: a beat older than ``within`` seconds (default :data:`STALE_AFTER_SECONDS`) is not alive.  The
 writers' and readers' clocks are the machines' own (NTP keeps them within far less than the 30 s that
 matters here), like every other time in the store.
@@ -48,6 +54,33 @@ def node_name(role: str, pid: int | None = None, host: str | None = None) -> str
     return f"{role}-{os.getpid() if pid is None else pid}@{host or socket.gethostname()}"
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """One process's recorded configuration (as text), when and how many seconds ago (reader's clock)."""
+
+    name: str
+    at: float
+    age: float
+    configuration: str
+
+
+# KEYS: the beats, the configurations, their times.  ARGV: now, name, forget before, configuration ("": none).
+_BEAT = """
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
+  redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
+end
+local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[3], 'LIMIT', 0, 100)
+if #gone > 0 then
+  redis.call('HDEL', KEYS[2], unpack(gone))
+  redis.call('ZREM', KEYS[3], unpack(gone))
+end
+return 1
+"""
+
+
 class Heartbeats:
     """The heartbeat sets in one Redis (any client: bytes or text replies)."""
 
@@ -62,14 +95,27 @@ class Heartbeats:
             raise ValueError(f"heartbeats are kept for {', '.join(ROLES)}, not {role!r}")
         return f"{self._ns}:heartbeat:{role}"
 
-    def beat(self, role: str, name: str) -> float:
-        """Record that ``name`` is alive now; forget names silent for a day.  Returns the beat's time."""
+    def beat(self, role: str, name: str, configuration: str | None = None) -> float:
+        """Record that ``name`` is alive now — and, given, the configuration it runs with; forget names
+        silent for a day.  Returns the beat's time."""
         now = self._clock()
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.zadd(self._key(role), {name: now})
-        pipe.zremrangebyscore(self._key(role), "-inf", now - FORGET_AFTER_SECONDS)
-        pipe.execute()
+        key = self._key(role)
+        self._redis.register_script(_BEAT)(
+            keys=[key, f"{key}:configuration", f"{key}:configured"],
+            args=[f"{now:.3f}", name, f"{now - FORGET_AFTER_SECONDS:.3f}", configuration or ""])
         return now
+
+    def configurations(self, role: str) -> list[Recorded]:
+        """Every remembered configuration of ``role``'s processes, newest first (of processes alive or
+        not: compare with :meth:`alive`)."""
+        key = self._key(role)
+        now = self._clock()
+        found = self._redis.zrevrange(f"{key}:configured", 0, -1, withscores=True)
+        if not found:
+            return []
+        texts = self._redis.hmget(f"{key}:configuration", [name for name, _ in found])
+        return [Recorded(text(name), float(at), max(0.0, now - float(at)), text(raw))
+                for (name, at), raw in zip(found, texts) if raw is not None]
 
     def leave(self, role: str, name: str) -> None:
         """``name`` stopped cleanly: it is no longer expected to beat."""

@@ -262,8 +262,9 @@ def retry_letter(tools: SupportTools, ident: str, *, actor: str, reason: str = "
 
 @_audited("discard")
 def discard_letter(tools: SupportTools, ident: str, *, actor: str, reason: str,
-                   destination: str | None = None) -> ActionReport:
-    """Give up on one dead letter (kept, marked discarded, with who and why)."""
+                   destination: str | None = None, dry_run: bool = False) -> ActionReport:
+    """Give up on one dead letter (kept, marked discarded, with who and why); ``dry_run``: only say
+    whether it would be."""
     if not reason or not reason.strip():
         raise ValueError("discarding needs a reason")
     letter = find_letter(tools, ident, destination)
@@ -272,10 +273,12 @@ def discard_letter(tools: SupportTools, ident: str, *, actor: str, reason: str,
 
     def report(status: str, message: str, next_step: str = "") -> ActionReport:
         return ActionReport(letter.letter_id, status, message, next_step, letter.operation, letter.key,
-                            destination=letter.destination)
+                            dry_run, letter.destination)
 
     if letter.status != "open":
         return report(SKIPPED, _closed_note(letter), follow(letter.operation, letter.key))
+    if dry_run:
+        return report(DONE, "would be discarded (dry run: nothing changed)")
     if tools.dead_letters.discard(letter.letter_id, actor=actor, reason=reason) is None:
         now = tools.dead_letters.get(letter.letter_id)
         return report(SKIPPED, f"someone else acted first: {_closed_note(now)}",
@@ -351,22 +354,29 @@ def run_retry_now(tools: SupportTools, ref: str, *, actor: str) -> ActionReport:
 
 
 @_audited("discard-retry")
-def discard_retry(tools: SupportTools, ref: str, *, actor: str, reason: str) -> ActionReport:
+def discard_retry(tools: SupportTools, ref: str, *, actor: str, reason: str,
+                  dry_run: bool = False) -> ActionReport:
     """Give up on a scheduled retry (a delivery ref; or a dispatch update waiting for its create): that
     destination's delivery becomes ``discarded`` in its ledger (kept, never sent) and leaves the schedule.
     The ledger's compare-and-set decides between two people; a copy the scheduler already published finds
-    the delivery settled."""
+    the delivery settled.  ``dry_run``: only say whether it would be."""
     if not reason or not reason.strip():
         raise ValueError("discarding needs a reason")
     found = split_delivery_ref(ref)
     destination, operation, key = (found[0].name, found[1], found[2]) if found else (None, None, None)
 
     def report(status: str, message: str, next_step: str = "") -> ActionReport:
-        return ActionReport(ref, status, message, next_step, operation, key, destination=destination)
+        return ActionReport(ref, status, message, next_step, operation, key, dry_run, destination)
 
     if tools.schedule.get(ref) is None:
         return report(SKIPPED, "not in the retry schedule (delivered, parked, discarded or never "
                       "scheduled)", follow(operation, key) if found else "wms-relay retries list")
+    if dry_run:
+        record = tools.ledger_of(destination).get(operation, key) if found is not None else None
+        if record is not None and record.state not in ("retrying", "waiting"):
+            return report(SKIPPED, f"it is {record.state} now, not waiting for a retry",
+                          follow(operation, key))
+        return report(DONE, "would be discarded (dry run: nothing changed)")
     if found is not None:
         ledger = tools.ledger_of(destination)
         if ledger.get(operation, key) is not None and not ledger.transition(

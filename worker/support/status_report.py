@@ -13,8 +13,10 @@ A read model: it changes nothing.  The CLI prints it (``worker.commands.status``
 (``worker.web.desk``): one report, two faces."""
 from __future__ import annotations
 
+from tasks.raw_messages import REASON as MALFORMED
 from worker.destinations.table import DESTINATIONS, QUEUES, WMS_DESTINATION
 from worker.encoding import age, iso_time, one_line, shorten
+from worker.observe.configuration import RecordedConfiguration, read_configuration
 from worker.store.broker_queues import queue_depths, unacked
 from worker.store.heartbeats import STALE_AFTER_SECONDS, Heartbeats
 from worker.support.catalog import waiting_for_rows
@@ -23,24 +25,38 @@ from worker.support.catalog import waiting_for_rows
 OVERDUE_AFTER_SECONDS = 60.0
 # Under maxmemory-policy noeviction a full Redis refuses writes: new events could not be accepted.
 MEMORY_ATTENTION_FRACTION = 0.8
+# Every flag ``attention`` may carry, most urgent first (docs/operations.md has one alert rule per flag):
+# ``store_down`` is ``status --json``'s when the store does not answer (worker.commands.status); the
+# others :func:`needs_a_person` and :func:`flow_attention` raise.
+ATTENTION_FLAGS = ("store_down", "no_worker", "no_scheduler", "overdue_retries", "dead_letters", "uncertain",
+                   "dispatch_id_unknown", "unmapped", "memory", "configuration_differs", "paused", "circuit_open",
+                   "clock_skew")
+# Dead letters of events no destination's ledger accepted (so no destination's ``dead`` count holds them),
+# by reason, with how people say one: refused at the door, a key another event holds, a raw message.
+NEVER_ACCEPTED = {"invalid": ("invalid event", "invalid events"),
+                  "conflict": ("key conflict", "key conflicts"),
+                  MALFORMED: ("malformed message", "malformed messages")}
 
 
 def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def per_destination(relay, now: float, destination: str | None = None) -> dict[str, dict]:
-    """Each destination's (or one's): on or off, its ledger's open states, oldest uncertain and dead,
-    delivered in the last hour."""
+def per_destination(relay, now: float, configuration: RecordedConfiguration,
+                    destination: str | None = None) -> dict[str, dict]:
+    """Each destination's (or one's): on, off or not known (None) — as the workers recorded it
+    (``configuration``), never from this process's settings — its flow (shown unless it is known to be
+    off), its ledger's open states, oldest uncertain and dead, delivered in the last hour."""
     found = {}
     for target in DESTINATIONS.values():
         if destination not in (None, target.name):
             continue
         ledger = relay.ledger_of(target.name)
         oldest = {state: ledger.oldest_in_state(state) for state in ("uncertain", "dead")}
-        on = target is WMS_DESTINATION or bool(target.is_on(relay.settings))
+        on = True if target is WMS_DESTINATION else configuration.is_on(target.name)
+        flow = None if on is False else relay.flow.status(target.name, configuration.limits(target.name))
         found[target.name] = {
-            "title": target.title, "on": on, "flow": relay.flow.status(target.name) if on else None,
+            "title": target.title, "on": on, "flow": flow,
             "ledger": ledger.count_by_state(), "delivered_last_hour": ledger.delivered_since(now - 3600),
             **{f"oldest_{state}_age_seconds":
                None if oldest[state] is None else round(now - oldest[state][2], 1) for state in oldest}}
@@ -55,7 +71,8 @@ def collect(place, destination: str | None = None) -> dict:
     relay, now = place.relay, place.relay.clock()
     schedule, letters = relay.schedule, relay.dead_letters
     beats = Heartbeats(relay.redis, relay.clock)
-    destinations = per_destination(relay, now, destination)
+    configuration = read_configuration(relay.redis, relay.clock)
+    destinations = per_destination(relay, now, configuration, destination)
     by_state = {state: sum(d["ledger"][state] for d in destinations.values())
                 for state in next(iter(destinations.values()))["ledger"]}
     next_due = schedule.next_due()
@@ -63,10 +80,15 @@ def collect(place, destination: str | None = None) -> dict:
             if d["oldest_uncertain_age_seconds"] is not None]
     if destination is None:
         dead_count, oldest_dead = letters.count(), letters.oldest_age(now)
+        by_reason = {reason: n for reason, (n, _) in letters.open_by("reason", NEVER_ACCEPTED).items()}
     else:
         open_letters = letters.list(destination=destination)
         dead_count = len(open_letters)
         oldest_dead = max((letter.age(now) for letter in open_letters), default=None)
+        by_reason = {}
+        for letter in open_letters:
+            by_reason[letter.reason] = by_reason.get(letter.reason, 0) + 1
+    never_accepted = {reason: by_reason[reason] for reason in NEVER_ACCEPTED if by_reason.get(reason)}
     workers = beats.beats("worker")
     ticks = beats.beats("scheduler")
     try:
@@ -87,10 +109,12 @@ def collect(place, destination: str | None = None) -> dict:
             "most_overdue_seconds": None if next_due is None else round(max(0.0, now - next_due), 1)},
         "waiting": by_state["waiting"],
         "uncertain": {"count": by_state["uncertain"], "oldest_age_seconds": max(ages) if ages else None},
-        "dead_letters": {"count": dead_count, "oldest_age_seconds": _seconds(oldest_dead)},
+        "dead_letters": {"count": dead_count, "oldest_age_seconds": _seconds(oldest_dead),
+                         "never_accepted": never_accepted},
         "ledger": by_state,
         "delivered_last_hour": sum(d["delivered_last_hour"] for d in destinations.values()),
         "destinations": destinations,
+        "configuration": configuration.to_dict(),
         "workers": [b.name for b in workers if b.age <= STALE_AFTER_SECONDS],
         "worker_heartbeats": [{"name": b.name, "age_seconds": _seconds(b.age),
                                "alive": b.age <= STALE_AFTER_SECONDS} for b in workers],
@@ -148,9 +172,10 @@ def flow_attention(report: dict) -> list[dict]:
 
 def needs_a_person(report: dict) -> list[str]:
     """What needs a person, most urgent first: ``no_worker``, ``no_scheduler``, ``overdue_retries``,
-    ``dead_letters``, ``uncertain``, ``dispatch_id_unknown`` (dispatch updates wait for a person to record
-    the dispatch id Trademax did not give), ``unmapped`` (counts wait for their artno's catalog row),
-    ``memory`` (the CLI says each in words; a desk can link each to its page)."""
+    ``dead_letters``, ``uncertain``, ``dispatch_id_unknown`` (dispatch updates wait for a person to
+    record the dispatch id Trademax did not give), ``unmapped`` (counts wait for their artno's catalog
+    row), ``memory``, ``configuration_differs`` (live workers recorded different configurations) — the
+    CLI says each in words; a desk can link each to its page."""
     needs = []
     if not report["workers"]:
         needs.append("no_worker")
@@ -170,6 +195,8 @@ def needs_a_person(report: dict) -> list[str]:
     fraction = report["redis_memory"]["used_fraction"]
     if fraction is not None and fraction >= MEMORY_ATTENTION_FRACTION:
         needs.append("memory")
+    if report["configuration"]["differences"]:
+        needs.append("configuration_differs")
     return needs
 
 
@@ -196,6 +223,11 @@ def _say(flag: str, report: dict) -> str:
     if flag == "uncertain":
         return ("Uncertain deliveries: `wms-relay uncertain list`, check each at its destination, then "
                 "`uncertain resolve ID --delivered|--resend --reason ...`.")
+    if flag == "configuration_differs":
+        differences = report["configuration"]["differences"]
+        return (f"Workers run with different configurations ({shorten('; '.join(differences), 300)}): each "
+                "event is routed and sent by whichever worker takes it. Give every worker the same settings "
+                "and restart them.")
     if flag == "dispatch_id_unknown":
         unknown = report["dispatch_id_unknown"]
         first = unknown["first"][0]["transaction_id"]
@@ -216,6 +248,12 @@ def _say(flag: str, report: dict) -> str:
     return (f"Redis uses {memory['used_fraction']:.0%} of its maxmemory ({mib(memory['used_bytes'])} of "
             f"{mib(memory['max_bytes'])}): when full it refuses new events. Raise maxmemory, or purge "
             "closed dead letters (`wms-relay dead purge --closed --older-than 30d`).")
+
+
+def never_accepted_in_words(counts: dict[str, int]) -> str:
+    """``1 invalid event and 2 malformed messages``: the dead letters no destination's ledger holds."""
+    parts = [f"{n} {NEVER_ACCEPTED[reason][n != 1]}" for reason, n in counts.items() if n]
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
 
 
 def mib(size: int) -> str:

@@ -28,7 +28,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -111,6 +113,21 @@ def refuse_exposure(address: str, *, has_credentials: bool, what: str, credentia
                             "127.0.0.1")
 
 
+def _interrupt(*_args) -> None:
+    raise KeyboardInterrupt  # the serving loop ends as on Ctrl-C; its finally-blocks close what it opened
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM end this process's serving loop as Ctrl-C does (called from the main thread).
+
+    A process with no handler of its own dies of SIGTERM's default action — except as PID 1 (a container
+    without an init, ``docker run`` of our image with ``--entrypoint``, a Kubernetes ``command:``), where
+    the kernel ignores a signal its process has no handler for: SIGTERM did nothing, and the process was
+    killed after the grace period (tests/integration/test_pid1_sigterm.py)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
 _LISTENING = re.compile(r"listening on (https?://[^\s\"]+)")
 
 
@@ -123,10 +140,10 @@ def listening_url(line: str) -> str | None:
 def serve(app, *, host: str, port: int, name: str, threads: int = DEFAULT_THREADS,
           max_body_bytes: int | None = None, announce: TextIO | None = None,
           limits: DoorLimits = DoorLimits()) -> None:
-    """Serve ``app`` with waitress until interrupted (SIGINT, or SIGTERM turned into one).  Once the socket
-    is bound, prints one line ``NAME: listening on http://HOST:PORT/`` to ``announce`` (stdout unless
-    given: the process's one line of output, its logs go to stderr; port 0 picks a free port, and the
-    line says which; a JSON line with LOG_FORMAT=json) — scripts and tests wait for it
+    """Serve ``app`` with waitress until interrupted (SIGINT, or SIGTERM: :func:`stop_on_sigterm`).
+    Once the socket is bound, prints one line ``NAME: listening on http://HOST:PORT/`` to ``announce``
+    (stdout unless given: the process's one line of output, its logs go to stderr; port 0 picks a free
+    port, and the line says which; a JSON line with LOG_FORMAT=json) — scripts and tests wait for it
     (:func:`listening_url` reads it).  ``limits``: the door's connection limits
     (:meth:`DoorLimits.from_settings`), the open-file limit raised to fit them."""
     from waitress import create_server
@@ -139,6 +156,7 @@ def serve(app, *, host: str, port: int, name: str, threads: int = DEFAULT_THREAD
     say_ready(f"{name}: listening on http://{shown}:{server.effective_port}/", announce or sys.stdout)
     # waitress keeps no access log; its own log says what went wrong, not its "task queue depth" chatter.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    stop_on_sigterm()
     try:
         server.run()
     except KeyboardInterrupt:

@@ -11,6 +11,9 @@ import pytest
 from tests.worker.support.test_actions import ScriptedTrademax, example
 from worker.delivery.flow_keeper import DestinationKeeper
 from worker.delivery.pipeline import deliver
+from worker.observe.configuration import recorded_text
+from worker.settings import Settings
+from worker.store.heartbeats import Heartbeats
 
 
 def test_pause_status_resume_with_audit(cli, relay):
@@ -27,6 +30,8 @@ def test_pause_status_resume_with_audit(cli, relay):
     assert "Trademax is paused until" in record.history[-1]["reason"]
     assert relay.flow.parking("trademax").count() == 1
 
+    # a worker recorded its configuration (Trademax only): status reads which destinations are on from it
+    Heartbeats(relay.redis).beat("worker", "relay-1@h", recorded_text(Settings()))
     status = cli.json("status")
     flow = status["destinations"]["trademax"]["flow"]
     assert flow["paused"]["by"] == "alice" and flow["paused"]["reason"] == "Trademax maintenance window"
@@ -41,11 +46,12 @@ def test_pause_status_resume_with_audit(cli, relay):
 
     code, out, err = cli("resume", "trademax", "--reason", "done early", "--actor", "bob")
     assert code == 0 and "Trademax resumed" in out and "1 waiting deliveries" in out
-    assert cli("resume", "trademax", "--actor", "bob")[1].startswith("Trademax was not paused")
-    history = cli.json("pauses")
+    said = cli("resume", "trademax", "--actor", "bob")[1].splitlines()
+    assert said[0].startswith("Store: ") and said[1].startswith("Trademax was not paused")
+    history = cli.json("pauses")["entries"]
     assert [(e["action"], e["actor"], e["reason"]) for e in history] == [
         ("resume", "bob", "done early"), ("pause", "alice", "Trademax maintenance window")]
-    audit = cli.json("audit")  # with every other person's action
+    audit = cli.json("audit")["entries"]  # with every other person's action
     assert [(e["action"], e["actor"], e["target"], e["status"]) for e in audit] == [
         ("resume", "bob", "trademax", "skipped"), ("resume", "bob", "trademax", "done"),
         ("pause", "alice", "trademax", "done")]
@@ -73,7 +79,7 @@ def test_a_pause_without_a_reason_or_with_a_past_end_is_refused(cli, env, capsys
     except SystemExit as exc:  # argparse: a required option missing
         code, err = exc.code, capsys.readouterr().err
     assert code == 2 and problem in err
-    assert cli.json("pauses") == []
+    assert cli.json("pauses")["entries"] == []
 
 
 def test_a_far_future_pause_stored_earlier_does_not_stop_status_or_pauses(cli, relay):  # noqa: F811
@@ -88,6 +94,6 @@ def test_a_far_future_pause_stored_earlier_does_not_stop_status_or_pauses(cli, r
     assert code == 0 and "Traceback" not in err and "PAUSED until 9999-12-31" in out
     code, out, err = cli("pauses")
     assert code == 0 and "9999-12-31" in out
-    assert cli.json("pauses")[0]["until"] == float(far)
+    assert cli.json("pauses")["entries"][0]["until"] == float(far)
     verdict = relay.flow.gate("trademax").ask()  # a worker's gate reads it without failing the task
     assert verdict.action == "park" and "paused until a time beyond the calendar" in verdict.reason

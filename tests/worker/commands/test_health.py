@@ -6,7 +6,10 @@ injected clock, so their staleness is set exactly, without sleeping."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -103,7 +106,7 @@ def test_status_flags_redis_memory_at_80_percent_of_maxmemory(store, cli):
         store.config_set("maxmemory", "0")
     assert report["redis_memory"]["used_fraction"] >= 0.8
     assert "memory" in [a["flag"] for a in report["attention"]]
-    assert "no maxmemory set" in cli("status")[1]
+    assert "MiB used, no maxmemory set" in cli("status")[1]
 
 
 def test_dead_purge_deletes_only_closed_letters_past_the_cutoff(store, cli):
@@ -120,3 +123,64 @@ def test_dead_purge_deletes_only_closed_letters_past_the_cutoff(store, cli):
     assert report["deleted"] == [old] and not report["dry_run"]
     after = DeadLetters(store, delivery_ref=delivery_ref)
     assert after.get(old) is None and after.get(kept).status == "open"
+
+
+# The probes: this host's own files, no store -------------------------------------------------------------
+
+def probe_file(var_dir, role: str, name: str, kind: str, seconds_ago: float) -> None:
+    from worker.observe.probe_files import ProbeFiles
+
+    ProbeFiles(var_dir, role, name).ready() if kind == "ready" else ProbeFiles(var_dir, role, name).alive()
+    at = time.time() - seconds_ago
+    os.utime(var_dir / "health" / role / f"{name}.{kind}", (at, at))
+
+
+def test_liveness_and_readiness_read_this_hosts_own_files_without_any_store(monkeypatch, tmp_path, cli):
+    var_dir = tmp_path / "var"
+    monkeypatch.setenv("WMS_RELAY_VAR_DIR", str(var_dir))
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # nothing there: the probes never ask it
+    code, out, _ = cli("health", "worker", "--liveness")
+    assert code == 1 and "has a probe file here (not started yet, or it stopped cleanly)" in out
+
+    probe_file(var_dir, "worker", f"relay-1@{HOST}", "alive", seconds_ago=4)
+    code, out, _ = cli("health", "worker", "--liveness")
+    assert (code, out.strip()) == (0, f"OK: relay-1@{HOST} ran its loop 4 s ago")
+    assert cli("health", "worker", "--readiness")[0] == 1  # the store never took a beat
+
+    probe_file(var_dir, "worker", f"relay-1@{HOST}", "ready", seconds_ago=45)
+    code, out, _ = cli("health", "worker", "--readiness")
+    assert code == 1 and f"(last: relay-1@{HOST} 45 s ago)" in out
+    assert cli("health", "worker", "--readiness", "--within", "60")[0] == 0
+    assert cli("health", "worker", "--liveness")[0] == 0  # ready() touched .alive just now
+    assert cli("health", "scheduler", "--liveness")[0] == 1
+
+    probe_file(var_dir, "scheduler", "scheduler-1@elsewhere", "alive", seconds_ago=1)
+    assert cli("health", "scheduler", "--liveness")[0] == 1  # another host's file is not ours
+    assert cli("health", "scheduler", "--liveness", "--name", "scheduler-1@elsewhere")[0] == 0
+    report = json.loads(cli("health", "scheduler", "--liveness", "--name", "scheduler-1@elsewhere",
+                            "--json")[1])
+    assert report["probe"] == "liveness" and report["alive"] and report["processes"][0]["age_seconds"] <= 2
+    code, _, err = cli("health", "worker", "--liveness", "--any-host")
+    assert code == 2 and "--any-host asks the store" in err
+
+
+def test_the_probes_know_the_var_dir_roles_and_staleness_the_rest_of_wms_relay_knows():
+    from worker.commands import health
+    from worker.settings import Settings
+    from worker.store import heartbeats
+
+    assert health.ROLES == heartbeats.ROLES and health.STALE_AFTER_SECONDS == heartbeats.STALE_AFTER_SECONDS
+    for env in ({}, {"WMS_RELAY_VAR_DIR": ""}, {"WMS_RELAY_VAR_DIR": "/srv/relay/var"}):
+        assert str(Settings.from_env(env).var_dir) == (env.get("WMS_RELAY_VAR_DIR") or "var")
+
+
+def test_a_probe_imports_neither_celery_nor_redis_nor_the_settings(tmp_path):
+    """What keeps a probe at a Python start and one stat (benchmarks/probes.py measures the CPU)."""
+    code = ("import sys; from worker.cli import main; main(['health', 'worker', '--liveness']); "
+            "print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('celery', 'kombu', 'redis', 'worker')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "WMS_RELAY_VAR_DIR": str(tmp_path)})
+    loaded = done.stdout.strip().splitlines()[-1]
+    assert loaded == "['worker', 'worker.cli', 'worker.commands', 'worker.commands.health', " \
+                     "'worker.observe', 'worker.observe.probe_files']", done.stdout + done.stderr

@@ -58,7 +58,8 @@ def test_status_json_counts_what_needs_a_person(cli, parked):
     assert [a["flag"] for a in report["attention"]] == ["no_worker", "no_scheduler", "dead_letters",
                                                         "uncertain"]
     assert report["destinations"]["trademax"]["ledger"]["uncertain"] == 1
-    assert report["destinations"]["kaching"]["on"] is False
+    assert report["destinations"]["kaching"]["on"] is None  # no worker has recorded its configuration
+    assert report["configuration"]["recorded_by"] is None
     narrowed = cli.json("status", "--destination", "kaching")
     assert narrowed["uncertain"]["count"] == 0 and narrowed["dead_letters"]["count"] == 0
     assert list(narrowed["queues"]) == ["kaching.stock"] and list(narrowed["destinations"]) == ["kaching"]
@@ -68,13 +69,14 @@ def test_status_json_counts_what_needs_a_person(cli, parked):
 
 
 def test_dead_list_show_and_event_print_json_that_parses_back(cli, parked):
-    letters = cli.json("dead", "list")
+    letters = cli.json("dead", "list")["dead_letters"]
     assert sorted(letter["reason"] for letter in letters) == ["invalid", "permanent"]
     refused_letter = next(letter for letter in letters if letter["reason"] == "permanent")
     assert refused_letter["key"] == "R-DEAD" and refused_letter["attempts"][0]["error_code"] == 451
-    assert [letter["key"] for letter in cli.json("dead", "list", "--grep", "R-DEAD")] == ["R-DEAD"]
-    assert cli.json("dead", "list", "--operation", "stock.adjust") == []
-    assert len(cli.json("dead", "list", "--since", "1h")) == 2
+    found = cli.json("dead", "list", "--grep", "R-DEAD")["dead_letters"]
+    assert [letter["key"] for letter in found] == ["R-DEAD"]
+    assert cli.json("dead", "list", "--operation", "stock.adjust")["dead_letters"] == []
+    assert len(cli.json("dead", "list", "--since", "1h")["dead_letters"]) == 2
 
     shown = cli.json("dead", "show", refused_letter["id"])
     assert shown["ledger_state"] == "dead" and shown["event"]["transaction_id"] == "R-DEAD"
@@ -141,7 +143,7 @@ def test_retry_needs_ids_or_all_and_discard_needs_a_reason(cli, parked):
 
 
 def test_uncertain_list_and_resolve(cli, parked):
-    listed = cli.json("uncertain", "list")
+    listed = cli.json("uncertain", "list")["uncertain"]
     assert [(u["id"], u["state"]) for u in listed] == [("stock.adjust:rel-1", "uncertain")]
     code, out, _ = cli("uncertain", "list")
     assert "stock.adjust:rel-1" in out and "uncertain resolve" in out
@@ -151,17 +153,17 @@ def test_uncertain_list_and_resolve(cli, parked):
     assert result["summary"] == {"resolved": 1, "skipped": 0, "failed": 0}
     view = cli.json("event", "stock.adjust", "rel-1")
     assert view["state"] == "delivered" and view["history"][-1]["actor"] == "dana"
-    assert cli.json("uncertain", "list") == []
+    assert cli.json("uncertain", "list")["uncertain"] == []
 
 
 def test_retries_list_and_run_now(cli, parked):
-    entries = cli.json("retries", "list")
+    entries = cli.json("retries", "list")["retries"]
     assert [(e["id"], e["state"], e["attempts"]) for e in entries] == [
         ("receipt.create:R-LATER", "retrying", 1)]
     assert entries[0]["due_in_seconds"] > 0 and "HTTP 503" in entries[0]["last_error"]
     result = cli.json("retries", "run-now", "--all")
     assert result["summary"]["made due now"] == 1
-    assert cli.json("retries", "list")[0]["due_in_seconds"] <= 0
+    assert cli.json("retries", "list")["retries"][0]["due_in_seconds"] <= 0
     code, out, _ = cli("retries", "run-now", "receipt.create:R-GONE")
     assert code == 0 and "not in the retry schedule" in out
 
@@ -172,15 +174,15 @@ def test_retries_discard_and_the_audit_of_every_persons_action(cli, parked):
     result = cli.json("retries", "discard", "receipt.create:R-LATER", "--reason", "order cancelled",
                       "--actor", "erin")
     assert result["summary"]["discarded"] == 1
-    assert cli.json("retries", "list") == []
+    assert cli.json("retries", "list")["retries"] == []
     assert cli.json("event", "receipt.create", "R-LATER")["state"] == "discarded"
     cli("retries", "run-now", "receipt.create:R-GONE", "--actor", "erin")
-    entries = cli.json("audit", "--actor", "erin")
+    entries = cli.json("audit", "--actor", "erin")["entries"]
     assert [(e["action"], e["target"], e["status"], e["via"]) for e in entries] == [
         ("run-now", "receipt.create:R-GONE", "skipped", "cli"),
         ("discard-retry", "receipt.create:R-LATER", "done", "cli")]
     assert entries[1]["reason"] == "order cancelled"
-    assert cli.json("audit", "--action", "retry") == []
+    assert cli.json("audit", "--action", "retry")["entries"] == []
     code, out, _ = cli("audit", "--since", "1h")
     assert code == 0 and "discard-retry" in out and "erin" in out
 
@@ -188,9 +190,9 @@ def test_retries_discard_and_the_audit_of_every_persons_action(cli, parked):
 def test_empty_listings_say_so_plainly(cli, relay, env):
     store = f"Store: {url_without_password(env.url)} (REDIS_URL)\n"
     assert cli("dead", "list") == (0, store + "No dead letters. Nothing needs a person.\n", "")
-    assert cli.json("dead", "list") == []
+    assert cli.json("dead", "list")["dead_letters"] == []
     assert cli("retries", "run-now", "--all")[1].startswith(store + "Nothing to do")
-    assert cli.json("retries", "list") == [] and cli.json("uncertain", "list") == []
+    assert cli.json("retries", "list")["retries"] == [] and cli.json("uncertain", "list")["uncertain"] == []
     # An empty selection keeps the JSON summary's keys (a script reads the same keys either way).
     assert cli.json("retries", "run-now", "--all")["summary"] == {
         "made due now": 0, "skipped": 0, "failed": 0}
@@ -229,14 +231,14 @@ def test_two_people_retrying_one_letter_at_once_queue_it_once(parked, env, tmp_p
 
 
 def test_retries_and_uncertain_lists_filter_by_operation_text_and_limit(cli, parked):
-    assert [e["id"] for e in cli.json("retries", "list", "--operation", "receipt.create")] == [
+    assert [e["id"] for e in cli.json("retries", "list", "--operation", "receipt.create")["retries"]] == [
         "receipt.create:R-LATER"]
-    assert cli.json("retries", "list", "--operation", "stock.adjust") == []
-    found = cli.json("retries", "list", "--grep", "http 503")
+    assert cli.json("retries", "list", "--operation", "stock.adjust")["retries"] == []
+    found = cli.json("retries", "list", "--grep", "http 503")["retries"]
     assert [e["id"] for e in found] == ["receipt.create:R-LATER"]
-    assert cli.json("retries", "list", "--grep", "no-such-text") == []
-    assert [u["id"] for u in cli.json("uncertain", "list", "--grep", "REL-1", "--limit", "1")] == [
-        "stock.adjust:rel-1"]
-    assert cli.json("uncertain", "list", "--operation", "receipt.create") == []
+    assert cli.json("retries", "list", "--grep", "no-such-text")["retries"] == []
+    found = cli.json("uncertain", "list", "--grep", "REL-1", "--limit", "1")["uncertain"]
+    assert [u["id"] for u in found] == ["stock.adjust:rel-1"]
+    assert cli.json("uncertain", "list", "--operation", "receipt.create")["uncertain"] == []
     code, _, err = cli("uncertain", "list", "--limit", "0")
     assert code == 2 and "--limit must be 1 or more" in err

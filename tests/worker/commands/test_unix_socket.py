@@ -1,6 +1,8 @@
 """REDIS_URL=unix:///path/to.sock works for the broker and the stores: ``wms-relay enqueue`` records the
 event in the ledger and puts its task message on the queue through the socket, and ``status`` reads both
-back (a real valkey-server listening on a socket only)."""
+back; a malformed raw message taken off a queue through the socket is screened into a dead letter, as on
+redis:// (kombu's own socket transport skipped the screen) — a real valkey-server listening on a socket
+only."""
 from __future__ import annotations
 
 import json
@@ -9,8 +11,14 @@ from pathlib import Path
 
 import pytest
 import redis
+from kombu import Connection
+from kombu.transport.virtual import Empty
 
+from worker.celery_config import SocketTransport, celery_config
 from worker.cli import main
+from worker.settings import Settings
+from worker.destinations.table import delivery_ref
+from worker.store.dead_letters import DeadLetters
 from worker.store.embedded import server_config, start_server_process
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -50,3 +58,16 @@ def test_enqueue_and_status_through_a_unix_socket(socket_server, cleared, monkey
     report = json.loads(capsys.readouterr().out)
     assert report["queues"]["trademax.receipt"] == 1 and report["ledger"]["accepted"] == 1
     assert report["store"] == f"unix://{sock}?db=0 (REDIS_URL)"
+
+
+def test_a_malformed_message_taken_through_the_socket_is_screened(socket_server):
+    sock, client = socket_server
+    config = celery_config(Settings(), f"unix://{sock}?db=0")
+    assert config["broker_transport"] == "worker.celery_config:SocketTransport"
+    client.lpush("trademax.receipt", b"not a celery message")
+    with Connection(config["broker_url"], transport=SocketTransport) as connection:
+        with pytest.raises(Empty):  # screened: nothing for the worker, and the worker does not fail
+            connection.default_channel._get("trademax.receipt")
+    letters = DeadLetters(client, delivery_ref=delivery_ref).list()
+    assert [(x.reason, x.event["queue"]) for x in letters] == [("malformed_message", "trademax.receipt")]
+    assert client.llen("trademax.receipt") == 0

@@ -83,9 +83,14 @@ def test_a_batch_resent_after_a_store_timeout_is_counted_once(store_client):
     assert counts.latency()[0].count == 1 and counts.latency()[0].sum == pytest.approx(0.04)
 
 
+def scrape_body(port: int) -> str:
+    """What one scrape of ``/metrics`` answers (the exposition text)."""
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+
+
 def scrape(port: int) -> dict:
     """{(family name, sample name, labels as a sorted tuple): value} of one scrape."""
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    body = scrape_body(port)
     return {(family.name, sample.name, tuple(sorted(sample.labels.items()))): sample.value
             for family in text_string_to_metric_families(body) for sample in family.samples}
 
@@ -98,6 +103,14 @@ def test_a_scrape_reports_what_the_store_holds(redis_server):
     for key in ("adj-1", "adj-2"):
         ledger.accept({"operation": "stock.adjust", "key": key, "fields": {"artno": "A", "quantity": 1}})
     ledger.transition("stock.adjust", "adj-2", "uncertain", reason="read timeout")
+    # a shipment Trademax answered 452 without its dispatch id, and one update waiting for a person
+    ledger.accept({"operation": "dispatch.create", "key": "TX-1", "fields": {"transaction_id": "TX-1"}})
+    ledger.transition("dispatch.create", "TX-1", "delivered", reason="452 without an id", result={})
+    from worker.store.dispatch_waiters import DispatchWaiters
+
+    waiters = DispatchWaiters(r, ledger)
+    waiters.mark_id_unknown("TX-1", now)
+    waiters.wait_for("TX-1", "dispatch.update:U-1")
     # ka-ching's own ledger (its namespace): counted under its destination, not Trademax's
     ledger.sibling(DESTINATIONS["kaching"].namespace).accept(
         {"operation": "stock.adjust", "key": "adj-1", "fields": {"artno": "A", "quantity": 1}})
@@ -128,13 +141,21 @@ def test_a_scrape_reports_what_the_store_holds(redis_server):
     events = {(dest, state): got[("wms_relay_events", "wms_relay_events",
                                   (("destination", dest), ("state", state)))]
               for dest in ("trademax", "kaching") for state in ("accepted", "uncertain")}
+    assert got[("wms_relay_dispatch_id_unknown_shipments",) * 2 + ((),)] == 1
+    assert got[("wms_relay_dispatch_id_unknown_waiting",) * 2 + ((),)] == 1
     assert events == {("trademax", "accepted"): 1, ("trademax", "uncertain"): 1,
                       ("kaching", "accepted"): 1, ("kaching", "uncertain"): 0}
-    assert got[("wms_relay_dead_letters_open", "wms_relay_dead_letters_open", ())] == 1
+    trademax, kaching = (("destination", "trademax"),), (("destination", "kaching"),)
+    assert got[("wms_relay_dead_letters_open", "wms_relay_dead_letters_open", trademax)] == 1
+    assert got[("wms_relay_dead_letters_open", "wms_relay_dead_letters_open", kaching)] == 0
+    assert 600 <= got[("wms_relay_dead_letter_oldest_age_seconds",) * 2 + (trademax,)] < 660
+    assert got[("wms_relay_dead_letter_oldest_age_seconds",) * 2 + (kaching,)] == 0
+    assert got[("wms_relay_uncertain_oldest_age_seconds",) * 2 + (trademax,)] >= 0
+    from worker import __version__
+    assert got[("wms_relay_build_info",) * 2 + ((("version", __version__),),)] == 1
     unmapped = {dest: got[("wms_relay_unmapped_deliveries",) * 2 + ((("destination", dest),),)]
                 for dest in ("kaching", "stocktrim", "stock2shop")}
     assert unmapped == {"kaching": 0, "stocktrim": 0, "stock2shop": 1}
-    assert 600 <= got[("wms_relay_dead_letter_oldest_age_seconds",) * 2 + ((),)] < 660
     assert got[("wms_relay_retries_scheduled",) * 2 + ((),)] == 1
     assert 90 <= got[("wms_relay_retry_most_overdue_seconds",) * 2 + ((),)] < 150
     assert got[("wms_relay_queue_depth", "wms_relay_queue_depth", (("queue", "trademax.stock"),))] == 2
@@ -183,3 +204,45 @@ def test_the_metrics_command_serves_and_stops_on_sigterm(redis_server, tmp_path)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_scrape_reports_each_destinations_flow_state(redis_server):
+    """Issue 22.5: the circuit (one-hot by state), parked deliveries and pending batches per destination,
+    each read from the store (a pause's gauge: tests/integration/test_state_from_the_store.py)."""
+    from worker.flow.batches import LEVEL, BatchItem
+    from worker.flow.circuit import Circuit
+    from worker.flow.controls import FlowControls
+
+    r = redis_server.client(decode_responses=True)
+    settings = Settings(redis_url=redis_server.url)
+    schedule = RetrySchedule(r)
+    flow = FlowControls(r, settings, schedule)
+    assert Circuit(r, DESTINATIONS["trademax"].namespace, failures=1).report("failed") == "opened"
+    stock = {"warehouse_id": "nw", "artno": "A", "quantity": 4, "event_id": "E1", "type": "absolute",
+             "occurred_at": "2024-05-01T10:00:00.000000Z"}
+    flow.parking("stocktrim").park("stock.adjust:E1", {"task": "stocktrim.stock.adjust", "event": stock})
+    flow.parking("stocktrim").park("stock.adjust:E2", {"task": "stocktrim.stock.adjust", "event": stock})
+    assert flow.batches("kaching").add(BatchItem(
+        ref="stock.adjust:E1", kind=LEVEL, operation="stock.adjust", key="E1", fingerprint="f" * 64,
+        message=stock, enqueued_at=time.time())).status == "added"
+
+    server, thread = serve(settings, "127.0.0.1", 0)
+    try:
+        got = scrape(server.server_port)
+    finally:
+        server.shutdown()
+
+    def gauge(name: str, **labels: str) -> float | None:
+        return got.get((f"wms_relay_{name}",) * 2 + (tuple(sorted(labels.items())),))
+
+    assert {state: gauge("circuit_state", destination="trademax", state=state)
+            for state in ("closed", "open", "half_open")} == {"closed": 0, "open": 1, "half_open": 0}
+    assert {state: gauge("circuit_state", destination="kaching", state=state)
+            for state in ("closed", "open", "half_open")} == {"closed": 1, "open": 0, "half_open": 0}
+    assert {name: gauge("parked_deliveries", destination=name) for name in DESTINATIONS} == {
+        name: (2 if name == "stocktrim" else 0) for name in DESTINATIONS}
+    assert gauge("batch_pending", destination="kaching") == 1
+    assert gauge("batch_pending", destination="stock2shop") == 0
+    assert gauge("batch_pending", destination="trademax") is None  # not a bulk destination
+    assert {name: gauge("destination_paused", destination=name) for name in DESTINATIONS} == {
+        name: 0 for name in DESTINATIONS}

@@ -40,8 +40,9 @@ def test_the_broker_gets_kombus_form_and_the_master_name():
     plain = celery_config(Settings(), "redis://127.0.0.1:6379/0")
     assert plain["broker_transport"] == "worker.celery_config:RedisTransport"
     assert "master_name" not in plain["broker_transport_options"]
-    tls = celery_config(Settings(), "rediss://h:6380/0")
-    assert tls["broker_transport"] is None and tls["broker_use_ssl"]["ssl_cert_reqs"] == 2
+    tls = celery_config(Settings(), "rediss://h:6380/0")  # screened too (tests/worker/test_redis_schemes.py)
+    assert tls["broker_transport"] == "worker.celery_config:RedisTransport"
+    assert tls["broker_use_ssl"]["ssl_cert_reqs"] == "required"
 
 
 def test_the_store_is_named_without_the_password():

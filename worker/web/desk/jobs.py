@@ -1,77 +1,80 @@
-"""Actions on many targets at once ("all 40,000 matching"): a job that works through them one support
-action at a time, in a thread of the desk process, so the page that started it can show progress instead
-of waiting minutes for an answer.  Small selections (``INLINE_LIMIT``) run before the page answers.
+"""The desk's side of the bulk jobs (``worker.support.bulk_jobs``): start one, and read one back — from any
+desk process, since the job, its progress and its reports are in the store and the workers run it.
 
-Each target is one call of the same support action the CLI uses; a target someone else settled meanwhile
-is skipped with that person's name, as in the CLI.  Jobs live in the desk process that runs them (the
-last ``KEPT`` of them); the audit log keeps every single action for good."""
+A small selection (up to ``INLINE_LIMIT`` targets) is done before the page answers; a larger one is
+published on the worker's support queue and its page (``/jobs/<id>``) refreshes itself while a worker
+works through it.  A desk process that stops (or a replica that did not start it) changes nothing: the job
+goes on, and any desk shows its progress.  The audit log keeps every single action for good."""
 from __future__ import annotations
 
-import secrets
-import threading
-import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
-INLINE_LIMIT = 50
-SHOWN = 500  # reports kept to show (the counts cover every target)
-KEPT = 50
+from worker.store.bulk_jobs import BulkJobStore, JobRecord
+from worker.store.heartbeats import Heartbeats
+from worker.support.bulk_jobs import start_job, state_in_words
 
 
-@dataclass
-class BulkJob:
-    job_id: str
-    action: str
-    actor: str
-    total: int
-    dry_run: bool = False
-    reports: list = field(default_factory=list)  # the support actions' ActionReports, first SHOWN
-    counts: dict = field(default_factory=lambda: {"done": 0, "skipped": 0, "failed": 0})
-    finished: bool = False
-    error: str = ""
-    started_at: float = field(default_factory=time.time)
+@dataclass(frozen=True)
+class JobView:
+    """What the job page shows: the record, where it stands in words, the reports kept (the first 500)."""
+
+    record: JobRecord
+    said: str
+    reports: list
+
+    def __getattr__(self, name: str):  # the page reads the record's fields (total, counts, action...)
+        return getattr(self.record, name)
 
     @property
-    def processed(self) -> int:
-        return sum(self.counts.values())
-
-    def take(self, report) -> None:
-        self.counts[report.status] += 1
-        if len(self.reports) < SHOWN:
-            self.reports.append(report)
+    def interrupted(self) -> bool:
+        return self.said.startswith("interrupted")
 
 
-class BulkJobs:
-    def __init__(self) -> None:
-        self._jobs: "OrderedDict[str, BulkJob]" = OrderedDict()
-        self._lock = threading.Lock()
+class DeskJobs:
+    """Bulk jobs as the desk starts and shows them: ``tools`` act (via="desk"), ``publish_job(args)``
+    publishes the job task (``tasks.support_jobs``) with the desk's publisher app."""
 
-    def run(self, action: str, actor: str, targets: Sequence[str], act: Callable, *,
-            dry_run: bool = False) -> BulkJob:
-        """Act on every target: at once when there are few, else in a background thread."""
-        job = BulkJob(secrets.token_hex(8), action, actor, len(targets), dry_run=dry_run)
-        with self._lock:
-            self._jobs[job.job_id] = job
-            while len(self._jobs) > KEPT:
-                self._jobs.popitem(last=False)
-        if len(targets) <= INLINE_LIMIT:
-            self._work(job, targets, act)
-        else:
-            threading.Thread(target=self._work, args=(job, list(targets), act), daemon=True,
-                             name=f"desk-job-{job.job_id}").start()
-        return job
+    def __init__(self, tools, redis_client, publish_job: Callable[[list], None], clock) -> None:
+        self._tools = tools
+        self._redis = redis_client
+        self._store = BulkJobStore(redis_client, clock)
+        self._publish_job = publish_job
+        self._clock = clock
 
-    @staticmethod
-    def _work(job: BulkJob, targets: Sequence[str], act: Callable) -> None:
-        try:
-            for target in targets:
-                job.take(act(target))
-        except Exception as exc:  # noqa: BLE001 — Redis went away mid-job: the page says where it stopped
-            job.error = f"stopped after {job.processed} of {job.total}: {type(exc).__name__}: {exc}"
-        finally:
-            job.finished = True
+    def run(self, action: str, actor: str, targets: Sequence[str], *, reason: str = "") -> str:
+        """Start a job (done now when small); its id."""
+        return start_job(self._tools, self._store, self._publish_job, action=action, actor=actor,
+                         targets=targets, reason=reason)
 
-    def get(self, job_id: str) -> BulkJob | None:
-        with self._lock:
-            return self._jobs.get(job_id)
+    def record(self, action: str, actor: str, report) -> str:
+        """Keep an action already done on one target (its ActionReport) as a finished job, so its page
+        reads like any other job's (the dispatch id form); its id."""
+        from worker.support.bulk_jobs import LEASE_SECONDS, new_job_id
+
+        job_id, owner = new_job_id(), f"desk-record-{report.target}"
+        self._store.create(job_id, action=action, actor=actor, via="desk", params={}, targets=[report.target])
+        self._store.claim(job_id, owner, LEASE_SECONDS)
+        self._store.advance(job_id, owner, 0, report.status, report.to_dict(), LEASE_SECONDS)
+        return job_id
+
+    def resume(self, job_id: str) -> bool:
+        """Publish an unfinished job's task again (a person pressed "Go on")."""
+        from worker.support.bulk_jobs import publish
+
+        job = self._store.get(job_id)
+        return job is not None and not job.finished and publish(self._store, self._publish_job, job_id)
+
+    def get(self, job_id: str) -> JobView | None:
+        record = self._store.get(job_id)
+        if record is None:
+            return None
+        now = self._clock()
+        alive = len(Heartbeats(self._redis, self._clock).alive("worker"))
+        from worker.support.actions import ActionReport
+
+        reports = [ActionReport(**report) for report in self._store.reports(job_id)]
+        return JobView(record, state_in_words(record, now, alive), reports)
+
+    def recent(self, limit: int = 20) -> list[JobRecord]:
+        return self._store.recent(limit)

@@ -4,8 +4,9 @@ of the relay's own modules that the pages need is made here (and in ``signing_vi
 reorganisation of ``worker/`` is ported in two places."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
+from typing import Callable
 
 # The support layer, shared with the CLI: one implementation of every action and every view (the read
 # models live in worker/support/, never in worker/commands/: the desk imports no command module).
@@ -28,9 +29,10 @@ from worker.support.event_view import (  # noqa: F401
 )
 from worker.support.retry_view import scheduled  # noqa: F401
 from worker.support.status_report import collect, needs_a_person  # noqa: F401
+from worker.support.status_words import configuration_line, flow_line, report_now  # noqa: F401
 from worker.support.workplace import Workplace, workplace  # noqa: F401
 from worker.web.desk.config import DeskSettings
-from worker.web.desk.jobs import BulkJobs
+from worker.web.desk.jobs import DeskJobs
 from worker.web.desk.users import UsersFile
 
 
@@ -39,7 +41,19 @@ class DeskServices:
     place: Workplace  # acting via="desk"
     users: UsersFile
     settings: DeskSettings
-    jobs: BulkJobs = field(default_factory=BulkJobs)
+    # publish_job(args): publishes the bulk job task (tasks.support_jobs); default: with the place's app
+    publish_job: Callable[[list], None] | None = None
+
+    @cached_property
+    def jobs(self) -> DeskJobs:
+        """The bulk jobs: kept in the store, run by the workers, shown by any desk process."""
+        publish = self._publish_with_app if self.publish_job is None else self.publish_job
+        return DeskJobs(self.tools, self.redis, publish, self.now)
+
+    def _publish_with_app(self, args: list) -> None:
+        from tasks.support_jobs import QUEUE, TASK
+
+        self.place.app.send_task(TASK, args=args, queue=QUEUE)
 
     @property
     def relay(self):

@@ -56,9 +56,12 @@ def desk_services_over(users_path, clock, settings: Settings | None = None, clie
     # A worker and the scheduler alive, as their heartbeats say (the status report reads them).
     Heartbeats(client, clock).beat("worker", "relay-1@test")
     Heartbeats(client, clock).beat("scheduler", "scheduler-1@test")
+    published_jobs = Published()  # the bulk job tasks the desk published (a worker would run them)
     services = DeskServices(place=place, users=UsersFile(users_path),
-                            settings=DeskSettings(users_file=users_path, secret_key="k" * 40))
+                            settings=DeskSettings(users_file=users_path, secret_key="k" * 40),
+                            publish_job=published_jobs)
     services.published = published
+    services.published_jobs = published_jobs
     return services
 
 

@@ -9,7 +9,7 @@ from worker.web.desk.auth import operator_only
 from worker.web.desk.pages import services
 from worker.web.desk.presenting import Pager, page_number
 from worker.web.desk.services import (
-    LetterQuery, all_matching_ids, discard_letter, has_identifier, retry_letter, search, search_walk,
+    LetterQuery, all_matching_ids, has_identifier, retry_letter, search, search_walk,
 )
 
 bp = Blueprint("dead_letters", __name__)
@@ -116,14 +116,11 @@ def act():
                                text="Say why (it is kept with the letter and in the event's history). "
                                     "Go back and fill in the reason."), 400
     targets, _, _ = _selection(request.form)
-    user = g.user.name
-    if action == "retry":
-        job = s.jobs.run("retry", user, targets,
-                         lambda t: retry_letter(s.tools, t, actor=user, reason=reason))
-    else:
-        job = s.jobs.run("discard", user, targets,
-                         lambda t: discard_letter(s.tools, t, actor=user, reason=reason))
-    return redirect(url_for("dead_letters.job", job_id=job.job_id), code=303)
+    if not targets:
+        return render_template("error.html", title="Nothing selected",
+                               text="No open letter matches any more: nothing to do."), 400
+    job_id = s.jobs.run(action, g.user.name, targets, reason=reason)  # retry_letter or discard_letter each
+    return redirect(url_for("dead_letters.job", job_id=job_id), code=303)
 
 
 @bp.get("/jobs/<job_id>")
@@ -132,3 +129,13 @@ def job(job_id: str):
     if found is None:
         abort(404)
     return render_template("reports.html", job=found)
+
+
+@bp.post("/jobs/<job_id>/resume")
+@operator_only
+def resume(job_id: str):
+    """Publish an interrupted (or waiting) job again: a worker goes on from where it stopped."""
+    if services().jobs.get(job_id) is None:
+        abort(404)
+    services().jobs.resume(job_id)
+    return redirect(url_for("dead_letters.job", job_id=job_id), code=303)

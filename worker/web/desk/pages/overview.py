@@ -1,13 +1,15 @@
-"""The overview: what needs a person (the list ``wms-relay status`` ends with), counts per state and per
-destination, and the chart of deliveries and failures per minute — every destination's deliveries
-together (each destination keeps its own counts in its own ledger)."""
+"""The overview: what needs a person (the list ``wms-relay status`` ends with, flow control's pauses and
+circuits included), each destination — on or off as the workers recorded it, and its flow in one line, as
+``status`` says it — counts per state and per destination, and the chart of deliveries and failures per
+minute — every destination's deliveries together (each destination keeps its own counts in its own
+ledger)."""
 from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
 from worker.web.desk.chart import per_minute_chart
 from worker.web.desk.pages import services
-from worker.web.desk.services import FINAL_STATES, OPEN_STATES, needs_a_person
+from worker.web.desk.services import FINAL_STATES, OPEN_STATES, configuration_line, flow_line, report_now
 
 bp = Blueprint("overview", __name__)
 CHART_HOURS = (1, 3, 6)
@@ -47,8 +49,11 @@ def page():
         hours = 3
     hours = hours if hours in CHART_HOURS else 3
     letters = s.relay.dead_letters
+    flows = {name: flow_line(part["flow"], now=report_now(report))
+             for name, part in report["destinations"].items() if part["flow"] is not None}
     return render_template(
-        "overview.html", report=report, needs=needs_a_person(report),
+        "overview.html", report=report, flows=flows,
+        configuration=configuration_line(report["configuration"]),
         chart=per_minute_chart(per_minute(s.relay), s.now(), hours), chart_hours=CHART_HOURS,
         open_states=OPEN_STATES, final_states=FINAL_STATES, final_totals=final_totals(s.relay),
         by_destination=letters.facet_counts("destination"), by_reason=letters.facet_counts("reason"),

@@ -7,7 +7,7 @@ from flask import Blueprint, g, render_template, request
 from worker.web.desk.auth import operator_only
 from worker.web.desk.pages import services
 from worker.web.desk.presenting import Pager, page_number
-from worker.web.desk.services import discard_retry, run_retry_now, scheduled
+from worker.web.desk.services import scheduled
 
 bp = Blueprint("retries", __name__)
 
@@ -34,8 +34,8 @@ def run_now():
     if not targets:
         return render_template("error.html", title="Nothing selected",
                                text="Tick the retries to run now."), 400
-    job = s.jobs.run("run now", user, targets, lambda t: run_retry_now(s.tools, t, actor=user))
-    return render_template("reports.html", job=job)
+    job_id = s.jobs.run("run now", user, targets)  # each target: run_retry_now
+    return render_template("reports.html", job=s.jobs.get(job_id))
 
 
 @bp.post("/retries/discard")
@@ -48,6 +48,5 @@ def discard():
         return render_template("error.html", title="Nothing to do yet",
                                text="Tick the retries to discard and say why."), 400
     user = g.user.name
-    job = s.jobs.run("discard retry", user, targets,
-                     lambda t: discard_retry(s.tools, t, actor=user, reason=reason))
-    return render_template("reports.html", job=job)
+    job_id = s.jobs.run("discard retry", user, targets, reason=reason)  # each target: discard_retry
+    return render_template("reports.html", job=s.jobs.get(job_id))

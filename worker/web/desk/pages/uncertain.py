@@ -9,7 +9,6 @@ from worker.destinations.table import DESTINATIONS, WMS_DESTINATION
 from worker.web.desk.auth import operator_only
 from worker.web.desk.pages import services
 from worker.web.desk.presenting import Pager, page_number
-from worker.web.desk.services import resolve_uncertain
 
 bp = Blueprint("uncertain", __name__)
 
@@ -57,7 +56,5 @@ def resolve():
                                text=f"Say what you saw in {title} (it is kept in the event's history)."), 400
     user = g.user.name
     ref = DESTINATIONS[destination].delivery_ref(operation, key)
-    job = s.jobs.run(f"resolve: {verdict}", user, [ref], lambda _: resolve_uncertain(
-        s.tools, operation, key, delivered=verdict == "delivered", actor=user, reason=reason,
-        destination=destination))
-    return render_template("reports.html", job=job)
+    job_id = s.jobs.run(f"resolve: {verdict}", user, [ref], reason=reason)  # resolve_uncertain
+    return render_template("reports.html", job=s.jobs.get(job_id))

@@ -1,0 +1,170 @@
+"""The desk's actions on many targets at once ("all 40,000 matching"), as jobs any worker runs and any desk
+shows: one support action per target (``worker.support.actions``: atomic, audited — a target someone else
+settled meanwhile is skipped with that person's name, as in the CLI), progress kept in the store
+(``worker.store.bulk_jobs``).
+
+- :func:`start_job` writes the job (who, what, why, the targets) and publishes its task
+  (``tasks.support_jobs``) on the worker's support queue; a small one (``inline``) is run at once by the
+  caller instead, so the page that started it answers with the result.
+- :func:`run_slice` is what the task does: it claims the job (one worker at a time: a lease in the store),
+  works through targets from where the job stands, recording each report as it goes, for at most
+  ``SLICE_SECONDS`` — then lets the job go and publishes it again, so no task holds a worker (or its warm
+  shutdown) for long, and a redelivered message finds the job where the last slice left it.
+- A worker killed mid-slice leaves a lapsed lease: the job shows as *interrupted*.  It goes on when its
+  message is delivered again (Celery on Redis redelivers an unacknowledged message after the visibility
+  timeout) or when the scheduler publishes it again (:func:`resume_interrupted`, once its lease is
+  ``RESUME_AFTER_SECONDS`` overdue) — from the target after the last one recorded.  The target a killed
+  worker was acting on may have been acted on: acted on again, the support action says so (skipped:
+  "already retried by ..."), never twice.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from typing import Callable, Sequence
+
+from tasks.support_jobs import job_message
+from worker.destinations.table import split_delivery_ref
+from worker.store.bulk_jobs import BulkJobStore, JobRecord
+from worker.support.actions import (
+    FAILED, ActionReport, SupportTools, discard_letter, discard_retry, resolve_uncertain, retry_letter,
+    run_retry_now,
+)
+
+log = logging.getLogger("wms_relay.jobs")
+
+INLINE_LIMIT = 50
+SLICE_SECONDS = 10.0
+# A claim lasts this long past the last target recorded: longer than any one support action takes (a
+# publish gives up after 30 s only when the broker stalls — then another worker may go on, and this one's
+# next record is refused: the action itself is atomic).
+LEASE_SECONDS = 20.0
+# The scheduler publishes an unfinished job again this long after its claim lapsed (or its last publish).
+RESUME_AFTER_SECONDS = 10.0
+
+
+def _resolve(delivered: bool) -> Callable[..., ActionReport]:
+    def act(tools: SupportTools, ref: str, *, actor: str, reason: str) -> ActionReport:
+        found = split_delivery_ref(ref)
+        if found is None:
+            return ActionReport(ref, FAILED, "not a delivery ref", "wms-relay uncertain list")
+        destination, operation, key = found
+        return resolve_uncertain(tools, operation, key, delivered=delivered, actor=actor, reason=reason,
+                                 destination=destination.name)
+
+    return act
+
+
+# What a job may do to each target: the support action, called as act(tools, target, actor=, reason=).
+ACTIONS: dict[str, Callable[..., ActionReport]] = {
+    "retry": lambda tools, t, *, actor, reason: retry_letter(tools, t, actor=actor, reason=reason),
+    "discard": lambda tools, t, *, actor, reason: discard_letter(tools, t, actor=actor, reason=reason),
+    "run now": lambda tools, t, *, actor, reason: run_retry_now(tools, t, actor=actor),
+    "discard retry": lambda tools, t, *, actor, reason: discard_retry(tools, t, actor=actor, reason=reason),
+    "resolve: delivered": _resolve(True),
+    "resolve: resend": _resolve(False),
+}
+
+
+def new_job_id() -> str:
+    return secrets.token_hex(8)
+
+
+def start_job(tools: SupportTools, jobs: BulkJobStore, publish_job: Callable[[list], None], *, action: str,
+              actor: str, targets: Sequence[str], reason: str = "", inline: bool | None = None) -> str:
+    """Write the job and publish its task (or, ``inline`` — default: up to INLINE_LIMIT targets — run it
+    here and now); returns its id.  ``publish_job(args)`` publishes the job task with ``args``."""
+    if action not in ACTIONS:
+        raise ValueError(f"no bulk action {action!r} (known: {', '.join(ACTIONS)})")
+    if not targets:
+        raise ValueError("a job needs at least one target")
+    job_id = new_job_id()
+    jobs.create(job_id, action=action, actor=actor, via=tools.via, params={"reason": reason},
+                targets=list(targets))
+    if inline if inline is not None else len(targets) <= INLINE_LIMIT:
+        run_slice(tools, jobs, job_id, owner=f"{tools.via}-{os.getpid()}-{threading.get_ident()}",
+                  seconds=float("inf"))
+    else:
+        publish(jobs, publish_job, job_id)
+    return job_id
+
+
+def publish(jobs: BulkJobStore, publish_job: Callable[[list], None], job_id: str) -> bool:
+    """Publish the job's task; False (logged) when the broker refused: the scheduler publishes it later."""
+    try:
+        publish_job(job_message(job_id))
+    except Exception as exc:  # noqa: BLE001 — any broker failure: the job waits for resume_interrupted
+        log.warning("job %s not published (%s: %s): the scheduler will", job_id, type(exc).__name__, exc)
+        return False
+    jobs.mark_published(job_id)
+    return True
+
+
+def run_slice(tools: SupportTools, jobs: BulkJobStore, job_id: str, *, owner: str,
+              seconds: float = SLICE_SECONDS, clock: Callable[[], float] = time.monotonic) -> str:
+    """Claim the job and act on its targets for up to ``seconds``; returns "finished", "more" (let go, to
+    be published again), or why nothing was done ("busy", "gone", "failed", "lost")."""
+    verdict, position = jobs.claim(job_id, owner, LEASE_SECONDS)
+    if verdict != "ok":
+        return "finished" if verdict == "finished" else verdict
+    job = jobs.get(job_id)
+    act = ACTIONS.get(job.action) if job is not None else None
+    if act is None:
+        jobs.release(job_id, owner, failed=f"no bulk action {job.action if job else '?'!r}")
+        return "failed"
+    reason = job.params.get("reason") or ""
+    deadline = clock() + seconds
+    index = int(position)
+    while True:
+        batch = jobs.targets(job_id, index, 100)
+        if not batch:  # the list ended before ``total`` (it cannot, but never loop on it)
+            jobs.release(job_id, owner, failed=f"its targets end at {index} of {job.total}")
+            return "failed"
+        for target in batch:
+            report = act(tools, target, actor=job.actor, reason=reason)
+            said = jobs.advance(job_id, owner, index, report.status, report.to_dict(), LEASE_SECONDS)
+            if said == "finished":
+                return "finished"
+            if said == "lost":  # another worker took it over (this one was too slow): it goes on there
+                log.warning("job %s: lost to another worker at target %d", job_id, index)
+                return "lost"
+            index += 1
+            if clock() >= deadline:
+                jobs.release(job_id, owner)
+                return "more"
+
+
+def resume_interrupted(jobs: BulkJobStore, publish_job: Callable[[list], None], now: float) -> int:
+    """The scheduler's chore: publish again every unfinished job nobody works on — its claim lapsed, and
+    neither the lapse nor its last publish nor its last progress is less than RESUME_AFTER_SECONDS ago —
+    so no job is stuck because a worker died or a message was lost.  A spare copy is harmless: the claim
+    lets one worker work."""
+    resumed = 0
+    for job in jobs.unfinished():
+        quiet_since = max(job.lease_until, job.published_at or 0.0, job.updated_at)
+        if job.lease_until < now and now - quiet_since >= RESUME_AFTER_SECONDS:
+            if publish(jobs, publish_job, job.job_id):
+                log.info("job %s (%s by %s) published again at %d of %d", job.job_id, job.action,
+                         job.actor, job.next, job.total)
+                resumed += 1
+    return resumed
+
+
+def state_in_words(job: JobRecord, now: float, workers_alive: int) -> str:
+    """What the job page says of where the job stands."""
+    if job.state == "finished":
+        return "finished"
+    if job.state == "failed":
+        return f"stopped: {job.error}"
+    if job.interrupted(now):
+        stopped = round(now - job.lease_until)
+        alone = "" if workers_alive else " — no worker is alive now: start one"
+        return (f"interrupted: the worker working on it stopped {stopped} s ago; it goes on from item "
+                f"{job.next + 1} when a worker takes it up again (the scheduler publishes it within "
+                f"{RESUME_AFTER_SECONDS:g} s){alone}")
+    if job.state == "queued" and not workers_alive:
+        return "waiting for a worker: none is alive now (start one: `wms-relay worker`)"
+    return "working" if job.state == "running" else "waiting for a worker to take it up"
