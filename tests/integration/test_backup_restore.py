@@ -30,8 +30,8 @@ def cli(var_dir, *argv: str, stdin: str | None = None) -> subprocess.CompletedPr
 
 def snapshot(var_dir) -> dict:
     """What an operator compares before and after a restore."""
-    letters = json.loads(cli(var_dir, "dead", "list", "--include-closed", "--json").stdout)
-    audit = json.loads(cli(var_dir, "audit", "--json").stdout)
+    letters = json.loads(cli(var_dir, "dead", "list", "--include-closed", "--json").stdout)["dead_letters"]
+    audit = json.loads(cli(var_dir, "audit", "--json").stdout)["entries"]
     status = json.loads(cli(var_dir, "status", "--json").stdout)
     return {"letters": sorted((x["id"], x["status"], x["reason"]) for x in letters),
             "audit": [(x["actor"], x["action"], x["target"]) for x in audit],
@@ -44,7 +44,7 @@ def test_a_copy_of_the_stores_aof_restores_its_dead_letters_and_audit_log(tmp_pa
     try:
         for n in range(3):  # invalid: no transaction_id — each is an open dead letter
             cli(original, "enqueue", "receipt.create", "-", stdin=json.dumps({"receipt_no": f"B-{n}"}))
-        letters = json.loads(cli(original, "dead", "list", "--json").stdout)
+        letters = json.loads(cli(original, "dead", "list", "--json").stdout)["dead_letters"]
         assert len(letters) == 3, letters
         discarded = cli(original, "dead", "discard", letters[0]["id"], "--reason", "backup drill",
                         "--actor", "ops-anna")

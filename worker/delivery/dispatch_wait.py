@@ -8,7 +8,7 @@ wait, not a failure: re-checked every ``DEPENDENCY_WAIT_SECONDS``, at most ``DEP
 times per round (then a ``dependency_timeout`` dead letter) — or, when the create was delivered without
 Trademax's dispatch id, until a person records it (``worker.delivery.unknown_dispatch_ids``).  A row
 flagged ``wakes_dispatch_waiters`` (the create) runs the waiting deliveries as soon as it is delivered
-(:func:`wake_waiters`).
+(taken with its recording: :func:`waiters_key`; or :func:`wake_waiters`).
 """
 from __future__ import annotations
 
@@ -68,6 +68,14 @@ def wait_for_create(relay: Relay, delivery: Delivery) -> str:
     if relay.dispatch_waiters.dispatch_id_for(transaction_id) is not None:
         relay.schedule.run_now([ref])
     return "waiting"
+
+
+def waiters_key(relay: Relay, delivery: Delivery) -> str | None:
+    """The store key of the deliveries waiting for this shipment, if ``delivery``'s row wakes them (a
+    shipment's create: the delivered step takes them with its recording, worker.flow.send_steps)."""
+    if not delivery.row.wakes_dispatch_waiters:
+        return None
+    return relay.dispatch_waiters.waiters_key(delivery.fields["transaction_id"])
 
 
 def wake_waiters(relay: Relay, delivery: Delivery, *, id_unknown: bool = False) -> None:

@@ -70,35 +70,41 @@ class Admission:
     detail: str = ""
     event: DeliveryEvent | None = None
     accepted: Any = None
-    claim: Any = None  # with ``claim_for``: the claim taken in the same step
     refusal: str = ""  # "invalid" or "conflict" when the event was turned away (a dead letter), else ""
     problems: dict | None = None  # invalid: field path -> messages, as the dead letter keeps them
 
 
-def admit(relay: Relay, operation: str, message: Any, *, claim_for: str | None = None,
+def admit(relay: Relay, operation: str, message: Any, *,
           destination: str = WMS_DESTINATION.name) -> Admission:
-    """Validate and record an event in ``destination``'s ledger (``wms-relay enqueue`` and every task
-    start here).
+    """Validate and record an event in ``destination``'s ledger (``wms-relay enqueue`` starts here; a
+    worker's task records it in its take step: :func:`deliver`).
 
     Invalid → dead letter naming the fields; same key with another payload → conflict dead letter.
-    Both are never sent.  Otherwise the event is in the ledger (``accepted``, or the state it already had).
-    ``claim_for``: also claim it for that owner, in the same store call (the worker's fast path)."""
+    Both are never sent.  Otherwise the event is in the ledger (``accepted``, or the state it already had)."""
+    event, refused = _validated(relay, operation, message, destination)
+    if refused is not None:
+        return refused
+    accepted = relay.ledger_of(destination).accept(event)
+    if accepted.conflict:
+        return _conflict(relay, Delivery(ROWS[destination, operation], event), accepted)
+    return Admission(operation, event.key, accepted.state, "", event, accepted)
+
+
+def _validated(relay: Relay, operation: str, message: Any,
+               destination: str) -> tuple[DeliveryEvent | None, Admission | None]:
+    """The valid event, or the Admission of an invalid one (its dead letter written)."""
     try:
-        event = validate_event(operation, message)
+        return validate_event(operation, message), None
     except InvalidEvent as exc:
         reject_invalid(relay, operation, message, exc, destination=destination)
-        return Admission(operation, best_key(message), "dead", f"invalid: {exc}", refusal="invalid",
-                         problems=utf8_safe(exc.messages))
-    ledger = relay.ledger_of(destination)
-    if claim_for is None:
-        accepted, claim = ledger.accept(event), None
-    else:
-        accepted, claim = ledger.accept_and_claim(event, claim_for)
-    if accepted.conflict:
-        reject_conflict(relay, Delivery(ROWS[destination, operation], event), accepted)
-        return Admission(operation, event.key, "dead", "conflict: same key, different payload; not sent",
-                         refusal="conflict")
-    return Admission(operation, event.key, accepted.state, "", event, accepted, claim)
+        return None, Admission(operation, best_key(message), "dead", f"invalid: {exc}", refusal="invalid",
+                               problems=utf8_safe(exc.messages))
+
+
+def _conflict(relay: Relay, delivery: Delivery, accepted: Any) -> Admission:
+    reject_conflict(relay, delivery, accepted)
+    return Admission(delivery.operation, delivery.key, "dead",
+                     "conflict: same key, different payload; not sent", refusal="conflict")
 
 
 @dataclass
@@ -109,6 +115,7 @@ class _Run:
 
     sent: bool = False
     finish: Callable[[], str] | None = None
+    turn_given_back: bool = False  # the delivered step gave the SKU's turn back with the recording
     # The request-id base of the recording: unique per delivery (owners are unique per task in a worker,
     # but not in every caller).
     nonce: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -152,18 +159,23 @@ def _deliver(relay: Relay, operation: str, message: Any, *, owner: str, destinat
     row = ROWS.get((destination, operation))
     if row is None and destination != WMS_DESTINATION.name:
         raise LookupError(f"{destination} takes no {operation!r} (no row in its table)")
-    # Flow control (worker.flow) first: a count for a bulk destination joins its batch; any other delivery
-    # asks its destination's gate (pause → circuit → rate limit) before it is claimed, so one held back
-    # costs no attempt.
-    batched = row is not None and row.batchable and relay.flow.batched(destination)
-    gate = relay.flow.gate(destination)
-    verdict = None if batched else gate.admit()
-    if batched or not verdict.sends:
-        return _accept_only(relay, operation, message, destination, row, verdict)
-    passage = _Passage(gate, verdict.ticket)
+    # A count for a bulk destination joins its batch (worker.flow); any other delivery is taken in one step
+    # with its destination's gate (pause → circuit → rate limit) before its claim, so one held back costs
+    # no attempt (worker.flow.send_steps).
+    if row is not None and row.batchable and relay.flow.batched(destination):
+        return _batched(relay, operation, message, destination, row)
+    event, refused = _validated(relay, operation, message, destination)
+    if refused is not None:
+        return refused.state
+    delivery = Delivery(row, event)
+    # An event that may have to wait (for its shipment's create, for its catalog row, for a final dispatch's
+    # lines) is claimed only once it need not.
+    waits = dispatch_wait.waits(row) or catalog_wait.may_wait(relay, row) or sales_orders.makes(row)
+    turn = None if waits else stock_turn.turn_of(delivery)
+    taken = relay.send_steps_of(destination).take(event, owner, claim=not waits, turn=turn)
+    passage = _Passage(relay.flow.gate(destination), taken.verdict.ticket if taken.verdict else "")
     try:
-        return _deliver_now(relay, operation, message, owner=owner, destination=destination, row=row,
-                            run=run, passage=passage)
+        return _deliver_taken(relay, delivery, taken, owner=owner, run=run, passage=passage, turn=turn)
     finally:
         passage.give_back()
 
@@ -171,114 +183,126 @@ def _deliver(relay: Relay, operation: str, message: Any, *, owner: str, destinat
 class _Passage:
     """A send the gate let through: its outcome goes back to the gate once (or, if no send happened
     after all, its ticket).  Best effort: the store unreachable at that moment costs the circuit one
-    report, never the send's outcome (which :func:`deliver` keeps until the ledger has it)."""
+    report, never the send's outcome (which :func:`deliver` keeps until the ledger has it).  A delivered
+    send's answer goes with its recording (worker.flow.send_steps' delivered step: :meth:`told`)."""
 
     def __init__(self, gate, ticket: str) -> None:
-        self._gate, self._ticket, self._done = gate, ticket, False
+        self._gate, self.ticket, self._done = gate, ticket, False
 
     def report(self, error: Any) -> None:
         self._done = True
         try:
-            self._gate.report(error, ticket=self._ticket)
+            self._gate.report(error, ticket=self.ticket)
         except _STORE_UNREACHABLE as exc:
             log.warning("could not tell the flow gate of %s how a send went (%s)", self._gate.title, exc)
 
+    def told(self) -> None:
+        self._done = True
+
     def give_back(self) -> None:
-        if not self._done:
+        if not self._done and self.ticket:
             self._done = True
             try:
-                self._gate.report(ticket=self._ticket, sent=False)
+                self._gate.report(ticket=self.ticket, sent=False)
             except _STORE_UNREACHABLE:
                 pass  # the ticket lapses by itself
 
 
-def _admit_and_fan_out(relay: Relay, operation: str, message: Any, destination: str, row, *,
-                       claim_for: str | None):
-    """Record the event (claimed for ``claim_for`` if given) and, for the WMS's destination, fan it out to
-    the other destinations.  The delivery is None when there is nothing more to do: invalid, conflicting or
-    already settled (a dead one gets its letter if it lacks one); ``admission.state`` says which."""
-    admission = admit(relay, operation, message, claim_for=claim_for, destination=destination)
+def _found_settled(relay: Relay, delivery: Delivery, state: str) -> bool:
+    """The delivery is settled (nothing more to do); a dead one gets its letter if it lacks one."""
+    if state not in SETTLED:
+        return False
+    if state == "dead":
+        ensure_dead_letter(relay, delivery)
+    return True
+
+
+def _batched(relay: Relay, operation: str, message: Any, destination: str, row) -> str:
+    """Record a count for a bulk destination (and fan it out) without claiming it: it joins its batch."""
+    admission = admit(relay, operation, message, destination=destination)
     if admission.event is None:
-        return admission, None
+        return admission.state
     delivery = Delivery(row, admission.event)
-    if admission.state in SETTLED:
-        if admission.state == "dead":
-            ensure_dead_letter(relay, delivery)
-        return admission, None
+    if _found_settled(relay, delivery, admission.state):
+        return admission.state
     if destination == WMS_DESTINATION.name:
         fan_out(relay, delivery.event)
-    return admission, delivery
-
-
-def _accept_only(relay: Relay, operation: str, message: Any, destination: str, row, verdict) -> str:
-    """Record the event (and fan it out) without claiming it: a count joins its destination's batch
-    (``verdict`` None), anything else is held back as the gate said (worker.delivery.held)."""
-    admission, delivery = _admit_and_fan_out(relay, operation, message, destination, row, claim_for=None)
-    if delivery is None:
-        return admission.state
     if admission.state == "sending":
-        return "sending"  # claimed by a worker (or a batch) already: its lease decides
-    if verdict is None:
-        return add_to_batch(relay, delivery, admission.accepted)
-    return hold_back(relay, delivery, verdict)
+        return "sending"  # claimed by a batch already: its lease decides
+    return add_to_batch(relay, delivery, admission.accepted)
 
 
-def _deliver_now(relay: Relay, operation: str, message: Any, *, owner: str, destination: str, row, run: _Run,
-                 passage: _Passage) -> str:
-    # An event that may have to wait (for its dispatch, for its catalog row) is claimed only once it need
-    # not; any other is recorded and claimed in one store call.
-    waits = dispatch_wait.waits(row) or catalog_wait.may_wait(relay, row) or sales_orders.makes(row)
-    admission, delivery = _admit_and_fan_out(relay, operation, message, destination, row,
-                                             claim_for=None if waits else owner)
-    if delivery is None:
-        return admission.state
-    ledger, accepted = relay.ledger_of(destination), admission.accepted
+def _deliver_taken(relay: Relay, delivery: Delivery, taken, *, owner: str, run: _Run, passage: _Passage,
+                   turn) -> str:
+    """Go on from the take step: a conflict, a settled delivery, another's live lease, a delivery the gate
+    held back, one waiting for its dispatch or its catalog row — or the send."""
+    accepted = taken.accepted
+    if accepted.conflict:
+        return _conflict(relay, delivery, accepted).state
+    if _found_settled(relay, delivery, accepted.state):
+        return accepted.state
+    if delivery.destination == WMS_DESTINATION.name:
+        fan_out(relay, delivery.event)
+    if taken.verdict is None:
+        return taken.claim.state  # nothing to send: another worker's lease is live
+    if not taken.verdict.sends:
+        if accepted.state == "sending":
+            return "sending"  # claimed by a worker already: its lease decides
+        return hold_back(relay, delivery, taken.verdict)
 
-    resolved = None  # what the sender is handed: the dispatch_id, the catalog row, or the final dispatch
-    if dispatch_wait.waits(row):
+    # What the sender is handed: the dispatch_id, the catalog row, or the final dispatch.
+    resolved, claim = None, taken.claim
+    if dispatch_wait.waits(delivery.row):
         resolved = dispatch_wait.dispatch_id_of(relay, delivery)
         if resolved is None:
             return dispatch_wait.wait_for_create(relay, delivery)
-    elif catalog_wait.looks_up(row):
+    elif catalog_wait.looks_up(delivery.row):
         resolved = catalog_wait.row_of(relay, delivery)
         if resolved is None:
             return catalog_wait.wait_for_row(relay, delivery)
-        catalog_wait.found_row(relay, delivery, admission.state)
-    elif sales_orders.makes(row):
+        catalog_wait.found_row(relay, delivery, accepted.state)
+    elif sales_orders.makes(delivery.row):
         resolved = sales_orders.prepare(relay, delivery)
         if isinstance(resolved, str):
             return resolved  # it waits
-
-    claim = admission.claim
-    if waits:
+    if claim is None:  # one that may wait (dispatch, catalog row, lines) is claimed once it need not
+        ledger = relay.ledger_of(delivery.destination)
         claim = ledger.claim(delivery.operation, delivery.key, accepted.fingerprint, owner)
     if claim.status != "claimed":
         return claim.state
-    title = DESTINATIONS[destination].title
+    holds_turn = taken.turn is not None and taken.turn.verdict == "acquired"
+    title = DESTINATIONS[delivery.destination].title
     # Our own claim again (the store went away after taking it, before anything was sent): not interrupted.
     interrupted = claim.interrupted and claim.previous_owner != owner
-    if interrupted and not row.safe_to_resend(delivery.event):
+    if interrupted and not delivery.row.safe_to_resend(delivery.event):
         # A worker died mid-send (its lease ran out): the destination may have applied it.  Resending is
         # safe only where it deduplicates or the value is absolute; otherwise a person decides.
+        if holds_turn:
+            stock_turn.let_go(relay, delivery, owner)
         reason = (f"a worker stopped while sending it; {title} may have applied it — not resent "
                   "automatically")
-        if ledger.transition(delivery.operation, delivery.key, "uncertain", owner=owner, reason=reason):
+        if relay.ledger_of(delivery.destination).transition(delivery.operation, delivery.key, "uncertain",
+                                                            owner=owner, reason=reason):
             relay.observer.parked(delivery, "uncertain", reason)
         return "uncertain"
-    if sales_orders.makes(row):
+    if sales_orders.makes(delivery.row):
         resolved, settled = sales_orders.after_claim(relay, delivery, resolved, claim, owner)
         if settled is not None:
             return settled
 
-    counted = stock_turn.takes_turn(delivery)
-    if counted:
+    if taken.turn is not None:
+        ended = stock_turn.after_turn(relay, delivery, owner, taken.turn)
+        if ended is not None:
+            return ended
+    elif stock_turn.takes_turn(delivery):  # a row both waiting for a dispatch and ordered by SKU
         ended = stock_turn.take(relay, delivery, owner)
         if ended is not None:
             return ended
+        holds_turn, turn = True, stock_turn.turn_of(delivery)
     try:
-        return _send(relay, delivery, claim, resolved, owner, run, passage)
+        return _send(relay, delivery, claim, resolved, owner, run, passage, turn if holds_turn else None)
     finally:
-        if counted and run.finish is None:
+        if holds_turn and run.finish is None and not run.turn_given_back:
             stock_turn.let_go(relay, delivery, owner)
 
 
@@ -293,11 +317,12 @@ def _call(relay: Relay, row: Operation, fields: dict, resolved: Any) -> Any:
 
 
 def _send(relay: Relay, delivery: Delivery, claim: Any, resolved: Any, owner: str, run: _Run,
-          passage: _Passage) -> str:
+          passage: _Passage, turn: Any) -> str:
     """Send once and move the delivery on.  The attempt's outcome is written by the same ledger call as
-    the transition it leads to (one store round trip fewer per event than writing it first); that
-    recording is ``run.finish``, run again after a store outage with the same request ids (see
-    :func:`deliver`).  ``resolved``: the dispatch_id or the catalog row the sender is handed."""
+    the transition it leads to; a delivery's with the circuit's "it answered" and the SKU ``turn`` given
+    back too (worker.flow.send_steps).  That recording is ``run.finish``, run again after a store outage
+    with the same request ids (see :func:`deliver`).  ``resolved``: the dispatch_id or the catalog row the
+    sender is handed."""
     attempt = claim.attempt
     run.sent = True
     dispatch_id = resolved if delivery.row.needs_dispatch_id else None
@@ -319,7 +344,6 @@ def _send(relay: Relay, delivery: Delivery, claim: Any, resolved: Any, owner: st
             return after_failure(relay, delivery, attempt, claim.round_attempt, failure, owner, tried,
                                  dispatch_id)
     else:
-        passage.report(None)
         outcome = "duplicate" if reply.duplicate else "delivered"
         relay.observer.attempt(delivery, attempt, outcome, status=reply.status, error_code=reply.error_code,
                                latency=reply.latency_seconds)
@@ -327,7 +351,7 @@ def _send(relay: Relay, delivery: Delivery, claim: Any, resolved: Any, owner: st
                              latency=reply.latency_seconds, at=relay.clock())
 
         def record() -> str:
-            return _record_delivery(relay, delivery, reply, tried, owner, catalog_row)
+            return _record_delivery(relay, delivery, reply, tried, owner, passage, run, turn, catalog_row)
     return _keep_until_recorded(relay, delivery, owner, attempt, record, run)
 
 
@@ -342,7 +366,7 @@ def _keep_until_recorded(relay: Relay, delivery: Delivery, owner: str, attempt: 
 
     def recorded_later() -> str:  # after an outage: the stock turn is let go here, not by _deliver
         state = recorded()
-        if stock_turn.takes_turn(delivery):
+        if stock_turn.takes_turn(delivery) and not run.turn_given_back:
             stock_turn.let_go(relay, delivery, owner)
         return state
 
@@ -353,17 +377,28 @@ def _keep_until_recorded(relay: Relay, delivery: Delivery, owner: str, attempt: 
 
 
 def _record_delivery(relay: Relay, delivery: Delivery, reply: Any, tried: AttemptEntry, owner: str,
-                     catalog_row: Any = None) -> str:
+                     passage: _Passage, run: _Run, turn: Any, catalog_row: Any = None) -> str:
+    """The delivered step (worker.flow.send_steps): the record (with the catalog row it was sent with), the
+    circuit's "it answered", the SKU's turn and the shipment's waiters in one store call."""
     title = DESTINATIONS[delivery.destination].title
     result = catalog_wait.result_with(reply.ledger_result(), catalog_row)
     reason = f"{title} already had it (duplicate)" if reply.duplicate else "delivered"
     id_unknown = unknown_dispatch_ids.lacks_dispatch_id(delivery, result)
     if id_unknown:
         reason = unknown_dispatch_ids.delivered_reason(delivery, reply.duplicate)
-    moved = relay.ledger_of(delivery.destination).transition(
-        delivery.operation, delivery.key, "delivered", owner=owner, result=result, log=tried, reason=reason)
-    if not moved:
+    # Waiters are taken with the recording, unless the create has no dispatch id: then the shipment is
+    # listed first and they go on to wait for a person (worker.delivery.dispatch_wait).
+    waiters = dispatch_wait.waiters_key(relay, delivery) if not id_unknown else None
+    done = relay.send_steps_of(delivery.destination).delivered(
+        delivery.operation, delivery.key, owner=owner, result=result, log=tried, reason=reason,
+        ticket=passage.ticket, turn=turn, waiters_key=waiters)
+    passage.told()
+    run.turn_given_back = turn is not None
+    if not done.moved:
         keep_attempt(relay, delivery, tried)
         log.warning("delivered %s but the claim had passed to another worker", delivery.ref)
-    dispatch_wait.wake_waiters(relay, delivery, id_unknown=id_unknown)
+    if done.waiters:
+        relay.schedule.run_now(done.waiters)
+    if id_unknown:
+        dispatch_wait.wake_waiters(relay, delivery, id_unknown=True)
     return "delivered"

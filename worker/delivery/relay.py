@@ -29,6 +29,7 @@ from worker.store.retry_schedule import RetrySchedule
 
 if TYPE_CHECKING:
     from worker.flow.controls import FlowControls
+    from worker.flow.send_steps import SendSteps
     from worker.store.catalog import Catalog
     from worker.store.dispatch_lines import DispatchLines
     from worker.store.dispatch_waiters import DispatchWaiters
@@ -54,6 +55,7 @@ class Relay:
     publish: Callable[[dict], None] | None = None
     _ledgers: dict = field(default_factory=dict, repr=False)
     _stock_orders: dict = field(default_factory=dict, repr=False)
+    _send_steps: dict = field(default_factory=dict, repr=False)
     _catalogs: dict = field(default_factory=dict, repr=False)
     _dispatch_lines: dict = field(default_factory=dict, repr=False)
     _flow: Any = field(default=None, repr=False)
@@ -91,6 +93,18 @@ class Relay:
         found = self._ledgers.get(destination)
         if found is None:
             found = self._ledgers[destination] = self.ledger.sibling(DESTINATIONS[destination].namespace)
+        return found
+
+    def send_steps_of(self, destination: str) -> "SendSteps":
+        """The store calls around a send to ``destination`` (worker.flow.send_steps): its ledger, gate and
+        stock order in one script before the send and one after a delivery."""
+        found = self._send_steps.get(destination)
+        if found is None:
+            from worker.flow.send_steps import SendSteps
+
+            found = self._send_steps[destination] = SendSteps(
+                self.redis, self.ledger_of(destination), self.flow.gate(destination),
+                self.stock_order_of(destination), clock=self.clock)
         return found
 
     def stock_order_of(self, destination: str) -> "StockOrder":

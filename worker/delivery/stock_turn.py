@@ -16,6 +16,8 @@ from tasks.events import Delivery
 from tasks.schemas import stock
 from worker.delivery.failures import retry_later
 from worker.delivery.relay import Relay
+from worker.flow.send_steps import SkuTurn
+from worker.store.stock_order import StockTurn
 
 # A second absolute count of one SKU waits this long for the first to finish sending.
 RETRY_SECONDS = 1.0
@@ -24,6 +26,14 @@ RETRY_SECONDS = 1.0
 def takes_turn(delivery: Delivery) -> bool:
     """Is this delivery an absolute count that takes its SKU's turn?"""
     return delivery.row.ordered_by_sku and delivery.fields.get("type") == stock.ABSOLUTE
+
+
+def turn_of(delivery: Delivery) -> SkuTurn | None:
+    """The turn an absolute count takes (taken with its claim: worker.flow.send_steps), None for any
+    other delivery."""
+    if not takes_turn(delivery):
+        return None
+    return SkuTurn(delivery.fields["warehouse_id"], delivery.fields["artno"], delivery.occurred_at)
 
 
 def take(relay: Relay, delivery: Delivery, owner: str) -> str | None:
@@ -38,9 +48,14 @@ def take(relay: Relay, delivery: Delivery, owner: str) -> str | None:
     left to record once it is delivered: the caller lets go of the turn."""
     warehouse_id, artno = delivery.fields["warehouse_id"], delivery.fields["artno"]
     order = relay.stock_order_of(delivery.destination)  # each destination applies its counts in order
-    # "applied" records it as the latest unless a newer one is; it holds no turn, so it lets go of none.
-    order.applied(warehouse_id, artno, delivery.occurred_at, owner)
-    turn = order.acquire(warehouse_id, artno, delivery.occurred_at, owner)
+    # Recorded as the latest unless a newer one is, then the turn taken: one store call.
+    turn = order.take_turn(warehouse_id, artno, delivery.occurred_at, owner)
+    return after_turn(relay, delivery, owner, turn)
+
+
+def after_turn(relay: Relay, delivery: Delivery, owner: str, turn: StockTurn) -> str | None:
+    """What :func:`take` does with the SKU's answer (taken in the send steps' script, or alone): None when
+    the turn is this delivery's, else the state it ended in."""
     if turn.verdict == "superseded":
         relay.ledger_of(delivery.destination).transition(
             delivery.operation, delivery.key, "superseded", owner=owner,

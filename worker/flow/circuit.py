@@ -52,6 +52,9 @@ from worker.encoding import text
 from worker.store.requests import replaying, reply_key, request_id
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+# A closed circuit with no failure is told of answers at most this often (its last success: "known to be up"
+# within the window), not once per delivered send.
+ANSWERED_EVERY_SECONDS = 1.0
 
 # Lua helpers (the gate, worker.flow.gate, composes circuit_admit; the scripts below use the others).
 #   circuit_admit(k_state, k_sending, now, threshold, window) -> verdict, probe_at, fault
@@ -60,6 +63,10 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 #       configuration fault that opened it, or '')
 #   circuit_report(k_state, k_sending, ticket, signal, now, threshold, window, probe_seconds, why)
 #       -> the state after it, or 'opened' / 'closed' when this report moved it
+#   circuit_answered(k_state, k_sending, ticket, now, threshold, window, probe_seconds, fresh)
+#       -> 'reclosed' when this answer closed the circuit, else '': the signal 'ok' of a delivered send,
+#       written only when it changes something (a ticket to give back, failures to forget, the circuit not
+#       closed, or its last success more than ``fresh`` seconds ago) — once a second, not once a send
 CIRCUIT_LUA = """
 local function circuit_admit(k_state, k_sending, now, threshold, window)
   local c = redis.call('HMGET', k_state, 'state', 'failures', 'last_success_at', 'probe_at', 'fault')
@@ -108,6 +115,18 @@ local function circuit_report(k_state, k_sending, ticket, signal, now, threshold
     return 'opened'
   end
   return 'closed'
+end
+
+local function circuit_answered(k_state, k_sending, ticket, now, threshold, window, probe_seconds, fresh)
+  local c = redis.call('HMGET', k_state, 'state', 'failures', 'last_success_at')
+  local before = c[1] or 'closed'
+  if ticket == '' and before == 'closed' and (tonumber(c[2] or '0') or 0) == 0
+     and now - (tonumber(c[3] or '') or -1e18) < fresh then
+    return ''
+  end
+  local after = circuit_report(k_state, k_sending, ticket, 'ok', now, threshold, window, probe_seconds, '')
+  if after == 'closed' and before ~= 'closed' then return 'reclosed' end
+  return ''
 end
 """
 

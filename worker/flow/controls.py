@@ -31,7 +31,7 @@ class FlowControls:
         self._sleep = sleep
         self._table = DESTINATIONS if table is None else table
         namespaces = {name: d.namespace for name, d in self._table.items()}
-        self.pauses = Pauses(redis_client, namespaces, clock=clock)
+        self.pauses = Pauses(redis_client, namespaces, clock=clock, changed=self._forget_look)
         self._gates: dict[str, Gate] = {}
         self._parking: dict[str, Parking] = {}
         self._batches: dict[str, Batches] = {}
@@ -44,6 +44,12 @@ class FlowControls:
                 self._redis, destination, target.namespace, self.settings.flow_of(destination),
                 title=target.title, clock=self._clock, sleep=self._sleep)
         return found
+
+    def _forget_look(self, destination: str) -> None:
+        """A pause or resume through this process: its sends stop (or may go) at once, not within a second."""
+        found = self._gates.get(destination)
+        if found is not None:
+            found.look.forget()
 
     def parking(self, destination: str) -> Parking:
         found = self._parking.get(destination)
@@ -88,7 +94,7 @@ class FlowControls:
             "parked": self.parking(destination).count(),
             "batching": None,
         }
-        if DESTINATIONS[destination].batch is not None and (not known or limits.batched):
+        if self._table[destination].batch is not None and (not known or limits.batched):
             batches = self.batches(destination)
             found["batching"] = {"max": limits.batch_max if known else None,
                                  "seconds": limits.batch_seconds if known else None,

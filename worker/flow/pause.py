@@ -118,10 +118,14 @@ class Pauses:
     """Pauses of every destination (any redis-py client).  ``namespaces``: destination -> namespace."""
 
     def __init__(self, redis_client, namespaces: dict[str, str], *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 changed: Callable[[str], None] | None = None) -> None:
+        """``changed``: told the destination after each pause and resume through this object (the flow
+        controls drop their look at it: worker.flow.look)."""
         self._redis = redis_client
         self._namespaces = dict(namespaces)
         self._clock = clock
+        self._changed = changed or (lambda destination: None)
         # Each with a request id (worker.store.requests): a resend replays the first reply, audits once.
         self._pause = redis_client.register_script(replaying(_PAUSE))
         self._resume = redis_client.register_script(replaying(_RESUME))
@@ -151,6 +155,7 @@ class Pauses:
         self._pause(keys=[self._key(destination), AUDIT_KEY, self._replay(destination)], args=[
             by.strip(), f"{now:.3f}", reason.strip(), "" if until is None else f"{until:.3f}", destination,
             AUDIT_MAX_ENTRIES, LONGEST_PAUSE_SECONDS])
+        self._changed(destination)
         return PauseInForce(by.strip(), round(now, 3), reason.strip(), until)
 
     def resume(self, destination: str, *, by: str, reason: str = "") -> PauseInForce | None:
@@ -159,6 +164,7 @@ class Pauses:
             raise ValueError("a resume needs the name of the person resuming")
         told = text(self._resume(keys=[self._key(destination), AUDIT_KEY, self._replay(destination)], args=[
             by.strip(), f"{self._clock():.3f}", (reason or "").strip(), destination, AUDIT_MAX_ENTRIES]))
+        self._changed(destination)
         return _pause_from(json.loads(told)) if told else None
 
     def in_force(self, destination: str) -> PauseInForce | None:

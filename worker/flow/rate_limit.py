@@ -37,6 +37,7 @@ from worker.store.requests import replaying, reply_key, request_id
 
 # Lua helpers the gate (worker.flow.gate) composes; the functions take their keys as arguments.
 #   rate_slot(k_next, now) -> the next free slot (>= now)
+#   rate_count(k_sent, second, n): count ``n`` requests in ``second`` (Unix seconds)
 #   rate_take(k_next, k_sent, now, slot, interval): take ``slot``; count the request in its second
 RATE_LUA = """
 local function rate_slot(k_next, now)
@@ -45,18 +46,21 @@ local function rate_slot(k_next, now)
   return now
 end
 
-local function rate_take(k_next, k_sent, now, slot, interval)
-  if interval > 0 then
-    local nxt = slot + interval
-    redis.call('SET', k_next, string.format('%.6f', nxt), 'PX', math.ceil((nxt - now) * 1000) + 1000)
-  end
-  local second = math.floor(slot)
-  if redis.call('HINCRBY', k_sent, string.format('%d', second), 1) == 1 then
+local function rate_count(k_sent, second, n)
+  if redis.call('HINCRBY', k_sent, string.format('%d', second), n) == n then
     for _, field in ipairs(redis.call('HKEYS', k_sent)) do
       if tonumber(field) < second - 60 then redis.call('HDEL', k_sent, field) end
     end
     redis.call('EXPIRE', k_sent, 120)
   end
+end
+
+local function rate_take(k_next, k_sent, now, slot, interval)
+  if interval > 0 then
+    local nxt = slot + interval
+    redis.call('SET', k_next, string.format('%.6f', nxt), 'PX', math.ceil((nxt - now) * 1000) + 1000)
+  end
+  rate_count(k_sent, math.floor(slot), 1)
 end
 """
 

@@ -53,7 +53,9 @@ class DispatchWaiters:
         self._take = client.register_script(_TAKE_WAITERS)
 
     @staticmethod
-    def _waiters_key(transaction_id: str) -> str:
+    def waiters_key(transaction_id: str) -> str:
+        """The set of the deliveries waiting for this shipment (the delivered step of a create takes it:
+        worker.flow.send_steps)."""
         return f"wms:dispatch:waiters:{transaction_id}"
 
     def dispatch_id_for(self, transaction_id: str):
@@ -72,11 +74,11 @@ class DispatchWaiters:
 
     def wait_for(self, transaction_id: str, ref: str) -> None:
         """Delivery ``ref`` waits for this shipment's create."""
-        self._client.sadd(self._waiters_key(transaction_id), ref)
+        self._client.sadd(self.waiters_key(transaction_id), ref)
 
     def take_waiters(self, transaction_id: str) -> list[str]:
         """The refs of the deliveries waiting for this shipment's create (each returned once)."""
-        members = self._take(keys=[self._waiters_key(transaction_id)])
+        members = self._take(keys=[self.waiters_key(transaction_id)])
         return [text(m) for m in members]
 
     # -- creates delivered without a dispatch id -------------------------------------------------------
@@ -97,6 +99,6 @@ class DispatchWaiters:
         found = []
         for transaction_id, since in listed:
             if self.id_unknown(transaction_id):
-                waiting = int(self._client.scard(self._waiters_key(transaction_id)))
+                waiting = int(self._client.scard(self.waiters_key(transaction_id)))
                 found.append(UnknownDispatchId(transaction_id, since, waiting))
         return found

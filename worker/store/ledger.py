@@ -254,18 +254,46 @@ class Ledger:
         return _accepted(reply, print_)
 
     def accept_and_claim(self, event: Any, owner: str) -> tuple[AcceptResult, Claim | None]:
-        """:meth:`accept` and then :meth:`claim` for ``owner``, atomically and in one round trip (the
-        worker's path: it records an event and takes it for sending in the same step).  The claim is None
-        when the accept found a conflict."""
+        """:meth:`accept` and then :meth:`claim` for ``owner``, atomically and in one round trip.  The claim
+        is None when the accept found a conflict.  (The worker's own path does this with the flow gate and
+        the SKU's turn in one script: worker.flow.send_steps.)"""
+        now = self._clock()
+        keys, args, print_ = self.take_part(event, owner, now)
+        reply = self._accept_and_claim(keys=[*keys, reply_key(self._ns, request_id())], args=args)
+        accepted = self.read_accept(reply, print_)
+        return accepted, None if accepted.conflict else self.read_claim(reply[4:], now)
+
+    # -- the ledger's part of scripts that do more (worker.flow.send_steps) ------------------------------
+
+    def take_part(self, event: Any, owner: str, now: float) -> tuple[list[str], list[str], str]:
+        """For a script that accepts ``event`` and claims it for ``owner`` at ``now`` (ledger_scripts.STEPS:
+        ``accept_record``, ``claim_record``): its KEYS (the record's nine, KEYS[1..9]), its ARGV
+        (fingerprint, event JSON, now, member, owner, lease expiry) and the fingerprint."""
         event = LedgerEvent.coerce(event)
         print_ = fingerprint(event.fields)
         body = event_json(print_, event.key, event.fields, event.occurred_at, event.event_id)
+        return (self._keys(event.operation, event.key),
+                [print_, body, _stamp(now), event_ref(event.operation, event.key), owner,
+                 _stamp(now + self._lease)], print_)
+
+    @staticmethod
+    def read_accept(reply: list, fingerprint_: str) -> AcceptResult:
+        """The accept's answer: the first four values of ``accept_record``'s reply (or its conflict)."""
+        return _accepted(reply[:4], fingerprint_)
+
+    def read_claim(self, reply: list, now: float) -> Claim:
+        """A claim's answer (``claim_record``'s or ``claim_refusal``'s reply), claimed at ``now``."""
+        return self._claim_reply(reply, now)
+
+    def delivered_part(self, operation: str, key: str, *, owner: str, result: Mapping[str, Any],
+                       log: AttemptEntry, reason: str) -> tuple[list[str], list[str]]:
+        """For a script that moves a record to ``delivered`` (``transition_record`` with ``by_story``): its
+        KEYS (KEYS[1..9]) and the arguments reason, owner, result JSON, now, retention, window, member, the
+        attempt's entry."""
         now = self._clock()
-        reply = self._accept_and_claim(keys=self._request_keys(event.operation, event.key), args=[
-            print_, body, _stamp(now), event_ref(event.operation, event.key), owner,
-            _stamp(now + self._lease)])
-        accepted = _accepted(reply[:4], print_)
-        return accepted, None if accepted.conflict else self._claim_reply(reply[4:], now)
+        return self._keys(operation, key), [
+            reason, owner, stored_json(result, where="a ledger result"), _stamp(now), self._retention,
+            self._window, event_ref(operation, key), log.to_json(default_at=now)]
 
     def admit_all(self, admissions: list[tuple[Any, str, str, str]], *,
                   not_after: float | None = None) -> list[tuple[AcceptResult, bool] | Exception]:

@@ -53,21 +53,25 @@ local function lease_of(lease)
   return expiry or '0', owner or ''
 end
 
--- Append a ready-made JSON value to the event's story (field h, a JSON array).
-local function tell(entry)
-  local current = redis.call('HGET', KEYS[1], 'h')
-  if current and #current > 2 then
-    redis.call('HSET', KEYS[1], 'h', string.sub(current, 1, -2) .. ',' .. entry .. ']')
-  else
-    redis.call('HSET', KEYS[1], 'h', '[' .. entry .. ']')
-  end
+-- The event's story (field h, a JSON array) with ``entry`` appended: one or more ready-made JSON values,
+-- comma-joined.  ``current``: the story as the caller read it (false: none yet); nil to read it here.
+local function told(entry, current)
+  if current == nil then current = redis.call('HGET', KEYS[1], 'h') end
+  if current and #current > 2 then return string.sub(current, 1, -2) .. ',' .. entry .. ']' end
+  return '[' .. entry .. ']'
 end
 
-local function history(now, from, to, reason, actor, attempt)
+local function tell(entry) redis.call('HSET', KEYS[1], 'h', told(entry)) end
+
+local function history_entry(now, from, to, reason, actor, attempt)
   local parts = {now, enc(from), enc(to), enc(reason)}
   if actor ~= '' then parts[5] = enc(actor) elseif attempt ~= '' then parts[5] = 'null' end
   if attempt ~= '' then parts[6] = attempt end
-  tell('[' .. table.concat(parts, ',') .. ']')
+  return '[' .. table.concat(parts, ',') .. ']'
+end
+
+local function history(now, from, to, reason, actor, attempt)
+  tell(history_entry(now, from, to, reason, actor, attempt))
 end
 
 -- Keep the indexes, totals and expiry in step with a state change.
@@ -77,8 +81,8 @@ local function moved(member, from, to, now, retention, window)
   if FINAL[to] and from ~= to then redis.call('HINCRBY', KEYS[2], to, 1) end
   if FINAL[to] and tonumber(retention) > 0 then
     redis.call('EXPIRE', KEYS[1], retention)
-  else
-    redis.call('PERSIST', KEYS[1])
+  elseif not (from and OPEN[from]) then
+    redis.call('PERSIST', KEYS[1])  -- a record in an open state never has an expiry: only a final one's ends
   end
   local prefix = nil
   if to == 'delivered' then prefix = '' elseif to == 'retrying' or to == 'uncertain' or to == 'dead' then
@@ -161,9 +165,27 @@ redis.call('ZREM', KEYS[OPEN.accepted], ARGV[2])
 return 'withdrawn'
 """
 
-# Claim a record that exists and whose fingerprint matched.  r: HMGET of s, e, l, b, rs (false if missing).
-_CLAIM_RECORD = """
-local function claim_record(r, owner, now, expiry, member)
+# The ledger's steps as Lua functions (each script below is one or two of them; worker.flow.send_steps
+# composes them with flow control's and the stock order's).  ``r`` is a record as read by
+# HMGET s, e, l, b, rs, n, h (false where missing): one read serves the accept, the claim and the story.
+_STEPS = """
+-- Record a new event in 'accepted', or recognise a known one.  Returns the record and 'accepted' or 'known';
+-- for another payload under the key: nil and the conflict reply.
+local function accept_record(fingerprint, body, now, member)
+  local r = redis.call('HMGET', KEYS[1], 's', 'e', 'l', 'b', 'rs', 'n', 'h')
+  if r[1] then
+    local stored = fingerprint_of(r[2]) or ''
+    if stored ~= fingerprint then return nil, {'conflict', r[1], stored, r[6]} end
+    return r, 'known'
+  end
+  local story = '[' .. history_entry(now, '', 'accepted', 'accepted', '', '') .. ']'
+  redis.call('HSET', KEYS[1], 's', 'accepted', 'n', 0, 'e', body, 'h', story)
+  moved(member, nil, 'accepted', now, 0, 0)
+  return {'accepted', body, false, false, false, '0', story}, 'accepted'
+end
+
+-- Why ``owner`` may not claim the record now (the claim's reply), or nil when it may.
+local function claim_refusal(r, owner, now)
   local state = r[1]
   local held_until, holder = lease_of(r[3])
   if FINAL[state] then return {'done', state, r[5] or ''} end
@@ -171,21 +193,61 @@ local function claim_record(r, owner, now, expiry, member)
   if state == 'sending' and holder ~= owner and tonumber(held_until) > tonumber(now) then
     return {'busy', state, holder, held_until}
   end
+  return nil
+end
+
+-- Claim a record that exists and whose fingerprint matched.
+local function claim_record(r, owner, now, expiry, member)
+  local refused = claim_refusal(r, owner, now)
+  if refused then return refused end
+  local state = r[1]
+  local _, holder = lease_of(r[3])
   local reason = 'claimed'
   if state == 'sending' then
     if holder == owner then reason = 'claimed again' else reason = 'claimed: previous lease expired' end
   end
-  local attempts = redis.call('HINCRBY', KEYS[1], 'n', 1)
-  redis.call('HSET', KEYS[1], 's', 'sending', 'l', expiry .. ' ' .. owner)
-  history(now, state, 'sending', reason, '', tostring(attempts))
+  local attempts = (tonumber(r[6] or '0') or 0) + 1
+  local entry = history_entry(now, state, 'sending', reason, '', tostring(attempts))
+  redis.call('HSET', KEYS[1], 's', 'sending', 'l', expiry .. ' ' .. owner, 'n', tostring(attempts),
+             'h', told(entry, r[7]))
   moved(member, state, 'sending', now, 0, 0)
   return {'claimed', state, attempts, attempts - tonumber(r[4] or '0'), holder}
 end
+
+-- Move a record on (see TRANSITION for the arguments).  ``by_story``: a call that already ran — the record
+-- is in ``to`` and its story holds this very attempt entry ``log`` — answers {'ok', state, 'again'} and
+-- changes nothing (so its resend is harmless without a request id: worker.flow.send_steps' delivered step).
+local function transition_record(to, reason, owner, actor, result, attempt, expected, now, retention, window,
+                                 member, log, reopen, by_story)
+  local r = redis.call('HMGET', KEYS[1], 's', 'l', 'n', 'h')
+  local state = r[1]
+  if not state then return {'missing', ''} end
+  if by_story and log ~= '' and state == to and r[4] and string.find(r[4], log, 1, true) then
+    return {'ok', state, 'again'}
+  end
+  if expected ~= '' and not string.find(expected, ',' .. state .. ',', 1, true) then
+    return {'refused', state}
+  end
+  local _, holder = lease_of(r[2])
+  if owner ~= '' and holder ~= owner then return {'refused', state} end
+  if r[2] then redis.call('HDEL', KEYS[1], 'l') end
+  local entry = history_entry(now, state, to, reason, actor, attempt)
+  if log ~= '' then entry = log .. ',' .. entry end
+  local fields = {'s', to}
+  if result ~= '' then fields[#fields + 1] = 'rs'; fields[#fields + 1] = result end
+  if reopen == '1' then fields[#fields + 1] = 'b'; fields[#fields + 1] = r[3] or '0' end
+  fields[#fields + 1] = 'h'
+  fields[#fields + 1] = told(entry, r[4])
+  redis.call('HSET', KEYS[1], unpack(fields))
+  moved(member, state, to, now, retention, window)
+  return {'ok', state}
+end
 """
+STEPS = _PRELUDE + _STEPS  # for scripts composed elsewhere (worker.flow.send_steps); KEYS[1..9] as above
 
 # ARGV: fingerprint, owner, now, lease expiry, member
-CLAIM = _PRELUDE + _CLAIM_RECORD + replaying("""
-local r = redis.call('HMGET', KEYS[1], 's', 'e', 'l', 'b', 'rs')
+CLAIM = STEPS + replaying("""
+local r = redis.call('HMGET', KEYS[1], 's', 'e', 'l', 'b', 'rs', 'n', 'h')
 if not r[1] then return {'unknown'} end
 local stored = fingerprint_of(r[2]) or ''
 if stored ~= ARGV[1] then return {'conflict', r[1], stored} end
@@ -194,19 +256,9 @@ return claim_record(r, ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 
 # ACCEPT then CLAIM in one step (one round trip for the worker).  ARGV: fingerprint, event JSON, now,
 # member, owner, lease expiry.  Returns ACCEPT's four values, then (unless a conflict) CLAIM's reply.
-ACCEPT_AND_CLAIM = _PRELUDE + _CLAIM_RECORD + replaying("""
-local r = redis.call('HMGET', KEYS[1], 's', 'e', 'l', 'b', 'rs', 'n')
-local status = 'known'
-if r[1] then
-  local stored = fingerprint_of(r[2]) or ''
-  if stored ~= ARGV[1] then return {'conflict', r[1], stored, r[6]} end
-else
-  redis.call('HSET', KEYS[1], 's', 'accepted', 'n', 0, 'e', ARGV[2])
-  history(ARGV[3], '', 'accepted', 'accepted', '', '')
-  moved(ARGV[4], nil, 'accepted', ARGV[3], 0, 0)
-  status = 'accepted'
-  r = {'accepted', ARGV[2], false, false, false, '0'}
-end
+ACCEPT_AND_CLAIM = STEPS + replaying("""
+local r, status = accept_record(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+if not r then return status end
 local reply = {status, r[1], ARGV[1], r[6] or '0'}
 for _, part in ipairs(claim_record(r, ARGV[5], ARGV[3], ARGV[6], ARGV[4])) do reply[#reply + 1] = part end
 return reply
@@ -214,21 +266,9 @@ return reply
 
 # ARGV: to, reason, owner, actor, result JSON, attempt, expected states (",a,b,"), now, retention,
 #       window, member, attempt entry JSON, reopen ("1": a new round of attempts starts)
-TRANSITION = _PRELUDE + replaying("""
-local r = redis.call('HMGET', KEYS[1], 's', 'l', 'n')
-local state, to = r[1], ARGV[1]
-if not state then return {'missing', ''} end
-if ARGV[7] ~= '' and not string.find(ARGV[7], ',' .. state .. ',', 1, true) then return {'refused', state} end
-local _, holder = lease_of(r[2])
-if ARGV[3] ~= '' and holder ~= ARGV[3] then return {'refused', state} end
-redis.call('HDEL', KEYS[1], 'l')
-redis.call('HSET', KEYS[1], 's', to)
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'rs', ARGV[5]) end
-if ARGV[13] == '1' then redis.call('HSET', KEYS[1], 'b', r[3] or '0') end
-if ARGV[12] ~= '' then tell(ARGV[12]) end
-history(ARGV[8], state, to, ARGV[2], ARGV[4], ARGV[6])
-moved(ARGV[11], state, to, ARGV[8], ARGV[9], ARGV[10])
-return {'ok', state}
+TRANSITION = STEPS + replaying("""
+return transition_record(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9],
+                         ARGV[10], ARGV[11], ARGV[12], ARGV[13], false)
 """)
 
 # A person adds what the destination's answer lacked to a settled record's result (a dispatch id Trademax

@@ -29,8 +29,8 @@ MEMORY_ATTENTION_FRACTION = 0.8
 # ``store_down`` is ``status --json``'s when the store does not answer (worker.commands.status); the
 # others :func:`needs_a_person` and :func:`flow_attention` raise.
 ATTENTION_FLAGS = ("store_down", "no_worker", "no_scheduler", "overdue_retries", "dead_letters", "uncertain",
-                   "dispatch_id_unknown", "unmapped", "memory", "configuration_differs", "paused", "circuit_open",
-                   "clock_skew")
+                   "dispatch_id_unknown", "unmapped", "memory", "configuration_differs", "paused",
+                   "circuit_open", "clock_skew")
 # Dead letters of events no destination's ledger accepted (so no destination's ``dead`` count holds them),
 # by reason, with how people say one: refused at the door, a key another event holds, a raw message.
 NEVER_ACCEPTED = {"invalid": ("invalid event", "invalid events"),

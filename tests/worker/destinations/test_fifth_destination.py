@@ -97,18 +97,22 @@ def test_its_rate_limit_and_batches_come_from_its_declaration_and_variables():
         return FlowControls(redis_client, settings, RetrySchedule(redis_client, clock=clock), clock=clock,
                             sleep=clock.sleep, table=TABLE)
 
-    declared = controls_for(settings_of())  # its declaration: 2 requests a second, 50 counts a batch
+    # status shows the limits handed in (the workers' recorded ones): here, these settings' own.
+    declared_settings = settings_of()
+    declared = controls_for(declared_settings)  # its declaration: 2 requests a second, 50 counts a batch
     gate = declared.gate("fifth")
     verdicts = [gate.ask() for _ in range(3)]
     assert [v.action for v in verdicts] == [SEND, SEND, LATER]
     assert verdicts[1].wait == pytest.approx(0.5, abs=0.05)
     assert verdicts[2].wait == pytest.approx(1.0, abs=0.1)
-    assert declared.batched("fifth") and declared.status("fifth")["batching"]["max"] == 50
-    assert declared.status("fifth")["max_rps"] == 2.0
+    shown = declared.status("fifth", declared_settings.flow_of("fifth"))
+    assert declared.batched("fifth") and shown["batching"]["max"] == 50 and shown["max_rps"] == 2.0
 
-    unlimited = controls_for(settings_of(FIFTH_MAX_RPS="0", FIFTH_BATCH_MAX="0"))  # its variables win
+    unlimited_settings = settings_of(FIFTH_MAX_RPS="0", FIFTH_BATCH_MAX="0")
+    unlimited = controls_for(unlimited_settings)  # its variables win
     assert [v.action for v in (unlimited.gate("fifth").ask() for _ in range(5))] == [SEND] * 5
-    assert not unlimited.batched("fifth") and unlimited.status("fifth")["max_rps"] is None
+    assert not unlimited.batched("fifth") and unlimited.status(
+        "fifth", unlimited_settings.flow_of("fifth"))["max_rps"] is None
 
 
 def test_wms_relay_check_reports_it(shared_redis_server, monkeypatch, capsys, tmp_path):

@@ -1,0 +1,153 @@
+"""The two store calls around a send (worker.flow.send_steps) and this process's look at the flow
+(worker.flow.look), against the store-call rule and the staleness docs/flow-control.md promises:
+
+* a resent *take* replays its first reply (one claim, one attempt, one rate slot);
+* a resent *delivered* step (no request id) finds its own attempt entry and changes nothing;
+* a pause set by another process stops this one's sends within ``LOOK_SECONDS`` — not at once, not later;
+* what this process reports (a failure) or does (a pause through its own flow controls) is obeyed by its
+  very next send."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from worker.errors import TransientError
+from worker.flow.controls import FlowControls
+from worker.flow.gate import SEND, Gate
+from worker.flow.look import LOOK_SECONDS
+from worker.flow.pause import Pauses
+from worker.flow.send_steps import SendSteps
+from worker.settings import FlowLimits, Settings
+from worker.store.ledger import Ledger
+from worker.store.records import AttemptEntry
+from worker.store.requests import replayable
+from worker.store.retry_schedule import RetrySchedule
+from worker.store.stock_order import StockOrder
+
+NS = "wms"  # Trademax's namespace
+
+
+def receipt(key: str) -> dict:
+    return {"operation": "receipt.create", "key": key, "event_id": key,
+            "occurred_at": "2024-05-01T10:00:00+02:00",
+            "fields": {"receipt_no": key, "products": [{"artno": "123-45", "quantity": 1}]}}
+
+
+def steps_for(store_client, clock, gate: Gate | None = None, **limits) -> SendSteps:
+    gate = gate or Gate(store_client, "trademax", NS, FlowLimits(**limits), title="Trademax", clock=clock,
+                        sleep=clock.sleep)
+    ledger = Ledger(store_client, lease_seconds=120, delivered_retention_seconds=86400, clock=clock)
+    return SendSteps(store_client, ledger, gate, StockOrder(store_client, lock_seconds=30), clock=clock)
+
+
+def deliver(steps: SendSteps, event: dict, owner: str, clock) -> None:
+    """Take, then record a delivery (what the pipeline does around a send that the destination took)."""
+    taken = steps.take(event, owner)
+    assert taken.verdict.action == SEND and taken.claim.status == "claimed"
+    done = steps.delivered(event["operation"], event["key"], owner=owner, result={"ok": True},
+                           log=AttemptEntry(taken.claim.attempt, "delivered", 200, None, at=clock()),
+                           reason="delivered", ticket=taken.verdict.ticket)
+    assert done.moved
+
+
+def record(store_client, key: str) -> dict:
+    found = store_client.hgetall(f"{NS}:event:receipt.create:{key}")
+    return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+            for k, v in found.items()}
+
+
+def test_a_resent_take_replays_its_first_claim(store_client, clock):
+    steps = steps_for(store_client, clock)
+    event = receipt("R-1")
+    taken = []
+    for _ in range(2):  # the same call, resent after a timeout
+        with replayable("deliver:receipt.create:R-1"):
+            taken.append(steps.take(event, "worker-a"))
+    assert [t.claim.status for t in taken] == ["claimed", "claimed"]
+    assert taken[0].claim.attempt == taken[1].claim.attempt == 1
+    assert taken[0].verdict.ticket == taken[1].verdict.ticket
+    assert record(store_client, "R-1")["n"] == "1"
+    # a new call (another request id) by the same owner is a claim again: attempt 2
+    assert steps.take(event, "worker-a").claim.attempt == 2
+
+
+def test_a_resent_delivered_step_finds_its_own_entry_and_changes_nothing(store_client, clock):
+    steps = steps_for(store_client, clock)
+    event = receipt("R-2")
+    taken = steps.take(event, "worker-a")
+    entry = AttemptEntry(taken.claim.attempt, "delivered", 200, None, at=clock())
+    answers = [steps.delivered("receipt.create", "R-2", owner="worker-a", result={"id": 7}, log=entry,
+                               reason="delivered", ticket=taken.verdict.ticket) for _ in range(2)]
+    assert [a.moved for a in answers] == [True, True]
+    found = record(store_client, "R-2")
+    assert found["s"] == "delivered"
+    story = json.loads(found["h"])
+    assert len([part for part in story if isinstance(part, list) and part[2] == "delivered"]) == 1
+    assert len([part for part in story if isinstance(part, dict)]) == 1  # one attempt entry
+    totals = store_client.hget(f"{NS}:ledger:totals", "delivered")
+    assert int(totals) == 1
+
+
+def test_a_delivered_step_by_a_worker_whose_claim_passed_moves_nothing(store_client, clock):
+    steps = steps_for(store_client, clock)
+    event = receipt("R-3")
+    first = steps.take(event, "worker-a")
+    clock.advance(121)  # worker-a's lease expires; worker-b claims
+    assert steps.take(event, "worker-b").claim.status == "claimed"
+    late = steps.delivered("receipt.create", "R-3", owner="worker-a", result={},
+                           log=AttemptEntry(first.claim.attempt, "delivered", 200, None, at=clock()),
+                           reason="delivered", ticket=first.verdict.ticket)
+    assert not late.moved and record(store_client, "R-3")["s"] == "sending"
+
+
+def known_up(steps: SendSteps, clock) -> None:
+    """One delivery, then a second: the circuit knows the destination is up, and this process's look (read
+    afresh) says so — the next sends skip the gate's script."""
+    deliver(steps, receipt("UP-1"), "worker-a", clock)
+    clock.advance(LOOK_SECONDS + 0.01)
+    deliver(steps, receipt("UP-2"), "worker-a", clock)
+    assert steps.gate.clear()
+
+
+def test_a_pause_by_another_process_stops_sends_within_the_look(store_client, clock):
+    steps = steps_for(store_client, clock)
+    known_up(steps, clock)
+    Pauses(store_client, {"trademax": NS}, clock=clock).pause("trademax", by="alice", reason="stocktake")
+    # this process has not looked since: a send within the look's second still goes (documented)...
+    clock.advance(LOOK_SECONDS / 2)
+    assert steps.take(receipt("P-1"), "worker-a").verdict.action == SEND
+    # ...and none after it
+    clock.advance(LOOK_SECONDS / 2 + 0.01)
+    held = steps.take(receipt("P-2"), "worker-a")
+    assert held.verdict.action != SEND and held.claim is None
+    assert record(store_client, "P-2")["s"] == "accepted"
+
+
+def test_a_failure_this_process_reports_is_obeyed_by_its_next_send(store_client, clock):
+    steps = steps_for(store_client, clock, circuit_failures=1)
+    known_up(steps, clock)
+    taken = steps.take(receipt("F-1"), "worker-a")
+    steps.gate.report(TransientError("down", status=503), ticket=taken.verdict.ticket)  # the circuit opens
+    refused = steps.take(receipt("F-2"), "worker-a")
+    assert refused.verdict.action != SEND and "circuit" in refused.verdict.reason.lower()
+
+
+def test_a_pause_through_this_process_is_obeyed_by_its_next_send(store_client, clock):
+    controls = FlowControls(store_client, Settings(), RetrySchedule(store_client, clock=clock), clock=clock,
+                            sleep=clock.sleep)
+    steps = steps_for(store_client, clock, gate=controls.gate("trademax"))
+    known_up(steps, clock)
+    controls.pauses.pause("trademax", by="alice", reason="stocktake")
+    assert steps.take(receipt("P-3"), "worker-a").verdict.action != SEND
+
+
+def test_with_a_rate_limit_every_send_asks_the_gate(store_client, clock):
+    steps = steps_for(store_client, clock, max_rps=2)
+    deliver(steps, receipt("UP-1"), "worker-a", clock)
+    clock.advance(LOOK_SECONDS + 0.01)
+    assert not steps.gate.clear()
+    before = list(clock.slept)
+    steps.take(receipt("L-1"), "worker-a")
+    steps.take(receipt("L-2"), "worker-a")
+    assert clock.slept[len(before):] == [pytest.approx(0.5, abs=0.02)]  # the second waited for its slot
