@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._harness import RelayRun, catalog_rows, wait_until  # noqa: E402
 from benchmarks import chaos_destinations  # noqa: E402
+from benchmarks import chaos_sales  # noqa: E402
 from benchmarks.chaos_checks import FINAL, Verdict, judge  # noqa: E402
 from benchmarks.chaos_events import Planned, build_workload  # noqa: E402
 from benchmarks.poison import push_poison  # noqa: E402
@@ -88,10 +89,12 @@ class ChaosResult:
     destinations: list = field(default_factory=list)  # chaos_destinations.DestinationVerdict, one each
     logins: int = 0  # Stock2Shop logins (its tokens expire during the run)
     flow: list = field(default_factory=list)  # what flow control did (circuit, probes, 429s at 1 rps)
+    sales: object = None  # chaos_sales.SalesVerdict: StockTrim's sales orders (with StockTrim on)
 
     @property
     def ok(self) -> bool:
-        return self.verdict.ok and all(v.ok for v in self.destinations)
+        return (self.verdict.ok and all(v.ok for v in self.destinations)
+                and (self.sales is None or self.sales.ok))
 
 
 def run(count: int = 2000, *, seed: int = 1, workdir: Path, batches: int | None = None,
@@ -139,6 +142,11 @@ def run(count: int = 2000, *, seed: int = 1, workdir: Path, batches: int | None 
             result.destinations.append(chaos_destinations.judge_destination(
                 name, planned, {(p.operation, p.key): theirs.get(p.operation, p.key) for p in mine},
                 other.state()))
+        if "stocktrim" in relay.others:
+            theirs = relay.ledger("stocktrim")
+            result.sales = chaos_sales.judge_sales(
+                planned, {(p.operation, p.key): theirs.get(p.operation, p.key)
+                          for p in chaos_sales.sales_deliveries(planned)}, relay.others["stocktrim"].state())
         if "stock2shop" in relay.others:
             state = relay.others["stock2shop"].state()
             result.logins = len(state["authentications"])
@@ -203,7 +211,13 @@ class _Feeder(threading.Thread):
 
 def _expected(relay: RelayRun, planned: list[Planned]) -> int:
     """Deliveries the run makes: one per planned event (Trademax), plus each other destination's."""
-    return len(planned) + sum(len(chaos_destinations.deliveries(planned, name)) for name in relay.others)
+    return len(planned) + sum(len(_deliveries(planned, name)) for name in relay.others)
+
+
+def _deliveries(planned: list[Planned], name: str) -> list[Planned]:
+    """A destination's deliveries of the run: its stock counts, and StockTrim's sales orders."""
+    found = chaos_destinations.deliveries(planned, name)
+    return found + chaos_sales.sales_deliveries(planned) if name == "stocktrim" else found
 
 
 def _settled(relay: RelayRun, planned: list[Planned]) -> int:
@@ -217,7 +231,7 @@ def _settled(relay: RelayRun, planned: list[Planned]) -> int:
         for p in planned:
             pipe.hget(f"wms:event:{p.operation}:{p.key}", "s")
         for name in relay.others:
-            for p in chaos_destinations.deliveries(planned, name):
+            for p in _deliveries(planned, name):
                 pipe.hget(f"{DESTINATIONS[name].namespace}:event:{p.operation}:{p.key}", "s")
         states = pipe.execute()
         client.close()
@@ -374,6 +388,8 @@ def report(result: ChaosResult) -> str:
                       "ka-ching; "
                       f"Stock2Shop logins: {result.logins}):"]
         lines += chaos_destinations.table(result.destinations)
+    if result.sales is not None:
+        lines += chaos_sales.table(result.sales)
     if result.flow:
         lines += ["", "Flow control:"] + [f"- {line}" for line in result.flow]
     return "\n".join(lines)

@@ -28,6 +28,9 @@ def test_reduced_chaos_run_loses_nothing_and_applies_nothing_twice(tmp_path):
     assert all(v.states[("absolute", "superseded")] > 0 and v.skus_checked > 0 for v in result.destinations)
     assert result.destinations[0].states[("relative", "delivered")] > 0, table
     assert result.logins >= 2, table
+    # StockTrim's sales orders: every final dispatch settled, no line stored twice or lost (chaos_sales).
+    assert result.sales is not None and result.sales.ok and result.sales.lines_stored > 0, table
+    assert result.sales.states[("dispatch.publish", "delivered")] > 0, table
     assert sum(n for (_, state), n in result.verdict.states.items()) == result.events, table
     # The chaos happened: three workers killed, the store restarted, every fault injected.
     assert sum("SIGKILL" in a for a in result.actions) == 3, table
@@ -211,3 +214,28 @@ def test_the_destination_checks_pass_a_consistent_history_and_catch_each_violati
     by_variant = {"events": as_variants, "variant_stock": {
         location: {"PRODUCT-0": products} for location, products in state(events)["stock"].items()}}
     assert judge_destination("kaching", planned, records, by_variant).ok
+
+
+def test_the_sales_order_checks_catch_a_doubled_a_lost_and_a_stranger_line():
+    from benchmarks.chaos_sales import judge_sales, sales_deliveries
+
+    planned = build_workload(400, batches=4, seed=3)
+    finals = [p for p in sales_deliveries(planned) if p.operation == "dispatch.create"]
+    final = finals[0]
+    line = final.event["products"][0]
+    ref = f"{final.key}:{line['line_no']}"
+    stored = {"externalReferenceId": ref, "productId": line["artno"], "quantity": line["quantity"]}
+    made = SimpleNamespace(state="delivered", result={"sales_order": {"lines": 1}})
+    nothing = SimpleNamespace(state="delivered", result={"sales_order": None})
+    # A made-up history: only the first final create made its order; every other one sent nothing.
+    records = {(p.operation, p.key): nothing for p in sales_deliveries(planned)}
+    records[(final.operation, final.key)] = made
+    assert judge_sales(planned, records, {"sales_lines": [stored]}).ok
+    assert judge_sales(planned, records, {"sales_lines": [stored, stored]}).violations["doubled"]
+    assert judge_sales(planned, records, {"sales_lines": []}).violations["once"]
+    stranger = {**stored, "externalReferenceId": "NOBODY:1"}
+    assert judge_sales(planned, records, {"sales_lines": [stored, stranger]}).violations["unknown"]
+    wrong = {**stored, "quantity": 999}
+    assert judge_sales(planned, records, {"sales_lines": [wrong]}).violations["quantity"]
+    stuck = {**records, (final.operation, final.key): SimpleNamespace(state="sending", result=None)}
+    assert judge_sales(planned, stuck, {"sales_lines": [stored]}).violations["final"]

@@ -43,7 +43,7 @@ def test_demo_lands_every_sample_event_and_stops_cleanly(tmp_path):
     assert "waiting" in text.split("Outcomes:")[0]                  # the update waited for its create
     assert "retrying" in text.split("Outcomes:")[0]                 # the flaky receipt was retried
     delivered = [line for line in outcomes.splitlines() if " delivered " in line]
-    assert len(delivered) == 8, outcomes
+    assert len(delivered) == 9, outcomes
     assert states["receipt.create"] in ("delivered", "dead")
     assert "Dead letters waiting for a person: 1 " in text
     assert "Stopped: worker, scheduler, Flower, desk, ingest, sandboxes." in text
@@ -61,4 +61,10 @@ def test_demo_lands_every_sample_event_and_stops_cleanly(tmp_path):
     for title in ("ka-ching", "Stock2Shop"):
         assert re.search(rf"^\s+{title}\s+delivered\s+.*its stock now as CHAIR-OAK / CHAIR-OAK-NATURAL: .*77",
                          channels, flags=re.M), channels
+    # The published draft (create + update, then publish) reached StockTrim as one sales order of its lines
+    # as final: line 1000 and the update's line 2000.
+    sales = text.split("as a StockTrim sales order")[1]
+    assert re.search(r"^\s+StockTrim\s+delivered", sales, flags=re.M), sales
+    assert re.findall(r"sales line\s+\S+:(\d+)\s+(\S+)\s+x (\d+)", sales) == [
+        ("1000", "123-45", "12"), ("2000", "123-46", "12")], sales
     assert (tmp_path / "var" / "demo" / "worker.log").exists()

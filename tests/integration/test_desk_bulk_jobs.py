@@ -124,7 +124,11 @@ def test_a_job_whose_worker_is_killed_shows_as_interrupted_and_goes_on_where_it_
         assert job.counts["done"] + job.counts["skipped"] == total and job.counts["skipped"] <= 1
         assert letters.count() == 0
         audit = AuditLog(client).page(AuditFilter(actor="olga", action="discard"), limit=total + 10)[0]
-        assert sum(entry.status == "done" for entry in audit) == total  # each letter discarded once
+        done = sum(entry.status == "done" for entry in audit)
+        # Each letter discarded once.  The audit entry is written after the discard, so a kill between the
+        # two leaves that one letter with its own record only (closed_by); the resumed job finds it
+        # discarded and counts it skipped.
+        assert total - job.counts["skipped"] <= done <= total
         assert 'data-state="finished"' in said()
     finally:
         if desk is not None:

@@ -43,6 +43,7 @@ GOOD = {  # one good event per queue: (operation = example file, key field)
     "trademax.orders": ("order.lock_lines", "event_id"),
     "kaching.stock": ("stock.adjust", "event_id"),
     "stocktrim.stock": ("stock.adjust", "event_id"),
+    "stocktrim.dispatch": ("dispatch.create", "transaction_id"),  # a sales order
     "stock2shop.stock": ("stock.adjust", "event_id"),
 }
 OTHERS = {"kaching": (), "stocktrim": (), "stock2shop": ("--max-rps", "0")}
@@ -91,7 +92,9 @@ def push_good(relay, queue: str) -> tuple[str, str, str]:
     event = json.loads((EXAMPLES / f"{operation}.json").read_text())
     key = f"GOOD-{next(_serial)}-{time.monotonic_ns()}"
     event[key_field] = key
-    if destination != "trademax":
+    if destination != "trademax" and operation == "dispatch.create":
+        event["draft"] = False  # a final dispatch: StockTrim's sales order
+    elif destination != "trademax":
         # Its own product: the good Trademax count (artno 123) fans out to this destination too, and two
         # counts of one SKU at once would wait for each other's turn (retried by a scheduler, none here).
         event.update(warehouse_id="nw", type="absolute", artno=f"GOOD-{destination}")

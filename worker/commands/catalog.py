@@ -93,7 +93,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 @friendly_errors
 def run_show(args: argparse.Namespace) -> int:
-    from worker.support.catalog import waiting_for_rows
+    from worker.support.catalog import products_of, waiting_for_rows
     from worker.support.workplace import workplace
 
     settings = Settings.from_env()
@@ -117,9 +117,11 @@ def run_show(args: argparse.Namespace) -> int:
             return 0 if row is not None else 1
         rows = catalog.all_rows()
         waiting = waiting_for_rows(place.relay, target.name).get(target.name)
+        products = products_of(place.relay, target.name)
     if args.json:
         print_json({"destination": target.name, "mode": mode, "rows": [row.to_dict() for row in rows],
-                    "waiting": waiting or {"deliveries": 0, "first_artnos": []}, "store": place.store})
+                    "waiting": waiting or {"deliveries": 0, "first_artnos": []}, "store": place.store,
+                    **({"products": products} if products is not None else {})})
         return 0
     say_store(place.store)
     say(f"{target.title}'s catalog ({target.declaration.prefix}_CATALOG={mode}): {len(rows)} row(s)")
@@ -128,6 +130,9 @@ def run_show(args: argparse.Namespace) -> int:
     if waiting:
         say(f"{waiting['deliveries']} delivery(ies) wait for a row (unmapped), artnos "
             f"{', '.join(waiting['first_artnos'])}")
+    if products is not None:
+        say(f"products for {target.title}: {products['pending']} waiting to be sent, {products['refused']} "
+            "refused" + "".join(f"\n  refused {pid}: {why}" for pid, why in products["refusals"].items()))
     return 0
 
 

@@ -6,7 +6,9 @@ door on 127.0.0.1 (a desk user ``demo`` with a fresh password, printed once); lo
 ``examples/catalog/`` (``wms-relay catalog import``: the sample article is a variant of a product at
 ka-ching and Stock2Shop); feeds the sample events in ``examples/`` through the ingest door (HTTP) —
 including a dispatch update sent before its create, one invalid event and one that fails transiently — and
-prints each event's outcome as it lands, then how the sample stock count reached every channel.  Ctrl-C
+prints each event's outcome as it lands, then how the sample stock count reached every channel and the
+sales order StockTrim received for the published dispatch (its lines: the create's merged with the
+update's).  Ctrl-C
 stops every process it started.  Logs of the processes are under ``var/demo/``."""
 from __future__ import annotations
 
@@ -205,6 +207,9 @@ class Demo:
             if index == 0:  # the update, before its create: show it waiting
                 self.watch(relay, watched[:1], until=lambda states: "waiting" in states.values())
         self.watch(relay, watched)
+        print("\nThe draft dispatch is complete: the WMS publishes it (a sale: StockTrim's sales order).")
+        feed("dispatch.publish", _tagged(json.loads((EXAMPLES / "dispatch.publish.json").read_text()), tag))
+        self.watch(relay, watched[-1:])
 
         print("\nNow one that fails transiently: the sandbox answers 500 for a few seconds.")
         control.set_faults(fail_rate=1.0)
@@ -224,6 +229,9 @@ class Demo:
             print(f"  {operation:<26} {key:<22} {state:<10} attempts={attempts}")
         count_key = next(key for operation, key in watched if operation == "stock.adjust")
         self.show_every_channel(relay, count_key, control, others)
+        if "stocktrim" in others:
+            publish_key = next(key for operation, key in watched if operation == "dispatch.publish")
+            self.show_sales_order(relay, publish_key, others["stocktrim"])
         print(f"\nDead letters waiting for a person: {relay.dead_letters.count()} (this run added one: the "
               "invalid receipt). `.venv/bin/wms-relay dead list` shows them and why.")
         if self.args.exit_when_done:
@@ -306,6 +314,25 @@ class Demo:
             state = record.state if record else "not sent"
             print(f"  {destination.title:<11} {state:<10} attempts={record.attempts if record else 0:<3} "
                   f"its stock now{named.get(name, '')}: {levels[name]}")
+
+    def show_sales_order(self, relay, key: str, stocktrim) -> None:
+        """The published dispatch's StockTrim sales order: its delivery and the lines StockTrim holds."""
+        print(f"\nThe published dispatch as a StockTrim sales order (dispatch.publish {key}):")
+        ledger, record = relay.ledger_of("stocktrim"), None
+        deadline = time.monotonic() + self.args.timeout
+        while time.monotonic() < deadline:
+            record = ledger.get("dispatch.publish", key)
+            if record is not None and record.state in FINAL:
+                break
+            time.sleep(0.2)
+        print(f"  StockTrim   {record.state if record else 'not sent':<10} "
+              f"attempts={record.attempts if record else 0}")
+        shipment = json.loads((EXAMPLES / "dispatch.publish.json").read_text())["transaction_id"]
+        tag = key[len(json.loads((EXAMPLES / "dispatch.publish.json").read_text())["event_id"]):]
+        for line in stocktrim.state().get("sales_lines", []):
+            if str(line["externalReferenceId"]).startswith(f"{shipment}{tag}:"):
+                print(f"  sales line  {line['externalReferenceId']:<32} {line['productId']:<10} x "
+                      f"{line['quantity']:<4} at {line['locationCode']} on {line['orderDate']}")
 
     def watch(self, relay, watched, until=None) -> None:
         """Print each state change until every watched event is final (or ``until`` says stop)."""

@@ -76,11 +76,13 @@ def waits_for_row(history: Any) -> bool:
     return last[0].get("to") == "waiting" and str(last[0].get("reason") or "").startswith(WAITING_REASON)
 
 
-def wait_for_row(relay: Relay, delivery: Delivery, *, owner: str | None = None) -> str:
+def wait_for_row(relay: Relay, delivery: Delivery, *, owner: str | None = None,
+                 artno: str | None = None) -> str:
     """Park ``delivery`` ``waiting`` for its artno's row: its ledger state (once: a re-check writes no new
     entry), the catalog's waiting list, a re-check in the retry schedule.  ``owner``: the batch that had
-    claimed it (the move is then from ``sending``, under that claim)."""
-    artno, ref = delivery.fields["artno"], delivery.ref
+    claimed it (the move is then from ``sending``, under that claim).  ``artno``: the one it waits for
+    when it is not the event's own (a sales order's line: worker.delivery.sales_orders)."""
+    artno, ref = artno or delivery.fields["artno"], delivery.ref
     ledger = relay.ledger_of(delivery.destination)
     record = ledger.get(delivery.operation, delivery.key)
     already = record is not None and record.state == "waiting" and waits_for_row(record.history)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 
 from tasks.events import Delivery, DeliveryEvent
+from worker.delivery import sales_orders
 from worker.delivery.batch_delivery import add_to_batch
 from worker.delivery.rejections import reject_conflict
 from worker.delivery.relay import Relay
@@ -27,15 +28,17 @@ def fan_out(relay: Relay, event: DeliveryEvent) -> list[str]:
     its task published (or, if the broker refuses, left in the retry schedule, due now).  Idempotent: a
     delivery already known is published again only while it is still ``accepted`` (its first message may
     have been lost with a worker killed in between; a spare copy is harmless — its claim sends it once).
-    Returns the destinations whose delivery was queued by this call."""
+    Returns the destinations whose delivery was queued by this call.  A dispatch event's lines are noted first
+    (worker.delivery.sales_orders): the sales order its shipment makes when it becomes final needs them."""
     queued = []
+    sales_orders.note(relay, event)  # a dispatch's lines, for the sales order its publish makes
     for row in routes(event, relay.settings)[1:]:
         delivery = Delivery(row, event)
         accepted = relay.ledger_of(row.destination).accept(event)
         if accepted.conflict:
             reject_conflict(relay, delivery, accepted)
         elif accepted.state == "accepted":
-            if relay.flow.batched(row.destination):
+            if row.batchable and relay.flow.batched(row.destination):
                 add_to_batch(relay, delivery, accepted)  # a bulk destination's count waits in its batch
             else:
                 _queue(relay, delivery)

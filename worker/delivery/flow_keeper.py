@@ -9,7 +9,8 @@ no single delivery does (worker.flow):
 - **release** parked deliveries once the destination may be sent to (resumed, its pause over, its
   circuit closed): a slice per second — one second's worth of the rate limit where it has one
   (``RELEASE_PER_SECOND`` where it has none) — so they come back gradually, through the rate limit;
-- **flush** a bulk destination's batches (worker.delivery.batch_delivery).
+- **flush** a bulk destination's batches (worker.delivery.batch_delivery);
+- **send products** a catalog import queued, where the destination takes them (worker.delivery.product_sync).
 
 Started when the Celery worker is ready (``tasks.base``), stopped when it shuts down.  Every step is
 coordinated through Redis (the probe's lease, the parked list, the batch in flight), so any number of
@@ -25,6 +26,7 @@ from typing import Any
 import redis
 
 from worker.delivery.batch_delivery import BatchFlusher
+from worker.delivery.product_sync import ProductSender, takes_products
 from worker.delivery.relay import Relay
 from worker.destinations.table import DESTINATIONS, configured
 from worker.flow import policy
@@ -48,12 +50,15 @@ class DestinationKeeper:
         self.gate = relay.flow.gate(destination)
         self.parking = relay.flow.parking(destination)
         self.flusher = BatchFlusher(relay, destination) if relay.flow.batched(destination) else None
+        self.products = ProductSender(relay, destination) if takes_products(destination) else None
         self._last_release = float("-inf")
 
     def step(self) -> float:
         """Probe, release, flush as due; seconds until the next round is worth it."""
         self.probe_if_due()
         self.release_if_open()
+        if self.products is not None:
+            self.products.send_once()
         if self.flusher is None:
             return LOOK_SECONDS
         return min(self.flusher.flush_once(), LOOK_SECONDS)

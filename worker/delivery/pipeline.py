@@ -19,7 +19,9 @@ worker.delivery.failures.  Invalid and conflicting events at the door: worker.de
 policies a row's flags turn on: a change to a shipment waits for its create (``needs_dispatch_id``,
 ``wakes_dispatch_waiters``: worker.delivery.dispatch_wait), an absolute count takes its SKU's turn
 (``ordered_by_sku``: worker.delivery.stock_turn), a count names its product by its catalog row and waits
-for one where the catalog is required (``uses_catalog``: worker.delivery.catalog_wait).
+for one where the catalog is required (``uses_catalog``: worker.delivery.catalog_wait), a final dispatch is
+handed to its sender as one sales order, read back first where an earlier answer was lost
+(``makes_sales_order``: worker.delivery.sales_orders).
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ import redis
 
 from tasks.events import Delivery, DeliveryEvent, InvalidEvent, validate_event
 from worker.encoding import utf8_safe
-from worker.delivery import catalog_wait, dispatch_wait, stock_turn
+from worker.delivery import catalog_wait, dispatch_wait, sales_orders, stock_turn
 from worker.delivery.failures import after_failure, ensure_dead_letter, keep_attempt
 from worker.delivery.batch_delivery import add_to_batch
 from worker.delivery.fan_out import fan_out
@@ -160,15 +162,15 @@ def _deliver(relay: Relay, operation: str, message: Any, *, owner: str, destinat
     # A count for a bulk destination joins its batch (worker.flow); any other delivery is taken in one step
     # with its destination's gate (pause → circuit → rate limit) before its claim, so one held back costs
     # no attempt (worker.flow.send_steps).
-    if row is not None and relay.flow.batched(destination):
+    if row is not None and row.batchable and relay.flow.batched(destination):
         return _batched(relay, operation, message, destination, row)
     event, refused = _validated(relay, operation, message, destination)
     if refused is not None:
         return refused.state
     delivery = Delivery(row, event)
-    # An event that may have to wait (for its shipment's create, for its catalog row) is claimed only once
-    # it need not.
-    waits = dispatch_wait.waits(row) or catalog_wait.may_wait(relay, row)
+    # An event that may have to wait (for its shipment's create, for its catalog row, for a final dispatch's
+    # lines) is claimed only once it need not.
+    waits = dispatch_wait.waits(row) or catalog_wait.may_wait(relay, row) or sales_orders.makes(row)
     turn = None if waits else stock_turn.turn_of(delivery)
     taken = relay.send_steps_of(destination).take(event, owner, claim=not waits, turn=turn)
     passage = _Passage(relay.flow.gate(destination), taken.verdict.ticket if taken.verdict else "")
@@ -248,7 +250,8 @@ def _deliver_taken(relay: Relay, delivery: Delivery, taken, *, owner: str, run: 
             return "sending"  # claimed by a worker already: its lease decides
         return hold_back(relay, delivery, taken.verdict)
 
-    resolved, claim = None, taken.claim  # what the sender is handed: the dispatch_id, or the catalog row
+    # What the sender is handed: the dispatch_id, the catalog row, or the final dispatch.
+    resolved, claim = None, taken.claim
     if dispatch_wait.waits(delivery.row):
         resolved = dispatch_wait.dispatch_id_of(relay, delivery)
         if resolved is None:
@@ -258,7 +261,11 @@ def _deliver_taken(relay: Relay, delivery: Delivery, taken, *, owner: str, run: 
         if resolved is None:
             return catalog_wait.wait_for_row(relay, delivery)
         catalog_wait.found_row(relay, delivery, accepted.state)
-    if claim is None:  # one that may wait (its dispatch, its catalog row) is claimed once it need not
+    elif sales_orders.makes(delivery.row):
+        resolved = sales_orders.prepare(relay, delivery)
+        if isinstance(resolved, str):
+            return resolved  # it waits
+    if claim is None:  # one that may wait (dispatch, catalog row, lines) is claimed once it need not
         ledger = relay.ledger_of(delivery.destination)
         claim = ledger.claim(delivery.operation, delivery.key, accepted.fingerprint, owner)
     if claim.status != "claimed":
@@ -278,6 +285,10 @@ def _deliver_taken(relay: Relay, delivery: Delivery, taken, *, owner: str, run: 
                                                             owner=owner, reason=reason):
             relay.observer.parked(delivery, "uncertain", reason)
         return "uncertain"
+    if sales_orders.makes(delivery.row):
+        resolved, settled = sales_orders.after_claim(relay, delivery, resolved, claim, owner)
+        if settled is not None:
+            return settled
 
     if taken.turn is not None:
         ended = stock_turn.after_turn(relay, delivery, owner, taken.turn)
@@ -314,7 +325,7 @@ def _send(relay: Relay, delivery: Delivery, claim: Any, resolved: Any, owner: st
     sender is handed."""
     attempt = claim.attempt
     run.sent = True
-    dispatch_id = None if catalog_wait.looks_up(delivery.row) else resolved
+    dispatch_id = resolved if delivery.row.needs_dispatch_id else None
     catalog_row = resolved if catalog_wait.looks_up(delivery.row) else None
     try:
         reply = _call(relay, delivery.row, delivery.fields, resolved)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from worker.flow.controls import FlowControls
     from worker.flow.send_steps import SendSteps
     from worker.store.catalog import Catalog
+    from worker.store.dispatch_lines import DispatchLines
     from worker.store.dispatch_waiters import DispatchWaiters
     from worker.store.stock_order import StockOrder
 
@@ -56,6 +57,7 @@ class Relay:
     _stock_orders: dict = field(default_factory=dict, repr=False)
     _send_steps: dict = field(default_factory=dict, repr=False)
     _catalogs: dict = field(default_factory=dict, repr=False)
+    _dispatch_lines: dict = field(default_factory=dict, repr=False)
     _flow: Any = field(default=None, repr=False)
 
     @property
@@ -125,6 +127,16 @@ class Relay:
         found = self._catalogs.get(destination)
         if found is None:
             found = self._catalogs[destination] = Catalog(self.redis, DESTINATIONS[destination].namespace)
+        return found
+
+    def dispatch_lines_of(self, destination: str) -> "DispatchLines":
+        """The dispatches' lines noted for ``destination``'s sales orders (worker.store.dispatch_lines)."""
+        from worker.store.dispatch_lines import DispatchLines
+
+        found = self._dispatch_lines.get(destination)
+        if found is None:
+            found = self._dispatch_lines[destination] = DispatchLines(self.redis,
+                                                                      DESTINATIONS[destination].namespace)
         return found
 
 

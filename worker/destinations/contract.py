@@ -36,6 +36,11 @@ A row (:class:`Operation`) is everything the relay knows about one WMS operation
 ``uses_catalog``    it names the product by the artno's row in the destination's catalog (its declaration's
                     ``catalog``): the relay looks the row up and, where the catalog is ``required`` and the
                     artno has none, the delivery waits (worker.delivery.catalog_wait)
+``makes_sales_order``
+                    a final dispatch becomes one sales order of its product lines (StockTrim): the relay
+                    hands the sender the order's plan — its lines as final (a draft's lines merged with its
+                    updates'), their products from the catalog, and whether an earlier attempt's answer was
+                    lost (read back first) — never batched with counts (worker.delivery.sales_orders)
 ==================  ==========================================================================
 
 A destination (:class:`Destination`) adds what is not per row:
@@ -64,6 +69,9 @@ A destination (:class:`Destination`) adds what is not per row:
 ``sandbox``         ``sandbox(settings, options) -> SandboxApi``: imports and builds its fake API
                     (``wms-relay sandbox --api <name>``; credentials from the variables its client reads,
                     ``options``: the command's arguments), or None when it has none
+``product``         ``product(catalog_row) -> body`` where it keeps products the relay tells it of
+                    (StockTrim's ``POST /api/Products``): a catalog import's new and changed rows are
+                    sent by each worker's flow keeper (worker.delivery.product_sync), else None
 ``batch``           a :class:`BatchSender` for a bulk API (many stock counts per request, its declaration
                     says ``bulk``), else None: its counts are batched per ``<DEST>_BATCH_MAX`` /
                     ``<DEST>_BATCH_SECONDS`` (worker.flow); its ``entry`` is handed each count's catalog
@@ -125,10 +133,17 @@ class Operation:
     ordered_by_sku: bool = False
     wakes_dispatch_waiters: bool = False
     uses_catalog: bool = False
+    makes_sales_order: bool = False
 
     def __post_init__(self) -> None:
-        if self.uses_catalog and self.needs_dispatch_id:
-            raise ValueError(f"{self.task_name}: a row is handed a dispatch_id or a catalog row, not both")
+        if sum((self.uses_catalog, self.needs_dispatch_id, self.makes_sales_order)) > 1:
+            raise ValueError(f"{self.task_name}: a row is handed a dispatch_id, a catalog row or a sales "
+                             "order's plan, only one")
+
+    @property
+    def batchable(self) -> bool:
+        """May a bulk destination take it in a batch (a stock count)?  A sales order never."""
+        return not self.makes_sales_order
 
     @property
     def task_name(self) -> str:
@@ -187,6 +202,9 @@ class Destination:
     ref_prefix: str | None = None
     batch: BatchSender | None = None  # a bulk destination: its stock counts may be batched
     sandbox: Callable[[Any, Any], Any] | None = None
+    # product(catalog_row) -> the body that tells it of the product (StockTrim's Products), or None: the
+    # rows a catalog import adds or changes are sent (worker.delivery.product_sync)
+    product: Callable[[Any], dict] | None = None
     name: str = field(init=False)
     title: str = field(init=False)  # how people write it: "ka-ching"
     operation_names: tuple[str, ...] = field(init=False)

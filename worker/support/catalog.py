@@ -19,6 +19,7 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
+from worker.delivery.product_sync import queue_rows
 from worker.destinations.contract import Destination
 from worker.destinations.table import DESTINATIONS
 from worker.store.catalog import COLUMNS, CatalogChange, CatalogRow
@@ -62,6 +63,7 @@ class CatalogImport:
     change: CatalogChange | None = None
     released_now: int = 0  # of the released deliveries, those made due now (the rest were on their way)
     refusal: str = ""
+    products_queued: int = 0  # rows whose product is sent to the destination (worker.delivery.product_sync)
 
     @property
     def message(self) -> str:
@@ -70,7 +72,9 @@ class CatalogImport:
         change = self.change
         removed = f", removed {change.removed}" if self.replace else ""
         return (f"{self.rows} row(s) read from {self.source}: added {change.added}, changed {change.changed}"
-                f"{removed}; released {len(change.released)} waiting delivery(ies)")
+                f"{removed}; released {len(change.released)} waiting delivery(ies)"
+                + (f"; {self.products_queued} product(s) queued for {DESTINATIONS[self.destination].title}"
+                   if self.products_queued else ""))
 
     def to_dict(self) -> dict:
         found = {"destination": self.destination, "file": self.source, "rows": self.rows,
@@ -78,6 +82,7 @@ class CatalogImport:
                  "message": self.message}
         if self.change is not None:
             found.update(self.change.to_dict())
+            found["products_queued"] = self.products_queued
         return found
 
 
@@ -96,7 +101,9 @@ def import_catalog(relay: Any, audit: Any, destination: str, data: bytes, *, sou
     else:
         change = catalog.load([one.row for one in rows], replace=replace)
         due = relay.schedule.run_now(change.released) if change.released else 0
-        done = CatalogImport(target.name, source, len(rows), replace, change, due)
+        changed = set(change.changed_artnos)
+        queued = queue_rows(relay, target.name, [one.row for one in rows if one.row.artno in changed])
+        done = CatalogImport(target.name, source, len(rows), replace, change, due, products_queued=queued)
     if audit is not None:
         audit.record(actor=actor, action=ACTION, target=target.name, reason=source,
                      status="failed" if done.refusal else "done", message=done.message, via=via)
@@ -138,3 +145,15 @@ def waiting_for_rows(relay: Any, destination: str | None = None, limit: int = 20
         if count:
             found[name] = {"title": target.title, "deliveries": count, "first_artnos": artnos}
     return found
+
+
+def products_of(relay: Any, destination: str) -> dict | None:
+    """The products an import queued for ``destination`` (worker.delivery.product_sync): how many wait to
+    be sent, how many it refused and why; None where it takes no products."""
+    from worker.delivery.product_sync import sync_of, takes_products
+
+    if not takes_products(destination):
+        return None
+    sync = sync_of(relay, destination)
+    refusals = {pid: refusal.get("why", "") for pid, refusal in sync.refusals().items()}
+    return {**sync.counts(), "refusals": refusals}

@@ -126,3 +126,17 @@ def test_status_and_event_name_unmapped_counts_until_an_import_releases_them(cli
     assert relay.schedule.get("stock2shop/stock.adjust:E-0").due_at <= relay.clock()
     assert relay.schedule.get("stock2shop/stock.adjust:E-1").due_at > relay.clock() + 60  # still no row
     assert cli.json("status")["unmapped"]["stock2shop"]["first_artnos"] == ["4711-L"]
+
+
+def test_a_stocktrim_import_queues_its_products_and_show_counts_them(cli, env, monkeypatch, tmp_path):
+    monkeypatch.setenv("STOCKTRIM_BASE_URL", "http://stocktrim.invalid/")
+    monkeypatch.setenv("STOCKTRIM_AUTH_ID", "tenant-1")
+    monkeypatch.setenv("STOCKTRIM_AUTH_SIGNATURE", "sig-1")
+    code, out, err = cli("catalog", "import", "stocktrim", write(tmp_path, SHIRTS), "--actor", "ann")
+    assert code == 0 and "3 product(s) queued for StockTrim" in out, err
+    shown = cli.json("catalog", "show", "stocktrim")
+    assert shown["products"] == {"pending": 3, "refused": 0, "refusals": {}}
+    code, out, _ = cli("catalog", "show", "stocktrim")
+    assert "products for StockTrim: 3 waiting to be sent, 0 refused" in out
+    code, out, _ = cli("catalog", "import", "stocktrim", write(tmp_path, SHIRTS, "again.csv"))
+    assert code == 0 and "queued" not in out  # nothing new or changed: no product to send

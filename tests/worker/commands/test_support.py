@@ -52,7 +52,7 @@ def test_status_json_counts_what_needs_a_person(cli, parked):
     assert report["scheduled_retries"]["count"] == 1 and report["scheduled_retries"]["next_due_at"]
     assert report["queues"] == {"trademax.dispatch": 0, "trademax.receipt": 0, "trademax.stock": 0,
                                 "trademax.inventory": 0, "trademax.orders": 0, "kaching.stock": 0,
-                                "stocktrim.stock": 0, "stock2shop.stock": 0}
+                                "stocktrim.stock": 0, "stocktrim.dispatch": 0, "stock2shop.stock": 0}
     assert report["delivered_last_hour"] == 0
     assert report["workers"] == []
     assert [a["flag"] for a in report["attention"]] == ["no_worker", "no_scheduler", "dead_letters",

@@ -3,7 +3,8 @@
 =================================================  ===============
 answer                                             classification
 =================================================  ===============
-2xx (Inventory 200, RunForecastCalculations 201)   DELIVERED
+2xx (Inventory 200, RunForecastCalculations 201,   DELIVERED
+SalesOrdersBulk 201, Products 200/201)
 408, 429, 5xx                                      TRANSIENT (StockTrim says it does not rate-limit; a 429
                                                    would still mean "later")
 401 "Invalid auth Id or signature", 400            PERMANENT: wrong credentials, or a ProblemDetails naming

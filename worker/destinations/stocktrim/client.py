@@ -1,12 +1,15 @@
 """The StockTrim client (StockTrim's "StockTrim API" help article: Basic Workflow, Authentication; its
-OpenAPI document: ``SetInventoryRequest``, ``Inventory``, ``ProblemDetails``).
+OpenAPI document: ``SetInventoryRequest``, ``Inventory``, ``SalesOrderWithLineItemsRequestDto``,
+``SalesOrderResponseDto``, ``ProblemDetails``).
 
 ``POST {STOCKTRIM_BASE_URL}api/Inventory`` with headers ``api-auth-id``/``api-auth-signature`` and
 ``{"inventory": [{"productId", "locationCode", "stockOnHand"}], "updateOverallAllOnHandToBeSumOfLocation":
 true}`` sets stock on hand per location (and the product's overall level to their sum).  After inventory
 changed, :class:`worker.destinations.stocktrim.forecast.ForecastRuns` (the scheduler) triggers
-``POST api/RunForecastCalculations`` now and then — never per event.  The signature is scrubbed from every
-error text."""
+``POST api/RunForecastCalculations`` now and then — never per event.  ``POST api/SalesOrdersBulk`` sends a
+shipped dispatch as one sales order (worker.destinations.stocktrim.sales_orders), after reading ``GET
+api/SalesOrders?productId=`` where an earlier answer was lost; delivered sales orders mark the demand changed
+for the forecast run as inventory does.  The signature is scrubbed from every error text."""
 from __future__ import annotations
 
 import time
@@ -16,14 +19,19 @@ import requests
 
 from worker.destinations.json_api import JsonApi, Reply
 from worker.destinations.stocktrim.classification import classify, messages
-from worker.errors import PermanentError
+from worker.destinations.stocktrim.sales_orders import (
+    SalesOrder, found_references, missing_lines, order_body, summary)
+from worker.errors import DestinationError, PermanentError, TransientError, UnconfirmedError
 from worker.settings import Settings
 
 INVENTORY_PATH = "api/Inventory"
 FORECAST_PATH = "api/RunForecastCalculations"
 STATUS_PATH = "api/ProcessingStatus"
-# Set after every delivered inventory post: worker.destinations.stocktrim.forecast runs the forecast when
-# it is newer than the last run.
+SALES_ORDERS_BULK_PATH = "api/SalesOrdersBulk"
+SALES_ORDERS_PATH = "api/SalesOrders"
+PRODUCTS_PATH = "api/Products"
+# Set after every delivered inventory post and sales order: worker.destinations.stocktrim.forecast runs the
+# forecast when it is newer than the last run.
 INVENTORY_CHANGED_KEY = "wms:stocktrim:forecast:changed_at"
 
 
@@ -70,10 +78,60 @@ class StockTrimClient:
         reply = self._api.call("set_inventory", "POST", INVENTORY_PATH, headers=self._headers,
                                body={"inventory": items, "updateOverallAllOnHandToBeSumOfLocation": True},
                                classify=classify, messages=messages)
-        if self._redis is not None:
-            self._redis.set(INVENTORY_CHANGED_KEY, f"{self._clock():.3f}")
+        self._mark_changed()
         return Reply(reply.destination, reply.operation, reply.status, None, reply.latency_seconds,
                      kept={"items": len(items)})
+
+    def _mark_changed(self) -> None:
+        if self._redis is not None:
+            self._redis.set(INVENTORY_CHANGED_KEY, f"{self._clock():.3f}")
+
+    def sales_orders_of(self, product_id: str) -> Reply:
+        """``GET api/SalesOrders?productId=``: the product's sales orders (``SalesOrderResponseDto`` list)."""
+        return self._api.call("read_sales_orders", "GET", SALES_ORDERS_PATH, headers=self._headers,
+                              params={"productId": product_id}, classify=classify, messages=messages)
+
+    def create_sales_order(self, body: dict) -> Reply:
+        """``POST api/SalesOrdersBulk`` with one ``SalesOrderWithLineItemsRequestDto``."""
+        return self._api.call("sales_order", "POST", SALES_ORDERS_BULK_PATH, headers=self._headers,
+                              body=body, classify=classify, messages=messages)
+
+    def set_product(self, product: Mapping[str, Any]) -> Reply:
+        """``POST api/Products`` with one ``ProductsRequestDto`` (StockTrim creates or updates it by
+        productId)."""
+        reply = self._api.call("set_product", "POST", PRODUCTS_PATH, headers=self._headers,
+                               body=dict(product), classify=classify, messages=messages)
+        return Reply(reply.destination, reply.operation, reply.status, None, reply.latency_seconds,
+                     kept={"productId": product.get("productId")})
+
+    def deliver_sales_order(self, order: SalesOrder) -> Reply:
+        """Send ``order`` — all of its lines, or, when an earlier answer was lost (``read_back_first``), only
+        those StockTrim's sales orders do not show yet: StockTrim is not known to refuse a repeated
+        externalReferenceId, so a blind resend could record a line twice.  Every line there already: a
+        ``duplicate`` reply, nothing sent.  A read StockTrim answers "later" (TransientError) is tried again
+        later; a read that fails otherwise (its answer lost, refused) raises UnconfirmedError: the delivery
+        is ``uncertain`` for a person, never resent on a guess."""
+        sent, found, latency = list(order.lines), None, 0.0
+        if order.read_back_first:
+            try:
+                answers = [self.sales_orders_of(product) for product in order.products]
+            except TransientError:
+                raise
+            except DestinationError as exc:
+                raise UnconfirmedError(
+                    f"its earlier answer was lost and reading StockTrim's sales orders back failed: {exc}",
+                    destination="stocktrim", operation="sales_order", status=exc.status) from exc
+            latency = sum(a.latency_seconds for a in answers)
+            found = found_references(a.data for a in answers)
+            sent = missing_lines(order, found)
+            if not sent:
+                status = answers[-1].status if answers else 200
+                return Reply("stocktrim", "sales_order", status, None, latency,
+                             kept={"sales_order": summary(order, sent, read_back=True)}, duplicate=True)
+        reply = self.create_sales_order(order_body(order, sent))
+        self._mark_changed()
+        return Reply(reply.destination, reply.operation, reply.status, None, latency + reply.latency_seconds,
+                     kept={"sales_order": summary(order, sent, read_back=found is not None)})
 
     def run_forecast(self) -> Reply:
         """``POST api/RunForecastCalculations``: StockTrim recomputes its forecasts (takes minutes)."""

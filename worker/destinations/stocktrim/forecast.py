@@ -1,10 +1,11 @@
 """StockTrim's forecast run: at most once per ``STOCKTRIM_FORECAST_EVERY_MINUTES``, and only after the
-inventory changed since the last run — never per event (a run recomputes every forecast and takes
-minutes).  The StockTrim client marks the inventory changed after each delivered post; the scheduler
+inventory or the demand (a delivered sales order) changed since the last run — never per event (a run
+recomputes every forecast and takes minutes).  The StockTrim client marks them changed after each delivered
+inventory post and sales order; the scheduler
 calls :meth:`ForecastRuns.run_if_due` every few seconds (one Lua call), so whichever scheduler takes the
 turn triggers the run, once.
 
-    wms:stocktrim:forecast:changed_at   the last delivered inventory post (Unix seconds)
+    wms:stocktrim:forecast:changed_at   the last delivered inventory post or sales order (Unix seconds)
     wms:stocktrim:forecast:ran_at       when the last run was triggered (StockTrim answered 2xx)
     wms:stocktrim:forecast:tried_at     when a scheduler last took the turn (a failed trigger is tried
                                         again a minute later, not on every tick)

@@ -14,6 +14,13 @@ a header wrong                       401     ProblemDetails, detail "Invalid aut
                                              "supplier": {...}, "purchaseOrderLineItems": []}``
   a bad item (stocktrim.inventory)   400     ValidationProblemDetails, ``errors`` by field path;
                                              nothing applied
+``POST /api/SalesOrdersBulk``        201     the first stored line as a ``SalesOrderResponseDto``;
+                                             every line stored, a repeated externalReferenceId
+                                             too (stocktrim.sales); a bad line: 400, nothing stored
+``GET /api/SalesOrders?productId=``  200     the product's lines (``SalesOrderResponseDto`` list)
+``DELETE /api/SalesOrders/Range``    200     the lines of fromDate..toDate (and productId) removed
+``POST /api/Products``               201/200 ``ProductsResponseDto``: upserted by productId (new/known)
+``GET /api/Products?code=``          200     the products (that one)
 ``POST /api/RunForecastCalculations``  201   empty; the run is recorded
 ``GET /api/ProcessingStatus``        200     ``{"id", "isProcessing", "percentageComplete",
                                              "statusMessage"}`` (``wms-relay check``'s request)
@@ -31,6 +38,7 @@ from typing import Any, Callable, Mapping
 from worker.sandbox.exchange import Reply, Request
 from worker.sandbox.server import SandboxApi
 from worker.sandbox.stocktrim.inventory import InvalidInventory, StockTrimInventory, parse_inventory
+from worker.sandbox.stocktrim.sales import SalesLedger, parse_date, parse_product, parse_sales_order
 
 _TYPES = {400: "https://tools.ietf.org/html/rfc7231#section-6.5.1",
           401: "https://tools.ietf.org/html/rfc7235#section-3.1",
@@ -57,12 +65,14 @@ class StockTrimApi(SandboxApi):
                  forecast_seconds: float = 60.0) -> None:
         self._auth = (auth_id, auth_signature)
         self.inventory = StockTrimInventory(clock=clock, forecast_seconds=forecast_seconds)
+        self.sales = SalesLedger()
 
     def snapshot(self) -> dict:
-        return self.inventory.snapshot()
+        return {**self.inventory.snapshot(), **self.sales.snapshot()}
 
     def reset(self) -> None:
         self.inventory.reset()
+        self.sales.reset()
 
     def logged_params(self, request: Request) -> Mapping[str, Any]:
         return {**super().logged_params(request), "api-auth-id": request.header("api-auth-id")}
@@ -76,15 +86,26 @@ class StockTrimApi(SandboxApi):
             return problem(401, "Invalid auth Id or signature")
         route = (request.method, request.path.rstrip("/").lower())
         if route == ("POST", "/api/inventory"):
-            return self._set_inventory(request)
+            return self._with_body(request, parse_inventory, self._set_inventory)
         if route == ("POST", "/api/runforecastcalculations"):
             self.inventory.run_forecast()
             return Reply(201)
         if route == ("GET", "/api/processingstatus"):
             return Reply(200, self.inventory.processing_status())
+        if route == ("POST", "/api/salesordersbulk"):
+            return self._with_body(request, parse_sales_order, self._add_sales)
+        if route == ("GET", "/api/salesorders"):
+            return Reply(200, self.sales.of_product(request.query_params().get("productId") or None))
+        if route == ("DELETE", "/api/salesorders/range"):
+            return self._delete_range(request.query_params())
+        if route == ("POST", "/api/products"):
+            return self._with_body(request, parse_product, self._upsert_product)
+        if route == ("GET", "/api/products"):
+            return Reply(200, self.sales.products(request.query_params().get("code") or None))
         return self.unknown_path(request.path)
 
-    def _set_inventory(self, request: Request) -> Reply:
+    @staticmethod
+    def _with_body(request: Request, parse, apply) -> Reply:
         try:
             body = request.json()
         except ValueError:
@@ -92,10 +113,31 @@ class StockTrimApi(SandboxApi):
                            title="One or more validation errors occurred.",
                            errors={"$": ["The request body is not valid JSON."]})
         try:
-            parsed = parse_inventory(body)
-        except InvalidInventory as exc:
+            parsed = parse(body)
+        except InvalidInventory as exc:  # a bad inventory item, sales order line or product
             return problem(400, "See errors.", title="One or more validation errors occurred.",
                            errors=exc.errors)
+        return apply(parsed)
+
+    def _add_sales(self, lines: list) -> Reply:
+        stored = self.sales.add(lines)
+        return Reply(201, stored[0] if stored else None)
+
+    def _upsert_product(self, product: dict) -> Reply:
+        stored, created = self.sales.upsert_product(product)
+        return Reply(201 if created else 200, stored)
+
+    def _delete_range(self, params: Mapping[str, str]) -> Reply:
+        since, until = parse_date(params.get("fromDate")), parse_date(params.get("toDate"))
+        if since is None or until is None:
+            return problem(400, "See errors.", title="One or more validation errors occurred.",
+                           errors={name: ["The value is required and must be a date-time."]
+                                   for name in ("fromDate", "toDate")
+                                   if parse_date(params.get(name)) is None})
+        self.sales.delete_range(since, until, params.get("productId") or None)
+        return Reply(200)
+
+    def _set_inventory(self, parsed) -> Reply:
         count = self.inventory.set(parsed)
         return Reply(200, {"id": 0, "message": f"Inventory set for {count} item(s)",
                            "supplier": {"supplierCode": None, "supplierName": None},

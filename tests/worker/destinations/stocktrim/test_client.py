@@ -99,3 +99,15 @@ def test_a_failed_forecast_trigger_is_tried_again_a_minute_later():
     clock.now += 31
     assert runs.run_if_due() is True
     assert [c.request.url for c in responses.calls].count(BASE + "api/RunForecastCalculations") == 2
+
+
+def test_a_sales_orders_ledger_summary_stays_small():
+    from worker.destinations.stocktrim.sales_orders import (
+        KEPT_REFERENCES, SalesLine, SalesOrder, order_body, summary)
+
+    order = SalesOrder("NW", "2024-05-14T07:12:45+00:00",
+                       tuple(SalesLine(f"T:{n}", "A", "A", 1) for n in range(5000)))
+    kept = summary(order, order.lines[:3], read_back=True)
+    assert (kept["lines"], kept["sent"], kept["found"]) == (5000, 3, 4997)
+    assert kept["references"] == [f"T:{n}" for n in range(KEPT_REFERENCES)]
+    assert len(order_body(order)["saleOrderLineItems"]) == 5000  # the request carries every line
