@@ -21,9 +21,14 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.enviro
 
 # A test that configures the process-wide Celery app without a REDIS_URL starts the embedded store; it
 # must never start one in the checkout's own var/ (the developer's store) nor leave it running: the whole
-# run gets a private data directory, and the server in it, if any, is stopped when the run ends.
+# run gets a private data directory, and the server in it, if any, is stopped when the run ends.  Each
+# pytest-xdist worker is a run of its own: it inherits the directory the controlling process made (its
+# environment is the controller's), so it makes its own instead — one worker's end must not stop the
+# server another is still using.  A WMS_RELAY_VAR_DIR set before pytest started is kept.
 _RUN_VAR_DIR = Path(tempfile.mkdtemp(prefix="wms-relay-tests-")) / "var"
-os.environ.setdefault("WMS_RELAY_VAR_DIR", str(_RUN_VAR_DIR))
+_OURS = "WMS_RELAY_TESTS_OWN_VAR_DIR"
+if "WMS_RELAY_VAR_DIR" not in os.environ or os.environ.get(_OURS) == os.environ["WMS_RELAY_VAR_DIR"]:
+    os.environ["WMS_RELAY_VAR_DIR"] = os.environ[_OURS] = str(_RUN_VAR_DIR)
 
 
 def pytest_sessionfinish(session, exitstatus):

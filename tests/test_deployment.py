@@ -31,7 +31,7 @@ from tests.fixtures.pipeline import wait_until
 from worker.cli import build_parser
 from worker.destinations.trademax.client import CONNECT_RETRIES
 from worker.settings import Settings
-from worker.store.embedded import free_port
+from tests.fixtures.ports import free_port
 from worker.store.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parents[1]

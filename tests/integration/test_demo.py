@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.ports import free_port
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_demo_lands_every_sample_event_and_stops_cleanly(tmp_path):
@@ -31,8 +26,8 @@ def test_demo_lands_every_sample_event_and_stops_cleanly(tmp_path):
     env["WMS_RELAY_VAR_DIR"] = str(tmp_path / "var")
     try:
         out = subprocess.run([sys.executable, "-m", "worker.cli", "demo", "--exit-when-done",
-                              "--flower-port", str(_free_port()), "--desk-port", str(_free_port()),
-                              "--ingest-port", str(_free_port())],
+                              "--flower-port", str(free_port()), "--desk-port", str(free_port()),
+                              "--ingest-port", str(free_port())],
                              cwd=ROOT, env=env, capture_output=True, timeout=240)
     finally:
         stop(tmp_path / "var")

@@ -20,7 +20,7 @@ import requests
 
 from tests.fixtures.pipeline import ROOT, wait_until
 from worker.store.connection import STORE_SOCKET_TIMEOUT_SECONDS
-from worker.store.embedded import free_port
+from tests.fixtures.ports import free_port
 from worker.web.ingest.auth import sign
 
 pytestmark = pytest.mark.integration

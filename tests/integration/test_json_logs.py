@@ -25,7 +25,7 @@ import pytest
 import requests
 
 from tests.fixtures.pipeline import ROOT, wait_until
-from worker.store.embedded import free_port
+from tests.fixtures.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.pipeline import ROOT, wait_until
-from worker.store.embedded import free_port
+from tests.fixtures.ports import free_port
 
 pytestmark = pytest.mark.integration
 

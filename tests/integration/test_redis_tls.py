@@ -20,7 +20,8 @@ from tests.fixtures.pipeline import ROOT, make_pipeline, wait_until
 from tests.fixtures.tls_proxy import TlsProxy, make_certificates
 from worker.destinations.table import delivery_ref
 from worker.store.dead_letters import DeadLetters
-from worker.store.embedded import HOST, free_port, server_binary
+from tests.fixtures.ports import free_port
+from worker.store.embedded import HOST, server_binary
 
 pytestmark = pytest.mark.integration
 

@@ -37,7 +37,7 @@ import signing
 from benchmarks._harness import Desk
 from tests.fixtures.pipeline import FAST_SETTINGS, ROOT, Pipeline, wait_until
 from tests.integration.test_delivery_pipeline import EXAMPLES, example
-from worker.store.embedded import free_port
+from tests.fixtures.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from benchmarks._harness import Desk, _stop
 from tests.fixtures.desk_client import signed_in
 from tests.fixtures.pipeline import ROOT, make_pipeline, wait_until
 from tests.fixtures.sandbox import CREDENTIALS
-from worker.store.embedded import free_port
+from tests.fixtures.ports import free_port
 from worker.store.heartbeats import Heartbeats
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ import pytest
 from tests.fixtures.pipeline import wait_until
 from worker.cli import main
 from worker.commands.flower import check_exposure, valid_basic_auth
-from worker.store.embedded import free_port
+from tests.fixtures.ports import free_port
 from worker.web.serving import is_loopback
 from worker.settings import SettingsError
 

@@ -139,7 +139,7 @@ def test_retries_discard_all_with_filters_and_a_dry_run(cli, relay):
 # -- status ---------------------------------------------------------------------------------------------
 
 def test_status_json_prints_an_object_when_the_store_is_down(cli, monkeypatch, tmp_path):
-    from worker.store.embedded import free_port
+    from tests.fixtures.ports import free_port
 
     monkeypatch.setenv("REDIS_URL", f"redis://:secret-pw@127.0.0.1:{free_port()}/0")
     code, out, _ = cli("status", "--json")

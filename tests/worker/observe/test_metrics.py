@@ -188,7 +188,7 @@ def test_without_a_store_a_scrape_says_so(tmp_path):
 
 
 def test_the_metrics_command_serves_and_stops_on_sigterm(redis_server, tmp_path):
-    from worker.store.embedded import free_port
+    from tests.fixtures.ports import free_port
 
     port = free_port()
     env = {**os.environ, "REDIS_URL": redis_server.url, "WMS_RELAY_VAR_DIR": str(tmp_path / "var")}

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.fixtures.ports import free_port
 from worker.store import embedded as embedded_redis
 from worker.errors import StoreNotFound
 from worker.store.connection import connect, describe, store_url
@@ -121,7 +122,7 @@ def test_a_pidfile_naming_some_other_live_process_is_stale(var_dir):
     data_dir = var_dir / "valkey"
     data_dir.mkdir(parents=True)
     (data_dir / "valkey.pid").write_text(f"{os.getpid()}\n")  # this very test process: alive, not ours
-    (data_dir / "port").write_text(f"{embedded_redis.free_port()}\n")
+    (data_dir / "port").write_text(f"{free_port()}\n")
     url = embedded_redis.ensure_running(var_dir)
     assert redis.Redis.from_url(url).ping()
     assert len(_servers_in(data_dir.resolve())) == 1
@@ -224,7 +225,7 @@ def test_a_server_an_earlier_version_started_on_a_port_moves_to_the_socket(var_d
     password = embedded_redis.checkout_password(var_dir) or "earlier-version-password"
     (data_dir / "password").write_text(password + "\n")
     os.chmod(data_dir / "password", 0o600)
-    port = embedded_redis.free_port()
+    port = free_port()
     conf = data_dir.resolve() / "valkey.conf"
     conf.write_text(embedded_redis.server_config(
         port=port, data_dir=data_dir.resolve(), pidfile=data_dir.resolve() / "valkey.pid",

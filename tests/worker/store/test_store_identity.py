@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.fixtures.ports import free_port
 from worker.cli import main
 from worker.store import embedded
 
@@ -125,7 +126,7 @@ def test_no_password_reaches_whoever_holds_the_old_port_while_the_store_is_down(
     client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)  # a process's pool
     client.set("wms:test:kept", "yes")
     old_port = var / "valkey" / "port"  # main remembered a port; the socket store has none
-    port = int(old_port.read_text()) if old_port.exists() else embedded.free_port()
+    port = int(old_port.read_text()) if old_port.exists() else free_port()
     pid = embedded.whereabouts(var)["pid"]
     if how == "store stop":
         assert main(["store", "stop"]) == 0
