@@ -27,12 +27,14 @@ run: $(RUN_STAMP)
 
 ## make test: the whole test suite (the PHP differential tests run where php-cli is installed, `make php` installs it;
 ## the desk's browser tests where Debian's chromium is, `make chromium` installs it), in TEST_WORKERS parallel
-## pytest-xdist processes, a test file at a time per process (its module fixtures start once); TEST_WORKERS=0
-## runs it in one process.  Most integration tests wait on real processes, so the suite runs ~2x faster
-## on 2 cores (docs/testing.md).
+## pytest-xdist processes, a test file at a time per process (its module fixtures start once), the files in
+## their collected order (the long integration files first, so that none is left running alone at the end);
+## TEST_WORKERS=0 runs it in one process.  Most integration tests wait on real processes, so two processes
+## keep 2 cores busy where one left them half idle (docs/testing.md).
 TEST_WORKERS ?= 2
+XDIST = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 test: $(STAMP)
-	$(BIN)/python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,$(XDIST)) $(PYTEST_ARGS)
 
 ## make php: Debian's php-cli, the reference the signing tests compare against (needs root or sudo).
 php:
