@@ -15,8 +15,8 @@ from worker.destinations.transport import PooledSession, build_session
 CALLS = [  # (method, url, params, data, headers): what the four clients send
     ("POST", "http://wms.example/api/v1/dispatch", None, b'{"a":1,"signature":"x"}',
      {"User-Agent": "wms-relay/1", "Accept": "application/json", "Content-Type": "application/json"}),
-    ("GET", "http://wms.example/api/v1/inventory/A%201/stock", [("warehouse_id", "nw"), ("a[0]", "x y"),
-                                                               ("a[1]", "å&=")],
+    ("GET", "http://wms.example/api/v1/inventory/A%201/stock",
+     [("warehouse_id", "nw"), ("a[0]", "x y"), ("a[1]", "å&=")],
      None, {"User-Agent": "wms-relay/1", "Accept": "application/json"}),
     ("get", "https://kaching.example/v1/stock", {"account": "acme", "empty": "", "dropped": None}, None,
      {"User-Agent": "wms-relay/1", "Accept": "application/json", "Authorization": None}),
@@ -27,7 +27,8 @@ CALLS = [  # (method, url, params, data, headers): what the four clients send
 ]
 
 
-def through_requests(session: requests.Session, method, url, params, data, headers) -> requests.PreparedRequest:
+def through_requests(session: requests.Session, method, url, params, data,
+                     headers) -> requests.PreparedRequest:
     """What ``Session.request`` prepares for these arguments."""
     return session.prepare_request(requests.Request(method=method.upper(), url=url, headers=headers,
                                                     data=data or {}, params=params or {}))
