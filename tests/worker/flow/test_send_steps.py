@@ -177,3 +177,25 @@ def test_with_a_rate_limit_every_send_asks_the_gate(store_client, clock):
     steps.take(receipt("L-1"), "worker-a")
     steps.take(receipt("L-2"), "worker-a")
     assert clock.slept[len(before):] == [pytest.approx(0.5, abs=0.02)]  # the second waited for its slot
+
+
+def test_both_steps_run_again_in_a_store_that_lost_its_scripts(store_client, clock):
+    """The steps call EVALSHA themselves (send_steps._run): a store restarted or flushed answers NOSCRIPT
+    without running anything, and the step loads its script and runs once — one claim, one delivery."""
+    steps = steps_for(store_client, clock)
+    event = receipt("R-noscript")
+    store_client.script_flush()
+    taken = steps.take(event, "worker-a")
+    assert taken.claim.status == "claimed" and taken.claim.attempt == 1
+    store_client.script_flush()
+    done = steps.delivered(event["operation"], event["key"], owner="worker-a", result={"ok": True},
+                           log=AttemptEntry(1, "delivered", 200, None, at=clock()), reason="delivered",
+                           ticket=taken.verdict.ticket)
+    assert done.moved
+    assert record(store_client, "R-noscript")["s"] == "delivered"
+    assert record(store_client, "R-noscript")["n"] == "1"
+
+
+def test_the_steps_refuse_a_pipeline(store_client, clock):
+    with pytest.raises(TypeError, match="pipeline"):
+        SendSteps(store_client.pipeline(), None, None, None)
