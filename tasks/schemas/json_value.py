@@ -76,7 +76,11 @@ class _Walk:
                 for index, item in enumerate(list.__iter__(value)):
                     if self.nodes > MAX_NODES:
                         break
-                    items.append(self.copy(item, path, str(index)))
+                    if type(item) in _EXACT and self.nodes < MAX_NODES:  # what copy() would do, inline
+                        self.nodes += 1
+                        items.append(item)
+                    else:
+                        items.append(self.copy(item, path, str(index)))
                 return items
             result = {}
             for key, item in dict.items(value):
@@ -85,7 +89,11 @@ class _Walk:
                 segment = path_segment(key)
                 if not isinstance(key, str):
                     self.problem(path + (segment,), f"Keys must be strings, not {_kind(key)}.")
-                result[segment] = self.copy(item, path, segment)
+                if type(item) in _EXACT and self.nodes < MAX_NODES:  # what copy() would do, inline
+                    self.nodes += 1
+                    result[segment] = item
+                else:
+                    result[segment] = self.copy(item, path, segment)
             return result
         self.problem(path, f"Not a JSON value ({_kind(value)}).")
         return None
