@@ -106,11 +106,13 @@ def screened(value: Any, *, where: str, redact: bool) -> Any:
                     kept[name] = REDACTED
                 else:
                     kept[name] = inner
-                    if _is_container(inner):
+                    # _is_container, the plain case inline: most values are text and numbers
+                    if type(inner) not in _PLAIN and _is_container(inner):
                         children.append((inner, kept, name))
         else:
             kept = list(item)
-            children = [(inner, kept, index) for index, inner in enumerate(kept) if _is_container(inner)]
+            children = [(inner, kept, index) for index, inner in enumerate(kept)
+                        if type(inner) not in _PLAIN and _is_container(inner)]
         into[slot] = kept
         pending.extend(reversed(children))  # walked in document order
     return top[0]

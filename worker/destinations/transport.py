@@ -107,7 +107,7 @@ def _prepared_url(url: str) -> str:
 
 def _without_none(setting: Any) -> Any:
     """A mapping without its None values (``merge_setting`` drops them); anything else as it is."""
-    if isinstance(setting, Mapping):
+    if isinstance(setting, Mapping) and any(value is None for value in setting.values()):
         kept = type(setting)() if isinstance(setting, CaseInsensitiveDict) else {}
         for name, value in setting.items():
             if value is not None:
