@@ -79,9 +79,9 @@ class PooledSession(requests.Session):
         prepared = requests.PreparedRequest()
         prepared.prepare_method(method.upper())
         params = _without_none(params or {})
-        if params:
+        if params or not isinstance(url, str) or "?" in url or "@" in url:
             prepared.prepare_url(url, params)
-        else:  # the URL alone (every POST and PATCH): as requests quotes it, worked out once per URL
+        else:  # a path alone (Trademax's POST and PATCH): as requests quotes it, worked out once per URL
             prepared.url = _prepared_url(url)
         prepared.prepare_headers(merged)
         prepared.prepare_body(data or {}, None, None)
@@ -99,7 +99,8 @@ class PooledSession(requests.Session):
 def _prepared_url(url: str) -> str:
     """``PreparedRequest.prepare_url(url, {})``'s URL: a pure function of the URL (its IDNA host, its
     path quoted again as requests quotes it), kept for the URLs a process calls most (Trademax's dispatch
-    and receipt, an artno's stock).  A URL requests refuses raises each time (nothing is kept)."""
+    and receipt, an artno's stock).  Only a URL with no query and no user info comes here (a credential or
+    a token travels in one or the other: never kept); a URL requests refuses raises each time."""
     prepared = requests.PreparedRequest()
     prepared.prepare_url(url, {})
     return prepared.url
