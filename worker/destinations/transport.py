@@ -47,8 +47,9 @@ class PooledSession(requests.Session):
     merged from the session through slow type checks (``typing`` Protocols).  The short way prepares the
     request with the same ``PreparedRequest`` steps and the session's headers merged as requests merges
     them (``merge_setting``: the session's first, ours over them, a None dropped), so the same bytes go on
-    the wire (tests/worker/destinations/test_transport.py compares it with ``Session.prepare_request``),
-    and sends it through the same adapter (its pool, connect retries and exceptions).  A call the short
+    the wire (tests/worker/destinations/test_pooled_session.py compares it with
+    ``Session.prepare_request``), and sends it through the same adapter (its pool, connect retries and
+    exceptions).  A call the short
     way does not cover (redirects followed, auth, cookies, files, a session with other settings) takes
     ``Session.request``."""
 
