@@ -107,19 +107,29 @@ class ClientCounter:
                                                     AbstractConnection.send_command,
                                                     AbstractConnection.pack_commands)
 
+        named = threading.local()  # set while a command counted by name is on its way to the socket
+
         def counted_send_packed(self, command, check_health=True):
             with counter._lock:
                 counter.round_trips += 1
+            if not getattr(named, "on_its_way", False):  # packed ahead of time (the broker's BRPOP)
+                counter.count(_first_name(command))
+            named.on_its_way = False
             return send_packed(self, command, check_health)
 
         def counted_send_command(self, *args, **kwargs):
             counter.count(args[:1])
-            return send_command(self, *args, **kwargs)
+            named.on_its_way = True
+            try:
+                return send_command(self, *args, **kwargs)
+            finally:
+                named.on_its_way = False
 
         def counted_pack_commands(self, commands):
             commands = list(commands)
             for args in commands:
                 counter.count(args[:1])
+            named.on_its_way = True  # a pipeline: its send follows in this thread
             return pack_commands(self, commands)
 
         AbstractConnection.send_packed_command = counted_send_packed
@@ -146,6 +156,14 @@ class ClientCounter:
     def write(self, path: Path) -> None:
         trips, sent = self.snapshot()
         path.write_text(json.dumps({"round_trips": trips, "sent": dict(sent)}))
+
+
+def _first_name(packed) -> tuple:
+    """The name of the (first) command in RESP packed ahead of time (``*N\\r\\n$len\\r\\nNAME\\r\\n``)."""
+    if isinstance(packed, (list, tuple)):
+        packed = b"".join(packed[:2])
+    parts = bytes(packed[:64]).split(b"\r\n", 3) if isinstance(packed, (bytes, bytearray, memoryview)) else []
+    return (parts[2],) if len(parts) > 2 and parts[0].startswith(b"*") else ()
 
 
 def count_in_this_process() -> None:
