@@ -95,6 +95,7 @@ class ClientCounter:
         self.round_trips = 0
         self.sent: Counter = Counter()
         self._lock = threading.Lock()
+        self._names: dict = {}  # as sent (str or bytes) -> upper-case name
 
     @classmethod
     def install(cls) -> "ClientCounter":
@@ -140,10 +141,15 @@ class ClientCounter:
     def count(self, name_part) -> None:
         if not name_part:
             return
-        name = name_part[0]
-        name = name.decode("ascii", "replace") if isinstance(name, bytes) else str(name)
+        raw = name_part[0]
+        name = self._names.get(raw) if isinstance(raw, (str, bytes)) else None
+        if name is None:  # each command name is spelt out once (the count runs for every command sent)
+            name = raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)
+            name = name.split(" ")[0].upper()
+            if isinstance(raw, (str, bytes)):
+                self._names[raw] = name
         with self._lock:
-            self.sent[name.split(" ")[0].upper()] += 1
+            self.sent[name] += 1
 
     def snapshot(self) -> tuple[int, Counter]:
         with self._lock:
