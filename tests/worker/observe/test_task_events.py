@@ -69,44 +69,42 @@ def consumer_with_events(app):
     return c, asked
 
 
-def test_task_events_wait_for_the_timer_and_go_as_one_message(app):
+@pytest.fixture
+def started(app):
+    """(consumer, flushes Celery asked for, the started step, the receiver); all closed afterwards."""
     received = Received(app)
     c, asked = consumer_with_events(app)
     step = BatchedTaskEvents(c)
-    try:
-        step.start(c)
-        published = []
-        original = c.event_dispatcher._publish
-        c.event_dispatcher._publish = lambda *a, **k: (published.append(a[2]), original(*a, **k))[1]
-        for n in range(3):
-            for kind in ("task-received", "task-started", "task-succeeded"):
-                c.event_dispatcher.send(kind, uuid=f"t{n}", name="trademax.receipt.create")
-        assert asked == [] and published == []  # no flush per event: the timer's
-        [scheduled] = c.timer.queue
-        scheduled.entry()  # the loop fires the timer (every FLUSH_SECONDS)
-        assert published == ["task.multi"]
-        events = received.wait_for(9)
-        assert [(e["type"], e["uuid"]) for e in events] == [
-            (kind, f"t{n}") for n in range(3) for kind in ("task-received", "task-started", "task-succeeded")]
-        assert all(e["hostname"] == "test@host" and e["timestamp"] for e in events)
-    finally:
-        received.stop()
-        c.event_dispatcher.close()
+    step.start(c)
+    yield c, asked, step, received
+    received.stop()
+    c.event_dispatcher.close()
 
 
-def test_events_buffered_when_the_consumer_stops_are_published_then(app):
-    received = Received(app)
-    c, _ = consumer_with_events(app)
-    step = BatchedTaskEvents(c)
-    try:
-        step.start(c)
-        c.event_dispatcher.send("task-succeeded", uuid="last", name="trademax.receipt.create")
-        step.shutdown(c)  # a warm shutdown right after the last task: its event is not lost
-        assert [e["uuid"] for e in received.wait_for(1)] == ["last"]
-        assert not c.timer.queue or all(s.entry.canceled for s in c.timer.queue)
-    finally:
-        received.stop()
-        c.event_dispatcher.close()
+def test_task_events_wait_for_the_timer_and_go_as_one_message(started):
+    c, asked, step, received = started
+    published = []
+    original = c.event_dispatcher._publish
+    c.event_dispatcher._publish = lambda *a, **k: (published.append(a[2]), original(*a, **k))[1]
+    for n in range(3):
+        for kind in ("task-received", "task-started", "task-succeeded"):
+            c.event_dispatcher.send(kind, uuid=f"t{n}", name="trademax.receipt.create")
+    assert asked == [] and published == []  # no flush per event: the timer's
+    [scheduled] = c.timer.queue
+    scheduled.entry()  # the loop fires the timer (every FLUSH_SECONDS)
+    assert published == ["task.multi"]
+    events = received.wait_for(9)
+    assert [(e["type"], e["uuid"]) for e in events] == [
+        (kind, f"t{n}") for n in range(3) for kind in ("task-received", "task-started", "task-succeeded")]
+    assert all(e["hostname"] == "test@host" and e["timestamp"] for e in events)
+
+
+def test_events_buffered_when_the_consumer_stops_are_published_then(started):
+    c, _, step, received = started
+    c.event_dispatcher.send("task-succeeded", uuid="last", name="trademax.receipt.create")
+    step.shutdown(c)  # a warm shutdown right after the last task: its event is not lost
+    assert [e["uuid"] for e in received.wait_for(1)] == ["last"]
+    assert not c.timer.queue or all(s.entry.canceled for s in c.timer.queue)
 
 
 def test_without_an_event_loop_the_step_leaves_celery_alone(app):
