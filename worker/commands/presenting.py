@@ -236,8 +236,8 @@ def page_size(value: str, *, has_all: bool = False) -> int:
     except ValueError:
         raise Refused(f"--limit must be a whole number of 1 or more, got {value!r}") from None
     if number < 1:
-        raise Refused(f"--limit must be 1 or more, got {value!r}" + (" (`--all` shows every one)"
-                                                                      if has_all else ""))
+        hint = " (`--all` shows every one)" if has_all else ""
+        raise Refused(f"--limit must be 1 or more, got {value!r}{hint}")
     return number
 
 
