@@ -5,8 +5,10 @@ the sandbox Trademax (no latency); the events of the throughput benchmark (a qua
 creates, receipts, relative and absolute stock counts) are admitted as ``wms-relay enqueue`` admits
 them, then each is delivered by ``worker.delivery.pipeline.deliver`` in this process — what a worker's
 task does, without Celery.  Per kind of event it prints the store round trips and commands this process
-sent (counted in redis-py, ``benchmarks.store_calls``) and the commands the store ran (``INFO
-commandstats``: those our scripts run inside included), after a warm-up (:func:`warm_up`).
+sent (counted in redis-py, ``benchmarks.store_calls``), the commands the store ran (``INFO
+commandstats``: those our scripts run inside included) and this process's CPU time per event
+(``time.process_time``: the task's Python, without the store's and the sandbox's), after a warm-up
+(:func:`warm_up`).
 ``--profile``: cProfile of the deliveries, the functions with the most time of their own and the store
 calls by caller.
 
@@ -36,7 +38,8 @@ KINDS = ("dispatch.create", "receipt.create", "stock.adjust relative", "stock.ad
 # Where a delivery's time goes (--profile): the functions whose inclusive time makes each part.
 PARTS = (("store calls (redis-py: scripts, commands, pipelines)",
           (("redis/client.py", "_execute_command"), ("redis/client.py", "execute"))),
-         ("the destination's HTTP call (requests)", (("requests/sessions.py", "request"),)),
+         ("the destination's HTTP call (requests)", (("requests/sessions.py", "request"),
+                                                     ("worker/destinations/transport.py", "request"))),
          ("signing", (("signing/canonical.py", "sign"),)),
          ("validation (marshmallow)", (("tasks/events.py", "validate_event"),)),
          ("logging", (("logging/__init__.py", "_log"),)))
@@ -55,7 +58,7 @@ def measure(relay, batch, counter: store_calls.ClientCounter, watcher: store_cal
         chosen = [(op, e) for op, e in batch if kind_of(op, e) == kind]
         stats = store_calls.CommandStats(watcher)
         before = counter.snapshot()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         if profile is not None:
             profile.enable()
         for operation, event in chosen:
@@ -63,37 +66,41 @@ def measure(relay, batch, counter: store_calls.ClientCounter, watcher: store_cal
             assert state == "delivered", f"{operation} {event}: {state}"
         if profile is not None:
             profile.disable()
-        seconds = time.perf_counter() - started
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
         trips, sent = counter.since(before)
         ran = stats.delta()
         n = len(chosen)
-        found[kind] = {"events": n, "ms": 1000 * seconds / n, "round_trips": trips / n,
+        found[kind] = {"events": n, "ms": 1000 * seconds / n, "cpu_ms": 1000 * cpu_seconds / n,
+                       "round_trips": trips / n,
                        "sent": {k: v / n for k, v in sent.most_common()},
                        "ran": {k: v / n for k, v in ran.most_common()}}
     return found
 
 
 def report(found: dict) -> str:
-    lines = ["| event | ms each | round trips | commands sent (by name) | store commands run | of which |",
-             "|---|---:|---:|---|---:|---|"]
+    lines = ["| event | ms each | CPU ms each | round trips | commands sent (by name) | store commands run "
+             "| of which |", "|---|---:|---:|---:|---|---:|---|"]
     for kind, f in found.items():
         sent = ", ".join(f"{name} {n:.2g}" for name, n in f["sent"].items())
         ran = ", ".join(f"{name} {n:.2g}" for name, n in list(f["ran"].items())[:8])
-        lines.append(f"| {kind} | {f['ms']:.2f} | {f['round_trips']:.2f} | {sent} "
+        lines.append(f"| {kind} | {f['ms']:.2f} | {f['cpu_ms']:.2f} | {f['round_trips']:.2f} | {sent} "
                      f"| {sum(f['ran'].values()):.1f} | {ran} |")
     everything = Counter()
     for f in found.values():
         everything.update(f["ran"])
     trips = sum(f["round_trips"] for f in found.values()) / len(found)
     evalsha = sum(f["sent"].get("EVALSHA", 0) for f in found.values()) / len(found)
+    cpu = sum(f["cpu_ms"] for f in found.values()) / len(found)
     lines.append(f"\nmix average: {trips:.2f} round trips, {evalsha:.2f} EVALSHA sent, "
-                 f"{sum(everything.values()) / len(found):.1f} store commands run per event")
+                 f"{sum(everything.values()) / len(found):.1f} store commands run per event; "
+                 f"{cpu:.2f} ms of this process's CPU per event")
     return "\n".join(lines)
 
 
-def time_report(stats: pstats.Stats) -> str:
+def time_report(stats: pstats.Stats, events: int) -> str:
     """The deliveries' time in parts (inclusive times of PARTS' functions; signing is inside the HTTP
-    call's part, not beside it)."""
+    call's part, not beside it), and the Python function calls per delivery (cProfile's count: stable
+    from run to run, however loaded the machine)."""
     def inclusive(file_part: str, name: str) -> float:
         return sum(row[3] for (file, _, function), row in stats.stats.items()
                    if function == name and file.endswith(file_part))
@@ -109,6 +116,7 @@ def time_report(stats: pstats.Stats) -> str:
     lines.append(f"| everything else (the pipeline's own Python) | {total - counted:.2f} "
                  f"| {(total - counted) / total:.0%} |")
     lines.append(f"| all of deliver() | {total:.2f} | 100% |")
+    lines.append(f"\nPython function calls per delivery: {stats.total_calls / events:,.0f}")
     return "\n".join(lines)
 
 
@@ -142,7 +150,7 @@ def main() -> int:
             found = measure(relay, batch, counter, store_calls.CountedClient(valkey_client(valkey)), profile)
             print(report(found))
             if profile is not None:
-                print("\n" + time_report(pstats.Stats(profile)))
+                print("\n" + time_report(pstats.Stats(profile), len(batch)))
                 pstats.Stats(profile).sort_stats("tottime").print_stats(20)
         finally:
             sandbox.stop()

@@ -109,8 +109,11 @@ def _event_of(raw: bytes) -> dict:
 
 
 def replay(url: str, restart, *, rule: str, counts: int, rate: int, pause: float = 3600.0,
-           sweep_every: float = 60.0, after: float = 900.0, take_per_second: int = 500) -> ReplayResult:
-    """One replay on the store at ``url`` (flushed first); ``restart()`` restarts that store."""
+           sweep_every: float = 60.0, after: float = 900.0, take_per_second: int = 500,
+           progress=None, progress_every: float = 600.0) -> ReplayResult:
+    """One replay on the store at ``url`` (flushed first); ``restart()`` restarts that store.
+    ``progress(rule, simulated seconds, result so far, queue length)`` is called every ``progress_every``
+    simulated seconds (a long replay says how far it got)."""
     clock = {"now": T0}
     now = lambda: clock["now"]  # noqa: E731
     world = _World(url, now, rule, after)
@@ -137,6 +140,9 @@ def replay(url: str, restart, *, rule: str, counts: int, rate: int, pause: float
             restarted = True
             world = _World(url, now, rule, after) if rule == "knows" else _rebuilt(world, url, now, after)
         clock["now"] += 1.0
+        if progress is not None and (clock["now"] - T0) % progress_every == 0:
+            result.wall_seconds = time.monotonic() - started
+            progress(rule, clock["now"] - T0, result, world.client.llen(ROW.queue))
         if clock["now"] > resumed_at + 20 * pause:
             raise RuntimeError(f"the replay did not drain: {result}")
     result.drain_seconds = clock["now"] - resumed_at

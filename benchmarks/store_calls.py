@@ -95,6 +95,7 @@ class ClientCounter:
         self.round_trips = 0
         self.sent: Counter = Counter()
         self._lock = threading.Lock()
+        self._names: dict = {}  # as sent (str or bytes) -> upper-case name
 
     @classmethod
     def install(cls) -> "ClientCounter":
@@ -107,19 +108,29 @@ class ClientCounter:
                                                     AbstractConnection.send_command,
                                                     AbstractConnection.pack_commands)
 
+        named = threading.local()  # set while a command counted by name is on its way to the socket
+
         def counted_send_packed(self, command, check_health=True):
             with counter._lock:
                 counter.round_trips += 1
+            if not getattr(named, "on_its_way", False):  # packed ahead of time (the broker's BRPOP)
+                counter.count(_first_name(command))
+            named.on_its_way = False
             return send_packed(self, command, check_health)
 
         def counted_send_command(self, *args, **kwargs):
             counter.count(args[:1])
-            return send_command(self, *args, **kwargs)
+            named.on_its_way = True
+            try:
+                return send_command(self, *args, **kwargs)
+            finally:
+                named.on_its_way = False
 
         def counted_pack_commands(self, commands):
             commands = list(commands)
             for args in commands:
                 counter.count(args[:1])
+            named.on_its_way = True  # a pipeline: its send follows in this thread
             return pack_commands(self, commands)
 
         AbstractConnection.send_packed_command = counted_send_packed
@@ -130,10 +141,15 @@ class ClientCounter:
     def count(self, name_part) -> None:
         if not name_part:
             return
-        name = name_part[0]
-        name = name.decode("ascii", "replace") if isinstance(name, bytes) else str(name)
+        raw = name_part[0]
+        name = self._names.get(raw) if isinstance(raw, (str, bytes)) else None
+        if name is None:  # each command name is spelt out once (the count runs for every command sent)
+            name = raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)
+            name = name.split(" ")[0].upper()
+            if isinstance(raw, (str, bytes)):
+                self._names[raw] = name
         with self._lock:
-            self.sent[name.split(" ")[0].upper()] += 1
+            self.sent[name] += 1
 
     def snapshot(self) -> tuple[int, Counter]:
         with self._lock:
@@ -146,6 +162,14 @@ class ClientCounter:
     def write(self, path: Path) -> None:
         trips, sent = self.snapshot()
         path.write_text(json.dumps({"round_trips": trips, "sent": dict(sent)}))
+
+
+def _first_name(packed) -> tuple:
+    """The name of the (first) command in RESP packed ahead of time (``*N\\r\\n$len\\r\\nNAME\\r\\n``)."""
+    if isinstance(packed, (list, tuple)):
+        packed = b"".join(packed[:2])
+    parts = bytes(packed[:64]).split(b"\r\n", 3) if isinstance(packed, (bytes, bytearray, memoryview)) else []
+    return (parts[2],) if len(parts) > 2 and parts[0].startswith(b"*") else ()
 
 
 def count_in_this_process() -> None:

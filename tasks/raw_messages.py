@@ -99,12 +99,15 @@ class DuplicateKey(ValueError):
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
-    found: dict = {}
-    for name, value in pairs:
-        if name in found:
+    found = dict(pairs)
+    if len(found) == len(pairs):  # every key once (the common case: one C call, no Python loop)
+        return found
+    seen: set = set()
+    for name, _ in pairs:
+        if name in seen:
             raise DuplicateKey(f"duplicate key {name!r} in one JSON object")
-        found[name] = value
-    return found
+        seen.add(name)
+    return found  # not reached: fewer keys than pairs means one repeats
 
 
 def strict_json(text: str) -> Any:
@@ -167,7 +170,9 @@ def _body(envelope: dict, operation: str | None) -> list:
     except (binascii.Error, ValueError):
         raise _Refused("body is not base64 of UTF-8 text", operation) from None
     try:
-        strict, kombu_view = strict_json(decoded), kombu_loads(decoded)
+        strict = strict_json(decoded)
+        if _kombu_may_differ(decoded):
+            kombu_loads(decoded)  # only asked whether kombu can decode it: Celery will read the same text
     except (ValueError, RecursionError) as exc:
         raise _Refused(f"body is not JSON: {_json_problem(exc)}", operation) from None
     if not (isinstance(strict, list) and len(strict) == 3):
@@ -178,8 +183,15 @@ def _body(envelope: dict, operation: str | None) -> list:
     if not (isinstance(args, list) and isinstance(kwargs, dict) and isinstance(embed, (dict, type(None)))):
         raise _Refused("body must be [args (an array), kwargs (an object), embed (an object or null)]",
                        operation)
-    del kombu_view  # only asked whether kombu can decode it: what Celery will read is the same text
     return [args, kwargs]
+
+
+def _kombu_may_differ(text: str) -> bool:
+    """Whether kombu's decoder could refuse JSON text that :func:`strict_json` took: only through an
+    object of exactly ``__type__`` and ``__value__`` (its typed values: an unknown type or a bad value
+    raises).  Without ``__value__`` in the text — nor a ``\\u`` escape, which could spell it — there is
+    none, and the second decoding (about a sixth of the door's time, issue 21) is spared."""
+    return "__value__" in text or "\\u" in text
 
 
 def _check(envelope: Any, queue: str, now: float) -> tuple[str, list]:

@@ -13,6 +13,7 @@ from celery.signals import celeryd_init
 from worker.celery_config import celery_config
 from worker.destinations.table import TASK_MODULES
 from worker.observe.heartbeat import heartbeat_step
+from worker.observe.task_events import BatchedTaskEvents
 from worker.settings import Settings
 
 # The task modules come from the operation table: one per destination resource; and the desk's bulk job
@@ -46,6 +47,8 @@ def _probe_files(node_name: str):
 # metrics) and the probe files (`health worker --liveness`).
 app.steps["consumer"].add(heartbeat_step(_store_client, configuration=_configuration,
                                          probe_files=_probe_files))
+# Celery's task events (Flower's view) published a few times a second, not after each event.
+app.steps["consumer"].add(BatchedTaskEvents)
 
 
 @app.on_configure.connect

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from time import monotonic
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import redis
@@ -21,10 +22,15 @@ from worker.settings import SentinelAddress, Settings
 from worker.store.connection import tls_options
 
 
+# Packed BRPOP commands a channel keeps (one per rotation of its queues; more only when its queues change).
+_PACKED_BRPOPS_KEPT = 64
+
+
 class _ChannelFixes:
     """What our channels change of kombu's (mixed into the plain and the Sentinel channel): every message
     popped from a task queue is screened first (issue 9's malformed-message dead letters), a closed
-    connection fails as a connection error, and a channel reuses its redis-py client."""
+    connection fails as a connection error, a channel reuses its redis-py client, and it packs its BRPOP once
+    per queue order."""
 
     def _admit(self, item, queue: str):
         """The popped message as kombu's ``loads`` would give it, if :func:`tasks.raw_messages.screen`
@@ -61,6 +67,35 @@ class _ChannelFixes:
         finally:
             self._in_poll = None
             self._flush_brpop_reauth()
+
+    def _brpop_start(self, timeout=None):
+        """kombu 5.7's ``_brpop_start``, with the BRPOP command packed once per queue order.
+
+        kombu builds and packs the command anew for every poll — one per message taken with a prefetch of
+        one — over every queue times every priority list (4): 44 keys for our 11 queues, ~50 µs of the
+        consumer loop per message (half of it redis-py packing the keys), and the loop is what a busy worker
+        waits on (docs/benchmarks.md, issue 21).  The keys depend only on the queue order (kombu rotates it
+        after each message), the timeout and the key prefix, so the packed bytes are kept per order."""
+        if timeout is None:
+            timeout = self.brpop_timeout
+        queues = self._queue_cycle.consume(len(self.active_queues))
+        if not queues:
+            return
+        connection = self.client.connection
+        packed_brpops = self.__dict__.setdefault("_packed_brpops", {})
+        order = (tuple(queues), timeout or 0, self.global_keyprefix)
+        packed = packed_brpops.get(order)
+        if packed is None:
+            keys = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
+            command_args = ["BRPOP", *keys, timeout or 0]
+            if self.global_keyprefix:
+                command_args = self.client._prefix_args(command_args)
+            if len(packed_brpops) >= _PACKED_BRPOPS_KEPT:  # the queues changed (a consumer added/cancelled)
+                packed_brpops.clear()
+            packed = packed_brpops[order] = connection.pack_command(*command_args)
+        self._in_poll = connection
+        self._brpop_sent_at = monotonic()
+        connection.send_packed_command(packed)
 
     def _get(self, queue):
         """kombu's ``_get`` (basic_get), screened as ``_brpop_read`` is."""

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any, Iterable, Mapping
+from collections.abc import Mapping
+from typing import Any, Iterable
 from urllib.parse import parse_qs, quote, quote_plus, urlsplit, urlunsplit
 
 from worker.destinations.declaration import Declaration
@@ -80,8 +81,11 @@ def screened(value: Any, *, where: str, redact: bool) -> Any:
 
     A walk with its own stack, not a recursion: an event nested as deeply as the JSON decoder accepts
     (hundreds of levels) is screened without a RecursionError, which took the ``enqueue`` process down
-    while it wrote such an event's dead letter (the fuzz run found it)."""
-    if not isinstance(value, (Mapping, list, tuple)):
+    while it wrote such an event's dead letter (the fuzz run found it).  Every delivery screens its event,
+    its answer and its attempt (``worker.encoding.stored_json``), so the walk asks the cheap question
+    first: a plain dict, list or str is known by its exact type (``collections.abc.Mapping`` only for
+    the rest: not ``typing.Mapping``, whose check runs in Python)."""
+    if not _is_container(value):
         return value
     top: list = [None]
     pending: list[tuple[Any, Any, Any]] = [(value, top, 0)]  # (item, the container it goes into, its slot)
@@ -93,24 +97,37 @@ def screened(value: Any, *, where: str, redact: bool) -> Any:
             raise RecursionError(f"{where}: more than {MAX_CONTAINERS} objects and arrays, or one that "
                                  "contains itself")
         children = []
-        if isinstance(item, Mapping):
+        if type(item) is dict or isinstance(item, Mapping):
             kept: dict = {}
             for name, inner in item.items():
-                if str(name).lower() in SECRET_KEYS:
+                if (name if type(name) is str else str(name)).lower() in SECRET_KEYS:
                     if not redact:
                         raise SecretKeyError(f"{where} must not carry {name!r}: secrets are never stored")
                     kept[name] = REDACTED
                 else:
                     kept[name] = inner
-                    if isinstance(inner, (Mapping, list, tuple)):
+                    # _is_container, the plain case inline: most values are text and numbers
+                    if type(inner) not in _PLAIN and _is_container(inner):
                         children.append((inner, kept, name))
         else:
             kept = list(item)
             children = [(inner, kept, index) for index, inner in enumerate(kept)
-                        if isinstance(inner, (Mapping, list, tuple))]
+                        if type(inner) not in _PLAIN and _is_container(inner)]
         into[slot] = kept
         pending.extend(reversed(children))  # walked in document order
     return top[0]
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})  # JSON's scalars: never containers
+_CONTAINERS = frozenset({dict, list, tuple})
+
+
+def _is_container(value: Any) -> bool:
+    """An object or an array for :func:`screened` to walk: a Mapping, list or tuple."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return False
+    return kind in _CONTAINERS or isinstance(value, (Mapping, list, tuple))
 
 
 def redacted(value: Any) -> Any:

@@ -7,7 +7,7 @@ while it is a draft (``dispatch.update``), published (``dispatch.publish``) or d
 """
 from __future__ import annotations
 
-from marshmallow import ValidationError, fields, validates_schema
+from marshmallow import ValidationError, validates_schema
 
 from tasks.schemas.common import (
     Choice,
@@ -18,6 +18,7 @@ from tasks.schemas.common import (
     Integer,
     Listing,
     Measure,
+    Nested,
     StrictSchema,
     Text,
     artno,
@@ -64,7 +65,7 @@ class PackageSchema(StrictSchema):
     weight = Measure(required=True)
     volume = Measure(required=True)
     picking_zones = Listing(Text(64), max_items=MAX_PICKING_ZONES)
-    products = Listing(fields.Nested(PackageProductSchema), max_items=MAX_PRODUCTS, required=True)
+    products = Listing(Nested(PackageProductSchema), max_items=MAX_PRODUCTS, required=True)
 
 
 class DispatchProductSchema(StrictSchema):
@@ -92,8 +93,8 @@ class DispatchCreateSchema(_UniquePackages, EventSchema):
     draft = Flag()
     transaction_id = transaction_id(required=True)
     external_reference = Text(255, min_length=0, identifier=False, allow_none=True)
-    packages = Listing(fields.Nested(PackageSchema), max_items=MAX_PACKAGES, required=True)
-    products = Listing(fields.Nested(DispatchProductSchema), max_items=MAX_PRODUCTS, required=True)
+    packages = Listing(Nested(PackageSchema), max_items=MAX_PACKAGES, required=True)
+    products = Listing(Nested(DispatchProductSchema), max_items=MAX_PRODUCTS, required=True)
 
 
 class DispatchChangeSchema(_UniquePackages, EventSchema):
@@ -112,8 +113,8 @@ class DispatchChangeSchema(_UniquePackages, EventSchema):
     order_type = Choice(ORDER_TYPES)
     draft = Flag()
     external_reference = Text(255, min_length=0, identifier=False, allow_none=True)
-    packages = Listing(fields.Nested(PackageSchema), max_items=MAX_PACKAGES)
-    products = Listing(fields.Nested(DispatchProductSchema), max_items=MAX_PRODUCTS)
+    packages = Listing(Nested(PackageSchema), max_items=MAX_PACKAGES)
+    products = Listing(Nested(DispatchProductSchema), max_items=MAX_PRODUCTS)
 
 
 UPDATE_KEEPS_DRAFT = (

@@ -5,13 +5,14 @@ package, an inventory package may give its volume directly or as height, width a
 """
 from __future__ import annotations
 
-from marshmallow import ValidationError, fields, validates_schema
+from marshmallow import ValidationError, validates_schema
 
 from tasks.schemas.common import (
     EventSchema,
     Integer,
     Listing,
     Measure,
+    Nested,
     StrictSchema,
     artno,
     require_unique,
@@ -52,7 +53,7 @@ class PackageDataSchema(EventSchema):
     event_id = required_event_id()
     artno = artno(required=True)
     warehouse_id = warehouse_id(required=True)
-    packages = Listing(fields.Nested(InventoryPackageSchema), max_items=MAX_PACKAGES, required=True)
+    packages = Listing(Nested(InventoryPackageSchema), max_items=MAX_PACKAGES, required=True)
 
     @validates_schema(pass_original=True, skip_on_field_errors=False)
     def _numbers_unique(self, data, original, **kwargs):

@@ -44,16 +44,20 @@ class _Walk:
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.setdefault(".".join(path) or "_schema", []).append(message)
 
-    def copy(self, value: object, path: tuple[str, ...]) -> object:
+    def copy(self, value: object, parent: tuple[str, ...], segment: str | None = None) -> object:
+        """``value``, found at ``parent`` + ``segment`` (the path is built only where it is needed: for
+        a problem, or for the children of an object or array)."""
         self.nodes += 1
         if self.nodes > MAX_NODES:
             if self.nodes == MAX_NODES + 1:
                 self.problem((), f"Too large: more than {MAX_NODES} values.")
             return None
         kind = type(value)
-        # Exact-type and base-class calls throughout: a subclass's overridden methods never run.
-        if value is None or kind is bool:
+        # The plain case first: an exact str, int or bool (or None) is its own plain copy.
+        if kind in _EXACT:
             return value
+        path = parent if segment is None else parent + (segment,)
+        # Exact-type and base-class calls throughout: a subclass's overridden methods never run.
         if issubclass(kind, str):
             return str.__str__(value)
         if issubclass(kind, int):
@@ -72,7 +76,11 @@ class _Walk:
                 for index, item in enumerate(list.__iter__(value)):
                     if self.nodes > MAX_NODES:
                         break
-                    items.append(self.copy(item, path + (str(index),)))
+                    if type(item) in _EXACT and self.nodes < MAX_NODES:  # what copy() would do, inline
+                        self.nodes += 1
+                        items.append(item)
+                    else:
+                        items.append(self.copy(item, path, str(index)))
                 return items
             result = {}
             for key, item in dict.items(value):
@@ -81,10 +89,18 @@ class _Walk:
                 segment = path_segment(key)
                 if not isinstance(key, str):
                     self.problem(path + (segment,), f"Keys must be strings, not {_kind(key)}.")
-                result[segment] = self.copy(item, path + (segment,))
+                if type(item) in _EXACT and self.nodes < MAX_NODES:  # what copy() would do, inline
+                    self.nodes += 1
+                    result[segment] = item
+                else:
+                    result[segment] = self.copy(item, path, segment)
             return result
         self.problem(path, f"Not a JSON value ({_kind(value)}).")
         return None
+
+
+# Values that are their own plain copy: exact str, int and bool, and None (a subclass is copied).
+_EXACT = frozenset({str, int, bool, type(None)})
 
 
 def plain_json(payload: object) -> tuple[object, dict[str, list[str]]]:

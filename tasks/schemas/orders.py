@@ -2,12 +2,13 @@
 (Trademax ``PATCH order/outgoing/{order_no}``), so the retailer no longer changes them."""
 from __future__ import annotations
 
-from marshmallow import fields, validates_schema
+from marshmallow import validates_schema
 
 from tasks.schemas.common import (
     EventSchema,
     Integer,
     Listing,
+    Nested,
     StrictSchema,
     order_no,
     require_unique,
@@ -31,7 +32,7 @@ class LineLocksSchema(EventSchema):
     event_id = required_event_id()
     order_no = order_no(required=True)
     warehouse_id = warehouse_id(required=True)
-    lines = Listing(fields.Nested(LineLockSchema), max_items=MAX_LINES, required=True)
+    lines = Listing(Nested(LineLockSchema), max_items=MAX_LINES, required=True)
 
     @validates_schema(pass_original=True, skip_on_field_errors=False)
     def _lines_unique(self, data, original, **kwargs):

@@ -1,14 +1,13 @@
 """Receipt events: goods received against an incoming order (Trademax ``POST receipt``)."""
 from __future__ import annotations
 
-from marshmallow import fields
-
 from tasks.schemas.common import (
     CalendarDate,
     Choice,
     EventSchema,
     Integer,
     Listing,
+    Nested,
     StrictSchema,
     Text,
     artno,
@@ -39,4 +38,4 @@ class ReceiptCreateSchema(EventSchema):
     transaction_id = transaction_id(required=True)
     order_type = Choice(ORDER_TYPES, required=True)
     received_date = CalendarDate(required=True)
-    products = Listing(fields.Nested(ReceiptProductSchema), max_items=MAX_PRODUCTS, required=True)
+    products = Listing(Nested(ReceiptProductSchema), max_items=MAX_PRODUCTS, required=True)

@@ -116,3 +116,34 @@ def test_a_task_on_a_queue_not_its_own_is_malformed_naming_both():
 
     for task, row in TASKS.items():  # every task still passes on its own queue
         assert isinstance(screen(celery_message(task, EVENT, row.queue), row.queue, now=NOW), Passed), task
+
+
+@pytest.mark.parametrize("body_text", [
+    '[[{"transaction_id": "T-1", "x": {"__type__": "nope", "__value__": 1}}], {}, null]',
+    # the same object, its key spelled with a JSON escape: the door still asks kombu
+    '[[{"transaction_id": "T-1", "x": {"__type__": "nope", "\\u005f_value__": 1}}], {}, null]',
+    '[[{"transaction_id": "T-1", "x": {"__type__": "datetime", "__value__": "not a time"}}], {}, null]',
+])
+def test_a_typed_value_kombu_cannot_decode_is_turned_away(body_text):
+    """kombu decodes ``{"__type__": ..., "__value__": ...}`` objects itself (and raises for an unknown
+    type or a bad value): such a body would fail in the worker, so the door refuses it — whichever way
+    the key is spelled (the door skips kombu's decoding only for text that cannot hold one)."""
+    raw = json.loads(celery_message("trademax.receipt.create", EVENT, "trademax.receipt"))
+    raw["body"] = base64.b64encode(body_text.encode()).decode()
+    verdict = screen(json.dumps(raw).encode(), "trademax.receipt", now=NOW)
+    assert isinstance(verdict, Malformed) and verdict.problem.startswith("body is not JSON")
+
+
+def test_a_key_named_like_kombus_alone_passes():
+    event = {"transaction_id": "T-1", "note": {"__type__": "x"}, "other": "__value__ in text"}
+    verdict = screen(celery_message("trademax.receipt.create", event, "trademax.receipt"), "trademax.receipt",
+                     now=NOW)
+    assert isinstance(verdict, Passed) and body_of(verdict.envelope)[0] == [event]
+
+
+def test_a_key_given_twice_deep_inside_the_body_is_named():
+    raw = json.loads(celery_message("trademax.receipt.create", EVENT, "trademax.receipt"))
+    body = b'[[{"transaction_id": "T-1", "products": [{"a": 1, "b": 2, "a": 3}]}], {}, null]'
+    raw["body"] = base64.b64encode(body).decode()
+    verdict = screen(json.dumps(raw).encode(), "trademax.receipt", now=NOW)
+    assert isinstance(verdict, Malformed) and "duplicate key 'a'" in verdict.problem

@@ -43,3 +43,24 @@ def test_a_structure_that_contains_itself_is_refused():
     loop.append(loop)
     with pytest.raises(RecursionError):
         redacted(loop)
+
+
+def test_any_mapping_is_walked_not_only_a_plain_dict():
+    """screened asks the exact type first (a dict, a list, text: issue 21) — a Mapping of another kind, a
+    str subclass as a key, a dict subclass, are screened all the same."""
+    from collections import OrderedDict
+    from types import MappingProxyType
+
+    class Name(str):
+        pass
+
+    class Record(dict):
+        pass
+
+    event = {"a": MappingProxyType({"Password": "p", "b": (OrderedDict(token="t"),)}),
+             "c": [Record({Name("X-WMS-Signature"): "s", "d": 1})], 3: "kept"}
+    assert redacted(event) == {"a": {"Password": REDACTED, "b": [{"token": REDACTED}]},
+                               "c": [{"X-WMS-Signature": REDACTED, "d": 1}], 3: "kept"}
+    for inner in (MappingProxyType({"secret": 1}), OrderedDict(secret=1), Record(secret=1)):
+        with pytest.raises(SecretKeyError):
+            screened({"x": [inner]}, where="the ledger", redact=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from kombu import Connection
@@ -89,3 +90,32 @@ def test_the_embedded_stores_socket_broker_screens_every_message(tmp_path):
         assert letter.reason == "malformed_message" and "trademax.receipt" in letter.detail
     finally:
         embedded.stop(var)
+
+
+def test_a_consumer_on_many_queues_packs_its_brpop_once_per_queue_order(connection):
+    """The channel keeps the packed BRPOP per queue order (kombu packed 4 keys per queue for every message);
+    every queue is still polled in turn and every message arrives."""
+    from kombu import Consumer, Queue
+
+    names = [f"brpop-order-{n}" for n in range(3)]
+    channel = connection.channel()
+    got: list[str] = []
+
+    def on_message(body, message):
+        got.append(body["queue"])
+        message.ack()
+
+    with Consumer(channel, [Queue(name) for name in names], callbacks=[on_message], accept=["json"]):
+        producer = connection.Producer()
+        for round_ in range(4):
+            for name in names:
+                producer.publish({"queue": name, "round": round_}, routing_key=name, serializer="json")
+        deadline = time.monotonic() + 10
+        while len(got) < 12 and time.monotonic() < deadline:
+            connection.drain_events(timeout=1)
+    assert sorted(got) == sorted(names * 4)
+    kept = channel.__dict__["_packed_brpops"]
+    assert 1 <= len(kept) <= len(names)  # one per rotation of the three queues, not one per message
+    for order, packed in kept.items():
+        queues, packed = order[0], packed if isinstance(packed, bytes) else b"".join(packed)
+        assert packed.startswith(b"*") and b"BRPOP" in packed and all(q.encode() in packed for q in queues)

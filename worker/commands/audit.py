@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from worker.commands.presenting import (
-    friendly_errors, parse_since, print_listing, say, say_store, shorten, table,
+    friendly_errors, page_size, parse_since, print_listing, say, say_store, shorten, table,
 )
 from worker.settings import Settings
 
@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                     "resume")
     p.add_argument("--since", help="only actions since: 30m, 2h, 3d or a date (2024-05-01)")
     p.add_argument("--grep", help="only actions whose target, reason or message contain this text")
-    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p.add_argument("--limit", default="50", metavar="N", help="at most N (default 50)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object: store, count, entries (an array)")
     p.set_defaults(handler=run)
@@ -31,10 +31,11 @@ def run(args: argparse.Namespace) -> int:
     from worker.store.audit_log import AuditFilter
     from worker.support.workplace import workplace
 
+    page_size(args.limit)  # a bad --limit is refused before anything is read
     with workplace(Settings.from_env()) as place:
         since = parse_since(args.since, place.relay.clock()) if args.since else None
         entries, _ = place.tools.audit.page(AuditFilter(actor=args.actor, action=args.action, text=args.grep,
-                                                        since=since), limit=max(args.limit, 1))
+                                                        since=since), limit=page_size(args.limit))
     if args.json:
         print_listing(place.store, "entries", [entry.to_dict() for entry in entries])
         return 0

@@ -13,8 +13,9 @@ import    reads a CSV file (``-``: standard input) with exactly that header, UTF
           file whole, naming the line and the column; nothing of it is imported (exit code 2).  Rows are
           added or changed; with ``--replace`` the rows the file does not list are removed.  Says how many
           rows it added, changed and removed and how many waiting deliveries it released; audited.
-show      one artno's row (exit code 1 when it has none: says what is sent for it), or every row and the
-          deliveries waiting for one.
+show      one artno's row (exit code 1 when it has none: says what is sent for it), or the rows (the first
+          50 by artno unless ``--limit N`` or ``--all``; ``export`` writes every one) and the deliveries
+          waiting for one.
 export    every row as a catalog file on standard output (``import`` reads it back unchanged).
 
 Refused with exit code 2, nothing changed: a destination that has no catalog or is not on here (its base
@@ -26,7 +27,8 @@ import sys
 from pathlib import Path
 
 from worker.commands.presenting import (
-    Refused, default_actor, described, friendly_errors, print_json, say, say_store)
+    Refused, add_page_options, default_actor, described, friendly_errors, more_line, page_limit, paged,
+    print_json, say, say_store)
 from worker.settings import Settings
 
 
@@ -43,10 +45,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imp.add_argument("--actor", default=None, help="who is acting (default: your OS account)")
     imp.add_argument("--json", action="store_true", help="print the result as JSON")
     imp.set_defaults(handler=run_import)
-    show = sub.add_parser("show", help="one artno's row, or every row", **described(__doc__))
+    show = sub.add_parser("show", help="one artno's row, or the rows (50 unless --limit N or --all)",
+                          **described(__doc__))
     show.add_argument("destination", metavar="DEST")
     show.add_argument("artno", metavar="ARTNO", nargs="?", default=None)
-    show.add_argument("--json", action="store_true", help="print JSON")
+    add_page_options(show, "rows", "by artno")
+    show.add_argument("--json", action="store_true",
+                      help="print JSON (without ARTNO: rows is the page; total, limit and more say the rest)")
     show.set_defaults(handler=run_show)
     export = sub.add_parser("export", help="every row as CSV on standard output", **described(__doc__))
     export.add_argument("destination", metavar="DEST")
@@ -98,6 +103,7 @@ def run_show(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     target = _destination(settings, args.destination)
+    page_limit(args)  # a bad --limit is refused before anything is read
     with workplace(settings) as place:
         catalog = place.relay.catalog_of(target.name)
         mode = settings.destination(target.name).catalog
@@ -115,18 +121,21 @@ def run_show(args: argparse.Namespace) -> int:
                 say_store(place.store)
                 say(_line(row))
             return 0 if row is not None else 1
-        rows = catalog.all_rows()
+        page = paged(catalog.all_rows(), args)
         waiting = waiting_for_rows(place.relay, target.name).get(target.name)
         products = products_of(place.relay, target.name)
     if args.json:
-        print_json({"destination": target.name, "mode": mode, "rows": [row.to_dict() for row in rows],
-                    "waiting": waiting or {"deliveries": 0, "first_artnos": []}, "store": place.store,
-                    **({"products": products} if products is not None else {})})
+        print_json({"destination": target.name, "mode": mode, "rows": [row.to_dict() for row in page.items],
+                    **page.to_json(), "waiting": waiting or {"deliveries": 0, "first_artnos": []},
+                    "store": place.store, **({"products": products} if products is not None else {})})
         return 0
     say_store(place.store)
-    say(f"{target.title}'s catalog ({target.declaration.prefix}_CATALOG={mode}): {len(rows)} row(s)")
-    for row in rows:
+    say(f"{target.title}'s catalog ({target.declaration.prefix}_CATALOG={mode}): {page.total} row(s)")
+    for row in page.items:
         say("  " + _line(row))
+    if page.more:
+        say(f"{len(page.items)} of {page.total:,} rows shown (by artno). " + more_line(page)
+            + f" `wms-relay catalog export {target.name}` writes every row as a file.")
     if waiting:
         say(f"{waiting['deliveries']} delivery(ies) wait for a row (unmapped), artnos "
             f"{', '.join(waiting['first_artnos'])}")

@@ -1,7 +1,8 @@
 """``wms-relay dead list|show|retry|discard``: the dead letters — deliveries wms-relay will not send on its
 own.  Each letter is one destination's delivery of one event; retrying it sends to that destination only.
 
-    dead list [--destination D] [--operation OP] [--since 2h|2024-05-01] [--grep TEXT] [--limit N] [--json]
+    dead list [--destination D] [--operation OP] [--since 2h|2024-05-01] [--grep TEXT] [--limit N | --all]
+              [--json]
     dead show ID [--destination D] [--json]
     dead retry ID... | --all [--destination D] [--operation OP] [--since ...] [--grep TEXT]  [--dry-run]
                [--reason TEXT]
@@ -15,15 +16,19 @@ Retrying is atomic: when two people retry one letter, it is sent once.  An inval
 again first; if it is still invalid it stays a dead letter.  Who did it (``--actor``, default: your OS
 account), when and why are kept; ``wms-relay event OPERATION KEY`` shows them.  Letters already retried
 or discarded are deleted DEAD_LETTER_RETENTION_DAYS (default 90) after they were closed — by the
-scheduler, or now with ``dead purge``; an open letter is never deleted."""
+scheduler, or now with ``dead purge``; an open letter is never deleted.
+
+``dead list`` shows the newest 50 (``--limit N`` another number, ``--all`` every one) and says how many
+more match; its ``--json`` carries the same page with ``total``, ``limit`` and ``more``."""
 from __future__ import annotations
 
 import argparse
 import json
 
 from worker.commands.presenting import (
-    add_destination_option, age, at_most, complain, default_actor, described, destination_title,
-    friendly_errors, parse_since, print_json, print_listing, run_actions, say, say_store, shorten, table,
+    Page, add_destination_option, add_page_options, age, complain, default_actor, described,
+    destination_title, friendly_errors, more_line, page_limit, parse_since, print_json, print_listing,
+    run_actions, say, say_store, shorten, table,
 )
 from worker.encoding import one_line
 from worker.settings import Settings
@@ -37,9 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ls = sub.add_parser("list", help="open dead letters, newest first")
     _filters(ls)
     ls.add_argument("--include-closed", action="store_true", help="also letters already retried or discarded")
-    ls.add_argument("--limit", type=int, default=None, help="show at most this many (the newest)")
+    add_page_options(ls, "letters")
     ls.add_argument("--json", action="store_true",
-                    help="print one JSON object: store, count, dead_letters (an array)")
+                    help="print one JSON object: store, count, dead_letters (an array: the page), total, "
+                         "limit, more")
     ls.set_defaults(handler=run_list)
 
     show = sub.add_parser("show", help="one dead letter in full: the event, every attempt, the errors")
@@ -88,26 +94,48 @@ def _filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grep", help="only letters whose event, key or errors contain this text (any case)")
 
 
-def _select(place, args: argparse.Namespace, *, include_closed: bool = False,
-            limit: int | None = None) -> list:
-    """The letters the filters match, newest first; ``limit``: only that many are read (a page of 100,000
-    letters is found on the server, issue 21)."""
+def _query(place, args: argparse.Namespace, *, include_closed: bool = False):
+    from worker.store.dead_letter_search import LetterQuery
+
     since = parse_since(args.since, place.relay.clock()) if args.since else None
-    return place.relay.dead_letters.list(operation=args.operation, since=since, grep=args.grep,
-                                         include_closed=include_closed, destination=args.destination,
-                                         limit=limit)
+    return LetterQuery(operation=args.operation, destination=args.destination, since=since, text=args.grep,
+                       status="any" if include_closed else "open")
+
+
+def _selected_ids(place, args: argparse.Namespace) -> list[str]:
+    """The ids of every open letter the filters match, newest first (``--all`` of retry and discard)."""
+    from worker.store.dead_letter_search import all_matching_ids
+
+    return all_matching_ids(place.relay.dead_letters, _query(place, args))
+
+
+def _page(place, args: argparse.Namespace) -> Page:
+    """The page ``dead list`` shows, found on the server (issue 21: a page of 100,000 letters reads only
+    its own).  Counted in full unless ``--grep`` searches text (that count would read every letter: one
+    letter more than the page says whether others match)."""
+    from worker.store.dead_letter_search import search
+
+    limit = page_limit(args)
+    counted = not args.grep
+    found = search(place.relay.dead_letters, _query(place, args, include_closed=args.include_closed),
+                   limit=None if limit is None else limit + (0 if counted else 1), count=counted)
+    shown = found.letters if limit is None else found.letters[:limit]
+    total = found.total if counted else None
+    more = (total if total is not None else len(found.letters)) > len(shown)
+    return Page(shown, total, limit, more)
 
 
 @friendly_errors
 def run_list(args: argparse.Namespace) -> int:
     from worker.support.workplace import workplace
 
+    page_limit(args)  # a bad --limit is refused before anything is read
     with workplace(Settings.from_env()) as place:
-        at_most([], args.limit)  # a limit below 1 is refused before anything is read
-        letters = _select(place, args, include_closed=args.include_closed, limit=args.limit)
+        page = _page(place, args)
         now = place.relay.clock()
+    letters = page.items
     if args.json:
-        print_listing(place.store, "dead_letters", [letter.to_dict() for letter in letters])
+        print_listing(place.store, "dead_letters", [letter.to_dict() for letter in letters], page)
         return 0
     say_store(place.store)
     if not letters:
@@ -119,8 +147,13 @@ def run_list(args: argparse.Namespace) -> int:
             for letter in letters]
     say(table(["ID", "AGE", "DESTINATION", "OPERATION", "KEY", "REASON", "STATUS", "WHAT WENT WRONG"], rows,
               widths={4: 32, 7: 70}))
-    say(f"{len(letters)} dead letter{'s' if len(letters) != 1 else ''}. Next: `wms-relay dead show ID` to "
-        "read one; `dead retry ID` once the cause is fixed; `dead discard ID --reason ...` to give up on it.")
+    shown = f"{len(letters)} dead letter{'s' if len(letters) != 1 else ''}"
+    if page.more:
+        shown += (f" of {page.total:,}" if page.total is not None else "") + " shown (the newest)"
+    say(f"{shown}. Next: `wms-relay dead show ID` to read one; `dead retry ID` once the cause is fixed; "
+        "`dead discard ID --reason ...` to give up on it.")
+    if page.more:
+        say(more_line(page))
     return 0
 
 
@@ -191,7 +224,7 @@ def _act_on_selection(args: argparse.Namespace, past: str, action) -> int:
 
     actor = args.actor or default_actor()
     with workplace(Settings.from_env()) as place:
-        targets = args.ids or [letter.letter_id for letter in _select(place, args)]
+        targets = args.ids or _selected_ids(place, args)
         return run_actions(targets, lambda t: action(place.tools, t, actor), verb=past, as_json=args.json,
                            store=place.store, dry_run=args.dry_run,
                            nothing="Nothing to do: no open dead letters match.")

@@ -16,6 +16,7 @@ from worker.commands.presenting import (
     default_actor,
     destination_title,
     friendly_errors,
+    page_size,
     parse_until,
     print_json,
     print_listing,
@@ -51,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     h = subparsers.add_parser("pauses", help="who paused and resumed which destination, when and why",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     h.add_argument("--destination", choices=names, default=None, help="only this destination's")
-    h.add_argument("--limit", type=int, default=50, help="at most this many, newest first (default 50)")
+    h.add_argument("--limit", default="50", metavar="N", help="at most N, newest first (default 50)")
     h.add_argument("--json", action="store_true",
                    help="print one JSON object: store, count, entries (an array)")
     h.set_defaults(handler=run_history)
@@ -129,8 +130,9 @@ def run_resume(args: argparse.Namespace) -> int:
 def run_history(args: argparse.Namespace) -> int:
     from worker.support.workplace import workplace
 
+    page_size(args.limit)  # a bad --limit is refused before anything is read
     with workplace(Settings.from_env()) as place:
-        entries = place.relay.flow.pauses.history(args.destination, limit=max(args.limit, 1))
+        entries = place.relay.flow.pauses.history(args.destination, limit=page_size(args.limit))
     if args.json:
         print_listing(place.store, "entries", [entry.to_dict() for entry in entries])
         return 0

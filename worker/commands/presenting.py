@@ -10,6 +10,7 @@ import math
 import os
 import re
 import sys
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
@@ -118,11 +119,12 @@ def print_json(value: Any) -> None:
     print(json_text(value, indent=2, default=str))
 
 
-def print_listing(store: str, name: str, items: list) -> None:
+def print_listing(store: str, name: str, items: list, page: "Page | None" = None) -> None:
     """A listing's ``--json`` (``dead list``, ``retries list``, ``uncertain list``, ``audit``, ``pauses``):
-    one object — ``store`` (which store was read, as every command's JSON says it), ``count``, and the
-    items under ``name``."""
-    print_json({"store": store, "count": len(items), name: items})
+    one object — ``store`` (which store was read, as every command's JSON says it), ``count`` (the items
+    in it), the items under ``name``, and for a paged listing ``total`` (every match, null if not
+    counted), ``limit`` (null with --all) and ``more`` (whether matches were left out)."""
+    print_json({"store": store, "count": len(items), name: items, **(page.to_json() if page else {})})
 
 
 def say(text: str = "") -> None:
@@ -222,26 +224,85 @@ def friendly_errors(handler: Callable[[Any], int]) -> Callable[[Any], int]:
     return run
 
 
-def add_list_filters(p) -> None:
-    """``--operation``, ``--grep`` and ``--limit`` of a listing."""
+# A listing shows a page, not a wall (issue 21: 100,000 dead letters): this many unless --limit or --all.
+DEFAULT_PAGE = 50
+
+
+def page_size(value: str, *, has_all: bool = False) -> int:
+    """``--limit N``: a whole number of 1 or more, else :class:`Refused` naming the problem (exit 2);
+    ``has_all``: the listing has ``--all`` (the refusal says so)."""
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise Refused(f"--limit must be a whole number of 1 or more, got {value!r}") from None
+    if number < 1:
+        hint = " (`--all` shows every one)" if has_all else ""
+        raise Refused(f"--limit must be 1 or more, got {value!r}{hint}")
+    return number
+
+
+def add_page_options(p, what: str = "entries", order: str = "the newest") -> None:
+    """``--limit N`` (default :data:`DEFAULT_PAGE`) or ``--all``: how much of a long listing to show.  The
+    number is checked by :func:`page_limit` (inside the command: one sentence and exit 2, like --since)."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--limit", default=None, metavar="N",
+                       help=f"show at most N {what} ({order}; default {DEFAULT_PAGE})")
+    group.add_argument("--all", action="store_true", dest="show_all",
+                       help=f"show every one of the {what} (can be long)")
+
+
+def page_limit(args: Any) -> int | None:
+    """How many a listing shows: ``--limit N``, None with ``--all``, else :data:`DEFAULT_PAGE`."""
+    if getattr(args, "show_all", False):
+        return None
+    return page_size(args.limit, has_all=True) if args.limit is not None else DEFAULT_PAGE
+
+
+def add_list_filters(p, what: str = "entries", order: str = "the first") -> None:
+    """``--operation``, ``--grep`` and the page's ``--limit``/``--all`` of a listing."""
     p.add_argument("--operation", help="only this operation, e.g. stock.adjust")
     p.add_argument("--grep", help="only entries whose id, event or error contain this text (any case)")
-    p.add_argument("--limit", type=int, default=None, help="show at most this many")
+    add_page_options(p, what, order)
 
 
 def filtered(items: list, args: Any, *, operation: Callable[[Any], str], text: Callable[[Any], str]) -> list:
-    """``items`` kept by ``--operation`` and ``--grep`` (over ``text(item)``), cut at ``--limit`` (if the
-    command has one)."""
-    kept = [item for item in items if (not args.operation or operation(item) == args.operation)
+    """``items`` kept by ``--operation`` and ``--grep`` (over ``text(item)``); not cut (:func:`paged`)."""
+    return [item for item in items if (not args.operation or operation(item) == args.operation)
             and (not args.grep or args.grep.lower() in text(item).lower())]
-    return at_most(kept, getattr(args, "limit", None))
 
 
-def at_most(items: list, limit: int | None) -> list:
-    """``--limit N``: the first N of ``items`` (None: all); a limit below 1 is refused."""
-    if limit is not None and limit < 1:
-        raise Refused("--limit must be 1 or more")
-    return items if limit is None else items[:limit]
+@dataclass(frozen=True)
+class Page:
+    """What a listing shows: ``items`` (at most ``limit``: None is every one), of ``total`` matches (None:
+    not counted, then ``more`` says whether others match)."""
+
+    items: list
+    total: int | None
+    limit: int | None
+    more: bool
+
+    @property
+    def left(self) -> int | None:
+        return None if self.total is None else max(0, self.total - len(self.items))
+
+    def to_json(self) -> dict:
+        """The page's part of a listing's ``--json`` (beside ``store``, ``count`` and the items)."""
+        return {"total": self.total, "limit": self.limit, "more": self.more}
+
+
+def paged(items: list, args: Any) -> Page:
+    """A page of a listing read whole (``--limit``/``--all``)."""
+    limit = page_limit(args)
+    shown = items if limit is None else items[:limit]
+    return Page(shown, len(items), limit, len(shown) < len(items))
+
+
+def more_line(page: Page) -> str:
+    """What a cut listing says of the rest: how many more match and how to see them ('' when none)."""
+    if not page.more:
+        return ""
+    head = f"{page.left:,} more not shown" if page.left is not None else "More match, not shown"
+    return f"{head}: add `--limit N` or `--all` to see them, or narrow with the filters (`--help`)."
 
 
 def add_destination_option(parser, what: str = "only this destination's") -> None:

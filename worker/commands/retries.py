@@ -1,7 +1,8 @@
 """``wms-relay retries list|run-now``: the durable retry schedule — deliveries that failed transiently (or
 wait for their dispatch.create) and will be tried again on their own, each to its own destination.
 
-    retries list [--destination D] [--operation OP] [--grep TEXT] [--limit N] [--json]
+    retries list [--destination D] [--operation OP] [--grep TEXT] [--limit N | --all] [--json]
+                     the 50 due soonest unless --limit or --all, and how many more there are
     retries run-now ID... | --all [--destination D]
     retries discard ID... | --all [--destination D] [--operation OP] [--grep TEXT] [--dry-run] --reason TEXT
                      give up on them: the delivery is discarded (kept, never sent)
@@ -17,11 +18,11 @@ import argparse
 import json
 
 from worker.commands.presenting import (
-    add_destination_option, add_list_filters, age, complain, default_actor, described, filtered,
-    friendly_errors, print_listing, run_actions, say, say_store, shorten, table,
+    Page, add_destination_option, add_list_filters, age, complain, default_actor, described, filtered,
+    friendly_errors, more_line, page_limit, paged, print_listing, run_actions, say, say_store, shorten, table,
 )
 from worker.settings import Settings
-from worker.support.retry_view import scheduled
+from worker.support.retry_view import scheduled, scheduled_page
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,9 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="retries_command", metavar="ACTION")
     ls = sub.add_parser("list", help="scheduled retries, soonest first")
     add_destination_option(ls)
-    add_list_filters(ls)
+    add_list_filters(ls, "retries", "the soonest due")
     ls.add_argument("--json", action="store_true",
-                    help="print one JSON object: store, count, retries (an array)")
+                    help="print one JSON object: store, count, retries (an array: the page), total, limit, "
+                         "more")
     ls.set_defaults(handler=run_list)
     now = sub.add_parser("run-now", help="make scheduled retries due now")
     now.add_argument("ids", nargs="*", metavar="ID", help="[DESTINATION/]OPERATION:KEY")
@@ -59,11 +61,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_list(args: argparse.Namespace) -> int:
     from worker.support.workplace import workplace
 
+    limit = page_limit(args)  # a bad --limit is refused before anything is read
     with workplace(Settings.from_env()) as place:
-        entries = filtered(scheduled(place, args.destination), args, operation=lambda e: e["operation"],
-                           text=lambda e: json.dumps(e, ensure_ascii=False))
+        if args.operation or args.grep:  # filtered here: every entry is read
+            every = scheduled(place, args.destination)
+            page = paged(filtered(every, args, operation=lambda e: e["operation"],
+                                  text=lambda e: json.dumps(e, ensure_ascii=False)), args)
+        else:  # only the page is read
+            entries, total = scheduled_page(place, args.destination, limit=limit)
+            page = Page(entries, total, limit, total > len(entries))
+    entries = page.items
     if args.json:
-        print_listing(place.store, "retries", entries)
+        print_listing(place.store, "retries", entries, page)
         return 0
     say_store(place.store)
     if not entries:
@@ -73,8 +82,11 @@ def run_list(args: argparse.Namespace) -> int:
              "now" if e["due_in_seconds"] <= 0 else f"in {age(e['due_in_seconds'])}",
              e["state"] or "-", e["attempts"], shorten(e["last_error"] or "", 70)) for e in entries]
     say(table(["ID", "DESTINATION", "DUE", "STATE", "ATTEMPTS", "LAST ERROR"], rows, widths={0: 48}))
-    say(f"{len(entries)} scheduled. They run on their own; `wms-relay retries run-now ID` (or --all "
+    shown = f"{len(entries)} scheduled" if not page.more else f"{len(entries)} of {page.total:,} shown"
+    say(f"{shown}. They run on their own; `wms-relay retries run-now ID` (or --all "
         "[--destination D]) tries now, e.g. once the destination is back.")
+    if page.more:
+        say(more_line(page))
     return 0
 
 

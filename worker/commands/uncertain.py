@@ -5,7 +5,8 @@ Where a second copy would do harm (a relative stock adjustment adds twice, at Tr
 wms-relay does not guess: the delivery is ``uncertain`` until a person checks the destination and says
 which it is.  Only that destination's delivery is affected.
 
-    uncertain list [--destination D] [--operation OP] [--grep TEXT] [--limit N] [--json]
+    uncertain list [--destination D] [--operation OP] [--grep TEXT] [--limit N | --all] [--json]
+                                                     the 50 oldest unless --limit or --all
     uncertain resolve ID --delivered --reason TEXT   it is at the destination: never send it again
     uncertain resolve ID --resend --reason TEXT      it is not: send it once more (there only)
 
@@ -19,8 +20,9 @@ import argparse
 import json
 
 from worker.commands.presenting import (
-    add_destination_option, add_list_filters, age, complain, default_actor, described, destination_title,
-    filtered, friendly_errors, print_listing, run_actions, say, say_store, shorten, table,
+    Page, add_destination_option, add_list_filters, age, complain, default_actor, described,
+    destination_title, filtered, friendly_errors, more_line, page_limit, paged, print_listing, run_actions,
+    say, say_store, shorten, table,
 )
 from worker.settings import Settings
 
@@ -33,9 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="uncertain_command", metavar="ACTION")
     ls = sub.add_parser("list", help="uncertain deliveries, oldest first")
     add_destination_option(ls)
-    add_list_filters(ls)
+    add_list_filters(ls, "deliveries", "the oldest")
     ls.add_argument("--json", action="store_true",
-                    help="print one JSON object: store, count, uncertain (an array)")
+                    help="print one JSON object: store, count, uncertain (an array: the page), total, limit, "
+                         "more")
     ls.set_defaults(handler=run_list)
     resolve = sub.add_parser("resolve", help="say what you found at the destination")
     resolve.add_argument("id", metavar="ID", help="[DESTINATION/]OPERATION:KEY, as `uncertain list` shows it")
@@ -55,19 +58,26 @@ def run_list(args: argparse.Namespace) -> int:
 
     from worker.destinations.table import DESTINATIONS
 
+    limit = page_limit(args)  # a bad --limit is refused before anything is read
+    whole = bool(args.operation or args.grep) or limit is None  # filtered here: every one is read
     with workplace(Settings.from_env()) as place:
-        found = filtered([(destination, record)
-                          for destination in DESTINATIONS.values()
-                          if args.destination in (None, destination.name)
-                          for record in place.relay.ledger_of(destination.name).list_in_state(
-                              "uncertain", limit=None)],
+        ledgers = [(destination, place.relay.ledger_of(destination.name))
+                   for destination in DESTINATIONS.values() if args.destination in (None, destination.name)]
+        found = filtered([(destination, record) for destination, ledger in ledgers
+                          for record in ledger.list_in_state("uncertain", limit=None if whole else limit)],
                          args, operation=lambda found: found[1].operation,
                          text=lambda found: json.dumps(found[1].to_dict(), ensure_ascii=False, default=str))
+        total = None if whole else sum(ledger.count_by_state()["uncertain"] for _, ledger in ledgers)
         now = place.relay.clock()
+    page = paged(found, args)
+    if total is not None:  # each destination's first ``limit`` were read: the count is the index's
+        page = Page(page.items, total, limit, total > len(page.items))
+    found = page.items
     if args.json:
         print_listing(place.store, "uncertain", [
             {**record.to_dict(), "destination": destination.name,
-             "id": destination.delivery_ref(record.operation, record.key)} for destination, record in found])
+             "id": destination.delivery_ref(record.operation, record.key)} for destination, record in found],
+            page)
         return 0
     say_store(place.store)
     if not found:
@@ -82,6 +92,8 @@ def run_list(args: argparse.Namespace) -> int:
                      age(now - record.updated_at), record.attempts, about,
                      shorten(record.history[-1]["reason"] if record.history else "", 60)))
     say(table(["ID", "DESTINATION", "SINCE", "ATTEMPTS", "WHAT", "WHY"], rows, widths={0: 48}))
+    if page.more:
+        say(f"{len(found)} of {page.total:,} shown (the oldest). " + more_line(page))
     say("Next: check each at its destination, then `wms-relay uncertain resolve ID --delivered --reason ...` "
         "if it arrived, or `--resend --reason ...` if it did not.")
     return 0

@@ -40,6 +40,9 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
+from redis.client import Pipeline
+from redis.exceptions import NoScriptError
+
 from worker.encoding import text
 from worker.flow.circuit import ANSWERED_EVERY_SECONDS, CIRCUIT_LUA
 from worker.flow.gate import SEND, Gate, GATE_LUA, Verdict
@@ -138,6 +141,8 @@ class SendSteps:
 
     def __init__(self, redis_client, ledger: Ledger, gate: Gate, stock_order: StockOrder, *,
                  clock: Callable[[], float] = time.time) -> None:
+        if isinstance(redis_client, Pipeline):  # _run calls the client's scripts at once
+            raise TypeError("SendSteps runs its scripts on a client, not a pipeline")
         self.ledger, self.gate, self.stock_order = ledger, gate, stock_order
         self._clock = clock
         self._take = redis_client.register_script(_TAKE)
@@ -167,10 +172,10 @@ class SendSteps:
         keys, args, print_ = self.ledger.take_part(event, owner, now)
         sku = self.stock_order.keys(turn.warehouse_id, turn.artno) if turn else [keys[0], keys[0]]
         replay = reply_key(self.ledger.namespace, rid)
-        reply = self._take(keys=[*keys, *self.gate.keys, *sku, replay],
-                           args=[*args, "1" if claim else "0", "go" if clear else "check",
-                                 *self.gate.admission_args(now, ticket),
-                                 turn.occurred_at if turn else "", self.stock_order.lock_ms])
+        reply = _run(self._take, [*keys, *self.gate.keys, *sku, replay],
+                     [*args, "1" if claim else "0", "go" if clear else "check",
+                      *self.gate.admission_args(now, ticket), turn.occurred_at if turn else "",
+                      self.stock_order.lock_ms])
         accepted = self.ledger.read_accept(reply, print_)
         if accepted.conflict:
             return Taken(accepted)
@@ -193,9 +198,21 @@ class SendSteps:
                                                 reason=reason)
         limits = self.gate.limits
         lock = self.stock_order.keys(turn.warehouse_id, turn.artno)[1] if turn else keys[0]
-        reply = self._delivered(keys=[*keys, *self.gate.keys[1:3], lock, waiters_key or keys[0]], args=[
+        reply = _run(self._delivered, [*keys, *self.gate.keys[1:3], lock, waiters_key or keys[0]], [
             *args, ticket, limits.circuit_failures, limits.circuit_window_seconds, limits.probe_seconds,
             ANSWERED_EVERY_SECONDS, "1" if turn else "0", "1" if waiters_key else "0"])
         if text(reply[1]) == "reclosed":
             self.gate.said_reclosed()
         return Delivered(text(reply[0]) == "ok", [text(ref) for ref in reply[2]])
+
+
+def _run(script, keys: list, args: list) -> Any:
+    """``script(keys=keys, args=args)``, the short way for the client it was registered with: redis-py's
+    ``Script.__call__`` imports the pipeline classes and checks the client against them (``typing``
+    Protocol checks) on every call — a few per cent of a delivery's Python, twice per delivery (issue 21).
+    A store that lost the script (restarted, flushed) answers NOSCRIPT without running anything; then
+    ``Script.__call__`` loads it and runs it, as always."""
+    try:
+        return script.registered_client.evalsha(script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        return script(keys=keys, args=args)

@@ -54,8 +54,16 @@ PER_MINUTE_WINDOW_SECONDS = 6 * 3600.0
 
 
 def settled_index_key(namespace: str) -> str:
-    """The sorted set of a ledger's settled records not compacted yet (``ledger_scripts``, KEYS[10])."""
+    """The sorted set that listed a ledger's settled records not compacted yet before they went into
+    :func:`settled_queue_key` (issue 21's first index: ~94 B an entry); ``worker.store.settled_records``
+    drains it, and its walk of a store older than both indexes fills it."""
     return f"{namespace}:ledger:settled"
+
+
+def settled_queue_key(namespace: str, operation: str) -> str:
+    """The list of one operation's settled records not compacted yet, by key, in the order they settled
+    (``ledger_scripts``, KEYS[10]: ~10 B an entry; ``worker.store.settled_records`` compacts them)."""
+    return f"{namespace}:ledger:to_compact:{operation}"
 
 
 def fingerprint(fields: Mapping[str, Any]) -> str:
@@ -228,7 +236,7 @@ class Ledger:
         if not key:
             raise ValueError("an event needs a non-empty key")
         return [self.record_key(operation, key), f"{self._ns}:ledger:totals", self._per_minute_key,
-                *(self._index_key(s) for s in OPEN_STATES), self.settled_index_key]
+                *(self._index_key(s) for s in OPEN_STATES), settled_queue_key(self._ns, operation)]
 
     def _request_keys(self, operation: str, key: str) -> list[str]:
         """:meth:`_keys` and, last, the reply key of a new request id: a state-changing script resent
@@ -242,11 +250,10 @@ class Ledger:
         name = f"{self._ns}:ledger:delivered:recent"
         return [name] if self._redis.delete(name) else []
 
-    @property
-    def settled_index_key(self) -> str:
-        """The settled records that still keep their details, by the time they settled
-        (``worker.store.settled_records`` compacts them)."""
-        return settled_index_key(self._ns)
+    def settled_queue_key(self, operation: str) -> str:
+        """The list of this ledger's settled ``operation`` records that still keep their details, oldest
+        first (``worker.store.settled_records`` compacts them)."""
+        return settled_queue_key(self._ns, operation)
 
     @property
     def _per_minute_key(self) -> str:

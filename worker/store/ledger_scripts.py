@@ -11,9 +11,9 @@ Every script gets the same KEYS, in this order (see ``worker.store.ledger.Ledger
                 dropped when a new minute starts) — a few hundred fields in all, not one entry per event
     KEYS[4..9]  one sorted set per open state, scored by the time the event entered it:
                 accepted, sending, retrying, waiting, uncertain, dead
-    KEYS[10]    the settled records that still keep their details (a sorted set, scored by the time the
-                event entered its final state): what ``worker.store.settled_records`` compacts after
-                SETTLED_DETAIL_HOURS
+    KEYS[10]    the event's operation's settled records that still keep their details (a list of keys,
+                pushed as each enters a final state, so oldest first; ~10 B an entry where a sorted set
+                took ~94): what ``worker.store.settled_records`` compacts after SETTLED_DETAIL_HOURS
     KEYS[11]    (accept, claim, transition, attempt log, fill in) the request's reply key: a resent call
                 replays its first reply instead of running twice (``worker.store.requests``)
                 (admit: KEYS[11] is the task queue's list, KEYS[12] the reply key)
@@ -99,8 +99,9 @@ local function moved(member, from, to, now, retention, window)
   if from and OPEN[from] then redis.call('ZREM', KEYS[OPEN[from]], member) end
   if OPEN[to] then redis.call('ZADD', KEYS[OPEN[to]], now, member) end
   if FINAL[to] and from ~= to then redis.call('HINCRBY', KEYS[2], to, 1) end
-  if FINAL[to] then redis.call('ZADD', KEYS[10], now, member)
-  elseif from and FINAL[from] then redis.call('ZREM', KEYS[10], member) end
+  -- The key alone (the list is the operation's); a record that leaves its final state keeps its entry:
+  -- the compaction passes over a record that is not settled (and meets it again if it settles again).
+  if FINAL[to] then redis.call('RPUSH', KEYS[10], string.match(member, '^[^:]*:(.*)$') or member) end
   if FINAL[to] and tonumber(retention) > 0 then
     redis.call('EXPIRE', KEYS[1], retention)
   elseif not (from and OPEN[from]) then

@@ -65,7 +65,7 @@ def test_dead_list_takes_a_limit_like_the_other_listings(cli, relay):
     listed = cli.json("dead", "list", "--limit", "2")
     assert listed["count"] == 2 and [letter["key"] for letter in listed["dead_letters"]] == ["R-3", "R-2"]
     code, out, _ = cli("dead", "list", "--limit", "1")
-    assert code == 0 and "R-3" in out and "R-2" not in out and "1 dead letter." in out
+    assert code == 0 and "R-3" in out and "R-2" not in out and "1 dead letter of 3 shown (the newest)." in out
     code, _, err = cli("dead", "list", "--limit", "0")
     assert code == 2 and "--limit must be 1 or more" in err
 

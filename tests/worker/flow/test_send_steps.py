@@ -14,6 +14,7 @@ import json
 
 import pytest
 
+from worker.encoding import text
 from worker.errors import TransientError
 from worker.flow.controls import FlowControls
 from worker.flow.gate import SEND, Gate
@@ -108,15 +109,16 @@ def test_a_record_delivered_through_the_steps_is_indexed_settled_and_compacted_l
     steps = steps_for(store_client, clock)
     event = receipt("R-4")
     deliver(steps, event, "worker-a", clock)
-    settled_at = store_client.zscore(f"{NS}:ledger:settled", "receipt.create:R-4")
-    assert settled_at == pytest.approx(clock(), abs=0.001)
-    settled = SettledRecords(store_client, NS, detail_seconds=24 * 3600, clock=clock)
+    queue = f"{NS}:ledger:to_compact:receipt.create"
+    assert [text(key) for key in store_client.lrange(queue, 0, -1)] == ["R-4"]
+    settled = SettledRecords(store_client, NS, operations=["receipt.create"], detail_seconds=24 * 3600,
+                             clock=clock)
     assert settled.compact_due() == 0  # not due yet: it keeps its details
     clock.advance(24 * 3600 + 1)
     assert settled.compact_due() == 1
     compact = record(store_client, "R-4")
     assert compact["s"] == "delivered" and "h" not in compact and len(compact["e"]) == 32
-    assert store_client.zscore(f"{NS}:ledger:settled", "receipt.create:R-4") is None
+    assert store_client.exists(queue) == 0
     # published again: recognised by the fingerprint's prefix, settled, nothing to send and no slot asked
     again = steps.take(event, "worker-b")
     assert (again.accepted.status, again.accepted.conflict) == ("known", False)
@@ -177,3 +179,25 @@ def test_with_a_rate_limit_every_send_asks_the_gate(store_client, clock):
     steps.take(receipt("L-1"), "worker-a")
     steps.take(receipt("L-2"), "worker-a")
     assert clock.slept[len(before):] == [pytest.approx(0.5, abs=0.02)]  # the second waited for its slot
+
+
+def test_both_steps_run_again_in_a_store_that_lost_its_scripts(store_client, clock):
+    """The steps call EVALSHA themselves (send_steps._run): a store restarted or flushed answers NOSCRIPT
+    without running anything, and the step loads its script and runs once — one claim, one delivery."""
+    steps = steps_for(store_client, clock)
+    event = receipt("R-noscript")
+    store_client.script_flush()
+    taken = steps.take(event, "worker-a")
+    assert taken.claim.status == "claimed" and taken.claim.attempt == 1
+    store_client.script_flush()
+    done = steps.delivered(event["operation"], event["key"], owner="worker-a", result={"ok": True},
+                           log=AttemptEntry(1, "delivered", 200, None, at=clock()), reason="delivered",
+                           ticket=taken.verdict.ticket)
+    assert done.moved
+    assert record(store_client, "R-noscript")["s"] == "delivered"
+    assert record(store_client, "R-noscript")["n"] == "1"
+
+
+def test_the_steps_refuse_a_pipeline(store_client, clock):
+    with pytest.raises(TypeError, match="pipeline"):
+        SendSteps(store_client.pipeline(), None, None, None)

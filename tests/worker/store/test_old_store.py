@@ -4,7 +4,7 @@ additions made since, each checked here to be exactly that: the request-reply ke
 ten minutes each) of the store-call rule (``worker.store.requests``), and what the support desk (issue
 12) added: the dead letters' search indexes (``worker.store.dead_letter_search``) and ``destination``
 field, each attempt's latency (``"l"``), and failures per minute (``"f<minute>"``) beside deliveries;
-and issue 21's index of the settled records not compacted yet (``wms:ledger:settled``,
+and issue 21's index of the settled records not compacted yet (``wms:ledger:to_compact:<operation>``,
 ``worker.store.settled_records``) and its dead letters in two keys (a hash of the short fields, a body of
 the long ones: ``worker.store.dead_letter_scripts``).  The old letters are indexed for the desk's search on
 first use, the old settled records found by one walk of the keys and compacted like today's.  The keys of
@@ -59,12 +59,21 @@ def _without_latency(history: str) -> str:
 
 
 def without_the_settled_index(written: dict[str, list]) -> dict[str, list]:
-    """The dump without the index of settled records (issue 21), checked to list exactly the records in a
-    final state, each by the time of its last transition."""
-    kind, members, expires = written.pop("wms:ledger:settled")
-    settled = {key.split(":", 2)[2]: json.loads(value["h"])[-1][0] for key, (_, value, _) in written.items()
-               if key.startswith("wms:event:") and value["s"] in ("delivered", "superseded", "discarded")}
-    assert (kind, expires, dict(members)) == ("zset", False, settled) and len(settled) >= 3
+    """The dump without the index of settled records (issue 21: one list of keys per operation), checked to
+    list exactly the records in a final state, each in its operation's list, in the order they settled."""
+    final = ("delivered", "superseded", "discarded")
+    settled = sorted((json.loads(value["h"])[-1][0], key.split(":", 2)[2])
+                     for key, (_, value, _) in written.items()
+                     if key.startswith("wms:event:") and value["s"] in final)
+    listed = []
+    for name in [key for key in written if key.startswith("wms:ledger:to_compact:")]:
+        kind, keys, expires = written.pop(name)
+        assert (kind, expires) == ("list", False)
+        operation = name[len("wms:ledger:to_compact:"):]
+        listed += [f"{operation}:{key}" for key in keys]
+        by_time = [member for _, member in settled if member.startswith(operation + ":")]
+        assert [f"{operation}:{key}" for key in keys] == by_time
+    assert sorted(listed) == sorted(member for _, member in settled) and len(listed) >= 3
     return written
 
 

@@ -2,7 +2,9 @@
 needs (worker.store.settled_records): the same event met again is still known, another payload under its
 key still a conflict, a create's dispatch id still found; open records are never touched; the record keeps
 its expiry; a compaction resent or cut short by the store leaves each record full or compact, never
-neither; records written before the settled index existed are found and compacted too."""
+neither; records written before the settled index existed are found and compacted too, and those of the
+sorted set the lists replaced.  The lists (one per operation, keys in the order they settled) cost ~10 B a
+record; a record reopened, settled again or given a dispatch id later is compacted by when it settled."""
 from __future__ import annotations
 
 import signal
@@ -19,6 +21,7 @@ from worker.store.settled_records import SettledRecords
 DAY = 86400.0
 HOUR = 3600.0
 KACHING = "wms:kaching"
+OPS = ("stock.adjust", "dispatch.create")
 
 
 def _ledger(client, clock, namespace="wms") -> Ledger:
@@ -58,7 +61,7 @@ def client(shared_redis_server):
 def test_a_delivered_record_keeps_its_details_then_only_what_recognising_it_needs(client):
     clock = Clock()
     ledger = _ledger(client, clock, KACHING)
-    settled = SettledRecords(client, KACHING, detail_seconds=24 * HOUR, clock=clock)
+    settled = SettledRecords(client, KACHING, operations=OPS, detail_seconds=24 * HOUR, clock=clock)
     fingerprint = _settle(ledger, _create("TX-1"), result={"dispatch_id": 4711, "labels": ["http://l/1.pdf"]},
                           reason="Trademax already had it (duplicate)")
     key = ledger.record_key("dispatch.create", "TX-1")
@@ -92,7 +95,8 @@ def test_a_compacted_record_still_recognises_its_event_and_refuses_another_paylo
     event = _count(1)
     _settle(ledger, event)
     clock.advance(25 * HOUR)
-    assert SettledRecords(client, "wms", detail_seconds=24 * HOUR, clock=clock).compact_due() == 1
+    settled = SettledRecords(client, "wms", operations=OPS, detail_seconds=24 * HOUR, clock=clock)
+    assert settled.compact_due() == 1
     known = ledger.accept(event)
     assert (known.status, known.state) == ("known", "delivered")
     again, claim = ledger.accept_and_claim(event, "w2")
@@ -114,7 +118,7 @@ def test_only_settled_records_are_compacted_and_each_once(client):
     accepted, _ = ledger.accept_and_claim(_count(4), "w1")  # sending
     ledger.accept(_count(5))  # accepted
     clock.advance(2 * HOUR)
-    settled = SettledRecords(client, "wms", detail_seconds=HOUR, clock=clock, batch=1)
+    settled = SettledRecords(client, "wms", operations=OPS, detail_seconds=HOUR, clock=clock, batch=1)
     assert settled.compact_due() == 2
     assert settled.compact_due() == 0  # a rerun (a resend after a timeout) changes nothing
     states = {n: ledger.get("stock.adjust", f"E-{n:06d}") for n in range(1, 6)}
@@ -130,7 +134,7 @@ def test_a_long_outcome_is_cut_to_one_short_line(client):
     ledger = _ledger(client, clock)
     _settle(ledger, _count(1), reason="seen\nin the\tadmin: " + "å" * 40)
     clock.advance(2 * HOUR)
-    SettledRecords(client, "wms", detail_seconds=HOUR, clock=clock).compact_due()
+    SettledRecords(client, "wms", operations=OPS, detail_seconds=HOUR, clock=clock).compact_due()
     reason = ledger.get("stock.adjust", "E-000001").history[0]["reason"]  # read as UTF-8: cut between letters
     assert reason == "seen in the admin: " + "å" * 15
     assert client.object("encoding", "wms:event:stock.adjust:E-000001") == "listpack"
@@ -143,12 +147,12 @@ def test_records_settled_before_the_index_existed_are_found_and_compacted(client
     for n in range(30):
         _settle(ledger, _count(n))
     _settle(ledger, _count(99), "dead", reason="permanent")
-    client.delete(ledger.settled_index_key)
+    client.delete(ledger.settled_queue_key("stock.adjust"))
     other = _ledger(client, clock, KACHING)
     _settle(other, _count(7))  # another destination's record: its own walk finds it
-    client.delete(other.settled_index_key)
+    client.delete(other.settled_queue_key("stock.adjust"))
     clock.advance(2 * HOUR)
-    settled = SettledRecords(client, "wms", detail_seconds=HOUR, clock=clock)
+    settled = SettledRecords(client, "wms", operations=OPS, detail_seconds=HOUR, clock=clock)
     assert settled.compact_due() == 0  # not indexed: nothing known to compact
     found = 0
     while client.get("wms:ledger:settled:walk") != "done":
@@ -158,7 +162,7 @@ def test_records_settled_before_the_index_existed_are_found_and_compacted(client
     assert all(ledger.get("stock.adjust", f"E-{n:06d}").compacted for n in range(30))
     assert not ledger.get("stock.adjust", "E-000099").compacted
     assert not other.get("stock.adjust", "E-000007").compacted
-    assert SettledRecords(client, KACHING, detail_seconds=HOUR, clock=clock).tidy() == 1
+    assert SettledRecords(client, KACHING, operations=OPS, detail_seconds=HOUR, clock=clock).tidy() == 1
 
 
 def test_the_scheduler_compacts_every_destination_within_a_minute(client):
@@ -189,7 +193,7 @@ def test_a_compaction_cut_short_by_the_store_leaves_every_record_full_or_compact
         _settle(ledger, _count(n))
     client.config_set("appendfsync", "everysec")
     clock.advance(2 * HOUR)
-    settled = SettledRecords(client, "wms", detail_seconds=HOUR, clock=clock, batch=50)
+    settled = SettledRecords(client, "wms", operations=OPS, detail_seconds=HOUR, clock=clock, batch=50)
     settled.compact_due(max_batches=4)  # half of them; then the server dies without a SHUTDOWN
     redis_server.kill()
     redis_server.start()
@@ -202,7 +206,7 @@ def test_a_compaction_cut_short_by_the_store_leaves_every_record_full_or_compact
     assert compacted <= 200
     # Frozen mid-call: the client gives up; the call made again finishes the work, once.
     frozen = redis_server.client(decode_responses=True, socket_timeout=0.5)
-    settled = SettledRecords(frozen, "wms", detail_seconds=HOUR, clock=clock, batch=50)
+    settled = SettledRecords(frozen, "wms", operations=OPS, detail_seconds=HOUR, clock=clock, batch=50)
     redis_server.process.send_signal(signal.SIGSTOP)
     try:
         with pytest.raises(redis.TimeoutError):
@@ -213,3 +217,112 @@ def test_a_compaction_cut_short_by_the_store_leaves_every_record_full_or_compact
     records = [ledger.get("stock.adjust", f"E-{n:06d}") for n in range(400)]
     assert all(r.compacted and r.state == "delivered" for r in records)
     assert settled.detailed() == 0
+
+
+def _due_soon(client, clock, n: int = 3):
+    ledger = _ledger(client, clock)
+    for i in range(n):
+        _settle(ledger, _count(i))
+        clock.advance(60)
+    return ledger
+
+
+def test_the_lists_entry_costs_a_tenth_of_a_sorted_set_entry(client):
+    clock = Clock()
+    ledger = _ledger(client, clock)
+    for n in range(1000):
+        _settle(ledger, _count(n))
+    queue = ledger.settled_queue_key("stock.adjust")
+    assert client.lrange(queue, 0, 2) == ["E-000000", "E-000001", "E-000002"] and client.llen(queue) == 1000
+    client.zadd("wms:compare", {f"stock.adjust:E-{n:06d}": clock() + n for n in range(1000)})
+    per_entry, per_member = client.memory_usage(queue) / 1000, client.memory_usage("wms:compare") / 1000
+    print(f"settled index per record: list {per_entry:.1f} B, sorted set {per_member:.1f} B")
+    assert per_entry <= 16 and per_member >= 4 * per_entry
+
+
+def test_the_compaction_stops_at_the_first_record_not_due_and_takes_the_rest_later(client):
+    clock = Clock()
+    ledger = _due_soon(client, clock)  # settled at t, t + 60, t + 120; now t + 180
+    settled = SettledRecords(client, "wms", operations=OPS, detail_seconds=150.0, clock=clock, batch=2)
+    assert settled.compact_due() == 1  # only the first settled 150 s ago or more
+    assert client.lrange(ledger.settled_queue_key("stock.adjust"), 0, -1) == ["E-000001", "E-000002"]
+    assert settled.detailed() == 2
+    clock.advance(100)
+    assert settled.compact_due() == 2 and settled.detailed() == 0
+    assert client.exists(ledger.settled_queue_key("stock.adjust")) == 0
+
+
+def test_a_reopened_record_is_passed_over_and_compacted_by_when_it_settled_again(client):
+    clock = Clock()
+    ledger = _ledger(client, clock)
+    _settle(ledger, _count(1), "discarded", reason="a person gave up on it")
+    clock.advance(10)
+    assert ledger.transition("stock.adjust", "E-000001", "accepted", reason="a person retried it",
+                             expected_states=("discarded",))
+    _settle(ledger, _count(2))
+    settled = SettledRecords(client, "wms", operations=OPS, detail_seconds=HOUR, clock=clock)
+    clock.advance(2 * HOUR)
+    assert settled.compact_due() == 1  # E-1 is open: passed over (its entry taken); E-2 compacted
+    assert not ledger.get("stock.adjust", "E-000001").compacted
+    assert ledger.get("stock.adjust", "E-000002").compacted
+    assert ledger.claim("stock.adjust", "E-000001", ledger.get("stock.adjust", "E-000001").fingerprint,
+                        "w2").claimed
+    assert ledger.transition("stock.adjust", "E-000001", "delivered", owner="w2", reason="sent again")
+    clock.advance(HOUR - 1)
+    assert settled.compact_due() == 0  # settled again an hour ago less a second: not due
+    clock.advance(2)
+    assert settled.compact_due() == 1
+    record = ledger.get("stock.adjust", "E-000001")
+    assert record.compacted and record.history[0]["reason"] == "sent again"
+
+
+def test_a_dispatch_id_filled_in_later_does_not_put_the_compaction_off(client):
+    clock = Clock()
+    ledger = _ledger(client, clock)
+    _settle(ledger, _create("TX-9"), result={"dispatch_id": None})
+    settled_at = ledger.get("dispatch.create", "TX-9").updated_at
+    clock.advance(30 * 60)
+    assert ledger.fill_in_result("dispatch.create", "TX-9", "dispatch_id", 77, state="delivered",
+                                 actor="ann", reason="set by hand") == ("added", 77)
+    clock.advance(30 * 60 + 1)  # an hour after it settled, half an hour after the fill-in
+    assert SettledRecords(client, "wms", operations=OPS, detail_seconds=HOUR, clock=clock).compact_due() == 1
+    record = ledger.get("dispatch.create", "TX-9")
+    assert record.compacted and record.result == {"dispatch_id": 77}
+    assert record.history[0]["at"] == int(settled_at) and record.history[0]["reason"] == "set by hand"
+
+
+def test_a_batch_made_again_after_it_ran_changes_nothing(client):
+    """The store-call rule: the script is given the entries read at the list's head; once they are gone
+    (its first run took them, or another scheduler did) it does nothing."""
+    from worker.store.settled_records import COMPACT
+
+    clock = Clock()
+    ledger = _due_soon(client, clock, 4)
+    clock.advance(2 * HOUR)
+    queue = ledger.settled_queue_key("stock.adjust")
+    batch = client.lrange(queue, 0, 1)
+    compact = client.register_script(COMPACT)
+    keys = [queue, *(ledger.record_key("stock.adjust", key) for key in batch)]
+    assert compact(keys=keys, args=[f"{clock() - HOUR:.3f}", "list", *batch]) == [2, 2, 1]
+    assert compact(keys=keys, args=[f"{clock() - HOUR:.3f}", "list", *batch]) == [0, 0, 0]
+    assert client.lrange(queue, 0, -1) == ["E-000002", "E-000003"]
+    compacted = [ledger.get("stock.adjust", f"E-{n:06d}").compacted for n in range(4)]
+    assert compacted == [True, True, False, False]
+
+
+def test_a_store_with_the_sorted_set_the_lists_replaced_is_drained_from_it(client):
+    """As issue 21's first index left a store: every settled record in ``<ns>:ledger:settled`` by the time
+    it settled, no lists."""
+    clock = Clock()
+    ledger = _due_soon(client, clock, 5)
+    queue = ledger.settled_queue_key("stock.adjust")
+    client.zadd("wms:ledger:settled", {f"stock.adjust:{key}": ledger.get("stock.adjust", key).updated_at
+                                       for key in client.lrange(queue, 0, -1)})
+    client.delete(queue)
+    settled = SettledRecords(client, "wms", operations=OPS, detail_seconds=200.0, clock=clock, batch=2)
+    assert settled.detailed() == 5
+    assert settled.compact_due() == 2  # settled 300 s and 240 s ago
+    assert client.zcard("wms:ledger:settled") == 3
+    clock.advance(HOUR)
+    assert settled.compact_due() == 3 and client.exists("wms:ledger:settled") == 0
+    assert all(ledger.get("stock.adjust", f"E-{n:06d}").compacted for n in range(5))
