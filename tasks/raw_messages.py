@@ -368,5 +368,6 @@ def screen(raw: bytes | str, queue: str, *, now: float) -> Passed | Malformed:
     except Exception:  # noqa: BLE001
         kept = {"queue": queue, "size_bytes": len(raw), "raw_text": _cut(raw.decode("utf-8", "replace"))}
     # The fingerprint only for a message turned away (its dead letter's key): a passing one needs none.
-    return Malformed(problem=problem, evidence=kept, operation=operation, fingerprint=hashlib.sha256(raw).hexdigest(),
+    return Malformed(problem=problem, evidence=kept, operation=operation,
+                     fingerprint=hashlib.sha256(raw).hexdigest(),
                      destination=QUEUE_DESTINATIONS.get(queue, WMS_DESTINATION.name))

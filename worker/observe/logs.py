@@ -23,7 +23,8 @@ import logging
 import sys
 import threading
 import time
-from typing import Any, Mapping, TextIO
+from collections.abc import Mapping
+from typing import Any, TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -47,7 +48,8 @@ class _JsonFormatter(JsonFormatter):
 
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
         fields = log_data.pop(FIELDS, None)
-        if isinstance(fields, Mapping):  # log_fields(): each fact at the top level, where it is not taken
+        # log_fields(): each fact at the top level, where it is not taken
+        if fields is not None and isinstance(fields, Mapping):
             log_data.update({k: v for k, v in fields.items() if k not in log_data})
         return self._scrubber.scrub(super().process_log_record(log_data))
 
@@ -64,7 +66,7 @@ class _UtcFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802
         line = super().formatMessage(record)
         fields = getattr(record, FIELDS, None)
-        if isinstance(fields, Mapping) and fields:  # one line per record, whatever a value holds
+        if fields and isinstance(fields, Mapping):  # one line per record, whatever a value holds
             line += " " + " ".join(f"{k}={one_line(v)}" for k, v in fields.items())
         return line
 

@@ -27,6 +27,8 @@ from worker.settings import Settings
 log = logging.getLogger("wms_relay.attempts")
 parked_log = logging.getLogger("wms_relay.parked")
 # The reports held by the innermost Observer.one_report of this thread (None: report each at once).
+# Values a text line shows as they are (``str`` of them holds no control character).
+_NUMBERS = frozenset({int, float})
 _held: ContextVar[list | None] = ContextVar("wms_observer_held_reports", default=None)
 
 
@@ -51,11 +53,15 @@ class Observer:
                    settings=settings)
 
     def _line(self, logger: logging.Logger, level: int, message: str, fields: dict[str, Any]) -> None:
+        if not logger.isEnabledFor(level):  # a line nobody sees is not formatted (issue 21)
+            return
         if self.log_format == "json":  # the fields become top-level keys of the JSON line
             logger.log(level, message, extra=fields)
         else:
-            # One line per record, whatever a key holds (worker.encoding).
-            logger.log(level, "%s %s", message, " ".join(f"{k}={one_line(v)}" for k, v in fields.items()))
+            # One line per record, whatever a key holds (worker.encoding); a number or None needs no escaping.
+            logger.log(level, "%s %s", message, " ".join(
+                f"{k}={'' if v is None else v}" if type(v) in _NUMBERS or v is None else f"{k}={one_line(v)}"
+                for k, v in fields.items()))
 
     def attempt(self, event: Any, attempt: int, outcome: str, *, status: int | None,
                 error_code: int | None, latency: float | None) -> None:
@@ -64,9 +70,10 @@ class Observer:
         delivery's own destination."""
         from worker.observe.metrics import process_tally
 
-        process_tally().record(_destination(event), event.operation, outcome, status, latency)
+        destination = _destination(event)
+        process_tally().record(destination, event.operation, outcome, status, latency)
         self._line(log, logging.INFO, "attempt", {
-            "destination": _destination(event), "operation": event.operation, "key": event.key,
+            "destination": destination, "operation": event.operation, "key": event.key,
             "attempt": attempt, "outcome": outcome,
             "status": status, "error_code": error_code,
             "latency_ms": None if latency is None else round(latency * 1000, 1),

@@ -35,8 +35,9 @@ import json
 import math
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable
 
 import redis
 
@@ -133,7 +134,7 @@ class LedgerEvent:
         """From a LedgerEvent, a mapping, or any object with those attributes."""
         if isinstance(event, cls):
             return event
-        if isinstance(event, Mapping):
+        if type(event) is dict or isinstance(event, Mapping):  # collections.abc: a C check, not typing's
             get = event.get
         else:
             def get(name, default=None):
