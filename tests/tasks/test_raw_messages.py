@@ -147,3 +147,17 @@ def test_a_key_given_twice_deep_inside_the_body_is_named():
     raw["body"] = base64.b64encode(body).decode()
     verdict = screen(json.dumps(raw).encode(), "trademax.receipt", now=NOW)
     assert isinstance(verdict, Malformed) and "duplicate key 'a'" in verdict.problem
+
+
+def test_a_body_already_on_our_terms_is_handed_on_as_it_came():
+    """No links, chain or chord (what our publishers and Celery's apply_async write): the base64 body is
+    not rebuilt (issue 21); kombu reads the same values from it."""
+    raw = json.loads(celery_message("trademax.receipt.create", EVENT, "trademax.receipt"))
+    compact = json.dumps([[EVENT], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}],
+                         separators=(",", ":"))  # not as json.dumps would rebuild it
+    raw["body"] = base64.b64encode(compact.encode()).decode()
+    verdict = screen(json.dumps(raw).encode(), "trademax.receipt", now=NOW)
+    assert isinstance(verdict, Passed)
+    assert verdict.envelope["body"] == raw["body"]
+    assert body_of(verdict.envelope) == [[EVENT], {}, {"callbacks": None, "errbacks": None, "chain": None,
+                                                       "chord": None}]

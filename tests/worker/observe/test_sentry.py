@@ -198,3 +198,18 @@ def test_a_door_request_with_many_invalid_events_is_one_report(sentry, relay):
     # A request with one parked event reports it as the pipeline does, on its own.
     take_in_all(relay, "receipt.create", [{"transaction_id": "R-BAD"}], door="ingest POST")
     assert sentry.events()[-1]["message"] == "wms-relay dead: receipt.create R-BAD"
+
+
+def test_the_scrubber_skips_its_name_patterns_only_where_no_secret_name_can_be():
+    """The parameter and JSON-field patterns run only where a secret-bearing name is found (issue 21):
+    a name spelled in any case, or with a character the case-insensitive patterns take for its letter
+    (``ſ`` for s, the Kelvin sign for k, the Turkish dotted and dotless i), is still found; a line without
+    one is left as it is."""
+    scrub = Scrubber([])
+    line = "attempt destination=trademax key=K-1 outcome=delivered status=200 error_code= latency_ms=203.4"
+    assert scrub.text(line) == line
+    for spelled in ("PassWord", "pa\u017fsword", "api_\u212aey", "\u0131ngest_hmac_secrets",
+                    "\u0130ngest_hmac_secrets", "Api-Auth-Signature"):
+        assert scrub.text(f"x {spelled}=hunter22 y") == f"x {spelled}={FILTERED} y", spelled
+        assert scrub.text(f"x {spelled}%3Dhunter22") == f"x {spelled}%3D{FILTERED}", spelled
+        assert scrub.text(f'{{"{spelled}": "hunter22"}}') == f'{{"{spelled}": "{FILTERED}"}}', spelled
