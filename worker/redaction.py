@@ -119,6 +119,7 @@ def screened(value: Any, *, where: str, redact: bool) -> Any:
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})  # JSON's scalars: never containers
+_SCALARS = _PLAIN - {str}
 _CONTAINERS = frozenset({dict, list, tuple})
 
 
@@ -212,11 +213,16 @@ class Scrubber:
         return any(name in folded for name in self._folded_keys)
 
     def scrub(self, value: Any) -> Any:
-        """A copy of ``value`` (dicts, lists, tuples, text) with every secret removed."""
+        """A copy of ``value`` (dicts, lists, tuples, text) with every secret removed.  Numbers, booleans
+        and None (most of a JSON log line's fields) are known by their exact type and returned at once."""
+        kind = type(value)
+        if kind in _PLAIN:
+            return self.text(value) if kind is str else value
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {k: REDACTED if isinstance(k, str) and k.lower() in self._keys else self.scrub(v)
+            return {k: REDACTED if isinstance(k, str) and k.lower() in self._keys
+                    else v if type(v) in _SCALARS else self.scrub(v)
                     for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return type(value)(self.scrub(v) for v in value)
