@@ -441,9 +441,6 @@ class Settings:
     # or a slow but live task would be delivered twice.
     visibility_timeout_seconds: float = 300.0
     worker_concurrency: int = 16
-    # How often the worker's interpreter offers the GIL to another thread (sys.setswitchinterval): Python's
-    # own 0.005 s unless set (docs/benchmarks.md, issue 21).
-    worker_switch_interval_seconds: float = 0.005
     # The scheduler re-sends an event that sat this long in an open state with nothing to move it
     # (worker.scheduling.stranded); longer than the visibility timeout, so Celery's own redelivery goes first.
     stranded_after_seconds: float = 900.0
@@ -548,8 +545,6 @@ class Settings:
             claim_lease_seconds=_number(env, "CLAIM_LEASE_SECONDS", 120.0, minimum=1.0),
             visibility_timeout_seconds=_number(env, "VISIBILITY_TIMEOUT_SECONDS", 300.0, minimum=1.0),
             worker_concurrency=_integer(env, "WORKER_CONCURRENCY", 16, minimum=1),
-            worker_switch_interval_seconds=_number(env, "WORKER_SWITCH_INTERVAL_SECONDS", 0.005,
-                                                   minimum=0.0001),
             stranded_after_seconds=_number(env, "STRANDED_AFTER_SECONDS", 900.0, minimum=1.0),
             dependency_wait_seconds=_number(env, "DEPENDENCY_WAIT_SECONDS", 30.0, minimum=0.01),
             dependency_wait_max_checks=_integer(env, "DEPENDENCY_WAIT_MAX_CHECKS", 240, minimum=1),

@@ -5,7 +5,6 @@ import argparse
 import logging
 import os
 import signal
-import sys
 import threading
 
 from worker.settings import Settings
@@ -41,7 +40,6 @@ def run_worker(args: argparse.Namespace) -> int:
     for destination in configured(settings):  # a missing credential stops the start, naming it
         settings.require_credentials(destination.name)
     configure(settings)
-    sys.setswitchinterval(settings.worker_switch_interval_seconds)
     # Before the worker starts: the Celery integration wraps the task tracer it builds.
     start_sentry(settings, celery=True)
     # LOG_FORMAT=json: every line JSON — no banner (Celery's --quiet), its shutdown notices as log lines.
