@@ -14,8 +14,9 @@ So the Redis channel (``worker.celery_config``) hands every popped message to :f
   id; nothing else is taken there).  It goes on *rebuilt on our terms*:
   a fresh delivery tag, ``delivery_info`` naming the queue it came from (so a restore after a crash puts it
   back where it was), no ``eta``/``expires``/time limits/links/chain/callbacks, ``shadow`` and ``group``
-  cleared.  Nothing downstream can then fail on its shape; the event inside is judged by its schema as
-  usual (invalid → a dead letter naming the fields).
+  cleared, the body's embed without links, chain or chord (a body already so is handed on as it came: no
+  re-encoding on the consumer loop, issue 21).  Nothing downstream can then fail on its shape; the event
+  inside is judged by its schema as usual (invalid → a dead letter naming the fields).
 - **Malformed**: anything else — with one sentence saying what is wrong and the evidence (the message,
   size-capped, its base64 body decoded so that secret-looking keys can be blanked).  A task on a queue
   that is not its own is malformed too ("task X on queue Y"): ``kaching.stock.adjust`` pushed onto
