@@ -101,14 +101,11 @@ class DuplicateKey(ValueError):
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
     found = dict(pairs)
-    if len(found) == len(pairs):  # every key once (the common case: one C call, no Python loop)
-        return found
-    seen: set = set()
-    for name, _ in pairs:
-        if name in seen:
-            raise DuplicateKey(f"duplicate key {name!r} in one JSON object")
-        seen.add(name)
-    return found  # not reached: fewer keys than pairs means one repeats
+    if len(found) < len(pairs):  # a key repeats (the common case, every key once, is one C call)
+        seen: set = set()
+        repeated = next(name for name, _ in pairs if name in seen or seen.add(name))
+        raise DuplicateKey(f"duplicate key {repeated!r} in one JSON object")
+    return found
 
 
 def strict_json(text: str) -> Any:
