@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -47,7 +46,7 @@ from worker.destinations.contract import Operation, classification_of
 from worker.destinations.table import DESTINATIONS, ROWS, WMS_DESTINATION
 from worker.errors import DestinationError, TransientError
 from worker.store.records import AttemptEntry
-from worker.store.requests import replayable
+from worker.store.requests import fresh_id, replayable
 
 log = logging.getLogger("wms_relay.delivery")
 
@@ -118,7 +117,7 @@ class _Run:
     turn_given_back: bool = False  # the delivered step gave the SKU's turn back with the recording
     # The request-id base of the recording: unique per delivery (owners are unique per task in a worker,
     # but not in every caller).
-    nonce: str = field(default_factory=lambda: uuid.uuid4().hex)
+    nonce: str = field(default_factory=fresh_id)  # no system call per delivery (worker.store.requests)
 
 
 def deliver(relay: Relay, operation: str, message: Any, *, owner: str,
