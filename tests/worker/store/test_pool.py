@@ -81,10 +81,12 @@ def test_a_connection_closed_by_the_server_just_now_is_sent_again_by_the_retry(r
     client = pool_client(redis_server)  # the store's retry (worker.store.connection.store_retry)
     client.set("k", "before")
     killed = client_id(client)
+    given_back = time.monotonic()
     made = connections_made(redis_server)
     redis_server.client().client_kill_filter(_id=killed)
     assert client.get("k") == "before"  # not polled: the read fails, the retry reconnects and reads again
-    assert counting.polls == 1
+    if time.monotonic() - given_back < RECHECK_AFTER_IDLE_SECONDS:  # (a machine this slow polls: fine too)
+        assert counting.polls == 1
     assert connections_made(redis_server) == made + 3  # the kill's, the retry's, this look's
     assert client_id(client) != killed
 
