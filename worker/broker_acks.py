@@ -1,4 +1,4 @@
-"""The broker's bookkeeping of unacknowledged messages, one command per message instead of two transactions.
+"""The broker's bookkeeping of unacknowledged messages: one write per message instead of two transactions.
 
 With ``task_acks_late`` and a visibility timeout, kombu's Redis transport records every message a worker
 takes — its delivery tag in the sorted set ``unacked_index`` (score: the time taken) and the message itself
@@ -13,12 +13,13 @@ visibility sweep), ``restore_by_tag``, ``restore_unacked`` and our stranded-even
 (``worker.store.broker_queues.unacked_messages``) read what they always read — and changes how it gets
 there:
 
-* **one script per write** (``EVALSHA``, atomic as the transaction was), packed and sent on a pooled
-  connection without redis-py's pipeline or client machinery;
+* **plain commands in one write** (``HSET``, ``ZADD``; ``ZREM``, ``HDEL``), packed and sent on a pooled
+  connection without redis-py's pipeline or client machinery, and without ``MULTI``/``EXEC``: the order of
+  the commands keeps kombu's restores right (``UnackedBookkeeping._write``);
 * **acknowledgements ride along**: a pool thread's ack frees the message's prefetch slot at once (kombu's
   in-memory part) and queues the tag; the consumer loop's next write — the next message's record, or a
   timer every :data:`ACK_FLUSH_SECONDS` when no message comes — removes the queued tags in the same
-  script.  A worker stopping flushes them before it closes its channel.  Only while a worker's event loop
+  write.  A worker stopping flushes them before it closes its channel.  Only while a worker's event loop
   runs the timer (:func:`flush_acks_on`); without one (a plain kombu consumer) every ack is sent at once.
 
 What the deferral changes: a worker *killed* (SIGKILL, OOM) up to :data:`ACK_FLUSH_SECONDS` after a task
@@ -28,41 +29,21 @@ ledger's claim: a delivered event is not sent again; docs/architecture.md).
 """
 from __future__ import annotations
 
-import hashlib
 from collections import deque
 from time import time
 
 from kombu.transport import redis as kombu_redis
 from kombu.transport.virtual import base as virtual
 from kombu.utils.json import dumps
-from redis.exceptions import NoScriptError
 
 # How long an acknowledged message may stay recorded as unacknowledged when no other message comes.
 ACK_FLUSH_SECONDS = 0.1
-# Acknowledgements removed by one script at most (Lua's ``unpack`` has a limit; a prefetch of one per
-# thread keeps the queue far below it).
-ACKS_PER_SCRIPT = 500
-
-# KEYS: unacked_index (sorted set), unacked (hash).  ARGV: n (1 to record a message, 0 not), then, if n is
-# 1, its time, delivery tag and message; then the delivery tags acknowledged since the last write.
-_BOOKKEEPING = """
-local first = 2
-if ARGV[1] == '1' then
-  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
-  redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
-  first = 5
-end
-if #ARGV >= first then
-  redis.call('ZREM', KEYS[1], unpack(ARGV, first))
-  redis.call('HDEL', KEYS[2], unpack(ARGV, first))
-end
-return 1
-"""
-_SHA = hashlib.sha1(_BOOKKEEPING.encode()).hexdigest()
+# Acknowledgements removed by one write at most (a prefetch of one per thread keeps the queue far below).
+ACKS_PER_WRITE = 500
 
 
 class UnackedBookkeeping(kombu_redis.QoS):
-    """kombu's Redis QoS, the unacked set written with one script per message (see the module)."""
+    """kombu's Redis QoS, the unacked set written with one write per message (see the module)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -70,10 +51,10 @@ class UnackedBookkeeping(kombu_redis.QoS):
 
     def append(self, message, delivery_tag) -> None:
         """kombu's ``QoS.append``: the message recorded as unacknowledged (same keys, same JSON), with the
-        acknowledgements queued since the last write removed in the same script."""
+        acknowledgements queued since the last write removed in the same write."""
         delivery = message.delivery_info
         record = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
-        self._write(["1", time(), delivery_tag, record])
+        self._write((delivery_tag, record))
         virtual.QoS.append(self, message, delivery_tag)
 
     def ack(self, delivery_tag) -> None:
@@ -82,19 +63,19 @@ class UnackedBookkeeping(kombu_redis.QoS):
         if self.channel.connection.__dict__.get("_acks_flushed_by_loop"):
             self._acked.append(delivery_tag)
         else:
-            self._write(["0", delivery_tag], take_acked=False)
+            self._write(None, (delivery_tag,), take_acked=False)
         virtual.QoS.ack(self, delivery_tag)
 
     def reject(self, delivery_tag, requeue=False) -> None:
         if requeue:  # kombu's own: the message goes back to its queue's head, its record removed with it
             return super().reject(delivery_tag, requeue=True)
-        self._write(["0", delivery_tag], take_acked=False)
+        self._write(None, (delivery_tag,), take_acked=False)
         virtual.QoS.ack(self, delivery_tag)
 
     def flush_acks(self) -> None:
         """Remove the queued acknowledgements' records now (the loop's timer; before the channel closes)."""
         if self._acked:
-            self._write(["0"])
+            self._write(None)
 
     def restore_unacked_once(self, stderr=None):
         """kombu's, when the channel closes (or is collected): the queued acknowledgements are removed
@@ -112,44 +93,55 @@ class UnackedBookkeeping(kombu_redis.QoS):
         self.flush_acks()
         super().restore_unacked(client)
 
-    def _write(self, args: list, take_acked: bool = True) -> None:
-        """One ``EVALSHA`` of the bookkeeping script with ``args`` and, with ``take_acked``, the queued
-        acknowledgements; those go back to the queue if the write fails."""
-        taken = []
+    def _write(self, record: tuple | None, acked: tuple = (), take_acked: bool = True) -> None:
+        """One write: ``record`` (delivery tag, message) entered, ``acked`` and (with ``take_acked``) the
+        queued acknowledgements removed; those go back to the queue if the write fails.
+
+        Four plain commands in one write instead of kombu's ``MULTI``/``EXEC``, in an order that leaves
+        nothing for kombu's restores to mistake: the message enters the hash before its tag enters the
+        index (``restore_visible`` finds tags in the index, and only those older than the visibility
+        timeout), and an acknowledged tag leaves the index before its message leaves the hash
+        (``restore_by_tag`` WATCHes the hash: a removal between its read and its EXEC aborts the restore,
+        and its retry finds nothing to restore)."""
+        taken = list(acked)
         if take_acked:
-            acked = self._acked
-            while acked and len(taken) < ACKS_PER_SCRIPT:
-                taken.append(acked.popleft())
+            queued = self._acked
+            while queued and len(taken) < ACKS_PER_WRITE:
+                taken.append(queued.popleft())
         prefix = self.channel.global_keyprefix or ""
-        keys = (prefix + self.unacked_index_key, prefix + self.unacked_key)
+        index, messages = prefix + self.unacked_index_key, prefix + self.unacked_key
+        commands = []
+        if record is not None:
+            tag, message = record
+            commands += [("HSET", messages, tag, message), ("ZADD", index, time(), tag)]
+        if taken:
+            commands += [("ZREM", index, *taken), ("HDEL", messages, *taken)]
         try:
-            self._send(("EVALSHA", _SHA, 2, *keys, *args, *taken))
+            self._send(commands)
         except BaseException:
-            self._acked.extendleft(reversed(taken))
+            if take_acked:
+                self._acked.extendleft(reversed(taken[len(acked):]))
             raise
 
-    def _send(self, command: tuple) -> None:
-        """``command`` on a connection of the channel's pool, with redis-py's retry (a connection error
-        closes the connection, and the command is sent again: both writes are idempotent); a store that
-        lost the script (restarted, flushed) gets it with ``EVAL``.  The short way: redis-py's client adds
-        its observability and response callbacks to every command."""
+    def _send(self, commands: list) -> None:
+        """``commands`` in one write on a connection of the channel's pool, and their replies read — the
+        short way: redis-py's pipeline (and its client) add their machinery and observability to every
+        call.  redis-py's retry as its client has it (a connection error closes the connection, and the
+        write is sent again: entering and removing are both idempotent).  A connection that fails in any
+        other way is closed too, so that no reply is left unread on it."""
         pool = self.channel.pool
         connection = pool.get_connection()
 
-        def send(packed):
-            connection.send_packed_command(packed)
-            return connection.read_response()
-
-        def close(error):
-            connection.disconnect()
+        def write() -> None:
+            connection.send_packed_command(connection.pack_commands(commands))
+            for _ in commands:
+                connection.read_response()
 
         try:
-            packed = connection.pack_command(*command)
-            try:
-                connection.retry.call_with_retry(lambda: send(packed), close)
-            except NoScriptError:
-                packed = connection.pack_command("EVAL", _BOOKKEEPING, *command[2:])
-                connection.retry.call_with_retry(lambda: send(packed), close)
+            connection.retry.call_with_retry(write, lambda error: connection.disconnect())
+        except BaseException:
+            connection.disconnect()
+            raise
         finally:
             pool.release(connection)
 

@@ -31,7 +31,7 @@ class _ChannelFixes:
     """What our channels change of kombu's (mixed into the plain and the Sentinel channel): every message
     popped from a task queue is screened first (issue 9's malformed-message dead letters), a closed
     connection fails as a connection error, a channel reuses its redis-py client, it packs its BRPOP once
-    per queue order, and it records unacknowledged messages with one script each (``worker.broker_acks``)."""
+    per queue order, and it records unacknowledged messages with one write each (``worker.broker_acks``)."""
 
     QoS = UnackedBookkeeping
 

@@ -145,21 +145,6 @@ def test_the_stranded_sweep_sees_the_messages_workers_hold(broker):
             second.payload[0][0]["transaction_id"]]
 
 
-def test_a_store_that_lost_the_script_gets_it_again(broker):
-    server, client = broker
-    _publish(client, 2)
-    with Connection(server.url, transport=RedisTransport) as connection:
-        taker = _Taker(connection)
-        [first] = taker.take(1)
-        client.script_flush()  # a restarted or flushed store
-        [second] = taker.take(1)
-        assert client.hlen("unacked") == 2
-        client.script_flush()
-        first.ack()
-        second.ack()
-        assert client.hlen("unacked") == 0 and client.zcard("unacked_index") == 0
-
-
 _KILLED_MID_TASK = """
 import os, signal, sys, time
 from kombu import Connection, Consumer, Queue
