@@ -134,18 +134,36 @@ def drain(relay: RelayRun, count: int, concurrency: int, workers: int,
     while _queued(watcher) == queued:
         time.sleep(0.002)
     started = time.monotonic()
+    pids = [process.pid for process in relay.workers]
+    cpu_before = _cpu_seconds(pids)
     while _backlog(watcher):
         time.sleep(0.005)
     seconds = time.monotonic() - started
+    cpu_after = _cpu_seconds(pids)
     for thread in starting:
         thread.join()
     relay.stop_workers()
-    work = {"ran": stats.delta(), "workers": workers}
+    work = {"ran": stats.delta(), "workers": workers, "seconds": seconds,
+            "cpu": None if cpu_before is None or cpu_after is None else cpu_after - cpu_before}
     if counted is not None:
         trips, sent, processes = read_counts(counted)
         work.update(round_trips=trips, sent=sent, reported=processes)
         relay.env.pop(COUNTS_ENV)
     return seconds, work
+
+
+def _cpu_seconds(pids: list[int]) -> float | None:
+    """CPU time (user + system) the processes ``pids`` have used so far, from /proc (Linux); None elsewhere
+    or when one has gone."""
+    try:
+        ticks = 0
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime (stat's 14th and 15th fields)
+        return ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _dead_letters(relay: RelayRun) -> int:
@@ -183,7 +201,9 @@ def per_event(work: dict, count: int) -> dict:
     frequent), and for a counted drain the workers' round trips and commands sent (all, EVALSHA)."""
     ran = work["ran"]
     found = {"commands": sum(ran.values()) / count, "evalsha": ran.get("evalsha", 0) / count,
-             "top": [(name, n / count) for name, n in ran.most_common(6)]}
+             "top": [(name, n / count) for name, n in ran.most_common(6)],
+             "cpu_ms": None if work["cpu"] is None else 1000 * work["cpu"] / count,
+             "cpu_share": None if work["cpu"] is None else work["cpu"] / work["seconds"]}
     if "sent" in work:
         sent = work["sent"]
         found.update(round_trips=work["round_trips"] / count, sent=sum(sent.values()) / count,
@@ -257,7 +277,8 @@ def scenario(workdir: Path, *, latency_ms: int, threads: int, workers: int, coun
             if n == 0 and latency_ms == 0:
                 result["memory"] = memory_per_event(relay)
             done = result["work"][-1]
-            say(f"  round {n + 1}: baseline {result[runs][-1]:.0f}/s, pipeline {rate:.0f} delivered/s; "
+            say(f"  round {n + 1}: baseline {result[runs][-1]:.0f}/s ({_cpu(result['baseline_work'][-1])}), "
+                f"pipeline {rate:.0f} delivered/s ({_cpu(done)}); "
                 f"per event {done['commands']:.1f} store commands ({done['evalsha']:.2f} EVALSHA)")
             relay.sandbox.reset()  # the request log is never trimmed otherwise
         # One more drain of each, counted in the workers: round trips and commands sent per event.
@@ -280,6 +301,13 @@ def scenario(workdir: Path, *, latency_ms: int, threads: int, workers: int, coun
         say(f"  latency at {paced:.0f}/s: p50 {result['p50'] * 1000:.0f} ms, "
             f"p99 {result['p99'] * 1000:.0f} ms")
     return result
+
+
+def _cpu(work: dict) -> str:
+    """The workers' CPU per event and their share of a core while a drain ran."""
+    if work.get("cpu_ms") is None:
+        return "worker CPU unknown"
+    return f"worker CPU {work['cpu_ms']:.2f} ms per event, {work['cpu_share']:.0%} of a core"
 
 
 def target_of(r: dict) -> float:
@@ -324,6 +352,14 @@ def report(results: list[dict]) -> str:
                          f"| {_median_work(works, 'evalsha'):.2f} | {top} "
                          f"| {counted['round_trips']:.1f}{partial} "
                          f"| {counted['sent']:.1f} | {counted['sent_evalsha']:.2f} |")
+    lines += ["", "Worker CPU per event (user + system of the worker processes from the first message taken "
+              "to the last acknowledged, /proc; medians of the timed drains):", ""]
+    for r in results:
+        for drain_name, works in (("baseline", r["baseline_work"]), ("pipeline", r["work"])):
+            known = [w for w in works if w.get("cpu_ms") is not None]
+            if known:
+                lines.append(f"- {r['latency_ms']} ms, {drain_name}: {_median_work(known, 'cpu_ms'):.2f} ms, "
+                             f"{_median_work(known, 'cpu_share'):.0%} of a core")
     for r in results:
         if "memory" in r:
             record, with_indexes, n = r["memory"]
