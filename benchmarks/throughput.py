@@ -134,7 +134,7 @@ def drain(relay: RelayRun, count: int, concurrency: int, workers: int,
     while _queued(watcher) == queued:
         time.sleep(0.002)
     started = time.monotonic()
-    pids = [process.pid for process in relay.workers]
+    pids = [process.pid for process in relay.workers if process.poll() is None]  # this drain's
     cpu_before = _cpu_seconds(pids)
     while _backlog(watcher):
         time.sleep(0.005)
