@@ -3,10 +3,11 @@
 With ``task_acks_late`` and a visibility timeout, kombu's Redis transport records every message a worker
 takes — its delivery tag in the sorted set ``unacked_index`` (score: the time taken) and the message itself
 in the hash ``unacked`` (``[message, exchange, routing key]`` as JSON) — and removes both when the task is
-acknowledged.  kombu sends each as a redis-py transaction (``MULTI``/``ZADD``/``HSET``/``EXEC`` on the
-consumer loop before the task is handed to the pool; ``MULTI``/``ZREM``/``HDEL``/``EXEC`` in the pool's
-thread after it ran): two round trips per message through redis-py's pipeline machinery, ~25–30% of a
-no-op task's GIL time (py-spy; docs/benchmarks.md, "The broker's bookkeeping per message").
+acknowledged.  kombu sends each as a redis-py transaction: ``MULTI``/``ZADD``/``HSET``/``EXEC`` before
+the task is handed to the pool, ``MULTI``/``ZREM``/``HDEL``/``EXEC`` after it ran — and Celery 5.7 runs
+that ack on the consumer loop too (the pool's thread hands it over with ``Consumer.call_soon_ack``).  Two
+round trips per message through redis-py's pipeline machinery, on the one loop every message waits on:
+~25–30% of a no-op task's GIL time (py-spy; docs/benchmarks.md, "The broker's bookkeeping per message").
 
 :class:`UnackedBookkeeping` keeps exactly kombu's keys and data — so kombu's ``restore_visible`` (the
 visibility sweep), ``restore_by_tag``, ``restore_unacked`` and our stranded-event sweep
@@ -16,8 +17,8 @@ there:
 * **plain commands in one write** (``HSET``, ``ZADD``; ``ZREM``, ``HDEL``), packed and sent on a pooled
   connection without redis-py's pipeline or client machinery, and without ``MULTI``/``EXEC``: the order of
   the commands keeps kombu's restores right (``UnackedBookkeeping._write``);
-* **acknowledgements ride along**: a pool thread's ack frees the message's prefetch slot at once (kombu's
-  in-memory part) and queues the tag; the consumer loop's next write — the next message's record, or a
+* **acknowledgements ride along**: an ack frees the message's prefetch slot at once (kombu's in-memory
+  part) and queues the tag; the consumer loop's next write — the next message's record, or a
   timer every :data:`ACK_FLUSH_SECONDS` when no message comes — removes the queued tags in the same
   write.  A worker stopping flushes them before it closes its channel.  Only while a worker's event loop
   runs the timer (:func:`flush_acks_on`); without one (a plain kombu consumer) every ack is sent at once.
