@@ -30,24 +30,17 @@ ledger's claim: a delivered event is not sent again; docs/architecture.md).
 """
 from __future__ import annotations
 
-import logging
-import threading
 from collections import deque
 from time import time
 
 from kombu.transport import redis as kombu_redis
 from kombu.transport.virtual import base as virtual
 from kombu.utils.json import dumps
-from redis.exceptions import ResponseError
 
 # How long an acknowledged message may stay recorded as unacknowledged when no other message comes.
 ACK_FLUSH_SECONDS = 0.1
 # Acknowledgements removed by one write at most (a prefetch of one per thread keeps the queue far below).
 ACKS_PER_WRITE = 500
-# Under a worker's loop: commands whose replies may wait unread on the loop's connection.
-UNREAD_AT_MOST = 64
-
-log = logging.getLogger("wms_relay.broker_acks")
 
 
 class UnackedBookkeeping(kombu_redis.QoS):
@@ -56,7 +49,6 @@ class UnackedBookkeeping(kombu_redis.QoS):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._acked: deque = deque()  # delivery tags acknowledged, not yet removed from the store
-        self._loop_writer: _LoopWriter | None = None
 
     def append(self, message, delivery_tag) -> None:
         """kombu's ``QoS.append``: the message recorded as unacknowledged (same keys, same JSON), with the
@@ -82,12 +74,9 @@ class UnackedBookkeeping(kombu_redis.QoS):
         virtual.QoS.ack(self, delivery_tag)
 
     def flush_acks(self) -> None:
-        """Remove the queued acknowledgements' records now, and read the replies of the writes sent (the
-        loop's timer; before the channel closes)."""
+        """Remove the queued acknowledgements' records now (the loop's timer; before the channel closes)."""
         if self._acked:
             self._write(None)
-        if self._loop_writer is not None:
-            self._loop_writer.confirm()
 
     def restore_unacked_once(self, stderr=None):
         """kombu's, when the channel closes (or is collected): the queued acknowledgements are removed
@@ -129,20 +118,11 @@ class UnackedBookkeeping(kombu_redis.QoS):
         if taken:
             commands += [("ZREM", index, *taken), ("HDEL", messages, *taken)]
         try:
-            if self.channel.connection.__dict__.get("_acks_flushed_by_loop") and take_acked:
-                self._loop_writer_for(self.channel.pool).write(commands)
-            else:
-                self._send(commands)
+            self._send(commands)
         except BaseException:
             if take_acked:
                 self._acked.extendleft(reversed(taken[len(acked):]))
             raise
-
-    def _loop_writer_for(self, pool) -> "_LoopWriter":
-        writer = self._loop_writer
-        if writer is None or writer.pool is not pool:  # kombu replaced its pools (a fork, a lost connection)
-            writer = self._loop_writer = _LoopWriter(pool)
-        return writer
 
     def _send(self, commands: list) -> None:
         """``commands`` in one write on a connection of the channel's pool, and their replies read — the
@@ -165,99 +145,6 @@ class UnackedBookkeeping(kombu_redis.QoS):
             raise
         finally:
             pool.release(connection)
-
-
-class _LoopWriter:
-    """The worker loop's own broker connection for the bookkeeping: each write goes out at once, and its
-    replies are read with those of later writes — every :data:`UNREAD_AT_MOST` commands, on the loop's
-    timer and before the channel closes — instead of after each.  On a connection that one thread uses,
-    a write's replies wait in order behind the earlier ones, so a message's record and its removal can
-    never cross.
-
-    Why: a worker's one event loop takes every message, and each socket call it makes gives up the GIL
-    that 64 task threads are waiting for; getting it back is what the loop waits on (docs/benchmarks.md,
-    "The broker's bookkeeping per message").  A write that is sent has left the process: a worker killed
-    after it does not take it back.  What the unread replies postpone is the news of a refusal (an
-    out-of-memory broker refuses ``HSET``): it is logged as an ERROR when read, the task runs all the
-    same (kombu's own transaction would have stopped the worker instead).  A connection lost before its
-    replies were read is replaced, and every write whose replies were not read is sent again, in order
-    (entering and removing are both idempotent)."""
-
-    def __init__(self, pool) -> None:
-        self.pool = pool
-        self._connection = None
-        self._sent: list[tuple[list, int]] = []  # (packed write, its number of commands), replies unread
-        self._unread = 0
-        self._lost = False  # a connection failed and sending again failed too: send everything again
-        self._lock = threading.Lock()  # the loop's thread alone, but for a channel collected elsewhere
-
-    def write(self, commands: list) -> None:
-        with self._lock:
-            connection = self._connection
-            if connection is None:
-                connection = self._connection = self.pool.get_connection()
-            packed = connection.pack_commands(commands)
-            self._sent.append((packed, len(commands)))
-            self._unread += len(commands)
-            if self._lost:
-                return self._send_again()
-            try:
-                connection.send_packed_command(packed)
-            except BaseException:
-                return self._send_again()
-            if self._unread >= UNREAD_AT_MOST:
-                self._confirm()
-
-    def confirm(self) -> None:
-        with self._lock:
-            if self._lost:
-                self._send_again()
-            elif self._sent:
-                self._confirm()
-
-    def _confirm(self) -> None:
-        try:
-            refusals = _replies(self._connection, self._unread)
-        except BaseException:
-            return self._send_again()
-        self._confirmed(refusals)
-
-    def _send_again(self) -> None:
-        """Every write whose replies were not read sent again, in order, on a new connection, and read."""
-        connection = self._connection
-
-        def again() -> list:
-            for packed, _ in self._sent:
-                connection.send_packed_command(packed)
-            return _replies(connection, self._unread)
-
-        self._lost = True
-        connection.disconnect()
-        try:
-            refusals = connection.retry.call_with_retry(again, lambda error: connection.disconnect())
-        except BaseException:
-            connection.disconnect()
-            raise
-        self._lost = False
-        self._confirmed(refusals)
-
-    def _confirmed(self, refusals: list) -> None:
-        self._sent.clear()
-        self._unread = 0
-        for refusal in refusals:
-            log.error("the broker refused to record a message as taken or acknowledged (%s: %s)",
-                      type(refusal).__name__, refusal)
-
-
-def _replies(connection, count: int) -> list:
-    """The next ``count`` replies on ``connection``; the refusals among them (error replies) as exceptions."""
-    refusals = []
-    for _ in range(count):
-        try:
-            connection.read_response()
-        except ResponseError as refusal:
-            refusals.append(refusal)
-    return refusals
 
 
 def flush_acks_on(transport, connection, loop) -> None:

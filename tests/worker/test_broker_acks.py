@@ -106,7 +106,6 @@ def test_under_a_workers_loop_acks_ride_with_the_next_record_or_the_timer(broker
         assert client.hlen("unacked") == 2           # queued, its prefetch slot free already
         assert first.channel.qos.can_consume()
         [third] = taker.take(1)                     # the next record takes the ack with it
-        third.channel.qos.flush_acks()              # nothing queued: only the writes' replies read
         held = {json.loads(v)[0]["properties"]["delivery_tag"] for v in client.hvals("unacked")}
         assert held == {second.delivery_tag, third.delivery_tag}
         assert client.zcard("unacked_index") == 2
@@ -117,40 +116,6 @@ def test_under_a_workers_loop_acks_ride_with_the_next_record_or_the_timer(broker
         hub.fire_timers(propagate=(Exception,))       # the loop's timer: no further message needed
         assert client.hlen("unacked") == 0 and client.zcard("unacked_index") == 0
         hub.close()
-
-
-def test_under_a_workers_loop_a_connection_lost_before_the_replies_were_read_gets_every_write_again(broker):
-    """The loop reads its writes' replies in batches; a connection lost before that is replaced and every
-    unconfirmed write is sent again, in order — the records end as if nothing had happened."""
-    server, client = broker
-    _publish(client, 2)
-    with Connection(server.url, transport=RedisTransport) as connection:
-        flush_acks_on(connection.transport, connection, Hub())
-        first, second = _Taker(connection).take(2)  # two records sent, their replies not read yet
-        first.ack()
-        client.client_kill_filter(_type="normal", skipme=True)  # every broker connection but ours dropped
-        first.channel.qos.flush_acks()  # the ack's write, then the replies: all sent again
-        assert client.hkeys("unacked") == [second.delivery_tag.encode()]
-        assert client.zrange("unacked_index", 0, -1) == [second.delivery_tag.encode()]
-
-
-def test_under_a_workers_loop_a_record_the_broker_refuses_is_logged_and_the_loop_goes_on(broker, caplog):
-    server, client = broker
-    _publish(client, 2)
-    with Connection(server.url, transport=RedisTransport) as connection:
-        flush_acks_on(connection.transport, connection, Hub())
-        taker = _Taker(connection)
-        client.config_set("maxmemory", 1)  # noeviction: HSET and ZADD are refused (OOM)
-        try:
-            [refused] = taker.take(1)  # popped and handed on; its record refused
-            refused.channel.qos.flush_acks()
-        finally:
-            client.config_set("maxmemory", 0)
-        assert client.hlen("unacked") == 0
-        assert "refused to record a message as taken or acknowledged (OutOfMemoryError" in caplog.text
-        [taken] = taker.take(1)  # the loop goes on
-        taken.channel.qos.flush_acks()
-        assert client.hkeys("unacked") == [taken.delivery_tag.encode()]
 
 
 def test_queued_acks_are_removed_before_the_channel_closes(broker):
