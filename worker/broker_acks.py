@@ -7,7 +7,8 @@ acknowledged.  kombu sends each as a redis-py transaction: ``MULTI``/``ZADD``/``
 the task is handed to the pool, ``MULTI``/``ZREM``/``HDEL``/``EXEC`` after it ran — and Celery 5.7 runs
 that ack on the consumer loop too (the pool's thread hands it over with ``Consumer.call_soon_ack``).  Two
 round trips per message through redis-py's pipeline machinery, on the one loop every message waits on:
-~25–30% of a no-op task's GIL time (py-spy; docs/benchmarks.md, "The broker's bookkeeping per message").
+~25–30% of a no-op task's GIL time (py-spy: docs/benchmarks.md, "The worker command's own cost per
+task"; measured again in "The broker's bookkeeping per message").
 
 :class:`UnackedBookkeeping` keeps exactly kombu's keys and data — so kombu's ``restore_visible`` (the
 visibility sweep), ``restore_by_tag``, ``restore_unacked`` and our stranded-event sweep
