@@ -221,8 +221,10 @@ def _packed(args: list) -> str:
     a bool, None, bytes — refused as redis-py refuses it.  ``ensure_ascii=False``: the text reaches the
     script as the same UTF-8 it was (``cjson`` reads the escapes ``json`` writes: quotes, backslashes,
     control characters)."""
-    return json.dumps([arg if type(arg) is str else _argument(arg) for arg in args], ensure_ascii=False,
-                      separators=(",", ":"))
+    return _PACKER.encode([arg if type(arg) is str else _argument(arg) for arg in args])
+
+
+_PACKER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # json.dumps builds one per call
 
 
 def _argument(value: Any) -> str:
