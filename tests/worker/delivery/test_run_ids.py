@@ -37,8 +37,8 @@ def test_another_process_draws_other_ids():
     import sys
 
     mine = run_id().split(".")[0]
-    other = subprocess.run([sys.executable, "-c", "from worker.delivery.run_ids import run_id; print(run_id())"],
-                           capture_output=True, text=True, check=True, cwd=os.getcwd(),
+    code = "from worker.delivery.run_ids import run_id; print(run_id())"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}).stdout.strip()
     assert other.split(".")[0] != mine and other.endswith(".1")
     if not hasattr(os, "fork"):

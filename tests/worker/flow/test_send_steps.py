@@ -222,7 +222,8 @@ def test_text_of_every_kind_reaches_the_store_as_the_ledger_spelled_it(store_cli
     assert taken.claim.status == "claimed"
     stored = record(store_client, "R-text")
     print_ = fingerprint(event["fields"])
-    assert stored["e"] == event_json(print_, "R-text", event["fields"], event["occurred_at"], event["event_id"])
+    assert stored["e"] == event_json(print_, "R-text", event["fields"], event["occurred_at"],
+                                     event["event_id"])
     assert stored["l"].endswith(" " + owner)
     result = {"receipt_id": TRICKY, "status": 200}
     entry = AttemptEntry(taken.claim.attempt, "delivered", 200, None, (TRICKY,), at=clock())
