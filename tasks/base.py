@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 
 from celery import Task
 from celery.signals import before_task_publish, worker_ready, worker_shutdown
@@ -89,6 +88,7 @@ def delivery_task(row: Operation) -> DeliveryTask:
     def deliver_event(self: DeliveryTask, /, *args, **kwargs) -> str:
         from worker.delivery.pipeline import deliver
         from worker.delivery.relay import process_relay
+        from worker.delivery.run_ids import run_id
 
         # ``self`` is positional-only: a keyword argument named "self" must not break the call.
         event = args[0] if len(args) == 1 else None
@@ -96,7 +96,7 @@ def delivery_task(row: Operation) -> DeliveryTask:
             # Not one JSON object: validation dead-letters it, naming the problem.
             event = {"_arguments": "a task takes exactly one JSON object"}
         # Unique per run: a redelivered copy of this very message is another owner, kept out by the lease.
-        owner = f"{os.getpid()}:{threading.get_ident()}:{self.request.id or 'direct'}:{uuid.uuid4().hex[:8]}"
+        owner = f"{os.getpid()}:{threading.get_ident()}:{self.request.id or 'direct'}:{run_id(8)}"
         return deliver(process_relay(), operation, event, owner=owner, destination=destination)
 
     deliver_event.__name__ = f"{destination}_{operation.replace('.', '_')}"
