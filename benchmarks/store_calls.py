@@ -13,7 +13,9 @@ beside each rate.
   its workers with SIGTERM: a warm shutdown) to ``<dir>/<pid>.json``.
 
 Counting wraps three methods of redis-py's connection class in the benchmark's worker processes only
-(never in the service); a dict increment per call costs a fraction of a microsecond.
+(never in the service).  It is not free — a lock, a name lookup and a counter per command; a counted
+pipeline worker drained up to 15% slower at 0 ms — so ``benchmarks/throughput.py`` counts in a drain of
+its own and times the others uncounted (docs/benchmarks.md, "The broker's bookkeeping per message").
 """
 from __future__ import annotations
 

@@ -21,10 +21,13 @@ queue.  Memory: ``MEMORY USAGE`` of every ledger record (and of the ledger's ind
 drain, per delivered event; target ≤ 1 KiB.  The event mix: dispatch creates, receipts, relative and
 absolute stock adjustments, a quarter each.
 
-Store work per delivered event, for every drain (``benchmarks.store_calls``): the commands the store ran
+Store work per delivered event (``benchmarks.store_calls``): for every drain the commands the store ran
 (``INFO commandstats`` before and after, the benchmark's own taken out; commands our Lua scripts run count
-too), of which ``EVALSHA`` (our scripts), and, counted in the worker processes, client round trips and
-commands sent.  Targets (issue 21): ≤ 45 commands and ≤ 4 of our script calls per delivered event.
+too), of which ``EVALSHA`` (our scripts); and, counted in the worker processes, client round trips and
+commands sent — in one more drain of each kind after the timed rounds, whose rate is printed but not
+compared: counting wraps every command the worker sends, and a counted worker is a slower one (more so
+the pipeline's, which sends more).  Targets (issue 21): ≤ 45 commands and ≤ 4 of our script calls per
+delivered event.
 
 The baseline tasks run from their own queue (``benchmarks.noop_task``): the relay's queues dead-letter any
 task that is not the relay's, and a baseline drain that leaves a dead letter stops the run.
@@ -108,10 +111,16 @@ def _queued(watcher: CountedClient) -> int:
     return sum(watcher.lengths(WATCHED))
 
 
-def drain(relay: RelayRun, count: int, concurrency: int, workers: int) -> tuple[float, dict]:
+def drain(relay: RelayRun, count: int, concurrency: int, workers: int,
+          counted: Path | None = None) -> tuple[float, dict]:
     """Start the workers on full queues; seconds from the first message taken to the last acknowledged,
-    and the store work of the drain (commands the store ran, by name; the workers' round trips and
-    commands sent), from the workers' start to their stop."""
+    and the store work of the drain (commands the store ran, by name; with ``counted``, a directory, the
+    workers' round trips and commands sent, counted in the workers), from the workers' start to their
+    stop."""
+    if counted is not None:
+        relay.env[COUNTS_ENV] = str(counted)  # the workers count their store calls (benchmarks.store_calls)
+    else:
+        relay.env.pop(COUNTS_ENV, None)
     watcher = CountedClient(relay.redis())
     assert _backlog(watcher) == count, "the queues should hold exactly the prefilled messages"
     queued = _queued(watcher)
@@ -125,16 +134,36 @@ def drain(relay: RelayRun, count: int, concurrency: int, workers: int) -> tuple[
     while _queued(watcher) == queued:
         time.sleep(0.002)
     started = time.monotonic()
+    pids = [process.pid for process in relay.workers if process.poll() is None]  # this drain's
+    cpu_before = _cpu_seconds(pids)
     while _backlog(watcher):
         time.sleep(0.005)
     seconds = time.monotonic() - started
+    cpu_after = _cpu_seconds(pids)
     for thread in starting:
         thread.join()
     relay.stop_workers()
-    trips, sent, processes = read_counts(Path(relay.env[COUNTS_ENV]))
-    work = {"ran": stats.delta(), "round_trips": trips, "sent": sent, "reported": processes,
-            "workers": workers}
+    work = {"ran": stats.delta(), "workers": workers, "seconds": seconds,
+            "cpu": None if cpu_before is None or cpu_after is None else cpu_after - cpu_before}
+    if counted is not None:
+        trips, sent, processes = read_counts(counted)
+        work.update(round_trips=trips, sent=sent, reported=processes)
+        relay.env.pop(COUNTS_ENV)
     return seconds, work
+
+
+def _cpu_seconds(pids: list[int]) -> float | None:
+    """CPU time (user + system) the processes ``pids`` have used so far, from /proc (Linux); None elsewhere
+    or when one has gone."""
+    try:
+        ticks = 0
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime (stat's 14th and 15th fields)
+        return ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _dead_letters(relay: RelayRun) -> int:
@@ -142,26 +171,26 @@ def _dead_letters(relay: RelayRun) -> int:
 
 
 def baseline_rate(relay: RelayRun, task: str, count: int, concurrency: int,
-                  workers: int) -> tuple[float, dict]:
+                  workers: int, counted: Path | None = None) -> tuple[float, dict]:
     """Tasks per second of a benchmark task (benchmarks.noop_task) given the same events, from its own
     queue; and the drain's store work."""
     app = publisher(relay)
     letters = _dead_letters(relay)
     for operation, event in events(count, "base"):
         app.send_task(task, args=[event], queue=BENCH_QUEUE)
-    seconds, work = drain(relay, count, concurrency, workers)
+    seconds, work = drain(relay, count, concurrency, workers, counted)
     assert _dead_letters(relay) == letters, (
         f"the {task} drain left dead letters: its tasks did not run (see the worker log)")
     return count / seconds, work
 
 
 def pipeline_rate(relay: RelayRun, count: int, concurrency: int, workers: int,
-                  tag: str) -> tuple[float, dict]:
+                  tag: str, counted: Path | None = None) -> tuple[float, dict]:
     batch = events(count, tag)
     for operation in ("dispatch.create", "receipt.create", "stock.adjust"):
         relay.enqueue(operation, [e for op, e in batch if op == operation])
     before = relay.ledger().final_totals()["delivered"]
-    seconds, work = drain(relay, count, concurrency, workers)
+    seconds, work = drain(relay, count, concurrency, workers, counted)
     delivered = relay.ledger().final_totals()["delivered"] - before
     assert delivered == count, f"only {delivered} of {count} delivered"
     return count / seconds, work
@@ -169,13 +198,18 @@ def pipeline_rate(relay: RelayRun, count: int, concurrency: int, workers: int,
 
 def per_event(work: dict, count: int) -> dict:
     """A drain's store work divided by its events: commands the store ran (all, EVALSHA, the five most
-    frequent), and the workers' round trips and commands sent (all, EVALSHA)."""
-    ran, sent = work["ran"], work["sent"]
-    return {"commands": sum(ran.values()) / count, "evalsha": ran.get("evalsha", 0) / count,
-            "top": [(name, n / count) for name, n in ran.most_common(6)],
-            "round_trips": work["round_trips"] / count, "sent": sum(sent.values()) / count,
-            "sent_evalsha": sent.get("EVALSHA", 0) / count,
-            "complete": work["reported"] == work["workers"]}
+    frequent), and for a counted drain the workers' round trips and commands sent (all, EVALSHA)."""
+    ran = work["ran"]
+    found = {"commands": sum(ran.values()) / count, "evalsha": ran.get("evalsha", 0) / count,
+             "top": [(name, n / count) for name, n in ran.most_common(6)],
+             "cpu_ms": None if work["cpu"] is None else 1000 * work["cpu"] / count,
+             "cpu_share": None if work["cpu"] is None else work["cpu"] / work["seconds"]}
+    if "sent" in work:
+        sent = work["sent"]
+        found.update(round_trips=work["round_trips"] / count, sent=sum(sent.values()) / count,
+                     sent_evalsha=sent.get("EVALSHA", 0) / count,
+                     complete=work["reported"] == work["workers"])
+    return found
 
 
 def paced_latency(relay: RelayRun, count: int, rate: float, concurrency: int, workers: int,
@@ -230,13 +264,10 @@ def scenario(workdir: Path, *, latency_ms: int, threads: int, workers: int, coun
     settings = {**BENCH_SETTINGS, "WORKER_CONCURRENCY": str(concurrency)}
     result = {"latency_ms": latency_ms, "threads": threads, "workers": workers, "count": count,
               "baseline_runs": [], "bare_runs": [], "runs": [], "baseline_work": [], "work": []}
+    task, runs = (NOOP_TASK, "baseline_runs") if latency_ms == 0 else (BARE_POST_TASK, "bare_runs")
     with RelayRun(workdir, settings=settings, sandbox_faults={"latency_ms": latency_ms},
                   short_timeouts=False) as relay:
-        counts = workdir / "counts"
-        counts.mkdir(exist_ok=True)
-        relay.env[COUNTS_ENV] = str(counts)  # the workers count their store calls (benchmarks.store_calls)
-        for n in range(rounds):
-            task, runs = (NOOP_TASK, "baseline_runs") if latency_ms == 0 else (BARE_POST_TASK, "bare_runs")
+        for n in range(rounds):  # timed, not counted in the workers
             rate, work = baseline_rate(relay, task, count, concurrency, workers)
             result[runs].append(rate)
             result["baseline_work"].append(per_event(work, count))
@@ -246,10 +277,21 @@ def scenario(workdir: Path, *, latency_ms: int, threads: int, workers: int, coun
             if n == 0 and latency_ms == 0:
                 result["memory"] = memory_per_event(relay)
             done = result["work"][-1]
-            say(f"  round {n + 1}: baseline {result[runs][-1]:.0f}/s, pipeline {rate:.0f} delivered/s; "
-                f"per event {done['commands']:.1f} store commands ({done['evalsha']:.2f} EVALSHA), "
-                f"{done['round_trips']:.1f} round trips")
+            say(f"  round {n + 1}: baseline {result[runs][-1]:.0f}/s ({_cpu(result['baseline_work'][-1])}), "
+                f"pipeline {rate:.0f} delivered/s ({_cpu(done)}); "
+                f"per event {done['commands']:.1f} store commands ({done['evalsha']:.2f} EVALSHA)")
             relay.sandbox.reset()  # the request log is never trimmed otherwise
+        # One more drain of each, counted in the workers: round trips and commands sent per event.
+        counts = workdir / "counts"
+        counts.mkdir(exist_ok=True)
+        rate, work = baseline_rate(relay, task, count, concurrency, workers, counted=counts)
+        result["baseline_counted"] = {"rate": rate, **per_event(work, count)}
+        rate, work = pipeline_rate(relay, count, concurrency, workers, f"L{latency_ms}C", counted=counts)
+        result["counted"] = done = {"rate": rate, **per_event(work, count)}
+        relay.sandbox.reset()
+        say(f"  counted drains (rates not compared): baseline {result['baseline_counted']['rate']:.0f}/s, "
+            f"pipeline {rate:.0f}/s; per event {done['round_trips']:.1f} round trips, "
+            f"{done['sent']:.1f} commands sent")
         result["baseline"] = (statistics.median(result["baseline_runs"]) if latency_ms == 0
                               else threads / (latency_ms / 1000.0))
         result["rate"] = statistics.median(result["runs"])
@@ -259,6 +301,13 @@ def scenario(workdir: Path, *, latency_ms: int, threads: int, workers: int, coun
         say(f"  latency at {paced:.0f}/s: p50 {result['p50'] * 1000:.0f} ms, "
             f"p99 {result['p99'] * 1000:.0f} ms")
     return result
+
+
+def _cpu(work: dict) -> str:
+    """The workers' CPU per event and their share of a core while a drain ran."""
+    if work.get("cpu_ms") is None:
+        return "worker CPU unknown"
+    return f"worker CPU {work['cpu_ms']:.2f} ms per event, {work['cpu_share']:.0%} of a core"
 
 
 def target_of(r: dict) -> float:
@@ -289,18 +338,28 @@ def report(results: list[dict]) -> str:
                      f"| {r['count']} | {base} | {r['rate']:.0f} ({_runs(r['runs'])}) | {share:.0f}% "
                      f"| ≥ {target:.0%} | {r['paced_rate']:.0f} | {r['p50'] * 1000:.0f} "
                      f"| {r['p99'] * 1000:.0f} |")
-    lines += ["", "Store work per event (medians of the drains; the store's count includes the commands run "
-              "inside scripts; round trips and commands sent are counted in the worker processes):", "",
+    lines += ["", "Store work per event (store commands: medians of the timed drains, the store's count, "
+              "which includes the commands run inside scripts; round trips and commands sent: the counted "
+              "drain, counted in the worker processes):", "",
               "| sandbox latency | drain | store commands | of which EVALSHA | most frequent | client round "
               "trips | commands sent | EVALSHA sent |", "|---:|---|---:|---:|---|---:|---:|---:|"]
     for r in results:
-        for drain_name, works in (("baseline", r["baseline_work"]), ("pipeline", r["work"])):
+        for drain_name, works, counted in (("baseline", r["baseline_work"], r["baseline_counted"]),
+                                           ("pipeline", r["work"], r["counted"])):
             top = ", ".join(f"{name} {n:.1f}" for name, n in works[len(works) // 2]["top"])
-            partial = "" if all(w["complete"] for w in works) else " (some workers did not report)"
+            partial = "" if counted["complete"] else " (some workers did not report)"
             lines.append(f"| {r['latency_ms']} ms | {drain_name} | {_median_work(works, 'commands'):.1f} "
                          f"| {_median_work(works, 'evalsha'):.2f} | {top} "
-                         f"| {_median_work(works, 'round_trips'):.1f}{partial} "
-                         f"| {_median_work(works, 'sent'):.1f} | {_median_work(works, 'sent_evalsha'):.2f} |")
+                         f"| {counted['round_trips']:.1f}{partial} "
+                         f"| {counted['sent']:.1f} | {counted['sent_evalsha']:.2f} |")
+    lines += ["", "Worker CPU per event (user + system of the worker processes from the first message taken "
+              "to the last acknowledged, /proc; medians of the timed drains):", ""]
+    for r in results:
+        for drain_name, works in (("baseline", r["baseline_work"]), ("pipeline", r["work"])):
+            known = [w for w in works if w.get("cpu_ms") is not None]
+            if known:
+                lines.append(f"- {r['latency_ms']} ms, {drain_name}: {_median_work(known, 'cpu_ms'):.2f} ms, "
+                             f"{_median_work(known, 'cpu_share'):.0%} of a core")
     for r in results:
         if "memory" in r:
             record, with_indexes, n = r["memory"]

@@ -17,6 +17,7 @@ from kombu.transport.virtual import Empty
 from tasks import malformed_messages
 from tasks import support_jobs
 from tasks.raw_messages import SCREENED_QUEUES, Passed, screen
+from worker.broker_acks import UnackedBookkeeping, flush_acks_on
 from worker.destinations import table
 from worker.settings import SentinelAddress, Settings
 from worker.store.connection import tls_options
@@ -29,8 +30,10 @@ _PACKED_BRPOPS_KEPT = 64
 class _ChannelFixes:
     """What our channels change of kombu's (mixed into the plain and the Sentinel channel): every message
     popped from a task queue is screened first (issue 9's malformed-message dead letters), a closed
-    connection fails as a connection error, a channel reuses its redis-py client, and it packs its BRPOP once
-    per queue order."""
+    connection fails as a connection error, a channel reuses its redis-py client, it packs its BRPOP once
+    per queue order, and it records unacknowledged messages with one write each (``worker.broker_acks``)."""
+
+    QoS = UnackedBookkeeping
 
     def _admit(self, item, queue: str):
         """The popped message as kombu's ``loads`` would give it, if :func:`tasks.raw_messages.screen`
@@ -143,7 +146,16 @@ class _SentinelChannel(_ChannelFixes, kombu_redis.SentinelChannel):
     pass
 
 
-class RedisTransport(kombu_redis.Transport):
+class _TransportFixes:
+    """What our transports change of kombu's: a worker's event loop removes the acknowledged messages'
+    records on a timer, with the next message's record or on its own (``worker.broker_acks``)."""
+
+    def register_with_event_loop(self, connection, loop):
+        super().register_with_event_loop(connection, loop)
+        flush_acks_on(self, connection, loop)
+
+
+class RedisTransport(_TransportFixes, kombu_redis.Transport):
     """kombu's Redis transport, except that every message popped from a task queue is screened first, a
     closed connection fails as a *connection* error, and a channel reuses its redis-py client (see
     ``_ChannelFixes``).  Every scheme REDIS_URL may have goes through it or its two subclasses below —
@@ -177,7 +189,7 @@ class SocketTransport(RedisTransport):
         return "redis+" + (uri if include_password else maybe_sanitize_url(uri, mask))
 
 
-class SentinelTransport(kombu_redis.SentinelTransport):
+class SentinelTransport(_TransportFixes, kombu_redis.SentinelTransport):
     """kombu's Sentinel transport with the same changes: a failover drops the broker connection the way a
     Redis restart does, and must not stop the worker either; its messages are screened too."""
 

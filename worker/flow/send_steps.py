@@ -33,9 +33,16 @@ gate's five (worker.flow.gate), the SKU's last count and lock (the record's key 
 asked), the reply key.
 KEYS of delivered: the ledger's ten, the circuit's state and sending set, the SKU's lock, the shipment's
 waiters (the record's key where there is none).
+
+ARGV of each is *one* argument, the script's arguments packed as a JSON array of strings (:func:`_packed`;
+the script's first line unpacks it with ``cjson`` into a local ``ARGV``, so the rest reads as before):
+redis-py encodes every argument of a command one by one in Python (``Encoder.encode``, four type checks
+and an ``encode`` each), and these two scripts had ~30 besides their keys per delivery; ``json.dumps``
+packs them in one C call (issue 21).  The keys stay KEYS: a script declares every key it touches.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
@@ -59,6 +66,7 @@ from worker.store.stock_order import STOCK_LUA, StockOrder, StockTurn
 # padded with '' ('' at [5]: not asked, nothing to send), [9-10] the turn's verdict and detail ('' for
 # none), [11...] the claim's reply (or its refusal when there was nothing to send).
 _TAKE = STEPS + GATE_LUA + STOCK_LUA + replaying("""
+local ARGV = cjson.decode(ARGV[1])  -- the arguments, packed (_packed)
 local now = tonumber(ARGV[3])
 local r, status = accept_record(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 if not r then return status end
@@ -89,6 +97,7 @@ return reply
 # turn back ('1'|'0'), 15 take the waiters ('1'|'0').  Returns {'ok'|'refused'|'missing', circuit
 # ('reclosed' or ''), waiters}.
 _DELIVERED = STEPS + CIRCUIT_LUA + STOCK_LUA + """
+local ARGV = cjson.decode(ARGV[1])  -- the arguments, packed (_packed)
 local now = tonumber(ARGV[4])
 local moved = transition_record('delivered', ARGV[1], ARGV[2], '', ARGV[3], '', '', ARGV[4], ARGV[5], ARGV[6],
                                 ARGV[7], ARGV[8], '0', true)
@@ -206,13 +215,35 @@ class SendSteps:
         return Delivered(text(reply[0]) == "ok", [text(ref) for ref in reply[2]])
 
 
+def _packed(args: list) -> str:
+    """The script's arguments as one: a JSON array of the strings redis-py would have sent one by one
+    (text as it is, an int or a float as its ``repr``: ``Encoder.encode``'s spelling); anything else —
+    a bool, None, bytes — refused as redis-py refuses it.  ``ensure_ascii=False``: the text reaches the
+    script as the same UTF-8 it was (``cjson`` reads the escapes ``json`` writes: quotes, backslashes,
+    control characters)."""
+    return _PACKER.encode([arg if type(arg) is str else _argument(arg) for arg in args])
+
+
+_PACKER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # json.dumps builds one per call
+
+
+def _argument(value: Any) -> str:
+    if isinstance(value, str):
+        return value  # a subclass: json writes its text, as redis-py would have encoded it
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)
+    raise TypeError(f"a script argument is text or a number, not {type(value).__name__}")
+
+
 def _run(script, keys: list, args: list) -> Any:
-    """``script(keys=keys, args=args)``, the short way for the client it was registered with: redis-py's
+    """``script(keys=keys, args=args)``, the arguments packed in one (:func:`_packed`), the short way for
+    the client it was registered with: redis-py's
     ``Script.__call__`` imports the pipeline classes and checks the client against them (``typing``
     Protocol checks) on every call — a few per cent of a delivery's Python, twice per delivery (issue 21).
     A store that lost the script (restarted, flushed) answers NOSCRIPT without running anything; then
     ``Script.__call__`` loads it and runs it, as always."""
+    packed = _packed(args)
     try:
-        return script.registered_client.evalsha(script.sha, len(keys), *keys, *args)
+        return script.registered_client.evalsha(script.sha, len(keys), *keys, packed)
     except NoScriptError:
-        return script(keys=keys, args=args)
+        return script(keys=keys, args=[packed])

@@ -202,3 +202,13 @@ def configure(settings: Settings, stream: TextIO | None = None) -> None:
     per_task = logging.NOTSET if settings.log_level == "DEBUG" else logging.WARNING
     for name in CELERY_PER_TASK_LOGGERS:
         logging.getLogger(name).setLevel(per_task)
+    lean_records()
+
+
+def lean_records() -> None:
+    """Records without their caller, thread and process: our formatters (text and JSON) print none of
+    them, and Sentry's breadcrumbs read none; the logging HOWTO's "Optimization" switches spare their
+    lookup on every record — a frame walk, two thread lookups and a ``getpid`` system call, ~7 µs of an
+    attempt line's ~40 µs (issue 21).  Process-wide, like the handler :func:`configure` installs."""
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False

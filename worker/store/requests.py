@@ -80,6 +80,15 @@ def fresh_id() -> str:
     return _ids.next()
 
 
+def fresh_tag(random_digits: int = 8) -> str:
+    """``<the first random_digits of this process's prefix>.<the counter>``: a short id for a task run's
+    owner name, never the same twice in this process and, by its random part, not a dead process's either —
+    a restart that reuses the pid and the thread's ident (a container's PID 1) must not name the crashed
+    run's owner again for a redelivered message (worker.delivery.pipeline takes a claim under its own name
+    as "not interrupted").  The counter alone would."""
+    return f"{_ids.prefix[:random_digits]}.{next(_ids.counter)}"
+
+
 _scope: ContextVar[list | None] = ContextVar("wms_store_request_scope", default=None)
 
 

@@ -201,3 +201,53 @@ def test_both_steps_run_again_in_a_store_that_lost_its_scripts(store_client, clo
 def test_the_steps_refuse_a_pipeline(store_client, clock):
     with pytest.raises(TypeError, match="pipeline"):
         SendSteps(store_client.pipeline(), None, None, None)
+
+
+TRICKY = 'quote " backslash \\ nul \x00 unit \x1f newline \n tab \t del \x7f Åäö ß 漢字 🙂 \u2028 </script>'
+
+
+def test_text_of_every_kind_reaches_the_store_as_the_ledger_spelled_it(store_client, clock):
+    """Both steps' arguments travel packed in one JSON argument (send_steps._packed) that the scripts
+    unpack with cjson: the event, the owner, the answer and the attempt's entry must be stored byte for
+    byte as the ledger's Python spelled them — quotes, backslashes, control characters, non-ASCII."""
+    from worker.encoding import stored_json
+    from worker.store.ledger import fingerprint
+    from worker.store.records import event_json
+
+    steps = steps_for(store_client, clock)
+    event = receipt("R-text")
+    event["fields"]["receipt_no"] = TRICKY
+    owner = f"worker {TRICKY}"
+    taken = steps.take(event, owner)
+    assert taken.claim.status == "claimed"
+    stored = record(store_client, "R-text")
+    print_ = fingerprint(event["fields"])
+    assert stored["e"] == event_json(print_, "R-text", event["fields"], event["occurred_at"],
+                                     event["event_id"])
+    assert stored["l"].endswith(" " + owner)
+    result = {"receipt_id": TRICKY, "status": 200}
+    entry = AttemptEntry(taken.claim.attempt, "delivered", 200, None, (TRICKY,), at=clock())
+    done = steps.delivered("receipt.create", "R-text", owner=owner, result=result, log=entry,
+                           reason=f"delivered {TRICKY}", ticket=taken.verdict.ticket)
+    assert done.moved
+    stored = record(store_client, "R-text")
+    assert stored["s"] == "delivered"
+    assert stored_json(result, where="a ledger result") in stored.values()
+    assert entry.to_json(default_at=clock()) in stored["h"]
+
+
+@pytest.mark.parametrize("value", ["text", "", TRICKY, 0, -7, 2 ** 70, 0.1, 1e-05, 1.5e300, 120.0])
+def test_a_packed_argument_is_what_redis_py_would_have_sent(value):
+    from redis._parsers.encoders import Encoder
+
+    from worker.flow.send_steps import _packed
+
+    assert json.loads(_packed([value]))[0].encode("utf-8") == Encoder("utf-8", "strict", False).encode(value)
+
+
+@pytest.mark.parametrize("value", [True, None, b"bytes", 1j])
+def test_a_script_argument_redis_py_would_refuse_is_refused(value):
+    from worker.flow.send_steps import _packed
+
+    with pytest.raises(TypeError, match="text or a number"):
+        _packed(["fine", value])

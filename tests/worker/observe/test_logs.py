@@ -21,7 +21,9 @@ def restore_logging():
     handlers, level = root.handlers[:], root.level
     levels = {name: logging.getLogger(name).level for name in CELERY_PER_TASK_LOGGERS}
     hooks = sys.excepthook, threading.excepthook
+    switches = logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing
     yield
+    logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing = switches
     root.handlers[:] = handlers
     root.setLevel(level)
     for name, saved in levels.items():
@@ -193,3 +195,45 @@ def test_a_process_stopped_by_a_setting_says_so_in_json(monkeypatch, capsys):
     assert line["msg"] == "configuration problem: WORKER_CONCURRENCY must be a whole number, got 'many'"
     assert main(["status"]) == 2  # a person's command: plain words
     assert capsys.readouterr().err.startswith("wms-relay: configuration problem: WORKER_CONCURRENCY")
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_lean_records_lose_nothing_a_line_shows(restore_logging, log_format):
+    """configure() turns off the records' caller, thread and process lookups (logs.lean_records): a line
+    — an attempt's, a warning with a traceback, one inside a task — reads the same with them on as off,
+    but for its time; a format that came to print one of them would fail here."""
+    from worker.observe.observer import Observer
+
+    def lines(lean: bool) -> list[str]:
+        out = io.StringIO()
+        configure(Settings(log_format=log_format), stream=out)
+        if not lean:
+            logging._srcfile = logging.__file__
+            logging.logThreads = logging.logProcesses = logging.logMultiprocessing = True
+        event = type("Event", (), {"operation": "receipt.create", "key": "R-1", "destination": "trademax"})()
+        Observer(log_format=log_format).attempt(event, 2, "delivered", status=200, error_code=None,
+                                                latency=0.0123)
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logging.getLogger("wms_relay.delivery").warning("could not %s", "x", exc_info=True)
+        return [_without_time(line, log_format) for line in out.getvalue().splitlines()]
+
+    lean, full = lines(True), lines(False)
+    assert logging._srcfile is not None  # the second configure() ran before the switches were put back
+    assert lean == full and any("outcome=delivered" in line or '"outcome": "delivered"' in line
+                                for line in lean)
+    record = logging.getLogger("x").makeRecord("x", logging.INFO, "f", 1, "m", (), None)
+    assert record.process is not None  # switched on again above: this process's id
+    configure(Settings(log_format=log_format), stream=io.StringIO())
+    record = logging.getLogger("x").makeRecord("x", logging.INFO, "f", 1, "m", (), None)
+    assert record.process is None and record.thread is None and record.processName is None
+
+
+def _without_time(line: str, log_format: str) -> str:
+    if log_format == "json":
+        found = json.loads(line)
+        found.pop("time", None)
+        found.pop("asctime", None)
+        return json.dumps(found, sort_keys=True)
+    return line.split(" ", 1)[1]

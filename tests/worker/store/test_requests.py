@@ -145,3 +145,27 @@ def test_a_forked_child_draws_its_own_prefix_and_never_repeats_its_parents_ids()
     assert len(children) == 4 and not set(children) & set(parents)
     prefixes = {i[:16] for i in children} | {before[:16]}
     assert len(prefixes) == 3  # the parent's, the child's, the grandchild's
+
+
+def test_a_tag_is_the_process_prefix_and_the_counter():
+    from worker.store.requests import fresh_id, fresh_tag
+
+    long, short = fresh_id(), fresh_tag(8)
+    prefix, counter = short.split(".")
+    assert prefix == long[:8] and int(counter) == int(long[16:], 16) + 1
+
+
+def test_a_new_process_tags_its_runs_with_another_prefix():
+    """A restart may reuse the pid and the thread's ident, and a redelivered message its task id: the owner
+    tag's random part keeps the dead run's owner name from coming back (the counter alone would)."""
+    import os
+    import subprocess
+    import sys
+
+    from worker.store.requests import fresh_tag
+
+    mine = fresh_tag(8).split(".")[0]
+    code = "from worker.store.requests import fresh_tag; print(fresh_tag(8))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}).stdout.strip()
+    assert other.split(".")[0] != mine and other.endswith(".0")
