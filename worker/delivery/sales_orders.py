@@ -16,7 +16,8 @@ A row flagged ``makes_sales_order`` (``worker.destinations.contract.Operation``:
    location for, or a shipment whose sales order another delivery already makes (a dispatch published
    twice) — settles the delivery ``delivered`` with the reason in its history, nothing sent.
 3. **After the claim** (:func:`after_claim`): whether an earlier attempt's answer was lost — its attempt
-   log holds an ``outcome_unknown``, or the claim was taken over from a worker that stopped mid-send.  Then
+   log holds an ``outcome_unknown``, or the claim was taken over from a worker that stopped mid-send (now,
+   or at any earlier attempt: its history keeps the take-over).  Then
    the sender reads the destination back before sending (``FinalDispatch.read_back_first``).
 """
 from __future__ import annotations
@@ -28,9 +29,9 @@ from typing import Any
 from tasks.events import Delivery, DeliveryEvent
 from worker.delivery import catalog_wait
 from worker.delivery.relay import Relay
-from worker.destinations.contract import Classification
 from worker.destinations.shipments import FinalDispatch, ShippedLine, merged_lines, reference
 from worker.destinations.table import DESTINATIONS, configured
+from worker.destinations.trademax.read_back import earlier_attempt_may_have_landed
 
 NOTED = ("dispatch.create", "dispatch.update", "dispatch.publish")
 CREATE_RECHECK_SECONDS = 5.0
@@ -138,9 +139,12 @@ def after_claim(relay: Relay, delivery: Delivery, prepared: FinalDispatch | Noth
         ledger.transition(delivery.operation, delivery.key, "delivered", owner=owner,
                           result={"sales_order": None, "why": prepared.reason}, reason=prepared.reason)
         return None, "delivered"
+    # Any earlier attempt, not only the one just before: a claim taken over from a worker that died
+    # mid-send stays a lost answer after the attempt that took it over failed (a 500 on the read back is
+    # retried), though the attempt log has no entry for the dead worker's send — the history's
+    # sending -> sending step says so (the chaos run once stored a line twice so).
     lost = bool(claim.interrupted)
     if not lost and claim.attempt > 1:
         record = ledger.get(delivery.operation, delivery.key)
-        lost = record is not None and any(entry.get("outcome") == Classification.OUTCOME_UNKNOWN.value
-                                          for entry in record.attempts_log)
+        lost = record is not None and earlier_attempt_may_have_landed(record.history, record.attempts_log)
     return (replace(prepared, read_back_first=True) if lost else prepared), None

@@ -192,6 +192,43 @@ def test_an_outage_retries_a_sales_order_without_reading_back_and_trademax_is_no
     assert len(lines(control)) == 2
 
 
+class _Killed(BaseException):
+    """The worker process dies (SIGKILL) right after its request left: nothing of it reaches the ledger."""
+
+
+class _DiesAfterSending(StockTrimClient):
+    def create_sales_order(self, body):
+        super().create_sales_order(body)
+        raise _Killed()
+
+
+def test_a_send_taken_over_from_a_dead_worker_is_read_back_on_every_later_try(relay, sandbox):
+    """The chaos run's doubled line (seed 7, CHX-7-00177): attempt 2's worker was killed after StockTrim
+    stored the order; attempt 3 took the claim over and its read back got a 500 (retried); attempts 4
+    and 5 sent the order blind — the lost answer was in the history (the take-over), not in the attempt
+    log."""
+    _, control = sandbox
+    control.set_faults(fail_rate=1.0)
+    assert run(relay, "dispatch.create", create("TX-9")) == "retrying"  # attempt 1: a 500
+    control.set_faults(fail_rate=0.0)
+    live = relay.clients["stocktrim"]
+    relay.clients["stocktrim"] = _DiesAfterSending(relay.settings, redis=relay.redis, clock=relay.clock)
+    with pytest.raises(_Killed):
+        again(relay, "dispatch.create", create("TX-9"))  # attempt 2: stored, its worker gone
+    relay.clients["stocktrim"] = live
+    assert len(lines(control)) == 2
+    relay.clock.advance(relay.settings.claim_lease_seconds + 1)
+    control.set_faults(fail_rate=1.0)
+    assert again(relay, "dispatch.create", create("TX-9")) == "retrying"  # attempt 3: the read back fails
+    control.set_faults(fail_rate=0.0)
+    assert again(relay, "dispatch.create", create("TX-9")) == "delivered"  # attempt 4
+    assert control.state()["duplicated_references"] == {}
+    assert sorted(ref for ref, *_ in lines(control)) == ["TX-9:1000", "TX-9:2000"]
+    record = relay.ledger_of("stocktrim").get("dispatch.create", "TX-9")
+    assert record.result["sales_order"]["read_back"] is True
+    assert (record.result["sales_order"]["found"], record.result["sales_order"]["sent"]) == (2, 0)
+
+
 def test_a_dispatch_published_twice_makes_one_sales_order(relay, sandbox):
     _, control = sandbox
     run(relay, "dispatch.create", create("TX-8", draft=True))
