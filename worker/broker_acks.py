@@ -50,27 +50,10 @@ class UnackedBookkeeping(kombu_redis.QoS):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._acked: deque = deque()  # delivery tags acknowledged, not yet removed from the store
-        self._recorded: set = set()  # delivery tags recorded by record_taken, not yet appended
-
-    def record_taken(self, envelopes: list) -> None:
-        """Several messages popped at once recorded in one write, before any is delivered; their
-        ``append`` then only takes their prefetch slots."""
-        records = []
-        for envelope in envelopes:
-            properties = envelope["properties"]
-            delivery = properties.get("delivery_info") or {}
-            tag = properties["delivery_tag"]
-            records.append((tag, dumps([envelope, delivery.get("exchange"), delivery.get("routing_key")])))
-        self._write_many(records)
-        self._recorded.update(tag for tag, _ in records)
 
     def append(self, message, delivery_tag) -> None:
         """kombu's ``QoS.append``: the message recorded as unacknowledged (same keys, same JSON), with the
         acknowledgements queued since the last write removed in the same write."""
-        if delivery_tag in self._recorded:
-            self._recorded.discard(delivery_tag)
-            virtual.QoS.append(self, message, delivery_tag)
-            return
         delivery = message.delivery_info
         record = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
         self._write((delivery_tag, record))
@@ -113,9 +96,6 @@ class UnackedBookkeeping(kombu_redis.QoS):
         super().restore_unacked(client)
 
     def _write(self, record: tuple | None, acked: tuple = (), take_acked: bool = True) -> None:
-        self._write_many([record] if record is not None else [], acked, take_acked)
-
-    def _write_many(self, records: list, acked: tuple = (), take_acked: bool = True) -> None:
         """One write: ``record`` (delivery tag, message) entered, ``acked`` and (with ``take_acked``) the
         queued acknowledgements removed; those go back to the queue if the write fails.
 
@@ -133,10 +113,9 @@ class UnackedBookkeeping(kombu_redis.QoS):
         prefix = self.channel.global_keyprefix or ""
         index, messages = prefix + self.unacked_index_key, prefix + self.unacked_key
         commands = []
-        if records:
-            now = time()
-            commands.append(("HSET", messages, *(part for tag, message in records for part in (tag, message))))
-            commands.append(("ZADD", index, *(part for tag, _ in records for part in (now, tag))))
+        if record is not None:
+            tag, message = record
+            commands += [("HSET", messages, tag, message), ("ZADD", index, time(), tag)]
         if taken:
             commands += [("ZREM", index, *taken), ("HDEL", messages, *taken)]
         try:

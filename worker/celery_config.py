@@ -27,31 +27,6 @@ from worker.store.connection import tls_options
 _PACKED_BRPOPS_KEPT = 64
 
 
-_REFILL_MAX = 64
-_POP_UP_TO = """
-local n, out = tonumber(ARGV[1]), {}
-for _, key in ipairs(KEYS) do
-  while #out < n do
-    local item = redis.call('RPOP', key)
-    if not item then break end
-    out[#out + 1] = item
-  end
-  if #out >= n then break end
-end
-return out
-"""
-_POP_UP_TO_SHA = __import__("hashlib").sha1(_POP_UP_TO.encode()).hexdigest()
-
-
-def _pop_up_to(connection, keys: list, n: int) -> list:
-    connection.send_command("EVALSHA", _POP_UP_TO_SHA, len(keys), *keys, n)
-    try:
-        return connection.read_response()
-    except redis.exceptions.NoScriptError:
-        connection.send_command("EVAL", _POP_UP_TO, len(keys), *keys, n)
-        return connection.read_response()
-
-
 class _ChannelFixes:
     """What our channels change of kombu's (mixed into the plain and the Sentinel channel): every message
     popped from a task queue is screened first (issue 9's malformed-message dead letters), a closed
@@ -91,30 +66,10 @@ class _ChannelFixes:
             envelope = self._admit(item, dest)
             if envelope is not None:
                 self.connection._deliver(envelope, dest)
-            self._refill(dest)
             return True
         finally:
             self._in_poll = None
             self._flush_brpop_reauth()
-
-    def _refill(self, queue: str) -> None:
-        """Several free slots filled in one iteration: up to the free slots' count more messages popped
-        from ``queue`` (its priority lists in kombu's order, each list's oldest first) in one round trip,
-        recorded as unacknowledged in one write, then delivered one by one (``worker.broker_acks``)."""
-        free = self.qos.can_consume_max_estimate()
-        if not free or free <= 0:
-            return
-        keys = [self.global_keyprefix + self._q_for_pri(queue, pri) for pri in self.priority_steps]
-        connection = self.client.connection
-        items = _pop_up_to(connection, keys, min(free, _REFILL_MAX))
-        if not items:
-            return
-        envelopes = [envelope for envelope in (self._admit(item, queue) for item in items) if envelope]
-        if not envelopes:
-            return
-        self.qos.record_taken(envelopes)
-        for envelope in envelopes:
-            self.connection._deliver(envelope, queue)
 
     def _brpop_start(self, timeout=None):
         """kombu 5.7's ``_brpop_start``, with the BRPOP command packed once per queue order.
