@@ -20,6 +20,7 @@ from worker.celery import app
 from tasks.summary import task_argument_summary
 from worker.destinations.contract import Operation
 from worker.destinations.table import ROWS, TASKS
+from worker.store.requests import fresh_tag
 
 NO_KEYWORDS = "{}"
 
@@ -88,7 +89,6 @@ def delivery_task(row: Operation) -> DeliveryTask:
     def deliver_event(self: DeliveryTask, /, *args, **kwargs) -> str:
         from worker.delivery.pipeline import deliver
         from worker.delivery.relay import process_relay
-        from worker.delivery.run_ids import run_id
 
         # ``self`` is positional-only: a keyword argument named "self" must not break the call.
         event = args[0] if len(args) == 1 else None
@@ -96,7 +96,7 @@ def delivery_task(row: Operation) -> DeliveryTask:
             # Not one JSON object: validation dead-letters it, naming the problem.
             event = {"_arguments": "a task takes exactly one JSON object"}
         # Unique per run: a redelivered copy of this very message is another owner, kept out by the lease.
-        owner = f"{os.getpid()}:{threading.get_ident()}:{self.request.id or 'direct'}:{run_id(8)}"
+        owner = f"{os.getpid()}:{threading.get_ident()}:{self.request.id or 'direct'}:{fresh_tag(8)}"
         return deliver(process_relay(), operation, event, owner=owner, destination=destination)
 
     deliver_event.__name__ = f"{destination}_{operation.replace('.', '_')}"

@@ -42,12 +42,11 @@ from worker.delivery.held import hold_back
 from worker.delivery.rejections import best_key, reject_conflict, reject_invalid
 from worker.delivery import unknown_dispatch_ids
 from worker.delivery.relay import Relay
-from worker.delivery.run_ids import run_id
 from worker.destinations.contract import Operation, classification_of
 from worker.destinations.table import DESTINATIONS, ROWS, WMS_DESTINATION
 from worker.errors import DestinationError, TransientError
 from worker.store.records import AttemptEntry
-from worker.store.requests import replayable
+from worker.store.requests import fresh_id, replayable
 
 log = logging.getLogger("wms_relay.delivery")
 
@@ -118,7 +117,7 @@ class _Run:
     turn_given_back: bool = False  # the delivered step gave the SKU's turn back with the recording
     # The request-id base of the recording: unique per delivery (owners are unique per task in a worker,
     # but not in every caller).
-    nonce: str = field(default_factory=run_id)
+    nonce: str = field(default_factory=fresh_id)  # no system call per delivery (worker.store.requests)
 
 
 def deliver(relay: Relay, operation: str, message: Any, *, owner: str,

@@ -32,6 +32,7 @@ from worker.errors import StoreNotFound
 from worker.redaction import url_without_password
 from worker.settings import SentinelAddress
 from worker.store import embedded
+from worker.store.pool import SentinelStorePool, StorePool
 
 __all__ = ["connect", "describe", "store_password", "store_url", "tls_options", "wait_for_store",
            "StoreNotFound"]
@@ -65,8 +66,8 @@ def tls_options(settings) -> dict:
     return options
 
 
-def _sentinel_client(address: SentinelAddress, tls: dict, **client_options) -> redis.Redis:
-    from redis.sentinel import Sentinel
+def _sentinel_client(address: SentinelAddress, tls: dict, *, probe: bool, **client_options) -> redis.Redis:
+    from redis.sentinel import Sentinel, SentinelConnectionPool
 
     sentinel_kwargs = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
     if address.sentinel_password:
@@ -76,7 +77,8 @@ def _sentinel_client(address: SentinelAddress, tls: dict, **client_options) -> r
         client_options.update(ssl=True, **tls)
     sentinel = Sentinel(list(address.sentinels), sentinel_kwargs=sentinel_kwargs, db=address.db,
                         username=address.username, password=address.password)
-    return sentinel.master_for(address.master_name, **client_options)
+    pool_class = SentinelConnectionPool if probe else SentinelStorePool  # see connect()
+    return sentinel.master_for(address.master_name, connection_pool_class=pool_class, **client_options)
 
 
 def describe(settings) -> str:
@@ -130,7 +132,8 @@ def connect(settings, *, start: bool = False, decode_responses: bool = True,
     embedded server's URL carries its password (``var/valkey/password``), REDIS_URL its own.
 
     Text replies by default; the ledger, retry schedule and dead-letter store accept either kind of
-    client.  A health check every 30 s notices a connection that a restarted server dropped.
+    client.  A health check every 30 s notices a connection that a restarted server dropped; the pool
+    (:class:`~worker.store.pool.StorePool`) polls a connection before reuse only after a second idle.
     ``socket_timeout``: per call (a client for blocking commands passes a longer one); resends follow
     :func:`store_retry` — the same for redis://, rediss://, unix:// and sentinel:// stores.
     ``probe_timeout`` (health probes): every call gives up after that many seconds, with no retry."""
@@ -148,10 +151,14 @@ def connect(settings, *, start: bool = False, decode_responses: bool = True,
     if scheme == "sentinel":
         # A client of whichever server the Sentinels name the primary now: on a failover its connections
         # fail (or the old primary answers READONLY), and the next command asks the Sentinels again.
-        return _sentinel_client(SentinelAddress.parse(url), tls_options(settings), **options)
+        return _sentinel_client(SentinelAddress.parse(url), tls_options(settings),
+                                probe=probe_timeout is not None, **options)
     if scheme == "rediss":
         options.update(tls_options(settings))
-    return redis.Redis.from_url(url, **options)
+    if probe_timeout is not None:
+        # No resend to cover a connection the server closed: redis-py's own pool, which polls each one.
+        return redis.Redis.from_url(url, **options)
+    return redis.Redis.from_pool(StorePool.from_url(url, **options))
 
 
 def store_password(settings) -> str | None:

@@ -33,16 +33,61 @@ Stock2Shop login lock's compare-and-delete; taking back an admission the door an
 request id.  A ``SET NX`` (Stock2Shop's login lock, the ingest door's replay guard) is not a script: its
 caller writes its own owner id and looks for it when told "not set" (a resend of a SET that ran).
 
+**Fresh ids without a system call** (:func:`fresh_id`, issue 21): a request id outside a replayable block,
+a delivery's nonce, a task run's owner tag were ``uuid4().hex`` — ``os.urandom``, a ``getrandom`` system
+call that releases the GIL, four times per delivered event; with 16–64 worker threads each release can
+hand the interpreter to another thread.  What the ids need is uniqueness, not unpredictability (none is a
+secret or a token anyone guesses against: a replay reply, a lease owner, a nonce for request-id bases): 64
+random bits drawn once per process (and drawn again in a forked child, whose counter would otherwise repeat
+its parent's) and a 64-bit counter.  Two processes collide only if their draws match (p ≈ n² / 2⁶⁵ for n
+processes alive within a reply's 10 minutes); one process never repeats.
+
     <namespace>:request:<id>    string: the JSON reply of the script run with that id (expires after 10 min)
 """
 from __future__ import annotations
 
-import uuid
+import itertools
+import os
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Iterator
 
 REPLY_TTL_SECONDS = 600
+
+
+class _FreshIds:
+    """This process's random prefix and counter (see "Fresh ids" above)."""
+
+    def __init__(self) -> None:
+        self.redraw()
+
+    def redraw(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count()  # next() on it is atomic under the GIL: no lock needed
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.counter) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+
+
+_ids = _FreshIds()
+# A forked child (Celery's prefork pool, multiprocessing) starts with its parent's prefix and counter.
+os.register_at_fork(after_in_child=_ids.redraw)
+
+
+def fresh_id() -> str:
+    """32 hex digits, unique across this process's threads and across processes (a random 64-bit prefix
+    per process + a counter) — what ``uuid4().hex`` gave, without a system call per id."""
+    return _ids.next()
+
+
+def fresh_tag(random_digits: int = 8) -> str:
+    """``<the first random_digits of this process's prefix>.<the counter>``: a short id for a task run's
+    owner name, never the same twice in this process and, by its random part, not a dead process's either —
+    a restart that reuses the pid and the thread's ident (a container's PID 1) must not name the crashed
+    run's owner again for a redelivered message (worker.delivery.pipeline takes a claim under its own name
+    as "not interrupted").  The counter alone would."""
+    return f"{_ids.prefix[:random_digits]}.{next(_ids.counter)}"
+
 
 _scope: ContextVar[list | None] = ContextVar("wms_store_request_scope", default=None)
 
@@ -62,7 +107,7 @@ def request_id() -> str:
     """A fresh id for one state-changing call (or the next of the current :func:`replayable` block)."""
     scope = _scope.get()
     if scope is None:
-        return uuid.uuid4().hex
+        return fresh_id()
     scope[1] += 1
     return f"{scope[0]}:{scope[1]}"
 

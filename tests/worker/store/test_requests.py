@@ -102,3 +102,70 @@ def test_a_result_filled_in_by_a_person_carries_a_request_id_and_keeps_its_reply
                                  reason="x") == ("wrong_state", "accepted")
     assert ledger.get("stock.adjust", "T-2").result is None
     assert ledger.count_by_state()["accepted"] == 1 and ledger.final_totals()["delivered"] == 1
+
+
+def test_fresh_ids_are_unique_across_threads_and_shaped_like_uuid4_hex():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from worker.store.requests import fresh_id, request_id
+
+    def draw(_):
+        return [fresh_id() for _ in range(5_000)] + [request_id() for _ in range(1_000)]
+
+    with ThreadPoolExecutor(16) as pool:
+        ids = [i for batch in pool.map(draw, range(16)) for i in batch]
+    assert len(set(ids)) == len(ids) == 16 * 6_000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_a_forked_child_draws_its_own_prefix_and_never_repeats_its_parents_ids():
+    import os
+
+    from worker.store.requests import fresh_id
+
+    before = fresh_id()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, and a grandchild's
+        try:
+            mine = [fresh_id() for _ in range(3)]
+            grandchild = os.fork()
+            if grandchild == 0:
+                os.write(write, (fresh_id() + "\n").encode())
+                os._exit(0)
+            os.waitpid(grandchild, 0)
+            os.write(write, ("\n".join(mine) + "\n").encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        children = pipe.read().split()
+    parents = [before] + [fresh_id() for _ in range(3)]
+    assert len(children) == 4 and not set(children) & set(parents)
+    prefixes = {i[:16] for i in children} | {before[:16]}
+    assert len(prefixes) == 3  # the parent's, the child's, the grandchild's
+
+
+def test_a_tag_is_the_process_prefix_and_the_counter():
+    from worker.store.requests import fresh_id, fresh_tag
+
+    long, short = fresh_id(), fresh_tag(8)
+    prefix, counter = short.split(".")
+    assert prefix == long[:8] and int(counter) == int(long[16:], 16) + 1
+
+
+def test_a_new_process_tags_its_runs_with_another_prefix():
+    """A restart may reuse the pid and the thread's ident, and a redelivered message its task id: the owner
+    tag's random part keeps the dead run's owner name from coming back (the counter alone would)."""
+    import os
+    import subprocess
+    import sys
+
+    from worker.store.requests import fresh_tag
+
+    mine = fresh_tag(8).split(".")[0]
+    code = "from worker.store.requests import fresh_tag; print(fresh_tag(8))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}).stdout.strip()
+    assert other.split(".")[0] != mine and other.endswith(".0")
