@@ -17,7 +17,7 @@ from kombu.transport.virtual import Empty
 from tasks import malformed_messages
 from tasks import support_jobs
 from tasks.raw_messages import SCREENED_QUEUES, Passed, screen
-from worker.broker_acks import UnackedBookkeeping, flush_acks_on
+from worker.broker.unacked import UnackedBookkeeping, flush_acks_on
 from worker.destinations import table
 from worker.settings import SentinelAddress, Settings
 from worker.store.connection import tls_options
@@ -31,7 +31,8 @@ class _ChannelFixes:
     """What our channels change of kombu's (mixed into the plain and the Sentinel channel): every message
     popped from a task queue is screened first (issue 9's malformed-message dead letters), a closed
     connection fails as a connection error, a channel reuses its redis-py client, it packs its BRPOP once
-    per queue order, and it records unacknowledged messages with one write each (``worker.broker_acks``)."""
+    per queue order, and it records unacknowledged messages with one write each
+    (``worker.broker.unacked``)."""
 
     QoS = UnackedBookkeeping
 
@@ -148,7 +149,7 @@ class _SentinelChannel(_ChannelFixes, kombu_redis.SentinelChannel):
 
 class _TransportFixes:
     """What our transports change of kombu's: a worker's event loop removes the acknowledged messages'
-    records on a timer, with the next message's record or on its own (``worker.broker_acks``)."""
+    records on a timer, with the next message's record or on its own (``worker.broker.unacked``)."""
 
     def register_with_event_loop(self, connection, loop):
         super().register_with_event_loop(connection, loop)

@@ -1,4 +1,4 @@
-"""worker.broker_acks against a real valkey-server: the unacked set is written with one script per message,
+"""worker.broker.unacked against a real valkey-server: the unacked set is written with one script per message,
 exactly as kombu writes it — so kombu's visibility sweep and our stranded-event sweep keep reading it — and
 a worker's loop removes the acknowledged messages' records with the next record or on its timer."""
 from __future__ import annotations
@@ -16,7 +16,7 @@ from kombu.asynchronous import Hub
 from kombu.transport import redis as kombu_redis
 
 from benchmarks.poison import celery_message
-from worker.broker_acks import ACK_FLUSH_SECONDS, UnackedBookkeeping, flush_acks_on
+from worker.broker.unacked import ACK_FLUSH_SECONDS, UnackedBookkeeping, flush_acks_on
 from worker.celery_config import RedisTransport
 from worker.store.broker_queues import unacked_messages
 
@@ -150,7 +150,7 @@ import os, signal, sys, time
 from kombu import Connection, Consumer, Queue
 from worker.celery_config import RedisTransport
 from kombu.asynchronous import Hub
-from worker.broker_acks import flush_acks_on
+from worker.broker.unacked import flush_acks_on
 with Connection(sys.argv[1], transport=RedisTransport) as connection:
     flush_acks_on(connection.transport, connection, Hub())
     taken = []
