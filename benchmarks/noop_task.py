@@ -15,18 +15,26 @@ allows 320/s.  The throughput benchmark checks after each baseline drain that it
 
 The throughput benchmark runs its baselines and the real pipeline through this one launcher, so they
 differ only in what the task does (and in the screen, which only the relay's queues pass): same broker,
-same settings, same worker command.  With ``WMS_BENCH_COUNTS`` set, the launcher counts the process's store
-round trips and commands (``benchmarks.store_calls``).  Production task modules never import this.
+same settings, same worker command — and the same pool (``WORKER_POOL``: the launcher applies gevent's
+patches first, as ``wms-relay worker`` does).  With ``WMS_BENCH_COUNTS`` set, the launcher counts the
+process's store round trips and commands (``benchmarks.store_calls``).  Production task modules never
+import this.
 """
 from __future__ import annotations
 
 import sys
-import threading
 
-from celery.signals import celeryd_after_setup
-from kombu import Queue
+if __name__ == "__main__":  # the launcher: WORKER_POOL=gevent's patches before Celery imports socket
+    from worker.commands.worker_pool import patch_before_imports
 
-from worker.celery import app
+    patch_before_imports(sys.argv[1:])
+
+import threading  # noqa: E402
+
+from celery.signals import celeryd_after_setup  # noqa: E402
+from kombu import Queue  # noqa: E402
+
+from worker.celery import app  # noqa: E402
 
 NOOP_TASK = "benchmark.noop"
 BARE_POST_TASK = "benchmark.bare_post"

@@ -1,10 +1,11 @@
 """Pipeline throughput and latency through the real processes, each against a baseline from the same run.
 
 Run: ``python benchmarks/throughput.py`` (or ``make bench``; ~6 minutes).  Two scenarios, each with its own
-valkey-server, sandbox Trademax and ``wms-relay worker`` process(es) (threads pool; ``--workers N`` splits
-the threads over N processes), started through ``benchmarks.noop_task`` so that the baseline tasks and the
-delivery tasks run in the same worker command with the same settings (the service's defaults,
-LOG_LEVEL=INFO):
+valkey-server, sandbox Trademax and ``wms-relay worker`` process(es) (threads pool, or ``--pool gevent``
+for gevent's green threads — the baselines' workers run the same pool as the pipeline's, so that the ratio
+compares the pipeline with Celery, not two pools; ``--workers N`` splits the threads over N processes),
+started through ``benchmarks.noop_task`` so that the baseline tasks and the delivery tasks run in the same
+worker command with the same settings (the service's defaults, LOG_LEVEL=INFO):
 
 * **0 ms** — the sandbox answers at once; 16 threads.  Baseline: Celery no-op tasks (given the same
   events) drained from the same queues.  Target: the pipeline delivers ≥ 50% of the no-op rate.
@@ -135,16 +136,18 @@ def drain(relay: RelayRun, count: int, concurrency: int, workers: int,
         time.sleep(0.002)
     started = time.monotonic()
     pids = [process.pid for process in relay.workers if process.poll() is None]  # this drain's
-    cpu_before = _cpu_seconds(pids)
+    cpu_before, switches_before = _cpu_seconds(pids), _switches(pids)
     while _backlog(watcher):
         time.sleep(0.005)
     seconds = time.monotonic() - started
-    cpu_after = _cpu_seconds(pids)
+    cpu_after, switches_after = _cpu_seconds(pids), _switches(pids)
     for thread in starting:
         thread.join()
     relay.stop_workers()
     work = {"ran": stats.delta(), "workers": workers, "seconds": seconds,
-            "cpu": None if cpu_before is None or cpu_after is None else cpu_after - cpu_before}
+            "cpu": None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
+            "switches": None if switches_before is None or switches_after is None
+            else switches_after - switches_before}
     if counted is not None:
         trips, sent, processes = read_counts(counted)
         work.update(round_trips=trips, sent=sent, reported=processes)
@@ -163,6 +166,21 @@ def _cpu_seconds(pids: list[int]) -> float | None:
             ticks += int(fields[11]) + int(fields[12])  # utime, stime (stat's 14th and 15th fields)
         return ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
+        return None
+
+
+def _switches(pids: list[int]) -> int | None:
+    """Voluntary context switches of the processes ``pids`` so far (every thread's: the process's status
+    sums its threads'), from /proc (Linux); None elsewhere or when one has gone.  With OS threads most of
+    them are a thread waiting for the GIL or a socket; with gevent's one OS thread, for a socket."""
+    try:
+        total = 0
+        for pid in pids:
+            with open(f"/proc/{pid}/status") as status:
+                total += next(int(line.split()[1]) for line in status
+                              if line.startswith("voluntary_ctxt_switches"))
+        return total
+    except (OSError, ValueError, IndexError, StopIteration):
         return None
 
 
@@ -203,7 +221,8 @@ def per_event(work: dict, count: int) -> dict:
     found = {"commands": sum(ran.values()) / count, "evalsha": ran.get("evalsha", 0) / count,
              "top": [(name, n / count) for name, n in ran.most_common(6)],
              "cpu_ms": None if work["cpu"] is None else 1000 * work["cpu"] / count,
-             "cpu_share": None if work["cpu"] is None else work["cpu"] / work["seconds"]}
+             "cpu_share": None if work["cpu"] is None else work["cpu"] / work["seconds"],
+             "switches": None if work.get("switches") is None else work["switches"] / count}
     if "sent" in work:
         sent = work["sent"]
         found.update(round_trips=work["round_trips"] / count, sent=sum(sent.values()) / count,
@@ -258,11 +277,13 @@ def memory_per_event(relay: RelayRun) -> tuple[float, float, int]:
 
 
 def scenario(workdir: Path, *, latency_ms: int, threads: int, workers: int, count: int, rounds: int,
-             say) -> dict:
-    """Alternating baseline and pipeline drains (``rounds`` of each; medians), then the paced latency."""
+             say, pool: str = "threads") -> dict:
+    """Alternating baseline and pipeline drains (``rounds`` of each; medians), then the paced latency.
+    Every worker of the scenario — the baselines' and the pipeline's — runs Celery's ``pool``
+    (WORKER_POOL), or the ratio would compare two pools rather than the pipeline with Celery."""
     concurrency = threads // workers
-    settings = {**BENCH_SETTINGS, "WORKER_CONCURRENCY": str(concurrency)}
-    result = {"latency_ms": latency_ms, "threads": threads, "workers": workers, "count": count,
+    settings = {**BENCH_SETTINGS, "WORKER_CONCURRENCY": str(concurrency), "WORKER_POOL": pool}
+    result = {"latency_ms": latency_ms, "threads": threads, "workers": workers, "count": count, "pool": pool,
               "baseline_runs": [], "bare_runs": [], "runs": [], "baseline_work": [], "work": []}
     task, runs = (NOOP_TASK, "baseline_runs") if latency_ms == 0 else (BARE_POST_TASK, "bare_runs")
     with RelayRun(workdir, settings=settings, sandbox_faults={"latency_ms": latency_ms},
@@ -307,7 +328,8 @@ def _cpu(work: dict) -> str:
     """The workers' CPU per event and their share of a core while a drain ran."""
     if work.get("cpu_ms") is None:
         return "worker CPU unknown"
-    return f"worker CPU {work['cpu_ms']:.2f} ms per event, {work['cpu_share']:.0%} of a core"
+    switches = "" if work.get("switches") is None else f", {work['switches']:.1f} voluntary switches"
+    return f"worker CPU {work['cpu_ms']:.2f} ms per event, {work['cpu_share']:.0%} of a core{switches}"
 
 
 def target_of(r: dict) -> float:
@@ -321,7 +343,9 @@ def _median_work(works: list[dict], name: str) -> float:
 
 
 def report(results: list[dict]) -> str:
-    lines = [f"machine: nproc={os.cpu_count()}, {_memory()}, Python {platform.python_version()}", "",
+    pools = ", ".join(sorted({r.get("pool", "threads") for r in results}))
+    lines = [f"machine: nproc={os.cpu_count()}, {_memory()}, Python {platform.python_version()}; "
+             f"worker pool: {pools} (the baselines' workers and the pipeline's alike)", "",
              "| sandbox latency | workers × threads | events per drain | baseline /s | delivered /s (runs) "
              "| % of baseline | target | paced at /s | p50 ms | p99 ms |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -353,13 +377,17 @@ def report(results: list[dict]) -> str:
                          f"| {counted['round_trips']:.1f}{partial} "
                          f"| {counted['sent']:.1f} | {counted['sent_evalsha']:.2f} |")
     lines += ["", "Worker CPU per event (user + system of the worker processes from the first message taken "
-              "to the last acknowledged, /proc; medians of the timed drains):", ""]
+              "to the last acknowledged, /proc; medians of the timed drains) and voluntary context switches:",
+              ""]
     for r in results:
         for drain_name, works in (("baseline", r["baseline_work"]), ("pipeline", r["work"])):
             known = [w for w in works if w.get("cpu_ms") is not None]
             if known:
+                switched = [w for w in known if w.get("switches") is not None]
+                switches = (f", {_median_work(switched, 'switches'):.1f} voluntary context switches per event"
+                            if switched else "")
                 lines.append(f"- {r['latency_ms']} ms, {drain_name}: {_median_work(known, 'cpu_ms'):.2f} ms, "
-                             f"{_median_work(known, 'cpu_share'):.0%} of a core")
+                             f"{_median_work(known, 'cpu_share'):.0%} of a core{switches}")
     for r in results:
         if "memory" in r:
             record, with_indexes, n = r["memory"]
@@ -409,6 +437,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="drains of each kind per scenario (median)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the threads")
     parser.add_argument("--only", choices=("0", "200"), default=None, help="run one scenario")
+    parser.add_argument("--pool", choices=("threads", "gevent"), default="threads",
+                        help="Celery's pool in every worker, the baselines' too (WORKER_POOL; "
+                             "default threads)")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this file")
     args = parser.parse_args()
     results = []
@@ -417,9 +448,10 @@ def main() -> int:
             if args.only is not None and int(args.only) != latency:
                 continue
             print(f"scenario: sandbox latency {latency} ms, {args.workers} worker(s), "
-                  f"{threads} threads in all")
+                  f"{threads} threads in all, {args.pool} pool")
             results.append(scenario(Path(tmp) / f"l{latency}", latency_ms=latency, threads=threads,
-                                    workers=args.workers, count=args.events, rounds=args.rounds, say=print))
+                                    workers=args.workers, count=args.events, rounds=args.rounds, say=print,
+                                    pool=args.pool))
     print(report(results))
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=1, default=str))

@@ -109,6 +109,18 @@ class FlowLimits:
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# WORKER_POOL: Celery's pool in ``wms-relay worker`` (worker.commands.worker_pool): OS threads, or gevent's
+# green threads (one OS thread, cooperative switching at every socket wait).
+WORKER_POOLS = ("threads", "gevent")
+
+
+def worker_pool(env: Mapping[str, str]) -> str:
+    """WORKER_POOL, one of :data:`WORKER_POOLS` (default ``threads``).  Read on its own too: the worker
+    command must know it before anything imports ``socket`` (gevent's monkey-patching)."""
+    raw = (env.get("WORKER_POOL") or "threads").strip().lower()
+    if raw not in WORKER_POOLS:
+        raise SettingsError(f"WORKER_POOL must be {' or '.join(map(repr, WORKER_POOLS))}, got {raw!r}")
+    return raw
 
 
 def valid_log_level(level: str) -> bool:
@@ -441,6 +453,7 @@ class Settings:
     # or a slow but live task would be delivered twice.
     visibility_timeout_seconds: float = 300.0
     worker_concurrency: int = 16
+    worker_pool: str = "threads"
     # The scheduler re-sends an event that sat this long in an open state with nothing to move it
     # (worker.scheduling.stranded); longer than the visibility timeout, so Celery's own redelivery goes first.
     stranded_after_seconds: float = 900.0
@@ -545,6 +558,7 @@ class Settings:
             claim_lease_seconds=_number(env, "CLAIM_LEASE_SECONDS", 120.0, minimum=1.0),
             visibility_timeout_seconds=_number(env, "VISIBILITY_TIMEOUT_SECONDS", 300.0, minimum=1.0),
             worker_concurrency=_integer(env, "WORKER_CONCURRENCY", 16, minimum=1),
+            worker_pool=worker_pool(env),
             stranded_after_seconds=_number(env, "STRANDED_AFTER_SECONDS", 900.0, minimum=1.0),
             dependency_wait_seconds=_number(env, "DEPENDENCY_WAIT_SECONDS", 30.0, minimum=0.01),
             dependency_wait_max_checks=_integer(env, "DEPENDENCY_WAIT_MAX_CHECKS", 240, minimum=1),

@@ -11,11 +11,12 @@ from worker.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("worker", help="run a Celery worker (threads pool) that delivers events",
-                              description="Runs a Celery worker on every trademax.* queue with a threads "
-                                          "pool sized for I/O. `celery -A worker worker ...` also works.")
+    p = subparsers.add_parser("worker", help="run a Celery worker that delivers events",
+                              description="Runs a Celery worker on every trademax.* queue with a pool "
+                                          "sized for I/O: OS threads, or gevent's green threads "
+                                          "(WORKER_POOL). `celery -A worker worker ...` also works.")
     p.add_argument("--concurrency", type=int, default=None,
-                   help="threads in the pool (default: WORKER_CONCURRENCY, 16)")
+                   help="threads (or green threads) in the pool (default: WORKER_CONCURRENCY, 16)")
     p.add_argument("--loglevel", default=None, help="Celery log level (default: LOG_LEVEL)")
     p.add_argument("--name", default=None, help="node name (default: relay-<pid>@<host>)")
     p.set_defaults(handler=run_worker)
@@ -33,10 +34,12 @@ def run_worker(args: argparse.Namespace) -> int:
     from worker.destinations.table import QUEUES
     from worker.observe.logs import celery_console_to_log, configure
     from worker.observe.sentry import start as start_sentry
+    from worker.commands.worker_pool import require_patched
 
     from worker.destinations.table import configured
 
     settings = Settings.from_env()
+    require_patched(settings.worker_pool)  # gevent: patched by worker.cli.main before any import
     for destination in configured(settings):  # a missing credential stops the start, naming it
         settings.require_credentials(destination.name)
     configure(settings)
@@ -47,7 +50,7 @@ def run_worker(args: argparse.Namespace) -> int:
     if quiet:
         celery_console_to_log()
     argv = [
-        *quiet, "worker", "--pool", "threads",
+        *quiet, "worker", "--pool", settings.worker_pool,
         "--concurrency", str(args.concurrency or settings.worker_concurrency),
         "--queues", ",".join((*QUEUES, support_jobs.QUEUE)),  # and the desk's bulk jobs
         "--loglevel", args.loglevel or settings.log_level,
