@@ -170,15 +170,20 @@ def _cpu_seconds(pids: list[int]) -> float | None:
 
 
 def _switches(pids: list[int]) -> int | None:
-    """Voluntary context switches of the processes ``pids`` so far (every thread's: the process's status
-    sums its threads'), from /proc (Linux); None elsewhere or when one has gone.  With OS threads most of
-    them are a thread waiting for the GIL or a socket; with gevent's one OS thread, for a socket."""
+    """Voluntary context switches of the processes ``pids`` so far, every thread's (``/proc/PID/status``
+    counts only the main thread's: each thread's own is under ``/proc/PID/task/``), Linux; None elsewhere
+    or when a process has gone.  With OS threads most are a thread waiting for the GIL or a socket; with
+    gevent's one OS thread, for a socket."""
     try:
         total = 0
         for pid in pids:
-            with open(f"/proc/{pid}/status") as status:
-                total += next(int(line.split()[1]) for line in status
-                              if line.startswith("voluntary_ctxt_switches"))
+            for task in os.listdir(f"/proc/{pid}/task"):
+                try:
+                    with open(f"/proc/{pid}/task/{task}/status") as status:
+                        total += next(int(line.split()[1]) for line in status
+                                      if line.startswith("voluntary_ctxt_switches"))
+                except FileNotFoundError:
+                    continue  # a thread that ended just now
         return total
     except (OSError, ValueError, IndexError, StopIteration):
         return None
