@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.pipeline import wait_until
+from tests.fixtures.pipeline import POOLS, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -24,6 +24,7 @@ def api_requests(pipeline, method: str, path_part: str) -> list[dict]:
             if r["method"] == method and path_part in r["path"] and not r["path"].startswith("/_sandbox")]
 
 
+@pytest.mark.parametrize("pipeline", POOLS, indirect=True)
 def test_every_operation_is_delivered_and_the_sandbox_state_matches(pipeline):
     pipeline.start_worker()
     create = example("dispatch.create")
@@ -95,6 +96,7 @@ def test_one_event_published_fifty_times_to_two_workers_is_applied_once(pipeline
     assert [r["transaction_id"] for r in pipeline.sandbox.state()["receipts"]] == ["DUP-50"]
 
 
+@pytest.mark.parametrize("pipeline", POOLS, indirect=True)
 def test_transient_failures_are_retried_from_the_sorted_set_then_delivered(pipeline):
     pipeline.start_worker()
     pipeline.sandbox.set_faults(fail_rate=1.0)
@@ -113,6 +115,7 @@ def test_transient_failures_are_retried_from_the_sorted_set_then_delivered(pipel
     assert len(pipeline.sandbox.state()["receipts"]) == 1
 
 
+@pytest.mark.parametrize("pipeline", POOLS, indirect=True)
 def test_permanent_refusal_and_invalid_event_become_dead_letters_and_nothing_invalid_is_sent(pipeline):
     from worker.destinations.table import delivery_ref
     from worker.store.dead_letters import DeadLetters
@@ -175,6 +178,7 @@ def test_relative_adjustment_that_times_out_after_being_applied_is_uncertain_and
     assert len(pipeline.sandbox.state()["stock_adjustments"]) == 1
 
 
+@pytest.mark.parametrize("pipeline", POOLS, indirect=True)
 def test_a_worker_killed_while_sending_still_ends_delivered_and_applied_once(pipeline):
     pipeline.sandbox.set_faults(latency_ms=1500)
     victim = pipeline.start_worker()

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.fixtures.pipeline import ROOT, wait_until
+from tests.fixtures.pipeline import POOLS, ROOT, wait_until
 from tests.integration.test_delivery_pipeline import api_requests, example
 
 pytestmark = pytest.mark.integration
@@ -20,6 +20,7 @@ pytestmark = pytest.mark.integration
 EVENTS = 12
 
 
+@pytest.mark.parametrize("pipeline", POOLS, indirect=True)
 def test_sigterm_mid_send_finishes_in_flight_events_and_loses_none(pipeline):
     pipeline.env["WORKER_CONCURRENCY"] = "4"
     pipeline.sandbox.set_faults(latency_ms=1500)

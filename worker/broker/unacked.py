@@ -22,7 +22,9 @@ there:
   part) and queues the tag; the consumer loop's next write — the next message's record, or a
   timer every :data:`ACK_FLUSH_SECONDS` when no message comes — removes the queued tags in the same
   write.  A worker stopping flushes them before it closes its channel.  Only while a worker's event loop
-  runs the timer (:func:`flush_acks_on`); without one (a plain kombu consumer) every ack is sent at once.
+  runs the timer (:func:`flush_acks_on`), or under a green pool (WORKER_POOL=gevent: Celery runs no event
+  loop then) the consumer's own timer (:class:`GreenAckFlush`); without either (a plain kombu consumer)
+  every ack is sent at once.
 
 What the deferral changes: a worker *killed* (SIGKILL, OOM) up to :data:`ACK_FLUSH_SECONDS` after a task
 finished leaves that task's message unacknowledged, and the visibility sweep hands it out again — as it
@@ -34,6 +36,7 @@ from __future__ import annotations
 from collections import deque
 from time import time
 
+from celery import bootsteps
 from kombu.transport import redis as kombu_redis
 from kombu.transport.virtual import base as virtual
 from kombu.utils.json import dumps
@@ -169,3 +172,34 @@ def flush_acks_on(transport, connection, loop) -> None:
 
     cycle._ack_flush_tref = loop.call_repeatedly(ACK_FLUSH_SECONDS, flush)
     transport._acks_flushed_by_loop = True
+
+
+class GreenAckFlush(bootsteps.StartStopStep):
+    """A consumer step: under a green pool (gevent), where Celery runs no event loop and so never calls the
+    transport's ``register_with_event_loop``, the consumer's timer (gevent's, one greenlet per entry)
+    flushes the queued acknowledgements instead (:func:`flush_acks_on`).  With an event loop: nothing."""
+
+    requires = ("celery.worker.consumer:Connection",)
+
+    def __init__(self, c, **kwargs) -> None:
+        self._cycle = None
+        super().__init__(c, **kwargs)
+
+    def start(self, c) -> None:
+        if c.hub is not None or not getattr(c.pool, "is_green", False):
+            return
+        transport = c.connection.transport
+        flush_acks_on(transport, c.connection.connection, c.timer)
+        self._cycle = transport.cycle
+
+    def stop(self, c) -> None:
+        """The connection is lost or the worker stops: the timer ends (the channel's close flushes what
+        is queued; a new connection's start sets a new timer)."""
+        cycle, self._cycle = self._cycle, None
+        tref = getattr(cycle, "_ack_flush_tref", None)
+        if tref is not None:
+            tref.cancel()
+            cycle._ack_flush_tref = None
+
+    def shutdown(self, c) -> None:
+        self.stop(c)

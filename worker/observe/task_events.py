@@ -10,7 +10,9 @@ waits on (py-spy, docs/benchmarks.md, issue 21).
 
 :class:`BatchedTaskEvents` is a consumer bootstep that instead flushes every :data:`FLUSH_SECONDS` from the
 loop's own timer (and Celery still flushes at once when the buffer reaches its limit, 24 events); the pool
-no longer wakes the loop for an event.  An event keeps the time it was made (its ``timestamp``); Flower
+no longer wakes the loop for an event.  Under a green pool (WORKER_POOL=gevent) Celery runs no event loop
+and buffers nothing; the step turns the buffer on and flushes it from the consumer's timer just the same.
+An event keeps the time it was made (its ``timestamp``); Flower
 learns of it at most :data:`FLUSH_SECONDS` later.  What is buffered when the consumer stops (a lost broker
 connection, a shutdown) is flushed first — as Celery's own Events step does not — and what cannot be
 published then stays in Celery's offline buffer, sent when the connection is back.
@@ -40,8 +42,11 @@ class BatchedTaskEvents(bootsteps.StartStopStep):
 
     def start(self, c) -> None:
         dispatcher = c.event_dispatcher
-        if c.hub is None or dispatcher is None or not dispatcher.buffer_group:
-            return  # no event loop: Celery publishes every event at once, nothing to batch
+        green = c.hub is None and getattr(c.pool, "is_green", False)
+        if dispatcher is None or not (green or (c.hub is not None and dispatcher.buffer_group)):
+            return  # no event loop and no green pool: Celery publishes every event at once
+        if green:  # Celery buffers task events only with an event loop; gevent's timer flushes them as well
+            dispatcher.buffer_group = frozenset({"task"})
         dispatcher.on_send_buffered = None
         self._timer_entry = c.timer.call_repeatedly(FLUSH_SECONDS, self._flush, (c,), priority=5)
 
