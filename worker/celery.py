@@ -10,7 +10,7 @@ from __future__ import annotations
 from celery import Celery
 from celery.signals import celeryd_init
 
-from worker.broker.unacked import GreenAckFlush
+from worker.broker.unacked import GreenPoolTimers
 from worker.celery_config import celery_config
 from worker.destinations.table import TASK_MODULES
 from worker.observe.heartbeat import heartbeat_step
@@ -50,8 +50,8 @@ app.steps["consumer"].add(heartbeat_step(_store_client, configuration=_configura
                                          probe_files=_probe_files))
 # Celery's task events (Flower's view) published a few times a second, not after each event.
 app.steps["consumer"].add(BatchedTaskEvents)
-# Under gevent (no event loop), acknowledgements ride with the next record as under threads.
-app.steps["consumer"].add(GreenAckFlush)
+# Under gevent (no event loop): kombu's visibility sweep and our acks' flush on the consumer's timer.
+app.steps["consumer"].add(GreenPoolTimers)
 
 
 @app.on_configure.connect

@@ -23,7 +23,7 @@ there:
   timer every :data:`ACK_FLUSH_SECONDS` when no message comes — removes the queued tags in the same
   write.  A worker stopping flushes them before it closes its channel.  Only while a worker's event loop
   runs the timer (:func:`flush_acks_on`), or under a green pool (WORKER_POOL=gevent: Celery runs no event
-  loop then) the consumer's own timer (:class:`GreenAckFlush`); without either (a plain kombu consumer)
+  loop then) the consumer's own timer (:class:`GreenPoolTimers`); without either (a plain kombu consumer)
   every ack is sent at once.
 
 What the deferral changes: a worker *killed* (SIGKILL, OOM) up to :data:`ACK_FLUSH_SECONDS` after a task
@@ -174,32 +174,44 @@ def flush_acks_on(transport, connection, loop) -> None:
     transport._acks_flushed_by_loop = True
 
 
-class GreenAckFlush(bootsteps.StartStopStep):
-    """A consumer step: under a green pool (gevent), where Celery runs no event loop and so never calls the
-    transport's ``register_with_event_loop``, the consumer's timer (gevent's, one greenlet per entry)
-    flushes the queued acknowledgements instead (:func:`flush_acks_on`).  With an event loop: nothing."""
+class GreenPoolTimers(bootsteps.StartStopStep):
+    """A consumer step for green pools (WORKER_POOL=gevent).  Celery runs no event loop under a green pool
+    (its ``synloop``), so the transport's ``register_with_event_loop`` is never called, and two timers it
+    sets never run:
+
+    * **kombu's visibility sweep** (``restore_visible`` every ``unacked_restore_interval`` seconds): without
+      a loop kombu calls it only when a poll comes back empty, which a pending BRPOP (answered at least
+      every second) never lets happen — a SIGKILLed worker's messages would stay unacknowledged for ever
+      (kombu#1025, celery#4976; ``tests/integration/test_delivery_pipeline.py::
+      test_a_worker_killed_while_sending_still_ends_delivered_and_applied_once[gevent]``);
+    * **our acknowledgements' flush** (:func:`flush_acks_on`), without which every ack is a write of its own.
+
+    Both run here on the consumer's timer instead (under gevent, a greenlet per entry).  With an event loop
+    the step does nothing."""
 
     requires = ("celery.worker.consumer:Connection",)
 
     def __init__(self, c, **kwargs) -> None:
-        self._cycle = None
+        self._entries: list = []
         super().__init__(c, **kwargs)
 
     def start(self, c) -> None:
         if c.hub is not None or not getattr(c.pool, "is_green", False):
             return
         transport = c.connection.transport
+        cycle = transport.cycle
+        interval = c.connection.transport_options.get("unacked_restore_interval",
+                                                      kombu_redis.Channel.unacked_restore_interval)
+        self._entries.append(c.timer.call_repeatedly(interval, cycle.maybe_restore_messages))
         flush_acks_on(transport, c.connection.connection, c.timer)
-        self._cycle = transport.cycle
+        self._entries.append(cycle._ack_flush_tref)
 
     def stop(self, c) -> None:
-        """The connection is lost or the worker stops: the timer ends (the channel's close flushes what
-        is queued; a new connection's start sets a new timer)."""
-        cycle, self._cycle = self._cycle, None
-        tref = getattr(cycle, "_ack_flush_tref", None)
-        if tref is not None:
-            tref.cancel()
-            cycle._ack_flush_tref = None
+        """The connection is lost or the worker stops: the timers end (the channel's close flushes the
+        queued acks; a new connection's start sets new timers)."""
+        entries, self._entries = self._entries, []
+        for entry in entries:
+            entry.cancel()
 
     def shutdown(self, c) -> None:
         self.stop(c)
