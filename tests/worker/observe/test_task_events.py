@@ -3,7 +3,8 @@ published together on the loop's timer (one ``task.multi`` message for many even
 publish per event, and what is buffered when the consumer stops is published then.
 
 Celery's consumer is the seam: a small stand-in holds what the step uses of it (``hub``, ``timer``,
-``event_dispatcher``); the dispatcher, its connection and the event receiver are Celery's and kombu's own."""
+``pool``, ``event_dispatcher``); the dispatcher, its connection and the event receiver are Celery's and
+kombu's own."""
 from __future__ import annotations
 
 import threading
@@ -62,7 +63,8 @@ def consumer_with_events(app):
     """What the step uses of Celery's consumer: a hub (only its presence), a timer, and the Events step's
     dispatcher as Celery builds it with an event loop (task events buffered, a flush asked per event)."""
     asked: list[int] = []
-    c = SimpleNamespace(hub=object(), timer=Timer(), event_dispatcher=None)
+    c = SimpleNamespace(hub=object(), timer=Timer(), pool=SimpleNamespace(is_green=False),
+                        event_dispatcher=None)
     c.event_dispatcher = app.events.Dispatcher(
         app.connection_for_write(), hostname="test@host", enabled=True, buffer_group=["task"],
         on_send_buffered=lambda: asked.append(1))
@@ -107,7 +109,7 @@ def test_events_buffered_when_the_consumer_stops_are_published_then(started):
     assert not c.timer.queue or all(s.entry.canceled for s in c.timer.queue)
 
 
-def test_without_an_event_loop_the_step_leaves_celery_alone(app):
+def test_without_an_event_loop_or_a_green_pool_the_step_leaves_celery_alone(app):
     c, asked = consumer_with_events(app)
     c.hub = None
     step = BatchedTaskEvents(c)
@@ -115,3 +117,31 @@ def test_without_an_event_loop_the_step_leaves_celery_alone(app):
     c.event_dispatcher.send("task-received", uuid="x", name="trademax.receipt.create")
     assert asked == [1] and not c.timer.queue
     c.event_dispatcher.close()
+
+
+def test_under_a_green_pool_task_events_are_buffered_and_go_as_one_message_on_the_timer(app):
+    """WORKER_POOL=gevent: Celery runs no event loop and builds its dispatcher without a buffer (every event
+    published at once); the step turns the buffer on and the consumer's timer flushes it."""
+    received = Received(app)
+    dispatcher = app.events.Dispatcher(app.connection_for_write(), hostname="test@host", enabled=True)
+    c = SimpleNamespace(hub=None, timer=Timer(), pool=SimpleNamespace(is_green=True),
+                        event_dispatcher=dispatcher)
+    published = []
+    original = dispatcher._publish
+    dispatcher._publish = lambda *a, **k: (published.append(a[2]), original(*a, **k))[1]
+    step = BatchedTaskEvents(c)
+    step.start(c)
+    for n in range(2):
+        for kind in ("task-received", "task-started", "task-succeeded"):
+            dispatcher.send(kind, uuid=f"g{n}", name="trademax.receipt.create")
+    assert published == []  # buffered, not one publish per event
+    [scheduled] = c.timer.queue
+    scheduled.entry()
+    assert published == ["task.multi"]
+    assert [(e["type"], e["uuid"]) for e in received.wait_for(6)] == [
+        (kind, f"g{n}") for n in range(2) for kind in ("task-received", "task-started", "task-succeeded")]
+    dispatcher.send("task-succeeded", uuid="last", name="trademax.receipt.create")
+    step.shutdown(c)  # a warm shutdown: what is buffered goes then
+    assert [e["uuid"] for e in received.wait_for(7)][-1] == "last"
+    received.stop()
+    dispatcher.close()
