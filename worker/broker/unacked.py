@@ -202,9 +202,12 @@ class GreenPoolTimers(bootsteps.StartStopStep):
         cycle = transport.cycle
         interval = c.connection.transport_options.get("unacked_restore_interval",
                                                       kombu_redis.Channel.unacked_restore_interval)
-        self._entries.append(c.timer.call_repeatedly(interval, cycle.maybe_restore_messages))
+        sweep = type(cycle).maybe_restore_messages.__get__(cycle)
+        cycle.maybe_restore_messages = _nothing  # not after every empty poll: on the timer below only
+        self._entries.append(c.timer.call_repeatedly(interval, sweep))
         flush_acks_on(transport, c.connection.connection, c.timer)
         self._entries.append(cycle._ack_flush_tref)
+        _refill_soon(cycle)
 
     def stop(self, c) -> None:
         """The connection is lost or the worker stops: the timers end (the channel's close flushes the
@@ -215,3 +218,26 @@ class GreenPoolTimers(bootsteps.StartStopStep):
 
     def shutdown(self, c) -> None:
         self.stop(c)
+
+
+# TRIAL: how long the loop waits in one poll while every slot is taken (no BRPOP pending).
+REFILL_POLL_SECONDS = 0.005
+
+
+def _refill_soon(cycle) -> None:
+    """TRIAL: without an event loop nothing wakes the poll when a task's ack frees a slot."""
+    if getattr(cycle, "_refill_soon", False):
+        return
+    original = cycle.get
+
+    def get(callback, timeout=None):
+        if any(ch.active_queues and not ch.qos.can_consume() for ch in cycle._channels):
+            timeout = REFILL_POLL_SECONDS if timeout is None else min(timeout, REFILL_POLL_SECONDS)
+        return original(callback, timeout)
+
+    cycle.get = get
+    cycle._refill_soon = True
+
+
+def _nothing() -> None:
+    return None
