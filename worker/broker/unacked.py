@@ -23,7 +23,7 @@ there:
   timer every :data:`ACK_FLUSH_SECONDS` when no message comes — removes the queued tags in the same
   write.  A worker stopping flushes them before it closes its channel.  Only while a worker's event loop
   runs the timer (:func:`flush_acks_on`), or under a green pool (WORKER_POOL=gevent: Celery runs no event
-  loop then) the consumer's own timer (:class:`GreenPoolTimers`); without either (a plain kombu consumer)
+  loop then) the consumer's own timer (``worker.broker.green_pool``); without either (a plain kombu consumer)
   every ack is sent at once.
 
 What the deferral changes: a worker *killed* (SIGKILL, OOM) up to :data:`ACK_FLUSH_SECONDS` after a task
@@ -36,7 +36,6 @@ from __future__ import annotations
 from collections import deque
 from time import time
 
-from celery import bootsteps
 from kombu.transport import redis as kombu_redis
 from kombu.transport.virtual import base as virtual
 from kombu.utils.json import dumps
@@ -172,72 +171,3 @@ def flush_acks_on(transport, connection, loop) -> None:
 
     cycle._ack_flush_tref = loop.call_repeatedly(ACK_FLUSH_SECONDS, flush)
     transport._acks_flushed_by_loop = True
-
-
-class GreenPoolTimers(bootsteps.StartStopStep):
-    """A consumer step for green pools (WORKER_POOL=gevent).  Celery runs no event loop under a green pool
-    (its ``synloop``), so the transport's ``register_with_event_loop`` is never called, and two timers it
-    sets never run:
-
-    * **kombu's visibility sweep** (``restore_visible`` every ``unacked_restore_interval`` seconds): without
-      a loop kombu calls it only when a poll comes back empty, which a pending BRPOP (answered at least
-      every second) never lets happen — a SIGKILLed worker's messages would stay unacknowledged for ever
-      (kombu#1025, celery#4976; ``tests/integration/test_delivery_pipeline.py::
-      test_a_worker_killed_while_sending_still_ends_delivered_and_applied_once[gevent]``);
-    * **our acknowledgements' flush** (:func:`flush_acks_on`), without which every ack is a write of its own.
-
-    Both run here on the consumer's timer instead (under gevent, a greenlet per entry).  With an event loop
-    the step does nothing."""
-
-    requires = ("celery.worker.consumer:Connection",)
-
-    def __init__(self, c, **kwargs) -> None:
-        self._entries: list = []
-        super().__init__(c, **kwargs)
-
-    def start(self, c) -> None:
-        if c.hub is not None or not getattr(c.pool, "is_green", False):
-            return
-        transport = c.connection.transport
-        cycle = transport.cycle
-        interval = c.connection.transport_options.get("unacked_restore_interval",
-                                                      kombu_redis.Channel.unacked_restore_interval)
-        sweep = type(cycle).maybe_restore_messages.__get__(cycle)
-        cycle.maybe_restore_messages = _nothing  # not after every empty poll: on the timer below only
-        self._entries.append(c.timer.call_repeatedly(interval, sweep))
-        flush_acks_on(transport, c.connection.connection, c.timer)
-        self._entries.append(cycle._ack_flush_tref)
-        _refill_soon(cycle)
-
-    def stop(self, c) -> None:
-        """The connection is lost or the worker stops: the timers end (the channel's close flushes the
-        queued acks; a new connection's start sets new timers)."""
-        entries, self._entries = self._entries, []
-        for entry in entries:
-            entry.cancel()
-
-    def shutdown(self, c) -> None:
-        self.stop(c)
-
-
-# TRIAL: how long the loop waits in one poll while every slot is taken (no BRPOP pending).
-REFILL_POLL_SECONDS = 0.005
-
-
-def _refill_soon(cycle) -> None:
-    """TRIAL: without an event loop nothing wakes the poll when a task's ack frees a slot."""
-    if getattr(cycle, "_refill_soon", False):
-        return
-    original = cycle.get
-
-    def get(callback, timeout=None):
-        if any(ch.active_queues and not ch.qos.can_consume() for ch in cycle._channels):
-            timeout = REFILL_POLL_SECONDS if timeout is None else min(timeout, REFILL_POLL_SECONDS)
-        return original(callback, timeout)
-
-    cycle.get = get
-    cycle._refill_soon = True
-
-
-def _nothing() -> None:
-    return None
