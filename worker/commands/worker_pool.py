@@ -34,8 +34,10 @@ def patch_before_imports(argv: Sequence[str], env: Mapping[str, str] = os.enviro
     except SettingsError:
         return None
     if pool == GEVENT:
-        from gevent import monkey
-
+        try:
+            from gevent import monkey
+        except ImportError:
+            return pool  # the worker's start says what to install (require_patched)
         if not monkey.is_module_patched("socket"):  # once (a launcher may have patched already)
             monkey.patch_all()
     return pool
@@ -46,8 +48,11 @@ def require_patched(pool: str) -> None:
     Python without ``worker.cli.main``): its blocking sockets would stop every green thread at once."""
     if pool != GEVENT:
         return
-    from gevent import monkey
-
+    try:
+        from gevent import monkey
+    except ImportError:
+        raise SettingsError("WORKER_POOL=gevent needs the gevent package: pip install 'wms-relay[gevent]'") \
+            from None
     if not (monkey.is_module_patched("socket") and monkey.is_module_patched("threading")):
         raise SettingsError("WORKER_POOL=gevent needs gevent's patches before anything imports socket or "
                             "threading: start the worker with `wms-relay worker` (or `celery -A worker "
