@@ -96,7 +96,6 @@ def test_one_event_published_fifty_times_to_two_workers_is_applied_once(pipeline
     assert [r["transaction_id"] for r in pipeline.sandbox.state()["receipts"]] == ["DUP-50"]
 
 
-@pytest.mark.parametrize("pipeline", POOLS, indirect=True)
 def test_transient_failures_are_retried_from_the_sorted_set_then_delivered(pipeline):
     pipeline.start_worker()
     pipeline.sandbox.set_faults(fail_rate=1.0)
@@ -115,7 +114,6 @@ def test_transient_failures_are_retried_from_the_sorted_set_then_delivered(pipel
     assert len(pipeline.sandbox.state()["receipts"]) == 1
 
 
-@pytest.mark.parametrize("pipeline", POOLS, indirect=True)
 def test_permanent_refusal_and_invalid_event_become_dead_letters_and_nothing_invalid_is_sent(pipeline):
     from worker.destinations.table import delivery_ref
     from worker.store.dead_letters import DeadLetters
