@@ -50,7 +50,7 @@ app.steps["consumer"].add(heartbeat_step(_store_client, configuration=_configura
                                          probe_files=_probe_files))
 # Celery's task events (Flower's view) published a few times a second, not after each event.
 app.steps["consumer"].add(BatchedTaskEvents)
-# Under gevent (no event loop): kombu's visibility sweep and our acks' flush on the consumer's timer.
+# Under gevent (no event loop): visibility sweep, acks' flush, refill (worker.broker.green_pool).
 app.steps["consumer"].add(GreenPoolTimers)
 
 
