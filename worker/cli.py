@@ -80,10 +80,10 @@ def build_parser(modules: list[str] = COMMAND_MODULES) -> argparse.ArgumentParse
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    # WORKER_POOL=gevent: gevent's patches before any command module imports socket or threading.
-    from worker.commands.worker_pool import patch_before_imports
+    if argv and argv[0] == "worker":  # WORKER_POOL=gevent: patched before any module imports socket
+        from worker.commands.worker_pool import patch_before_imports
 
-    patch_before_imports(argv)
+        patch_before_imports(argv)
     fast = FAST_COMMANDS.get(argv[0]) if argv else None
     parser = build_parser([fast] if fast else COMMAND_MODULES)
     args = parser.parse_args(argv)

@@ -17,7 +17,7 @@ never called, and what it sets up never runs:
 * **a wake-up when a slot frees.**  With every slot taken the loop sends no BRPOP and waits in ``poll`` on
   the other sockets (the remote-control channel) for up to two seconds; a task's ack frees its slot, but
   nothing wakes that poll (an event loop would see the ack's callback).  At 200 ms latency × 64 slots the
-  loop refilled the pool every ~2 s: 32 tasks/s where 300 were possible (docs/benchmarks.md, "Green
+  loop refilled the pool every ~2 s: 32 tasks a second where 300 were possible (docs/benchmarks.md, "Green
   threads (gevent)").  So while every slot is taken, a poll waits at most :data:`REFILL_POLL_SECONDS`:
   at most 200 short polls a second, only while the pool is full.
 
