@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
      "worker.destinations.declaration", "worker.destinations.declared", "worker.destinations.*.declaration"),
     ("worker.store",),
     ("worker.observe", "worker.destinations", "worker.sandbox", "worker.flow"),
-    ("tasks", "worker.celery", "worker.celery_config", "worker.broker", "worker.publisher_app"),
+    ("tasks", "worker.celery", "worker.broker", "worker.publisher_app"),
     ("worker.delivery",),
     ("worker.scheduling", "worker.support"),
     ("worker.commands", "worker.web", "worker.cli"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from celery import Celery
 from celery.signals import celeryd_init
 
-from worker.celery_config import celery_config
+from worker.broker.celery_config import celery_config
 from worker.destinations.table import TASK_MODULES
 from worker.observe.heartbeat import heartbeat_step
 from worker.observe.task_events import BatchedTaskEvents
