@@ -82,7 +82,8 @@ def test_a_count_behind_a_slow_send_spends_none_of_its_retry_budget(relay, clock
     assert (waited["to"], waited.get("attempt")) == ("waiting", None)
     assert "another count of this SKU is being sent" in waited["reason"]
     view = describe(relay, "stock.adjust", "c-b", "trademax")
-    assert turn_waits(view["history"]) == [waited] and view["attempts"] == 1
+    assert [step["reason"] for step in turn_waits(view["history"])] == [waited["reason"]]
+    assert view["attempts"] == 1
 
 
 def test_a_count_behind_a_dead_senders_turn_waits_until_the_turn_lapses(relay, clock):
@@ -121,3 +122,24 @@ def test_a_count_behind_a_dead_senders_turn_waits_until_the_turn_lapses(relay, c
     clock.advance(relay.settings.claim_lease_seconds + 1)
     assert deliver(relay, "stock.adjust", HOLDER, owner="w-a-again") == "superseded"
     assert [call[2] for call in relay.clients["trademax"].sent] == [5]
+
+
+def test_a_count_claimed_after_its_catalog_row_waits_for_its_turn_likewise(relay, clock):
+    """Stock2Shop's counts are claimed only once their catalog row is found (its catalog is required:
+    worker.delivery.catalog_wait); that claim takes the turn first too (worker.flow.send_steps' claim)."""
+    order = relay.stock_order_of("stock2shop")
+    assert order.acquire("nw", "A-1", "2024-05-14T09:00:00Z", "w-other").verdict == "acquired"
+    for look in range(LOOKS):
+        state = deliver(relay, "stock.adjust", WAITER, owner=f"w-b{look}", destination="stock2shop")
+        assert state == "waiting"
+        clock.advance(stock_turn.RETRY_SECONDS)
+    waited = relay.ledger_of("stock2shop").get("stock.adjust", "c-b")
+    assert (waited.attempts, len(turn_waits(waited.history))) == (0, 1)
+    assert relay.clients["stock2shop"].sent == []
+
+    order.release("nw", "A-1", "w-other")  # the other count's outcome is recorded
+    assert deliver(relay, "stock.adjust", WAITER, owner="w-b-sent", destination="stock2shop") == "delivered"
+    sent = relay.ledger_of("stock2shop").get("stock.adjust", "c-b")
+    assert (sent.attempts, [a["attempt"] for a in sent.attempts_log]) == (1, [1])
+    assert len(relay.clients["stock2shop"].sent) == 1
+    assert relay.redis.exists(order.keys("nw", "A-1")[1]) == 0  # its turn given back with the recording
