@@ -45,8 +45,9 @@ def turn_of(delivery: Delivery) -> SkuTurn | None:
 
 
 def after_turn(relay: Relay, delivery: Delivery, owner: str, turn: StockTurn) -> str | None:
-    """What becomes of a claimed count with the SKU's answer (taken with its claim: worker.flow.send_steps):
-    None when the turn is this delivery's, else the state it ended in.
+    """What becomes of a claimed count with the SKU's answer (taken with its claim: worker.flow.send_steps;
+    a count whose turn was busy was not claimed — :func:`wait`): None when the turn is this delivery's,
+    else ``superseded``.
 
     The count is recorded as the latest *before* it may go out: once sent, a count may be applied even if
     no answer comes back (read timeout) or its worker dies mid-send, and an older count arriving after that
@@ -58,8 +59,6 @@ def after_turn(relay: Relay, delivery: Delivery, owner: str, turn: StockTurn) ->
             delivery.operation, delivery.key, "superseded", owner=owner,
             reason=f"a newer absolute value (occurred_at {turn.detail}) was sent")
         return "superseded"
-    if turn.verdict == "busy":
-        return wait(relay, delivery)
     return None
 
 

@@ -12,7 +12,7 @@
 4. the SKU's *turn* (worker.store.stock_order) for an absolute count, if the gate said send — taken
    *before* the claim: a count that finds another count of its SKU on the wire is not claimed (waiting for
    a turn is no attempt: none is counted, the retry budget is not touched); its record moves to
-   ``waiting``, its story saying so once per wait (``wait_for_turn``);
+   ``waiting``, its story saying so once per wait (worker.store.stock_order's ``claim_in_turn``);
 5. the *claim* (a lease for this owner) if the gate said send and the turn, if any, is not busy — unless
    the caller claims later (a change to a shipment that may have to wait for its create:
    worker.delivery.dispatch_wait; a count that may wait for its catalog row: worker.delivery.catalog_wait),
@@ -25,7 +25,9 @@ the deliveries waiting for its dispatch id taken (worker.store.dispatch_waiters)
 deliver goes the failure paths (worker.delivery.failures): rarer, and each its own calls, as before.
 
 The store-call rule (worker.store.requests): *take* carries a request id — its claim's answer decides what
-may be sent (a resent claim would look like this very send interrupted) and its rate slot is taken once.
+may be sent (a resent claim would look like this very send interrupted) and its rate slot is taken once;
+so does the later claim in a turn (:meth:`SendSteps.claim`: a resend after the turn came free must not
+claim what its first run left waiting).
 *delivered* carries none: resent after it ran, it finds the record ``delivered`` with this very attempt's
 entry in its story and answers "moved" again without touching anything (``transition_record``'s
 ``by_story``); the rest of that script ran with it, atomically.  (The shipment's waiters its first run
