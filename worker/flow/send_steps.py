@@ -66,7 +66,6 @@ from worker.store.records import AttemptEntry
 from worker.store.requests import replaying, reply_key, request_id
 from worker.store.stock_order import CLAIM_IN_TURN_LUA, STOCK_LUA, StockOrder, StockTurn
 
-
 # ARGV: 1-6 the ledger's (fingerprint, event JSON, now, member, owner, lease expiry), 7 claim ('1'|'0'),
 # 8 the gate ('check' | 'go': the look says clear), 9-14 the gate's (interval, max wait, failure threshold,
 # window, ticket, ticket lease until), 15 the count's occurred_at ('' for no turn), 16 the turn's lock ms.
