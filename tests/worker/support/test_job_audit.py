@@ -79,17 +79,20 @@ def test_another_items_close_of_the_letter_is_not_taken_for_this_items(relay, to
     """Two jobs over one letter: the second finds it closed by the first job's item, not its own."""
     (letter,) = [refused_receipt(relay, "R-0")]
     jobs, _ = job_of(relay, clock, "discard", [letter])
-    jobs.create("j2", action="discard", actor="olga", via="desk", params={"reason": "again"}, targets=[letter])
+    jobs.create("j2", action="discard", actor="olga", via="desk", params={"reason": "again"},
+                targets=[letter])
     assert run_slice(tools, jobs, "j1", owner="w1") == "finished"
     assert run_slice(tools, jobs, "j2", owner="w2") == "finished"
     assert jobs.get("j2").counts["skipped"] == 1
     assert entries(tools) == [("olga", "discard", letter, DONE), ("olga", "discard", letter, SKIPPED)]
 
 
-def test_a_report_without_a_close_goes_in_with_the_items_progress_record_and_only_with_it(relay, tools, clock):
+def test_a_report_without_a_close_goes_in_with_the_items_progress_record_and_only_with_it(
+        relay, tools, clock):
     jobs, job_id = job_of(relay, clock, "run now", ["receipt.create:R-9", "receipt.create:R-8"])
     assert jobs.claim(job_id, "w1", LEASE_SECONDS)[0] == "ok"
-    report = ACTIONS["run now"](tools, "receipt.create:R-9", actor="olga", reason="", job_item=f"job {job_id} #0")
+    report = ACTIONS["run now"](tools, "receipt.create:R-9", actor="olga", reason="",
+                                job_item=f"job {job_id} #0")
     assert report.status == SKIPPED and report.unwritten is not None
     assert entries(tools) == []  # handed to the job, not written yet: a kill here leaves nothing behind
     assert jobs.advance(job_id, "w0", 0, report.status, report.to_dict(), LEASE_SECONDS,
@@ -110,7 +113,8 @@ def test_a_close_resent_after_a_timeout_appends_its_entry_once(relay, tools):
     entry = tools.audit.pending(actor="olga", action="discard", target=letter, status=DONE)
     for _ in range(2):  # the same call resent (redis-py after a timeout): replayed, not run twice
         with replayable("close-once"):
-            closed = relay.dead_letters.discard(letter, actor="olga", reason="dup", audit=entry, job_item="j #0")
+            closed = relay.dead_letters.discard(letter, actor="olga", reason="dup", audit=entry,
+                                                job_item="j #0")
             assert closed is not None and closed.status == "discarded"
     assert entries(tools) == [("olga", "discard", letter, DONE)]
     assert relay.dead_letters.closed_in(letter) == "j #0"
