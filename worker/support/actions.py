@@ -261,22 +261,26 @@ def retry_letter(tools: SupportTools, ident: str, *, actor: str, reason: str = "
         return ActionReport(letter.letter_id, status, message, next_step, letter.operation, letter.key,
                             dry_run, letter.destination, audited)
 
+    taken = False  # by this job item, whose worker died before the ledger heard of it: go on from there
     if letter.status != "open":
-        if letter.status == "retried" and _closed_by_this_item(tools, letter, job_item):
-            return report(DONE, "retried by this job before its worker stopped (its audit entry is in)",
-                          follow(letter.operation, letter.key), audited=True)
-        return report(SKIPPED, _closed_note(letter), follow(letter.operation, letter.key))
+        if letter.status != "retried" or not _closed_by_this_item(tools, letter, job_item):
+            return report(SKIPPED, _closed_note(letter), follow(letter.operation, letter.key))
+        taken = _stopped_after_the_take(tools, letter)
+    earlier = report(DONE, "retried by this job before its worker stopped (its audit entry is in)",
+                     follow(letter.operation, letter.key), audited=True)
+    if letter.status != "open" and not taken:
+        return earlier
     plan = _plan_retry(tools, letter)
     if plan.event is None:
-        return report(SKIPPED, plan.refusal, plan.next_step)
+        return earlier if taken else report(SKIPPED, plan.refusal, plan.next_step)
     event = plan.event
     if dry_run:
         return report(DONE, "would be retried (dry run: nothing changed)")
     why = reason or "retried by a person"
-    entry = _with_close(tools, "retry", letter, actor, reason, "retried: taken off the dead letters to be "
-                        "sent again")
-    if tools.dead_letters.take(letter.letter_id, actor=actor, reason=why, audit=entry,
-                               job_item=job_item) is None:
+    entry = None if taken else _with_close(tools, "retry", letter, actor, reason,
+                                           "retried: taken off the dead letters to be sent again")
+    if not taken and tools.dead_letters.take(letter.letter_id, actor=actor, reason=why, audit=entry,
+                                             job_item=job_item) is None:
         now = tools.dead_letters.get(letter.letter_id)
         return report(SKIPPED, f"someone else acted first: {_closed_note(now)}",
                       follow(event.operation, event.key))
@@ -300,7 +304,22 @@ def retry_letter(tools: SupportTools, ident: str, *, actor: str, reason: str = "
         how = _queue(tools, event)
     except Exception as exc:  # noqa: BLE001 — Redis is gone: say exactly where the event stands
         return report(FAILED, "it " + _NOT_QUEUED.format(f"{type(exc).__name__}: {exc}"), "wms-relay check")
-    return report(DONE, f"retried: {how}", follow(event.operation, event.key), audited=entry is not None)
+    return report(DONE, f"retried: {how}", follow(event.operation, event.key),
+                  audited=taken or entry is not None)
+
+
+def _stopped_after_the_take(tools: SupportTools, letter: DeadLetter) -> bool:
+    """A letter this job item took to retry: did its worker die before the ledger heard of the retry?  Yes
+    when the event is still dead there and this letter is its newest (a retry that went on and failed
+    again has a newer letter), or — a letter of an event the door refused — the event is still not in the
+    ledger."""
+    if letter.destination not in DESTINATIONS:
+        return False
+    record = tools.ledger_of(letter.destination).get(letter.operation, letter.key)
+    if record is None:
+        return True
+    newest = tools.dead_letters.latest_for(letter.operation, letter.key, letter.destination)
+    return record.state == "dead" and newest is not None and newest.letter_id == letter.letter_id
 
 
 # -- discard a dead letter ----------------------------------------------------------------------------

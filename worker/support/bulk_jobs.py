@@ -13,9 +13,9 @@ settled meanwhile is skipped with that person's name, as in the CLI), progress k
 - A worker killed mid-slice leaves a lapsed lease: the job shows as *interrupted*.  It goes on when its
   message is delivered again (Celery on Redis redelivers an unacknowledged message after the visibility
   timeout) or when the scheduler publishes it again (:func:`resume_interrupted`, once its lease is
-  ``RESUME_AFTER_SECONDS`` overdue) — from the target after the last one recorded.  The target a killed
-  worker was acting on may have been acted on: acted on again, the support action says so (skipped:
-  "already retried by ..."), never twice.
+  :func:`resume_after` overdue) — from the target after the last one recorded.  The target a killed
+  worker was acting on may have been acted on: acted on again, never twice — a letter that worker closed
+  is counted done (below), anything else someone settled is skipped with their name.
 
 **Every item in the audit log exactly once, whenever a worker dies.**  Each action is called with its
 ``job_item`` (``job <id> #<index>``).  A dead letter's retry or discard — the one store change that is the
@@ -23,7 +23,9 @@ action — appends its audit entry in the letter's own close script and marks th
 item; every other report's entry goes into the store in the same script as the item's progress record
 (``BulkJobStore.advance``).  So a worker killed between the action and its progress record leaves either
 nothing done, or a letter closed with its entry in: the worker that takes the job over acts on that item
-again, finds the letter closed by this very item and records it done without a second entry.  Why not the
+again, finds the letter closed by this very item and records it done without a second entry (a retry
+whose worker died after the take but before the ledger heard of it — the event still dead there, this
+letter still its newest — goes on from the take).  Why not the
 other way round (the resume writing the entries its dead holder did not): the taker-over cannot tell from
 the store which of "done by the dead worker" and "done by someone else meanwhile" happened unless the
 action itself marks it — and a mark written with the action is as cheap as the entry itself.  Left as

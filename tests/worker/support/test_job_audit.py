@@ -65,6 +65,41 @@ def test_a_letter_closed_by_a_worker_that_died_before_recording_it_is_done_once_
         assert relay.ledger.get("receipt.create", "R-0").state == "discarded"
 
 
+def test_a_retry_whose_worker_died_between_the_take_and_the_ledger_goes_on_from_there(relay, tools, clock):
+    letters = [refused_receipt(relay, f"R-{n}") for n in range(2)]
+    jobs, job_id = job_of(relay, clock, "retry", letters)
+    assert jobs.claim(job_id, "w1", LEASE_SECONDS)[0] == "ok"
+    entry = tools.audit.pending(actor="olga", action="retry", target=letters[0], operation="receipt.create",
+                                key="R-0", reason="duplicates", status=DONE, via="desk")
+    # w1 takes item 0's letter (its entry with it) and is killed before it reopens the event in the ledger.
+    assert relay.dead_letters.take(letters[0], actor="olga", reason="duplicates", audit=entry,
+                                   job_item=f"job {job_id} #0") is not None
+    assert relay.ledger.get("receipt.create", "R-0").state == "dead"
+    clock.advance(LEASE_SECONDS + resume_after(jobs.get(job_id)))
+    assert run_slice(tools, jobs, job_id, owner="w2") == "finished"
+    assert jobs.get(job_id).counts == {"done": 2, "skipped": 0, "failed": 0}
+    assert relay.ledger.get("receipt.create", "R-0").state != "dead"
+    assert sorted(m["event"]["transaction_id"] for m in tools.publish) == ["R-0", "R-1"]
+    assert entries(tools) == [("olga", "retry", letter, DONE) for letter in letters]
+
+
+def test_a_retry_that_went_on_and_failed_again_is_not_retried_a_second_time(relay, tools, clock):
+    from tests.worker.support.test_actions import example, refused, run
+
+    (letter,) = [refused_receipt(relay, "R-0")]
+    jobs, job_id = job_of(relay, clock, "retry", [letter])
+    assert jobs.claim(job_id, "w1", LEASE_SECONDS)[0] == "ok"
+    assert retry_letter(tools, letter, actor="olga", reason="duplicates", job_item=f"job {job_id} #0").audited
+    # w1 dies before its progress record; meanwhile the retried event is refused again: a newer letter.
+    assert run(relay, "receipt.create", example("receipt.create", transaction_id="R-0"), refused()) == "dead"
+    assert relay.dead_letters.latest_for("receipt.create", "R-0").letter_id != letter
+    clock.advance(LEASE_SECONDS + resume_after(jobs.get(job_id)))
+    assert run_slice(tools, jobs, job_id, owner="w2") == "finished"
+    assert jobs.get(job_id).counts["done"] == 1 and len(tools.publish) == 1  # not published a second time
+    assert relay.ledger.get("receipt.create", "R-0").state == "dead"
+    assert entries(tools) == [("olga", "retry", letter, DONE)]
+
+
 def test_a_letter_someone_else_closed_meanwhile_is_skipped_and_logged_once_as_skipped(relay, tools, clock):
     letters = [refused_receipt(relay, f"R-{n}") for n in range(2)]
     jobs, job_id = job_of(relay, clock, "discard", letters)
