@@ -360,6 +360,14 @@ class Batches:
         """Is delivery ``ref`` pending here?  (The stranded sweep leaves such deliveries alone.)"""
         return bool(self._redis.hexists(self._items, ref))
 
+    def carried(self) -> tuple[float | None, frozenset[str]]:
+        """(the in-flight batch's lease expiry, the refs of the deliveries it carries) in one round trip;
+        (None, an empty set) when no batch is in flight.  The stranded sweep reads it once per sweep."""
+        lease, items = self._redis.hmget(self._flight, "lease", "items")
+        if lease is None:
+            return None, frozenset()
+        return float(text(lease)), frozenset(raw["ref"] for _, raw in json.loads(text(items) or "[]"))
+
     def peek(self) -> tuple[int, float | None, float | None]:
         """(pending items, the in-flight batch's lease expiry or None, the next take's earliest time or
         None) in one round trip: what a flusher looks at before asking the gate."""

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from tests.fixtures.clock import Clock
 from tasks.events import validate_event
 from tasks.raw_messages import task_envelope
+from worker.destinations.table import DESTINATIONS
+from worker.flow.batches import LEVEL, BatchItem, Batches
 from worker.store.ledger import Ledger
 from worker.store.retry_schedule import RetrySchedule
 from worker.scheduling.stranded import StrandedSweep, message_of
@@ -80,21 +83,98 @@ def test_a_stranded_event_behind_more_scheduled_retries_than_one_page_is_found(w
     assert schedule.get("receipt.create:TX-7") is not None
 
 
-def test_a_delivery_waiting_in_its_batch_is_not_stranded(world, store_client):
+def kaching_count(n: int):
+    return validate_event("stock.adjust", {"event_id": f"C-{n}", "occurred_at": "2024-05-01T10:00:00Z",
+                                           "artno": f"A-{n}", "warehouse_id": "nw", "quantity": 3,
+                                           "type": "absolute"})
+
+
+class CountedBatches(Batches):
+    """ka-ching's real batches, counting the sweep's reads of the batch in flight."""
+
+    reads = 0
+
+    def carried(self):
+        self.reads += 1
+        return super().carried()
+
+
+@pytest.fixture
+def kaching(world, store_client):
+    """ka-ching's ledger and batches, a sweep that knows them, and ``add(n)``: count C-n accepted and
+    pending in its batches."""
+    clock, ledger, schedule, _ = world
+    ledger = ledger.sibling(DESTINATIONS["kaching"].namespace)
+    batches = CountedBatches(store_client, DESTINATIONS["kaching"].namespace, clock=clock)
+    sweep = StrandedSweep(world[1], schedule, broker=store_client, clock=clock, after_seconds=900,
+                          batches=lambda destination: batches if destination == "kaching" else None)
+
+    def add(n: int) -> BatchItem:
+        count = kaching_count(n)
+        accepted = ledger.accept(count)
+        item = BatchItem(ref=f"kaching/stock.adjust:C-{n}", kind=LEVEL, operation="stock.adjust",
+                         key=f"C-{n}", fingerprint=accepted.fingerprint, message=count.to_message(),
+                         enqueued_at=clock.now)
+        assert batches.add(item).status == "added"
+        return item
+
+    return SimpleNamespace(clock=clock, ledger=ledger, batches=batches, sweep=sweep, schedule=schedule,
+                           add=add)
+
+
+def test_a_delivery_waiting_in_its_batch_is_not_stranded(kaching):
     """A count pending in a bulk destination's batch (worker.flow.batches) has the flusher to move it,
     however long it waits (a paused destination): the sweep leaves it alone."""
-    clock, ledger, schedule, _ = world
-    count = validate_event("stock.adjust", {"event_id": "C-1", "occurred_at": "2024-05-01T10:00:00Z",
-                                            "artno": "A-1", "warehouse_id": "nw", "quantity": 3,
-                                            "type": "absolute"})
-    ledger.sibling("wms:kaching").accept(count)
-    clock.now += 1000
-    in_batch = {("kaching", "kaching/stock.adjust:C-1")}
-    sweep = StrandedSweep(ledger, schedule, broker=store_client, clock=clock, after_seconds=900,
-                          waits_in_batch=lambda destination, ref: (destination, ref) in in_batch)
-    assert sweep.sweep() == 0
-    in_batch.clear()
-    assert sweep.sweep() == 1
+    kaching.add(1)
+    kaching.clock.now += 1000
+    assert kaching.sweep.sweep() == 0
+    taken = kaching.batches.take("w1", max_items=10, lease_seconds=60, batch_seconds=0).batch
+    kaching.batches.settle(taken)  # settled without it (a lost write): nothing holds it now
+    assert kaching.sweep.sweep() == 1
+    assert kaching.schedule.get("kaching/stock.adjust:C-1") is not None
+
+
+def test_counts_in_the_batch_in_flight_are_left_alone_while_its_lease_lives(kaching):
+    """Regression (issue 21, the chaos run's 2% of spare copies): a worker killed mid-batch leaves its
+    counts ``sending`` under the batch's claim; the claim's lease (60 s here) runs out long before the
+    batch's (2,000 s here).  Nothing is lost — the batch's flusher, or the next take of the orphaned
+    batch, moves them — so the sweep makes no copy (each would find its count claimed and do nothing),
+    and reads the batch in flight once per sweep, not per count.  A count of the same destination that
+    no batch holds is still swept."""
+    items = [kaching.add(n) for n in range(3)]
+    kaching.ledger.accept(kaching_count(9))  # accepted, never pending: its message lost
+    taken = kaching.batches.take("w1", max_items=10, lease_seconds=2000, batch_seconds=0).batch
+    assert {item.ref for item in taken.items} == {item.ref for item in items}
+    for item in items[:2]:  # the third was taken but not claimed yet when the worker died
+        assert kaching.ledger.claim("stock.adjust", item.key, item.fingerprint, taken.owner).claimed
+    kaching.clock.now += 1000  # the claims' leases ran out; the batch's has not
+    assert kaching.ledger.get("stock.adjust", "C-0").lease_expires_at < kaching.clock.now
+    assert kaching.sweep.sweep() == 1
+    assert kaching.schedule.get("kaching/stock.adjust:C-9") is not None
+    assert [kaching.schedule.get(item.ref) for item in items] == [None, None, None]
+    assert kaching.batches.reads == 1
+    kaching.clock.now += 60
+    assert kaching.sweep.sweep() == 0 and kaching.batches.reads == 2
+
+
+def test_counts_of_a_batch_whose_lease_ran_out_wait_for_its_next_take_then_are_swept(kaching):
+    """Once the batch's lease has run out, a flusher takes the orphaned batch at its next look: its
+    counts are left alone for the sweep's threshold after the lease (900 s here) — taken again, they are
+    under a live lease once more.  A batch still in flight that long after its lease is one nothing
+    takes (no flusher runs for the destination): its counts are swept, nothing is lost."""
+    items = [kaching.add(n) for n in range(2)]
+    taken = kaching.batches.take("w1", max_items=10, lease_seconds=60, batch_seconds=0).batch
+    for item in items:
+        assert kaching.ledger.claim("stock.adjust", item.key, item.fingerprint, taken.owner).claimed
+    kaching.clock.now += 950  # the batch's lease ran out 890 s ago
+    assert kaching.sweep.sweep() == 0
+    orphan = kaching.batches.take("w2", max_items=10, lease_seconds=60, batch_seconds=0)
+    assert orphan.status == "orphan"  # taken again: a live lease again
+    kaching.clock.now += 30
+    assert kaching.sweep.sweep() == 0
+    kaching.clock.now += 60 + 901  # its flusher died too, and nothing took it since
+    assert kaching.sweep.sweep() == 2
+    assert all(kaching.schedule.get(item.ref) is not None for item in items)
 
 
 QUEUE = "trademax.receipt"  # receipt.create's queue
