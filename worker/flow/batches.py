@@ -17,7 +17,8 @@ the wire and an older level can never land after a newer one.  The next batch is
 ``batch_seconds`` after this one was.  The flusher then *settles* it: items that were not delivered go
 back to pending in their old place (where a newer level came meanwhile, they are superseded), and the
 next take waits for the backoff.  A batch whose flusher died (its lease ran out) is taken again as an
-*orphan*: its answer was lost.
+*orphan*: its answer was lost.  The stranded sweep (worker.scheduling.stranded) leaves alone what is
+pending (``holds``) and what the batch in flight carries (``carried``: its lease and its items' refs).
 
 Key layout (``<ns>``: the destination's namespace):
 

@@ -28,8 +28,10 @@ What it knows (``worker.store.broker_queues``), once per sweep:
   — and a copy of it would find it claimed and do nothing (the chaos run once made 2% of its events in
   such copies, one every sweep per count of a killed worker's batch).  So a count in the batch in flight
   is left alone while the batch's lease lives and for ``after_seconds`` after it ran out; a batch still in
-  flight that long after its lease is one nothing takes (no flusher runs for it — the workers no longer
-  batch that destination — or its gate holds it), and its counts are swept like any other record.
+  flight that long after its lease is one nothing takes (no flusher runs for it: the workers no longer
+  batch that destination, and a copy goes their per-event way), and its counts are swept like any other
+  record.  (Its gate holding it — a destination paused after a flusher died mid-batch — looks the same
+  from here: those copies find their counts claimed and do nothing until the resume.)
 
 A spare copy stays harmless (the ledger's claim sends an event once): the rule only keeps the queues from
 growing by the sweep's own copies.  Every destination's ledger is swept (a fanned-out delivery whose

@@ -20,6 +20,8 @@ import base64
 import json
 from typing import Any, Iterable
 
+from redis.client import NEVER_DECODE
+
 from worker.encoding import text
 
 _PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
@@ -28,6 +30,10 @@ PUBLISHED_AT = "published_at"  # the header of a message's publish time (Unix se
 # How many of a queue's oldest messages are looked at for one with a publish time (a WMS's own messages,
 # which have none, may be the oldest few).
 LOOK_AT_OLDEST = 50
+# Messages are read as bytes whatever the client decodes: a raw message that is not UTF-8 (malformed input
+# on the broker's door) must not make the read fail — the stranded sweep would see nothing while it sits
+# there.  (redis-py's own option for a reply never to be decoded, as its DUMP uses.)
+_AS_BYTES = {NEVER_DECODE: []}
 
 
 def queue_depths(redis_client, queues: Iterable[str]) -> dict[str, int]:
@@ -56,7 +62,7 @@ def oldest_published(redis_client, queues: Iterable[str], now: float) -> dict[st
     queues = list(queues)
     pipe = redis_client.pipeline(transaction=False)
     for queue in queues:
-        pipe.lrange(queue, -LOOK_AT_OLDEST, -1)
+        pipe.execute_command("LRANGE", queue, -LOOK_AT_OLDEST, -1, **_AS_BYTES)
     found: dict[str, float | None] = {}
     for queue, oldest in zip(queues, pipe.execute()):
         if not oldest:
@@ -83,7 +89,7 @@ def unacked_messages(redis_client) -> list[tuple[str, list]]:
     """The messages workers hold right now, each as (task name, positional arguments); one that cannot be
     read so is left out (the screen dead-letters such a message when it is restored)."""
     found = []
-    for raw in redis_client.hvals(UNACKED_HASH):
+    for raw in redis_client.execute_command("HVALS", UNACKED_HASH, **_AS_BYTES):
         try:
             envelope = json.loads(raw)[0]
             body = envelope["body"]

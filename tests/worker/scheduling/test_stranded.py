@@ -232,6 +232,27 @@ def test_an_event_whose_message_a_worker_holds_is_left_alone(world, store_client
     assert sweep.sweep() == 1
 
 
+def test_a_raw_message_that_is_not_utf8_does_not_blind_the_sweep(shared_redis_server):
+    """Malformed bytes on a queue and in the unacked set (the chaos run's poison): the sweep's reads take
+    them as bytes whatever the client decodes — on the scheduler's client (the real store, decoding) it
+    used to fail on every sweep while they sat among a queue's oldest, and the scheduler's tick with it.
+    Such a message says nothing of its publish time."""
+    store_client = shared_redis_server.client(decode_responses=True)
+    store_client.flushdb()
+    clock = Clock()
+    ledger = Ledger(store_client, lease_seconds=60, delivered_retention_seconds=86400, clock=clock)
+    schedule = RetrySchedule(store_client, clock=clock)
+    sweep = StrandedSweep(ledger, schedule, broker=store_client, clock=clock, after_seconds=900)
+    ledger.accept(event(1))
+    store_client.lpush(QUEUE, b"\xff\xfe not a message")
+    store_client.hset("unacked", "tag-9", b"\xff not json either")
+    clock.now += 901
+    assert sweep.sweep() == 0 and sweep.left_queued == 1  # nothing known of what is behind it
+    queued(store_client, 2, clock.now)  # a stamped message behind: TX-1's has certainly left
+    assert sweep.sweep() == 1
+    assert schedule.get("receipt.create:TX-1") is not None
+
+
 def test_an_event_sent_again_is_not_sent_again_while_its_copy_may_be_queued(world, store_client):
     """Its copy waits in a long queue: a copy every sweep would only lengthen the queue (the chaos run once
     grew one to 33,000 copies).  The retry's publish time (the schedule notes it) counts, not the record's
