@@ -9,7 +9,8 @@ for which no message can still be queued or held by a worker (issue 21): age alo
 from "waiting behind a long queue" (a destination held back by its flow control, an outage's backlog),
 and a copy for each of those only makes the queue longer (the chaos run once grew one to 33,000 copies).
 
-What it knows (``worker.store.broker_queues``), once per sweep:
+What it knows (``worker.store.broker_queues``), once per sweep — the queues and the unacknowledged set
+read at one instant (a message a restore moves from the one to the other is seen in one of them):
 
 - *the queues*: a queue is FIFO and our messages carry their publish time, so the oldest one still queued
   says that every message published before it has left (an empty queue: every message published before
@@ -44,7 +45,7 @@ from typing import Callable
 from tasks.events import InvalidEvent, validate_event
 from worker.destinations.table import DESTINATIONS, QUEUES, ROWS, TASKS, WMS_DESTINATION
 from worker.flow.batches import Batches
-from worker.store.broker_queues import oldest_published, unacked_messages
+from worker.store.broker_queues import broker_snapshot
 from worker.store.ledger import Ledger
 from worker.store.retry_schedule import RetrySchedule
 
@@ -105,8 +106,8 @@ class StrandedSweep:
     def sweep(self) -> int:
         """Schedule every stranded delivery now (every destination's); return how many."""
         now = self._clock()
-        gone_before = oldest_published(self._broker, QUEUES, now)
-        held = unacked_refs(unacked_messages(self._broker))
+        gone_before, holding = broker_snapshot(self._broker, QUEUES, now)
+        held = unacked_refs(holding)
         known = [w for w in gone_before.values() if w is not None]
         forget = min(known) if len(known) == len(gone_before) else now - PUBLISHED_KEPT_SECONDS
         self._schedule.forget_published(min(forget, now) - CLOCK_MARGIN_SECONDS)

@@ -253,6 +253,56 @@ def test_a_raw_message_that_is_not_utf8_does_not_blind_the_sweep(shared_redis_se
     assert schedule.get("receipt.create:TX-1") is not None
 
 
+class RestoreBetweenRoundTrips:
+    """The broker's client (the seam), with kombu's restore of a killed worker's message — one transaction
+    moving it from the unacked set back onto its queue — landing right after the sweep's first round trip."""
+
+    def __init__(self, client, restore) -> None:
+        self._client, self._restore = client, restore
+
+    def pipeline(self, *args, **kwargs):
+        pipe = self._client.pipeline(*args, **kwargs)
+        execute = pipe.execute
+
+        def execute_then_restore(*a, **k):
+            try:
+                return execute(*a, **k)
+            finally:
+                restore, self._restore = self._restore, lambda: None
+                restore()
+
+        pipe.execute = execute_then_restore
+        return pipe
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_a_message_restored_while_the_sweep_reads_is_not_taken_for_lost(world, store_client):
+    """Regression (``make chaos``, after the batches' fix: 4 copies): the sweep read the queues, then the
+    unacked set; a killed worker's messages restored in between were in neither.  It reads both in one
+    transaction now."""
+    clock, ledger, schedule, _ = world
+    ledger.accept(event(1))
+    message = queued(store_client, 1, clock.now)
+    store_client.rpop(QUEUE)  # a worker took it, and was killed
+    held = json.dumps([json.loads(message), "", QUEUE])
+    store_client.hset("unacked", "tag-1", held)
+
+    def restore():
+        pipe = store_client.pipeline(transaction=True)
+        pipe.hdel("unacked", "tag-1").rpush(QUEUE, message)
+        pipe.execute()
+
+    broker = RestoreBetweenRoundTrips(store_client, restore)
+    sweep = StrandedSweep(ledger, schedule, broker=broker, clock=clock, after_seconds=900)
+    clock.now += 901
+    assert sweep.sweep() == 0
+    assert store_client.llen(QUEUE) == 1 and not store_client.hlen("unacked")  # the restore happened
+    assert schedule.get("receipt.create:TX-1") is None
+    assert sweep.sweep() == 0 and sweep.left_queued == 1  # its message is queued again
+
+
 def test_an_event_sent_again_is_not_sent_again_while_its_copy_may_be_queued(world, store_client):
     """Its copy waits in a long queue: a copy every sweep would only lengthen the queue (the chaos run once
     grew one to 33,000 copies).  The retry's publish time (the schedule notes it) counts, not the record's
