@@ -42,7 +42,7 @@ from benchmarks import chaos_sales  # noqa: E402
 from benchmarks.chaos_checks import FINAL, Verdict, judge  # noqa: E402
 from benchmarks.chaos_events import Planned, build_workload  # noqa: E402
 from benchmarks.poison import push_poison  # noqa: E402
-from worker.destinations.trademax.read_back import taken_over  # noqa: E402
+from worker.delivery.lost_answers import taken_over  # noqa: E402
 from worker.store.connection import STORE_SOCKET_TIMEOUT_SECONDS  # noqa: E402
 
 FAULTS = {"fail_rate": 0.20, "throttle_rate": 0.05, "timeout_after_apply_rate": 0.03,

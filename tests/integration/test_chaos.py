@@ -67,7 +67,8 @@ def test_a_store_outage_while_events_are_being_sent_loses_none_of_them(pipeline)
         pipeline.wait_for_state("receipt.create", event["transaction_id"], "delivered", timeout=90)
     receipts = Counter(r["transaction_id"] for r in pipeline.sandbox.state()["receipts"])
     assert receipts == Counter(e["transaction_id"] for e in events)
-    # ...and the worker lived through it (kombu used to make it exit: worker.celery_config.RedisTransport).
+    # ...and the worker lived through it (kombu used to make it exit:
+    # worker.broker.celery_config.RedisTransport).
     assert worker.poll() is None, pipeline.logs()
 
 
