@@ -24,6 +24,7 @@ that 0 values landed in any sandbox's ``ignored`` or ``failed`` list (``not_appl
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 import threading
@@ -41,7 +42,7 @@ from benchmarks import chaos_sales  # noqa: E402
 from benchmarks.chaos_checks import FINAL, Verdict, judge  # noqa: E402
 from benchmarks.chaos_events import Planned, build_workload  # noqa: E402
 from benchmarks.poison import push_poison  # noqa: E402
-from worker.destinations.trademax.read_back import taken_over  # noqa: E402
+from worker.delivery.lost_answers import taken_over  # noqa: E402
 from worker.store.connection import STORE_SOCKET_TIMEOUT_SECONDS  # noqa: E402
 
 FAULTS = {"fail_rate": 0.20, "throttle_rate": 0.05, "timeout_after_apply_rate": 0.03,
@@ -83,7 +84,10 @@ class ChaosResult:
     exits: list = field(default_factory=list)  # processes that exited by themselves
     started_workers: list = field(default_factory=list)  # pid of every worker the run started
     poison: int = 0  # malformed raw messages pushed
-    rescued: int = 0  # events the scheduler's stranded-event sweep had to send again
+    rescued: int = 0  # copies the scheduler's stranded-event sweep queued (all, repeats included)
+    copies: Counter = field(default_factory=Counter)  # (destination, state it sat in) -> copies queued
+    copied: dict = field(default_factory=dict)  # (destination, state) -> Counter of the final states
+    orphans: int = 0  # batches in flight taken again after their flusher was killed
     interrupted: int = 0  # events re-claimed after their sender died or lost the store mid-send
     read_back: int = 0  # one-way dispatch changes found landed by reading the dispatch back
     destinations: list = field(default_factory=list)  # chaos_destinations.DestinationVerdict, one each
@@ -175,7 +179,12 @@ def run(count: int = 2000, *, seed: int = 1, workdir: Path, batches: int | None 
             result.verdict.fail("poison", f"{result.poison} malformed messages pushed, {malformed} "
                                           "malformed_message dead letters")
         scheduler_log = (Path(workdir) / "scheduler.log").read_text(errors="replace")
-        result.rescued = scheduler_log.count("nothing to move it")  # worker.scheduling.stranded's warning
+        result.copies, swept = sweep_copies(scheduler_log)
+        result.rescued = sum(result.copies.values())
+        result.copied = {where: Counter(_final_state(relay, ref) for ref in refs)
+                         for where, refs in swept.items()}
+        result.orphans = sum(p.read_text(errors="replace").count(ORPHAN_TAKEN)
+                             for p in Path(workdir).glob("worker*.log"))
         result.dead_reasons = _dead_reasons(relay)
         found = [r for r in records.values() if r is not None]
         result.waited = sum(1 for r in found if any(step["to"] == "waiting" for step in r.history))
@@ -346,6 +355,50 @@ def _dead_reasons(relay: RelayRun) -> Counter:
                    for letter in DeadLetters(relay.redis(), delivery_ref=delivery_ref).list())
 
 
+# worker.scheduling.stranded's warning for each copy it queues; worker.delivery.batch_delivery's for each
+# orphaned batch taken again.
+SWEPT = re.compile(r"wms_relay\.stranded: (\S+) sat (\w+) for \S+ s with nothing to move it")
+ORPHAN_TAKEN = "again: the flusher that had it stopped before settling it"
+
+
+def sweep_copies(scheduler_log: str) -> tuple[Counter, dict]:
+    """The copies the stranded-event sweep queued, by (destination, the state its delivery sat in), and the
+    deliveries copied, by the same."""
+    from worker.destinations.table import split_delivery_ref
+
+    copies, refs = Counter(), {}
+    for ref, state in SWEPT.findall(scheduler_log):
+        found = split_delivery_ref(ref)
+        where = (found[0].name if found is not None else "?", state)
+        copies[where] += 1
+        refs.setdefault(where, set()).add(ref)
+    return copies, refs
+
+
+def _final_state(relay: RelayRun, ref: str) -> str:
+    from worker.destinations.table import split_delivery_ref
+
+    found = split_delivery_ref(ref)
+    record = relay.ledger(found[0].name).get(found[1], found[2]) if found is not None else None
+    return record.state if record is not None else "no record"
+
+
+def copies_line(result: ChaosResult) -> str:
+    """What the stranded-event sweep's copies were: by destination and the state their delivery sat in."""
+    if not result.rescued:
+        return "0 spare copies were queued by the stranded-event sweep"
+    parts = []
+    for (destination, state), n in sorted(result.copies.items()):
+        ended = result.copied.get((destination, state), Counter())
+        parts.append(f"{destination} {state} ×{n} ({sum(ended.values())} deliveries, now "
+                     + ", ".join(f"{final} {k}" for final, k in sorted(ended.items())) + ")")
+    share = result.rescued / max(result.events, 1)
+    return (f"{result.rescued} spare copies ({share:.1%} of the events) were queued by the stranded-event "
+            f"sweep for deliveries it found sitting with nothing it could see moving them — "
+            f"{'; '.join(parts)}; a copy goes through the ledger's claim, so one that found its delivery "
+            f"claimed (a batch's claim included) or settled did nothing")
+
+
 def report(result: ChaosResult) -> str:
     """The tables: events by operation and state, requests by injected fault, the checks."""
     v = result.verdict
@@ -369,8 +422,8 @@ def report(result: ChaosResult) -> str:
         lines.append(f"| {fault} | {v.faults[fault]} | {len(v.faulted_events[fault])} |")
     lines += ["", f"{result.waited} dispatch follow-ups waited for their create; {result.interrupted} events "
                   f"were taken over after their worker died or lost the store mid-send; "
-                  f"{result.rescued} were "
-                  f"sent again by the stranded-event sweep (their message was lost by the broker); "
+                  f"{copies_line(result)}; {result.orphans} batches in flight were taken again after "
+                  f"their flusher was killed; "
                   f"{result.read_back} publishes/deletes whose resend Trademax refused were read back and "
                   f"found landed. {result.poison} malformed raw messages were pushed; workers started: "
                   f"{len(result.started_workers)}, killed by the run: {len(result.killed)}."]

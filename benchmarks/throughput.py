@@ -96,7 +96,7 @@ def publisher(relay: RelayRun):
     """A Celery client on the run's broker, configured as the service configures itself."""
     from celery import Celery
 
-    from worker.celery_config import celery_config
+    from worker.broker.celery_config import celery_config
     from worker.settings import Settings
 
     app = Celery("bench-wms", set_as_current=False)

@@ -7,7 +7,7 @@ stopped the worker ("Unrecoverable error": not JSON, a JSON array, a body that i
 line and nothing else (no ``headers.task``, an unknown task, a pickle content type, a 5,000-digit number,
 an ``expires`` in the past), or was held by the worker for good (an ``eta`` in 2099).
 
-So the Redis channel (``worker.celery_config``) hands every popped message to :func:`screen` first:
+So the Redis channel (``worker.broker.celery_config``) hands every popped message to :func:`screen` first:
 
 - **Passed**: a message of one of our tasks in the documented layout — a delivery task on a destination's
   queue, or the desk's bulk job (``tasks.support_jobs``: on ``support.jobs`` only, its one argument a job

@@ -2,7 +2,7 @@
 :data:`TASK` on the queue :data:`QUEUE`, which the worker consumes beside the delivery queues, with one
 argument, ``{"job_id": "<hex>"}``: what to do and to which targets is in the store (``wms:job:<id>``,
 ``worker.store.bulk_jobs``), never in the message.  ``worker.support.job_task`` registers the task;
-``worker.celery_config`` declares the queue and routes the task; ``tasks.raw_messages`` screens what
+``worker.broker.celery_config`` declares the queue and routes the task; ``tasks.raw_messages`` screens what
 arrives there.  Pure: names and the argument's check, nothing else."""
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
      "worker.destinations.declaration", "worker.destinations.declared", "worker.destinations.*.declaration"),
     ("worker.store",),
     ("worker.observe", "worker.destinations", "worker.sandbox", "worker.flow"),
-    ("tasks", "worker.celery", "worker.celery_config", "worker.broker", "worker.publisher_app"),
+    ("tasks", "worker.celery", "worker.broker"),
     ("worker.delivery",),
     ("worker.scheduling", "worker.support"),
     ("worker.commands", "worker.web", "worker.cli"),
@@ -185,6 +185,24 @@ def test_the_forbidden_edges_are_found():
         "worker.store.dead_letters -> worker.destinations.table",
         "worker.support.event_view -> worker.commands.event",
         "worker.web.desk.services -> worker.commands.status"]
+
+
+def stale_prefixes(modules: set[str], layers: list[tuple[str, ...]] = LAYERS) -> list[str]:
+    """The prefixes of ``layers`` that name no module or package among ``modules`` (a rule a move left
+    behind: it would place nothing, and a module later given that name would land in a layer unseen)."""
+    return [prefix for prefixes in layers for prefix in prefixes
+            if not any(_starts_with(module, prefix) for module in modules)]
+
+
+def test_every_layer_names_modules_that_exist():
+    assert stale_prefixes(set(project_graph())) == []
+
+
+def test_a_prefix_left_behind_by_a_move_is_found():
+    modules = set(project_graph())
+    before_the_move = LAYERS[:3] + [("tasks", "worker.celery", "worker.celery_config", "worker.broker")]
+    assert stale_prefixes(modules, before_the_move) == ["worker.celery_config"]
+    assert stale_prefixes({m for m in modules if not m.startswith("worker.broker")}) == ["worker.broker"]
 
 
 def test_worker_has_at_most_ten_plain_modules_at_its_top_level():

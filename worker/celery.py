@@ -4,14 +4,14 @@ The app is configured lazily, on first use of its configuration (Celery's ``on_c
 ``Settings.from_env()``: importing this module (or ``tasks``) connects to nothing and starts nothing.
 Only then is the broker URL resolved, which starts the embedded valkey-server when REDIS_URL is unset: this
 app is the service's (the worker, Flower, ``celery -A worker``); support commands build their own
-(``worker.publisher_app``), which never starts a server."""
+(``worker.broker.publisher_app``), which never starts a server."""
 from __future__ import annotations
 
 from celery import Celery
 from celery.signals import celeryd_init
 
+from worker.broker.celery_config import celery_config
 from worker.broker.green_pool import GreenPoolTimers
-from worker.celery_config import celery_config
 from worker.destinations.table import TASK_MODULES
 from worker.observe.heartbeat import heartbeat_step
 from worker.observe.task_events import BatchedTaskEvents

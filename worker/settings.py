@@ -460,6 +460,8 @@ class Settings:
     # A dispatch update waiting for its create is re-checked this often, this many times.
     dependency_wait_seconds: float = 30.0
     dependency_wait_max_checks: int = 240
+    # A desk bulk job's claim lasts this long past its last recorded item (worker.support.bulk_jobs).
+    desk_job_lease_seconds: float = 20.0
 
     # Observability and operations.
     sentry_dsn: str = field(default="", repr=False)
@@ -562,6 +564,7 @@ class Settings:
             stranded_after_seconds=_number(env, "STRANDED_AFTER_SECONDS", 900.0, minimum=1.0),
             dependency_wait_seconds=_number(env, "DEPENDENCY_WAIT_SECONDS", 30.0, minimum=0.01),
             dependency_wait_max_checks=_integer(env, "DEPENDENCY_WAIT_MAX_CHECKS", 240, minimum=1),
+            desk_job_lease_seconds=_number(env, "DESK_JOB_LEASE_SECONDS", 20.0, minimum=1.0),
             sentry_dsn=(env.get("SENTRY_DSN") or "").strip(),
             flower_basic_auth=env.get("FLOWER_BASIC_AUTH") or "",
             log_format=log_format,

@@ -67,7 +67,8 @@ def test_a_store_outage_while_events_are_being_sent_loses_none_of_them(pipeline)
         pipeline.wait_for_state("receipt.create", event["transaction_id"], "delivered", timeout=90)
     receipts = Counter(r["transaction_id"] for r in pipeline.sandbox.state()["receipts"])
     assert receipts == Counter(e["transaction_id"] for e in events)
-    # ...and the worker lived through it (kombu used to make it exit: worker.celery_config.RedisTransport).
+    # ...and the worker lived through it (kombu used to make it exit:
+    # worker.broker.celery_config.RedisTransport).
     assert worker.poll() is None, pipeline.logs()
 
 
@@ -242,3 +243,29 @@ def test_the_sales_order_checks_catch_a_doubled_a_lost_and_a_stranger_line():
     assert judge_sales(planned, records, {"sales_lines": [wrong]}).violations["quantity"]
     stuck = {**records, (final.operation, final.key): SimpleNamespace(state="sending", result=None)}
     assert judge_sales(planned, stuck, {"sales_lines": [stored]}).violations["final"]
+
+
+def test_the_summary_says_what_the_sweeps_copies_were():
+    """The stranded-event sweep's copies, read from the scheduler's log, by destination and the state the
+    delivery sat in (a copy of a claimed delivery does nothing: the summary says so, not "lost")."""
+    from benchmarks.chaos import ChaosResult, copies_line, sweep_copies
+    from benchmarks.chaos_checks import Verdict
+
+    line = ("2026-12-06T00:07:03.648+00:00 WARNING wms_relay.stranded: {} sat {} for 30 s with nothing "
+            "to move it; scheduled it again\n")
+    log = (line.format("kaching/stock.adjust:stk-1", "sending") * 3
+           + line.format("kaching/stock.adjust:stk-2", "sending")
+           + line.format("receipt.create:TX-1", "accepted")
+           + "INFO wms_relay.scheduler: nothing to move it\n")
+    copies, refs = sweep_copies(log)
+    assert copies == Counter({("kaching", "sending"): 4, ("trademax", "accepted"): 1})
+    assert refs[("kaching", "sending")] == {"kaching/stock.adjust:stk-1", "kaching/stock.adjust:stk-2"}
+    result = ChaosResult(verdict=Verdict(), events=200, rescued=5, copies=copies,
+                         copied={("kaching", "sending"): Counter(uncertain=2),
+                                 ("trademax", "accepted"): Counter(delivered=1)})
+    said = copies_line(result)
+    assert said.startswith("5 spare copies (2.5% of the events) were queued by the stranded-event sweep")
+    assert "kaching sending ×4 (2 deliveries, now uncertain 2); trademax accepted ×1 (1 deliveries" in said
+    assert "lost by the broker" not in said and "claimed (a batch's claim included)" in said
+    assert copies_line(ChaosResult(verdict=Verdict(), events=200)) == (
+        "0 spare copies were queued by the stranded-event sweep")

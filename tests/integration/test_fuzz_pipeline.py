@@ -167,7 +167,7 @@ def publisher(pipeline):
     """A plain Celery client on the pipeline's broker: the WMS publishing tasks itself."""
     from celery import Celery
 
-    from worker.celery_config import celery_config
+    from worker.broker.celery_config import celery_config
     from worker.settings import Settings
 
     app = Celery("fuzz-wms", set_as_current=False)

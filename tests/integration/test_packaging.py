@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from worker.commands.demo import SCRIPT
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +34,10 @@ def _checkout_copy(target: Path) -> Path:
     return target
 
 
-def test_the_wheel_carries_the_examples_and_its_openapi_document_shows_them(tmp_path):
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    """The wheel built from a copy of the checkout: (its file names, the folder it was unpacked into)."""
+    tmp_path = tmp_path_factory.mktemp("wheel")
     source = _checkout_copy(tmp_path / "clone")
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path),
                             str(source)], capture_output=True, text=True, timeout=240)
@@ -41,16 +46,39 @@ def test_the_wheel_carries_the_examples_and_its_openapi_document_shows_them(tmp_
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         archive.extractall(tmp_path / "installed")
-    shipped = {name.rsplit("/", 1)[1] for name in names if name.startswith("tasks/example_events/")}
-    assert shipped == {path.name for path in (ROOT / "examples").glob("*.json")}
-    # The installed copy, away from the checkout (cwd /, the wheel's files first on the path).
-    script = ("import json, sys; sys.path.insert(0, sys.argv[1]); from worker.web.ingest.openapi import "
-              "document; import worker; d = document(); print(json.dumps([worker.__file__, "
-              "d['paths']['/v1/events/stock.adjust']['post']['requestBody']['content']['application/json']"
-              "['examples']['example']['value']]))")
-    shown = subprocess.run([sys.executable, "-c", script, str(tmp_path / "installed")], cwd="/",
+    return names, tmp_path / "installed"
+
+
+def _run_installed(installed: Path, script: str) -> list:
+    """``script`` run on the installed copy, away from the checkout (cwd /, the wheel's files first on the
+    path); it prints JSON."""
+    preamble = "import json, sys; sys.path.insert(0, sys.argv[1]); "
+    shown = subprocess.run([sys.executable, "-c", preamble + script, str(installed)], cwd="/",
                            capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr[-3000:]
-    where, value = json.loads(shown.stdout)
-    assert where.startswith(str(tmp_path / "installed"))
+    return json.loads(shown.stdout)
+
+
+def test_the_wheel_carries_the_examples_and_its_openapi_document_shows_them(wheel):
+    names, installed = wheel
+    shipped = {name.rsplit("/", 1)[1] for name in names
+               if name.startswith("tasks/example_events/") and name.count("/") == 2}
+    assert shipped == {path.name for path in (ROOT / "examples").glob("*.json")}
+    where, value = _run_installed(installed, (
+        "from worker.web.ingest.openapi import document; import worker; d = document(); print(json.dumps(["
+        "worker.__file__, d['paths']['/v1/events/stock.adjust']['post']['requestBody']['content']"
+        "['application/json']['examples']['example']['value']]))"))
+    assert where.startswith(str(installed))
     assert value == json.loads((ROOT / "examples" / "stock.adjust.json").read_text())
+
+
+def test_the_installed_demo_finds_its_sample_events_and_catalogs(wheel):
+    """``wms-relay demo`` reads the examples the package carries, not a folder beside the checkout."""
+    _, installed = wheel
+    examples, events, catalogs = _run_installed(installed, (
+        "from worker.commands.demo import CATALOGS, EXAMPLES, SCRIPT; print(json.dumps([str(EXAMPLES), "
+        "[(EXAMPLES / name).read_text() for _, name, _ in SCRIPT], "
+        "sorted(p.name for p in CATALOGS.glob('*.csv'))]))"))
+    assert examples.startswith(str(installed))
+    assert events == [(ROOT / "examples" / name).read_text() for _, name, _ in SCRIPT]
+    assert catalogs == sorted(path.name for path in (ROOT / "examples" / "catalog").glob("*.csv")) != []

@@ -21,13 +21,17 @@ import signal
 import subprocess
 import sys
 import time
+from importlib.resources import files
 from pathlib import Path
 
 from worker.commands.presenting import described
 from worker.redaction import url_without_password
 from worker.settings import Settings
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# The sample events as the package carries them (tasks/example_events: a link to examples/ in a checkout, the
+# wheel's own copy when installed), so the demo finds them wherever wms-relay is installed and whatever the
+# working directory (a path counted up from this file names a folder an installed package does not have).
+EXAMPLES = Path(files("tasks") / "example_events")
 CATALOGS = EXAMPLES / "catalog"  # <destination>.csv: a catalog file per destination that needs one
 
 # (operation, example file, changes): fed in this order; the update comes before its create on purpose.

@@ -82,11 +82,11 @@ def run_scheduler(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
-    def waits_in_batch(destination: str, ref: str) -> bool:
-        return relay.flow.batched(destination) and relay.flow.batches(destination).holds(ref)
+    def batches(destination: str):
+        return relay.flow.batches(destination) if relay.flow.batched(destination) else None
 
     sweep = StrandedSweep(relay.ledger, relay.schedule, broker=relay.redis, clock=relay.clock,
-                          after_seconds=settings.stranded_after_seconds, waits_in_batch=waits_in_batch)
+                          after_seconds=settings.stranded_after_seconds, batches=batches)
     from worker.destinations.table import configured
 
     jobs = [job for d in configured(settings)

@@ -172,6 +172,10 @@ class BatchFlusher:
         if taken.batch is None:
             self.gate.report(ticket=verdict.ticket, sent=False)
             return taken.wait or IDLE_SECONDS
+        if taken.batch.orphan:
+            log.warning("%s: took batch %s (%d count(s)) again: the flusher that had it stopped before "
+                        "settling it (its lease ran out)", self.title, taken.batch.batch_id,
+                        len(taken.batch.items))
         if taken.batch.orphan and taken.batch.sent and taken.batch.kind == ADD:
             self.gate.report(ticket=verdict.ticket, sent=False)
             self._answer_lost(taken.batch)

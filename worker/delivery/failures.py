@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from tasks.events import Delivery
+from worker.delivery.lost_answers import earlier_attempt_may_have_landed
 from worker.delivery.relay import Relay
 from worker.destinations.table import DESTINATIONS
 from worker.destinations.trademax import read_back as trademax_read_back
-from worker.destinations.trademax.read_back import LANDED, UNREADABLE, earlier_attempt_may_have_landed
+from worker.destinations.trademax.read_back import LANDED, UNREADABLE
 from worker.destinations.trademax import clock_skew
 from worker.errors import (
     ClockSkewError, DestinationError, OutcomeUnknownError, PermanentError, TransientError, UnconfirmedError,

@@ -174,7 +174,7 @@ def _deliver(relay: Relay, operation: str, message: Any, *, owner: str, destinat
     taken = relay.send_steps_of(destination).take(event, owner, claim=not waits, turn=turn)
     passage = _Passage(relay.flow.gate(destination), taken.verdict.ticket if taken.verdict else "")
     try:
-        return _deliver_taken(relay, delivery, taken, owner=owner, run=run, passage=passage, turn=turn)
+        return _deliver_taken(relay, delivery, taken, owner=owner, run=run, passage=passage)
     finally:
         passage.give_back()
 
@@ -231,8 +231,8 @@ def _batched(relay: Relay, operation: str, message: Any, destination: str, row) 
     return add_to_batch(relay, delivery, admission.accepted)
 
 
-def _deliver_taken(relay: Relay, delivery: Delivery, taken, *, owner: str, run: _Run, passage: _Passage,
-                   turn) -> str:
+def _deliver_taken(relay: Relay, delivery: Delivery, taken, *, owner: str, run: _Run,
+                   passage: _Passage) -> str:
     """Go on from the take step: a conflict, a settled delivery, another's live lease, a delivery the gate
     held back, one waiting for its dispatch or its catalog row — or the send."""
     accepted = taken.accepted
@@ -248,6 +248,9 @@ def _deliver_taken(relay: Relay, delivery: Delivery, taken, *, owner: str, run: 
         if accepted.state == "sending":
             return "sending"  # claimed by a worker already: its lease decides
         return hold_back(relay, delivery, taken.verdict)
+    turned = taken.turn  # the SKU's answer to an absolute count (its turn is taken before its claim)
+    if turned is not None and turned.verdict == "busy":
+        return stock_turn.wait(relay, delivery)  # another count of its SKU is on the wire: not claimed
 
     # What the sender is handed: the dispatch_id, the catalog row, or the final dispatch.
     resolved, claim = None, taken.claim
@@ -265,11 +268,13 @@ def _deliver_taken(relay: Relay, delivery: Delivery, taken, *, owner: str, run: 
         if isinstance(resolved, str):
             return resolved  # it waits
     if claim is None:  # one that may wait (dispatch, catalog row, lines) is claimed once it need not
-        ledger = relay.ledger_of(delivery.destination)
-        claim = ledger.claim(delivery.operation, delivery.key, accepted.fingerprint, owner)
+        claim, turned = _claim_later(relay, delivery, accepted.fingerprint, owner)
+        if claim is None:
+            return stock_turn.wait(relay, delivery)  # its turn was busy: not claimed
     if claim.status != "claimed":
         return claim.state
-    holds_turn = taken.turn is not None and taken.turn.verdict == "acquired"
+    holds_turn = turned is not None and turned.verdict == "acquired"
+    turn = stock_turn.turn_of(delivery) if holds_turn else None
     title = DESTINATIONS[delivery.destination].title
     # Our own claim again (the store went away after taking it, before anything was sent): not interrupted.
     interrupted = claim.interrupted and claim.previous_owner != owner
@@ -289,20 +294,26 @@ def _deliver_taken(relay: Relay, delivery: Delivery, taken, *, owner: str, run: 
         if settled is not None:
             return settled
 
-    if taken.turn is not None:
-        ended = stock_turn.after_turn(relay, delivery, owner, taken.turn)
+    if turned is not None:
+        ended = stock_turn.after_turn(relay, delivery, owner, turned)
         if ended is not None:
             return ended
-    elif stock_turn.takes_turn(delivery):  # a row both waiting for a dispatch and ordered by SKU
-        ended = stock_turn.take(relay, delivery, owner)
-        if ended is not None:
-            return ended
-        holds_turn, turn = True, stock_turn.turn_of(delivery)
     try:
-        return _send(relay, delivery, claim, resolved, owner, run, passage, turn if holds_turn else None)
+        return _send(relay, delivery, claim, resolved, owner, run, passage, turn)
     finally:
         if holds_turn and run.finish is None and not run.turn_given_back:
             stock_turn.let_go(relay, delivery, owner)
+
+
+def _claim_later(relay: Relay, delivery: Delivery, fingerprint: str, owner: str) -> tuple[Any, Any]:
+    """The claim of a delivery taken unclaimed, and the SKU's answer: an absolute count's in its turn, one
+    store call (worker.flow.send_steps: no claim while the turn is busy — waiting is no attempt)."""
+    turn = stock_turn.turn_of(delivery)
+    if turn is not None:
+        return relay.send_steps_of(delivery.destination).claim(delivery.operation, delivery.key, fingerprint,
+                                                               owner, turn)
+    return relay.ledger_of(delivery.destination).claim(delivery.operation, delivery.key, fingerprint,
+                                                       owner), None
 
 
 def _call(relay: Relay, row: Operation, fields: dict, resolved: Any) -> Any:

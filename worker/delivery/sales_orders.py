@@ -17,7 +17,7 @@ A row flagged ``makes_sales_order`` (``worker.destinations.contract.Operation``:
    twice) — settles the delivery ``delivered`` with the reason in its history, nothing sent.
 3. **After the claim** (:func:`after_claim`): whether an earlier attempt's answer was lost — its attempt
    log holds an ``outcome_unknown``, or the claim was taken over from a worker that stopped mid-send (now,
-   or at any earlier attempt: its history keeps the take-over).  Then
+   or at any earlier attempt: its history keeps the take-over; ``worker.delivery.lost_answers``).  Then
    the sender reads the destination back before sending (``FinalDispatch.read_back_first``).
 """
 from __future__ import annotations
@@ -28,10 +28,10 @@ from typing import Any
 
 from tasks.events import Delivery, DeliveryEvent
 from worker.delivery import catalog_wait
+from worker.delivery.lost_answers import earlier_attempt_may_have_landed
 from worker.delivery.relay import Relay
 from worker.destinations.shipments import FinalDispatch, ShippedLine, merged_lines, reference
 from worker.destinations.table import DESTINATIONS, configured
-from worker.destinations.trademax.read_back import earlier_attempt_may_have_landed
 
 NOTED = ("dispatch.create", "dispatch.update", "dispatch.publish")
 CREATE_RECHECK_SECONDS = 5.0

@@ -17,7 +17,8 @@ the wire and an older level can never land after a newer one.  The next batch is
 ``batch_seconds`` after this one was.  The flusher then *settles* it: items that were not delivered go
 back to pending in their old place (where a newer level came meanwhile, they are superseded), and the
 next take waits for the backoff.  A batch whose flusher died (its lease ran out) is taken again as an
-*orphan*: its answer was lost.
+*orphan*: its answer was lost.  The stranded sweep (worker.scheduling.stranded) leaves alone what is
+pending (``holds``) and what the batch in flight carries (``carried``: its lease and its items' refs).
 
 Key layout (``<ns>``: the destination's namespace):
 
@@ -359,6 +360,14 @@ class Batches:
     def holds(self, ref: str) -> bool:
         """Is delivery ``ref`` pending here?  (The stranded sweep leaves such deliveries alone.)"""
         return bool(self._redis.hexists(self._items, ref))
+
+    def carried(self) -> tuple[float | None, frozenset[str]]:
+        """(the in-flight batch's lease expiry, the refs of the deliveries it carries) in one round trip;
+        (None, an empty set) when no batch is in flight.  The stranded sweep reads it once per sweep."""
+        lease, items = self._redis.hmget(self._flight, "lease", "items")
+        if lease is None:
+            return None, frozenset()
+        return float(text(lease)), frozenset(raw["ref"] for _, raw in json.loads(text(items) or "[]"))
 
     def peek(self) -> tuple[int, float | None, float | None]:
         """(pending items, the in-flight batch's lease expiry or None, the next take's earliest time or

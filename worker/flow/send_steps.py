@@ -9,9 +9,14 @@
 3. the *gate* (worker.flow.gate: pause → circuit → rate limit) — unless this process's look says the
    destination is clear (worker.flow.look: not paused, circuit closed with no failure and known to be up,
    no rate limit, no hold; then none of the gate's keys is read or written);
-4. the *claim* (a lease for this owner) if the gate said send — unless the caller claims later (a change
-   to a shipment that may have to wait for its create: worker.delivery.dispatch_wait);
-5. the SKU's *turn* (worker.store.stock_order) for an absolute count that was claimed.
+4. the SKU's *turn* (worker.store.stock_order) for an absolute count, if the gate said send — taken
+   *before* the claim: a count that finds another count of its SKU on the wire is not claimed (waiting for
+   a turn is no attempt: none is counted, the retry budget is not touched); its record moves to
+   ``waiting``, its story saying so once per wait (worker.store.stock_order's ``claim_in_turn``);
+5. the *claim* (a lease for this owner) if the gate said send and the turn, if any, is not busy — unless
+   the caller claims later (a change to a shipment that may have to wait for its create:
+   worker.delivery.dispatch_wait; a count that may wait for its catalog row: worker.delivery.catalog_wait),
+   then in one step with its turn likewise (:meth:`SendSteps.claim`).
 
 **delivered** (after the destination took it): the ledger's move to ``delivered`` with the attempt's entry
 and the destination's answer, the circuit told "it answered" (written at most once a second while it is
@@ -20,7 +25,9 @@ the deliveries waiting for its dispatch id taken (worker.store.dispatch_waiters)
 deliver goes the failure paths (worker.delivery.failures): rarer, and each its own calls, as before.
 
 The store-call rule (worker.store.requests): *take* carries a request id — its claim's answer decides what
-may be sent (a resent claim would look like this very send interrupted) and its rate slot is taken once.
+may be sent (a resent claim would look like this very send interrupted) and its rate slot is taken once;
+so does the later claim in a turn (:meth:`SendSteps.claim`: a resend after the turn came free must not
+claim what its first run left waiting).
 *delivered* carries none: resent after it ran, it finds the record ``delivered`` with this very attempt's
 entry in its story and answers "moved" again without touching anything (``transition_record``'s
 ``by_story``); the rest of that script ran with it, atomically.  (The shipment's waiters its first run
@@ -57,15 +64,16 @@ from worker.store.ledger import AcceptResult, Claim, Ledger
 from worker.store.ledger_scripts import STEPS
 from worker.store.records import AttemptEntry
 from worker.store.requests import replaying, reply_key, request_id
-from worker.store.stock_order import STOCK_LUA, StockOrder, StockTurn
+from worker.store.stock_order import CLAIM_IN_TURN_LUA, STOCK_LUA, StockOrder, StockTurn
 
 # ARGV: 1-6 the ledger's (fingerprint, event JSON, now, member, owner, lease expiry), 7 claim ('1'|'0'),
 # 8 the gate ('check' | 'go': the look says clear), 9-14 the gate's (interval, max wait, failure threshold,
 # window, ticket, ticket lease until), 15 the count's occurred_at ('' for no turn), 16 the turn's lock ms.
 # Returns the conflict reply alone (four values), or: [1-4] the accept's reply, [5-8] the gate's verdict
 # padded with '' ('' at [5]: not asked, nothing to send), [9-10] the turn's verdict and detail ('' for
-# none), [11...] the claim's reply (or its refusal when there was nothing to send).
-_TAKE = STEPS + GATE_LUA + STOCK_LUA + replaying("""
+# none), [11...] the claim's reply (or its refusal when there was nothing to send; none when the turn was
+# busy: the record waits, unclaimed).
+_TAKE = STEPS + GATE_LUA + STOCK_LUA + CLAIM_IN_TURN_LUA + replaying("""
 local ARGV = cjson.decode(ARGV[1])  -- the arguments, packed (_packed)
 local now = tonumber(ARGV[3])
 local r, status = accept_record(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
@@ -83,10 +91,35 @@ if ARGV[8] == 'check' then
 end
 for i = 1, 4 do reply[4 + i] = verdict[i] or '' end
 if verdict[1] ~= 'send' or ARGV[7] ~= '1' then return reply end
-local claim = claim_record(r, ARGV[5], ARGV[3], ARGV[6], ARGV[4])
+local claim
 if ARGV[15] ~= '' then
-  local turn = stock_turn(KEYS[16], KEYS[17], ARGV[15], ARGV[5], ARGV[16])
+  local turn
+  turn, claim = claim_in_turn(r, ARGV[5], ARGV[3], ARGV[6], ARGV[4], KEYS[16], KEYS[17], ARGV[15], ARGV[16])
   reply[9], reply[10] = turn[1], turn[2]
+else
+  claim = claim_record(r, ARGV[5], ARGV[3], ARGV[6], ARGV[4])
+end
+for _, part in ipairs(claim) do reply[#reply + 1] = part end
+return reply
+""")
+
+# The claim of a count that was taken unclaimed (it might have waited: :meth:`SendSteps.claim`), in its
+# SKU's turn.  KEYS: the ledger's ten, the SKU's last count and lock, the reply key.  ARGV (packed): the
+# ledger's (fingerprint, owner, now, lease expiry, member), the count's occurred_at, the turn's lock ms.
+# Returns the turn's verdict and detail ('' when the claim was refused before it), then the claim's reply
+# (none when the turn was busy).
+_CLAIM_IN_TURN = STEPS + STOCK_LUA + CLAIM_IN_TURN_LUA + replaying("""
+local ARGV = cjson.decode(ARGV[1])  -- the arguments, packed (_packed)
+local r = redis.call('HMGET', KEYS[1], 's', 'e', 'l', 'b', 'rs', 'n', 'h')
+if not r[1] then return {'', '', 'unknown'} end
+local stored = fingerprint_of(r[2]) or ''
+if not same_print(stored, ARGV[1]) then return {'', '', 'conflict', r[1], stored} end
+local reply = {'', ''}
+local claim = claim_refusal(r, ARGV[2], ARGV[3])
+if not claim then
+  local turn
+  turn, claim = claim_in_turn(r, ARGV[2], ARGV[3], ARGV[4], ARGV[5], KEYS[11], KEYS[12], ARGV[6], ARGV[7])
+  reply[1], reply[2] = turn[1], turn[2]
 end
 for _, part in ipairs(claim) do reply[#reply + 1] = part end
 return reply
@@ -127,8 +160,9 @@ class SkuTurn:
 class Taken:
     """What the take step found and did.  ``verdict``: the gate's (after any wait for a slot), None when it
     was not asked (a conflict, or nothing to send: ``claim`` then says why — done, parked or busy).
-    ``claim``: the claim, when it was asked for and the gate said send.  ``turn``: the SKU's answer, when a
-    turn was asked for and the claim taken."""
+    ``claim``: the claim, when it was asked for and the gate said send (None when the turn was busy: the
+    count waits, unclaimed).  ``turn``: the SKU's answer, when a turn was asked for and the gate said
+    send."""
 
     accepted: AcceptResult
     verdict: Verdict | None = None
@@ -156,6 +190,7 @@ class SendSteps:
         self._clock = clock
         self._take = redis_client.register_script(_TAKE)
         self._delivered = redis_client.register_script(_DELIVERED)
+        self._claim_in_turn = redis_client.register_script(_CLAIM_IN_TURN)
 
     def take(self, event: Any, owner: str, *, claim: bool = True, turn: SkuTurn | None = None) -> Taken:
         """Accept ``event``, ask the gate (sleeping for a slot at most a second away, looking again while
@@ -197,6 +232,20 @@ class SendSteps:
             self.gate.look.count_send()
         turned = StockTurn(text(reply[8]), text(reply[9])) if text(reply[8]) else None
         return Taken(accepted, verdict, claimed, turned)
+
+    def claim(self, operation: str, key: str, fingerprint: str, owner: str,
+              turn: SkuTurn) -> tuple[Claim | None, StockTurn | None]:
+        """Claim a count taken unclaimed (:meth:`take` with ``claim=False``) in its SKU's ``turn``, one round
+        trip: the claim (None when the turn was busy: the record waits, unclaimed) and the turn's answer
+        (None when the claim was refused before it)."""
+        now = self._clock()
+        keys, args = self.ledger.claim_part(operation, key, fingerprint, owner, now)
+        reply = _run(self._claim_in_turn,
+                     [*keys, *self.stock_order.keys(turn.warehouse_id, turn.artno),
+                      reply_key(self.ledger.namespace, request_id())],
+                     [*args, turn.occurred_at, self.stock_order.lock_ms])
+        turned = StockTurn(text(reply[0]), text(reply[1])) if text(reply[0]) else None
+        return (self.ledger.read_claim(reply[2:], now) if len(reply) > 2 else None), turned
 
     def delivered(self, operation: str, key: str, *, owner: str, result: Mapping[str, Any],
                   log: AttemptEntry, reason: str, ticket: str = "", turn: SkuTurn | None = None,

@@ -9,7 +9,8 @@ for which no message can still be queued or held by a worker (issue 21): age alo
 from "waiting behind a long queue" (a destination held back by its flow control, an outage's backlog),
 and a copy for each of those only makes the queue longer (the chaos run once grew one to 33,000 copies).
 
-What it knows (``worker.store.broker_queues``), once per sweep:
+What it knows (``worker.store.broker_queues``), once per sweep — the queues and the unacknowledged set
+read at one instant (a message a restore moves from the one to the other is seen in one of them):
 
 - *the queues*: a queue is FIFO and our messages carry their publish time, so the oldest one still queued
   says that every message published before it has left (an empty queue: every message published before
@@ -19,7 +20,19 @@ What it knows (``worker.store.broker_queues``), once per sweep:
   queued — published less than ``CLOCK_MARGIN_SECONDS`` before the oldest queued one, or after — is
   left alone; so is every record of a queue whose oldest messages say nothing (a WMS's own messages);
 - *the unacknowledged set*: a record whose message a worker holds (prefetched, or running, or of a dead
-  worker, which Celery puts back on its queue after the visibility timeout) is left alone.
+  worker, which Celery puts back on its queue after the visibility timeout) is left alone;
+- *a bulk destination's batches* (``worker.flow.batches``), read when a record of that destination is
+  left after the above: a count pending there has the batch flusher to move it, however long it waits (a
+  paused destination); a count carried by the batch in flight has that batch's flusher, and once its lease
+  runs out the next take of the orphaned batch (a flusher takes it at its next look).  Such a count sits
+  ``sending`` under its batch's claim — the claim's own lease is short, the batch's ``LEASE_SECONDS`` long
+  — and a copy of it would find it claimed and do nothing (the chaos run once made 2% of its events in
+  such copies, one every sweep per count of a killed worker's batch).  So a count in the batch in flight
+  is left alone while the batch's lease lives and for ``after_seconds`` after it ran out; a batch still in
+  flight that long after its lease is one nothing takes (no flusher runs for it: the workers no longer
+  batch that destination, and a copy goes their per-event way), and its counts are swept like any other
+  record.  (Its gate holding it — a destination paused after a flusher died mid-batch — looks the same
+  from here: those copies find their counts claimed and do nothing until the resume.)
 
 A spare copy stays harmless (the ledger's claim sends an event once): the rule only keeps the queues from
 growing by the sweep's own copies.  Every destination's ledger is swept (a fanned-out delivery whose
@@ -31,7 +44,8 @@ from typing import Callable
 
 from tasks.events import InvalidEvent, validate_event
 from worker.destinations.table import DESTINATIONS, QUEUES, ROWS, TASKS, WMS_DESTINATION
-from worker.store.broker_queues import oldest_published, unacked_messages
+from worker.flow.batches import Batches
+from worker.store.broker_queues import broker_snapshot
 from worker.store.ledger import Ledger
 from worker.store.retry_schedule import RetrySchedule
 
@@ -74,29 +88,31 @@ def unacked_refs(messages: list[tuple[str, list]]) -> set[str]:
 class StrandedSweep:
     def __init__(self, ledger: Ledger, schedule: RetrySchedule, *, broker, clock: Callable[[], float],
                  after_seconds: float, batch: int = 1000,
-                 waits_in_batch: Callable[[str, str], bool] | None = None) -> None:
+                 batches: Callable[[str], Batches | None] | None = None) -> None:
         """``broker``: the broker's Redis client (the store's: the queues and the unacknowledged set).
-        ``waits_in_batch(destination, ref)``: is that delivery pending in its destination's batches
-        (worker.flow.batches)?  Such a delivery has something to move it — the batch flusher — however
-        long it waits (a paused destination)."""
+        ``batches(destination)``: that destination's pending counts and batch in flight
+        (worker.flow.batches) where it takes its counts in batches, None where it does not: what they
+        move is left alone (the module docstring)."""
         self._ledger = ledger
         self._schedule = schedule
         self._broker = broker
         self._clock = clock
         self._after = after_seconds
         self._batch = batch
-        self._waits_in_batch = waits_in_batch
+        self._batches = batches
+        self._carried: dict[str, tuple[float | None, frozenset[str]]] = {}  # this sweep's batches in flight
         self.left_queued = 0  # records of the last sweep left alone because their message may be queued
 
     def sweep(self) -> int:
         """Schedule every stranded delivery now (every destination's); return how many."""
         now = self._clock()
-        gone_before = oldest_published(self._broker, QUEUES, now)
-        held = unacked_refs(unacked_messages(self._broker))
+        gone_before, holding = broker_snapshot(self._broker, QUEUES, now)
+        held = unacked_refs(holding)
         known = [w for w in gone_before.values() if w is not None]
         forget = min(known) if len(known) == len(gone_before) else now - PUBLISHED_KEPT_SECONDS
         self._schedule.forget_published(min(forget, now) - CLOCK_MARGIN_SECONDS)
         self.left_queued = 0
+        self._carried.clear()
         return sum(self._sweep_state(destination, state, now, gone_before, held)
                    for destination in DESTINATIONS.values() for state in MOVING_STATES)
 
@@ -127,7 +143,7 @@ class StrandedSweep:
                     continue  # moved on since the page was read
                 if state == "sending" and (record.lease_expires_at or 0) > now:
                     continue  # a live worker holds it
-                if self._waits_in_batch is not None and self._waits_in_batch(destination.name, ref):
+                if self._batch_moves(destination.name, ref, now):
                     continue
                 self._schedule.schedule(ref, message_of(record, destination.name), now)
                 log.warning("%s sat %s for %.0f s with nothing to move it; scheduled it again",
@@ -136,6 +152,21 @@ class StrandedSweep:
             if len(old) < len(page) or len(page) < self._batch:
                 return moved
             offset += self._batch
+
+    def _batch_moves(self, destination: str, ref: str, now: float) -> bool:
+        """Will ``destination``'s batches move delivery ``ref``: pending there, or carried by the batch in
+        flight under a live lease or one that ran out less than ``after_seconds`` ago?  The batch in flight
+        is read once per destination per sweep (a round trip), and only for a record left after every
+        other question."""
+        batches = self._batches(destination) if self._batches is not None else None
+        if batches is None:
+            return False
+        if destination not in self._carried:
+            self._carried[destination] = batches.carried()
+        lease, refs = self._carried[destination]
+        if ref in refs and lease is not None and lease > now - self._after:
+            return True
+        return batches.holds(ref)
 
     @staticmethod
     def _left_its_queue(destination, operation: str, ref: str, entered_at: float,

@@ -9,6 +9,14 @@ and how it ended — whether done in the ``wms-relay`` CLI or on the support des
 The event's own history (the ledger) and the dead letter keep the same facts for one event; this log is
 the cross-cutting view ("what did bob do this morning?").  Dry runs are not actions and are not logged.
 It is capped at ``MAX_ENTRIES`` (approximately: Redis trims whole nodes), a few hundred bytes an entry.
+
+**With the action, not after it.**  An entry written in a store call of its own after the action leaves,
+when the process dies between the two, the action done and not in this log.  So a store script that makes
+a person's action happen can append the entry itself, in the same atomic step (:class:`PendingEntry`:
+the stream key goes in the script's KEYS, :meth:`PendingEntry.args` at the end of its ARGV, and
+:data:`APPEND_LUA` appends it): the dead letter's close (``worker.store.dead_letters``: a retry's take, a
+discard) and a bulk job's progress record (``worker.store.bulk_jobs``: every other report of a job's
+target) do.  Those scripts carry a request id (worker/store/requests.py), so a resend never appends twice.
 """
 from __future__ import annotations
 
@@ -71,6 +79,26 @@ def check_entry_id(value: str) -> str:
     return value
 
 
+@dataclass(frozen=True)
+class PendingEntry:
+    """An audit entry a store script appends together with its own change (see the module docstring)."""
+
+    stream: str
+    values: dict
+
+    def args(self) -> list:
+        """ARGV's tail for :data:`APPEND_LUA`: the cap, then field, value, field, value..."""
+        return [MAX_ENTRIES, *(part for pair in self.values.items() for part in pair)]
+
+
+# Lua appending a PendingEntry: ``append_entry(stream key, the index in ARGV where PendingEntry.args begin)``.
+APPEND_LUA = """
+local function append_entry(stream, first)
+  redis.call('XADD', stream, 'MAXLEN', '~', ARGV[first], '*', unpack(ARGV, first + 1, #ARGV))
+end
+"""
+
+
 class AuditLog:
     """The audit stream in one Redis (any client: bytes or text replies)."""
 
@@ -80,16 +108,25 @@ class AuditLog:
         self._clock = clock
         self._key = f"{namespace}:audit"
 
-    def record(self, *, actor: str, action: str, target: str = "", operation: str | None = None,
-               key: str | None = None, reason: str = "", status: str = "", message: str = "",
-               via: str = "") -> str:
-        """Append one action; returns the entry's id."""
+    def pending(self, *, actor: str, action: str, target: str = "", operation: str | None = None,
+                key: str | None = None, reason: str = "", status: str = "", message: str = "",
+                via: str = "") -> PendingEntry:
+        """One action's entry, for a store script to append with the action (:meth:`record` appends it
+        now)."""
         if not actor:
             raise ValueError("an audited action needs the actor's name")
-        values = {"at": f"{self._clock():.3f}", "actor": actor, "action": action, "target": target,
-                  "operation": operation or "", "key": key or "", "reason": reason or "", "status": status,
-                  "message": message, "via": via}
-        return text(self._redis.xadd(self._key, values, maxlen=MAX_ENTRIES, approximate=True))
+        return PendingEntry(self._key, {
+            "at": f"{self._clock():.3f}", "actor": actor, "action": action, "target": target,
+            "operation": operation or "", "key": key or "", "reason": reason or "", "status": status,
+            "message": message, "via": via})
+
+    def record(self, **entry) -> str:
+        """Append one action now (the fields of :meth:`pending`); returns the entry's id."""
+        return self.append(self.pending(**entry))
+
+    def append(self, entry: PendingEntry) -> str:
+        """Append an entry made by :meth:`pending`; returns its id."""
+        return text(self._redis.xadd(entry.stream, entry.values, maxlen=MAX_ENTRIES, approximate=True))
 
     def page(self, which: AuditFilter = AuditFilter(), *, before: str | None = None, limit: int = 50,
              scan_limit: int = 100_000) -> tuple[list[AuditEntry], str | None]:

@@ -9,7 +9,8 @@ Each message our publishers put on a queue (the door, the scheduler, the fan-out
 its publish time in header ``published_at`` (Unix seconds, the publisher's clock) — a WMS's own messages
 need not.  A queue is a FIFO list (LPUSH in, BRPOP out), so the publish time of the oldest message still
 queued tells the stranded-event sweep (``worker.scheduling.stranded``) which messages have certainly left
-it: :func:`oldest_published`.  :func:`unacked_messages` reads the messages workers hold.
+it: :func:`oldest_published`.  :func:`unacked_messages` reads the messages workers hold;
+:func:`broker_snapshot` reads both at one instant.
 
 The queues to count are handed in (``worker.destinations.table.QUEUES``, or one destination's): the store
 sits below the destinations and knows no table.
@@ -20,6 +21,8 @@ import base64
 import json
 from typing import Any, Iterable
 
+from redis.client import NEVER_DECODE
+
 from worker.encoding import text
 
 _PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
@@ -28,6 +31,10 @@ PUBLISHED_AT = "published_at"  # the header of a message's publish time (Unix se
 # How many of a queue's oldest messages are looked at for one with a publish time (a WMS's own messages,
 # which have none, may be the oldest few).
 LOOK_AT_OLDEST = 50
+# Messages are read as bytes whatever the client decodes: a raw message that is not UTF-8 (malformed input
+# on the broker's door) must not make the read fail — the stranded sweep would see nothing while it sits
+# there.  (redis-py's own option for a reply never to be decoded, as its DUMP uses.)
+_AS_BYTES = {NEVER_DECODE: []}
 
 
 def queue_depths(redis_client, queues: Iterable[str]) -> dict[str, int]:
@@ -55,10 +62,35 @@ def oldest_published(redis_client, queues: Iterable[str], now: float) -> dict[st
     Only priority 0's list counts: our publishers send no priority."""
     queues = list(queues)
     pipe = redis_client.pipeline(transaction=False)
+    _read_oldest(pipe, queues)
+    return _oldest_of(queues, pipe.execute(), now)
+
+
+def broker_snapshot(redis_client, queues: Iterable[str], now: float) -> tuple[dict[str, float | None], list]:
+    """:func:`oldest_published` and :func:`unacked_messages` read together, in one ``MULTI``/``EXEC``: a
+    message kombu's restore moves from the unacknowledged set back onto its queue (one transaction of its
+    own) is seen in one or the other, never in neither — read one after the other, the stranded sweep once
+    took four restored messages for lost (``make chaos``)."""
+    queues = list(queues)
+    # MULTI and EXEC sent as commands of a plain pipeline (one connection, in order): redis-py's own
+    # transaction decodes EXEC's reply whatever each command asked, and a message need not be UTF-8.
+    pipe = redis_client.pipeline(transaction=False)
+    pipe.execute_command("MULTI")
+    _read_oldest(pipe, queues)
+    pipe.execute_command("HVALS", UNACKED_HASH, **_AS_BYTES)
+    pipe.execute_command("EXEC", **_AS_BYTES)
+    *lists, held = pipe.execute()[-1]
+    return _oldest_of(queues, lists, now), _readable(held)
+
+
+def _read_oldest(pipe, queues: list[str]) -> None:
     for queue in queues:
-        pipe.lrange(queue, -LOOK_AT_OLDEST, -1)
+        pipe.execute_command("LRANGE", queue, -LOOK_AT_OLDEST, -1, **_AS_BYTES)
+
+
+def _oldest_of(queues: list[str], lists: list, now: float) -> dict[str, float | None]:
     found: dict[str, float | None] = {}
-    for queue, oldest in zip(queues, pipe.execute()):
+    for queue, oldest in zip(queues, lists):
         if not oldest:
             found[queue] = now
             continue
@@ -82,8 +114,12 @@ def _published_at(raw: Any) -> float | None:
 def unacked_messages(redis_client) -> list[tuple[str, list]]:
     """The messages workers hold right now, each as (task name, positional arguments); one that cannot be
     read so is left out (the screen dead-letters such a message when it is restored)."""
+    return _readable(redis_client.execute_command("HVALS", UNACKED_HASH, **_AS_BYTES))
+
+
+def _readable(raws: list) -> list[tuple[str, list]]:
     found = []
-    for raw in redis_client.hvals(UNACKED_HASH):
+    for raw in raws:
         try:
             envelope = json.loads(raw)[0]
             body = envelope["body"]

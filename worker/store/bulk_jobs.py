@@ -5,7 +5,8 @@ matching"), and how far it got — readable from any desk process, worked throug
     wms:job:<id>           hash: action, actor, via, params (JSON), total, next (the index of the next
                            target), done, skipped, failed, state (queued | running | finished | failed),
                            created_at, started_at, updated_at, finished_at, published_at, owner (who works
-                           on it now), lease_until (until when that claim holds), error
+                           on it now), lease_until (until when that claim holds), lease_seconds (the
+                           claim's length, as its worker has it), error
     wms:job:<id>:targets   list: the targets (dead letter ids, delivery refs), in order
     wms:job:<id>:reports   list: the first SHOWN reports, JSON (the counts cover every target)
     wms:jobs               sorted set: job id -> created_at (the newest KEPT are kept; a finished job's keys
@@ -14,7 +15,9 @@ matching"), and how far it got — readable from any desk process, worked throug
 One worker at a time works on a job: :meth:`BulkJobStore.claim` takes it for ``owner`` until
 ``lease_until`` (refused while another owner's lease holds), each :meth:`advance` records one target's
 report — only for the owner, only at the index the job is at (a resent call, or a second worker, cannot
-count a target twice) — and renews the lease.  A worker killed mid-job leaves a lapsed lease: the job is
+count a target twice) — and renews the lease; it appends the target's audit entry in the same step when
+the action did not (``worker.store.audit_log.PendingEntry``), so a job's progress and the audit log never
+disagree, whatever moment its worker dies at.  A worker killed mid-job leaves a lapsed lease: the job is
 *interrupted* (:meth:`JobRecord.interrupted`) until someone claims it again and it goes on from ``next``.
 
 Store-call rule (worker/store/requests.py): creating a job is one MULTI/EXEC of plain writes (a resend
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 from worker.encoding import text
+from worker.store.audit_log import APPEND_LUA, PendingEntry
 from worker.store.requests import replaying, reply_key, request_id
 
 SHOWN = 500
@@ -35,7 +39,7 @@ KEPT = 200
 RETENTION_SECONDS = 7 * 86400
 QUEUED, RUNNING, FINISHED, FAILED = "queued", "running", "finished", "failed"
 
-# KEYS: job, reply.  ARGV: owner, now, lease until.
+# KEYS: job, reply.  ARGV: owner, now, lease until, lease seconds.
 _CLAIM = replaying("""
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone', ''} end
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -44,16 +48,18 @@ local owner = redis.call('HGET', KEYS[1], 'owner') or ''
 local lease = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0') or 0
 if owner ~= '' and owner ~= ARGV[1] and lease > tonumber(ARGV[2]) then return {'busy', owner} end
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'lease_until', ARGV[3], 'state', 'running',
-           'updated_at', ARGV[2])
+           'updated_at', ARGV[2], 'lease_seconds', ARGV[4])
 redis.call('HSETNX', KEYS[1], 'started_at', ARGV[2])
 return {'ok', redis.call('HGET', KEYS[1], 'next')}
 """)
 
-# KEYS: job, reports, targets, reply.  ARGV: owner, index, status (done|skipped|failed), report, now,
-# lease until, reports kept, retention seconds.  'lost' when the job is not this owner's or not at that index.
-_ADVANCE = replaying("""
+# KEYS: job, reports, targets, [audit stream,] reply.  ARGV: owner, index, status (done|skipped|failed),
+# report, now, lease until, reports kept, retention seconds, [the audit entry: PendingEntry.args].  'lost'
+# when the job is not this owner's or not at that index (nothing recorded, no entry appended).
+_ADVANCE = replaying(APPEND_LUA + """
 if (redis.call('HGET', KEYS[1], 'owner') or '') ~= ARGV[1] then return 'lost' end
 if tonumber(redis.call('HGET', KEYS[1], 'next')) ~= tonumber(ARGV[2]) then return 'lost' end
+if #KEYS == 5 then append_entry(KEYS[4], 9) end
 redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
 local after = redis.call('HINCRBY', KEYS[1], 'next', 1)
 if redis.call('LLEN', KEYS[2]) < tonumber(ARGV[7]) then redis.call('RPUSH', KEYS[2], ARGV[4]) end
@@ -96,6 +102,7 @@ class JobRecord:
     owner: str
     lease_until: float
     error: str
+    lease_seconds: float | None = None  # the last claim's length (None: never claimed)
 
     @property
     def processed(self) -> int:
@@ -172,7 +179,7 @@ class BulkJobStore:
             started_at=_number(raw.get("started_at")), updated_at=_number(raw.get("updated_at"), 0.0),
             finished_at=_number(raw.get("finished_at")), published_at=_number(raw.get("published_at")),
             owner=raw.get("owner", ""), lease_until=_number(raw.get("lease_until"), 0.0),
-            error=raw.get("error", ""))
+            error=raw.get("error", ""), lease_seconds=_number(raw.get("lease_seconds")))
 
     def reports(self, job_id: str) -> list[dict]:
         """The first SHOWN targets' reports, in order."""
@@ -198,18 +205,20 @@ class BulkJobStore:
         "failed", "") or ("gone", "")."""
         now = self._clock()
         verdict, detail = (text(part) for part in self._claim(keys=[self._key(job_id), self._reply()], args=[
-            owner, f"{now:.3f}", f"{now + lease_seconds:.3f}"]))
+            owner, f"{now:.3f}", f"{now + lease_seconds:.3f}", f"{lease_seconds:g}"]))
         return (verdict, int(detail)) if verdict == "ok" else (verdict, detail)
 
     def advance(self, job_id: str, owner: str, index: int, status: str, report: dict,
-                lease_seconds: float) -> str:
-        """Record target ``index``'s report: "ok", "finished" (it was the last) or "lost" (the job is not
-        ``owner``'s any more, or not at ``index``: nothing recorded)."""
+                lease_seconds: float, audit: PendingEntry | None = None) -> str:
+        """Record target ``index``'s report (and append ``audit``, its audit entry, in the same step):
+        "ok", "finished" (it was the last) or "lost" (the job is not ``owner``'s any more, or not at
+        ``index``: nothing recorded, nothing appended)."""
         now = self._clock()
         key = self._key(job_id)
-        return text(self._advance(keys=[key, f"{key}:reports", f"{key}:targets", self._reply()], args=[
-            owner, index, status, json.dumps(report), f"{now:.3f}", f"{now + lease_seconds:.3f}", SHOWN,
-            RETENTION_SECONDS]))
+        return text(self._advance(
+            keys=[key, f"{key}:reports", f"{key}:targets", *([audit.stream] if audit else []), self._reply()],
+            args=[owner, index, status, json.dumps(report), f"{now:.3f}", f"{now + lease_seconds:.3f}", SHOWN,
+                  RETENTION_SECONDS, *(audit.args() if audit else [])]))
 
     def release(self, job_id: str, owner: str, *, failed: str = "") -> bool:
         """``owner`` lets the job go: queued for its next slice, or ``failed`` (with that error)."""

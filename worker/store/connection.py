@@ -8,7 +8,7 @@ ask which server is the primary of NAME now (``worker.settings.SentinelAddress``
 failover; ``&ssl=true`` speaks TLS to the Sentinels and the data servers.  Over TLS the server's
 certificate is always verified — against REDIS_SSL_CA_CERTS when set (a private CA), else the system's
 CAs — and REDIS_SSL_CERTFILE / REDIS_SSL_KEYFILE are this client's certificate where the server asks for
-one (:func:`tls_options`; the broker gets the same from ``worker.celery_config``).  Unset → the
+one (:func:`tls_options`; the broker gets the same from ``worker.broker.celery_config``).  Unset → the
 embedded valkey-server under ``WMS_RELAY_VAR_DIR`` (see :mod:`worker.store.embedded`).
 
 Who may start the embedded server: only the service processes (``wms-relay worker``, ``scheduler``,

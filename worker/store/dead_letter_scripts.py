@@ -6,7 +6,8 @@ walk at the end and keeps what the indexes hold of a letter, ``worker.store.reco
 
     wms:dead:seq              counter behind the ids: dl-1, dl-2, ... (short, readable, time-ordered)
     wms:dead:letter:<id>      hash: the letter's short fields — operation, key, reason, created_at, status,
-                              destination (closed_at, closed_by, close_reason once a person closed it) —
+                              destination (closed_at, closed_by, close_reason once a person closed it;
+                              closed_in: the desk's bulk job item that closed it, ``job <id> #<n>``) —
                               readable field names: support staff use redis-cli too (a letter written
                               before issue 21 holds its id and the long parts here as well)
     wms:dead:body:<id>        string: the rest, written once and never changed, as one JSON object:
@@ -17,6 +18,8 @@ walk at the end and keeps what the indexes hold of a letter, ``worker.store.reco
     wms:dead:latest           hash  delivery ref -> the newest letter id of that delivery
                               (``operation:key`` for the first destination, ``<destination>/operation:key``
                               for the others: worker.destinations.contract.Destination.delivery_ref)
+    wms:audit                 a take or discard appends its audit entry in its own script
+                              (``worker.store.audit_log``: with the action, not after it)
     wms:request:<id>          the reply of an id allocation, a write, an indexing, a take/discard or a
                               purge, replayed if the call is resent after a timeout
                               (``worker.store.requests``)
@@ -48,6 +51,7 @@ rerun would not land the same state (``worker.store.requests``).
 """
 from __future__ import annotations
 
+from worker.store.audit_log import APPEND_LUA
 from worker.store.requests import replaying
 
 # A letter without a destination field was written before there were other destinations: Trademax's.
@@ -77,14 +81,17 @@ end
 return 1
 """)
 
-# KEYS: the letter, its body, the open set, the open sets of its operation, reason and destination, the
-# reply key.  ARGV: id, new status, now, actor, reason.  Returns {the letter's HGETALL, its body or false},
-# or false when it was not open.
-CLOSE = replaying("""
+# KEYS: the letter, its body, the open set, the open sets of its operation, reason and destination, [the
+# audit stream,] the reply key.  ARGV: id, new status, now, actor, reason, the bulk job's item that closes
+# it ('' for none: kept as ``closed_in``), [the audit entry: PendingEntry.args].  Returns {the letter's
+# HGETALL, its body or false}, or false when it was not open; the audit entry is appended only if it closed.
+CLOSE = replaying(APPEND_LUA + """
 if redis.call('ZREM', KEYS[3], ARGV[1]) == 0 then return false end
 for i = 4, 6 do redis.call('ZREM', KEYS[i], ARGV[1]) end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'closed_at', ARGV[3], 'closed_by', ARGV[4],
            'close_reason', ARGV[5])
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'closed_in', ARGV[6]) end
+if #KEYS == 8 then append_entry(KEYS[7], 7) end
 return {redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[2])}
 """)
 

@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from worker.encoding import stored_json, text
 from worker.store import dead_letter_scripts as scripts
+from worker.store.audit_log import PendingEntry
 from worker.store.dead_letter_search import LetterQuery, search, terms
 from worker.store.records import DEFAULT_DESTINATION, AttemptEntry, DeadLetter, DeliveryRef, letter_body
 from worker.store.requests import reply_key, request_id
@@ -231,17 +232,26 @@ class DeadLetters:
         now = self._clock() if now is None else now
         return max(0.0, now - float(found[0][1]))
 
-    def take(self, letter_id: str, *, actor: str, reason: str) -> DeadLetter | None:
+    def take(self, letter_id: str, *, actor: str, reason: str, audit: PendingEntry | None = None,
+             job_item: str = "") -> DeadLetter | None:
         """Take an open letter to retry it: atomically off the open list and marked ``retried`` (kept,
-        with who and why).  None if it is not open (someone else took or discarded it first)."""
-        return self._close_letter(letter_id, "retried", actor, reason)
+        with who and why; ``audit``: the person's audit entry, appended in the same step; ``job_item``:
+        the bulk job's item doing it, kept as ``closed_in``).  None if it is not open (someone else took
+        or discarded it first)."""
+        return self._close_letter(letter_id, "retried", actor, reason, audit, job_item)
 
-    def discard(self, letter_id: str, *, actor: str, reason: str) -> DeadLetter | None:
-        """Give up on an open letter: off the open list, marked ``discarded``, kept for the record.
-        None if it is not open."""
-        return self._close_letter(letter_id, "discarded", actor, reason)
+    def discard(self, letter_id: str, *, actor: str, reason: str, audit: PendingEntry | None = None,
+                job_item: str = "") -> DeadLetter | None:
+        """Give up on an open letter: off the open list, marked ``discarded``, kept for the record (and
+        ``audit``, ``job_item`` as for :meth:`take`).  None if it is not open."""
+        return self._close_letter(letter_id, "discarded", actor, reason, audit, job_item)
 
-    def _close_letter(self, letter_id: str, status: str, actor: str, reason: str) -> DeadLetter | None:
+    def closed_in(self, letter_id: str) -> str:
+        """The bulk job item that closed the letter (``job <id> #<n>``), or ''."""
+        return text(self._redis.hget(self.letter_key(letter_id), "closed_in") or "")
+
+    def _close_letter(self, letter_id: str, status: str, actor: str, reason: str,
+                      audit: PendingEntry | None, job_item: str) -> DeadLetter | None:
         if not actor:
             raise ValueError("a person's action on a dead letter needs the actor's name")
         # The facets never change once written, so reading them first is safe.
@@ -251,8 +261,9 @@ class DeadLetters:
         operation, reason_, destination = text(raw[0]), text(raw[1]), text(raw[2] or DEFAULT_DESTINATION)
         reply = self._close(keys=[self.letter_key(letter_id), self.body_key(letter_id), self._open,
                                   *self._facet_keys(operation, reason_, destination),
-                                  reply_key(self._ns, request_id())],
-                            args=[letter_id, status, f"{self._clock():.3f}", actor, reason or ""])
+                                  *([audit.stream] if audit else []), reply_key(self._ns, request_id())],
+                            args=[letter_id, status, f"{self._clock():.3f}", actor, reason or "", job_item,
+                                  *(audit.args() if audit else [])])
         if not reply:
             return None
         flat, body = reply

@@ -23,9 +23,9 @@ every process's ``AUTH`` with the password as they reconnected — and with it t
 worker signs and sends from.  A socket path below a 0700 directory of ours cannot be taken by another
 account (only root, who can read the password file anyway), so every process reconnects to our server
 or to nothing; the password stays as a second lock.  Nothing of ours needs TCP: the Celery broker
-(``worker.celery_config``: our screened transport over the socket), Flower, the desk, metrics and the CLI
-all take the ``unix://`` URL.  A checkout whose path is too long for a socket (107 bytes) is told so: set
-``WMS_RELAY_VAR_DIR`` to a shorter path, or ``REDIS_URL``.
+(``worker.broker.celery_config``: our screened transport over the socket), Flower, the desk, metrics and
+the CLI all take the ``unix://`` URL.  A checkout whose path is too long for a socket (107 bytes) is
+told so: set ``WMS_RELAY_VAR_DIR`` to a shorter path, or ``REDIS_URL``.
 
 A server is "ours" when it answers on the socket and reports our config file (``INFO server``).  A server
 that is gone (crash, reboot) is started again on the same data directory and socket (connected clients

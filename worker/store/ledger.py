@@ -297,6 +297,13 @@ class Ledger:
                 [print_, body, _stamp(now), event_ref(event.operation, event.key), owner,
                  _stamp(now + self._lease)], print_)
 
+    def claim_part(self, operation: str, key: str, fingerprint_: str, owner: str,
+                   now: float) -> tuple[list[str], list[str]]:
+        """For a script that claims a record for ``owner`` at ``now`` (``claim_record``): its KEYS (the
+        record's ten) and its ARGV (fingerprint, owner, now, lease expiry, member), as :meth:`claim`'s."""
+        args = [fingerprint_, owner, _stamp(now), _stamp(now + self._lease), event_ref(operation, key)]
+        return self._keys(operation, key), args
+
     @staticmethod
     def read_accept(reply: list, fingerprint_: str) -> AcceptResult:
         """The accept's answer: the first four values of ``accept_record``'s reply (or its conflict)."""

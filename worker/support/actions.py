@@ -23,6 +23,17 @@ Every action but a dry run is also written to the audit log (``worker.store.audi
 how it ended, and whether from the CLI or the desk) when the tools have one; its target names the
 destination's delivery (``kaching/stock.adjust:E-1``) for any destination but the first.
 
+The entry goes in **with** the action where the action is one store change: retrying or discarding a dead
+letter appends it in the letter's own close script (``DeadLetters.take``/``discard``), so no process dying
+can leave a letter taken by a person and that person's action missing from the log.  (A retry whose later
+steps fail after the take — the ledger moved meanwhile, or Redis went away — adds a second entry saying so.)
+The other actions change a destination's ledger or the retry schedule, whose scripts the delivery path
+shares; their entry is written after the action, and a bulk job's item (``job_item``: see
+``worker.support.bulk_jobs``) hands it to the job, which appends it with the item's progress record in one
+step.  A job taken over after its worker died acts on the item that worker was on again: a letter the dead
+worker closed (``closed_in`` names the job's item) is reported done — its entry is in already — never
+skipped, never logged twice.
+
 Every action returns an :class:`ActionReport` — done, skipped (nothing to do, or not allowed: the message
 says why) or failed — with one plain sentence and the next step, and never raises for a person's mistake
 (an empty reason is the caller's to refuse: ValueError).
@@ -30,9 +41,10 @@ says why) or failed — with one plain sentence and the next step, and never rai
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Iterable
 
 from tasks.events import Delivery, InvalidEvent, validate_event
@@ -82,32 +94,59 @@ class ActionReport:
     key: str | None = None
     dry_run: bool = False
     destination: str | None = None
+    # Its audit entry went in with the action's own store change (nothing more to write).
+    audited: bool = field(default=False, compare=False)
+    # A bulk job item's entry, still to be written: the job appends it with the item's progress.
+    unwritten: Any = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {name: value for name, value in asdict(self).items() if name not in ("audited", "unwritten")}
 
 
 def _audited(action: str | Callable[[dict], str]):
-    """Record the report of a person's action in the tools' audit log (dry runs are not actions)."""
+    """Record the report of a person's action in the tools' audit log (dry runs are not actions): unless
+    the action wrote it with its own store change; for a bulk job's item (``job_item``, passed on to an
+    action that takes it) handed back as ``report.unwritten`` for the job to append with its progress."""
 
     def wrap(act: Callable[..., ActionReport]) -> Callable[..., ActionReport]:
+        takes_item = "job_item" in inspect.signature(act).parameters
+
         @functools.wraps(act)
-        def audited(tools: SupportTools, *args: Any, **kwargs: Any) -> ActionReport:
-            report = act(tools, *args, **kwargs)
-            if tools.audit is not None and not report.dry_run:
-                try:
-                    name = action if isinstance(action, str) else action(kwargs)
-                    tools.audit.record(actor=kwargs["actor"], action=name, target=report.target,
-                                       operation=report.operation, key=report.key,
-                                       reason=kwargs.get("reason") or "", status=report.status,
-                                       message=report.message, via=tools.via)
-                except Exception:  # noqa: BLE001 — the action is done; say so rather than fail it now
-                    logging.getLogger("wms_relay.audit").exception("could not write the audit entry")
+        def audited(tools: SupportTools, *args: Any, job_item: str = "", **kwargs: Any) -> ActionReport:
+            report = act(tools, *args, **({"job_item": job_item} if takes_item else {}), **kwargs)
+            if tools.audit is None or report.dry_run or report.audited:
+                return report
+            try:
+                name = action if isinstance(action, str) else action(kwargs)
+                entry = tools.audit.pending(actor=kwargs["actor"], action=name, target=report.target,
+                                            operation=report.operation, key=report.key,
+                                            reason=kwargs.get("reason") or "", status=report.status,
+                                            message=report.message, via=tools.via)
+                if job_item:
+                    return replace(report, unwritten=entry)
+                tools.audit.append(entry)
+            except Exception:  # noqa: BLE001 — the action is done; say so rather than fail it now
+                logging.getLogger("wms_relay.audit").exception("could not write the audit entry")
             return report
 
         return audited
 
     return wrap
+
+
+def _with_close(tools: SupportTools, action: str, letter: DeadLetter, actor: str, reason: str,
+                message: str):
+    """The audit entry a letter's close appends in its own script (None: the tools keep no audit log)."""
+    if tools.audit is None:
+        return None
+    return tools.audit.pending(actor=actor, action=action, target=letter.letter_id,
+                               operation=letter.operation, key=letter.key, reason=reason, status=DONE,
+                               message=message, via=tools.via)
+
+
+def _closed_by_this_item(tools: SupportTools, letter: DeadLetter, job_item: str) -> bool:
+    """The letter was closed by this very bulk job item — by a worker that died before recording it."""
+    return bool(job_item) and tools.dead_letters.closed_in(letter.letter_id) == job_item
 
 
 def tally(reports: Iterable[ActionReport]) -> dict[str, int]:
@@ -211,27 +250,37 @@ def _plan_retry(tools: SupportTools, letter: DeadLetter) -> _Plan:
 
 @_audited("retry")
 def retry_letter(tools: SupportTools, ident: str, *, actor: str, reason: str = "",
-                 dry_run: bool = False, destination: str | None = None) -> ActionReport:
+                 dry_run: bool = False, destination: str | None = None, job_item: str = "") -> ActionReport:
     """Retry one dead letter (id, or a delivery: ``OPERATION:KEY`` of ``destination``): the module
     docstring says how.  Only that letter's destination is sent to again."""
     letter = find_letter(tools, ident, destination)
     if letter is None:
         return ActionReport(ident, FAILED, "no such dead letter", "wms-relay dead list")
 
-    def report(status: str, message: str, next_step: str = "") -> ActionReport:
+    def report(status: str, message: str, next_step: str = "", audited: bool = False) -> ActionReport:
         return ActionReport(letter.letter_id, status, message, next_step, letter.operation, letter.key,
-                            dry_run, letter.destination)
+                            dry_run, letter.destination, audited)
 
+    taken = False  # by this job item, whose worker died before the ledger heard of it: go on from there
     if letter.status != "open":
-        return report(SKIPPED, _closed_note(letter), follow(letter.operation, letter.key))
+        if letter.status != "retried" or not _closed_by_this_item(tools, letter, job_item):
+            return report(SKIPPED, _closed_note(letter), follow(letter.operation, letter.key))
+        taken = _stopped_after_the_take(tools, letter)
+    earlier = report(DONE, "retried by this job before its worker stopped (its audit entry is in)",
+                     follow(letter.operation, letter.key), audited=True)
+    if letter.status != "open" and not taken:
+        return earlier
     plan = _plan_retry(tools, letter)
     if plan.event is None:
-        return report(SKIPPED, plan.refusal, plan.next_step)
+        return earlier if taken else report(SKIPPED, plan.refusal, plan.next_step)
     event = plan.event
     if dry_run:
         return report(DONE, "would be retried (dry run: nothing changed)")
     why = reason or "retried by a person"
-    if tools.dead_letters.take(letter.letter_id, actor=actor, reason=why) is None:
+    entry = None if taken else _with_close(tools, "retry", letter, actor, reason,
+                                           "retried: taken off the dead letters to be sent again")
+    if not taken and tools.dead_letters.take(letter.letter_id, actor=actor, reason=why, audit=entry,
+                                             job_item=job_item) is None:
         now = tools.dead_letters.get(letter.letter_id)
         return report(SKIPPED, f"someone else acted first: {_closed_note(now)}",
                       follow(event.operation, event.key))
@@ -255,14 +304,29 @@ def retry_letter(tools: SupportTools, ident: str, *, actor: str, reason: str = "
         how = _queue(tools, event)
     except Exception as exc:  # noqa: BLE001 — Redis is gone: say exactly where the event stands
         return report(FAILED, "it " + _NOT_QUEUED.format(f"{type(exc).__name__}: {exc}"), "wms-relay check")
-    return report(DONE, f"retried: {how}", follow(event.operation, event.key))
+    return report(DONE, f"retried: {how}", follow(event.operation, event.key),
+                  audited=taken or entry is not None)
+
+
+def _stopped_after_the_take(tools: SupportTools, letter: DeadLetter) -> bool:
+    """A letter this job item took to retry: did its worker die before the ledger heard of the retry?  Yes
+    when the event is still dead there and this letter is its newest (a retry that went on and failed
+    again has a newer letter), or — a letter of an event the door refused — the event is still not in the
+    ledger."""
+    if letter.destination not in DESTINATIONS:
+        return False
+    record = tools.ledger_of(letter.destination).get(letter.operation, letter.key)
+    if record is None:
+        return True
+    newest = tools.dead_letters.latest_for(letter.operation, letter.key, letter.destination)
+    return record.state == "dead" and newest is not None and newest.letter_id == letter.letter_id
 
 
 # -- discard a dead letter ----------------------------------------------------------------------------
 
 @_audited("discard")
 def discard_letter(tools: SupportTools, ident: str, *, actor: str, reason: str,
-                   destination: str | None = None, dry_run: bool = False) -> ActionReport:
+                   destination: str | None = None, dry_run: bool = False, job_item: str = "") -> ActionReport:
     """Give up on one dead letter (kept, marked discarded, with who and why); ``dry_run``: only say
     whether it would be."""
     if not reason or not reason.strip():
@@ -271,23 +335,36 @@ def discard_letter(tools: SupportTools, ident: str, *, actor: str, reason: str,
     if letter is None:
         return ActionReport(ident, FAILED, "no such dead letter", "wms-relay dead list")
 
-    def report(status: str, message: str, next_step: str = "") -> ActionReport:
+    def report(status: str, message: str, next_step: str = "", audited: bool = False) -> ActionReport:
         return ActionReport(letter.letter_id, status, message, next_step, letter.operation, letter.key,
-                            dry_run, letter.destination)
+                            dry_run, letter.destination, audited)
 
+    done = "discarded (kept for the record; it will not be sent)"
     if letter.status != "open":
+        if letter.status == "discarded" and _closed_by_this_item(tools, letter, job_item):
+            _discard_in_ledger(tools, letter, actor, reason)  # in case its worker stopped before this too
+            return report(DONE, f"{done}; by this job before its worker stopped (its audit entry is in)",
+                          audited=True)
         return report(SKIPPED, _closed_note(letter), follow(letter.operation, letter.key))
     if dry_run:
         return report(DONE, "would be discarded (dry run: nothing changed)")
-    if tools.dead_letters.discard(letter.letter_id, actor=actor, reason=reason) is None:
+    entry = _with_close(tools, "discard", letter, actor, reason, done)
+    if tools.dead_letters.discard(letter.letter_id, actor=actor, reason=reason, audit=entry,
+                                  job_item=job_item) is None:
         now = tools.dead_letters.get(letter.letter_id)
         return report(SKIPPED, f"someone else acted first: {_closed_note(now)}",
                       follow(letter.operation, letter.key))
+    _discard_in_ledger(tools, letter, actor, reason)
+    return report(DONE, done, audited=entry is not None)
+
+
+def _discard_in_ledger(tools: SupportTools, letter: DeadLetter, actor: str, reason: str) -> None:
+    """The discarded letter's delivery: ``dead → discarded`` in its ledger (a compare-and-set: a second
+    call changes nothing)."""
     if letter.reason not in (_INVALID, _CONFLICT):  # those have no ledger record of their own
         tools.ledger_of(letter.destination).transition(
             letter.operation, letter.key, "discarded", actor=actor,
             reason=f"dead letter {letter.letter_id} discarded: {reason}", expected_states=("dead",))
-    return report(DONE, "discarded (kept for the record; it will not be sent)")
 
 
 # -- uncertain events ---------------------------------------------------------------------------------

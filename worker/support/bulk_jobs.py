@@ -13,9 +13,29 @@ settled meanwhile is skipped with that person's name, as in the CLI), progress k
 - A worker killed mid-slice leaves a lapsed lease: the job shows as *interrupted*.  It goes on when its
   message is delivered again (Celery on Redis redelivers an unacknowledged message after the visibility
   timeout) or when the scheduler publishes it again (:func:`resume_interrupted`, once its lease is
-  ``RESUME_AFTER_SECONDS`` overdue) — from the target after the last one recorded.  The target a killed
-  worker was acting on may have been acted on: acted on again, the support action says so (skipped:
-  "already retried by ..."), never twice.
+  :func:`resume_after` overdue) — from the target after the last one recorded.  The target a killed
+  worker was acting on may have been acted on: acted on again, never twice — a letter that worker closed
+  is counted done (below), anything else someone settled is skipped with their name.
+
+**Every item in the audit log exactly once, whenever a worker dies.**  Each action is called with its
+``job_item`` (``job <id> #<index>``).  A dead letter's retry or discard — the one store change that is the
+action — appends its audit entry in the letter's own close script and marks the letter ``closed_in`` that
+item; every other report's entry goes into the store in the same script as the item's progress record
+(``BulkJobStore.advance``).  So a worker killed between the action and its progress record leaves either
+nothing done, or a letter closed with its entry in: the worker that takes the job over acts on that item
+again, finds the letter closed by this very item and records it done without a second entry (a retry
+whose worker died after the take but before the ledger heard of it — the event still dead there, this
+letter still its newest — goes on from the take).  Why not the
+other way round (the resume writing the entries its dead holder did not): the taker-over cannot tell from
+the store which of "done by the dead worker" and "done by someone else meanwhile" happened unless the
+action itself marks it — and a mark written with the action is as cheap as the entry itself.  Left as
+before: the ledger and schedule actions (resolve, run now, discard a retry) done by a worker that then died
+before its progress record are found settled by the taker-over and logged skipped (their scripts are the
+delivery path's; the ledger history keeps who did it).
+
+The lease (``DESK_JOB_LEASE_SECONDS``, default 20 s) is the worker's setting; each claim keeps its length in
+the job, so the scheduler publishes a job again half a lease after its claim lapsed (10 s by default)
+without knowing the workers' settings.
 """
 from __future__ import annotations
 
@@ -41,29 +61,40 @@ SLICE_SECONDS = 10.0
 # A claim lasts this long past the last target recorded: longer than any one support action takes (a
 # publish gives up after 30 s only when the broker stalls — then another worker may go on, and this one's
 # next record is refused: the action itself is atomic).
-LEASE_SECONDS = 20.0
-# The scheduler publishes an unfinished job again this long after its claim lapsed (or its last publish).
-RESUME_AFTER_SECONDS = 10.0
+LEASE_SECONDS = 20.0  # the default of the setting DESK_JOB_LEASE_SECONDS
+# The scheduler publishes an unfinished job again this long after its claim lapsed (or its last publish):
+# half the lease its last worker claimed it with (this, for the default lease).
+RESUME_AFTER_SECONDS = LEASE_SECONDS / 2
+
+
+def resume_after(job: JobRecord) -> float:
+    """How long after its claim lapsed the scheduler publishes ``job`` again: half its last lease."""
+    return (job.lease_seconds or LEASE_SECONDS) / 2
 
 
 def _resolve(delivered: bool) -> Callable[..., ActionReport]:
-    def act(tools: SupportTools, ref: str, *, actor: str, reason: str) -> ActionReport:
+    def act(tools: SupportTools, ref: str, *, actor: str, reason: str, job_item: str) -> ActionReport:
         found = split_delivery_ref(ref)
         if found is None:
             return ActionReport(ref, FAILED, "not a delivery ref", "wms-relay uncertain list")
         destination, operation, key = found
         return resolve_uncertain(tools, operation, key, delivered=delivered, actor=actor, reason=reason,
-                                 destination=destination.name)
+                                 destination=destination.name, job_item=job_item)
 
     return act
 
 
-# What a job may do to each target: the support action, called as act(tools, target, actor=, reason=).
+# What a job may do to each target: the support action, called as act(tools, target, actor=, reason=,
+# job_item=).
 ACTIONS: dict[str, Callable[..., ActionReport]] = {
-    "retry": lambda tools, t, *, actor, reason: retry_letter(tools, t, actor=actor, reason=reason),
-    "discard": lambda tools, t, *, actor, reason: discard_letter(tools, t, actor=actor, reason=reason),
-    "run now": lambda tools, t, *, actor, reason: run_retry_now(tools, t, actor=actor),
-    "discard retry": lambda tools, t, *, actor, reason: discard_retry(tools, t, actor=actor, reason=reason),
+    "retry": lambda tools, t, *, actor, reason, job_item: retry_letter(
+        tools, t, actor=actor, reason=reason, job_item=job_item),
+    "discard": lambda tools, t, *, actor, reason, job_item: discard_letter(
+        tools, t, actor=actor, reason=reason, job_item=job_item),
+    "run now": lambda tools, t, *, actor, reason, job_item: run_retry_now(
+        tools, t, actor=actor, job_item=job_item),
+    "discard retry": lambda tools, t, *, actor, reason, job_item: discard_retry(
+        tools, t, actor=actor, reason=reason, job_item=job_item),
     "resolve: delivered": _resolve(True),
     "resolve: resend": _resolve(False),
 }
@@ -104,10 +135,12 @@ def publish(jobs: BulkJobStore, publish_job: Callable[[list], None], job_id: str
 
 
 def run_slice(tools: SupportTools, jobs: BulkJobStore, job_id: str, *, owner: str,
-              seconds: float = SLICE_SECONDS, clock: Callable[[], float] = time.monotonic) -> str:
-    """Claim the job and act on its targets for up to ``seconds``; returns "finished", "more" (let go, to
-    be published again), or why nothing was done ("busy", "gone", "failed", "lost")."""
-    verdict, position = jobs.claim(job_id, owner, LEASE_SECONDS)
+              seconds: float = SLICE_SECONDS, clock: Callable[[], float] = time.monotonic,
+              lease_seconds: float = LEASE_SECONDS) -> str:
+    """Claim the job (for ``lease_seconds`` past each item recorded) and act on its targets for up to
+    ``seconds``; returns "finished", "more" (let go, to be published again), or why nothing was done
+    ("busy", "gone", "failed", "lost")."""
+    verdict, position = jobs.claim(job_id, owner, lease_seconds)
     if verdict != "ok":
         return "finished" if verdict == "finished" else verdict
     job = jobs.get(job_id)
@@ -124,8 +157,9 @@ def run_slice(tools: SupportTools, jobs: BulkJobStore, job_id: str, *, owner: st
             jobs.release(job_id, owner, failed=f"its targets end at {index} of {job.total}")
             return "failed"
         for target in batch:
-            report = act(tools, target, actor=job.actor, reason=reason)
-            said = jobs.advance(job_id, owner, index, report.status, report.to_dict(), LEASE_SECONDS)
+            report = act(tools, target, actor=job.actor, reason=reason, job_item=f"job {job_id} #{index}")
+            said = jobs.advance(job_id, owner, index, report.status, report.to_dict(), lease_seconds,
+                                audit=report.unwritten)
             if said == "finished":
                 return "finished"
             if said == "lost":  # another worker took it over (this one was too slow): it goes on there
@@ -139,13 +173,13 @@ def run_slice(tools: SupportTools, jobs: BulkJobStore, job_id: str, *, owner: st
 
 def resume_interrupted(jobs: BulkJobStore, publish_job: Callable[[list], None], now: float) -> int:
     """The scheduler's chore: publish again every unfinished job nobody works on — its claim lapsed, and
-    neither the lapse nor its last publish nor its last progress is less than RESUME_AFTER_SECONDS ago —
+    neither the lapse nor its last publish nor its last progress is less than :func:`resume_after` ago —
     so no job is stuck because a worker died or a message was lost.  A spare copy is harmless: the claim
     lets one worker work."""
     resumed = 0
     for job in jobs.unfinished():
         quiet_since = max(job.lease_until, job.published_at or 0.0, job.updated_at)
-        if job.lease_until < now and now - quiet_since >= RESUME_AFTER_SECONDS:
+        if job.lease_until < now and now - quiet_since >= resume_after(job):
             if publish(jobs, publish_job, job.job_id):
                 log.info("job %s (%s by %s) published again at %d of %d", job.job_id, job.action,
                          job.actor, job.next, job.total)
@@ -164,7 +198,7 @@ def state_in_words(job: JobRecord, now: float, workers_alive: int) -> str:
         alone = "" if workers_alive else " — no worker is alive now: start one"
         return (f"interrupted: the worker working on it stopped {stopped} s ago; it goes on from item "
                 f"{job.next + 1} when a worker takes it up again (the scheduler publishes it within "
-                f"{RESUME_AFTER_SECONDS:g} s){alone}")
+                f"{resume_after(job):g} s){alone}")
     if job.state == "queued" and not workers_alive:
         return "waiting for a worker: none is alive now (start one: `wms-relay worker`)"
     return "working" if job.state == "running" else "waiting for a worker to take it up"

@@ -39,7 +39,7 @@ def run_bulk_job(self, /, *args, **kwargs) -> str:
                          clock=relay.clock, audit=AuditLog(relay.redis, relay.clock), via="desk")
     jobs = BulkJobStore(relay.redis, relay.clock)
     owner = f"{os.getpid()}:{threading.get_ident()}:{self.request.id or 'direct'}:{uuid.uuid4().hex[:8]}"
-    outcome = run_slice(tools, jobs, job_id, owner=owner)
+    outcome = run_slice(tools, jobs, job_id, owner=owner, lease_seconds=relay.settings.desk_job_lease_seconds)
     if outcome == "more":
         publish(jobs, _publish_job, job_id)
     return outcome

@@ -1,6 +1,6 @@
 """The connections a support command works with, built from Settings: the relay's stores (ledger, retry
-schedule, dead letters), the publisher app (``worker.publisher_app``: publishes tasks on exactly the Redis
-the settings name, never starting one), and on top the tools the support actions act with
+schedule, dead letters), the publisher app (``worker.broker.publisher_app``: publishes tasks on exactly the
+Redis the settings name, never starting one), and on top the tools the support actions act with
 (``worker.support.actions.SupportTools``).
 
 A command never starts a store (``StoreNotFound`` when there is none to read: exit code 3), and needs no
@@ -35,7 +35,7 @@ def workplace(settings: Settings, *, via: str = "cli") -> Iterator[Workplace]:
     """Open the stores and the app for one command (or the desk: ``via="desk"``); closes their
     connections afterwards."""
     from worker.delivery.relay import build_relay
-    from worker.publisher_app import publisher_app
+    from worker.broker.publisher_app import publisher_app
     from tasks.publishing import celery_publisher
     from worker.store.connection import describe
     from worker.store.audit_log import AuditLog

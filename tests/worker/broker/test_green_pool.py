@@ -15,7 +15,7 @@ from kombu.asynchronous.timer import Timer
 
 from tests.worker.broker.test_unacked import QUEUE, _publish, _Taker
 from worker.broker.green_pool import REFILL_POLL_SECONDS, GreenPoolTimers
-from worker.celery_config import RedisTransport
+from worker.broker.celery_config import RedisTransport
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from kombu.transport import redis as kombu_redis
 
 from benchmarks.poison import celery_message
 from worker.broker.unacked import ACK_FLUSH_SECONDS, UnackedBookkeeping, flush_acks_on
-from worker.celery_config import RedisTransport
+from worker.broker.celery_config import RedisTransport
 from worker.store.broker_queues import unacked_messages
 
 QUEUE = "trademax.receipt"
@@ -148,7 +148,7 @@ def test_the_stranded_sweep_sees_the_messages_workers_hold(broker):
 _KILLED_MID_TASK = """
 import os, signal, sys, time
 from kombu import Connection, Consumer, Queue
-from worker.celery_config import RedisTransport
+from worker.broker.celery_config import RedisTransport
 from kombu.asynchronous import Hub
 from worker.broker.unacked import flush_acks_on
 with Connection(sys.argv[1], transport=RedisTransport) as connection:

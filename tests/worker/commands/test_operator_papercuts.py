@@ -193,7 +193,7 @@ def test_the_banner_names_each_queues_own_exchange_and_a_message_there_reaches_t
     from kombu import Exchange, Producer
 
     from worker.destinations.table import QUEUES
-    from worker.publisher_app import publisher_app
+    from worker.broker.publisher_app import publisher_app
     from worker.settings import Settings
 
     app = publisher_app(Settings.from_env())

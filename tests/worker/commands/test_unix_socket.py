@@ -14,7 +14,7 @@ import redis
 from kombu import Connection
 from kombu.transport.virtual import Empty
 
-from worker.celery_config import SocketTransport, celery_config
+from worker.broker.celery_config import SocketTransport, celery_config
 from worker.cli import main
 from worker.settings import Settings
 from worker.destinations.table import delivery_ref
@@ -63,7 +63,7 @@ def test_enqueue_and_status_through_a_unix_socket(socket_server, cleared, monkey
 def test_a_malformed_message_taken_through_the_socket_is_screened(socket_server):
     sock, client = socket_server
     config = celery_config(Settings(), f"unix://{sock}?db=0")
-    assert config["broker_transport"] == "worker.celery_config:SocketTransport"
+    assert config["broker_transport"] == "worker.broker.celery_config:SocketTransport"
     client.lpush("trademax.receipt", b"not a celery message")
     with Connection(config["broker_url"], transport=SocketTransport) as connection:
         with pytest.raises(Empty):  # screened: nothing for the worker, and the worker does not fail

@@ -22,7 +22,7 @@ import fakeredis
 import pytest
 
 from tests.worker.sandbox.loopback import serving
-from worker.delivery.batch_delivery import BatchFlusher
+from worker.delivery.batch_delivery import LEASE_SECONDS, BatchFlusher
 from worker.delivery.flow_keeper import DestinationKeeper
 from worker.delivery.pipeline import deliver
 from worker.delivery.relay import build_relay
@@ -167,6 +167,30 @@ def test_a_lost_answer_resends_levels_and_leaves_adjustments_uncertain(kaching, 
     assert record(relay, "kaching", 1).state == "delivered" and record(relay, "kaching", 1).attempts == 2
     state = control.state()
     assert state["stock"]["shop-1"]["A"] == 5
+
+
+def test_a_batch_whose_flusher_died_is_taken_again_after_its_lease_and_says_so(stocktrim, clock, caplog):
+    """A worker killed mid-batch leaves its batch in flight and its counts ``sending`` under the batch's
+    claim; no other flusher touches it while its lease lives; after the lease, the next take sends it
+    (levels: setting one twice is harmless) and logs that it took an orphaned batch."""
+    base_url, control = stocktrim
+    relay = relay_for("stocktrim", base_url, clock)
+    enter(relay, "stocktrim", count(1, "A", 5), count(2, "B", 6))
+    dead = relay.flow.batches("stocktrim").take("dead-worker", max_items=10, lease_seconds=LEASE_SECONDS,
+                                                batch_seconds=0).batch
+    ledger = relay.ledger_of("stocktrim")
+    for item in dead.items:  # claimed, then the worker was killed before its request
+        assert ledger.claim(item.operation, item.key, item.fingerprint, dead.owner).claimed
+    flusher = BatchFlusher(relay, "stocktrim")
+    clock.advance(LEASE_SECONDS - 1)
+    flusher.flush_once()
+    assert states(relay, "stocktrim", 1, 2) == [("sending", 1), ("sending", 1)] and posts(control) == []
+    clock.advance(2)
+    with caplog.at_level("WARNING", logger="wms_relay.batches"):
+        flusher.flush_once()
+    assert [s for s, _ in states(relay, "stocktrim", 1, 2)] == ["delivered", "delivered"]
+    assert len(posts(control)) == 1
+    assert f"took batch {dead.batch_id} (2 count(s)) again" in caplog.text
 
 
 def test_paused_nothing_is_sent_and_the_batch_waits(stocktrim, clock):

@@ -191,6 +191,12 @@ def waiting_for_its_create(relay) -> None:
         f"dispatch.update:{UPDATE['event_id']}"]  # woken when the create is delivered
 
 
+def waiting_for_its_turn(relay) -> None:
+    """Not claimed (no attempt counted: tests/worker/delivery/test_sku_turn_wait.py), it looks again soon."""
+    retry_entry("stock.adjust:c-1", T0 + stock_turn.RETRY_SECONDS)(relay)
+    assert record(relay, "stock.adjust", "c-1").attempts == 0
+
+
 def newer_count_sent(relay) -> None:
     reason = record(relay, "stock.adjust", "c-old").history[-1]["reason"]
     assert "a newer absolute value (occurred_at 2024-05-14T12:00:00" in reason
@@ -253,9 +259,9 @@ TABLE = [
     Row("retrying", "transient", "receipt.create", RECEIPT, nothing, (unavailable(),), 1,
         retry_entry_after_backoff),
     Row("retrying", "paused", "receipt.create", RECEIPT, paused, (), 0, parked_without_an_attempt),
-    Row("retrying", "sku_turn_busy", "stock.adjust", count(), older_count_on_the_wire, (), 0,
-        retry_entry("stock.adjust:c-1", T0 + stock_turn.RETRY_SECONDS)),
     Row("waiting", "create_missing", "dispatch.update", UPDATE, nothing, (), 0, waiting_for_its_create),
+    Row("waiting", "sku_turn_busy", "stock.adjust", count(), older_count_on_the_wire, (), 0,
+        waiting_for_its_turn),
     Row("superseded", "older_count", "stock.adjust", OLDER, delivered_once(NEWER, "stock.adjust"), (), 0,
         newer_count_sent),
     Row("uncertain", "answer_lost", "stock.adjust", ADJUSTMENT, nothing, (LOST,), 1,

@@ -20,14 +20,14 @@ from worker.flow.controls import FlowControls
 from worker.flow.gate import SEND, Gate
 from worker.flow.look import LOOK_SECONDS
 from worker.flow.pause import Pauses
-from worker.flow.send_steps import SendSteps
+from worker.flow.send_steps import SendSteps, SkuTurn
 from worker.settings import FlowLimits, Settings
 from worker.store.ledger import Ledger
 from worker.store.records import AttemptEntry
 from worker.store.requests import replayable
 from worker.store.retry_schedule import RetrySchedule
 from worker.store.settled_records import SettledRecords
-from worker.store.stock_order import StockOrder
+from worker.store.stock_order import TURN_WAIT_REASON, StockOrder, StockTurn
 
 NS = "wms"  # Trademax's namespace
 
@@ -74,6 +74,43 @@ def test_a_resent_take_replays_its_first_claim(store_client, clock):
     assert record(store_client, "R-1")["n"] == "1"
     # a new call (another request id) by the same owner is a claim again: attempt 2
     assert steps.take(event, "worker-a").claim.attempt == 2
+
+
+def count_at(key: str, at: str) -> dict:
+    return {"operation": "stock.adjust", "key": key, "event_id": key, "occurred_at": at,
+            "fields": {"warehouse_id": "nw", "artno": "A-1", "quantity": 3, "type": "absolute"}}
+
+
+def test_a_count_finding_its_sku_turn_busy_is_not_claimed_and_a_resend_replays_that(store_client, clock):
+    """Waiting for a turn is no attempt: neither the take nor the later claim (a count taken unclaimed)
+    claims a count whose SKU's turn another count holds; its record waits, its story says so once."""
+    steps = steps_for(store_client, clock)
+    at = "2024-05-14T10:00:00Z"
+    held = steps.stock_order.acquire("nw", "A-1", "2024-05-14T09:00:00Z", "worker-other")
+    assert held.verdict == "acquired"
+    turn, event = SkuTurn("nw", "A-1", at), count_at("c-1", at)
+    taken = steps.take(event, "worker-a", turn=turn)
+    assert (taken.claim, taken.turn) == (None, StockTurn("busy", "worker-other"))
+
+    clock.advance(1)
+    print_ = steps.take(event, "worker-b", claim=False).accepted.fingerprint
+    found = []
+    for free in (False, True):  # the same call, resent after a timeout — after the turn came free
+        if free:
+            steps.stock_order.release("nw", "A-1", "worker-other")
+        with replayable("claim:stock.adjust:c-1"):
+            found.append(steps.claim("stock.adjust", "c-1", print_, "worker-b", turn))
+    assert found == [(None, StockTurn("busy", "worker-other"))] * 2  # replayed: not claimed by the resend
+    stored = store_client.hgetall(f"{NS}:event:stock.adjust:c-1")
+    stored = {text(k): text(v) for k, v in stored.items()}
+    assert (stored["s"], stored["n"], "l" in stored) == ("waiting", "0", False)
+    story = json.loads(stored["h"])
+    assert [step[2] for step in story if isinstance(step, list)] == ["accepted", "waiting"]  # told once
+    assert story[-1][3].startswith(TURN_WAIT_REASON) and len(story[-1]) == 4  # no attempt number
+
+    claim, turned = steps.claim("stock.adjust", "c-1", print_, "worker-c", turn)  # a new call: it is free
+    assert (claim.status, claim.attempt, claim.previous_state, turned.verdict) == (
+        "claimed", 1, "waiting", "acquired")
 
 
 def test_a_resent_delivered_step_finds_its_own_entry_and_changes_nothing(store_client, clock):

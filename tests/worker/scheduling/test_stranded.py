@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from tests.fixtures.clock import Clock
 from tasks.events import validate_event
 from tasks.raw_messages import task_envelope
+from worker.destinations.table import DESTINATIONS
+from worker.flow.batches import LEVEL, BatchItem, Batches
 from worker.store.ledger import Ledger
 from worker.store.retry_schedule import RetrySchedule
 from worker.scheduling.stranded import StrandedSweep, message_of
@@ -80,21 +83,98 @@ def test_a_stranded_event_behind_more_scheduled_retries_than_one_page_is_found(w
     assert schedule.get("receipt.create:TX-7") is not None
 
 
-def test_a_delivery_waiting_in_its_batch_is_not_stranded(world, store_client):
+def kaching_count(n: int):
+    return validate_event("stock.adjust", {"event_id": f"C-{n}", "occurred_at": "2024-05-01T10:00:00Z",
+                                           "artno": f"A-{n}", "warehouse_id": "nw", "quantity": 3,
+                                           "type": "absolute"})
+
+
+class CountedBatches(Batches):
+    """ka-ching's real batches, counting the sweep's reads of the batch in flight."""
+
+    reads = 0
+
+    def carried(self):
+        self.reads += 1
+        return super().carried()
+
+
+@pytest.fixture
+def kaching(world, store_client):
+    """ka-ching's ledger and batches, a sweep that knows them, and ``add(n)``: count C-n accepted and
+    pending in its batches."""
+    clock, ledger, schedule, _ = world
+    ledger = ledger.sibling(DESTINATIONS["kaching"].namespace)
+    batches = CountedBatches(store_client, DESTINATIONS["kaching"].namespace, clock=clock)
+    sweep = StrandedSweep(world[1], schedule, broker=store_client, clock=clock, after_seconds=900,
+                          batches=lambda destination: batches if destination == "kaching" else None)
+
+    def add(n: int) -> BatchItem:
+        count = kaching_count(n)
+        accepted = ledger.accept(count)
+        item = BatchItem(ref=f"kaching/stock.adjust:C-{n}", kind=LEVEL, operation="stock.adjust",
+                         key=f"C-{n}", fingerprint=accepted.fingerprint, message=count.to_message(),
+                         enqueued_at=clock.now)
+        assert batches.add(item).status == "added"
+        return item
+
+    return SimpleNamespace(clock=clock, ledger=ledger, batches=batches, sweep=sweep, schedule=schedule,
+                           add=add)
+
+
+def test_a_delivery_waiting_in_its_batch_is_not_stranded(kaching):
     """A count pending in a bulk destination's batch (worker.flow.batches) has the flusher to move it,
     however long it waits (a paused destination): the sweep leaves it alone."""
-    clock, ledger, schedule, _ = world
-    count = validate_event("stock.adjust", {"event_id": "C-1", "occurred_at": "2024-05-01T10:00:00Z",
-                                            "artno": "A-1", "warehouse_id": "nw", "quantity": 3,
-                                            "type": "absolute"})
-    ledger.sibling("wms:kaching").accept(count)
-    clock.now += 1000
-    in_batch = {("kaching", "kaching/stock.adjust:C-1")}
-    sweep = StrandedSweep(ledger, schedule, broker=store_client, clock=clock, after_seconds=900,
-                          waits_in_batch=lambda destination, ref: (destination, ref) in in_batch)
-    assert sweep.sweep() == 0
-    in_batch.clear()
-    assert sweep.sweep() == 1
+    kaching.add(1)
+    kaching.clock.now += 1000
+    assert kaching.sweep.sweep() == 0
+    taken = kaching.batches.take("w1", max_items=10, lease_seconds=60, batch_seconds=0).batch
+    kaching.batches.settle(taken)  # settled without it (a lost write): nothing holds it now
+    assert kaching.sweep.sweep() == 1
+    assert kaching.schedule.get("kaching/stock.adjust:C-1") is not None
+
+
+def test_counts_in_the_batch_in_flight_are_left_alone_while_its_lease_lives(kaching):
+    """Regression (issue 21, the chaos run's 2% of spare copies): a worker killed mid-batch leaves its
+    counts ``sending`` under the batch's claim; the claim's lease (60 s here) runs out long before the
+    batch's (2,000 s here).  Nothing is lost — the batch's flusher, or the next take of the orphaned
+    batch, moves them — so the sweep makes no copy (each would find its count claimed and do nothing),
+    and reads the batch in flight once per sweep, not per count.  A count of the same destination that
+    no batch holds is still swept."""
+    items = [kaching.add(n) for n in range(3)]
+    kaching.ledger.accept(kaching_count(9))  # accepted, never pending: its message lost
+    taken = kaching.batches.take("w1", max_items=10, lease_seconds=2000, batch_seconds=0).batch
+    assert {item.ref for item in taken.items} == {item.ref for item in items}
+    for item in items[:2]:  # the third was taken but not claimed yet when the worker died
+        assert kaching.ledger.claim("stock.adjust", item.key, item.fingerprint, taken.owner).claimed
+    kaching.clock.now += 1000  # the claims' leases ran out; the batch's has not
+    assert kaching.ledger.get("stock.adjust", "C-0").lease_expires_at < kaching.clock.now
+    assert kaching.sweep.sweep() == 1
+    assert kaching.schedule.get("kaching/stock.adjust:C-9") is not None
+    assert [kaching.schedule.get(item.ref) for item in items] == [None, None, None]
+    assert kaching.batches.reads == 1
+    kaching.clock.now += 60
+    assert kaching.sweep.sweep() == 0 and kaching.batches.reads == 2
+
+
+def test_counts_of_a_batch_whose_lease_ran_out_wait_for_its_next_take_then_are_swept(kaching):
+    """Once the batch's lease has run out, a flusher takes the orphaned batch at its next look: its
+    counts are left alone for the sweep's threshold after the lease (900 s here) — taken again, they are
+    under a live lease once more.  A batch still in flight that long after its lease is one nothing
+    takes (no flusher runs for the destination): its counts are swept, nothing is lost."""
+    items = [kaching.add(n) for n in range(2)]
+    taken = kaching.batches.take("w1", max_items=10, lease_seconds=60, batch_seconds=0).batch
+    for item in items:
+        assert kaching.ledger.claim("stock.adjust", item.key, item.fingerprint, taken.owner).claimed
+    kaching.clock.now += 950  # the batch's lease ran out 890 s ago
+    assert kaching.sweep.sweep() == 0
+    orphan = kaching.batches.take("w2", max_items=10, lease_seconds=60, batch_seconds=0)
+    assert orphan.status == "orphan"  # taken again: a live lease again
+    kaching.clock.now += 30
+    assert kaching.sweep.sweep() == 0
+    kaching.clock.now += 60 + 901  # its flusher died too, and nothing took it since
+    assert kaching.sweep.sweep() == 2
+    assert all(kaching.schedule.get(item.ref) is not None for item in items)
 
 
 QUEUE = "trademax.receipt"  # receipt.create's queue
@@ -150,6 +230,77 @@ def test_an_event_whose_message_a_worker_holds_is_left_alone(world, store_client
     assert sweep.sweep() == 0
     store_client.hdel("unacked", "tag-1")
     assert sweep.sweep() == 1
+
+
+def test_a_raw_message_that_is_not_utf8_does_not_blind_the_sweep(shared_redis_server):
+    """Malformed bytes on a queue and in the unacked set (the chaos run's poison): the sweep's reads take
+    them as bytes whatever the client decodes — on the scheduler's client (the real store, decoding) it
+    used to fail on every sweep while they sat among a queue's oldest, and the scheduler's tick with it.
+    Such a message says nothing of its publish time."""
+    store_client = shared_redis_server.client(decode_responses=True)
+    store_client.flushdb()
+    clock = Clock()
+    ledger = Ledger(store_client, lease_seconds=60, delivered_retention_seconds=86400, clock=clock)
+    schedule = RetrySchedule(store_client, clock=clock)
+    sweep = StrandedSweep(ledger, schedule, broker=store_client, clock=clock, after_seconds=900)
+    ledger.accept(event(1))
+    store_client.lpush(QUEUE, b"\xff\xfe not a message")
+    store_client.hset("unacked", "tag-9", b"\xff not json either")
+    clock.now += 901
+    assert sweep.sweep() == 0 and sweep.left_queued == 1  # nothing known of what is behind it
+    queued(store_client, 2, clock.now)  # a stamped message behind: TX-1's has certainly left
+    assert sweep.sweep() == 1
+    assert schedule.get("receipt.create:TX-1") is not None
+
+
+class RestoreBetweenRoundTrips:
+    """The broker's client (the seam), with kombu's restore of a killed worker's message — one transaction
+    moving it from the unacked set back onto its queue — landing right after the sweep's first round trip."""
+
+    def __init__(self, client, restore) -> None:
+        self._client, self._restore = client, restore
+
+    def pipeline(self, *args, **kwargs):
+        pipe = self._client.pipeline(*args, **kwargs)
+        execute = pipe.execute
+
+        def execute_then_restore(*a, **k):
+            try:
+                return execute(*a, **k)
+            finally:
+                restore, self._restore = self._restore, lambda: None
+                restore()
+
+        pipe.execute = execute_then_restore
+        return pipe
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_a_message_restored_while_the_sweep_reads_is_not_taken_for_lost(world, store_client):
+    """Regression (``make chaos``, after the batches' fix: 4 copies): the sweep read the queues, then the
+    unacked set; a killed worker's messages restored in between were in neither.  It reads both in one
+    transaction now."""
+    clock, ledger, schedule, _ = world
+    ledger.accept(event(1))
+    message = queued(store_client, 1, clock.now)
+    store_client.rpop(QUEUE)  # a worker took it, and was killed
+    held = json.dumps([json.loads(message), "", QUEUE])
+    store_client.hset("unacked", "tag-1", held)
+
+    def restore():
+        pipe = store_client.pipeline(transaction=True)
+        pipe.hdel("unacked", "tag-1").rpush(QUEUE, message)
+        pipe.execute()
+
+    broker = RestoreBetweenRoundTrips(store_client, restore)
+    sweep = StrandedSweep(ledger, schedule, broker=broker, clock=clock, after_seconds=900)
+    clock.now += 901
+    assert sweep.sweep() == 0
+    assert store_client.llen(QUEUE) == 1 and not store_client.hlen("unacked")  # the restore happened
+    assert schedule.get("receipt.create:TX-1") is None
+    assert sweep.sweep() == 0 and sweep.left_queued == 1  # its message is queued again
 
 
 def test_an_event_sent_again_is_not_sent_again_while_its_copy_may_be_queued(world, store_client):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.celery_config import celery_config
+from worker.broker.celery_config import celery_config
 from worker.settings import SentinelAddress, Settings, SettingsError
 from worker.store.connection import describe
 
@@ -34,14 +34,15 @@ def test_a_bad_sentinel_url_is_refused_without_its_password(url, problem):
 def test_the_broker_gets_kombus_form_and_the_master_name():
     config = celery_config(Settings(), URL + "&sentinel_password=spw")
     assert config["broker_url"].startswith("sentinel://:pw%40x@10.0.0.1:26379/2;sentinel://")
-    assert config["broker_transport"] == "worker.celery_config:SentinelTransport"
+    assert config["broker_transport"] == "worker.broker.celery_config:SentinelTransport"
     assert config["broker_transport_options"]["master_name"] == "relay"
     assert config["broker_transport_options"]["sentinel_kwargs"] == {"password": "spw"}
     plain = celery_config(Settings(), "redis://127.0.0.1:6379/0")
-    assert plain["broker_transport"] == "worker.celery_config:RedisTransport"
+    assert plain["broker_transport"] == "worker.broker.celery_config:RedisTransport"
     assert "master_name" not in plain["broker_transport_options"]
-    tls = celery_config(Settings(), "rediss://h:6380/0")  # screened too (tests/worker/test_redis_schemes.py)
-    assert tls["broker_transport"] == "worker.celery_config:RedisTransport"
+    # screened too (tests/worker/broker/test_redis_schemes.py)
+    tls = celery_config(Settings(), "rediss://h:6380/0")
+    assert tls["broker_transport"] == "worker.broker.celery_config:RedisTransport"
     assert tls["broker_use_ssl"]["ssl_cert_reqs"] == "required"
 
 

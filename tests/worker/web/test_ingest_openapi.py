@@ -143,7 +143,7 @@ def test_the_examples_come_from_the_package_which_links_examples(document):
     root = Path(__file__).resolve().parents[3]
     link = root / "tasks" / "example_events"
     assert link.is_symlink() and link.resolve() == (root / "examples").resolve()
-    assert '"tasks" = ["example_events/*.json"]' in (root / "pyproject.toml").read_text()
+    assert '"tasks" = ["example_events/*.json", ' in (root / "pyproject.toml").read_text()
     assert set(example_events()) == {path.stem for path in EXAMPLES.glob("*.json")}
 
 

@@ -22,7 +22,7 @@ resend is accepted again, so it has nothing to read back; if such an update is r
 dispatch was published meanwhile (a ``dispatch.publish`` of the shipment went first), the refusal is
 Trademax's word: a dead letter with its message ("dispatch is published"), for a person to look at.
 
-Only for an event one of whose earlier attempts may have landed (:func:`earlier_attempt_may_have_landed`):
+Only for an event one of whose earlier attempts may have landed (``worker.delivery.lost_answers``):
 a refusal on a first attempt is Trademax's word, never second-guessed.  A read that itself fails
 (a 5xx, a timeout) decides nothing: the caller retries the event later.
 """
@@ -105,20 +105,6 @@ def has_read_back(operation: str, fields: Mapping[str, Any] | None = None) -> bo
     if operation == "dispatch.update":
         return (fields or {}).get("draft") is False
     return operation in CHECKS
-
-
-def taken_over(history: Any) -> bool:
-    """A send was taken over after its worker died or lost the store mid-send: a ``sending`` →
-    ``sending`` step in the event's history."""
-    return any(step.get("from") == "sending" and step.get("to") == "sending" for step in history or ())
-
-
-def earlier_attempt_may_have_landed(history: Any, attempts_log: Any) -> bool:
-    """An earlier attempt went unanswered: a read timeout (outcome ``outcome_unknown``) or a send
-    :func:`taken_over`."""
-    if any(entry.get("outcome") == "outcome_unknown" for entry in attempts_log or ()):
-        return True
-    return taken_over(history)
 
 
 def read_back(client: TrademaxClient, operation: str, dispatch_id: Any,

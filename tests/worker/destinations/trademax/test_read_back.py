@@ -13,7 +13,6 @@ import pytest
 
 from worker.delivery.pipeline import deliver
 from worker.errors import OutcomeUnknownError, PermanentError, TransientError
-from worker.destinations.trademax.read_back import earlier_attempt_may_have_landed
 from worker.delivery.relay import build_relay
 from worker.settings import Settings
 from worker.destinations.trademax.client import TrademaxReply
@@ -210,13 +209,3 @@ def test_an_unreadable_dispatch_retries_later_instead_of_deciding(relay_with):
     assert "could not read dispatch 4711 back" in record(relay, "dispatch.publish").history[-1]["reason"]
     trademax.read_fails = False
     assert deliver(relay, "dispatch.publish", example("dispatch.publish"), owner="w3") == "delivered"
-
-
-@pytest.mark.parametrize("history, attempts, expected", [
-    ([], [], False),
-    ([{"from": "retrying", "to": "sending"}], [{"outcome": "transient"}], False),
-    ([], [{"outcome": "transient"}, {"outcome": "outcome_unknown"}], True),
-    ([{"from": "sending", "to": "sending"}], [], True),
-])
-def test_which_earlier_attempts_may_have_landed(history, attempts, expected):
-    assert earlier_attempt_may_have_landed(history, attempts) is expected

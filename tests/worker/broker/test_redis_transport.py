@@ -1,5 +1,6 @@
-"""worker.celery_config.RedisTransport against a real valkey-server: a channel shares one redis-py client
-(kombu built one per publish, event and ack) and still publishes, consumes and recovers from lost pools."""
+"""worker.broker.celery_config.RedisTransport against a real valkey-server: a channel shares one redis-py
+client (kombu built one per publish, event and ack) and still publishes, consumes and recovers from lost
+pools."""
 from __future__ import annotations
 
 import threading
@@ -8,7 +9,7 @@ import time
 import pytest
 from kombu import Connection
 
-from worker.celery_config import RedisTransport
+from worker.broker.celery_config import RedisTransport
 
 
 @pytest.fixture
@@ -64,7 +65,7 @@ def test_the_embedded_stores_socket_broker_screens_every_message(tmp_path):
     from benchmarks.poison import celery_message
     from kombu.transport.virtual import Empty
 
-    from worker.celery_config import SocketTransport, celery_config
+    from worker.broker.celery_config import SocketTransport, celery_config
     from worker.settings import Settings
     from worker.store import embedded
     from worker.destinations.table import delivery_ref

@@ -2,7 +2,7 @@
 resend, run now).  (``wms-relay enqueue`` and the ingest door need none: each event's task message goes
 onto its queue in the same store call as its ledger record, ``worker.delivery.admission``.)
 
-It is built from the Settings passed in, configured like the service's (``worker.celery_config``), and
+It is built from the Settings passed in, configured like the service's (``worker.broker.celery_config``), and
 its broker is exactly the Redis those settings name: it never starts the embedded server (the service's
 app, ``worker.celery.app``, configures itself from the environment once and may start it).  It needs no
 destination's credentials and loads no task module."""
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from worker.celery_config import celery_config
+from worker.broker.celery_config import celery_config
 from worker.settings import Settings
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import pytest
 from kombu import Connection
 
-from worker.celery_config import RedisTransport, SentinelTransport, SocketTransport, celery_config
+from worker.broker.celery_config import RedisTransport, SentinelTransport, SocketTransport, celery_config
 from worker.settings import SentinelAddress, Settings, SettingsError
 from worker.store.connection import tls_options
 
-OURS = "worker.celery_config:"
+OURS = "worker.broker.celery_config:"
 
 
 @pytest.fixture
