@@ -12,7 +12,7 @@ task"; measured again in "The broker's bookkeeping per message").
 
 :class:`UnackedBookkeeping` keeps exactly kombu's keys and data — so kombu's ``restore_visible`` (the
 visibility sweep), ``restore_by_tag``, ``restore_unacked`` and our stranded-event sweep
-(``worker.store.broker_queues.unacked_messages``) read what they always read — and changes how it gets
+(``worker.store.broker_queues.broker_snapshot``) read what they always read — and changes how it gets
 there:
 
 * **plain commands in one write** (``HSET``, ``ZADD``; ``ZREM``, ``HDEL``), packed and sent on a pooled

@@ -71,7 +71,7 @@ def message_of(record, destination: str = WMS_DESTINATION.name) -> dict:
 
 
 def unacked_refs(messages: list[tuple[str, list]]) -> set[str]:
-    """The deliveries whose messages workers hold (``broker_queues.unacked_messages``)."""
+    """The deliveries whose messages workers hold (``broker_queues.broker_snapshot``)."""
     refs = set()
     for task, args in messages:
         row = TASKS.get(task)

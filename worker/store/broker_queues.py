@@ -9,8 +9,8 @@ Each message our publishers put on a queue (the door, the scheduler, the fan-out
 its publish time in header ``published_at`` (Unix seconds, the publisher's clock) — a WMS's own messages
 need not.  A queue is a FIFO list (LPUSH in, BRPOP out), so the publish time of the oldest message still
 queued tells the stranded-event sweep (``worker.scheduling.stranded``) which messages have certainly left
-it: :func:`oldest_published`.  :func:`unacked_messages` reads the messages workers hold;
-:func:`broker_snapshot` reads both at one instant.
+it; and the unacknowledged set says which messages workers hold.  :func:`broker_snapshot` reads both at
+one instant.
 
 The queues to count are handed in (``worker.destinations.table.QUEUES``, or one destination's): the store
 sits below the destinations and knows no table.
@@ -54,23 +54,20 @@ def unacked(redis_client) -> int:
     return int(redis_client.hlen(UNACKED_HASH))
 
 
-def oldest_published(redis_client, queues: Iterable[str], now: float) -> dict[str, float | None]:
-    """For each queue, a time before which every message published to it has left it (one round trip):
-    ``now`` when it is empty; else the publish time of its oldest message that has one (messages ahead
-    of that one are a WMS's own); None when none of its ``LOOK_AT_OLDEST`` oldest messages says (a queue
-    full of messages from a WMS, or from an earlier version: nothing can be said until it moves on).
-    Only priority 0's list counts: our publishers send no priority."""
-    queues = list(queues)
-    pipe = redis_client.pipeline(transaction=False)
-    _read_oldest(pipe, queues)
-    return _oldest_of(queues, pipe.execute(), now)
-
-
 def broker_snapshot(redis_client, queues: Iterable[str], now: float) -> tuple[dict[str, float | None], list]:
-    """:func:`oldest_published` and :func:`unacked_messages` read together, in one ``MULTI``/``EXEC``: a
-    message kombu's restore moves from the unacknowledged set back onto its queue (one transaction of its
-    own) is seen in one or the other, never in neither — read one after the other, the stranded sweep once
-    took four restored messages for lost (``make chaos``)."""
+    """What the stranded sweep reads of the broker, in one ``MULTI``/``EXEC``:
+
+    - for each queue, a time before which every message published to it has left it: ``now`` when it is
+      empty; else the publish time of its oldest message that has one (messages ahead of that one are a
+      WMS's own); None when none of its ``LOOK_AT_OLDEST`` oldest messages says (a queue full of messages
+      from a WMS, or from an earlier version: nothing can be said until it moves on).  Only priority 0's
+      list counts: our publishers send no priority;
+    - the messages workers hold right now, each as (task name, positional arguments); one that cannot be
+      read so is left out (the screen dead-letters such a message when it is restored).
+
+    Read together, a message kombu's restore moves from the unacknowledged set back onto its queue (one
+    transaction of its own) is seen in one or the other, never in neither — read one after the other, the
+    stranded sweep once took four restored messages for lost (``make chaos``)."""
     queues = list(queues)
     # MULTI and EXEC sent as commands of a plain pipeline (one connection, in order): redis-py's own
     # transaction decodes EXEC's reply whatever each command asked, and a message need not be UTF-8.
@@ -109,12 +106,6 @@ def _published_at(raw: Any) -> float | None:
     except (ValueError, TypeError, KeyError):
         return None
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def unacked_messages(redis_client) -> list[tuple[str, list]]:
-    """The messages workers hold right now, each as (task name, positional arguments); one that cannot be
-    read so is left out (the screen dead-letters such a message when it is restored)."""
-    return _readable(redis_client.execute_command("HVALS", UNACKED_HASH, **_AS_BYTES))
 
 
 def _readable(raws: list) -> list[tuple[str, list]]:

@@ -18,7 +18,7 @@ from kombu.transport import redis as kombu_redis
 from benchmarks.poison import celery_message
 from worker.broker.unacked import ACK_FLUSH_SECONDS, UnackedBookkeeping, flush_acks_on
 from worker.broker.celery_config import RedisTransport
-from worker.store.broker_queues import unacked_messages
+from worker.store.broker_queues import broker_snapshot
 
 QUEUE = "trademax.receipt"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -132,16 +132,21 @@ def test_queued_acks_are_removed_before_the_channel_closes(broker):
     assert back == [unfinished.delivery_tag]  # the finished one is not handed out again
 
 
+def _held(client) -> list:
+    """The messages workers hold, as the stranded sweep reads them."""
+    return broker_snapshot(client, [], now=0.0)[1]
+
+
 def test_the_stranded_sweep_sees_the_messages_workers_hold(broker):
     server, client = broker
     _publish(client, 2)
     with Connection(server.url, transport=RedisTransport) as connection:
         first, second = _take(connection, 2)
-        held = unacked_messages(client)
+        held = _held(client)
         assert sorted(args[0]["transaction_id"] for _, args in held) == ["R-0", "R-1"]
         assert {task for task, _ in held} == {"trademax.receipt.create"}
         first.ack()
-        assert [args[0]["transaction_id"] for _, args in unacked_messages(client)] == [
+        assert [args[0]["transaction_id"] for _, args in _held(client)] == [
             second.payload[0][0]["transaction_id"]]
 
 

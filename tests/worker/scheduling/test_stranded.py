@@ -343,7 +343,7 @@ def test_our_publishers_stamp_the_publish_time_the_sweep_reads(shared_redis_serv
     from celery import Celery
 
     from tasks.publishing import celery_publisher
-    from worker.store.broker_queues import oldest_published
+    from worker.store.broker_queues import broker_snapshot
 
     client = shared_redis_server.client()
     client.flushdb()
@@ -354,5 +354,5 @@ def test_our_publishers_stamp_the_publish_time_the_sweep_reads(shared_redis_serv
         app.close()
     queued(client, 2, 2000.0)
     assert client.llen(QUEUE) == 2
-    assert oldest_published(client, [QUEUE, "trademax.dispatch"], now=3000.0) == {
+    assert broker_snapshot(client, [QUEUE, "trademax.dispatch"], now=3000.0)[0] == {
         QUEUE: 1000.25, "trademax.dispatch": 3000.0}
